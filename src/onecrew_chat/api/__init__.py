@@ -1,0 +1,1 @@
+"""The HTTP layer: the app factory, request dependencies and one router module per resource."""

@@ -1,0 +1,80 @@
+"""The FastAPI app factory: create_app(settings) wires the runtime, middleware, errors and routers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI, Request, Response
+
+from onecrew_chat import __version__
+from onecrew_chat.api.errors import install_error_handlers
+from onecrew_chat.api.routes import (
+    conversations,
+    conversations_create,
+    health,
+    heartbeat,
+    internal,
+    token,
+    webhooks,
+)
+from onecrew_chat.config import Settings
+from onecrew_chat.logging import get_logger
+from onecrew_chat.outbox import worker
+from onecrew_chat.runtime import Runtime, build_runtime
+
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the ASGI app; nothing connects until the lifespan starts or the first request arrives."""
+    runtime = runtime or build_runtime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = None
+        if settings.run_worker:
+            task = asyncio.create_task(worker.run_forever(runtime, stop), name="outbox-worker")
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, timeout=settings.provision_deadline_s + 5)
+            await runtime.close()
+
+    app = FastAPI(
+        title="onecrew-chat",
+        version=__version__,
+        description="OneCrew's chat backend: Stream tokens, conversations whose channels always hold their members, "
+        "unread counts and Stream webhooks.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        response = await call_next(request)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        response.headers["X-Request-ID"] = request_id
+        response.headers["Server-Timing"] = f"app;dur={elapsed_ms:.2f}"
+        log.debug(
+            "http.request", method=request.method, path=request.url.path, status=response.status_code, ms=round(elapsed_ms, 2)
+        )
+        return response
+
+    for module in (health, internal, token, heartbeat, webhooks, conversations, conversations_create):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,103 @@
+"""Engine and session factories, the UTC datetime column type and the migration runner."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import DateTime, event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
+
+from onecrew_chat.config import Settings, to_async_url
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (the only kind of datetime the code handles)."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored as UTC and always read back timezone-aware, on SQLite too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use onecrew_chat.db.utcnow()")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def make_engine(settings: Settings | None = None, *, url: str | None = None) -> AsyncEngine:
+    """Create the async engine for the configured database (SQLite tuned for one writer)."""
+    async_url = to_async_url(url) if url else settings.async_database_url
+    if async_url.startswith("sqlite"):
+        path = async_url.split(":///", 1)[1] if ":///" in async_url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(async_url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_async_engine(async_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(database_url: str):
+    """An Alembic Config pointing at the packaged migrations and the given database."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", to_async_url(database_url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade_database(database_url: str, revision: str = "head") -> None:
+    """Apply the Alembic migrations (synchronous; call it outside a running event loop)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(database_url), revision)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The Alembic revision the database is at, or None when it was never migrated."""
+    from sqlalchemy import inspect, text
+
+    async with engine.connect() as conn:
+        has_table = await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version"))
+        if not has_table:
+            return None
+        row = (await conn.execute(text("SELECT version_num FROM alembic_version"))).first()
+        return row[0] if row else None
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this code."""
+    from alembic.script import ScriptDirectory
+
+    cfg = alembic_config("sqlite://")
+    return ScriptDirectory.from_config(cfg).get_current_head()

@@ -1,0 +1,77 @@
+"""The one error tree: every domain error knows its HTTP status, stable code and human message."""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """Base of every error a client may see; rendered as {success: false, error, code}."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+
+class BadRequest(AppError):
+    """The request's parameters are wrong (400)."""
+
+    status_code = 400
+    code = "bad_request"
+
+
+class Unauthorized(AppError):
+    """No valid credentials (401)."""
+
+    status_code = 401
+    code = "invalid_token"
+
+    def __init__(self, message: str = "Invalid or expired token", **kwargs):
+        super().__init__(message, **kwargs)
+
+
+class Forbidden(AppError):
+    """Authenticated but not allowed to act as that identity (403)."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(AppError):
+    """The thing does not exist or the caller may not know that it does (404)."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(AppError):
+    """The request clashes with one still running or with stored state (409)."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class Unprocessable(AppError):
+    """The body is well-formed JSON but says something invalid (422)."""
+
+    status_code = 422
+    code = "validation_error"
+
+
+class ServiceUnavailable(AppError):
+    """A dependency (database, Stream) is not answering (503)."""
+
+    status_code = 503
+    code = "service_unavailable"
+
+
+NOT_A_MEMBER = "User must be a member of this company"
+
+
+def not_a_member() -> Forbidden:
+    """The 403 the app recognises when acting as a company it does not own or administer."""
+    return Forbidden(NOT_A_MEMBER, code="not_company_member")

@@ -1,0 +1,1 @@
+"""Making Stream match our records: resolve participants, mirror identities, ensure channels and members."""

@@ -1,0 +1,193 @@
+"""Fixtures: migrated SQLite and PostgreSQL databases, the Stream emulator over loopback, the app over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from onecrew_chat.config import Settings
+from onecrew_chat.db import upgrade_database
+from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET
+
+PG_ADMIN_URL = os.environ.get("ONECREW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+TABLES = (
+    "conversation_participant",
+    "conversation",
+    "company_member",
+    "company",
+    '"user"',
+    "stream_identity",
+    "outbox_message",
+    "idempotency_key",
+    "webhook_event",
+    "channel_drift",
+)
+
+
+def _postgres_available() -> bool:
+    async def probe() -> bool:
+        engine = create_async_engine(PG_ADMIN_URL.replace("postgresql://", "postgresql+asyncpg://"))
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(probe())
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A fresh, migrated PostgreSQL database for this test session (required when CI=true)."""
+    if not _postgres_available():
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required under CI but {PG_ADMIN_URL} does not answer")
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
+    name = f"onecrew_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = PG_ADMIN_URL.replace("postgresql://", "postgresql+asyncpg://")
+
+    async def admin_exec(sql: str) -> None:
+        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text(sql))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(admin_exec(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    upgrade_database(url)
+    yield url
+    asyncio.run(admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory) -> str:
+    """A migrated SQLite file for this test session."""
+    path = Path(tmp_path_factory.mktemp("sqlite")) / "onecrew-chat.sqlite3"
+    url = f"sqlite:///{path}"
+    upgrade_database(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request) -> str:
+    """Each database test runs on SQLite and on PostgreSQL; tables are emptied before each test."""
+    url = request.getfixturevalue(f"{request.param}_url")
+    _truncate(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_only_url(sqlite_url) -> str:
+    """SQLite alone, for tests whose subject does not depend on the database."""
+    _truncate(sqlite_url)
+    return sqlite_url
+
+
+@pytest.fixture
+def postgres_only_url(postgres_url) -> str:
+    """PostgreSQL alone, for concurrency tests that need real row locking."""
+    _truncate(postgres_url)
+    return postgres_url
+
+
+def _truncate(url: str) -> None:
+    async def run() -> None:
+        from onecrew_chat.config import to_async_url
+
+        engine = create_async_engine(to_async_url(url))
+        try:
+            async with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+                else:
+                    for table in TABLES:
+                        await conn.execute(text(f"DELETE FROM {table}"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def emulator_server():
+    """One Stream emulator over loopback HTTP for the whole session."""
+    from stream_emulator import Emulator, EmulatorServer
+
+    emu = Emulator(api_key=STREAM_KEY, api_secret=STREAM_SECRET)
+    server = EmulatorServer(emu)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def emulator(emulator_server):
+    """The session's emulator with state, faults and request log wiped before the test."""
+    emu = emulator_server.emulator
+    emu.reset()
+    yield emu
+    emu.faults.reset()
+
+
+def make_settings(database_url: str, stream_base_url: str, **overrides) -> Settings:
+    """Settings for a test app: the emulator as Stream, the given database, test secrets."""
+    values = dict(
+        database_url=database_url,
+        stream_api_key=STREAM_KEY,
+        stream_api_secret=STREAM_SECRET,
+        stream_base_url=stream_base_url,
+        jwt_secret=JWT_SECRET,
+        service_token=SERVICE_TOKEN,
+        run_worker=False,
+        provision_deadline_s=3.0,
+        stream_timeout_s=1.0,
+        log_format="console",
+        log_level="warning",
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url, emulator, emulator_server) -> Settings:
+    """Settings over both databases and the emulator."""
+    return make_settings(database_url, emulator_server.base_url)
+
+
+@pytest.fixture
+async def app(settings):
+    """The ASGI app with its lifespan running."""
+    from onecrew_chat.api.app import create_app
+
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app):
+    """HTTP through the whole ASGI stack (middleware, routing, error rendering)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def session(app):
+    """A database session on the app's engine, for arranging and inspecting rows."""
+    async with app.state.runtime.sessionmaker() as db:
+        yield db

@@ -1,0 +1,51 @@
+"""Test helpers shared by every layer: JWTs, directory rows and waiting on conditions with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import jwt
+
+JWT_SECRET = "test-onecrew-jwt-secret-0123456789abcdef"
+SERVICE_TOKEN = "test-service-token-0123456789"
+STREAM_KEY = "test-key"
+STREAM_SECRET = "test-stream-secret-0123456789abcdef"
+
+
+def make_jwt(sub: str, *, secret: str = JWT_SECRET, exp_in: int = 3600, algorithm: str = "HS256", **claims) -> str:
+    """A OneCrew backend JWT for `sub`."""
+    now = int(time.time())
+    payload = {"sub": sub, "iat": now, "exp": now + exp_in, **claims}
+    return jwt.encode(payload, secret, algorithm=algorithm)
+
+
+def auth(sub: str, **kwargs) -> dict[str, str]:
+    """Headers the app sends: bearer JWT and JSON content type."""
+    return {"Authorization": f"Bearer {make_jwt(sub, **kwargs)}", "Content-Type": "application/json"}
+
+
+def service_auth() -> dict[str, str]:
+    """Headers of the main OneCrew backend calling /api/internal/*."""
+    return {"Authorization": f"Bearer {SERVICE_TOKEN}"}
+
+
+def new_id() -> str:
+    """A fresh lowercase uuid."""
+    return str(uuid.uuid4())
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool] | bool], *, timeout: float = 10.0, what: str = "condition"):
+    """Poll `predicate` until it is true or fail after `timeout` seconds (never a blind sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)  # polling interval of a deadline-bounded wait
