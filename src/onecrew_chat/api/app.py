@@ -24,6 +24,7 @@ from onecrew_chat.api.routes import (
 )
 from onecrew_chat.config import Settings
 from onecrew_chat.logging import get_logger
+from onecrew_chat.metrics import HTTP_REQUEST_SECONDS
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime, build_runtime
 
@@ -68,6 +69,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         started = time.perf_counter()
         response = await call_next(request)
         elapsed_ms = (time.perf_counter() - started) * 1000
+        route = request.scope.get("route")
+        HTTP_REQUEST_SECONDS.labels(
+            request.method, getattr(route, "path", "unmatched"), str(response.status_code)
+        ).observe(elapsed_ms / 1000)
         response.headers["X-Request-ID"] = request_id
         response.headers["Server-Timing"] = f"app;dur={elapsed_ms:.2f}"
         log.debug(
