@@ -1,6 +1,60 @@
-"""PLACEHOLDER: replaced by the real adapter (see stream/errors.py for the error tree)."""
+"""StreamGateway: the only code that calls Stream, over the official getstream SDK, with every failure classified."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+from getstream import AsyncStream
+from getstream.exceptions import StreamApiException, StreamTransportException
+from getstream.models import ChannelInput, ChannelMemberRequest, QueryUsersPayload, UpdateUserPartialRequest, UserRequest
+
+from onecrew_chat import metrics
+from onecrew_chat.stream.errors import (
+    StreamBatchError,
+    StreamError,
+    StreamRateLimited,
+    StreamRequestError,
+    StreamUnavailable,
+    StreamUsersMissing,
+    parse_missing_user_ids,
+)
+
+log = structlog.get_logger(__name__)  # structlog directly: this package imports nothing else of ours
+
+MAX_BATCH = 100  # Stream's limit for users per upsert/partial update and members per create/add call
+_ROLE = "user"  # every identity is a plain app-level user; there is deliberately no parameter for this
+_CHANNEL_STATE_MEMBERS = 100
+
+
+@dataclass(frozen=True)
+class StreamUser:
+    """A Stream user profile as we send it; the role is not part of it (the adapter always sends "user")."""
+
+    id: str
+    name: str
+    image: str | None = None
+    custom: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """What Stream says about a channel: its members (at most the first 100) and, when known, whether we created it."""
+
+    channel_type: str
+    channel_id: str
+    member_ids: list[str]
+    created: bool | None = None
+    member_count: int | None = None
+
+    @property
+    def cid(self) -> str:
+        """Stream's "type:id"."""
+        return f"{self.channel_type}:{self.channel_id}"
 
 
 class StreamGateway:
@@ -11,16 +65,270 @@ class StreamGateway:
         self._api_secret = api_secret
         self.base_url = base_url
         self.timeout_s = timeout_s
+        self.calls = 0
+        self._sdk: AsyncStream | None = None
 
     @classmethod
-    def from_settings(cls, settings) -> "StreamGateway":
+    def from_settings(cls, settings) -> StreamGateway:
         """Build from Settings (STREAM_API_KEY, STREAM_API_SECRET, STREAM_BASE_URL, ONECREW_STREAM_TIMEOUT_S)."""
+        secret = settings.stream_api_secret
         return cls(
             api_key=settings.stream_api_key or "",
-            api_secret=settings.stream_api_secret.get_secret_value() if settings.stream_api_secret else "",
+            api_secret=secret.get_secret_value() if hasattr(secret, "get_secret_value") else (secret or ""),
             base_url=settings.stream_base_url,
             timeout_s=settings.stream_timeout_s,
         )
 
+    # --- users -----------------------------------------------------------------------------------
+
+    async def upsert_users(self, users: list[StreamUser]) -> None:
+        """Create or fully replace up to 100 users, each with role "user"; a refused batch raises StreamBatchError."""
+        _check_batch("users", users)
+        if not users:
+            return
+        requests = {
+            user.id: UserRequest(id=user.id, name=user.name, image=user.image, role=_ROLE, custom=dict(user.custom))
+            for user in users
+        }
+        await self._call("UpdateUsers", lambda sdk: sdk.update_users(users=requests), batch_ids=list(requests))
+
+    async def partial_update_users(self, updates: list[tuple[str, dict, list[str]]]) -> None:
+        """Apply (id, set, unset) partial updates to up to 100 users; the role can be neither set nor unset."""
+        _check_batch("updates", updates)
+        if not updates:
+            return
+        requests = []
+        for user_id, set_fields, unset_fields in updates:
+            if "role" in (set_fields or {}) or "role" in (unset_fields or []):
+                raise ValueError("the Stream adapter never changes a user's role")
+            requests.append(UpdateUserPartialRequest(id=user_id, set=set_fields or None, unset=unset_fields or None))
+        await self._call(
+            "UpdateUsersPartial",
+            lambda sdk: sdk.update_users_partial(users=requests),
+            batch_ids=[request.id for request in requests],
+        )
+
+    async def query_user_ids(self, ids: list[str]) -> set[str]:
+        """Which of these user ids exist in Stream (one QueryUsers call per 100 ids)."""
+        wanted = list(dict.fromkeys(ids))
+        found: set[str] = set()
+        for start in range(0, len(wanted), MAX_BATCH):
+            chunk = wanted[start : start + MAX_BATCH]
+            payload = QueryUsersPayload(filter_conditions={"id": {"$in": chunk}}, limit=len(chunk))
+            response = await self._call("QueryUsers", lambda sdk, p=payload: sdk.query_users(payload=p))
+            found.update(user.id for user in response.data.users)
+        return found
+
+    # --- channels --------------------------------------------------------------------------------
+
+    async def get_or_create_channel(
+        self,
+        channel_type: str,
+        channel_id: str,
+        *,
+        created_by_id: str,
+        member_ids: list[str],
+        custom: dict | None = None,
+    ) -> ChannelState:
+        """Get or create the channel with these (≤100) members, created by `created_by_id`; returns Stream's state."""
+        if not created_by_id:
+            raise ValueError("created_by_id is required for server-side channel creation")
+        members = list(dict.fromkeys(member_ids))
+        _check_batch("members", members)
+        data = ChannelInput(
+            created_by_id=created_by_id,
+            members=[ChannelMemberRequest(user_id=member_id) for member_id in members] or None,
+            custom=dict(custom) if custom else None,
+        )
+        response = await self._call(
+            "GetOrCreateChannel", lambda sdk: sdk.chat.channel(channel_type, channel_id).get_or_create(data=data)
+        )
+        return _channel_state(channel_type, channel_id, response.data)
+
+    async def add_members(self, channel_type: str, channel_id: str, member_ids: list[str]) -> None:
+        """Add up to 100 members to an existing channel (adding a member twice is harmless)."""
+        members = list(dict.fromkeys(member_ids))
+        _check_batch("members", members)
+        if not members:
+            return
+        requests = [ChannelMemberRequest(user_id=member_id) for member_id in members]
+        await self._call(
+            "UpdateChannel", lambda sdk: sdk.chat.channel(channel_type, channel_id).update(add_members=requests)
+        )
+
+    async def get_channel(self, channel_type: str, channel_id: str) -> ChannelState | None:
+        """The channel's state found by cid through QueryChannels, or None when Stream has no such channel."""
+        cid = f"{channel_type}:{channel_id}"
+        response = await self._call(
+            "QueryChannels",
+            lambda sdk: sdk.chat.query_channels(
+                filter_conditions={"cid": cid}, limit=1, member_limit=_CHANNEL_STATE_MEMBERS, message_limit=0
+            ),
+        )
+        for state in response.data.channels or []:
+            channel = state.channel
+            if channel is None or (channel.type, channel.id) == (channel_type, channel_id):
+                return _channel_state(channel_type, channel_id, state)
+        return None
+
+    # --- app ---------------------------------------------------------------------------------------
+
+    async def update_app_settings(self, *, webhook_url: str | None) -> None:
+        """Point Stream's webhooks at `webhook_url` (None switches them off)."""
+        await self._call("UpdateApp", lambda sdk: sdk.update_app(webhook_url=webhook_url or ""))
+
+    async def ping(self) -> None:
+        """A cheap authenticated call (GetApp), for readiness checks."""
+        await self._call("GetApp", lambda sdk: sdk.get_app())
+
+    def create_user_token(self, user_id: str, ttl_s: int) -> str:
+        """A Stream user token (HS256 with user_id, iat and exp), signed locally; no HTTP call."""
+        if not user_id:
+            raise ValueError("user_id is required")
+        return self._client("CreateToken").create_token(user_id, expiration=int(ttl_s))
+
     async def close(self) -> None:
         """Close the HTTP pool."""
+        if self._sdk is not None:
+            sdk, self._sdk = self._sdk, None
+            await sdk.aclose()
+
+    # --- the one choke point ------------------------------------------------------------------------
+
+    def _client(self, operation: str) -> AsyncStream:
+        if self._sdk is None:
+            if not self.api_key or not self._api_secret:
+                raise StreamRequestError("Stream API key and secret are not configured", operation=operation)
+            # connect_timeout too: the SDK's default of 10 s would outlive every deadline we have.
+            self._sdk = AsyncStream(
+                api_key=self.api_key,
+                api_secret=self._api_secret,
+                base_url=self.base_url,
+                timeout=self.timeout_s,
+                connect_timeout=self.timeout_s,
+            )
+        return self._sdk
+
+    async def _call(
+        self, operation: str, send: Callable[[AsyncStream], Awaitable[Any]], *, batch_ids: list[str] | None = None
+    ) -> Any:
+        sdk = self._client(operation)
+        self.calls += 1
+        started = time.perf_counter()
+        try:
+            response = await send(sdk)
+        except StreamApiException as exc:
+            error = _from_api_exception(operation, exc, batch_ids)
+            _record(operation, error, _remaining(exc.rate_limit_info), started)
+            raise error from exc
+        except (StreamTransportException, httpx.HTTPError) as exc:
+            kind = getattr(exc, "error_type", type(exc).__name__)
+            error = StreamUnavailable(f"transport error ({kind}): {exc.__cause__ or exc}", operation=operation)
+            _record(operation, error, None, started)
+            raise error from exc
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            # The SDK could not read the answer (it parses strictly); no retry will change that.
+            error = StreamRequestError(f"unexpected answer from Stream: {exc!r}", operation=operation)
+            _record(operation, error, None, started)
+            raise error from exc
+        remaining = _remaining(response.rate_limit()) if hasattr(response, "rate_limit") else None
+        _record(operation, None, remaining, started)
+        return response
+
+
+def _check_batch(what: str, items: Iterable) -> None:
+    count = len(list(items))
+    if count > MAX_BATCH:
+        raise ValueError(f"at most {MAX_BATCH} {what} per Stream call, got {count}")
+
+
+def _channel_state(channel_type: str, channel_id: str, data: Any) -> ChannelState:
+    member_ids = []
+    for member in data.members or []:
+        user_id = member.user_id or (member.user.id if member.user is not None else None)
+        if user_id:
+            member_ids.append(user_id)
+    channel = getattr(data, "channel", None)
+    return ChannelState(
+        channel_type=channel_type,
+        channel_id=channel_id,
+        member_ids=member_ids,
+        created=None,  # Stream's get-or-create answer does not say whether it created the channel
+        member_count=getattr(channel, "member_count", None),
+    )
+
+
+def _from_api_exception(operation: str, exc: StreamApiException, batch_ids: list[str] | None) -> StreamError:
+    status = exc.status_code
+    code = exc.code or None
+    message = exc.message or f"HTTP {status}"
+    if status == 429:
+        reset_at = _reset_at(exc)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            retry_after_s = max(0.0, retry_after.total_seconds())
+        elif reset_at is not None:
+            retry_after_s = max(0.0, reset_at - time.time())
+        else:
+            retry_after_s = None
+        return StreamRateLimited(
+            message, operation=operation, status=status, code=code, reset_at=reset_at, retry_after_s=retry_after_s
+        )
+    if status >= 500 or status == 408 or status < 400:
+        return StreamUnavailable(message, operation=operation, status=status, code=code)
+    missing = parse_missing_user_ids(message)
+    if missing:
+        return StreamUsersMissing(message, operation=operation, status=status, code=code, missing_ids=missing)
+    if batch_ids and status == 400:
+        return StreamBatchError(
+            message, operation=operation, status=status, code=code, bad_id=_named_id(exc, message, batch_ids)
+        )
+    return StreamRequestError(message, operation=operation, status=status, code=code)
+
+
+def _named_id(exc: StreamApiException, message: str, batch_ids: list[str]) -> str | None:
+    haystack = " ".join([message, *map(str, (exc.exception_fields or {}).values())])
+    # Longest first, so an id that is a prefix of another does not shadow it.
+    for candidate in sorted(batch_ids, key=len, reverse=True):
+        if candidate and candidate in haystack:
+            return candidate
+    return None
+
+
+def _reset_at(exc: StreamApiException) -> float | None:
+    info = exc.rate_limit_info
+    if info is not None:
+        return info.reset.timestamp()
+    response = exc.http_response
+    raw = response.headers.get("x-ratelimit-reset") if response is not None else None
+    for part in (raw or "").split(","):
+        try:
+            return float(part.strip())
+        except ValueError:
+            continue
+    return None
+
+
+def _remaining(info: Any) -> int | None:
+    return getattr(info, "remaining", None)
+
+
+def _record(operation: str, error: StreamError | None, remaining: int | None, started: float) -> None:
+    outcome = "ok" if error is None else _OUTCOMES.get(type(error), "rejected")
+    metrics.STREAM_CALLS.labels(operation, outcome).inc()
+    if remaining is not None:
+        metrics.STREAM_RATE_LIMIT_REMAINING.labels(operation).set(remaining)
+    ms = round((time.perf_counter() - started) * 1000, 2)
+    if error is None:
+        log.debug("stream.call", operation=operation, outcome=outcome, ms=ms)
+    else:
+        log.info("stream.call", operation=operation, outcome=outcome, ms=ms, status=error.status, code=error.code)
+
+
+_OUTCOMES = {
+    StreamUnavailable: "unavailable",
+    StreamRateLimited: "rate_limited",
+    StreamUsersMissing: "users_missing",
+    StreamBatchError: "batch_refused",
+    StreamRequestError: "rejected",
+}

@@ -1,0 +1,111 @@
+"""The Stream error tree: every failure of a Stream call becomes one of these, classified by what to do about it."""
+
+from __future__ import annotations
+
+import re
+
+# Stream's "members don't exist" messages (stream-api.md §4.3), every variant seen in the wild:
+#   ... involved in channel create operation, but don't exist: [a b]. Please create ...
+#   ... involved in channel update operation, but don't exist: [a, b]. ...
+#   ... specified in channel.members but don't exist:[5027],please create ...
+#   ... could not find user <id> from add_members
+_BRACKETED_MISSING = re.compile(r"(?:don't|do not|doesn't|does not) exist\s*:\s*\[([^\]]*)\]", re.IGNORECASE)
+_ADD_MEMBERS_MISSING = re.compile(r"could not find users? \[?([^\s\]\"]+)\]? from add_members", re.IGNORECASE)
+_ID_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def parse_missing_user_ids(message: str) -> list[str] | None:
+    """The user ids a "don't exist" message names, in order and without duplicates; None if it is not one."""
+    if not message:
+        return None
+    found = _BRACKETED_MISSING.search(message)
+    if found:
+        raw = [part.strip().strip("\"'`") for part in _ID_SEPARATORS.split(found.group(1))]
+    else:
+        found = _ADD_MEMBERS_MISSING.search(message)
+        if not found:
+            return None
+        raw = [found.group(1).strip().strip("\"'`")]
+    ids = [part for part in raw if part]
+    return list(dict.fromkeys(ids))
+
+
+class StreamError(Exception):
+    """A Stream call failed; `operation` is Stream's operation name (GetOrCreateChannel, UpdateUsers, ...)."""
+
+    def __init__(self, message: str, *, operation: str, status: int | None = None, code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.operation = operation
+        self.status = status
+        self.code = code
+
+    def __str__(self) -> str:
+        parts = [self.operation]
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.code is not None:
+            parts.append(f"code {self.code}")
+        return f"{' '.join(parts)}: {self.message}"
+
+
+class StreamTransientError(StreamError):
+    """Worth retrying later: network failure, timeout, 5xx or 429."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after_s = retry_after_s
+
+
+class StreamUnavailable(StreamTransientError):
+    """Stream did not answer usefully: connection error, timeout or 5xx. The call may or may not have happened."""
+
+
+class StreamRateLimited(StreamTransientError):
+    """HTTP 429; `reset_at` is the epoch second from x-ratelimit-reset, `retry_after_s` the wait measured when raised."""
+
+    def __init__(self, message: str, *, reset_at: float | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.reset_at = reset_at
+
+
+class StreamRequestError(StreamError):
+    """Stream refused the request (a 4xx other than 429): repeating it unchanged will not help."""
+
+
+class StreamUsersMissing(StreamRequestError):
+    """Stream's "users ... don't exist" error; `missing_ids` are the ids it named."""
+
+    def __init__(self, message: str, *, missing_ids: list[str], **kwargs):
+        super().__init__(message, **kwargs)
+        self.missing_ids = list(missing_ids)
+
+
+class StreamBatchError(StreamRequestError):
+    """A user batch (upsert or partial update) was refused as a whole; `bad_id` is the id Stream named, if any."""
+
+    def __init__(self, message: str, *, bad_id: str | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.bad_id = bad_id
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        return f"{base} (bad id: {self.bad_id})" if self.bad_id else base
+
+
+class DeadlineExceeded(StreamTransientError):
+    """Retries ran out of time; the last underlying error is `__cause__` (and copied into the fields)."""
+
+    @classmethod
+    def after(cls, operation: str, last: StreamError | None, waited_s: float) -> DeadlineExceeded:
+        """The DeadlineExceeded for `operation` after `waited_s` seconds, describing the last error."""
+        detail = f"gave up after {waited_s:.3f}s"
+        if last is not None:
+            detail += f"; last error: {last}"
+        return cls(
+            detail,
+            operation=operation,
+            status=getattr(last, "status", None),
+            code=getattr(last, "code", None),
+            retry_after_s=getattr(last, "retry_after_s", None),
+        )

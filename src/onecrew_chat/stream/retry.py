@@ -1,0 +1,133 @@
+"""RetryPolicy: the one place Stream calls are retried, by error class, inside a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import structlog
+
+from onecrew_chat import metrics
+from onecrew_chat.stream.errors import (
+    DeadlineExceeded,
+    StreamError,
+    StreamRateLimited,
+    StreamRequestError,
+    StreamUnavailable,
+    StreamUsersMissing,
+)
+
+__all__ = ["DeadlineExceeded", "RetryPolicy"]
+
+T = TypeVar("T")
+log = structlog.get_logger(__name__)  # structlog directly: this package imports nothing else of ours
+
+
+class RetryPolicy:
+    """Runs one Stream operation until it succeeds, fails for good, or the deadline leaves no room for another try.
+
+    - StreamUnavailable (network, timeout, 5xx): full-jitter exponential backoff, rand(0, min(cap, base * 2**n)).
+    - StreamRateLimited (429): wait until Stream's reset (plus up to `base_s` of jitter) if that fits the deadline,
+      else DeadlineExceeded at once; without a reset time it backs off like StreamUnavailable.
+    - StreamUsersMissing: `await repair(missing_ids)`, then retry (at most `max_repairs` times); the first retry
+      after a repair is immediate, later ones back off.
+    - Any other StreamRequestError: raised at once.
+    Each attempt is also cut off when the deadline passes mid-call.
+    """
+
+    def __init__(
+        self,
+        deadline_s: float,
+        *,
+        base_s: float = 0.05,
+        cap_s: float = 1.0,
+        max_repairs: int = 3,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ):
+        if deadline_s <= 0:
+            raise ValueError("deadline_s must be positive")
+        self.deadline_s = deadline_s
+        self.base_s = base_s
+        self.cap_s = cap_s
+        self.max_repairs = max_repairs
+        self.clock = clock
+        self.rng = rng
+        self.sleep = sleep
+
+    def backoff_s(self, attempt: int) -> float:
+        """The full-jitter wait before retry number `attempt` (0-based)."""
+        return self.rng() * min(self.cap_s, self.base_s * (2**attempt))
+
+    async def run(
+        self,
+        operation: Callable[[], Awaitable[T]],
+        *,
+        repair: Callable[[list[str]], Awaitable[None]] | None = None,
+        name: str,
+    ) -> T:
+        """Run `operation` under this policy; returns its result or raises StreamError / DeadlineExceeded."""
+        started = self.clock()
+        deadline = started + self.deadline_s
+        backoffs = 0
+        repairs = 0
+        attempt = 0
+        last: StreamError | None = None
+        while True:
+            attempt += 1
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                raise DeadlineExceeded.after(name, last, self.clock() - started) from last
+            try:
+                return await self._attempt(operation, remaining, name)
+            except StreamUsersMissing as error:
+                if repair is None or repairs >= self.max_repairs:
+                    raise
+                repairs += 1
+                metrics.STREAM_REPAIRS.inc()
+                await repair(list(error.missing_ids))
+                wait = 0.0 if repairs == 1 else self.backoff_s(backoffs)
+                backoffs += 0 if repairs == 1 else 1
+                reason, last = "users_missing", error
+            except StreamRateLimited as error:
+                if error.retry_after_s is None:
+                    wait = self.backoff_s(backoffs)
+                    backoffs += 1
+                else:
+                    wait = error.retry_after_s + self.rng() * self.base_s
+                reason, last = "rate_limited", error
+            except StreamUnavailable as error:
+                wait = self.backoff_s(backoffs)
+                backoffs += 1
+                reason, last = "unavailable", error
+            except StreamRequestError:
+                raise
+            if self.clock() + wait >= deadline:
+                # No pointless wait: the next try could not start before the deadline.
+                raise DeadlineExceeded.after(name, last, self.clock() - started) from last
+            metrics.STREAM_RETRIES.labels(name, reason).inc()
+            log.info(
+                "stream.retry",
+                operation=name,
+                reason=reason,
+                attempt=attempt,
+                wait_ms=round(wait * 1000, 1),
+                status=last.status,
+                code=last.code,
+                missing_ids=getattr(last, "missing_ids", None),
+            )
+            if wait > 0:
+                await self.sleep(wait)  # backoff / retry wait, bounded by the deadline
+
+    async def _attempt(self, operation: Callable[[], Awaitable[T]], remaining: float, name: str) -> T:
+        try:
+            return await asyncio.wait_for(operation(), timeout=remaining)
+        except TimeoutError as exc:
+            # The deadline passed mid-call: whether Stream applied the call is unknown, like any timeout.
+            last = StreamUnavailable("the call outlived the deadline", operation=name)
+            last.__cause__ = exc
+            raise DeadlineExceeded.after(name, last, self.deadline_s) from last
