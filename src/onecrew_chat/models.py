@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, FetchedValue, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from onecrew_chat.db import UTCDateTime, utcnow
@@ -110,6 +110,10 @@ class Conversation(Timestamped, Base):
     __table_args__ = (Index("ix_conversation_last_message_at", "last_message_at"),)
 
 
+# A participant row is unread when its conversation has a message after the participant's read marker.
+UNREAD_PREDICATE = "last_message_at IS NOT NULL AND (last_read_at IS NULL OR last_message_at > last_read_at)"
+
+
 class ConversationParticipant(Base):
     """A user or company taking part in a conversation, with its read marker."""
 
@@ -122,12 +126,24 @@ class ConversationParticipant(Base):
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_read_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A copy of conversation.last_message_at, kept equal by database triggers (migration 0003) so that the
+    # unread count is one index scan on this table; never written by the application.
+    last_message_at: Mapped[datetime | None] = mapped_column(
+        server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
 
     conversation: Mapped[Conversation] = relationship(back_populates="participants")
 
     __table_args__ = (
         UniqueConstraint("conversation_id", "participant_type", "participant_id"),
         Index("ix_conversation_participant_profile", "participant_type", "participant_id"),
+        Index(
+            "ix_conversation_participant_unread",
+            "participant_type",
+            "participant_id",
+            sqlite_where=text(UNREAD_PREDICATE),
+            postgresql_where=text(UNREAD_PREDICATE),
+        ),
     )
 
 
