@@ -1,5 +1,115 @@
-"""PLACEHOLDER router; its owner fills it in."""
+"""The internal directory API by which the main OneCrew backend keeps users, companies and members current."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
 
 from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
-router = APIRouter()
+from onecrew_chat import directory
+from onecrew_chat.api.deps import ServiceCaller, SessionDep
+from onecrew_chat.errors import Unprocessable
+from onecrew_chat.identity import normalize_uuid
+
+router = APIRouter(prefix="/api/internal", tags=["internal"])
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
+
+
+class _Body(BaseModel):
+    # The main backend may send more fields than we keep; they are ignored rather than refused.
+    model_config = ConfigDict(extra="ignore")
+
+
+class UserIn(_Body):
+    """PUT /api/internal/users/{id}."""
+
+    name: Name
+    image_url: Url | None = None
+    category: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)] | None = None
+
+
+class CompanyIn(_Body):
+    """PUT /api/internal/companies/{id}."""
+
+    name: Name
+    logo_url: Url | None = None
+    subcategory: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+
+
+class MemberIn(_Body):
+    """PUT /api/internal/companies/{id}/members/{user_id}."""
+
+    role: Literal["owner", "admin", "manager", "member"]
+    invitation_status: Literal["pending", "accepted", "rejected"]
+
+
+def _uuid(value: str, what: str) -> str:
+    try:
+        return normalize_uuid(value)
+    except ValueError:
+        raise Unprocessable(f"{what} must be a uuid, got {value[:64]!r}", code="invalid_id") from None
+
+
+def _empty_to_none(value: str | None) -> str | None:
+    return value or None
+
+
+def _ok(data: dict) -> dict:
+    return {"success": True, "data": data}
+
+
+@router.put("/users/{user_id}")
+async def put_user(_caller: ServiceCaller, user_id: str, body: UserIn, session: SessionDep) -> dict:
+    """Create or update a user (name, image_url, category)."""
+    result = await directory.upsert_user(
+        session, _uuid(user_id, "user id"), name=body.name,
+        image_url=_empty_to_none(body.image_url), category=_empty_to_none(body.category),
+    )
+    return _ok(directory.user_out(result.row) | {"created": result.created})
+
+
+@router.delete("/users/{user_id}")
+async def delete_user(_caller: ServiceCaller, user_id: str, session: SessionDep) -> dict:
+    """Remove a user and their memberships from the directory; their conversations stay."""
+    user_id = _uuid(user_id, "user id")
+    return _ok({"id": user_id, "deleted": await directory.delete_user(session, user_id)})
+
+
+@router.put("/companies/{company_id}")
+async def put_company(_caller: ServiceCaller, company_id: str, body: CompanyIn, session: SessionDep) -> dict:
+    """Create or update a company (name, logo_url, subcategory)."""
+    result = await directory.upsert_company(
+        session, _uuid(company_id, "company id"), name=body.name,
+        logo_url=_empty_to_none(body.logo_url), subcategory=_empty_to_none(body.subcategory),
+    )
+    return _ok(directory.company_out(result.row) | {"created": result.created})
+
+
+@router.delete("/companies/{company_id}")
+async def delete_company(_caller: ServiceCaller, company_id: str, session: SessionDep) -> dict:
+    """Remove a company and its memberships from the directory; its conversations stay."""
+    company_id = _uuid(company_id, "company id")
+    return _ok({"id": company_id, "deleted": await directory.delete_company(session, company_id)})
+
+
+@router.put("/companies/{company_id}/members/{user_id}")
+async def put_member(
+    _caller: ServiceCaller, company_id: str, user_id: str, body: MemberIn, session: SessionDep
+) -> dict:
+    """Create or update a membership (role, invitation_status); 404 for an unknown company or user."""
+    result = await directory.upsert_member(
+        session, _uuid(company_id, "company id"), _uuid(user_id, "user id"),
+        role=body.role, invitation_status=body.invitation_status,
+    )
+    return _ok(directory.member_out(result.row) | {"created": result.created})
+
+
+@router.delete("/companies/{company_id}/members/{user_id}")
+async def delete_member(_caller: ServiceCaller, company_id: str, user_id: str, session: SessionDep) -> dict:
+    """Remove a membership."""
+    company_id, user_id = _uuid(company_id, "company id"), _uuid(user_id, "user id")
+    deleted = await directory.delete_member(session, company_id, user_id)
+    return _ok({"company_id": company_id, "user_id": user_id, "deleted": deleted})

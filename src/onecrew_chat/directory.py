@@ -1,0 +1,182 @@
+"""The directory kept current by the main OneCrew backend: upserts and deletes of users, companies, members.
+
+A PUT that changes the name or image of a user or company already mirrored into Stream (or mirrored as a
+placeholder) enqueues an `identity.sync` outbox row in the same transaction, so the change reaches Stream
+even if Stream is down right now. A DELETE removes the row from the directory only: conversations and
+their participant rows stay (old chats remain readable), the Stream user is left as it is, and the
+deleted id can no longer be used to start a new conversation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onecrew_chat.errors import NotFound
+from onecrew_chat.identity import Identity, Kind
+from onecrew_chat.logging import get_logger
+from onecrew_chat.models import Base, Company, CompanyMember, StreamIdentity, User
+
+log = get_logger(__name__)
+
+IDENTITY_SYNC = "identity.sync"
+MEMBER_ROLES = ("owner", "admin", "manager", "member")
+INVITATION_STATUSES = ("pending", "accepted", "rejected")
+
+Row = TypeVar("Row", bound=Base)
+
+
+@dataclass(frozen=True)
+class Upserted:
+    """The stored row after a PUT, whether it was new, and whether a Stream sync was enqueued."""
+
+    row: Any
+    created: bool
+    sync_enqueued: bool = False
+
+
+def _insert(session: AsyncSession, model: type[Base]):
+    """INSERT for the session's dialect (both SQLite and PostgreSQL know ON CONFLICT DO NOTHING)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+async def _lock_or_insert(session: AsyncSession, model: type[Row], key: dict[str, str], values: dict) -> tuple[Row, bool]:
+    """The row with this primary key, locked for update, or a new one; safe when two PUTs race to create it."""
+    ident = tuple(key.values()) if len(key) > 1 else next(iter(key.values()))
+    row = await session.get(model, ident, with_for_update=True)
+    if row is not None:
+        return row, False
+    # No savepoint: pysqlite commits the outer transaction when a savepoint that opened it is released.
+    statement = _insert(session, model).values(**key, **values).on_conflict_do_nothing(index_elements=list(key))
+    created = (await session.execute(statement)).rowcount == 1
+    row = await session.get(model, ident, with_for_update=True, populate_existing=True)
+    if row is None:  # inserted and deleted again by a concurrent request before our read
+        raise NotFound(f"{model.__tablename__} was deleted while being updated", code="not_found")
+    return row, created
+
+
+async def _enqueue_identity_sync(session: AsyncSession, identity: Identity, *, changed: bool) -> bool:
+    """Queue a Stream profile update when Stream already knows this identity and its profile changed."""
+    mirror = await session.get(StreamIdentity, identity.stream_id)
+    if mirror is None or not (changed or mirror.placeholder):
+        return False
+    from onecrew_chat.outbox import repository as outbox  # the outbox owner's module; imported when needed
+
+    stream_id = identity.stream_id
+    await outbox.add(session, IDENTITY_SYNC, {"stream_id": stream_id}, dedupe_key=f"{IDENTITY_SYNC}:{stream_id}")
+    log.info("directory.identity_sync_enqueued", stream_id=stream_id, placeholder=mirror.placeholder)
+    return True
+
+
+async def upsert_user(
+    session: AsyncSession, user_id: str, *, name: str, image_url: str | None, category: str | None
+) -> Upserted:
+    """Create or update a user; enqueue a Stream sync when the mirrored name or image changed."""
+    values = {"name": name, "image_url": image_url, "category": category}
+    user, created = await _lock_or_insert(session, User, {"id": user_id}, values)
+    changed = created or (user.name, user.image_url) != (name, image_url)
+    if not created:
+        user.name, user.image_url, user.category = name, image_url, category
+    await session.flush()
+    enqueued = await _enqueue_identity_sync(session, Identity.user(user_id), changed=changed)
+    log.info("directory.user_upserted", user_id=user_id, created=created, sync_enqueued=enqueued)
+    return Upserted(user, created, enqueued)
+
+
+async def upsert_company(
+    session: AsyncSession, company_id: str, *, name: str, logo_url: str | None, subcategory: str | None
+) -> Upserted:
+    """Create or update a company; enqueue a Stream sync when the mirrored name or logo changed."""
+    values = {"name": name, "logo_url": logo_url, "subcategory": subcategory}
+    company, created = await _lock_or_insert(session, Company, {"id": company_id}, values)
+    changed = created or (company.name, company.logo_url) != (name, logo_url)
+    if not created:
+        company.name, company.logo_url, company.subcategory = name, logo_url, subcategory
+    await session.flush()
+    enqueued = await _enqueue_identity_sync(session, Identity.company(company_id), changed=changed)
+    log.info("directory.company_upserted", company_id=company_id, created=created, sync_enqueued=enqueued)
+    return Upserted(company, created, enqueued)
+
+
+async def upsert_member(
+    session: AsyncSession, company_id: str, user_id: str, *, role: str, invitation_status: str
+) -> Upserted:
+    """Create or update a membership; 404 when the company or the user is not in the directory."""
+    if await session.get(Company, company_id) is None:
+        raise NotFound(f"Company not found: {company_id}", code="company_not_found")
+    if await session.get(User, user_id) is None:
+        raise NotFound(f"User not found: {user_id}", code="user_not_found")
+    values = {"role": role, "invitation_status": invitation_status}
+    try:
+        member, created = await _lock_or_insert(
+            session, CompanyMember, {"company_id": company_id, "user_id": user_id}, values
+        )
+    except IntegrityError as exc:
+        # The user or company was deleted by a concurrent request after our existence check.
+        raise NotFound(f"Company or user not found: {company_id}, {user_id}", code="not_found") from exc
+    if not created:
+        member.role, member.invitation_status = role, invitation_status
+    await session.flush()
+    log.info(
+        "directory.member_upserted", company_id=company_id, user_id=user_id, role=role,
+        invitation_status=invitation_status, created=created,
+    )
+    return Upserted(member, created)
+
+
+async def delete_user(session: AsyncSession, user_id: str) -> bool:
+    """Remove a user and their memberships; conversations and the Stream user stay. False if absent."""
+    await session.execute(delete(CompanyMember).where(CompanyMember.user_id == user_id))
+    deleted = (await session.execute(delete(User).where(User.id == user_id))).rowcount > 0
+    log.info("directory.user_deleted", user_id=user_id, existed=deleted)
+    return deleted
+
+
+async def delete_company(session: AsyncSession, company_id: str) -> bool:
+    """Remove a company and its memberships; conversations and the Stream user stay. False if absent."""
+    await session.execute(delete(CompanyMember).where(CompanyMember.company_id == company_id))
+    deleted = (await session.execute(delete(Company).where(Company.id == company_id))).rowcount > 0
+    log.info("directory.company_deleted", company_id=company_id, existed=deleted)
+    return deleted
+
+
+async def delete_member(session: AsyncSession, company_id: str, user_id: str) -> bool:
+    """Remove one membership (the user can no longer act as the company). False if absent."""
+    result = await session.execute(
+        delete(CompanyMember).where(CompanyMember.company_id == company_id, CompanyMember.user_id == user_id)
+    )
+    deleted = result.rowcount > 0
+    log.info("directory.member_deleted", company_id=company_id, user_id=user_id, existed=deleted)
+    return deleted
+
+
+def user_out(user: User) -> dict:
+    """A user as the internal API answers it."""
+    return {
+        "id": user.id, "name": user.name, "image_url": user.image_url, "category": user.category,
+        "kind": Kind.USER.value, "created_at": user.created_at, "updated_at": user.updated_at,
+    }
+
+
+def company_out(company: Company) -> dict:
+    """A company as the internal API answers it."""
+    return {
+        "id": company.id, "name": company.name, "logo_url": company.logo_url, "subcategory": company.subcategory,
+        "kind": Kind.COMPANY.value, "created_at": company.created_at, "updated_at": company.updated_at,
+    }
+
+
+def member_out(member: CompanyMember) -> dict:
+    """A membership as the internal API answers it."""
+    return {
+        "company_id": member.company_id, "user_id": member.user_id, "role": member.role,
+        "invitation_status": member.invitation_status, "created_at": member.created_at,
+        "updated_at": member.updated_at,
+    }
