@@ -218,7 +218,7 @@ class StreamGateway:
         try:
             response = await send(sdk)
         except StreamApiException as exc:
-            error = _from_api_exception(operation, exc, batch_ids)
+            error = from_api_exception(operation, exc, batch_ids)
             _record(operation, error, _remaining(exc.rate_limit_info), started)
             raise error from exc
         except (StreamTransportException, httpx.HTTPError) as exc:
@@ -258,7 +258,8 @@ def _channel_state(channel_type: str, channel_id: str, data: Any) -> ChannelStat
     )
 
 
-def _from_api_exception(operation: str, exc: StreamApiException, batch_ids: list[str] | None) -> StreamError:
+def from_api_exception(operation: str, exc: StreamApiException, batch_ids: list[str] | None = None) -> StreamError:
+    """Classify an SDK API error (an HTTP answer) into our error tree; `batch_ids` are the user ids of a batch call."""
     status = exc.status_code
     code = exc.code or None
     message = exc.message or f"HTTP {status}"
