@@ -1,0 +1,203 @@
+"""The ASGI application: auth, faults, routing, rendering and the request log around handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from . import admin
+from . import operations as op
+from .call import Call
+from .errors import INTERNAL, NOT_ALLOWED, RATE_LIMIT, StreamError, envelope, input_error
+from .requestlog import RequestRecord
+from .router import Router, split_path
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .emulator import Emulator
+    from .faults import Faults
+
+log = logging.getLogger("stream_emulator")
+_ROUTER = Router()
+_RATE_LIMIT_MESSAGE = "Too many requests, check response headers for more information."
+
+
+class EmulatorApp:
+    """An ASGI callable serving one Emulator; `state.emulator` is that Emulator."""
+
+    def __init__(self, emulator: "Emulator", enable_admin: bool = False) -> None:
+        self.emulator = emulator
+        self.enable_admin = enable_admin
+        self.state = _AppState(emulator)
+        self._windows: dict[str, list[int]] = {}   # operation -> [window start, calls in it]
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.emulator.load()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.emulator.webhooks.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: dict, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        emu = self.emulator
+        method, path = scope["method"], scope["path"]
+        body = await _read_body(receive)
+        if self.enable_admin and path.startswith("/_emulator"):
+            status, result = await admin.handle(emu, method, path, body)
+            await _respond(send, status, json.dumps(result).encode(), [])
+            return
+        dialect_name, segments = split_path(path)
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        route = _ROUTER.match(method, segments)
+        operation = route[0] if route else op.UNKNOWN
+        faults = emu.faults
+        reset_at: float | None = None
+        hold_s: float | None = None
+        try:
+            if faults.active and (delay := faults.delay_s()):
+                await asyncio.sleep(delay)
+            auth_type = token = None
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    token = value.decode("latin-1")
+                elif name == b"stream-auth-type":
+                    auth_type = value.decode("latin-1")
+            caller = emu.authenticator.authenticate(query.get("api_key"), auth_type, token)
+            if route is None:
+                raise StreamError(16, f"{method} {path} is not served by the stream emulator",
+                                  status=404)
+            if not caller.is_server and operation not in op.CLIENT_ALLOWED:
+                raise StreamError(NOT_ALLOWED, "this operation is only allowed with server side "
+                                  "auth")
+            if faults.active:
+                reset_at = faults.take_burst(operation)
+                if reset_at is not None:
+                    raise StreamError(RATE_LIMIT, _RATE_LIMIT_MESSAGE)
+                failure = faults.draw_error(operation)
+                if failure is not None:
+                    raise StreamError(INTERNAL, "internal server error (injected fault)",
+                                      status=failure)
+            parsed = _parse_json(body)
+            dialect = emu.v2 if dialect_name == "v2" else emu.v1
+            call = Call(emu, dialect, method, route[2], query, parsed, caller, operation)
+            with emu.lock:
+                result = route[1](call)
+                if operation in op.MUTATING:
+                    emu.persist()
+            status = 201 if method in ("POST", "PUT") else 200
+            if faults.active:
+                hold_s = faults.take_hold(operation)
+        except StreamError as error:
+            status = error.status
+            result = envelope(operation, error, "")
+        except Exception:  # the SDK must see Stream's 500 envelope, never a bare traceback
+            log.exception("stream_emulator.handler_failed", extra={"operation": operation})
+            status = 500
+            result = envelope(operation, StreamError(INTERNAL, "internal server error",
+                                                     status=500), "")
+        if hold_s is not None:
+            await _hold(receive, hold_s)
+            emu.log.add(RequestRecord(operation, dialect_name, method, path, 0,
+                                      (time.perf_counter() - started) * 1000.0))
+            return
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        result["duration"] = f"{elapsed_ms:.2f}ms"
+        headers = self._rate_headers(operation, reset_at)
+        await _respond(send, status, json.dumps(result).encode(), headers)
+        emu.log.add(RequestRecord(operation, dialect_name, method, path, status,
+                                  (time.perf_counter() - started) * 1000.0))
+
+    def _rate_headers(self, operation: str, reset_at: float | None) -> list[tuple[bytes, bytes]]:
+        """Lowercase x-ratelimit-* headers (reference §5): a per-minute window per operation."""
+        limit = op.RATE_LIMITS.get(operation, op.DEFAULT_RATE_LIMIT)
+        if reset_at is not None:
+            remaining, reset = 0, int(reset_at + 0.999)
+        else:
+            minute = int(time.time()) // 60 * 60
+            window = self._windows.get(operation)
+            if window is None or window[0] != minute:
+                window = self._windows[operation] = [minute, 0]
+            window[1] += 1
+            remaining, reset = max(0, limit - window[1]), minute + 60
+        return [(b"x-ratelimit-limit", str(limit).encode()),
+                (b"x-ratelimit-remaining", str(remaining).encode()),
+                (b"x-ratelimit-reset", str(reset).encode())]
+
+
+class _AppState:
+    """What Starlette-style code expects at `app.state`."""
+
+    def __init__(self, emulator: "Emulator") -> None:
+        self.emulator = emulator
+
+
+async def _read_body(receive: Any) -> bytes:
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body"):
+        return body
+    chunks = [body]
+    while message.get("more_body"):
+        message = await receive()
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
+
+
+def _parse_json(body: bytes) -> dict:
+    if not body:
+        return {}
+    try:
+        value = json.loads(body)
+    except ValueError:
+        raise input_error("request body is not valid JSON") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise input_error("request body must be a JSON object")
+    return value
+
+
+async def _respond(send: Any, status: int, body: bytes,
+                   headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _hold(receive: Any, seconds: float) -> None:
+    """Keep the response back until the client hangs up or `seconds` pass."""
+    async def hung_up() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(hung_up(), seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+def create_app(api_key: str = "key", api_secret: str = "secret", faults: "Faults | None" = None,
+               state_file: "Path | str | None" = None, enable_admin: bool = False) -> EmulatorApp:
+    """An ASGI app over a new Emulator (reachable as `app.state.emulator`)."""
+    from .emulator import Emulator
+    emulator = Emulator(api_key=api_key, api_secret=api_secret, state_file=state_file,
+                        faults=faults)
+    return emulator.asgi_app(enable_admin=enable_admin)

@@ -1,0 +1,126 @@
+"""One API call as the handlers see it: who called, which dialect, what they sent."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from .auth import Caller
+from .dialects import Dialect
+from .errors import StreamError, input_error, not_found
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
+    from .state import Channel, User
+
+USER_ID = re.compile(r"^[@\w-]*$")
+CHANNEL_ID = re.compile(r"^[\w-]*$")
+MAX_BATCH = 100
+
+
+class Call:
+    """The parsed request handed to a handler."""
+
+    __slots__ = ("emulator", "state", "dialect", "method", "params", "query", "body", "caller",
+                 "operation")
+
+    def __init__(self, emulator: "Emulator", dialect: Dialect, method: str,
+                 params: tuple[str, ...], query: dict[str, str], body: Any, caller: Caller,
+                 operation: str) -> None:
+        self.emulator = emulator
+        self.state = emulator.state
+        self.dialect = dialect
+        self.method = method
+        self.params = params
+        self.query = query
+        self.body = body
+        self.caller = caller
+        self.operation = operation
+
+    @property
+    def v2(self) -> bool:
+        """Whether the caller speaks the /api/v2 dialect."""
+        return self.dialect.name == "v2"
+
+    def payload(self) -> dict:
+        """The JSON object a GET carries in `?payload=`, or the body of other methods."""
+        if self.method != "GET":
+            return self.body
+        raw = self.query.get("payload")
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise input_error("payload is not valid JSON") from None
+        if not isinstance(value, dict):
+            raise input_error("payload must be a JSON object")
+        return value
+
+    def acting_user_id(self, container: dict, prefix: str = "") -> str:
+        """The user a server-side call acts as (`user_id` or `user.id`); the token's for users."""
+        if not self.caller.is_server:
+            return self.caller.user_id  # type: ignore[return-value]
+        user = container.get("user")
+        user_id = container.get("user_id")
+        if isinstance(user, dict):
+            user_id = user_id or user.get("id")
+        if not user_id:
+            raise input_error(f"either {prefix}user or {prefix}user_id must be provided when "
+                              "using server side auth.")
+        return user_id
+
+    def require_user(self, user_id: str) -> "User":
+        """The stored, not deleted user, or code 16."""
+        user = self.state.users.get(user_id)
+        if user is None or user.deleted_at is not None:
+            raise not_found(f"user {user_id} does not exist")
+        return user
+
+    def channel(self) -> "Channel":
+        """The channel named by the path, or Stream's "Can't find channel" error."""
+        cid = f"{self.params[0]}:{self.params[1]}"
+        channel = self.state.channels.get(cid)
+        if channel is None:
+            raise not_found(f"Can't find channel with id {cid}")
+        return channel
+
+    def emit(self, event: dict) -> None:
+        """Hand an event to webhook delivery (a no-op when no webhook_url is set)."""
+        self.emulator.webhooks.emit(event)
+
+    @property
+    def webhooks_on(self) -> bool:
+        """Whether events are delivered at all, so handlers skip building them when not."""
+        return bool(self.state.app.get("webhook_url"))
+
+
+def check_batch(name: str, items: Any) -> list:
+    """A list of at most 100 items, or code 4 naming the field."""
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise input_error(f"{name} must be a list", **{name: "must be a list"})
+    if len(items) > MAX_BATCH:
+        raise StreamError(4, f"{name} has {len(items)} items, the maximum is {MAX_BATCH}",
+                          exception_fields={name: f"max {MAX_BATCH} items"})
+    return items
+
+
+def check_user_id(user_id: Any, field: str = "id") -> str:
+    """A valid user id (^[@\\w-]*$, at most 255 characters), or code 4."""
+    if not isinstance(user_id, str) or not user_id:
+        raise input_error(f"{field} is a required field", **{field: "required"})
+    if len(user_id) > 255 or not USER_ID.match(user_id):
+        raise input_error(
+            f"{field} {user_id} is not a valid user id: only letters, numbers and @ _ - are "
+            "allowed, at most 255 characters", **{field: "invalid user id"})
+    return user_id
+
+
+def drop_nulls(value: Any) -> dict:
+    """The object without null members (getstream sends explicit nulls; Stream ignores them)."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if v is not None}

@@ -1,0 +1,196 @@
+"""How the two wire dialects write the same objects.
+
+v1 (root paths: stream-chat for Python and JavaScript) flattens custom fields next to the built-in
+ones and writes times as RFC 3339 strings; v2 (/api/v2: getstream) nests them under "custom" and
+writes times as integer Unix nanoseconds (reference §1).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .channel_types import config_for
+from .clock import rfc3339
+from .state import Channel, Member, Message, Read, User
+
+OWN_CAPABILITIES = [
+    "ban-channel-members", "connect-events", "delete-any-message", "delete-channel",
+    "read-events", "send-message", "send-reaction", "typing-events", "update-channel",
+    "update-channel-members", "upload-file",
+]
+
+
+class Dialect:
+    """Renders state objects as one dialect's JSON-ready dicts."""
+
+    def __init__(self, name: str, time: Callable[[int], Any], flatten: bool) -> None:
+        self.name = name
+        self.time = time
+        self.flatten = flatten
+        self._users: dict[str, tuple[User, int, dict]] = {}
+        self._configs: dict[str, dict] = {}
+
+    def _custom(self, body: dict, custom: dict) -> dict:
+        if self.flatten:
+            for key, value in custom.items():
+                body.setdefault(key, value)
+        else:
+            body["custom"] = custom
+        return body
+
+    def user(self, user: User) -> dict:
+        """The user as embedded in channels, members and messages (cached until it changes)."""
+        cached = self._users.get(user.id)
+        if cached is not None and cached[0] is user and cached[1] == user.version:
+            return cached[2]
+        body = {
+            "id": user.id, "role": user.role, "created_at": self.time(user.created_at),
+            "updated_at": self.time(user.updated_at), "banned": False, "online": False,
+            "invisible": user.invisible, "shadow_banned": False, "language": user.language,
+            "teams": list(user.teams), "blocked_user_ids": [],
+        }
+        if user.name is not None:
+            body["name"] = user.name
+        if user.image is not None:
+            body["image"] = user.image
+        if user.deactivated_at is not None:
+            body["deactivated_at"] = self.time(user.deactivated_at)
+        if user.deleted_at is not None:
+            body["deleted_at"] = self.time(user.deleted_at)
+        for key, value in user.extra.items():
+            body[key] = self.time(value) if key == "revoke_tokens_issued_before" else value
+        self._custom(body, dict(user.custom))
+        self._users[user.id] = (user, user.version, body)
+        return body
+
+    def full_user(self, user: User) -> dict:
+        """The user as the users endpoints return it (FullUserResponse)."""
+        body = dict(self.user(user))
+        body.update(devices=[], mutes=[], channel_mutes=[], total_unread_count=0,
+                    unread_channels=0, unread_count=0, unread_threads=0)
+        return body
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop a cached rendering (the user was deleted)."""
+        self._users.pop(user_id, None)
+
+    def config(self, channel_type: str) -> dict:
+        """The channel type's config, rendered once."""
+        cached = self._configs.get(channel_type)
+        if cached is None:
+            raw = config_for(channel_type)
+            cached = dict(raw, created_at=self.time(raw["created_at"]),
+                          updated_at=self.time(raw["updated_at"]))
+            self._configs[channel_type] = cached
+        return cached
+
+    def channel(self, channel: Channel, users: dict[str, User]) -> dict:
+        """The channel object (ChannelResponse)."""
+        body = {
+            "id": channel.id, "type": channel.type, "cid": channel.cid,
+            "created_at": self.time(channel.created_at),
+            "updated_at": self.time(channel.updated_at),
+            "frozen": channel.frozen, "disabled": channel.disabled,
+            "member_count": len(channel.members), "message_count": len(channel.messages),
+            "config": self.config(channel.type), "own_capabilities": OWN_CAPABILITIES,
+            "hidden": False, "blocked": False,
+        }
+        creator = users.get(channel.created_by_id) if channel.created_by_id else None
+        if creator is not None:
+            body["created_by"] = self.user(creator)
+        if channel.last_message_at is not None:
+            body["last_message_at"] = self.time(channel.last_message_at)
+        if channel.team:
+            body["team"] = channel.team
+        return self._custom(body, channel.custom)
+
+    def member(self, member: Member, users: dict[str, User]) -> dict:
+        """One channel member (ChannelMemberResponse)."""
+        body = {
+            "user_id": member.user_id, "status": "member",
+            "created_at": self.time(member.created_at),
+            "updated_at": self.time(member.updated_at), "banned": False, "shadow_banned": False,
+            "role": member.role, "channel_role": member.channel_role,
+            "notifications_muted": False,
+        }
+        user = users.get(member.user_id)
+        if user is not None:
+            body["user"] = self.user(user)
+        if member.channel_role == "channel_moderator":
+            body["is_moderator"] = True
+        if member.invited:
+            body["invited"] = True
+        return self._custom(body, member.custom)
+
+    def members(self, channel: Channel, users: dict[str, User], limit: int = 100,
+                offset: int = 0) -> list[dict]:
+        """The channel's members in the order they joined."""
+        values = list(channel.members.values())[offset:offset + limit]
+        return [self.member(m, users) for m in values]
+
+    def message(self, channel: Channel, message: Message, users: dict[str, User]) -> dict:
+        """One message (MessageResponse)."""
+        user = users.get(message.user_id)
+        body = {
+            "id": message.id, "text": message.text, "html": _html(message.text),
+            "type": message.type, "cid": channel.cid,
+            "user": self.user(user) if user is not None else {"id": message.user_id},
+            "created_at": self.time(message.created_at),
+            "updated_at": self.time(message.updated_at),
+            "attachments": [], "latest_reactions": [], "own_reactions": [],
+            "mentioned_users": [], "reaction_counts": {}, "reaction_scores": {},
+            "reply_count": 0, "deleted_reply_count": 0, "silent": False, "pinned": False,
+            "shadowed": False, "mentioned_channel": False, "mentioned_here": False,
+            "restricted_visibility": [],
+        }
+        return self._custom(body, message.custom)
+
+    def read(self, user_id: str, read: Read, users: dict[str, User]) -> dict:
+        """One member's read state (ReadStateResponse)."""
+        user = users.get(user_id)
+        body = {
+            "user": self.user(user) if user is not None else {"id": user_id},
+            "last_read": self.time(read.last_read),
+            "unread_messages": read.unread_messages,
+        }
+        if read.last_read_message_id:
+            body["last_read_message_id"] = read.last_read_message_id
+        return body
+
+    def channel_state(self, channel: Channel, users: dict[str, User], *, messages: int = 25,
+                      member_limit: int = 100) -> dict:
+        """channel + members + messages + reads, as get-or-create and query channels return."""
+        recent = channel.messages[-messages:] if messages > 0 else []
+        return {
+            "channel": self.channel(channel, users),
+            "members": self.members(channel, users, member_limit),
+            "messages": [self.message(channel, m, users) for m in recent],
+            "pinned_messages": [],
+            "read": [self.read(uid, r, users) for uid, r in channel.reads.items()],
+            "watcher_count": 0,
+            "watchers": [],
+            "threads": [],
+            "hidden": False,
+            "membership": None,
+        }
+
+
+def _html(text: str) -> str:
+    if not text:
+        return ""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"<p>{escaped}</p>\n"
+
+
+def _identity(ns: int) -> int:
+    return ns
+
+
+def make_v1() -> Dialect:
+    """The root-path dialect: flattened custom fields, RFC 3339 times."""
+    return Dialect("v1", rfc3339, flatten=True)
+
+
+def make_v2() -> Dialect:
+    """The /api/v2 dialect: nested custom fields, integer nanosecond times."""
+    return Dialect("v2", _identity, flatten=False)

@@ -1,0 +1,134 @@
+"""The Emulator: one app's state, faults, request log and webhooks, and the helpers tests use."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import persistence
+from .auth import Authenticator
+from .dialects import make_v1, make_v2
+from .faults import Faults
+from .requestlog import RequestLog, RequestRecord
+from .state import State
+from .webhooks import WebhookDelivery, Webhooks
+
+if TYPE_CHECKING:
+    from .app import EmulatorApp
+
+
+class Emulator:
+    """A local Stream Chat app. Constructing one does no I/O; the state file is read on first use."""
+
+    def __init__(self, api_key: str = "key", api_secret: str = "secret",
+                 state_file: Path | str | None = None, faults: Faults | None = None) -> None:
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.state_file = Path(state_file) if state_file is not None else None
+        self.faults = faults if faults is not None else Faults()
+        self.authenticator = Authenticator(api_key, api_secret)
+        self.log = RequestLog()
+        self.lock = threading.RLock()
+        self.v1 = make_v1()
+        self.v2 = make_v2()
+        self._state: State | None = None
+        self.webhooks = Webhooks(api_key, api_secret, lambda: self.state.app)
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The live state, loaded from the state file the first time it is needed."""
+        if self._state is None:
+            self.load()
+        return self._state  # type: ignore[return-value]
+
+    def load(self) -> None:
+        """Read the state file (or start empty) unless the state is already loaded."""
+        with self.lock:
+            if self._state is None:
+                self._state = (persistence.load(self.state_file) if self.state_file
+                               else State())
+
+    def persist(self) -> None:
+        """Write the state file, if there is one."""
+        if self.state_file is not None and self._state is not None:
+            persistence.save(self._state, self.state_file)
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop cached renderings of a hard-deleted user."""
+        self.v1.forget_user(user_id)
+        self.v2.forget_user(user_id)
+
+    def reset(self) -> None:
+        """Wipe state, faults, the request log and recorded webhook deliveries."""
+        with self.lock:
+            self._state = State()
+            self.v1, self.v2 = make_v1(), make_v2()
+            self.persist()
+        self.faults.reset()
+        self.log.clear()
+        self.webhooks.clear()
+
+    # --- the ASGI app ----------------------------------------------------------------------
+
+    def asgi_app(self, enable_admin: bool = False) -> "EmulatorApp":
+        """An ASGI app serving this emulator (admin paths under /_emulator/ only if enabled)."""
+        from .app import EmulatorApp
+        return EmulatorApp(self, enable_admin=enable_admin)
+
+    # --- what tests read -----------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """The recorded API calls, oldest first (the newest 10,000)."""
+        return self.log.records()
+
+    def count(self, operation: str | None = None) -> int:
+        """How many API calls were made, optionally of one operation."""
+        return self.log.count(operation)
+
+    def clear_requests(self) -> None:
+        """Forget the recorded API calls."""
+        self.log.clear()
+
+    @property
+    def webhook_deliveries(self) -> list[WebhookDelivery]:
+        """Every webhook delivery attempt so far."""
+        return self.webhooks.deliveries
+
+    def get_user(self, user_id: str) -> dict | None:
+        """The stored user as the v1 dialect shows it (custom fields flattened), or None."""
+        with self.lock:
+            user = self.state.users.get(user_id)
+            return dict(self.v1.full_user(user)) if user is not None else None
+
+    def get_channel(self, channel_type: str, channel_id: str) -> dict | None:
+        """The channel (v1 shape) plus "members": [user_id, ...] and "created_by_id", or None."""
+        with self.lock:
+            channel = self.state.channels.get(f"{channel_type}:{channel_id}")
+            if channel is None:
+                return None
+            body = dict(self.v1.channel(channel, self.state.users))
+            body["members"] = list(channel.members)
+            body["created_by_id"] = channel.created_by_id
+            body["messages"] = [{"id": m.id, "text": m.text, "user_id": m.user_id}
+                                for m in channel.messages]
+            return body
+
+    def channel_count(self) -> int:
+        """How many channels exist."""
+        return len(self.state.channels)
+
+    def user_ids(self) -> set[str]:
+        """The ids of every stored user (soft-deleted ones included)."""
+        with self.lock:
+            return set(self.state.users)
+
+    def summary(self) -> dict:
+        """Counts and faults, for the admin path and the CLI."""
+        with self.lock:
+            return {"users": len(self.state.users), "channels": len(self.state.channels),
+                    "requests": self.count(), "faults": self.faults.snapshot(),
+                    "webhook_deliveries": len(self.webhooks.deliveries)}

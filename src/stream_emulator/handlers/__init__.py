@@ -1,0 +1,1 @@
+"""One module per Stream resource; each handler takes a Call and returns the response body."""

@@ -1,0 +1,54 @@
+"""App settings: get and update, including the webhook URL (§3.13)."""
+
+from __future__ import annotations
+
+from ..call import Call, drop_nulls
+from ..channel_types import BUILT_IN
+from ..errors import input_error
+
+# Every field getstream's AppResponseFields requires, with the values of a fresh app.
+_DEFAULTS = {
+    "id": 1, "name": "stream-emulator", "organization": "stream-emulator", "placement": "",
+    "allow_multi_user_devices": True, "async_url_enrich_enabled": False,
+    "auto_translation_enabled": False, "campaign_enabled": False, "cdn_expiration_seconds": 0,
+    "custom_action_handler_url": "", "disable_auth_checks": False,
+    "disable_permissions_checks": False, "enforce_unique_usernames": "no",
+    "feed_audit_logs_enabled": False, "guest_user_creation_disabled": False,
+    "image_moderation_enabled": False, "max_aggregated_activities_length": 0,
+    "member_custom_on_mentioned_users_enabled": False,
+    "member_custom_on_messages_enabled": False, "member_custom_on_typing_events_enabled": False,
+    "moderation_audio_call_moderation_enabled": False, "moderation_enabled": False,
+    "moderation_keyframe_video_enabled": False, "moderation_llm_configurability_enabled": False,
+    "moderation_multitenant_blocklist_enabled": False,
+    "moderation_video_call_moderation_enabled": False, "moderation_webhook_url": "",
+    "multi_tenant_enabled": False, "permission_version": "v2", "reminders_interval": 0,
+    "sns_key": "", "sns_secret": "", "sns_topic_arn": "", "sqs_key": "", "sqs_secret": "",
+    "sqs_url": "", "suspended": False, "suspended_explanation": "", "use_hook_v2": False,
+    "user_response_time_enabled": False, "webhook_url": "", "event_hooks": [],
+    "user_search_disallowed_roles": [], "webhook_events": [], "call_types": {},
+    "grants": {}, "policies": {},
+    "file_upload_config": {"size_limit": 0}, "image_upload_config": {"size_limit": 0},
+    "push_notifications": {"offline_only": False, "version": "v2", "apn": {}, "firebase": {},
+                           "huawei": {}, "xiaomi": {}},
+}
+
+
+def get_app(call: Call) -> dict:
+    """GET /app."""
+    app = dict(_DEFAULTS)
+    app.update(call.state.app)
+    app["channel_configs"] = {t: call.dialect.config(t) for t in sorted(BUILT_IN)}
+    return {"app": app}
+
+
+def update_app(call: Call) -> dict:
+    """PATCH /app: store the given settings; webhook_url must be http(s) or empty."""
+    settings = drop_nulls(call.body)
+    url = settings.get("webhook_url")
+    if url is not None and url != "" and not str(url).startswith(("http://", "https://")):
+        raise input_error("webhook_url must be a valid http or https URL", webhook_url="invalid")
+    events = settings.get("webhook_events")
+    if events is not None and not isinstance(events, list):
+        raise input_error("webhook_events must be a list", webhook_events="invalid")
+    call.state.app.update(settings)
+    return {}

@@ -1,0 +1,241 @@
+"""Channels: get-or-create (by id and distinct), update, partial update, delete, query (§3.5-3.10)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from .. import events
+from ..call import CHANNEL_ID, Call, check_batch, drop_nulls
+from ..channel_types import BUILT_IN
+from ..clock import now_ns
+from ..errors import NOT_ALLOWED, StreamError, input_error, missing_users, not_found
+from ..filters import matches, normalize_sort, sort_items
+from ..state import CHANNEL_BUILTINS, CHANNEL_READ_ONLY, Channel, Member, Read
+from .membership import creator_id, missing_ids, parse_members
+from .messages import create_message
+
+DISTINCT_ERROR = ("cannot add members to the distinct channel they don't belong to, please "
+                  "create a new distinct channel with the desired members")
+
+
+def _check_type(channel_type: str) -> None:
+    if channel_type not in BUILT_IN:
+        raise not_found(f"channel type {channel_type} does not exist")
+
+
+def _check_id(channel_id: str) -> None:
+    if "!" in channel_id:
+        raise input_error("Cannot create a channel with a '!' in the ID, this is a reserved "
+                          "character.")
+    if len(channel_id) > 64 or not CHANNEL_ID.match(channel_id):
+        raise input_error(f"channel id {channel_id} is not valid: only letters, numbers, _ and "
+                          "- are allowed, at most 64 characters", id="invalid channel id")
+
+
+def distinct_id(member_ids: list[str]) -> str:
+    """The generated id of a member-based channel; the same for any order of the members."""
+    digest = hashlib.sha256(",".join(sorted(set(member_ids))).encode()).digest()
+    return "!members-" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _write_data(channel: Channel, data: dict, replace: bool) -> None:
+    """Custom and built-in channel fields from request data (custom is nested in v2)."""
+    if replace:
+        channel.custom = {}
+    for key, value in data.items():
+        if key == "custom" and isinstance(value, dict):
+            channel.custom.update(value)
+        elif key in ("frozen", "disabled"):
+            setattr(channel, key, bool(value))
+        elif key == "team":
+            channel.team = value
+        elif key not in CHANNEL_BUILTINS and key not in CHANNEL_READ_ONLY:
+            channel.custom[key] = value
+
+
+def _state(call: Call, channel: Channel, body: dict) -> dict:
+    limit = (body.get("messages") or {}).get("limit")
+    if body.get("state") is False:
+        limit = 0
+    members = (body.get("members") or {}).get("limit") or 100
+    return call.dialect.channel_state(channel, call.state.users,
+                                      messages=25 if limit is None else int(limit),
+                                      member_limit=int(members))
+
+
+def _create(call: Call, channel_type: str, channel_id: str, data: dict,
+            members: list[tuple[str, str | None, dict]]) -> dict:
+    body = call.body
+    creator = creator_id(call, data)
+    cid = f"{channel_type}:{channel_id}"
+    existing = call.state.channels.get(cid)
+    if existing is not None:
+        # Stream ignores the data of a get-or-create on a channel that exists.
+        return _state(call, existing, body)
+    involved = [creator] if creator else []
+    involved.extend(m[0] for m in members)
+    missing = missing_ids(call, involved)
+    if missing:
+        raise missing_users("create", missing)
+    now = now_ns()
+    channel = Channel(channel_type, channel_id, creator, now)
+    _write_data(channel, data, replace=False)
+    for user_id, role, custom in members:
+        member = Member(user_id, now, role or "channel_member",
+                        "owner" if user_id == creator else "member", custom)
+        channel.members[user_id] = member
+        channel.reads[user_id] = Read(now)
+    call.state.channels[cid] = channel
+    events.channel_event(call, "channel.created", channel, user_id=creator)
+    return _state(call, channel, body)
+
+
+def get_or_create(call: Call) -> dict:
+    """POST /channels/{type}/{id}/query."""
+    channel_type, channel_id = call.params
+    _check_type(channel_type)
+    _check_id(channel_id)
+    data = drop_nulls(call.body.get("data"))
+    return _create(call, channel_type, channel_id, data,
+                   parse_members("data.members", data.get("members")))
+
+
+def get_or_create_distinct(call: Call) -> dict:
+    """POST /channels/{type}/query: the id is derived from the member set."""
+    channel_type = call.params[0]
+    _check_type(channel_type)
+    data = drop_nulls(call.body.get("data"))
+    members = parse_members("data.members", data.get("members"))
+    if len({m[0] for m in members}) < 2:
+        raise input_error("When using member based IDs specify at least 2 members")
+    return _create(call, channel_type, distinct_id([m[0] for m in members]), data, members)
+
+
+def update(call: Call) -> dict:
+    """POST /channels/{type}/{id}: members, moderators, roles, invites, data, a message."""
+    body = drop_nulls(call.body)
+    channel = call.channel()
+    adds = parse_members("add_members", body.get("add_members"))
+    invites = parse_members("invites", body.get("invites"))
+    removes = check_batch("remove_members", body.get("remove_members"))
+    promote = check_batch("add_moderators", body.get("add_moderators"))
+    demote = check_batch("demote_moderators", body.get("demote_moderators"))
+    roles = parse_members("assign_roles", body.get("assign_roles"))
+    if channel.distinct and any(m[0] not in channel.members for m in adds + invites):
+        raise StreamError(NOT_ALLOWED, DISTINCT_ERROR)
+    missing = missing_ids(call, [m[0] for m in adds + invites])
+    if missing:
+        raise missing_users("update", missing)
+    now = now_ns()
+    added = []
+    for (user_id, role, custom), invited in [(m, False) for m in adds] + [(m, True) for m in invites]:
+        if user_id in channel.members:
+            continue
+        member = Member(user_id, now, role or "channel_member", custom=custom)
+        member.invited = invited
+        channel.members[user_id] = member
+        channel.reads.setdefault(user_id, Read(now))
+        added.append(member)
+    removed = [channel.members.pop(uid) for uid in removes if uid in channel.members]
+    for uid in removed:
+        channel.reads.pop(uid.user_id, None)
+    for user_id, new_role in [(u, "channel_moderator") for u in promote] + \
+            [(u, "channel_member") for u in demote] + [(m[0], m[1]) for m in roles]:
+        member = channel.members.get(user_id)
+        if member is not None and new_role:
+            member.channel_role = new_role
+            member.updated_at = now
+    if "data" in body:
+        _write_data(channel, drop_nulls(body["data"]), replace=True)
+        channel.updated_at = now
+    response: dict[str, Any] = {}
+    message = body.get("message")
+    if isinstance(message, dict) and (message.get("text") or message.get("user_id")
+                                       or message.get("user")):
+        created = create_message(call, channel, message)
+        response["message"] = call.dialect.message(channel, created, call.state.users)
+    for member in added:
+        events.member_event(call, "member.added", channel, member)
+    for member in removed:
+        events.member_event(call, "member.removed", channel, member)
+    users = call.state.users
+    response["channel"] = call.dialect.channel(channel, users)
+    response["members"] = call.dialect.members(channel, users)
+    return response
+
+
+def update_partial(call: Call) -> dict:
+    """PATCH /channels/{type}/{id}: set and unset channel fields."""
+    channel = call.channel()
+    to_set = drop_nulls(call.body.get("set"))
+    to_unset = call.body.get("unset") or []
+    _write_data(channel, to_set, replace=False)
+    for key in to_unset:
+        if key == "team":
+            channel.team = None
+        else:
+            channel.custom.pop(key, None)
+    channel.updated_at = now_ns()
+    users = call.state.users
+    return {"channel": call.dialect.channel(channel, users),
+            "members": call.dialect.members(channel, users)}
+
+
+def _drop(call: Call, channel: Channel) -> dict:
+    rendered = call.dialect.channel(channel, call.state.users)
+    rendered["deleted_at"] = call.dialect.time(now_ns())
+    del call.state.channels[channel.cid]
+    events.channel_event(call, "channel.deleted", channel)
+    return rendered
+
+
+def delete(call: Call) -> dict:
+    """DELETE /channels/{type}/{id}: the emulator forgets soft- and hard-deleted channels alike."""
+    return {"channel": _drop(call, call.channel())}
+
+
+def delete_many(call: Call) -> dict:
+    """POST /channels/delete: an async task over up to 100 cids."""
+    from .tasks import new_task
+    cids = check_batch("cids", call.body.get("cids"))
+    if not cids:
+        raise input_error("cids is a required field", cids="required")
+    channels = [call.state.channels.get(cid) for cid in cids]
+    if any(c is None for c in channels):
+        raise not_found("channels not found")
+    result = {}
+    for channel in channels:
+        _drop(call, channel)
+        result[channel.cid] = {"status": "ok"}
+    return {"task_id": new_task(call, result)}
+
+
+def _channel_field(channel: Channel, field: str) -> Any:
+    if field == "members":
+        return list(channel.members)
+    if field in ("cid", "type", "id", "created_by_id", "created_at", "updated_at", "frozen",
+                 "disabled", "team", "last_message_at"):
+        return getattr(channel, field)
+    if field == "member_count":
+        return len(channel.members)
+    if field == "last_updated":
+        return max(channel.updated_at, channel.last_message_at or 0)
+    return channel.custom.get(field)
+
+
+def query(call: Call) -> dict:
+    """POST /channels: filter, sort and page channels, each with its state."""
+    body = drop_nulls(call.body)
+    conditions = body.get("filter_conditions") or {}
+    limit = min(int(body.get("limit") or 10), 30)
+    offset = min(int(body.get("offset") or 0), 1000)
+    found = [c for c in call.state.channels.values() if matches(c, conditions, _channel_field)]
+    sort = normalize_sort(body.get("sort")) or [("last_updated", -1)]
+    found = sort_items(found, sort, _channel_field)[offset:offset + limit]
+    messages = int(body.get("message_limit") if body.get("message_limit") is not None else 25)
+    members = int(body.get("member_limit") or 100)
+    users = call.state.users
+    return {"channels": [call.dialect.channel_state(c, users, messages=messages,
+                                                    member_limit=members) for c in found]}

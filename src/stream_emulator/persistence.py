@@ -1,0 +1,36 @@
+"""Keeping the state in a JSON file across restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .state import State
+
+
+def load(path: Path) -> State:
+    """The state stored at `path`, or an empty one when the file does not exist yet."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return State()
+    return State.from_json(raw)
+
+
+def save(state: State, path: Path) -> None:
+    """Write the state atomically: a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(state.to_json(), separators=(",", ":"))
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
