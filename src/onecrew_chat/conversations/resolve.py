@@ -1,0 +1,176 @@
+"""Turn a create request into a plan: who acts, who the others are (checked against the directory), which ids."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onecrew_chat.access import acting_identity
+from onecrew_chat.config import Settings, UnknownParticipants
+from onecrew_chat.errors import NotFound, Unprocessable
+from onecrew_chat.identity import ConversationType, Identity, Kind, group_channel_id, pair_channel_id, pair_key
+from onecrew_chat.logging import get_logger
+from onecrew_chat.schemas import CreateConversationRequest
+from onecrew_chat.sync.participants import Directory, Profile, load_directory
+
+log = get_logger(__name__)
+
+SHOWN_IDS = 10
+
+
+@dataclass
+class Plan:
+    """A validated create request: the acting identity first, the others resolved, the ids to use."""
+
+    conversation_type: ConversationType
+    acting: Identity
+    others: list[Identity]
+    directory: Directory
+    placeholders: frozenset[Identity]
+    name: str | None
+    channel_id: str
+    pair_key: str | None
+
+    @property
+    def identities(self) -> list[Identity]:
+        """Every participant, acting identity first."""
+        return [self.acting, *self.others]
+
+    def profiles(self) -> dict[Identity, Profile]:
+        """Stream profiles of the participants the directory knows (placeholders have none)."""
+        found = {}
+        for identity in self.identities:
+            profile = self.directory.profile(identity)
+            if profile is not None:
+                found[identity] = profile
+        return found
+
+
+def expected_other_kind(conversation_type: ConversationType, acting: Identity) -> Kind | None:
+    """The kind the other party of a pair must have (None for groups); 422 when the acting kind cannot start it."""
+    if conversation_type is ConversationType.USER_USER:
+        if acting.kind is not Kind.USER:
+            raise Unprocessable(
+                "user_user conversations are between two users; leave out company_id, "
+                "or use user_company or company_company to write as a company",
+                code="conversation_type_mismatch",
+            )
+        return Kind.USER
+    if conversation_type is ConversationType.COMPANY_COMPANY:
+        if acting.kind is not Kind.COMPANY:
+            raise Unprocessable(
+                "company_company conversations need company_id: the company you write as",
+                code="conversation_type_mismatch",
+            )
+        return Kind.COMPANY
+    if conversation_type is ConversationType.USER_COMPANY:
+        return Kind.COMPANY if acting.kind is Kind.USER else Kind.USER
+    return None
+
+
+def _not_found(ids: list[str]) -> NotFound:
+    shown = ", ".join(ids[:SHOWN_IDS]) + (f" and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else "")
+    return NotFound(f"Other participant not found: {shown}", code="participant_not_found")
+
+
+def _pair_other(plan_type: ConversationType, acting: Identity, other_id: str, directory: Directory, placeholder: bool) -> tuple[Identity, bool]:
+    expected = expected_other_kind(plan_type, acting)
+    kinds = directory.kinds_of(other_id)
+    if expected in kinds:
+        return Identity(expected, other_id), False
+    if kinds:
+        actual = next(iter(kinds)).value
+        raise Unprocessable(
+            f"Participant {other_id} is a {actual}, but a {plan_type.value} conversation started as a "
+            f"{acting.kind.value} needs a {expected.value} as the other participant",
+            code="participant_kind_mismatch",
+        )
+    if placeholder:
+        return Identity(expected, other_id), True
+    raise _not_found([other_id])
+
+
+def _group_members(ids: list[str], directory: Directory) -> list[Identity]:
+    members, unknown = [], []
+    for entity_id in ids:
+        kinds = directory.kinds_of(entity_id)
+        if len(kinds) > 1:
+            raise Unprocessable(
+                f"Participant {entity_id} is both a user and a company; a group cannot tell which one is meant",
+                code="participant_ambiguous",
+            )
+        if not kinds:
+            unknown.append(entity_id)
+        else:
+            members.append(Identity(next(iter(kinds)), entity_id))
+    if unknown:
+        # Groups never get placeholders: nothing says whether an unknown id is a user or a company.
+        raise _not_found(unknown)
+    return members
+
+
+async def plan_conversation(
+    session: AsyncSession, settings: Settings, user_id: str, request: CreateConversationRequest
+) -> Plan:
+    """Check who acts (403), who takes part (404/422) and derive the channel id: one query per table."""
+    started = time.perf_counter()
+    acting = await acting_identity(session, user_id, request.company_id)
+    ctype = request.conversation_type
+    others_ids = [i for i in request.participant_ids if i != acting.entity_id]
+    if not others_ids:
+        raise Unprocessable(
+            "participant_ids must name at least one participant other than yourself", code="no_other_participant"
+        )
+    is_pair = ctype is not ConversationType.GROUP
+    if is_pair:
+        expected_other_kind(ctype, acting)
+        if len(others_ids) > 1:
+            raise Unprocessable(
+                f"{ctype.value} conversations have exactly one other participant; got {len(others_ids)}",
+                code="too_many_participants",
+            )
+    directory = await load_directory(
+        session,
+        [*others_ids, *([acting.entity_id] if acting.kind is Kind.USER else [])],
+        [*others_ids, *([acting.entity_id] if acting.kind is Kind.COMPANY else [])],
+    )
+    placeholder_ok = settings.unknown_participants is UnknownParticipants.PLACEHOLDER
+    placeholders: set[Identity] = set()
+    if directory.profile(acting) is None:
+        if not placeholder_ok:
+            raise NotFound(
+                f"Your {acting.kind.value} profile {acting.entity_id} is not in the chat directory yet",
+                code="caller_not_found",
+            )
+        placeholders.add(acting)
+    if is_pair:
+        other, is_placeholder = _pair_other(ctype, acting, others_ids[0], directory, placeholder_ok)
+        if is_placeholder:
+            placeholders.add(other)
+        others = [other]
+        channel_id, key = pair_channel_id(ctype, acting, other), pair_key(acting, other)
+    else:
+        others = _group_members(others_ids, directory)
+        channel_id, key = group_channel_id(), None
+    plan = Plan(
+        conversation_type=ctype,
+        acting=acting,
+        others=others,
+        directory=directory,
+        placeholders=frozenset(placeholders),
+        name=request.name if not is_pair else None,  # pairs never get a name: the app shows the other party's
+        channel_id=channel_id,
+        pair_key=key,
+    )
+    log.info(
+        "conversation.resolved",
+        conversation_type=ctype.value,
+        acting=acting.stream_id,
+        participants=len(plan.identities),
+        placeholders=len(placeholders),
+        channel_id=channel_id,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return plan

@@ -1,0 +1,78 @@
+"""The conversation JSON the OneCrew app reads; `id` and `conversation_id` are the Stream channel id."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from onecrew_chat.identity import Identity, Kind, cid
+from onecrew_chat.models import Company, Conversation, ConversationParticipant, User
+from onecrew_chat.sync.participants import Directory
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with milliseconds and a Z, as JavaScript's Date prints it."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def user_json(user: User) -> dict:
+    """A user as the app reads it: id, name, image_url, category."""
+    return {"id": user.id, "name": user.name, "image_url": user.image_url, "category": user.category}
+
+
+def company_json(company: Company) -> dict:
+    """A company as the app reads it: id, name, logo_url, subcategory."""
+    return {"id": company.id, "name": company.name, "logo_url": company.logo_url, "subcategory": company.subcategory}
+
+
+def participant_json(participant: ConversationParticipant, channel_id: str, directory: Directory) -> dict:
+    """One participant with its user or company (null when the directory does not know it)."""
+    body = {
+        "id": participant.id,
+        "conversation_id": channel_id,
+        "participant_type": participant.participant_type,
+        "participant_id": participant.participant_id,
+        "joined_at": iso(participant.joined_at),
+        "last_read_at": iso(participant.last_read_at),
+    }
+    if participant.participant_type == Kind.USER.value:
+        user = directory.users.get(participant.participant_id)
+        body["user"] = user_json(user) if user else None
+    else:
+        company = directory.companies.get(participant.participant_id)
+        body["company"] = company_json(company) if company else None
+    return body
+
+
+def ordered_participants(conversation: Conversation) -> list[ConversationParticipant]:
+    """Participants with the creator first, then by join time and id (a stable order for the app)."""
+    creator = (conversation.created_by_type, conversation.created_by_id)
+    return sorted(
+        conversation.participants,
+        key=lambda p: ((p.participant_type, p.participant_id) != creator, p.joined_at, p.participant_type, p.participant_id),
+    )
+
+
+def serialize_conversation(conversation: Conversation, directory: Directory) -> dict:
+    """The conversation as `data` of the app's answers (participants must be loaded; see load_directory_for)."""
+    participants = ordered_participants(conversation)
+    channel_id = conversation.channel_id
+    return {
+        "id": channel_id,
+        "conversation_id": channel_id,
+        "conversation_type": conversation.conversation_type,
+        "name": conversation.name,
+        "created_at": iso(conversation.created_at),
+        "updated_at": iso(conversation.updated_at),
+        "last_message_at": iso(conversation.last_message_at),
+        "last_message_preview": conversation.last_message_preview,
+        "participants": [participant_json(p, channel_id, directory) for p in participants],
+        "chat": {
+            "channel_type": conversation.channel_type,
+            "channel_id": channel_id,
+            "cid": cid(channel_id, conversation.channel_type),
+            "status": conversation.chat_status,
+            "members": [Identity(p.participant_type, p.participant_id).stream_id for p in participants],
+        },
+    }

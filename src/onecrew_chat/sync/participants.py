@@ -1,0 +1,136 @@
+"""Who the participants are: directory rows and Stream profiles, loaded in one query per table."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onecrew_chat.identity import Identity, Kind
+from onecrew_chat.models import Company, Conversation, User
+
+PLACEHOLDER_NAMES = {Kind.USER: "OneCrew user", Kind.COMPANY: "OneCrew company"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What Stream should hold for an identity: name, image, role user, custom onecrew_kind."""
+
+    identity: Identity
+    name: str
+    image: str | None
+    placeholder: bool = False
+
+    @property
+    def stream_id(self) -> str:
+        """The identity's Stream user id."""
+        return self.identity.stream_id
+
+    @property
+    def custom(self) -> dict:
+        """Custom Stream fields (a placeholder says so, so that it can be found and healed)."""
+        custom = {"onecrew_kind": self.identity.kind.value}
+        if self.placeholder:
+            custom["onecrew_placeholder"] = True
+        return custom
+
+    @property
+    def profile_hash(self) -> str:
+        """sha256 over exactly what is sent to Stream; a different hash means the mirror is stale."""
+        payload = {"name": self.name, "image": self.image, "role": "user", "custom": self.custom}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    @classmethod
+    def placeholder_for(cls, identity: Identity) -> Profile:
+        """A minimal profile for an id the directory does not know yet (policy `placeholder`)."""
+        return cls(identity, PLACEHOLDER_NAMES[identity.kind], None, placeholder=True)
+
+
+def user_profile(user: User) -> Profile:
+    """The Stream profile of a OneCrew user (image = image_url)."""
+    return Profile(Identity.user(user.id), user.name, user.image_url or None)
+
+
+def company_profile(company: Company) -> Profile:
+    """The Stream profile of a OneCrew company (image = logo_url)."""
+    return Profile(Identity.company(company.id), company.name, company.logo_url or None)
+
+
+@dataclass
+class Directory:
+    """Directory rows loaded for a request, keyed by uuid."""
+
+    users: dict[str, User] = field(default_factory=dict)
+    companies: dict[str, Company] = field(default_factory=dict)
+
+    def kinds_of(self, entity_id: str) -> set[Kind]:
+        """The kinds under which this uuid exists (empty when unknown, two when ambiguous)."""
+        kinds = set()
+        if entity_id in self.users:
+            kinds.add(Kind.USER)
+        if entity_id in self.companies:
+            kinds.add(Kind.COMPANY)
+        return kinds
+
+    def profile(self, identity: Identity) -> Profile | None:
+        """The identity's profile, or None when the directory has no such row."""
+        if identity.kind is Kind.USER:
+            user = self.users.get(identity.entity_id)
+            return user_profile(user) if user else None
+        company = self.companies.get(identity.entity_id)
+        return company_profile(company) if company else None
+
+
+async def load_directory(
+    session: AsyncSession, user_ids: Iterable[str] = (), company_ids: Iterable[str] = ()
+) -> Directory:
+    """Users and companies by id: at most one query per table, whatever the count."""
+    directory = Directory()
+    wanted_users, wanted_companies = set(user_ids), set(company_ids)
+    if wanted_users:
+        rows = await session.scalars(select(User).where(User.id.in_(sorted(wanted_users))))
+        directory.users = {row.id: row for row in rows}
+    if wanted_companies:
+        rows = await session.scalars(select(Company).where(Company.id.in_(sorted(wanted_companies))))
+        directory.companies = {row.id: row for row in rows}
+    return directory
+
+
+async def load_directory_for(session: AsyncSession, conversations: Iterable[Conversation]) -> Directory:
+    """The users and companies taking part in these conversations (participants must be loaded)."""
+    user_ids: set[str] = set()
+    company_ids: set[str] = set()
+    for conversation in conversations:
+        for participant in conversation.participants:
+            (user_ids if participant.participant_type == Kind.USER.value else company_ids).add(participant.participant_id)
+    return await load_directory(session, user_ids, company_ids)
+
+
+async def resolve_kinds(session: AsyncSession, ids: list[str]) -> dict[str, Kind | None]:
+    """Each id's kind from the directory (one query per table); None when unknown or in both tables."""
+    directory = await load_directory(session, ids, ids)
+    resolved: dict[str, Kind | None] = {}
+    for entity_id in ids:
+        kinds = directory.kinds_of(entity_id)
+        resolved[entity_id] = next(iter(kinds)) if len(kinds) == 1 else None
+    return resolved
+
+
+async def load_profiles(session: AsyncSession, identities: Iterable[Identity]) -> dict[Identity, Profile]:
+    """Profiles of the identities the directory knows (one query per table); unknown ones are left out."""
+    wanted = list(dict.fromkeys(identities))
+    directory = await load_directory(
+        session,
+        (i.entity_id for i in wanted if i.kind is Kind.USER),
+        (i.entity_id for i in wanted if i.kind is Kind.COMPANY),
+    )
+    profiles = {}
+    for identity in wanted:
+        profile = directory.profile(identity)
+        if profile is not None:
+            profiles[identity] = profile
+    return profiles
