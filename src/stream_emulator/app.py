@@ -120,9 +120,10 @@ class EmulatorApp:
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         result["duration"] = f"{elapsed_ms:.2f}ms"
         headers = self._rate_headers(operation, reset_at)
+        # Logged before the response goes out, so a caller that counts calls right after its
+        # own call returns always sees it.
+        emu.log.add(RequestRecord(operation, dialect_name, method, path, status, elapsed_ms))
         await _respond(send, status, json.dumps(result).encode(), headers)
-        emu.log.add(RequestRecord(operation, dialect_name, method, path, status,
-                                  (time.perf_counter() - started) * 1000.0))
 
     def _rate_headers(self, operation: str, reset_at: float | None) -> list[tuple[bytes, bytes]]:
         """Lowercase x-ratelimit-* headers (reference §5): a per-minute window per operation."""

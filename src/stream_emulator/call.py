@@ -71,10 +71,10 @@ class Call:
                               "using server side auth.")
         return user_id
 
-    def require_user(self, user_id: str) -> "User":
-        """The stored, not deleted user, or code 16."""
+    def require_user(self, user_id: str, deleted_ok: bool = False) -> "User":
+        """The stored (by default not soft-deleted) user, or code 16."""
         user = self.state.users.get(user_id)
-        if user is None or user.deleted_at is not None:
+        if user is None or (user.deleted_at is not None and not deleted_ok):
             raise not_found(f"user {user_id} does not exist")
         return user
 

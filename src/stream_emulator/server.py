@@ -52,7 +52,9 @@ class EmulatorServer:
         if self._thread is not None:
             return self.base_url
         self.emulator.load()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP; with
+        # proto 0 Nagle holds each response body back for the client's delayed ACK (~40 ms per call).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]

@@ -174,11 +174,11 @@ def reactivate(call: Call) -> dict:
     return {"user": call.dialect.full_user(user)}
 
 
-def _many(call: Call) -> list[User]:
+def _many(call: Call, deleted_ok: bool = False) -> list[User]:
     ids = check_batch("user_ids", call.body.get("user_ids"))
     if not ids:
         raise input_error("user_ids is a required field", user_ids="required")
-    return [call.require_user(check_user_id(uid, "user_ids")) for uid in ids]
+    return [call.require_user(check_user_id(uid, "user_ids"), deleted_ok) for uid in ids]
 
 
 def deactivate_many(call: Call) -> dict:
@@ -214,7 +214,7 @@ def _remove(call: Call, user: User, hard: bool) -> None:
 
 def delete(call: Call) -> dict:
     """DELETE /users/{id}?hard_delete=: soft by default."""
-    user = call.require_user(call.params[0])
+    user = call.require_user(call.params[0], deleted_ok=True)
     hard = call.query.get("hard_delete") == "true"
     rendered = call.dialect.full_user(user)
     _remove(call, user, hard)
@@ -232,7 +232,7 @@ def delete_many(call: Call) -> dict:
         if mode is not None and mode not in DELETE_MODES:
             raise input_error(f"{option} must be one of soft, pruning, hard",
                               **{option: "invalid"})
-    users = _many(call)
+    users = _many(call, deleted_ok=True)
     hard = call.body.get("user") == "hard"
     for user in users:
         _remove(call, user, hard)

@@ -1,0 +1,94 @@
+"""One emulator server per test session, wiped before every test, and the four SDK clients."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import warnings
+from collections.abc import Iterator
+
+import jwt
+import pytest
+from getstream import AsyncStream, Stream
+from stream_chat import StreamChat, StreamChatAsync
+
+from stream_emulator import Emulator, EmulatorServer
+
+KEY = "emulator-key"
+SECRET = "emulator-secret-that-is-long-enough-for-hs256"
+
+# stream-chat signs with whatever secret it is given; keep the suite's output readable.
+warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
+
+
+@pytest.fixture(scope="session")
+def _served() -> Iterator[tuple[Emulator, EmulatorServer]]:
+    emulator = Emulator(api_key=KEY, api_secret=SECRET)
+    with EmulatorServer(emulator, enable_admin=True) as server:
+        yield emulator, server
+
+
+@pytest.fixture
+def emu(_served: tuple[Emulator, EmulatorServer]) -> Emulator:
+    """The served emulator, empty and fault-free."""
+    emulator = _served[0]
+    emulator.reset()
+    return emulator
+
+
+@pytest.fixture
+def base_url(_served: tuple[Emulator, EmulatorServer], emu: Emulator) -> str:
+    """Where the emulator listens."""
+    return _served[1].base_url
+
+
+@pytest.fixture
+def gs(base_url: str) -> Iterator[Stream]:
+    """getstream's sync client, pointed at the emulator."""
+    client = Stream(api_key=KEY, api_secret=SECRET, base_url=base_url, timeout=5.0)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def ags(base_url: str):
+    """getstream's async client."""
+    client = AsyncStream(api_key=KEY, api_secret=SECRET, base_url=base_url, timeout=5.0)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def sc(base_url: str) -> StreamChat:
+    """stream-chat's sync client."""
+    return StreamChat(KEY, SECRET, base_url=base_url, timeout=5.0)
+
+
+@pytest.fixture
+async def asc(base_url: str):
+    """stream-chat's async client."""
+    async with StreamChatAsync(KEY, SECRET, base_url=base_url, timeout=5.0) as client:
+        yield client
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        length = int(self.headers.get("content-length", 0))
+        self.server.received.append((dict(self.headers), self.rfile.read(length)))  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook_url() -> Iterator[str]:
+    """A local HTTP receiver for webhook deliveries."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.received = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    server.shutdown()
+    server.server_close()
