@@ -128,9 +128,7 @@ class ConversationParticipant(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # A copy of conversation.last_message_at, kept equal by database triggers (migration 0003) so that the
     # unread count is one index scan on this table; never written by the application.
-    last_message_at: Mapped[datetime | None] = mapped_column(
-        server_default=FetchedValue(), server_onupdate=FetchedValue()
-    )
+    last_message_at: Mapped[datetime | None] = mapped_column(server_default=FetchedValue())
 
     conversation: Mapped[Conversation] = relationship(back_populates="participants")
 

@@ -1,5 +1,73 @@
-"""PLACEHOLDER router; its owner fills it in."""
+"""Reading conversations: the list, the unread count, one conversation by id, and prepare (self-healing)."""
+
+from __future__ import annotations
 
 from fastapi import APIRouter
 
-router = APIRouter()
+from onecrew_chat.access import acting_identity_for_profile
+from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
+from onecrew_chat.conversations.serialize import serialize_conversation
+from onecrew_chat.reads.listing import PageRequest, list_conversations
+from onecrew_chat.reads.lookup import find_visible_conversation
+from onecrew_chat.reads.prepare import heal_quietly, prepare
+from onecrew_chat.reads.unread import unread_cache, unread_count
+from onecrew_chat.sync.participants import load_directory_for
+
+router = APIRouter(prefix="/api/chat/conversations", tags=["conversations"])
+
+
+@router.get("", summary="List the acting profile's conversations, newest activity first")
+async def get_conversations(
+    session: SessionDep,
+    user_id: CurrentUserId,
+    page: str | None = None,
+    limit: str | None = None,
+    profile_type: str | None = None,
+    company_id: str | None = None,
+    search: str | None = None,
+) -> dict:
+    """`{success, data: {data: [...], pagination: {page, limit, total, totalPages}}}`; 400 on bad parameters."""
+    request = PageRequest.parse(page, limit, search)
+    identity = await acting_identity_for_profile(session, user_id, profile_type, company_id, required=False)
+    return {"success": True, "data": await list_conversations(session, identity, request)}
+
+
+# Declared before /{conversation_id}, or "unread-count" would be taken for a conversation id.
+@router.get("/unread-count", summary="How many conversations have a message the profile has not read")
+async def get_unread_count(
+    runtime: RuntimeDep,
+    session: SessionDep,
+    user_id: CurrentUserId,
+    profile_type: str | None = None,
+    company_id: str | None = None,
+) -> dict:
+    """`{unread_count, profile_type, profile_id, cached}`; 400 for a missing or bad profile_type or company_id."""
+    identity = await acting_identity_for_profile(session, user_id, profile_type, company_id, required=True)
+    result = await unread_count(session, unread_cache(runtime), identity)
+    return {
+        "success": True,
+        "data": {
+            "unread_count": result.count,
+            "profile_type": identity.kind.value,
+            "profile_id": identity.entity_id,
+            "cached": result.cached,
+        },
+    }
+
+
+@router.get("/{conversation_id}", summary="One conversation by its channel id (any scheme the app has used)")
+async def get_conversation(runtime: RuntimeDep, session: SessionDep, user_id: CurrentUserId, conversation_id: str) -> dict:
+    """The conversation when the caller or one of their companies takes part (else 404); finishes provisioning."""
+    visible = await find_visible_conversation(session, user_id, conversation_id)
+    await heal_quietly(session, runtime, visible.conversation)
+    directory = await load_directory_for(session, [visible.conversation])
+    return {"success": True, "data": serialize_conversation(visible.conversation, directory)}
+
+
+@router.post("/{conversation_id}/prepare", summary="Make sure the channel and every member exist in Stream")
+async def prepare_conversation(
+    runtime: RuntimeDep, session: SessionDep, user_id: CurrentUserId, conversation_id: str
+) -> dict:
+    """`{id, chat_status, members}`; no Stream call when our records say everything is in place."""
+    visible = await find_visible_conversation(session, user_id, conversation_id)
+    return {"success": True, "data": await prepare(session, runtime, visible.conversation)}

@@ -1,5 +1,53 @@
-"""PLACEHOLDER router; its owner fills it in."""
+"""POST /api/chat/webhooks/stream: Stream's signed event deliveries."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+
+from onecrew_chat.api.deps import RuntimeDep
+from onecrew_chat.logging import get_logger
+from onecrew_chat.metrics import WEBHOOK_EVENTS
+from onecrew_chat.reads.unread import unread_cache
+from onecrew_chat.webhooks.apply import HANDLED, apply_event
+from onecrew_chat.webhooks.events import parse_event, webhook_id
+from onecrew_chat.webhooks.signature import verify_signature
+
+router = APIRouter(tags=["webhooks"])
+log = get_logger(__name__)
+
+
+@router.post("/api/chat/webhooks/stream", summary="Receive Stream webhook events (X-Signature checked)")
+async def stream_webhook(
+    request: Request,
+    runtime: RuntimeDep,
+    x_signature: Annotated[str | None, Header()] = None,
+    x_webhook_id: Annotated[str | None, Header()] = None,
+) -> dict:
+    """401 without a valid signature; a repeated X-Webhook-Id is answered 200 and changes nothing."""
+    started = time.perf_counter()
+    body = await request.body()
+    secret = runtime.settings.stream_api_secret
+    verify_signature(body, x_signature, secret.get_secret_value() if secret else None)
+    event = parse_event(body)
+    event_id = webhook_id(x_webhook_id, body)
+    # The unit of work is committed before the cache is invalidated, so no stale count can be cached after it.
+    async with runtime.sessionmaker.begin() as session:
+        outcome = await apply_event(session, event, event_id)
+    unread_cache(runtime).invalidate(outcome.affected)
+    WEBHOOK_EVENTS.labels(type=event.type if event.type in HANDLED else "other", outcome=outcome.status).inc()
+    log.info(
+        "webhook.received",
+        type=event.type,
+        webhook_id=event_id,
+        channel_id=event.channel_id,
+        outcome=outcome.status,
+        reason=outcome.reason,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return {
+        "success": True,
+        "data": {"webhook_id": event_id, "type": event.type, "status": outcome.status, "reason": outcome.reason},
+    }

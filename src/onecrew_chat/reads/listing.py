@@ -1,0 +1,118 @@
+"""The conversation list of one profile: newest activity first, searchable, in a constant number of queries."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import and_, exists, func, not_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, selectinload
+
+from onecrew_chat.errors import BadRequest
+from onecrew_chat.identity import Identity, Kind
+from onecrew_chat.models import Company, Conversation, ConversationParticipant, User
+from onecrew_chat.conversations.serialize import serialize_conversation
+from onecrew_chat.sync.participants import load_directory_for
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+MAX_SEARCH = 255
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Validated list parameters."""
+
+    page: int = 1
+    limit: int = DEFAULT_LIMIT
+    search: str | None = None
+
+    @classmethod
+    def parse(cls, page: str | None, limit: str | None, search: str | None) -> PageRequest:
+        """400 for a page below 1 or a limit outside 1..100; an empty search means no search."""
+        page_n = _positive_int(page, "page", 1)
+        limit_n = _positive_int(limit, "limit", DEFAULT_LIMIT)
+        if limit_n > MAX_LIMIT:
+            raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}, got {limit_n}", code="invalid_limit")
+        term = (search or "").strip() or None
+        if term is not None and len(term) > MAX_SEARCH:
+            raise BadRequest(f"search must be at most {MAX_SEARCH} characters", code="invalid_search")
+        return cls(page_n, limit_n, term)
+
+
+def _positive_int(raw: str | None, name: str, default: int) -> int:
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise BadRequest(f"{name} must be a positive integer, got {raw[:32]!r}", code=f"invalid_{name}") from None
+    if value < 1:
+        raise BadRequest(f"{name} must be a positive integer, got {value}", code=f"invalid_{name}")
+    return value
+
+
+def _like_pattern(term: str) -> str:
+    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _search_clause(identity: Identity, term: str):
+    """The conversation's name, or another participant's user or company name, contains the term."""
+    pattern = _like_pattern(term)
+    other = aliased(ConversationParticipant)
+    user_named = exists().where(User.id == other.participant_id, func.lower(User.name).like(pattern, escape="\\"))
+    company_named = exists().where(
+        Company.id == other.participant_id, func.lower(Company.name).like(pattern, escape="\\")
+    )
+    is_self = and_(other.participant_type == identity.kind.value, other.participant_id == identity.entity_id)
+    participant_named = exists().where(
+        other.conversation_id == Conversation.id,
+        not_(is_self),
+        or_(
+            and_(other.participant_type == Kind.USER.value, user_named),
+            and_(other.participant_type == Kind.COMPANY.value, company_named),
+        ),
+    )
+    return or_(func.lower(Conversation.name).like(pattern, escape="\\"), participant_named)
+
+
+def _visible_to(identity: Identity):
+    mine = select(ConversationParticipant.conversation_id).where(
+        ConversationParticipant.participant_type == identity.kind.value,
+        ConversationParticipant.participant_id == identity.entity_id,
+    )
+    return and_(Conversation.id.in_(mine), Conversation.deleted_at.is_(None))
+
+
+async def list_conversations(session: AsyncSession, identity: Identity, request: PageRequest) -> dict:
+    """`{data: [...], pagination: {page, limit, total, totalPages}}` for the profile (4 queries, 5 past the end)."""
+    where = [_visible_to(identity)]
+    if request.search:
+        where.append(_search_clause(identity, request.search))
+    activity = func.coalesce(Conversation.last_message_at, Conversation.created_at)
+    statement = (
+        select(Conversation, func.count().over().label("total"))
+        .where(*where)
+        .order_by(activity.desc(), Conversation.id.desc())
+        .limit(request.limit)
+        .offset((request.page - 1) * request.limit)
+        .options(selectinload(Conversation.participants))
+    )
+    rows = (await session.execute(statement)).all()
+    conversations = [row[0] for row in rows]
+    if rows:
+        total = int(rows[0][1])
+    else:
+        total = int(await session.scalar(select(func.count()).select_from(Conversation).where(*where)) or 0)
+    directory = await load_directory_for(session, conversations)
+    return {
+        "data": [serialize_conversation(c, directory) for c in conversations],
+        "pagination": {
+            "page": request.page,
+            "limit": request.limit,
+            "total": total,
+            "totalPages": math.ceil(total / request.limit) if total else 0,
+        },
+    }

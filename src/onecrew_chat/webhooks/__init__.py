@@ -1,0 +1,1 @@
+"""Stream webhooks: signature check, deduplication, and applying events to conversations and read markers."""

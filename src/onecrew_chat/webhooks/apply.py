@@ -1,0 +1,142 @@
+"""Applying Stream webhook events: activity and read markers (never moved backwards), drift for the reconciler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onecrew_chat.db import utcnow
+from onecrew_chat.identity import Identity
+from onecrew_chat.logging import get_logger
+from onecrew_chat.metrics import DRIFT_DETECTED
+from onecrew_chat.models import ChannelDrift, Conversation, ConversationParticipant, WebhookEvent
+from onecrew_chat.webhooks.events import StreamEvent
+
+log = get_logger(__name__)
+
+PREVIEW_LENGTH = 200
+READ_EVENTS = ("message.read", "notification.mark_read")
+DRIFT_EVENTS = {"channel.deleted": "channel_deleted", "member.removed": "member_removed"}
+HANDLED = frozenset({"message.new", *READ_EVENTS, *DRIFT_EVENTS})
+
+
+@dataclass
+class Outcome:
+    """What one event did: applied, duplicate or ignored; and whose unread count may have changed."""
+
+    status: str
+    reason: str | None = None
+    affected: set[str] = field(default_factory=set)
+
+
+async def record_once(session: AsyncSession, webhook_id: str, event_type: str) -> bool:
+    """Store the webhook id; False when it was stored before (a redelivery), also under concurrency."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(WebhookEvent)
+        .values(id=webhook_id, event_type=event_type[:64], received_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    return (await session.execute(statement)).rowcount == 1
+
+
+def _identity(stream_id: str | None) -> Identity | None:
+    try:
+        return Identity.parse(stream_id or "")
+    except ValueError:
+        return None
+
+
+async def _members(session: AsyncSession, conversation_id: str) -> list[str]:
+    """Stream ids of the conversation's participants (one query)."""
+    rows = await session.execute(
+        select(ConversationParticipant.participant_type, ConversationParticipant.participant_id).where(
+            ConversationParticipant.conversation_id == conversation_id
+        )
+    )
+    return [Identity(kind, entity_id).stream_id for kind, entity_id in rows]
+
+
+async def _move_read_marker(session: AsyncSession, conversation_id: str, identity: Identity, at: datetime) -> bool:
+    """last_read_at = at for this participant, unless it is already at or after `at`."""
+    result = await session.execute(
+        update(ConversationParticipant)
+        .where(
+            ConversationParticipant.conversation_id == conversation_id,
+            ConversationParticipant.participant_type == identity.kind.value,
+            ConversationParticipant.participant_id == identity.entity_id,
+            or_(ConversationParticipant.last_read_at.is_(None), ConversationParticipant.last_read_at < at),
+        )
+        .values(last_read_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount > 0
+
+
+async def _message_new(session: AsyncSession, event: StreamEvent, conversation_id: str, members: list[str]) -> Outcome:
+    message = event.message
+    at = (message.created_at if message else None) or event.created_at
+    if message is None or at is None or not message.is_activity:
+        return Outcome("ignored", "not channel activity")
+    await session.execute(
+        update(Conversation)
+        .where(
+            Conversation.id == conversation_id,
+            or_(Conversation.last_message_at.is_(None), Conversation.last_message_at < at),
+        )
+        .values(last_message_at=at, last_message_preview=message.text[:PREVIEW_LENGTH])
+        .execution_options(synchronize_session=False)
+    )
+    sender = _identity(message.user_id or event.user_id)
+    if sender is not None:  # a sender has read their own message
+        await _move_read_marker(session, conversation_id, sender, at)
+    return Outcome("applied", affected=set(members))
+
+
+async def _read(session: AsyncSession, event: StreamEvent, conversation_id: str) -> Outcome:
+    reader = _identity(event.user_id)
+    if reader is None or event.created_at is None:
+        return Outcome("ignored", "no OneCrew reader or time")
+    await _move_read_marker(session, conversation_id, reader, event.created_at)
+    return Outcome("applied", affected={reader.stream_id})
+
+
+async def _drift(session: AsyncSession, event: StreamEvent, members: list[str], webhook_id: str) -> Outcome:
+    kind = DRIFT_EVENTS[event.type]
+    detail: dict = {"webhook_id": webhook_id, "event_created_at": event.created_at.isoformat() if event.created_at else None}
+    if event.type == "member.removed":
+        removed = event.member_user_id or event.user_id
+        if removed not in members:
+            return Outcome("ignored", "removed member is not a participant")
+        detail["stream_id"] = removed
+    session.add(ChannelDrift(channel_type=event.channel_type, channel_id=event.channel_id, kind=kind, detail=detail))
+    DRIFT_DETECTED.labels(kind=kind).inc()
+    log.warning("webhook.drift_detected", kind=kind, channel_id=event.channel_id, stream_id=detail.get("stream_id"))
+    return Outcome("applied")
+
+
+async def apply_event(session: AsyncSession, event: StreamEvent, webhook_id: str) -> Outcome:
+    """Apply one event in the caller's transaction; unknown types and channels change nothing."""
+    if event.type not in HANDLED:
+        return Outcome("ignored", "event type not used")
+    if event.channel_id is None:
+        return Outcome("ignored", "no channel")
+    conversation_id = await session.scalar(
+        select(Conversation.id).where(
+            Conversation.channel_id == event.channel_id, Conversation.channel_type == event.channel_type
+        )
+    )
+    if conversation_id is None:
+        return Outcome("ignored", "unknown channel")
+    if not await record_once(session, webhook_id, event.type):
+        return Outcome("duplicate")
+    if event.type in READ_EVENTS:
+        return await _read(session, event, conversation_id)
+    members = await _members(session, conversation_id)
+    if event.type == "message.new":
+        return await _message_new(session, event, conversation_id, members)
+    return await _drift(session, event, members, webhook_id)

@@ -1,0 +1,60 @@
+"""Conversation rows for the read-path tests, written straight into the database (no Stream calls)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from onecrew_chat.db import utcnow
+from onecrew_chat.identity import ConversationType, Identity, group_channel_id, pair_channel_id, pair_key
+from onecrew_chat.models import Conversation, ConversationParticipant
+
+
+async def add_conversation(
+    session,
+    *members: Identity,
+    conversation_type: str | None = None,
+    channel_id: str | None = None,
+    name: str | None = None,
+    chat_status: str = "ready",
+    verified: bool = True,
+    last_message_at: datetime | None = None,
+    preview: str | None = None,
+    read_at: dict[Identity, datetime | None] | None = None,
+    created_at: datetime | None = None,
+) -> Conversation:
+    """A conversation between `members` (the first is the creator), committed, with its participants loaded."""
+    creator = members[0]
+    if conversation_type is None:
+        if len(members) == 2:
+            kinds = sorted(m.kind.value for m in members)
+            conversation_type = {"user": "user_user", "company": "company_company"}.get(kinds[0] if kinds[0] == kinds[1] else "", "user_company")
+        else:
+            conversation_type = ConversationType.GROUP.value
+    is_pair = conversation_type != ConversationType.GROUP.value
+    if channel_id is None:
+        channel_id = pair_channel_id(conversation_type, *members) if is_pair else group_channel_id()
+    now = created_at or utcnow()
+    conversation = Conversation(
+        channel_id=channel_id,
+        conversation_type=conversation_type,
+        name=name,
+        pair_key=pair_key(*members) if is_pair and len(members) == 2 else None,
+        created_by_type=creator.kind.value,
+        created_by_id=creator.entity_id,
+        chat_status=chat_status,
+        stream_verified_at=now if verified else None,
+        last_message_at=last_message_at,
+        last_message_preview=preview,
+        created_at=now,
+        updated_at=now,
+    )
+    read_at = read_at or {}
+    conversation.participants = [
+        ConversationParticipant(
+            participant_type=m.kind.value, participant_id=m.entity_id, joined_at=now, last_read_at=read_at.get(m)
+        )
+        for m in members
+    ]
+    session.add(conversation)
+    await session.commit()
+    return conversation
