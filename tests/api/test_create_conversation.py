@@ -1,0 +1,145 @@
+"""POST /api/chat/conversations over HTTP against the emulator, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from onecrew_chat.identity import Identity, pair_channel_id
+from onecrew_chat.models import Conversation, ConversationParticipant, OutboxMessage, StreamIdentity, User
+from tests.factories import add_company, add_user
+from tests.support import auth
+
+URL = "/api/chat/conversations"
+
+
+async def create(client, sub: str, body: dict, **headers):
+    """POST a create request as `sub`."""
+    return await client.post(URL, json=body, headers={**auth(sub), **headers})
+
+
+async def test_seed_case_user_absent_from_stream_gets_a_channel_with_a_company_first_try(client, session, emulator):
+    amr = await add_user(session, "Amr", user_id="dda3aaa6-d123-4e57-aeef-f0661ec61352")
+    owner = await add_user(session, "Owner")
+    company = await add_company(session, "Lolo Academy", owner=owner)
+    assert emulator.get_user(Identity.user(amr).stream_id) is None
+
+    response = await create(client, owner, {"conversation_type": "user_company", "participant_ids": [amr], "company_id": company})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["success"] is True
+    data = body["data"]
+    expected_channel = pair_channel_id("user_company", Identity.company(company), Identity.user(amr))
+    assert data["id"] == data["conversation_id"] == expected_channel
+    assert data["chat"]["status"] == "ready"
+    assert data["chat"]["cid"] == f"messaging:{expected_channel}"
+    assert emulator.count("UpdateUsers") == 1
+    assert emulator.count("GetOrCreateChannel") == 1
+    assert all(r.status < 400 for r in emulator.requests), [(r.operation, r.status) for r in emulator.requests]
+    channel = emulator.get_channel("messaging", expected_channel)
+    assert sorted(channel["members"]) == sorted([Identity.user(amr).stream_id, Identity.company(company).stream_id])
+    assert channel["created_by_id"] == Identity.company(company).stream_id
+    assert "name" not in channel or channel["name"] in (None, "")
+    stored = emulator.get_user(Identity.user(amr).stream_id)
+    assert stored["name"] == "Amr" and stored["role"] == "user"
+    mirrored = await session.scalar(select(func.count()).select_from(StreamIdentity))
+    assert mirrored == 2
+    done = await session.scalar(select(OutboxMessage.status))
+    assert done == "done"
+
+
+async def test_user_to_company_and_company_to_user_share_one_conversation_and_the_second_makes_no_stream_call(
+    client, session, emulator
+):
+    user = await add_user(session, "Mona", image_url="https://img.example/mona.png")
+    owner = await add_user(session, "Owner")
+    company = await add_company(session, "Sat Education", owner=owner)
+
+    first = await create(client, user, {"conversation_type": "user_company", "participant_ids": [company]})
+    assert first.status_code == 200, first.text
+    calls = emulator.count()
+    second = await create(
+        client, owner, {"conversation_type": "user_company", "participant_ids": [user], "company_id": company}
+    )
+    assert second.status_code == 200, second.text
+    assert emulator.count() == calls, "an existing, ready pair must not call Stream"
+    assert first.json()["data"]["id"] == second.json()["data"]["id"]
+    assert await session.scalar(select(func.count()).select_from(Conversation)) == 1
+    assert emulator.channel_count() == 1
+
+    data = second.json()["data"]
+    assert data["conversation_type"] == "user_company"
+    assert data["name"] is None
+    assert data["last_message_at"] is None and data["last_message_preview"] is None
+    assert data["created_at"].endswith("Z") and "T" in data["created_at"]
+    by_type = {p["participant_type"]: p for p in data["participants"]}
+    assert by_type["user"]["participant_id"] == user
+    assert by_type["user"]["user"] == {
+        "id": user, "name": "Mona", "image_url": "https://img.example/mona.png", "category": "talent"
+    }
+    assert by_type["company"]["company"]["name"] == "Sat Education"
+    assert set(by_type["company"]["company"]) == {"id", "name", "logo_url", "subcategory"}
+    assert all(p["conversation_id"] == data["id"] for p in data["participants"])
+    assert all(p["last_read_at"] is None and p["joined_at"].endswith("Z") for p in data["participants"])
+    assert sorted(data["chat"]["members"]) == sorted([Identity.user(user).stream_id, Identity.company(company).stream_id])
+    assert data["chat"]["channel_type"] == "messaging"
+
+
+async def test_user_user_is_the_same_channel_in_both_directions(client, session, emulator):
+    a, b = await add_user(session, "A"), await add_user(session, "B")
+    one = await create(client, a, {"conversation_type": "user_user", "participant_ids": [b]})
+    two = await create(client, b, {"conversation_type": "user_user", "participant_ids": [a, b]})  # listing yourself is harmless
+    assert one.status_code == two.status_code == 200, (one.text, two.text)
+    assert one.json()["data"]["id"] == two.json()["data"]["id"]
+    assert emulator.count("GetOrCreateChannel") == 1
+    assert emulator.get_channel("messaging", one.json()["data"]["id"])["created_by_id"] == Identity.user(a).stream_id
+
+
+async def test_company_company_acts_as_the_company(client, session, emulator):
+    owner = await add_user(session, "Owner")
+    mine = await add_company(session, "Mine", owner=owner, role="admin")
+    theirs = await add_company(session, "Theirs")
+    response = await create(
+        client, owner, {"conversation_type": "company_company", "participant_ids": [theirs], "company_id": mine}
+    )
+    assert response.status_code == 200, response.text
+    channel = emulator.get_channel("messaging", response.json()["data"]["id"])
+    assert sorted(channel["members"]) == sorted([Identity.company(mine).stream_id, Identity.company(theirs).stream_id])
+    assert Identity.user(owner).stream_id not in channel["members"]
+    assert emulator.get_user(Identity.company(theirs).stream_id)["onecrew_kind"] == "company"
+
+
+async def test_a_changed_profile_goes_to_stream_as_a_partial_update(client, session, emulator):
+    a, b, c = await add_user(session, "A"), await add_user(session, "B"), await add_user(session, "C")
+    assert (await create(client, a, {"conversation_type": "user_user", "participant_ids": [b]})).status_code == 200
+    await session.execute(User.__table__.update().where(User.id == a).values(name="A renamed", image_url=None))
+    await session.commit()
+    before_upserts = emulator.count("UpdateUsers")
+
+    response = await create(client, a, {"conversation_type": "user_user", "participant_ids": [c]})
+
+    assert response.status_code == 200, response.text
+    assert emulator.count("UpdateUsersPartial") == 1
+    assert emulator.count("UpdateUsers") == before_upserts + 1  # only C, who Stream does not know yet
+    stored = emulator.get_user(Identity.user(a).stream_id)
+    assert stored["name"] == "A renamed" and not stored.get("image")
+
+
+async def test_a_group_gets_its_name_and_every_member(client, session, emulator):
+    me = await add_user(session, "Me")
+    owner = await add_user(session, "Owner")
+    company = await add_company(session, "Crew Co", owner=owner)
+    others = [await add_user(session, f"U{n}") for n in range(3)]
+    response = await create(
+        client, me, {"conversation_type": "group", "participant_ids": [*others, company], "name": "  Night shoot  "}
+    )
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["id"].startswith("group-") and data["name"] == "Night shoot"
+    channel = emulator.get_channel("messaging", data["id"])
+    assert channel["name"] == "Night shoot"
+    assert len(channel["members"]) == 5 and Identity.company(company).stream_id in channel["members"]
+    again = await create(client, me, {"conversation_type": "group", "participant_ids": others})
+    assert again.json()["data"]["id"] != data["id"], "groups are not deduplicated by members"
+    rows = await session.scalar(select(func.count()).select_from(ConversationParticipant))
+    assert rows == 5 + 4
