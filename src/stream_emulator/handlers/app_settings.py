@@ -28,8 +28,10 @@ _DEFAULTS = {
     "user_search_disallowed_roles": [], "webhook_events": [], "call_types": {},
     "grants": {}, "policies": {},
     "file_upload_config": {"size_limit": 0}, "image_upload_config": {"size_limit": 0},
-    "push_notifications": {"offline_only": False, "version": "v2", "apn": {}, "firebase": {},
-                           "huawei": {}, "xiaomi": {}},
+    "push_notifications": {"offline_only": False, "version": "v2",
+                           "apn": {"development": False, "enabled": False},
+                           "firebase": {"enabled": False}, "huawei": {"enabled": False},
+                           "xiaomi": {"enabled": False}},
 }
 
 
