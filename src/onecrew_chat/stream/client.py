@@ -5,13 +5,23 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Dict
 
 import httpx
 import structlog
 from getstream import AsyncStream
 from getstream.exceptions import StreamApiException, StreamTransportException
-from getstream.models import ChannelInput, ChannelMemberRequest, QueryUsersPayload, UpdateUserPartialRequest, UserRequest
+from getstream.models import (
+    ChannelGetOrCreateRequest,
+    ChannelInput,
+    ChannelMemberRequest,
+    QueryChannelsRequest,
+    QueryUsersPayload,
+    UpdateChannelRequest,
+    UpdateUserPartialRequest,
+    UpdateUsersRequest,
+    UserRequest,
+)
 
 from onecrew_chat import metrics
 from onecrew_chat.stream.errors import (
@@ -29,6 +39,15 @@ log = structlog.get_logger(__name__)  # structlog directly: this package imports
 MAX_BATCH = 100  # Stream's limit for users per upsert/partial update and members per create/add call
 _ROLE = "user"  # every identity is a plain app-level user; there is deliberately no parameter for this
 _CHANNEL_STATE_MEMBERS = 100
+
+# The hot operations go through the SDK's own request method (auth, pool, error mapping, rate-limit info) with
+# the SDK's request models, but read the answer as plain JSON: parsing a ChannelStateResponse into dataclasses
+# costs 4-5 ms a call here, more than the call itself against the local emulator. Paths are the SDK's.
+_JSON = Dict[str, Any]  # typing.Dict on purpose: the SDK returns answers of this type unparsed
+_USERS_PATH = "/api/v2/users"
+_CHANNELS_PATH = "/api/v2/chat/channels"
+_CHANNEL_PATH = "/api/v2/chat/channels/{type}/{id}"
+_CHANNEL_QUERY_PATH = "/api/v2/chat/channels/{type}/{id}/query"
 
 
 @dataclass(frozen=True)
@@ -90,7 +109,10 @@ class StreamGateway:
             user.id: UserRequest(id=user.id, name=user.name, image=user.image, role=_ROLE, custom=dict(user.custom))
             for user in users
         }
-        await self._call("UpdateUsers", lambda sdk: sdk.update_users(users=requests), batch_ids=list(requests))
+        body = UpdateUsersRequest(users=requests).to_dict()
+        await self._call(
+            "UpdateUsers", lambda sdk: sdk.post(_USERS_PATH, _JSON, json=body), batch_ids=list(requests)
+        )
 
     async def partial_update_users(self, updates: list[tuple[str, dict, list[str]]]) -> None:
         """Apply (id, set, unset) partial updates to up to 100 users; the role can be neither set nor unset."""
@@ -140,8 +162,11 @@ class StreamGateway:
             members=[ChannelMemberRequest(user_id=member_id) for member_id in members] or None,
             custom=dict(custom) if custom else None,
         )
+        body = ChannelGetOrCreateRequest(data=data).to_dict()
+        where = {"type": channel_type, "id": channel_id}
         response = await self._call(
-            "GetOrCreateChannel", lambda sdk: sdk.chat.channel(channel_type, channel_id).get_or_create(data=data)
+            "GetOrCreateChannel",
+            lambda sdk: sdk.chat.post(_CHANNEL_QUERY_PATH, _JSON, path_params=where, json=body),
         )
         return _channel_state(channel_type, channel_id, response.data)
 
@@ -151,23 +176,22 @@ class StreamGateway:
         _check_batch("members", members)
         if not members:
             return
-        requests = [ChannelMemberRequest(user_id=member_id) for member_id in members]
+        body = UpdateChannelRequest(add_members=[ChannelMemberRequest(user_id=m) for m in members]).to_dict()
+        where = {"type": channel_type, "id": channel_id}
         await self._call(
-            "UpdateChannel", lambda sdk: sdk.chat.channel(channel_type, channel_id).update(add_members=requests)
+            "UpdateChannel", lambda sdk: sdk.chat.post(_CHANNEL_PATH, _JSON, path_params=where, json=body)
         )
 
     async def get_channel(self, channel_type: str, channel_id: str) -> ChannelState | None:
         """The channel's state found by cid through QueryChannels, or None when Stream has no such channel."""
         cid = f"{channel_type}:{channel_id}"
-        response = await self._call(
-            "QueryChannels",
-            lambda sdk: sdk.chat.query_channels(
-                filter_conditions={"cid": cid}, limit=1, member_limit=_CHANNEL_STATE_MEMBERS, message_limit=0
-            ),
-        )
-        for state in response.data.channels or []:
-            channel = state.channel
-            if channel is None or (channel.type, channel.id) == (channel_type, channel_id):
+        body = QueryChannelsRequest(
+            filter_conditions={"cid": cid}, limit=1, member_limit=_CHANNEL_STATE_MEMBERS, message_limit=0
+        ).to_dict()
+        response = await self._call("QueryChannels", lambda sdk: sdk.chat.post(_CHANNELS_PATH, _JSON, json=body))
+        for state in response.data.get("channels") or []:
+            channel = state.get("channel") or {}
+            if channel.get("cid", cid) == cid:
                 return _channel_state(channel_type, channel_id, state)
         return None
 
@@ -242,19 +266,19 @@ def _check_batch(what: str, items: Iterable) -> None:
         raise ValueError(f"at most {MAX_BATCH} {what} per Stream call, got {count}")
 
 
-def _channel_state(channel_type: str, channel_id: str, data: Any) -> ChannelState:
+def _channel_state(channel_type: str, channel_id: str, data: dict[str, Any]) -> ChannelState:
     member_ids = []
-    for member in data.members or []:
-        user_id = member.user_id or (member.user.id if member.user is not None else None)
+    for member in data.get("members") or []:
+        user_id = member.get("user_id") or (member.get("user") or {}).get("id")
         if user_id:
             member_ids.append(user_id)
-    channel = getattr(data, "channel", None)
+    channel = data.get("channel") or {}
     return ChannelState(
         channel_type=channel_type,
         channel_id=channel_id,
         member_ids=member_ids,
         created=None,  # Stream's get-or-create answer does not say whether it created the channel
-        member_count=getattr(channel, "member_count", None),
+        member_count=channel.get("member_count"),
     )
 
 
