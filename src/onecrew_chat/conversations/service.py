@@ -23,7 +23,7 @@ from onecrew_chat.models import Conversation, ConversationParticipant, OutboxMes
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import CreateConversationRequest
-from onecrew_chat.stream.errors import StreamError, StreamTransientError
+from onecrew_chat.stream.errors import StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import is_settled, provision_conversation
 
 log = get_logger(__name__)
@@ -176,7 +176,8 @@ async def create_conversation(runtime: Runtime, user_id: str, request: CreateCon
     conversation = recorded.conversation
     if not recorded.settled:
         failure = await provision_inline(runtime, recorded)
-        if isinstance(failure, StreamTransientError):
+        # Users Stream still calls missing after repairs are eventual consistency: the worker finishes the job.
+        if isinstance(failure, (StreamTransientError, StreamUsersMissing)):
             PROVISIONING_DEFERRED.inc()
             log.warning(
                 "conversation.provisioning_deferred",

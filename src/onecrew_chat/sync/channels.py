@@ -20,6 +20,8 @@ from onecrew_chat.sync.participants import Profile
 log = get_logger(__name__)
 
 READY = "ready"
+# Channel calls may meet users Stream has accepted but does not show yet: allow more repair rounds than the default.
+CHANNEL_MAX_REPAIRS = 5
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ async def provision_conversation(
 ) -> ProvisionResult:
     """Mirror the participants, get-or-create the channel and add missing members; marks the conversation ready."""
     started, calls_before = time.perf_counter(), stream.calls
-    deadline = Deadline(deadline_s)
+    deadline = Deadline(deadline_s, max_repairs=CHANNEL_MAX_REPAIRS)
     identities = participant_identities(conversation)
     sent = await ensure_identities(
         session, stream, identities, placeholder_ok=placeholder_ok, profiles=profiles, deadline=deadline
@@ -145,7 +147,7 @@ async def ensure_member(
     if not is_provisioned(conversation):
         return await provision_conversation(session, stream, conversation, deadline_s=deadline_s, placeholder_ok=True)
     started, calls_before = time.perf_counter(), stream.calls
-    deadline = Deadline(deadline_s)
+    deadline = Deadline(deadline_s, max_repairs=CHANNEL_MAX_REPAIRS)
     sent = await ensure_identities(session, stream, [identity], placeholder_ok=True, deadline=deadline)
     if not sent:
         return None

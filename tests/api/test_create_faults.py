@@ -1,0 +1,136 @@
+"""Creating conversations while Stream misbehaves: slow visibility, 5xx, 429, lost answers, and Stream down."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from onecrew_chat.identity import Identity
+from onecrew_chat.models import Conversation, OutboxMessage
+from onecrew_chat.outbox import worker
+from tests.conftest import make_settings
+from tests.factories import add_company, add_user
+from tests.support import auth
+
+URL = "/api/chat/conversations"
+
+
+@pytest.fixture
+def settings(database_url, emulator, emulator_server, request):
+    """Both databases; a test may ask for another provisioning deadline with @pytest.mark.parametrize("deadline")."""
+    deadline = getattr(getattr(request.node, "callspec", None), "params", {}).get("deadline", 3.0)
+    return make_settings(database_url, emulator_server.base_url, provision_deadline_s=deadline)
+
+
+@pytest.fixture
+async def pair(session):
+    """A user unknown to Stream and a company with an owner: the seed's situation."""
+    user = await add_user(session, "Amr")
+    owner = await add_user(session, "Owner")
+    company = await add_company(session, "Lolo Academy", owner=owner)
+    return user, company
+
+
+async def create(client, user: str, company: str):
+    """The user starts a conversation with the company."""
+    return await client.post(
+        URL, json={"conversation_type": "user_company", "participant_ids": [company]}, headers=auth(user)
+    )
+
+
+async def assert_one_right_channel(session, emulator, channel_id: str, user: str, company: str) -> None:
+    """Exactly one conversation and one channel, holding both members."""
+    assert await session.scalar(select(func.count()).select_from(Conversation)) == 1
+    assert emulator.channel_count() == 1
+    channel = emulator.get_channel("messaging", channel_id)
+    assert sorted(channel["members"]) == sorted([Identity.user(user).stream_id, Identity.company(company).stream_id])
+
+
+async def test_users_that_become_visible_late_are_repaired_and_retried(client, session, emulator, pair):
+    user, company = pair
+    emulator.faults.set_visibility_delay(150)
+    started = time.monotonic()
+    response = await create(client, user, company)
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["chat"]["status"] == "ready"
+    assert time.monotonic() - started < 3.0
+    assert emulator.count("GetOrCreateChannel") >= 2, "the first create must have met the visibility delay"
+    await assert_one_right_channel(session, emulator, data["id"], user, company)
+
+
+async def test_server_errors_are_retried_with_backoff(client, session, emulator, pair):
+    user, company = pair
+    emulator.faults._random.seed(3)  # deterministic draws of the 50% error rate
+    emulator.faults.set_error_rate("GetOrCreateChannel", 0.5, status=503)
+    emulator.faults.set_error_rate("UpdateUsers", 0.5, status=500)
+    response = await create(client, user, company)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["chat"]["status"] == "ready"
+    assert any(r.status >= 500 for r in emulator.requests), "the fault must have been hit"
+    await assert_one_right_channel(session, emulator, response.json()["data"]["id"], user, company)
+
+
+async def test_rate_limits_wait_for_the_reset_inside_the_deadline(client, session, emulator, pair):
+    user, company = pair
+    emulator.faults.rate_limit_burst("GetOrCreateChannel", count=2, reset_in_s=0.3)
+    response = await create(client, user, company)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["chat"]["status"] == "ready"
+    assert sum(1 for r in emulator.requests if r.status == 429) == 2
+    await assert_one_right_channel(session, emulator, response.json()["data"]["id"], user, company)
+
+
+@pytest.mark.parametrize("operation", ["UpdateUsers", "GetOrCreateChannel"])
+async def test_a_lost_answer_after_the_write_is_retried_without_duplicates(client, session, emulator, pair, operation):
+    user, company = pair
+    emulator.faults.timeout_after_write(operation, count=1, hold_s=10)
+    response = await create(client, user, company)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["chat"]["status"] == "ready"
+    assert emulator.count(operation) == 2
+    await assert_one_right_channel(session, emulator, response.json()["data"]["id"], user, company)
+
+
+@pytest.mark.parametrize("deadline", [0.4])
+async def test_with_stream_down_the_answer_is_provisioning_and_the_worker_finishes_it(
+    client, app, session, emulator, pair, deadline
+):
+    user, company = pair
+    emulator.faults.set_error_rate("*", 1.0, status=503)
+    started = time.monotonic()
+    response = await create(client, user, company)
+    assert response.status_code == 200, response.text
+    assert time.monotonic() - started < deadline + 1.5
+    data = response.json()["data"]
+    assert data["chat"]["status"] == "provisioning"
+    assert emulator.channel_count() == 0
+    message = await session.scalar(select(OutboxMessage))
+    assert message.kind == "conversation.provision" and message.status == "pending"
+
+    again = await create(client, user, company)  # the app's retry: same conversation, no second row
+    assert again.status_code == 200 and again.json()["data"]["id"] == data["id"]
+    assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+    emulator.faults.reset()
+    assert await worker.run_once(app.state.runtime) == 1
+    session.expire_all()
+    conversation = await session.scalar(select(Conversation))
+    assert conversation.chat_status == "ready" and conversation.stream_verified_at is not None
+    assert (await session.scalar(select(OutboxMessage))).status == "done"
+    await assert_one_right_channel(session, emulator, data["id"], user, company)
+
+
+async def test_a_request_stream_refuses_is_a_502_with_a_stable_code(client, session, emulator, pair):
+    user, company = pair
+    emulator.faults.set_error_rate("UpdateUsers", 1.0, status=400)
+    response = await create(client, user, company)
+    assert response.status_code == 502, response.text
+    body = response.json()
+    assert body["success"] is False and body["code"] == "stream_error"
+    assert "UpdateUsers" in body["error"]
+    assert "secret" not in body["error"].lower()
+    # the conversation is recorded with its outbox row, so nothing is half-created without a way to finish it
+    assert (await session.scalar(select(OutboxMessage))).status == "pending"
