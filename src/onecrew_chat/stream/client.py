@@ -105,6 +105,9 @@ class StreamGateway:
         _check_batch("users", users)
         if not users:
             return
+        for user in users:
+            if "role" in user.custom:
+                raise ValueError("a custom field named role would shadow Stream's role in the v1 dialect")
         requests = {
             user.id: UserRequest(id=user.id, name=user.name, image=user.image, role=_ROLE, custom=dict(user.custom))
             for user in users
