@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 
 now_ns = time.time_ns
+# The clock of the visibility-delay fault; tests may replace it (stream_emulator.clock.monotonic).
+monotonic = time.monotonic
 
 
 @lru_cache(maxsize=4096)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
+
+from . import clock
 
 # User fields Stream keeps as built-ins; anything else a client sends is custom data.
 USER_BUILTINS = frozenset({
@@ -191,14 +192,14 @@ class State:
         self.channels: dict[str, Channel] = {}
         self.tasks: dict[str, dict] = {}
         self.app: dict[str, Any] = {"webhook_url": "", "webhook_events": []}
-        # time.monotonic() of each user's first creation, for the visibility-delay fault.
+        # clock.monotonic() of each user's first creation, for the visibility-delay fault.
         # Not persisted: after a restart every stored user counts as long visible.
         self.user_born: dict[str, float] = {}
 
     def add_user(self, user: User) -> None:
         """Store a new user and start its visibility clock."""
         self.users[user.id] = user
-        self.user_born.setdefault(user.id, time.monotonic())
+        self.user_born.setdefault(user.id, clock.monotonic())
 
     def to_json(self) -> dict:
         """The whole state as plain data for the state file."""

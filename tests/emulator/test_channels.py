@@ -47,6 +47,10 @@ def test_get_or_create_twice_returns_the_same_channel_and_ignores_new_data(sc, e
     again = sc.channel("messaging", "again", {"members": ["ann", "cat"]}).create("ann")
     assert [m["user_id"] for m in again["members"]] == ["ann", "bob"]
     assert emu.count(op.GET_OR_CREATE_CHANNEL) == 2 and emu.channel_count() == 1
+    # As Stream did (stream-chat-php#22), the creator rule holds for an existing channel too.
+    with pytest.raises(StreamAPIException) as caught:
+        sc.channel("messaging", "again").query()
+    assert caught.value.error_code == 4
 
 
 def test_server_side_create_needs_exactly_one_creator_field(gs, sc, people):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from .. import clock
 from ..call import Call, check_batch, check_user_id
 from ..errors import input_error
 
@@ -37,7 +37,7 @@ def missing_ids(call: Call, user_ids: list[str]) -> list[str]:
     """The ids that do not (yet) name a usable user, each once, in the order given."""
     users = call.state.users
     delay_s = call.emulator.faults.visibility_delay_ms / 1000.0
-    now = time.monotonic() if delay_s else 0.0
+    now = clock.monotonic() if delay_s else 0.0
     born = call.state.user_born
     missing: list[str] = []
     for user_id in user_ids:
