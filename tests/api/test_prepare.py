@@ -1,0 +1,140 @@
+"""POST /api/chat/conversations/{id}/prepare: the channel and every member exist in Stream (contract §5.4)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from onecrew_chat.identity import Identity
+from onecrew_chat.models import Conversation, OutboxMessage
+from onecrew_chat.stream.client import StreamUser
+from tests.api.conversation_rows import add_conversation
+from tests.conftest import make_settings
+from tests.factories import add_company, add_user, add_users
+from tests.support import auth
+
+URL = "/api/chat/conversations/{}/prepare"
+
+
+@pytest.fixture
+def settings(sqlite_only_url, emulator, emulator_server):
+    """SQLite unless a class asks for both databases."""
+    return make_settings(sqlite_only_url, emulator_server.base_url, provision_deadline_s=0.3)
+
+
+async def stored(session, conversation: Conversation) -> Conversation:
+    """The conversation row as committed by the request."""
+    return await session.scalar(
+        select(Conversation).where(Conversation.id == conversation.id).execution_options(populate_existing=True)
+    )
+
+
+async def test_ready_and_verified_makes_no_stream_call(client, session, emulator):
+    me, other = await add_users(session, 2)
+    conversation = await add_conversation(session, Identity.user(me), Identity.user(other))
+    response = await client.post(URL.format(conversation.channel_id), headers=auth(me))
+    assert response.status_code == 200
+    assert response.json() == {
+        "success": True,
+        "data": {
+            "id": conversation.channel_id,
+            "chat_status": "ready",
+            "members": [f"onecrew_user_{me}", f"onecrew_user_{other}"],
+        },
+    }
+    assert emulator.count() == 0
+
+
+async def test_acting_company_is_inferred_from_membership(client, session, emulator):
+    owner, other = await add_users(session, 2)
+    company = await add_company(session, owner=owner)
+    conversation = await add_conversation(
+        session, Identity.user(other), Identity.company(company), chat_status="provisioning", verified=False
+    )
+    response = await client.post(URL.format(conversation.channel_id), headers=auth(owner))
+    assert response.status_code == 200
+    assert response.json()["data"]["chat_status"] == "ready"
+    channel = emulator.get_channel("messaging", conversation.channel_id)
+    assert set(channel["members"]) == {f"onecrew_user_{other}", f"onecrew_company_{company}"}
+    assert emulator.get_user(f"onecrew_company_{company}")["role"] == "user"
+
+
+async def test_not_found_and_bad_ids(client, session):
+    me, a, b = await add_users(session, 3)
+    hidden = await add_conversation(session, Identity.user(a), Identity.user(b))
+    for conversation_id, status in ((hidden.channel_id, 404), ("user_user-" + "f" * 32, 404), ("bad.id", 400), ("x" * 200, 400)):
+        response = await client.post(URL.format(conversation_id), headers=auth(me))
+        assert response.status_code == status
+        assert response.json()["success"] is False and isinstance(response.json()["error"], str)
+
+
+async def test_401(client):
+    response = await client.post(URL.format("user_user-" + "0" * 32))
+    assert response.status_code == 401 and response.json()["error"] == "Invalid or expired token"
+
+
+async def test_stream_refusing_the_channel_is_a_503_with_words(client, session, emulator):
+    me, other = await add_users(session, 2)
+    conversation = await add_conversation(
+        session, Identity.user(me), Identity.user(other), chat_status="provisioning", verified=False
+    )
+    emulator.faults.set_error_rate("GetOrCreateChannel", 1.0, status=400)
+    response = await client.post(URL.format(conversation.channel_id), headers=auth(me))
+    assert response.status_code == 503
+    assert response.json()["code"] == "stream_request_failed"
+    assert response.json()["error"].startswith("Stream refused to prepare the channel")
+
+
+class TestHealing:
+    """Provisioning and verification state is persisted: both databases."""
+
+    @pytest.fixture
+    def settings(self, database_url, emulator, emulator_server):
+        return make_settings(database_url, emulator_server.base_url, provision_deadline_s=0.3)
+
+    async def test_adopted_channel_is_verified_once_and_missing_members_added(self, client, session, app, emulator):
+        me, other = await add_users(session, 2)
+        owner = await add_user(session, "Owner")
+        company = await add_company(session, "Lolo Academy", owner=owner)
+        # An older-scheme channel that Stream holds with only one of its two members.
+        channel_id = f"user_company-{'ab' * 16}"
+        stream = app.state.runtime.stream
+        await stream.upsert_users([StreamUser(id=f"onecrew_user_{me}", name="Amr (set by the old backend)", image=None, custom={})])
+        await stream.get_or_create_channel("messaging", channel_id, created_by_id=f"onecrew_user_{me}", member_ids=[f"onecrew_user_{me}"])
+        conversation = await add_conversation(
+            session, Identity.user(me), Identity.company(company), channel_id=channel_id, verified=False
+        )
+        emulator.clear_requests()
+
+        response = await client.post(URL.format(channel_id), headers=auth(me))
+        assert response.status_code == 200
+        assert response.json()["data"]["chat_status"] == "ready"
+        assert set(emulator.get_channel("messaging", channel_id)["members"]) == {
+            f"onecrew_user_{me}", f"onecrew_company_{company}",
+        }
+        assert (await stored(session, conversation)).stream_verified_at is not None
+
+        calls = emulator.count()
+        again = await client.post(URL.format(channel_id), headers=auth(me))
+        assert again.status_code == 200
+        assert emulator.count() == calls, "verified once: the next prepare makes no Stream call"
+
+    async def test_stream_down_answers_200_provisioning_and_queues_the_work(self, client, session, emulator):
+        me, other = await add_users(session, 2)
+        conversation = await add_conversation(
+            session, Identity.user(me), Identity.user(other), chat_status="provisioning", verified=False
+        )
+        emulator.faults.set_error_rate("UpdateUsers", 1.0, status=500)
+        emulator.faults.set_error_rate("GetOrCreateChannel", 1.0, status=500)
+        response = await client.post(URL.format(conversation.channel_id), headers=auth(me))
+        assert response.status_code == 200
+        assert response.json()["data"]["chat_status"] == "provisioning"
+        rows = (await session.scalars(select(OutboxMessage))).all()
+        assert [(r.kind, r.payload["conversation_id"]) for r in rows] == [("conversation.provision", conversation.id)]
+
+        emulator.faults.reset()
+        healed = await client.post(URL.format(conversation.channel_id), headers=auth(me))
+        assert healed.json()["data"]["chat_status"] == "ready"
+        assert set(emulator.get_channel("messaging", conversation.channel_id)["members"]) == {
+            f"onecrew_user_{me}", f"onecrew_user_{other}",
+        }
