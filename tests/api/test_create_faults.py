@@ -21,7 +21,7 @@ URL = "/api/chat/conversations"
 def settings(database_url, emulator, emulator_server, request):
     """Both databases; a test may ask for another provisioning deadline with @pytest.mark.parametrize("deadline")."""
     deadline = getattr(getattr(request.node, "callspec", None), "params", {}).get("deadline", 3.0)
-    return make_settings(database_url, emulator_server.base_url, provision_deadline_s=deadline)
+    return make_settings(database_url, emulator_server.base_url, provision_deadline_s=deadline, stream_timeout_s=0.4)
 
 
 @pytest.fixture

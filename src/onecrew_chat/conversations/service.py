@@ -24,7 +24,7 @@ from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, StreamUsersMissing
-from onecrew_chat.sync.channels import is_settled, provision_conversation
+from onecrew_chat.sync.channels import is_settled, lock_for_provisioning, provision_conversation
 
 log = get_logger(__name__)
 
@@ -147,6 +147,9 @@ async def provision_inline(runtime: Runtime, recorded: Recorded) -> StreamError 
         session.add(conversation)
         if message is not None:
             session.add(message)
+        if not await lock_for_provisioning(session, conversation):
+            log.info("conversation.provisioned_concurrently", channel_id=conversation.channel_id)
+            return None
         try:
             await provision_conversation(
                 session,

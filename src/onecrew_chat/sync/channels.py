@@ -6,7 +6,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from onecrew_chat.db import utcnow
 from onecrew_chat.identity import ConversationType, Identity
@@ -61,6 +63,24 @@ def channel_custom(conversation: Conversation) -> dict | None:
 def is_provisioned(conversation: Conversation) -> bool:
     """True when Stream was seen to hold the channel with every participant."""
     return conversation.chat_status == READY and conversation.stream_verified_at is not None
+
+
+async def lock_for_provisioning(session: AsyncSession, conversation: Conversation) -> bool:
+    """Lock the conversation row (PostgreSQL) so concurrent runs take turns; False when another run finished it meanwhile.
+
+    Waiting here is what keeps 50 concurrent creates of one pair down to one set of Stream calls.
+    """
+    was_provisioned = is_provisioned(conversation)
+    row = (
+        await session.execute(
+            select(Conversation.chat_status, Conversation.stream_verified_at)
+            .where(Conversation.id == conversation.id)
+            .with_for_update()
+        )
+    ).one()
+    set_committed_value(conversation, "chat_status", row.chat_status)
+    set_committed_value(conversation, "stream_verified_at", row.stream_verified_at)
+    return was_provisioned or not is_provisioned(conversation)
 
 
 async def is_settled(session: AsyncSession, conversation: Conversation, profiles: Mapping[Identity, Profile]) -> bool:

@@ -10,7 +10,7 @@ from onecrew_chat.identity import Identity
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation, StreamIdentity
 from onecrew_chat.outbox.worker import register
-from onecrew_chat.sync.channels import is_provisioned, provision_conversation
+from onecrew_chat.sync.channels import is_provisioned, lock_for_provisioning, provision_conversation
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import update_profiles, upsert_profiles
 from onecrew_chat.sync.participants import load_profiles
@@ -37,7 +37,7 @@ async def provision(runtime, session: AsyncSession, payload: dict) -> None:
     if conversation is None:
         log.warning("conversation.provision_missing", conversation_id=payload.get("conversation_id"))
         return
-    if is_provisioned(conversation):
+    if is_provisioned(conversation) or not await lock_for_provisioning(session, conversation):
         return
     # Participants were accepted when the conversation was created; one the directory lost becomes a placeholder.
     await provision_conversation(
