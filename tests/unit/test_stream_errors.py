@@ -9,7 +9,6 @@ import httpx
 import pytest
 from getstream.exceptions import StreamApiException, StreamRateLimitException
 
-from onecrew_chat.stream.client import from_api_exception
 from onecrew_chat.stream.errors import (
     DeadlineExceeded,
     StreamBatchError,
@@ -18,6 +17,7 @@ from onecrew_chat.stream.errors import (
     StreamTransientError,
     StreamUnavailable,
     StreamUsersMissing,
+    from_api_exception,
     parse_missing_user_ids,
 )
 

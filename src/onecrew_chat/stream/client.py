@@ -31,7 +31,7 @@ from onecrew_chat.stream.errors import (
     StreamRequestError,
     StreamUnavailable,
     StreamUsersMissing,
-    parse_missing_user_ids,
+    from_api_exception,
 )
 
 log = structlog.get_logger(__name__)  # structlog directly: this package imports nothing else of ours
@@ -283,58 +283,6 @@ def _channel_state(channel_type: str, channel_id: str, data: dict[str, Any]) -> 
         created=None,  # Stream's get-or-create answer does not say whether it created the channel
         member_count=channel.get("member_count"),
     )
-
-
-def from_api_exception(operation: str, exc: StreamApiException, batch_ids: list[str] | None = None) -> StreamError:
-    """Classify an SDK API error (an HTTP answer) into our error tree; `batch_ids` are the user ids of a batch call."""
-    status = exc.status_code
-    code = exc.code or None
-    message = exc.message or f"HTTP {status}"
-    if status == 429:
-        reset_at = _reset_at(exc)
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            retry_after_s = max(0.0, retry_after.total_seconds())
-        elif reset_at is not None:
-            retry_after_s = max(0.0, reset_at - time.time())
-        else:
-            retry_after_s = None
-        return StreamRateLimited(
-            message, operation=operation, status=status, code=code, reset_at=reset_at, retry_after_s=retry_after_s
-        )
-    if status >= 500 or status == 408 or status < 400:
-        return StreamUnavailable(message, operation=operation, status=status, code=code)
-    missing = parse_missing_user_ids(message)
-    if missing:
-        return StreamUsersMissing(message, operation=operation, status=status, code=code, missing_ids=missing)
-    if batch_ids and status == 400:
-        return StreamBatchError(
-            message, operation=operation, status=status, code=code, bad_id=_named_id(exc, message, batch_ids)
-        )
-    return StreamRequestError(message, operation=operation, status=status, code=code)
-
-
-def _named_id(exc: StreamApiException, message: str, batch_ids: list[str]) -> str | None:
-    haystack = " ".join([message, *map(str, (exc.exception_fields or {}).values())])
-    # Longest first, so an id that is a prefix of another does not shadow it.
-    for candidate in sorted(batch_ids, key=len, reverse=True):
-        if candidate and candidate in haystack:
-            return candidate
-    return None
-
-
-def _reset_at(exc: StreamApiException) -> float | None:
-    info = exc.rate_limit_info
-    if info is not None:
-        return info.reset.timestamp()
-    response = exc.http_response
-    raw = response.headers.get("x-ratelimit-reset") if response is not None else None
-    for part in (raw or "").split(","):
-        try:
-            return float(part.strip())
-        except ValueError:
-            continue
-    return None
 
 
 def _remaining(info: Any) -> int | None:

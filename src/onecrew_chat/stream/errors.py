@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from typing import Any
 
 # Stream's "members don't exist" messages (stream-api.md §4.3), every variant seen in the wild:
 #   ... involved in channel create operation, but don't exist: [a b]. Please create ...
@@ -62,7 +64,7 @@ class StreamUnavailable(StreamTransientError):
 
 
 class StreamRateLimited(StreamTransientError):
-    """HTTP 429; `reset_at` is the epoch second from x-ratelimit-reset, `retry_after_s` the wait measured when raised."""
+    """HTTP 429; `reset_at` is the epoch second from x-ratelimit-reset, `retry_after_s` the wait as of raising."""
 
     def __init__(self, message: str, *, reset_at: float | None = None, **kwargs):
         super().__init__(message, **kwargs)
@@ -109,3 +111,55 @@ class DeadlineExceeded(StreamTransientError):
             code=getattr(last, "code", None),
             retry_after_s=getattr(last, "retry_after_s", None),
         )
+
+
+def from_api_exception(operation: str, exc: Any, batch_ids: list[str] | None = None) -> StreamError:
+    """Classify the SDK's StreamApiException (an HTTP answer); `batch_ids` are the user ids of a batch call."""
+    status = exc.status_code
+    code = exc.code or None
+    message = exc.message or f"HTTP {status}"
+    if status == 429:
+        reset_at = _reset_at(exc)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            retry_after_s = max(0.0, retry_after.total_seconds())
+        elif reset_at is not None:
+            retry_after_s = max(0.0, reset_at - time.time())
+        else:
+            retry_after_s = None
+        return StreamRateLimited(
+            message, operation=operation, status=status, code=code, reset_at=reset_at, retry_after_s=retry_after_s
+        )
+    if status >= 500 or status == 408 or status < 400:
+        return StreamUnavailable(message, operation=operation, status=status, code=code)
+    missing = parse_missing_user_ids(message)
+    if missing:
+        return StreamUsersMissing(message, operation=operation, status=status, code=code, missing_ids=missing)
+    if batch_ids and status == 400:
+        return StreamBatchError(
+            message, operation=operation, status=status, code=code, bad_id=_named_id(exc, message, batch_ids)
+        )
+    return StreamRequestError(message, operation=operation, status=status, code=code)
+
+
+def _named_id(exc: Any, message: str, batch_ids: list[str]) -> str | None:
+    haystack = " ".join([message, *map(str, (exc.exception_fields or {}).values())])
+    # Longest first, so an id that is a prefix of another does not shadow it.
+    for candidate in sorted(batch_ids, key=len, reverse=True):
+        if candidate and candidate in haystack:
+            return candidate
+    return None
+
+
+def _reset_at(exc: Any) -> float | None:
+    info = exc.rate_limit_info
+    if info is not None:
+        return info.reset.timestamp()
+    response = exc.http_response
+    raw = response.headers.get("x-ratelimit-reset") if response is not None else None
+    for part in (raw or "").split(","):
+        try:
+            return float(part.strip())
+        except ValueError:
+            continue
+    return None
