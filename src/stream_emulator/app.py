@@ -50,6 +50,7 @@ class EmulatorApp:
                 self.emulator.load()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.emulator.flush()
                 await self.emulator.webhooks.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -100,7 +101,7 @@ class EmulatorApp:
             with emu.lock:
                 result = route[1](call)
                 if operation in op.MUTATING:
-                    emu.persist()
+                    emu.mark_dirty()
             status = 201 if method in ("POST", "PUT") else 200
             if faults.active:
                 hold_s = faults.take_hold(operation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,10 @@ from .webhooks import WebhookDelivery, Webhooks
 
 if TYPE_CHECKING:
     from .app import EmulatorApp
+
+# Writes within this window share one state-file write: rewriting a large state after every
+# call would cost more CPU than the calls themselves.
+PERSIST_DELAY_S = 0.2
 
 
 class Emulator:
@@ -33,6 +38,9 @@ class Emulator:
         self.v1 = make_v1()
         self.v2 = make_v2()
         self._state: State | None = None
+        self._dirty = False
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
         self.webhooks = Webhooks(api_key, api_secret, lambda: self.state.app)
 
     # --- state ---------------------------------------------------------------------------
@@ -52,9 +60,32 @@ class Emulator:
                                else State())
 
     def persist(self) -> None:
-        """Write the state file, if there is one."""
+        """Write the state file now, if there is one."""
         if self.state_file is not None and self._state is not None:
-            persistence.save(self._state, self.state_file)
+            with self.lock:
+                self._dirty = False
+                persistence.save(self._state, self.state_file)
+
+    def mark_dirty(self) -> None:
+        """Note a change; the state file is rewritten within PERSIST_DELAY_S (and on shutdown)."""
+        if self.state_file is None:
+            return
+        self._dirty = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.persist()
+            return
+        if self._flush_handle is not None and self._flush_loop is loop:
+            return
+        self._flush_loop = loop
+        self._flush_handle = loop.call_later(PERSIST_DELAY_S, self.flush)
+
+    def flush(self) -> None:
+        """Write pending changes to the state file now."""
+        self._flush_handle = self._flush_loop = None
+        if self._dirty:
+            self.persist()
 
     def forget_user(self, user_id: str) -> None:
         """Drop cached renderings of a hard-deleted user."""

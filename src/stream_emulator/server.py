@@ -86,6 +86,7 @@ class EmulatorServer:
         if self._socket is not None:
             self._socket.close()
         self._server = self._thread = self._socket = None
+        self.emulator.flush()
 
     def __enter__(self) -> "EmulatorServer":
         self.start()

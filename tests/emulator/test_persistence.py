@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from stream_emulator import Emulator, EmulatorServer
 from stream_chat import StreamChat
@@ -43,3 +44,17 @@ def test_reset_also_empties_the_state_file(tmp_path):
     emulator.reset()
     assert json.loads(state_file.read_text())["users"] == []
     assert Emulator(state_file=state_file).user_ids() == set()
+
+
+def test_writes_reach_the_file_while_serving(tmp_path):
+    state_file = tmp_path / "state.json"
+    emulator = Emulator(state_file=state_file)
+    with EmulatorServer(emulator) as server:
+        client = StreamChat("key", "secret", base_url=server.base_url)
+        for i in range(20):  # a burst shares writes
+            client.upsert_user({"id": f"burst-{i}"})
+        deadline = time.monotonic() + 5
+        while not (state_file.exists()
+                   and len(json.loads(state_file.read_text())["users"]) == 20):
+            assert time.monotonic() < deadline, "state file not written in time"
+            time.sleep(0.01)
