@@ -174,6 +174,36 @@ async def test_repeated_repairs_back_off_and_are_bounded():
     assert op.calls == 4
 
 
+async def test_a_repair_that_hits_a_transient_error_is_waited_out():
+    t = FakeTime()
+    attempts: list[list[str]] = []
+
+    async def repair(ids: list[str]) -> None:
+        attempts.append(ids)
+        if len(attempts) == 1:
+            raise unavailable()
+
+    def missing() -> StreamUsersMissing:
+        return StreamUsersMissing("don't exist", operation=OP, status=400, code=4, missing_ids=["u1"])
+
+    op = Script(missing(), missing(), "ok")
+    assert await policy(t).run(op, repair=repair, name=OP) == "ok"
+    assert attempts == [["u1"], ["u1"]]
+    assert t.waits == [0.05, 0.1]  # after the failed repair, then after the second (successful) repair
+
+
+async def test_a_repair_refused_by_stream_fails_fast():
+    t = FakeTime()
+
+    async def repair(ids: list[str]) -> None:
+        raise StreamBatchError("bad user", operation="UpdateUsers", status=400, code=4, bad_id=ids[0])
+
+    op = Script(StreamUsersMissing("x", operation=OP, missing_ids=["u1"]), "ok")
+    with pytest.raises(StreamBatchError) as caught:
+        await policy(t).run(op, repair=repair, name=OP)
+    assert caught.value.bad_id == "u1" and op.calls == 1 and t.waits == []
+
+
 async def test_missing_users_without_a_repair_fail_fast():
     t = FakeTime()
     op = Script(StreamUsersMissing("x", operation=OP, missing_ids=["a"]), "ok")

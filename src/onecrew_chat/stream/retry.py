@@ -15,7 +15,6 @@ from onecrew_chat.stream.errors import (
     DeadlineExceeded,
     StreamError,
     StreamRateLimited,
-    StreamRequestError,
     StreamUnavailable,
     StreamUsersMissing,
 )
@@ -35,6 +34,7 @@ class RetryPolicy:
     - StreamUsersMissing: `await repair(missing_ids)`, then retry (at most `max_repairs` times); the first retry
       after a repair is immediate, later ones back off.
     - Any other StreamRequestError: raised at once.
+    A transient error raised by `repair` itself is waited out like one raised by the operation.
     Each attempt is also cut off when the deadline passes mid-call.
     """
 
@@ -82,6 +82,7 @@ class RetryPolicy:
             remaining = deadline - self.clock()
             if remaining <= 0:
                 raise DeadlineExceeded.after(name, last, self.clock() - started) from last
+            immediate = False
             try:
                 return await self._attempt(operation, remaining, name)
             except StreamUsersMissing as error:
@@ -89,23 +90,22 @@ class RetryPolicy:
                     raise
                 repairs += 1
                 metrics.STREAM_REPAIRS.inc()
-                await repair(list(error.missing_ids))
-                wait = 0.0 if repairs == 1 else self.backoff_s(backoffs)
-                backoffs += 0 if repairs == 1 else 1
-                reason, last = "users_missing", error
-            except StreamRateLimited as error:
-                if error.retry_after_s is None:
-                    wait = self.backoff_s(backoffs)
-                    backoffs += 1
-                else:
-                    wait = error.retry_after_s + self.rng() * self.base_s
-                reason, last = "rate_limited", error
-            except StreamUnavailable as error:
+                last = error
+                try:
+                    await repair(list(error.missing_ids))
+                    immediate = repairs == 1
+                except (StreamUnavailable, StreamRateLimited) as failed:
+                    last = failed  # the repair itself hit a transient error: wait as for that error
+            except (StreamUnavailable, StreamRateLimited) as error:
+                last = error
+            if immediate:
+                wait = 0.0
+            elif isinstance(last, StreamRateLimited) and last.retry_after_s is not None:
+                wait = last.retry_after_s + self.rng() * self.base_s
+            else:
                 wait = self.backoff_s(backoffs)
                 backoffs += 1
-                reason, last = "unavailable", error
-            except StreamRequestError:
-                raise
+            reason = _reason(last)
             if self.clock() + wait >= deadline:
                 # No pointless wait: the next try could not start before the deadline.
                 raise DeadlineExceeded.after(name, last, self.clock() - started) from last
@@ -131,3 +131,9 @@ class RetryPolicy:
             last = StreamUnavailable("the call outlived the deadline", operation=name)
             last.__cause__ = exc
             raise DeadlineExceeded.after(name, last, self.deadline_s) from last
+
+
+def _reason(error: StreamError) -> str:
+    if isinstance(error, StreamUsersMissing):
+        return "users_missing"
+    return "rate_limited" if isinstance(error, StreamRateLimited) else "unavailable"
