@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,9 +17,12 @@ from onecrew_chat.models import OutboxMessage
 from onecrew_chat.outbox import repository
 from onecrew_chat.stream.errors import StreamRequestError, StreamUsersMissing
 
+if TYPE_CHECKING:
+    from onecrew_chat.runtime import Runtime
+
 log = get_logger(__name__)
 
-Handler = Callable[["Runtime", AsyncSession, dict], Awaitable[None]]  # noqa: F821 (Runtime: onecrew_chat.runtime)
+Handler = Callable[["Runtime", AsyncSession, dict], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {}
 HANDLERS_MODULE = "onecrew_chat.sync.handlers"
 WAKEUP_KEY = "outbox_wakeup"
@@ -164,8 +168,13 @@ async def _record_failure(runtime, message_id: int, kind: str, exc: Exception, s
                 await repository.mark_retry(session, message, error, delay)
                 outcome = "retry"
                 log.warning(
-                    "outbox.retry", id=message_id, kind=kind, attempts=message.attempts, delay_s=round(delay, 3),
-                    error=error[:500], ms=ms,
+                    "outbox.retry",
+                    id=message_id,
+                    kind=kind,
+                    attempts=message.attempts,
+                    delay_s=round(delay, 3),
+                    error=error[:500],
+                    ms=ms,
                 )
             await session.commit()
     except asyncio.CancelledError:
