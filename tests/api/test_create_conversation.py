@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from onecrew_chat.identity import Identity, pair_channel_id
 from onecrew_chat.models import Conversation, ConversationParticipant, OutboxMessage, StreamIdentity, User
-from tests.factories import add_company, add_user
+from tests.factories import add_company, add_user, add_users
 from tests.support import auth
 
 URL = "/api/chat/conversations"
@@ -143,3 +143,41 @@ async def test_a_group_gets_its_name_and_every_member(client, session, emulator)
     assert again.json()["data"]["id"] != data["id"], "groups are not deduplicated by members"
     rows = await session.scalar(select(func.count()).select_from(ConversationParticipant))
     assert rows == 5 + 4
+
+
+async def test_a_group_of_a_thousand_participants_is_created_in_chunks(client, session, emulator):
+    me = await add_user(session, "Organiser")
+    others = await add_users(session, 999, "Extra")
+    owner = await add_user(session, "Owner")
+    company = await add_company(session, "Casting", owner=owner)
+    participant_ids = [*others, company]
+    assert len(participant_ids) == 1000
+
+    response = await create(client, me, {"conversation_type": "group", "participant_ids": participant_ids, "name": "Extras"})
+
+    assert response.status_code == 200, response.text[:500]
+    data = response.json()["data"]
+    assert data["chat"]["status"] == "ready" and len(data["participants"]) == 1001
+    channel = emulator.get_channel("messaging", data["id"])
+    assert len(set(channel["members"])) == 1001
+    assert emulator.count("UpdateUsers") == 11  # 1,001 identities, 100 per call
+    assert emulator.count("GetOrCreateChannel") == 1  # the first 100 members
+    assert emulator.count("UpdateChannel") == 10  # the other 901, 100 per call
+    assert await session.scalar(select(func.count()).select_from(ConversationParticipant)) == 1001
+
+
+async def test_no_code_path_sends_the_admin_role(client, session, emulator):
+    """Create (new identities, a company, a group) and tokens: every Stream user has role "user"."""
+    user, other = await add_user(session, "A"), await add_user(session, "B")
+    company = await add_company(session, "Co", owner=user)
+    for sub, body in [
+        (user, {"conversation_type": "user_company", "participant_ids": [user], "company_id": company}),
+        (other, {"conversation_type": "user_company", "participant_ids": [company]}),
+        (user, {"conversation_type": "group", "participant_ids": [other, company], "name": "G"}),
+    ]:
+        assert (await create(client, sub, body)).status_code == 200
+    for query in ("profile_type=user", f"profile_type=company&company_id={company}"):
+        assert (await client.post(f"/api/chat/token?{query}", headers=auth(user))).status_code == 200
+    stored = [emulator.get_user(i) for i in emulator.user_ids()]
+    assert len(stored) == 3
+    assert {u["role"] for u in stored} == {"user"}

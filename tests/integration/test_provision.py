@@ -1,0 +1,182 @@
+"""Provisioning against the emulator: drifted channels, users Stream lost, and the outbox handlers."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+from structlog.testing import capture_logs
+
+from onecrew_chat.identity import Identity, pair_channel_id
+from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity, User
+from onecrew_chat.outbox import repository as outbox
+from onecrew_chat.outbox import worker
+from onecrew_chat.stream.client import StreamUser
+from onecrew_chat.sync.channels import ensure_member, provision_conversation
+from onecrew_chat.sync.handlers import load_conversation
+from onecrew_chat.sync.mirror import ensure_identities
+from tests.conftest import make_settings
+from tests.factories import add_company, add_user
+from tests.support import auth, new_id, service_auth
+
+URL = "/api/chat/conversations"
+
+
+@pytest.fixture
+def runtime(app):
+    """The app's runtime: database, settings and the Stream gateway on the emulator."""
+    return app.state.runtime
+
+
+async def create_pair(client, session) -> tuple[str, str, dict]:
+    """A user and a company with a ready conversation; returns (user, company, data)."""
+    user = await add_user(session, "Amr")
+    company = await add_company(session, "Lolo Academy", owner=await add_user(session, "Owner"))
+    response = await client.post(URL, json={"conversation_type": "user_company", "participant_ids": [company]}, headers=auth(user))
+    assert response.status_code == 200, response.text
+    return user, company, response.json()["data"]
+
+
+async def test_an_existing_channel_missing_a_member_gets_it_added(client, session, runtime, emulator):
+    user = await add_user(session, "Amr")
+    company = await add_company(session, "Sat Education", owner=await add_user(session, "Owner"))
+    me, them = Identity.user(user), Identity.company(company)
+    channel_id = pair_channel_id("user_company", me, them)
+    # a channel an older backend made, holding only its creator
+    await runtime.stream.upsert_users([StreamUser(id=them.stream_id, name="Sat Education")])
+    await runtime.stream.get_or_create_channel("messaging", channel_id, created_by_id=them.stream_id, member_ids=[them.stream_id])
+    emulator.clear_requests()
+
+    with capture_logs() as logs:
+        response = await client.post(URL, json={"conversation_type": "user_company", "participant_ids": [company]}, headers=auth(user))
+
+    assert response.status_code == 200 and response.json()["data"]["id"] == channel_id
+    assert sorted(emulator.get_channel("messaging", channel_id)["members"]) == sorted([me.stream_id, them.stream_id])
+    # Stream ignores the members of a get-or-create on a channel that exists: the missing one is added
+    assert emulator.count("GetOrCreateChannel") == 1 and emulator.count("UpdateChannel") == 1
+    repaired = [entry for entry in logs if entry["event"] == "channel.repaired"]
+    assert repaired and repaired[0]["added"] == [me.stream_id]
+
+
+async def test_a_user_stream_lost_is_repaired_by_exactly_its_id(client, session, runtime, emulator):
+    a, b = await add_user(session, "A"), await add_user(session, "B")
+    await ensure_identities(session, runtime.stream, [Identity.user(a), Identity.user(b)])
+    await session.commit()
+    lost = Identity.user(b).stream_id
+    with emulator.lock:
+        del emulator.state.users[lost]  # gone from Stream; the mirror still says fresh
+    emulator.clear_requests()
+
+    with capture_logs() as logs:
+        response = await client.post(URL, json={"conversation_type": "user_user", "participant_ids": [b]}, headers=auth(a))
+
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["chat"]["status"] == "ready"
+    assert emulator.count("UpdateUsers") == 1 and emulator.get_user(lost)["name"] == "B"
+    assert emulator.count("GetOrCreateChannel") == 2
+    repaired = [entry for entry in logs if entry["event"] == "identities.repaired"]
+    assert repaired and repaired[0]["stream_ids"] == [lost]
+    assert any(entry["event"] == "stream.retry" and entry["reason"] == "users_missing" for entry in logs)
+
+
+async def test_the_provision_handler_is_idempotent(client, session, runtime, emulator):
+    _user, _company, data = await create_pair(client, session)
+    await session.execute(update(Conversation).values(chat_status="provisioning", stream_verified_at=None))
+    await outbox.add(session, "conversation.provision", {"conversation_id": data["id"]})
+    await outbox.add(session, "conversation.provision", {"conversation_id": data["id"]})
+    await session.commit()
+    emulator.clear_requests()
+
+    assert await worker.run_once(runtime) == 2
+
+    assert emulator.count("GetOrCreateChannel") == 1, "the second row finds the conversation ready"
+    statuses = {m.status for m in await session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "conversation.provision"))}
+    assert statuses == {"done"}
+    session.expire_all()
+    assert (await session.scalar(select(Conversation))).chat_status == "ready"
+    assert emulator.channel_count() == 1
+
+
+async def test_ensure_member_makes_no_call_for_a_settled_member_and_heals_a_new_one(client, session, runtime, emulator):
+    user, company, data = await create_pair(client, session)
+    conversation = await load_conversation(session, data["id"])
+    emulator.clear_requests()
+    assert await ensure_member(session, runtime.stream, conversation, Identity.user(user), deadline_s=2) is None
+    assert emulator.count() == 0
+    await session.execute(update(StreamIdentity).where(StreamIdentity.stream_id == Identity.user(user).stream_id)
+                          .values(profile_hash="stale"))
+    result = await ensure_member(session, runtime.stream, conversation, Identity.user(user), deadline_s=2)
+    assert result is not None and result.stream_calls == 2
+    with pytest.raises(ValueError):
+        await ensure_member(session, runtime.stream, conversation, Identity.user(new_id()), deadline_s=2)
+
+
+async def test_provision_conversation_marks_ready_and_reports_calls(client, session, runtime, emulator):
+    _user, _company, data = await create_pair(client, session)
+    conversation = await load_conversation(session, data["id"])
+    conversation.chat_status, conversation.stream_verified_at = "provisioning", None
+    result = await provision_conversation(session, runtime.stream, conversation, deadline_s=2)
+    assert conversation.chat_status == "ready" and conversation.stream_verified_at is not None
+    assert result.stream_calls == 1 and result.identities_sent == 0 and len(result.member_ids) == 2
+
+
+async def test_a_profile_change_reaches_stream_through_the_identity_sync_handler(client, session, runtime, emulator):
+    user, _company, _data = await create_pair(client, session)
+    response = await client.put(f"/api/internal/users/{user}", json={"name": "Amr Hassan", "image_url": None, "category": "talent"},
+                                headers=service_auth())
+    assert response.status_code == 200, response.text
+    emulator.clear_requests()
+
+    assert await worker.run_once(runtime) == 1
+
+    assert emulator.count("UpdateUsersPartial") == 1 and emulator.count("UpdateUsers") == 0
+    assert emulator.get_user(Identity.user(user).stream_id)["name"] == "Amr Hassan"
+    message = await session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "identity.sync"))
+    assert message.status == "done"
+
+
+async def test_identity_sync_upserts_an_unmirrored_identity_and_skips_an_unknown_one(session, runtime, emulator):
+    known = await add_user(session, "Known")
+    await outbox.add(session, "identity.sync", {"stream_id": Identity.user(known).stream_id})
+    await outbox.add(session, "identity.sync", {"stream_id": Identity.user(new_id()).stream_id})
+    await session.commit()
+    assert await worker.run_once(runtime) == 2
+    assert emulator.count("UpdateUsers") == 1 and emulator.get_user(Identity.user(known).stream_id)["name"] == "Known"
+    assert {m.status for m in await session.scalars(select(OutboxMessage))} == {"done"}
+
+
+class TestPlaceholderPolicy:
+    """ONECREW_UNKNOWN_PARTICIPANTS=placeholder: unknown ids become minimal Stream users, healed later."""
+
+    @pytest.fixture
+    def settings(self, sqlite_only_url, emulator, emulator_server):
+        return make_settings(sqlite_only_url, emulator_server.base_url, unknown_participants="placeholder")
+
+    async def test_an_unknown_company_becomes_a_placeholder_then_the_real_profile_heals_it(self, client, session, runtime, emulator):
+        user = await add_user(session, "Amr")
+        unknown = new_id()
+        response = await client.post(URL, json={"conversation_type": "user_company", "participant_ids": [unknown]}, headers=auth(user))
+        assert response.status_code == 200, response.text
+        data = response.json()["data"]
+        assert data["chat"]["status"] == "ready"
+        company_part = next(p for p in data["participants"] if p["participant_type"] == "company")
+        assert company_part["participant_id"] == unknown and company_part["company"] is None
+        stream_id = Identity.company(unknown).stream_id
+        assert emulator.get_user(stream_id)["onecrew_placeholder"] is True
+
+        put = await client.put(f"/api/internal/companies/{unknown}", json={"name": "Lolo Academy", "logo_url": None, "subcategory": "academy"},
+                               headers=service_auth())
+        assert put.status_code == 200, put.text
+        assert await worker.run_once(runtime) == 1
+        healed = emulator.get_user(stream_id)
+        assert healed["name"] == "Lolo Academy" and "onecrew_placeholder" not in healed
+        assert not (await session.get(StreamIdentity, stream_id, populate_existing=True)).placeholder
+
+    async def test_a_placeholder_never_overwrites_a_stream_user_that_exists(self, client, session, runtime, emulator):
+        user, unknown = await add_user(session, "Amr"), new_id()
+        stream_id = Identity.user(unknown).stream_id
+        await runtime.stream.upsert_users([StreamUser(id=stream_id, name="Connected From The App")])
+        response = await client.post(URL, json={"conversation_type": "user_user", "participant_ids": [unknown]}, headers=auth(user))
+        assert response.status_code == 200, response.text
+        assert emulator.get_user(stream_id)["name"] == "Connected From The App"
+        assert stream_id in emulator.get_channel("messaging", response.json()["data"]["id"])["members"]
+        assert await session.get(User, unknown) is None
