@@ -204,3 +204,19 @@ def test_query_members(gs, sc, people):
         gs.chat.query_members(QueryMembersPayload(type="messaging", id="nope",
                                                   filter_conditions={}))
     assert missing.value.code == 16
+
+
+def test_moderators_roles_invites_and_a_system_message(sc, people):
+    channel = sc.channel("messaging", "roles", {"members": ["ann", "bob"]})
+    channel.create("ann")
+    members_by_id = {m["user_id"]: m for m in channel.add_moderators(["bob"])["members"]}
+    assert members_by_id["bob"]["channel_role"] == "channel_moderator"
+    assert members_by_id["bob"]["is_moderator"] is True
+    demoted = {m["user_id"]: m for m in channel.demote_moderators(["bob"])["members"]}
+    assert demoted["bob"]["channel_role"] == "channel_member"
+    assigned = channel.assign_roles([{"user_id": "ann", "channel_role": "channel_moderator"}])
+    assert assigned["members"][0]["channel_role"] == "channel_moderator"
+    invited = {m["user_id"]: m for m in channel.invite_members(["cat"])["members"]}
+    assert invited["cat"]["invited"] is True
+    response = channel.add_members(["dan"], {"text": "Dan joined", "user_id": "ann"})
+    assert response["message"]["text"] == "Dan joined" and len(response["members"]) == 4

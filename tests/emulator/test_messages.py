@@ -8,7 +8,7 @@ import json
 
 import pytest
 from getstream.base import StreamApiException
-from getstream.models import ChannelInput, ChannelMemberRequest, MessageRequest
+from getstream.models import MessageRequest
 from getstream.webhook import verify_signature
 from stream_chat.base.exceptions import StreamAPIException
 

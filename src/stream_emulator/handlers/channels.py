@@ -15,6 +15,7 @@ from ..filters import matches, normalize_sort, sort_items
 from ..state import CHANNEL_BUILTINS, CHANNEL_READ_ONLY, Channel, Member, Read
 from .membership import creator_id, missing_ids, parse_members
 from .messages import create_message
+from .tasks import new_task
 
 DISTINCT_ERROR = ("cannot add members to the distinct channel they don't belong to, please "
                   "create a new distinct channel with the desired members")
@@ -130,22 +131,24 @@ def update(call: Call) -> dict:
         raise missing_users("update", missing)
     now = now_ns()
     added = []
-    for (user_id, role, custom), invited in [(m, False) for m in adds] + [(m, True) for m in invites]:
-        if user_id in channel.members:
-            continue
-        member = Member(user_id, now, role or "channel_member", custom=custom)
-        member.invited = invited
-        channel.members[user_id] = member
-        channel.reads.setdefault(user_id, Read(now))
-        added.append(member)
+    for entries, invited in ((adds, False), (invites, True)):
+        for user_id, role, custom in entries:
+            if user_id not in channel.members:
+                member = Member(user_id, now, role or "channel_member", custom=custom)
+                member.invited = invited
+                channel.members[user_id] = member
+                channel.reads.setdefault(user_id, Read(now))
+                added.append(member)
     removed = [channel.members.pop(uid) for uid in removes if uid in channel.members]
-    for uid in removed:
-        channel.reads.pop(uid.user_id, None)
-    for user_id, new_role in [(u, "channel_moderator") for u in promote] + \
-            [(u, "channel_member") for u in demote] + [(m[0], m[1]) for m in roles]:
+    for member in removed:
+        channel.reads.pop(member.user_id, None)
+    new_roles = [(uid, "channel_moderator") for uid in promote]
+    new_roles += [(uid, "channel_member") for uid in demote]
+    new_roles += [(uid, role) for uid, role, _ in roles if role]
+    for user_id, role in new_roles:
         member = channel.members.get(user_id)
-        if member is not None and new_role:
-            member.channel_role = new_role
+        if member is not None:
+            member.channel_role = role
             member.updated_at = now
     if "data" in body:
         _write_data(channel, drop_nulls(body["data"]), replace=True)
@@ -198,7 +201,6 @@ def delete(call: Call) -> dict:
 
 def delete_many(call: Call) -> dict:
     """POST /channels/delete: an async task over up to 100 cids."""
-    from .tasks import new_task
     cids = check_batch("cids", call.body.get("cids"))
     if not cids:
         raise input_error("cids is a required field", cids="required")

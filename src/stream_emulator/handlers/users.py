@@ -152,7 +152,7 @@ def query(call: Call) -> dict:
     return {"users": [call.dialect.full_user(u) for u in found[offset:offset + limit]]}
 
 
-def _set_deactivated(call: Call, user: User, when: int | None) -> None:
+def _set_deactivated(user: User, when: int | None) -> None:
     user.deactivated_at = when
     user.updated_at = now_ns()
     user.version += 1
@@ -161,14 +161,14 @@ def _set_deactivated(call: Call, user: User, when: int | None) -> None:
 def deactivate(call: Call) -> dict:
     """POST /users/{id}/deactivate."""
     user = call.require_user(call.params[0])
-    _set_deactivated(call, user, now_ns())
+    _set_deactivated(user, now_ns())
     return {"user": call.dialect.full_user(user)}
 
 
 def reactivate(call: Call) -> dict:
     """POST /users/{id}/reactivate."""
     user = call.require_user(call.params[0])
-    _set_deactivated(call, user, None)
+    _set_deactivated(user, None)
     if call.body.get("name"):
         user.name = call.body["name"]
     return {"user": call.dialect.full_user(user)}
@@ -186,7 +186,7 @@ def deactivate_many(call: Call) -> dict:
     users = _many(call)
     now = now_ns()
     for user in users:
-        _set_deactivated(call, user, now)
+        _set_deactivated(user, now)
     return {"task_id": new_task(call, {"users": [call.dialect.full_user(u) for u in users]})}
 
 
@@ -194,7 +194,7 @@ def reactivate_many(call: Call) -> dict:
     """POST /users/reactivate (v2): an async task."""
     users = _many(call)
     for user in users:
-        _set_deactivated(call, user, None)
+        _set_deactivated(user, None)
     return {"task_id": new_task(call, {"users": [call.dialect.full_user(u) for u in users]})}
 
 
