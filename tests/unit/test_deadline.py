@@ -1,0 +1,46 @@
+"""Deadline: one budget across several Stream calls, on a fake clock (no real waiting)."""
+
+from __future__ import annotations
+
+import pytest
+
+from onecrew_chat.stream.errors import DeadlineExceeded, StreamUnavailable
+from onecrew_chat.sync.deadline import Deadline
+
+
+class FakeClock:
+    """Time that moves only when told (sleeps advance it)."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def test_each_call_gets_what_is_left_and_then_nothing():
+    clock = FakeClock()
+    deadline = Deadline(1.0, clock=clock, sleep=clock.sleep, rng=lambda: 1.0)
+
+    async def slow_ok():
+        clock.now += 0.6
+        return "ok"
+
+    assert await deadline.run(slow_ok, name="First") == "ok"
+    assert deadline.remaining_s() == pytest.approx(0.4)
+    failures = []
+
+    async def down():
+        failures.append(clock.now)
+        raise StreamUnavailable("503", operation="Second", status=503)
+
+    with pytest.raises(DeadlineExceeded):
+        await deadline.run(down, name="Second")
+    assert len(failures) == 4 and clock.now <= 101.0, "no wait that would end past the shared deadline"
+    clock.now = 101.0
+    assert deadline.remaining_s() == 0
+    with pytest.raises(DeadlineExceeded):
+        await deadline.run(slow_ok, name="Third")
