@@ -25,11 +25,13 @@ async def add_conversation(
     """A conversation between `members` (the first is the creator), committed, with its participants loaded."""
     creator = members[0]
     if conversation_type is None:
-        if len(members) == 2:
-            kinds = sorted(m.kind.value for m in members)
-            conversation_type = {"user": "user_user", "company": "company_company"}.get(kinds[0] if kinds[0] == kinds[1] else "", "user_company")
-        else:
+        kinds = {m.kind.value for m in members}
+        if len(members) != 2:
             conversation_type = ConversationType.GROUP.value
+        elif len(kinds) == 2:
+            conversation_type = ConversationType.USER_COMPANY.value
+        else:
+            conversation_type = f"{creator.kind.value}_{creator.kind.value}"
     is_pair = conversation_type != ConversationType.GROUP.value
     if channel_id is None:
         channel_id = pair_channel_id(conversation_type, *members) if is_pair else group_channel_id()
@@ -38,7 +40,7 @@ async def add_conversation(
         channel_id=channel_id,
         conversation_type=conversation_type,
         name=name,
-        pair_key=pair_key(*members) if is_pair and len(members) == 2 else None,
+        pair_key=pair_key(*members) if is_pair else None,
         created_by_type=creator.kind.value,
         created_by_id=creator.entity_id,
         chat_status=chat_status,

@@ -212,9 +212,7 @@ class TestGetById:
         me, other = await add_users(session, 2)
         era3 = f"user_company-onecrew_company_{new_id()}-onecrew_user_{me}"
         era1_uuid = new_id()
-        long_id = await add_conversation(session, Identity.user(me), Identity.user(other), channel_id=era3)
-        await session.execute(update(Conversation).where(Conversation.id == long_id.id).values(pair_key=None))
-        await session.commit()
+        await add_conversation(session, Identity.user(me), Identity.user(other), channel_id=era3)
         third = await add_user(session)
         era1 = await add_conversation(session, Identity.user(me), Identity.user(third), channel_id=f"onecrew_{era1_uuid}")
         assert (await client.get(f"{LIST}/{era3}", headers=auth(me))).json()["data"]["id"] == era3

@@ -20,15 +20,14 @@ from onecrew_chat.sync.channels import is_provisioned, provision_conversation
 log = get_logger(__name__)
 
 
-async def heal(session: AsyncSession, runtime: Runtime, conversation: Conversation) -> bool:
+async def heal(session: AsyncSession, runtime: Runtime, conversation: Conversation) -> None:
     """Make Stream hold the channel with every participant unless our records say it does (then no Stream call).
 
-    Returns True when the channel is known to be in place. When Stream is slow or down the work is left to
-    the outbox worker (one `conversation.provision` row per conversation) and False is returned; a request
-    Stream refuses is raised as StreamError.
+    When Stream is slow or down the work is left to the outbox worker (one `conversation.provision` row per
+    conversation) and `chat_status` stays as it was; a request Stream refuses is raised as StreamError.
     """
     if is_provisioned(conversation):
-        return True
+        return
     started = time.perf_counter()
     adopted = conversation.chat_status == "ready"
     try:
@@ -41,14 +40,13 @@ async def heal(session: AsyncSession, runtime: Runtime, conversation: Conversati
             session, PROVISION, {"conversation_id": conversation.id}, dedupe_key=provision_dedupe_key(conversation.id)
         )
         log.warning("conversation.heal_deferred", channel_id=conversation.channel_id, error=str(exc)[:300])
-        return False
+        return
     log.info(
         "conversation.healed",
         channel_id=conversation.channel_id,
         adopted=adopted,
         ms=round((time.perf_counter() - started) * 1000, 2),
     )
-    return True
 
 
 async def heal_quietly(session: AsyncSession, runtime: Runtime, conversation: Conversation) -> None:

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from sqlalchemy import update
 
 from onecrew_chat.api.deps import CurrentUserId, SessionDep
-from onecrew_chat.db import utcnow
 from onecrew_chat.conversations.serialize import iso
+from onecrew_chat.db import utcnow
 from onecrew_chat.models import User
 
 router = APIRouter(tags=["presence"])
