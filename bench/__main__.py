@@ -51,7 +51,7 @@ def print_table(results: list[dict]) -> None:
             "" if row["target_ms"] is None else str(row["target_ms"]),
             str(row["stream_calls_median"]), str(row["db_statements_median"]),
         )
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 def main() -> None:
