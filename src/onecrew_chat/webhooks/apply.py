@@ -61,9 +61,9 @@ async def _members(session: AsyncSession, conversation_id: str) -> list[str]:
     return [Identity(kind, entity_id).stream_id for kind, entity_id in rows]
 
 
-async def _move_read_marker(session: AsyncSession, conversation_id: str, identity: Identity, at: datetime) -> bool:
+async def _move_read_marker(session: AsyncSession, conversation_id: str, identity: Identity, at: datetime) -> None:
     """last_read_at = at for this participant, unless it is already at or after `at`."""
-    result = await session.execute(
+    await session.execute(
         update(ConversationParticipant)
         .where(
             ConversationParticipant.conversation_id == conversation_id,
@@ -74,7 +74,6 @@ async def _move_read_marker(session: AsyncSession, conversation_id: str, identit
         .values(last_read_at=at)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount > 0
 
 
 async def _message_new(session: AsyncSession, event: StreamEvent, conversation_id: str, members: list[str]) -> Outcome:
