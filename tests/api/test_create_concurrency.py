@@ -61,14 +61,11 @@ async def test_fifty_creates_with_one_idempotency_key_give_one_answer_replayed(c
     body = {"conversation_type": "user_company", "participant_ids": [company]}
     headers = {**auth(user), "Idempotency-Key": key}
 
-    conflicts = []
-
     async def until_answered():
         async def answered():
             response = await client.post(URL, json=body, headers=headers)
             if response.status_code == 409:
                 assert response.json()["code"] == "idempotency_key_in_use"
-                conflicts.append(response)
                 return None
             return response
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import func, select
 
 from onecrew_chat.identity import Identity, pair_channel_id
@@ -181,3 +183,14 @@ async def test_no_code_path_sends_the_admin_role(client, session, emulator):
     stored = [emulator.get_user(i) for i in emulator.user_ids()]
     assert len(stored) == 3
     assert {u["role"] for u in stored} == {"user"}
+
+
+async def test_many_pairs_created_at_once_each_three_times_give_one_conversation_per_pair(client, session, emulator):
+    users = await add_users(session, 10)
+    company = await add_company(session, "Busy", owner=await add_user(session, "Owner"))
+    body = {"conversation_type": "user_company", "participant_ids": [company]}
+    responses = await asyncio.gather(*(create(client, u, body) for u in users for _ in range(3)))
+    assert [r.status_code for r in responses] == [200] * 30, {r.text for r in responses if r.status_code != 200}
+    assert len({r.json()["data"]["id"] for r in responses}) == 10
+    assert await session.scalar(select(func.count()).select_from(Conversation)) == 10
+    assert emulator.channel_count() == 10
