@@ -128,3 +128,20 @@ async def test_a_refused_batch_names_the_bad_id_in_the_error_and_the_log(session
     assert failed and failed[0]["bad_id"] == "bad id!"
     assert emulator.get_user(good.stream_id) is None, "Stream refuses the whole batch"
     assert await session.scalar(select(func.count()).select_from(StreamIdentity)) == 0
+
+
+async def test_a_stale_identity_stream_lost_is_upserted_instead_of_partially_updated(session, stream, emulator):
+    kept, lost = Identity.user(await add_user(session, "Kept")), Identity.user(await add_user(session, "Lost"))
+    await ensure_identities(session, stream, [kept, lost])
+    await session.commit()
+    with emulator.lock:
+        del emulator.state.users[lost.stream_id]
+    await session.execute(update(User).values(name="Renamed"))
+    await session.commit()
+
+    assert await ensure_identities(session, stream, [kept, lost]) == 2
+
+    assert emulator.get_user(lost.stream_id)["name"] == "Renamed"
+    assert emulator.get_user(kept.stream_id)["name"] == "Renamed"
+    assert emulator.count("UpdateUsersPartial") == 2  # refused for the batch, then the survivor alone
+    assert await ensure_identities(session, stream, [kept, lost]) == 0

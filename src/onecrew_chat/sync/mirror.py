@@ -15,7 +15,7 @@ from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import IDENTITIES_UPSERTED, STREAM_REPAIRS
 from onecrew_chat.models import StreamIdentity
 from onecrew_chat.stream.client import StreamGateway, StreamUser
-from onecrew_chat.stream.errors import StreamBatchError, StreamUsersMissing
+from onecrew_chat.stream.errors import StreamBatchError, StreamRequestError, StreamUsersMissing
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.participants import Profile, load_profiles
 from onecrew_chat.sync.upsert import upsert_rows
@@ -108,25 +108,34 @@ async def upsert_profiles(session: AsyncSession, stream: StreamGateway, profiles
             IDENTITIES_UPSERTED.labels(kind=profile.identity.kind.value).inc()
 
 
+def lost_ids(error: StreamRequestError, batch: list[Profile]) -> set[str] | None:
+    """The ids of a partial update that Stream says do not exist (None when the error is about something else)."""
+    if isinstance(error, StreamUsersMissing):
+        return set(error.missing_ids) & {p.stream_id for p in batch} or {p.stream_id for p in batch}
+    if error.status == 404 or "exist" in error.message.lower():
+        named = {p.stream_id for p in batch if p.stream_id in error.message}
+        return named or {p.stream_id for p in batch}
+    return None
+
+
 async def update_profiles(session: AsyncSession, stream: StreamGateway, profiles: list[Profile], deadline: Deadline) -> None:
     """Partial updates for identities Stream already has; ones Stream lost are upserted instead."""
     for batch in chunks(profiles):
-        updates = [partial_update(p) for p in batch]
-        try:
-            await deadline.run(lambda updates=updates: stream.partial_update_users(updates), name="UpdateUsersPartial")
-        except StreamUsersMissing as exc:
-            lost = set(exc.missing_ids) or {p.stream_id for p in batch}
-            log.warning("identities.lost_in_stream", stream_ids=sorted(lost)[:10], count=len(lost))
-            await upsert_profiles(session, stream, [p for p in batch if p.stream_id in lost], deadline)
-            batch = [p for p in batch if p.stream_id not in lost]
-            if batch:
-                await deadline.run(
-                    lambda b=batch: stream.partial_update_users([partial_update(p) for p in b]), name="UpdateUsersPartial"
-                )
-        except StreamBatchError as exc:
-            log.error("identities.update_failed", bad_id=exc.bad_id, batch=len(batch), error=str(exc))
-            raise
-        await record(session, batch)
+        while batch:
+            updates = [partial_update(p) for p in batch]
+            try:
+                await deadline.run(lambda updates=updates: stream.partial_update_users(updates), name="UpdateUsersPartial")
+            except StreamRequestError as exc:
+                lost = lost_ids(exc, batch)
+                if lost is None:
+                    log.error("identities.update_failed", bad_id=getattr(exc, "bad_id", None), batch=len(batch), error=str(exc))
+                    raise
+                log.warning("identities.lost_in_stream", stream_ids=sorted(lost)[:10], count=len(lost))
+                await upsert_profiles(session, stream, [p for p in batch if p.stream_id in lost], deadline)
+                batch = [p for p in batch if p.stream_id not in lost]
+                continue
+            await record(session, batch)
+            break
 
 
 async def add_placeholders(session: AsyncSession, stream: StreamGateway, identities: list[Identity], deadline: Deadline) -> list[Profile]:
