@@ -21,6 +21,7 @@ from onecrew_chat.errors import NotFound
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Base, Company, CompanyMember, StreamIdentity, User
+from onecrew_chat.outbox import repository as outbox
 
 log = get_logger(__name__)
 
@@ -67,8 +68,6 @@ async def _enqueue_identity_sync(session: AsyncSession, identity: Identity, *, c
     mirror = await session.get(StreamIdentity, identity.stream_id)
     if mirror is None or not (changed or mirror.placeholder):
         return False
-    from onecrew_chat.outbox import repository as outbox  # the outbox owner's module; imported when needed
-
     stream_id = identity.stream_id
     await outbox.add(session, IDENTITY_SYNC, {"stream_id": stream_id}, dedupe_key=f"{IDENTITY_SYNC}:{stream_id}")
     log.info("directory.identity_sync_enqueued", stream_id=stream_id, placeholder=mirror.placeholder)

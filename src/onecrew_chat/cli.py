@@ -1,0 +1,211 @@
+"""The `onecrew-chat` command: serve, worker, dev-token, db upgrade, register-webhook, outbox, stream-emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from onecrew_chat.config import Settings
+
+app = typer.Typer(
+    name="onecrew-chat",
+    help="OneCrew's chat backend. `serve` with no settings runs everything locally (SQLite, Stream emulator, demo data).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals hold settings, and settings hold secrets
+)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+outbox_app = typer.Typer(help="Work waiting to reach Stream: inspect and requeue.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(outbox_app, name="outbox")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print `onecrew-chat: <message>` on stderr and exit with `code`."""
+    typer.echo(f"onecrew-chat: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, with logging configured; a readable exit on invalid values."""
+    from onecrew_chat.logging import configure_logging
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        fail(f"invalid settings: {problems}", code=2)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def _require_migrated(settings: Settings) -> None:
+    from onecrew_chat.server import StartupRefused, check_database
+
+    try:
+        asyncio.run(check_database(settings))
+    except StartupRefused as exc:
+        fail(str(exc))
+
+
+def _require_stream(settings: Settings) -> None:
+    if not settings.stream_api_key or not settings.stream_api_secret:
+        fail("set STREAM_API_KEY and STREAM_API_SECRET (and STREAM_BASE_URL) for this command; "
+             "the embedded emulator only lives inside `onecrew-chat serve`")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0 picks a free one).")] = 8000,
+) -> None:
+    """Serve the API; with no STREAM_API_KEY / DATABASE_URL it embeds the emulator and a SQLite file."""
+    from onecrew_chat.server import StartupRefused
+    from onecrew_chat.server import serve as run_server
+
+    try:
+        run_server(load_settings(), host, port)
+    except StartupRefused as exc:
+        fail(f"refusing to start: {exc}")
+
+
+@app.command("dev-token")
+def dev_token(
+    user_id: Annotated[str, typer.Argument(help="The OneCrew user uuid (the token's `sub`).")],
+    ttl: Annotated[int, typer.Option(min=1, help="Lifetime in seconds.")] = 3600,
+) -> None:
+    """Print a JWT for USER_ID signed with ONECREW_JWT_SECRET (or the embedded dev secret)."""
+    from onecrew_chat import embedded
+    from onecrew_chat.identity import normalize_uuid
+
+    try:
+        normalize_uuid(user_id)
+    except ValueError:
+        fail(f"USER_ID must be a uuid, got {user_id!r}", code=2)
+    settings = embedded.with_dev_jwt_secret(load_settings())
+    if not settings.jwt_secret:
+        fail("no ONECREW_JWT_SECRET is set (and DATABASE_URL is, so no dev secret is used)")
+    typer.echo(embedded.dev_token(settings, user_id, ttl_s=ttl))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the migrations to DATABASE_URL (or the embedded SQLite file)."""
+    from sqlalchemy.engine import make_url
+
+    from onecrew_chat.db import head_revision, upgrade_database
+
+    settings = load_settings()
+    url = settings.database_url or f"sqlite:///{settings.sqlite_path}"
+    if settings.embedded_database:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        upgrade_database(url)
+    except Exception as exc:  # unreachable server, bad credentials: one readable line
+        fail(f"cannot migrate {shown}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+    typer.echo(f"Database {shown} is at migration {head_revision()} (head).")
+
+
+@app.command()
+def worker() -> None:
+    """Run only the outbox worker (Stream provisioning and profile syncs) until SIGINT/SIGTERM."""
+    from onecrew_chat.logging import get_logger
+    from onecrew_chat.outbox.worker import run_forever
+    from onecrew_chat.runtime import build_runtime
+
+    settings = load_settings()
+    _require_stream(settings)
+    _require_migrated(settings)
+    log = get_logger(__name__)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        runtime = build_runtime(settings)
+        log.info("worker.started", poll_s=settings.worker_poll_s)
+        try:
+            await run_forever(runtime, stop)
+        finally:
+            await runtime.close()
+            log.info("worker.stopped")
+
+    asyncio.run(run())
+
+
+@app.command("register-webhook")
+def register_webhook(url: Annotated[str, typer.Argument(help="e.g. https://chat.example.com/api/chat/webhooks/stream")]) -> None:
+    """Tell the configured Stream app to deliver webhook events to URL."""
+    from onecrew_chat.embedded import register_webhook as register
+
+    if not url.startswith(("http://", "https://")):
+        fail(f"URL must start with http:// or https://, got {url!r}", code=2)
+    settings = load_settings()
+    _require_stream(settings)
+    try:
+        asyncio.run(register(settings, url))
+    except Exception as exc:  # Stream refused or is down: say so instead of a traceback
+        fail(f"Stream did not accept the webhook URL: {type(exc).__name__}: {exc}")
+    typer.echo(f"Stream app {settings.stream_api_key} at {settings.stream_base_url} now sends webhook events to {url}")
+
+
+@outbox_app.command("list")
+def outbox_list(limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50) -> None:
+    """Show outbox messages that are pending or dead."""
+    from onecrew_chat import outbox_admin
+
+    settings = load_settings()
+    _require_migrated(settings)
+    outbox_admin.print_table(asyncio.run(outbox_admin.unfinished(settings, limit=limit)))
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    message_id: Annotated[int | None, typer.Argument(help="The id shown by `outbox list`.")] = None,
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Requeue every dead message.")] = False,
+) -> None:
+    """Make a message (or every dead one) due now, with a fresh attempt budget."""
+    from onecrew_chat import outbox_admin
+
+    if (message_id is None) == (not all_dead):
+        fail("give either a message ID or --all-dead", code=2)
+    settings = load_settings()
+    _require_migrated(settings)
+    try:
+        count = asyncio.run(outbox_admin.requeue(settings, message_id=message_id))
+    except LookupError as exc:
+        fail(str(exc))
+    typer.echo(f"Requeued {count} outbox message{'s' if count != 1 else ''}.")
+
+
+def _mount_stream_emulator() -> None:
+    """`onecrew-chat stream-emulator` is the emulator's own command, when its package provides one."""
+    try:
+        from stream_emulator.cli import run
+    except ImportError:
+
+        @app.command("stream-emulator")
+        def stream_emulator_missing() -> None:
+            """Run the Stream emulator alone (not available in this installation)."""
+            fail("the stream_emulator package has no command line (stream_emulator.cli.run) in this installation")
+
+        return
+    app.command("stream-emulator")(run)
+
+
+_mount_stream_emulator()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""`onecrew-chat serve`: start-up checks, embedded mode, uvicorn, and the lines that tell a developer what runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
+
+import typer
+import uvicorn
+
+from onecrew_chat import embedded
+from onecrew_chat.config import Settings
+from onecrew_chat.db import current_revision, head_revision, make_engine, upgrade_database
+from onecrew_chat.logging import get_logger
+
+log = get_logger(__name__)
+
+# The JWT printed in the example request stays valid for a day.
+EXAMPLE_TOKEN_TTL_S = 24 * 3600
+
+
+class StartupRefused(Exception):
+    """The configuration or the database is not fit to serve; the message says what to do."""
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse settings that cannot work: no way to verify JWTs, or a Stream key without its secret."""
+    if not settings.embedded_database and not (settings.jwt_secret or settings.jwt_public_key):
+        raise StartupRefused(
+            "DATABASE_URL is set but neither ONECREW_JWT_SECRET nor ONECREW_JWT_PUBLIC_KEY is; "
+            "set one so that the app's tokens can be verified"
+        )
+    if settings.stream_api_key and not settings.stream_api_secret:
+        raise StartupRefused("STREAM_API_KEY is set but STREAM_API_SECRET is not; set both (or neither, for the emulator)")
+
+
+async def check_database(settings: Settings) -> None:
+    """Refuse a database that is unreachable or not at the newest migration."""
+    engine = make_engine(settings)
+    try:
+        current = await current_revision(engine)
+    except Exception as exc:  # any connection failure becomes one readable sentence
+        raise StartupRefused(f"cannot reach the database: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+    finally:
+        await engine.dispose()
+    head = head_revision()
+    if current is None:
+        raise StartupRefused(f"the database has no schema yet (needs migration {head}); run `onecrew-chat db upgrade` first")
+    if current != head:
+        raise StartupRefused(
+            f"the database is at migration {current} but this version needs {head}; run `onecrew-chat db upgrade` first"
+        )
+
+
+def display_host(host: str) -> str:
+    """The host part of a URL a developer can paste (wildcard binds become loopback)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, plus one hook run once the socket accepts connections and the app's lifespan has started."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], Awaitable[None]]):
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            await self._on_ready()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises SIGINT/SIGTERM after a graceful shutdown, which would kill the process before
+        # the emulator is stopped; SIGINT/SIGTERM mean "stop", and stopping gracefully is a success (exit 0).
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
+
+
+def say(line: str = "") -> None:
+    """A line for the developer on stdout (logs go to stderr)."""
+    typer.echo(line)
+
+
+async def _ready(settings: Settings, base_url: str, *, stream: embedded.EmbeddedStream | None) -> None:
+    """Register the webhook with the emulator and print where everything is."""
+    if stream is not None:
+        webhook_url = (settings.public_base_url or base_url).rstrip("/") + embedded.WEBHOOK_PATH
+        try:
+            await embedded.register_webhook(settings, webhook_url)
+            say(f"Webhooks: the emulator delivers Stream events to {webhook_url}")
+        except Exception as exc:  # serving matters more than unread counts; say how to fix it
+            log.error("embedded.webhook_registration_failed", error=str(exc)[:200])
+            say(f"Webhooks: NOT registered ({type(exc).__name__}); run `onecrew-chat register-webhook {webhook_url}`")
+    say(f"onecrew-chat is serving on {base_url} (API docs at {base_url}/docs, Ctrl-C to stop)")
+    if settings.embedded_database and settings.jwt_secret:
+        await _print_example(settings, base_url)
+
+
+async def _print_example(settings: Settings, base_url: str) -> None:
+    from onecrew_chat import demo
+    from onecrew_chat.db import make_sessionmaker
+
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            available = await demo.example_is_available(session)
+    finally:
+        await engine.dispose()
+    if not available:
+        return
+    token = embedded.dev_token(settings, demo.EXAMPLE_CALLER_ID, ttl_s=EXAMPLE_TOKEN_TTL_S)
+    say()
+    say("Try it: Amr (the seed's user, not yet in Stream) starts a conversation with Sat Education:")
+    say()
+    say("  " + demo.example_curl(base_url, token))
+    say()
+    say("More tokens: onecrew-chat dev-token <user uuid>   (demo users are listed in docs/operations.md)")
+
+
+async def _serve(settings: Settings, host: str, port: int, stream: embedded.EmbeddedStream | None) -> None:
+    from onecrew_chat.api.app import create_app
+
+    if settings.embedded_database:
+        if await embedded.seed_demo_data(settings):
+            say("Demo data: the empty database was filled with demo users and the companies Sat Education and Lolo Academy")
+    else:
+        await check_database(settings)
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None, access_log=False, lifespan="on")
+    sock = config.bind_socket()
+    base_url = f"http://{display_host(host)}:{sock.getsockname()[1]}"
+    server = _Server(config, lambda: _ready(settings, base_url, stream=stream))
+    await server.serve(sockets=[sock])
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Run the API (and, in embedded mode, the emulator and the demo data) until SIGINT/SIGTERM."""
+    settings = embedded.with_dev_jwt_secret(settings)
+    check_settings(settings)
+    if settings.embedded_database:
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            upgrade_database(f"sqlite:///{settings.sqlite_path}")
+        except Exception as exc:  # an unwritable data dir or a corrupt file: say which
+            raise StartupRefused(f"cannot prepare the SQLite database {settings.sqlite_path}: {exc}") from exc
+        say(f"Database: SQLite file {settings.sqlite_path} (no DATABASE_URL set), migrations applied")
+    stream = None
+    if settings.embedded_stream:
+        stream = embedded.start_emulator(settings)
+        settings = stream.settings
+        say(
+            f"Stream: no STREAM_API_KEY set, so the Stream emulator runs in-process at {stream.base_url} "
+            f"(state in {stream.state_file})"
+        )
+    try:
+        asyncio.run(_serve(settings, host, port, stream))
+    finally:
+        if stream is not None:
+            stream.stop()
