@@ -21,12 +21,25 @@ def _shown(value: Any) -> str:
 class CreateConversationRequest(BaseModel):
     """Body of POST /api/chat/conversations; the caller (or `company_id`) is implied, ids are bare uuids."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "conversation_type": "user_company",
+                    "participant_ids": ["3f1c2a9e-8d5b-4c7e-9a61-2b0f4e8d7c15"],
+                    "company_id": "7a9e4b2c-1d3f-4e5a-8b6c-9d0e1f2a3b4c",
+                }
+            ]
+        },
+    )
 
-    conversation_type: ConversationType
-    participant_ids: list[str]
-    company_id: str | None = None
-    name: str | None = None
+    conversation_type: ConversationType = Field(description="user_user, user_company, company_company or group")
+    participant_ids: list[str] = Field(
+        description="Bare uuids of the other parties (1 to 1,000); the caller is implied", max_length=MAX_PARTICIPANTS
+    )
+    company_id: str | None = Field(default=None, description="Write as this company (accepted owner or admin)")
+    name: str | None = Field(default=None, description="Group name (at most 255 characters); ignored for pairs")
 
     @field_validator("conversation_type", mode="before")
     @classmethod

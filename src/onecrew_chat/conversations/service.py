@@ -111,7 +111,7 @@ def new_conversation(plan: Plan) -> Conversation:
     return conversation
 
 
-async def record(runtime: Runtime, user_id: str, request: CreateConversationRequest) -> Recorded:
+async def record_conversation(runtime: Runtime, user_id: str, request: CreateConversationRequest) -> Recorded:
     """First unit of work: resolve, then find the pair or insert conversation + participants + outbox row; commit."""
     deadline_s = runtime.settings.provision_deadline_s
     for attempt in (1, 2):
@@ -175,7 +175,7 @@ async def provision_inline(runtime: Runtime, recorded: Recorded) -> StreamError 
 async def create_conversation(runtime: Runtime, user_id: str, request: CreateConversationRequest) -> dict:
     """POST /api/chat/conversations: the conversation as `data`; 502 stream_error when Stream refuses us."""
     started, calls_before = time.perf_counter(), runtime.stream.calls
-    recorded = await record(runtime, user_id, request)
+    recorded = await record_conversation(runtime, user_id, request)
     conversation = recorded.conversation
     if not recorded.settled:
         failure = await provision_inline(runtime, recorded)

@@ -12,7 +12,7 @@ from onecrew_chat.db import utcnow
 from onecrew_chat.errors import NotFound
 from onecrew_chat.identity import Identity
 from onecrew_chat.logging import get_logger
-from onecrew_chat.metrics import IDENTITIES_UPSERTED, STREAM_REPAIRS
+from onecrew_chat.metrics import IDENTITIES_UPSERTED
 from onecrew_chat.models import StreamIdentity
 from onecrew_chat.stream.client import StreamGateway, StreamUser
 from onecrew_chat.stream.errors import StreamBatchError, StreamRequestError, StreamUsersMissing
@@ -218,7 +218,6 @@ async def repair_identities(session: AsyncSession, stream: StreamGateway, stream
                 raise IdentityNotFound(identity)
             profile = Profile.placeholder_for(identity)  # Stream says it is gone, so nothing is overwritten
         to_send.append(profile)
-    STREAM_REPAIRS.inc(len(to_send))
     for batch in chunks(to_send):
         await stream.upsert_users([stream_user(p) for p in batch])
         await record(session, batch)

@@ -20,10 +20,29 @@ from onecrew_chat.schemas import ConversationEnvelope, CreateConversationRequest
 router = APIRouter(tags=["conversations"])
 
 _ERRORS = {status: {"model": ErrorEnvelope} for status in (400, 401, 403, 404, 409, 422, 502)}
+
+
+def inline_definitions(schema: dict) -> dict:
+    """A pydantic JSON schema with its `$defs` references inlined (OpenAPI cannot resolve `#/$defs/...`)."""
+    definitions = schema.pop("$defs", {})
+
+    def walk(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(dict(definitions[ref.rsplit("/", 1)[1]]))
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(value) for value in node]
+        return node
+
+    return walk(schema)
+
+
 _BODY = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": CreateConversationRequest.model_json_schema()}},
+        "content": {"application/json": {"schema": inline_definitions(CreateConversationRequest.model_json_schema())}},
     }
 }
 
