@@ -194,3 +194,19 @@ async def test_many_pairs_created_at_once_each_three_times_give_one_conversation
     assert len({r.json()["data"]["id"] for r in responses}) == 10
     assert await session.scalar(select(func.count()).select_from(Conversation)) == 10
     assert emulator.channel_count() == 10
+
+
+async def test_an_existing_pair_with_a_changed_profile_sends_only_the_profile(client, session, emulator):
+    a, b = await add_user(session, "A"), await add_user(session, "B")
+    body = {"conversation_type": "user_user", "participant_ids": [b]}
+    assert (await create(client, a, body)).status_code == 200
+    await session.execute(User.__table__.update().where(User.id == b).values(name="B renamed"))
+    await session.commit()
+    emulator.clear_requests()
+
+    response = await create(client, a, body)
+
+    assert response.status_code == 200 and response.json()["data"]["chat"]["status"] == "ready"
+    assert [r.operation for r in emulator.requests] == ["UpdateUsersPartial"]
+    assert emulator.get_user(Identity.user(b).stream_id)["name"] == "B renamed"
+    assert response.json()["data"]["participants"][1]["user"]["name"] == "B renamed"

@@ -24,7 +24,15 @@ from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, StreamUsersMissing
-from onecrew_chat.sync.channels import is_settled, lock_for_provisioning, provision_conversation
+from onecrew_chat.sync.channels import (
+    is_provisioned,
+    is_settled,
+    lock_for_provisioning,
+    participant_identities,
+    provision_conversation,
+)
+from onecrew_chat.sync.deadline import Deadline
+from onecrew_chat.sync.mirror import ensure_identities
 
 log = get_logger(__name__)
 
@@ -122,7 +130,9 @@ async def record_conversation(runtime: Runtime, user_id: str, request: CreateCon
                 conversation = await load_pair(session, plan.pair_key) if plan.pair_key else None
                 if conversation is not None:
                     settled = await is_settled(session, conversation, plan.profiles())
-                    message = None if settled else await enqueue_provision(session, conversation, deadline_s)
+                    # A ready channel with a changed profile needs only the profile (and has its identity.sync row).
+                    needs_channel = not is_provisioned(conversation)
+                    message = await enqueue_provision(session, conversation, deadline_s) if needs_channel else None
                     return Recorded(plan, conversation, message, existing=True, settled=settled)
                 conversation = new_conversation(plan)
                 session.add(conversation)
@@ -136,12 +146,33 @@ async def record_conversation(runtime: Runtime, user_id: str, request: CreateCon
     raise AssertionError("unreachable")
 
 
+async def refresh_profiles(runtime: Runtime, recorded: Recorded, placeholder_ok: bool) -> None:
+    """A ready conversation whose participants' profiles changed: send just the profiles (no channel call).
+
+    A failure here does not make the conversation less usable; the identity.sync outbox rows finish it.
+    """
+    async with unit_of_work(runtime.sessionmaker) as session:
+        try:
+            await ensure_identities(
+                session,
+                runtime.stream,
+                participant_identities(recorded.conversation),
+                placeholder_ok=placeholder_ok,
+                profiles=recorded.plan.profiles(),
+                deadline=Deadline(runtime.settings.provision_deadline_s),
+            )
+        except StreamError as exc:
+            log.warning("identities.refresh_failed", channel_id=recorded.conversation.channel_id, error=str(exc))
+
+
 async def provision_inline(runtime: Runtime, recorded: Recorded) -> StreamError | None:
     """Second unit of work: provision within the deadline; on failure leave the outbox row due for the worker."""
     conversation, message = recorded.conversation, recorded.message
     placeholder_ok = runtime.settings.unknown_participants is UnknownParticipants.PLACEHOLDER or bool(
         recorded.plan.placeholders
     )
+    if is_provisioned(conversation):
+        return await refresh_profiles(runtime, recorded, placeholder_ok)
     failure: StreamError | None = None
     async with unit_of_work(runtime.sessionmaker) as session:
         session.add(conversation)
