@@ -56,6 +56,8 @@ def print_table(messages: list[OutboxMessage]) -> None:
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:  # piped (grep, logs): no 80-column folding
+        console = Console(width=200)
     if not messages:
         console.print("The outbox has no pending or dead messages.")
         return

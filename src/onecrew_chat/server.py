@@ -127,11 +127,8 @@ async def _print_example(settings: Settings, base_url: str) -> None:
 async def _serve(settings: Settings, host: str, port: int, stream: embedded.EmbeddedStream | None) -> None:
     from onecrew_chat.api.app import create_app
 
-    if settings.embedded_database:
-        if await embedded.seed_demo_data(settings):
-            say("Demo data: the empty database was filled with demo users and the companies Sat Education and Lolo Academy")
-    else:
-        await check_database(settings)
+    if settings.embedded_database and await embedded.seed_demo_data(settings):
+        say("Demo data: the empty database was filled with demo users and the companies Sat Education and Lolo Academy")
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None, access_log=False, lifespan="on")
     sock = config.bind_socket()
     base_url = f"http://{display_host(host)}:{sock.getsockname()[1]}"
@@ -150,6 +147,8 @@ def serve(settings: Settings, host: str, port: int) -> None:
         except Exception as exc:  # an unwritable data dir or a corrupt file: say which
             raise StartupRefused(f"cannot prepare the SQLite database {settings.sqlite_path}: {exc}") from exc
         say(f"Database: SQLite file {settings.sqlite_path} (no DATABASE_URL set), migrations applied")
+    else:
+        asyncio.run(check_database(settings))
     stream = None
     if settings.embedded_stream:
         stream = embedded.start_emulator(settings)

@@ -1,0 +1,104 @@
+"""`onecrew-chat serve` in embedded mode, for real: a subprocess, a free port, the printed request pasted over HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import signal
+import time
+
+import httpx
+
+from onecrew_chat.demo import AMR_ID, SAT_EDUCATION_ID
+from tests.integration.test_cli import DEADLINE_S, Running
+
+READY_LINE = "More tokens:"
+
+
+def printed_request(stdout: list[str]) -> tuple[str, dict[str, str], dict]:
+    """The URL, headers and JSON body of the ready-to-paste curl that serve printed."""
+    start = next(i for i, line in enumerate(stdout) if line.strip().startswith("curl "))
+    command, i = [], start
+    while True:
+        line = stdout[i].strip()
+        command.append(line.removesuffix("\\"))
+        if not line.endswith("\\"):
+            break
+        i += 1
+    args = shlex.split(" ".join(command))
+    url = next(a for a in args if a.startswith("http"))
+    headers = dict(args[j + 1].split(": ", 1) for j, a in enumerate(args) if a == "-H")
+    body = json.loads(args[args.index("-d") + 1])
+    return url, headers, body
+
+
+def base_url(stdout: list[str]) -> str:
+    return re.search(r"serving on (http://\S+)", "\n".join(stdout)).group(1)
+
+
+def wait_healthy(client: httpx.Client, url: str) -> None:
+    """Poll /healthz until it answers 200, within the deadline (connection refusals count as not yet)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        try:
+            if client.get(f"{url}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{url}/healthz did not answer within {DEADLINE_S}s"
+        time.sleep(0.02)  # polling interval of a deadline-bounded wait
+
+
+def start(tmp_path) -> tuple[Running, list[str]]:
+    server = Running(tmp_path, "serve", "--port", "0")
+    try:
+        return server, server.wait_for(READY_LINE)
+    except BaseException:
+        server.stop(signal.SIGKILL)
+        raise
+
+
+def test_serve_embedded_mode_creates_the_printed_conversation_and_keeps_state_across_restarts(tmp_path):
+    server, stdout = start(tmp_path)
+    try:
+        text = "\n".join(stdout)
+        assert "Stream emulator runs in-process at http://127.0.0.1:" in text
+        assert "no DATABASE_URL set" in text and "Demo data:" in text
+        url = base_url(stdout)
+        create_url, headers, body = printed_request(stdout)
+        assert create_url == f"{url}/api/chat/conversations"
+        assert body == {"conversation_type": "user_company", "participant_ids": [SAT_EDUCATION_ID]}
+
+        with httpx.Client(timeout=10) as client:
+            wait_healthy(client, url)
+            assert client.get(f"{url}/readyz").status_code == 200
+            created = client.post(create_url, headers=headers, json=body)
+        assert created.status_code == 200, created.text
+        data = created.json()["data"]
+        assert data["chat"]["status"] == "ready"
+        assert {p["participant_id"] for p in data["participants"]} == {AMR_ID, SAT_EDUCATION_ID}
+
+        emulator_state = json.loads((tmp_path / "var" / "stream-emulator.json").read_text())
+        assert emulator_state["app"]["webhook_url"] == f"{url}/api/chat/webhooks/stream"
+    finally:
+        code = server.stop(signal.SIGTERM)
+    assert code == 0, server.seen
+
+    # Same data dir: same dev secrets (the new token and the old one both work), our rows and Stream's kept.
+    server, stdout = start(tmp_path)
+    try:
+        assert "Demo data:" not in "\n".join(stdout)
+        url = base_url(stdout)
+        create_url, new_headers, body = printed_request(stdout)
+        with httpx.Client(timeout=10) as client:
+            wait_healthy(client, url)
+            again = client.post(create_url, headers=headers, json=body)
+            shown = client.get(f"{url}/api/chat/conversations/{data['id']}", headers=new_headers)
+        assert again.status_code == 200, again.text
+        assert again.json()["data"]["id"] == data["id"]
+        assert again.json()["data"]["chat"]["status"] == "ready"
+        assert shown.status_code == 200, shown.text
+    finally:
+        code = server.stop(signal.SIGINT)
+    assert code == 0, server.seen
