@@ -140,13 +140,23 @@ def worker() -> None:
 
 
 @app.command("register-webhook")
-def register_webhook(url: Annotated[str, typer.Argument(help="e.g. https://chat.example.com/api/chat/webhooks/stream")]) -> None:
+def register_webhook(
+    url: Annotated[
+        str | None,
+        typer.Argument(help="e.g. https://chat.example.com/api/chat/webhooks/stream; default: from ONECREW_PUBLIC_BASE_URL"),
+    ] = None,
+) -> None:
     """Tell the configured Stream app to deliver webhook events to URL."""
+    from onecrew_chat.embedded import WEBHOOK_PATH
     from onecrew_chat.embedded import register_webhook as register
 
+    settings = load_settings()
+    if url is None:
+        if not settings.public_base_url:
+            fail("give the URL, or set ONECREW_PUBLIC_BASE_URL to derive it", code=2)
+        url = settings.public_base_url.rstrip("/") + WEBHOOK_PATH
     if not url.startswith(("http://", "https://")):
         fail(f"URL must start with http:// or https://, got {url!r}", code=2)
-    settings = load_settings()
     _require_stream(settings)
     try:
         asyncio.run(register(settings, url))

@@ -91,7 +91,8 @@ def say(line: str = "") -> None:
 async def _ready(settings: Settings, base_url: str, *, stream: embedded.EmbeddedStream | None) -> None:
     """Register the webhook with the emulator and print where everything is."""
     if stream is not None:
-        webhook_url = (settings.public_base_url or base_url).rstrip("/") + embedded.WEBHOOK_PATH
+        # The emulator lives in this process, so it reaches us over loopback whatever the public URL is.
+        webhook_url = base_url + embedded.WEBHOOK_PATH
         try:
             await embedded.register_webhook(settings, webhook_url)
             say(f"Webhooks: the emulator delivers Stream events to {webhook_url}")

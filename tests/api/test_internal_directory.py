@@ -219,3 +219,27 @@ async def test_concurrent_first_puts_of_one_user_store_one_row(client, session, 
     assert [r.status_code for r in responses] == [200] * 8
     assert sum(r.json()["data"]["created"] for r in responses) == 1
     assert (await session.scalar(select(func.count()).select_from(User))) == 1
+
+
+async def test_deleting_a_party_keeps_its_conversation_readable_and_blocks_new_ones(sqlite_only_url, emulator, emulator_server):
+    from onecrew_chat.api.app import create_app
+    from tests.support import auth
+
+    application = create_app(make_settings(sqlite_only_url, emulator_server.base_url))
+    user_id, company_id = new_id(), new_id()
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            await put(http, f"/users/{user_id}", {"name": "Amr"})
+            await put(http, f"/companies/{company_id}", {"name": "Sat Education"})
+            body = {"conversation_type": "user_company", "participant_ids": [company_id]}
+            created = await http.post("/api/chat/conversations", json=body, headers=auth(user_id))
+            assert created.status_code == 200, created.text
+
+            assert (await http.delete(f"/api/internal/companies/{company_id}", headers=service_auth())).status_code == 200
+            shown = await http.get(f"/api/chat/conversations/{created.json()['data']['id']}", headers=auth(user_id))
+            again = await http.post("/api/chat/conversations", json=body, headers=auth(user_id))
+    assert shown.status_code == 200, shown.text
+    assert {p["participant_id"] for p in shown.json()["data"]["participants"]} == {user_id, company_id}
+    assert again.status_code == 404
+    assert again.json()["error"] == f"Other participant not found: {company_id}"

@@ -217,7 +217,12 @@ def test_register_webhook_sets_the_stream_app_webhook_url(tmp_path, emulator, em
     assert emulator.state.app["webhook_url"] == url
     assert emulator.count("UpdateApp") == 1
 
+    derived = run(tmp_path, "register-webhook", ONECREW_PUBLIC_BASE_URL="https://api.example.org/", **stream_env(emulator_server))
+    assert derived.returncode == 0, derived.stderr
+    assert emulator.state.app["webhook_url"] == "https://api.example.org/api/chat/webhooks/stream"
+
     assert run(tmp_path, "register-webhook", "ftp://x", **stream_env(emulator_server)).returncode == 2
+    assert run(tmp_path, "register-webhook", **stream_env(emulator_server)).returncode == 2
     unconfigured = run(tmp_path, "register-webhook", url)
     assert unconfigured.returncode == 1 and "set STREAM_API_KEY and STREAM_API_SECRET" in unconfigured.stderr
 
