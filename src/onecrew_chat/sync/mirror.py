@@ -166,6 +166,8 @@ async def ensure_identities(
     wanted = sorted(set(identities))
     if profiles is None:
         profiles = await load_profiles(session, wanted)
+    elif any(identity not in profiles for identity in wanted):
+        profiles = {**await load_profiles(session, [i for i in wanted if i not in profiles]), **profiles}
     mirror = await load_mirror(session, (i.stream_id for i in wanted))
     missing, stale, unknown = [], [], []
     for identity in wanted:
@@ -206,7 +208,10 @@ async def repair_identities(session: AsyncSession, stream: StreamGateway, stream
             identities.append(Identity.parse(stream_id))
         except ValueError:
             log.error("identities.repair_unknown_id", stream_id=stream_id[:128])
-            raise
+            raise StreamRequestError(
+                f"Stream says user {stream_id[:128]!r} does not exist, and it is not an id this service makes",
+                operation="RepairUsers",
+            ) from None
     profiles = await load_profiles(session, identities)
     mirror = await load_mirror(session, (i.stream_id for i in identities))
     to_send = []
