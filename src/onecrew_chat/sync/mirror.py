@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.db import utcnow
@@ -18,7 +19,6 @@ from onecrew_chat.stream.client import StreamGateway, StreamUser
 from onecrew_chat.stream.errors import StreamBatchError, StreamRequestError, StreamUsersMissing
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.participants import Profile, load_profiles
-from onecrew_chat.sync.upsert import upsert_rows
 
 log = get_logger(__name__)
 
@@ -75,6 +75,20 @@ def is_fresh(profile: Profile | None, row: StreamIdentity | None) -> bool:
     if row is None:
         return False
     return profile is None or row.profile_hash == profile.profile_hash
+
+
+async def upsert_rows(session: AsyncSession, model, rows: list[dict], *, key: tuple[str, ...]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE (SQLite and PostgreSQL), rows in key order so concurrent writers never deadlock."""
+    if not rows:
+        return
+    rows = sorted(rows, key=lambda row: tuple(row[name] for name in key))
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(model).values(rows)
+    columns = [name for name in rows[0] if name not in key]
+    statement = statement.on_conflict_do_update(
+        index_elements=list(key), set_={name: statement.excluded[name] for name in columns}
+    )
+    await session.execute(statement)
 
 
 async def record(session: AsyncSession, profiles: Iterable[Profile], *, external: bool = False) -> None:
