@@ -79,7 +79,7 @@ async def seed(session: AsyncSession) -> bool:
         for c in COMPANIES
     )
     await session.flush()
-    log.info("demo.seeded", users=len(USERS), companies=len(COMPANIES))
+    log.debug("demo.seeded", users=len(USERS), companies=len(COMPANIES))
     return True
 
 

@@ -26,8 +26,6 @@ from onecrew_chat.outbox import repository as outbox
 log = get_logger(__name__)
 
 IDENTITY_SYNC = "identity.sync"
-MEMBER_ROLES = ("owner", "admin", "manager", "member")
-INVITATION_STATUSES = ("pending", "accepted", "rejected")
 
 Row = TypeVar("Row", bound=Base)
 

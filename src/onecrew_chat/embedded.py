@@ -121,7 +121,7 @@ def start_emulator(settings: Settings, *, host: str = "127.0.0.1") -> EmbeddedSt
     updated = settings.model_copy(
         update={"stream_api_key": api_key, "stream_api_secret": SecretStr(api_secret), "stream_base_url": server.base_url}
     )
-    log.info("embedded.emulator_started", base_url=server.base_url, state_file=str(state_file))
+    log.debug("embedded.emulator_started", base_url=server.base_url, state_file=str(state_file))
     return EmbeddedStream(server=server, settings=updated, state_file=state_file)
 
 

@@ -131,7 +131,10 @@ async def _serve(settings: Settings, host: str, port: int, stream: embedded.Embe
     if settings.embedded_database and await embedded.seed_demo_data(settings):
         say("Demo data: the empty database was filled with demo users and the companies Sat Education and Lolo Academy")
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None, access_log=False, lifespan="on")
-    sock = config.bind_socket()
+    try:
+        sock = config.bind_socket()
+    except SystemExit as exc:  # uvicorn logs the OSError and exits; say what it means
+        raise StartupRefused(f"cannot listen on {host}:{port} (in use, or not permitted)") from exc
     base_url = f"http://{display_host(host)}:{sock.getsockname()[1]}"
     server = _Server(config, lambda: _ready(settings, base_url, stream=stream))
     await server.serve(sockets=[sock])
