@@ -22,6 +22,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python bench/emulator_cpu.py
 
 emulator: $(STAMP)
 	$(BIN)/onecrew-chat stream-emulator
