@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -138,3 +140,27 @@ class TestHealing:
         assert set(emulator.get_channel("messaging", conversation.channel_id)["members"]) == {
             f"onecrew_user_{me}", f"onecrew_user_{other}",
         }
+
+
+class TestConcurrentPrepares:
+    """The app fires prepare on every open and after every create: concurrent runs take turns on the row."""
+
+    @pytest.fixture
+    def settings(self, postgres_only_url, emulator, emulator_server):
+        return make_settings(postgres_only_url, emulator_server.base_url)
+
+    async def test_concurrent_prepares_and_gets_make_one_set_of_stream_calls(self, client, session, emulator):
+        me, other = await add_users(session, 2)
+        conversation = await add_conversation(
+            session, Identity.user(me), Identity.user(other), chat_status="provisioning", verified=False
+        )
+        emulator.faults.set_latency(20)  # every run overlaps the first one's Stream calls
+        responses = await asyncio.gather(
+            *(client.post(URL.format(conversation.channel_id), headers=auth(me)) for _ in range(5)),
+            *(client.get(f"/api/chat/conversations/{conversation.channel_id}", headers=auth(me)) for _ in range(5)),
+        )
+        assert [r.status_code for r in responses] == [200] * 10
+        assert {r.json()["data"]["chat_status"] for r in responses[:5]} == {"ready"}
+        assert {r.json()["data"]["chat"]["status"] for r in responses[5:]} == {"ready"}
+        assert emulator.count("GetOrCreateChannel") == 1
+        assert emulator.count("UpdateUsers") == 1

@@ -15,7 +15,7 @@ from onecrew_chat.models import Conversation
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import StreamError, StreamTransientError
-from onecrew_chat.sync.channels import is_provisioned, provision_conversation
+from onecrew_chat.sync.channels import is_provisioned, lock_for_provisioning, provision_conversation
 
 log = get_logger(__name__)
 
@@ -23,10 +23,12 @@ log = get_logger(__name__)
 async def heal(session: AsyncSession, runtime: Runtime, conversation: Conversation) -> None:
     """Make Stream hold the channel with every participant unless our records say it does (then no Stream call).
 
-    When Stream is slow or down the work is left to the outbox worker (one `conversation.provision` row per
-    conversation) and `chat_status` stays as it was; a request Stream refuses is raised as StreamError.
+    Concurrent runs (the app fires prepare on every open) take turns on the conversation row, so only the
+    first one calls Stream. When Stream is slow or down the work is left to the outbox worker (one
+    `conversation.provision` row per conversation) and `chat_status` stays as it was; a request Stream
+    refuses is raised as StreamError.
     """
-    if is_provisioned(conversation):
+    if is_provisioned(conversation) or not await lock_for_provisioning(session, conversation):
         return
     started = time.perf_counter()
     adopted = conversation.chat_status == "ready"
