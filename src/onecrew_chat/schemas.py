@@ -1,8 +1,12 @@
-"""Request and response models of POST /api/chat/conversations (the shapes the OneCrew app sends and reads)."""
+"""Request and response models of the HTTP API (the shapes the OneCrew app sends and reads).
+
+CreateConversationRequest validates; the other models document the wire shapes in the OpenAPI
+document (the routes build plain dicts, and the fuzz tests check that the two agree).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -164,11 +168,171 @@ class ConversationOut(BaseModel):
     chat: ChatOut
 
 
-class ConversationEnvelope(BaseModel):
-    """`{success: true, data: <conversation>}`."""
+DataT = TypeVar("DataT")
+
+
+class Envelope(BaseModel, Generic[DataT]):
+    """`{success: true, data: ...}`, every successful answer."""
 
     success: Literal[True] = True
-    data: ConversationOut
+    data: DataT
+
+
+class ConversationEnvelope(Envelope[ConversationOut]):
+    """`{success: true, data: <conversation>}`."""
+
+
+class Pagination(BaseModel):
+    """Where a page sits in the whole list."""
+
+    page: int
+    limit: int
+    total: int
+    totalPages: int  # noqa: N815 (the app reads this camelCase name)
+
+
+class ConversationPage(BaseModel):
+    """One page of the acting profile's conversations, newest activity first."""
+
+    data: list[ConversationOut]
+    pagination: Pagination
+
+
+class ConversationPageEnvelope(Envelope[ConversationPage]):
+    """`{success: true, data: {data: [...], pagination}}` (nested, as the app reads it)."""
+
+
+class UnreadCountOut(BaseModel):
+    """How many conversations have a message the profile has not read."""
+
+    unread_count: int
+    profile_type: Literal["user", "company"]
+    profile_id: str
+    cached: bool = Field(description="True when served from the per-profile cache")
+
+
+class UnreadCountEnvelope(Envelope[UnreadCountOut]):
+    """`{success: true, data: {unread_count, profile_type, profile_id, cached}}`."""
+
+
+class PrepareOut(BaseModel):
+    """The conversation's channel id, whether Stream holds it with every member, and those members."""
+
+    id: str
+    chat_status: Literal["provisioning", "ready", "failed"]
+    members: list[str] = Field(description="Stream user ids: onecrew_user_<uuid> / onecrew_company_<uuid>")
+
+
+class PrepareEnvelope(Envelope[PrepareOut]):
+    """`{success: true, data: {id, chat_status, members}}`."""
+
+
+class TokenBody(BaseModel):
+    """Optional body of POST /api/chat/token (the query string and X-Company-Id work as well)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    profile_type: Literal["user", "company"] | None = Field(
+        default=None, description="Act as the user (default) or as a company they own or administer"
+    )
+    company_id: str | None = Field(default=None, description="The company's uuid; implies profile_type company")
+
+
+class TokenOut(BaseModel):
+    """A Stream user token for the acting identity."""
+
+    token: str = Field(description="HS256 Stream user token, valid ONECREW_STREAM_TOKEN_TTL seconds")
+    user_id: str = Field(description="The Stream user id the token is for")
+    api_key: str
+    profile_type: Literal["user", "company"]
+    company_id: str | None
+
+
+class TokenEnvelope(Envelope[TokenOut]):
+    """`{success: true, data: {token, user_id, api_key, profile_type, company_id}}`."""
+
+
+class HeartbeatOut(BaseModel):
+    """When the user was last seen (now)."""
+
+    last_seen_at: str
+
+
+class HeartbeatEnvelope(Envelope[HeartbeatOut]):
+    """`{success: true, data: {last_seen_at}}`."""
+
+
+class StreamWebhookEvent(BaseModel):
+    """The fields of a Stream webhook event the service reads (v1 dialect); any others are ignored."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "message.new",
+                    "cid": "messaging:user_company-0123456789abcdef0123456789abcdef",
+                    "created_at": "2026-01-01T10:00:00.000000Z",
+                    "message": {
+                        "id": "m1",
+                        "text": "Hello",
+                        "created_at": "2026-01-01T10:00:00.000000Z",
+                        "user": {"id": "onecrew_user_3f1c2a9e-8d5b-4c7e-9a61-2b0f4e8d7c15"},
+                    },
+                }
+            ]
+        },
+    )
+
+    type: str = Field(description="message.new, message.read, notification.mark_read, channel.deleted, ...")
+    cid: str | None = None
+    channel_type: str | None = None
+    channel_id: str | None = None
+    created_at: str | None = Field(default=None, description="RFC 3339")
+    user: dict[str, Any] | None = None
+    message: dict[str, Any] | None = None
+    member: dict[str, Any] | None = None
+
+
+class WebhookOut(BaseModel):
+    """What became of one webhook event."""
+
+    webhook_id: str
+    type: str
+    status: Literal["applied", "duplicate", "ignored"]
+    reason: str | None
+
+
+class WebhookEnvelope(Envelope[WebhookOut]):
+    """`{success: true, data: {webhook_id, type, status, reason}}`."""
+
+
+class HealthOut(BaseModel):
+    """Liveness."""
+
+    status: Literal["ok"]
+
+
+class CheckOut(BaseModel):
+    """One dependency's readiness check."""
+
+    status: Literal["ok"]
+    ms: float
+
+
+class ReadyOut(BaseModel):
+    """Readiness: the database and Stream answered."""
+
+    status: Literal["ready"]
+    checks: dict[str, CheckOut]
+
+
+class HealthEnvelope(Envelope[HealthOut]):
+    """`{success: true, data: {status: "ok"}}`."""
+
+
+class ReadyEnvelope(Envelope[ReadyOut]):
+    """`{success: true, data: {status: "ready", checks}}`."""
 
 
 class ErrorEnvelope(BaseModel):

@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request, Response
 
 from onecrew_chat import __version__
 from onecrew_chat.api.errors import install_error_handlers
+from onecrew_chat.api.openapi import TAGS, error_responses, install_openapi, operation_id
+from onecrew_chat.api.request_guard import RequestGuard
 from onecrew_chat.api.routes import (
     conversations,
     conversations_create,
@@ -54,12 +56,18 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         title="onecrew-chat",
         version=__version__,
         description="OneCrew's chat backend: Stream tokens, conversations whose channels always hold their members, "
-        "unread counts and Stream webhooks.",
+        "unread counts and Stream webhooks. Every answer is JSON (except /metrics): "
+        "`{success: true, data}` or `{success: false, error, code}` with words that say what was wrong.",
+        openapi_tags=TAGS,
+        generate_unique_id_function=operation_id,
         lifespan=lifespan,
     )
     app.state.runtime = runtime
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app)
+    # Added before request_context, so it runs inside it: refusals get a request id and a metric too.
+    app.add_middleware(RequestGuard)
 
     @app.middleware("http")
     async def request_context(request: Request, call_next) -> Response:
@@ -80,6 +88,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         )
         return response
 
-    for module in (health, internal, token, heartbeat, webhooks, conversations, conversations_create):
+    for module in (health, token, heartbeat, webhooks, conversations, conversations_create):
         app.include_router(module.router)
+    # The internal routes declare only their bodies; their error answers are documented here.
+    app.include_router(internal.router, responses=error_responses(401, 404, 413, 422))
     return app

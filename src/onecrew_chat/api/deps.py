@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.auth import check_service_token
@@ -35,7 +36,27 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def current_user_id(runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None) -> str:
+# Documentation only (auto_error=False): the verifiers below read the raw header, so their 401 words are the app's.
+_USER_JWT = HTTPBearer(
+    scheme_name="OneCrewJWT",
+    bearerFormat="JWT",
+    description="The OneCrew backend's JWT (`sub` = the user's uuid); 401 `Invalid or expired token` otherwise.",
+    auto_error=False,
+)
+_SERVICE_TOKEN = HTTPBearer(
+    scheme_name="ServiceToken",
+    description="ONECREW_SERVICE_TOKEN, held only by the main OneCrew backend; 401 `Invalid service token` otherwise.",
+    auto_error=False,
+)
+# The raw header, hidden from the document (the security schemes above describe it).
+RawAuthorization = Annotated[str | None, Header(alias="authorization", include_in_schema=False)]
+
+
+def current_user_id(
+    runtime: RuntimeDep,
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(_USER_JWT)],
+    authorization: RawAuthorization = None,
+) -> str:
     """The OneCrew user uuid from the bearer JWT (401 `Invalid or expired token` otherwise)."""
     return runtime.verifier.user_id(authorization)
 
@@ -43,7 +64,11 @@ def current_user_id(runtime: RuntimeDep, authorization: Annotated[str | None, He
 CurrentUserId = Annotated[str, Depends(current_user_id)]
 
 
-def require_service(runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None) -> None:
+def require_service(
+    runtime: RuntimeDep,
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(_SERVICE_TOKEN)],
+    authorization: RawAuthorization = None,
+) -> None:
     """Only the main OneCrew backend (ONECREW_SERVICE_TOKEN) may call /api/internal/*."""
     check_service_token(runtime.settings, authorization)
 

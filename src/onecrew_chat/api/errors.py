@@ -12,8 +12,15 @@ from onecrew_chat.logging import get_logger
 
 log = get_logger(__name__)
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "invalid_token", 400: "bad_request"}
-
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "invalid_token",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
+# FastAPI's own words when a JSON body cannot be decoded (e.g. it is not UTF-8).
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 def error_body(message: str, code: str) -> dict:
     """The one error shape the app's API client reads (`error` must be a string)."""
@@ -25,22 +32,53 @@ def _field_path(loc: tuple) -> str:
     return ".".join(parts)
 
 
+def _describe_one(err: dict) -> str:
+    loc = tuple(err.get("loc", ()))
+    path = _field_path(loc)
+    kind = err.get("type")
+    msg = str(err.get("msg", "is invalid"))
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if kind == "missing":
+        if not path and loc[:1] == ("body",):
+            return "Request body is required: send a JSON object"
+        msg = "is required"
+    elif kind in ("model_attributes_type", "dict_type"):
+        if not path:
+            # FastAPI hands a body over undecoded when its Content-Type is not JSON.
+            hint = " with Content-Type: application/json" if isinstance(err.get("input"), bytes) else ""
+            return f"Request body must be a JSON object{hint}"
+        msg = "must be a JSON object"
+    return f"{path} {msg}" if path else msg
+
+
 def describe_validation_errors(errors: list[dict]) -> tuple[int, str, str]:
     """Turn pydantic's error list into a status, a code and one readable sentence."""
     if any(err.get("type") == "json_invalid" for err in errors):
         return 400, "invalid_json", "Request body is not valid JSON"
-    messages = []
-    for err in errors[:5]:
-        path = _field_path(tuple(err.get("loc", ())))
-        msg = str(err.get("msg", "is invalid"))
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        if err.get("type") == "missing":
-            msg = "is required"
-        elif err.get("type") == "model_attributes_type" or err.get("type") == "dict_type":
-            msg = "must be a JSON object"
-        messages.append(f"{path} {msg}" if path else msg)
+    messages = [_describe_one(err) for err in errors[:5]]
     return 422, "validation_error", "; ".join(messages) or "Request is invalid"
+
+
+def _shown_path(request: Request) -> str:
+    path = request.url.path
+    return path if len(path) <= 200 else path[:200] + "..."
+
+
+def _http_error_message(request: Request, exc: StarletteHTTPException) -> tuple[str, str]:
+    """Words and a code for Starlette's own errors (unknown path, wrong method, undecodable body)."""
+    message = exc.detail if isinstance(exc.detail, str) else "Request failed"
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"No such endpoint: {request.method} {_shown_path(request)}"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"Method {request.method} is not allowed on {_shown_path(request)}" + (
+            f"; use {allowed}" if allowed else ""
+        )
+    elif exc.status_code == 400 and message == _FASTAPI_BODY_ERROR:
+        message, code = "Request body is not valid JSON (it must be UTF-8 encoded JSON)", "invalid_json"
+    return message, code
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -56,11 +94,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(message, code), status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = exc.detail if isinstance(exc.detail, str) else "Request failed"
-        if exc.status_code == 404 and message == "Not Found":
-            message = "No such endpoint"
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message, code = _http_error_message(request, exc)
         return JSONResponse(error_body(message, code), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)

@@ -2,29 +2,61 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import WithJsonSchema
 
 from onecrew_chat.access import acting_identity_for_profile
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
+from onecrew_chat.api.openapi import CompanyIdQuery, ProfileTypeQuery, error_responses
 from onecrew_chat.conversations.serialize import serialize_conversation
-from onecrew_chat.reads.listing import PageRequest, list_conversations
+from onecrew_chat.identity import CHANNEL_ID_PATTERN
+from onecrew_chat.reads.listing import MAX_LIMIT, MAX_SEARCH, PageRequest, list_conversations
 from onecrew_chat.reads.lookup import find_visible_conversation
 from onecrew_chat.reads.prepare import heal_quietly, prepare
 from onecrew_chat.reads.unread import unread_cache, unread_count
+from onecrew_chat.schemas import (
+    ConversationEnvelope,
+    ConversationPageEnvelope,
+    PrepareEnvelope,
+    UnreadCountEnvelope,
+)
 from onecrew_chat.sync.participants import load_directory_for
 
 router = APIRouter(prefix="/api/chat/conversations", tags=["conversations"])
 
+# Read as text and checked by PageRequest, whose 400s say what is wrong; WithJsonSchema documents what it accepts.
+PageParam = Annotated[str | None, WithJsonSchema({"type": "integer", "minimum": 1, "default": 1}), Query()]
+LimitParam = Annotated[
+    str | None, WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 20}), Query()
+]
+SearchParam = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string", "maxLength": MAX_SEARCH}),
+    Query(description="Case-insensitive substring of the conversation's or another participant's name"),
+]
+ConversationId = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "pattern": CHANNEL_ID_PATTERN.pattern}),
+    Path(description="The Stream channel id (any scheme the app has used; a bare uuid finds onecrew_<uuid>)"),
+]
 
-@router.get("", summary="List the acting profile's conversations, newest activity first")
+
+@router.get(
+    "",
+    summary="List the acting profile's conversations, newest activity first",
+    response_model=None,
+    responses={200: {"model": ConversationPageEnvelope}} | error_responses(400, 401, 403),
+)
 async def get_conversations(
     session: SessionDep,
     user_id: CurrentUserId,
-    page: str | None = None,
-    limit: str | None = None,
-    profile_type: str | None = None,
-    company_id: str | None = None,
-    search: str | None = None,
+    page: PageParam = None,
+    limit: LimitParam = None,
+    profile_type: ProfileTypeQuery = None,
+    company_id: CompanyIdQuery = None,
+    search: SearchParam = None,
 ) -> dict:
     """`{success, data: {data: [...], pagination: {page, limit, total, totalPages}}}`; 400 on bad parameters."""
     request = PageRequest.parse(page, limit, search)
@@ -33,13 +65,22 @@ async def get_conversations(
 
 
 # Declared before /{conversation_id}, or "unread-count" would be taken for a conversation id.
-@router.get("/unread-count", summary="How many conversations have a message the profile has not read")
+@router.get(
+    "/unread-count",
+    summary="How many conversations have a message the profile has not read",
+    response_model=None,
+    responses={200: {"model": UnreadCountEnvelope}} | error_responses(400, 401, 403),
+)
 async def get_unread_count(
     runtime: RuntimeDep,
     session: SessionDep,
     user_id: CurrentUserId,
-    profile_type: str | None = None,
-    company_id: str | None = None,
+    profile_type: Annotated[
+        str | None,
+        WithJsonSchema({"type": "string", "enum": ["user", "company"]}),
+        Query(description="Required: whose unread count"),
+    ] = None,
+    company_id: CompanyIdQuery = None,
 ) -> dict:
     """`{unread_count, profile_type, profile_id, cached}`; 400 for a missing or bad profile_type or company_id."""
     identity = await acting_identity_for_profile(session, user_id, profile_type, company_id, required=True)
@@ -55,8 +96,15 @@ async def get_unread_count(
     }
 
 
-@router.get("/{conversation_id}", summary="One conversation by its channel id (any scheme the app has used)")
-async def get_conversation(runtime: RuntimeDep, session: SessionDep, user_id: CurrentUserId, conversation_id: str) -> dict:
+@router.get(
+    "/{conversation_id}",
+    summary="One conversation by its channel id (any scheme the app has used)",
+    response_model=None,
+    responses={200: {"model": ConversationEnvelope}} | error_responses(400, 401, 404),
+)
+async def get_conversation(
+    runtime: RuntimeDep, session: SessionDep, user_id: CurrentUserId, conversation_id: ConversationId
+) -> dict:
     """The conversation when the caller or one of their companies takes part (else 404); finishes provisioning."""
     visible = await find_visible_conversation(session, user_id, conversation_id)
     await heal_quietly(session, runtime, visible.conversation)
@@ -64,9 +112,14 @@ async def get_conversation(runtime: RuntimeDep, session: SessionDep, user_id: Cu
     return {"success": True, "data": serialize_conversation(visible.conversation, directory)}
 
 
-@router.post("/{conversation_id}/prepare", summary="Make sure the channel and every member exist in Stream")
+@router.post(
+    "/{conversation_id}/prepare",
+    summary="Make sure the channel and every member exist in Stream",
+    response_model=None,
+    responses={200: {"model": PrepareEnvelope}} | error_responses(400, 401, 404, 503),
+)
 async def prepare_conversation(
-    runtime: RuntimeDep, session: SessionDep, user_id: CurrentUserId, conversation_id: str
+    runtime: RuntimeDep, session: SessionDep, user_id: CurrentUserId, conversation_id: ConversationId
 ) -> dict:
     """`{id, chat_status, members}`; no Stream call when our records say everything is in place."""
     visible = await find_visible_conversation(session, user_id, conversation_id)

@@ -7,44 +7,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import ValidationError, WithJsonSchema
 
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep
 from onecrew_chat.api.errors import describe_validation_errors
+from onecrew_chat.api.openapi import error_responses, json_body
 from onecrew_chat.conversations import idempotency
 from onecrew_chat.conversations.service import create_conversation
 from onecrew_chat.errors import BadRequest, Unprocessable
 from onecrew_chat.identity import Identity
-from onecrew_chat.schemas import ConversationEnvelope, CreateConversationRequest, ErrorEnvelope
+from onecrew_chat.schemas import ConversationEnvelope, CreateConversationRequest
 
 router = APIRouter(tags=["conversations"])
 
-_ERRORS = {status: {"model": ErrorEnvelope} for status in (400, 401, 403, 404, 409, 422, 502)}
-
-
-def inline_definitions(schema: dict) -> dict:
-    """A pydantic JSON schema with its `$defs` references inlined (OpenAPI cannot resolve `#/$defs/...`)."""
-    definitions = schema.pop("$defs", {})
-
-    def walk(node):
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            if ref.startswith("#/$defs/"):
-                return walk(dict(definitions[ref.rsplit("/", 1)[1]]))
-            return {key: walk(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [walk(value) for value in node]
-        return node
-
-    return walk(schema)
-
-
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": inline_definitions(CreateConversationRequest.model_json_schema())}},
-    }
-}
+IdempotencyKey = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string", "pattern": "^[!-~]{1,255}$", "examples": ["0b9f6c1e-5d2a-4f8e-9c3b-7a1d2e4f6a8b"]}),
+    Header(description="1 to 255 visible ASCII characters (a uuid is a good choice); replays the answer for 24 h"),
+]
 
 
 async def read_request(request: Request) -> CreateConversationRequest:
@@ -71,14 +51,14 @@ async def read_request(request: Request) -> CreateConversationRequest:
     "/api/chat/conversations",
     summary="Create a conversation (idempotent per pair and per Idempotency-Key)",
     response_model=ConversationEnvelope,
-    responses=_ERRORS,
-    openapi_extra=_BODY,
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, 502),
+    openapi_extra=json_body(CreateConversationRequest),
 )
-async def create(
+async def post_conversation(
     request: Request,
     runtime: RuntimeDep,
     user_id: CurrentUserId,
-    idempotency_key: Annotated[str | None, Header(description="Replays the stored answer for 24 h")] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Create or find the conversation; its Stream channel holds every participant (or chat.status is provisioning)."""
     body = await read_request(request)

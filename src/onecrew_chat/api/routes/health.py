@@ -13,7 +13,9 @@ from sqlalchemy import text
 
 from onecrew_chat.api.deps import RuntimeDep
 from onecrew_chat.api.errors import error_body
+from onecrew_chat.api.openapi import error_responses
 from onecrew_chat.logging import get_logger
+from onecrew_chat.schemas import HealthEnvelope, ReadyEnvelope
 
 router = APIRouter(tags=["health"])
 log = get_logger(__name__)
@@ -22,7 +24,7 @@ log = get_logger(__name__)
 READY_TIMEOUT_S = 1.0
 
 
-@router.get("/healthz")
+@router.get("/healthz", summary="Liveness", response_model=None, responses={200: {"model": HealthEnvelope}})
 async def healthz() -> dict:
     """200 as soon as the process serves HTTP; touches neither the database nor Stream."""
     return {"success": True, "data": {"status": "ok"}}
@@ -42,7 +44,12 @@ async def _probe(name: str, check: Callable[[], Awaitable[object]]) -> tuple[str
     return name, round((time.perf_counter() - started) * 1000, 1), reason
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    summary="Readiness: the database and Stream answer",
+    response_model=None,
+    responses={200: {"model": ReadyEnvelope}} | error_responses(503),
+)
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     """200 when the database (SELECT 1) and Stream (an authenticated ping) both answer, else 503 with why."""
 
@@ -59,7 +66,12 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse({"success": True, "data": {"status": "ready", "checks": checks}})
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Text format"}},
+)
 async def metrics() -> Response:
     """Prometheus text exposition (the one answer that is not JSON, because Prometheus reads this format)."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -6,14 +6,21 @@ from fastapi import APIRouter
 from sqlalchemy import update
 
 from onecrew_chat.api.deps import CurrentUserId, SessionDep
+from onecrew_chat.api.openapi import error_responses
 from onecrew_chat.conversations.serialize import iso
 from onecrew_chat.db import utcnow
 from onecrew_chat.models import User
+from onecrew_chat.schemas import HeartbeatEnvelope
 
 router = APIRouter(tags=["presence"])
 
 
-@router.post("/api/chat/heartbeat", summary="Record that the user is online")
+@router.post(
+    "/api/chat/heartbeat",
+    summary="Record that the user is online",
+    response_model=None,
+    responses={200: {"model": HeartbeatEnvelope}} | error_responses(401),
+)
 async def heartbeat(session: SessionDep, user_id: CurrentUserId) -> dict:
     """Stores user.last_seen_at (one UPDATE; a user the directory does not know yet is answered all the same)."""
     now = utcnow()

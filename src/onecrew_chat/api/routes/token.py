@@ -5,21 +5,60 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
+from pydantic import WithJsonSchema
 
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
+from onecrew_chat.api.openapi import CompanyIdQuery, ProfileTypeQuery, error_responses, json_body
+from onecrew_chat.runtime import Runtime
+from onecrew_chat.schemas import TokenBody, TokenEnvelope
 from onecrew_chat.tokens import TokenRequest, issue_token
 
-router = APIRouter(tags=["token"])
+router = APIRouter(prefix="/api/chat/token", tags=["token"])
+
+XCompanyId = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string", "format": "uuid"}),
+    Header(description="The same as company_id, for older clients"),
+]
+_DOC = {
+    "summary": "Stream token for the user or one of their companies",
+    "response_model": None,
+    "responses": {200: {"model": TokenEnvelope}} | error_responses(400, 401, 403, 413),
+}
 
 
-@router.api_route("/api/chat/token", methods=["GET", "POST"], summary="Stream token for the user or one of their companies")
-async def stream_token(
+async def _token(request: Request, runtime: Runtime, session, user_id: str, query: dict, x_company_id) -> dict:
+    """The query string first, then a JSON body (which may be empty), then X-Company-Id."""
+    query = {name: value for name, value in query.items() if value is not None}
+    token_request = TokenRequest.from_parts(query, await request.body(), x_company_id)
+    return {"success": True, "data": await issue_token(session, runtime, user_id, token_request)}
+
+
+@router.post("", openapi_extra=json_body(TokenBody, required=False), **_DOC)
+async def post_token(
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
     user_id: CurrentUserId,
-    x_company_id: Annotated[str | None, Header()] = None,
+    profile_type: ProfileTypeQuery = None,
+    company_id: CompanyIdQuery = None,
+    x_company_id: XCompanyId = None,
 ) -> dict:
     """profile_type / company_id from the query, a JSON body or X-Company-Id; 400, 401 or 403 otherwise."""
-    token_request = TokenRequest.from_parts(dict(request.query_params), await request.body(), x_company_id)
-    return {"success": True, "data": await issue_token(session, runtime, user_id, token_request)}
+    query = {"profile_type": profile_type, "company_id": company_id}
+    return await _token(request, runtime, session, user_id, query, x_company_id)
+
+
+@router.get("", **_DOC)
+async def get_token(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    user_id: CurrentUserId,
+    profile_type: ProfileTypeQuery = None,
+    company_id: CompanyIdQuery = None,
+    x_company_id: XCompanyId = None,
+) -> dict:
+    """The same as POST, for clients that send no body."""
+    query = {"profile_type": profile_type, "company_id": company_id}
+    return await _token(request, runtime, session, user_id, query, x_company_id)

@@ -8,9 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 
 from onecrew_chat.api.deps import RuntimeDep
+from onecrew_chat.api.openapi import error_responses, json_body
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import WEBHOOK_EVENTS
 from onecrew_chat.reads.unread import unread_cache
+from onecrew_chat.schemas import StreamWebhookEvent, WebhookEnvelope
 from onecrew_chat.webhooks.apply import HANDLED, apply_event
 from onecrew_chat.webhooks.events import parse_event, webhook_id
 from onecrew_chat.webhooks.signature import verify_signature
@@ -19,12 +21,20 @@ router = APIRouter(tags=["webhooks"])
 log = get_logger(__name__)
 
 
-@router.post("/api/chat/webhooks/stream", summary="Receive Stream webhook events (X-Signature checked)")
+@router.post(
+    "/api/chat/webhooks/stream",
+    summary="Receive Stream webhook events (X-Signature checked)",
+    response_model=None,
+    responses={200: {"model": WebhookEnvelope}} | error_responses(400, 401, 413),
+    openapi_extra=json_body(StreamWebhookEvent),
+)
 async def stream_webhook(
     request: Request,
     runtime: RuntimeDep,
-    x_signature: Annotated[str | None, Header()] = None,
-    x_webhook_id: Annotated[str | None, Header()] = None,
+    x_signature: Annotated[
+        str | None, Header(description="Hex HMAC-SHA256 of the raw body keyed with STREAM_API_SECRET")
+    ] = None,
+    x_webhook_id: Annotated[str | None, Header(description="Stream's event id; a repeated id changes nothing")] = None,
 ) -> dict:
     """401 without a valid signature; a repeated X-Webhook-Id is answered 200 and changes nothing."""
     started = time.perf_counter()

@@ -1,0 +1,103 @@
+"""What the OpenAPI document says beyond what FastAPI infers: error answers, raw JSON bodies, tags."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, WithJsonSchema
+
+from onecrew_chat.schemas import ErrorEnvelope
+
+# What each error status means in this API.
+_STATUS_WORDS = {
+    400: "Bad parameters or a body that is not JSON; `error` says which and why",
+    401: "Missing, malformed, expired or wrongly signed credentials",
+    403: "Not allowed to act as that company (`not_company_member`)",
+    404: "Not found, or not visible to the caller",
+    409: "The same Idempotency-Key is still being processed; safe to retry",
+    413: "Request body larger than the limit",
+    422: "The body is JSON but a field is invalid; `error` names the field",
+    502: "Stream refused the request (`stream_error`)",
+    503: "A dependency (database or Stream) is not answering",
+}
+
+TAGS = [
+    {"name": "token", "description": "Stream user tokens for the user or a company they own or administer."},
+    {"name": "conversations", "description": "Create, list, open and prepare conversations; unread counts."},
+    {"name": "presence", "description": "The app's foreground heartbeat."},
+    {"name": "webhooks", "description": "Stream's signed event deliveries."},
+    {"name": "internal", "description": "The directory the main OneCrew backend keeps current (service token)."},
+    {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
+]
+
+
+# Query parameters read as text and checked by access.acting_identity_for_profile (its 400s say what is wrong);
+# WithJsonSchema documents the values it accepts without letting FastAPI answer first with other words.
+ProfileTypeQuery = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string", "enum": ["user", "company"]}),
+    Query(description="Act as the user (the default) or as the company `company_id`"),
+]
+CompanyIdQuery = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string", "format": "uuid"}),
+    Query(description="A company the caller owns or administers (accepted membership); implies profile_type company"),
+]
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries documenting these error statuses with the error envelope."""
+    return {status: {"model": ErrorEnvelope, "description": _STATUS_WORDS[status]} for status in statuses}
+
+
+def inline_definitions(schema: dict) -> dict:
+    """A pydantic JSON schema with its `$defs` references inlined (OpenAPI cannot resolve `#/$defs/...`)."""
+    definitions = schema.pop("$defs", {})
+
+    def walk(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(dict(definitions[ref.rsplit("/", 1)[1]]))
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(value) for value in node]
+        return node
+
+    return walk(schema)
+
+
+def json_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """`openapi_extra=` for a route that reads its JSON body itself (to choose its own error words)."""
+    schema = inline_definitions(model.model_json_schema())
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
+
+
+def operation_id(route: APIRoute) -> str:
+    """Operation ids are the route functions' names (`get_conversations`, `put_user`, ...)."""
+    return route.name
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve a document whose 422 answers are the error envelope this app sends, not FastAPI's default shape."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            envelope = {"$ref": "#/components/schemas/ErrorEnvelope"}
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    answer = operation.get("responses", {}).get("422")
+                    if answer and "HTTPValidationError" in str(answer):
+                        answer["description"] = _STATUS_WORDS[422]
+                        answer["content"] = {"application/json": {"schema": envelope}}
+            schemas = document.get("components", {}).get("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
