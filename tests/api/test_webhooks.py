@@ -12,7 +12,9 @@ from sqlalchemy import func, select
 from onecrew_chat.identity import Identity
 from onecrew_chat.metrics import DRIFT_DETECTED
 from onecrew_chat.models import ChannelDrift, Conversation, ConversationParticipant, WebhookEvent
-from onecrew_chat.webhooks.events import parse_time
+from onecrew_chat.errors import BadRequest
+from onecrew_chat.webhooks.events import parse_event, parse_time
+from onecrew_chat.webhooks.text import cut_preview
 from onecrew_chat.webhooks.signature import sign
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
@@ -109,6 +111,34 @@ class TestSignature:
         assert response.status_code == 400
         assert response.json()["success"] is False
 
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b'{"type": "message.new", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            b'{"type": 5}',
+            b'{"type": "message.new\\u0000"}',
+        ],
+        ids=["nested-too-deep", "type-not-text", "type-nul"],
+    )
+    async def test_signed_but_malformed_events_are_400_with_words(self, client, body):
+        response = await client.post(URL, content=body, headers={"X-Signature": sign(body, STREAM_SECRET)})
+        assert response.status_code == 400
+        assert response.json() == {
+            "success": False, "error": response.json()["error"], "code": response.json()["code"],
+        }
+        assert response.json()["error"].startswith("Webhook body")
+
+    async def test_times_python_cannot_convert_are_unreadable_not_500(self, client, session):
+        a, b, conversation = await pair(session)
+        for stamp in ("9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"):
+            event = message_new(conversation.channel_id, f"onecrew_user_{a}", "hi", T0)
+            event["message"]["created_at"] = event["created_at"] = stamp
+            response = await deliver(client, event)
+            assert response.status_code == 200, response.text
+            assert response.json()["data"] | {"webhook_id": None} == {
+                "webhook_id": None, "type": "message.new", "status": "ignored", "reason": "not channel activity",
+            }
+
     async def test_user_updated_is_ignored_politely(self, client, session):
         response = await deliver(client, {"type": "user.updated", "user": {"id": "onecrew_user_x"}, "created_at": rfc3339(T0)})
         assert response.status_code == 200
@@ -133,23 +163,84 @@ def test_parse_time_reads_stream_precisions():
     assert parse_time("yesterday") is None and parse_time(12) is None
 
 
+def test_parse_event_treats_text_no_database_stores_as_absent_or_repairs_it():
+    """Lone surrogates (the RequestGuard refuses them over HTTP; this is the layer under it) and NULs."""
+    body = (
+        b'{"type": "message.new", "channel_id": "x\\ud800", "user": {"id": "onecrew_user_\\u0000"}, '
+        b'"message": {"text": "a\\u0000b \\ud83d c \\ud83d\\ude00", "user": {"id": "\\udc00"}}}'
+    )
+    event = parse_event(body)
+    assert (event.channel_id, event.user_id, event.message.user_id) == (None, None, None)
+    assert event.message.text == "ab \ufffd c \U0001f600"
+    for bad_type in (b'{"type": "message.new\\ud800"}', b'{"type": "\\u0000"}'):
+        with pytest.raises(BadRequest, match="must be a JSON object with a type"):
+            parse_event(bad_type)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x" * 250, "x" * 200),
+        ("x" * 199 + "e\u0301" + "tail", "x" * 199),  # e + combining acute: both or neither
+        ("x" * 199 + "\U0001f44d\U0001f3fd", "x" * 199),  # thumbs up + skin tone
+        ("x" * 197 + "\U0001f468\u200d\U0001f469\u200d\U0001f467", "x" * 197),  # a family (ZWJ sequence)
+        ("x" * 199 + "\U0001f1ea\U0001f1ec", "x" * 199),  # a flag is two regional indicators
+        ("x" * 198 + "\U0001f1ea\U0001f1ec\U0001f1eb\U0001f1f7", "x" * 198 + "\U0001f1ea\U0001f1ec"),
+        ("\U0001f600" * 200, "\U0001f600" * 200),
+        ("e" + "\u0301" * 300, ("e" + "\u0301" * 300)[:200]),  # one endless cluster is cut hard
+        ("short", "short"),
+    ],
+    ids=["ascii", "accent", "skin-tone", "zwj", "flag", "two-flags", "emoji", "zalgo", "short"],
+)
+def test_previews_are_cut_to_200_characters_between_characters(text, expected):
+    assert cut_preview(text) == expected
+    assert len(cut_preview(text)) <= 200
+
+
 class TestApply:
     """Timestamps and drift rows are persisted: both databases."""
 
     async def test_message_new_sets_activity_and_the_other_side_sees_it_unread(self, client, session):
         a, b, conversation = await pair(session)
         assert (await client.get(UNREAD, headers=auth(b))).json()["data"]["unread_count"] == 0  # now cached
-        text = "x" * 250
+        text = "x" * 199 + "\U0001f1ea\U0001f1ec" + "y" * 50  # a flag (two code points) across the 200th
         response = await deliver(client, message_new(conversation.channel_id, f"onecrew_user_{a}", text, T0))
         assert response.status_code == 200 and response.json()["data"]["status"] == "applied"
         [stored] = await fresh(session, Conversation, Conversation.id == conversation.id)
         assert stored.last_message_at == T0
-        assert stored.last_message_preview == "x" * 200
+        assert stored.last_message_preview == "x" * 199, "cut to 200 characters, never half a flag"
         assert await read_at(session, conversation, a) == T0, "the sender has read their own message"
         assert await read_at(session, conversation, b) is None
         unread_b = (await client.get(UNREAD, headers=auth(b))).json()["data"]
         assert unread_b["unread_count"] == 1 and unread_b["cached"] is False, "the webhook invalidated the cache"
         assert (await client.get(UNREAD, headers=auth(a))).json()["data"]["unread_count"] == 0
+
+    @pytest.mark.parametrize(
+        "channel_id", ["x\\u0000y", "c" * 5000, "has space"], ids=["nul", "long", "space"]
+    )
+    async def test_channel_ids_we_never_make_are_ignored(self, client, session, channel_id):
+        """Junk a database would refuse (NUL on PostgreSQL) is not even looked up."""
+        body = (
+            '{"type": "message.new", "channel_type": "messaging", "channel_id": "%s", '
+            '"message": {"text": "hi", "created_at": "2026-03-01T12:00:00Z"}}' % channel_id
+        ).encode()
+        response = await client.post(URL, content=body, headers={"X-Signature": sign(body, STREAM_SECRET)})
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["status"] == "ignored"
+        assert await fresh(session, WebhookEvent) == []
+
+    async def test_a_nul_in_the_text_is_dropped_from_the_preview(self, client, session):
+        """PostgreSQL cannot store a NUL; the rest of the text is kept."""
+        a, b, conversation = await pair(session)
+        body = (
+            '{"type": "message.new", "channel_type": "messaging", "channel_id": "%s", "user": {"id": "onecrew_user_%s"}, '
+            '"message": {"text": "a\\u0000b \\ud83d\\ude00", "created_at": "%s"}}'
+            % (conversation.channel_id, a, rfc3339(T0))
+        ).encode()
+        response = await client.post(URL, content=body, headers={"X-Signature": sign(body, STREAM_SECRET)})
+        assert response.status_code == 200, response.text
+        [stored] = await fresh(session, Conversation, Conversation.id == conversation.id)
+        assert stored.last_message_preview == "ab \U0001f600"
 
     @pytest.mark.parametrize("event_type", ["message.read", "notification.mark_read"])
     async def test_read_events_move_last_read_at(self, client, session, event_type):

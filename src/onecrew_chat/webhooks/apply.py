@@ -15,10 +15,10 @@ from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import DRIFT_DETECTED
 from onecrew_chat.models import ChannelDrift, Conversation, ConversationParticipant, WebhookEvent
 from onecrew_chat.webhooks.events import StreamEvent
+from onecrew_chat.webhooks.text import cut_preview
 
 log = get_logger(__name__)
 
-PREVIEW_LENGTH = 200
 READ_EVENTS = ("message.read", "notification.mark_read")
 DRIFT_EVENTS = {"channel.deleted": "channel_deleted", "member.removed": "member_removed"}
 HANDLED = frozenset({"message.new", *READ_EVENTS, *DRIFT_EVENTS})
@@ -87,7 +87,7 @@ async def _message_new(session: AsyncSession, event: StreamEvent, conversation_i
             Conversation.id == conversation_id,
             or_(Conversation.last_message_at.is_(None), Conversation.last_message_at < at),
         )
-        .values(last_message_at=at, last_message_preview=message.text[:PREVIEW_LENGTH])
+        .values(last_message_at=at, last_message_preview=cut_preview(message.text))
         .execution_options(synchronize_session=False)
     )
     sender = _identity(message.user_id or event.user_id)

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from onecrew_chat.errors import BadRequest
+from onecrew_chat.identity import is_valid_channel_id
+from onecrew_chat.webhooks.text import is_storable, storable_text
 
 # RFC 3339 with any number of fractional digits (Stream may send nanoseconds; Python keeps microseconds).
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$", re.IGNORECASE)
@@ -27,10 +29,9 @@ def parse_time(value: Any) -> datetime | None:
     micro = (fraction or "")[:6].ljust(6, "0")
     zone = "+00:00" if zone is None or zone.upper() == "Z" else zone
     try:
-        parsed = datetime.fromisoformat(f"{day}T{clock}.{micro}{zone}")
-    except ValueError:
+        return datetime.fromisoformat(f"{day}T{clock}.{micro}{zone}").astimezone(UTC)
+    except (ValueError, OverflowError):  # no such date, or one that leaves Python's range once in UTC
         return None
-    return parsed.astimezone(UTC)
 
 
 def _dict(value: Any) -> dict:
@@ -38,7 +39,8 @@ def _dict(value: Any) -> dict:
 
 
 def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    """A non-empty identifier every database can store; anything else counts as absent."""
+    return value if isinstance(value, str) and value and is_storable(value) else None
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ def _channel(payload: dict) -> tuple[str | None, str | None]:
     if channel_id is None:
         channel = _dict(payload.get("channel"))
         channel_type, channel_id = _str(channel.get("type")), _str(channel.get("id"))
+    if channel_id is not None and not is_valid_channel_id(channel_id):
+        channel_id = None  # no scheme of ours makes it, so it is no channel of ours
     return channel_type or "messaging", channel_id
 
 
@@ -82,7 +86,7 @@ def _message(raw: Any) -> Message | None:
     in_thread_only = bool(raw.get("parent_id")) and not raw.get("show_in_channel")
     return Message(
         id=_str(raw.get("id")),
-        text=raw.get("text") if isinstance(raw.get("text"), str) else "",
+        text=storable_text(raw["text"]) if isinstance(raw.get("text"), str) else "",
         created_at=parse_time(raw.get("created_at")),
         user_id=_str(_dict(raw.get("user")).get("id")) or _str(raw.get("user_id")),
         is_activity=not in_thread_only and raw.get("type") not in ("ephemeral", "error"),
@@ -93,7 +97,7 @@ def parse_event(body: bytes) -> StreamEvent:
     """The event in a webhook body; 400 when it is not a JSON object with a `type`."""
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: nested too deep
         raise BadRequest("Webhook body is not valid JSON", code="invalid_json") from None
     if not isinstance(payload, dict) or not _str(payload.get("type")):
         raise BadRequest("Webhook body must be a JSON object with a type", code="invalid_event")
