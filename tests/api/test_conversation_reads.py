@@ -8,8 +8,10 @@ import pytest
 from sqlalchemy import event, select, update
 
 from onecrew_chat.db import utcnow
+from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import CompanyMember, Conversation, OutboxMessage
+from onecrew_chat.reads.listing import PageRequest
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user, add_users
@@ -122,6 +124,8 @@ class TestList:
         [
             ("page=0", "invalid_page"),
             ("page=abc", "invalid_page"),
+            ("page=99999999999999999999999", "invalid_page"),  # an offset no database can take
+            ("page=1000001", "invalid_page"),
             ("limit=0", "invalid_limit"),
             ("limit=101", "invalid_limit"),
             ("profile_type=robot", "invalid_profile_type"),
@@ -133,6 +137,10 @@ class TestList:
         response = await client.get(LIST + "?" + query, headers=auth(me))
         assert response.status_code == 400
         assert response.json()["code"] == code and response.json()["error"]
+
+    def test_a_search_with_a_nul_is_refused_before_postgresql_sees_it(self):
+        with pytest.raises(BadRequest, match="search must not contain"):
+            PageRequest.parse(None, None, "a\x00b")
 
     async def test_a_constant_number_of_queries_whatever_the_size(self, client, session, app):
         me, *others = await add_users(session, 61)

@@ -18,6 +18,8 @@ from onecrew_chat.sync.participants import load_directory_for
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_SEARCH = 255
+# Far beyond any real list, and small enough that page * limit is an offset every database takes.
+MAX_PAGE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -30,14 +32,18 @@ class PageRequest:
 
     @classmethod
     def parse(cls, page: str | None, limit: str | None, search: str | None) -> PageRequest:
-        """400 for a page below 1 or a limit outside 1..100; an empty search means no search."""
+        """400 for a page outside 1..1,000,000 or a limit outside 1..100; an empty search means no search."""
         page_n = _positive_int(page, "page", 1)
+        if page_n > MAX_PAGE:
+            raise BadRequest(f"page must be between 1 and {MAX_PAGE}, got {str(page_n)[:32]}", code="invalid_page")
         limit_n = _positive_int(limit, "limit", DEFAULT_LIMIT)
         if limit_n > MAX_LIMIT:
             raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}, got {limit_n}", code="invalid_limit")
         term = (search or "").strip() or None
         if term is not None and len(term) > MAX_SEARCH:
             raise BadRequest(f"search must be at most {MAX_SEARCH} characters", code="invalid_search")
+        if term is not None and "\x00" in term:  # no name holds one, and PostgreSQL refuses it in a query
+            raise BadRequest("search must not contain the NUL character", code="invalid_search")
         return cls(page_n, limit_n, term)
 
 
