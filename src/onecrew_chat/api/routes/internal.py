@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from onecrew_chat import directory
 from onecrew_chat.api.deps import ServiceCaller, SessionDep
@@ -14,8 +14,23 @@ from onecrew_chat.identity import normalize_uuid
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL cannot store the NUL character in text; without this it would be a 500 there (and kept on SQLite).
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
+def _text(max_length: int, *, min_length: int = 0):
+    """A stripped string of at most `max_length` characters that every database can store."""
+    return Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length), AfterValidator(_no_nul)
+    ]
+
+
+Name = _text(255, min_length=1)
+Url = _text(2048)
 
 
 class _Body(BaseModel):
@@ -28,7 +43,7 @@ class UserIn(_Body):
 
     name: Name
     image_url: Url | None = None
-    category: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)] | None = None
+    category: _text(32) | None = None
 
 
 class CompanyIn(_Body):
@@ -36,7 +51,7 @@ class CompanyIn(_Body):
 
     name: Name
     logo_url: Url | None = None
-    subcategory: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+    subcategory: _text(64) | None = None
 
 
 class MemberIn(_Body):
