@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import insert, select, text, update
 
-from onecrew_chat.db import utcnow
+from onecrew_chat.db import make_engine, make_sessionmaker, utcnow
 from onecrew_chat.identity import Identity
-from onecrew_chat.models import Conversation
+from onecrew_chat.models import Conversation, ConversationParticipant
 from onecrew_chat.reads.unread import UnreadCache, count_unread
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user, add_users
-from tests.support import auth
+from tests.support import auth, new_id, wait_until
 
 URL = "/api/chat/conversations/unread-count"
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+T1 = T0 + timedelta(minutes=1)
 
 
 async def arrange(session):
@@ -65,6 +68,29 @@ async def test_a_new_message_written_to_the_conversation_counts_for_every_partic
     for user in (me, other):
         response = await client.get(URL + "?profile_type=user", headers=auth(user))
         assert response.json()["data"]["unread_count"] == 1
+
+
+async def test_orm_writes_and_participants_added_later_keep_the_copy_equal(session):
+    """The triggers on both databases: an ORM attribute write, a later participant, and a later read marker."""
+    me, other, late = await add_users(session, 3)
+    conversation = await add_conversation(
+        session, Identity.user(me), Identity.user(other), conversation_type="group", read_at={Identity.user(me): T0}
+    )
+    conversation.last_message_at = T1
+    await session.commit()
+    assert [await count_unread(session, Identity.user(u)) for u in (me, other, late)] == [1, 1, 0]
+
+    session.add(ConversationParticipant(conversation_id=conversation.id, participant_type="user", participant_id=late))
+    await session.commit()
+    assert await count_unread(session, Identity.user(late)) == 1, "a new participant gets the conversation's time"
+
+    await session.execute(
+        update(ConversationParticipant)
+        .where(ConversationParticipant.participant_id.in_([me, late]))
+        .values(last_read_at=T1 + timedelta(seconds=1))
+    )
+    await session.commit()
+    assert [await count_unread(session, Identity.user(u)) for u in (me, other, late)] == [0, 1, 0]
 
 
 async def test_second_call_is_cached(client, session):
@@ -176,3 +202,81 @@ class TestUnreadCache:
         for n in range(10):
             cache.put(f"p{n}", n, cache.ticket())
         assert sum(cache.get(f"p{n}") is not None for n in range(10)) <= 3
+
+
+class TestParticipantCopyUnderConcurrency:
+    """PostgreSQL: a participant inserted while a message arrives still gets the conversation's newest time."""
+
+    @pytest.fixture
+    async def engine(self, postgres_only_url):
+        engine = make_engine(url=postgres_only_url)
+        yield engine
+        await engine.dispose()
+
+    async def arrange(self, engine):
+        sessionmaker = make_sessionmaker(engine)
+        async with sessionmaker() as session:
+            me, joiner = await add_users(session, 2)
+            conversation = await add_conversation(
+                session, Identity.user(me), last_message_at=T0, read_at={Identity.user(me): T0}, conversation_type="group"
+            )
+        return me, joiner, conversation.id
+
+    @staticmethod
+    def join(conversation_id: str, user_id: str):
+        return insert(ConversationParticipant).values(
+            id=new_id(), conversation_id=conversation_id, participant_type="user", participant_id=user_id,
+            joined_at=T0, created_at=T0,
+        )
+
+    @staticmethod
+    def message(conversation_id: str):
+        return update(Conversation).where(Conversation.id == conversation_id).values(last_message_at=T1)
+
+    @staticmethod
+    async def settles(engine, task: asyncio.Task) -> None:
+        """Wait until the statement either finished or waits on a row lock (never a blind sleep)."""
+
+        async def waiting_or_done() -> bool:
+            if task.done():
+                return True
+            async with engine.connect() as probe:
+                waiting = await probe.scalar(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+                )
+            return waiting > 0
+
+        await wait_until(waiting_or_done, timeout=10, what="the statement to finish or wait on a lock")
+
+    async def copies(self, engine, conversation_id: str) -> set:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(ConversationParticipant.last_message_at).where(ConversationParticipant.conversation_id == conversation_id)
+            )
+            return {row[0] for row in rows}
+
+    async def test_message_first_then_a_participant_joins(self, engine):
+        _me, joiner, conversation_id = await self.arrange(engine)
+        async with engine.connect() as writer, engine.connect() as adder:
+            await writer.begin()
+            await writer.execute(self.message(conversation_id))
+            await adder.begin()
+            adding = asyncio.create_task(adder.execute(self.join(conversation_id, joiner)))
+            await self.settles(engine, adding)
+            await writer.commit()
+            await adding
+            await adder.commit()
+        assert await self.copies(engine, conversation_id) == {T1}
+
+    async def test_a_participant_joins_first_then_a_message(self, engine):
+        _me, joiner, conversation_id = await self.arrange(engine)
+        async with engine.connect() as writer, engine.connect() as adder:
+            await adder.begin()
+            await adder.execute(self.join(conversation_id, joiner))
+            await writer.begin()
+            writing = asyncio.create_task(writer.execute(self.message(conversation_id)))
+            await self.settles(engine, writing)
+            await adder.commit()
+            await writing
+            await writer.commit()
+        assert await self.copies(engine, conversation_id) == {T1}
