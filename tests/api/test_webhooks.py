@@ -7,15 +7,16 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
+from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
 from onecrew_chat.metrics import DRIFT_DETECTED
 from onecrew_chat.models import ChannelDrift, Conversation, ConversationParticipant, WebhookEvent
-from onecrew_chat.errors import BadRequest
+from onecrew_chat.reads.unread import unread_cache
 from onecrew_chat.webhooks.events import parse_event, parse_time
-from onecrew_chat.webhooks.text import cut_preview
 from onecrew_chat.webhooks.signature import sign
+from onecrew_chat.webhooks.text import cut_preview
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
 from tests.factories import add_users
@@ -241,6 +242,26 @@ class TestApply:
         assert response.status_code == 200, response.text
         [stored] = await fresh(session, Conversation, Conversation.id == conversation.id)
         assert stored.last_message_preview == "ab \U0001f600"
+
+    async def test_cached_counts_are_dropped_after_the_commit_never_before(self, client, session, app):
+        """Dropped before the commit, a concurrent read could cache the old count again for the whole TTL."""
+        a, b, conversation = await pair(session)
+        assert (await client.get(UNREAD, headers=auth(b))).json()["data"]["unread_count"] == 0
+        runtime = app.state.runtime
+        cache, key = unread_cache(runtime), f"onecrew_user_{b}"
+        cached_at_commit = []
+
+        def on_commit(_connection) -> None:
+            cached_at_commit.append(cache.get(key))
+
+        event.listen(runtime.engine.sync_engine, "commit", on_commit)
+        try:
+            response = await deliver(client, message_new(conversation.channel_id, f"onecrew_user_{a}", "hi", T0))
+        finally:
+            event.remove(runtime.engine.sync_engine, "commit", on_commit)
+        assert response.json()["data"]["status"] == "applied"
+        assert cached_at_commit == [0], "the count was still cached when the webhook's transaction committed"
+        assert cache.get(key) is None, "and dropped once it had"
 
     @pytest.mark.parametrize("event_type", ["message.read", "notification.mark_read"])
     async def test_read_events_move_last_read_at(self, client, session, event_type):
