@@ -61,45 +61,56 @@ async def _lock_or_insert(session: AsyncSession, model: type[Row], key: dict[str
     return row, created
 
 
+@dataclass(frozen=True)
+class Party:
+    """How a user or a company is kept: its table, its Stream kind, its fields and which of them Stream shows."""
+
+    model: type[Base]
+    kind: Kind
+    fields: tuple[str, ...]  # name, image, detail: the PUT body, in answer order
+    image_field: str
+    member_column: Any  # CompanyMember's column that points at this party
+
+    @property
+    def id_field(self) -> str:
+        """`user_id` or `company_id`, as logs and answers name it."""
+        return f"{self.kind.value}_id"
+
+
+USER = Party(User, Kind.USER, ("name", "image_url", "category"), "image_url", CompanyMember.user_id)
+COMPANY = Party(Company, Kind.COMPANY, ("name", "logo_url", "subcategory"), "logo_url", CompanyMember.company_id)
+# Stable event names per kind (never built with f-strings in the log call).
+_UPSERTED = {Kind.USER: "directory.user_upserted", Kind.COMPANY: "directory.company_upserted"}
+_DELETED = {Kind.USER: "directory.user_deleted", Kind.COMPANY: "directory.company_deleted"}
+
+
+async def enqueue_identity_sync(session: AsyncSession, stream_id: str) -> None:
+    """One pending `identity.sync` outbox message per identity: the worker sends its current profile to Stream."""
+    await outbox.add(session, IDENTITY_SYNC, {"stream_id": stream_id}, dedupe_key=f"{IDENTITY_SYNC}:{stream_id}")
+
+
 async def _enqueue_identity_sync(session: AsyncSession, identity: Identity, *, changed: bool) -> bool:
     """Queue a Stream profile update when Stream already knows this identity and its profile changed."""
     mirror = await session.get(StreamIdentity, identity.stream_id)
     if mirror is None or not (changed or mirror.placeholder):
         return False
-    stream_id = identity.stream_id
-    await outbox.add(session, IDENTITY_SYNC, {"stream_id": stream_id}, dedupe_key=f"{IDENTITY_SYNC}:{stream_id}")
-    log.info("directory.identity_sync_enqueued", stream_id=stream_id, placeholder=mirror.placeholder)
+    await enqueue_identity_sync(session, identity.stream_id)
+    log.info("directory.identity_sync_enqueued", stream_id=identity.stream_id, placeholder=mirror.placeholder)
     return True
 
 
-async def upsert_user(
-    session: AsyncSession, user_id: str, *, name: str, image_url: str | None, category: str | None
-) -> Upserted:
-    """Create or update a user; enqueue a Stream sync when the mirrored name or image changed."""
-    values = {"name": name, "image_url": image_url, "category": category}
-    user, created = await _lock_or_insert(session, User, {"id": user_id}, values)
-    changed = created or (user.name, user.image_url) != (name, image_url)
+async def upsert_party(session: AsyncSession, party: Party, entity_id: str, values: dict[str, str | None]) -> Upserted:
+    """Create or update a user or company; enqueue a Stream sync when the mirrored name or image changed."""
+    row, created = await _lock_or_insert(session, party.model, {"id": entity_id}, values)
+    shown = ("name", party.image_field)
+    changed = created or any(getattr(row, field) != values[field] for field in shown)
     if not created:
-        user.name, user.image_url, user.category = name, image_url, category
+        for field, value in values.items():
+            setattr(row, field, value)
     await session.flush()
-    enqueued = await _enqueue_identity_sync(session, Identity.user(user_id), changed=changed)
-    log.info("directory.user_upserted", user_id=user_id, created=created, sync_enqueued=enqueued)
-    return Upserted(user, created, enqueued)
-
-
-async def upsert_company(
-    session: AsyncSession, company_id: str, *, name: str, logo_url: str | None, subcategory: str | None
-) -> Upserted:
-    """Create or update a company; enqueue a Stream sync when the mirrored name or logo changed."""
-    values = {"name": name, "logo_url": logo_url, "subcategory": subcategory}
-    company, created = await _lock_or_insert(session, Company, {"id": company_id}, values)
-    changed = created or (company.name, company.logo_url) != (name, logo_url)
-    if not created:
-        company.name, company.logo_url, company.subcategory = name, logo_url, subcategory
-    await session.flush()
-    enqueued = await _enqueue_identity_sync(session, Identity.company(company_id), changed=changed)
-    log.info("directory.company_upserted", company_id=company_id, created=created, sync_enqueued=enqueued)
-    return Upserted(company, created, enqueued)
+    enqueued = await _enqueue_identity_sync(session, Identity(party.kind, entity_id), changed=changed)
+    log.info(_UPSERTED[party.kind], **{party.id_field: entity_id}, created=created, sync_enqueued=enqueued)
+    return Upserted(row, created, enqueued)
 
 
 async def upsert_member(
@@ -128,19 +139,11 @@ async def upsert_member(
     return Upserted(member, created)
 
 
-async def delete_user(session: AsyncSession, user_id: str) -> bool:
-    """Remove a user and their memberships; conversations and the Stream user stay. False if absent."""
-    await session.execute(delete(CompanyMember).where(CompanyMember.user_id == user_id))
-    deleted = (await session.execute(delete(User).where(User.id == user_id))).rowcount > 0
-    log.info("directory.user_deleted", user_id=user_id, existed=deleted)
-    return deleted
-
-
-async def delete_company(session: AsyncSession, company_id: str) -> bool:
-    """Remove a company and its memberships; conversations and the Stream user stay. False if absent."""
-    await session.execute(delete(CompanyMember).where(CompanyMember.company_id == company_id))
-    deleted = (await session.execute(delete(Company).where(Company.id == company_id))).rowcount > 0
-    log.info("directory.company_deleted", company_id=company_id, existed=deleted)
+async def delete_party(session: AsyncSession, party: Party, entity_id: str) -> bool:
+    """Remove a user or company and its memberships; conversations and the Stream user stay. False if absent."""
+    await session.execute(delete(CompanyMember).where(party.member_column == entity_id))
+    deleted = (await session.execute(delete(party.model).where(party.model.id == entity_id))).rowcount > 0
+    log.info(_DELETED[party.kind], **{party.id_field: entity_id}, existed=deleted)
     return deleted
 
 
@@ -154,19 +157,11 @@ async def delete_member(session: AsyncSession, company_id: str, user_id: str) ->
     return deleted
 
 
-def user_out(user: User) -> dict:
-    """A user as the internal API answers it."""
+def party_out(party: Party, row: Any) -> dict:
+    """A user or company as the internal API answers it."""
     return {
-        "id": user.id, "name": user.name, "image_url": user.image_url, "category": user.category,
-        "kind": Kind.USER.value, "created_at": user.created_at, "updated_at": user.updated_at,
-    }
-
-
-def company_out(company: Company) -> dict:
-    """A company as the internal API answers it."""
-    return {
-        "id": company.id, "name": company.name, "logo_url": company.logo_url, "subcategory": company.subcategory,
-        "kind": Kind.COMPANY.value, "created_at": company.created_at, "updated_at": company.updated_at,
+        "id": row.id, **{field: getattr(row, field) for field in party.fields}, "kind": party.kind.value,
+        "created_at": row.created_at, "updated_at": row.updated_at,
     }
 
 

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.access import acting_identity_for_profile
-from onecrew_chat.directory import IDENTITY_SYNC
+from onecrew_chat.directory import enqueue_identity_sync
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
-from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import StreamError
 from onecrew_chat.sync.deadline import Deadline
@@ -78,7 +77,7 @@ async def mirror_or_queue(session: AsyncSession, runtime: Runtime, identity: Ide
         return True
     except StreamError as exc:
         stream_id = identity.stream_id
-        await outbox.add(session, IDENTITY_SYNC, {"stream_id": stream_id}, dedupe_key=f"{IDENTITY_SYNC}:{stream_id}")
+        await enqueue_identity_sync(session, stream_id)
         log.warning("token.identity_sync_deferred", stream_id=stream_id, error=str(exc)[:300])
         return False
 

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat import directory
 from onecrew_chat.api.deps import ServiceCaller, SessionDep
@@ -68,46 +69,46 @@ def _uuid(value: str, what: str) -> str:
         raise Unprocessable(f"{what} must be a uuid, got {value[:64]!r}", code="invalid_id") from None
 
 
-def _empty_to_none(value: str | None) -> str | None:
-    return value or None
-
-
 def _ok(data: dict) -> dict:
     return {"success": True, "data": data}
+
+
+async def _put(session: AsyncSession, party: directory.Party, entity_id: str, body: _Body) -> dict:
+    """Upsert a user or company; empty optional fields are stored as absent."""
+    entity_id = _uuid(entity_id, f"{party.kind.value} id")
+    values = {field: value or None for field, value in body.model_dump().items()}
+    result = await directory.upsert_party(session, party, entity_id, values)
+    return _ok(directory.party_out(party, result.row) | {"created": result.created})
+
+
+async def _delete(session: AsyncSession, party: directory.Party, entity_id: str) -> dict:
+    """Remove a user or company (and its memberships); `deleted` says whether it was there."""
+    entity_id = _uuid(entity_id, f"{party.kind.value} id")
+    return _ok({"id": entity_id, "deleted": await directory.delete_party(session, party, entity_id)})
 
 
 @router.put("/users/{user_id}")
 async def put_user(_caller: ServiceCaller, user_id: str, body: UserIn, session: SessionDep) -> dict:
     """Create or update a user (name, image_url, category)."""
-    result = await directory.upsert_user(
-        session, _uuid(user_id, "user id"), name=body.name,
-        image_url=_empty_to_none(body.image_url), category=_empty_to_none(body.category),
-    )
-    return _ok(directory.user_out(result.row) | {"created": result.created})
+    return await _put(session, directory.USER, user_id, body)
 
 
 @router.delete("/users/{user_id}")
 async def delete_user(_caller: ServiceCaller, user_id: str, session: SessionDep) -> dict:
     """Remove a user and their memberships from the directory; their conversations stay."""
-    user_id = _uuid(user_id, "user id")
-    return _ok({"id": user_id, "deleted": await directory.delete_user(session, user_id)})
+    return await _delete(session, directory.USER, user_id)
 
 
 @router.put("/companies/{company_id}")
 async def put_company(_caller: ServiceCaller, company_id: str, body: CompanyIn, session: SessionDep) -> dict:
     """Create or update a company (name, logo_url, subcategory)."""
-    result = await directory.upsert_company(
-        session, _uuid(company_id, "company id"), name=body.name,
-        logo_url=_empty_to_none(body.logo_url), subcategory=_empty_to_none(body.subcategory),
-    )
-    return _ok(directory.company_out(result.row) | {"created": result.created})
+    return await _put(session, directory.COMPANY, company_id, body)
 
 
 @router.delete("/companies/{company_id}")
 async def delete_company(_caller: ServiceCaller, company_id: str, session: SessionDep) -> dict:
     """Remove a company and its memberships from the directory; its conversations stay."""
-    company_id = _uuid(company_id, "company id")
-    return _ok({"id": company_id, "deleted": await directory.delete_company(session, company_id)})
+    return await _delete(session, directory.COMPANY, company_id)
 
 
 @router.put("/companies/{company_id}/members/{user_id}")
