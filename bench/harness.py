@@ -13,12 +13,12 @@ from pathlib import Path
 
 import httpx
 import jwt
-from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import event
 
 from onecrew_chat.api.app import create_app
-from onecrew_chat.config import Settings, to_async_url
+from onecrew_chat.config import Settings
 from onecrew_chat.db import upgrade_database
+from onecrew_chat.dbadmin import create_database, drop_database, empty_all_tables
 from stream_emulator import Emulator, EmulatorServer
 
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123"
@@ -103,20 +103,7 @@ class Bench:
 
 async def reset_database(url: str) -> None:
     """Empty every table (the schema stays)."""
-    engine = create_async_engine(to_async_url(url))
-    try:
-        async with engine.begin() as conn:
-            tables = [
-                "conversation_participant", "conversation", "company_member", "company", '"user"',
-                "stream_identity", "outbox_message", "idempotency_key", "webhook_event", "channel_drift",
-            ]
-            if conn.dialect.name == "postgresql":
-                await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-            else:
-                for table in tables:
-                    await conn.execute(text(f"DELETE FROM {table}"))
-    finally:
-        await engine.dispose()
+    await empty_all_tables(url)
 
 
 def prepare_database(kind: str, postgres_admin_url: str) -> tuple[str, callable]:
@@ -127,20 +114,9 @@ def prepare_database(kind: str, postgres_admin_url: str) -> tuple[str, callable]
         upgrade_database(url)
         return url, lambda: None
     name = f"onecrew_bench_{uuid.uuid4().hex[:8]}"
-    admin = to_async_url(postgres_admin_url)
-
-    async def admin_exec(sql: str) -> None:
-        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text(sql))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(admin_exec(f'CREATE DATABASE "{name}"'))
-    url = f"{postgres_admin_url.rsplit('/', 1)[0]}/{name}"
+    url = asyncio.run(create_database(postgres_admin_url, name))
     upgrade_database(url)
-    return url, lambda: asyncio.run(admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return url, lambda: asyncio.run(drop_database(postgres_admin_url, name))
 
 
 @asynccontextmanager

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from onecrew_chat import dbadmin
 from onecrew_chat.config import Settings
 from onecrew_chat.db import upgrade_database
 from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET
@@ -19,33 +18,9 @@ from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET
 PG_ADMIN_URL = os.environ.get("ONECREW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-TABLES = (
-    "conversation_participant",
-    "conversation",
-    "company_member",
-    "company",
-    '"user"',
-    "stream_identity",
-    "outbox_message",
-    "idempotency_key",
-    "webhook_event",
-    "channel_drift",
-)
-
 
 def _postgres_available() -> bool:
-    async def probe() -> bool:
-        engine = create_async_engine(PG_ADMIN_URL.replace("postgresql://", "postgresql+asyncpg://"))
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            return True
-        except Exception:
-            return False
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(probe())
+    return asyncio.run(dbadmin.can_connect(PG_ADMIN_URL))
 
 
 @pytest.fixture(scope="session")
@@ -56,22 +31,10 @@ def postgres_url() -> str:
             pytest.fail(f"PostgreSQL is required under CI but {PG_ADMIN_URL} does not answer")
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
     name = f"onecrew_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = PG_ADMIN_URL.replace("postgresql://", "postgresql+asyncpg://")
-
-    async def admin_exec(sql: str) -> None:
-        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text(sql))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(admin_exec(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    url = f"{base}/{name}"
+    url = asyncio.run(dbadmin.create_database(PG_ADMIN_URL, name))
     upgrade_database(url)
     yield url
-    asyncio.run(admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(dbadmin.drop_database(PG_ADMIN_URL, name))
 
 
 @pytest.fixture(scope="session")
@@ -106,21 +69,7 @@ def postgres_only_url(postgres_url) -> str:
 
 
 def _truncate(url: str) -> None:
-    async def run() -> None:
-        from onecrew_chat.config import to_async_url
-
-        engine = create_async_engine(to_async_url(url))
-        try:
-            async with engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-                else:
-                    for table in TABLES:
-                        await conn.execute(text(f"DELETE FROM {table}"))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
+    asyncio.run(dbadmin.empty_all_tables(url))
 
 
 @pytest.fixture(scope="session")
