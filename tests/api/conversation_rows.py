@@ -7,6 +7,7 @@ from datetime import datetime
 from onecrew_chat.db import utcnow
 from onecrew_chat.identity import ConversationType, Identity, group_channel_id, pair_channel_id, pair_key
 from onecrew_chat.models import Conversation, ConversationParticipant
+from tests.factories import add_users
 
 
 async def add_conversation(
@@ -60,3 +61,18 @@ async def add_conversation(
     session.add(conversation)
     await session.commit()
     return conversation
+
+
+async def unprovisioned_pair(session) -> tuple[str, str, Conversation]:
+    """Two users and their conversation whose channel never reached Stream: (me, other, conversation)."""
+    me, other = await add_users(session, 2)
+    conversation = await add_conversation(
+        session, Identity.user(me), Identity.user(other), chat_status="provisioning", verified=False
+    )
+    return me, other, conversation
+
+
+def stream_down(emulator, status: int = 503) -> None:
+    """Every call that provisioning makes fails with `status` until the faults are reset."""
+    for operation in ("UpdateUsers", "GetOrCreateChannel"):
+        emulator.faults.set_error_rate(operation, 1.0, status=status)

@@ -95,3 +95,29 @@ async def test_accepted_owner_and_admin_are_allowed_everywhere(client, session):
             ("POST", f"/api/chat/conversations/{conversation.channel_id}/prepare"),
         ):
             assert (await client.request(method, url, headers=auth(caller))).status_code == 200
+
+
+PROFILE_ENDPOINTS = [
+    ("POST", "/api/chat/token"),
+    ("GET", "/api/chat/token"),
+    ("GET", "/api/chat/conversations"),
+    ("GET", "/api/chat/conversations/unread-count"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), PROFILE_ENDPOINTS, ids=lambda v: v.rsplit("/", 1)[-1] if "/" in v else v)
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("?profile_type=invalid", "invalid_profile_type"),
+        ("?profile_type=admin", "invalid_profile_type"),
+        ("?profile_type=company", "missing_company_id"),
+        ("?profile_type=company&company_id=not-a-uuid", "invalid_company_id"),
+    ],
+)
+async def test_bad_profile_parameters_are_400_alike_everywhere(client, session, method, path, query, code):
+    (me,) = await add_users(session, 1)
+    response = await client.request(method, path + query, headers=auth(me))
+    assert response.status_code == 400
+    assert response.json() == {"success": False, "error": response.json()["error"], "code": code}
+    assert isinstance(response.json()["error"], str) and response.json()["error"]

@@ -10,9 +10,9 @@ from sqlalchemy import event, select, update
 from onecrew_chat.db import utcnow
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
-from onecrew_chat.models import CompanyMember, Conversation, OutboxMessage
+from onecrew_chat.models import Conversation, OutboxMessage
 from onecrew_chat.reads.listing import PageRequest
-from tests.api.conversation_rows import add_conversation
+from tests.api.conversation_rows import add_conversation, stream_down, unprovisioned_pair
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user, add_users
 from tests.support import auth, new_id
@@ -182,16 +182,6 @@ class TestGetById:
         assert data["chat"]["status"] == "ready"
         assert emulator.count() == 0, "a conversation our records call ready needs no Stream call"
 
-    async def test_owner_or_admin_of_a_participating_company_sees_it(self, client, session):
-        owner, admin, other = await add_users(session, 3)
-        company = await add_company(session, owner=owner)
-        session.add(CompanyMember(company_id=company, user_id=admin, role="admin", invitation_status="accepted"))
-        await session.commit()
-        conversation = await add_conversation(session, Identity.company(company), Identity.user(other))
-        for caller in (owner, admin):
-            response = await client.get(f"{LIST}/{conversation.channel_id}", headers=auth(caller))
-            assert response.status_code == 200
-
     async def test_outsiders_get_the_same_404_as_for_a_missing_conversation(self, client, session):
         me, a, b = await add_users(session, 3)
         conversation = await add_conversation(session, Identity.user(a), Identity.user(b))
@@ -249,10 +239,7 @@ class TestGetFinishesProvisioning:
         return make_settings(database_url, emulator_server.base_url, provision_deadline_s=0.3)
 
     async def test_pending_conversation_is_provisioned_by_the_get(self, client, session, emulator):
-        me, other = await add_users(session, 2)
-        conversation = await add_conversation(
-            session, Identity.user(me), Identity.user(other), chat_status="provisioning", verified=False
-        )
+        me, other, conversation = await unprovisioned_pair(session)
         response = await client.get(f"{LIST}/{conversation.channel_id}", headers=auth(me))
         assert response.status_code == 200
         assert response.json()["data"]["chat"]["status"] == "ready"
@@ -264,12 +251,8 @@ class TestGetFinishesProvisioning:
         assert stored.chat_status == "ready" and stored.stream_verified_at is not None
 
     async def test_with_stream_down_the_get_answers_and_leaves_the_work_queued(self, client, session, emulator):
-        me, other = await add_users(session, 2)
-        conversation = await add_conversation(
-            session, Identity.user(me), Identity.user(other), chat_status="provisioning", verified=False
-        )
-        emulator.faults.set_error_rate("UpdateUsers", 1.0, status=503)
-        emulator.faults.set_error_rate("GetOrCreateChannel", 1.0, status=503)
+        me, other, conversation = await unprovisioned_pair(session)
+        stream_down(emulator, 503)
         response = await client.get(f"{LIST}/{conversation.channel_id}", headers=auth(me))
         assert response.status_code == 200
         assert response.json()["data"]["chat"]["status"] == "provisioning"

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, OutboxMessage
 from onecrew_chat.stream.client import StreamUser
-from tests.api.conversation_rows import add_conversation
+from tests.api.conversation_rows import add_conversation, stream_down, unprovisioned_pair
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user, add_users
 from tests.support import auth
@@ -76,10 +76,7 @@ async def test_401(client):
 
 
 async def test_stream_refusing_the_channel_is_a_503_with_words(client, session, emulator):
-    me, other = await add_users(session, 2)
-    conversation = await add_conversation(
-        session, Identity.user(me), Identity.user(other), chat_status="provisioning", verified=False
-    )
+    me, other, conversation = await unprovisioned_pair(session)
     emulator.faults.set_error_rate("GetOrCreateChannel", 1.0, status=400)
     response = await client.post(URL.format(conversation.channel_id), headers=auth(me))
     assert response.status_code == 503
@@ -122,12 +119,8 @@ class TestHealing:
         assert emulator.count() == calls, "verified once: the next prepare makes no Stream call"
 
     async def test_stream_down_answers_200_provisioning_and_queues_the_work(self, client, session, emulator):
-        me, other = await add_users(session, 2)
-        conversation = await add_conversation(
-            session, Identity.user(me), Identity.user(other), chat_status="provisioning", verified=False
-        )
-        emulator.faults.set_error_rate("UpdateUsers", 1.0, status=500)
-        emulator.faults.set_error_rate("GetOrCreateChannel", 1.0, status=500)
+        me, other, conversation = await unprovisioned_pair(session)
+        stream_down(emulator, 500)
         response = await client.post(URL.format(conversation.channel_id), headers=auth(me))
         assert response.status_code == 200
         assert response.json()["data"]["chat_status"] == "provisioning"
@@ -150,10 +143,7 @@ class TestConcurrentPrepares:
         return make_settings(postgres_only_url, emulator_server.base_url)
 
     async def test_concurrent_prepares_and_gets_make_one_set_of_stream_calls(self, client, session, emulator):
-        me, other = await add_users(session, 2)
-        conversation = await add_conversation(
-            session, Identity.user(me), Identity.user(other), chat_status="provisioning", verified=False
-        )
+        me, other, conversation = await unprovisioned_pair(session)
         emulator.faults.set_latency(20)  # every run overlaps the first one's Stream calls
         responses = await asyncio.gather(
             *(client.post(URL.format(conversation.channel_id), headers=auth(me)) for _ in range(5)),

@@ -91,22 +91,6 @@ async def test_company_token_from_query_body_or_header(client, session, emulator
     assert emulator.get_user(f"onecrew_company_{company}")["name"] == "Lolo Academy"
 
 
-@pytest.mark.parametrize(
-    ("query", "code"),
-    [
-        ("?profile_type=company", "missing_company_id"),
-        ("?profile_type=admin", "invalid_profile_type"),
-        ("?profile_type=company&company_id=not-a-uuid", "invalid_company_id"),
-    ],
-)
-async def test_bad_parameters_are_400(client, session, query, code):
-    me = await add_user(session)
-    response = await client.post(URL + query, headers=auth(me))
-    assert response.status_code == 400
-    assert response.json() == {"success": False, "error": response.json()["error"], "code": code}
-    assert isinstance(response.json()["error"], str) and response.json()["error"]
-
-
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"company"'])
 async def test_a_body_that_is_not_a_json_object_is_400(client, session, body):
     me = await add_user(session)
