@@ -55,6 +55,10 @@ COMPANIES = (
     DemoCompany(LOLO_ACADEMY_ID, "Lolo Academy", "academy", owner_id=USERS[2].id),
 )
 
+# Who `serve` suggests as a second caller: the owner of Sat Education, to try acting as a company.
+COMPANY_OWNER_ID = COMPANIES[0].owner_id
+COMPANY_OWNER_NAME = next(u.name for u in USERS if u.id == COMPANY_OWNER_ID)
+
 # What the printed example does: Amr starts a chat with Sat Education (the seed's failing case).
 EXAMPLE_CALLER_ID = AMR_ID
 EXAMPLE_BODY = {"conversation_type": "user_company", "participant_ids": [SAT_EDUCATION_ID]}

@@ -69,7 +69,7 @@ def dev_secret(settings: Settings, name: str, *, nbytes: int = 32, prefix: str =
     if not value:
         value = prefix + secrets.token_urlsafe(nbytes)
         _write_secrets(path, {**data, name: value})
-        log.info("embedded.dev_secret_created", name=name, path=str(path))
+        log.debug("embedded.dev_secret_created", name=name, path=str(path))  # `serve` says it in words
     return value
 
 
@@ -147,4 +147,4 @@ async def register_webhook(settings: Settings, url: str) -> None:
         await gateway.update_app_settings(webhook_url=url)
     finally:
         await gateway.close()
-    log.info("stream.webhook_registered", webhook_url=url)
+    log.debug("stream.webhook_registered", webhook_url=url)  # both callers say it in words

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 from collections.abc import Awaitable, Callable, Iterator
 
 import typer
@@ -88,7 +89,9 @@ def say(line: str = "") -> None:
     typer.echo(line)
 
 
-async def _ready(settings: Settings, base_url: str, *, stream: embedded.EmbeddedStream | None) -> None:
+async def _ready(
+    settings: Settings, base_url: str, *, stream: embedded.EmbeddedStream | None, dev_secret: bool
+) -> None:
     """Register the webhook with the emulator and print where everything is."""
     if stream is not None:
         # The emulator lives in this process, so it reaches us over loopback whatever the public URL is.
@@ -101,10 +104,19 @@ async def _ready(settings: Settings, base_url: str, *, stream: embedded.Embedded
             say(f"Webhooks: NOT registered ({type(exc).__name__}); run `onecrew-chat register-webhook {webhook_url}`")
     say(f"onecrew-chat is serving on {base_url} (API docs at {base_url}/docs, Ctrl-C to stop)")
     if settings.embedded_database and settings.jwt_secret:
-        await _print_example(settings, base_url)
+        await _print_example(settings, base_url, dev_secret=dev_secret)
 
 
-async def _print_example(settings: Settings, base_url: str) -> None:
+def dev_token_command(settings: Settings, user_id: str, *, dev_secret: bool) -> str:
+    """The `dev-token` command that signs with this server's secret, from any directory."""
+    command = f"onecrew-chat dev-token {user_id}"
+    if not dev_secret:
+        return command  # signed with ONECREW_JWT_SECRET, which the developer set themselves
+    # The dev secret lives in the data dir; a relative ONECREW_DATA_DIR would mean another one elsewhere.
+    return f"ONECREW_DATA_DIR={shlex.quote(str(settings.data_dir.resolve()))} {command}"
+
+
+async def _print_example(settings: Settings, base_url: str, *, dev_secret: bool) -> None:
     from onecrew_chat import demo
     from onecrew_chat.db import make_sessionmaker
 
@@ -122,10 +134,16 @@ async def _print_example(settings: Settings, base_url: str) -> None:
     say()
     say("  " + demo.example_curl(base_url, token))
     say()
-    say("More tokens: onecrew-chat dev-token <user uuid>   (demo users are listed in docs/operations.md)")
+    say(f"More tokens: onecrew-chat dev-token <user uuid>, e.g. for {demo.COMPANY_OWNER_NAME}, who owns Sat Education:")
+    say()
+    say("  " + dev_token_command(settings, demo.COMPANY_OWNER_ID, dev_secret=dev_secret))
+    say()
+    say(f"Demo users are listed in docs/operations.md; the app's other calls in docs/app-endpoints.md and {base_url}/docs.")
 
 
-async def _serve(settings: Settings, host: str, port: int, stream: embedded.EmbeddedStream | None) -> None:
+async def _serve(
+    settings: Settings, host: str, port: int, stream: embedded.EmbeddedStream | None, *, dev_secret: bool
+) -> None:
     from onecrew_chat.api.app import create_app
 
     if settings.embedded_database and await embedded.seed_demo_data(settings):
@@ -136,12 +154,13 @@ async def _serve(settings: Settings, host: str, port: int, stream: embedded.Embe
     except SystemExit as exc:  # uvicorn logs the OSError and exits; say what it means
         raise StartupRefused(f"cannot listen on {host}:{port} (in use, or not permitted)") from exc
     base_url = f"http://{display_host(host)}:{sock.getsockname()[1]}"
-    server = _Server(config, lambda: _ready(settings, base_url, stream=stream))
+    server = _Server(config, lambda: _ready(settings, base_url, stream=stream, dev_secret=dev_secret))
     await server.serve(sockets=[sock])
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
     """Run the API (and, in embedded mode, the emulator and the demo data) until SIGINT/SIGTERM."""
+    dev_secret = settings.embedded_database and not (settings.jwt_secret or settings.jwt_public_key)
     settings = embedded.with_dev_jwt_secret(settings)
     check_settings(settings)
     if settings.embedded_database:
@@ -162,7 +181,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
             f"(state in {stream.state_file})"
         )
     try:
-        asyncio.run(_serve(settings, host, port, stream))
+        asyncio.run(_serve(settings, host, port, stream, dev_secret=dev_secret))
     finally:
         if stream is not None:
             stream.stop()

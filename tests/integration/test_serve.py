@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import signal
+import subprocess
 import time
 
 import httpx
 
-from onecrew_chat.demo import AMR_ID, SAT_EDUCATION_ID
-from tests.integration.test_cli import DEADLINE_S, Running
+from onecrew_chat.demo import AMR_ID, COMPANY_OWNER_ID, SAT_EDUCATION_ID
+from tests.integration.test_cli import COMMAND, DEADLINE_S, Running, clean_env
 
-READY_LINE = "More tokens:"
+READY_LINE = "Demo users are listed"
 
 
 def printed_request(stdout: list[str]) -> tuple[str, dict[str, str], dict]:
@@ -35,6 +37,20 @@ def printed_request(stdout: list[str]) -> tuple[str, dict[str, str], dict]:
 
 def base_url(stdout: list[str]) -> str:
     return re.search(r"serving on (http://\S+)", "\n".join(stdout)).group(1)
+
+
+def printed_dev_token(stdout: list[str], tmp_path) -> str:
+    """Run the printed dev-token command the way a developer would: in another terminal, another directory."""
+    [command] = [line.strip() for line in stdout if "onecrew-chat dev-token " in line and "<" not in line]
+    env = clean_env(tmp_path)
+    del env["ONECREW_DATA_DIR"]  # a new terminal: only what the printed command sets
+    env["PATH"] = os.path.dirname(COMMAND) + os.pathsep + env.get("PATH", "")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    done = subprocess.run(command, shell=True, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=DEADLINE_S)
+    assert done.returncode == 0, done.stderr
+    assert not (elsewhere / "var").exists(), "no second set of dev secrets"
+    return done.stdout.strip()
 
 
 def wait_healthy(client: httpx.Client, url: str) -> None:
@@ -78,6 +94,17 @@ def test_serve_embedded_mode_creates_the_printed_conversation_and_keeps_state_ac
         data = created.json()["data"]
         assert data["chat"]["status"] == "ready"
         assert {p["participant_id"] for p in data["participants"]} == {AMR_ID, SAT_EDUCATION_ID}
+
+        # The printed dev-token command signs with this server's secret, from any directory.
+        owner_token = printed_dev_token(stdout, tmp_path)
+        assert COMPANY_OWNER_ID in "\n".join(stdout)
+        with httpx.Client(timeout=10) as client:
+            as_company = client.post(
+                f"{url}/api/chat/token?profile_type=company&company_id={SAT_EDUCATION_ID}",
+                headers={"Authorization": f"Bearer {owner_token}"},
+            )
+        assert as_company.status_code == 200, as_company.text
+        assert as_company.json()["data"]["user_id"] == f"onecrew_company_{SAT_EDUCATION_ID}"
 
         emulator_state = json.loads((tmp_path / "var" / "stream-emulator.json").read_text())
         assert emulator_state["app"]["webhook_url"] == f"{url}/api/chat/webhooks/stream"
