@@ -44,7 +44,7 @@ def _body_fields(body: bytes) -> dict:
         return {}
     try:
         fields = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: nested too deep
         raise BadRequest("Request body is not valid JSON", code="invalid_json") from None
     if not isinstance(fields, dict):
         raise BadRequest("Request body must be a JSON object", code="invalid_json")

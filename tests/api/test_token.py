@@ -91,7 +91,10 @@ async def test_company_token_from_query_body_or_header(client, session, emulator
     assert emulator.get_user(f"onecrew_company_{company}")["name"] == "Lolo Academy"
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"company"'])
+@pytest.mark.parametrize(
+    "body", [b"{not json", b"[1, 2]", b'"company"', b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"],
+    ids=["broken", "array", "string", "nested-too-deep"],
+)
 async def test_a_body_that_is_not_a_json_object_is_400(client, session, body):
     me = await add_user(session)
     response = await client.post(URL, headers=auth(me), content=body)
