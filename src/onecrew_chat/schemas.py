@@ -40,10 +40,20 @@ class CreateConversationRequest(BaseModel):
 
     conversation_type: ConversationType = Field(description="user_user, user_company, company_company or group")
     participant_ids: list[str] = Field(
-        description="Bare uuids of the other parties (1 to 1,000); the caller is implied", max_length=MAX_PARTICIPANTS
+        description="Bare uuids of the other parties (1 to 1,000); the caller is implied",
+        max_length=MAX_PARTICIPANTS,
+        json_schema_extra={"minItems": 1, "items": {"type": "string", "format": "uuid"}},
     )
-    company_id: str | None = Field(default=None, description="Write as this company (accepted owner or admin)")
-    name: str | None = Field(default=None, description="Group name (at most 255 characters); ignored for pairs")
+    company_id: str | None = Field(
+        default=None,
+        description="Write as this company (accepted owner or admin); empty means none",
+        json_schema_extra={"anyOf": [{"type": "string", "format": "uuid"}, {"type": "string", "maxLength": 0}, {"type": "null"}]},
+    )
+    name: str | None = Field(
+        default=None,
+        description="Group name (at most 255 characters); ignored for pairs",
+        json_schema_extra={"anyOf": [{"type": "string", "maxLength": MAX_NAME_LENGTH}, {"type": "null"}]},
+    )
 
     @field_validator("conversation_type", mode="before")
     @classmethod

@@ -91,5 +91,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     for module in (health, token, heartbeat, webhooks, conversations, conversations_create):
         app.include_router(module.router)
     # The internal routes declare only their bodies; their error answers are documented here.
-    app.include_router(internal.router, responses=error_responses(401, 404, 413, 422))
+    app.include_router(internal.router, responses=error_responses(400, 401, 404, 413, 422))
     return app

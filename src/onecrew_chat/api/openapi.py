@@ -33,17 +33,29 @@ TAGS = [
 ]
 
 
+# A marker in a parameter's documented schema: install_openapi turns it into `required: true`. The route keeps
+# the parameter optional, so that a missing one gets the route's own 400 words rather than FastAPI's 422.
+REQUIRED = "x-onecrew-required"
+
+
+def empty_or(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema that also admits the empty value (`?page=`), which means the default."""
+    return {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
+
+
 # Query parameters read as text and checked by access.acting_identity_for_profile (its 400s say what is wrong);
 # WithJsonSchema documents the values it accepts without letting FastAPI answer first with other words.
 ProfileTypeQuery = Annotated[
     str | None,
-    WithJsonSchema({"type": "string", "enum": ["user", "company"]}),
+    WithJsonSchema(empty_or({"type": "string", "enum": ["user", "company"]})),
     Query(description="Act as the user (the default) or as the company `company_id`"),
 ]
+# Not `format: uuid`: a company_id is only read (and then must be a uuid) when acting as a company.
+COMPANY_ID_SCHEMA = {"type": "string", "examples": ["7a9e4b2c-1d3f-4e5a-8b6c-9d0e1f2a3b4c"]}
 CompanyIdQuery = Annotated[
     str | None,
-    WithJsonSchema({"type": "string", "format": "uuid"}),
-    Query(description="A company the caller owns or administers (accepted membership); implies profile_type company"),
+    WithJsonSchema(COMPANY_ID_SCHEMA),
+    Query(description="The uuid of a company the caller owns or administers; acting as it unless profile_type is user"),
 ]
 
 
@@ -90,6 +102,9 @@ def install_openapi(app: FastAPI) -> None:
             envelope = {"$ref": "#/components/schemas/ErrorEnvelope"}
             for operations in document.get("paths", {}).values():
                 for operation in operations.values():
+                    for parameter in operation.get("parameters", []):
+                        if parameter.get("schema", {}).pop(REQUIRED, False):
+                            parameter["required"] = True
                     answer = operation.get("responses", {}).get("422")
                     if answer and "HTTPValidationError" in str(answer):
                         answer["description"] = _STATUS_WORDS[422]

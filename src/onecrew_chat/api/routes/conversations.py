@@ -9,7 +9,7 @@ from pydantic import WithJsonSchema
 
 from onecrew_chat.access import acting_identity_for_profile
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
-from onecrew_chat.api.openapi import CompanyIdQuery, ProfileTypeQuery, error_responses
+from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
 from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.identity import CHANNEL_ID_PATTERN
 from onecrew_chat.reads.listing import MAX_LIMIT, MAX_SEARCH, PageRequest, list_conversations
@@ -26,10 +26,15 @@ from onecrew_chat.sync.participants import load_directory_for
 
 router = APIRouter(prefix="/api/chat/conversations", tags=["conversations"])
 
-# Read as text and checked by PageRequest, whose 400s say what is wrong; WithJsonSchema documents what it accepts.
-PageParam = Annotated[str | None, WithJsonSchema({"type": "integer", "minimum": 1, "default": 1}), Query()]
+# Read as text and checked by PageRequest, whose 400s say what is wrong; WithJsonSchema documents what it accepts
+# (an empty value means the default, as if the parameter were absent).
+PageParam = Annotated[
+    str | None, WithJsonSchema(empty_or({"type": "integer", "minimum": 1})), Query(description="1 or more; default 1")
+]
 LimitParam = Annotated[
-    str | None, WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 20}), Query()
+    str | None,
+    WithJsonSchema(empty_or({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})),
+    Query(description=f"1 to {MAX_LIMIT}; default 20"),
 ]
 SearchParam = Annotated[
     str | None,
@@ -77,8 +82,8 @@ async def get_unread_count(
     user_id: CurrentUserId,
     profile_type: Annotated[
         str | None,
-        WithJsonSchema({"type": "string", "enum": ["user", "company"]}),
-        Query(description="Required: whose unread count"),
+        WithJsonSchema({"type": "string", "enum": ["user", "company"], REQUIRED: True}),
+        Query(description="Whose unread count: the user's or the company `company_id`'s"),
     ] = None,
     company_id: CompanyIdQuery = None,
 ) -> dict:

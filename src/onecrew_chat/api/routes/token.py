@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Request
 from pydantic import WithJsonSchema
 
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
-from onecrew_chat.api.openapi import CompanyIdQuery, ProfileTypeQuery, error_responses, json_body
+from onecrew_chat.api.openapi import COMPANY_ID_SCHEMA, CompanyIdQuery, ProfileTypeQuery, error_responses, json_body
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import TokenBody, TokenEnvelope
 from onecrew_chat.tokens import TokenRequest, issue_token
@@ -17,8 +17,8 @@ router = APIRouter(prefix="/api/chat/token", tags=["token"])
 
 XCompanyId = Annotated[
     str | None,
-    WithJsonSchema({"type": "string", "format": "uuid"}),
-    Header(description="The same as company_id, for older clients"),
+    WithJsonSchema(COMPANY_ID_SCHEMA),
+    Header(description="The same as company_id (which wins), for older clients"),
 ]
 _DOC = {
     "summary": "Stream token for the user or one of their companies",
