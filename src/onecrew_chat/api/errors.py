@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
@@ -19,6 +20,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "body_too_large",
 }
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # FastAPI's own words when a JSON body cannot be decoded (e.g. it is not UTF-8).
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
@@ -65,6 +67,17 @@ def _shown_path(request: Request) -> str:
     return path if len(path) <= 200 else path[:200] + "..."
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette's Allow names only the first route's)."""
+    routes = request.app.routes
+    allowed = [
+        method
+        for method in _METHOD_ORDER
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
+
+
 def _http_error_message(request: Request, exc: StarletteHTTPException) -> tuple[str, str]:
     """Words and a code for Starlette's own errors (unknown path, wrong method, undecodable body)."""
     message = exc.detail if isinstance(exc.detail, str) else "Request failed"
@@ -72,7 +85,7 @@ def _http_error_message(request: Request, exc: StarletteHTTPException) -> tuple[
     if exc.status_code == 404 and message == "Not Found":
         message = f"No such endpoint: {request.method} {_shown_path(request)}"
     elif exc.status_code == 405:
-        allowed = (exc.headers or {}).get("Allow", "")
+        allowed = allowed_methods(request) or (exc.headers or {}).get("Allow", "")
         message = f"Method {request.method} is not allowed on {_shown_path(request)}" + (
             f"; use {allowed}" if allowed else ""
         )
@@ -96,7 +109,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message, code = _http_error_message(request, exc)
-        return JSONResponse(error_body(message, code), status_code=exc.status_code, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+        return JSONResponse(error_body(message, code), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

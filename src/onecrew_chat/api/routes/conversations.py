@@ -12,7 +12,7 @@ from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
 from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
 from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.identity import CHANNEL_ID_PATTERN
-from onecrew_chat.reads.listing import MAX_LIMIT, MAX_SEARCH, PageRequest, list_conversations
+from onecrew_chat.reads.listing import MAX_LIMIT, MAX_PAGE, MAX_SEARCH, PageRequest, list_conversations
 from onecrew_chat.reads.lookup import find_visible_conversation
 from onecrew_chat.reads.prepare import heal_quietly, prepare
 from onecrew_chat.reads.unread import unread_cache, unread_count
@@ -29,7 +29,9 @@ router = APIRouter(prefix="/api/chat/conversations", tags=["conversations"])
 # Read as text and checked by PageRequest, whose 400s say what is wrong; WithJsonSchema documents what it accepts
 # (an empty value means the default, as if the parameter were absent).
 PageParam = Annotated[
-    str | None, WithJsonSchema(empty_or({"type": "integer", "minimum": 1})), Query(description="1 or more; default 1")
+    str | None,
+    WithJsonSchema(empty_or({"type": "integer", "minimum": 1, "maximum": MAX_PAGE})),
+    Query(description=f"1 to {MAX_PAGE:,}; default 1"),
 ]
 LimitParam = Annotated[
     str | None,
