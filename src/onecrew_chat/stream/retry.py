@@ -26,7 +26,10 @@ log = structlog.get_logger(__name__)  # structlog directly: this package imports
 
 
 class RetryPolicy:
-    """Runs one Stream operation until it succeeds, fails for good, or the deadline leaves no room for another try.
+    """Runs Stream operations until each succeeds, fails for good, or the deadline leaves no room for another try.
+
+    The deadline starts when the policy is made and is shared by every `run`: one policy per request (or per
+    worker attempt) bounds all of its Stream calls together.
 
     - StreamUnavailable (network, timeout, 5xx): full-jitter exponential backoff, rand(0, min(cap, base * 2**n)).
     - StreamRateLimited (429): wait until Stream's reset (plus up to `base_s` of jitter) if that fits the deadline,
@@ -58,6 +61,11 @@ class RetryPolicy:
         self.clock = clock
         self.rng = rng
         self.sleep = sleep
+        self.expires_at = clock() + deadline_s
+
+    def remaining_s(self) -> float:
+        """Seconds left before the deadline (never negative)."""
+        return max(0.0, self.expires_at - self.clock())
 
     def backoff_s(self, attempt: int) -> float:
         """The full-jitter wait before retry number `attempt` (0-based)."""
@@ -72,7 +80,7 @@ class RetryPolicy:
     ) -> T:
         """Run `operation` under this policy; returns its result or raises StreamError / DeadlineExceeded."""
         started = self.clock()
-        deadline = started + self.deadline_s
+        deadline = self.expires_at
         backoffs = 0
         repairs = 0
         attempt = 0
@@ -130,7 +138,7 @@ class RetryPolicy:
             # The deadline passed mid-call: whether Stream applied the call is unknown, like any timeout.
             last = StreamUnavailable("the call outlived the deadline", operation=name)
             last.__cause__ = exc
-            raise DeadlineExceeded.after(name, last, self.deadline_s) from last
+            raise DeadlineExceeded.after(name, last, remaining) from last
 
 
 def _reason(error: StreamError) -> str:

@@ -1,39 +1,36 @@
-"""One time budget shared by every Stream call of a provisioning run (each call retried within what is left)."""
+"""One time budget for a provisioning run, shared by its Stream calls and by its wait for the conversation row."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from onecrew_chat.stream.errors import DeadlineExceeded
 from onecrew_chat.stream.retry import RetryPolicy
 
 T = TypeVar("T")
 
+# A row lock is held for one run's Stream calls (tens of milliseconds): look again soon, not after seconds.
+POLL_CAP_S = 0.1
 
-class Deadline:
-    """Runs Stream operations under RetryPolicy, each with the time left of one overall deadline."""
 
-    def __init__(self, deadline_s: float, *, clock: Callable[[], float] = time.monotonic, **policy: Any):
-        self.deadline_s = deadline_s
-        self.clock = clock
-        self.policy = policy
-        self.started = clock()
+class Deadline(RetryPolicy):
+    """A RetryPolicy started once per request or worker attempt: every Stream call and wait of the run shares it.
 
-    def remaining_s(self) -> float:
-        """Seconds left before the deadline (never negative)."""
-        return max(0.0, self.started + self.deadline_s - self.clock())
+    `run` retries a Stream operation by error class within what is left (see RetryPolicy); `poll` waits for a
+    condition the database cannot wait on for us within a bound (a row another run holds) within the same budget.
+    """
 
-    async def run(
-        self,
-        operation: Callable[[], Awaitable[T]],
-        *,
-        repair: Callable[[list[str]], Awaitable[None]] | None = None,
-        name: str,
-    ) -> T:
-        """Run one operation with retries by error class, raising DeadlineExceeded once the budget is spent."""
-        left = self.remaining_s()
-        if left <= 0:
-            raise DeadlineExceeded.after(name, None, self.deadline_s)
-        return await RetryPolicy(left, clock=self.clock, **self.policy).run(operation, repair=repair, name=name)
+    async def poll(self, attempt: Callable[[], Awaitable[T | None]], *, name: str) -> T:
+        """Call `attempt` until it returns something other than None, with jittered waits; DeadlineExceeded at the end."""
+        started = self.clock()
+        tries = 0
+        while True:
+            result = await attempt()
+            if result is not None:
+                return result
+            wait = min(POLL_CAP_S, self.backoff_s(tries))
+            tries += 1
+            if self.clock() + wait >= self.expires_at:
+                raise DeadlineExceeded.after(name, None, self.clock() - started)
+            await self.sleep(wait)  # backoff between polls, bounded by the deadline
