@@ -211,6 +211,29 @@ async def test_the_twentieth_failure_is_a_dead_letter(runtime, handled):
     assert (row.status, row.attempts) == ("dead", worker.MAX_ATTEMPTS)
 
 
+
+async def test_a_dead_letter_runs_the_kinds_dead_letter_handler_in_the_same_transaction(runtime, handled):
+    noted: list[tuple[dict, str]] = []
+
+    @worker.register_dead_letter(KIND)
+    async def gave_up(runtime, session, payload, error):
+        noted.append((payload, error))
+        session.add(User(id=payload["note_id"], name="dead letter noted"))
+
+    try:
+        retried = await _add(runtime, {"user_id": new_id(), "note_id": new_id(), "do": "unavailable"})
+        dead = await _add(runtime, {"user_id": new_id(), "note_id": new_id(), "do": "refused"})
+        assert await worker.run_once(runtime) == 2
+    finally:
+        worker.DEAD_LETTER_HANDLERS.pop(KIND, None)
+
+    assert [payload["note_id"] for payload, _ in noted] == [dead.payload["note_id"]], "only the dead letter"
+    assert noted[0][1].startswith("StreamRequestError")
+    async with runtime.sessionmaker() as session:
+        assert (await session.get(User, dead.payload["note_id"])).name == "dead letter noted"
+        assert await session.get(User, retried.payload["note_id"]) is None
+    assert (await _row(runtime, dead.id)).status == "dead"
+
 async def test_an_unknown_kind_waits_for_a_handler(runtime):
     async with runtime.sessionmaker() as session:
         message = await repository.add(session, "nobody.handles.this", {})

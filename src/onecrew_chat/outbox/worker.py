@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import OUTBOX_PENDING, OUTBOX_PROCESSED
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 Handler = Callable[["Runtime", AsyncSession, dict], Awaitable[None]]
+DeadLetterHandler = Callable[["Runtime", AsyncSession, dict, str], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {}
+DEAD_LETTER_HANDLERS: dict[str, DeadLetterHandler] = {}
 HANDLERS_MODULE = "onecrew_chat.sync.handlers"
 WAKEUP_KEY = "outbox_wakeup"
 MAX_ATTEMPTS = 20
@@ -36,6 +39,16 @@ def register(kind: str) -> Callable[[Handler], Handler]:
 
     def decorate(fn: Handler) -> Handler:
         HANDLERS[kind] = fn
+        return fn
+
+    return decorate
+
+
+def register_dead_letter(kind: str) -> Callable[[DeadLetterHandler], DeadLetterHandler]:
+    """Decorator: `fn(runtime, session, payload, error)` runs when a row of `kind` is given up on, in that transaction."""
+
+    def decorate(fn: DeadLetterHandler) -> DeadLetterHandler:
+        DEAD_LETTER_HANDLERS[kind] = fn
         return fn
 
     return decorate
@@ -75,16 +88,14 @@ def is_permanent(error: BaseException) -> bool:
 async def run_once(runtime, *, limit: int = DEFAULT_LIMIT, stop: asyncio.Event | None = None) -> int:
     """Claim up to `limit` due rows and process them one by one; returns how many were claimed."""
     load_handlers()
-    async with runtime.sessionmaker() as session:
+    async with unit_of_work(runtime.sessionmaker) as session:
         claimed = await repository.claim_due(session, limit=limit, lease_s=lease_s(runtime.settings))
         OUTBOX_PENDING.set(await repository.pending_count(session))
-        await session.commit()
     work = [(message.id, message.kind) for message in claimed]
     for index, (message_id, kind) in enumerate(work):
         if stop is not None and stop.is_set():
-            async with runtime.sessionmaker() as session:
+            async with unit_of_work(runtime.sessionmaker) as session:
                 await repository.release(session, [left for left, _ in work[index:]])
-                await session.commit()
             break
         await _process(runtime, message_id, kind)
     return len(work)
@@ -132,13 +143,12 @@ async def _process(runtime, message_id: int, kind: str) -> None:
         handler = HANDLERS.get(kind)
         if handler is None:
             raise LookupError(f"no handler registered for outbox kind {kind!r}")
-        async with runtime.sessionmaker() as session:
+        async with unit_of_work(runtime.sessionmaker) as session:
             message = await session.get(OutboxMessage, message_id)
             if message is None or message.status != repository.PENDING:
                 return
             await handler(runtime, session, dict(message.payload))
             await repository.mark_done(session, message)
-            await session.commit()
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # every failure is recorded on the row; the worker itself keeps going
@@ -149,17 +159,23 @@ async def _process(runtime, message_id: int, kind: str) -> None:
 
 
 async def _record_failure(runtime, message_id: int, kind: str, exc: Exception, started: float) -> None:
-    """In a fresh transaction (the handler's was rolled back): schedule a retry, or dead-letter the row."""
+    """In a fresh transaction (the handler's was rolled back): schedule a retry, or dead-letter the row.
+
+    A dead letter also runs the kind's dead-letter handler, in the same transaction.
+    """
     error = f"{type(exc).__name__}: {exc}"
     ms = round((time.perf_counter() - started) * 1000, 2)
     try:
-        async with runtime.sessionmaker() as session:
+        async with unit_of_work(runtime.sessionmaker) as session:
             message = await session.get(OutboxMessage, message_id)
             if message is None:
                 return
             if is_permanent(exc) or message.attempts + 1 >= MAX_ATTEMPTS:
                 await repository.mark_dead(session, message, error)
                 outcome = "dead"
+                on_dead = DEAD_LETTER_HANDLERS.get(kind)
+                if on_dead is not None:
+                    await on_dead(runtime, session, dict(message.payload), error)
             else:
                 delay = repository.retry_delay(message.attempts + 1)
                 retry_after = getattr(exc, "retry_after_s", None)
@@ -176,7 +192,6 @@ async def _record_failure(runtime, message_id: int, kind: str, exc: Exception, s
                     error=error[:500],
                     ms=ms,
                 )
-            await session.commit()
     except asyncio.CancelledError:
         raise
     except Exception:
