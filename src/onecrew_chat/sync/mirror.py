@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -16,7 +17,7 @@ from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import IDENTITIES_UPSERTED
 from onecrew_chat.models import StreamIdentity
 from onecrew_chat.stream.client import StreamGateway, StreamUser
-from onecrew_chat.stream.errors import StreamBatchError, StreamRequestError, StreamUsersMissing
+from onecrew_chat.stream.errors import StreamBatchError, StreamError, StreamRequestError, StreamUsersMissing
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.participants import Profile, load_profiles
 
@@ -25,6 +26,7 @@ log = get_logger(__name__)
 BATCH = 100  # Stream's limit for upserts, partial updates and user queries
 DEFAULT_DEADLINE_S = 3.0
 EXTERNAL_HASH = "external"  # the Stream user existed before we knew its profile; never overwritten
+_PENDING = "onecrew.mirror_pending"  # session.info key: rows waiting for the end of a deferred_writes block
 
 
 class IdentityNotFound(NotFound):
@@ -67,7 +69,10 @@ async def load_mirror(session: AsyncSession, stream_ids: Iterable[str]) -> dict[
     rows = await session.scalars(
         select(StreamIdentity).where(StreamIdentity.stream_id.in_(ids)).execution_options(populate_existing=True)
     )
-    return {row.stream_id: row for row in rows}
+    found = {row.stream_id: row for row in rows}
+    pending = session.info.get(_PENDING) or {}
+    found.update({i: StreamIdentity(**pending[i]) for i in ids if i in pending})  # accepted, not written yet
+    return found
 
 
 def is_fresh(profile: Profile | None, row: StreamIdentity | None) -> bool:
@@ -91,6 +96,31 @@ async def upsert_rows(session: AsyncSession, model, rows: list[dict], *, key: tu
     await session.execute(statement)
 
 
+@contextlib.asynccontextmanager
+async def deferred_writes(session: AsyncSession) -> AsyncIterator[None]:
+    """Hold back mirror rows while the block calls Stream and write them when it ends, so no lock waits on Stream.
+
+    SQLite has one writer for the whole database and PostgreSQL keeps a written row locked until commit: a mirror
+    row written before a slow channel call would make every other writer wait for Stream. Rows of batches Stream
+    accepted are still written when a later Stream call fails (the caller may commit them with the failure).
+    """
+    if _PENDING in session.info:  # an outer block writes them
+        yield
+        return
+    session.info[_PENDING] = {}
+    failed = False
+    try:
+        yield
+    except BaseException as exc:
+        # After anything but a Stream error the transaction rolls back (or cannot run SQL): nothing to write.
+        failed = not isinstance(exc, StreamError)
+        raise
+    finally:
+        rows = list(session.info.pop(_PENDING).values())
+        if not failed:
+            await upsert_rows(session, StreamIdentity, rows, key=("stream_id",))
+
+
 async def record(session: AsyncSession, profiles: Iterable[Profile], *, external: bool = False) -> None:
     """Write mirror rows after Stream accepted these profiles (insert or update, safe under concurrency)."""
     now = utcnow()
@@ -105,6 +135,10 @@ async def record(session: AsyncSession, profiles: Iterable[Profile], *, external
         }
         for p in profiles
     ]
+    pending = session.info.get(_PENDING)
+    if pending is not None:
+        pending.update((row["stream_id"], row) for row in rows)
+        return
     await upsert_rows(session, StreamIdentity, rows, key=("stream_id",))
 
 
@@ -173,16 +207,21 @@ async def ensure_identities(
     *,
     placeholder_ok: bool = False,
     profiles: Mapping[Identity, Profile] | None = None,
+    mirror: Mapping[str, StreamIdentity | None] | None = None,
     deadline: Deadline | None = None,
 ) -> int:
-    """Make Stream hold every identity's current profile; returns how many were sent (0 when the mirror is fresh)."""
+    """Make Stream hold every identity's current profile; returns how many were sent (0 when the mirror is fresh).
+
+    `profiles` and `mirror` (rows by Stream id, None for "no row") save the queries when the caller has them.
+    """
     started = time.perf_counter()
     wanted = sorted(set(identities))
     if profiles is None:
         profiles = await load_profiles(session, wanted)
     elif any(identity not in profiles for identity in wanted):
         profiles = {**await load_profiles(session, [i for i in wanted if i not in profiles]), **profiles}
-    mirror = await load_mirror(session, (i.stream_id for i in wanted))
+    unread = [i.stream_id for i in wanted if mirror is None or i.stream_id not in mirror]
+    mirror = {**(mirror or {}), **(await load_mirror(session, unread) if unread else {})}
     missing, stale, unknown = [], [], []
     for identity in wanted:
         profile, row = profiles.get(identity), mirror.get(identity.stream_id)
@@ -214,8 +253,13 @@ async def ensure_identities(
     return sent
 
 
-async def repair_identities(session: AsyncSession, stream: StreamGateway, stream_ids: list[str]) -> None:
-    """Re-upsert exactly the ids Stream said don't exist (whatever the mirror believed), then record them."""
+async def repair_identities(
+    session: AsyncSession, stream: StreamGateway, stream_ids: list[str], *, deadline: Deadline | None = None
+) -> None:
+    """Re-upsert exactly the ids Stream said don't exist (whatever the mirror believed), then record them.
+
+    The upserts run within `deadline` (the run's, so that a repair cannot outlast it) like every other call.
+    """
     identities = []
     for stream_id in dict.fromkeys(stream_ids):
         try:
@@ -237,7 +281,9 @@ async def repair_identities(session: AsyncSession, stream: StreamGateway, stream
                 raise IdentityNotFound(identity)
             profile = Profile.placeholder_for(identity)  # Stream says it is gone, so nothing is overwritten
         to_send.append(profile)
+    deadline = deadline or Deadline(DEFAULT_DEADLINE_S)
     for batch in chunks(to_send):
-        await stream.upsert_users([stream_user(p) for p in batch])
+        users = [stream_user(p) for p in batch]
+        await deadline.run(lambda users=users: stream.upsert_users(users), name="UpdateUsers")
         await record(session, batch)
     log.info("identities.repaired", stream_ids=[p.stream_id for p in to_send][:10], count=len(to_send))

@@ -7,13 +7,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.identity import Identity, Kind
-from onecrew_chat.models import Company, Conversation, User
+from onecrew_chat.models import Company, Conversation, StreamIdentity, User
 
 PLACEHOLDER_NAMES = {Kind.USER: "OneCrew user", Kind.COMPANY: "OneCrew company"}
+_NIL = "00000000-0000-0000-0000-000000000000"
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class Directory:
 
     users: dict[str, User] = field(default_factory=dict)
     companies: dict[str, Company] = field(default_factory=dict)
+    # With load_directory(with_mirror=True): the mirror row (None: no row) of every user and company loaded.
+    mirror: dict[str, StreamIdentity | None] = field(default_factory=dict)
 
     def kinds_of(self, entity_id: str) -> set[Kind]:
         """The kinds under which this uuid exists (empty when unknown, two when ambiguous)."""
@@ -85,18 +88,41 @@ class Directory:
         return company_profile(company) if company else None
 
 
+    def update(self, other: Directory) -> None:
+        """Add the rows another load found."""
+        self.users.update(other.users)
+        self.companies.update(other.companies)
+        self.mirror.update(other.mirror)
+
+
+def stream_id_prefix(kind: Kind) -> str:
+    """What a kind's Stream ids start with (`onecrew_user_`), derived from the one module that builds them."""
+    return Identity(kind, _NIL).stream_id.removesuffix(_NIL)
+
+
+async def _load(session: AsyncSession, model, kind: Kind, ids: set[str], directory: Directory, with_mirror: bool) -> dict:
+    """Rows of one directory table by id (one query), with their mirror rows joined on when asked."""
+    if not ids:
+        return {}
+    query = select(model).where(model.id.in_(sorted(ids)))
+    if not with_mirror:
+        return {row.id: row for row in await session.scalars(query)}
+    stream_id = literal(stream_id_prefix(kind)) + model.id
+    query = query.add_columns(StreamIdentity).outerjoin(StreamIdentity, StreamIdentity.stream_id == stream_id)
+    rows = {}
+    for row, mirrored in await session.execute(query):
+        rows[row.id] = row
+        directory.mirror[Identity(kind, row.id).stream_id] = mirrored
+    return rows
+
+
 async def load_directory(
-    session: AsyncSession, user_ids: Iterable[str] = (), company_ids: Iterable[str] = ()
+    session: AsyncSession, user_ids: Iterable[str] = (), company_ids: Iterable[str] = (), *, with_mirror: bool = False
 ) -> Directory:
-    """Users and companies by id: at most one query per table, whatever the count."""
+    """Users and companies by id: at most one query per table, whatever the count (mirror rows joined on if asked)."""
     directory = Directory()
-    wanted_users, wanted_companies = set(user_ids), set(company_ids)
-    if wanted_users:
-        rows = await session.scalars(select(User).where(User.id.in_(sorted(wanted_users))))
-        directory.users = {row.id: row for row in rows}
-    if wanted_companies:
-        rows = await session.scalars(select(Company).where(Company.id.in_(sorted(wanted_companies))))
-        directory.companies = {row.id: row for row in rows}
+    directory.users = await _load(session, User, Kind.USER, set(user_ids), directory, with_mirror)
+    directory.companies = await _load(session, Company, Kind.COMPANY, set(company_ids), directory, with_mirror)
     return directory
 
 
