@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from sqlalchemy import func, select
 
-from onecrew_chat.models import Conversation, ConversationParticipant, IdempotencyKey
+from onecrew_chat.models import Conversation, ConversationParticipant, IdempotencyKey, OutboxMessage
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user
 from tests.support import auth, new_id, wait_until
@@ -82,3 +83,35 @@ async def test_fifty_creates_with_one_idempotency_key_give_one_answer_replayed(c
     assert await session.scalar(select(func.count()).select_from(IdempotencyKey)) == 1
     assert emulator.count("GetOrCreateChannel") == 1
     assert emulator.count("GetOrCreateChannel") == 1
+
+
+class TestStreamDown:
+    """Concurrent creates that wait for each other still answer within the deadline when Stream is down."""
+
+    DEADLINE_S = 0.4
+
+    @pytest.fixture
+    def settings(self, postgres_only_url, emulator, emulator_server):
+        return make_settings(
+            postgres_only_url, emulator_server.base_url, provision_deadline_s=self.DEADLINE_S, stream_timeout_s=0.4
+        )
+
+    async def test_waiting_for_the_row_counts_against_the_deadline(self, client, session, emulator, pair):
+        user, _owner, company = pair
+        emulator.faults.set_error_rate("*", 1.0, status=503)
+
+        async def timed_create():
+            started = time.monotonic()
+            response = await client.post(
+                URL, json={"conversation_type": "user_company", "participant_ids": [company]}, headers=auth(user)
+            )
+            return response, time.monotonic() - started
+
+        results = await asyncio.gather(*(timed_create() for _ in range(8)))
+
+        assert {(r.status_code, r.json()["data"]["chat"]["status"]) for r, _ in results} == {(200, "provisioning")}
+        slowest = max(elapsed for _, elapsed in results)
+        # Before: each create waited for the one before it to spend its whole deadline (8 x 0.4 s).
+        assert slowest < self.DEADLINE_S + 0.6, f"a create answered after {slowest:.2f}s"
+        assert await session.scalar(select(func.count()).select_from(Conversation)) == 1
+        assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 1

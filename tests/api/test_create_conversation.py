@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from onecrew_chat.identity import Identity, pair_channel_id
 from onecrew_chat.models import Conversation, ConversationParticipant, OutboxMessage, StreamIdentity, User
@@ -210,3 +210,24 @@ async def test_an_existing_pair_with_a_changed_profile_sends_only_the_profile(cl
     assert [r.operation for r in emulator.requests] == ["UpdateUsersPartial"]
     assert emulator.get_user(Identity.user(b).stream_id)["name"] == "B renamed"
     assert response.json()["data"]["participants"][1]["user"]["name"] == "B renamed"
+
+
+async def test_sql_statements_per_request_stay_few(client, app, session, emulator):
+    user = await add_user(session, "Amr")
+    company = await add_company(session, "Lolo Academy", owner=await add_user(session, "Owner"))
+    statements: list[str] = []
+    event.listen(app.state.runtime.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    body = {"conversation_type": "user_company", "participant_ids": [company]}
+
+    async def count(response) -> int:
+        assert response.status_code == 200 and response.json()["data"]["chat"]["status"] == "ready", response.text
+        counted, statements[:] = len(statements), []
+        return counted
+
+    # New pair: users, companies (mirror rows joined on), pair lookup; insert conversation, participants, outbox
+    # row; lock the row; write the mirror; mark ready; outbox row done.
+    assert await count(await create(client, user, body)) == 10
+    # Existing, settled pair: users, companies, the conversation with its participants; no Stream call.
+    calls = emulator.count()
+    assert await count(await create(client, user, body)) == 3
+    assert emulator.count() == calls

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, OutboxMessage
 from onecrew_chat.outbox import worker
+from onecrew_chat.sync.mirror import ensure_identities
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user
 from tests.support import auth
@@ -134,3 +135,27 @@ async def test_a_request_stream_refuses_is_a_502_with_a_stable_code(client, sess
     assert "secret" not in body["error"].lower()
     # the conversation is recorded with its outbox row, so nothing is half-created without a way to finish it
     assert (await session.scalar(select(OutboxMessage))).status == "pending"
+
+
+class TestEveryStreamCallSharesTheDeadline:
+    """The deadline bounds the whole request: repairs, and waits for the conversation row, included."""
+
+    @pytest.fixture
+    def settings(self, sqlite_only_url, emulator, emulator_server):
+        """A short deadline and an HTTP timeout three times longer, so that only the deadline can explain a quick answer."""
+        return make_settings(sqlite_only_url, emulator_server.base_url, provision_deadline_s=0.3, stream_timeout_s=1.0)
+
+    async def test_a_repair_upsert_that_hangs_is_cut_off_at_the_deadline(self, client, app, session, emulator):
+        a, b = await add_user(session, "A"), await add_user(session, "B")
+        await ensure_identities(session, app.state.runtime.stream, [Identity.user(a), Identity.user(b)])
+        await session.commit()
+        with emulator.lock:
+            del emulator.state.users[Identity.user(b).stream_id]  # Stream lost it; the mirror still says fresh
+        emulator.faults.timeout_after_write("UpdateUsers", count=1, hold_s=5)
+        started = time.monotonic()
+        response = await client.post(URL, json={"conversation_type": "user_user", "participant_ids": [b]}, headers=auth(a))
+        elapsed = time.monotonic() - started
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["chat"]["status"] == "provisioning"
+        assert emulator.count("GetOrCreateChannel") == 1, "the channel call met the lost user"
+        assert elapsed < 0.3 + 0.4, f"the repair upsert ran past the deadline: {elapsed:.2f}s"

@@ -11,11 +11,12 @@ from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity, Use
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.stream.client import StreamUser
-from onecrew_chat.sync.channels import ensure_member, provision_conversation
+from onecrew_chat.sync.channels import ensure_member, participant_identities, provision_conversation
 from onecrew_chat.sync.handlers import load_conversation
 from onecrew_chat.sync.mirror import ensure_identities
+from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
-from tests.factories import add_company, add_user
+from tests.factories import add_company, add_user, add_users
 from tests.support import auth, new_id, service_auth
 
 URL = "/api/chat/conversations"
@@ -180,3 +181,56 @@ class TestPlaceholderPolicy:
         assert emulator.get_user(stream_id)["name"] == "Connected From The App"
         assert stream_id in emulator.get_channel("messaging", response.json()["data"]["id"])["members"]
         assert await session.get(User, unknown) is None
+
+
+async def test_a_dead_lettered_provisioning_marks_the_conversation_failed_until_a_create_requeues_it(
+    client, session, runtime, emulator
+):
+    user = await add_user(session, "Amr")
+    company = await add_company(session, "Lolo Academy", owner=await add_user(session, "Owner"))
+    body = {"conversation_type": "user_company", "participant_ids": [company]}
+    emulator.faults.set_error_rate("GetOrCreateChannel", 1.0, status=400)  # Stream refuses: no retry can fix it
+    assert (await client.post(URL, json=body, headers=auth(user))).status_code == 502
+
+    assert await worker.run_once(runtime) == 1  # the inline failure made the row due at once
+    dead = await session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "conversation.provision"))
+    assert dead.status == "dead" and "GetOrCreateChannel" in dead.last_error
+    conversation = await session.scalar(select(Conversation).execution_options(populate_existing=True))
+    assert conversation.chat_status == "failed", "a conversation nobody will finish must not say provisioning"
+
+    emulator.faults.reset()
+    again = await client.post(URL, json=body, headers=auth(user))
+    assert again.status_code == 200, again.text
+    assert again.json()["data"]["chat"]["status"] == "ready"
+    rows = {m.id: m.status for m in await session.scalars(select(OutboxMessage).execution_options(populate_existing=True))}
+    assert rows == {dead.id: "dead", max(rows): "done"}, "a fresh row was queued (and finished) next to the dead one"
+    assert sorted(emulator.get_channel("messaging", again.json()["data"]["id"])["members"]) == sorted(
+        [Identity.user(user).stream_id, Identity.company(company).stream_id]
+    )
+
+
+class TestLargeChannels:
+    """Channels of more than 100 members, whose answers Stream truncates (SQLite: the database plays no part)."""
+
+    @pytest.fixture
+    def settings(self, sqlite_only_url, emulator, emulator_server):
+        return make_settings(sqlite_only_url, emulator_server.base_url)
+
+    async def test_members_a_truncated_answer_does_not_show_are_added_again_without_a_false_repair_report(
+        self, session, runtime, emulator
+    ):
+        identities = [Identity.user(u) for u in await add_users(session, 150)]
+        conversation = await add_conversation(session, *identities, chat_status="provisioning", verified=False)
+        ours = [i.stream_id for i in participant_identities(conversation)]
+        # An older channel whose members joined in another order: Stream's answer shows the first 100 to join.
+        await runtime.stream.upsert_users([StreamUser(id=m, name=m) for m in ours[:100]])
+        await runtime.stream.upsert_users([StreamUser(id=m, name=m) for m in ours[100:]])
+        await runtime.stream.get_or_create_channel("messaging", conversation.channel_id, created_by_id=ours[0], member_ids=ours[50:])
+        await runtime.stream.add_members("messaging", conversation.channel_id, ours[:50])
+
+        with capture_logs() as logs:
+            result = await provision_conversation(session, runtime.stream, conversation, deadline_s=3)
+
+        assert [e for e in logs if e["event"] == "channel.repaired"] == [], "every member was there all along"
+        assert result.members_added == 50, "the 50 the answer could not show are added again (harmless)"
+        assert sorted(emulator.get_channel("messaging", conversation.channel_id)["members"]) == sorted(ours)

@@ -12,8 +12,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from onecrew_chat.conversations.service import unit_of_work
-from onecrew_chat.db import utcnow
+from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import AppError, BadRequest, Conflict, Unprocessable
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import IDEMPOTENT_REPLAYS

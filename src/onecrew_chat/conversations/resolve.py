@@ -75,11 +75,17 @@ def _not_found(ids: list[str]) -> NotFound:
     return NotFound(f"Other participant not found: {shown}", code="participant_not_found")
 
 
-def _pair_other(plan_type: ConversationType, acting: Identity, other_id: str, directory: Directory, placeholder: bool) -> tuple[Identity, bool]:
+async def _pair_other(
+    session: AsyncSession, plan_type: ConversationType, acting: Identity, other_id: str, directory: Directory, placeholder: bool
+) -> tuple[Identity, bool]:
+    """The other party of a pair: found under the kind the type implies, else 422 (another kind), placeholder or 404."""
     expected = expected_other_kind(plan_type, acting)
-    kinds = directory.kinds_of(other_id)
-    if expected in kinds:
+    if other_id in (directory.users if expected is Kind.USER else directory.companies):
         return Identity(expected, other_id), False
+    # Not where it should be: look in the other table only now, to tell a wrong kind (422) from an unknown id (404).
+    wrong = [other_id]
+    directory.update(await load_directory(session, *((wrong, []) if expected is Kind.COMPANY else ([], wrong))))
+    kinds = directory.kinds_of(other_id)
     if kinds:
         actual = next(iter(kinds)).value
         raise Unprocessable(
@@ -93,6 +99,7 @@ def _pair_other(plan_type: ConversationType, acting: Identity, other_id: str, di
 
 
 def _group_members(ids: list[str], directory: Directory) -> list[Identity]:
+    """Each listed id as the one kind the directory knows it by; 422 when it is both, 404 naming the unknown ones."""
     members, unknown = [], []
     for entity_id in ids:
         kinds = directory.kinds_of(entity_id)
@@ -124,17 +131,19 @@ async def plan_conversation(
             "participant_ids must name at least one participant other than yourself", code="no_other_participant"
         )
     is_pair = ctype is not ConversationType.GROUP
-    if is_pair:
-        expected_other_kind(ctype, acting)
-        if len(others_ids) > 1:
-            raise Unprocessable(
-                f"{ctype.value} conversations have exactly one other participant; got {len(others_ids)}",
-                code="too_many_participants",
-            )
+    other_kind = expected_other_kind(ctype, acting) if is_pair else None
+    if is_pair and len(others_ids) > 1:
+        raise Unprocessable(
+            f"{ctype.value} conversations have exactly one other participant; got {len(others_ids)}",
+            code="too_many_participants",
+        )
+    # A pair's other party is looked up under the kind its type implies (the other table only if it is not
+    # there); a group's under both.
     directory = await load_directory(
         session,
-        [*others_ids, *([acting.entity_id] if acting.kind is Kind.USER else [])],
-        [*others_ids, *([acting.entity_id] if acting.kind is Kind.COMPANY else [])],
+        [*([acting.entity_id] if acting.kind is Kind.USER else []), *(others_ids if other_kind is not Kind.COMPANY else [])],
+        [*([acting.entity_id] if acting.kind is Kind.COMPANY else []), *(others_ids if other_kind is not Kind.USER else [])],
+        with_mirror=True,
     )
     placeholder_ok = settings.unknown_participants is UnknownParticipants.PLACEHOLDER
     placeholders: set[Identity] = set()
@@ -146,7 +155,7 @@ async def plan_conversation(
             )
         placeholders.add(acting)
     if is_pair:
-        other, is_placeholder = _pair_other(ctype, acting, others_ids[0], directory, placeholder_ok)
+        other, is_placeholder = await _pair_other(session, ctype, acting, others_ids[0], directory, placeholder_ok)
         if is_placeholder:
             placeholders.add(other)
         others = [other]

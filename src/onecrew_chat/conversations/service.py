@@ -2,41 +2,42 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from onecrew_chat.config import UnknownParticipants
 from onecrew_chat.conversations.resolve import Plan, plan_conversation
 from onecrew_chat.conversations.serialize import serialize_conversation
-from onecrew_chat.db import utcnow
+from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import CONVERSATIONS_CREATED, PROVISIONING_DEFERRED
 from onecrew_chat.models import Conversation, ConversationParticipant, OutboxMessage, new_uuid
 from onecrew_chat.outbox import repository as outbox
+from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import CreateConversationRequest
-from onecrew_chat.stream.errors import StreamError, StreamTransientError, StreamUsersMissing
+from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import (
     is_provisioned,
     is_settled,
     lock_for_provisioning,
     participant_identities,
     provision_conversation,
+    provision_deadline,
 )
 from onecrew_chat.sync.deadline import Deadline
+from onecrew_chat.sync.handlers import PROVISION, enqueue_provision, provision_dedupe_key
 from onecrew_chat.sync.mirror import ensure_identities
+
+__all__ = ["PROVISION", "StreamFailed", "create_conversation", "provision_dedupe_key"]  # PROVISION and the key: for reads
 
 log = get_logger(__name__)
 
-PROVISION = "conversation.provision"
 # The worker leaves a fresh outbox row alone this long past the deadline, so that it does not race the inline run.
 INLINE_GRACE_S = 2.0
 
@@ -46,23 +47,6 @@ class StreamFailed(AppError):
 
     status_code = 502
     code = "stream_error"
-
-
-@contextlib.asynccontextmanager
-async def unit_of_work(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One transaction: committed when the block ends, rolled back when it raises (the service's only commit point)."""
-    async with sessionmaker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-
-
-def provision_dedupe_key(conversation_id: str) -> str:
-    """The outbox dedupe key of a conversation's provisioning row."""
-    return f"{PROVISION}:{conversation_id}"
 
 
 @dataclass
@@ -76,22 +60,12 @@ class Recorded:
     settled: bool
 
 
-async def load_pair(session: AsyncSession, key: str) -> Conversation | None:
-    """The conversation of a pair (either direction) with its participants."""
-    return await session.scalar(
-        select(Conversation).where(Conversation.pair_key == key).options(selectinload(Conversation.participants))
+async def load_pair(session, key: str) -> Conversation | None:
+    """The conversation of a pair (either direction) with its participants, in one query."""
+    result = await session.execute(
+        select(Conversation).where(Conversation.pair_key == key).options(joinedload(Conversation.participants))
     )
-
-
-async def enqueue_provision(session: AsyncSession, conversation: Conversation, deadline_s: float) -> OutboxMessage:
-    """The outbox row that finishes provisioning if the inline run does not; due just after the inline deadline."""
-    return await outbox.add(
-        session,
-        PROVISION,
-        {"conversation_id": conversation.id},
-        dedupe_key=provision_dedupe_key(conversation.id),
-        delay_s=deadline_s + INLINE_GRACE_S,
-    )
+    return result.unique().scalar_one_or_none()
 
 
 def new_conversation(plan: Plan) -> Conversation:
@@ -121,7 +95,7 @@ def new_conversation(plan: Plan) -> Conversation:
 
 async def record_conversation(runtime: Runtime, user_id: str, request: CreateConversationRequest) -> Recorded:
     """First unit of work: resolve, then find the pair or insert conversation + participants + outbox row; commit."""
-    deadline_s = runtime.settings.provision_deadline_s
+    delay_s = runtime.settings.provision_deadline_s + INLINE_GRACE_S
     for attempt in (1, 2):
         plan: Plan | None = None
         try:
@@ -129,15 +103,15 @@ async def record_conversation(runtime: Runtime, user_id: str, request: CreateCon
                 plan = await plan_conversation(session, runtime.settings, user_id, request)
                 conversation = await load_pair(session, plan.pair_key) if plan.pair_key else None
                 if conversation is not None:
-                    settled = await is_settled(session, conversation, plan.profiles())
+                    settled = await is_settled(session, conversation, plan.profiles(), plan.directory.mirror)
                     # A ready channel with a changed profile needs only the profile (and has its identity.sync row).
                     needs_channel = not is_provisioned(conversation)
-                    message = await enqueue_provision(session, conversation, deadline_s) if needs_channel else None
+                    message = await enqueue_provision(session, conversation, delay_s=delay_s) if needs_channel else None
                     return Recorded(plan, conversation, message, existing=True, settled=settled)
                 conversation = new_conversation(plan)
                 session.add(conversation)
                 await session.flush()  # a racing create of the same pair fails here, on the unique pair_key
-                message = await enqueue_provision(session, conversation, deadline_s)
+                message = await enqueue_provision(session, conversation, delay_s=delay_s, known_new=True)
                 return Recorded(plan, conversation, message, existing=False, settled=False)
         except IntegrityError:
             if attempt == 2 or plan is None or plan.pair_key is None:
@@ -146,7 +120,12 @@ async def record_conversation(runtime: Runtime, user_id: str, request: CreateCon
     raise AssertionError("unreachable")
 
 
-async def refresh_profiles(runtime: Runtime, recorded: Recorded, placeholder_ok: bool) -> None:
+def placeholders_allowed(runtime: Runtime, recorded: Recorded) -> bool:
+    """Whether unknown participants may become placeholders (the policy, or placeholders this plan already has)."""
+    return runtime.settings.unknown_participants is UnknownParticipants.PLACEHOLDER or bool(recorded.plan.placeholders)
+
+
+async def refresh_profiles(runtime: Runtime, recorded: Recorded, deadline: Deadline) -> None:
     """A ready conversation whose participants' profiles changed: send just the profiles (no channel call).
 
     A failure here does not make the conversation less usable; the identity.sync outbox rows finish it.
@@ -157,28 +136,34 @@ async def refresh_profiles(runtime: Runtime, recorded: Recorded, placeholder_ok:
                 session,
                 runtime.stream,
                 participant_identities(recorded.conversation),
-                placeholder_ok=placeholder_ok,
+                placeholder_ok=placeholders_allowed(runtime, recorded),
                 profiles=recorded.plan.profiles(),
-                deadline=Deadline(runtime.settings.provision_deadline_s),
+                deadline=deadline,  # mirror rows read again: the plan's were read before the conversation was
             )
         except StreamError as exc:
             log.warning("identities.refresh_failed", channel_id=recorded.conversation.channel_id, error=str(exc))
 
 
-async def provision_inline(runtime: Runtime, recorded: Recorded) -> StreamError | None:
-    """Second unit of work: provision within the deadline; on failure leave the outbox row due for the worker."""
+async def provision_inline(runtime: Runtime, recorded: Recorded, deadline: Deadline) -> StreamError | None:
+    """Second unit of work: provision within the request's deadline; on failure leave the outbox row to the worker.
+
+    Another run holding the conversation row past the deadline is not a failure of ours: it (or the outbox row,
+    if it dies) finishes the job, so the row is left as it is.
+    """
     conversation, message = recorded.conversation, recorded.message
-    placeholder_ok = runtime.settings.unknown_participants is UnknownParticipants.PLACEHOLDER or bool(
-        recorded.plan.placeholders
-    )
     if is_provisioned(conversation):
-        return await refresh_profiles(runtime, recorded, placeholder_ok)
+        return await refresh_profiles(runtime, recorded, deadline)
     failure: StreamError | None = None
     async with unit_of_work(runtime.sessionmaker) as session:
         session.add(conversation)
         if message is not None:
             session.add(message)
-        if not await lock_for_provisioning(session, conversation):
+        try:
+            mine = await lock_for_provisioning(session, conversation, deadline=deadline)
+        except DeadlineExceeded as exc:
+            log.info("conversation.provisioning_busy", channel_id=conversation.channel_id, error=str(exc))
+            return exc
+        if not mine:
             log.info("conversation.provisioned_concurrently", channel_id=conversation.channel_id)
             return None
         try:
@@ -186,9 +171,11 @@ async def provision_inline(runtime: Runtime, recorded: Recorded) -> StreamError 
                 session,
                 runtime.stream,
                 conversation,
-                deadline_s=runtime.settings.provision_deadline_s,
-                placeholder_ok=placeholder_ok,
+                deadline=deadline,
+                placeholder_ok=placeholders_allowed(runtime, recorded),
                 profiles=recorded.plan.profiles(),
+                # The plan's mirror rows are recent enough for a conversation this request just made.
+                mirror=None if recorded.existing else recorded.plan.directory.mirror,
             )
             if message is not None:
                 await outbox.mark_done(session, message)
@@ -197,19 +184,18 @@ async def provision_inline(runtime: Runtime, recorded: Recorded) -> StreamError 
             if message is not None:
                 message.next_attempt_at = utcnow()  # the worker takes over now
     if failure is not None:
-        wakeup = runtime.extras.get("outbox_wakeup")
-        if wakeup is not None:
-            wakeup.set()
+        worker.kick(runtime)
     return failure
 
 
 async def create_conversation(runtime: Runtime, user_id: str, request: CreateConversationRequest) -> dict:
     """POST /api/chat/conversations: the conversation as `data`; 502 stream_error when Stream refuses us."""
     started, calls_before = time.perf_counter(), runtime.stream.calls
+    deadline = provision_deadline(runtime.settings.provision_deadline_s)  # every Stream call and wait of the request
     recorded = await record_conversation(runtime, user_id, request)
     conversation = recorded.conversation
     if not recorded.settled:
-        failure = await provision_inline(runtime, recorded)
+        failure = await provision_inline(runtime, recorded, deadline)
         # Users Stream still calls missing after repairs are eventual consistency: the worker finishes the job.
         if isinstance(failure, (StreamTransientError, StreamUsersMissing)):
             PROVISIONING_DEFERRED.inc()

@@ -35,15 +35,22 @@ def _unleased(now):
 
 
 async def add(
-    session: AsyncSession, kind: str, payload: dict[str, Any], *, dedupe_key: str | None = None, delay_s: float = 0.0
+    session: AsyncSession,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    dedupe_key: str | None = None,
+    delay_s: float = 0.0,
+    known_new: bool = False,
 ) -> OutboxMessage:
     """Queue work in the caller's transaction; a pending, unclaimed row of the same kind and dedupe_key is reused.
 
-    `delay_s` postpones the first try (e.g. while the request itself is still trying inline).
+    `delay_s` postpones the first try (e.g. while the request itself is still trying inline). `known_new` skips
+    looking for a row to reuse when none can exist (its subject was created in this same transaction).
     """
     now = utcnow()
     due = now + timedelta(seconds=max(0.0, delay_s))
-    if dedupe_key is not None:
+    if dedupe_key is not None and not known_new:
         # FOR UPDATE (PostgreSQL): a worker claiming the row now either waits for us or is skipped by us,
         # so we never fold new work into a row that is already being processed.
         existing = (

@@ -13,10 +13,18 @@ from sqlalchemy.orm.attributes import set_committed_value
 from onecrew_chat.db import utcnow
 from onecrew_chat.identity import ConversationType, Identity
 from onecrew_chat.logging import get_logger
-from onecrew_chat.models import Conversation
-from onecrew_chat.stream.client import StreamGateway
+from onecrew_chat.models import Conversation, StreamIdentity
+from onecrew_chat.stream.client import MAX_BATCH as MAX_MEMBERS
+from onecrew_chat.stream.client import ChannelState, StreamGateway
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import chunks, ensure_identities, is_fresh, load_mirror, repair_identities
+from onecrew_chat.sync.mirror import (
+    chunks,
+    deferred_writes,
+    ensure_identities,
+    is_fresh,
+    load_mirror,
+    repair_identities,
+)
 from onecrew_chat.sync.participants import Profile
 
 log = get_logger(__name__)
@@ -65,31 +73,95 @@ def is_provisioned(conversation: Conversation) -> bool:
     return conversation.chat_status == READY and conversation.stream_verified_at is not None
 
 
-async def lock_for_provisioning(session: AsyncSession, conversation: Conversation) -> bool:
+def provision_deadline(deadline_s: float) -> Deadline:
+    """The budget of one request or worker attempt (channel calls may need more repair rounds than upserts)."""
+    return Deadline(deadline_s, max_repairs=CHANNEL_MAX_REPAIRS)
+
+
+async def lock_for_provisioning(
+    session: AsyncSession, conversation: Conversation, *, deadline: Deadline | None = None
+) -> bool:
     """Lock the conversation row (PostgreSQL) so concurrent runs take turns; False when another run finished it meanwhile.
 
-    Waiting here is what keeps 50 concurrent creates of one pair down to one set of Stream calls.
+    Waiting here is what keeps 50 concurrent creates of one pair down to one set of Stream calls. With a
+    `deadline` the wait is bounded by it (DeadlineExceeded when another run still holds the row); without one it
+    lasts until the holder commits.
     """
     was_provisioned = is_provisioned(conversation)
-    row = (
-        await session.execute(
-            select(Conversation.chat_status, Conversation.stream_verified_at)
-            .where(Conversation.id == conversation.id)
-            .with_for_update()
-        )
-    ).one()
+    query = select(Conversation.chat_status, Conversation.stream_verified_at).where(Conversation.id == conversation.id)
+    if deadline is None:
+        row = (await session.execute(query.with_for_update())).one()
+    else:
+
+        async def try_lock():
+            return (await session.execute(query.with_for_update(skip_locked=True))).one_or_none()
+
+        row = await deadline.poll(try_lock, name="LockConversation")
     set_committed_value(conversation, "chat_status", row.chat_status)
     set_committed_value(conversation, "stream_verified_at", row.stream_verified_at)
     return was_provisioned or not is_provisioned(conversation)
 
 
-async def is_settled(session: AsyncSession, conversation: Conversation, profiles: Mapping[Identity, Profile]) -> bool:
-    """Provisioned and every participant's mirror row fresh: nothing to send to Stream (one query)."""
+async def is_settled(
+    session: AsyncSession,
+    conversation: Conversation,
+    profiles: Mapping[Identity, Profile],
+    mirror: Mapping[str, StreamIdentity | None] | None = None,
+) -> bool:
+    """Provisioned and every participant's mirror row fresh: nothing to send to Stream.
+
+    `mirror` holds rows the caller already read (None for "no row"); the others take one query.
+    """
     if not is_provisioned(conversation):
         return False
     identities = participant_identities(conversation)
-    mirror = await load_mirror(session, (i.stream_id for i in identities))
-    return all(is_fresh(profiles.get(i), mirror.get(i.stream_id)) for i in identities)
+    known = dict(mirror or {})
+    unread = [i.stream_id for i in identities if i.stream_id not in known]
+    if unread:
+        known.update(await load_mirror(session, unread))
+    return all(is_fresh(profiles.get(i), known.get(i.stream_id)) for i in identities)
+
+
+def _repairer(session: AsyncSession, stream: StreamGateway, deadline: Deadline):
+    """The repair callback of a run's channel calls: re-upsert the ids Stream named, within the run's deadline."""
+
+    async def repair(stream_ids: list[str]) -> None:
+        await repair_identities(session, stream, stream_ids, deadline=deadline)
+
+    return repair
+
+
+def _result(
+    conversation: Conversation,
+    member_ids: list[str],
+    sent: int,
+    added: int,
+    stream: StreamGateway,
+    since: tuple[float, int],
+) -> ProvisionResult:
+    """What a run did; `since` is (perf_counter, the gateway's call count) when the run started."""
+    started, calls_before = since
+    return ProvisionResult(
+        channel_type=conversation.channel_type,
+        channel_id=conversation.channel_id,
+        member_ids=member_ids,
+        identities_sent=sent,
+        members_added=added,
+        stream_calls=stream.calls - calls_before,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
+def members_to_add(member_ids: list[str], state: ChannelState) -> tuple[list[str], list[str]]:
+    """(to add, known missing): the members Stream's answer does not show, and those of them surely absent.
+
+    Stream shows at most 100 members; when the channel has more, members not shown may well be there, so they are
+    added again (harmless) without being reported as missing. Only a complete answer proves a member absent.
+    """
+    shown = set(state.member_ids)
+    to_add = [m for m in member_ids if m not in shown]
+    complete = state.member_count is None or state.member_count <= len(state.member_ids)
+    return to_add, [m for m in member_ids[:MAX_MEMBERS] if m not in shown] if complete else []
 
 
 async def provision_conversation(
@@ -97,54 +169,51 @@ async def provision_conversation(
     stream: StreamGateway,
     conversation: Conversation,
     *,
-    deadline_s: float,
+    deadline_s: float | None = None,
+    deadline: Deadline | None = None,
     placeholder_ok: bool = False,
     profiles: Mapping[Identity, Profile] | None = None,
+    mirror: Mapping[str, StreamIdentity | None] | None = None,
 ) -> ProvisionResult:
-    """Mirror the participants, get-or-create the channel and add missing members; marks the conversation ready."""
-    started, calls_before = time.perf_counter(), stream.calls
-    deadline = Deadline(deadline_s, max_repairs=CHANNEL_MAX_REPAIRS)
+    """Mirror the participants, get-or-create the channel and add missing members; marks the conversation ready.
+
+    Pass the request's `deadline` (or `deadline_s` for a fresh one); `profiles` and `mirror` save queries.
+    Mirror rows are written after the last Stream call (see mirror.deferred_writes).
+    """
+    since = (time.perf_counter(), stream.calls)
+    if deadline is None:
+        if deadline_s is None:
+            raise TypeError("provision_conversation needs deadline or deadline_s")
+        deadline = provision_deadline(deadline_s)
     identities = participant_identities(conversation)
-    sent = await ensure_identities(
-        session, stream, identities, placeholder_ok=placeholder_ok, profiles=profiles, deadline=deadline
-    )
-
-    async def repair(stream_ids: list[str]) -> None:
-        await repair_identities(session, stream, stream_ids)
-
-    kind, channel_id = conversation.channel_type, conversation.channel_id
     member_ids = [i.stream_id for i in identities]
-    state = await deadline.run(
-        lambda: stream.get_or_create_channel(
-            kind,
-            channel_id,
-            created_by_id=member_ids[0],
-            member_ids=member_ids[:100],
-            custom=channel_custom(conversation),
-        ),
-        repair=repair,
-        name="GetOrCreateChannel",
-    )
-    present = set(state.member_ids)
-    absent_from_create = [m for m in member_ids[:100] if m not in present]
-    to_add = absent_from_create + [m for m in member_ids[100:] if m not in present]
-    for batch in chunks(to_add):
-        await deadline.run(lambda batch=batch: stream.add_members(kind, channel_id, batch), repair=repair, name="UpdateChannel")
-    if absent_from_create:
-        log.warning(
-            "channel.repaired", channel_id=channel_id, added=absent_from_create[:10], count=len(absent_from_create)
+    kind, channel_id = conversation.channel_type, conversation.channel_id
+    repair = _repairer(session, stream, deadline)
+    async with deferred_writes(session):
+        sent = await ensure_identities(
+            session, stream, identities, placeholder_ok=placeholder_ok, profiles=profiles, mirror=mirror, deadline=deadline
         )
+        state = await deadline.run(
+            lambda: stream.get_or_create_channel(
+                kind,
+                channel_id,
+                created_by_id=member_ids[0],
+                member_ids=member_ids[:MAX_MEMBERS],
+                custom=channel_custom(conversation),
+            ),
+            repair=repair,
+            name="GetOrCreateChannel",
+        )
+        to_add, missing = members_to_add(member_ids, state)
+        for batch in chunks(to_add):
+            await deadline.run(
+                lambda batch=batch: stream.add_members(kind, channel_id, batch), repair=repair, name="UpdateChannel"
+            )
+    if missing:
+        log.warning("channel.repaired", channel_id=channel_id, added=missing[:10], count=len(missing))
     conversation.chat_status = READY
     conversation.stream_verified_at = utcnow()
-    result = ProvisionResult(
-        channel_type=kind,
-        channel_id=channel_id,
-        member_ids=member_ids,
-        identities_sent=sent,
-        members_added=len(to_add),
-        stream_calls=stream.calls - calls_before,
-        ms=round((time.perf_counter() - started) * 1000, 2),
-    )
+    result = _result(conversation, member_ids, sent, len(to_add), stream, since)
     log.info(
         "channel.created",
         channel_id=channel_id,
@@ -166,26 +235,16 @@ async def ensure_member(
         raise ValueError(f"{identity.stream_id} does not take part in conversation {conversation.channel_id}")
     if not is_provisioned(conversation):
         return await provision_conversation(session, stream, conversation, deadline_s=deadline_s, placeholder_ok=True)
-    started, calls_before = time.perf_counter(), stream.calls
-    deadline = Deadline(deadline_s, max_repairs=CHANNEL_MAX_REPAIRS)
-    sent = await ensure_identities(session, stream, [identity], placeholder_ok=True, deadline=deadline)
-    if not sent:
-        return None
+    since = (time.perf_counter(), stream.calls)
+    deadline = provision_deadline(deadline_s)
+    async with deferred_writes(session):
+        sent = await ensure_identities(session, stream, [identity], placeholder_ok=True, deadline=deadline)
+        if not sent:
+            return None
+        await deadline.run(
+            lambda: stream.add_members(conversation.channel_type, conversation.channel_id, [identity.stream_id]),
+            repair=_repairer(session, stream, deadline),
+            name="UpdateChannel",
+        )
+    return _result(conversation, [i.stream_id for i in identities], sent, 1, stream, since)
 
-    async def repair(stream_ids: list[str]) -> None:
-        await repair_identities(session, stream, stream_ids)
-
-    await deadline.run(
-        lambda: stream.add_members(conversation.channel_type, conversation.channel_id, [identity.stream_id]),
-        repair=repair,
-        name="UpdateChannel",
-    )
-    return ProvisionResult(
-        channel_type=conversation.channel_type,
-        channel_id=conversation.channel_id,
-        member_ids=[i.stream_id for i in identities],
-        identities_sent=sent,
-        members_added=1,
-        stream_calls=stream.calls - calls_before,
-        ms=round((time.perf_counter() - started) * 1000, 2),
-    )
