@@ -447,3 +447,48 @@ async def test_the_openapi_document_and_docs_are_served(client):
     assert "HTTPValidationError" not in json.dumps(document)
     docs = await client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+# --- JSON nested deeper than any parser recursion allows --------------------------------------------------------
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize("route", ["create", "token", "internal"])
+async def test_json_nested_too_deeply_is_400(client, people, route):
+    method, url, headers = body_cases(people)[route]
+    expect(await client.request(method, url, content=DEEP, headers=headers), 400, "invalid_json", "not valid JSON")
+
+
+async def test_a_deeply_nested_body_with_a_nul_escape_is_400_not_500(client, people):
+    content = b'{"name": "\\u0000", "x": ' + DEEP + b"}"
+    response = await client.post(CREATE, content=content, headers=auth(people["me"]))
+    assert response.status_code == 400, response.text
+
+
+async def test_a_signed_webhook_nested_too_deeply_is_400(client):
+    expect(await client.post(WEBHOOK, content=DEEP, headers=signed(DEEP)), 400, "invalid_json", "not valid JSON")
+
+
+async def test_stream_text_that_no_database_stores_is_not_refused(client):
+    body = b'{"type": "message.new", "cid": "messaging:nope", "message": {"text": "a\\u0000b\\ud800"}}'
+    response = await client.post(WEBHOOK, content=body, headers=signed(body))
+    assert response.status_code == 200, response.text
+
+
+async def test_a_nul_deep_inside_a_body_is_found_at_any_depth_json_allows(client, people):
+    depth = 900
+    content = b'{"a": ' + b"[" * depth + b'"\\u0000"' + b"]" * depth + b"}"
+    response = await client.post(CREATE, content=content, headers=auth(people["me"]))
+    expect(response, 400, "invalid_text", "a[0]", "must not contain the NUL character")
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b'{"\\ud800": 1}', ["\\ud800 must be valid Unicode text"]),
+        (b'{"a\\u0000b": 1}', ["a\\u0000b must not contain the NUL character"]),
+    ],
+)
+async def test_field_names_that_no_database_stores_are_named_with_escapes(client, people, raw, words):
+    expect(await client.post(CREATE, content=raw, headers=auth(people["me"])), 400, "invalid_text", *words)

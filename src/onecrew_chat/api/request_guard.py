@@ -21,8 +21,9 @@ MAX_BODY_BYTES = 1024 * 1024
 WEBHOOK_PATH = "/api/chat/webhooks/stream"
 # Stream's webhook deliveries embed channel and member objects, so they get more room.
 BODY_LIMITS = {WEBHOOK_PATH: 8 * 1024 * 1024}
-# A NUL in a message Stream delivers is Stream's data, not a client mistake: the webhook code drops it.
-NUL_ALLOWED = frozenset({WEBHOOK_PATH})
+# What Stream delivers is Stream's data, not a client's mistake: refusing it would lose the event, so the
+# webhook code repairs the text it stores (webhooks/text.py) instead of being screened here.
+UNSCREENED = frozenset({WEBHOOK_PATH})
 
 # A `\u0000` or surrogate escape not itself escaped; only bodies that contain one are decoded and searched.
 _SUSPECT_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
@@ -30,8 +31,8 @@ NUL_WORDS = "must not contain the NUL character (\\u0000)"
 SURROGATE_WORDS = "must be valid Unicode text (it contains an unpaired surrogate escape such as \\ud800)"
 
 
-def _problem(text: str, *, nul_allowed: bool) -> str | None:
-    if "\x00" in text and not nul_allowed:
+def _problem(text: str) -> str | None:
+    if "\x00" in text:
         return NUL_WORDS
     try:
         text.encode("utf-8")
@@ -40,33 +41,41 @@ def _problem(text: str, *, nul_allowed: bool) -> str | None:
     return None
 
 
-def _strings(value: object, path: str) -> Iterator[tuple[str, str]]:
-    """Every (field path, string) in a decoded JSON value, object keys included."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            field = f"{path}.{key}" if path else str(key)
-            yield field, str(key)
-            yield from _strings(item, field)
-    elif isinstance(value, list):
-        for position, item in enumerate(value):
-            yield from _strings(item, f"{path}[{position}]")
+def _strings(value: object) -> Iterator[tuple[str, str]]:
+    """Every (field path, string) in a decoded JSON value, object keys included (iterative: any depth)."""
+    pending: list[tuple[str, object]] = [("", value)]
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, str):
+            yield path, item
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                field = f"{path}.{key}" if path else str(key)
+                yield field, str(key)
+                pending.append((field, child))
+        elif isinstance(item, list):
+            pending.extend((f"{path}[{position}]", child) for position, child in enumerate(item))
 
 
-def body_problem(body: bytes, *, nul_allowed: bool = False) -> str | None:
+def body_problem(body: bytes) -> str | None:
     """A sentence naming the field of a JSON body that holds a NUL or an unpaired surrogate, else None."""
     if not _SUSPECT_ESCAPE.search(body):
         return None
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None  # not JSON: the route says so in its own words
-    for field, text in _strings(payload, ""):
-        problem = _problem(text, nul_allowed=nul_allowed)
+    except (ValueError, RecursionError):
+        return None  # not JSON (or nested too deep to read): the route says so in its own words
+    for field, text in _strings(payload):
+        problem = _problem(text)
         if problem:
-            return f"{field or 'Request body'} {problem}"
+            return f"{_shown(field) or 'Request body'} {problem}"
     return None
+
+
+def _shown(field: str) -> str:
+    """A field path safe to put in a JSON answer: escapes instead of NULs and surrogates, at most 100 characters."""
+    shown = field.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
+    return shown if len(shown) <= 100 else shown[:100] + "..."
 
 
 def query_problem(query_string: bytes) -> str | None:
@@ -125,7 +134,7 @@ class RequestGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        problem = body_problem(body, nul_allowed=path in NUL_ALLOWED)
+        problem = None if path in UNSCREENED else body_problem(body)
         if problem:
             await JSONResponse(error_body(problem, "invalid_text"), status_code=400)(scope, receive, send)
             return

@@ -36,7 +36,7 @@ async def read_request(request: Request) -> CreateConversationRequest:
         )
     try:
         payload = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: nested too deep
         raise BadRequest("Request body is not valid JSON", code="invalid_json") from None
     if not isinstance(payload, dict):
         raise Unprocessable("Request body must be a JSON object with conversation_type and participant_ids")
