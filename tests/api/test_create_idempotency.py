@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from onecrew_chat.db import utcnow
 from onecrew_chat.models import Conversation, IdempotencyKey
+from onecrew_chat.outbox import worker
 from tests.factories import add_company, add_user
 from tests.support import auth, new_id, wait_until
 
@@ -118,3 +119,24 @@ async def test_expired_keys_run_the_request_again(client, session, people):
     again = await client.post(URL, json=body, headers=with_key(me, key))
     assert again.status_code == 200 and "Idempotent-Replayed" not in again.headers
     assert await session.scalar(select(func.count()).select_from(Conversation)) == 1, "the pair is still deduplicated"
+
+
+async def test_the_worker_deletes_keys_past_their_expiry(app, session, people):
+    me = people[0]
+    now = utcnow()
+    for key, expires_at in (("old", now - timedelta(seconds=1)), ("live", now + timedelta(hours=23))):
+        session.add(
+            IdempotencyKey(caller=f"onecrew_user_{me}", key=key, fingerprint="f", created_at=now, expires_at=expires_at)
+        )
+    await session.commit()
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run_forever(app.state.runtime, stop))  # its first round does the upkeep
+
+    async def only_the_live_key_is_left() -> bool:
+        return list(await session.scalars(select(IdempotencyKey.key).execution_options(populate_existing=True))) == ["live"]
+
+    try:
+        await wait_until(only_the_live_key_is_left, timeout=5, what="the expired key to be purged")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)

@@ -41,7 +41,7 @@ async def test_no_lock_is_held_while_a_create_waits_for_stream(client, app, sess
     user = await add_user(session, "Amr")
     company = await add_company(session, "Lolo Academy", owner=await add_user(session, "Owner"))
     # The upserts go through, then the channel call meets a 429 and the create waits for the reset.
-    emulator.faults.rate_limit_burst("GetOrCreateChannel", count=1, reset_in_s=1.0)
+    emulator.faults.rate_limit_burst("GetOrCreateChannel", count=1, reset_in_s=0.5)
     create = asyncio.create_task(
         client.post(URL, json={"conversation_type": "user_company", "participant_ids": [company]}, headers=auth(user))
     )

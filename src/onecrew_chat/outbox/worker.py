@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onecrew_chat.conversations import idempotency
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
@@ -31,6 +32,7 @@ HANDLERS_MODULE = "onecrew_chat.sync.handlers"
 WAKEUP_KEY = "outbox_wakeup"
 MAX_ATTEMPTS = 20
 DEFAULT_LIMIT = 50
+HOUSEKEEPING_EVERY_S = 600.0
 _MAX_IDLE_S = 30.0
 
 
@@ -101,16 +103,31 @@ async def run_once(runtime, *, limit: int = DEFAULT_LIMIT, stop: asyncio.Event |
     return len(work)
 
 
+async def housekeeping(runtime) -> int:
+    """The worker's periodic upkeep: delete Idempotency-Keys past their expiry (24 h); returns how many went."""
+    purged = await idempotency.purge_expired(runtime)
+    if purged:
+        log.info("idempotency.purged", count=purged)
+    return purged
+
+
 async def run_forever(runtime, stop: asyncio.Event) -> None:
-    """Process due outbox rows until `stop` is set; idle rounds wait for stop, a kick, or worker_poll_s."""
+    """Process due outbox rows until `stop` is set; idle rounds wait for stop, a kick, or worker_poll_s.
+
+    Every HOUSEKEEPING_EVERY_S (and in the first round) it also runs `housekeeping`.
+    """
     load_handlers()
     wakeup = wakeup_event(runtime)
     poll_s = float(runtime.settings.worker_poll_s)
     failures = 0
+    upkeep_due = time.monotonic()
     log.info("outbox.worker_started", poll_s=poll_s, handlers=sorted(HANDLERS))
     while not stop.is_set():
         wakeup.clear()
         try:
+            if time.monotonic() >= upkeep_due:
+                upkeep_due = time.monotonic() + HOUSEKEEPING_EVERY_S
+                await housekeeping(runtime)
             claimed = await run_once(runtime, stop=stop)
             failures = 0
         except asyncio.CancelledError:
