@@ -93,22 +93,22 @@ def operation_id(route: APIRoute) -> str:
 
 
 def install_openapi(app: FastAPI) -> None:
-    """Serve a document whose 422 answers are the error envelope this app sends, not FastAPI's default shape."""
+    """Serve a document without FastAPI's default 422 shape (this app's errors are all the error envelope)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = build()
-            envelope = {"$ref": "#/components/schemas/ErrorEnvelope"}
             for operations in document.get("paths", {}).values():
                 for operation in operations.values():
                     for parameter in operation.get("parameters", []):
                         if parameter.get("schema", {}).pop(REQUIRED, False):
                             parameter["required"] = True
+                    # FastAPI adds a 422 to every route with parameters; here only routes that list it answer one
+                    # (their parameters are plain text), and the fuzz tests catch an undocumented status.
                     answer = operation.get("responses", {}).get("422")
                     if answer and "HTTPValidationError" in str(answer):
-                        answer["description"] = _STATUS_WORDS[422]
-                        answer["content"] = {"application/json": {"schema": envelope}}
+                        del operation["responses"]["422"]
             schemas = document.get("components", {}).get("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(unused, None)
