@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.auth import check_service_token
+from onecrew_chat.db import unit_of_work
 from onecrew_chat.runtime import Runtime
 
 
@@ -23,13 +24,8 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     """One unit of work per request: committed when the route returns, rolled back when it raises."""
-    async with runtime.sessionmaker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with unit_of_work(runtime.sessionmaker) as session:
+        yield session
 
 
 # scope="function" commits before the response is sent, so a 200 always means the data is stored.
