@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from structlog.testing import capture_logs
 
+from onecrew_chat.conversations.service import create_conversation, record_conversation
+from onecrew_chat.db import utcnow
 from onecrew_chat.identity import Identity, pair_channel_id
 from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity, User
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
+from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.client import StreamUser
 from onecrew_chat.sync.channels import ensure_member, participant_identities, provision_conversation
 from onecrew_chat.sync.handlers import load_conversation
@@ -17,7 +22,7 @@ from onecrew_chat.sync.mirror import ensure_identities
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user, add_users
-from tests.support import auth, new_id, service_auth
+from tests.support import auth, new_id, service_auth, wait_until
 
 URL = "/api/chat/conversations"
 
@@ -234,3 +239,51 @@ class TestLargeChannels:
         assert [e for e in logs if e["event"] == "channel.repaired"] == [], "every member was there all along"
         assert result.members_added == 50, "the 50 the answer could not show are added again (harmless)"
         assert sorted(emulator.get_channel("messaging", conversation.channel_id)["members"]) == sorted(ours)
+
+
+class TestKillPoints:
+    """The process dies between or inside the two units of work: the outbox row finishes the conversation."""
+
+    async def due_now_and_run_the_worker(self, session, runtime) -> None:
+        """Time passes (the row's delay is over) and the worker runs."""
+        await session.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
+        await session.commit()
+        assert await worker.run_once(runtime) == 1
+
+    async def assert_finished(self, session, emulator, user: str, company: str) -> None:
+        """One ready conversation whose channel holds both parties; its outbox row done."""
+        conversation = await session.scalar(select(Conversation).execution_options(populate_existing=True))
+        assert conversation.chat_status == "ready" and conversation.stream_verified_at is not None
+        message = await session.scalar(select(OutboxMessage).execution_options(populate_existing=True))
+        assert message.status == "done"
+        assert sorted(emulator.get_channel("messaging", conversation.channel_id)["members"]) == sorted(
+            [Identity.user(user).stream_id, Identity.company(company).stream_id]
+        )
+
+    async def test_dead_after_the_record_was_committed(self, session, runtime, emulator):
+        user = await add_user(session, "Amr")
+        company = await add_company(session, "Lolo Academy", owner=await add_user(session, "Owner"))
+        request = CreateConversationRequest(conversation_type="user_company", participant_ids=[company])
+        recorded = await record_conversation(runtime, user, request)  # ... and the process dies here
+        assert recorded.conversation.chat_status == "provisioning" and emulator.count() == 0
+        message = await session.scalar(select(OutboxMessage))
+        assert message.status == "pending" and message.next_attempt_at > utcnow(), "left to the inline run first"
+        await self.due_now_and_run_the_worker(session, runtime)
+        await self.assert_finished(session, emulator, user, company)
+
+    async def test_dead_while_provisioning(self, session, runtime, emulator):
+        user = await add_user(session, "Amr")
+        company = await add_company(session, "Lolo Academy", owner=await add_user(session, "Owner"))
+        emulator.faults.rate_limit_burst("GetOrCreateChannel", count=1, reset_in_s=2)  # a wait inside the deadline
+        request = CreateConversationRequest(conversation_type="user_company", participant_ids=[company])
+        create = asyncio.create_task(create_conversation(runtime, user, request))
+        await wait_until(lambda: emulator.count("GetOrCreateChannel") == 1, what="the channel call to be waiting")
+        create.cancel()  # the process dies mid-provisioning: its transaction never commits
+        with pytest.raises(asyncio.CancelledError):
+            await create
+        conversation = await session.scalar(select(Conversation))
+        assert conversation.chat_status == "provisioning"
+        assert await session.scalar(select(func.count()).select_from(StreamIdentity)) == 0, "rolled back with it"
+        emulator.faults.reset()
+        await self.due_now_and_run_the_worker(session, runtime)
+        await self.assert_finished(session, emulator, user, company)
