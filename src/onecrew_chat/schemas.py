@@ -47,7 +47,9 @@ class CreateConversationRequest(BaseModel):
     company_id: str | None = Field(
         default=None,
         description="Write as this company (accepted owner or admin); empty means none",
-        json_schema_extra={"anyOf": [{"type": "string", "format": "uuid"}, {"type": "string", "maxLength": 0}, {"type": "null"}]},
+        json_schema_extra={
+            "anyOf": [{"type": "string", "format": "uuid"}, {"type": "string", "maxLength": 0}, {"type": "null"}]
+        },
     )
     name: str | None = Field(
         default=None,

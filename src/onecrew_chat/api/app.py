@@ -84,7 +84,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         response.headers["X-Request-ID"] = request_id
         response.headers["Server-Timing"] = f"app;dur={elapsed_ms:.2f}"
         log.debug(
-            "http.request", method=request.method, path=request.url.path, status=response.status_code, ms=round(elapsed_ms, 2)
+            "http.request",
+            method=request.method,
+            path=request.url.path,
+            status=response.status_code,
+            ms=round(elapsed_ms, 2),
         )
         return response
 

@@ -22,7 +22,9 @@ router = APIRouter(tags=["conversations"])
 
 IdempotencyKey = Annotated[
     str | None,
-    WithJsonSchema({"type": "string", "pattern": "^[!-~]{1,255}$", "examples": ["0b9f6c1e-5d2a-4f8e-9c3b-7a1d2e4f6a8b"]}),
+    WithJsonSchema(
+        {"type": "string", "pattern": "^[!-~]{1,255}$", "examples": ["0b9f6c1e-5d2a-4f8e-9c3b-7a1d2e4f6a8b"]}
+    ),
     Header(description="1 to 255 visible ASCII characters (a uuid is a good choice); replays the answer for 24 h"),
 ]
 
