@@ -134,6 +134,7 @@ async def test_a_two_megabyte_body_is_413_with_the_limit_in_words(client, people
     headers = service_auth() if url.startswith("/api/internal") else auth(people["me"])
     response = await client.request(method, url, content=TWO_MB, headers=headers)
     expect(response, 413, "body_too_large", "Request body is too large", "2,097,154 bytes", "at most 1,048,576 bytes")
+    assert response.headers["x-request-id"]  # refused inside the request context: logged and counted like any other
     assert await stored(session, User) == 2 and emulator.count() == 0
 
 
