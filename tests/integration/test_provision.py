@@ -16,7 +16,7 @@ from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.client import StreamUser
-from onecrew_chat.sync.channels import ensure_member, participant_identities, provision_conversation
+from onecrew_chat.sync.channels import participant_identities, provision_conversation
 from onecrew_chat.sync.handlers import load_conversation
 from onecrew_chat.sync.mirror import ensure_identities
 from tests.api.conversation_rows import add_conversation
@@ -100,20 +100,6 @@ async def test_the_provision_handler_is_idempotent(client, session, runtime, emu
     session.expire_all()
     assert (await session.scalar(select(Conversation))).chat_status == "ready"
     assert emulator.channel_count() == 1
-
-
-async def test_ensure_member_makes_no_call_for_a_settled_member_and_heals_a_new_one(client, session, runtime, emulator):
-    user, company, data = await create_pair(client, session)
-    conversation = await load_conversation(session, data["id"])
-    emulator.clear_requests()
-    assert await ensure_member(session, runtime.stream, conversation, Identity.user(user), deadline_s=2) is None
-    assert emulator.count() == 0
-    await session.execute(update(StreamIdentity).where(StreamIdentity.stream_id == Identity.user(user).stream_id)
-                          .values(profile_hash="stale"))
-    result = await ensure_member(session, runtime.stream, conversation, Identity.user(user), deadline_s=2)
-    assert result is not None and result.stream_calls == 2
-    with pytest.raises(ValueError):
-        await ensure_member(session, runtime.stream, conversation, Identity.user(new_id()), deadline_s=2)
 
 
 async def test_provision_conversation_marks_ready_and_reports_calls(client, session, runtime, emulator):

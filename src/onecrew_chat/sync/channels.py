@@ -131,27 +131,6 @@ def _repairer(session: AsyncSession, stream: StreamGateway, deadline: Deadline):
     return repair
 
 
-def _result(
-    conversation: Conversation,
-    member_ids: list[str],
-    sent: int,
-    added: int,
-    stream: StreamGateway,
-    since: tuple[float, int],
-) -> ProvisionResult:
-    """What a run did; `since` is (perf_counter, the gateway's call count) when the run started."""
-    started, calls_before = since
-    return ProvisionResult(
-        channel_type=conversation.channel_type,
-        channel_id=conversation.channel_id,
-        member_ids=member_ids,
-        identities_sent=sent,
-        members_added=added,
-        stream_calls=stream.calls - calls_before,
-        ms=round((time.perf_counter() - started) * 1000, 2),
-    )
-
-
 def members_to_add(member_ids: list[str], state: ChannelState) -> tuple[list[str], list[str]]:
     """(to add, known missing): the members Stream's answer does not show, and those of them surely absent.
 
@@ -180,7 +159,7 @@ async def provision_conversation(
     Pass the request's `deadline` (or `deadline_s` for a fresh one); `profiles` and `mirror` save queries.
     Mirror rows are written after the last Stream call (see mirror.deferred_writes).
     """
-    since = (time.perf_counter(), stream.calls)
+    started, calls_before = time.perf_counter(), stream.calls
     if deadline is None:
         if deadline_s is None:
             raise TypeError("provision_conversation needs deadline or deadline_s")
@@ -213,7 +192,15 @@ async def provision_conversation(
         log.warning("channel.repaired", channel_id=channel_id, added=missing[:10], count=len(missing))
     conversation.chat_status = READY
     conversation.stream_verified_at = utcnow()
-    result = _result(conversation, member_ids, sent, len(to_add), stream, since)
+    result = ProvisionResult(
+        channel_type=kind,
+        channel_id=channel_id,
+        member_ids=member_ids,
+        identities_sent=sent,
+        members_added=len(to_add),
+        stream_calls=stream.calls - calls_before,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+    )
     log.info(
         "channel.created",
         channel_id=channel_id,
@@ -224,27 +211,4 @@ async def provision_conversation(
         ms=result.ms,
     )
     return result
-
-
-async def ensure_member(
-    session: AsyncSession, stream: StreamGateway, conversation: Conversation, identity: Identity, *, deadline_s: float
-) -> ProvisionResult | None:
-    """Make `identity` (a participant) a member of the conversation's channel; None when nothing had to be done."""
-    identities = participant_identities(conversation)
-    if identity not in identities:
-        raise ValueError(f"{identity.stream_id} does not take part in conversation {conversation.channel_id}")
-    if not is_provisioned(conversation):
-        return await provision_conversation(session, stream, conversation, deadline_s=deadline_s, placeholder_ok=True)
-    since = (time.perf_counter(), stream.calls)
-    deadline = provision_deadline(deadline_s)
-    async with deferred_writes(session):
-        sent = await ensure_identities(session, stream, [identity], placeholder_ok=True, deadline=deadline)
-        if not sent:
-            return None
-        await deadline.run(
-            lambda: stream.add_members(conversation.channel_type, conversation.channel_id, [identity.stream_id]),
-            repair=_repairer(session, stream, deadline),
-            name="UpdateChannel",
-        )
-    return _result(conversation, [i.stream_id for i in identities], sent, 1, stream, since)
 

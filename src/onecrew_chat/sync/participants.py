@@ -136,16 +136,6 @@ async def load_directory_for(session: AsyncSession, conversations: Iterable[Conv
     return await load_directory(session, user_ids, company_ids)
 
 
-async def resolve_kinds(session: AsyncSession, ids: list[str]) -> dict[str, Kind | None]:
-    """Each id's kind from the directory (one query per table); None when unknown or in both tables."""
-    directory = await load_directory(session, ids, ids)
-    resolved: dict[str, Kind | None] = {}
-    for entity_id in ids:
-        kinds = directory.kinds_of(entity_id)
-        resolved[entity_id] = next(iter(kinds)) if len(kinds) == 1 else None
-    return resolved
-
-
 async def load_profiles(session: AsyncSession, identities: Iterable[Identity]) -> dict[Identity, Profile]:
     """Profiles of the identities the directory knows (one query per table); unknown ones are left out."""
     wanted = list(dict.fromkeys(identities))
