@@ -212,3 +212,16 @@ async def provision_conversation(
     )
     return result
 
+
+async def finish_provisioning(
+    session: AsyncSession, stream: StreamGateway, conversation: Conversation, *, deadline: Deadline, placeholder_ok: bool
+) -> bool:
+    """Provision unless done: take turns on the row within `deadline`; False when it was (or meanwhile got) provisioned.
+
+    The one call for paths that find a conversation not yet provisioned (the worker, GET and prepare): raises
+    DeadlineExceeded when another run holds the row past the deadline, StreamError when Stream fails.
+    """
+    if is_provisioned(conversation) or not await lock_for_provisioning(session, conversation, deadline=deadline):
+        return False
+    await provision_conversation(session, stream, conversation, deadline=deadline, placeholder_ok=placeholder_ok)
+    return True

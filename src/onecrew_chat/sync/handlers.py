@@ -12,13 +12,7 @@ from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox.worker import register, register_dead_letter
-from onecrew_chat.sync.channels import (
-    READY,
-    is_provisioned,
-    lock_for_provisioning,
-    provision_conversation,
-    provision_deadline,
-)
+from onecrew_chat.sync.channels import READY, finish_provisioning, provision_deadline
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import update_profiles, upsert_profiles
 from onecrew_chat.sync.participants import load_profiles
@@ -74,11 +68,9 @@ async def provision(runtime, session: AsyncSession, payload: dict) -> None:
         log.warning("conversation.provision_missing", conversation_id=payload.get("conversation_id"))
         return
     deadline = provision_deadline(runtime.settings.provision_deadline_s)
-    if is_provisioned(conversation) or not await lock_for_provisioning(session, conversation, deadline=deadline):
-        return
     # Participants were accepted when the conversation was created; one the directory lost becomes a placeholder.
-    await provision_conversation(session, runtime.stream, conversation, deadline=deadline, placeholder_ok=True)
-    log.info("conversation.provisioned_by_worker", channel_id=conversation.channel_id, conversation_id=conversation.id)
+    if await finish_provisioning(session, runtime.stream, conversation, deadline=deadline, placeholder_ok=True):
+        log.info("conversation.provisioned_by_worker", channel_id=conversation.channel_id, conversation_id=conversation.id)
 
 
 @register_dead_letter(PROVISION)
