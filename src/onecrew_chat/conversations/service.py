@@ -32,7 +32,7 @@ from onecrew_chat.sync.channels import (
 )
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.handlers import PROVISION, enqueue_provision, provision_dedupe_key
-from onecrew_chat.sync.mirror import ensure_identities
+from onecrew_chat.sync.mirror import deferred_writes, ensure_identities
 
 __all__ = ["PROVISION", "StreamFailed", "create_conversation", "provision_dedupe_key"]  # PROVISION and the key: for reads
 
@@ -130,7 +130,7 @@ async def refresh_profiles(runtime: Runtime, recorded: Recorded, deadline: Deadl
 
     A failure here does not make the conversation less usable; the identity.sync outbox rows finish it.
     """
-    async with unit_of_work(runtime.sessionmaker) as session:
+    async with unit_of_work(runtime.sessionmaker) as session, deferred_writes(session):
         try:
             await ensure_identities(
                 session,
