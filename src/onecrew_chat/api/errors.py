@@ -7,6 +7,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
@@ -113,6 +115,20 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
         return JSONResponse(error_body(message, code), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    @app.exception_handler(ConnectionError)  # asyncpg's refused or reset connection is not wrapped by SQLAlchemy
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # Locked SQLite, a lost PostgreSQL connection, an exhausted pool: the client did nothing wrong
+        # and every write path is idempotent, so the same request may simply be sent again.
+        log.error("request.database_unavailable", path=request.url.path, error=type(exc).__name__)
+        return JSONResponse(
+            error_body("The database is busy or unreachable; please retry (retrying is safe)", "database_unavailable"),
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
