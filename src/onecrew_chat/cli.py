@@ -1,4 +1,4 @@
-"""The `onecrew-chat` command: serve, worker, dev-token, db upgrade, register-webhook, outbox, stream-emulator."""
+"""The `onecrew-chat` command: serve, worker, dev-token, db upgrade, register-webhook, outbox, reconcile, sync, stream-emulator."""
 
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 outbox_app = typer.Typer(help="Work waiting to reach Stream: inspect and requeue.", no_args_is_help=True)
+sync_app = typer.Typer(help="Bring Stream up to date with the directory.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(sync_app, name="sync")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -192,6 +194,48 @@ def outbox_retry(
     except LookupError as exc:
         fail(str(exc))
     typer.echo(f"Requeued {count} outbox message{'s' if count != 1 else ''}.")
+
+
+@app.command()
+def reconcile(
+    repair: Annotated[bool, typer.Option("--repair", help="Queue repairs of the drift found (default: report only).")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Check at most N identities and N conversations.")] = None,
+    deadline: Annotated[
+        float | None, typer.Option(min=0.1, help="Seconds the run may take (default ONECREW_RECONCILE_DEADLINE_S).")
+    ] = None,
+) -> None:
+    """Compare our records with Stream: identities, ready channels and their members, webhook drift."""
+    from onecrew_chat import sync_admin
+    from onecrew_chat.stream.errors import StreamError
+
+    settings = load_settings()
+    _require_stream(settings)
+    _require_migrated(settings)
+    try:
+        report = asyncio.run(sync_admin.run_reconcile(settings, repair=repair, limit=limit, deadline_s=deadline))
+    except StreamError as exc:
+        fail(f"Stream refused the reconcile: {exc}")
+    sync_admin.print_reconcile(report)
+
+
+@sync_app.command("identities")
+def sync_identities(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be sent.")] = False,
+    batch: Annotated[int, typer.Option(min=1, max=100, help="Identities per Stream call.")] = 100,
+) -> None:
+    """Upsert every user and company Stream lacks (or holds with an old profile); run again to resume."""
+    from onecrew_chat import sync_admin
+    from onecrew_chat.stream.errors import StreamError
+
+    settings = load_settings()
+    if not dry_run:
+        _require_stream(settings)
+    _require_migrated(settings)
+    try:
+        report = asyncio.run(sync_admin.run_backfill(settings, batch=batch, dry_run=dry_run))
+    except StreamError as exc:
+        fail(f"stopped: {exc}. What was sent is recorded; run the command again to continue.")
+    sync_admin.print_backfill(report)
 
 
 def _mount_stream_emulator() -> None:

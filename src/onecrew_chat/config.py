@@ -54,6 +54,9 @@ class Settings(BaseSettings):
 
     run_worker: bool = Field(default=True, validation_alias=_env("ONECREW_RUN_WORKER"))
     worker_poll_s: float = Field(default=1.0, gt=0, validation_alias=_env("ONECREW_WORKER_POLL_S"))
+    reconcile_interval_s: float = Field(default=3600.0, ge=0, validation_alias=_env("ONECREW_RECONCILE_INTERVAL_S"))
+    reconcile_deadline_s: float = Field(default=120.0, gt=0, validation_alias=_env("ONECREW_RECONCILE_DEADLINE_S"))
+    reconcile_max_calls: int = Field(default=1000, gt=0, validation_alias=_env("ONECREW_RECONCILE_MAX_CALLS"))
     public_base_url: str | None = Field(default=None, validation_alias=_env("ONECREW_PUBLIC_BASE_URL"))
     log_format: str = Field(default="console", validation_alias=_env("ONECREW_LOG_FORMAT"))
     log_level: str = Field(default="info", validation_alias=_env("ONECREW_LOG_LEVEL"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import time
 from collections.abc import Awaitable, Callable
@@ -114,9 +115,23 @@ async def housekeeping(runtime) -> int:
 async def run_forever(runtime, stop: asyncio.Event) -> None:
     """Process due outbox rows until `stop` is set; idle rounds wait for stop, a kick, or worker_poll_s.
 
-    Every HOUSEKEEPING_EVERY_S (and in the first round) it also runs `housekeeping`.
+    Every HOUSEKEEPING_EVERY_S (and in the first round) it also runs `housekeeping`; alongside, the periodic
+    reconciler runs every ONECREW_RECONCILE_INTERVAL_S (0 turns it off).
     """
     load_handlers()
+    from onecrew_chat.sync.reconcile import run_periodically  # sync imports this module: import at run time
+
+    reconciler = asyncio.create_task(run_periodically(runtime, stop), name="reconciler")
+    try:
+        await _run_rounds(runtime, stop)
+    finally:
+        reconciler.cancel()  # a run cut short is harmless: every step is idempotent
+        with contextlib.suppress(asyncio.CancelledError):
+            await reconciler
+
+
+async def _run_rounds(runtime, stop: asyncio.Event) -> None:
+    """The worker's loop: rounds of due rows, and housekeeping, until `stop` is set."""
     wakeup = wakeup_event(runtime)
     poll_s = float(runtime.settings.worker_poll_s)
     failures = 0

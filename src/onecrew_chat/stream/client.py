@@ -39,6 +39,7 @@ log = structlog.get_logger(__name__)  # structlog directly: this package imports
 MAX_BATCH = 100  # Stream's limit for users per upsert/partial update and members per create/add call
 _ROLE = "user"  # every identity is a plain app-level user; there is deliberately no parameter for this
 _CHANNEL_STATE_MEMBERS = 100
+MAX_CHANNELS_PER_QUERY = 30  # Stream answers at most 30 channels per QueryChannels call
 
 # The hot operations go through the SDK's own request method (auth, pool, error mapping, rate-limit info) with
 # the SDK's request models, but read the answer as plain JSON: parsing a ChannelStateResponse into dataclasses
@@ -197,6 +198,28 @@ class StreamGateway:
             if channel.get("cid", cid) == cid:
                 return _channel_state(channel_type, channel_id, state)
         return None
+
+    async def get_channels(self, cids: list[str]) -> dict[str, ChannelState]:
+        """States of up to 30 channels by cid ("type:id") in one QueryChannels call; absent channels are left out."""
+        wanted = list(dict.fromkeys(cids))
+        if len(wanted) > MAX_CHANNELS_PER_QUERY:
+            raise ValueError(f"at most {MAX_CHANNELS_PER_QUERY} channels per Stream query, got {len(wanted)}")
+        if not wanted:
+            return {}
+        body = QueryChannelsRequest(
+            filter_conditions={"cid": {"$in": wanted}},
+            limit=len(wanted),
+            member_limit=_CHANNEL_STATE_MEMBERS,
+            message_limit=0,
+        ).to_dict()
+        response = await self._call("QueryChannels", lambda sdk: sdk.chat.post(_CHANNELS_PATH, _JSON, json=body))
+        found: dict[str, ChannelState] = {}
+        for state in response.data.get("channels") or []:
+            cid = (state.get("channel") or {}).get("cid") or ""
+            channel_type, _, channel_id = cid.partition(":")
+            if cid in wanted:
+                found[cid] = _channel_state(channel_type, channel_id, state)
+        return found
 
     # --- app ---------------------------------------------------------------------------------------
 

@@ -1,0 +1,159 @@
+"""The identity backfill: send every directory user and company that the mirror says Stream lacks or holds stale.
+
+Resumable by construction: each accepted batch writes its mirror rows at once, and a run sends only what the
+mirror does not already show as fresh, so a run that stops (Ctrl-C, Stream down) is finished by running it
+again. Missing identities are upserted and stale ones partially updated, at most 100 per call; a 429 waits for
+Stream's reset and 5xx back off, within a deadline per batch (the RetryPolicy).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import literal, select
+
+from onecrew_chat.db import unit_of_work
+from onecrew_chat.identity import Kind
+from onecrew_chat.logging import get_logger
+from onecrew_chat.models import Company, StreamIdentity, User
+from onecrew_chat.stream.errors import StreamBatchError
+from onecrew_chat.sync.deadline import Deadline
+from onecrew_chat.sync.mirror import BATCH, is_fresh, update_profiles, upsert_profiles
+from onecrew_chat.sync.participants import Profile, company_profile, stream_id_prefix, user_profile
+
+log = get_logger(__name__)
+
+PAGE = 500  # directory rows read per query
+BATCH_DEADLINE_S = 90.0  # one batch may wait out a whole rate-limit window (Stream's are per minute)
+PARTIES = ((User, Kind.USER, user_profile), (Company, Kind.COMPANY, company_profile))
+
+
+@dataclass
+class BackfillReport:
+    """What one backfill run found and sent."""
+
+    dry_run: bool
+    scanned: int = 0
+    fresh: int = 0
+    missing: int = 0  # not in the mirror: upserted
+    stale: int = 0  # in the mirror with another profile: partially updated
+    upserted: int = 0
+    updated: int = 0
+    refused: list[str] = field(default_factory=list)  # ids Stream refused (named by its batch error)
+    stream_calls: int = 0
+    ms: float = 0.0
+
+    @property
+    def sent(self) -> int:
+        """Identities Stream accepted in this run."""
+        return self.upserted + self.updated
+
+
+class Backfill:
+    """One run: reads the directory page by page and sends full batches as they fill up."""
+
+    def __init__(self, runtime, report: BackfillReport, batch: int, progress: Callable[[BackfillReport], None] | None):
+        self.runtime = runtime
+        self.report = report
+        self.batch = batch
+        self.progress = progress
+        self.missing: list[Profile] = []
+        self.stale: list[Profile] = []
+
+    async def scan(self) -> None:
+        """Every user, then every company, with its mirror row; full batches are sent on the way."""
+        for model, kind, to_profile in PARTIES:
+            after = ""
+            stream_id = literal(stream_id_prefix(kind)) + model.id
+            while True:
+                async with self.runtime.sessionmaker() as session:
+                    page = list(
+                        await session.execute(
+                            select(model, StreamIdentity)
+                            .outerjoin(StreamIdentity, StreamIdentity.stream_id == stream_id)
+                            .where(model.id > after)
+                            .order_by(model.id)
+                            .limit(PAGE)
+                        )
+                    )
+                if not page:
+                    break
+                for row, mirrored in page:
+                    await self.sort(to_profile(row), mirrored)
+                after = page[-1][0].id
+        await self.flush(self.missing, partial=False)
+        await self.flush(self.stale, partial=True)
+
+    async def sort(self, profile: Profile, mirrored: StreamIdentity | None) -> None:
+        """Count one identity and queue it if Stream needs it; send a batch once it is full."""
+        self.report.scanned += 1
+        if is_fresh(profile, mirrored):
+            self.report.fresh += 1
+            return
+        pending = self.missing if mirrored is None else self.stale
+        if mirrored is None:
+            self.report.missing += 1
+        else:
+            self.report.stale += 1
+        pending.append(profile)
+        if len(pending) >= self.batch:
+            await self.flush(pending, partial=mirrored is not None)
+
+    async def flush(self, pending: list[Profile], *, partial: bool) -> None:
+        """Send the queued profiles (one call), leaving out an id Stream refuses by name; empties `pending`."""
+        profiles = list(pending)
+        pending.clear()
+        if self.report.dry_run:
+            return
+        while profiles:
+            calls = self.runtime.stream.calls
+            try:
+                async with unit_of_work(self.runtime.sessionmaker) as session:
+                    send = update_profiles if partial else upsert_profiles
+                    await send(session, self.runtime.stream, profiles, Deadline(BATCH_DEADLINE_S))
+            except StreamBatchError as exc:
+                self.report.stream_calls += self.runtime.stream.calls - calls
+                if exc.bad_id not in {p.stream_id for p in profiles}:
+                    raise
+                self.report.refused.append(exc.bad_id)
+                profiles = [p for p in profiles if p.stream_id != exc.bad_id]
+                continue
+            self.report.stream_calls += self.runtime.stream.calls - calls
+            if partial:
+                self.report.updated += len(profiles)
+            else:
+                self.report.upserted += len(profiles)
+            log.info("identities.backfilled", count=len(profiles), partial=partial, sent=self.report.sent)
+            if self.progress is not None:
+                self.progress(self.report)
+            return
+
+
+async def backfill_identities(
+    runtime, *, batch: int = BATCH, dry_run: bool = False, progress: Callable[[BackfillReport], None] | None = None
+) -> BackfillReport:
+    """Upsert (or update) every directory identity the mirror lacks or holds stale, `batch` (≤100) per call."""
+    if not 1 <= batch <= BATCH:
+        raise ValueError(f"batch must be between 1 and {BATCH}, got {batch}")
+    started = time.perf_counter()
+    report = BackfillReport(dry_run=dry_run)
+    try:
+        await Backfill(runtime, report, batch, progress).scan()
+    finally:
+        report.ms = round((time.perf_counter() - started) * 1000, 2)
+        log.info(
+            "identities.backfill_finished",
+            dry_run=dry_run,
+            scanned=report.scanned,
+            fresh=report.fresh,
+            missing=report.missing,
+            stale=report.stale,
+            upserted=report.upserted,
+            updated=report.updated,
+            refused=len(report.refused),
+            stream_calls=report.stream_calls,
+            ms=report.ms,
+        )
+    return report

@@ -1,0 +1,345 @@
+"""The reconciler: compares what our database wants with what Stream holds (level-triggered) and converges them.
+
+The desired state comes from our tables, never from events alone: every mirror row is an identity Stream should
+have, and every ready conversation a channel holding each participant. Open webhook drift rows are re-checked
+first, and resolved once Stream agrees. With `repair`, drift goes to the outbox worker: a missing identity loses
+its mirror row and gets an `identity.sync` row; a conversation missing its channel or a member is marked
+unverified and gets a `conversation.provision` row. Runs never sleep (waits are the retry policy's), spend at
+most a deadline and a number of Stream calls, and say where they stopped; the next periodic run goes on there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import selectinload
+
+from onecrew_chat.db import unit_of_work, utcnow
+from onecrew_chat.directory import enqueue_identity_sync
+from onecrew_chat.identity import cid
+from onecrew_chat.logging import get_logger
+from onecrew_chat.metrics import DRIFT_DETECTED
+from onecrew_chat.models import ChannelDrift, Conversation, StreamIdentity
+from onecrew_chat.outbox.worker import kick
+from onecrew_chat.stream.client import MAX_CHANNELS_PER_QUERY
+from onecrew_chat.stream.errors import DeadlineExceeded
+from onecrew_chat.sync.channels import READY
+from onecrew_chat.sync.deadline import Deadline
+from onecrew_chat.sync.drift import (
+    CHANNEL_MISSING,
+    EXAMPLES,
+    IDENTITY_MISSING,
+    MEMBER_MISSING,
+    ChannelFinding,
+    Report,
+    compare_channel,
+)
+from onecrew_chat.sync.handlers import enqueue_provision
+from onecrew_chat.sync.mirror import BATCH, chunks
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+# One PostgreSQL advisory lock key for every process reconciling this database.
+LOCK_KEY = int.from_bytes(hashlib.sha256(b"onecrew_chat.reconcile").digest()[:8], "big", signed=True)
+MAX_DRIFT_ROWS = 1000  # open webhook drift rows looked at per run, oldest first
+IDENTITIES, CONVERSATIONS = "identities", "conversations"
+
+
+class _Stop(Exception):
+    """The run's budget (deadline or Stream calls) is spent."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@contextlib.asynccontextmanager
+async def run_lock(engine: AsyncEngine) -> AsyncIterator[bool]:
+    """True when this process may reconcile: on PostgreSQL a transaction-level advisory lock held for the block.
+
+    SQLite runs one worker, so there is nothing to take turns with.
+    """
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    async with engine.connect() as connection, connection.begin():  # the lock ends with this transaction
+        yield bool(await connection.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY}))
+
+
+class Run:
+    """One reconcile run: its budget, where it is, and what it found."""
+
+    def __init__(self, runtime, report: Report, *, limit: int | None, deadline_s: float, max_calls: int):
+        self.runtime = runtime
+        self.stream = runtime.stream
+        self.report = report
+        self.limit = limit
+        self.deadline = Deadline(deadline_s)
+        self.max_calls = max_calls
+        self.position: tuple[str, str] | None = None
+        self.checked: set[str] = set()  # conversations already compared in this run
+
+    async def call(self, operation: Callable[[], Awaitable[T]], *, name: str) -> T:
+        """A Stream call within the run's budget: retried by the policy, _Stop when the budget is spent."""
+        if self.deadline.remaining_s() <= 0:
+            raise _Stop("deadline")
+
+        async def counted() -> T:
+            if self.report.stream_calls >= self.max_calls:
+                raise _Stop("call budget")
+            self.report.stream_calls += 1
+            return await operation()
+
+        try:
+            return await self.deadline.run(counted, name=name)
+        except DeadlineExceeded as exc:
+            log.warning("reconcile.deadline", operation=name, error=str(exc)[:300])
+            raise _Stop("deadline") from exc
+
+    # --- webhook drift rows ---------------------------------------------------------------------
+
+    async def webhook_drift(self) -> None:
+        """Re-check the channels of open drift rows; rows whose channel Stream holds in full again are resolved."""
+        async with self.runtime.sessionmaker() as session:
+            rows = list(
+                await session.scalars(
+                    select(ChannelDrift).where(ChannelDrift.resolved_at.is_(None)).order_by(ChannelDrift.id).limit(MAX_DRIFT_ROWS)
+                )
+            )
+            if not rows:
+                return
+            found = await session.scalars(
+                select(Conversation)
+                .where(Conversation.channel_id.in_(sorted({row.channel_id for row in rows})))
+                .options(selectinload(Conversation.participants))
+            )
+            conversations = {(c.channel_type, c.channel_id): c for c in found}
+        self.report.webhook_drift_open = len(rows)
+        agreeing = []
+        live = {}
+        for row in rows:
+            conversation = conversations.get((row.channel_type, row.channel_id))
+            if conversation is None or conversation.deleted_at is not None:
+                agreeing.append(row.id)  # we no longer want this channel
+            elif conversation.chat_status == READY:
+                live[conversation.id] = conversation
+        findings: dict[str, ChannelFinding] = {}
+        try:
+            for batch in chunks(list(live.values()), MAX_CHANNELS_PER_QUERY):
+                checked = await self.check(batch)
+                findings.update((f.conversation_id, f) for f in checked)
+        finally:
+            for row in rows:
+                conversation = conversations.get((row.channel_type, row.channel_id))
+                finding = findings.get(conversation.id) if conversation is not None else None
+                if finding is not None and not finding.drifted and row.detail.get("stream_id") not in finding.unverified:
+                    agreeing.append(row.id)
+            await self.resolve(agreeing)
+
+    async def resolve(self, drift_ids: list[int]) -> None:
+        """Mark drift rows resolved (only when repairing: a report changes nothing)."""
+        self.report.webhook_drift_agreeing = len(drift_ids)
+        if not (self.report.repair and drift_ids):
+            return
+        async with unit_of_work(self.runtime.sessionmaker) as session:
+            await session.execute(
+                update(ChannelDrift)
+                .where(ChannelDrift.id.in_(drift_ids), ChannelDrift.resolved_at.is_(None))
+                .values(resolved_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        log.info("reconcile.drift_resolved", count=len(drift_ids))
+
+    # --- identities -----------------------------------------------------------------------------
+
+    async def identities(self, after: str) -> None:
+        """Every mirror row, 100 per QueryUsers call: the ones Stream lacks are `identity_missing`."""
+        checked = 0
+        while self.limit is None or checked < self.limit:
+            size = BATCH if self.limit is None else min(BATCH, self.limit - checked)
+            async with self.runtime.sessionmaker() as session:
+                ids = list(
+                    await session.scalars(
+                        select(StreamIdentity.stream_id)
+                        .where(StreamIdentity.stream_id > after)
+                        .order_by(StreamIdentity.stream_id)
+                        .limit(size)
+                    )
+                )
+            if not ids:
+                return
+            self.position = (IDENTITIES, after)
+            asked_at = utcnow()
+            present = await self.call(lambda ids=ids: self.stream.query_user_ids(ids), name="QueryUsers")
+            checked += len(ids)
+            self.report.identities_checked += len(ids)
+            missing = [i for i in ids if i not in present]
+            if missing:
+                await self.identities_missing(missing, asked_at)
+            after = ids[-1]
+        if await self._more(select(StreamIdentity.stream_id).where(StreamIdentity.stream_id > after)):
+            self.report.stopped_early = "limit"
+
+    async def identities_missing(self, stream_ids: list[str], asked_at) -> None:
+        """Count them; when repairing, drop their mirror rows (unless re-synced since) and queue `identity.sync`."""
+        self.report.note(IDENTITY_MISSING, stream_ids)
+        DRIFT_DETECTED.labels(kind=IDENTITY_MISSING).inc(len(stream_ids))
+        log.warning("reconcile.drift_found", kind=IDENTITY_MISSING, count=len(stream_ids), examples=stream_ids[:EXAMPLES])
+        if not self.report.repair:
+            return
+        async with unit_of_work(self.runtime.sessionmaker) as session:
+            await session.execute(
+                delete(StreamIdentity)
+                .where(StreamIdentity.stream_id.in_(stream_ids), StreamIdentity.synced_at < asked_at)
+                .execution_options(synchronize_session=False)
+            )
+            for stream_id in stream_ids:
+                await enqueue_identity_sync(session, stream_id)
+        self.report.identity_syncs_queued += len(stream_ids)
+        kick(self.runtime)
+
+    # --- conversations --------------------------------------------------------------------------
+
+    async def conversations(self, after: str) -> None:
+        """Every ready conversation, 30 channels per QueryChannels call, compared with its participants."""
+        checked = 0
+        ready = (Conversation.chat_status == READY, Conversation.deleted_at.is_(None))
+        while self.limit is None or checked < self.limit:
+            size = MAX_CHANNELS_PER_QUERY if self.limit is None else min(MAX_CHANNELS_PER_QUERY, self.limit - checked)
+            async with self.runtime.sessionmaker() as session:
+                batch = list(
+                    await session.scalars(
+                        select(Conversation)
+                        .where(*ready, Conversation.id > after)
+                        .order_by(Conversation.id)
+                        .limit(size)
+                        .options(selectinload(Conversation.participants))
+                    )
+                )
+            if not batch:
+                return
+            self.position = (CONVERSATIONS, after)
+            todo = [c for c in batch if c.id not in self.checked]
+            if todo:
+                await self.check(todo)
+            checked += len(batch)
+            after = batch[-1].id
+        if await self._more(select(Conversation.id).where(*ready, Conversation.id > after)):
+            self.report.stopped_early = "limit"
+
+    async def check(self, conversations: list[Conversation]) -> list[ChannelFinding]:
+        """Compare up to 30 conversations with their channels in one call; count and (if repairing) queue repairs."""
+        cids = [cid(c.channel_id, c.channel_type) for c in conversations]
+        states = await self.call(lambda: self.stream.get_channels(cids), name="QueryChannels")
+        findings = [compare_channel(c, states.get(key)) for c, key in zip(conversations, cids, strict=True)]
+        self.checked.update(c.id for c in conversations)
+        self.report.conversations_checked += len(conversations)
+        lacking = [f.channel_id for f in findings if f.channel_missing]
+        members = [f"{f.channel_id}:{m}" for f in findings for m in f.missing]
+        for kind, found in ((CHANNEL_MISSING, lacking), (MEMBER_MISSING, members)):
+            if found:
+                self.report.note(kind, found)
+                DRIFT_DETECTED.labels(kind=kind).inc(len(found))
+                log.warning("reconcile.drift_found", kind=kind, count=len(found), examples=found[:EXAMPLES])
+        self.report.unverified += sum(1 for f in findings if f.unverified)
+        if self.report.repair:
+            await self.requeue([f.conversation_id for f in findings if f.needs_provisioning])
+        return findings
+
+    async def requeue(self, conversation_ids: list[str]) -> None:
+        """Mark the conversations unverified and queue their provisioning: the worker re-creates and re-adds."""
+        if not conversation_ids:
+            return
+        async with unit_of_work(self.runtime.sessionmaker) as session:
+            for conversation in await session.scalars(select(Conversation).where(Conversation.id.in_(conversation_ids))):
+                conversation.stream_verified_at = None  # so the provisioning run does not take it as done
+                await enqueue_provision(session, conversation)
+        self.report.provisions_queued += len(conversation_ids)
+        kick(self.runtime)
+
+    async def _more(self, query) -> bool:
+        async with self.runtime.sessionmaker() as session:
+            return (await session.scalar(query.limit(1))) is not None
+
+
+async def reconcile(
+    runtime,
+    *,
+    repair: bool,
+    limit: int | None = None,
+    deadline_s: float | None = None,
+    max_calls: int | None = None,
+    resume: tuple[str, str] | None = None,
+) -> Report:
+    """One run (skipped when another process holds the lock): webhook drift rows, identities, then conversations.
+
+    `limit` caps the identities and the conversations checked; `resume` is a previous report's `resume`.
+    """
+    started = time.perf_counter()
+    settings = runtime.settings
+    report = Report(repair=repair)
+    async with run_lock(runtime.engine) as mine:
+        if not mine:
+            report.skipped = True
+            log.info("reconcile.skipped", reason="another process is reconciling")
+            return report
+        run = Run(
+            runtime,
+            report,
+            limit=limit,
+            deadline_s=deadline_s or settings.reconcile_deadline_s,
+            max_calls=max_calls or settings.reconcile_max_calls,
+        )
+        try:
+            await run.webhook_drift()
+            phase, after = resume or (IDENTITIES, "")
+            if phase == IDENTITIES:
+                await run.identities(after)
+                after = ""
+            await run.conversations(after)
+        except _Stop as stop:
+            report.stopped_early = stop.reason
+            report.resume = run.position
+            log.warning("reconcile.stopped_early", reason=stop.reason, resume=run.position)
+    report.ms = round((time.perf_counter() - started) * 1000, 2)
+    log.info("reconcile.finished", **report.log_fields())
+    return report
+
+
+async def _stopped_within(stop: asyncio.Event, timeout_s: float) -> bool:
+    """Wait up to `timeout_s` for `stop` (a condition wait, not a sleep); True when it was set."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout_s)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def run_periodically(runtime, stop: asyncio.Event) -> None:
+    """Reconcile and repair every ONECREW_RECONCILE_INTERVAL_S (first one interval after start) until `stop`.
+
+    A run stopped early by its budget is continued by the next one. Workers started together reach their runs
+    together, so the advisory lock lets one run and the others skip.
+    """
+    interval_s = float(runtime.settings.reconcile_interval_s)
+    if interval_s <= 0:
+        return
+    resume = None
+    while not await _stopped_within(stop, interval_s):
+        try:
+            report = await reconcile(runtime, repair=True, resume=resume)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the next run tries again; the worker keeps going
+            log.exception("reconcile.failed")
+            continue
+        if not report.skipped:
+            resume = report.resume

@@ -1,0 +1,121 @@
+"""`sync identities` against the emulator: exactly the missing or stale identities, 100 per call, resumable."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select, update
+
+from onecrew_chat.db import upgrade_database
+from onecrew_chat.identity import Identity
+from onecrew_chat.models import StreamIdentity, User
+from onecrew_chat.runtime import build_runtime
+from onecrew_chat.stream.errors import StreamRequestError
+from onecrew_chat.sync.backfill import backfill_identities
+from onecrew_chat.sync.mirror import ensure_identities
+from tests.conftest import make_settings
+from tests.factories import add_company, add_users
+from tests.integration.test_cli import run, stream_env
+
+
+@pytest.fixture
+async def runtime(database_url, emulator, emulator_server):
+    """A runtime on the test database with the emulator as Stream."""
+    rt = build_runtime(make_settings(database_url, emulator_server.base_url))
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture
+async def sqlite_runtime(sqlite_only_url, emulator, emulator_server):
+    """The same on SQLite alone."""
+    rt = build_runtime(make_settings(sqlite_only_url, emulator_server.base_url))
+    yield rt
+    await rt.close()
+
+
+async def directory(runtime, users: int, companies: int) -> list[Identity]:
+    """Directory users and companies, none in Stream yet."""
+    async with runtime.sessionmaker() as session:
+        identities = [Identity.user(i) for i in await add_users(session, users)]
+        for n in range(companies):
+            identities.append(Identity.company(await add_company(session, f"Company {n}")))
+    return identities
+
+
+async def test_backfill_sends_exactly_what_stream_lacks_100_per_call_and_then_nothing(runtime, emulator):
+    everyone = await directory(runtime, 236, 14)
+    known, renamed = everyone[:10], everyone[0]
+    async with runtime.sessionmaker() as session:
+        await ensure_identities(session, runtime.stream, known)
+        await session.commit()
+        await session.execute(update(User).where(User.id == renamed.entity_id).values(name="Amr Renamed"))
+        await session.commit()
+    emulator.clear_requests()
+
+    report = await backfill_identities(runtime)
+
+    assert (report.scanned, report.fresh, report.missing, report.stale) == (250, 9, 240, 1)
+    assert (report.upserted, report.updated, report.refused) == (240, 1, [])
+    assert emulator.count("UpdateUsers") == 3 and emulator.count("UpdateUsersPartial") == 1 and emulator.count() == 4
+    assert emulator.user_ids() == {i.stream_id for i in everyone}
+    assert emulator.get_user(renamed.stream_id)["name"] == "Amr Renamed"
+    company = emulator.get_user(everyone[-1].stream_id)
+    assert company["onecrew_kind"] == "company" and company["role"] == "user"
+    async with runtime.sessionmaker() as session:
+        assert set(await session.scalars(select(StreamIdentity.stream_id))) == {i.stream_id for i in everyone}
+
+    emulator.clear_requests()
+    again = await backfill_identities(runtime)
+    assert (again.fresh, again.sent, emulator.count()) == (250, 0, 0)
+
+
+async def test_a_dry_run_only_counts(sqlite_runtime, emulator):
+    await directory(sqlite_runtime, 3, 1)
+    report = await backfill_identities(sqlite_runtime, dry_run=True)
+    assert (report.missing, report.sent, emulator.count()) == (4, 0, 0)
+    async with sqlite_runtime.sessionmaker() as session:
+        assert list(await session.scalars(select(StreamIdentity))) == []
+
+
+async def test_a_stopped_run_is_finished_by_the_next_and_a_429_is_waited_out(sqlite_runtime, emulator):
+    everyone = await directory(sqlite_runtime, 120, 0)
+
+    def stream_refuses_after_the_first_batch(report) -> None:
+        emulator.faults.set_error_rate("UpdateUsers", 1.0, status=400)
+
+    with pytest.raises(StreamRequestError):
+        await backfill_identities(sqlite_runtime, batch=50, progress=stream_refuses_after_the_first_batch)
+    assert len(emulator.user_ids()) == 50
+
+    emulator.faults.reset()
+    emulator.faults.rate_limit_burst("UpdateUsers", count=1, reset_in_s=0.2)
+    emulator.clear_requests()
+    report = await backfill_identities(sqlite_runtime, batch=50)
+    assert (report.fresh, report.upserted) == (50, 70)
+    assert emulator.count("UpdateUsers") == 3, "two batches, one of them sent again after the 429's reset"
+    assert emulator.user_ids() == {i.stream_id for i in everyone}
+
+
+def test_sync_identities_command(tmp_path, emulator, emulator_server):
+    url = f"sqlite:///{tmp_path}/prod.sqlite3"
+    upgrade_database(url)
+
+    async def arrange() -> None:
+        rt = build_runtime(make_settings(url, emulator_server.base_url))
+        try:
+            await directory(rt, 3, 2)
+        finally:
+            await rt.close()
+
+    asyncio.run(arrange())
+    env = {"DATABASE_URL": url, **stream_env(emulator_server)}
+    dry = run(tmp_path, "sync", "identities", "--dry-run", **env)
+    assert dry.returncode == 0, dry.stderr
+    assert "5 missing" in dry.stdout and "nothing was sent" in dry.stdout and emulator.count() == 0
+
+    done = run(tmp_path, "sync", "identities", "--batch", "2", **env)
+    assert done.returncode == 0, done.stderr
+    assert "Upserted 5, updated 0 with 3 Stream calls" in done.stdout
+    assert len(emulator.user_ids()) == 5
