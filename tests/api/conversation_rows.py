@@ -1,13 +1,16 @@
-"""Conversation rows for the read-path tests, written straight into the database (no Stream calls)."""
+"""Conversation rows for the read-path tests, written straight into the database (no Stream calls), and an emulator of their own."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
 from onecrew_chat.db import utcnow
 from onecrew_chat.identity import ConversationType, Identity, group_channel_id, pair_channel_id, pair_key
 from onecrew_chat.models import Conversation, ConversationParticipant
 from tests.factories import add_users
+from tests.support import STREAM_KEY, STREAM_SECRET
 
 
 async def add_conversation(
@@ -76,3 +79,19 @@ def stream_down(emulator, status: int = 503) -> None:
     """Every call that provisioning makes fails with `status` until the faults are reset."""
     for operation in ("UpdateUsers", "GetOrCreateChannel"):
         emulator.faults.set_error_rate(operation, 1.0, status=status)
+
+
+@pytest.fixture
+def private_emulator_server():
+    """An emulator no other test's app knows, for exact call counts.
+
+    The session's emulator may still log a call an earlier test gave up on (a client timeout or deadline leaves the
+    emulator finishing it, e.g. /readyz's 1 s cut of a 3 s latency logs GetApp 2 s later), so "no Stream call" is
+    counted here, where only this test's app can call.
+    """
+    from stream_emulator import Emulator, EmulatorServer
+
+    server = EmulatorServer(Emulator(api_key=STREAM_KEY, api_secret=STREAM_SECRET))
+    server.start()
+    yield server
+    server.stop()

@@ -12,7 +12,12 @@ from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, OutboxMessage
 from onecrew_chat.reads.listing import PageRequest
-from tests.api.conversation_rows import add_conversation, stream_down, unprovisioned_pair
+from tests.api.conversation_rows import (  # noqa: F401 (private_emulator_server is a fixture)
+    add_conversation,
+    private_emulator_server,
+    stream_down,
+    unprovisioned_pair,
+)
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user, add_users
 from tests.support import auth, new_id
@@ -170,8 +175,14 @@ class TestList:
         assert set(counts.values()) == {4}, counts  # page, participants, users, companies
 
 
-class TestGetById:
-    async def test_participant_gets_the_conversation(self, client, session, emulator):
+class TestGetByIdMakesNoStreamCall:
+    """Counted on an emulator only this test's app calls, so an earlier test's straggler cannot count."""
+
+    @pytest.fixture
+    def settings(self, sqlite_only_url, private_emulator_server):
+        return make_settings(sqlite_only_url, private_emulator_server.base_url, provision_deadline_s=0.3)
+
+    async def test_participant_gets_the_conversation(self, client, session, private_emulator_server):
         me, other = await add_users(session, 2)
         conversation = await add_conversation(session, Identity.user(me), Identity.user(other))
         response = await client.get(f"{LIST}/{conversation.channel_id}", headers=auth(me))
@@ -180,8 +191,10 @@ class TestGetById:
         assert set(data) == CONVERSATION_KEYS
         assert data["id"] == conversation.channel_id
         assert data["chat"]["status"] == "ready"
-        assert emulator.count() == 0, "a conversation our records call ready needs no Stream call"
+        assert private_emulator_server.emulator.count() == 0, "a conversation our records call ready needs no Stream call"
 
+
+class TestGetById:
     async def test_outsiders_get_the_same_404_as_for_a_missing_conversation(self, client, session):
         me, a, b = await add_users(session, 3)
         conversation = await add_conversation(session, Identity.user(a), Identity.user(b))

@@ -10,7 +10,12 @@ from sqlalchemy import select
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, OutboxMessage
 from onecrew_chat.stream.client import StreamUser
-from tests.api.conversation_rows import add_conversation, stream_down, unprovisioned_pair
+from tests.api.conversation_rows import (  # noqa: F401 (private_emulator_server is a fixture)
+    add_conversation,
+    private_emulator_server,
+    stream_down,
+    unprovisioned_pair,
+)
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user, add_users
 from tests.support import auth
@@ -31,20 +36,28 @@ async def stored(session, conversation: Conversation) -> Conversation:
     )
 
 
-async def test_ready_and_verified_makes_no_stream_call(client, session, emulator):
-    me, other = await add_users(session, 2)
-    conversation = await add_conversation(session, Identity.user(me), Identity.user(other))
-    response = await client.post(URL.format(conversation.channel_id), headers=auth(me))
-    assert response.status_code == 200
-    assert response.json() == {
-        "success": True,
-        "data": {
-            "id": conversation.channel_id,
-            "chat_status": "ready",
-            "members": [f"onecrew_user_{me}", f"onecrew_user_{other}"],
-        },
-    }
-    assert emulator.count() == 0
+class TestNoStreamCall:
+    """Counted on an emulator only this test's app calls, so an earlier test's straggler cannot count."""
+
+    @pytest.fixture
+    def settings(self, sqlite_only_url, private_emulator_server):
+        return make_settings(sqlite_only_url, private_emulator_server.base_url, provision_deadline_s=0.3)
+
+    async def test_ready_and_verified_makes_no_stream_call(self, client, session, private_emulator_server):
+        emulator = private_emulator_server.emulator
+        me, other = await add_users(session, 2)
+        conversation = await add_conversation(session, Identity.user(me), Identity.user(other))
+        response = await client.post(URL.format(conversation.channel_id), headers=auth(me))
+        assert response.status_code == 200
+        assert response.json() == {
+            "success": True,
+            "data": {
+                "id": conversation.channel_id,
+                "chat_status": "ready",
+                "members": [f"onecrew_user_{me}", f"onecrew_user_{other}"],
+            },
+        }
+        assert emulator.count() == 0
 
 
 async def test_acting_company_is_inferred_from_membership(client, session, emulator):
@@ -84,14 +97,15 @@ async def test_stream_refusing_the_channel_is_a_503_with_words(client, session, 
     assert response.json()["error"].startswith("Stream refused to prepare the channel")
 
 
-class TestHealing:
-    """Provisioning and verification state is persisted: both databases."""
+class TestAdoptedChannel:
+    """Verified once, persisted (both databases); counted on an emulator only this test's app calls."""
 
     @pytest.fixture
-    def settings(self, database_url, emulator, emulator_server):
-        return make_settings(database_url, emulator_server.base_url, provision_deadline_s=0.3)
+    def settings(self, database_url, private_emulator_server):
+        return make_settings(database_url, private_emulator_server.base_url, provision_deadline_s=0.3)
 
-    async def test_adopted_channel_is_verified_once_and_missing_members_added(self, client, session, app, emulator):
+    async def test_adopted_channel_is_verified_once_and_missing_members_added(self, client, session, app, private_emulator_server):
+        emulator = private_emulator_server.emulator
         me, other = await add_users(session, 2)
         owner = await add_user(session, "Owner")
         company = await add_company(session, "Lolo Academy", owner=owner)
@@ -117,6 +131,14 @@ class TestHealing:
         again = await client.post(URL.format(channel_id), headers=auth(me))
         assert again.status_code == 200
         assert emulator.count() == calls, "verified once: the next prepare makes no Stream call"
+
+
+class TestHealing:
+    """Provisioning and verification state is persisted: both databases."""
+
+    @pytest.fixture
+    def settings(self, database_url, emulator, emulator_server):
+        return make_settings(database_url, emulator_server.base_url, provision_deadline_s=0.3)
 
     async def test_stream_down_answers_200_provisioning_and_queues_the_work(self, client, session, emulator):
         me, other, conversation = await unprovisioned_pair(session)
