@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from sqlalchemy import select
 
 from onecrew_chat.db import utcnow
 from onecrew_chat.identity import ConversationType, Identity, group_channel_id, pair_channel_id, pair_key
-from onecrew_chat.models import Conversation, ConversationParticipant
+from onecrew_chat.models import Conversation, ConversationParticipant, OutboxMessage
+from onecrew_chat.sync.handlers import PROVISION, provision_dedupe_key
 from tests.factories import add_users
 from tests.support import STREAM_KEY, STREAM_SECRET
 
@@ -73,6 +75,38 @@ async def unprovisioned_pair(session) -> tuple[str, str, Conversation]:
         session, Identity.user(me), Identity.user(other), chat_status="provisioning", verified=False
     )
     return me, other, conversation
+
+
+async def failed_pair(session) -> tuple[str, str, Conversation]:
+    """Two users and their conversation the worker gave up on: `failed`, with the dead outbox row it left."""
+    me, other = await add_users(session, 2)
+    conversation = await add_conversation(
+        session, Identity.user(me), Identity.user(other), chat_status="failed", verified=False
+    )
+    session.add(
+        OutboxMessage(
+            kind=PROVISION,
+            payload={"conversation_id": conversation.id},
+            dedupe_key=provision_dedupe_key(conversation.id),
+            status="dead",
+            attempts=20,
+            next_attempt_at=utcnow(),
+            last_error="StreamUnavailable: GetOrCreateChannel HTTP 503",
+        )
+    )
+    await session.commit()
+    return me, other, conversation
+
+
+async def provision_rows(session) -> list[tuple[str, str, str]]:
+    """(conversation_id, status, dedupe_key) of every provisioning outbox row, oldest first."""
+    rows = await session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.kind == PROVISION)
+        .order_by(OutboxMessage.id)
+        .execution_options(populate_existing=True)
+    )
+    return [(r.payload["conversation_id"], r.status, r.dedupe_key) for r in rows]
 
 
 def stream_down(emulator, status: int = 503) -> None:

@@ -12,9 +12,13 @@ from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, OutboxMessage
 from onecrew_chat.reads.listing import PageRequest
+from onecrew_chat.outbox import worker
+from onecrew_chat.sync.handlers import provision_dedupe_key
 from tests.api.conversation_rows import (  # noqa: F401 (private_emulator_server is a fixture)
     add_conversation,
+    failed_pair,
     private_emulator_server,
+    provision_rows,
     stream_down,
     unprovisioned_pair,
 )
@@ -273,3 +277,29 @@ class TestGetFinishesProvisioning:
         assert [(r.kind, r.payload["conversation_id"], r.status) for r in rows] == [
             ("conversation.provision", conversation.id, "pending")
         ]
+
+    async def test_a_failed_conversation_is_queued_again_not_retried_inline(self, client, session, app, emulator):
+        me, other, conversation = await failed_pair(session)
+        wakeup = worker.wakeup_event(app.state.runtime)
+        wakeup.clear()
+        response = await client.get(f"{LIST}/{conversation.channel_id}", headers=auth(me))
+        assert response.status_code == 200
+        assert response.json()["data"]["chat"]["status"] == "provisioning"
+        key = provision_dedupe_key(conversation.id)
+        assert await provision_rows(session) == [(conversation.id, "dead", key), (conversation.id, "pending", key)]
+        stored = await session.scalar(
+            select(Conversation).where(Conversation.id == conversation.id).execution_options(populate_existing=True)
+        )
+        assert stored.chat_status == "provisioning"
+        assert wakeup.is_set(), "the worker is woken once the row is committed"
+        # The request left Stream to the worker (ids are fresh, so no other test's call can make these exist).
+        assert emulator.get_channel("messaging", conversation.channel_id) is None
+        assert emulator.get_user(f"onecrew_user_{me}") is None
+
+    async def test_a_refusal_is_left_to_the_worker(self, client, session, emulator):
+        me, other, conversation = await unprovisioned_pair(session)
+        emulator.faults.set_error_rate("GetOrCreateChannel", 1.0, status=400)
+        response = await client.get(f"{LIST}/{conversation.channel_id}", headers=auth(me))
+        assert response.status_code == 200
+        assert response.json()["data"]["chat"]["status"] == "provisioning"
+        assert await provision_rows(session) == [(conversation.id, "pending", provision_dedupe_key(conversation.id))]

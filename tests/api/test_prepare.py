@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from sqlalchemy import select
@@ -10,9 +11,12 @@ from sqlalchemy import select
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, OutboxMessage
 from onecrew_chat.stream.client import StreamUser
+from onecrew_chat.sync.handlers import provision_dedupe_key
 from tests.api.conversation_rows import (  # noqa: F401 (private_emulator_server is a fixture)
     add_conversation,
+    failed_pair,
     private_emulator_server,
+    provision_rows,
     stream_down,
     unprovisioned_pair,
 )
@@ -156,6 +160,26 @@ class TestHealing:
             f"onecrew_user_{me}", f"onecrew_user_{other}",
         }
 
+    async def test_a_failed_conversation_is_tried_inline_once(self, client, session, emulator):
+        me, other, conversation = await failed_pair(session)
+        response = await client.post(URL.format(conversation.channel_id), headers=auth(me))
+        assert response.status_code == 200
+        assert response.json()["data"]["chat_status"] == "ready"
+        assert set(emulator.get_channel("messaging", conversation.channel_id)["members"]) == {
+            f"onecrew_user_{me}", f"onecrew_user_{other}",
+        }
+        assert (await stored(session, conversation)).chat_status == "ready"
+
+    async def test_a_failed_conversation_stream_cannot_heal_goes_back_to_provisioning(self, client, session, emulator):
+        me, other, conversation = await failed_pair(session)
+        stream_down(emulator, 500)
+        response = await client.post(URL.format(conversation.channel_id), headers=auth(me))
+        assert response.status_code == 200
+        assert response.json()["data"]["chat_status"] == "provisioning"
+        assert (await stored(session, conversation)).chat_status == "provisioning"
+        key = provision_dedupe_key(conversation.id)
+        assert await provision_rows(session) == [(conversation.id, "dead", key), (conversation.id, "pending", key)]
+
 
 class TestConcurrentPrepares:
     """The app fires prepare on every open and after every create: concurrent runs take turns on the row."""
@@ -176,3 +200,35 @@ class TestConcurrentPrepares:
         assert {r.json()["data"]["chat"]["status"] for r in responses[5:]} == {"ready"}
         assert emulator.count("GetOrCreateChannel") == 1
         assert emulator.count("UpdateUsers") == 1
+
+
+class TestBehindARunHoldingTheRow:
+    """A GET or prepare waits for the conversation row only within the deadline (PostgreSQL's row locks)."""
+
+    DEADLINE_S = 0.5
+
+    @pytest.fixture
+    def settings(self, postgres_only_url, emulator, emulator_server):
+        return make_settings(postgres_only_url, emulator_server.base_url, provision_deadline_s=self.DEADLINE_S)
+
+    async def test_get_and_prepare_answer_the_stored_status_within_the_deadline(self, client, session, app, emulator):
+        me, other, conversation = await unprovisioned_pair(session)
+        async with app.state.runtime.sessionmaker() as holder:  # a slow run (create, worker) holding the row
+            await holder.execute(select(Conversation).where(Conversation.id == conversation.id).with_for_update())
+            started = time.monotonic()
+            prepared, shown = await asyncio.wait_for(
+                asyncio.gather(
+                    client.post(URL.format(conversation.channel_id), headers=auth(me)),
+                    client.get(f"/api/chat/conversations/{conversation.channel_id}", headers=auth(me)),
+                ),
+                timeout=self.DEADLINE_S + 5,
+            )
+            elapsed = time.monotonic() - started
+            await holder.rollback()
+        assert self.DEADLINE_S * 0.8 < elapsed < self.DEADLINE_S + 1.0
+        assert prepared.status_code == shown.status_code == 200
+        assert prepared.json()["data"]["chat_status"] == "provisioning"
+        assert shown.json()["data"]["chat"]["status"] == "provisioning"
+        # The run holding the row owns the job (it has, or leaves, its outbox row); nothing reached Stream from here.
+        assert await provision_rows(session) == []
+        assert emulator.get_channel("messaging", conversation.channel_id) is None

@@ -31,10 +31,8 @@ from onecrew_chat.sync.channels import (
     provision_deadline,
 )
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.handlers import PROVISION, enqueue_provision, provision_dedupe_key
+from onecrew_chat.sync.handlers import enqueue_provision
 from onecrew_chat.sync.mirror import deferred_writes, ensure_identities
-
-__all__ = ["PROVISION", "StreamFailed", "create_conversation", "provision_dedupe_key"]  # PROVISION and the key: for reads
 
 log = get_logger(__name__)
 
