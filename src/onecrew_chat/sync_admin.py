@@ -45,8 +45,8 @@ def print_reconcile(report: Report) -> None:
     )
     if report.unverified:
         out.print(
-            f"{report.unverified} channels have more members than Stream lists (100): "
-            "their members are added again when repairing (harmless)."
+            f"Channels with more members than Stream lists (100): {report.unverified}; "
+            "the members it does not list are added again when repairing (harmless)."
         )
     if report.webhook_drift_open:
         verb = "resolved" if report.repair else "would be resolved with --repair"
@@ -60,8 +60,13 @@ def print_reconcile(report: Report) -> None:
         )
     elif report.total_drift or report.unverified:
         out.print("Report only: nothing was changed. Run `onecrew-chat reconcile --repair` to queue the repairs.")
-    if report.stopped_early:
-        out.print(f"Stopped early ({report.stopped_early}): not everything was checked; run it again to go on.")
+    if report.stopped_early == "limit":
+        out.print("Stopped at --limit: the rest was not checked.")
+    elif report.stopped_early:
+        out.print(
+            f"Stopped early ({report.stopped_early}): the rest was not checked. Allow more with --deadline "
+            "or ONECREW_RECONCILE_MAX_CALLS."
+        )
     elif not report.total_drift:
         out.print("No drift: Stream holds every identity, channel and member our records say it should.")
 

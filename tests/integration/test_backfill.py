@@ -11,7 +11,8 @@ from onecrew_chat.db import upgrade_database
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import StreamIdentity, User
 from onecrew_chat.runtime import build_runtime
-from onecrew_chat.stream.errors import StreamRequestError
+from onecrew_chat.stream.client import StreamGateway
+from onecrew_chat.stream.errors import StreamBatchError, StreamRequestError
 from onecrew_chat.sync.backfill import backfill_identities
 from onecrew_chat.sync.mirror import ensure_identities
 from tests.conftest import make_settings
@@ -96,6 +97,30 @@ async def test_a_stopped_run_is_finished_by_the_next_and_a_429_is_waited_out(sql
     assert (report.fresh, report.upserted) == (50, 70)
     assert emulator.count("UpdateUsers") == 3, "two batches, one of them sent again after the 429's reset"
     assert emulator.user_ids() == {i.stream_id for i in everyone}
+
+
+class RefusingGateway(StreamGateway):
+    """The real gateway, except that Stream refuses any batch holding `refused` and names it (as it may)."""
+
+    refused = ""
+
+    async def upsert_users(self, users):
+        if any(user.id == self.refused for user in users):
+            raise StreamBatchError("user refused", operation="UpdateUsers", status=400, code=4, bad_id=self.refused)
+        await super().upsert_users(users)
+
+
+async def test_an_id_stream_refuses_is_left_out_and_its_batch_still_sent(sqlite_only_url, emulator, emulator_server):
+    settings = make_settings(sqlite_only_url, emulator_server.base_url)
+    runtime = build_runtime(settings, stream=RefusingGateway.from_settings(settings))
+    try:
+        everyone = await directory(runtime, 5, 0)
+        runtime.stream.refused = everyone[2].stream_id
+        report = await backfill_identities(runtime)
+        assert (report.upserted, report.refused) == (4, [everyone[2].stream_id])
+        assert emulator.user_ids() == {i.stream_id for i in everyone} - {everyone[2].stream_id}
+    finally:
+        await runtime.close()
 
 
 def test_sync_identities_command(tmp_path, emulator, emulator_server):
