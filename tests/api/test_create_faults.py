@@ -52,12 +52,10 @@ async def assert_one_right_channel(session, emulator, channel_id: str, user: str
 async def test_users_that_become_visible_late_are_repaired_and_retried(client, session, emulator, pair):
     user, company = pair
     emulator.faults.set_visibility_delay(150)
-    started = time.monotonic()
     response = await create(client, user, company)
     assert response.status_code == 200, response.text
     data = response.json()["data"]
-    assert data["chat"]["status"] == "ready"
-    assert time.monotonic() - started < 3.0
+    assert data["chat"]["status"] == "ready"  # within the deadline, else it would say "provisioning"
     assert emulator.count("GetOrCreateChannel") >= 2, "the first create must have met the visibility delay"
     await assert_one_right_channel(session, emulator, data["id"], user, company)
 
@@ -104,7 +102,8 @@ async def test_with_stream_down_the_answer_is_provisioning_and_the_worker_finish
     started = time.monotonic()
     response = await create(client, user, company)
     assert response.status_code == 200, response.text
-    assert time.monotonic() - started < deadline + 1.5
+    # Without a deadline the retries would go on for as long as Stream is down; bounds are loose for a busy CI.
+    assert time.monotonic() - started < deadline + 4.0
     data = response.json()["data"]
     assert data["chat"]["status"] == "provisioning"
     assert emulator.channel_count() == 0
@@ -142,8 +141,8 @@ class TestEveryStreamCallSharesTheDeadline:
 
     @pytest.fixture
     def settings(self, sqlite_only_url, emulator, emulator_server):
-        """A short deadline and an HTTP timeout three times longer, so that only the deadline can explain a quick answer."""
-        return make_settings(sqlite_only_url, emulator_server.base_url, provision_deadline_s=0.3, stream_timeout_s=1.0)
+        """A short deadline and a much longer HTTP timeout, so that only the deadline can explain a quick answer."""
+        return make_settings(sqlite_only_url, emulator_server.base_url, provision_deadline_s=0.3, stream_timeout_s=4.0)
 
     async def test_a_repair_upsert_that_hangs_is_cut_off_at_the_deadline(self, client, app, session, emulator):
         a, b = await add_user(session, "A"), await add_user(session, "B")
@@ -151,11 +150,12 @@ class TestEveryStreamCallSharesTheDeadline:
         await session.commit()
         with emulator.lock:
             del emulator.state.users[Identity.user(b).stream_id]  # Stream lost it; the mirror still says fresh
-        emulator.faults.timeout_after_write("UpdateUsers", count=1, hold_s=5)
+        emulator.faults.timeout_after_write("UpdateUsers", count=1, hold_s=10)
         started = time.monotonic()
         response = await client.post(URL, json={"conversation_type": "user_user", "participant_ids": [b]}, headers=auth(a))
         elapsed = time.monotonic() - started
         assert response.status_code == 200, response.text
         assert response.json()["data"]["chat"]["status"] == "provisioning"
         assert emulator.count("GetOrCreateChannel") == 1, "the channel call met the lost user"
-        assert elapsed < 0.3 + 0.4, f"the repair upsert ran past the deadline: {elapsed:.2f}s"
+        # The HTTP timeout (4 s) and the hold (10 s) are far away: a quicker answer means the deadline cut it off.
+        assert elapsed < 2.5, f"the repair upsert ran past the deadline: {elapsed:.2f}s"

@@ -85,14 +85,14 @@ async def test_readyz_is_503_when_stream_answers_with_an_error(sqlite_only_url, 
 
 
 async def test_readyz_gives_a_slow_stream_about_one_second(sqlite_only_url, emulator, emulator_server):
-    emulator.faults.set_latency(3000)
+    emulator.faults.set_latency(6000)
     async with client_for(make_settings(sqlite_only_url, emulator_server.base_url, stream_timeout_s=10.0)) as http:
         started = time.monotonic()
         response = await http.get("/readyz")
         elapsed = time.monotonic() - started
     assert response.status_code == 503
     assert response.json()["error"] == "stream not reachable: no answer within 1 s"
-    assert 0.9 < elapsed < 2.0
+    assert 0.9 < elapsed < 4.0  # about 1 s, far from Stream's 6 s
 
 
 async def test_metrics_are_prometheus_text(client, emulator):

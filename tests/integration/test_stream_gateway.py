@@ -169,7 +169,7 @@ async def test_server_errors_are_unavailable_and_retried_until_the_deadline(gate
             lambda: gateway.get_or_create_channel("messaging", "c1", created_by_id="a", member_ids=["a"]),
             name="GetOrCreateChannel",
         )
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 3.0  # Stream stays down: only the 0.4 s deadline ends the retries
     assert isinstance(gave_up.value.__cause__, StreamUnavailable)
     assert emulator.count("GetOrCreateChannel") >= 3
     assert metrics.STREAM_CALLS.labels("GetOrCreateChannel", "unavailable")._value.get() - before >= 3
@@ -201,7 +201,7 @@ async def test_a_429_burst_carries_the_reset_and_the_policy_waits_for_it(gateway
             lambda: gateway.get_or_create_channel("messaging", "c1", created_by_id="a", member_ids=["a"]),
             name="GetOrCreateChannel",
         )
-    assert time.monotonic() - started < 0.5  # a reset beyond the deadline is not waited for
+    assert time.monotonic() - started < 1.5  # a reset beyond the 2 s deadline is not waited for at all
 
 
 async def test_success_records_the_remaining_rate_limit(gateway, emulator):
@@ -210,11 +210,11 @@ async def test_success_records_the_remaining_rate_limit(gateway, emulator):
 
 
 async def test_latency_beyond_the_timeout_is_unavailable(gateway, emulator):
-    emulator.faults.set_latency(1500)
+    emulator.faults.set_latency(5000)
     started = time.monotonic()
     with pytest.raises(StreamUnavailable) as caught:
         await gateway.ping()
-    assert time.monotonic() - started < 1.2
+    assert time.monotonic() - started < 3.0  # the 0.5 s timeout ended it, not Stream's 5 s answer
     assert "timeout" in caught.value.message
     emulator.faults.set_latency(50)
     await gateway.ping()
