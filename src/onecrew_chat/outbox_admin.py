@@ -2,52 +2,43 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.config import Settings
-from onecrew_chat.db import make_engine, make_sessionmaker, utcnow
+from onecrew_chat.db import make_engine, make_sessionmaker
 from onecrew_chat.models import OutboxMessage
+from onecrew_chat.outbox import repository
 
-UNFINISHED = ("pending", "dead")
+UNFINISHED = (repository.PENDING, repository.DEAD)
+
+
+@asynccontextmanager
+async def _session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """A session on an engine of its own, disposed afterwards (one CLI command, one engine)."""
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            yield session
+    finally:
+        await engine.dispose()
 
 
 async def unfinished(settings: Settings, *, limit: int = 50) -> list[OutboxMessage]:
     """Pending and dead messages, dead first, oldest first."""
-    engine = make_engine(settings)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            rows = await session.scalars(
-                select(OutboxMessage)
-                .where(OutboxMessage.status.in_(UNFINISHED))
-                .order_by(OutboxMessage.status, OutboxMessage.id)
-                .limit(limit)
-            )
-            return list(rows.all())
-    finally:
-        await engine.dispose()
+    async with _session(settings) as session:
+        return await repository.list_messages(session, status=UNFINISHED, limit=limit)
 
 
 async def requeue(settings: Settings, *, message_id: int | None) -> int:
-    """Make one message (or, with no id, every dead one) due now with attempts reset; returns how many."""
-    engine = make_engine(settings)
-    values = {"status": "pending", "attempts": 0, "next_attempt_at": utcnow(), "locked_until": None}
-    try:
-        async with make_sessionmaker(engine)() as session, session.begin():
-            if message_id is None:
-                result = await session.execute(
-                    update(OutboxMessage).where(OutboxMessage.status == "dead").values(**values)
-                )
-                return result.rowcount
-            message = await session.get(OutboxMessage, message_id, with_for_update=True)
-            if message is None:
-                raise LookupError(f"no outbox message with id {message_id}")
-            if message.status == "done":
-                raise LookupError(f"outbox message {message_id} is already done; nothing to retry")
-            for key, value in values.items():
-                setattr(message, key, value)
-            return 1
-    finally:
-        await engine.dispose()
+    """Make one message (or, with no id, every dead one) due now with attempts reset; returns how many.
+
+    LookupError when the id has no message or names one already done.
+    """
+    async with _session(settings) as session, session.begin():
+        return await repository.requeue(session, None if message_id is None else [message_id])
 
 
 def print_table(messages: list[OutboxMessage]) -> None:

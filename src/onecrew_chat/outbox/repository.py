@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -174,19 +174,42 @@ async def pending_count(session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).where(OutboxMessage.status == PENDING))).scalar_one())
 
 
-async def list_messages(session: AsyncSession, *, status: str | None = None, limit: int = 100) -> list[OutboxMessage]:
-    """Rows newest first, optionally of one status (for the CLI)."""
-    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
-    if status is not None:
+async def list_messages(
+    session: AsyncSession, *, status: str | Collection[str] | None = None, limit: int = 100
+) -> list[OutboxMessage]:
+    """Rows of one status or several (default: all), dead first, then oldest first (`onecrew-chat outbox list`)."""
+    query = (
+        select(OutboxMessage)
+        .order_by(case((OutboxMessage.status == DEAD, 0), else_=1), OutboxMessage.id)
+        .limit(limit)
+    )
+    if isinstance(status, str):
         query = query.where(OutboxMessage.status == status)
+    elif status is not None:
+        query = query.where(OutboxMessage.status.in_(list(status)))
     return list((await session.execute(query)).scalars())
 
 
 async def requeue(session: AsyncSession, ids: Sequence[int] | None = None) -> int:
-    """Make dead rows (all, or these ids) pending and due now with a fresh attempt count; returns how many."""
-    query = update(OutboxMessage).where(OutboxMessage.status == DEAD)
-    if ids is not None:
-        query = query.where(OutboxMessage.id.in_(list(ids)))
+    """Make rows due now with a fresh attempt count: every dead row, or these ids (dead or pending); returns how many.
+
+    An id with no row, or of a row already done, raises LookupError naming it, before anything changes.
+    """
+    query = update(OutboxMessage)
+    if ids is None:
+        query = query.where(OutboxMessage.status == DEAD)
+    else:
+        wanted = list(ids)
+        found = await session.execute(
+            select(OutboxMessage.id, OutboxMessage.status).where(OutboxMessage.id.in_(wanted)).with_for_update()
+        )
+        statuses = {message_id: status for message_id, status in found}
+        for message_id in wanted:
+            if message_id not in statuses:
+                raise LookupError(f"no outbox message with id {message_id}")
+            if statuses[message_id] == DONE:
+                raise LookupError(f"outbox message {message_id} is already done; nothing to retry")
+        query = query.where(OutboxMessage.id.in_(wanted))
     result = await session.execute(
         query.values(status=PENDING, attempts=0, next_attempt_at=utcnow(), locked_until=None).execution_options(
             synchronize_session=False
