@@ -10,7 +10,7 @@ from sqlalchemy import event, select, update
 from onecrew_chat.db import utcnow
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
-from onecrew_chat.models import Conversation, OutboxMessage
+from onecrew_chat.models import Base, Conversation, OutboxMessage
 from onecrew_chat.reads.listing import PageRequest
 from onecrew_chat.outbox import worker
 from onecrew_chat.sync.handlers import provision_dedupe_key
@@ -177,6 +177,26 @@ class TestList:
         finally:
             event.remove(engine, "before_cursor_execute", count)
         assert set(counts.values()) == {4}, counts  # page, participants, users, companies
+
+    async def test_the_list_reads_plain_rows_not_orm_objects(self, client, session):
+        """A page of 100 is read as rows: building ORM objects cost a quarter of its server time."""
+        me, *others = await add_users(session, 30)
+        company = await add_company(session, "Studio", owner=others[0])
+        for other in others:
+            await add_conversation(session, Identity.user(me), Identity.user(other))
+        await add_conversation(session, Identity.user(me), Identity.company(company), Identity.user(others[1]))
+        loaded = []
+
+        def on_load(target, _context):
+            loaded.append(type(target).__name__)
+
+        event.listen(Base, "load", on_load, propagate=True)
+        try:
+            response = await client.get(LIST + "?profile_type=user&limit=100", headers=auth(me))
+        finally:
+            event.remove(Base, "load", on_load)
+        assert response.status_code == 200 and len(response.json()["data"]["data"]) == 30
+        assert loaded == []
 
 
 class TestGetByIdMakesNoStreamCall:

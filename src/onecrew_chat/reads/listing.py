@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import and_, exists, func, not_, or_, select
+from sqlalchemy import Row, and_, exists, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import aliased
 
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, User
 from onecrew_chat.conversations.serialize import serialize_conversation
-from onecrew_chat.sync.participants import load_directory_for
+from onecrew_chat.sync.participants import Directory
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -92,6 +95,66 @@ def _visible_to(identity: Identity):
     return and_(Conversation.id.in_(mine), Conversation.deleted_at.is_(None))
 
 
+class ListedConversation(NamedTuple):
+    """The columns of a conversation that its JSON shows, and its participants: what serialize_conversation reads.
+
+    The list reads plain rows (only these columns, no ORM objects): a page of 100 builds no identity map.
+    """
+
+    id: str
+    channel_type: str
+    channel_id: str
+    conversation_type: str
+    name: str | None
+    created_by_type: str
+    created_by_id: str
+    chat_status: str
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime | None
+    last_message_preview: str | None
+    participants: list[Row]
+
+
+_CONVERSATION_COLUMNS = [getattr(Conversation, name) for name in ListedConversation._fields[:-1]]
+_PARTICIPANT_COLUMNS = [
+    ConversationParticipant.id,
+    ConversationParticipant.conversation_id,
+    ConversationParticipant.participant_type,
+    ConversationParticipant.participant_id,
+    ConversationParticipant.joined_at,
+    ConversationParticipant.last_read_at,
+]
+_USER_COLUMNS = [User.id, User.name, User.image_url, User.category]
+_COMPANY_COLUMNS = [Company.id, Company.name, Company.logo_url, Company.subcategory]
+
+
+async def _with_participants(session: AsyncSession, rows: Sequence[Row]) -> list[ListedConversation]:
+    """The page's conversations with their participant rows (one query)."""
+    participants: dict[str, list[Row]] = {row.id: [] for row in rows}
+    if participants:
+        query = select(*_PARTICIPANT_COLUMNS).where(ConversationParticipant.conversation_id.in_(list(participants)))
+        for participant in await session.execute(query):
+            participants[participant.conversation_id].append(participant)
+    return [ListedConversation(*row[: len(_CONVERSATION_COLUMNS)], participants[row.id]) for row in rows]
+
+
+async def _directory(session: AsyncSession, conversations: list[ListedConversation]) -> Directory:
+    """The users and companies taking part, with the columns their JSON shows (one query per table, none if empty)."""
+    ids: dict[str, set[str]] = {Kind.USER.value: set(), Kind.COMPANY.value: set()}
+    for conversation in conversations:
+        for participant in conversation.participants:
+            ids.setdefault(participant.participant_type, set()).add(participant.participant_id)
+    directory = Directory()
+    if ids[Kind.USER.value]:
+        query = select(*_USER_COLUMNS).where(User.id.in_(sorted(ids[Kind.USER.value])))
+        directory.users = {row.id: row for row in await session.execute(query)}
+    if ids[Kind.COMPANY.value]:
+        query = select(*_COMPANY_COLUMNS).where(Company.id.in_(sorted(ids[Kind.COMPANY.value])))
+        directory.companies = {row.id: row for row in await session.execute(query)}
+    return directory
+
+
 async def list_conversations(session: AsyncSession, identity: Identity, request: PageRequest) -> dict:
     """`{data: [...], pagination: {page, limit, total, totalPages}}` for the profile (4 queries, 5 past the end)."""
     where = [_visible_to(identity)]
@@ -99,20 +162,19 @@ async def list_conversations(session: AsyncSession, identity: Identity, request:
         where.append(_search_clause(identity, request.search))
     activity = func.coalesce(Conversation.last_message_at, Conversation.created_at)
     statement = (
-        select(Conversation, func.count().over().label("total"))
+        select(*_CONVERSATION_COLUMNS, func.count().over().label("total"))
         .where(*where)
         .order_by(activity.desc(), Conversation.id.desc())
         .limit(request.limit)
         .offset((request.page - 1) * request.limit)
-        .options(selectinload(Conversation.participants))
     )
     rows = (await session.execute(statement)).all()
-    conversations = [row[0] for row in rows]
     if rows:
-        total = int(rows[0][1])
+        total = int(rows[0].total)
     else:
         total = int(await session.scalar(select(func.count()).select_from(Conversation).where(*where)) or 0)
-    directory = await load_directory_for(session, conversations)
+    conversations = await _with_participants(session, rows)
+    directory = await _directory(session, conversations)
     return {
         "data": [serialize_conversation(c, directory) for c in conversations],
         "pagination": {
