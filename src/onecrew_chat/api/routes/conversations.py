@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
 from onecrew_chat.access import acting_identity_for_profile
@@ -64,11 +65,12 @@ async def get_conversations(
     profile_type: ProfileTypeQuery = None,
     company_id: CompanyIdQuery = None,
     search: SearchParam = None,
-) -> dict:
+) -> JSONResponse:
     """`{success, data: {data: [...], pagination: {page, limit, total, totalPages}}}`; 400 on bad parameters."""
     request = PageRequest.parse(page, limit, search)
     identity = await acting_identity_for_profile(session, user_id, profile_type, company_id, required=False)
-    return {"success": True, "data": await list_conversations(session, identity, request)}
+    # Already JSON types: answered as is, without FastAPI's jsonable_encoder walk (a third of a 100-row page's time).
+    return JSONResponse({"success": True, "data": await list_conversations(session, identity, request)})
 
 
 # Declared before /{conversation_id}, or "unread-count" would be taken for a conversation id.
