@@ -1,4 +1,4 @@
-"""Conversation rows for the read-path tests, written straight into the database (no Stream calls), and an emulator of their own."""
+"""Read-path test rows, written straight into the database (no Stream calls), and an emulator of their own."""
 
 from __future__ import annotations
 

@@ -215,7 +215,7 @@ class TestGetByIdMakesNoStreamCall:
         assert set(data) == CONVERSATION_KEYS
         assert data["id"] == conversation.channel_id
         assert data["chat"]["status"] == "ready"
-        assert private_emulator_server.emulator.count() == 0, "a conversation our records call ready needs no Stream call"
+        assert private_emulator_server.emulator.count() == 0, "a conversation our records call ready: no Stream call"
 
 
 class TestGetById:

@@ -44,7 +44,9 @@ async def heal(session: AsyncSession, runtime: Runtime, conversation: Conversati
     adopted = conversation.chat_status == READY
     try:
         # Participants of adopted channels may predate our directory: Stream users that exist are kept as they are.
-        healed = await finish_provisioning(session, runtime.stream, conversation, deadline=deadline, placeholder_ok=True)
+        healed = await finish_provisioning(
+            session, runtime.stream, conversation, deadline=deadline, placeholder_ok=True
+        )
     except (StreamTransientError, StreamUsersMissing) as exc:
         if isinstance(exc, DeadlineExceeded) and exc.operation == ROW_WAIT:
             log.info("conversation.heal_busy", channel_id=conversation.channel_id, status=conversation.chat_status)
