@@ -56,8 +56,17 @@ class EmulatorApp:
                 return
 
     async def _http(self, scope: dict, receive: Any, send: Any) -> None:
+        emu = self.emulator
+        emu.in_flight += 1
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            emu.in_flight -= 1
+
+    async def _serve(self, scope: dict, receive: Any, send: Any) -> None:
         started = time.perf_counter()
         emu = self.emulator
+        generation = emu.generation
         method, path = scope["method"], scope["path"]
         body = await _read_body(receive)
         if self.enable_admin and path.startswith("/_emulator"):
@@ -99,6 +108,8 @@ class EmulatorApp:
             dialect = emu.v2 if dialect_name == "v2" else emu.v1
             call = Call(emu, dialect, method, route[2], query, parsed, caller, operation)
             with emu.lock:
+                if emu.generation != generation:
+                    raise StreamError(INTERNAL, "the emulator was reset while this call was in flight", status=503)
                 result = route[1](call)
                 if operation in op.MUTATING:
                     emu.mark_dirty()
@@ -115,15 +126,17 @@ class EmulatorApp:
                                                      status=500), "")
         if hold_s is not None:
             await _hold(receive, hold_s)
-            emu.log.add(RequestRecord(operation, dialect_name, method, path, 0,
-                                      (time.perf_counter() - started) * 1000.0))
+            if emu.generation == generation:
+                emu.log.add(RequestRecord(operation, dialect_name, method, path, 0,
+                                          (time.perf_counter() - started) * 1000.0))
             return
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         result["duration"] = f"{elapsed_ms:.2f}ms"
         headers = self._rate_headers(operation, reset_at)
         # Logged before the response goes out, so a caller that counts calls right after its
         # own call returns always sees it.
-        emu.log.add(RequestRecord(operation, dialect_name, method, path, status, elapsed_ms))
+        if emu.generation == generation:
+            emu.log.add(RequestRecord(operation, dialect_name, method, path, status, elapsed_ms))
         await _respond(send, status, json.dumps(result).encode(), headers)
 
     def _rate_headers(self, operation: str, reset_at: float | None) -> list[tuple[bytes, bytes]]:

@@ -35,6 +35,10 @@ class Emulator:
         self.authenticator = Authenticator(api_key, api_secret)
         self.log = RequestLog()
         self.lock = threading.RLock()
+        # Bumped by reset(): a call that started before it is neither applied nor logged afterwards.
+        self.generation = 0
+        # Calls being served right now (tests wait for 0 before they reset between cases).
+        self.in_flight = 0
         self.v1 = make_v1()
         self.v2 = make_v2()
         self._state: State | None = None
@@ -95,6 +99,9 @@ class Emulator:
     def reset(self) -> None:
         """Wipe state, faults, the request log and recorded webhook deliveries."""
         with self.lock:
+            # Calls still in flight from before the reset (a client that gave up on a slow answer) must not
+            # touch the new state nor show up in the new request log.
+            self.generation += 1
             self._state = State()
             self.v1, self.v2 = make_v1(), make_v2()
             self.persist()

@@ -145,3 +145,30 @@ def test_faults_reset_and_emulator_reset(sc, emu):
     assert emu.count() == 1
     emu.reset()
     assert emu.user_ids() == set() and emu.count() == 0 and emu.requests == []
+
+
+
+def test_a_call_in_flight_during_a_reset_is_neither_applied_nor_logged(emu, sc):
+    """A client that gave up on a slow answer must not leak that call into the next test's state or log."""
+    import threading
+
+    emu.faults.set_latency(300)
+    outcome: list[object] = []
+    thread = threading.Thread(target=lambda: outcome.append(_attempt(lambda: sc.upsert_user({"id": "late"}))))
+    thread.start()
+    deadline = time.monotonic() + 5
+    while emu.in_flight == 0:  # the upsert is now sleeping in its injected latency
+        assert time.monotonic() < deadline, "the call never reached the emulator"
+    emu.reset()
+    thread.join(timeout=10)
+    assert emu.get_user("late") is None
+    assert emu.count() == 0
+    assert isinstance(outcome[0], StreamAPIException) and outcome[0].status_code == 503
+    assert emu.in_flight == 0
+
+
+def _attempt(call):
+    try:
+        return call()
+    except Exception as exc:  # the stale call is refused: that is the point
+        return exc
