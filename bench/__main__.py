@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import scenarios
+from onecrew_chat.logging import configure_logging
 from bench.harness import Bench, prepare_database, reset_database, running, start_emulator
 
 RESULTS = Path(__file__).parent / "results"
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=os.environ.get("ONECREW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--out", type=Path, default=RESULTS / "bench.json")
     args = parser.parse_args()
+    configure_logging("console", "error")  # the table is the output; warnings of deferred work would drown it
 
     emulator, server = start_emulator()
     results: list[dict] = []

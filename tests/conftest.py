@@ -93,6 +93,18 @@ def emulator(emulator_server):
     emu.faults.reset()
 
 
+SHORT_DEADLINE_S = 0.3
+
+
+def deadline_for(request) -> float:
+    """0.3 s for tests marked short_deadline (Stream down or held: they expect "provisioning" quickly), else 3 s.
+
+    A test that expects Stream to finish must keep the full deadline: a loaded CI machine can take longer than
+    0.3 s for a healthy call.
+    """
+    return SHORT_DEADLINE_S if request.node.get_closest_marker("short_deadline") else 3.0
+
+
 def make_settings(database_url: str, stream_base_url: str, **overrides) -> Settings:
     """Settings for a test app: the emulator as Stream, the given database, test secrets."""
     values = dict(

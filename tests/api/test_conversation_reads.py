@@ -22,7 +22,7 @@ from tests.api.conversation_rows import (  # noqa: F401 (private_emulator_server
     stream_down,
     unprovisioned_pair,
 )
-from tests.conftest import make_settings
+from tests.conftest import deadline_for, make_settings
 from tests.factories import add_company, add_user, add_users
 from tests.support import auth, new_id
 
@@ -34,9 +34,9 @@ CONVERSATION_KEYS = {
 
 
 @pytest.fixture
-def settings(sqlite_only_url, emulator, emulator_server):
+def settings(sqlite_only_url, emulator, emulator_server, request):
     """The list and lookup are plain SELECTs: SQLite only, except the classes that ask for both databases."""
-    return make_settings(sqlite_only_url, emulator_server.base_url, provision_deadline_s=0.3)
+    return make_settings(sqlite_only_url, emulator_server.base_url, provision_deadline_s=deadline_for(request))
 
 
 class TestList:
@@ -204,7 +204,7 @@ class TestGetByIdMakesNoStreamCall:
 
     @pytest.fixture
     def settings(self, sqlite_only_url, private_emulator_server):
-        return make_settings(sqlite_only_url, private_emulator_server.base_url, provision_deadline_s=0.3)
+        return make_settings(sqlite_only_url, private_emulator_server.base_url)
 
     async def test_participant_gets_the_conversation(self, client, session, private_emulator_server):
         me, other = await add_users(session, 2)
@@ -272,8 +272,8 @@ class TestGetFinishesProvisioning:
     """The pending work is persisted (outbox) when Stream is down: both databases."""
 
     @pytest.fixture
-    def settings(self, database_url, emulator, emulator_server):
-        return make_settings(database_url, emulator_server.base_url, provision_deadline_s=0.3)
+    def settings(self, database_url, emulator, emulator_server, request):
+        return make_settings(database_url, emulator_server.base_url, provision_deadline_s=deadline_for(request))
 
     async def test_pending_conversation_is_provisioned_by_the_get(self, client, session, emulator):
         me, other, conversation = await unprovisioned_pair(session)
@@ -287,6 +287,7 @@ class TestGetFinishesProvisioning:
         )
         assert stored.chat_status == "ready" and stored.stream_verified_at is not None
 
+    @pytest.mark.short_deadline
     async def test_with_stream_down_the_get_answers_and_leaves_the_work_queued(self, client, session, emulator):
         me, other, conversation = await unprovisioned_pair(session)
         stream_down(emulator, 503)

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from onecrew_chat.models import OutboxMessage, StreamIdentity
-from tests.conftest import make_settings
+from tests.conftest import SHORT_DEADLINE_S, make_settings
 from tests.factories import add_company, add_user
 from tests.support import STREAM_KEY, STREAM_SECRET, auth, make_jwt, new_id
 
@@ -147,7 +147,7 @@ class TestStreamDown:
 
     @pytest.fixture
     def settings(self, database_url, emulator, emulator_server):
-        return make_settings(database_url, emulator_server.base_url, provision_deadline_s=0.3)
+        return make_settings(database_url, emulator_server.base_url, provision_deadline_s=SHORT_DEADLINE_S)  # Stream down
 
     async def test_token_is_issued_and_identity_sync_is_queued(self, client, session, emulator):
         me = await add_user(session)
