@@ -109,6 +109,8 @@ async def test_message_raises_unread_and_mark_read_lowers_it(served, emulator_se
             await channel.mark_read(f"onecrew_user_{reader}")
             await wait_until(lambda: unread_is(unread, reader, 0), timeout=10, what="the reader's unread count to fall")
 
+    # message.read and notification.mark_read are delivered concurrently: the count may fall on either one.
+    await emulator.webhooks.wait_for_async(1, "message.read", timeout=10)
     statuses = {(d.event_type, d.status) for d in emulator.webhook_deliveries}
     assert ("message.new", 200) in statuses and ("message.read", 200) in statuses
 
