@@ -20,22 +20,6 @@ from tests.factories import add_company, add_users
 from tests.integration.test_cli import run, stream_env
 
 
-@pytest.fixture
-async def runtime(database_url, emulator, emulator_server):
-    """A runtime on the test database with the emulator as Stream."""
-    rt = build_runtime(make_settings(database_url, emulator_server.base_url))
-    yield rt
-    await rt.close()
-
-
-@pytest.fixture
-async def sqlite_runtime(sqlite_only_url, emulator, emulator_server):
-    """The same on SQLite alone."""
-    rt = build_runtime(make_settings(sqlite_only_url, emulator_server.base_url))
-    yield rt
-    await rt.close()
-
-
 async def directory(runtime, users: int, companies: int) -> list[Identity]:
     """Directory users and companies, none in Stream yet."""
     async with runtime.sessionmaker() as session:

@@ -26,22 +26,6 @@ from tests.support import STREAM_KEY, STREAM_SECRET, wait_until
 
 
 @pytest.fixture
-async def runtime(database_url, emulator, emulator_server):
-    """A runtime on the test database with the emulator as Stream."""
-    rt = build_runtime(make_settings(database_url, emulator_server.base_url))
-    yield rt
-    await rt.close()
-
-
-@pytest.fixture
-async def sqlite_runtime(sqlite_only_url, emulator, emulator_server):
-    """The same on SQLite alone, for what the database does not change."""
-    rt = build_runtime(make_settings(sqlite_only_url, emulator_server.base_url))
-    yield rt
-    await rt.close()
-
-
-@pytest.fixture
 def sdk(emulator_server):
     """Stream's own Python SDK, to change Stream behind the service's back."""
     return StreamChat(STREAM_KEY, STREAM_SECRET, base_url=emulator_server.base_url)
