@@ -19,10 +19,10 @@ from onecrew_chat.stream.client import ChannelState, StreamGateway
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import (
     chunks,
+    complete_mirror,
     deferred_writes,
     ensure_identities,
     is_fresh,
-    load_mirror,
     repair_identities,
 )
 from onecrew_chat.sync.participants import Profile
@@ -115,10 +115,7 @@ async def is_settled(
     if not is_provisioned(conversation):
         return False
     identities = participant_identities(conversation)
-    known = dict(mirror or {})
-    unread = [i.stream_id for i in identities if i.stream_id not in known]
-    if unread:
-        known.update(await load_mirror(session, unread))
+    known = await complete_mirror(session, identities, mirror)
     return all(is_fresh(profiles.get(i), known.get(i.stream_id)) for i in identities)
 
 

@@ -75,6 +75,15 @@ async def load_mirror(session: AsyncSession, stream_ids: Iterable[str]) -> dict[
     return found
 
 
+async def complete_mirror(
+    session: AsyncSession, identities: Iterable[Identity], mirror: Mapping[str, StreamIdentity | None] | None
+) -> dict[str, StreamIdentity | None]:
+    """The rows the caller already read (None for "no row") plus the identities' other rows, read in one query."""
+    known = dict(mirror or {})
+    known.update(await load_mirror(session, [i.stream_id for i in identities if i.stream_id not in known]))
+    return known
+
+
 def is_fresh(profile: Profile | None, row: StreamIdentity | None) -> bool:
     """True when Stream holds this profile already (or holds a user we must not overwrite)."""
     if row is None:
@@ -220,8 +229,7 @@ async def ensure_identities(
         profiles = await load_profiles(session, wanted)
     elif any(identity not in profiles for identity in wanted):
         profiles = {**await load_profiles(session, [i for i in wanted if i not in profiles]), **profiles}
-    unread = [i.stream_id for i in wanted if mirror is None or i.stream_id not in mirror]
-    mirror = {**(mirror or {}), **(await load_mirror(session, unread) if unread else {})}
+    mirror = await complete_mirror(session, wanted, mirror)
     missing, stale, unknown = [], [], []
     for identity in wanted:
         profile, row = profiles.get(identity), mirror.get(identity.stream_id)
