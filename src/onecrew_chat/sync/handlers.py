@@ -14,7 +14,7 @@ from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox.worker import register, register_dead_letter
 from onecrew_chat.sync.channels import READY, finish_provisioning, provision_deadline
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import update_profiles, upsert_profiles
+from onecrew_chat.sync.mirror import is_fresh, update_profiles, upsert_profiles
 from onecrew_chat.sync.participants import load_profiles
 
 log = get_logger(__name__)
@@ -99,7 +99,7 @@ async def sync_identity(runtime, session: AsyncSession, payload: dict) -> None:
         log.info("identity.sync_skipped", stream_id=identity.stream_id, reason="not in the directory")
         return
     row = await session.get(StreamIdentity, identity.stream_id, populate_existing=True)
-    if row is not None and row.profile_hash == profile.profile_hash:
+    if is_fresh(profile, row):
         return
     deadline = Deadline(runtime.settings.provision_deadline_s)
     if row is None:
