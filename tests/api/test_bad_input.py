@@ -16,7 +16,6 @@ import pytest
 from onecrew_chat.models import Company, Conversation, User
 from onecrew_chat.webhooks.signature import sign
 from tests.conftest import make_settings
-from tests.factories import add_company, add_user
 from tests.api.envelope import expect, stored
 from tests.support import STREAM_SECRET, auth, new_id, service_auth
 
@@ -29,13 +28,6 @@ TWO_MB = b"{" + b" " * (2 * 1024 * 1024) + b"}"
 def settings(sqlite_only_url, emulator, emulator_server):
     """Input checks do not depend on the database (the ones that do run on both, below)."""
     return make_settings(sqlite_only_url, emulator_server.base_url)
-
-
-@pytest.fixture
-async def people(session):
-    """A user who owns a company, and another user."""
-    me = await add_user(session, "Me")
-    return {"me": me, "other": await add_user(session, "Other"), "company": await add_company(session, owner=me)}
 
 
 def signed(body: bytes) -> dict[str, str]:

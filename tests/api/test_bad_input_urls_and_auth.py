@@ -14,7 +14,6 @@ from onecrew_chat.models import Conversation, User
 from onecrew_chat.webhooks.signature import sign
 from tests.api.envelope import expect, stored
 from tests.conftest import make_settings
-from tests.factories import add_company, add_user
 from tests.support import JWT_SECRET, auth, make_jwt, new_id, service_auth
 
 CREATE = "/api/chat/conversations"
@@ -25,13 +24,6 @@ WEBHOOK = "/api/chat/webhooks/stream"
 def settings(sqlite_only_url, emulator, emulator_server):
     """None of this depends on the database."""
     return make_settings(sqlite_only_url, emulator_server.base_url)
-
-
-@pytest.fixture
-async def people(session):
-    """A user who owns a company, and another user."""
-    me = await add_user(session, "Me")
-    return {"me": me, "other": await add_user(session, "Other"), "company": await add_company(session, owner=me)}
 
 
 # --- path ids --------------------------------------------------------------------------------------------------
