@@ -21,11 +21,9 @@ from onecrew_chat.errors import NotFound
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Base, Company, CompanyMember, StreamIdentity, User
-from onecrew_chat.outbox import repository as outbox
+from onecrew_chat.sync.queue import enqueue_identity_sync
 
 log = get_logger(__name__)
-
-IDENTITY_SYNC = "identity.sync"
 
 Row = TypeVar("Row", bound=Base)
 
@@ -82,11 +80,6 @@ COMPANY = Party(Company, Kind.COMPANY, ("name", "logo_url", "subcategory"), "log
 # Stable event names per kind (never built with f-strings in the log call).
 _UPSERTED = {Kind.USER: "directory.user_upserted", Kind.COMPANY: "directory.company_upserted"}
 _DELETED = {Kind.USER: "directory.user_deleted", Kind.COMPANY: "directory.company_deleted"}
-
-
-async def enqueue_identity_sync(session: AsyncSession, stream_id: str) -> None:
-    """One pending `identity.sync` outbox message per identity: the worker sends its current profile to Stream."""
-    await outbox.add(session, IDENTITY_SYNC, {"stream_id": stream_id}, dedupe_key=f"{IDENTITY_SYNC}:{stream_id}")
 
 
 async def _enqueue_identity_sync(session: AsyncSession, identity: Identity, *, changed: bool) -> bool:

@@ -102,6 +102,10 @@ class Conversation(Timestamped, Base):
     last_message_at: Mapped[datetime | None]
     last_message_preview: Mapped[str | None] = mapped_column(String(255))
     deleted_at: Mapped[datetime | None]
+    # A provisioning run's claim (sync.channels.claim): taken and released in short transactions, never held
+    # across a Stream call by a database lock.
+    provision_lease_token: Mapped[str | None] = mapped_column(String(32))
+    provision_lease_until: Mapped[datetime | None]
 
     participants: Mapped[list[ConversationParticipant]] = relationship(
         back_populates="conversation", cascade="all, delete-orphan", order_by="ConversationParticipant.joined_at"
@@ -159,6 +163,9 @@ class StreamIdentity(Base):
     profile_hash: Mapped[str] = mapped_column(String(64))
     placeholder: Mapped[bool] = mapped_column(Boolean, default=False)
     synced_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The directory row's updated_at of the profile Stream was sent (None: placeholder or external); a profile
+    # older than the one recorded never replaces it.
+    profile_version: Mapped[datetime | None]
 
 
 # --- reliability: outbox, idempotency, webhooks, drift -----------------------------------------
@@ -200,6 +207,8 @@ class IdempotencyKey(Base):
     status: Mapped[str] = mapped_column(String(16), default="running")
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The conversation a keyed create made, bound in the same commit: a retry after a crash replays it.
+    conversation_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
 
@@ -230,3 +239,13 @@ class ChannelDrift(Base):
     resolved_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_channel_drift_open", "resolved_at"),)
+
+
+class JobLease(Base):
+    """A named lease one process holds for a while (the reconciler's run), taken and given back in short transactions."""
+
+    __tablename__ = "job_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[str | None] = mapped_column(String(32))
+    until: Mapped[datetime | None]

@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
 
 from onecrew_chat.access import acting_identity_for_profile
-from onecrew_chat.directory import enqueue_identity_sync
+from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import StreamError
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import ensure_identities
+from onecrew_chat.sync.mirror import sync_identities
+from onecrew_chat.sync.queue import enqueue_identity_sync
 
 log = get_logger(__name__)
 
@@ -59,7 +59,7 @@ def _text(value: object, name: str) -> str | None:
     return value.strip() or None
 
 
-async def mirror_or_queue(session: AsyncSession, runtime: Runtime, identity: Identity) -> bool:
+async def mirror_or_queue(runtime: Runtime, identity: Identity) -> bool:
     """Make sure Stream holds the identity (no call when the mirror is fresh); queue it when Stream fails.
 
     The token is signed locally, so the app can log in even while Stream is unreachable; the outbox
@@ -67,8 +67,8 @@ async def mirror_or_queue(session: AsyncSession, runtime: Runtime, identity: Ide
     """
     try:
         # The caller's own user may not have reached our directory yet: a valid JWT proves it exists.
-        await ensure_identities(
-            session,
+        await sync_identities(
+            runtime.sessionmaker,
             runtime.stream,
             [identity],
             placeholder_ok=identity.kind is Kind.USER,
@@ -77,18 +77,20 @@ async def mirror_or_queue(session: AsyncSession, runtime: Runtime, identity: Ide
         return True
     except StreamError as exc:
         stream_id = identity.stream_id
-        await enqueue_identity_sync(session, stream_id)
+        async with unit_of_work(runtime.sessionmaker) as session:
+            await enqueue_identity_sync(session, stream_id)
         log.warning("token.identity_sync_deferred", stream_id=stream_id, error=str(exc)[:300])
         return False
 
 
-async def issue_token(session: AsyncSession, runtime: Runtime, user_id: str, request: TokenRequest) -> dict:
+async def issue_token(runtime: Runtime, user_id: str, request: TokenRequest) -> dict[str, Any]:
     """`{token, user_id, api_key, profile_type, company_id}` for the caller or a company they own or administer."""
     started = time.perf_counter()
-    identity = await acting_identity_for_profile(
-        session, user_id, request.profile_type, request.company_id, required=False
-    )
-    in_stream = await mirror_or_queue(session, runtime, identity)
+    async with unit_of_work(runtime.sessionmaker) as session:
+        identity = await acting_identity_for_profile(
+            session, user_id, request.profile_type, request.company_id, required=False
+        )
+    in_stream = await mirror_or_queue(runtime, identity)
     token = runtime.stream.create_user_token(identity.stream_id, runtime.settings.stream_token_ttl_s)
     log.info(
         "token.issued",

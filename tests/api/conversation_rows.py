@@ -10,7 +10,7 @@ from sqlalchemy import select
 from onecrew_chat.db import utcnow
 from onecrew_chat.identity import ConversationType, Identity, group_channel_id, pair_channel_id, pair_key
 from onecrew_chat.models import Conversation, ConversationParticipant, OutboxMessage
-from onecrew_chat.sync.handlers import PROVISION, provision_dedupe_key
+from onecrew_chat.sync.queue import PROVISION, provision_dedupe_key
 from tests.factories import add_users
 from tests.support import STREAM_KEY, STREAM_SECRET
 

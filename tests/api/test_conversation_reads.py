@@ -13,7 +13,7 @@ from onecrew_chat.identity import Identity
 from onecrew_chat.models import Base, Conversation, OutboxMessage
 from onecrew_chat.reads.listing import PageRequest
 from onecrew_chat.outbox import worker
-from onecrew_chat.sync.handlers import provision_dedupe_key
+from onecrew_chat.sync.queue import provision_dedupe_key
 from tests.api.conversation_rows import (  # noqa: F401 (private_emulator_server is a fixture)
     add_conversation,
     failed_pair,

@@ -225,8 +225,9 @@ async def test_sql_statements_per_request_stay_few(client, app, session, emulato
         return counted
 
     # New pair: users, companies (mirror rows joined on), pair lookup; insert conversation, participants, outbox
-    # row; lock the row; write the mirror; mark ready; outbox row done.
-    assert await count(await create(client, user, body)) == 10
+    # row (one commit); claim (one statement); the directory versions of the user and the company (FOR SHARE), the
+    # mirror upsert, mark ready, outbox row done (one commit).
+    assert await count(await create(client, user, body)) <= 12
     # Existing, settled pair: users, companies, the conversation with its participants; no Stream call.
     calls = emulator.count()
     assert await count(await create(client, user, body)) == 3

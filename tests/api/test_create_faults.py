@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, OutboxMessage
 from onecrew_chat.outbox import worker
-from onecrew_chat.sync.mirror import ensure_identities
+from onecrew_chat.sync.mirror import sync_identities
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user
 from tests.support import auth
@@ -146,7 +146,7 @@ class TestEveryStreamCallSharesTheDeadline:
 
     async def test_a_repair_upsert_that_hangs_is_cut_off_at_the_deadline(self, client, app, session, emulator):
         a, b = await add_user(session, "A"), await add_user(session, "B")
-        await ensure_identities(session, app.state.runtime.stream, [Identity.user(a), Identity.user(b)])
+        await sync_identities(app.state.runtime.sessionmaker, app.state.runtime.stream, [Identity.user(a), Identity.user(b)])
         await session.commit()
         with emulator.lock:
             del emulator.state.users[Identity.user(b).stream_id]  # Stream lost it; the mirror still says fresh

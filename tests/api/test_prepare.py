@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from onecrew_chat.db import utcnow
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, OutboxMessage
 from onecrew_chat.stream.client import StreamUser
-from onecrew_chat.sync.handlers import provision_dedupe_key
+from onecrew_chat.sync.queue import provision_dedupe_key
 from tests.api.conversation_rows import (  # noqa: F401 (private_emulator_server is a fixture)
     add_conversation,
     failed_pair,
@@ -204,34 +206,39 @@ class TestConcurrentPrepares:
         assert emulator.count("UpdateUsers") == 1
 
 
-class TestBehindARunHoldingTheRow:
-    """A GET or prepare waits for the conversation row only within the deadline (PostgreSQL's row locks)."""
+class TestBehindARunHoldingTheClaim:
+    """A GET or prepare waits for another run's provisioning claim only within the deadline, on both databases."""
 
     DEADLINE_S = 0.5
 
     @pytest.fixture
-    def settings(self, postgres_only_url, emulator, emulator_server):
-        return make_settings(postgres_only_url, emulator_server.base_url, provision_deadline_s=self.DEADLINE_S)
+    def settings(self, database_url, emulator, emulator_server):
+        return make_settings(database_url, emulator_server.base_url, provision_deadline_s=self.DEADLINE_S)
 
     async def test_get_and_prepare_answer_the_stored_status_within_the_deadline(self, client, session, app, emulator):
         me, other, conversation = await unprovisioned_pair(session)
-        async with app.state.runtime.sessionmaker() as holder:  # a slow run (create, worker) holding the row
-            await holder.execute(select(Conversation).where(Conversation.id == conversation.id).with_for_update())
-            started = time.monotonic()
-            prepared, shown = await asyncio.wait_for(
-                asyncio.gather(
-                    client.post(URL.format(conversation.channel_id), headers=auth(me)),
-                    client.get(f"/api/chat/conversations/{conversation.channel_id}", headers=auth(me)),
-                ),
-                timeout=self.DEADLINE_S + 5,
-            )
-            elapsed = time.monotonic() - started
-            await holder.rollback()
-        # It waited for the row about the deadline, then answered: far less than the holder's hold (the 5 s cap).
+        # A slow run (create, worker) holds the claim: taken in its own short transaction, no lock held.
+        held_until = utcnow() + timedelta(seconds=60)
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation.id)
+            .values(provision_lease_token="another-run", provision_lease_until=held_until)
+        )
+        await session.commit()
+        started = time.monotonic()
+        prepared, shown = await asyncio.wait_for(
+            asyncio.gather(
+                client.post(URL.format(conversation.channel_id), headers=auth(me)),
+                client.get(f"/api/chat/conversations/{conversation.channel_id}", headers=auth(me)),
+            ),
+            timeout=self.DEADLINE_S + 5,
+        )
+        elapsed = time.monotonic() - started
+        # It waited for the claim about the deadline, then answered: far less than the holder's hold (60 s).
         assert self.DEADLINE_S * 0.8 < elapsed < self.DEADLINE_S + 3.0
         assert prepared.status_code == shown.status_code == 200
         assert prepared.json()["data"]["chat_status"] == "provisioning"
         assert shown.json()["data"]["chat"]["status"] == "provisioning"
-        # The run holding the row owns the job (it has, or leaves, its outbox row); nothing reached Stream from here.
+        # The run holding the claim owns the job (it has, or leaves, its outbox row); nothing reached Stream from here.
         assert await provision_rows(session) == []
         assert emulator.get_channel("messaging", conversation.channel_id) is None

@@ -14,7 +14,7 @@ from onecrew_chat.runtime import build_runtime
 from onecrew_chat.stream.client import StreamGateway
 from onecrew_chat.stream.errors import StreamBatchError, StreamRequestError
 from onecrew_chat.sync.backfill import backfill_identities
-from onecrew_chat.sync.mirror import ensure_identities
+from onecrew_chat.sync.mirror import sync_identities
 from tests.conftest import make_settings
 from tests.factories import add_company, add_users
 from tests.integration.test_cli import run, stream_env
@@ -33,7 +33,7 @@ async def test_backfill_sends_exactly_what_stream_lacks_100_per_call_and_then_no
     everyone = await directory(runtime, 236, 14)
     known, renamed = everyone[:10], everyone[0]
     async with runtime.sessionmaker() as session:
-        await ensure_identities(session, runtime.stream, known)
+        await sync_identities(runtime.sessionmaker, runtime.stream, known)
         await session.commit()
         await session.execute(update(User).where(User.id == renamed.entity_id).values(name="Amr Renamed"))
         await session.commit()

@@ -16,9 +16,9 @@ from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.client import StreamUser
-from onecrew_chat.sync.channels import participant_identities, provision_conversation
-from onecrew_chat.sync.handlers import load_conversation
-from onecrew_chat.sync.mirror import ensure_identities
+from onecrew_chat.sync.channels import Outcome, finish, participant_identities, provision_deadline
+from onecrew_chat.sync.channels import load_conversation
+from onecrew_chat.sync.mirror import sync_identities
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user, add_users
@@ -65,7 +65,7 @@ async def test_an_existing_channel_missing_a_member_gets_it_added(client, sessio
 
 async def test_a_user_stream_lost_is_repaired_by_exactly_its_id(client, session, runtime, emulator):
     a, b = await add_user(session, "A"), await add_user(session, "B")
-    await ensure_identities(session, runtime.stream, [Identity.user(a), Identity.user(b)])
+    await sync_identities(runtime.sessionmaker, runtime.stream, [Identity.user(a), Identity.user(b)])
     await session.commit()
     lost = Identity.user(b).stream_id
     with emulator.lock:
@@ -106,9 +106,14 @@ async def test_provision_conversation_marks_ready_and_reports_calls(client, sess
     _user, _company, data = await create_pair(client, session)
     conversation = await load_conversation(session, data["id"])
     conversation.chat_status, conversation.stream_verified_at = "provisioning", None
-    result = await provision_conversation(session, runtime.stream, conversation, deadline_s=2)
+    await session.commit()
+    calls = emulator.count()
+    assert await finish(runtime, conversation.id, deadline=provision_deadline(2), placeholder_ok=False) is Outcome.PROVISIONED
+    session.expire_all()
+    conversation = await load_conversation(session, data["id"])
     assert conversation.chat_status == "ready" and conversation.stream_verified_at is not None
-    assert result.stream_calls == 1 and result.identities_sent == 0 and len(result.member_ids) == 2
+    assert emulator.count() - calls == 1, "identities were fresh: one channel call"
+    assert conversation.provision_lease_token is None, "the claim is given back"
 
 
 async def test_a_profile_change_reaches_stream_through_the_identity_sync_handler(client, session, runtime, emulator):
@@ -219,11 +224,13 @@ class TestLargeChannels:
         await runtime.stream.get_or_create_channel("messaging", conversation.channel_id, created_by_id=ours[0], member_ids=ours[50:])
         await runtime.stream.add_members("messaging", conversation.channel_id, ours[:50])
 
+        await session.commit()
         with capture_logs() as logs:
-            result = await provision_conversation(session, runtime.stream, conversation, deadline_s=3)
+            await finish(runtime, conversation.id, deadline=provision_deadline(3), placeholder_ok=False)
 
         assert [e for e in logs if e["event"] == "channel.repaired"] == [], "every member was there all along"
-        assert result.members_added == 50, "the 50 the answer could not show are added again (harmless)"
+        created = [e for e in logs if e["event"] == "channel.created"]
+        assert created[0]["members_added"] == 50, "the 50 the answer could not show are added again (harmless)"
         assert sorted(emulator.get_channel("messaging", conversation.channel_id)["members"]) == sorted(ours)
 
 
@@ -270,8 +277,9 @@ class TestKillPoints:
         with pytest.raises(asyncio.CancelledError):
             await create
         conversation = await session.scalar(select(Conversation))
-        assert conversation.chat_status == "provisioning"
-        assert await session.scalar(select(func.count()).select_from(StreamIdentity)) == 0, "rolled back with it"
+        assert conversation.chat_status == "provisioning" and conversation.provision_lease_token is None, "claim given back"
+        # The upsert Stream accepted before the channel call is a fact: the mirror records it.
+        assert await session.scalar(select(func.count()).select_from(StreamIdentity)) == 2
         emulator.faults.reset()
         await self.due_now_and_run_the_worker(session, runtime)
         await self.assert_finished(session, emulator, user, company)

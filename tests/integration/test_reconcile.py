@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 from stream_chat import StreamChat
 
 from onecrew_chat.config import to_async_url
 from onecrew_chat.db import unit_of_work, upgrade_database, utcnow
 from onecrew_chat.identity import Identity
-from onecrew_chat.models import ChannelDrift, Conversation, OutboxMessage, StreamIdentity
+from onecrew_chat.models import ChannelDrift, Conversation, JobLease, OutboxMessage, StreamIdentity
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import build_runtime
-from onecrew_chat.sync.channels import provision_conversation
-from onecrew_chat.sync.handlers import load_conversation
-from onecrew_chat.sync.reconcile import LOCK_KEY, reconcile, run_periodically
+from onecrew_chat.sync.channels import finish, load_conversation, provision_deadline
+from onecrew_chat.sync.reconcile import LEASE, reconcile, run_lock, run_periodically
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
 from tests.factories import add_company, add_users
@@ -35,10 +34,9 @@ async def provisioned(runtime, *members: Identity) -> Conversation:
     """A ready conversation whose channel Stream holds with every member (the first member creates it)."""
     async with runtime.sessionmaker() as session:
         conversation = await add_conversation(session, *members, chat_status="provisioning", verified=False)
+    await finish(runtime, conversation.id, deadline=provision_deadline(3.0), placeholder_ok=False)
     async with unit_of_work(runtime.sessionmaker) as session:
-        conversation = await load_conversation(session, conversation.id)
-        await provision_conversation(session, runtime.stream, conversation, deadline_s=3.0)
-    return conversation
+        return await load_conversation(session, conversation.id)
 
 
 async def users(runtime, count: int) -> list[Identity]:
@@ -76,7 +74,7 @@ async def test_drift_is_found_repaired_by_the_worker_and_then_gone(runtime, emul
     mirror_before = {r.stream_id: r.synced_at for r in await rows(runtime, StreamIdentity)}
 
     found = await reconcile(runtime, repair=False)
-    assert found.drift == {"identity_missing": 1, "channel_missing": 1, "member_missing": 2}
+    assert found.drift == {"identity_missing": 1, "profile_stale": 0, "channel_missing": 1, "member_missing": 2}
     assert found.examples["identity_missing"] == [mona.stream_id]
     assert found.examples["channel_missing"] == [group.channel_id]
     assert sorted(found.examples["member_missing"]) == sorted(
@@ -138,15 +136,22 @@ async def test_webhook_drift_rows_are_resolved_once_stream_agrees(sqlite_runtime
     assert await rows(runtime, ChannelDrift, ChannelDrift.resolved_at.is_(None)) == []
 
 
-async def test_members_stream_does_not_list_are_added_again_not_reported(sqlite_runtime, emulator):
+async def test_a_group_of_150_members_is_verified_and_a_lost_member_found(sqlite_runtime, emulator):
     runtime = sqlite_runtime
-    members = await users(runtime, 102)
-    group = await provisioned(runtime, *members)  # Stream lists the first 100 members of a channel
+    members = await users(runtime, 150)
+    group = await provisioned(runtime, *members)  # Stream lists only the first 100 members of a channel
     report = await reconcile(runtime, repair=True)
-    assert (report.total_drift, report.unverified, report.provisions_queued) == (0, 1, 1)
-    emulator.clear_requests()
+    assert (report.total_drift, report.unverified, report.provisions_queued) == (0, 0, 0), "verified in full"
+    assert emulator.count("QueryMembers") >= 1
+
+    lost = members[-1].stream_id
+    with emulator.lock:
+        del emulator.state.channels[f"messaging:{group.channel_id}"].members[lost]
+    found = await reconcile(runtime, repair=True)
+    assert (found.drift["member_missing"], found.provisions_queued) == (1, 1)
     await drain(runtime)
-    assert emulator.count("UpdateChannel") == 1 and len(emulator.get_channel("messaging", group.channel_id)["members"]) == 102
+    assert lost in emulator.get_channel("messaging", group.channel_id)["members"]
+    assert (await reconcile(runtime, repair=False)).total_drift == 0
 
 
 async def test_a_run_stops_at_its_budget_and_the_next_one_goes_on(sqlite_runtime, emulator):
@@ -167,21 +172,22 @@ async def test_a_run_stops_at_its_budget_and_the_next_one_goes_on(sqlite_runtime
     assert (slow.stopped_early, slow.identities_checked, slow.resume) == ("deadline", 0, ("identities", ""))
 
 
-async def test_one_process_reconciles_at_a_time_on_postgresql(postgres_only_url, emulator, emulator_server):
-    runtime = build_runtime(make_settings(postgres_only_url, emulator_server.base_url))
-    other = create_async_engine(to_async_url(postgres_only_url))
+async def test_one_process_reconciles_at_a_time_and_holds_no_lock_while_it_runs(database_url, emulator, emulator_server):
+    runtime = build_runtime(make_settings(database_url, emulator_server.base_url))
     try:
-        async with other.connect() as connection, connection.begin():
-            assert await connection.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+        async with run_lock(runtime.sessionmaker, hold_s=60) as mine:  # another process's run, in progress
+            assert mine
             busy = await reconcile(runtime, repair=True)
-        assert busy.skipped and emulator.count() == 0
+            assert busy.skipped and emulator.count() == 0
+            # Nothing is locked meanwhile: the lease row can be read and written by anyone.
+            async with unit_of_work(runtime.sessionmaker) as session:
+                assert (await session.get(JobLease, LEASE)).token is not None
         [someone] = await users(runtime, 1)
         async with unit_of_work(runtime.sessionmaker) as session:
             session.add(StreamIdentity(stream_id=someone.stream_id, kind="user", entity_id=someone.entity_id, profile_hash="x"))
         free = await reconcile(runtime, repair=False)
         assert not free.skipped and free.identities_checked == 1 and emulator.count("QueryUsers") == 1
     finally:
-        await other.dispose()
         await runtime.close()
 
 

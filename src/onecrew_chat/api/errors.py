@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from onecrew_chat.errors import AppError
@@ -96,6 +96,25 @@ def _http_error_message(request: Request, exc: StarletteHTTPException) -> tuple[
     return message, code
 
 
+# SQLSTATE classes and codes a retry can fix: connection exceptions, insufficient resources, operator intervention
+# (query canceled by statement_timeout, admin shutdown), serialization failure, deadlock, lock not available.
+_RETRYABLE_CLASSES = ("08", "53", "57")
+_RETRYABLE_CODES = ("40001", "40P01", "55P03")
+
+
+def is_retryable(exc: DBAPIError) -> bool:
+    """True for database errors that the same request, sent again, may well not meet."""
+    if isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    cause = getattr(orig, "__cause__", None)
+    state = state or getattr(cause, "sqlstate", None)
+    if not state:
+        return False
+    return state in _RETRYABLE_CODES or state[:2] in _RETRYABLE_CLASSES
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers so no client-caused failure is a 500 and every body is JSON."""
 
@@ -129,6 +148,14 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=503,
             headers={"Retry-After": "1"},
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # Deadlocks, serialization failures, lock and statement timeouts, too many connections: a retry can fix
+        # them. Anything else the database refuses is a defect of ours (500).
+        if is_retryable(exc):
+            return await _database_unavailable(request, exc)
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
+
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from onecrew_chat.config import UnknownParticipants
@@ -23,21 +27,24 @@ from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import (
+    CLAIM_WAIT,
+    finish,
     is_provisioned,
     is_settled,
-    lock_for_provisioning,
+    load_conversation,
     participant_identities,
-    provision_conversation,
     provision_deadline,
 )
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.handlers import enqueue_provision
-from onecrew_chat.sync.mirror import deferred_writes, ensure_identities
+from onecrew_chat.sync.mirror import sync_identities
+from onecrew_chat.sync.queue import READY, enqueue_provision
 
 log = get_logger(__name__)
 
 # The worker leaves a fresh outbox row alone this long past the deadline, so that it does not race the inline run.
 INLINE_GRACE_S = 2.0
+# Called in the transaction that records a new conversation (an Idempotency-Key is bound to it there).
+Binder = Callable[[AsyncSession, str], Awaitable[None]]
 
 
 class StreamFailed(AppError):
@@ -91,15 +98,26 @@ def new_conversation(plan: Plan) -> Conversation:
     return conversation
 
 
-async def record_conversation(runtime: Runtime, user_id: str, request: CreateConversationRequest) -> Recorded:
-    """First unit of work: resolve, then find the pair or insert conversation + participants + outbox row; commit."""
+async def record_conversation(
+    runtime: Runtime,
+    user_id: str,
+    request: CreateConversationRequest,
+    *,
+    bind: Binder | None = None,
+    resume_id: str | None = None,
+) -> Recorded:
+    """First unit of work: resolve, then find the pair (or `resume_id`, a keyed create's earlier conversation) or
+    insert conversation + participants + outbox row, binding it with `bind`; commit."""
     delay_s = runtime.settings.provision_deadline_s + INLINE_GRACE_S
     for attempt in (1, 2):
         plan: Plan | None = None
         try:
             async with unit_of_work(runtime.sessionmaker) as session:
                 plan = await plan_conversation(session, runtime.settings, user_id, request)
-                conversation = await load_pair(session, plan.pair_key) if plan.pair_key else None
+                if resume_id is not None:
+                    conversation = await load_conversation(session, resume_id)
+                else:
+                    conversation = await load_pair(session, plan.pair_key) if plan.pair_key else None
                 if conversation is not None:
                     settled = await is_settled(session, conversation, plan.profiles(), plan.directory.mirror)
                     # A ready channel with a changed profile needs only the profile (and has its identity.sync row).
@@ -110,6 +128,8 @@ async def record_conversation(runtime: Runtime, user_id: str, request: CreateCon
                 session.add(conversation)
                 await session.flush()  # a racing create of the same pair fails here, on the unique pair_key
                 message = await enqueue_provision(session, conversation, delay_s=delay_s, known_new=True)
+                if bind is not None:
+                    await bind(session, conversation.id)
                 return Recorded(plan, conversation, message, existing=False, settled=False)
         except IntegrityError:
             if attempt == 2 or plan is None or plan.pair_key is None:
@@ -123,74 +143,76 @@ def placeholders_allowed(runtime: Runtime, recorded: Recorded) -> bool:
     return runtime.settings.unknown_participants is UnknownParticipants.PLACEHOLDER or bool(recorded.plan.placeholders)
 
 
-async def refresh_profiles(runtime: Runtime, recorded: Recorded, deadline: Deadline) -> None:
-    """A ready conversation whose participants' profiles changed: send just the profiles (no channel call).
-
-    A failure here does not make the conversation less usable; the identity.sync outbox rows finish it.
-    """
-    async with unit_of_work(runtime.sessionmaker) as session, deferred_writes(session):
-        try:
-            await ensure_identities(
-                session,
-                runtime.stream,
-                participant_identities(recorded.conversation),
-                placeholder_ok=placeholders_allowed(runtime, recorded),
-                profiles=recorded.plan.profiles(),
-                deadline=deadline,  # mirror rows read again: the plan's were read before the conversation was
-            )
-        except StreamError as exc:
-            log.warning("identities.refresh_failed", channel_id=recorded.conversation.channel_id, error=str(exc))
-
-
 async def provision_inline(runtime: Runtime, recorded: Recorded, deadline: Deadline) -> StreamError | None:
-    """Second unit of work: provision within the request's deadline; on failure leave the outbox row to the worker.
+    """Provision within the request's deadline (claim, call, record); on failure leave the outbox row to the worker.
 
-    Another run holding the conversation row past the deadline is not a failure of ours: it (or the outbox row,
-    if it dies) finishes the job, so the row is left as it is.
+    A ready conversation whose participants' profiles changed gets just the profiles (a failure there leaves the
+    conversation usable; its identity.sync rows finish it). Another run holding the claim past the deadline is not
+    a failure of ours: it (or the outbox row, if it dies) finishes the job.
     """
     conversation, message = recorded.conversation, recorded.message
+    placeholder_ok = placeholders_allowed(runtime, recorded)
     if is_provisioned(conversation):
-        return await refresh_profiles(runtime, recorded, deadline)
-    failure: StreamError | None = None
-    async with unit_of_work(runtime.sessionmaker) as session:
-        session.add(conversation)
-        if message is not None:
-            session.add(message)
         try:
-            mine = await lock_for_provisioning(session, conversation, deadline=deadline)
-        except DeadlineExceeded as exc:
-            log.info("conversation.provisioning_busy", channel_id=conversation.channel_id, error=str(exc))
-            return exc
-        if not mine:
-            log.info("conversation.provisioned_concurrently", channel_id=conversation.channel_id)
-            return None
-        try:
-            await provision_conversation(
-                session,
+            await sync_identities(
+                runtime.sessionmaker,
                 runtime.stream,
-                conversation,
+                participant_identities(conversation),
+                placeholder_ok=placeholder_ok,
                 deadline=deadline,
-                placeholder_ok=placeholders_allowed(runtime, recorded),
                 profiles=recorded.plan.profiles(),
-                # The plan's mirror rows are recent enough for a conversation this request just made.
-                mirror=None if recorded.existing else recorded.plan.directory.mirror,
             )
-            if message is not None:
-                await outbox.mark_done(session, message)
         except StreamError as exc:
-            failure = exc
-            if message is not None:
-                message.next_attempt_at = utcnow()  # the worker takes over now
-    if failure is not None:
+            log.warning("identities.refresh_failed", channel_id=conversation.channel_id, error=str(exc))
+        return None
+    try:
+        await finish(
+            runtime,
+            conversation.id,
+            deadline=deadline,
+            placeholder_ok=placeholder_ok,
+            profiles=recorded.plan.profiles(),
+            # The plan's mirror rows are recent enough for a conversation this request just made.
+            mirror=None if recorded.existing else recorded.plan.directory.mirror,
+            outbox_message_id=message.id if message is not None else None,
+            conversation=conversation,
+        )
+    except DeadlineExceeded as exc:
+        if exc.operation != CLAIM_WAIT:
+            return await _leave_to_worker(runtime, message, exc)
+        log.info("conversation.provisioning_busy", channel_id=conversation.channel_id, error=str(exc))
+        return exc
+    except StreamError as exc:
+        return await _leave_to_worker(runtime, message, exc)
+    conversation.chat_status, conversation.stream_verified_at = READY, utcnow()  # as recorded by finish
+    return None
+
+
+async def _leave_to_worker(runtime: Runtime, message: OutboxMessage | None, failure: StreamError) -> StreamError:
+    """The worker takes over now: the create's outbox row becomes due at once."""
+    if message is not None:
+        async with unit_of_work(runtime.sessionmaker) as session:
+            await outbox.make_due(session, message.id)
         worker.kick(runtime)
     return failure
 
 
-async def create_conversation(runtime: Runtime, user_id: str, request: CreateConversationRequest) -> dict:
-    """POST /api/chat/conversations: the conversation as `data`; 502 stream_error when Stream refuses us."""
+async def create_conversation(
+    runtime: Runtime,
+    user_id: str,
+    request: CreateConversationRequest,
+    *,
+    bind: Binder | None = None,
+    resume_id: str | None = None,
+) -> dict[str, Any]:
+    """POST /api/chat/conversations: the conversation as `data`; 502 stream_error when Stream refuses us.
+
+    `bind` ties a new conversation to the request's Idempotency-Key in the commit that records it; `resume_id`
+    is the conversation an earlier run of that key made (a retry after a crash finishes and answers it).
+    """
     started, calls_before = time.perf_counter(), runtime.stream.calls
     deadline = provision_deadline(runtime.settings.provision_deadline_s)  # every Stream call and wait of the request
-    recorded = await record_conversation(runtime, user_id, request)
+    recorded = await record_conversation(runtime, user_id, request, bind=bind, resume_id=resume_id)
     conversation = recorded.conversation
     if not recorded.settled:
         failure = await provision_inline(runtime, recorded, deadline)

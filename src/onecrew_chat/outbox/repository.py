@@ -146,6 +146,27 @@ async def mark_done(session: AsyncSession, message: OutboxMessage) -> None:
     await session.flush()
 
 
+async def complete(session: AsyncSession, message_id: int) -> bool:
+    """Mark a row done whose work its writer finished itself (e.g. a create provisioned inline), unless a worker holds it."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == PENDING, _unleased(utcnow()))
+        .values(status=DONE, locked_until=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)
+
+
+async def make_due(session: AsyncSession, message_id: int) -> None:
+    """Make a pending row due now (its writer gave up trying inline: the worker takes over)."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == PENDING)
+        .values(next_attempt_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def mark_retry(
     session: AsyncSession, message: OutboxMessage, error: str, delay_s: float | None = None
 ) -> None:

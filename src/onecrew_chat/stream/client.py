@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ _USERS_PATH = "/api/v2/users"
 _CHANNELS_PATH = "/api/v2/chat/channels"
 _CHANNEL_PATH = "/api/v2/chat/channels/{type}/{id}"
 _CHANNEL_QUERY_PATH = "/api/v2/chat/channels/{type}/{id}/query"
+_MEMBERS_PATH = "/api/v2/chat/members"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,16 @@ class StreamUser:
     name: str
     image: str | None = None
     custom: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamUserState:
+    """What Stream shows of a user: the fields the mirror compares."""
+
+    id: str
+    name: str | None
+    image: str | None
+    role: str | None
 
 
 @dataclass(frozen=True)
@@ -136,13 +148,18 @@ class StreamGateway:
 
     async def query_user_ids(self, ids: list[str]) -> set[str]:
         """Which of these user ids exist in Stream (one QueryUsers call per 100 ids)."""
+        return set(await self.query_users(ids))
+
+    async def query_users(self, ids: list[str]) -> dict[str, StreamUserState]:
+        """The Stream users among these ids with what Stream shows of them (one QueryUsers call per 100 ids)."""
         wanted = list(dict.fromkeys(ids))
-        found: set[str] = set()
+        found: dict[str, StreamUserState] = {}
         for start in range(0, len(wanted), MAX_BATCH):
             chunk = wanted[start : start + MAX_BATCH]
             payload = QueryUsersPayload(filter_conditions={"id": {"$in": chunk}}, limit=len(chunk))
             response = await self._call("QueryUsers", lambda sdk, p=payload: sdk.query_users(payload=p))
-            found.update(user.id for user in response.data.users)
+            for user in response.data.users:
+                found[user.id] = StreamUserState(id=user.id, name=user.name, image=user.image, role=user.role)
         return found
 
     # --- channels --------------------------------------------------------------------------------
@@ -219,6 +236,24 @@ class StreamGateway:
             channel_type, _, channel_id = cid.partition(":")
             if cid in wanted:
                 found[cid] = _channel_state(channel_type, channel_id, state)
+        return found
+
+    async def query_member_ids(self, channel_type: str, channel_id: str, member_ids: list[str]) -> set[str]:
+        """Which of these users are members of the channel (QueryMembers, 100 ids per call): verifies large groups."""
+        found: set[str] = set()
+        wanted = list(dict.fromkeys(member_ids))
+        for start in range(0, len(wanted), MAX_BATCH):
+            chunk = wanted[start : start + MAX_BATCH]
+            payload = json.dumps(
+                {"type": channel_type, "id": channel_id, "filter_conditions": {"id": {"$in": chunk}}, "limit": len(chunk)}
+            )
+            response = await self._call(
+                "QueryMembers", lambda sdk, p=payload: sdk.chat.get(_MEMBERS_PATH, _JSON, query_params={"payload": p})
+            )
+            for member in response.data.get("members") or []:
+                user_id = member.get("user_id") or (member.get("user") or {}).get("id")
+                if user_id:
+                    found.add(user_id)
         return found
 
     # --- app ---------------------------------------------------------------------------------------

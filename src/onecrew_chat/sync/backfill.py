@@ -20,7 +20,7 @@ from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Company, StreamIdentity, User
 from onecrew_chat.stream.errors import StreamBatchError
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import BATCH, is_fresh, update_profiles, upsert_profiles
+from onecrew_chat.sync.mirror import BATCH, IdentityBatch, is_fresh, record
 from onecrew_chat.sync.participants import Profile, company_profile, stream_id_prefix, user_profile
 
 log = get_logger(__name__)
@@ -109,10 +109,10 @@ class Backfill:
             return
         while profiles:
             calls = self.runtime.stream.calls
+            batch = IdentityBatch({p.identity: p for p in profiles}, {})
+            send = batch.update if partial else batch.upsert
             try:
-                async with unit_of_work(self.runtime.sessionmaker) as session:
-                    send = update_profiles if partial else upsert_profiles
-                    await send(session, self.runtime.stream, profiles, Deadline(BATCH_DEADLINE_S))
+                await send(self.runtime.stream, profiles, Deadline(BATCH_DEADLINE_S))  # no transaction open
             except StreamBatchError as exc:
                 self.report.stream_calls += self.runtime.stream.calls - calls
                 if exc.bad_id not in {p.stream_id for p in profiles}:
@@ -120,6 +120,10 @@ class Backfill:
                 self.report.refused.append(exc.bad_id)
                 profiles = [p for p in profiles if p.stream_id != exc.bad_id]
                 continue
+            finally:
+                if batch.accepted:
+                    async with unit_of_work(self.runtime.sessionmaker) as session:
+                        await record(session, batch)
             self.report.stream_calls += self.runtime.stream.calls - calls
             if partial:
                 self.report.updated += len(profiles)

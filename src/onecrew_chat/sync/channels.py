@@ -1,67 +1,78 @@
-"""Ensure a conversation's Stream channel exists, created by the acting identity, with every participant a member."""
+"""Provisioning a conversation's Stream channel: claim, release, call Stream, record.
+
+A run claims the conversation in a short transaction (a lease token and expiry on its row), reads the
+participants, profiles and mirror rows in another, calls Stream with no transaction, lock or pooled connection
+held, and records the result in a last short transaction guarded by its claim. Concurrent runs of one
+conversation (50 creates of one pair, the worker, a GET) wait for the claim within their deadline, woken at once
+when the holder is in the same process, and then find the work done: one set of Stream calls, on PostgreSQL and
+on SQLite alike. A run that dies leaves a lease that expires; the outbox row finishes the job.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import case, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
 
-from onecrew_chat.db import utcnow
+from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.identity import ConversationType, Identity
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation, StreamIdentity
+from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.stream.client import MAX_BATCH as MAX_MEMBERS
 from onecrew_chat.stream.client import ChannelState, StreamGateway
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import (
-    chunks,
-    complete_mirror,
-    deferred_writes,
-    ensure_identities,
-    is_fresh,
-    repair_identities,
-)
+from onecrew_chat.sync.mirror import IdentityBatch, chunks, complete_mirror, is_fresh, read_identities, record
 from onecrew_chat.sync.participants import Profile
+from onecrew_chat.sync.queue import READY
+
+if TYPE_CHECKING:
+    from onecrew_chat.runtime import Runtime
 
 log = get_logger(__name__)
 
-READY = "ready"
 # Channel calls may meet users Stream has accepted but does not show yet: allow more repair rounds than the default.
 CHANNEL_MAX_REPAIRS = 5
+# The name of a run's wait for another run's claim (DeadlineExceeded.operation when it outlasts the deadline).
+CLAIM_WAIT = "ProvisioningClaim"
+_WAITERS = "provisioning_waiters"
+
+
+class Outcome(Enum):
+    """How a `finish` call ended."""
+
+    PROVISIONED = "provisioned"  # this run called Stream and the channel holds every participant
+    ALREADY = "already"  # another run did (or had done) it: no Stream call
 
 
 @dataclass(frozen=True)
 class ProvisionResult:
-    """What one provisioning run did."""
+    """What one run's Stream calls did."""
 
-    channel_type: str
     channel_id: str
     member_ids: list[str]
     identities_sent: int
     members_added: int
-    stream_calls: int
     ms: float
 
 
 def participant_identities(conversation: Conversation) -> list[Identity]:
     """The conversation's participants as Stream identities, creator first (participants must be loaded)."""
-    creator = creator_identity(conversation)
-    others = sorted(
-        {Identity(p.participant_type, p.participant_id) for p in conversation.participants} - {creator}
-    )
+    creator = Identity(conversation.created_by_type, conversation.created_by_id)
+    others = sorted({Identity(p.participant_type, p.participant_id) for p in conversation.participants} - {creator})
     return [creator, *others]
 
 
-def creator_identity(conversation: Conversation) -> Identity:
-    """The identity that created the conversation (the channel's created_by)."""
-    return Identity(conversation.created_by_type, conversation.created_by_id)
-
-
-def channel_custom(conversation: Conversation) -> dict | None:
+def channel_custom(conversation: Conversation) -> dict[str, Any] | None:
     """Channel data: groups carry their name; pairs carry none, so the app shows the other party's name."""
     if conversation.conversation_type == ConversationType.GROUP.value and conversation.name:
         return {"name": conversation.name}
@@ -78,28 +89,9 @@ def provision_deadline(deadline_s: float) -> Deadline:
     return Deadline(deadline_s, max_repairs=CHANNEL_MAX_REPAIRS)
 
 
-async def lock_for_provisioning(
-    session: AsyncSession, conversation: Conversation, *, deadline: Deadline | None = None
-) -> bool:
-    """Lock the conversation row (PostgreSQL) so concurrent runs take turns; False when another run finished it meanwhile.
-
-    Waiting here is what keeps 50 concurrent creates of one pair down to one set of Stream calls. With a
-    `deadline` the wait is bounded by it (DeadlineExceeded when another run still holds the row); without one it
-    lasts until the holder commits.
-    """
-    was_provisioned = is_provisioned(conversation)
-    query = select(Conversation.chat_status, Conversation.stream_verified_at).where(Conversation.id == conversation.id)
-    if deadline is None:
-        row = (await session.execute(query.with_for_update())).one()
-    else:
-
-        async def try_lock():
-            return (await session.execute(query.with_for_update(skip_locked=True))).one_or_none()
-
-        row = await deadline.poll(try_lock, name="LockConversation")
-    set_committed_value(conversation, "chat_status", row.chat_status)
-    set_committed_value(conversation, "stream_verified_at", row.stream_verified_at)
-    return was_provisioned or not is_provisioned(conversation)
+def lease_s(deadline_s: float) -> float:
+    """How long a claim holds: past the holder's deadline, so that only a dead holder's claim expires."""
+    return 2 * deadline_s + 5.0
 
 
 async def is_settled(
@@ -108,10 +100,7 @@ async def is_settled(
     profiles: Mapping[Identity, Profile],
     mirror: Mapping[str, StreamIdentity | None] | None = None,
 ) -> bool:
-    """Provisioned and every participant's mirror row fresh: nothing to send to Stream.
-
-    `mirror` holds rows the caller already read (None for "no row"); the others take one query.
-    """
+    """Provisioned and every participant's mirror row fresh: nothing to send to Stream."""
     if not is_provisioned(conversation):
         return False
     identities = participant_identities(conversation)
@@ -119,13 +108,113 @@ async def is_settled(
     return all(is_fresh(profiles.get(i), known.get(i.stream_id)) for i in identities)
 
 
-def _repairer(session: AsyncSession, stream: StreamGateway, deadline: Deadline):
-    """The repair callback of a run's channel calls: re-upsert the ids Stream named, within the run's deadline."""
+async def load_conversation(session: AsyncSession, conversation_id: str) -> Conversation | None:
+    """A conversation with its participants, by internal id or by channel id (one query)."""
+    result: Conversation | None = await session.scalar(
+        select(Conversation)
+        .where(_is(conversation_id))
+        .options(selectinload(Conversation.participants))
+    )
+    return result
 
-    async def repair(stream_ids: list[str]) -> None:
-        await repair_identities(session, stream, stream_ids, deadline=deadline)
 
-    return repair
+# --- the claim ----------------------------------------------------------------------------------
+
+
+class Waiters:
+    """In-process wake-ups: the run holding a claim sets its event when done, so waiters here look again at once."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def get(self, conversation_id: str) -> asyncio.Event | None:
+        return self._events.get(conversation_id)
+
+    def hold(self, conversation_id: str) -> asyncio.Event:
+        event = self._events[conversation_id] = asyncio.Event()
+        return event
+
+    def release(self, conversation_id: str, event: asyncio.Event) -> None:
+        if self._events.get(conversation_id) is event:
+            del self._events[conversation_id]
+        event.set()
+
+
+def waiters(runtime: Runtime) -> Waiters:
+    """The process's provisioning waiters (one per runtime)."""
+    found = runtime.extras.get(_WAITERS)
+    if found is None:
+        found = runtime.extras[_WAITERS] = Waiters()
+    assert isinstance(found, Waiters)
+    return found
+
+
+_DONE = "done"
+
+
+def _is(conversation_id: str) -> Any:
+    """The conversation by internal id or by channel id (outbox rows and old callers hold either)."""
+    return or_(Conversation.id == conversation_id, Conversation.channel_id == conversation_id)
+
+
+async def claim(sessionmaker: async_sessionmaker[AsyncSession], conversation_id: str, hold_s: float) -> str | None:
+    """A short transaction: a claim token, `_DONE` when the conversation is provisioned, None while another run holds it."""
+    token = secrets.token_hex(16)
+    now = utcnow()
+    async with unit_of_work(sessionmaker) as session:
+        result = await session.execute(
+            update(Conversation)
+            .where(
+                _is(conversation_id),
+                or_(Conversation.chat_status != READY, Conversation.stream_verified_at.is_(None)),
+                or_(Conversation.provision_lease_until.is_(None), Conversation.provision_lease_until <= now),
+            )
+            .values(provision_lease_token=token, provision_lease_until=now + timedelta(seconds=hold_s))
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            return token
+        row = (
+            await session.execute(
+                select(Conversation.chat_status, Conversation.stream_verified_at).where(_is(conversation_id))
+            )
+        ).one_or_none()
+    if row is None or (row.chat_status == READY and row.stream_verified_at is not None):
+        return _DONE
+    return None
+
+
+async def _record_ready(session: AsyncSession, conversation_id: str, token: str) -> None:
+    """The channel holds every participant: say so, and give back the claim if it is still ours."""
+    now = utcnow()
+    await session.execute(
+        update(Conversation)
+        .where(_is(conversation_id))
+        .values(
+            chat_status=READY,
+            stream_verified_at=now,
+            updated_at=now,
+            provision_lease_token=case(
+                (Conversation.provision_lease_token == token, None), else_=Conversation.provision_lease_token
+            ),
+            provision_lease_until=case(
+                (Conversation.provision_lease_token == token, None), else_=Conversation.provision_lease_until
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _release(session: AsyncSession, conversation_id: str, token: str) -> None:
+    await session.execute(
+        update(Conversation)
+        .where(_is(conversation_id), Conversation.provision_lease_token == token)
+        .values(provision_lease_token=None, provision_lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- the Stream calls ---------------------------------------------------------------------------
 
 
 def members_to_add(member_ids: list[str], state: ChannelState) -> tuple[list[str], list[str]]:
@@ -140,62 +229,42 @@ def members_to_add(member_ids: list[str], state: ChannelState) -> tuple[list[str
     return to_add, [m for m in member_ids[:MAX_MEMBERS] if m not in shown] if complete else []
 
 
-async def provision_conversation(
-    session: AsyncSession,
-    stream: StreamGateway,
-    conversation: Conversation,
-    *,
-    deadline_s: float | None = None,
-    deadline: Deadline | None = None,
-    placeholder_ok: bool = False,
-    profiles: Mapping[Identity, Profile] | None = None,
-    mirror: Mapping[str, StreamIdentity | None] | None = None,
+async def call_stream(
+    stream: StreamGateway, conversation: Conversation, batch: IdentityBatch, deadline: Deadline, *, placeholder_ok: bool
 ) -> ProvisionResult:
-    """Mirror the participants, get-or-create the channel and add missing members; marks the conversation ready.
-
-    Pass the request's `deadline` (or `deadline_s` for a fresh one); `profiles` and `mirror` save queries.
-    Mirror rows are written after the last Stream call (see mirror.deferred_writes).
-    """
-    started, calls_before = time.perf_counter(), stream.calls
-    if deadline is None:
-        if deadline_s is None:
-            raise TypeError("provision_conversation needs deadline or deadline_s")
-        deadline = provision_deadline(deadline_s)
+    """Mirror the participants, get-or-create the channel and add missing members (no transaction is open here)."""
+    started = time.perf_counter()
     identities = participant_identities(conversation)
     member_ids = [i.stream_id for i in identities]
     kind, channel_id = conversation.channel_type, conversation.channel_id
-    repair = _repairer(session, stream, deadline)
-    async with deferred_writes(session):
-        sent = await ensure_identities(
-            session, stream, identities, placeholder_ok=placeholder_ok, profiles=profiles, mirror=mirror, deadline=deadline
+
+    async def repair(stream_ids: list[str]) -> None:
+        await batch.repair(stream, stream_ids, deadline)
+
+    sent = await batch.send(stream, identities, placeholder_ok=placeholder_ok, deadline=deadline)
+    state = await deadline.run(
+        lambda: stream.get_or_create_channel(
+            kind,
+            channel_id,
+            created_by_id=member_ids[0],
+            member_ids=member_ids[:MAX_MEMBERS],
+            custom=channel_custom(conversation),
+        ),
+        repair=repair,
+        name="GetOrCreateChannel",
+    )
+    to_add, missing = members_to_add(member_ids, state)
+    for members in chunks(to_add):
+        await deadline.run(
+            lambda members=members: stream.add_members(kind, channel_id, members), repair=repair, name="UpdateChannel"
         )
-        state = await deadline.run(
-            lambda: stream.get_or_create_channel(
-                kind,
-                channel_id,
-                created_by_id=member_ids[0],
-                member_ids=member_ids[:MAX_MEMBERS],
-                custom=channel_custom(conversation),
-            ),
-            repair=repair,
-            name="GetOrCreateChannel",
-        )
-        to_add, missing = members_to_add(member_ids, state)
-        for batch in chunks(to_add):
-            await deadline.run(
-                lambda batch=batch: stream.add_members(kind, channel_id, batch), repair=repair, name="UpdateChannel"
-            )
     if missing:
         log.warning("channel.repaired", channel_id=channel_id, added=missing[:10], count=len(missing))
-    conversation.chat_status = READY
-    conversation.stream_verified_at = utcnow()
     result = ProvisionResult(
-        channel_type=kind,
         channel_id=channel_id,
         member_ids=member_ids,
         identities_sent=sent,
         members_added=len(to_add),
-        stream_calls=stream.calls - calls_before,
         ms=round((time.perf_counter() - started) * 1000, 2),
     )
     log.info(
@@ -204,21 +273,61 @@ async def provision_conversation(
         members=len(member_ids),
         members_added=len(to_add),
         identities_sent=sent,
-        stream_calls=result.stream_calls,
         ms=result.ms,
     )
     return result
 
 
-async def finish_provisioning(
-    session: AsyncSession, stream: StreamGateway, conversation: Conversation, *, deadline: Deadline, placeholder_ok: bool
-) -> bool:
-    """Provision unless done: take turns on the row within `deadline`; False when it was (or meanwhile got) provisioned.
+async def finish(
+    runtime: Runtime,
+    conversation_id: str,
+    *,
+    deadline: Deadline,
+    placeholder_ok: bool,
+    profiles: Mapping[Identity, Profile] | None = None,
+    mirror: Mapping[str, StreamIdentity | None] | None = None,
+    outbox_message_id: int | None = None,
+    conversation: Conversation | None = None,
+) -> Outcome:
+    """Provision unless done: claim, read, call Stream, record; the one provisioning path of every caller.
 
-    The one call for paths that find a conversation not yet provisioned (the worker, GET and prepare): raises
-    DeadlineExceeded when another run holds the row past the deadline, StreamError when Stream fails.
+    Raises DeadlineExceeded (operation CLAIM_WAIT) when another run holds the claim past the deadline, and
+    StreamError when Stream fails (the claim is given back, and what Stream accepted is recorded). `profiles`,
+    `mirror` and `conversation` (with its participants) save queries; `outbox_message_id` is the caller's own row,
+    marked done with the result.
     """
-    if is_provisioned(conversation) or not await lock_for_provisioning(session, conversation, deadline=deadline):
-        return False
-    await provision_conversation(session, stream, conversation, deadline=deadline, placeholder_ok=placeholder_ok)
-    return True
+    sessionmaker = runtime.sessionmaker
+    process_waiters = waiters(runtime)
+    hold_s = lease_s(runtime.settings.provision_deadline_s)
+
+    async def try_claim() -> str | None:
+        return await claim(sessionmaker, conversation_id, hold_s)
+
+    token = await deadline.poll(try_claim, name=CLAIM_WAIT, wake=lambda: process_waiters.get(conversation_id))
+    if token == _DONE:
+        return Outcome.ALREADY
+    event = process_waiters.hold(conversation_id)
+    batch: IdentityBatch | None = None
+    try:
+        async with unit_of_work(sessionmaker) as session:
+            if conversation is None:
+                conversation = await load_conversation(session, conversation_id)
+            if conversation is None:
+                raise LookupError(f"conversation {conversation_id} vanished while claimed")
+            batch = await read_identities(session, participant_identities(conversation), profiles=profiles, mirror=mirror)
+        await call_stream(runtime.stream, conversation, batch, deadline, placeholder_ok=placeholder_ok)
+        async with unit_of_work(sessionmaker) as session:
+            await record(session, batch)
+            await _record_ready(session, conversation_id, token)
+            if outbox_message_id is not None:
+                await outbox.complete(session, outbox_message_id)
+        return Outcome.PROVISIONED
+    except BaseException:
+        async with unit_of_work(sessionmaker) as session:
+            if batch is not None:
+                await record(session, batch)  # what Stream accepted is true whatever failed after it
+            await _release(session, conversation_id, token)
+        raise
+    finally:
+        process_waiters.release(conversation_id, event)
+

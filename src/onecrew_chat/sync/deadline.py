@@ -1,7 +1,9 @@
-"""One time budget for a provisioning run, shared by its Stream calls and by its wait for the conversation row."""
+"""One time budget for a provisioning run, shared by its Stream calls and by its wait for another run's claim."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -10,7 +12,7 @@ from onecrew_chat.stream.retry import RetryPolicy
 
 T = TypeVar("T")
 
-# A row lock is held for one run's Stream calls (tens of milliseconds): look again soon, not after seconds.
+# A claim is held for one run's Stream calls (tens of milliseconds): look again soon, not after seconds.
 POLL_CAP_S = 0.1
 
 
@@ -18,11 +20,20 @@ class Deadline(RetryPolicy):
     """A RetryPolicy started once per request or worker attempt: every Stream call and wait of the run shares it.
 
     `run` retries a Stream operation by error class within what is left (see RetryPolicy); `poll` waits for a
-    condition the database cannot wait on for us within a bound (a row another run holds) within the same budget.
+    condition the database cannot wait on for us within a bound (a claim another run holds) within the same budget.
     """
 
-    async def poll(self, attempt: Callable[[], Awaitable[T | None]], *, name: str) -> T:
-        """Call `attempt` until it returns something other than None, with jittered waits; DeadlineExceeded at the end."""
+    async def poll(
+        self,
+        attempt: Callable[[], Awaitable[T | None]],
+        *,
+        name: str,
+        wake: Callable[[], asyncio.Event | None] | None = None,
+    ) -> T:
+        """Call `attempt` until it returns something other than None, with jittered waits; DeadlineExceeded at the end.
+
+        `wake` gives an event that ends a wait early (set by a holder in this process when it is done).
+        """
         started = self.clock()
         tries = 0
         while True:
@@ -33,4 +44,9 @@ class Deadline(RetryPolicy):
             tries += 1
             if self.clock() + wait >= self.expires_at:
                 raise DeadlineExceeded.after(name, None, self.clock() - started)
-            await self.sleep(wait)  # backoff between polls, bounded by the deadline
+            event = wake() if wake is not None else None
+            if event is None:
+                await self.sleep(wait)  # backoff between polls, bounded by the deadline
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), wait)

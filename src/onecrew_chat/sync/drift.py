@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from onecrew_chat.models import Conversation
-from onecrew_chat.stream.client import ChannelState
+from onecrew_chat.stream.client import ChannelState, StreamUserState
 from onecrew_chat.sync.channels import participant_identities
+from onecrew_chat.sync.participants import Profile
 
 IDENTITY_MISSING = "identity_missing"
 CHANNEL_MISSING = "channel_missing"
 MEMBER_MISSING = "member_missing"
-DRIFT_KINDS = (IDENTITY_MISSING, CHANNEL_MISSING, MEMBER_MISSING)
+PROFILE_STALE = "profile_stale"
+DRIFT_KINDS = (IDENTITY_MISSING, PROFILE_STALE, CHANNEL_MISSING, MEMBER_MISSING)
 EXAMPLES = 5  # ids shown per drift kind in logs and on the command line
 
 
@@ -50,6 +52,13 @@ def compare_channel(conversation: Conversation, state: ChannelState | None) -> C
     if complete:
         return ChannelFinding(conversation.id, conversation.channel_id, missing=absent)
     return ChannelFinding(conversation.id, conversation.channel_id, unverified=absent)
+
+
+def profile_differs(profile: Profile | None, state: StreamUserState) -> bool:
+    """Stream shows another name, image or role than the directory's profile (None: not in the directory)."""
+    if profile is None:
+        return False
+    return state.name != profile.name or (state.image or None) != profile.image or state.role not in (None, "user")
 
 
 @dataclass

@@ -1,80 +1,48 @@
-"""Outbox work of the sync layer: queue and finish a conversation's provisioning, push a changed profile to Stream."""
+"""Outbox work of the sync layer: finish a conversation's provisioning, push a changed profile to Stream.
+
+Handlers take `(runtime, payload)` and open their own short transactions, so that no transaction or pooled
+connection is held while they wait on Stream. Dead-letter handlers run in the transaction that gives up on a row.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select, update
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from onecrew_chat.db import utcnow
 from onecrew_chat.identity import Identity
 from onecrew_chat.logging import get_logger
-from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity
-from onecrew_chat.outbox import repository as outbox
-from onecrew_chat.outbox.worker import register, register_dead_letter
-from onecrew_chat.sync.channels import READY, finish_provisioning, provision_deadline
+from onecrew_chat.models import Conversation
+from onecrew_chat.sync.channels import Outcome, finish, provision_deadline
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import is_fresh, update_profiles, upsert_profiles
-from onecrew_chat.sync.participants import load_profiles
+from onecrew_chat.sync.mirror import IdentityNotFound, sync_identities
+from onecrew_chat.sync.queue import FAILED, IDENTITY_SYNC, PROVISION, READY
+
+if TYPE_CHECKING:
+    from onecrew_chat.runtime import Runtime
 
 log = get_logger(__name__)
 
-PROVISION = "conversation.provision"
-IDENTITY_SYNC = "identity.sync"
-PROVISIONING, FAILED = "provisioning", "failed"
+__all__ = ["IDENTITY_SYNC", "PROVISION", "provision", "provisioning_failed", "sync_identity"]
 
 
-def provision_dedupe_key(conversation_id: str) -> str:
-    """The outbox dedupe key of a conversation's provisioning row."""
-    return f"{PROVISION}:{conversation_id}"
-
-
-async def enqueue_provision(
-    session: AsyncSession, conversation: Conversation, *, delay_s: float = 0.0, known_new: bool = False
-) -> OutboxMessage:
-    """Queue the row that finishes provisioning (reusing a pending one); a conversation that had failed is retried.
-
-    Create, GET and prepare call this for a conversation that is not provisioned, so a `failed` one (its row was
-    dead-lettered) goes back to `provisioning` with a fresh row. `known_new`: the conversation was inserted in
-    this transaction, so there is no row to reuse.
-    """
-    if conversation.chat_status == FAILED:
-        conversation.chat_status = PROVISIONING
-        log.info("conversation.provisioning_requeued", channel_id=conversation.channel_id, conversation_id=conversation.id)
-    return await outbox.add(
-        session,
-        PROVISION,
-        {"conversation_id": conversation.id},
-        dedupe_key=provision_dedupe_key(conversation.id),
-        delay_s=delay_s,
-        known_new=known_new,
-    )
-
-
-async def load_conversation(session: AsyncSession, conversation_id: str) -> Conversation | None:
-    """A conversation with its participants, by internal id or by channel id (one query)."""
-    return await session.scalar(
-        select(Conversation)
-        .where(or_(Conversation.id == conversation_id, Conversation.channel_id == conversation_id))
-        .options(selectinload(Conversation.participants))
-    )
-
-
-@register(PROVISION)
-async def provision(runtime, session: AsyncSession, payload: dict) -> None:
+async def provision(runtime: Runtime, payload: dict[str, Any]) -> None:
     """Get-or-create the channel with every member (safe to repeat); a conversation already ready is left alone."""
-    conversation = await load_conversation(session, str(payload["conversation_id"]))
-    if conversation is None:
-        log.warning("conversation.provision_missing", conversation_id=payload.get("conversation_id"))
-        return
+    conversation_id = str(payload["conversation_id"])
     deadline = provision_deadline(runtime.settings.provision_deadline_s)
-    # Participants were accepted when the conversation was created; one the directory lost becomes a placeholder.
-    if await finish_provisioning(session, runtime.stream, conversation, deadline=deadline, placeholder_ok=True):
-        log.info("conversation.provisioned_by_worker", channel_id=conversation.channel_id, conversation_id=conversation.id)
+    try:
+        # Participants were accepted when the conversation was created; one the directory lost becomes a placeholder.
+        outcome = await finish(runtime, conversation_id, deadline=deadline, placeholder_ok=True)
+    except LookupError:
+        log.warning("conversation.provision_missing", conversation_id=conversation_id)
+        return
+    if outcome is Outcome.PROVISIONED:
+        log.info("conversation.provisioned_by_worker", conversation_id=conversation_id)
 
 
-@register_dead_letter(PROVISION)
-async def provisioning_failed(runtime, session: AsyncSession, payload: dict, error: str) -> None:
+async def provisioning_failed(session: AsyncSession, payload: dict[str, Any], error: str) -> None:
     """The worker gave up: the conversation says `failed` (its reason stays on the dead row) until it is re-queued."""
     conversation_id = str(payload["conversation_id"])
     result = await session.execute(
@@ -90,20 +58,34 @@ async def provisioning_failed(runtime, session: AsyncSession, payload: dict, err
         log.error("conversation.provisioning_failed", conversation_id=conversation_id, error=error[:500])
 
 
-@register(IDENTITY_SYNC)
-async def sync_identity(runtime, session: AsyncSession, payload: dict) -> None:
+async def sync_identity(runtime: Runtime, payload: dict[str, Any]) -> None:
     """Send a changed profile to Stream: a partial update when the mirror says Stream has the user, else an upsert."""
-    identity = Identity.parse(str(payload["stream_id"]))
-    profile = (await load_profiles(session, [identity])).get(identity)
-    if profile is None:
-        log.info("identity.sync_skipped", stream_id=identity.stream_id, reason="not in the directory")
-        return
-    row = await session.get(StreamIdentity, identity.stream_id, populate_existing=True)
-    if is_fresh(profile, row):
-        return
+    stream_id = str(payload["stream_id"])
     deadline = Deadline(runtime.settings.provision_deadline_s)
-    if row is None:
-        await upsert_profiles(session, runtime.stream, [profile], deadline)
-    else:
-        await update_profiles(session, runtime.stream, [profile], deadline)
-    log.info("identity.synced", stream_id=identity.stream_id, partial=row is not None, healed=bool(row and row.placeholder))
+    try:
+        sent = await sync_identities(runtime.sessionmaker, runtime.stream, [Identity.parse(stream_id)], deadline=deadline)
+    except IdentityNotFound:
+        log.info("identity.sync_skipped", stream_id=stream_id, reason="not in the directory")
+        return
+    if sent:
+        log.info("identity.synced", stream_id=stream_id)
+
+def _register_with_current_worker() -> None:
+    """Until the composition root wires handlers, adapt them to the worker's registry."""
+    from onecrew_chat.outbox.worker import register, register_dead_letter
+
+    async def _provision(runtime: Runtime, _session: AsyncSession, payload: dict[str, Any]) -> None:
+        await provision(runtime, payload)
+
+    async def _sync(runtime: Runtime, _session: AsyncSession, payload: dict[str, Any]) -> None:
+        await sync_identity(runtime, payload)
+
+    async def _dead(_runtime: Runtime, session: AsyncSession, payload: dict[str, Any], error: str) -> None:
+        await provisioning_failed(session, payload, error)
+
+    register(PROVISION)(_provision)
+    register(IDENTITY_SYNC)(_sync)
+    register_dead_letter(PROVISION)(_dead)
+
+
+_register_with_current_worker()

@@ -1,32 +1,42 @@
-"""The Stream identity mirror: upsert only identities missing from Stream or with a changed profile."""
+"""The Stream identity mirror: send only identities missing from Stream or with a changed profile.
+
+A run reads what it needs in one short transaction (`read_identities`), calls Stream with no transaction open
+(`IdentityBatch.send`, `.repair`), and writes what Stream accepted in another short transaction (`record`). The
+mirror keeps the version (the directory row's updated_at) of the profile each row stands for: an older profile
+never replaces a newer one, and a run that finds it sent an older profile than the mirror already records marks
+the row stale and queues an `identity.sync`, because Stream may have kept the older one.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from onecrew_chat.db import utcnow
+from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import NotFound
-from onecrew_chat.identity import Identity
+from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import IDENTITIES_UPSERTED
-from onecrew_chat.models import StreamIdentity
+from onecrew_chat.models import Company, StreamIdentity, User
 from onecrew_chat.stream.client import StreamGateway, StreamUser
-from onecrew_chat.stream.errors import StreamBatchError, StreamError, StreamRequestError, StreamUsersMissing
+from onecrew_chat.stream.errors import StreamBatchError, StreamRequestError, StreamUsersMissing
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.participants import Profile, load_profiles
+from onecrew_chat.sync.queue import enqueue_identity_sync
 
 log = get_logger(__name__)
 
 BATCH = 100  # Stream's limit for upserts, partial updates and user queries
 DEFAULT_DEADLINE_S = 3.0
 EXTERNAL_HASH = "external"  # the Stream user existed before we knew its profile; never overwritten
-_PENDING = "onecrew.mirror_pending"  # session.info key: rows waiting for the end of a deferred_writes block
+STALE_HASH = "stale"  # Stream may hold an older profile than the directory's: the next sync resends it
 
 
 class IdentityNotFound(NotFound):
@@ -42,9 +52,9 @@ def stream_user(profile: Profile) -> StreamUser:
     return StreamUser(id=profile.stream_id, name=profile.name, image=profile.image, custom=profile.custom)
 
 
-def partial_update(profile: Profile) -> tuple[str, dict, list[str]]:
+def partial_update(profile: Profile) -> tuple[str, dict[str, Any], list[str]]:
     """(id, set, unset) that turns the Stream user into this profile without replacing anything else."""
-    fields: dict = {"name": profile.name, **profile.custom}
+    fields: dict[str, Any] = {"name": profile.name, **profile.custom}
     unset: list[str] = []
     if profile.image:
         fields["image"] = profile.image
@@ -55,10 +65,17 @@ def partial_update(profile: Profile) -> tuple[str, dict, list[str]]:
     return profile.stream_id, fields, unset
 
 
-def chunks(items: list, size: int = BATCH) -> Iterable[list]:
+def chunks(items: list[Any], size: int = BATCH) -> Iterable[list[Any]]:
     """Consecutive slices of at most `size` items."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def is_fresh(profile: Profile | None, row: StreamIdentity | None) -> bool:
+    """True when Stream holds this profile already (or holds a user we must not overwrite)."""
+    if row is None:
+        return False
+    return profile is None or row.profile_hash == profile.profile_hash
 
 
 async def load_mirror(session: AsyncSession, stream_ids: Iterable[str]) -> dict[str, StreamIdentity]:
@@ -69,100 +86,161 @@ async def load_mirror(session: AsyncSession, stream_ids: Iterable[str]) -> dict[
     rows = await session.scalars(
         select(StreamIdentity).where(StreamIdentity.stream_id.in_(ids)).execution_options(populate_existing=True)
     )
-    found = {row.stream_id: row for row in rows}
-    pending = session.info.get(_PENDING) or {}
-    found.update({i: StreamIdentity(**pending[i]) for i in ids if i in pending})  # accepted, not written yet
-    return found
+    return {row.stream_id: row for row in rows}
 
 
 async def complete_mirror(
     session: AsyncSession, identities: Iterable[Identity], mirror: Mapping[str, StreamIdentity | None] | None
 ) -> dict[str, StreamIdentity | None]:
     """The rows the caller already read (None for "no row") plus the identities' other rows, read in one query."""
-    known = dict(mirror or {})
+    known: dict[str, StreamIdentity | None] = dict(mirror or {})
     known.update(await load_mirror(session, [i.stream_id for i in identities if i.stream_id not in known]))
     return known
 
 
-def is_fresh(profile: Profile | None, row: StreamIdentity | None) -> bool:
-    """True when Stream holds this profile already (or holds a user we must not overwrite)."""
-    if row is None:
-        return False
-    return profile is None or row.profile_hash == profile.profile_hash
+def _row(profile: Profile, *, external: bool = False) -> dict[str, Any]:
+    return {
+        "stream_id": profile.stream_id,
+        "kind": profile.identity.kind.value,
+        "entity_id": profile.identity.entity_id,
+        "profile_hash": EXTERNAL_HASH if external else profile.profile_hash,
+        "placeholder": profile.placeholder,
+        "profile_version": None if external else profile.version,
+        "synced_at": utcnow(),
+    }
 
 
-async def upsert_rows(session: AsyncSession, model, rows: list[dict], *, key: tuple[str, ...]) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE (SQLite and PostgreSQL), rows in key order so concurrent writers never deadlock."""
-    if not rows:
-        return
-    rows = sorted(rows, key=lambda row: tuple(row[name] for name in key))
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(model).values(rows)
-    columns = [name for name in rows[0] if name not in key]
-    statement = statement.on_conflict_do_update(
-        index_elements=list(key), set_={name: statement.excluded[name] for name in columns}
-    )
-    await session.execute(statement)
+@dataclass
+class IdentityBatch:
+    """Profiles and mirror rows read for a run, and the rows Stream accepted during it (written by `record`)."""
 
+    profiles: dict[Identity, Profile]
+    mirror: dict[str, StreamIdentity | None]
+    accepted: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-@contextlib.asynccontextmanager
-async def deferred_writes(session: AsyncSession) -> AsyncIterator[None]:
-    """Hold back mirror rows while the block calls Stream and write them when it ends, so no lock waits on Stream.
+    def profile(self, identity: Identity) -> Profile | None:
+        """The directory's profile of an identity this batch read (None: not in the directory)."""
+        return self.profiles.get(identity)
 
-    SQLite has one writer for the whole database and PostgreSQL keeps a written row locked until commit: a mirror
-    row written before a slow channel call would make every other writer wait for Stream. Rows of batches Stream
-    accepted are still written when a later Stream call fails (the caller may commit them with the failure).
-    """
-    if _PENDING in session.info:  # an outer block writes them
-        yield
-        return
-    session.info[_PENDING] = {}
-    failed = False
-    try:
-        yield
-    except BaseException as exc:
-        # After anything but a Stream error the transaction rolls back (or cannot run SQL): nothing to write.
-        failed = not isinstance(exc, StreamError)
-        raise
-    finally:
-        rows = list(session.info.pop(_PENDING).values())
-        if not failed:
-            await upsert_rows(session, StreamIdentity, rows, key=("stream_id",))
+    def needs(self, identities: Iterable[Identity], *, placeholder_ok: bool) -> tuple[list[Profile], list[Profile], list[Identity]]:
+        """(missing, stale, unknown): what Stream must be sent; IdentityNotFound for an unknown id without placeholders."""
+        missing: list[Profile] = []
+        stale: list[Profile] = []
+        unknown: list[Identity] = []
+        for identity in sorted(set(identities)):
+            profile, row = self.profiles.get(identity), self.mirror.get(identity.stream_id)
+            if identity.stream_id in self.accepted or is_fresh(profile, row):
+                continue
+            if profile is None:
+                if not placeholder_ok:
+                    raise IdentityNotFound(identity)
+                unknown.append(identity)
+            elif row is None:
+                missing.append(profile)
+            else:
+                stale.append(profile)
+        return missing, stale, unknown
 
+    def settled(self, identities: Iterable[Identity]) -> bool:
+        """Every identity's mirror row is fresh: nothing to send."""
+        return all(is_fresh(self.profiles.get(i), self.mirror.get(i.stream_id)) for i in identities)
 
-async def record(session: AsyncSession, profiles: Iterable[Profile], *, external: bool = False) -> None:
-    """Write mirror rows after Stream accepted these profiles (insert or update, safe under concurrency)."""
-    now = utcnow()
-    rows = [
-        {
-            "stream_id": p.stream_id,
-            "kind": p.identity.kind.value,
-            "entity_id": p.identity.entity_id,
-            "profile_hash": EXTERNAL_HASH if external else p.profile_hash,
-            "placeholder": p.placeholder,
-            "synced_at": now,
-        }
-        for p in profiles
-    ]
-    pending = session.info.get(_PENDING)
-    if pending is not None:
-        pending.update((row["stream_id"], row) for row in rows)
-        return
-    await upsert_rows(session, StreamIdentity, rows, key=("stream_id",))
+    def _accept(self, profiles: Iterable[Profile], *, external: bool = False) -> None:
+        for profile in profiles:
+            self.accepted[profile.stream_id] = _row(profile, external=external)
 
+    async def send(
+        self, stream: StreamGateway, identities: Iterable[Identity], *, placeholder_ok: bool, deadline: Deadline
+    ) -> int:
+        """Make Stream hold every identity's current profile; returns how many were sent (0 when the mirror is fresh)."""
+        started = time.perf_counter()
+        missing, stale, unknown = self.needs(identities, placeholder_ok=placeholder_ok)
+        if not (missing or stale or unknown):
+            return 0
+        await self.upsert(stream, missing, deadline)
+        await self.update(stream, stale, deadline)
+        created = await self.add_placeholders(stream, unknown, deadline) if unknown else []
+        log.info(
+            "identities.upserted",
+            upserted=len(missing),
+            updated=len(stale),
+            placeholders=len(created),
+            stream_ids=[p.stream_id for p in (missing + stale)[:10]],
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return len(missing) + len(stale) + len(created)
 
-async def upsert_profiles(session: AsyncSession, stream: StreamGateway, profiles: list[Profile], deadline: Deadline) -> None:
-    """Full upserts, 100 per call, each batch recorded in the mirror once Stream accepted it."""
-    for batch in chunks(profiles):
-        users = [stream_user(p) for p in batch]
-        try:
+    async def upsert(self, stream: StreamGateway, profiles: list[Profile], deadline: Deadline) -> None:
+        """Full upserts, 100 per call, each batch accepted once Stream took it."""
+        for batch in chunks(profiles):
+            users = [stream_user(p) for p in batch]
+            try:
+                await deadline.run(lambda users=users: stream.upsert_users(users), name="UpdateUsers")
+            except StreamBatchError as exc:
+                log.error("identities.upsert_failed", bad_id=exc.bad_id, batch=len(batch), error=str(exc))
+                raise
+            self._accept(batch)
+            for profile in batch:
+                IDENTITIES_UPSERTED.labels(kind=profile.identity.kind.value).inc()
+
+    async def update(self, stream: StreamGateway, profiles: list[Profile], deadline: Deadline) -> None:
+        """Partial updates for identities Stream already has; ones Stream lost are upserted instead."""
+        for batch in chunks(profiles):
+            while batch:
+                updates = [partial_update(p) for p in batch]
+                try:
+                    await deadline.run(
+                        lambda updates=updates: stream.partial_update_users(updates), name="UpdateUsersPartial"
+                    )
+                except StreamRequestError as exc:
+                    lost = lost_ids(exc, batch)
+                    if lost is None:
+                        log.error("identities.update_failed", bad_id=getattr(exc, "bad_id", None), batch=len(batch), error=str(exc))
+                        raise
+                    log.warning("identities.lost_in_stream", stream_ids=sorted(lost)[:10], count=len(lost))
+                    await self.upsert(stream, [p for p in batch if p.stream_id in lost], deadline)
+                    batch = [p for p in batch if p.stream_id not in lost]
+                    continue
+                self._accept(batch)
+                break
+
+    async def add_placeholders(self, stream: StreamGateway, identities: list[Identity], deadline: Deadline) -> list[Profile]:
+        """Minimal Stream users for unknown ids, never overwriting a Stream user that already exists."""
+        profiles = [Profile.placeholder_for(i) for i in identities]
+        absent: list[Profile] = []
+        for batch in chunks(profiles):
+            ids = [p.stream_id for p in batch]
+            existing = await deadline.run(lambda ids=ids: stream.query_user_ids(ids), name="QueryUsers")
+            self._accept([p for p in batch if p.stream_id in existing], external=True)
+            absent += [p for p in batch if p.stream_id not in existing]
+        await self.upsert(stream, absent, deadline)
+        log.info("identities.placeholders", count=len(profiles), created=len(absent))
+        return absent
+
+    async def repair(self, stream: StreamGateway, stream_ids: list[str], deadline: Deadline) -> None:
+        """Re-upsert exactly the ids Stream said don't exist (whatever the mirror believed), within `deadline`."""
+        to_send = []
+        for stream_id in dict.fromkeys(stream_ids):
+            try:
+                identity = Identity.parse(stream_id)
+            except ValueError:
+                log.error("identities.repair_unknown_id", stream_id=stream_id[:128])
+                raise StreamRequestError(
+                    f"Stream says user {stream_id[:128]!r} does not exist, and it is not an id this service makes",
+                    operation="RepairUsers",
+                ) from None
+            profile = self.profiles.get(identity)
+            if profile is None:
+                row = self.mirror.get(identity.stream_id)
+                if row is None or not row.placeholder:
+                    raise IdentityNotFound(identity)
+                profile = Profile.placeholder_for(identity)  # Stream says it is gone, so nothing is overwritten
+            to_send.append(profile)
+        for batch in chunks(to_send):
+            users = [stream_user(p) for p in batch]
             await deadline.run(lambda users=users: stream.upsert_users(users), name="UpdateUsers")
-        except StreamBatchError as exc:
-            log.error("identities.upsert_failed", bad_id=exc.bad_id, batch=len(batch), error=str(exc))
-            raise
-        await record(session, batch)
-        for profile in batch:
-            IDENTITIES_UPSERTED.labels(kind=profile.identity.kind.value).inc()
+            self._accept(batch)
+        log.info("identities.repaired", stream_ids=[p.stream_id for p in to_send][:10], count=len(to_send))
 
 
 def lost_ids(error: StreamRequestError, batch: list[Profile]) -> set[str] | None:
@@ -175,123 +253,105 @@ def lost_ids(error: StreamRequestError, batch: list[Profile]) -> set[str] | None
     return None
 
 
-async def update_profiles(session: AsyncSession, stream: StreamGateway, profiles: list[Profile], deadline: Deadline) -> None:
-    """Partial updates for identities Stream already has; ones Stream lost are upserted instead."""
-    for batch in chunks(profiles):
-        while batch:
-            updates = [partial_update(p) for p in batch]
-            try:
-                await deadline.run(lambda updates=updates: stream.partial_update_users(updates), name="UpdateUsersPartial")
-            except StreamRequestError as exc:
-                lost = lost_ids(exc, batch)
-                if lost is None:
-                    log.error("identities.update_failed", bad_id=getattr(exc, "bad_id", None), batch=len(batch), error=str(exc))
-                    raise
-                log.warning("identities.lost_in_stream", stream_ids=sorted(lost)[:10], count=len(lost))
-                await upsert_profiles(session, stream, [p for p in batch if p.stream_id in lost], deadline)
-                batch = [p for p in batch if p.stream_id not in lost]
-                continue
-            await record(session, batch)
-            break
-
-
-async def add_placeholders(session: AsyncSession, stream: StreamGateway, identities: list[Identity], deadline: Deadline) -> list[Profile]:
-    """Minimal Stream users for unknown ids, never overwriting a Stream user that already exists."""
-    profiles = [Profile.placeholder_for(i) for i in identities]
-    absent: list[Profile] = []
-    for batch in chunks(profiles):
-        ids = [p.stream_id for p in batch]
-        existing = await deadline.run(lambda ids=ids: stream.query_user_ids(ids), name="QueryUsers")
-        await record(session, [p for p in batch if p.stream_id in existing], external=True)
-        absent += [p for p in batch if p.stream_id not in existing]
-    await upsert_profiles(session, stream, absent, deadline)
-    log.info("identities.placeholders", count=len(profiles), created=len(absent))
-    return absent
-
-
-async def ensure_identities(
+async def read_identities(
     session: AsyncSession,
+    identities: Iterable[Identity],
+    *,
+    profiles: Mapping[Identity, Profile] | None = None,
+    mirror: Mapping[str, StreamIdentity | None] | None = None,
+) -> IdentityBatch:
+    """The profiles and mirror rows of these identities (what the caller passes saves the queries)."""
+    wanted = sorted(set(identities))
+    known = dict(profiles or {})
+    if any(identity not in known for identity in wanted):
+        known = {**await load_profiles(session, [i for i in wanted if i not in known]), **known}
+    return IdentityBatch(known, await complete_mirror(session, wanted, mirror))
+
+
+def _insert(session: AsyncSession) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+async def _directory_versions(session: AsyncSession, stream_ids: Iterable[str]) -> dict[str, datetime]:
+    """The directory's current updated_at of these identities, read FOR SHARE so a PUT in flight is waited for.
+
+    With the share lock, a PUT either commits before this read (its newer version is seen here) or after this
+    transaction (it then sees the mirror row written here and queues its own sync): no change falls between.
+    """
+    identities = [Identity.parse(stream_id) for stream_id in stream_ids]
+    versions: dict[str, datetime] = {}
+    for model, kind in ((User, Kind.USER), (Company, Kind.COMPANY)):
+        ids = sorted(i.entity_id for i in identities if i.kind is kind)
+        if ids:
+            rows = await session.execute(
+                select(model.id, model.updated_at).where(model.id.in_(ids)).with_for_update(read=True)
+            )
+            versions.update((Identity(kind, entity_id).stream_id, updated_at) for entity_id, updated_at in rows)
+    return versions
+
+
+async def record(session: AsyncSession, batch: IdentityBatch) -> None:
+    """Write the rows Stream accepted, unless the mirror already records a newer profile; resend what is outdated.
+
+    A row whose version is older than the one recorded loses. Stream may have applied our older profile after the
+    newer one, and the directory may have changed while we called Stream: either way the row is marked stale and
+    an `identity.sync` queued, which sends the newest profile again.
+    """
+    rows = sorted(batch.accepted.values(), key=lambda row: row["stream_id"])  # key order: writers never deadlock
+    if not rows:
+        return
+    versioned = {row["stream_id"]: row["profile_version"] for row in rows if row["profile_version"] is not None}
+    current = await _directory_versions(session, versioned) if versioned else {}
+    table = StreamIdentity.__table__
+    statement = _insert(session)(StreamIdentity).values(rows)
+    excluded = statement.excluded
+    newer_or_equal = or_(
+        table.c.profile_version.is_(None),
+        (excluded.profile_version.is_not(None)) & (table.c.profile_version <= excluded.profile_version),
+    )
+    columns = [name for name in rows[0] if name != "stream_id"]
+    written = await session.scalars(
+        statement.on_conflict_do_update(
+            index_elements=["stream_id"], set_={name: excluded[name] for name in columns}, where=newer_or_equal
+        ).returning(table.c.stream_id)
+    )
+    if not versioned:
+        return
+    # Not written: the mirror records a newer profile than the one we sent.
+    outdated = set(versioned) - set(written)
+    outdated |= {stream_id for stream_id, version in current.items() if version > versioned[stream_id]}
+    if outdated:
+        stale = sorted(outdated)
+        await session.execute(
+            update(StreamIdentity)
+            .where(StreamIdentity.stream_id.in_(stale))
+            .values(profile_hash=STALE_HASH)
+            .execution_options(synchronize_session=False)
+        )
+        for stream_id in stale:
+            await enqueue_identity_sync(session, stream_id)
+        log.info("identities.outdated_profile_sent", stream_ids=stale[:10], count=len(stale))
+
+
+async def sync_identities(
+    sessionmaker: async_sessionmaker[AsyncSession],
     stream: StreamGateway,
     identities: Iterable[Identity],
     *,
     placeholder_ok: bool = False,
-    profiles: Mapping[Identity, Profile] | None = None,
-    mirror: Mapping[str, StreamIdentity | None] | None = None,
     deadline: Deadline | None = None,
+    profiles: Mapping[Identity, Profile] | None = None,
 ) -> int:
-    """Make Stream hold every identity's current profile; returns how many were sent (0 when the mirror is fresh).
+    """Read, send and record in three steps (no transaction open while Stream is called); returns how many were sent.
 
-    `profiles` and `mirror` (rows by Stream id, None for "no row") save the queries when the caller has them.
+    Rows of batches Stream accepted are recorded even when a later call fails. `profiles` saves the query.
     """
-    started = time.perf_counter()
-    wanted = sorted(set(identities))
-    if profiles is None:
-        profiles = await load_profiles(session, wanted)
-    elif any(identity not in profiles for identity in wanted):
-        profiles = {**await load_profiles(session, [i for i in wanted if i not in profiles]), **profiles}
-    mirror = await complete_mirror(session, wanted, mirror)
-    missing, stale, unknown = [], [], []
-    for identity in wanted:
-        profile, row = profiles.get(identity), mirror.get(identity.stream_id)
-        if is_fresh(profile, row):
-            continue
-        if profile is None:
-            if not placeholder_ok:
-                raise IdentityNotFound(identity)
-            unknown.append(identity)
-        elif row is None:
-            missing.append(profile)
-        else:
-            stale.append(profile)
-    if not (missing or stale or unknown):
-        return 0
-    deadline = deadline or Deadline(DEFAULT_DEADLINE_S)
-    await upsert_profiles(session, stream, missing, deadline)
-    await update_profiles(session, stream, stale, deadline)
-    created = await add_placeholders(session, stream, unknown, deadline) if unknown else []
-    sent = len(missing) + len(stale) + len(created)
-    log.info(
-        "identities.upserted",
-        upserted=len(missing),
-        updated=len(stale),
-        placeholders=len(created),
-        stream_ids=[p.stream_id for p in (missing + stale)[:10]],
-        ms=round((time.perf_counter() - started) * 1000, 2),
-    )
-    return sent
-
-
-async def repair_identities(
-    session: AsyncSession, stream: StreamGateway, stream_ids: list[str], *, deadline: Deadline | None = None
-) -> None:
-    """Re-upsert exactly the ids Stream said don't exist (whatever the mirror believed), then record them.
-
-    The upserts run within `deadline` (the run's, so that a repair cannot outlast it) like every other call.
-    """
-    identities = []
-    for stream_id in dict.fromkeys(stream_ids):
-        try:
-            identities.append(Identity.parse(stream_id))
-        except ValueError:
-            log.error("identities.repair_unknown_id", stream_id=stream_id[:128])
-            raise StreamRequestError(
-                f"Stream says user {stream_id[:128]!r} does not exist, and it is not an id this service makes",
-                operation="RepairUsers",
-            ) from None
-    profiles = await load_profiles(session, identities)
-    mirror = await load_mirror(session, (i.stream_id for i in identities))
-    to_send = []
-    for identity in identities:
-        profile = profiles.get(identity)
-        if profile is None:
-            row = mirror.get(identity.stream_id)
-            if row is None or not row.placeholder:
-                raise IdentityNotFound(identity)
-            profile = Profile.placeholder_for(identity)  # Stream says it is gone, so nothing is overwritten
-        to_send.append(profile)
-    deadline = deadline or Deadline(DEFAULT_DEADLINE_S)
-    for batch in chunks(to_send):
-        users = [stream_user(p) for p in batch]
-        await deadline.run(lambda users=users: stream.upsert_users(users), name="UpdateUsers")
-        await record(session, batch)
-    log.info("identities.repaired", stream_ids=[p.stream_id for p in to_send][:10], count=len(to_send))
+    wanted = list(identities)
+    async with unit_of_work(sessionmaker) as session:
+        batch = await read_identities(session, wanted, profiles=profiles)
+    try:
+        return await batch.send(stream, wanted, placeholder_ok=placeholder_ok, deadline=deadline or Deadline(DEFAULT_DEADLINE_S))
+    finally:
+        if batch.accepted:
+            async with unit_of_work(sessionmaker) as session:
+                await record(session, batch)

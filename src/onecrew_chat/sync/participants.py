@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,9 @@ class Profile:
     name: str
     image: str | None
     placeholder: bool = False
+    # The directory row's updated_at when this profile was read (None for placeholders): the mirror never lets an
+    # older profile replace a newer one.
+    version: datetime | None = field(default=None, compare=False)
 
     @property
     def stream_id(self) -> str:
@@ -53,12 +57,12 @@ class Profile:
 
 def user_profile(user: User) -> Profile:
     """The Stream profile of a OneCrew user (image = image_url)."""
-    return Profile(Identity.user(user.id), user.name, user.image_url or None)
+    return Profile(Identity.user(user.id), user.name, user.image_url or None, version=user.updated_at)
 
 
 def company_profile(company: Company) -> Profile:
     """The Stream profile of a OneCrew company (image = logo_url)."""
-    return Profile(Identity.company(company.id), company.name, company.logo_url or None)
+    return Profile(Identity.company(company.id), company.name, company.logo_url or None, version=company.updated_at)
 
 
 @dataclass

@@ -12,45 +12,61 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import secrets
 import time
+from dataclasses import replace
+from datetime import datetime, timedelta
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy import delete, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.directory import enqueue_identity_sync
-from onecrew_chat.identity import cid
+from onecrew_chat.identity import Identity, cid
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import DRIFT_DETECTED
-from onecrew_chat.models import ChannelDrift, Conversation, StreamIdentity
+from onecrew_chat.models import ChannelDrift, Conversation, JobLease, StreamIdentity
 from onecrew_chat.outbox.worker import kick
 from onecrew_chat.stream.client import MAX_CHANNELS_PER_QUERY
 from onecrew_chat.stream.errors import DeadlineExceeded
-from onecrew_chat.sync.channels import READY
+from onecrew_chat.sync.queue import READY
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.drift import (
     CHANNEL_MISSING,
     EXAMPLES,
     IDENTITY_MISSING,
     MEMBER_MISSING,
+    PROFILE_STALE,
     ChannelFinding,
     Report,
     compare_channel,
+    profile_differs,
 )
-from onecrew_chat.sync.handlers import enqueue_provision
-from onecrew_chat.sync.mirror import BATCH, chunks
+from onecrew_chat.sync.queue import enqueue_identity_sync, enqueue_provision
+from onecrew_chat.sync.mirror import BATCH, EXTERNAL_HASH, chunks
+from onecrew_chat.sync.participants import load_profiles
 
 log = get_logger(__name__)
 T = TypeVar("T")
 
-# One PostgreSQL advisory lock key for every process reconciling this database.
-LOCK_KEY = int.from_bytes(hashlib.sha256(b"onecrew_chat.reconcile").digest()[:8], "big", signed=True)
+# The job_lease row every process reconciling this database takes turns on.
+LEASE = "reconcile"
 MAX_DRIFT_ROWS = 1000  # open webhook drift rows looked at per run, oldest first
 IDENTITIES, CONVERSATIONS = "identities", "conversations"
+
+
+def _parsed(stream_ids: list[str]) -> dict[str, Identity]:
+    """The ids this service makes, parsed (others in the mirror, if any, are not compared with the directory)."""
+    found = {}
+    for stream_id in stream_ids:
+        try:
+            found[stream_id] = Identity.parse(stream_id)
+        except ValueError:
+            continue
+    return found
 
 
 class _Stop(Exception):
@@ -62,16 +78,35 @@ class _Stop(Exception):
 
 
 @contextlib.asynccontextmanager
-async def run_lock(engine: AsyncEngine) -> AsyncIterator[bool]:
-    """True when this process may reconcile: on PostgreSQL a transaction-level advisory lock held for the block.
+async def run_lock(sessionmaker: async_sessionmaker[AsyncSession], hold_s: float) -> AsyncIterator[bool]:
+    """True when this process may reconcile: it holds the `reconcile` lease (a row, not a lock) for the block.
 
-    SQLite runs one worker, so there is nothing to take turns with.
+    The lease is taken and given back in short transactions, so no transaction, lock or connection is held while
+    the run calls Stream; a process that dies leaves a lease that expires after `hold_s`.
     """
-    if engine.dialect.name != "postgresql":
-        yield True
-        return
-    async with engine.connect() as connection, connection.begin():  # the lock ends with this transaction
-        yield bool(await connection.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY}))
+    token = secrets.token_hex(16)
+    now = utcnow()
+    async with unit_of_work(sessionmaker) as session:
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        await session.execute(insert(JobLease).values(name=LEASE).on_conflict_do_nothing(index_elements=["name"]))
+        taken = await session.execute(
+            update(JobLease)
+            .where(JobLease.name == LEASE, or_(JobLease.until.is_(None), JobLease.until <= now))
+            .values(token=token, until=now + timedelta(seconds=hold_s))
+            .execution_options(synchronize_session=False)
+        )
+    mine = taken.rowcount == 1
+    try:
+        yield mine
+    finally:
+        if mine:
+            async with unit_of_work(sessionmaker) as session:
+                await session.execute(
+                    update(JobLease)
+                    .where(JobLease.name == LEASE, JobLease.token == token)
+                    .values(token=None, until=None)
+                    .execution_options(synchronize_session=False)
+                )
 
 
 class Run:
@@ -161,38 +196,52 @@ class Run:
     # --- identities -----------------------------------------------------------------------------
 
     async def identities(self, after: str) -> None:
-        """Every mirror row, 100 per QueryUsers call: the ones Stream lacks are `identity_missing`."""
+        """Every mirror row, 100 per QueryUsers call: ones Stream lacks are `identity_missing`, ones whose name, image
+        or role differ from the directory's profile are `profile_stale` (placeholders and external users excepted)."""
         checked = 0
         while self.limit is None or checked < self.limit:
             size = BATCH if self.limit is None else min(BATCH, self.limit - checked)
             async with self.runtime.sessionmaker() as session:
-                ids = list(
-                    await session.scalars(
-                        select(StreamIdentity.stream_id)
+                rows = list(
+                    await session.execute(
+                        select(StreamIdentity.stream_id, StreamIdentity.profile_hash, StreamIdentity.placeholder)
                         .where(StreamIdentity.stream_id > after)
                         .order_by(StreamIdentity.stream_id)
                         .limit(size)
                     )
                 )
+                ids = [row.stream_id for row in rows]
+                identities = _parsed(ids)
+                profiles = await load_profiles(session, identities.values())
             if not ids:
                 return
             self.position = (IDENTITIES, after)
             asked_at = utcnow()
-            present = await self.call(lambda ids=ids: self.stream.query_user_ids(ids), name="QueryUsers")
+            present = await self.call(lambda ids=ids: self.stream.query_users(ids), name="QueryUsers")
             checked += len(ids)
             self.report.identities_checked += len(ids)
             missing = [i for i in ids if i not in present]
             if missing:
-                await self.identities_missing(missing, asked_at)
+                await self.identities_drifted(IDENTITY_MISSING, missing, asked_at)
+            compared = [row for row in rows if row.stream_id in present and not row.placeholder and row.profile_hash != EXTERNAL_HASH]
+            stale = [
+                row.stream_id
+                for row in compared
+                if row.stream_id in identities
+                and profile_differs(profiles.get(identities[row.stream_id]), present[row.stream_id])
+            ]
+            if stale:
+                await self.identities_drifted(PROFILE_STALE, stale, asked_at)
             after = ids[-1]
         if await self._more(select(StreamIdentity.stream_id).where(StreamIdentity.stream_id > after)):
             self.report.stopped_early = "limit"
 
-    async def identities_missing(self, stream_ids: list[str], asked_at) -> None:
-        """Count them; when repairing, drop their mirror rows (unless re-synced since) and queue `identity.sync`."""
-        self.report.note(IDENTITY_MISSING, stream_ids)
-        DRIFT_DETECTED.labels(kind=IDENTITY_MISSING).inc(len(stream_ids))
-        log.warning("reconcile.drift_found", kind=IDENTITY_MISSING, count=len(stream_ids), examples=stream_ids[:EXAMPLES])
+    async def identities_drifted(self, kind: str, stream_ids: list[str], asked_at: datetime) -> None:
+        """Count them; when repairing, drop their mirror rows (unless re-synced since) and queue `identity.sync`,
+        which upserts the directory's profile in full (role `user` included)."""
+        self.report.note(kind, stream_ids)
+        DRIFT_DETECTED.labels(kind=kind).inc(len(stream_ids))
+        log.warning("reconcile.drift_found", kind=kind, count=len(stream_ids), examples=stream_ids[:EXAMPLES])
         if not self.report.repair:
             return
         async with unit_of_work(self.runtime.sessionmaker) as session:
@@ -240,6 +289,9 @@ class Run:
         cids = [cid(c.channel_id, c.channel_type) for c in conversations]
         states = await self.call(lambda: self.stream.get_channels(cids), name="QueryChannels")
         findings = [compare_channel(c, states.get(key)) for c, key in zip(conversations, cids, strict=True)]
+        for index, (conversation, finding) in enumerate(zip(conversations, findings, strict=True)):
+            if finding.unverified:  # a channel of more than 100 members: ask Stream about the members not listed
+                findings[index] = await self.verify_members(conversation, finding)
         self.checked.update(c.id for c in conversations)
         self.report.conversations_checked += len(conversations)
         lacking = [f.channel_id for f in findings if f.channel_missing]
@@ -253,6 +305,16 @@ class Run:
         if self.report.repair:
             await self.requeue([f.conversation_id for f in findings if f.needs_provisioning])
         return findings
+
+    async def verify_members(self, conversation: Conversation, finding: ChannelFinding) -> ChannelFinding:
+        """Settle the members a truncated channel answer did not list, through QueryMembers (100 ids per call)."""
+        asked = list(finding.unverified)
+        present = await self.call(
+            lambda: self.stream.query_member_ids(conversation.channel_type, conversation.channel_id, asked),
+            name="QueryMembers",
+        )
+        absent = tuple(m for m in asked if m not in present)
+        return replace(finding, missing=finding.missing + absent, unverified=())
 
     async def requeue(self, conversation_ids: list[str]) -> None:
         """Mark the conversations unverified and queue their provisioning: the worker re-creates and re-adds."""
@@ -286,7 +348,8 @@ async def reconcile(
     started = time.perf_counter()
     settings = runtime.settings
     report = Report(repair=repair)
-    async with run_lock(runtime.engine) as mine:
+    deadline_s = deadline_s or settings.reconcile_deadline_s
+    async with run_lock(runtime.sessionmaker, hold_s=deadline_s + 60.0) as mine:
         if not mine:
             report.skipped = True
             log.info("reconcile.skipped", reason="another process is reconciling")
@@ -295,7 +358,7 @@ async def reconcile(
             runtime,
             report,
             limit=limit,
-            deadline_s=deadline_s or settings.reconcile_deadline_s,
+            deadline_s=deadline_s,
             max_calls=max_calls or settings.reconcile_max_calls,
         )
         try:
@@ -327,7 +390,7 @@ async def run_periodically(runtime, stop: asyncio.Event) -> None:
     """Reconcile and repair every ONECREW_RECONCILE_INTERVAL_S (first one interval after start) until `stop`.
 
     A run stopped early by its budget is continued by the next one. Workers started together reach their runs
-    together, so the advisory lock lets one run and the others skip.
+    together, so the lease lets one run and the others skip.
     """
     interval_s = float(runtime.settings.reconcile_interval_s)
     if interval_s <= 0:

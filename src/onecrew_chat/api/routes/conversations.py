@@ -11,11 +11,9 @@ from pydantic import WithJsonSchema
 from onecrew_chat.access import acting_identity_for_profile
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
 from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
-from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.identity import CHANNEL_ID_PATTERN
 from onecrew_chat.reads.listing import MAX_LIMIT, MAX_PAGE, MAX_SEARCH, PageRequest, list_conversations
-from onecrew_chat.reads.lookup import find_visible_conversation
-from onecrew_chat.reads.prepare import heal_quietly, prepare
+from onecrew_chat.reads.prepare import open_conversation, prepare
 from onecrew_chat.reads.unread import unread_cache, unread_count
 from onecrew_chat.schemas import (
     ConversationEnvelope,
@@ -23,7 +21,6 @@ from onecrew_chat.schemas import (
     PrepareEnvelope,
     UnreadCountEnvelope,
 )
-from onecrew_chat.sync.participants import load_directory_for
 
 router = APIRouter(prefix="/api/chat/conversations", tags=["conversations"])
 
@@ -111,14 +108,9 @@ async def get_unread_count(
     response_model=None,
     responses={200: {"model": ConversationEnvelope}} | error_responses(400, 401, 404),
 )
-async def get_conversation(
-    runtime: RuntimeDep, session: SessionDep, user_id: CurrentUserId, conversation_id: ConversationId
-) -> dict:
+async def get_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId) -> dict:
     """The conversation when the caller or one of their companies takes part (else 404); finishes provisioning."""
-    visible = await find_visible_conversation(session, user_id, conversation_id)
-    await heal_quietly(session, runtime, visible.conversation)
-    directory = await load_directory_for(session, [visible.conversation])
-    return {"success": True, "data": serialize_conversation(visible.conversation, directory)}
+    return {"success": True, "data": await open_conversation(runtime, user_id, conversation_id)}
 
 
 @router.post(
@@ -127,9 +119,6 @@ async def get_conversation(
     response_model=None,
     responses={200: {"model": PrepareEnvelope}} | error_responses(400, 401, 404, 503),
 )
-async def prepare_conversation(
-    runtime: RuntimeDep, session: SessionDep, user_id: CurrentUserId, conversation_id: ConversationId
-) -> dict:
+async def prepare_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId) -> dict:
     """`{id, chat_status, members}`; no Stream call when our records say everything is in place."""
-    visible = await find_visible_conversation(session, user_id, conversation_id)
-    return {"success": True, "data": await prepare(session, runtime, visible.conversation)}
+    return {"success": True, "data": await prepare(runtime, user_id, conversation_id)}

@@ -67,12 +67,14 @@ async def post_conversation(
     if idempotency_key is None:
         data = await create_conversation(runtime, user_id, body)
         return JSONResponse({"success": True, "data": data})
+    caller, key = Identity.user(user_id).stream_id, idempotency.parse_key(idempotency_key)
+    bind = idempotency.binder(caller, key)
     answer = await idempotency.run_once(
         runtime,
-        caller=Identity.user(user_id).stream_id,
-        key=idempotency.parse_key(idempotency_key),
+        caller=caller,
+        key=key,
         print_=idempotency.fingerprint(body.fingerprint_source()),
-        work=lambda: create_conversation(runtime, user_id, body),
+        work=lambda resume_id: create_conversation(runtime, user_id, body, bind=bind, resume_id=resume_id),
     )
     headers = {idempotency.REPLAY_HEADER: "true"} if answer.replayed else {}
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)

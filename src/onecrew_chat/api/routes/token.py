@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from pydantic import WithJsonSchema
 
-from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
+from onecrew_chat.api.deps import CurrentUserId, RuntimeDep
 from onecrew_chat.api.openapi import COMPANY_ID_SCHEMA, CompanyIdQuery, ProfileTypeQuery, error_responses, json_body
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import TokenBody, TokenEnvelope
@@ -27,18 +27,17 @@ _DOC = {
 }
 
 
-async def _token(request: Request, runtime: Runtime, session, user_id: str, query: dict, x_company_id) -> dict:
+async def _token(request: Request, runtime: Runtime, user_id: str, query: dict, x_company_id) -> dict:
     """The query string first, then a JSON body (which may be empty), then X-Company-Id."""
     query = {name: value for name, value in query.items() if value is not None}
     token_request = TokenRequest.from_parts(query, await request.body(), x_company_id)
-    return {"success": True, "data": await issue_token(session, runtime, user_id, token_request)}
+    return {"success": True, "data": await issue_token(runtime, user_id, token_request)}
 
 
 @router.post("", openapi_extra=json_body(TokenBody, required=False), **_DOC)
 async def post_token(
     request: Request,
     runtime: RuntimeDep,
-    session: SessionDep,
     user_id: CurrentUserId,
     profile_type: ProfileTypeQuery = None,
     company_id: CompanyIdQuery = None,
@@ -46,14 +45,13 @@ async def post_token(
 ) -> dict:
     """profile_type / company_id from the query, a JSON body or X-Company-Id; 400, 401 or 403 otherwise."""
     query = {"profile_type": profile_type, "company_id": company_id}
-    return await _token(request, runtime, session, user_id, query, x_company_id)
+    return await _token(request, runtime, user_id, query, x_company_id)
 
 
 @router.get("", **_DOC)
 async def get_token(
     request: Request,
     runtime: RuntimeDep,
-    session: SessionDep,
     user_id: CurrentUserId,
     profile_type: ProfileTypeQuery = None,
     company_id: CompanyIdQuery = None,
@@ -61,4 +59,4 @@ async def get_token(
 ) -> dict:
     """The same as POST, for clients that send no body."""
     query = {"profile_type": profile_type, "company_id": company_id}
-    return await _token(request, runtime, session, user_id, query, x_company_id)
+    return await _token(request, runtime, user_id, query, x_company_id)

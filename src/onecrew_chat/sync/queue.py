@@ -1,0 +1,50 @@
+"""What the sync layer queues in the outbox: a conversation's provisioning and an identity's profile sync.
+
+Both are written in the caller's transaction, so the work is stored with the change that needs it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onecrew_chat.logging import get_logger
+from onecrew_chat.models import Conversation, OutboxMessage
+from onecrew_chat.outbox import repository as outbox
+
+log = get_logger(__name__)
+
+PROVISION = "conversation.provision"
+IDENTITY_SYNC = "identity.sync"
+PROVISIONING, READY, FAILED = "provisioning", "ready", "failed"
+
+
+def provision_dedupe_key(conversation_id: str) -> str:
+    """The outbox dedupe key of a conversation's provisioning row."""
+    return f"{PROVISION}:{conversation_id}"
+
+
+async def enqueue_provision(
+    session: AsyncSession, conversation: Conversation, *, delay_s: float = 0.0, known_new: bool = False
+) -> OutboxMessage:
+    """Queue the row that finishes provisioning (reusing a pending one); a conversation that had failed is retried.
+
+    Create, GET and prepare call this for a conversation that is not provisioned, so a `failed` one (its row was
+    dead-lettered) goes back to `provisioning` with a fresh row. `known_new`: the conversation was inserted in
+    this transaction, so there is no row to reuse.
+    """
+    if conversation.chat_status == FAILED:
+        conversation.chat_status = PROVISIONING
+        log.info("conversation.provisioning_requeued", channel_id=conversation.channel_id, conversation_id=conversation.id)
+    return await outbox.add(
+        session,
+        PROVISION,
+        {"conversation_id": conversation.id},
+        dedupe_key=provision_dedupe_key(conversation.id),
+        delay_s=delay_s,
+        known_new=known_new,
+    )
+
+
+async def enqueue_identity_sync(session: AsyncSession, stream_id: str) -> None:
+    """One pending `identity.sync` outbox message per identity: the worker sends its current profile to Stream."""
+    await outbox.add(session, IDENTITY_SYNC, {"stream_id": stream_id}, dedupe_key=f"{IDENTITY_SYNC}:{stream_id}")

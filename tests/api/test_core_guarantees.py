@@ -1,0 +1,150 @@
+"""Issue 7's guarantees over HTTP: keyed groups survive a crash, a profile PUT is never lost, SQLite serialises
+concurrent creates, and a database error a retry can fix is a 503."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, text, update
+
+from onecrew_chat.api.deps import SessionDep
+from onecrew_chat.db import utcnow
+from onecrew_chat.identity import Identity
+from onecrew_chat.models import Conversation, IdempotencyKey
+from onecrew_chat.outbox import worker
+from tests.conftest import make_settings
+from tests.factories import add_company, add_user, add_users
+from tests.support import auth, new_id, service_auth, wait_until
+
+URL = "/api/chat/conversations"
+
+
+async def drain_outbox(runtime) -> None:
+    """Run the worker until no due row is left (every row made due now, as if time had passed)."""
+    from onecrew_chat.models import OutboxMessage
+
+    for _ in range(10):
+        async with runtime.sessionmaker() as session:
+            await session.execute(update(OutboxMessage).where(OutboxMessage.status == "pending").values(next_attempt_at=utcnow()))
+            await session.commit()
+        if await worker.run_once(runtime) == 0:
+            return
+    raise AssertionError("the outbox did not drain in 10 rounds")
+
+
+async def test_a_keyed_group_create_cut_off_after_its_commit_is_replayed_not_made_twice(client, session, app, emulator):
+    me = await add_user(session, "Amr")
+    others = await add_users(session, 3)
+    key = new_id()
+    body = {"conversation_type": "group", "participant_ids": others, "name": "Crew"}
+    headers = {**auth(me), "Idempotency-Key": key}
+    # The channel call is applied by Stream but its answer never comes: the server dies in the middle.
+    emulator.faults.timeout_after_write("GetOrCreateChannel", count=1, hold_s=30)
+    cut_off = asyncio.create_task(client.post(URL, json=body, headers=headers))
+    await wait_until(lambda: emulator.count("GetOrCreateChannel") >= 1, what="the channel call to be in flight")
+    cut_off.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cut_off
+    emulator.faults.reset()
+    # Minutes pass: long past the point where a running key counts as abandoned (60 s + the deadline), and past
+    # any provisioning claim the dead server held.
+    await session.execute(update(IdempotencyKey).values(created_at=utcnow() - timedelta(minutes=5)))
+    await session.execute(update(Conversation).values(provision_lease_until=utcnow() - timedelta(minutes=4)))
+    await session.commit()
+
+    retried = await client.post(URL, json=body, headers=headers)
+
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["data"]["chat"]["status"] == "ready"
+    assert await session.scalar(select(func.count()).select_from(Conversation)) == 1, "one group, not two"
+    assert emulator.channel_count() == 1
+    channel = emulator.get_channel("messaging", retried.json()["data"]["id"])
+    assert len(channel["members"]) == 4
+    again = await client.post(URL, json=body, headers=headers)
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == retried.json()
+
+
+async def test_a_profile_put_racing_the_first_upsert_still_reaches_stream(client, session, app, emulator):
+    user = await add_user(session, "Old Name")
+    stream_id = Identity.user(user).stream_id
+    # The first upsert is applied but its answer is held: the token request is still inside its deadline.
+    emulator.faults.timeout_after_write("UpdateUsers", count=1, hold_s=30)
+    token = asyncio.create_task(client.post("/api/chat/token", headers=auth(user)))
+    await wait_until(lambda: emulator.count("UpdateUsers") >= 1, what="the first upsert to be in flight")
+
+    put = await client.put(
+        f"/api/internal/users/{user}",
+        json={"name": "New Name", "image_url": None, "category": "talent"},
+        headers=service_auth(),
+    )
+    assert put.status_code == 200, put.text
+    assert (await token).status_code == 200
+
+    await drain_outbox(app.state.runtime)
+    assert emulator.get_user(stream_id)["name"] == "New Name", "Stream ends with the newest profile"
+
+
+async def test_reconcile_finds_and_repairs_a_profile_stream_holds_stale(client, session, app, emulator):
+    from onecrew_chat.stream.client import StreamUser
+    from onecrew_chat.sync.reconcile import reconcile
+
+    user = await add_user(session, "Real Name")
+    assert (await client.post("/api/chat/token", headers=auth(user))).status_code == 200
+    stream_id = Identity.user(user).stream_id
+    # Changed behind our back (the old backend's "User" placeholder overwrote it).
+    await app.state.runtime.stream.upsert_users([StreamUser(id=stream_id, name="User")])
+
+    report = await reconcile(app.state.runtime, repair=True)
+
+    assert report.drift["profile_stale"] == 1
+    await drain_outbox(app.state.runtime)
+    assert emulator.get_user(stream_id)["name"] == "Real Name"
+    assert (await reconcile(app.state.runtime, repair=False)).total_drift == 0
+
+
+class TestEmbeddedSQLite:
+    """SQLite has no row locks: the claim serialises what PostgreSQL would lock."""
+
+    @pytest.fixture
+    def settings(self, sqlite_only_url, emulator, emulator_server):
+        return make_settings(sqlite_only_url, emulator_server.base_url)
+
+    async def test_twenty_identical_concurrent_creates_make_one_channel_call(self, client, session, emulator):
+        user = await add_user(session, "Amr")
+        company = await add_company(session, "Lolo Academy", owner=await add_user(session, "Owner"))
+        body = {"conversation_type": "user_company", "participant_ids": [company]}
+
+        responses = await asyncio.gather(*(client.post(URL, json=body, headers=auth(user)) for _ in range(20)))
+
+        assert {r.status_code for r in responses} == {200}, {r.text for r in responses}
+        assert {r.json()["data"]["chat"]["status"] for r in responses} == {"ready"}
+        assert emulator.count("GetOrCreateChannel") == 1
+        assert emulator.count("UpdateUsers") == 1
+
+
+class TestDatabaseTrouble:
+    """Failures a retry can fix are 503 with Retry-After, never the generic 500."""
+
+    @pytest.fixture
+    def settings(self, postgres_only_url, emulator, emulator_server):
+        return make_settings(postgres_only_url, emulator_server.base_url)
+
+    @pytest.mark.parametrize(
+        "sqlstate",
+        ["40P01", "40001", "55P03", "57014", "53300"],
+        ids=["deadlock", "serialization", "lock_timeout", "statement_timeout", "too_many_connections"],
+    )
+    async def test_a_retryable_database_error_is_503(self, app, client, sqlstate):
+        async def fails(session: SessionDep) -> dict:  # a real PostgreSQL error of that class, raised by the server
+            await session.execute(text(f"DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '{sqlstate}'; END $$"))
+            return {}
+
+        app.add_api_route("/test/db-error", fails, methods=["GET"])
+
+        response = await client.get("/test/db-error")
+
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"] == "1"
+        assert response.json()["code"] == "database_unavailable"
