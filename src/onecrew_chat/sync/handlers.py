@@ -6,12 +6,11 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from onecrew_chat.db import utcnow
+from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.identity import Identity
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity
 from onecrew_chat.outbox import repository as outbox
-from onecrew_chat.outbox.worker import register, register_dead_letter
 from onecrew_chat.sync.channels import READY, finish_provisioning, provision_deadline
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import is_fresh, update_profiles, upsert_profiles
@@ -60,9 +59,13 @@ async def load_conversation(session: AsyncSession, conversation_id: str) -> Conv
     )
 
 
-@register(PROVISION)
-async def provision(runtime, session: AsyncSession, payload: dict) -> None:
+async def provision(runtime, payload: dict) -> None:
     """Get-or-create the channel with every member (safe to repeat); a conversation already ready is left alone."""
+    async with unit_of_work(runtime.sessionmaker) as session:
+        await _provision(runtime, session, payload)
+
+
+async def _provision(runtime, session: AsyncSession, payload: dict) -> None:
     conversation = await load_conversation(session, str(payload["conversation_id"]))
     if conversation is None:
         log.warning("conversation.provision_missing", conversation_id=payload.get("conversation_id"))
@@ -73,8 +76,7 @@ async def provision(runtime, session: AsyncSession, payload: dict) -> None:
         log.info("conversation.provisioned_by_worker", channel_id=conversation.channel_id, conversation_id=conversation.id)
 
 
-@register_dead_letter(PROVISION)
-async def provisioning_failed(runtime, session: AsyncSession, payload: dict, error: str) -> None:
+async def provisioning_failed(session: AsyncSession, payload: dict, error: str) -> None:
     """The worker gave up: the conversation says `failed` (its reason stays on the dead row) until it is re-queued."""
     conversation_id = str(payload["conversation_id"])
     result = await session.execute(
@@ -90,9 +92,13 @@ async def provisioning_failed(runtime, session: AsyncSession, payload: dict, err
         log.error("conversation.provisioning_failed", conversation_id=conversation_id, error=error[:500])
 
 
-@register(IDENTITY_SYNC)
-async def sync_identity(runtime, session: AsyncSession, payload: dict) -> None:
+async def sync_identity(runtime, payload: dict) -> None:
     """Send a changed profile to Stream: a partial update when the mirror says Stream has the user, else an upsert."""
+    async with unit_of_work(runtime.sessionmaker) as session:
+        await _sync_identity(runtime, session, payload)
+
+
+async def _sync_identity(runtime, session: AsyncSession, payload: dict) -> None:
     identity = Identity.parse(str(payload["stream_id"]))
     profile = (await load_profiles(session, [identity])).get(identity)
     if profile is None:
