@@ -369,3 +369,21 @@ async def test_a_lease_lost_is_logged_and_records_nothing(runtime):
     assert [entry["id"] for entry in logs if entry["event"] == "outbox.lease_lost"] == [message.id]
     row = await _row(runtime, message.id)
     assert (row.status, row.attempts) == ("pending", 0)  # left to the worker that holds it now
+
+
+async def test_a_worker_stopped_mid_run_gives_the_row_back_at_once(runtime):
+    message = await _add(runtime)
+    started, never = asyncio.Event(), asyncio.Event()
+
+    async def hangs(rt, payload):
+        started.set()
+        await never.wait()  # Stream never answers
+
+    task = asyncio.create_task(worker.run_once(runtime, Jobs(handlers={KIND: hangs})))
+    await asyncio.wait_for(started.wait(), timeout=5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    row = await _row(runtime, message.id)
+    assert (row.status, row.attempts, row.lease_token, row.locked_until) == ("pending", 0, None, None)
+    assert (await _claim(runtime)).id == message.id  # another worker can take it now, not after the lease

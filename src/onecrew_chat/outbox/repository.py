@@ -217,6 +217,11 @@ async def put_back(session: AsyncSession, claim: Claim, error: str) -> str:
     return "paused" if done else LOST
 
 
+async def release(session: AsyncSession, claim: Claim) -> bool:
+    """Give the row back untouched (the worker stops mid-run); True if the lease was still ours."""
+    return await _guarded(session, _held(claim), **_UNLEASE)
+
+
 async def mark_done(session: AsyncSession, message: OutboxMessage) -> bool:
     """A run outside the worker (e.g. inline provisioning) did the work of this pending, unleased row.
 

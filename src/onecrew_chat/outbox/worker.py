@@ -87,6 +87,8 @@ async def run_once(
     claimed = 0
     while claimed < limit and not (stop is not None and stop.is_set()):
         outcome = await run_one(runtime, jobs, config=config, status=status)
+        if status is not None:
+            status.beat()
         if outcome == NOTHING_DUE:
             break
         claimed += 1
@@ -107,7 +109,8 @@ async def run_one(runtime: Any, jobs: Jobs, *, config: WorkerConfig, status: Wor
         if handler is None:
             raise LookupError(f"no handler registered for outbox kind {claim.kind!r}")
         await _run_handler(handler, runtime, claim, config.lease_s * HANDLER_SHARE_OF_LEASE)
-    except asyncio.CancelledError:
+    except asyncio.CancelledError:  # shutting down mid-run: give the row back now rather than when the lease ends
+        await asyncio.shield(_release(runtime, claim))
         raise
     except Exception as exc:  # every failure is recorded on the row; the worker itself keeps going
         return await _record_failure(runtime, jobs, config, claim, exc, started, status)
@@ -128,6 +131,15 @@ async def _run_handler(handler: Any, runtime: Any, claim: repository.Claim, budg
         if budget.expired():
             raise HandlerTimeout(f"the handler ran longer than {budget_s:g} s, {HANDLER_SHARE_OF_LEASE:.0%} of its lease") from None
         raise
+
+
+async def _release(runtime: Any, claim: repository.Claim) -> None:
+    try:
+        async with unit_of_work(runtime.sessionmaker) as session:
+            await repository.release(session, claim)
+        log.info("outbox.released", id=claim.id, kind=claim.kind)
+    except Exception:  # the lease runs out instead
+        log.exception("outbox.release_failed", id=claim.id, kind=claim.kind)
 
 
 def _finished(claim: repository.Claim, outcome: str, started: float, **fields: Any) -> str:
