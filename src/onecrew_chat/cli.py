@@ -116,8 +116,8 @@ def db_upgrade() -> None:
 @app.command()
 def worker() -> None:
     """Run only the outbox worker (Stream provisioning and profile syncs) until SIGINT/SIGTERM."""
+    from onecrew_chat.composition import run_worker
     from onecrew_chat.logging import get_logger
-    from onecrew_chat.outbox.worker import run_forever
     from onecrew_chat.runtime import build_runtime
 
     settings = load_settings()
@@ -133,7 +133,7 @@ def worker() -> None:
         runtime = build_runtime(settings)
         log.info("worker.started", poll_s=settings.worker_poll_s)
         try:
-            await run_forever(runtime, stop)
+            await run_worker(runtime, stop)
         finally:
             await runtime.close()
             log.info("worker.stopped")

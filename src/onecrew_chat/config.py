@@ -57,6 +57,18 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(default=3600.0, ge=0, validation_alias=_env("ONECREW_RECONCILE_INTERVAL_S"))
     reconcile_deadline_s: float = Field(default=120.0, gt=0, validation_alias=_env("ONECREW_RECONCILE_DEADLINE_S"))
     reconcile_max_calls: int = Field(default=1000, gt=0, validation_alias=_env("ONECREW_RECONCILE_MAX_CALLS"))
+    # --- outbox worker pause and retention (issue 7) ---
+    worker_pause_probe_s: float = Field(default=30.0, gt=0, validation_alias=_env("ONECREW_WORKER_PAUSE_PROBE_S"))
+    retention_interval_s: float = Field(default=3600.0, ge=0, validation_alias=_env("ONECREW_RETENTION_INTERVAL_S"))
+    retention_batch: int = Field(default=1000, gt=0, le=100_000, validation_alias=_env("ONECREW_RETENTION_BATCH"))
+    retention_outbox_done_h: float = Field(default=168.0, ge=0, validation_alias=_env("ONECREW_RETENTION_OUTBOX_DONE_H"))
+    # Stream retries a webhook within minutes; a day is the floor, so a redelivery is always recognised.
+    retention_webhook_events_h: float = Field(
+        default=168.0, ge=24, validation_alias=_env("ONECREW_RETENTION_WEBHOOK_EVENTS_H")
+    )
+    retention_drift_resolved_h: float = Field(
+        default=720.0, ge=0, validation_alias=_env("ONECREW_RETENTION_DRIFT_RESOLVED_H")
+    )
     public_base_url: str | None = Field(default=None, validation_alias=_env("ONECREW_PUBLIC_BASE_URL"))
     log_format: str = Field(default="console", validation_alias=_env("ONECREW_LOG_FORMAT"))
     log_level: str = Field(default="info", validation_alias=_env("ONECREW_LOG_LEVEL"))

@@ -25,3 +25,9 @@ OUTBOX_PENDING = Gauge("onecrew_outbox_pending", "Outbox messages waiting")
 WEBHOOK_EVENTS = Counter("onecrew_webhook_events_total", "Stream webhook events", ["type", "outcome"])
 DRIFT_DETECTED = Counter("onecrew_drift_detected_total", "Differences between our records and Stream", ["kind"])
 IDEMPOTENT_REPLAYS = Counter("onecrew_idempotent_replays_total", "Answers replayed for a repeated Idempotency-Key")
+
+# --- outbox worker and readiness (issue 7) ---
+WORKER_PAUSED = Gauge("onecrew_worker_paused", "1 while this process's outbox worker is paused (Stream refuses our credentials)")
+OUTBOX_LEASE_LOST = Counter("onecrew_outbox_lease_lost_total", "Runs whose lease was taken over before their outcome was recorded", ["kind"])
+STREAM_UP = Gauge("onecrew_stream_up", "1 when the last (cached, at most once a minute) Stream health check answered")
+RETENTION_PURGED = Counter("onecrew_retention_purged_total", "Rows deleted by the retention purges", ["table"])

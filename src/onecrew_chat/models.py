@@ -171,6 +171,9 @@ class StreamIdentity(Base):
 # --- reliability: outbox, idempotency, webhooks, drift -----------------------------------------
 
 
+PENDING_DEDUPE = "status = 'pending' AND dedupe_key IS NOT NULL"
+
+
 class OutboxMessage(Timestamped, Base):
     """Work that must reach Stream; written in the same transaction as the change that needs it."""
 
@@ -187,10 +190,24 @@ class OutboxMessage(Timestamped, Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The claim of the worker running the row (with locked_until); outcomes are recorded only under it.
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    # Bumped when new work is folded into the pending row; a run of an older version does not mark it done.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     __table_args__ = (
         Index("ix_outbox_message_due", "status", "next_attempt_at"),
         Index("ix_outbox_message_dedupe_key", "dedupe_key"),
+        Index("ix_outbox_message_done", "status", "updated_at"),
+        # One pending row per (kind, dedupe_key): concurrent adds make one row (migration 0005).
+        Index(
+            "uq_outbox_message_pending_dedupe",
+            "kind",
+            "dedupe_key",
+            unique=True,
+            sqlite_where=text(PENDING_DEDUPE),
+            postgresql_where=text(PENDING_DEDUPE),
+        ),
     )
 
 
@@ -223,6 +240,8 @@ class WebhookEvent(Base):
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     event_type: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_webhook_event_received_at", "received_at"),)
 
 
 class ChannelDrift(Base):

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.config import Settings
-from onecrew_chat.db import make_engine, make_sessionmaker
+from onecrew_chat.db import make_engine, make_sessionmaker, utcnow
 from onecrew_chat.models import OutboxMessage
 from onecrew_chat.outbox import repository
 
@@ -35,7 +35,8 @@ async def unfinished(settings: Settings, *, limit: int = 50) -> list[OutboxMessa
 async def requeue(settings: Settings, *, message_id: int | None) -> int:
     """Make one message (or, with no id, every dead one) due now with attempts reset; returns how many.
 
-    LookupError when the id has no message or names one already done.
+    LookupError when the id has no message or names one already done; MessageInProgress (a LookupError)
+    when a worker holds it right now: a row in progress is never touched.
     """
     async with _session(settings) as session, session.begin():
         return await repository.requeue(session, None if message_id is None else [message_id])
@@ -55,9 +56,11 @@ def print_table(messages: list[OutboxMessage]) -> None:
     table = Table(title="Outbox: pending and dead messages")
     for column in ("id", "kind", "status", "attempts", "next attempt (UTC)", "payload", "last error"):
         table.add_column(column, overflow="fold")
+    now = utcnow()
     for m in messages:
+        running = m.status == repository.PENDING and m.locked_until is not None and m.locked_until > now
         table.add_row(
-            str(m.id), m.kind, m.status, str(m.attempts), m.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(m.id), m.kind, f"{m.status} (running)" if running else m.status, str(m.attempts), m.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S"),
             ", ".join(f"{k}={v}" for k, v in sorted(m.payload.items())), (m.last_error or "")[:120],
         )
     console.print(table)

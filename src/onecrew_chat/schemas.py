@@ -326,17 +326,27 @@ class HealthOut(BaseModel):
 
 
 class CheckOut(BaseModel):
-    """One dependency's readiness check."""
+    """One readiness check of this instance (database, worker)."""
 
     status: Literal["ok"]
+    ms: float | None = None
+
+
+class StreamHealthOut(BaseModel):
+    """Stream's health from its last ping (at most one a minute); never decides readiness."""
+
+    status: Literal["up", "down"]
+    checked_at: str
     ms: float
+    error: str | None = None
 
 
 class ReadyOut(BaseModel):
-    """Readiness: the database and Stream answered."""
+    """Readiness of this instance: database at the migration head, worker alive and not paused; Stream apart."""
 
     status: Literal["ready"]
     checks: dict[str, CheckOut]
+    stream: StreamHealthOut
 
 
 class HealthEnvelope(Envelope[HealthOut]):

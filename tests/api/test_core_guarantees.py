@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from onecrew_chat.api.deps import SessionDep
+from onecrew_chat.composition import build_jobs
 from onecrew_chat.db import utcnow
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, IdempotencyKey
@@ -29,7 +30,7 @@ async def drain_outbox(runtime) -> None:
         async with runtime.sessionmaker() as session:
             await session.execute(update(OutboxMessage).where(OutboxMessage.status == "pending").values(next_attempt_at=utcnow()))
             await session.commit()
-        if await worker.run_once(runtime) == 0:
+        if await worker.run_once(runtime, build_jobs(runtime.settings)) == 0:
             return
     raise AssertionError("the outbox did not drain in 10 rounds")
 

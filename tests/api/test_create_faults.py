@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, OutboxMessage
+from onecrew_chat.composition import build_jobs
 from onecrew_chat.outbox import worker
 from onecrew_chat.sync.mirror import sync_identities
 from tests.conftest import make_settings
@@ -115,7 +116,7 @@ async def test_with_stream_down_the_answer_is_provisioning_and_the_worker_finish
     assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
 
     emulator.faults.reset()
-    assert await worker.run_once(app.state.runtime) == 1
+    assert await worker.run_once(app.state.runtime, build_jobs(app.state.runtime.settings)) == 1
     session.expire_all()
     conversation = await session.scalar(select(Conversation))
     assert conversation.chat_status == "ready" and conversation.stream_verified_at is not None

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from onecrew_chat.db import utcnow
 from onecrew_chat.models import Conversation, IdempotencyKey
-from onecrew_chat.outbox import worker
+from onecrew_chat.composition import run_worker
 from tests.factories import add_company, add_user
 from tests.support import auth, new_id, wait_until
 
@@ -130,7 +130,7 @@ async def test_the_worker_deletes_keys_past_their_expiry(app, session, people):
         )
     await session.commit()
     stop = asyncio.Event()
-    task = asyncio.create_task(worker.run_forever(app.state.runtime, stop))  # its first round does the upkeep
+    task = asyncio.create_task(run_worker(app.state.runtime, stop))  # its first round does the upkeep
 
     async def only_the_live_key_is_left() -> bool:
         return list(await session.scalars(select(IdempotencyKey.key).execution_options(populate_existing=True))) == ["live"]

@@ -1,4 +1,4 @@
-"""Liveness, readiness (database and Stream, each within ~1 s, reasons in words) and Prometheus metrics."""
+"""Liveness, readiness of this instance (database, migrations, worker; Stream apart, cached) and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import time
 import httpx
 import pytest
 
+from onecrew_chat.db import upgrade_database
+from onecrew_chat.outbox.status import worker_status
 from tests.conftest import make_settings
-from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_SECRET
+from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_SECRET, wait_until
 
 
 def closed_port_url() -> str:
@@ -30,6 +32,7 @@ async def client_for(settings):
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            http.app_runtime = application.state.runtime
             yield http
 
 
@@ -44,8 +47,12 @@ async def test_readyz_is_200_when_database_and_stream_answer(client, emulator):
     body = response.json()
     assert body["success"] is True
     assert body["data"]["status"] == "ready"
-    assert {name: check["status"] for name, check in body["data"]["checks"].items()} == {"database": "ok", "stream": "ok"}
-    assert emulator.count("GetApp") == 1  # readiness really asked Stream
+    assert {name: check["status"] for name, check in body["data"]["checks"].items()} == {"database": "ok"}
+    assert body["data"]["stream"]["status"] == "up"
+    assert emulator.count("GetApp") == 1  # Stream's health really was asked...
+    again = await client.get("/readyz")
+    assert again.status_code == 200 and again.json()["data"]["stream"]["status"] == "up"
+    assert emulator.count("GetApp") == 1  # ...and is cached for a minute: probes do not spend Stream calls
 
 
 async def test_healthz_answers_while_the_database_is_unreachable(tmp_path, emulator_server):
@@ -63,24 +70,43 @@ async def test_healthz_answers_while_the_database_is_unreachable(tmp_path, emula
     assert_no_secrets(ready)
 
 
-async def test_readyz_is_503_with_the_reason_when_stream_is_down(sqlite_only_url):
+@pytest.fixture
+def old_schema_url(tmp_path) -> str:
+    """A SQLite database one migration behind this code."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    upgrade_database(url, "0004")
+    return url
+
+
+async def test_readyz_is_503_when_the_schema_is_behind_this_code(old_schema_url, emulator_server):
+    url = old_schema_url
+    async with client_for(make_settings(url, emulator_server.base_url)) as http:
+        response = await http.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["error"].startswith("database schema at migration 0004 but this code needs ")
+    assert "onecrew-chat db upgrade" in response.json()["error"]
+
+
+async def test_readyz_stays_ready_when_stream_is_down_and_says_so_apart(sqlite_only_url):
     settings = make_settings(sqlite_only_url, closed_port_url())
     async with client_for(settings) as http:
         response = await http.get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["code"] == "not_ready"
-    assert response.json()["error"].startswith("stream not reachable: ")
-    assert "database" not in response.json()["error"]
+        metrics_text = (await http.get("/metrics")).text
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["status"] == "ready"
+    assert data["stream"]["status"] == "down" and data["stream"]["error"]
+    assert "onecrew_stream_up 0.0" in metrics_text
     assert_no_secrets(response)
 
 
 @pytest.mark.parametrize("status", [500, 401])
-async def test_readyz_is_503_when_stream_answers_with_an_error(sqlite_only_url, emulator, emulator_server, status):
+async def test_readyz_stays_ready_when_stream_answers_with_an_error(sqlite_only_url, emulator, emulator_server, status):
     emulator.faults.set_error_rate("GetApp", 1.0, status=status)
     async with client_for(make_settings(sqlite_only_url, emulator_server.base_url)) as http:
         response = await http.get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["error"].startswith("stream not reachable: ")
+    assert response.status_code == 200
+    assert response.json()["data"]["stream"]["status"] == "down"
     assert_no_secrets(response)
 
 
@@ -90,9 +116,30 @@ async def test_readyz_gives_a_slow_stream_about_one_second(sqlite_only_url, emul
         started = time.monotonic()
         response = await http.get("/readyz")
         elapsed = time.monotonic() - started
-    assert response.status_code == 503
-    assert response.json()["error"] == "stream not reachable: no answer within 1 s"
+    assert response.status_code == 200
+    assert response.json()["data"]["stream"]["error"] == "no answer within 1 s"
     assert 0.9 < elapsed < 4.0  # about 1 s, far from Stream's 6 s
+
+
+async def test_readyz_shows_the_worker_of_this_process(sqlite_only_url, emulator, emulator_server):
+    settings = make_settings(sqlite_only_url, emulator_server.base_url, run_worker=True)
+    async with client_for(settings) as http:
+        runtime = http.app_runtime
+
+        async def worker_reported() -> bool:
+            response = await http.get("/readyz")
+            return response.status_code == 200 and "worker" in response.json()["data"]["checks"]
+
+        await wait_until(worker_reported, timeout=10, what="/readyz to report the running worker")
+        status = worker_status(runtime)
+        status.running = False  # the worker's loop died
+        dead = await http.get("/readyz")
+        status.running = True
+        status.pause("StreamRequestError: UpsertUsers HTTP 401: invalid signature", kind="k", message_id=1)
+        paused = await http.get("/readyz")
+        status.resume()
+    assert dead.status_code == 503 and dead.json()["error"].startswith("worker not alive")
+    assert paused.status_code == 503 and paused.json()["error"].startswith("worker paused: Stream refuses our credentials")
 
 
 async def test_metrics_are_prometheus_text(client, emulator):

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import jwt
@@ -189,12 +190,14 @@ def test_outbox_list_and_retry(tmp_path):
         OutboxMessage(kind="conversation.provision", payload={"conversation_id": "c2"}, status="pending", attempts=2,
                       next_attempt_at=later),
         OutboxMessage(kind="conversation.provision", payload={"conversation_id": "c3"}, status="done", next_attempt_at=later),
+        OutboxMessage(kind="conversation.provision", payload={"conversation_id": "c4"}, status="pending", attempts=1,
+                      next_attempt_at=later, lease_token="w", locked_until=later + timedelta(hours=1)),
     ]))
-    dead_sync, dead_provision, pending, done = (r.id for r in rows)
+    dead_sync, dead_provision, pending, done, running = (r.id for r in rows)
 
     listed = run(tmp_path, "outbox", "list", DATABASE_URL=url)
     assert listed.returncode == 0, listed.stderr
-    assert "1 pending, 2 dead" in listed.stdout
+    assert "2 pending, 2 dead" in listed.stdout and "pending (running)" in listed.stdout
     assert "StreamRequestError: nope" in listed.stdout and "c3" not in listed.stdout
 
     one = run(tmp_path, "outbox", "retry", str(dead_sync), DATABASE_URL=url)
@@ -203,11 +206,16 @@ def test_outbox_list_and_retry(tmp_path):
     missing = run(tmp_path, "outbox", "retry", "999999", DATABASE_URL=url)
     assert missing.returncode == 1 and "no outbox message with id 999999" in missing.stderr
     assert run(tmp_path, "outbox", "retry", DATABASE_URL=url).returncode == 2
+    busy = run(tmp_path, "outbox", "retry", str(running), DATABASE_URL=url)
+    assert busy.returncode == 1 and f"outbox message {running} is being run by a worker right now" in busy.stderr
 
     rest = run(tmp_path, "outbox", "retry", "--all-dead", DATABASE_URL=url)
     assert "Requeued 1 outbox message." in rest.stdout
     after = {r.id: (r.status, r.attempts) for r in asyncio.run(_outbox_rows(url))}
-    assert after == {dead_sync: ("pending", 0), dead_provision: ("pending", 0), pending: ("pending", 2), done: ("done", 0)}
+    assert after == {
+        dead_sync: ("pending", 0), dead_provision: ("pending", 0), pending: ("pending", 2), done: ("done", 0),
+        running: ("pending", 1),
+    }
 
 
 def test_register_webhook_sets_the_stream_app_webhook_url(tmp_path, emulator, emulator_server):

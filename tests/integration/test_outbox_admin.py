@@ -10,6 +10,7 @@ from sqlalchemy import select
 from onecrew_chat import outbox_admin
 from onecrew_chat.db import make_engine, make_sessionmaker, utcnow
 from onecrew_chat.models import OutboxMessage
+from onecrew_chat.outbox import repository
 from tests.conftest import make_settings
 
 
@@ -88,3 +89,22 @@ async def test_requeue_without_an_id_takes_every_dead_message_only(settings):
         done: ("done", 3, False),
         dead_2: ("pending", 0, True),
     }
+
+
+async def test_requeue_never_touches_a_row_a_worker_holds(settings):
+    leased = message("pending", attempts=2, due_in_s=-5)
+    leased.lease_token, leased.locked_until = "a-worker", utcnow() + timedelta(seconds=60)
+    expired = message("pending", attempts=2, due_in_s=-5)
+    expired.lease_token, expired.locked_until = "a-dead-worker", utcnow() - timedelta(seconds=1)
+    running, stale = await write(settings, leased, expired)
+    with pytest.raises(repository.MessageInProgress, match=f"outbox message {running} is being run by a worker right now"):
+        await outbox_admin.requeue(settings, message_id=running)
+    assert await outbox_admin.requeue(settings, message_id=stale) == 1  # its lease ran out: nobody holds it
+    assert await read(settings) == {running: ("pending", 2, True), stale: ("pending", 0, True)}
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            row = await session.get(OutboxMessage, running)
+            assert row.lease_token == "a-worker"  # the worker's lease is intact: it records its outcome
+    finally:
+        await engine.dispose()

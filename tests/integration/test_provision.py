@@ -13,6 +13,7 @@ from onecrew_chat.db import utcnow
 from onecrew_chat.identity import Identity, pair_channel_id
 from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity, User
 from onecrew_chat.outbox import repository as outbox
+from onecrew_chat.composition import build_jobs
 from onecrew_chat.outbox import worker
 from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.client import StreamUser
@@ -92,7 +93,7 @@ async def test_the_provision_handler_is_idempotent(client, session, runtime, emu
     await session.commit()
     emulator.clear_requests()
 
-    assert await worker.run_once(runtime) == 2
+    assert await worker.run_once(runtime, build_jobs(runtime.settings)) == 2
 
     assert emulator.count("GetOrCreateChannel") == 1, "the second row finds the conversation ready"
     statuses = {m.status for m in await session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "conversation.provision"))}
@@ -123,7 +124,7 @@ async def test_a_profile_change_reaches_stream_through_the_identity_sync_handler
     assert response.status_code == 200, response.text
     emulator.clear_requests()
 
-    assert await worker.run_once(runtime) == 1
+    assert await worker.run_once(runtime, build_jobs(runtime.settings)) == 1
 
     assert emulator.count("UpdateUsersPartial") == 1 and emulator.count("UpdateUsers") == 0
     assert emulator.get_user(Identity.user(user).stream_id)["name"] == "Amr Hassan"
@@ -136,7 +137,7 @@ async def test_identity_sync_upserts_an_unmirrored_identity_and_skips_an_unknown
     await outbox.add(session, "identity.sync", {"stream_id": Identity.user(known).stream_id})
     await outbox.add(session, "identity.sync", {"stream_id": Identity.user(new_id()).stream_id})
     await session.commit()
-    assert await worker.run_once(runtime) == 2
+    assert await worker.run_once(runtime, build_jobs(runtime.settings)) == 2
     assert emulator.count("UpdateUsers") == 1 and emulator.get_user(Identity.user(known).stream_id)["name"] == "Known"
     assert {m.status for m in await session.scalars(select(OutboxMessage))} == {"done"}
 
@@ -163,7 +164,7 @@ class TestPlaceholderPolicy:
         put = await client.put(f"/api/internal/companies/{unknown}", json={"name": "Lolo Academy", "logo_url": None, "subcategory": "academy"},
                                headers=service_auth())
         assert put.status_code == 200, put.text
-        assert await worker.run_once(runtime) == 1
+        assert await worker.run_once(runtime, build_jobs(runtime.settings)) == 1
         healed = emulator.get_user(stream_id)
         assert healed["name"] == "Lolo Academy" and "onecrew_placeholder" not in healed
         assert not (await session.get(StreamIdentity, stream_id, populate_existing=True)).placeholder
@@ -188,7 +189,7 @@ async def test_a_dead_lettered_provisioning_marks_the_conversation_failed_until_
     emulator.faults.set_error_rate("GetOrCreateChannel", 1.0, status=400)  # Stream refuses: no retry can fix it
     assert (await client.post(URL, json=body, headers=auth(user))).status_code == 502
 
-    assert await worker.run_once(runtime) == 1  # the inline failure made the row due at once
+    assert await worker.run_once(runtime, build_jobs(runtime.settings)) == 1  # the inline failure made the row due at once
     dead = await session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "conversation.provision"))
     assert dead.status == "dead" and "GetOrCreateChannel" in dead.last_error
     conversation = await session.scalar(select(Conversation).execution_options(populate_existing=True))
@@ -241,7 +242,7 @@ class TestKillPoints:
         """Time passes (the row's delay is over) and the worker runs."""
         await session.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
         await session.commit()
-        assert await worker.run_once(runtime) == 1
+        assert await worker.run_once(runtime, build_jobs(runtime.settings)) == 1
 
     async def assert_finished(self, session, emulator, user: str, company: str) -> None:
         """One ready conversation whose channel holds both parties; its outbox row done."""

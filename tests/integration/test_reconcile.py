@@ -12,6 +12,7 @@ from stream_chat import StreamChat
 from onecrew_chat.config import to_async_url
 from onecrew_chat.db import unit_of_work, upgrade_database, utcnow
 from onecrew_chat.identity import Identity
+from onecrew_chat.composition import build_jobs, run_worker
 from onecrew_chat.models import ChannelDrift, Conversation, JobLease, OutboxMessage, StreamIdentity
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import build_runtime
@@ -47,7 +48,7 @@ async def users(runtime, count: int) -> list[Identity]:
 
 async def drain(runtime) -> None:
     """Run the outbox worker until nothing is due."""
-    while await worker.run_once(runtime):
+    while await worker.run_once(runtime, build_jobs(runtime.settings)):
         pass
 
 
@@ -198,7 +199,7 @@ async def test_the_worker_reconciles_and_repairs_on_its_interval(sqlite_only_url
         conversation = await provisioned(runtime, a, b)
         sdk.channel("messaging", conversation.channel_id).delete()
         stop = asyncio.Event()
-        task = asyncio.create_task(worker.run_forever(runtime, stop))
+        task = asyncio.create_task(run_worker(runtime, stop))
         await wait_until(lambda: emulator.get_channel("messaging", conversation.channel_id) is not None, what="re-created channel")
         stop.set()
         await asyncio.wait_for(task, 5)

@@ -24,10 +24,10 @@ from onecrew_chat.api.routes import (
     token,
     webhooks,
 )
+from onecrew_chat.composition import run_worker
 from onecrew_chat.config import Settings
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import HTTP_REQUEST_SECONDS
-from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime, build_runtime
 
 log = get_logger(__name__)
@@ -42,7 +42,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         stop = asyncio.Event()
         task = None
         if settings.run_worker:
-            task = asyncio.create_task(worker.run_forever(runtime, stop), name="outbox-worker")
+            task = asyncio.create_task(run_worker(runtime, stop), name="outbox-worker")
         try:
             yield
         finally:

@@ -174,7 +174,7 @@ async def provision_inline(runtime: Runtime, recorded: Recorded, deadline: Deadl
             profiles=recorded.plan.profiles(),
             # The plan's mirror rows are recent enough for a conversation this request just made.
             mirror=None if recorded.existing else recorded.plan.directory.mirror,
-            outbox_message_id=message.id if message is not None else None,
+            outbox_message=message,
             conversation=conversation,
         )
     except DeadlineExceeded as exc:

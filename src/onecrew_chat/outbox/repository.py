@@ -1,20 +1,28 @@
-"""Outbox rows: add (deduped), claim with a lease, and finish as done, retry later, or dead letter."""
+"""Outbox rows: add (one pending row per dedupe key), claim one row under a lease token, record its outcome.
+
+Every outcome is recorded by a statement guarded by `id`, `lease_token` and `status = 'pending'`: a worker
+whose lease ran out (and whose row another worker took) changes nothing. `version` is bumped when `add`
+folds new work into a pending row; a run of an older version reschedules the row instead of finishing it.
+"""
 
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable, Collection, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from onecrew_chat.db import utcnow
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import OUTBOX_DEAD
-from onecrew_chat.models import OutboxMessage
+from onecrew_chat.models import PENDING_DEDUPE, OutboxMessage
 
 log = get_logger(__name__)
 
@@ -23,6 +31,26 @@ RETRY_BASE_S = 1.0
 RETRY_CAP_S = 300.0
 _ERROR_LIMIT = 4000
 
+# What a guarded record did: the outcome asked for, "rerun" (new work arrived during the run: the row is
+# due again instead), or "lost" (the lease is no longer ours: nothing was recorded).
+RERUN, LOST = "rerun", "lost"
+
+
+class MessageInProgress(LookupError):
+    """`requeue` was asked for a row a worker holds right now."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One row leased to one worker: what the handler needs, and the token that guards every record."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    version: int
+    token: str
+
 
 def retry_delay(attempts: int, *, rng: Callable[[], float] = random.random) -> float:
     """Seconds before the next try after `attempts` failed ones: exponential, capped at 5 min, with equal jitter."""
@@ -30,8 +58,12 @@ def retry_delay(attempts: int, *, rng: Callable[[], float] = random.random) -> f
     return ceiling / 2 + rng() * ceiling / 2
 
 
-def _unleased(now):
+def _unleased(now: datetime) -> Any:
     return or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now)
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 async def add(
@@ -43,118 +75,171 @@ async def add(
     delay_s: float = 0.0,
     known_new: bool = False,
 ) -> OutboxMessage:
-    """Queue work in the caller's transaction; a pending, unclaimed row of the same kind and dedupe_key is reused.
+    """Queue work in the caller's transaction; with a dedupe_key, the pending row of that kind and key is reused.
 
-    `delay_s` postpones the first try (e.g. while the request itself is still trying inline). `known_new` skips
-    looking for a row to reuse when none can exist (its subject was created in this same transaction).
+    One INSERT ... ON CONFLICT on the partial unique index (kind, dedupe_key) of pending rows, so two concurrent
+    adds make one row. Folding into a row takes the new payload, the earlier due time, and bumps `version`: a
+    worker running the row right now reschedules it when it finishes, so the new work always gets its own run.
+    `delay_s` postpones the first try (e.g. while the request itself is still trying inline). `known_new` is
+    accepted for callers that know no row can exist yet; the statement is the same.
     """
+    del known_new  # the upsert costs one statement either way
     now = utcnow()
     due = now + timedelta(seconds=max(0.0, delay_s))
-    if dedupe_key is not None and not known_new:
-        # FOR UPDATE (PostgreSQL): a worker claiming the row now either waits for us or is skipped by us,
-        # so we never fold new work into a row that is already being processed.
-        existing = (
-            await session.execute(
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.kind == kind,
-                    OutboxMessage.dedupe_key == dedupe_key,
-                    OutboxMessage.status == PENDING,
-                    _unleased(now),
-                )
-                .order_by(OutboxMessage.id)
-                .limit(1)
-                .with_for_update()
-            )
-        ).scalar_one_or_none()
-        if existing is not None:
-            existing.payload = dict(payload)
-            if existing.next_attempt_at > due:
-                existing.next_attempt_at = due
-            log.debug("outbox.deduped", id=existing.id, kind=kind, dedupe_key=dedupe_key)
-            return existing
-    message = OutboxMessage(
-        kind=kind, payload=dict(payload), dedupe_key=dedupe_key, status=PENDING, attempts=0, next_attempt_at=due
+    if dedupe_key is None:
+        message = OutboxMessage(kind=kind, payload=dict(payload), status=PENDING, attempts=0, next_attempt_at=due)
+        session.add(message)
+        await session.flush()
+        log.debug("outbox.added", id=message.id, kind=kind, delay_s=delay_s)
+        return message
+    insert = (postgresql.insert if _postgres(session) else sqlite.insert)(OutboxMessage)
+    statement = (
+        insert.values(
+            kind=kind, payload=dict(payload), dedupe_key=dedupe_key, status=PENDING, attempts=0, version=0,
+            next_attempt_at=due, created_at=now, updated_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=[OutboxMessage.kind, OutboxMessage.dedupe_key],
+            index_where=text(PENDING_DEDUPE),
+            set_={
+                "payload": insert.excluded.payload,
+                "version": OutboxMessage.version + 1,
+                "next_attempt_at": case(
+                    (OutboxMessage.next_attempt_at > insert.excluded.next_attempt_at, insert.excluded.next_attempt_at),
+                    else_=OutboxMessage.next_attempt_at,
+                ),
+                "updated_at": now,
+            },
+        )
+        .returning(OutboxMessage)
     )
-    session.add(message)
-    await session.flush()
-    log.debug("outbox.added", id=message.id, kind=kind, dedupe_key=dedupe_key, delay_s=delay_s)
+    result = await session.execute(statement, execution_options={"populate_existing": True})
+    message = result.scalar_one()
+    log.debug("outbox.added", id=message.id, kind=kind, dedupe_key=dedupe_key, version=message.version, delay_s=delay_s)
     return message
 
 
-async def claim_due(session: AsyncSession, *, limit: int, lease_s: float) -> list[OutboxMessage]:
-    """Lease up to `limit` due rows to this worker for `lease_s` seconds; the caller commits the claim.
+async def claim_one(session: AsyncSession, *, lease_s: float) -> Claim | None:
+    """Lease the next due row to a fresh token for `lease_s` seconds, or None; the caller commits at once.
 
-    PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED`, so concurrent workers never take the same row.
-    SQLite: a compare-and-set on locked_until per row (SQLite serialises writers), meant for one worker.
+    PostgreSQL: the row is picked `FOR UPDATE SKIP LOCKED`, so concurrent claimers never wait for or share one.
+    SQLite: the UPDATE repeats the conditions (a compare-and-set; SQLite runs one writer at a time).
     """
     now = utcnow()
-    until = now + timedelta(seconds=lease_s)
-    query = (
-        select(OutboxMessage)
+    pick = (
+        select(OutboxMessage.id)
         .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now, _unleased(now))
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-        .limit(limit)
+        .limit(1)
     )
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
-        query = query.with_for_update(skip_locked=True)
-    candidates = list((await session.execute(query)).scalars())
-    if not candidates:
-        return []
-    if postgres:
-        ids = [message.id for message in candidates]
+    if _postgres(session):
+        pick = pick.with_for_update(skip_locked=True)
+    token = uuid.uuid4().hex
+    row = (
         await session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids))
-            .values(locked_until=until)
-            .execution_options(synchronize_session=False)
-        )
-        claimed = candidates
-    else:
-        claimed = []
-        for message in candidates:
-            result = await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == message.id, OutboxMessage.status == PENDING, _unleased(now))
-                .values(locked_until=until)
-                .execution_options(synchronize_session=False)
+            .where(OutboxMessage.id == pick.scalar_subquery(), OutboxMessage.status == PENDING, _unleased(now))
+            .values(lease_token=token, locked_until=now + timedelta(seconds=lease_s))
+            .returning(
+                OutboxMessage.id, OutboxMessage.kind, OutboxMessage.payload, OutboxMessage.attempts, OutboxMessage.version
             )
-            if result.rowcount == 1:
-                claimed.append(message)
-    for message in claimed:
-        set_committed_value(message, "locked_until", until)
-    return claimed
-
-
-async def release(session: AsyncSession, ids: Sequence[int]) -> None:
-    """Give back leases this worker will not use (e.g. when stopping mid-batch)."""
-    if ids:
-        await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.status == PENDING)
-            .values(locked_until=None)
             .execution_options(synchronize_session=False)
         )
+    ).first()
+    if row is None:
+        return None
+    return Claim(id=row.id, kind=row.kind, payload=dict(row.payload), attempts=row.attempts, version=row.version, token=token)
 
 
-async def mark_done(session: AsyncSession, message: OutboxMessage) -> None:
-    """The work is done; the row stays as a record."""
-    message.status = DONE
-    message.attempts += 1
-    message.locked_until = None
-    await session.flush()
+def _held(claim: Claim) -> Any:
+    """Rows still leased to this claim."""
+    return and_(
+        OutboxMessage.id == claim.id, OutboxMessage.lease_token == claim.token, OutboxMessage.status == PENDING
+    )
 
 
-async def complete(session: AsyncSession, message_id: int) -> bool:
-    """Mark a row done whose work its writer finished itself (e.g. a create provisioned inline), unless a worker holds it."""
+async def _guarded(session: AsyncSession, condition: Any, **values: Any) -> bool:
     result = await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.status == PENDING, _unleased(utcnow()))
-        .values(status=DONE, locked_until=None, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+        update(OutboxMessage).where(condition).values(**values).execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)
+
+
+_UNLEASE = {"lease_token": None, "locked_until": None}
+
+
+async def _rerun(session: AsyncSession, claim: Claim, **values: Any) -> str:
+    """New work arrived during the run (the version moved): release the row to run again; RERUN, or LOST."""
+    if await _guarded(session, _held(claim), **_UNLEASE, **values):
+        log.info("outbox.rerun", id=claim.id, kind=claim.kind)
+        return RERUN
+    return LOST
+
+
+async def record_done(session: AsyncSession, claim: Claim) -> str:
+    """The run succeeded: DONE, RERUN (work was folded in meanwhile, the row is due again) or LOST."""
+    if await _guarded(
+        session, and_(_held(claim), OutboxMessage.version == claim.version),
+        status=DONE, attempts=OutboxMessage.attempts + 1, **_UNLEASE,
+    ):
+        return DONE
+    return await _rerun(session, claim)
+
+
+async def record_retry(session: AsyncSession, claim: Claim, error: str, delay_s: float) -> str:
+    """Count a failed try and make the row due `delay_s` from now: "retry", or LOST."""
+    done = await _guarded(
+        session, _held(claim),
+        attempts=OutboxMessage.attempts + 1, next_attempt_at=utcnow() + timedelta(seconds=max(0.0, delay_s)),
+        last_error=error[:_ERROR_LIMIT], **_UNLEASE,
+    )
+    return "retry" if done else LOST
+
+
+async def record_dead(session: AsyncSession, claim: Claim, error: str) -> str:
+    """Give up on the row (a dead letter, for `outbox list` / `outbox retry`): DEAD, RERUN or LOST.
+
+    A row that received new work during the failed run is not given up on: the new work gets its own try.
+    """
+    if await _guarded(
+        session, and_(_held(claim), OutboxMessage.version == claim.version),
+        status=DEAD, attempts=OutboxMessage.attempts + 1, last_error=error[:_ERROR_LIMIT], **_UNLEASE,
+    ):
+        OUTBOX_DEAD.labels(claim.kind).inc()
+        log.error("outbox.dead", id=claim.id, kind=claim.kind, attempts=claim.attempts + 1, error=error[:500])
+        return DEAD
+    return await _rerun(session, claim, attempts=OutboxMessage.attempts + 1, last_error=error[:_ERROR_LIMIT])
+
+
+async def put_back(session: AsyncSession, claim: Claim, error: str) -> str:
+    """Return the row untouched (no attempt counted, due now) because the worker pauses: "paused", or LOST."""
+    done = await _guarded(session, _held(claim), next_attempt_at=utcnow(), last_error=error[:_ERROR_LIMIT], **_UNLEASE)
+    return "paused" if done else LOST
+
+
+async def release(session: AsyncSession, claim: Claim) -> bool:
+    """Give the row back untouched (the worker stops mid-run); True if the lease was still ours."""
+    return await _guarded(session, _held(claim), **_UNLEASE)
+
+
+async def mark_done(session: AsyncSession, message: OutboxMessage) -> bool:
+    """A run outside the worker (e.g. inline provisioning) did the work of this pending, unleased row.
+
+    Guarded by the version the caller saw: when work was folded in since, the row stays pending. True if done.
+    """
+    now = utcnow()
+    done = await _guarded(
+        session,
+        and_(
+            OutboxMessage.id == message.id, OutboxMessage.status == PENDING,
+            OutboxMessage.version == message.version, _unleased(now),
+        ),
+        status=DONE, attempts=OutboxMessage.attempts + 1, **_UNLEASE,
+    )
+    if done:
+        for name, value in (("status", DONE), ("attempts", message.attempts + 1), *_UNLEASE.items()):
+            set_committed_value(message, name, value)
+    return done
 
 
 async def make_due(session: AsyncSession, message_id: int) -> None:
@@ -165,29 +250,6 @@ async def make_due(session: AsyncSession, message_id: int) -> None:
         .values(next_attempt_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-
-
-async def mark_retry(
-    session: AsyncSession, message: OutboxMessage, error: str, delay_s: float | None = None
-) -> None:
-    """Count a failed try and schedule the next one `delay_s` from now (default: `retry_delay`)."""
-    message.attempts += 1
-    delay = retry_delay(message.attempts) if delay_s is None else max(0.0, delay_s)
-    message.next_attempt_at = utcnow() + timedelta(seconds=delay)
-    message.locked_until = None
-    message.last_error = error[:_ERROR_LIMIT]
-    await session.flush()
-
-
-async def mark_dead(session: AsyncSession, message: OutboxMessage, error: str) -> None:
-    """Give up on the row (a dead letter, kept for `outbox list` / `outbox retry`)."""
-    message.status = DEAD
-    message.attempts += 1
-    message.locked_until = None
-    message.last_error = error[:_ERROR_LIMIT]
-    await session.flush()
-    OUTBOX_DEAD.labels(message.kind).inc()
-    log.error("outbox.dead", id=message.id, kind=message.kind, attempts=message.attempts, error=error[:500])
 
 
 async def pending_count(session: AsyncSession) -> int:
@@ -214,26 +276,51 @@ async def list_messages(
 async def requeue(session: AsyncSession, ids: Sequence[int] | None = None) -> int:
     """Make rows due now with a fresh attempt count: every dead row, or these ids (dead or pending); returns how many.
 
-    An id with no row, or of a row already done, raises LookupError naming it, before anything changes.
+    A row a worker holds right now (its lease has not run out) is never touched: MessageInProgress names it.
+    An id with no row, or of a row already done, raises LookupError naming it. Nothing changes on any error.
     """
-    query = update(OutboxMessage)
+    now = utcnow()
+    query = update(OutboxMessage).where(OutboxMessage.status.in_([PENDING, DEAD]), _unleased(now))
     if ids is None:
         query = query.where(OutboxMessage.status == DEAD)
     else:
         wanted = list(ids)
         found = await session.execute(
-            select(OutboxMessage.id, OutboxMessage.status).where(OutboxMessage.id.in_(wanted)).with_for_update()
+            select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.locked_until)
+            .where(OutboxMessage.id.in_(wanted))
+            .with_for_update()
         )
-        statuses = {message_id: status for message_id, status in found}
+        rows = {message_id: (status, locked_until) for message_id, status, locked_until in found}
         for message_id in wanted:
-            if message_id not in statuses:
+            if message_id not in rows:
                 raise LookupError(f"no outbox message with id {message_id}")
-            if statuses[message_id] == DONE:
+            status, locked_until = rows[message_id]
+            if status == DONE:
                 raise LookupError(f"outbox message {message_id} is already done; nothing to retry")
+            if status == PENDING and locked_until is not None and locked_until > now:
+                raise MessageInProgress(
+                    f"outbox message {message_id} is being run by a worker right now (leased until "
+                    f"{locked_until:%Y-%m-%d %H:%M:%S} UTC); it was left alone, try again after that"
+                )
         query = query.where(OutboxMessage.id.in_(wanted))
     result = await session.execute(
-        query.values(status=PENDING, attempts=0, next_attempt_at=utcnow(), locked_until=None).execution_options(
+        query.values(status=PENDING, attempts=0, next_attempt_at=now, **_UNLEASE).execution_options(
             synchronize_session=False
         )
+    )
+    return int(result.rowcount or 0)
+
+
+async def purge_done(session: AsyncSession, *, older_than: datetime, batch: int) -> int:
+    """Delete up to `batch` done rows finished before `older_than`; returns how many (the caller commits)."""
+    doomed = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status == DONE, OutboxMessage.updated_at < older_than)
+        .limit(batch)
+    )
+    result = await session.execute(
+        delete(OutboxMessage)
+        .where(OutboxMessage.id.in_(doomed))
+        .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)

@@ -1,149 +1,239 @@
-"""The outbox worker: claims due rows and runs each one's handler in its own unit of work until it is done."""
+"""The outbox worker: claim one row, run its handler with no transaction open, record the outcome under the lease.
+
+A round claims rows one at a time (a short transaction sets a lease token and expiry), commits, calls the
+handler (which opens its own short transactions), then records done / retry / dead in a second short
+transaction guarded by the token; when the guard matches nothing the row was taken over (`outbox.lease_lost`)
+and nothing is recorded. A handler is cut off at 80 % of its lease, so a row never runs twice while its lease
+holds. A failure classified "pause" (Stream refusing our credentials) puts the row back untouched and pauses
+the worker; it probes again every `pause_probe_s` (or when kicked) and resumes once a call succeeds.
+
+Handlers, dead-letter handlers, periodic jobs and the classifier come in as `Jobs` from the composition root.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from onecrew_chat.conversations import idempotency
 from onecrew_chat.db import unit_of_work
-from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
-from onecrew_chat.metrics import OUTBOX_PENDING, OUTBOX_PROCESSED
-from onecrew_chat.models import OutboxMessage
+from onecrew_chat.metrics import OUTBOX_LEASE_LOST, OUTBOX_PENDING, OUTBOX_PROCESSED
 from onecrew_chat.outbox import repository
-from onecrew_chat.stream.errors import StreamRequestError, StreamUsersMissing
-
-if TYPE_CHECKING:
-    from onecrew_chat.runtime import Runtime
+from onecrew_chat.outbox.jobs import Failure, Jobs, PeriodicJob, Verdict
+from onecrew_chat.outbox.status import STATUS_KEY, WorkerStatus
 
 log = get_logger(__name__)
 
-Handler = Callable[["Runtime", AsyncSession, dict], Awaitable[None]]
-DeadLetterHandler = Callable[["Runtime", AsyncSession, dict, str], Awaitable[None]]
-HANDLERS: dict[str, Handler] = {}
-DEAD_LETTER_HANDLERS: dict[str, DeadLetterHandler] = {}
-HANDLERS_MODULE = "onecrew_chat.sync.handlers"
 WAKEUP_KEY = "outbox_wakeup"
 MAX_ATTEMPTS = 20
 DEFAULT_LIMIT = 50
-HOUSEKEEPING_EVERY_S = 600.0
+PAUSE_PROBE_S = 30.0
+HANDLER_SHARE_OF_LEASE = 0.8
 _MAX_IDLE_S = 30.0
+NOTHING_DUE = "idle"
 
 
-def register(kind: str) -> Callable[[Handler], Handler]:
-    """Decorator: `fn(runtime, session, payload)` handles outbox rows of `kind` (it must be safe to run twice)."""
-
-    def decorate(fn: Handler) -> Handler:
-        HANDLERS[kind] = fn
-        return fn
-
-    return decorate
+class HandlerTimeout(Exception):
+    """A handler ran past its share of the lease and was cancelled (the row is retried)."""
 
 
-def register_dead_letter(kind: str) -> Callable[[DeadLetterHandler], DeadLetterHandler]:
-    """Decorator: `fn(runtime, session, payload, error)` runs when a row of `kind` is given up on, in that transaction."""
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How one worker runs: lease length, idle poll, pause probe interval, attempts before a dead letter."""
 
-    def decorate(fn: DeadLetterHandler) -> DeadLetterHandler:
-        DEAD_LETTER_HANDLERS[kind] = fn
-        return fn
+    lease_s: float = 30.0
+    poll_s: float = 1.0
+    pause_probe_s: float = PAUSE_PROBE_S
+    max_attempts: int = MAX_ATTEMPTS
 
-    return decorate
+    @classmethod
+    def from_settings(cls, settings: Any) -> WorkerConfig:
+        """The lease is well beyond one provisioning deadline (at least 30 s)."""
+        return cls(
+            lease_s=max(30.0, 4 * float(getattr(settings, "provision_deadline_s", 3.0))),
+            poll_s=float(getattr(settings, "worker_poll_s", 1.0)),
+            pause_probe_s=float(getattr(settings, "worker_pause_probe_s", PAUSE_PROBE_S)),
+        )
+
+    @property
+    def stale_after_s(self) -> float:
+        """How long a healthy loop can go between rounds (a handler's run, an idle wait or a probe wait)."""
+        return 2 * max(self.lease_s, self.poll_s, self.pause_probe_s, _MAX_IDLE_S)
 
 
-def load_handlers() -> None:
-    """Import the sync layer's handlers (they register themselves) if that module exists."""
-    try:
-        importlib.import_module(HANDLERS_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != HANDLERS_MODULE:
-            raise
-
-
-def wakeup_event(runtime) -> asyncio.Event:
+def wakeup_event(runtime: Any) -> asyncio.Event:
     """The event a running worker also waits on between rounds."""
-    return runtime.extras.setdefault(WAKEUP_KEY, asyncio.Event())
+    event: asyncio.Event = runtime.extras.setdefault(WAKEUP_KEY, asyncio.Event())
+    return event
 
 
-def kick(runtime) -> None:
-    """Wake the worker now instead of at its next poll; call it after committing the outbox row."""
+def kick(runtime: Any) -> None:
+    """Wake the worker now instead of at its next poll (or probe, when paused); call it after committing a row."""
     wakeup_event(runtime).set()
 
 
-def lease_s(settings) -> float:
-    """How long a claimed row stays ours: well beyond one provisioning deadline."""
-    return max(30.0, 4 * float(getattr(settings, "provision_deadline_s", 3.0)))
+async def run_once(
+    runtime: Any, jobs: Jobs, *, limit: int = DEFAULT_LIMIT, stop: asyncio.Event | None = None,
+    config: WorkerConfig | None = None, status: WorkerStatus | None = None,
+) -> int:
+    """Run due rows one at a time until none is due, `limit` were claimed, `stop` is set or the worker pauses.
 
-
-def is_permanent(error: BaseException) -> bool:
-    """Errors that no retry can fix: Stream refusing the request (except repairable "don't exist") or a 4xx of ours."""
-    if isinstance(error, StreamRequestError):
-        return not isinstance(error, StreamUsersMissing)
-    return isinstance(error, AppError) and 400 <= error.status_code < 500
-
-
-async def run_once(runtime, *, limit: int = DEFAULT_LIMIT, stop: asyncio.Event | None = None) -> int:
-    """Claim up to `limit` due rows and process them one by one; returns how many were claimed."""
-    load_handlers()
-    async with unit_of_work(runtime.sessionmaker) as session:
-        claimed = await repository.claim_due(session, limit=limit, lease_s=lease_s(runtime.settings))
-        OUTBOX_PENDING.set(await repository.pending_count(session))
-    work = [(message.id, message.kind) for message in claimed]
-    for index, (message_id, kind) in enumerate(work):
-        if stop is not None and stop.is_set():
-            async with unit_of_work(runtime.sessionmaker) as session:
-                await repository.release(session, [left for left, _ in work[index:]])
-            break
-        await _process(runtime, message_id, kind)
-    return len(work)
-
-
-async def housekeeping(runtime) -> int:
-    """The worker's periodic upkeep: delete Idempotency-Keys past their expiry (24 h); returns how many went."""
-    purged = await idempotency.purge_expired(runtime)
-    if purged:
-        log.info("idempotency.purged", count=purged)
-    return purged
-
-
-async def run_forever(runtime, stop: asyncio.Event) -> None:
-    """Process due outbox rows until `stop` is set; idle rounds wait for stop, a kick, or worker_poll_s.
-
-    Every HOUSEKEEPING_EVERY_S (and in the first round) it also runs `housekeeping`; alongside, the periodic
-    reconciler runs every ONECREW_RECONCILE_INTERVAL_S (0 turns it off).
+    Returns how many rows were claimed.
     """
-    load_handlers()
-    from onecrew_chat.sync.reconcile import run_periodically  # sync imports this module: import at run time
+    config = config or WorkerConfig.from_settings(runtime.settings)
+    claimed = 0
+    while claimed < limit and not (stop is not None and stop.is_set()):
+        outcome = await run_one(runtime, jobs, config=config, status=status)
+        if status is not None:
+            status.beat()
+        if outcome == NOTHING_DUE:
+            break
+        claimed += 1
+        if outcome == "paused":
+            break
+    return claimed
 
-    reconciler = asyncio.create_task(run_periodically(runtime, stop), name="reconciler")
+
+async def run_one(runtime: Any, jobs: Jobs, *, config: WorkerConfig, status: WorkerStatus | None = None) -> str:
+    """Claim the next due row and run it: its outcome (done, rerun, retry, dead, paused, lost), or NOTHING_DUE."""
+    async with unit_of_work(runtime.sessionmaker) as session:
+        claim = await repository.claim_one(session, lease_s=config.lease_s)
+    if claim is None:
+        return NOTHING_DUE
+    started = time.perf_counter()
     try:
-        await _run_rounds(runtime, stop)
+        handler = jobs.handlers.get(claim.kind)
+        if handler is None:
+            raise LookupError(f"no handler registered for outbox kind {claim.kind!r}")
+        await _run_handler(handler, runtime, claim, config.lease_s * HANDLER_SHARE_OF_LEASE)
+    except asyncio.CancelledError:  # shutting down mid-run: give the row back now rather than when the lease ends
+        await asyncio.shield(_release(runtime, claim))
+        raise
+    except Exception as exc:  # every failure is recorded on the row; the worker itself keeps going
+        return await _record_failure(runtime, jobs, config, claim, exc, started, status)
+    async with unit_of_work(runtime.sessionmaker) as session:
+        outcome = await repository.record_done(session, claim)
+    if status is not None:
+        status.resume()
+    return _finished(claim, outcome, started)
+
+
+async def _run_handler(handler: Any, runtime: Any, claim: repository.Claim, budget_s: float) -> None:
+    """The handler within `budget_s`; past it, cancelled and reported as HandlerTimeout."""
+    budget = asyncio.timeout(budget_s)
+    try:
+        async with budget:
+            await handler(runtime, dict(claim.payload))
+    except TimeoutError:
+        if budget.expired():
+            raise HandlerTimeout(f"the handler ran longer than {budget_s:g} s, {HANDLER_SHARE_OF_LEASE:.0%} of its lease") from None
+        raise
+
+
+async def _release(runtime: Any, claim: repository.Claim) -> None:
+    try:
+        async with unit_of_work(runtime.sessionmaker) as session:
+            await repository.release(session, claim)
+        log.info("outbox.released", id=claim.id, kind=claim.kind)
+    except Exception:  # the lease runs out instead
+        log.exception("outbox.release_failed", id=claim.id, kind=claim.kind)
+
+
+def _finished(claim: repository.Claim, outcome: str, started: float, **fields: Any) -> str:
+    ms = round((time.perf_counter() - started) * 1000, 2)
+    if outcome == repository.LOST:
+        OUTBOX_LEASE_LOST.labels(claim.kind).inc()
+        log.warning("outbox.lease_lost", id=claim.id, kind=claim.kind, ms=ms, **fields)
+    else:
+        OUTBOX_PROCESSED.labels(claim.kind, outcome).inc()
+        if outcome == repository.DONE:
+            log.info("outbox.done", id=claim.id, kind=claim.kind, ms=ms)
+    return outcome
+
+
+async def _record_failure(
+    runtime: Any, jobs: Jobs, config: WorkerConfig, claim: repository.Claim, exc: Exception, started: float,
+    status: WorkerStatus | None,
+) -> str:
+    """In a fresh short transaction: put the row back (pause), schedule a retry, or dead-letter it."""
+    error = f"{type(exc).__name__}: {exc}"
+    try:
+        failure = jobs.classify(exc)
+    except Exception:  # a broken classifier must not lose the row
+        log.exception("outbox.classify_failed", id=claim.id, kind=claim.kind)
+        failure = Failure(Verdict.RETRY)
+    try:
+        async with unit_of_work(runtime.sessionmaker) as session:
+            if failure.verdict == Verdict.PAUSE:
+                outcome = await repository.put_back(session, claim, error)
+            elif failure.verdict == Verdict.PERMANENT or claim.attempts + 1 >= config.max_attempts:
+                outcome = await repository.record_dead(session, claim, error)
+                on_dead = jobs.dead_letter.get(claim.kind)
+                if outcome == repository.DEAD and on_dead is not None:
+                    await on_dead(session, dict(claim.payload), error)
+            else:
+                delay = repository.retry_delay(claim.attempts + 1)
+                if failure.retry_after_s:
+                    delay = max(delay, failure.retry_after_s)
+                outcome = await repository.record_retry(session, claim, error, delay)
+                if outcome == "retry":
+                    log.warning(
+                        "outbox.retry", id=claim.id, kind=claim.kind, attempts=claim.attempts + 1,
+                        delay_s=round(delay, 3), error=error[:500],
+                    )
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        # The lease runs out and the row is tried again; nothing is lost.
+        log.exception("outbox.record_failure_failed", id=claim.id, kind=claim.kind, error=error[:500])
+        return "unrecorded"
+    if failure.verdict == Verdict.PAUSE and status is not None:
+        status.pause(error, kind=claim.kind, message_id=claim.id)
+    return _finished(claim, outcome, started, error=error[:200])
+
+
+async def run_forever(runtime: Any, stop: asyncio.Event, jobs: Jobs, *, config: WorkerConfig | None = None) -> None:
+    """Process due rows until `stop` is set, with the periodic jobs alongside; idle rounds wait for stop, a
+    kick, or poll_s. While paused it probes every pause_probe_s (or on a kick) instead of claiming."""
+    config = config or WorkerConfig.from_settings(runtime.settings)
+    status = WorkerStatus(stale_after_s=config.stale_after_s)
+    runtime.extras[STATUS_KEY] = status
+    periodic = [
+        asyncio.create_task(_run_periodically(runtime, job, stop), name=f"periodic:{job.name}")
+        for job in jobs.periodic
+        if job.interval_s > 0
+    ]
+    log.info("outbox.worker_started", poll_s=config.poll_s, lease_s=config.lease_s, handlers=sorted(jobs.handlers),
+             periodic=[job.name for job in jobs.periodic if job.interval_s > 0])
+    try:
+        await _run_rounds(runtime, stop, jobs, config, status)
     finally:
-        reconciler.cancel()  # a run cut short is harmless: every step is idempotent
-        with contextlib.suppress(asyncio.CancelledError):
-            await reconciler
+        status.running = False
+        for task in periodic:
+            task.cancel()  # a run cut short is harmless: every job is idempotent
+        for task in periodic:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        log.info("outbox.worker_stopped")
 
 
-async def _run_rounds(runtime, stop: asyncio.Event) -> None:
-    """The worker's loop: rounds of due rows, and housekeeping, until `stop` is set."""
+async def _run_rounds(runtime: Any, stop: asyncio.Event, jobs: Jobs, config: WorkerConfig, status: WorkerStatus) -> None:
     wakeup = wakeup_event(runtime)
-    poll_s = float(runtime.settings.worker_poll_s)
     failures = 0
-    upkeep_due = time.monotonic()
-    log.info("outbox.worker_started", poll_s=poll_s, handlers=sorted(HANDLERS))
     while not stop.is_set():
         wakeup.clear()
+        status.beat()
+        if status.paused:
+            await _wait_for_stop_or_kick(stop, wakeup, config.pause_probe_s)
+            if not stop.is_set():
+                await _probe(runtime, jobs, config, status)
+            continue
         try:
-            if time.monotonic() >= upkeep_due:
-                upkeep_due = time.monotonic() + HOUSEKEEPING_EVERY_S
-                await housekeeping(runtime)
-            claimed = await run_once(runtime, stop=stop)
+            claimed = await run_once(runtime, jobs, stop=stop, config=config, status=status)
+            await _count_pending(runtime)
             failures = 0
         except asyncio.CancelledError:
             raise
@@ -151,11 +241,60 @@ async def _run_rounds(runtime, stop: asyncio.Event) -> None:
             failures += 1
             claimed = 0
             log.exception("outbox.round_failed", failures=failures)
-        if claimed >= DEFAULT_LIMIT:
-            continue  # a full batch: there is probably more, go again at once
-        idle_s = poll_s if failures == 0 else min(_MAX_IDLE_S, poll_s * 2**failures)
+        status.beat()
+        if claimed >= DEFAULT_LIMIT or status.paused:
+            continue  # a full batch: there is probably more, go again at once (or start waiting to probe)
+        idle_s = config.poll_s if failures == 0 else min(_MAX_IDLE_S, config.poll_s * 2**failures)
         await _wait_for_stop_or_kick(stop, wakeup, idle_s)
-    log.info("outbox.worker_stopped")
+
+
+async def _probe(runtime: Any, jobs: Jobs, config: WorkerConfig, status: WorkerStatus) -> None:
+    """While paused: try one row (or, with none due, the probe call); success resumes the worker."""
+    try:
+        outcome = await run_one(runtime, jobs, config=config, status=status)
+        if outcome != NOTHING_DUE or jobs.probe is None:
+            return
+        try:
+            await jobs.probe(runtime)
+        except Exception as exc:
+            if jobs.classify(exc).verdict == Verdict.PAUSE:
+                log.warning("outbox.still_paused", error=f"{type(exc).__name__}: {exc}"[:300])
+                return
+        status.resume()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("outbox.probe_failed")
+
+
+async def _count_pending(runtime: Any) -> None:
+    async with unit_of_work(runtime.sessionmaker) as session:
+        OUTBOX_PENDING.set(await repository.pending_count(session))
+
+
+async def _run_periodically(runtime: Any, job: PeriodicJob, stop: asyncio.Event) -> None:
+    """`job.run(runtime)` every interval until `stop` (condition waits, not sleeps); failures are logged."""
+    if await _stopped_within(stop, job.first_after_s):
+        return
+    while True:
+        try:
+            await job.run(runtime)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the next run tries again; the worker keeps going
+            log.exception("outbox.periodic_failed", job=job.name)
+        if await _stopped_within(stop, job.interval_s):
+            return
+
+
+async def _stopped_within(stop: asyncio.Event, timeout_s: float) -> bool:
+    if timeout_s <= 0:
+        return stop.is_set()
+    try:
+        await asyncio.wait_for(stop.wait(), timeout_s)
+    except TimeoutError:
+        return False
+    return True
 
 
 async def _wait_for_stop_or_kick(stop: asyncio.Event, wakeup: asyncio.Event, timeout: float) -> None:
@@ -166,68 +305,3 @@ async def _wait_for_stop_or_kick(stop: asyncio.Event, wakeup: asyncio.Event, tim
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-async def _process(runtime, message_id: int, kind: str) -> None:
-    """One row, one unit of work: the handler's changes and `done` commit together, or nothing does."""
-    started = time.perf_counter()
-    try:
-        handler = HANDLERS.get(kind)
-        if handler is None:
-            raise LookupError(f"no handler registered for outbox kind {kind!r}")
-        async with unit_of_work(runtime.sessionmaker) as session:
-            message = await session.get(OutboxMessage, message_id)
-            if message is None or message.status != repository.PENDING:
-                return
-            await handler(runtime, session, dict(message.payload))
-            await repository.mark_done(session, message)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # every failure is recorded on the row; the worker itself keeps going
-        await _record_failure(runtime, message_id, kind, exc, started)
-        return
-    OUTBOX_PROCESSED.labels(kind, "done").inc()
-    log.info("outbox.done", id=message_id, kind=kind, ms=round((time.perf_counter() - started) * 1000, 2))
-
-
-async def _record_failure(runtime, message_id: int, kind: str, exc: Exception, started: float) -> None:
-    """In a fresh transaction (the handler's was rolled back): schedule a retry, or dead-letter the row.
-
-    A dead letter also runs the kind's dead-letter handler, in the same transaction.
-    """
-    error = f"{type(exc).__name__}: {exc}"
-    ms = round((time.perf_counter() - started) * 1000, 2)
-    try:
-        async with unit_of_work(runtime.sessionmaker) as session:
-            message = await session.get(OutboxMessage, message_id)
-            if message is None:
-                return
-            if is_permanent(exc) or message.attempts + 1 >= MAX_ATTEMPTS:
-                await repository.mark_dead(session, message, error)
-                outcome = "dead"
-                on_dead = DEAD_LETTER_HANDLERS.get(kind)
-                if on_dead is not None:
-                    await on_dead(runtime, session, dict(message.payload), error)
-            else:
-                delay = repository.retry_delay(message.attempts + 1)
-                retry_after = getattr(exc, "retry_after_s", None)
-                if retry_after:
-                    delay = max(delay, retry_after)
-                await repository.mark_retry(session, message, error, delay)
-                outcome = "retry"
-                log.warning(
-                    "outbox.retry",
-                    id=message_id,
-                    kind=kind,
-                    attempts=message.attempts,
-                    delay_s=round(delay, 3),
-                    error=error[:500],
-                    ms=ms,
-                )
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        # The lease runs out and the row is tried again; nothing is lost.
-        log.exception("outbox.record_failure_failed", id=message_id, kind=kind, error=error[:500])
-        return
-    OUTBOX_PROCESSED.labels(kind, outcome).inc()

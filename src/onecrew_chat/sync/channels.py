@@ -26,7 +26,7 @@ from sqlalchemy.orm import selectinload
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.identity import ConversationType, Identity
 from onecrew_chat.logging import get_logger
-from onecrew_chat.models import Conversation, StreamIdentity
+from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.stream.client import MAX_BATCH as MAX_MEMBERS
 from onecrew_chat.stream.client import ChannelState, StreamGateway
@@ -286,14 +286,14 @@ async def finish(
     placeholder_ok: bool,
     profiles: Mapping[Identity, Profile] | None = None,
     mirror: Mapping[str, StreamIdentity | None] | None = None,
-    outbox_message_id: int | None = None,
+    outbox_message: OutboxMessage | None = None,
     conversation: Conversation | None = None,
 ) -> Outcome:
     """Provision unless done: claim, read, call Stream, record; the one provisioning path of every caller.
 
     Raises DeadlineExceeded (operation CLAIM_WAIT) when another run holds the claim past the deadline, and
     StreamError when Stream fails (the claim is given back, and what Stream accepted is recorded). `profiles`,
-    `mirror` and `conversation` (with its participants) save queries; `outbox_message_id` is the caller's own row,
+    `mirror` and `conversation` (with its participants) save queries; `outbox_message` is the caller's own row,
     marked done with the result.
     """
     sessionmaker = runtime.sessionmaker
@@ -319,8 +319,8 @@ async def finish(
         async with unit_of_work(sessionmaker) as session:
             await record(session, batch)
             await _record_ready(session, conversation_id, token)
-            if outbox_message_id is not None:
-                await outbox.complete(session, outbox_message_id)
+            if outbox_message is not None:
+                await outbox.mark_done(session, outbox_message)
         return Outcome.PROVISIONED
     except BaseException:
         async with unit_of_work(sessionmaker) as session:

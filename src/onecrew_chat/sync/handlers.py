@@ -69,23 +69,3 @@ async def sync_identity(runtime: Runtime, payload: dict[str, Any]) -> None:
         return
     if sent:
         log.info("identity.synced", stream_id=stream_id)
-
-def _register_with_current_worker() -> None:
-    """Until the composition root wires handlers, adapt them to the worker's registry."""
-    from onecrew_chat.outbox.worker import register, register_dead_letter
-
-    async def _provision(runtime: Runtime, _session: AsyncSession, payload: dict[str, Any]) -> None:
-        await provision(runtime, payload)
-
-    async def _sync(runtime: Runtime, _session: AsyncSession, payload: dict[str, Any]) -> None:
-        await sync_identity(runtime, payload)
-
-    async def _dead(_runtime: Runtime, session: AsyncSession, payload: dict[str, Any], error: str) -> None:
-        await provisioning_failed(session, payload, error)
-
-    register(PROVISION)(_provision)
-    register(IDENTITY_SYNC)(_sync)
-    register_dead_letter(PROVISION)(_dead)
-
-
-_register_with_current_worker()

@@ -1,8 +1,14 @@
-"""Liveness (/healthz), readiness (/readyz: database and Stream answer) and Prometheus metrics (/metrics)."""
+"""Liveness (/healthz), readiness of this instance (/readyz) and Prometheus metrics (/metrics).
+
+/readyz is about this instance: the database answers, its schema is at this code's migration head, and, when
+this process runs the outbox worker, the worker's loop is alive and not paused. Stream's health is reported
+as the separate `stream` field (checked at most once a minute, cached) and never fails readiness.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 
@@ -14,14 +20,23 @@ from sqlalchemy import text
 from onecrew_chat.api.deps import RuntimeDep
 from onecrew_chat.api.errors import error_body
 from onecrew_chat.api.openapi import error_responses
+from onecrew_chat.api.stream_health import stream_health
+from onecrew_chat.db import current_revision, head_revision
 from onecrew_chat.logging import get_logger
+from onecrew_chat.outbox.status import worker_status
 from onecrew_chat.schemas import HealthEnvelope, ReadyEnvelope
 
 router = APIRouter(tags=["health"])
 log = get_logger(__name__)
 
-# Each dependency gets this long to answer a readiness probe.
+# The database gets this long to answer a readiness probe.
 READY_TIMEOUT_S = 1.0
+
+
+@functools.cache
+def _head() -> str:
+    """The migration head this code needs (read from the packaged scripts once)."""
+    return head_revision()
 
 
 @router.get("/healthz", summary="Liveness", response_model=None, responses={200: {"model": HealthEnvelope}})
@@ -38,32 +53,59 @@ async def _probe(name: str, check: Callable[[], Awaitable[object]]) -> tuple[str
         reason = None
     except TimeoutError:
         reason = f"{name} not reachable: no answer within {READY_TIMEOUT_S:g} s"
+    except _NotReady as exc:
+        reason = str(exc)
     except Exception as exc:  # any failure of a dependency means "not ready", never a 500
         detail = str(exc).splitlines()[0][:200] if str(exc) else ""
         reason = f"{name} not reachable: {type(exc).__name__}" + (f": {detail}" if detail else "")
     return name, round((time.perf_counter() - started) * 1000, 1), reason
 
 
+class _NotReady(Exception):
+    """A check answered, and the answer is "not ready" (the message says why)."""
+
+
+def _worker_reason(runtime) -> str | None:
+    """Why this process's worker makes it not ready, or None (also when the process runs no worker)."""
+    status = worker_status(runtime)
+    if status is None:
+        return None
+    if status.paused:
+        return f"worker paused: Stream refuses our credentials ({status.pause_reason}); fix STREAM_API_KEY/SECRET"
+    if not status.alive():
+        return "worker not alive: its loop has stopped or made no progress for " f"{status.stale_after_s:g} s"
+    return None
+
+
 @router.get(
     "/readyz",
-    summary="Readiness: the database and Stream answer",
+    summary="Readiness of this instance: database, migrations, worker; Stream's health as a separate field",
     response_model=None,
     responses={200: {"model": ReadyEnvelope}} | error_responses(503),
 )
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    """200 when the database (SELECT 1) and Stream (an authenticated ping) both answer, else 503 with why."""
+    """200 when the database answers at the migration head and this process's worker (if any) is alive and not
+    paused, else 503 with why. `stream` says whether Stream answered its last (cached, once a minute) ping."""
 
     async def database() -> None:
         async with runtime.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+        current = await current_revision(runtime.engine)
+        if current != _head():
+            raise _NotReady(f"database schema at migration {current} but this code needs {_head()}; run `onecrew-chat db upgrade`")
 
-    results = await asyncio.gather(_probe("database", database), _probe("stream", runtime.stream.ping))
-    reasons = [reason for _, _, reason in results if reason]
+    (name, ms, reason), stream = await asyncio.gather(_probe("database", database), stream_health(runtime))
+    reasons = [reason] if reason else []
+    worker_reason = _worker_reason(runtime)
+    if worker_reason:
+        reasons.append(worker_reason)
     if reasons:
-        log.warning("health.not_ready", reasons=reasons)
+        log.warning("health.not_ready", reasons=reasons, stream=stream.as_json()["status"])
         return JSONResponse(error_body("; ".join(reasons), "not_ready"), status_code=503)
-    checks = {name: {"status": "ok", "ms": ms} for name, ms, _ in results}
-    return JSONResponse({"success": True, "data": {"status": "ready", "checks": checks}})
+    checks: dict[str, dict] = {name: {"status": "ok", "ms": ms}}
+    if worker_status(runtime) is not None:
+        checks["worker"] = {"status": "ok"}
+    return JSONResponse({"success": True, "data": {"status": "ready", "checks": checks, "stream": stream.as_json()}})
 
 
 @router.get(

@@ -10,7 +10,7 @@
   retry after any crash replays that conversation instead of making a second one.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from alembic import op
 from onecrew_chat.db import UTCDateTime
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

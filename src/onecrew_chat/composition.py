@@ -1,0 +1,92 @@
+"""The composition root: the one place that tells the generic outbox worker what to run, for `serve` and `worker`.
+
+It maps outbox kinds to the sync layer's handlers, adds the periodic jobs (reconcile, idempotency-key expiry,
+retention purges) and builds the failure classifier from the Stream error tree, so that `outbox/` imports
+nothing above the database and knows no Stream type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from onecrew_chat import retention
+from onecrew_chat.conversations import idempotency
+from onecrew_chat.errors import AppError
+from onecrew_chat.logging import get_logger
+from onecrew_chat.outbox import worker
+from onecrew_chat.outbox.jobs import Failure, Jobs, PeriodicJob, Verdict
+from onecrew_chat.stream.errors import StreamRequestError, StreamUsersMissing
+from onecrew_chat.sync import handlers
+from onecrew_chat.sync.reconcile import reconcile
+
+log = get_logger(__name__)
+
+IDEMPOTENCY_PURGE_EVERY_S = 600.0
+# Stream's codes that mean "your key, secret or app is refused" (stream-api.md, error codes), whatever the status.
+AUTH_CODES = frozenset({2, 5, 40, 41, 42, 43, 99})
+
+
+def is_auth_failure(error: BaseException) -> bool:
+    """Stream refused our own credentials (HTTP 401, or an auth code such as 403 App Suspended)."""
+    if not isinstance(error, StreamRequestError):
+        return False
+    return error.status == 401 or (error.code is not None and error.code in AUTH_CODES)
+
+
+def classify(error: BaseException) -> Failure:
+    """Pause on refused credentials; dead-letter what no retry can fix; retry the rest (respecting a 429's reset)."""
+    if is_auth_failure(error):
+        return Failure(Verdict.PAUSE)
+    if isinstance(error, StreamRequestError) and not isinstance(error, StreamUsersMissing):
+        return Failure(Verdict.PERMANENT)
+    if isinstance(error, AppError) and 400 <= error.status_code < 500:
+        return Failure(Verdict.PERMANENT)
+    retry_after = getattr(error, "retry_after_s", None)
+    return Failure(Verdict.RETRY, float(retry_after) if retry_after else None)
+
+
+class PeriodicReconcile:
+    """Reconcile with repairs; a run stopped early by its budget is continued where it stopped by the next one."""
+
+    def __init__(self) -> None:
+        self.resume: Any = None
+
+    async def __call__(self, runtime: Any) -> None:
+        report = await reconcile(runtime, repair=True, resume=self.resume)
+        if not report.skipped:
+            self.resume = report.resume
+
+
+async def purge_idempotency_keys(runtime: Any) -> int:
+    """Delete Idempotency-Keys past their expiry."""
+    purged = await idempotency.purge_expired(runtime)
+    if purged:
+        log.info("idempotency.purged", count=purged)
+    return purged
+
+
+async def ping_stream(runtime: Any) -> None:
+    """The paused worker's probe when no row is due: one authenticated call."""
+    await runtime.stream.ping()
+
+
+def build_jobs(settings: Any) -> Jobs:
+    """Handlers, dead-letter handlers, periodic jobs and the classifier for this deployment's settings."""
+    reconcile_s = float(settings.reconcile_interval_s)
+    return Jobs(
+        handlers={handlers.PROVISION: handlers.provision, handlers.IDENTITY_SYNC: handlers.sync_identity},
+        dead_letter={handlers.PROVISION: handlers.provisioning_failed},
+        periodic=[
+            PeriodicJob("idempotency.purge", IDEMPOTENCY_PURGE_EVERY_S, purge_idempotency_keys),
+            PeriodicJob("retention.purge", float(settings.retention_interval_s), retention.purge_all),
+            PeriodicJob("reconcile", reconcile_s, PeriodicReconcile(), first_after_s=reconcile_s),
+        ],
+        classify=classify,
+        probe=ping_stream,
+    )
+
+
+async def run_worker(runtime: Any, stop: asyncio.Event) -> None:
+    """The outbox worker with this deployment's jobs until `stop` (used by `serve` and by `worker`)."""
+    await worker.run_forever(runtime, stop, build_jobs(runtime.settings))

@@ -1,0 +1,70 @@
+"""What the outbox worker runs, passed in by the composition root: handlers per kind, dead-letter handlers,
+periodic jobs and the classification of failures. The outbox itself knows no handler and no Stream type.
+
+- `Handler`: `async def handler(runtime, payload) -> None`. It opens its own short transactions; the worker
+  holds no transaction or connection while it runs. It must be safe to run twice.
+- `DeadLetterHandler`: `async def on_dead(session, payload, error) -> None`, run inside the short
+  transaction that marks the row dead.
+- `Classifier`: maps an exception to a `Failure` (retry, permanent, or pause the worker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+Handler = Callable[[Any, dict[str, Any]], Awaitable[None]]
+DeadLetterHandler = Callable[[AsyncSession, dict[str, Any], str], Awaitable[None]]
+PeriodicRun = Callable[[Any], Awaitable[object]]
+Probe = Callable[[Any], Awaitable[object]]
+
+
+class Verdict(StrEnum):
+    """What a failure means for the row and the worker."""
+
+    RETRY = "retry"  # try the row again later (attempts counted, backoff, at most max_attempts)
+    PERMANENT = "permanent"  # no retry can fix it: dead-letter the row
+    PAUSE = "pause"  # our own credentials are refused: put the row back untouched and pause the worker
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A classified exception: the verdict, and the wait a retry must at least respect (e.g. a 429's reset)."""
+
+    verdict: Verdict
+    retry_after_s: float | None = None
+
+
+def retry_everything(error: BaseException) -> Failure:
+    """The classifier when none is given: every failure is worth another try later."""
+    retry_after = getattr(error, "retry_after_s", None)
+    return Failure(Verdict.RETRY, float(retry_after) if retry_after else None)
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """`run(runtime)` every `interval_s` seconds (first after `first_after_s`) while the worker runs.
+
+    Failures are logged and the job runs again at its next interval. An interval of 0 or less turns it off.
+    """
+
+    name: str
+    interval_s: float
+    run: PeriodicRun
+    first_after_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """Everything the worker runs. `probe(runtime)` is a cheap call that tells a paused worker whether the
+    credentials work again when no row is due to try; without it, a paused worker waits for a row."""
+
+    handlers: Mapping[str, Handler]
+    dead_letter: Mapping[str, DeadLetterHandler] = field(default_factory=dict)
+    periodic: Sequence[PeriodicJob] = ()
+    classify: Callable[[BaseException], Failure] = retry_everything
+    probe: Probe | None = None
