@@ -2,6 +2,7 @@
 
 GET  /_emulator/state      counts and active faults
 GET  /_emulator/requests   the request log
+DELETE /_emulator/requests forget the request log (state untouched)
 GET  /_emulator/webhooks   recorded webhook deliveries
 POST /_emulator/faults     {"latency_ms", "jitter_ms", "error_rates": {op: rate | {rate, status}},
                             "rate_limit_bursts": {op: {count, reset_in_s}},
@@ -53,6 +54,9 @@ async def handle(emulator: "Emulator", method: str, path: str, body: bytes) -> t
         return 200, emulator.summary()
     if method == "GET" and route == "/requests":
         return 200, {"requests": [asdict(r) for r in emulator.requests]}
+    if method == "DELETE" and route == "/requests":
+        emulator.clear_requests()
+        return 200, {"cleared": True}
     if method == "GET" and route == "/webhooks":
         return 200, {"deliveries": [
             {"event_type": d.event_type, "webhook_id": d.webhook_id, "url": d.url,
