@@ -16,6 +16,7 @@ _STATUS_WORDS = {
     401: "Missing, malformed, expired or wrongly signed credentials",
     403: "Not allowed to act as that company (`not_company_member`)",
     404: "Not found, or not visible to the caller",
+    408: "Stream did not finish the channel within the deadline (`provisioning_timeout`); send the same request again",
     409: "The same Idempotency-Key is still being processed; safe to retry",
     413: "Request body larger than the limit",
     422: "The body is JSON but a field is invalid; `error` names the field",
