@@ -19,6 +19,7 @@ _STATUS_WORDS = {
     408: "Stream did not finish the channel within the deadline (`provisioning_timeout`); send the same request again",
     409: "The same Idempotency-Key is still being processed; safe to retry",
     413: "Request body larger than the limit",
+    415: "A Content-Encoding other than gzip",
     422: "The body is JSON but a field is invalid; `error` names the field",
     502: "Stream refused the request (`stream_error`)",
     503: "A dependency (database or Stream) is not answering",
