@@ -248,6 +248,10 @@ class Webhooks:
                                        f"{timeout} s")
                 self._changed.wait(left)
 
+    async def wait_idle_async(self, timeout: float = 5.0) -> None:
+        """wait_idle for async code (on a worker thread, so the event loop keeps serving)."""
+        await asyncio.to_thread(self.wait_idle, timeout)
+
     async def wait_for_async(self, count: int = 1, event_type: str | None = None,
                              timeout: float = 5.0,
                              where: Callable[[WebhookDelivery], bool] | None = None,
