@@ -11,9 +11,12 @@ from enum import StrEnum
 STREAM_PREFIX = "onecrew_"
 CHANNEL_TYPE = "messaging"
 PAIR_HASH_HEX = 32
-# Read paths accept channel ids of every scheme the app has used (up to ~115 characters).
+# Read paths accept channel ids of every scheme the app has used (up to ~115 characters): Stream's channel id
+# characters, ASCII only. Both patterns are matched whole (`fullmatch`): `$` alone lets an id ending in a newline
+# through. The anchors stay for the OpenAPI document, which quotes the pattern.
 CHANNEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_STREAM_ID_PATTERN = re.compile(r"^onecrew_(user|company)_([0-9a-f-]{36})$")
+# Stream user ids are a-z, 0-9, @ _ - (Stream's docs); ours are `onecrew_<kind>_<lowercase uuid>`.
+_STREAM_ID_PATTERN = re.compile(r"^onecrew_(user|company)_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 
 
 class Kind(StrEnum):
@@ -73,7 +76,7 @@ class Identity:
     @classmethod
     def parse(cls, stream_id: str) -> Identity:
         """Parse a Stream user id built by `stream_id`; ValueError for anything else."""
-        match = _STREAM_ID_PATTERN.match(stream_id or "")
+        match = _STREAM_ID_PATTERN.fullmatch(stream_id or "")
         if not match:
             raise ValueError(f"not a OneCrew Stream user id: {stream_id!r}")
         return cls(Kind(match.group(1)), match.group(2))
@@ -104,7 +107,7 @@ def cid(channel_id: str, channel_type: str = CHANNEL_TYPE) -> str:
 
 def is_valid_channel_id(channel_id: str) -> bool:
     """True for any channel id a read path accepts (every scheme the app has used)."""
-    return bool(CHANNEL_ID_PATTERN.match(channel_id or ""))
+    return bool(CHANNEL_ID_PATTERN.fullmatch(channel_id or ""))
 
 
 def pair_kinds_match(conversation_type: ConversationType, a: Identity, b: Identity) -> bool:

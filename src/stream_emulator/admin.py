@@ -2,12 +2,15 @@
 
 GET  /_emulator/state      counts and active faults
 GET  /_emulator/requests   the request log
+DELETE /_emulator/requests forget the request log (state untouched)
 GET  /_emulator/webhooks   recorded webhook deliveries
 POST /_emulator/faults     {"latency_ms", "jitter_ms", "error_rates": {op: rate | {rate, status}},
                             "rate_limit_bursts": {op: {count, reset_in_s}},
                             "timeout_after_write": {op: {count, hold_s}},
-                            "visibility_delay_ms", "reset": bool}
+                            "visibility_delay_ms", "webhook_failures": {count, status},
+                            "reset": bool}
 POST /_emulator/reset      wipe state, faults, log and deliveries
+POST /_emulator/rate_limits {"enabled": bool}: enforce Stream's rate limits or only announce them
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ def apply_faults(faults: "Faults", spec: dict[str, Any]) -> None:
         faults.timeout_after_write(operation, rule.get("count", 1), rule.get("hold_s", 30.0))
     if "visibility_delay_ms" in spec:
         faults.set_visibility_delay(spec["visibility_delay_ms"])
+    if "webhook_failures" in spec:
+        rule = spec["webhook_failures"]
+        faults.fail_webhooks(rule["count"], rule.get("status", 503))
 
 
 async def handle(emulator: "Emulator", method: str, path: str, body: bytes) -> tuple[int, dict]:
@@ -48,10 +54,14 @@ async def handle(emulator: "Emulator", method: str, path: str, body: bytes) -> t
         return 200, emulator.summary()
     if method == "GET" and route == "/requests":
         return 200, {"requests": [asdict(r) for r in emulator.requests]}
+    if method == "DELETE" and route == "/requests":
+        emulator.clear_requests()
+        return 200, {"cleared": True}
     if method == "GET" and route == "/webhooks":
         return 200, {"deliveries": [
             {"event_type": d.event_type, "webhook_id": d.webhook_id, "url": d.url,
-             "status": d.status, "error": d.error, "payload": d.payload}
+             "status": d.status, "error": d.error, "attempt": d.attempt,
+             "faulted": d.faulted, "payload": d.payload}
             for d in emulator.webhook_deliveries]}
     if method == "POST" and route == "/faults":
         try:
@@ -60,6 +70,13 @@ async def handle(emulator: "Emulator", method: str, path: str, body: bytes) -> t
         except (ValueError, KeyError, TypeError) as exc:
             return 400, {"error": f"bad fault spec: {exc}"}
         return 200, {"faults": emulator.faults.snapshot(), "active": emulator.faults.describe()}
+    if method == "POST" and route == "/rate_limits":
+        try:
+            enabled = json.loads(body or b"{}")["enabled"]
+        except (ValueError, KeyError, TypeError) as exc:
+            return 400, {"error": f"expected {{\"enabled\": true|false}}: {exc}"}
+        emulator.rate_limiter.enabled = bool(enabled)
+        return 200, {"rate_limits": emulator.rate_limiter.enabled}
     if method == "POST" and route == "/reset":
         emulator.reset()
         return 200, {"reset": True}

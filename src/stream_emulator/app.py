@@ -13,6 +13,7 @@ from . import admin
 from . import operations as op
 from .call import Call
 from .errors import INTERNAL, NOT_ALLOWED, RATE_LIMIT, StreamError, envelope, input_error
+from .ratelimit import headers as rate_header_values
 from .requestlog import RequestRecord
 from .router import Router, split_path
 
@@ -34,7 +35,6 @@ class EmulatorApp:
         self.emulator = emulator
         self.enable_admin = enable_admin
         self.state = _AppState(emulator)
-        self._windows: dict[str, list[int]] = {}   # operation -> [window start, calls in it]
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -80,6 +80,7 @@ class EmulatorApp:
         faults = emu.faults
         reset_at: float | None = None
         hold_s: float | None = None
+        rate_headers: list[tuple[bytes, bytes]] | None = None
         try:
             if faults.active and (delay := faults.delay_s()):
                 await asyncio.sleep(delay)
@@ -96,6 +97,10 @@ class EmulatorApp:
             if not caller.is_server and operation not in op.CLIENT_ALLOWED:
                 raise StreamError(NOT_ALLOWED, "this operation is only allowed with server side "
                                   "auth")
+            allowed, rate_headers = emu.rate_limiter.take(
+                operation, "server" if caller.is_server else "client")
+            if not allowed:
+                raise StreamError(RATE_LIMIT, _RATE_LIMIT_MESSAGE)
             if faults.active:
                 reset_at = faults.take_burst(operation)
                 if reset_at is not None:
@@ -132,28 +137,17 @@ class EmulatorApp:
             return
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         result["duration"] = f"{elapsed_ms:.2f}ms"
-        headers = self._rate_headers(operation, reset_at)
+        if reset_at is not None:
+            headers = rate_headers_for(operation, 0, int(reset_at + 0.999))
+        elif rate_headers is not None:
+            headers = rate_headers
+        else:
+            headers = emu.rate_limiter.take(operation, "server", count=False)[1]
         # Logged before the response goes out, so a caller that counts calls right after its
         # own call returns always sees it.
         if emu.generation == generation:
             emu.log.add(RequestRecord(operation, dialect_name, method, path, status, elapsed_ms))
         await _respond(send, status, json.dumps(result).encode(), headers)
-
-    def _rate_headers(self, operation: str, reset_at: float | None) -> list[tuple[bytes, bytes]]:
-        """Lowercase x-ratelimit-* headers (reference §5): a per-minute window per operation."""
-        limit = op.RATE_LIMITS.get(operation, op.DEFAULT_RATE_LIMIT)
-        if reset_at is not None:
-            remaining, reset = 0, int(reset_at + 0.999)
-        else:
-            minute = int(time.time()) // 60 * 60
-            window = self._windows.get(operation)
-            if window is None or window[0] != minute:
-                window = self._windows[operation] = [minute, 0]
-            window[1] += 1
-            remaining, reset = max(0, limit - window[1]), minute + 60
-        return [(b"x-ratelimit-limit", str(limit).encode()),
-                (b"x-ratelimit-remaining", str(remaining).encode()),
-                (b"x-ratelimit-reset", str(reset).encode())]
 
 
 class _AppState:
@@ -209,10 +203,17 @@ async def _hold(receive: Any, seconds: float) -> None:
         pass
 
 
+def rate_headers_for(operation: str, remaining: int, reset: int) -> list[tuple[bytes, bytes]]:
+    """The rate-limit headers of a 429 fault burst: nothing remaining until `reset`."""
+    return rate_header_values(op.RATE_LIMITS.get(operation, op.DEFAULT_RATE_LIMIT), remaining,
+                              reset)
+
+
 def create_app(api_key: str = "key", api_secret: str = "secret", faults: "Faults | None" = None,
-               state_file: "Path | str | None" = None, enable_admin: bool = False) -> EmulatorApp:
+               state_file: "Path | str | None" = None, enable_admin: bool = False,
+               rate_limits: bool = False) -> EmulatorApp:
     """An ASGI app over a new Emulator (reachable as `app.state.emulator`)."""
     from .emulator import Emulator
     emulator = Emulator(api_key=api_key, api_secret=api_secret, state_file=state_file,
-                        faults=faults)
+                        faults=faults, rate_limits=rate_limits)
     return emulator.asgi_app(enable_admin=enable_admin)

@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     from .emulator import Emulator
     from .state import Channel, User
 
-USER_ID = re.compile(r"^[@\w-]*$")
-CHANNEL_ID = re.compile(r"^[\w-]*$")
+# Stream's documented id rules, matched whole (fullmatch: `$` would let a trailing newline
+# through) and in ASCII only (`\w` would take "café" and "日本"). User ids: a-z, 0-9, @ _ -.
+USER_ID = re.compile(r"[a-z0-9@_-]+")
+CHANNEL_ID = re.compile(r"[A-Za-z0-9_-]+")
 MAX_BATCH = 100
 
 
@@ -112,11 +114,23 @@ def check_user_id(user_id: Any, field: str = "id") -> str:
     """A valid user id (^[@\\w-]*$, at most 255 characters), or code 4."""
     if not isinstance(user_id, str) or not user_id:
         raise input_error(f"{field} is a required field", **{field: "required"})
-    if len(user_id) > 255 or not USER_ID.match(user_id):
+    if len(user_id) > 255 or not USER_ID.fullmatch(user_id):
         raise input_error(
-            f"{field} {user_id} is not a valid user id: only letters, numbers and @ _ - are "
+            f"{field} {user_id} is not a valid user id: only a-z, 0-9 and @ _ - are "
             "allowed, at most 255 characters", **{field: "invalid user id"})
     return user_id
+
+
+def check_offset(payload: dict, maximum: int) -> int:
+    """The query's offset; beyond Stream's maximum it is refused (code 4), never capped, so an
+    offset pager cannot loop on the same last page."""
+    try:
+        offset = int(payload.get("offset") or 0)
+    except (TypeError, ValueError):
+        raise input_error("offset must be a number", offset="invalid") from None
+    if offset < 0 or offset > maximum:
+        raise input_error(f"offset must be between 0 and {maximum}", offset="invalid")
+    return offset
 
 
 def drop_nulls(value: Any) -> dict:

@@ -65,9 +65,13 @@ def run(
         help="Operation=COUNT[:HOLD_S]: apply the write, never answer.")] = None,
     visibility_delay_ms: Annotated[float, typer.Option(
         help="New users become usable as members only after N ms.")] = 0.0,
+    rate_limits: Annotated[bool, typer.Option(
+        "--rate-limits/--no-rate-limits",
+        help="Refuse calls over Stream's per-minute and per-second limits with 429.")] = True,
 ) -> None:
     """Serve a local, wire-compatible Stream Chat (both dialects) until interrupted."""
-    emulator = Emulator(api_key=api_key, api_secret=api_secret, state_file=state_file)
+    emulator = Emulator(api_key=api_key, api_secret=api_secret, state_file=state_file,
+                        rate_limits=rate_limits)
     apply_faults(emulator.faults, fault_spec(latency_ms, jitter_ms, error_rate or [],
                                              rate_limit or [], timeout_after_write or [],
                                              visibility_delay_ms))
@@ -80,6 +84,8 @@ def run(
     typer.echo(f"api key: {api_key}")
     if state_file is not None:
         typer.echo(f"state file: {state_file}")
+    typer.echo("rate limits: " + ("enforced (Stream's per-minute and per-second limits)"
+                                  if rate_limits else "headers only (--no-rate-limits)"))
     if enable_admin:
         typer.echo(f"admin: http://{host}:{bound_port}/_emulator/state")
     for line in emulator.faults.describe():

@@ -102,6 +102,7 @@ class Dialect:
             body["last_message_at"] = self.time(channel.last_message_at)
         if channel.team:
             body["team"] = channel.team
+        body["filter_tags"] = list(channel.filter_tags)
         return self._custom(body, channel.custom)
 
     def member(self, member: Member, users: dict[str, User]) -> dict:
@@ -120,6 +121,10 @@ class Dialect:
             body["is_moderator"] = True
         if member.invited:
             body["invited"] = True
+        if member.invite_accepted_at is not None:
+            body["invite_accepted_at"] = self.time(member.invite_accepted_at)
+        if member.invite_rejected_at is not None:
+            body["invite_rejected_at"] = self.time(member.invite_rejected_at)
         return self._custom(body, member.custom)
 
     def members(self, channel: Channel, users: dict[str, User], limit: int = 100,
@@ -139,10 +144,13 @@ class Dialect:
             "updated_at": self.time(message.updated_at),
             "attachments": [], "latest_reactions": [], "own_reactions": [],
             "mentioned_users": [], "reaction_counts": {}, "reaction_scores": {},
-            "reply_count": 0, "deleted_reply_count": 0, "silent": False, "pinned": False,
-            "shadowed": False, "mentioned_channel": False, "mentioned_here": False,
-            "restricted_visibility": [],
+            "reply_count": message.reply_count, "deleted_reply_count": 0, "silent": False,
+            "pinned": False, "shadowed": False, "mentioned_channel": False,
+            "mentioned_here": False, "restricted_visibility": list(message.restricted_visibility),
         }
+        if message.parent_id is not None:
+            body["parent_id"] = message.parent_id
+            body["show_in_channel"] = message.show_in_channel
         return self._custom(body, message.custom)
 
     def read(self, user_id: str, read: Read, users: dict[str, User]) -> dict:
@@ -160,7 +168,9 @@ class Dialect:
     def channel_state(self, channel: Channel, users: dict[str, User], *, messages: int = 25,
                       member_limit: int = 100) -> dict:
         """channel + members + messages + reads, as get-or-create and query channels return."""
-        recent = channel.messages[-messages:] if messages > 0 else []
+        # A thread-only reply lives in its thread: the channel's messages leave it out.
+        shown = [m for m in channel.messages if m.in_channel]
+        recent = shown[-messages:] if messages > 0 else []
         return {
             "channel": self.channel(channel, users),
             "members": self.members(channel, users, member_limit),

@@ -13,7 +13,8 @@ from .dialects import make_v1, make_v2
 from .faults import Faults
 from .requestlog import RequestLog, RequestRecord
 from .state import State
-from .webhooks import WebhookDelivery, Webhooks
+from .ratelimit import RateLimiter
+from .webhooks import DEFAULT_LOG_SIZE, RetryPolicy, WebhookDelivery, Webhooks
 
 if TYPE_CHECKING:
     from .app import EmulatorApp
@@ -27,7 +28,12 @@ class Emulator:
     """A local Stream Chat app. Constructing one does no I/O; the state file is read on first use."""
 
     def __init__(self, api_key: str = "key", api_secret: str = "secret",
-                 state_file: Path | str | None = None, faults: Faults | None = None) -> None:
+                 state_file: Path | str | None = None, faults: Faults | None = None,
+                 rate_limits: bool = False, webhook_policy: RetryPolicy | None = None,
+                 webhook_log_size: int = DEFAULT_LOG_SIZE) -> None:
+        """`rate_limits`: enforce Stream's per-minute and per-second limits (off here so tests keep
+        their headroom; the `stream-emulator` command turns them on). `webhook_policy`: the
+        webhook retry policy (Stream's tries and timeouts; the pause between tries is ours)."""
         self.api_key = api_key
         self.api_secret = api_secret
         self.state_file = Path(state_file) if state_file is not None else None
@@ -45,7 +51,9 @@ class Emulator:
         self._dirty = False
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_loop: asyncio.AbstractEventLoop | None = None
-        self.webhooks = Webhooks(api_key, api_secret, lambda: self.state.app)
+        self.rate_limiter = RateLimiter(enabled=rate_limits)
+        self.webhooks = Webhooks(api_key, api_secret, lambda: self.state.app, self.faults,
+                                 webhook_policy, webhook_log_size)
 
     # --- state ---------------------------------------------------------------------------
 
@@ -108,6 +116,7 @@ class Emulator:
         self.faults.reset()
         self.log.clear()
         self.webhooks.clear()
+        self.rate_limiter.reset()
 
     # --- the ASGI app ----------------------------------------------------------------------
 
@@ -169,4 +178,5 @@ class Emulator:
         with self.lock:
             return {"users": len(self.state.users), "channels": len(self.state.channels),
                     "requests": self.count(), "faults": self.faults.snapshot(),
-                    "webhook_deliveries": len(self.webhooks.deliveries)}
+                    "webhook_deliveries": self.webhooks.total,
+                    "rate_limits": self.rate_limiter.enabled}

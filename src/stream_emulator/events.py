@@ -39,16 +39,39 @@ def member_event(call: "Call", event_type: str, channel: "Channel", member: "Mem
                       member=call.emulator.v1.member(member, call.state.users))
 
 
+# Stream truncates the members a message or channel event carries to 50 (docs: Webhook Events).
+EVENT_MEMBER_CAP = 50
+
+
 def message_new(call: "Call", channel: "Channel", message: "Message") -> None:
-    """message.new, with the members as Stream includes them."""
-    if call.webhooks_on:
-        v1 = call.emulator.v1
-        users = call.state.users
-        channel_event(call, "message.new", channel, user_id=message.user_id,
-                      message=v1.message(channel, message, users), message_id=message.id,
-                      members=v1.members(channel, users), watcher_count=0,
-                      channel_member_count=len(channel.members),
-                      channel_message_count=len(channel.messages))
+    """message.new as Stream's docs show it: the message, the sender, up to 50 members with their
+    read state, the counts; no `channel` object, so no custom channel data."""
+    if not call.webhooks_on:
+        return
+    v1 = call.emulator.v1
+    users = call.state.users
+    members = []
+    for member in list(channel.members.values())[:EVENT_MEMBER_CAP]:
+        body = dict(v1.member(member, users))
+        read = channel.reads.get(member.user_id)
+        if read is not None:
+            body["channel_last_read_at"] = rfc3339(read.last_read)
+            body["channel_unread_count"] = read.unread_messages
+        members.append(body)
+    sender = users.get(message.user_id)
+    event = {
+        "type": "message.new", "cid": channel.cid, "channel_id": channel.id,
+        "channel_type": channel.type, "message_id": message.id,
+        "message": v1.message(channel, message, users),
+        "user": v1.user(sender) if sender is not None else {"id": message.user_id},
+        "members": members, "watcher_count": 0, "channel_member_count": len(channel.members),
+        "channel_message_count": len(channel.messages), "created_at": rfc3339(now_ns()),
+    }
+    if channel.team:
+        event["team"] = channel.team
+    if message.parent_id is not None:
+        event["parent_id"] = message.parent_id
+    call.emit(event)
 
 
 def user_updated(call: "Call", user: "User") -> None:

@@ -52,6 +52,8 @@ class Faults:
             self.error_rates: dict[str, ErrorRate] = {}
             self.bursts: dict[str, Burst] = {}
             self.holds: dict[str, Hold] = {}
+            # Webhook tries whose (2xx) answer is replaced: a status, or 0 for a timeout.
+            self.webhook_failures: list[int] = []
             self._active = False
 
     def _touch(self) -> None:
@@ -86,6 +88,17 @@ class Faults:
         with self._lock:
             self.holds[operation] = Hold(int(count), float(hold_s))
             self._touch()
+
+    def fail_webhooks(self, count: int, status: int = 503) -> None:
+        """The next `count` webhook tries reach the receiver, but their answer counts as `status`
+        (0 = the try timed out), so Stream's retry policy sends the same X-Webhook-Id again."""
+        with self._lock:
+            self.webhook_failures = [int(status)] * int(count)
+
+    def take_webhook_failure(self) -> int | None:
+        """The status to pretend for this webhook try, or None to keep the real answer."""
+        with self._lock:
+            return self.webhook_failures.pop(0) if self.webhook_failures else None
 
     def set_visibility_delay(self, ms: float) -> None:
         """A user can be a member only `ms` after its first creation."""
@@ -158,6 +171,9 @@ class Faults:
                          f"{hold.hold_s:g} s")
         if self.visibility_delay_ms:
             lines.append(f"new users usable as members after {self.visibility_delay_ms:g} ms")
+        if self.webhook_failures:
+            lines.append(f"next {len(self.webhook_failures)} webhook tries answered "
+                         f"{self.webhook_failures[0] or 'timeout'}")
         return lines
 
     def snapshot(self) -> dict:
@@ -168,4 +184,5 @@ class Faults:
             "error_rates": {op: vars(r) for op, r in self.error_rates.items()},
             "rate_limit_bursts": {op: vars(b) for op, b in self.bursts.items()},
             "timeout_after_write": {op: vars(h) for op, h in self.holds.items()},
+            "webhook_failures": list(self.webhook_failures),
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from . import operations as op
-from .handlers import app_settings, channels, members, messages, tasks, users
+from .handlers import app_settings, channels, members, messages, tasks, threads, users
 
 Handler = Callable[..., dict]
 
@@ -35,6 +35,8 @@ ROUTES: list[tuple[str, str, str, Handler]] = [
     ("POST", "channels/{}/{}/read", op.MARK_READ, messages.mark_read),
     ("GET", "members", op.QUERY_MEMBERS, members.query),
     ("GET", "unread", op.UNREAD_COUNTS, messages.unread_counts),
+    ("POST", "unread_batch", op.UNREAD_COUNTS_BATCH, messages.unread_batch),
+    ("GET", "messages/{}/replies", op.GET_REPLIES, threads.get_replies),
 ]
 
 

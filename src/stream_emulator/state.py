@@ -71,7 +71,7 @@ class Member:
     """A user's membership of one channel."""
 
     __slots__ = ("user_id", "channel_role", "role", "custom", "created_at", "updated_at",
-                 "invited")
+                 "invited", "invite_accepted_at", "invite_rejected_at")
 
     def __init__(self, user_id: str, created_at: int, channel_role: str = "channel_member",
                  role: str = "member", custom: dict | None = None) -> None:
@@ -82,6 +82,8 @@ class Member:
         self.created_at = created_at
         self.updated_at = created_at
         self.invited = False
+        self.invite_accepted_at: int | None = None
+        self.invite_rejected_at: int | None = None
 
     def to_json(self) -> dict:
         """A plain dict for the state file."""
@@ -113,9 +115,10 @@ class Read:
 
 
 class Message:
-    """A message in a channel."""
+    """A message in a channel; a thread reply has `parent_id` (and type "reply")."""
 
-    __slots__ = ("id", "text", "type", "user_id", "custom", "created_at", "updated_at")
+    __slots__ = ("id", "text", "type", "user_id", "custom", "created_at", "updated_at",
+                 "parent_id", "show_in_channel", "reply_count", "restricted_visibility")
 
     def __init__(self, message_id: str, text: str, user_id: str, created_at: int,
                  custom: dict | None = None, message_type: str = "regular") -> None:
@@ -126,6 +129,15 @@ class Message:
         self.custom = custom or {}
         self.created_at = created_at
         self.updated_at = created_at
+        self.parent_id: str | None = None
+        self.show_in_channel = False
+        self.reply_count = 0
+        self.restricted_visibility: list[str] = []
+
+    @property
+    def in_channel(self) -> bool:
+        """Whether the channel shows it: a regular message, or a reply sent with show_in_channel."""
+        return self.parent_id is None or self.show_in_channel
 
     def to_json(self) -> dict:
         """A plain dict for the state file."""
@@ -134,8 +146,13 @@ class Message:
     @classmethod
     def from_json(cls, raw: dict) -> "Message":
         """The inverse of to_json."""
-        return cls(raw["id"], raw["text"], raw["user_id"], raw["created_at"], raw["custom"],
-                   raw["type"])
+        message = cls(raw["id"], raw["text"], raw["user_id"], raw["created_at"], raw["custom"],
+                      raw["type"])
+        for key in ("updated_at", "parent_id", "show_in_channel", "reply_count",
+                    "restricted_visibility"):
+            if key in raw:
+                setattr(message, key, raw[key])
+        return message
 
 
 class Channel:
@@ -143,7 +160,7 @@ class Channel:
 
     __slots__ = ("type", "id", "cid", "custom", "created_by_id", "created_at", "updated_at",
                  "frozen", "disabled", "team", "members", "messages", "reads",
-                 "last_message_at", "distinct")
+                 "last_message_at", "distinct", "filter_tags", "thread_reads")
 
     def __init__(self, channel_type: str, channel_id: str, created_by_id: str | None,
                  created_at: int) -> None:
@@ -162,22 +179,37 @@ class Channel:
         self.reads: dict[str, Read] = {}
         self.last_message_at: int | None = None
         self.distinct = channel_id.startswith("!members-")
+        self.filter_tags: list[str] = []
+        # user id -> parent message id -> that user's read state of the thread (participants only).
+        self.thread_reads: dict[str, dict[str, Read]] = {}
+
+    def message(self, message_id: str) -> Message | None:
+        """The message (or reply) with this id, or None."""
+        for message in reversed(self.messages):
+            if message.id == message_id:
+                return message
+        return None
 
     def to_json(self) -> dict:
         """A plain dict for the state file."""
         raw = {k: getattr(self, k) for k in self.__slots__
-               if k not in ("members", "messages", "reads")}
+               if k not in ("members", "messages", "reads", "thread_reads")}
         raw["members"] = [m.to_json() for m in self.members.values()]
         raw["messages"] = [m.to_json() for m in self.messages]
         raw["reads"] = {uid: r.to_json() for uid, r in self.reads.items()}
+        raw["thread_reads"] = {uid: {pid: r.to_json() for pid, r in threads.items()}
+                               for uid, threads in self.thread_reads.items()}
         return raw
 
     @classmethod
     def from_json(cls, raw: dict) -> "Channel":
         """The inverse of to_json."""
         channel = cls(raw["type"], raw["id"], raw["created_by_id"], raw["created_at"])
-        for key in ("custom", "updated_at", "frozen", "disabled", "team", "last_message_at"):
+        for key in ("custom", "updated_at", "frozen", "disabled", "team", "last_message_at",
+                    "filter_tags"):
             setattr(channel, key, raw.get(key, getattr(channel, key)))
+        channel.thread_reads = {uid: {pid: Read(**r) for pid, r in threads.items()}
+                                for uid, threads in raw.get("thread_reads", {}).items()}
         channel.members = {m["user_id"]: Member.from_json(m) for m in raw.get("members", [])}
         channel.messages = [Message.from_json(m) for m in raw.get("messages", [])]
         channel.reads = {uid: Read(**r) for uid, r in raw.get("reads", {}).items()}

@@ -1,32 +1,59 @@
-"""Webhook delivery, signed the way Stream signs it, off the request path.
+"""Webhook delivery as Stream does it: signed, optionally gzipped, retried, off the request path.
 
-Each event is POSTed to the app's webhook_url with `X-Signature` (hex HMAC-SHA256 of the raw body
-with the API secret), `X-Webhook-Id`, `X-Webhook-Attempt` and `X-Api-Key`. Delivery runs as a task
-on the server's event loop, so a slow receiver never slows an API response. Every attempt is
-recorded, and tests wait on the record. There is one attempt per event; Stream's retries are not
-emulated.
+Each event is POSTed to the app's webhook_url with `X-Signature` (hex HMAC-SHA256 of the JSON body
+with the API secret), `X-Webhook-Id` (one UUID per event, the same on every try), `X-Webhook-Attempt`
+(1, 2, 3) and `X-Api-Key`. Stream's docs (Webhooks, "Performance and Error Handling"): a try that
+answers 408, 429 or 5xx, or times out, is tried up to 3 times in all; a network error up to 2 times;
+each try may take 6 s and all tries together at most 15 s; any other answer ends the delivery.
+With the app setting `enable_hook_payload_compression` the body is gzipped and sent with
+`Content-Encoding: gzip`, while `X-Signature` stays the HMAC of the uncompressed JSON.
+
+Delivery runs as a task on the server's event loop, so a slow receiver never slows an API response.
+Every try is recorded in a ring buffer (the newest `log_size`), and tests wait on the record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import hmac
 import json
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import httpx
 
+if TYPE_CHECKING:
+    from .faults import Faults
+
 DELIVERY_TIMEOUT_S = 6.0
+TOTAL_TIMEOUT_S = 15.0
+DEFAULT_LOG_SIZE = 1000
+
+
+@dataclass
+class RetryPolicy:
+    """How many tries, how long each, and the pause between them (not documented by Stream:
+    `backoff_s`, doubled after each try; tests set 0)."""
+
+    status_attempts: int = 3
+    network_attempts: int = 2
+    try_timeout_s: float = DELIVERY_TIMEOUT_S
+    total_s: float = TOTAL_TIMEOUT_S
+    backoff_s: float = 1.0
 
 
 @dataclass(frozen=True)
 class WebhookDelivery:
-    """One delivery attempt: what was sent and what came back (status None = no answer)."""
+    """One try: what was sent and what came back (status None = no answer; `error` says why).
+
+    `body` is the bytes on the wire (gzip when compressed); `payload` the event itself.
+    """
 
     event_type: str
     webhook_id: str
@@ -36,35 +63,62 @@ class WebhookDelivery:
     status: int | None
     error: str | None = None
     payload: dict = field(default_factory=dict, compare=False, repr=False)
+    attempt: int = 1
+    # True when the answer was replaced by an injected fault (the receiver did get the request).
+    faulted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether this try counted as delivered."""
+        return self.status is not None and 200 <= self.status < 300 and not self.faulted
 
 
 def sign(body: bytes, secret: str) -> str:
-    """Stream's webhook signature: hex HMAC-SHA256 of the raw body keyed with the API secret."""
+    """Stream's webhook signature: hex HMAC-SHA256 of the JSON body keyed with the API secret."""
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class Webhooks:
-    """Sends events to the configured URL and keeps the record of deliveries."""
+def _retryable_status(status: int) -> bool:
+    return status in (408, 429) or status >= 500
 
-    def __init__(self, api_key: str, api_secret: str, settings: Callable[[], dict]) -> None:
+
+def compression_on(settings: dict) -> bool:
+    """Whether the app asked for gzipped webhook bodies."""
+    return bool(settings.get("enable_hook_payload_compression")) or \
+        str(settings.get("webhook_compression_algorithm") or "").lower() == "gzip"
+
+
+class Webhooks:
+    """Sends events to the configured URL, retrying like Stream, and keeps the record of tries."""
+
+    def __init__(self, api_key: str, api_secret: str, settings: Callable[[], dict],
+                 faults: "Faults | None" = None, policy: RetryPolicy | None = None,
+                 log_size: int = DEFAULT_LOG_SIZE) -> None:
         self._api_key = api_key
         self._api_secret = api_secret
         self._settings = settings
-        self._deliveries: list[WebhookDelivery] = []
+        self._faults = faults
+        self.default_policy = policy or RetryPolicy()
+        self.policy = RetryPolicy(**vars(self.default_policy))
+        self._deliveries: deque[WebhookDelivery] = deque(maxlen=log_size)
+        self.total = 0
         self._changed = threading.Condition()
         self._tasks: set[asyncio.Task] = set()
+        self._pending = 0   # deliveries not finished (all their tries), guarded by _changed
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 
     @property
     def deliveries(self) -> list[WebhookDelivery]:
-        """Every delivery attempt so far, in the order they finished."""
+        """The newest tries (at most the log's size), in the order they finished."""
         with self._changed:
             return list(self._deliveries)
 
     def clear(self) -> None:
-        """Forget the recorded deliveries."""
+        """Forget the recorded tries and restore the retry policy."""
         with self._changed:
             self._deliveries.clear()
+            self.total = 0
+            self.policy = RetryPolicy(**vars(self.default_policy))
 
     def emit(self, event: dict[str, Any]) -> None:
         """Queue one event for delivery if a webhook URL is set and the type is wanted."""
@@ -75,16 +129,16 @@ class Webhooks:
         wanted = settings.get("webhook_events") or ()
         if wanted and event["type"] not in wanted:
             return
-        body = json.dumps(event, separators=(",", ":")).encode()
-        webhook_id = str(uuid.uuid4())
-        headers = {
-            "Content-Type": "application/json",
-            "X-Signature": sign(body, self._api_secret),
-            "X-Webhook-Id": webhook_id,
-            "X-Webhook-Attempt": "1",
-            "X-Api-Key": self._api_key,
-        }
-        job = self._deliver(event, url, body, headers, webhook_id)
+        self._start(self._deliver(event, url, compression_on(settings)))
+
+    def redeliver(self, delivery: WebhookDelivery) -> None:
+        """Send a recorded event again under a new X-Webhook-Id, as an at-least-once sender may."""
+        settings = self._settings()
+        self._start(self._deliver(delivery.payload, delivery.url, compression_on(settings)))
+
+    def _start(self, job: Any) -> None:
+        with self._changed:
+            self._pending += 1
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -95,20 +149,66 @@ class Webhooks:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, event: dict, url: str, body: bytes, headers: dict[str, str],
-                       webhook_id: str) -> None:
+    async def _deliver(self, event: dict, url: str, compress: bool) -> None:
+        try:
+            await self._send_with_retries(event, url, compress)
+        finally:
+            with self._changed:
+                self._pending -= 1
+                self._changed.notify_all()
+
+    async def _send_with_retries(self, event: dict, url: str, compress: bool) -> None:
+        policy = self.policy
+        data = json.dumps(event, separators=(",", ":")).encode()
+        body = gzip.compress(data, mtime=0) if compress else data
+        headers = {"Content-Type": "application/json", "X-Signature": sign(data, self._api_secret),
+                   "X-Webhook-Id": str(uuid.uuid4()), "X-Api-Key": self._api_key}
+        if compress:
+            headers["Content-Encoding"] = "gzip"
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            left = policy.total_s - (time.monotonic() - started)
+            tried = await self._try(event, url, body, dict(headers, **{
+                "X-Webhook-Attempt": str(attempt)}), attempt, min(policy.try_timeout_s, left))
+            if tried.ok:
+                return
+            if tried.status is not None and not _retryable_status(tried.status):
+                return
+            network = tried.status is None and not (tried.error or "").startswith("timeout")
+            most = policy.network_attempts if network else policy.status_attempts
+            pause = policy.backoff_s * (2 ** (attempt - 1))
+            if attempt >= most or time.monotonic() - started + pause >= policy.total_s:
+                return
+            if pause > 0:
+                await asyncio.sleep(pause)
+
+    async def _try(self, event: dict, url: str, body: bytes, headers: dict[str, str],
+                   attempt: int, timeout: float) -> WebhookDelivery:
         status = error = None
         try:
             response = await self._client().post(url, content=body, headers=headers,
-                                                  timeout=DELIVERY_TIMEOUT_S)
+                                                  timeout=max(timeout, 0.001))
             status = response.status_code
+        except httpx.TimeoutException as exc:
+            error = f"timeout: {type(exc).__name__}"
         except Exception as exc:  # the receiver's failure is recorded, never raised
             error = f"{type(exc).__name__}: {exc}"
-        record = WebhookDelivery(event["type"], webhook_id, url, body, headers, status, error,
-                                 event)
+        faulted = False
+        if self._faults is not None and status is not None and 200 <= status < 300:
+            injected = self._faults.take_webhook_failure()
+            if injected is not None:
+                faulted = True
+                status, error = (injected or None), (
+                    None if injected else "timeout: injected (the receiver got the request)")
+        record = WebhookDelivery(event["type"], headers["X-Webhook-Id"], url, body, headers,
+                                 status, error, event, attempt, faulted)
         with self._changed:
             self._deliveries.append(record)
+            self.total += 1
             self._changed.notify_all()
+        return record
 
     def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -118,11 +218,14 @@ class Webhooks:
             self._clients[loop] = client
         return client
 
-    def wait_for(self, count: int = 1, event_type: str | None = None,
-                 timeout: float = 5.0) -> list[WebhookDelivery]:
-        """Block until `count` deliveries (of `event_type`) are recorded; TimeoutError if not."""
+    def wait_for(self, count: int = 1, event_type: str | None = None, timeout: float = 5.0,
+                 where: Callable[[WebhookDelivery], bool] | None = None) -> list[WebhookDelivery]:
+        """Block until `count` tries (of `event_type`, matching `where`) are recorded; TimeoutError
+        if not within `timeout` seconds."""
         def matching() -> list[WebhookDelivery]:
-            return [d for d in self._deliveries if event_type is None or d.event_type == event_type]
+            return [d for d in self._deliveries
+                    if (event_type is None or d.event_type == event_type)
+                    and (where is None or where(d))]
 
         deadline = time.monotonic() + timeout
         with self._changed:
@@ -134,10 +237,27 @@ class Webhooks:
                 self._changed.wait(left)
             return found
 
+    def wait_idle(self, timeout: float = 5.0) -> None:
+        """Block until every delivery has finished all its tries; TimeoutError if not in time."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{self._pending} webhook deliveries still running after "
+                                       f"{timeout} s")
+                self._changed.wait(left)
+
+    async def wait_idle_async(self, timeout: float = 5.0) -> None:
+        """wait_idle for async code (on a worker thread, so the event loop keeps serving)."""
+        await asyncio.to_thread(self.wait_idle, timeout)
+
     async def wait_for_async(self, count: int = 1, event_type: str | None = None,
-                             timeout: float = 5.0) -> list[WebhookDelivery]:
+                             timeout: float = 5.0,
+                             where: Callable[[WebhookDelivery], bool] | None = None,
+                             ) -> list[WebhookDelivery]:
         """wait_for for async code: waits on a worker thread so the event loop keeps serving."""
-        return await asyncio.to_thread(self.wait_for, count, event_type, timeout)
+        return await asyncio.to_thread(self.wait_for, count, event_type, timeout, where)
 
     async def aclose(self) -> None:
         """Finish pending deliveries and close the HTTP client of the running loop."""

@@ -36,6 +36,11 @@ def settings(sqlite_only_url, emulator, emulator_server):
         (f"{CREATE}/%2E%2E", 400, "invalid_conversation_id", ["Invalid conversation id"]),
         (f"{CREATE}/a%252Fb", 400, "invalid_conversation_id", ["Invalid conversation id"]),
         (f"{CREATE}/{'x' * 129}", 400, "invalid_conversation_id", ["1 to 128"]),
+        # Stream's id characters, matched whole and in ASCII: a trailing newline or a non-ASCII letter is a 400
+        # naming the rule, never a 404 for an id that merely was not found.
+        (f"{CREATE}/user_user-{'0' * 32}%0A", 400, "invalid_conversation_id", ["1 to 128"]),
+        (f"{CREATE}/caf%C3%A9", 400, "invalid_conversation_id", ["Invalid conversation id"]),
+        (f"{CREATE}/%E6%97%A5%E6%9C%AC", 400, "invalid_conversation_id", ["Invalid conversation id"]),
         (f"{CREATE}/a%2Fb", 404, "not_found", ["No such endpoint: GET /api/chat/conversations/a/b"]),
         (f"{CREATE}/user_user-{'0' * 32}", 404, "conversation_not_found", ["Conversation not found"]),
         (f"{CREATE}/{new_id()}", 404, "conversation_not_found", ["Conversation not found"]),

@@ -109,9 +109,10 @@ class TestStreamDown:
 
         results = await asyncio.gather(*(timed_create() for _ in range(8)))
 
-        assert {(r.status_code, r.json()["data"]["chat"]["status"]) for r, _ in results} == {(200, "provisioning")}
+        assert {(r.status_code, r.json()["code"]) for r, _ in results} == {(408, "provisioning_timeout")}
         slowest = max(elapsed for _, elapsed in results)
-        # Before: each create waited for the one before it to spend its whole deadline (8 x 0.4 s).
-        assert slowest < self.DEADLINE_S + 0.6, f"a create answered after {slowest:.2f}s"
+        # Before: each create waited for the one before it to spend its whole deadline (8 x 0.4 s = 3.2 s); the
+        # bound leaves room for a loaded machine and still fails on that.
+        assert slowest < self.DEADLINE_S + 2.0, f"a create answered after {slowest:.2f}s"
         assert await session.scalar(select(func.count()).select_from(Conversation)) == 1
         assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 1

@@ -95,24 +95,30 @@ async def test_a_lost_answer_after_the_write_is_retried_without_duplicates(clien
 
 
 @pytest.mark.parametrize("deadline", [0.4])
-async def test_with_stream_down_the_answer_is_provisioning_and_the_worker_finishes_it(
+async def test_with_stream_down_the_answer_is_a_timeout_the_app_retries_and_the_worker_finishes_it(
     client, app, session, emulator, pair, deadline
 ):
     user, company = pair
     emulator.faults.set_error_rate("*", 1.0, status=503)
     started = time.monotonic()
     response = await create(client, user, company)
-    assert response.status_code == 200, response.text
+    # The app never reads chat.status: a 200 would send it to a channel that is not there. It retries a create
+    # on "timeout" in the error (contract §5.2), and its ApiClient calls a timed-out call a 408.
+    assert response.status_code == 408, response.text
     # Without a deadline the retries would go on for as long as Stream is down; bounds are loose for a busy CI.
     assert time.monotonic() - started < deadline + 4.0
-    data = response.json()["data"]
-    assert data["chat"]["status"] == "provisioning"
+    body = response.json()
+    assert body["success"] is False and body["code"] == "provisioning_timeout"
+    assert "timeout" in body["error"] and response.headers["retry-after"] == "1"
+    conversation = await session.scalar(select(Conversation))
+    assert conversation.chat_status == "provisioning" and conversation.channel_id in body["error"]
     assert emulator.channel_count() == 0
     message = await session.scalar(select(OutboxMessage))
     assert message.kind == "conversation.provision" and message.status == "pending"
 
     again = await create(client, user, company)  # the app's retry: same conversation, no second row
-    assert again.status_code == 200 and again.json()["data"]["id"] == data["id"]
+    assert again.status_code == 408 and again.json()["code"] == "provisioning_timeout"
+    assert await session.scalar(select(func.count()).select_from(Conversation)) == 1
     assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
 
     emulator.faults.reset()
@@ -121,7 +127,41 @@ async def test_with_stream_down_the_answer_is_provisioning_and_the_worker_finish
     conversation = await session.scalar(select(Conversation))
     assert conversation.chat_status == "ready" and conversation.stream_verified_at is not None
     assert (await session.scalar(select(OutboxMessage))).status == "done"
+    ready = await create(client, user, company)  # the app's next retry opens the same, now working, channel
+    assert ready.status_code == 200 and ready.json()["data"]["id"] == conversation.channel_id
+    assert ready.json()["data"]["chat"]["status"] == "ready"
+    await assert_one_right_channel(session, emulator, conversation.channel_id, user, company)
+
+
+@pytest.mark.parametrize("deadline", [2.0])
+async def test_the_apps_retry_finishes_the_channel_itself_once_stream_is_back(client, session, emulator, pair, deadline):
+    user, company = pair
+    emulator.faults.set_error_rate("*", 1.0, status=503)
+    first = await create(client, user, company)
+    assert first.status_code == 408, first.text
+    emulator.faults.reset()
+    retry = await create(client, user, company)  # no worker run: the retry provisions inline, idempotently
+    assert retry.status_code == 200, retry.text
+    data = retry.json()["data"]
+    assert data["chat"]["status"] == "ready" and data["id"] in first.json()["error"]
+    assert await session.scalar(select(func.count()).select_from(Conversation)) == 1
     await assert_one_right_channel(session, emulator, data["id"], user, company)
+
+
+@pytest.mark.parametrize("deadline", [2.0])
+async def test_a_timeout_is_not_replayed_for_the_same_idempotency_key(client, session, emulator, pair, deadline):
+    user, company = pair
+    headers = {**auth(user), "Idempotency-Key": "create-once-please"}
+    body = {"conversation_type": "user_company", "participant_ids": [company]}
+    emulator.faults.set_error_rate("*", 1.0, status=503)
+    first = await client.post(URL, json=body, headers=headers)
+    assert first.status_code == 408, first.text
+    emulator.faults.reset()
+    retry = await client.post(URL, json=body, headers=headers)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["data"]["chat"]["status"] == "ready"
+    replay = await client.post(URL, json=body, headers=headers)  # now the ready answer is the one kept
+    assert replay.status_code == 200 and replay.json() == retry.json()
 
 
 async def test_a_request_stream_refuses_is_a_502_with_a_stable_code(client, session, emulator, pair):
@@ -155,8 +195,8 @@ class TestEveryStreamCallSharesTheDeadline:
         started = time.monotonic()
         response = await client.post(URL, json={"conversation_type": "user_user", "participant_ids": [b]}, headers=auth(a))
         elapsed = time.monotonic() - started
-        assert response.status_code == 200, response.text
-        assert response.json()["data"]["chat"]["status"] == "provisioning"
+        assert response.status_code == 408, response.text
+        assert response.json()["code"] == "provisioning_timeout"
         assert emulator.count("GetOrCreateChannel") == 1, "the channel call met the lost user"
         # The HTTP timeout (4 s) and the hold (10 s) are far away: a quicker answer means the deadline cut it off.
         assert elapsed < 2.5, f"the repair upsert ran past the deadline: {elapsed:.2f}s"

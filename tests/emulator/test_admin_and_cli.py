@@ -41,6 +41,15 @@ def test_admin_path_sets_faults_reads_state_and_resets(base_url, sc, emu):
     assert emu.user_ids() == set() and emu.count() == 0
 
 
+def test_admin_path_switches_rate_limits(base_url, emu):
+    assert httpx.post(f"{base_url}/_emulator/rate_limits", json={"enabled": True}).json() == \
+        {"rate_limits": True}
+    assert emu.rate_limiter.enabled
+    assert httpx.post(f"{base_url}/_emulator/rate_limits", json={"enabled": False}).json() == \
+        {"rate_limits": False}
+    assert httpx.post(f"{base_url}/_emulator/rate_limits", json={}).status_code == 400
+
+
 async def test_admin_path_is_off_unless_enabled():
     app = create_app(api_key="k", api_secret="s")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
@@ -78,7 +87,9 @@ def test_python_dash_m_serves_and_prints_its_faults(tmp_path):
         url = lines[0].rsplit(" ", 1)[1]
         assert lines[1] == "api key: cli-key"
         assert "fault: error rate QueryUsers: 1 answered with HTTP 503" in lines
-        assert httpx.get(f"{url}/_emulator/state").json()["users"] == 0
+        assert any(line.startswith("rate limits: enforced") for line in lines)
+        state = httpx.get(f"{url}/_emulator/state").json()
+        assert state["users"] == 0 and state["rate_limits"] is True
     finally:
         process.terminate()
         process.wait(timeout=10)

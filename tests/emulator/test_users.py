@@ -49,8 +49,8 @@ def test_one_invalid_id_fails_the_whole_batch(sc, emu):
 
 
 def test_user_id_rules_allow_at_sign_and_255_characters(sc, emu):
-    sc.upsert_users([{"id": "a@b_c-D"}, {"id": "x" * 255}])
-    assert emu.user_ids() == {"a@b_c-D", "x" * 255}
+    sc.upsert_users([{"id": "a@b_c-d"}, {"id": "x" * 255}])
+    assert emu.user_ids() == {"a@b_c-d", "x" * 255}
     with pytest.raises(StreamAPIException):
         sc.upsert_user({"id": "x" * 256})
 

@@ -23,7 +23,7 @@ from onecrew_chat.identity import (
 )
 
 STREAM_CHANNEL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # Stream: ^[\w-]*$, at most 64 characters
-STREAM_USER_ID = re.compile(r"^[@A-Za-z0-9_-]{1,255}$")
+STREAM_USER_ID = re.compile(r"[@a-z0-9_-]{1,255}")  # Stream docs: a-z, 0-9, @ _ -
 PAIR_TYPES = [ConversationType.USER_USER, ConversationType.USER_COMPANY, ConversationType.COMPANY_COMPANY]
 
 uuids = st.uuids().map(str)
@@ -35,7 +35,7 @@ def test_a_pair_channel_id_is_the_same_in_both_directions_and_fits_stream(a, b, 
     one, two = pair_channel_id(conversation_type, a, b), pair_channel_id(conversation_type, b, a)
     assert one == two
     assert len(one) == len(conversation_type.value) + 1 + 32 <= 64
-    assert STREAM_CHANNEL_ID.match(one) and is_valid_channel_id(one)
+    assert STREAM_CHANNEL_ID.fullmatch(one) and is_valid_channel_id(one)
     assert not one.startswith("onecrew_"), "the app strips that prefix from channel ids"
     assert pair_key(a, b) == pair_key(b, a)
 
@@ -58,12 +58,14 @@ def test_stream_ids_parse_back_and_fit_stream(value):
         identity = Identity(kind, str(value).upper())
         assert identity.entity_id == str(value), "uuids are stored lowercase"
         assert identity.stream_id == f"onecrew_{kind.value}_{value}"
-        assert STREAM_USER_ID.match(identity.stream_id)
+        assert STREAM_USER_ID.fullmatch(identity.stream_id)
         assert Identity.parse(identity.stream_id) == identity
 
 
 @pytest.mark.parametrize("bad", ["", "onecrew_user_", "onecrew_admin_" + str(uuid.uuid4()), "user_" + str(uuid.uuid4()),
-                                 "onecrew_user_not-a-uuid", "onecrew_company_" + str(uuid.uuid4()) + "x"])
+                                 "onecrew_user_not-a-uuid", "onecrew_company_" + str(uuid.uuid4()) + "x",
+                                 "onecrew_user_" + str(uuid.uuid4()) + "\n", "onecrew_user_" + "-" * 36,
+                                 "onecrew_user_" + str(uuid.uuid4()).upper()])
 def test_other_strings_do_not_parse(bad):
     with pytest.raises(ValueError):
         Identity.parse(bad)
@@ -72,7 +74,7 @@ def test_other_strings_do_not_parse(bad):
 @given(st.uuids())
 def test_group_channel_ids_fit_stream_and_do_not_start_with_the_app_prefix(value):
     channel_id = group_channel_id(value)
-    assert channel_id == f"group-{value.hex}" and STREAM_CHANNEL_ID.match(channel_id)
+    assert channel_id == f"group-{value.hex}" and STREAM_CHANNEL_ID.fullmatch(channel_id)
     assert cid(channel_id) == f"messaging:{channel_id}"
 
 
@@ -91,6 +93,8 @@ def test_legacy_channel_ids_are_accepted_on_read_paths():
     long_id = f"user_company-onecrew_company_{uuid.uuid4()}-onecrew_user_{uuid.uuid4()}"
     assert is_valid_channel_id(long_id) and is_valid_channel_id(f"onecrew_{uuid.uuid4()}")
     assert not is_valid_channel_id("messaging:abc") and not is_valid_channel_id("")
+    # Matched whole and in ASCII (Stream's channel id characters): `$` would let the newline through.
+    assert not is_valid_channel_id(f"onecrew_{uuid.uuid4()}\n") and not is_valid_channel_id("café")
 
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "onecrew_chat"

@@ -97,6 +97,9 @@ async def _message_new(session: AsyncSession, event: StreamEvent, conversation_i
 
 
 async def _read(session: AsyncSession, event: StreamEvent, conversation_id: str) -> Outcome:
+    if event.thread_id is not None:
+        # Reading a thread reads its replies, not the channel: the channel's unread messages stay unread.
+        return Outcome("ignored", "thread read")
     reader = _identity(event.user_id)
     if reader is None or event.created_at is None:
         return Outcome("ignored", "no OneCrew reader or time")

@@ -66,6 +66,8 @@ class StreamEvent:
     created_at: datetime | None
     message: Message | None
     member_user_id: str | None
+    # The thread a message.read is about (its parent message id); None for a read of the channel.
+    thread_id: str | None = None
 
 
 def _channel(payload: dict) -> tuple[str | None, str | None]:
@@ -111,6 +113,17 @@ def parse_event(body: bytes) -> StreamEvent:
         created_at=parse_time(payload.get("created_at")),
         message=_message(payload.get("message")),
         member_user_id=_str(member.get("user_id")) or _str(_dict(member.get("user")).get("id")),
+        thread_id=_thread_id(payload),
+    )
+
+
+def _thread_id(payload: dict) -> str | None:
+    """The parent message id of a thread read: `thread.parent_message_id` (or a bare `thread_id`)."""
+    thread = payload.get("thread")
+    if thread is not None and not isinstance(thread, dict):
+        return "unknown"  # a thread we cannot name is still not the channel
+    return _str(_dict(thread).get("parent_message_id")) or _str(payload.get("thread_id")) or (
+        "unknown" if thread else None
     )
 
 

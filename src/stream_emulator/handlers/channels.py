@@ -7,7 +7,7 @@ import hashlib
 from typing import Any
 
 from .. import events
-from ..call import CHANNEL_ID, Call, check_batch, drop_nulls
+from ..call import CHANNEL_ID, Call, check_batch, check_offset, drop_nulls
 from ..channel_types import BUILT_IN
 from ..clock import now_ns
 from ..errors import NOT_ALLOWED, StreamError, input_error, missing_users, not_found
@@ -17,6 +17,7 @@ from .membership import creator_id, missing_ids, parse_members
 from .messages import create_message
 from .tasks import new_task
 
+MAX_OFFSET = 1000
 DISTINCT_ERROR = ("cannot add members to the distinct channel they don't belong to, please "
                   "create a new distinct channel with the desired members")
 
@@ -30,9 +31,32 @@ def _check_id(channel_id: str) -> None:
     if "!" in channel_id:
         raise input_error("Cannot create a channel with a '!' in the ID, this is a reserved "
                           "character.")
-    if len(channel_id) > 64 or not CHANNEL_ID.match(channel_id):
+    if len(channel_id) > 64 or not CHANNEL_ID.fullmatch(channel_id):
         raise input_error(f"channel id {channel_id} is not valid: only letters, numbers, _ and "
                           "- are allowed, at most 64 characters", id="invalid channel id")
+
+
+def _tags(name: str, value: Any) -> list[str]:
+    """A list of filter tags (strings), or code 4 naming the field."""
+    tags = check_batch(name, value)
+    if not all(isinstance(t, str) and t for t in tags):
+        raise input_error(f"{name} must be a list of non-empty strings", **{name: "invalid"})
+    return list(dict.fromkeys(tags))
+
+
+def _invite_answer(call: Call, channel: Channel, body: dict) -> tuple[Member, bool] | None:
+    """(member, accepted) for accept_invite / reject_invite; only an invited member may answer."""
+    accept, reject = bool(body.get("accept_invite")), bool(body.get("reject_invite"))
+    if not accept and not reject:
+        return None
+    if accept and reject:
+        raise input_error("cannot set both accept_invite and reject_invite")
+    user_id = call.acting_user_id(body)
+    member = channel.members.get(user_id)
+    if member is None or not member.invited:
+        raise input_error(f"user {user_id} has no pending invite to channel {channel.cid}",
+                          user_id="not invited")
+    return member, accept
 
 
 def distinct_id(member_ids: list[str]) -> str:
@@ -75,19 +99,24 @@ def _create(call: Call, channel_type: str, channel_id: str, data: dict,
     if existing is not None:
         # Stream ignores the data of a get-or-create on a channel that exists.
         return _state(call, existing, body)
+    invites = parse_members("data.invites", data.get("invites"))
+    member_ids = {m[0] for m in members}
+    invited_ids = {i[0] for i in invites}
     involved = [creator] if creator else []
-    involved.extend(m[0] for m in members)
+    involved.extend(m[0] for m in members + invites)
     missing = missing_ids(call, involved)
     if missing:
         raise missing_users("create", missing)
     now = now_ns()
     channel = Channel(channel_type, channel_id, creator, now)
     _write_data(channel, data, replace=False)
-    for user_id, role, custom in members:
+    for user_id, role, custom in members + [i for i in invites if i[0] not in member_ids]:
         member = Member(user_id, now, role or "channel_member",
                         "owner" if user_id == creator else "member", custom)
+        member.invited = user_id in invited_ids
         channel.members[user_id] = member
         channel.reads[user_id] = Read(now)
+    channel.filter_tags = _tags("data.filter_tags", data.get("filter_tags"))
     call.state.channels[cid] = channel
     events.channel_event(call, "channel.created", channel, user_id=creator)
     return _state(call, channel, body)
@@ -124,8 +153,14 @@ def update(call: Call) -> dict:
     promote = check_batch("add_moderators", body.get("add_moderators"))
     demote = check_batch("demote_moderators", body.get("demote_moderators"))
     roles = parse_members("assign_roles", body.get("assign_roles"))
+    add_tags = _tags("add_filter_tags", body.get("add_filter_tags"))
+    remove_tags = _tags("remove_filter_tags", body.get("remove_filter_tags"))
+    # add_moderators makes each user a member (if not one yet) with the moderator role.
+    adds = adds + [(uid, "channel_moderator", {}) for uid in promote
+                   if uid not in channel.members and uid not in {a[0] for a in adds}]
     if channel.distinct and any(m[0] not in channel.members for m in adds + invites):
         raise StreamError(NOT_ALLOWED, DISTINCT_ERROR)
+    invite_answer = _invite_answer(call, channel, body)
     missing = missing_ids(call, [m[0] for m in adds + invites])
     if missing:
         raise missing_users("update", missing)
@@ -150,8 +185,21 @@ def update(call: Call) -> dict:
         if member is not None:
             member.channel_role = role
             member.updated_at = now
+    if invite_answer is not None:
+        member, accepted = invite_answer
+        if accepted:
+            member.invite_accepted_at = member.invite_accepted_at or now
+        else:
+            member.invite_rejected_at = member.invite_rejected_at or now
+        member.updated_at = now
+    if add_tags or remove_tags:
+        kept = [t for t in channel.filter_tags if t not in remove_tags]
+        channel.filter_tags = kept + [t for t in add_tags if t not in kept]
+        channel.updated_at = now
     if "data" in body:
         _write_data(channel, drop_nulls(body["data"]), replace=True)
+        if "filter_tags" in body["data"]:
+            channel.filter_tags = _tags("data.filter_tags", body["data"]["filter_tags"])
         channel.updated_at = now
     response: dict[str, Any] = {}
     message = body.get("message")
@@ -220,6 +268,8 @@ def _channel_field(channel: Channel, field: str) -> Any:
     if field in ("cid", "type", "id", "created_by_id", "created_at", "updated_at", "frozen",
                  "disabled", "team", "last_message_at"):
         return getattr(channel, field)
+    if field == "filter_tags":
+        return list(channel.filter_tags)
     if field == "member_count":
         return len(channel.members)
     if field == "last_updated":
@@ -232,7 +282,7 @@ def query(call: Call) -> dict:
     body = drop_nulls(call.body)
     conditions = body.get("filter_conditions") or {}
     limit = min(int(body.get("limit") or 10), 30)
-    offset = min(int(body.get("offset") or 0), 1000)
+    offset = check_offset(body, MAX_OFFSET)
     found = [c for c in call.state.channels.values() if matches(c, conditions, _channel_field)]
     sort = normalize_sort(body.get("sort")) or [("last_updated", -1)]
     found = sort_items(found, sort, _channel_field)[offset:offset + limit]

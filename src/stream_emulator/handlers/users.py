@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import events
-from ..call import Call, check_batch, check_user_id, drop_nulls
+from ..call import Call, check_batch, check_offset, check_user_id, drop_nulls
 from ..clock import now_ns, parse_time
 from ..errors import input_error
 from ..filters import matches, normalize_sort, sort_items
@@ -13,6 +13,7 @@ from ..state import USER_BUILTINS, USER_READ_ONLY, User
 from .tasks import new_task
 
 DELETE_MODES = ("soft", "pruning", "hard")
+MAX_OFFSET = 1000
 
 
 def _apply_fields(user: User, fields: dict[str, Any]) -> None:
@@ -143,7 +144,7 @@ def query(call: Call) -> dict:
     payload = drop_nulls(call.payload())
     conditions = payload.get("filter_conditions") or {}
     limit = min(int(payload.get("limit") or 30), 100)
-    offset = min(int(payload.get("offset") or 0), 1000)
+    offset = check_offset(payload, MAX_OFFSET)
     include_deactivated = bool(payload.get("include_deactivated_users"))
     found = [u for u in call.state.users.values()
              if u.deleted_at is None and (include_deactivated or u.deactivated_at is None)

@@ -12,6 +12,7 @@ from pydantic import ValidationError, WithJsonSchema
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep
 from onecrew_chat.api.errors import describe_validation_errors
 from onecrew_chat.api.openapi import error_responses, json_body
+from onecrew_chat.api.routes.deferred_create import deferred_answer, is_deferred
 from onecrew_chat.conversations import idempotency
 from onecrew_chat.conversations.service import create_conversation
 from onecrew_chat.errors import BadRequest, Unprocessable
@@ -53,7 +54,7 @@ async def read_request(request: Request) -> CreateConversationRequest:
     "/api/chat/conversations",
     summary="Create a conversation (idempotent per pair and per Idempotency-Key)",
     response_model=ConversationEnvelope,
-    responses=error_responses(400, 401, 403, 404, 409, 413, 422, 502),
+    responses=error_responses(400, 401, 403, 404, 408, 409, 413, 422, 502),
     openapi_extra=json_body(CreateConversationRequest),
 )
 async def post_conversation(
@@ -62,11 +63,14 @@ async def post_conversation(
     user_id: CurrentUserId,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Create or find the conversation; its Stream channel holds every participant (or chat.status is provisioning)."""
+    """Create or find the conversation; its Stream channel holds every participant when this answers 200.
+
+    Past the deadline the answer is 408 `provisioning_timeout` (see deferred_create): the app retries it.
+    """
     body = await read_request(request)
     if idempotency_key is None:
         data = await create_conversation(runtime, user_id, body)
-        return JSONResponse({"success": True, "data": data})
+        return deferred_answer(data) if is_deferred(data) else JSONResponse({"success": True, "data": data})
     caller, key = Identity.user(user_id).stream_id, idempotency.parse_key(idempotency_key)
     bind = idempotency.binder(caller, key)
     answer = await idempotency.run_once(
@@ -76,5 +80,11 @@ async def post_conversation(
         print_=idempotency.fingerprint(body.fingerprint_source()),
         work=lambda resume_id: create_conversation(runtime, user_id, body, bind=bind, resume_id=resume_id),
     )
+    data = answer.body.get("data") if answer.status == 200 else None
+    if isinstance(data, dict) and is_deferred(data):
+        # Not an answer to keep: the retry with the same key must run again and find the conversation ready (a key
+        # bound to the conversation it made resumes that conversation).
+        await idempotency.release(runtime, caller, key)
+        return deferred_answer(data)
     headers = {idempotency.REPLAY_HEADER: "true"} if answer.replayed else {}
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)

@@ -14,6 +14,7 @@ from onecrew_chat.metrics import WEBHOOK_EVENTS
 from onecrew_chat.reads.unread import unread_cache
 from onecrew_chat.schemas import StreamWebhookEvent, WebhookEnvelope
 from onecrew_chat.webhooks.apply import HANDLED, apply_event
+from onecrew_chat.webhooks.body import signed_body
 from onecrew_chat.webhooks.events import parse_event, webhook_id
 from onecrew_chat.webhooks.signature import verify_signature
 
@@ -25,7 +26,7 @@ log = get_logger(__name__)
     "/api/chat/webhooks/stream",
     summary="Receive Stream webhook events (X-Signature checked)",
     response_model=None,
-    responses={200: {"model": WebhookEnvelope}} | error_responses(400, 401, 413),
+    responses={200: {"model": WebhookEnvelope}} | error_responses(400, 401, 413, 415),
     openapi_extra=json_body(StreamWebhookEvent),
 )
 async def stream_webhook(
@@ -35,10 +36,17 @@ async def stream_webhook(
         str | None, Header(description="Hex HMAC-SHA256 of the raw body keyed with STREAM_API_SECRET")
     ] = None,
     x_webhook_id: Annotated[str | None, Header(description="Stream's event id; a repeated id changes nothing")] = None,
+    content_encoding: Annotated[
+        str | None, Header(description="gzip when the Stream app has enable_hook_payload_compression")
+    ] = None,
 ) -> dict:
-    """401 without a valid signature; a repeated X-Webhook-Id is answered 200 and changes nothing."""
+    """401 without a valid signature; a repeated X-Webhook-Id is answered 200 and changes nothing.
+
+    A gzip body (enable_hook_payload_compression) is decompressed first, at most 8 MiB: the signature is over the
+    JSON.
+    """
     started = time.perf_counter()
-    body = await request.body()
+    body = signed_body(await request.body(), content_encoding)
     secret = runtime.settings.stream_api_secret
     verify_signature(body, x_signature, secret.get_secret_value() if secret else None)
     event = parse_event(body)
