@@ -15,7 +15,7 @@ from onecrew_chat.conversations import idempotency
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
-from onecrew_chat.metrics import OUTBOX_PENDING, OUTBOX_PROCESSED
+from onecrew_chat.metrics import OUTBOX_PROCESSED
 from onecrew_chat.models import OutboxMessage
 from onecrew_chat.outbox import repository
 from onecrew_chat.stream.errors import StreamRequestError, StreamUsersMissing
@@ -93,7 +93,6 @@ async def run_once(runtime, *, limit: int = DEFAULT_LIMIT, stop: asyncio.Event |
     load_handlers()
     async with unit_of_work(runtime.sessionmaker) as session:
         claimed = await repository.claim_due(session, limit=limit, lease_s=lease_s(runtime.settings))
-        OUTBOX_PENDING.set(await repository.pending_count(session))
     work = [(message.id, message.kind) for message in claimed]
     for index, (message_id, kind) in enumerate(work):
         if stop is not None and stop.is_set():

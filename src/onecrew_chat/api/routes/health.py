@@ -15,6 +15,8 @@ from onecrew_chat.api.deps import RuntimeDep
 from onecrew_chat.api.errors import error_body
 from onecrew_chat.api.openapi import error_responses
 from onecrew_chat.logging import get_logger
+from onecrew_chat.metrics import READY
+from onecrew_chat.observability.collector import refresh_metrics
 from onecrew_chat.schemas import HealthEnvelope, ReadyEnvelope
 
 router = APIRouter(tags=["health"])
@@ -59,6 +61,8 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 
     results = await asyncio.gather(_probe("database", database), _probe("stream", runtime.stream.ping))
     reasons = [reason for _, _, reason in results if reason]
+    for name, _, reason in results:
+        READY.labels(name).set(0 if reason else 1)
     if reasons:
         log.warning("health.not_ready", reasons=reasons)
         return JSONResponse(error_body("; ".join(reasons), "not_ready"), status_code=503)
@@ -72,6 +76,11 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Text format"}},
 )
-async def metrics() -> Response:
-    """Prometheus text exposition (the one answer that is not JSON, because Prometheus reads this format)."""
+async def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus text exposition (the one answer that is not JSON, because Prometheus reads this format).
+
+    The "(database)" gauges (outbox depth and oldest age, dead letters, reconcile, drift, workers) are read from
+    the database first, at most every 5 s and within 1 s, so every process reports the same true values.
+    """
+    await refresh_metrics(runtime)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
