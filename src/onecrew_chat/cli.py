@@ -1,4 +1,4 @@
-"""The `onecrew-chat` command: serve, worker, dev-token, db upgrade, register-webhook, outbox, reconcile, sync, stream-emulator."""
+"""The `onecrew-chat` command: serve, worker, status, dev-token, db upgrade, register-webhook, outbox, reconcile, sync, stream-emulator."""
 
 from __future__ import annotations
 
@@ -253,6 +253,7 @@ def reconcile(
     deadline: Annotated[
         float | None, typer.Option(min=0.1, help="Seconds the run may take (default ONECREW_RECONCILE_DEADLINE_S).")
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (for scripts).")] = False,
 ) -> None:
     """Compare our records with Stream: identities, ready channels and their members, webhook drift."""
     from onecrew_chat import sync_admin
@@ -265,13 +266,17 @@ def reconcile(
         report = asyncio.run(sync_admin.run_reconcile(settings, repair=repair, limit=limit, deadline_s=deadline))
     except StreamError as exc:
         fail(f"Stream refused the reconcile: {exc}")
-    sync_admin.print_reconcile(report)
+    if as_json:
+        typer.echo(sync_admin.to_json(report))
+    else:
+        sync_admin.print_reconcile(report)
 
 
 @sync_app.command("identities")
 def sync_identities(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be sent.")] = False,
     batch: Annotated[int, typer.Option(min=1, max=100, help="Identities per Stream call.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (for scripts).")] = False,
 ) -> None:
     """Upsert every user and company Stream lacks (or holds with an old profile); run again to resume."""
     from onecrew_chat import sync_admin
@@ -285,7 +290,10 @@ def sync_identities(
         report = asyncio.run(sync_admin.run_backfill(settings, batch=batch, dry_run=dry_run))
     except StreamError as exc:
         fail(f"stopped: {exc}. What was sent is recorded; run the command again to continue.")
-    sync_admin.print_backfill(report)
+    if as_json:
+        typer.echo(sync_admin.to_json(report))
+    else:
+        sync_admin.print_backfill(report)
 
 
 def _mount_stream_emulator() -> None:
