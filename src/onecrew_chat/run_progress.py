@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -60,7 +61,7 @@ class RunProgress:
         """Move the bar to `completed` (and change the total or the words if given)."""
         if self._progress is None or self._task is None:
             return
-        fields: dict = {"completed": completed}
+        fields: dict[str, Any] = {"completed": completed}
         if total is not None:
             fields["total"] = total
         if description is not None:

@@ -52,20 +52,34 @@ def rows(status: Status) -> list[tuple[str, str, str]]:
         out.append(("stream", "NOT SET", str(stream.error)))
     else:
         state = {"ok": "ok", "rejected": "REJECTED"}.get(stream.credentials, "ok" if stream.reachable else "DOWN")
-        detail = f"{stream.base_url}: " + (f"GetApp in {stream.ms:g} ms" if stream.credentials == "ok" else str(stream.error))
+        detail = f"{stream.base_url}: " + (
+            f"GetApp in {stream.ms:g} ms" if stream.credentials == "ok" else str(stream.error)
+        )
         out.append(("stream", state, detail))
     if status.outbox is not None:
         outbox = status.outbox
-        out.append(("outbox", "ok" if outbox.pending == 0 else "waiting",
-                    f"{outbox.pending} pending, oldest {_age(outbox.oldest_pending_age_s)}"))
+        out.append(
+            (
+                "outbox",
+                "ok" if outbox.pending == 0 else "waiting",
+                f"{outbox.pending} pending, oldest {_age(outbox.oldest_pending_age_s)}",
+            )
+        )
         out.append(("dead letters", "ok" if outbox.dead == 0 else "ACT", str(outbox.dead)))
     if status.reconcile is not None:
         rec = status.reconcile
-        when = f"{rec.last_finished_at:%Y-%m-%d %H:%M:%S} UTC ({_age(rec.age_s)} ago)" if rec.last_finished_at else "never"
+        when = (
+            f"{rec.last_finished_at:%Y-%m-%d %H:%M:%S} UTC ({_age(rec.age_s)} ago)" if rec.last_finished_at else "never"
+        )
         out.append(("last reconcile", "-" if rec.last_finished_at is None else "ok", when))
         out.append(("drift", "ok" if not any(rec.drift.values()) else "found", f"last run: {_kinds(rec.drift)}"))
-        out.append(("webhook drift", "ok" if not any(rec.open_webhook_drift.values()) else "open",
-                    f"unresolved: {_kinds(rec.open_webhook_drift)}"))
+        out.append(
+            (
+                "webhook drift",
+                "ok" if not any(rec.open_webhook_drift.values()) else "open",
+                f"unresolved: {_kinds(rec.open_webhook_drift)}",
+            )
+        )
         seen = ", ".join(f"{w.worker_id} ({_age(w.age_s)} ago)" for w in status.workers) or "none"
         out.append(("workers", "ok" if status.workers_recent else "NONE", f"{status.workers_recent} recent; {seen}"))
     return out

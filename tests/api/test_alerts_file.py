@@ -18,7 +18,11 @@ DURATION = re.compile(r"^\d+[smhd]$")
 SELECTOR = re.compile(r"\b([a-z_][a-z0-9_]*)\s*\{([^}]*)\}")
 LABEL = re.compile(r"([a-z_][a-z0-9_]*)\s*(?:=~|!~|!=|=)")
 NAME = re.compile(r"\bonecrew_[a-z0-9_]+\b")
-SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_count", "_sum", "_bucket", "_created"), "summary": ("_count", "_sum")}
+SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_count", "_sum", "_bucket", "_created"),
+    "summary": ("_count", "_sum"),
+}
 
 
 def rules() -> list[dict]:
@@ -66,9 +70,16 @@ def test_every_rule_is_well_formed():
         expr = rule["expr"]
         assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), expr
     # The conditions an operator must act on are all covered.
-    for needed in ("onecrew_outbox_oldest_pending_age_seconds", "onecrew_outbox_dead_letters",
-                   "onecrew_stream_auth_failures_total", "onecrew_workers_seen", "onecrew_reconcile_drift",
-                   "onecrew_reconcile_last_run_timestamp_seconds", "onecrew_http_request_seconds_count", "onecrew_ready"):
+    for needed in (
+        "onecrew_outbox_oldest_pending_age_seconds",
+        "onecrew_outbox_dead_letters",
+        "onecrew_stream_auth_failures_total",
+        "onecrew_workers_seen",
+        "onecrew_reconcile_drift",
+        "onecrew_reconcile_last_run_timestamp_seconds",
+        "onecrew_http_request_seconds_count",
+        "onecrew_ready",
+    ):
         assert any(needed in rule["expr"] for rule in rules()), needed
 
 

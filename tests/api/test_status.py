@@ -31,8 +31,12 @@ async def test_all_well_when_a_worker_beats_and_nothing_waits(client, session, e
     assert data["database"]["reachable"] and data["database"]["migrated"]
     assert data["database"]["migration"] == data["database"]["head"]
     assert data["stream"] | {"ms": None} == {
-        "configured": True, "base_url": data["stream"]["base_url"], "reachable": True, "credentials": "ok",
-        "ms": None, "error": None,
+        "configured": True,
+        "base_url": data["stream"]["base_url"],
+        "reachable": True,
+        "credentials": "ok",
+        "ms": None,
+        "error": None,
     }
     assert emulator.count("GetApp") == 1
     assert data["outbox"] == {"pending": 0, "oldest_pending_age_s": None, "dead": 0}
@@ -45,12 +49,19 @@ async def test_all_well_when_a_worker_beats_and_nothing_waits(client, session, e
 
 async def test_problems_name_what_to_do(client, session):
     now = utcnow()
-    session.add_all([
-        OutboxMessage(kind="identity.sync", payload={}, status="dead"),
-        OutboxMessage(kind="identity.sync", payload={}, status="pending", created_at=now - timedelta(hours=1)),
-        WorkerHeartbeat(worker_id="gone", hostname="h", pid=7, started_at=now - timedelta(hours=3),
-                        last_seen_at=now - timedelta(hours=2)),
-    ])
+    session.add_all(
+        [
+            OutboxMessage(kind="identity.sync", payload={}, status="dead"),
+            OutboxMessage(kind="identity.sync", payload={}, status="pending", created_at=now - timedelta(hours=1)),
+            WorkerHeartbeat(
+                worker_id="gone",
+                hostname="h",
+                pid=7,
+                started_at=now - timedelta(hours=3),
+                last_seen_at=now - timedelta(hours=2),
+            ),
+        ]
+    )
     await session.commit()
 
     data = (await client.get("/api/internal/status", headers=service_auth())).json()["data"]
@@ -64,13 +75,18 @@ async def test_problems_name_what_to_do(client, session):
 
 
 async def test_wrong_stream_secret_is_reported_as_rejected(sqlite_only_url, emulator, emulator_server):
-    settings = make_settings(sqlite_only_url, emulator_server.base_url, stream_api_secret="wrong-stream-secret-0123456789abcdef")
+    settings = make_settings(
+        sqlite_only_url, emulator_server.base_url, stream_api_secret="wrong-stream-secret-0123456789abcdef"
+    )
     async with client_for(settings) as http:
         response = await http.get("/api/internal/status", headers=service_auth())
     stream = response.json()["data"]["stream"]
     assert (stream["reachable"], stream["credentials"]) == (True, "rejected")
     assert stream["error"].startswith("401 ")
-    assert any(p.startswith("Stream rejected STREAM_API_KEY/STREAM_API_SECRET (401") for p in response.json()["data"]["problems"])
+    assert any(
+        p.startswith("Stream rejected STREAM_API_KEY/STREAM_API_SECRET (401")
+        for p in response.json()["data"]["problems"]
+    )
     assert "wrong-stream-secret" not in response.text
 
 

@@ -32,9 +32,7 @@ async def test_heartbeat_is_written_every_interval_and_deleted_on_stop(runtime):
     rows = await wait_until(lambda: heartbeats(runtime), what="the first heartbeat")
     first_seen = rows[0].last_seen_at
     assert rows[0].worker_id == worker_identity(runtime).worker_id
-    await wait_until(
-        lambda: _later(runtime, first_seen), what="a second heartbeat"
-    )
+    await wait_until(lambda: _later(runtime, first_seen), what="a second heartbeat")
     stop.set()
     await asyncio.wait_for(task, timeout=5)
     assert await heartbeats(runtime) == []
@@ -50,7 +48,11 @@ async def test_a_reconcile_run_records_its_time_and_drift(runtime, emulator):
     async with runtime.sessionmaker() as session:
         runs = list(await session.scalars(select(ReconcileRun)))
     assert len(runs) == 1
-    assert runs[0].drift == report.drift and set(runs[0].drift) == {"identity_missing", "channel_missing", "member_missing"}
+    assert runs[0].drift == report.drift and set(runs[0].drift) == {
+        "identity_missing",
+        "channel_missing",
+        "member_missing",
+    }
 
 
 async def test_the_worker_metrics_server_answers_over_http(runtime, emulator):

@@ -37,8 +37,12 @@ def run_on_a_terminal(tmp_path, *args: str, **env: str) -> tuple[int, str, str]:
     """Run with stderr on a pseudo-terminal (stdout piped): (exit code, stdout, what the terminal showed)."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [COMMAND, *args], cwd=tmp_path, env={**clean_env(tmp_path, **env), "TERM": "xterm", "COLUMNS": "160"},
-        stdout=subprocess.PIPE, stderr=follower, text=True,
+        [COMMAND, *args],
+        cwd=tmp_path,
+        env={**clean_env(tmp_path, **env), "TERM": "xterm", "COLUMNS": "160"},
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
     )
     os.close(follower)
     shown = b""

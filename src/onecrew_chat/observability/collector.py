@@ -103,9 +103,9 @@ async def record_reconcile_run(session: AsyncSession, finished_at: datetime, dri
     """
     session.add(ReconcileRun(finished_at=finished_at, drift={str(k): int(v) for k, v in drift_counts.items()}))
     await session.execute(
-        delete(ReconcileRun).where(ReconcileRun.finished_at < finished_at - KEEP_RUNS).execution_options(
-            synchronize_session=False
-        )
+        delete(ReconcileRun)
+        .where(ReconcileRun.finished_at < finished_at - KEEP_RUNS)
+        .execution_options(synchronize_session=False)
     )
     metrics.RECONCILE_LAST_RUN.set(finished_at.timestamp())
 

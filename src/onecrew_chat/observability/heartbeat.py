@@ -13,9 +13,9 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, update
+from sqlalchemy import CursorResult, delete, update
 
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.logging import get_logger
@@ -45,23 +45,30 @@ class WorkerIdentity:
 
 def worker_identity(runtime: Any) -> WorkerIdentity:
     """This runtime's worker identity (made on first use, so /healthz and the heartbeat agree)."""
-    return runtime.extras.setdefault(WORKER_ID_KEY, WorkerIdentity.of_this_process())
+    return cast(WorkerIdentity, runtime.extras.setdefault(WORKER_ID_KEY, WorkerIdentity.of_this_process()))
 
 
 async def beat(runtime: Any, worker: WorkerIdentity) -> None:
     """Write one heartbeat (update, or insert the first time) and forget workers silent for a day."""
     now = utcnow()
     async with unit_of_work(runtime.sessionmaker) as session:
-        updated = await session.execute(
-            update(WorkerHeartbeat)
-            .where(WorkerHeartbeat.worker_id == worker.worker_id)
-            .values(last_seen_at=now)
-            .execution_options(synchronize_session=False)
+        updated = cast(
+            CursorResult[Any],
+            await session.execute(
+                update(WorkerHeartbeat)
+                .where(WorkerHeartbeat.worker_id == worker.worker_id)
+                .values(last_seen_at=now)
+                .execution_options(synchronize_session=False)
+            ),
         )
         if updated.rowcount == 0:
             session.add(
                 WorkerHeartbeat(
-                    worker_id=worker.worker_id, hostname=worker.hostname, pid=worker.pid, started_at=now, last_seen_at=now
+                    worker_id=worker.worker_id,
+                    hostname=worker.hostname,
+                    pid=worker.pid,
+                    started_at=now,
+                    last_seen_at=now,
                 )
             )
         await session.execute(
@@ -101,7 +108,8 @@ async def run_heartbeat(runtime: Any, stop: asyncio.Event) -> None:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the outbox matters more than being seen; say it and go on
-                log.warning("worker.heartbeat_failed", worker_id=worker.worker_id, error=f"{type(exc).__name__}: {exc}"[:300])
+                error = f"{type(exc).__name__}: {exc}"[:300]
+                log.warning("worker.heartbeat_failed", worker_id=worker.worker_id, error=error)
             if await _stopped_within(stop, interval_s):
                 break
     finally:

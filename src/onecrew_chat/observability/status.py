@@ -96,7 +96,9 @@ async def gather_status(runtime: Any) -> Status:
     workers: list[WorkerStatus] = []
     if snapshot is not None:
         now = snapshot.taken_at
-        outbox = OutboxStatus(pending=snapshot.pending, oldest_pending_age_s=_round(snapshot.oldest_pending_age_s), dead=snapshot.dead)
+        outbox = OutboxStatus(
+            pending=snapshot.pending, oldest_pending_age_s=_round(snapshot.oldest_pending_age_s), dead=snapshot.dead
+        )
         last = snapshot.last_reconcile_at
         reconcile = ReconcileStatus(
             last_finished_at=last,
@@ -148,33 +150,50 @@ async def _database(runtime: Any) -> tuple[DatabaseStatus, Snapshot | None]:
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")
     else:
         ms = round((time.perf_counter() - started) * 1000, 1)
-        return DatabaseStatus(reachable=True, migration=migration, head=head, migrated=migration == head, ms=ms), snapshot
+        return DatabaseStatus(
+            reachable=True, migration=migration, head=head, migrated=migration == head, ms=ms
+        ), snapshot
     ms = round((time.perf_counter() - started) * 1000, 1)
-    return DatabaseStatus(reachable=False, head=head, migrated=False, ms=ms, error=error), None
+    return DatabaseStatus(reachable=False, migration=None, head=head, migrated=False, ms=ms, error=error), None
 
 
 async def _stream(runtime: Any) -> StreamStatus:
     settings = runtime.settings
     if not settings.stream_api_key:
-        return StreamStatus(configured=False, base_url=settings.stream_base_url, reachable=False, credentials="unknown",
-                            error="STREAM_API_KEY is not set")
+        return StreamStatus(
+            configured=False,
+            base_url=settings.stream_base_url,
+            reachable=False,
+            credentials="unknown",
+            error="STREAM_API_KEY is not set",
+        )
     probe = await probe_stream(runtime.stream, timeout_s=TIMEOUT_S)
     error = f"{probe.status} {probe.error}" if probe.status and probe.error else probe.error
     return StreamStatus(
-        configured=True, base_url=settings.stream_base_url, reachable=probe.reachable, credentials=probe.credentials,
-        ms=probe.ms, error=error,
+        configured=True,
+        base_url=settings.stream_base_url,
+        reachable=probe.reachable,
+        credentials=probe.credentials,
+        ms=probe.ms,
+        error=error,
     )
 
 
 def _problems(
-    settings: Any, database: DatabaseStatus, stream: StreamStatus, snapshot: Snapshot | None, workers: list[WorkerStatus]
+    settings: Any,
+    database: DatabaseStatus,
+    stream: StreamStatus,
+    snapshot: Snapshot | None,
+    workers: list[WorkerStatus],
 ) -> list[str]:
     problems = []
     if not database.reachable:
         problems.append(f"database not reachable: {database.error}")
     elif not database.migrated:
         at = database.migration or "no schema"
-        problems.append(f"database at migration {at}, this version needs {database.head}: run `onecrew-chat db upgrade`")
+        problems.append(
+            f"database at migration {at}, this version needs {database.head}: run `onecrew-chat db upgrade`"
+        )
     if not stream.configured:
         problems.append("Stream not configured: set STREAM_API_KEY, STREAM_API_SECRET and STREAM_BASE_URL")
     elif stream.credentials == "rejected":
@@ -195,8 +214,10 @@ def _problems(
     overdue_s = 2 * interval_s + float(settings.reconcile_deadline_s)
     if interval_s > 0 and last is not None and (snapshot.taken_at - last).total_seconds() > overdue_s:
         problems.append(f"no reconcile since {last.isoformat(timespec='seconds')} (every {interval_s:g} s expected)")
-    elif interval_s > 0 and last is None and any(
-        (snapshot.taken_at - w.started_at).total_seconds() > overdue_s for w in workers if w.recent
+    elif (
+        interval_s > 0
+        and last is None
+        and any((snapshot.taken_at - w.started_at).total_seconds() > overdue_s for w in workers if w.recent)
     ):
         problems.append(f"no reconcile has ever finished, though workers have run for over {overdue_s:g} s")
     return problems

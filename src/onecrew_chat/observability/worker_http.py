@@ -38,7 +38,9 @@ def metrics_app(runtime: Any) -> Starlette:
 
     async def healthz(_request: Request) -> JSONResponse:
         worker = worker_identity(runtime)
-        return JSONResponse({"success": True, "data": {"status": "ok", "role": "worker", "worker_id": worker.worker_id}})
+        return JSONResponse(
+            {"success": True, "data": {"status": "ok", "role": "worker", "worker_id": worker.worker_id}}
+        )
 
     return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz)])
 

@@ -1,4 +1,4 @@
-"""GET /api/internal/status: the operator's one screen (the same report as `onecrew-chat status`), service token only."""
+"""GET /api/internal/status: the operator's one screen (the report of `onecrew-chat status`), service token only."""
 
 from __future__ import annotations
 
