@@ -95,9 +95,13 @@ async def test_startup_check_accepts_refuses_and_warns(sqlite_only_url, emulator
     assert message.endswith("; check them or set ONECREW_STREAM_STARTUP_CHECK=false")
     assert "x" * 40 not in message and STREAM_SECRET not in message
 
+    wrong_key = good.model_copy(update={"stream_api_key": "not-our-key"})
+    with pytest.raises(StreamCredentialsRejected, match=r"^Stream rejected STREAM_API_KEY/STREAM_API_SECRET \(401 "):
+        await check_stream_at_startup(wrong_key)
+
     skipped = wrong.model_copy(update={"stream_startup_check": False})
     assert await check_stream_at_startup(skipped) is None
-    assert emulator.count("GetApp") == 2  # the skipped check made no call
+    assert emulator.count("GetApp") == 3  # the skipped check made no call
 
     down = make_settings(sqlite_only_url, closed_port_url())
     warning = await check_stream_at_startup(down)
