@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import time
 
 import httpx
 
@@ -26,6 +27,18 @@ def migrated(tmp_path) -> str:
     return url
 
 
+def scrape_until(url: str, line: str, *, timeout: float = 30.0) -> httpx.Response:
+    """GET `url` until its body has `line` (scrapes are cached 5 s), failing at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.get(url, timeout=5)
+        if line in response.text:
+            return response
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {line!r} in {url} within {timeout} s:\n{response.text}")
+        time.sleep(0.1)  # the polling interval of a deadline-bounded wait
+
+
 def test_worker_serves_metrics_and_healthz_and_is_seen_by_status(tmp_path, emulator, emulator_server):
     url = migrated(tmp_path)
     port = free_port()
@@ -35,9 +48,9 @@ def test_worker_serves_metrics_and_healthz_and_is_seen_by_status(tmp_path, emula
     try:
         worker.wait_for("worker.started")
         health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
         assert health.status_code == 200 and health.json()["data"]["role"] == "worker"
-        assert "onecrew_workers_seen 1.0" in metrics.text  # its own heartbeat, read back from the database
+        # Its own heartbeat, read back from the database (the first beat may land just after "worker.started").
+        metrics = scrape_until(f"http://127.0.0.1:{port}/metrics", "onecrew_workers_seen 1.0")
         assert "onecrew_outbox_pending 0.0" in metrics.text
 
         shown = run(tmp_path, "status", "--json", DATABASE_URL=url, **stream_env(emulator_server))
