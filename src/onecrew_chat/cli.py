@@ -1,4 +1,4 @@
-"""The `onecrew-chat` command: serve, worker, dev-token, db upgrade, register-webhook, outbox, reconcile, sync, stream-emulator."""
+"""The `onecrew-chat` command: serve, worker, status, dev-token, db upgrade, register-webhook, outbox, reconcile, sync, stream-emulator."""
 
 from __future__ import annotations
 
@@ -115,14 +115,18 @@ def db_upgrade() -> None:
 
 @app.command()
 def worker() -> None:
-    """Run only the outbox worker (Stream provisioning and profile syncs) until SIGINT/SIGTERM."""
+    """Run the outbox worker and its periodic jobs (reconcile, purges) until SIGINT/SIGTERM; /metrics and /healthz
+    on ONECREW_WORKER_METRICS_PORT (default 9101, 0: none)."""
     from onecrew_chat.composition import run_worker
     from onecrew_chat.logging import get_logger
+    from onecrew_chat.observability.heartbeat import run_heartbeat
+    from onecrew_chat.observability.worker_http import MetricsPortUnavailable, start_metrics_server
     from onecrew_chat.runtime import build_runtime
 
     settings = load_settings()
     _require_stream(settings)
     _require_migrated(settings)
+    _check_stream_at_startup(settings)
     log = get_logger(__name__)
 
     async def run() -> None:
@@ -131,14 +135,60 @@ def worker() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         runtime = build_runtime(settings)
-        log.info("worker.started", poll_s=settings.worker_poll_s)
+        metrics_server = None
         try:
-            await run_worker(runtime, stop)
+            if settings.worker_metrics_port:
+                metrics_server = await start_metrics_server(
+                    runtime, settings.worker_metrics_host, settings.worker_metrics_port
+                )
+            heartbeat = asyncio.create_task(run_heartbeat(runtime, stop), name="worker-heartbeat")
+            log.info("worker.started", poll_s=settings.worker_poll_s,
+                     metrics_url=metrics_server.url if metrics_server else None)
+            try:
+                await run_worker(runtime, stop)
+            finally:
+                stop.set()
+                await heartbeat
         finally:
+            if metrics_server is not None:
+                await metrics_server.stop()
             await runtime.close()
             log.info("worker.stopped")
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except MetricsPortUnavailable as exc:
+        fail(f"refusing to start: {exc}")
+
+
+def _check_stream_at_startup(settings: Settings) -> None:
+    """Refuse (one line) when Stream rejects the key or secret; warn and go on when it does not answer."""
+    from onecrew_chat.server import StartupRefused, check_stream
+
+    try:
+        check_stream(settings)
+    except StartupRefused as exc:
+        fail(f"refusing to start: {exc}")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (for scripts).")] = False,
+) -> None:
+    """One screen: database, migrations, Stream, outbox, dead letters, reconcile, drift, workers.
+
+    Exits 1 when something needs attention (the problems are listed), 0 when all is well.
+    """
+    from onecrew_chat import status_admin
+
+    settings = load_settings()
+    report = asyncio.run(status_admin.collect(settings))
+    if as_json:
+        typer.echo(status_admin.to_json(report))
+    else:
+        status_admin.print_status(report)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command("register-webhook")
@@ -203,6 +253,7 @@ def reconcile(
     deadline: Annotated[
         float | None, typer.Option(min=0.1, help="Seconds the run may take (default ONECREW_RECONCILE_DEADLINE_S).")
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (for scripts).")] = False,
 ) -> None:
     """Compare our records with Stream: identities, ready channels and their members, webhook drift."""
     from onecrew_chat import sync_admin
@@ -215,13 +266,17 @@ def reconcile(
         report = asyncio.run(sync_admin.run_reconcile(settings, repair=repair, limit=limit, deadline_s=deadline))
     except StreamError as exc:
         fail(f"Stream refused the reconcile: {exc}")
-    sync_admin.print_reconcile(report)
+    if as_json:
+        typer.echo(sync_admin.to_json(report))
+    else:
+        sync_admin.print_reconcile(report)
 
 
 @sync_app.command("identities")
 def sync_identities(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be sent.")] = False,
     batch: Annotated[int, typer.Option(min=1, max=100, help="Identities per Stream call.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (for scripts).")] = False,
 ) -> None:
     """Upsert every user and company Stream lacks (or holds with an old profile); run again to resume."""
     from onecrew_chat import sync_admin
@@ -235,7 +290,10 @@ def sync_identities(
         report = asyncio.run(sync_admin.run_backfill(settings, batch=batch, dry_run=dry_run))
     except StreamError as exc:
         fail(f"stopped: {exc}. What was sent is recorded; run the command again to continue.")
-    sync_admin.print_backfill(report)
+    if as_json:
+        typer.echo(sync_admin.to_json(report))
+    else:
+        sync_admin.print_backfill(report)
 
 
 def _mount_stream_emulator() -> None:

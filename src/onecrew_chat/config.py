@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         default=720.0, ge=0, validation_alias=_env("ONECREW_RETENTION_DRIFT_RESOLVED_H")
     )
     public_base_url: str | None = Field(default=None, validation_alias=_env("ONECREW_PUBLIC_BASE_URL"))
+    # --- observability (onecrew-chat status, worker metrics, start-up checks) ---
+    worker_metrics_port: int = Field(
+        default=9101, ge=0, le=65535, validation_alias=_env("ONECREW_WORKER_METRICS_PORT")
+    )
+    worker_metrics_host: str = Field(default="127.0.0.1", validation_alias=_env("ONECREW_WORKER_METRICS_HOST"))
+    worker_heartbeat_s: float = Field(default=15.0, gt=0, validation_alias=_env("ONECREW_WORKER_HEARTBEAT_S"))
+    stream_startup_check: bool = Field(default=True, validation_alias=_env("ONECREW_STREAM_STARTUP_CHECK"))
     log_format: str = Field(default="console", validation_alias=_env("ONECREW_LOG_FORMAT"))
     log_level: str = Field(default="info", validation_alias=_env("ONECREW_LOG_LEVEL"))
 

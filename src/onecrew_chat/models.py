@@ -268,3 +268,30 @@ class JobLease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     token: Mapped[str | None] = mapped_column(String(32))
     until: Mapped[datetime | None]
+
+
+# --- observability: what `onecrew-chat status` and /metrics read (migration 0015) ---------------
+
+
+class ReconcileRun(Base):
+    """One finished reconcile run: when it ended and the drift it found by kind (the newest row is shown)."""
+
+    __tablename__ = "reconcile_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    finished_at: Mapped[datetime] = mapped_column(default=utcnow)
+    drift: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (Index("ix_reconcile_run_finished_at", "finished_at"),)
+
+
+class WorkerHeartbeat(Base):
+    """A running worker process: written every ONECREW_WORKER_HEARTBEAT_S, deleted when it stops cleanly."""
+
+    __tablename__ = "worker_heartbeat"
+
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

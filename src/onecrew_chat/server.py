@@ -54,6 +54,18 @@ async def check_database(settings: Settings) -> None:
         )
 
 
+def check_stream(settings: Settings) -> None:
+    """Refuse to start when Stream rejects STREAM_API_KEY/STREAM_API_SECRET; warn (and start) when it is unreachable."""
+    from onecrew_chat.observability.startup import StreamCredentialsRejected, check_stream_at_startup
+
+    try:
+        warning = asyncio.run(check_stream_at_startup(settings))
+    except StreamCredentialsRejected as exc:
+        raise StartupRefused(str(exc)) from exc
+    if warning:
+        typer.echo(f"onecrew-chat: warning: {warning}", err=True)
+
+
 def display_host(host: str) -> str:
     """The host part of a URL a developer can paste (wildcard binds become loopback)."""
     if host in ("", "0.0.0.0"):
@@ -172,6 +184,8 @@ def serve(settings: Settings, host: str, port: int) -> None:
         say(f"Database: SQLite file {settings.sqlite_path} (no DATABASE_URL set), migrations applied")
     else:
         asyncio.run(check_database(settings))
+    if not settings.embedded_stream:
+        check_stream(settings)
     stream = None
     if settings.embedded_stream:
         stream = embedded.start_emulator(settings)

@@ -1,13 +1,24 @@
-"""Operator commands of the sync layer for the command line: `reconcile` and `sync identities`, printed with rich."""
+"""Operator commands of the sync layer for the command line: `reconcile` and `sync identities`, printed with rich.
+
+Both show a progress bar with a total and an ETA on stderr when it is a terminal, and print their report as JSON
+with `--json`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import func, select
 
 from onecrew_chat.config import Settings
+from onecrew_chat.models import Company, Conversation, StreamIdentity, User
+from onecrew_chat.run_progress import RunProgress, watching
 from onecrew_chat.runtime import build_runtime
 from onecrew_chat.sync.backfill import BackfillReport, backfill_identities
+from onecrew_chat.sync.channels import READY
 from onecrew_chat.sync.drift import DRIFT_KINDS, Report
 from onecrew_chat.sync.reconcile import reconcile
 
@@ -19,12 +30,35 @@ def console() -> Console:
 
 
 async def run_reconcile(settings: Settings, *, repair: bool, limit: int | None, deadline_s: float | None) -> Report:
-    """One reconcile run with a runtime of its own."""
+    """One reconcile run with a runtime of its own, with a progress bar over identities and conversations."""
     runtime = build_runtime(settings)
     try:
-        return await reconcile(runtime, repair=repair, limit=limit, deadline_s=deadline_s)
+        async with runtime.sessionmaker() as session:
+            identities = int(await session.scalar(select(func.count()).select_from(StreamIdentity)) or 0)
+            conversations = int(
+                await session.scalar(
+                    select(func.count()).where(Conversation.chat_status == READY, Conversation.deleted_at.is_(None))
+                )
+                or 0
+            )
+        if limit is not None:
+            identities, conversations = min(identities, limit), min(conversations, limit)
+        report = Report(repair=repair)
+        with RunProgress("Reconciling identities and channels", identities + conversations) as progress:
+            async with watching(progress, lambda: report.identities_checked + report.conversations_checked):
+                return await reconcile(runtime, repair=repair, limit=limit, deadline_s=deadline_s, report=report)
     finally:
         await runtime.close()
+
+
+def to_json(report: Report | BackfillReport) -> str:
+    """A report as JSON for scripts (`--json`)."""
+    fields = dataclasses.asdict(report)
+    if isinstance(report, Report):
+        fields["total_drift"] = report.total_drift
+    else:
+        fields["sent"] = report.sent
+    return json.dumps(fields, indent=2, sort_keys=True)
 
 
 def print_reconcile(report: Report) -> None:
@@ -72,15 +106,19 @@ def print_reconcile(report: Report) -> None:
 
 
 async def run_backfill(settings: Settings, *, batch: int, dry_run: bool) -> BackfillReport:
-    """One `sync identities` run with a runtime of its own, printing a line per batch sent."""
-    out = console()
-
-    def progress(report: BackfillReport) -> None:
-        out.print(f"sent {report.sent} identities so far ({report.scanned} scanned)")
-
+    """One `sync identities` run with a runtime of its own, with a progress bar over the directory."""
     runtime = build_runtime(settings)
     try:
-        return await backfill_identities(runtime, batch=batch, dry_run=dry_run, progress=progress)
+        async with runtime.sessionmaker() as session:
+            total = 0
+            for model in (User, Company):
+                total += int(await session.scalar(select(func.count()).select_from(model)) or 0)
+        with RunProgress("Syncing users and companies to Stream", total) as progress:
+
+            def moved(report: BackfillReport) -> None:
+                progress.update(report.scanned, description=f"Syncing to Stream ({report.sent} sent)")
+
+            return await backfill_identities(runtime, batch=batch, dry_run=dry_run, progress=moved)
     finally:
         await runtime.close()
 

@@ -105,7 +105,7 @@ async def test_readyz_stays_ready_when_stream_answers_with_an_error(sqlite_only_
     emulator.faults.set_error_rate("GetApp", 1.0, status=status)
     async with client_for(make_settings(sqlite_only_url, emulator_server.base_url)) as http:
         response = await http.get("/readyz")
-    assert response.status_code == 200
+    assert response.status_code == 200, response.text
     assert response.json()["data"]["stream"]["status"] == "down"
     assert_no_secrets(response)
 

@@ -238,7 +238,10 @@ def test_register_webhook_sets_the_stream_app_webhook_url(tmp_path, emulator, em
 def test_worker_runs_the_outbox_until_sigterm(tmp_path, emulator, emulator_server):
     url = f"sqlite:///{tmp_path}/prod.sqlite3"
     upgrade_database(url)
-    worker = Running(tmp_path, "worker", DATABASE_URL=url, ONECREW_WORKER_POLL_S="0.05", **stream_env(emulator_server))
+    worker = Running(
+        tmp_path, "worker", DATABASE_URL=url, ONECREW_WORKER_POLL_S="0.05", ONECREW_WORKER_METRICS_PORT="0",
+        **stream_env(emulator_server),
+    )
     try:
         worker.wait_for("worker.started")
     finally:

@@ -21,6 +21,7 @@ from onecrew_chat.api.routes import (
     health,
     heartbeat,
     internal,
+    status,
     token,
     webhooks,
 )
@@ -28,6 +29,7 @@ from onecrew_chat.composition import run_worker
 from onecrew_chat.config import Settings
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import HTTP_REQUEST_SECONDS
+from onecrew_chat.observability.heartbeat import run_heartbeat
 from onecrew_chat.runtime import Runtime, build_runtime
 
 log = get_logger(__name__)
@@ -40,16 +42,18 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        task = None
+        task = heartbeat = None
         if settings.run_worker:
             task = asyncio.create_task(run_worker(runtime, stop), name="outbox-worker")
+            heartbeat = asyncio.create_task(run_heartbeat(runtime, stop), name="worker-heartbeat")
         try:
             yield
         finally:
             stop.set()
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(task, timeout=settings.provision_deadline_s + 5)
+            for running in (task, heartbeat):
+                if running is not None:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await asyncio.wait_for(running, timeout=settings.provision_deadline_s + 5)
             await runtime.close()
 
     app = FastAPI(
@@ -96,4 +100,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         app.include_router(module.router)
     # The internal routes declare only their bodies; their error answers are documented here.
     app.include_router(internal.router, responses=error_responses(400, 401, 404, 413, 422))
+    app.include_router(status.router, responses=error_responses(401))
     return app

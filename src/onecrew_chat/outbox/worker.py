@@ -20,7 +20,7 @@ from typing import Any
 
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.logging import get_logger
-from onecrew_chat.metrics import OUTBOX_LEASE_LOST, OUTBOX_PENDING, OUTBOX_PROCESSED
+from onecrew_chat.metrics import OUTBOX_LEASE_LOST, OUTBOX_PROCESSED
 from onecrew_chat.outbox import repository
 from onecrew_chat.outbox.jobs import Failure, Jobs, PeriodicJob, Verdict
 from onecrew_chat.outbox.status import STATUS_KEY, WorkerStatus
@@ -233,7 +233,6 @@ async def _run_rounds(runtime: Any, stop: asyncio.Event, jobs: Jobs, config: Wor
             continue
         try:
             claimed = await run_once(runtime, jobs, stop=stop, config=config, status=status)
-            await _count_pending(runtime)
             failures = 0
         except asyncio.CancelledError:
             raise
@@ -265,11 +264,6 @@ async def _probe(runtime: Any, jobs: Jobs, config: WorkerConfig, status: WorkerS
         raise
     except Exception:
         log.exception("outbox.probe_failed")
-
-
-async def _count_pending(runtime: Any) -> None:
-    async with unit_of_work(runtime.sessionmaker) as session:
-        OUTBOX_PENDING.set(await repository.pending_count(session))
 
 
 async def _run_periodically(runtime: Any, job: PeriodicJob, stop: asyncio.Event) -> None:

@@ -304,7 +304,7 @@ class StreamGateway:
             response = await send(sdk)
         except StreamApiException as exc:
             error = from_api_exception(operation, exc, batch_ids)
-            _record(operation, error, _remaining(exc.rate_limit_info), started)
+            _record(operation, error, exc.rate_limit_info, started)
             raise error from exc
         except (StreamTransportException, httpx.HTTPError) as exc:
             kind = getattr(exc, "error_type", type(exc).__name__)
@@ -316,8 +316,8 @@ class StreamGateway:
             error = StreamRequestError(f"unexpected answer from Stream: {exc!r}", operation=operation)
             _record(operation, error, None, started)
             raise error from exc
-        remaining = _remaining(response.rate_limit()) if hasattr(response, "rate_limit") else None
-        _record(operation, None, remaining, started)
+        rate_limit = response.rate_limit() if hasattr(response, "rate_limit") else None
+        _record(operation, None, rate_limit, started)
         return response
 
 
@@ -343,15 +343,25 @@ def _channel_state(channel_type: str, channel_id: str, data: dict[str, Any]) -> 
     )
 
 
-def _remaining(info: Any) -> int | None:
-    return getattr(info, "remaining", None)
-
-
-def _record(operation: str, error: StreamError | None, remaining: int | None, started: float) -> None:
-    outcome = "ok" if error is None else _OUTCOMES.get(type(error), "rejected")
-    metrics.STREAM_CALLS.labels(operation, outcome).inc()
+def _record_rate_limit(operation: str, info: Any) -> None:
+    """The x-ratelimit-remaining/limit/reset headers of the answer, as gauges per operation."""
+    remaining = getattr(info, "remaining", None)
     if remaining is not None:
         metrics.STREAM_RATE_LIMIT_REMAINING.labels(operation).set(remaining)
+    limit = getattr(info, "limit", None)
+    if limit is not None:
+        metrics.STREAM_RATE_LIMIT_LIMIT.labels(operation).set(limit)
+    reset = getattr(info, "reset", None)
+    if reset is not None:
+        metrics.STREAM_RATE_LIMIT_RESET.labels(operation).set(reset.timestamp())
+
+
+def _record(operation: str, error: StreamError | None, rate_limit: Any, started: float) -> None:
+    outcome = "ok" if error is None else _OUTCOMES.get(type(error), "rejected")
+    metrics.STREAM_CALLS.labels(operation, outcome).inc()
+    if error is not None and error.status in (401, 403):
+        metrics.STREAM_AUTH_FAILURES.labels(operation).inc()
+    _record_rate_limit(operation, rate_limit)
     ms = round((time.perf_counter() - started) * 1000, 2)
     if error is None:
         log.debug("stream.call", operation=operation, outcome=outcome, ms=ms)

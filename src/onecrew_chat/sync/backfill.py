@@ -83,6 +83,8 @@ class Backfill:
                 for row, mirrored in page:
                     await self.sort(to_profile(row), mirrored)
                 after = page[-1][0].id
+                if self.progress is not None:
+                    self.progress(self.report)
         await self.flush(self.missing, partial=False)
         await self.flush(self.stale, partial=True)
 

@@ -29,6 +29,7 @@ from onecrew_chat.identity import Identity, cid
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import DRIFT_DETECTED
 from onecrew_chat.models import ChannelDrift, Conversation, JobLease, StreamIdentity
+from onecrew_chat.observability.collector import record_reconcile_run
 from onecrew_chat.outbox.worker import kick
 from onecrew_chat.stream.client import MAX_CHANNELS_PER_QUERY
 from onecrew_chat.stream.errors import DeadlineExceeded
@@ -340,14 +341,16 @@ async def reconcile(
     deadline_s: float | None = None,
     max_calls: int | None = None,
     resume: tuple[str, str] | None = None,
+    report: Report | None = None,
 ) -> Report:
     """One run (skipped when another process holds the lock): webhook drift rows, identities, then conversations.
 
-    `limit` caps the identities and the conversations checked; `resume` is a previous report's `resume`.
+    `limit` caps the identities and the conversations checked; `resume` is a previous report's `resume`; `report`
+    (optional) is filled in as the run goes, so a caller can show progress.
     """
     started = time.perf_counter()
     settings = runtime.settings
-    report = Report(repair=repair)
+    report = report or Report(repair=repair)
     deadline_s = deadline_s or settings.reconcile_deadline_s
     async with run_lock(runtime.sessionmaker, hold_s=deadline_s + 60.0) as mine:
         if not mine:
@@ -373,6 +376,8 @@ async def reconcile(
             report.resume = run.position
             log.warning("reconcile.stopped_early", reason=stop.reason, resume=run.position)
     report.ms = round((time.perf_counter() - started) * 1000, 2)
+    async with unit_of_work(runtime.sessionmaker) as session:  # for `status` and /metrics in every process
+        await record_reconcile_run(session, utcnow(), report.drift)
     log.info("reconcile.finished", **report.log_fields())
     return report
 

@@ -23,6 +23,8 @@ from onecrew_chat.api.openapi import error_responses
 from onecrew_chat.api.stream_health import stream_health
 from onecrew_chat.db import current_revision, head_revision
 from onecrew_chat.logging import get_logger
+from onecrew_chat.metrics import READY
+from onecrew_chat.observability.collector import refresh_metrics
 from onecrew_chat.outbox.status import worker_status
 from onecrew_chat.schemas import HealthEnvelope, ReadyEnvelope
 
@@ -96,7 +98,10 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 
     (name, ms, reason), stream = await asyncio.gather(_probe("database", database), stream_health(runtime))
     reasons = [reason] if reason else []
+    READY.labels(name).set(0 if reason else 1)
     worker_reason = _worker_reason(runtime)
+    if worker_status(runtime) is not None:
+        READY.labels("worker").set(0 if worker_reason else 1)
     if worker_reason:
         reasons.append(worker_reason)
     if reasons:
@@ -114,6 +119,11 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Text format"}},
 )
-async def metrics() -> Response:
-    """Prometheus text exposition (the one answer that is not JSON, because Prometheus reads this format)."""
+async def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus text exposition (the one answer that is not JSON, because Prometheus reads this format).
+
+    The "(database)" gauges (outbox depth and oldest age, dead letters, reconcile, drift, workers) are read from
+    the database first, at most every 5 s and within 1 s, so every process reports the same true values.
+    """
+    await refresh_metrics(runtime)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""Watching the service: database-backed metrics, worker heartbeats, `status`, start-up checks."""
