@@ -32,15 +32,30 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def settings_problems(exc: Exception) -> list[str]:
+    """One `NAME: what is wrong` per invalid setting (never the value: it may be a secret)."""
+    if isinstance(exc, ValidationError):
+        problems = []
+        for error in exc.errors():
+            name = ".".join(map(str, error["loc"][:1])).upper() or "SETTINGS"
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
+        return problems
+    return [str(exc).splitlines()[0][:300]]
+
+
 def load_settings() -> Settings:
-    """Settings from the environment, with logging configured; a readable exit on invalid values."""
+    """Settings from the environment, with logging configured; exit 2 with one line per invalid setting."""
+    from pydantic_settings.exceptions import SettingsError
+
     from onecrew_chat.logging import configure_logging
 
     try:
         settings = Settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        fail(f"invalid settings: {problems}", code=2)
+    except (ValidationError, SettingsError) as exc:
+        for problem in settings_problems(exc):
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(settings.log_format, settings.log_level)
     return settings
 
