@@ -79,7 +79,8 @@ def _require_stream(settings: Settings) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default: HOST, else 127.0.0.1).")] = None,
     port: Annotated[
-        int | None, typer.Option(min=0, max=65535, help="Port to listen on (default: PORT, else 8000; 0 picks a free one).")
+        int | None,
+        typer.Option(min=0, max=65535, help="Port to listen on (default: PORT, else 8000; 0 picks a free one)."),
     ] = None,
 ) -> None:
     """Serve the API; with no STREAM_API_KEY / DATABASE_URL it embeds the emulator and a SQLite file."""

@@ -127,7 +127,8 @@ class Settings(BaseSettings):
         known_upper = {name.upper(): name for name in known if name != "none"}
         unknown = [alg for alg in value if alg.upper() not in known_upper]
         if unknown:
-            raise ValueError(f"unknown algorithm {', '.join(map(repr, unknown))} (known: {', '.join(known_upper.values())})")
+            shown, names = ", ".join(map(repr, unknown)), ", ".join(known_upper.values())
+            raise ValueError(f"unknown algorithm {shown} (known: {names})")
         return list(dict.fromkeys(known_upper[alg.upper()] for alg in value))
 
     @property

@@ -115,7 +115,9 @@ ANSWERS: dict[str, Any] = {
     "post_token": _TOKEN,
     "get_token": _TOKEN,
     "heartbeat": {"last_seen_at": WHEN},
-    "stream_webhook": {"webhook_id": "0d2c7e4a-demo-message-new", "type": "message.new", "status": "applied", "reason": None},
+    "stream_webhook": {
+        "webhook_id": "0d2c7e4a-demo-message-new", "type": "message.new", "status": "applied", "reason": None,
+    },
     "put_user": {"id": AMR_ID, "name": "Amr", "image_url": None, "category": "talent", "kind": "user", **_STAMPS,
                  "created": False},
     "delete_user": {"id": AMR_ID, "deleted": True},
@@ -126,7 +128,9 @@ ANSWERS: dict[str, Any] = {
                    "invitation_status": "accepted", **_STAMPS, "created": False},
     "delete_member": {"company_id": SAT_EDUCATION_ID, "user_id": EXAMPLE_CALLER_ID, "deleted": True},
     "healthz": {"status": "ok"},
-    "readyz": {"status": "ready", "checks": {"database": {"status": "ok", "ms": 0.8}, "stream": {"status": "ok", "ms": 3.1}}},
+    "readyz": {
+        "status": "ready", "checks": {"database": {"status": "ok", "ms": 0.8}, "stream": {"status": "ok", "ms": 3.1}},
+    },
 }
 
 

@@ -118,7 +118,9 @@ async def delete_company(_caller: ServiceCaller, company_id: str, session: Sessi
     return await _delete(session, directory.COMPANY, company_id)
 
 
-@router.put("/companies/{company_id}/members/{user_id}", response_model=None, responses={200: {"model": MemberRecordEnvelope}})
+@router.put(
+    "/companies/{company_id}/members/{user_id}", response_model=None, responses={200: {"model": MemberRecordEnvelope}}
+)
 async def put_member(
     _caller: ServiceCaller, company_id: str, user_id: str, body: MemberIn, session: SessionDep
 ) -> dict:
@@ -130,7 +132,9 @@ async def put_member(
     return _ok(directory.member_out(result.row) | {"created": result.created})
 
 
-@router.delete("/companies/{company_id}/members/{user_id}", response_model=None, responses={200: {"model": MemberDeletedEnvelope}})
+@router.delete(
+    "/companies/{company_id}/members/{user_id}", response_model=None, responses={200: {"model": MemberDeletedEnvelope}}
+)
 async def delete_member(_caller: ServiceCaller, company_id: str, user_id: str, session: SessionDep) -> dict:
     """Remove a membership."""
     company_id, user_id = _uuid(company_id, "company id"), _uuid(user_id, "user id")
