@@ -389,5 +389,5 @@ class ErrorEnvelope(BaseModel):
     model_config = _ANSWER
 
     success: Literal[False] = False
-    error: str = Field(description="Human readable message")
-    code: str = Field(description="Stable machine readable code")
+    error: str = Field(description="Human readable message", examples=["User must be a member of this company"])
+    code: str = Field(description="Stable machine readable code", examples=["not_company_member"])

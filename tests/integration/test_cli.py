@@ -32,7 +32,8 @@ def clean_env(tmp_path: Path, **values: str) -> dict[str, str]:
     """The parent environment without any onecrew-chat setting, a temp data dir, plus `values`."""
     prefixes = ("ONECREW_", "STREAM_", "DATABASE_URL")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-    env.update(ONECREW_DATA_DIR=str(tmp_path / "var"), ONECREW_LOG_FORMAT="json", **values)
+    env.update(ONECREW_DATA_DIR=str(tmp_path / "var"), ONECREW_LOG_FORMAT="json")
+    env.update(values)
     return env
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
@@ -12,14 +13,15 @@ from pathlib import Path
 import pytest
 
 from onecrew_chat.db import upgrade_database
-from tests.integration.test_cli import run
-from tests.integration.test_serve import base_url, start
+from tests.integration.test_cli import Running, run
+from tests.integration.test_serve import READY_LINE, base_url
 from tests.support import JWT_SECRET, new_id
 
 
 def test_second_instance_on_the_same_folder_is_refused_and_port_env_is_honoured(tmp_path):
-    server, stdout = start(tmp_path)
+    server = Running(tmp_path, "serve", "--port", "0", ONECREW_LOG_FORMAT="JSON")  # any case means JSON
     try:
+        stdout = server.wait_for(READY_LINE)
         port = int(base_url(stdout).rsplit(":", 1)[1])
         same_folder = run(tmp_path, "serve", "--port", "0")
         assert same_folder.returncode == 1
@@ -37,7 +39,10 @@ def test_second_instance_on_the_same_folder_is_refused_and_port_env_is_honoured(
         assert f"make run PORT={port + 1}" in line and f"onecrew-chat serve --port {port + 1}" in line
         assert not (other / "var").exists(), "refused before writing anything"
     finally:
-        assert server.stop(signal.SIGTERM) == 0
+        code = server.stop(signal.SIGTERM)
+    assert code == 0, server.seen
+    logged = [line for name, line in server.seen if name == "stderr" and line.strip()]
+    assert logged and all(json.loads(line)["event"] for line in logged), "JSON logs are JSON lines only"
     # The first instance's emulator state is untouched by the refused ones.
     assert (tmp_path / "var" / "stream-emulator.json").exists()
 
