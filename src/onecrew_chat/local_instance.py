@@ -34,8 +34,14 @@ class DataDirLock:
 
     def acquire(self) -> None:
         """Take the lock, or raise InstanceRefused naming the holder's pid."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise InstanceRefused(
+                f"cannot use the data folder {self.path.parent.resolve()}: {exc.strerror or type(exc).__name__}; "
+                "set ONECREW_DATA_DIR to a folder this user may write"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -182,6 +182,23 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
         sock.close()
 
 
+def _refuse_newer_schema(settings: Settings) -> None:
+    """The embedded file is migrated on start, unless a newer version migrated it (then say so, not a traceback)."""
+    if not settings.sqlite_path.exists():
+        return
+
+    async def read() -> str | None:
+        engine = make_engine(settings)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    status = schema_status(asyncio.run(read()))
+    if not status.known:
+        raise StartupRefused(f"{settings.sqlite_path}: {status.problem()}")
+
+
 def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock) -> None:
     dev_secret = settings.embedded_database and not (settings.jwt_secret or settings.jwt_public_key)
     if not settings.embedded_database:
@@ -192,6 +209,7 @@ def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock) -> Non
     settings = embedded.with_dev_jwt_secret(settings)
     check_settings(settings)
     if settings.embedded_database:
+        _refuse_newer_schema(settings)
         try:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             upgrade_database(f"sqlite:///{settings.sqlite_path}")

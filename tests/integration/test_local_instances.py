@@ -107,3 +107,14 @@ def test_make_run_passes_port_and_host():
         ["make", "-s", "-o", ".venv/.installed", "dev-token"], cwd=root, capture_output=True, text=True, timeout=30
     )
     assert usage.returncode != 0 and "usage: make dev-token USER=<user uuid>" in usage.stderr
+
+
+def test_embedded_file_from_a_newer_version_is_refused_in_words(tmp_path):
+    (tmp_path / "var").mkdir()
+    path = tmp_path / "var" / "onecrew-chat.sqlite3"
+    upgrade_database(f"sqlite:///{path}")
+    _stamp(path, "0099")
+    refused = run(tmp_path, "serve", "--port", "0")
+    assert refused.returncode == 1
+    [line] = refused.stderr.strip().splitlines()
+    assert "at migration 0099, which this version of onecrew-chat does not know" in line
