@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast bench emulator clean
+.PHONY: install run dev-token test test-fast bench emulator clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# `make run PORT=8080 HOST=0.0.0.0`: without them, the PORT/HOST environment variables, else 127.0.0.1:8000.
 run: $(STAMP)
-	$(BIN)/onecrew-chat serve
+	$(BIN)/onecrew-chat serve $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
+
+# `make dev-token USER=<uuid>`: a JWT for that user, signed with the secret `make run` uses (same folder).
+# USER counts only when given on the command line (the shell's $$USER is the login name).
+TOKEN_USER = $(or $(USER_ID),$(if $(filter command line,$(origin USER)),$(USER)))
+dev-token: $(STAMP)
+	@test -n "$(TOKEN_USER)" || { echo "usage: make dev-token USER=<user uuid>" >&2; exit 2; }
+	@$(BIN)/onecrew-chat dev-token $(TOKEN_USER)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -32,15 +32,30 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def settings_problems(exc: Exception) -> list[str]:
+    """One `NAME: what is wrong` per invalid setting (never the value: it may be a secret)."""
+    if isinstance(exc, ValidationError):
+        problems = []
+        for error in exc.errors():
+            name = ".".join(map(str, error["loc"][:1])).upper() or "SETTINGS"
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
+        return problems
+    return [str(exc).splitlines()[0][:300]]
+
+
 def load_settings() -> Settings:
-    """Settings from the environment, with logging configured; a readable exit on invalid values."""
+    """Settings from the environment, with logging configured; exit 2 with one line per invalid setting."""
+    from pydantic_settings.exceptions import SettingsError
+
     from onecrew_chat.logging import configure_logging
 
     try:
         settings = Settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        fail(f"invalid settings: {problems}", code=2)
+    except (ValidationError, SettingsError) as exc:
+        for problem in settings_problems(exc):
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(settings.log_format, settings.log_level)
     return settings
 
@@ -62,8 +77,11 @@ def _require_stream(settings: Settings) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0 picks a free one).")] = 8000,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default: HOST, else 127.0.0.1).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Port to listen on (default: PORT, else 8000; 0 picks a free one)."),
+    ] = None,
 ) -> None:
     """Serve the API; with no STREAM_API_KEY / DATABASE_URL it embeds the emulator and a SQLite file."""
     from onecrew_chat.server import StartupRefused
@@ -80,7 +98,7 @@ def dev_token(
     user_id: Annotated[str, typer.Argument(help="The OneCrew user uuid (the token's `sub`).")],
     ttl: Annotated[int, typer.Option(min=1, help="Lifetime in seconds.")] = 3600,
 ) -> None:
-    """Print a JWT for USER_ID signed with ONECREW_JWT_SECRET (or the embedded dev secret)."""
+    """Print a JWT for USER_ID signed with ONECREW_JWT_SECRET (or the dev secret `serve` keeps in ONECREW_DATA_DIR)."""
     from onecrew_chat import embedded
     from onecrew_chat.identity import normalize_uuid
 
@@ -88,29 +106,117 @@ def dev_token(
         normalize_uuid(user_id)
     except ValueError:
         fail(f"USER_ID must be a uuid, got {user_id!r}", code=2)
-    settings = embedded.with_dev_jwt_secret(load_settings())
+    settings = load_settings()
+    if settings.embedded_database and not (settings.jwt_secret or settings.jwt_public_key):
+        if not embedded.has_dev_jwt_secret(settings):
+            # Making a new secret here would sign tokens no running server accepts: say where to look instead.
+            fail(
+                f"no dev secret in {embedded.dev_secrets_path(settings).resolve()}: run this where `make run` runs "
+                "(or set ONECREW_DATA_DIR to that server's data folder), or start `onecrew-chat serve` first"
+            )
+        settings = embedded.with_dev_jwt_secret(settings)
     if not settings.jwt_secret:
         fail("no ONECREW_JWT_SECRET is set (and DATABASE_URL is, so no dev secret is used)")
     typer.echo(embedded.dev_token(settings, user_id, ttl_s=ttl))
 
 
+def _shown_database(settings: Settings) -> tuple[str, str]:
+    """(the URL as configured, the same without its password) for DATABASE_URL or the embedded file."""
+    from sqlalchemy.engine import make_url
+
+    url = settings.database_url or f"sqlite:///{settings.sqlite_path}"
+    return url, make_url(url).render_as_string(hide_password=True)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the migrations to DATABASE_URL (or the embedded SQLite file)."""
-    from sqlalchemy.engine import make_url
-
-    from onecrew_chat.db import head_revision, upgrade_database
+    from onecrew_chat.db import current_revision, head_revision, make_engine, upgrade_database
+    from onecrew_chat.schema_status import schema_status
 
     settings = load_settings()
-    url = settings.database_url or f"sqlite:///{settings.sqlite_path}"
+    url, shown = _shown_database(settings)
     if settings.embedded_database:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    shown = make_url(url).render_as_string(hide_password=True)
+
+    async def status():
+        engine = make_engine(settings)
+        try:
+            return schema_status(await current_revision(engine))
+        finally:
+            await engine.dispose()
+
     try:
+        before = asyncio.run(status())
+        if not before.known:
+            fail(f"cannot migrate {shown}: {before.problem()}")
         upgrade_database(url)
+    except typer.Exit:
+        raise
     except Exception as exc:  # unreachable server, bad credentials: one readable line
         fail(f"cannot migrate {shown}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
     typer.echo(f"Database {shown} is at migration {head_revision()} (head).")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the migration the database is at, and what (if anything) is to be done."""
+    from onecrew_chat.db import current_revision, make_engine
+    from onecrew_chat.schema_status import schema_status
+
+    settings = load_settings()
+    _, shown = _shown_database(settings)
+
+    async def read() -> str | None:
+        engine = make_engine(settings)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        status = schema_status(asyncio.run(read()))
+    except Exception as exc:  # unreachable server, bad credentials: one readable line
+        fail(f"cannot read {shown}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+    if status.up_to_date:
+        typer.echo(f"Database {shown} is at migration {status.current} (head): nothing to do.")
+        return
+    typer.echo(f"Database {shown}: {status.problem()}.")
+    raise typer.Exit(1)
+
+
+@db_app.command("history")
+def db_history() -> None:
+    """List the migrations this version ships, oldest first, marking the database's current one."""
+    from onecrew_chat.db import current_revision, make_engine
+    from onecrew_chat.schema_status import schema_status, shipped_migrations
+
+    settings = load_settings()
+
+    async def read() -> str | None:
+        engine = make_engine(settings)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        status = schema_status(asyncio.run(read()))
+    except Exception:  # no database to compare with: the list alone is still useful
+        status = None
+    pending = {m.revision for m in status.pending} if status and status.known else set()
+    for migration in shipped_migrations():
+        if status is None or not status.known:
+            mark = ""
+        elif migration.revision == status.current:
+            mark = "  <- current" + (" (head)" if status.up_to_date else "")
+        elif migration.revision in pending:
+            mark = "  (not applied)"
+        else:
+            mark = "  (applied)"
+        typer.echo(f"{migration.revision}  {migration.title}{mark}")
+    if status is not None and not status.known:
+        typer.echo(f"The database is at {status.current}, which is not in this list: a newer version migrated it.")
 
 
 @app.command()

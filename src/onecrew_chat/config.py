@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Literal
 
+import jwt
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from onecrew_chat.database_url import check_database_url, to_async_url
+
 
 
 class UnknownParticipants(StrEnum):
@@ -26,6 +33,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", validate_by_name=True)
 
     database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL"))
+    db_pool_size: int = Field(default=10, ge=1, le=1000, validation_alias=_env("ONECREW_DB_POOL_SIZE"))
+    db_max_overflow: int = Field(default=20, ge=0, le=1000, validation_alias=_env("ONECREW_DB_MAX_OVERFLOW"))
+    db_statement_timeout_ms: int = Field(default=0, ge=0, validation_alias=_env("ONECREW_DB_STATEMENT_TIMEOUT_MS"))
+    db_lock_timeout_ms: int = Field(default=0, ge=0, validation_alias=_env("ONECREW_DB_LOCK_TIMEOUT_MS"))
     data_dir: Path = Field(default=Path("var"), validation_alias=_env("ONECREW_DATA_DIR"))
 
     stream_api_key: str | None = Field(default=None, validation_alias=_env("STREAM_API_KEY"))
@@ -39,7 +50,10 @@ class Settings(BaseSettings):
     )
 
     jwt_secret: SecretStr | None = Field(default=None, validation_alias=_env("ONECREW_JWT_SECRET"))
-    jwt_algorithms: list[str] = Field(default=["HS256"], validation_alias=_env("ONECREW_JWT_ALGORITHMS"))
+    # NoDecode: read as text and split by _split_algorithms, so `HS256,RS256` works as well as `["HS256"]`.
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(
+        default=["HS256"], validation_alias=_env("ONECREW_JWT_ALGORITHMS")
+    )
     jwt_public_key: str | None = Field(default=None, validation_alias=_env("ONECREW_JWT_PUBLIC_KEY"))
     service_token: SecretStr | None = Field(default=None, validation_alias=_env("ONECREW_SERVICE_TOKEN"))
 
@@ -77,24 +91,64 @@ class Settings(BaseSettings):
     worker_metrics_host: str = Field(default="127.0.0.1", validation_alias=_env("ONECREW_WORKER_METRICS_HOST"))
     worker_heartbeat_s: float = Field(default=15.0, gt=0, validation_alias=_env("ONECREW_WORKER_HEARTBEAT_S"))
     stream_startup_check: bool = Field(default=True, validation_alias=_env("ONECREW_STREAM_STARTUP_CHECK"))
-    log_format: str = Field(default="console", validation_alias=_env("ONECREW_LOG_FORMAT"))
-    log_level: str = Field(default="info", validation_alias=_env("ONECREW_LOG_LEVEL"))
+    log_format: Literal["console", "json"] = Field(default="console", validation_alias=_env("ONECREW_LOG_FORMAT"))
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        default="info", validation_alias=_env("ONECREW_LOG_LEVEL")
+    )
+    host: str = Field(default="127.0.0.1", min_length=1, validation_alias=_env("HOST"))
+    port: int = Field(default=8000, ge=0, le=65535, validation_alias=_env("PORT"))
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _known_database_url(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            return check_database_url(value) if value else None
+        return value
+
+    @field_validator("jwt_public_key", mode="before")
+    @classmethod
+    def _pem(cls, value: object) -> object:
+        if not isinstance(value, str) or not value.strip():
+            return None if isinstance(value, str) else value
+        # One-line env files often carry the PEM with literal \n: turn those back into line breaks.
+        text = value.strip().replace("\\n", "\n")
+        if not text.startswith("-----BEGIN ") or "PUBLIC KEY-----" not in text:
+            raise ValueError("must be a PEM public key (-----BEGIN PUBLIC KEY----- ... -----END PUBLIC KEY-----)")
+        return text + "\n"
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lowercase(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("jwt_algorithms", mode="before")
     @classmethod
     def _split_algorithms(cls, value: object) -> object:
         if isinstance(value, str):
-            if value.strip().startswith("["):
-                return value
-            return [part.strip() for part in value.split(",") if part.strip()]
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    raise ValueError("is neither a JSON list nor comma separated names (e.g. HS256,RS256)") from None
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
     @field_validator("jwt_algorithms")
     @classmethod
-    def _no_none_algorithm(cls, value: list[str]) -> list[str]:
+    def _known_algorithms(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("names no algorithm (e.g. HS256 or HS256,RS256)")
         if any(alg.lower() == "none" for alg in value):
-            raise ValueError("ONECREW_JWT_ALGORITHMS must not contain 'none'")
-        return value
+            raise ValueError("must not contain 'none'")
+        known = sorted(jwt.algorithms.get_default_algorithms())
+        known_upper = {name.upper(): name for name in known if name != "none"}
+        unknown = [alg for alg in value if alg.upper() not in known_upper]
+        if unknown:
+            shown, names = ", ".join(map(repr, unknown)), ", ".join(known_upper.values())
+            raise ValueError(f"unknown algorithm {shown} (known: {names})")
+        return list(dict.fromkeys(known_upper[alg.upper()] for alg in value))
 
     @property
     def embedded_database(self) -> bool:
@@ -117,17 +171,21 @@ class Settings(BaseSettings):
         url = self.database_url or f"sqlite:///{self.sqlite_path}"
         return to_async_url(url)
 
+    @property
+    def database_server_settings(self) -> dict[str, str]:
+        """PostgreSQL session settings every pooled connection starts with (statement and lock timeouts)."""
+        settings = {}
+        if self.db_statement_timeout_ms:
+            settings["statement_timeout"] = str(self.db_statement_timeout_ms)
+        if self.db_lock_timeout_ms:
+            settings["lock_timeout"] = str(self.db_lock_timeout_ms)
+        return settings
 
-def to_async_url(url: str) -> str:
-    """Map `sqlite:///x` and `postgresql://...` to the aiosqlite and asyncpg dialects."""
-    for prefix, replacement in (
-        ("sqlite+aiosqlite://", "sqlite+aiosqlite://"),
-        ("sqlite://", "sqlite+aiosqlite://"),
-        ("postgresql+asyncpg://", "postgresql+asyncpg://"),
-        ("postgresql+psycopg://", "postgresql+asyncpg://"),
-        ("postgresql://", "postgresql+asyncpg://"),
-        ("postgres://", "postgresql+asyncpg://"),
-    ):
-        if url.startswith(prefix):
-            return replacement + url[len(prefix) :]
-    raise ValueError(f"DATABASE_URL must be a sqlite:// or postgresql:// URL, got scheme of {url.split(':', 1)[0]!r}")
+
+def setting_names() -> dict[str, str]:
+    """Every environment variable the service reads, by Settings field name."""
+    return {name: field.validation_alias.choices[0] for name, field in Settings.model_fields.items()}
+
+
+__all__ = ["Settings", "UnknownParticipants", "setting_names", "to_async_url"]
+

@@ -11,7 +11,8 @@ from sqlalchemy import DateTime, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
-from onecrew_chat.config import Settings, to_async_url
+from onecrew_chat.config import Settings
+from onecrew_chat.database_url import driver_target, to_async_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -42,13 +43,20 @@ class UTCDateTime(TypeDecorator):
 
 
 def make_engine(settings: Settings | None = None, *, url: str | None = None) -> AsyncEngine:
-    """Create the async engine for the configured database (SQLite tuned for one writer)."""
-    async_url = to_async_url(url) if url else settings.async_database_url
-    if async_url.startswith("sqlite"):
-        path = async_url.split(":///", 1)[1] if ":///" in async_url else ""
+    """Create the async engine for the configured database (SQLite tuned for one writer).
+
+    On PostgreSQL the pool is ONECREW_DB_POOL_SIZE + ONECREW_DB_MAX_OVERFLOW connections, each started with the
+    statement and lock timeouts and DATABASE_URL's libpq parameters (database_url.driver_target).
+    """
+    if url is None:
+        assert settings is not None, "make_engine needs settings or a url"
+        url = settings.database_url or f"sqlite:///{settings.sqlite_path}"
+    target = driver_target(url, server_settings=settings.database_server_settings if settings else None)
+    if target.is_sqlite:
+        path = target.url.database or ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(async_url, connect_args={"timeout": 30})
+        engine = create_async_engine(target.url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -60,7 +68,11 @@ def make_engine(settings: Settings | None = None, *, url: str | None = None) -> 
             cursor.close()
 
         return engine
-    return create_async_engine(async_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    pool_size = settings.db_pool_size if settings else 10
+    max_overflow = settings.db_max_overflow if settings else 20
+    return create_async_engine(
+        target.url, connect_args=target.connect_args, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+    )
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

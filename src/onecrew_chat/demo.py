@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onecrew_chat.identity import Identity
 from onecrew_chat.logging import get_logger
-from onecrew_chat.models import Company, CompanyMember, User
+from onecrew_chat.models import Company, CompanyMember, StreamIdentity, User
 
 log = get_logger(__name__)
 
@@ -93,6 +94,11 @@ async def example_is_available(session: AsyncSession) -> bool:
         await session.get(User, EXAMPLE_CALLER_ID) is not None
         and await session.get(Company, SAT_EDUCATION_ID) is not None
     )
+
+
+async def example_caller_in_stream(session: AsyncSession) -> bool:
+    """True once the example's caller was upserted to Stream (our mirror has a row for them)."""
+    return await session.get(StreamIdentity, Identity.user(EXAMPLE_CALLER_ID).stream_id) is not None
 
 
 def example_curl(base_url: str, jwt: str) -> str:

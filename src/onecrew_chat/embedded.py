@@ -73,6 +73,11 @@ def dev_secret(settings: Settings, name: str, *, nbytes: int = 32, prefix: str =
     return value
 
 
+def has_dev_jwt_secret(settings: Settings) -> bool:
+    """True when the data folder already holds the dev JWT secret (`serve` made it)."""
+    return bool(_read_secrets(dev_secrets_path(settings)).get("jwt_secret"))
+
+
 def with_dev_jwt_secret(settings: Settings) -> Settings:
     """In embedded mode without ONECREW_JWT_SECRET / _PUBLIC_KEY, the settings with the persisted dev secret."""
     if not settings.embedded_database or settings.jwt_secret or settings.jwt_public_key:

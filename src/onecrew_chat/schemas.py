@@ -29,10 +29,11 @@ class CreateConversationRequest(BaseModel):
         extra="ignore",
         json_schema_extra={
             "examples": [
+                # The demo data's Sat Education (acting company, owned by the caller) with Amr (onecrew_chat.demo).
                 {
                     "conversation_type": "user_company",
-                    "participant_ids": ["3f1c2a9e-8d5b-4c7e-9a61-2b0f4e8d7c15"],
-                    "company_id": "7a9e4b2c-1d3f-4e5a-8b6c-9d0e1f2a3b4c",
+                    "participant_ids": ["dda3aaa6-d123-4e57-aeef-f0661ec61352"],
+                    "company_id": "5a7e0c1d-2b3f-4c8a-9d6e-0f1a2b3c4d5e",
                 }
             ]
         },
@@ -123,9 +124,14 @@ class CreateConversationRequest(BaseModel):
 
 # --- the answer (documented in OpenAPI; serialize.py builds the same shape as plain dicts) -------
 
+# Answers list exactly their keys (`additionalProperties: false`), so the tests catch a serialiser that drifts.
+_ANSWER = ConfigDict(extra="forbid")
+
 
 class UserOut(BaseModel):
     """A OneCrew user as the app reads it."""
+
+    model_config = _ANSWER
 
     id: str
     name: str | None
@@ -136,6 +142,8 @@ class UserOut(BaseModel):
 class CompanyOut(BaseModel):
     """A OneCrew company as the app reads it."""
 
+    model_config = _ANSWER
+
     id: str
     name: str | None
     logo_url: str | None
@@ -144,6 +152,8 @@ class CompanyOut(BaseModel):
 
 class ParticipantOut(BaseModel):
     """A conversation participant; `conversation_id` is the Stream channel id, like the conversation's `id`."""
+
+    model_config = _ANSWER
 
     id: str
     conversation_id: str
@@ -158,6 +168,8 @@ class ParticipantOut(BaseModel):
 class ChatOut(BaseModel):
     """Where the conversation lives in Stream and whether every member is there yet."""
 
+    model_config = _ANSWER
+
     channel_type: str
     channel_id: str
     cid: str
@@ -167,6 +179,8 @@ class ChatOut(BaseModel):
 
 class ConversationOut(BaseModel):
     """A conversation; `id` and `conversation_id` are both the Stream channel id."""
+
+    model_config = _ANSWER
 
     id: str
     conversation_id: str
@@ -186,6 +200,8 @@ DataT = TypeVar("DataT")
 class Envelope(BaseModel, Generic[DataT]):
     """`{success: true, data: ...}`, every successful answer."""
 
+    model_config = _ANSWER
+
     success: Literal[True] = True
     data: DataT
 
@@ -197,6 +213,8 @@ class ConversationEnvelope(Envelope[ConversationOut]):
 class Pagination(BaseModel):
     """Where a page sits in the whole list."""
 
+    model_config = _ANSWER
+
     page: int
     limit: int
     total: int
@@ -205,6 +223,8 @@ class Pagination(BaseModel):
 
 class ConversationPage(BaseModel):
     """One page of the acting profile's conversations, newest activity first."""
+
+    model_config = _ANSWER
 
     data: list[ConversationOut]
     pagination: Pagination
@@ -216,6 +236,8 @@ class ConversationPageEnvelope(Envelope[ConversationPage]):
 
 class UnreadCountOut(BaseModel):
     """How many conversations have a message the profile has not read."""
+
+    model_config = _ANSWER
 
     unread_count: int
     profile_type: Literal["user", "company"]
@@ -229,6 +251,8 @@ class UnreadCountEnvelope(Envelope[UnreadCountOut]):
 
 class PrepareOut(BaseModel):
     """The conversation's channel id, whether Stream holds it with every member, and those members."""
+
+    model_config = _ANSWER
 
     id: str
     chat_status: Literal["provisioning", "ready", "failed"]
@@ -253,6 +277,8 @@ class TokenBody(BaseModel):
 class TokenOut(BaseModel):
     """A Stream user token for the acting identity."""
 
+    model_config = _ANSWER
+
     token: str = Field(description="HS256 Stream user token, valid ONECREW_STREAM_TOKEN_TTL seconds")
     user_id: str = Field(description="The Stream user id the token is for")
     api_key: str
@@ -266,6 +292,8 @@ class TokenEnvelope(Envelope[TokenOut]):
 
 class HeartbeatOut(BaseModel):
     """When the user was last seen (now)."""
+
+    model_config = _ANSWER
 
     last_seen_at: str
 
@@ -283,13 +311,13 @@ class StreamWebhookEvent(BaseModel):
             "examples": [
                 {
                     "type": "message.new",
-                    "cid": "messaging:user_company-0123456789abcdef0123456789abcdef",
+                    "cid": "messaging:user_company-c517418f62739ad65cb487501061b8b7",
                     "created_at": "2026-01-01T10:00:00.000000Z",
                     "message": {
                         "id": "m1",
                         "text": "Hello",
                         "created_at": "2026-01-01T10:00:00.000000Z",
-                        "user": {"id": "onecrew_user_3f1c2a9e-8d5b-4c7e-9a61-2b0f4e8d7c15"},
+                        "user": {"id": "onecrew_user_dda3aaa6-d123-4e57-aeef-f0661ec61352"},
                     },
                 }
             ]
@@ -309,6 +337,8 @@ class StreamWebhookEvent(BaseModel):
 class WebhookOut(BaseModel):
     """What became of one webhook event."""
 
+    model_config = _ANSWER
+
     webhook_id: str
     type: str
     status: Literal["applied", "duplicate", "ignored"]
@@ -322,11 +352,15 @@ class WebhookEnvelope(Envelope[WebhookOut]):
 class HealthOut(BaseModel):
     """Liveness."""
 
+    model_config = _ANSWER
+
     status: Literal["ok"]
 
 
 class CheckOut(BaseModel):
     """One readiness check of this instance (database, worker)."""
+
+    model_config = _ANSWER
 
     status: Literal["ok"]
     ms: float | None = None
@@ -344,6 +378,8 @@ class StreamHealthOut(BaseModel):
 class ReadyOut(BaseModel):
     """Readiness of this instance: database at the migration head, worker alive and not paused; Stream apart."""
 
+    model_config = _ANSWER
+
     status: Literal["ready"]
     checks: dict[str, CheckOut]
     stream: StreamHealthOut
@@ -354,12 +390,14 @@ class HealthEnvelope(Envelope[HealthOut]):
 
 
 class ReadyEnvelope(Envelope[ReadyOut]):
-    """`{success: true, data: {status: "ready", checks}}`."""
+    """`{success: true, data: {status: "ready", checks, stream}}`."""
 
 
 class ErrorEnvelope(BaseModel):
     """`{success: false, error, code}`."""
 
+    model_config = _ANSWER
+
     success: Literal[False] = False
-    error: str = Field(description="Human readable message")
-    code: str = Field(description="Stable machine readable code")
+    error: str = Field(description="Human readable message", examples=["User must be a member of this company"])
+    code: str = Field(description="Stable machine readable code", examples=["not_company_member"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 
 import typer
@@ -12,8 +13,10 @@ import uvicorn
 
 from onecrew_chat import embedded
 from onecrew_chat.config import Settings
-from onecrew_chat.db import current_revision, head_revision, make_engine, upgrade_database
+from onecrew_chat.db import current_revision, make_engine, upgrade_database
+from onecrew_chat.local_instance import DataDirLock, InstanceRefused, listen_socket, own_command
 from onecrew_chat.logging import get_logger
+from onecrew_chat.schema_status import schema_status
 
 log = get_logger(__name__)
 
@@ -45,13 +48,9 @@ async def check_database(settings: Settings) -> None:
         raise StartupRefused(f"cannot reach the database: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
     finally:
         await engine.dispose()
-    head = head_revision()
-    if current is None:
-        raise StartupRefused(f"the database has no schema yet (needs migration {head}); run `onecrew-chat db upgrade` first")
-    if current != head:
-        raise StartupRefused(
-            f"the database is at migration {current} but this version needs {head}; run `onecrew-chat db upgrade` first"
-        )
+    problem = schema_status(current).problem()
+    if problem:
+        raise StartupRefused(problem)
 
 
 def check_stream(settings: Settings) -> None:
@@ -120,8 +119,8 @@ async def _ready(
 
 
 def dev_token_command(settings: Settings, user_id: str, *, dev_secret: bool) -> str:
-    """The `dev-token` command that signs with this server's secret, from any directory."""
-    command = f"onecrew-chat dev-token {user_id}"
+    """The `dev-token` command that signs with this server's secret, pasted in any folder."""
+    command = f"{own_command()} dev-token {user_id}"
     if not dev_secret:
         return command  # signed with ONECREW_JWT_SECRET, which the developer set themselves
     # The dev secret lives in the data dir; a relative ONECREW_DATA_DIR would mean another one elsewhere.
@@ -136,17 +135,22 @@ async def _print_example(settings: Settings, base_url: str, *, dev_secret: bool)
     try:
         async with make_sessionmaker(engine)() as session:
             available = await demo.example_is_available(session)
+            caller_in_stream = available and await demo.example_caller_in_stream(session)
     finally:
         await engine.dispose()
     if not available:
         return
     token = embedded.dev_token(settings, demo.EXAMPLE_CALLER_ID, ttl_s=EXAMPLE_TOKEN_TTL_S)
     say()
-    say("Try it: Amr (the seed's user, not yet in Stream) starts a conversation with Sat Education:")
+    if caller_in_stream:
+        say("Try it: Amr (the seed's user) starts, or finds again, his conversation with Sat Education:")
+    else:
+        say("Try it: Amr (the seed's user, not yet in Stream) starts a conversation with Sat Education:")
     say()
     say("  " + demo.example_curl(base_url, token))
     say()
-    say(f"More tokens: onecrew-chat dev-token <user uuid>, e.g. for {demo.COMPANY_OWNER_NAME}, who owns Sat Education:")
+    owner = demo.COMPANY_OWNER_NAME
+    say(f"More tokens: the dev-token command with a user uuid, e.g. for {owner}, who owns Sat Education:")
     say()
     say("  " + dev_token_command(settings, demo.COMPANY_OWNER_ID, dev_secret=dev_secret))
     say()
@@ -154,36 +158,76 @@ async def _print_example(settings: Settings, base_url: str, *, dev_secret: bool)
 
 
 async def _serve(
-    settings: Settings, host: str, port: int, stream: embedded.EmbeddedStream | None, *, dev_secret: bool
+    settings: Settings, sock: socket.socket, stream: embedded.EmbeddedStream | None, *, dev_secret: bool
 ) -> None:
     from onecrew_chat.api.app import create_app
 
     if settings.embedded_database and await embedded.seed_demo_data(settings):
         say("Demo data: the empty database was filled with demo users and the companies Sat Education and Lolo Academy")
+    host, port = sock.getsockname()[:2]
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None, access_log=False, lifespan="on")
-    try:
-        sock = config.bind_socket()
-    except SystemExit as exc:  # uvicorn logs the OSError and exits; say what it means
-        raise StartupRefused(f"cannot listen on {host}:{port} (in use, or not permitted)") from exc
-    base_url = f"http://{display_host(host)}:{sock.getsockname()[1]}"
+    base_url = f"http://{display_host(host)}:{port}"
     server = _Server(config, lambda: _ready(settings, base_url, stream=stream, dev_secret=dev_secret))
     await server.serve(sockets=[sock])
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    """Run the API (and, in embedded mode, the emulator and the demo data) until SIGINT/SIGTERM."""
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Run the API (and, in embedded mode, the emulator and the demo data) until SIGINT/SIGTERM.
+
+    `host`/`port` default to the HOST/PORT settings. The port is bound first, so a clash is refused before anything
+    starts. An instance that keeps files in ONECREW_DATA_DIR (the SQLite database, the emulator's state, the dev
+    secrets) holds the folder's lock, so a second one on the same folder is refused instead of sharing them.
+    """
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
+    try:
+        sock = listen_socket(host, port)
+    except InstanceRefused as exc:
+        raise StartupRefused(str(exc)) from None
+    lock = DataDirLock(settings.data_dir)
+    try:
+        _serve_on(settings, sock, lock)
+    except InstanceRefused as exc:
+        raise StartupRefused(str(exc)) from None
+    finally:
+        lock.release()
+        sock.close()
+
+
+def _refuse_newer_schema(settings: Settings) -> None:
+    """The embedded file is migrated on start, unless a newer version migrated it (then say so, not a traceback)."""
+    if not settings.sqlite_path.exists():
+        return
+
+    async def read() -> str | None:
+        engine = make_engine(settings)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    status = schema_status(asyncio.run(read()))
+    if not status.known:
+        raise StartupRefused(f"{settings.sqlite_path}: {status.problem()}")
+
+
+def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock) -> None:
     dev_secret = settings.embedded_database and not (settings.jwt_secret or settings.jwt_public_key)
+    if not settings.embedded_database:
+        check_settings(settings)
+        asyncio.run(check_database(settings))  # refused before any file is written to the data folder
+    if settings.embedded_database or settings.embedded_stream:
+        lock.acquire()
     settings = embedded.with_dev_jwt_secret(settings)
     check_settings(settings)
     if settings.embedded_database:
+        _refuse_newer_schema(settings)
         try:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             upgrade_database(f"sqlite:///{settings.sqlite_path}")
         except Exception as exc:  # an unwritable data dir or a corrupt file: say which
             raise StartupRefused(f"cannot prepare the SQLite database {settings.sqlite_path}: {exc}") from exc
         say(f"Database: SQLite file {settings.sqlite_path} (no DATABASE_URL set), migrations applied")
-    else:
-        asyncio.run(check_database(settings))
     if not settings.embedded_stream:
         check_stream(settings)
     stream = None
@@ -195,7 +239,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
             f"(state in {stream.state_file})"
         )
     try:
-        asyncio.run(_serve(settings, host, port, stream, dev_secret=dev_secret))
+        asyncio.run(_serve(settings, sock, stream, dev_secret=dev_secret))
     finally:
         if stream is not None:
             stream.stop()

@@ -21,6 +21,7 @@ from onecrew_chat.sync.backfill import BackfillReport, backfill_identities
 from onecrew_chat.sync.channels import READY
 from onecrew_chat.sync.drift import DRIFT_KINDS, Report
 from onecrew_chat.sync.reconcile import reconcile
+from onecrew_chat.wording import count
 
 
 def console() -> Console:
@@ -74,8 +75,8 @@ def print_reconcile(report: Report) -> None:
         table.add_row(kind, str(report.drift[kind]), ", ".join(report.examples[kind]))
     out.print(table)
     out.print(
-        f"Checked {report.identities_checked} identities and {report.conversations_checked} conversations "
-        f"with {report.stream_calls} Stream calls in {report.ms / 1000:.1f} s."
+        f"Checked {count(report.identities_checked, 'identity')} and {count(report.conversations_checked, 'conversation')} "
+        f"with {count(report.stream_calls, 'Stream call')} in {report.ms / 1000:.1f} s."
     )
     if report.unverified:
         out.print(
@@ -89,8 +90,8 @@ def print_reconcile(report: Report) -> None:
         )
     if report.repair:
         out.print(
-            f"Repair: queued {report.identity_syncs_queued} identity syncs and {report.provisions_queued} "
-            "provisionings; the outbox worker carries them out (`onecrew-chat outbox list` shows them)."
+            f"Repair: queued {count(report.identity_syncs_queued, 'identity sync')} and "
+            f"{count(report.provisions_queued, 'provisioning')}; the outbox worker carries them out (`onecrew-chat outbox list` shows them)."
         )
     elif report.total_drift or report.unverified:
         out.print("Report only: nothing was changed. Run `onecrew-chat reconcile --repair` to queue the repairs.")
@@ -134,7 +135,7 @@ def print_backfill(report: BackfillReport) -> None:
         out.print(f"Dry run: would upsert {report.missing} and update {report.stale}; nothing was sent.")
         return
     out.print(
-        f"Upserted {report.upserted}, updated {report.updated} with {report.stream_calls} Stream calls "
+        f"Upserted {report.upserted}, updated {report.updated} with {count(report.stream_calls, 'Stream call')} "
         f"in {report.ms / 1000:.1f} s."
     )
     if report.refused:

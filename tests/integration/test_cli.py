@@ -33,7 +33,8 @@ def clean_env(tmp_path: Path, **values: str) -> dict[str, str]:
     """The parent environment without any onecrew-chat setting, a temp data dir, plus `values`."""
     prefixes = ("ONECREW_", "STREAM_", "DATABASE_URL")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-    env.update(ONECREW_DATA_DIR=str(tmp_path / "var"), ONECREW_LOG_FORMAT="json", **values)
+    env.update(ONECREW_DATA_DIR=str(tmp_path / "var"), ONECREW_LOG_FORMAT="json")
+    env.update(values)
     return env
 
 
@@ -100,8 +101,13 @@ def stream_env(emulator_server) -> dict[str, str]:
     return {"STREAM_API_KEY": STREAM_KEY, "STREAM_API_SECRET": STREAM_SECRET, "STREAM_BASE_URL": emulator_server.base_url}
 
 
-def test_dev_token_in_embedded_mode_persists_one_secret_readable_by_the_owner_only(tmp_path):
+def test_dev_token_in_embedded_mode_uses_the_one_secret_serve_keeps_readable_by_the_owner_only(tmp_path):
+    from onecrew_chat import embedded
+    from onecrew_chat.config import Settings
+
     user_id = new_id()
+    # `serve` makes the secret (dev-token alone refuses to: tests/integration/test_local_instances.py).
+    embedded.with_dev_jwt_secret(Settings(data_dir=tmp_path / "var", _env_file=None))
     first = run(tmp_path, "dev-token", user_id.upper(), "--ttl", "120")
     second = run(tmp_path, "dev-token", user_id)
     assert first.returncode == 0, first.stderr

@@ -75,7 +75,7 @@ def test_reconcile_json_is_clean_and_complete(tmp_path, emulator, emulator_serve
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["identities_checked"] == 10 and report["total_drift"] == 0 and report["repair"] is False
-    assert set(report["drift"]) == {"identity_missing", "channel_missing", "member_missing"}
+    assert set(report["drift"]) == {"identity_missing", "profile_stale", "channel_missing", "member_missing"}
     assert not any(sign in done.stderr for sign in BAR_SIGNS)
 
 

@@ -236,7 +236,7 @@ def test_reconcile_command_reports_then_repairs(tmp_path, emulator, emulator_ser
 
     repair = run(tmp_path, "reconcile", "--repair", "--limit", "10", **env)
     assert repair.returncode == 0, repair.stderr
-    assert "queued 0 identity syncs and 1 provisionings" in repair.stdout
+    assert "queued 0 identity syncs and 1 provisioning;" in repair.stdout
     queued = asyncio.run(_count_outbox(url))
     assert queued == 1
 

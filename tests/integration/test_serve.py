@@ -116,6 +116,8 @@ def test_serve_embedded_mode_creates_the_printed_conversation_and_keeps_state_ac
     server, stdout = start(tmp_path)
     try:
         assert "Demo data:" not in "\n".join(stdout)
+        # Amr is in Stream since the first run's conversation: the printed line no longer says otherwise.
+        assert "not yet in Stream" not in "\n".join(stdout) and "Try it: Amr" in "\n".join(stdout)
         url = base_url(stdout)
         create_url, new_headers, body = printed_request(stdout)
         with httpx.Client(timeout=10) as client:

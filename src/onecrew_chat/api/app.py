@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI, Request, Response
 
 from onecrew_chat import __version__
+from onecrew_chat.api.docs_pages import install_docs
 from onecrew_chat.api.errors import install_error_handlers
 from onecrew_chat.api.openapi import TAGS, error_responses, install_openapi, operation_id
 from onecrew_chat.api.request_guard import RequestGuard
@@ -61,15 +62,21 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         version=__version__,
         description="OneCrew's chat backend: Stream tokens, conversations whose channels always hold their members, "
         "unread counts and Stream webhooks. Every answer is JSON (except /metrics): "
-        "`{success: true, data}` or `{success: false, error, code}` with words that say what was wrong.",
+        "`{success: true, data}` or `{success: false, error, code}` with words that say what was wrong.\n\n"
+        "The examples work against the demo data of `make run`: authorize with a token for Mona Samir, owner of "
+        "Sat Education (`make dev-token USER=3f6c2a10-8d3e-4b7a-9c51-2e4f6a8b0c12`), and, for /api/internal, "
+        "the service token; start with *Create a conversation*.",
         openapi_tags=TAGS,
         generate_unique_id_function=operation_id,
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves /docs and /redoc with packaged assets (no CDN)
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.settings = settings
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     # Added before request_context, so it runs inside it: refusals get a request id and a metric too.
     app.add_middleware(RequestGuard)
 

@@ -8,6 +8,8 @@ from fastapi import FastAPI, Query
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, WithJsonSchema
 
+from onecrew_chat.api.examples import add_examples
+from onecrew_chat.demo import SAT_EDUCATION_ID
 from onecrew_chat.schemas import ErrorEnvelope
 
 # What each error status means in this API.
@@ -53,7 +55,7 @@ ProfileTypeQuery = Annotated[
     Query(description="Act as the user (the default) or as the company `company_id`"),
 ]
 # Not `format: uuid`: a company_id is only read (and then must be a uuid) when acting as a company.
-COMPANY_ID_SCHEMA = {"type": "string", "examples": ["7a9e4b2c-1d3f-4e5a-8b6c-9d0e1f2a3b4c"]}
+COMPANY_ID_SCHEMA = {"type": "string", "examples": [SAT_EDUCATION_ID]}
 CompanyIdQuery = Annotated[
     str | None,
     WithJsonSchema(COMPANY_ID_SCHEMA),
@@ -114,6 +116,7 @@ def install_openapi(app: FastAPI) -> None:
             schemas = document.get("components", {}).get("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(unused, None)
+            add_examples(document)
             app.openapi_schema = document
         return app.openapi_schema
 

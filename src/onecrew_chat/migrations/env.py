@@ -5,6 +5,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from onecrew_chat.database_url import driver_target
 from onecrew_chat.models import Base
 
 config = context.config
@@ -23,7 +24,9 @@ def _run(connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(config.get_main_option("sqlalchemy.url"))
+    # DATABASE_URL's libpq parameters (sslmode, ...) become asyncpg's connect arguments here too.
+    target = driver_target(config.get_main_option("sqlalchemy.url"))
+    engine = create_async_engine(target.url, connect_args=target.connect_args)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

@@ -10,6 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat import directory
 from onecrew_chat.api.deps import ServiceCaller, SessionDep
+from onecrew_chat.api.internal_schemas import (
+    CompanyRecordEnvelope,
+    DeletedEnvelope,
+    MemberDeletedEnvelope,
+    MemberRecordEnvelope,
+    UserRecordEnvelope,
+)
 from onecrew_chat.errors import Unprocessable
 from onecrew_chat.identity import normalize_uuid
 
@@ -87,31 +94,33 @@ async def _delete(session: AsyncSession, party: directory.Party, entity_id: str)
     return _ok({"id": entity_id, "deleted": await directory.delete_party(session, party, entity_id)})
 
 
-@router.put("/users/{user_id}")
+@router.put("/users/{user_id}", response_model=None, responses={200: {"model": UserRecordEnvelope}})
 async def put_user(_caller: ServiceCaller, user_id: str, body: UserIn, session: SessionDep) -> dict:
     """Create or update a user (name, image_url, category)."""
     return await _put(session, directory.USER, user_id, body)
 
 
-@router.delete("/users/{user_id}")
+@router.delete("/users/{user_id}", response_model=None, responses={200: {"model": DeletedEnvelope}})
 async def delete_user(_caller: ServiceCaller, user_id: str, session: SessionDep) -> dict:
     """Remove a user and their memberships from the directory; their conversations stay."""
     return await _delete(session, directory.USER, user_id)
 
 
-@router.put("/companies/{company_id}")
+@router.put("/companies/{company_id}", response_model=None, responses={200: {"model": CompanyRecordEnvelope}})
 async def put_company(_caller: ServiceCaller, company_id: str, body: CompanyIn, session: SessionDep) -> dict:
     """Create or update a company (name, logo_url, subcategory)."""
     return await _put(session, directory.COMPANY, company_id, body)
 
 
-@router.delete("/companies/{company_id}")
+@router.delete("/companies/{company_id}", response_model=None, responses={200: {"model": DeletedEnvelope}})
 async def delete_company(_caller: ServiceCaller, company_id: str, session: SessionDep) -> dict:
     """Remove a company and its memberships from the directory; its conversations stay."""
     return await _delete(session, directory.COMPANY, company_id)
 
 
-@router.put("/companies/{company_id}/members/{user_id}")
+@router.put(
+    "/companies/{company_id}/members/{user_id}", response_model=None, responses={200: {"model": MemberRecordEnvelope}}
+)
 async def put_member(
     _caller: ServiceCaller, company_id: str, user_id: str, body: MemberIn, session: SessionDep
 ) -> dict:
@@ -123,7 +132,9 @@ async def put_member(
     return _ok(directory.member_out(result.row) | {"created": result.created})
 
 
-@router.delete("/companies/{company_id}/members/{user_id}")
+@router.delete(
+    "/companies/{company_id}/members/{user_id}", response_model=None, responses={200: {"model": MemberDeletedEnvelope}}
+)
 async def delete_member(_caller: ServiceCaller, company_id: str, user_id: str, session: SessionDep) -> dict:
     """Remove a membership."""
     company_id, user_id = _uuid(company_id, "company id"), _uuid(user_id, "user id")
