@@ -64,13 +64,15 @@ def _require_stream(settings: Settings) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0 picks a free one).")] = 8000,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=64, help="API processes sharing the port (default ONECREW_WEB_WORKERS, 1).")] = None,
 ) -> None:
     """Serve the API; with no STREAM_API_KEY / DATABASE_URL it embeds the emulator and a SQLite file."""
     from onecrew_chat.server import StartupRefused
     from onecrew_chat.server import serve as run_server
 
     try:
-        run_server(load_settings(), host, port)
+        run_server(load_settings(), host, port, workers)
     except StartupRefused as exc:
         fail(f"refusing to start: {exc}")
 

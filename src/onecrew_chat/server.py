@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 
 import typer
@@ -12,6 +13,7 @@ import uvicorn
 
 from onecrew_chat import embedded
 from onecrew_chat.config import Settings
+from onecrew_chat.listening import bind_listening_socket
 from onecrew_chat.db import current_revision, head_revision, make_engine, upgrade_database
 from onecrew_chat.logging import get_logger
 
@@ -89,11 +91,11 @@ def say(line: str = "") -> None:
     typer.echo(line)
 
 
-async def _ready(
-    settings: Settings, base_url: str, *, stream: embedded.EmbeddedStream | None, dev_secret: bool
+async def ready_hook(
+    settings: Settings, base_url: str, *, embedded_stream: bool, dev_secret: bool
 ) -> None:
     """Register the webhook with the emulator and print where everything is."""
-    if stream is not None:
+    if embedded_stream:
         # The emulator lives in this process, so it reaches us over loopback whatever the public URL is.
         webhook_url = base_url + embedded.WEBHOOK_PATH
         try:
@@ -141,25 +143,43 @@ async def _print_example(settings: Settings, base_url: str, *, dev_secret: bool)
     say(f"Demo users are listed in docs/operations.md; the app's other calls in docs/app-endpoints.md and {base_url}/docs.")
 
 
-async def _serve(
-    settings: Settings, host: str, port: int, stream: embedded.EmbeddedStream | None, *, dev_secret: bool
-) -> None:
+def listen(host: str, port: int) -> socket.socket:
+    """The socket every API process accepts on (TCP_NODELAY set, see onecrew_chat.listening)."""
+    try:
+        return bind_listening_socket(host, port)
+    except OSError as exc:
+        raise StartupRefused(f"cannot listen on {host}:{port} (in use, or not permitted): {exc.strerror or exc}") from exc
+
+
+def uvicorn_config(settings: Settings) -> uvicorn.Config:
+    """uvicorn's settings for one API process serving the app built from `settings`."""
     from onecrew_chat.api.app import create_app
 
-    if settings.embedded_database and await embedded.seed_demo_data(settings):
-        say("Demo data: the empty database was filled with demo users and the companies Sat Education and Lolo Academy")
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None, access_log=False, lifespan="on")
-    try:
-        sock = config.bind_socket()
-    except SystemExit as exc:  # uvicorn logs the OSError and exits; say what it means
-        raise StartupRefused(f"cannot listen on {host}:{port} (in use, or not permitted)") from exc
-    base_url = f"http://{display_host(host)}:{sock.getsockname()[1]}"
-    server = _Server(config, lambda: _ready(settings, base_url, stream=stream, dev_secret=dev_secret))
+    return uvicorn.Config(create_app(settings), log_config=None, access_log=False, lifespan="on")
+
+
+async def serve_socket(settings: Settings, sock: socket.socket, on_ready: Callable[[], Awaitable[None]]) -> None:
+    """Serve the API on an already bound socket until SIGINT/SIGTERM (one process)."""
+    server = _Server(uvicorn_config(settings), on_ready)
     await server.serve(sockets=[sock])
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    """Run the API (and, in embedded mode, the emulator and the demo data) until SIGINT/SIGTERM."""
+async def _serve(
+    settings: Settings, sock: socket.socket, base_url: str, stream: embedded.EmbeddedStream | None, *, dev_secret: bool
+) -> None:
+    await _seed(settings)
+    await serve_socket(settings, sock, lambda: ready_hook(settings, base_url, embedded_stream=stream is not None, dev_secret=dev_secret))
+
+
+async def _seed(settings: Settings) -> None:
+    if settings.embedded_database and await embedded.seed_demo_data(settings):
+        say("Demo data: the empty database was filled with demo users and the companies Sat Education and Lolo Academy")
+
+
+def serve(settings: Settings, host: str, port: int, workers: int | None = None) -> None:
+    """Run the API in `workers` processes (default ONECREW_WEB_WORKERS), and in embedded mode the emulator and
+    the demo data, until SIGINT/SIGTERM."""
+    workers = workers or settings.web_workers
     dev_secret = settings.embedded_database and not (settings.jwt_secret or settings.jwt_public_key)
     settings = embedded.with_dev_jwt_secret(settings)
     check_settings(settings)
@@ -181,7 +201,17 @@ def serve(settings: Settings, host: str, port: int) -> None:
             f"(state in {stream.state_file})"
         )
     try:
-        asyncio.run(_serve(settings, host, port, stream, dev_secret=dev_secret))
+        sock = listen(host, port)
+        base_url = f"http://{display_host(host)}:{sock.getsockname()[1]}"
+        if workers <= 1:
+            asyncio.run(_serve(settings, sock, base_url, stream, dev_secret=dev_secret))
+        else:
+            from onecrew_chat.serve_processes import run_processes
+
+            asyncio.run(_seed(settings))
+            say(f"Processes: {workers} API processes share the port; the outbox worker runs in the first only"
+                if settings.run_worker else f"Processes: {workers} API processes share the port")
+            run_processes(settings, sock, workers, base_url, embedded_stream=stream is not None, dev_secret=dev_secret)
     finally:
         if stream is not None:
             stream.stop()

@@ -18,6 +18,7 @@ from onecrew_chat.api.request_guard import RequestGuard
 from onecrew_chat.api.routes import (
     conversations,
     conversations_create,
+    debug,
     health,
     heartbeat,
     internal,
@@ -25,6 +26,7 @@ from onecrew_chat.api.routes import (
     webhooks,
 )
 from onecrew_chat.config import Settings
+from onecrew_chat.db_counters import attach_counters
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import HTTP_REQUEST_SECONDS
 from onecrew_chat.outbox import worker
@@ -92,6 +94,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         )
         return response
 
+    if settings.debug_endpoints:
+        runtime.extras[debug.RUNTIME_KEY] = attach_counters(runtime.engine)
+        app.include_router(debug.router)
     for module in (health, token, heartbeat, webhooks, conversations, conversations_create):
         app.include_router(module.router)
     # The internal routes declare only their bodies; their error answers are documented here.
