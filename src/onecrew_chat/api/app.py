@@ -30,6 +30,7 @@ from onecrew_chat.db_counters import attach_counters
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import HTTP_REQUEST_SECONDS
 from onecrew_chat.outbox import worker
+from onecrew_chat.reads.unread_broadcast import start_unread_listener
 from onecrew_chat.runtime import Runtime, build_runtime
 
 log = get_logger(__name__)
@@ -45,9 +46,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         task = None
         if settings.run_worker:
             task = asyncio.create_task(worker.run_forever(runtime, stop), name="outbox-worker")
+        listener = await start_unread_listener(runtime)
         try:
             yield
         finally:
+            if listener is not None:
+                await listener.stop()
             stop.set()
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
