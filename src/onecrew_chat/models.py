@@ -157,6 +157,18 @@ class ConversationParticipant(Base):
     )
 
 
+class ProfileConversationCount(Base):
+    """How many conversation_participant rows a profile has, kept by database triggers (migration 0012) on
+    every insert and delete of a participant row; the list's `total` without counting the rows. Never written
+    by the application."""
+
+    __tablename__ = "profile_conversation_count"
+
+    participant_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    participant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    conversations: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
 # --- the Stream mirror ------------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from onecrew_chat.db import utcnow
 from onecrew_chat.identity import Identity
@@ -47,3 +47,10 @@ async def test_a_new_message_moves_a_conversation_to_the_top_and_deleted_ones_le
     assert (listed_for_d, total_for_d) == ([middle.channel_id], 1)
     body = (await client.get(LIST, headers=auth(d))).json()["data"]["data"][0]
     assert body["last_message_at"] is None  # no message: ordered by creation time
+
+    # Rows removed (a participant, a whole conversation) leave the counted total too.
+    await session.execute(delete(ConversationParticipant).where(ConversationParticipant.participant_id == d))
+    await session.execute(delete(Conversation).where(Conversation.id == old.id))
+    await session.commit()
+    assert await _listed(client, d) == ([], 0)
+    assert await _listed(client, me) == ([middle.channel_id], 1)

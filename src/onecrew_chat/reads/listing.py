@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity, Kind
-from onecrew_chat.models import Company, Conversation, ConversationParticipant, User
+from onecrew_chat.models import Company, Conversation, ConversationParticipant, ProfileConversationCount, User
 from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.sync.participants import Directory
 
@@ -96,20 +96,26 @@ def _mine(identity: Identity):
 
 
 def _total(identity: Identity):
-    """The profile's conversations, not deleted: two index-only counts, not a pass over its conversations.
+    """The profile's conversations, not deleted, without a pass over them.
 
-    Every participant row counts once (a profile takes part in a conversation at most once, by the unique
-    constraint), less the rows of soft-deleted conversations, reached through the partial index of deleted
-    conversations (few) rather than by looking up each of the profile's conversations.
+    profile_conversation_count holds the profile's participant rows (triggers add and subtract on every insert
+    and delete, whoever writes; a profile takes part in a conversation at most once), less the rows of its
+    soft-deleted conversations, driven by the partial index of deleted conversations (few) and probing the
+    unique (conversation_id, participant_type, participant_id) index for each.
     """
-    everything = select(func.count()).select_from(ConversationParticipant).where(_mine(identity))
+    counted = select(ProfileConversationCount.conversations).where(
+        ProfileConversationCount.participant_type == identity.kind.value,
+        ProfileConversationCount.participant_id == identity.entity_id,
+    )
     deleted = (
         select(func.count())
         .select_from(Conversation)
-        .join(ConversationParticipant, ConversationParticipant.conversation_id == Conversation.id)
-        .where(Conversation.deleted_at.is_not(None), _mine(identity))
+        .where(
+            Conversation.deleted_at.is_not(None),
+            exists().where(ConversationParticipant.conversation_id == Conversation.id, _mine(identity)),
+        )
     )
-    return everything.scalar_subquery() - deleted.scalar_subquery()
+    return func.coalesce(counted.scalar_subquery(), 0) - deleted.scalar_subquery()
 
 
 class ListedConversation(NamedTuple):
