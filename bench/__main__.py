@@ -19,7 +19,7 @@ from rich.table import Table
 
 RESULTS = Path(__file__).parent / "results"
 COLUMNS = (
-    ("scenario", "scenario"), ("db", "database"), ("proc", "workers"), ("conc", "concurrency"), ("req", "requests"),
+    ("scenario", "scenario"), ("db", "database"), ("proc", "workers"), ("conc", "concurrency"), ("req", "requests"), ("err", "errors"),
     ("req/s", "requests_per_s"), ("p50 ms", "p50_ms"), ("p95 ms", "p95_ms"), ("p99 ms", "p99_ms"),
     ("API CPU ms/req", "server_cpu_ms_per_request"), ("emu CPU ms/req", "emulator_cpu_ms_per_request"),
     ("Stream calls/req", "stream_calls_per_request"), ("SQL/req", "sql_statements_per_request"),
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--in-process", action="store_true", help="the app over ASGI in this process (older bench)")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("-n", type=int, default=None,
-                        help="requests per cheap scenario at concurrency 1 (HTTP: 60; in-process: 200)")
+                        help="requests per cheap scenario at concurrency 1 (HTTP: 50; in-process: 200)")
     parser.add_argument("--workers", default="1,2", help="API process counts to run on PostgreSQL (HTTP mode)")
     parser.add_argument("--postgres-url", default=os.environ.get("ONECREW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--out", type=Path, default=None)
@@ -79,7 +79,7 @@ def main() -> None:
 
     from bench.http_run import run_database
 
-    base = args.n or 60
+    base = args.n or 50
     started = time.monotonic()
     rows: list[dict] = []
     for kind in (["sqlite", "postgres"] if args.db == "both" else [args.db]):

@@ -21,13 +21,13 @@ LIST_SMALL, LIST_LARGE, UNREAD_SIZE = 500, 50_000, 10_000
 
 
 def requests_for(concurrency: int, base: int) -> int:
-    """Requests of a cheap scenario at this concurrency: `base`, and at least 8 per connection."""
-    return max(base, concurrency * 8)
+    """Requests of a cheap scenario at this concurrency: `base`, and at least 4 per connection."""
+    return max(base, concurrency * 4)
 
 
 def group_requests(concurrency: int, size: int) -> int:
     """Groups created at this concurrency (bounded: a 1,000-member group is about 20 Stream calls)."""
-    return max(3, concurrency // 2) if size >= 1000 else max(6, concurrency)
+    return max(2, concurrency // 8) if size >= 1000 else max(4, concurrency // 2)
 
 
 @dataclass

@@ -33,6 +33,8 @@ class Run:
     workers: int
     concurrency: int
     requests: int = 0
+    errors: int = 0
+    first_error: str | None = None
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     server_cpu_s: float = 0.0
@@ -54,7 +56,9 @@ class Run:
             "workers": self.workers,
             "concurrency": self.concurrency,
             "requests": self.requests,
-            "requests_per_s": round(self.requests / self.seconds, 1) if self.seconds else None,
+            "errors": self.errors,
+            "first_error": self.first_error,
+            "requests_per_s": round((self.requests - self.errors) / self.seconds, 1) if self.seconds else None,
             "p50_ms": round(statistics.median(ms), 2) if ms else None,
             "p95_ms": pct(0.95),
             "p99_ms": pct(0.99),
@@ -107,11 +111,18 @@ class Target:
         while not queue.empty():
             call = queue.get_nowait()
             started = time.perf_counter()
-            response = await client.request(call.method, call.path, headers=call.headers, json=call.json,
-                                            content=call.content)
-            run.latencies_ms.append((time.perf_counter() - started) * 1000)
+            try:
+                response = await client.request(call.method, call.path, headers=call.headers, json=call.json,
+                                                content=call.content)
+            except httpx.TransportError as exc:  # counted, not fatal: the table shows what failed under load
+                run.errors += 1
+                run.first_error = run.first_error or f"{type(exc).__name__}: {exc}"[:200]
+                continue
             if response.status_code != 200:
-                raise RuntimeError(f"{run.scenario}: {call.method} {call.path} -> {response.status_code} {response.text[:300]}")
+                run.errors += 1
+                run.first_error = run.first_error or f"{response.status_code} {response.text[:200]}"
+                continue
+            run.latencies_ms.append((time.perf_counter() - started) * 1000)
             if check is not None:
                 check(response)
 
