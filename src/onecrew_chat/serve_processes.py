@@ -1,7 +1,8 @@
 """`serve --workers N`: N API processes accepting on one shared socket, supervised by the `serve` process.
 
-The parent binds the socket (TCP_NODELAY, see onecrew_chat.listening), prepares the database and, in embedded
-mode, keeps the Stream emulator running; each child is a fresh interpreter (multiprocessing "spawn", so no
+The parent (`onecrew_chat.server.serve`) binds the socket (TCP_NODELAY, see onecrew_chat.listening),
+prepares the database and, in embedded mode, keeps the Stream emulator running, and gives the target each
+child runs (`server.serve_child`); each child is a fresh interpreter (multiprocessing "spawn", so no
 event loop or pool is copied by fork) that inherits the socket and serves the app on it. The kernel hands each
 new connection to whichever process accepts first. The outbox worker (and its periodic reconciler) runs in
 child 0 only, so exactly one worker runs, or none when ONECREW_RUN_WORKER=false; child 0 also registers the
@@ -14,17 +15,16 @@ everything stops with exit code 1).
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 
-from onecrew_chat.config import Settings
-from onecrew_chat.logging import configure_logging, get_logger
+from onecrew_chat.logging import get_logger
 
 log = get_logger(__name__)
 
@@ -33,31 +33,18 @@ STOP_GRACE_S = 15.0
 CRASH_LOOP_S = 5.0
 
 
-def _child(settings: Settings, sock: socket.socket, index: int, base_url: str, embedded_stream: bool,
-           dev_secret: bool) -> None:
-    """One API process (the target of a spawned child)."""
-    from onecrew_chat import server
-
-    configure_logging(settings.log_format, settings.log_level)
-    if index > 0:
-        settings = settings.model_copy(update={"run_worker": False})
-
-    async def on_ready() -> None:
-        log.info("serve.process_ready", index=index, pid=os.getpid())
-        if index == 0:
-            await server.ready_hook(settings, base_url, embedded_stream=embedded_stream, dev_secret=dev_secret)
-
-    asyncio.run(server.serve_socket(settings, sock, on_ready))
-
-
 class Supervisor:
-    """Starts the children, restarts one that dies, stops them all on SIGINT/SIGTERM."""
+    """Starts the children, restarts one that dies, stops them all on SIGINT/SIGTERM.
 
-    def __init__(self, settings: Settings, sock: socket.socket, count: int, base_url: str, *, embedded_stream: bool,
-                 dev_secret: bool) -> None:
+    Child `index` runs `target(sock, index, *args)` in a fresh interpreter; `target` is a module-level function
+    (spawn pickles it by name) and `args` are picklable.
+    """
+
+    def __init__(self, target: Callable[..., None], sock: socket.socket, count: int, args: tuple) -> None:
         self._context = multiprocessing.get_context("spawn")
-        self._args = (settings, sock)
-        self._extra = (base_url, embedded_stream, dev_secret)
+        self._target = target
+        self._sock = sock
+        self._args = args
         self._children: dict[int, tuple[BaseProcess, float]] = {}
         self._count = count
         self._wake_read, self._wake_write = os.pipe()
@@ -66,7 +53,7 @@ class Supervisor:
 
     def _start(self, index: int) -> None:
         process = self._context.Process(
-            target=_child, args=(*self._args, index, *self._extra), name=f"onecrew-chat-api-{index}", daemon=False
+            target=self._target, args=(self._sock, index, *self._args), name=f"onecrew-chat-api-{index}", daemon=False
         )
         process.start()
         self._children[index] = (process, time.monotonic())
@@ -119,9 +106,8 @@ class Supervisor:
                 process.join()
 
 
-def run_processes(settings: Settings, sock: socket.socket, count: int, base_url: str, *, embedded_stream: bool,
-                  dev_secret: bool) -> None:
-    """Serve with `count` API processes until SIGINT/SIGTERM; SystemExit(1) after a crash loop."""
-    supervisor = Supervisor(settings, sock, count, base_url, embedded_stream=embedded_stream, dev_secret=dev_secret)
-    if supervisor.run() != 0:
+def run_processes(target: Callable[..., None], sock: socket.socket, count: int, args: tuple) -> None:
+    """Serve with `count` processes running `target(sock, index, *args)` until SIGINT/SIGTERM; SystemExit(1)
+    after a crash loop."""
+    if Supervisor(target, sock, count, args).run() != 0:
         raise SystemExit(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shlex
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -171,6 +172,25 @@ async def _serve(
     await serve_socket(settings, sock, lambda: ready_hook(settings, base_url, embedded_stream=stream is not None, dev_secret=dev_secret))
 
 
+def serve_child(
+    sock: socket.socket, index: int, settings: Settings, base_url: str, embedded_stream: bool, dev_secret: bool
+) -> None:
+    """One API process of `serve --workers N` (a spawned child): the outbox worker and the start-up lines in
+    child 0 only."""
+    from onecrew_chat.logging import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    if index > 0:
+        settings = settings.model_copy(update={"run_worker": False})
+
+    async def on_ready() -> None:
+        log.info("serve.process_ready", index=index, pid=os.getpid())
+        if index == 0:
+            await ready_hook(settings, base_url, embedded_stream=embedded_stream, dev_secret=dev_secret)
+
+    asyncio.run(serve_socket(settings, sock, on_ready))
+
+
 async def _seed(settings: Settings) -> None:
     if settings.embedded_database and await embedded.seed_demo_data(settings):
         say("Demo data: the empty database was filled with demo users and the companies Sat Education and Lolo Academy")
@@ -211,7 +231,7 @@ def serve(settings: Settings, host: str, port: int, workers: int | None = None) 
             asyncio.run(_seed(settings))
             say(f"Processes: {workers} API processes share the port; the outbox worker runs in the first only"
                 if settings.run_worker else f"Processes: {workers} API processes share the port")
-            run_processes(settings, sock, workers, base_url, embedded_stream=stream is not None, dev_secret=dev_secret)
+            run_processes(serve_child, sock, workers, (settings, base_url, stream is not None, dev_secret))
     finally:
         if stream is not None:
             stream.stop()
