@@ -1,102 +1,102 @@
-"""`make bench`: run every scenario on SQLite and PostgreSQL, print a table and write bench/results/bench.json."""
+"""`make bench`: every scenario over real HTTP (API, emulator and database as separate processes) on SQLite and
+PostgreSQL, at concurrency 1, 16 and 64; a table on the terminal and bench/results/http.json.
+
+`--in-process` runs the older in-process bench instead (bench/inprocess.py, bench/results/bench.json).
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from bench import scenarios
-from onecrew_chat.logging import configure_logging
-from bench.harness import Bench, prepare_database, reset_database, running, start_emulator
-
 RESULTS = Path(__file__).parent / "results"
-# Measured on the old backend (onecrew-app-contract.md §6): sleeps, sequential look-ups and re-upserts.
-OLD_BACKEND_CREATE_MS = 11_500
+COLUMNS = (
+    ("scenario", "scenario"), ("db", "database"), ("proc", "workers"), ("conc", "concurrency"), ("req", "requests"), ("err", "errors"),
+    ("req/s", "requests_per_s"), ("p50 ms", "p50_ms"), ("p95 ms", "p95_ms"), ("p99 ms", "p99_ms"),
+    ("API CPU ms/req", "server_cpu_ms_per_request"), ("emu CPU ms/req", "emulator_cpu_ms_per_request"),
+    ("Stream calls/req", "stream_calls_per_request"), ("SQL/req", "sql_statements_per_request"),
+    ("DB round trips/req", "db_round_trips_per_request"),
+)
 
 
-async def run_database(kind: str, url: str, emulator, base_url: str, n: int) -> list[dict]:
-    """Every scenario on one database."""
-    results = []
-    for scenario in (scenarios.create_pairs, scenarios.tokens, scenarios.listing):
-        await reset_database(url)
-        emulator.reset()
-        async with running(Bench(kind, url, emulator, base_url)) as bench:
-            results += [s.summary() for s in await scenario(bench, n)]
-    await reset_database(url)
-    emulator.reset()
-    cold = Bench(kind, url, emulator, base_url, unread_cache_ttl_s=0)
-    async with running(cold) as bench:
-        owner = await scenarios.seed_unread(bench)
-        results += [s.summary() for s in await scenarios.unread(bench, n, owner, label="no cache", target_ms=5)]
-    async with running(Bench(kind, url, emulator, base_url)) as bench:
-        results += [s.summary() for s in await scenarios.unread(bench, n, owner, label="cached", target_ms=5)]
-    return results
+def machine() -> str:
+    """`nproc` and the CPU model, as the README names the machine."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{len(os.sched_getaffinity(0))} x {model} ({platform.machine()})"
 
 
-def print_table(results: list[dict]) -> None:
-    """The results as a table on the terminal."""
-    table = Table(title="onecrew-chat benchmark (server time from Server-Timing; medians)")
-    for column in ("scenario", "db", "n", "median ms", "p95 ms", "target ms", "Stream calls", "SQL stmts"):
-        table.add_column(column, justify="left" if column == "scenario" else "right")
-    for row in results:
-        ok = row["target_ms"] is None or (row["median_ms"] is not None and row["median_ms"] <= row["target_ms"])
-        table.add_row(
-            row["scenario"], row["database"], str(row["n"]),
-            f"[{'green' if ok else 'red'}]{row['median_ms']}[/]", str(row["p95_ms"]),
-            "" if row["target_ms"] is None else str(row["target_ms"]),
-            str(row["stream_calls_median"]), str(row["db_statements_median"]),
-        )
-    console = Console(width=160)
-    console.print(table)
-    for row in results:
-        if row["scenario"].startswith("create: new pair, user unknown") and row["median_ms"]:
-            console.print(
-                f"{row['database']}: a new conversation takes {row['median_ms']} ms of server time, "
-                f"{OLD_BACKEND_CREATE_MS / row['median_ms']:.0f}x less than the old backend's ~11.5 s"
-            )
+def print_table(rows: list[dict], title: str) -> None:
+    """The rows as a table on the terminal."""
+    table = Table(title=title)
+    for header, _ in COLUMNS:
+        table.add_column(header, justify="left" if header == "scenario" else "right")
+    for row in rows:
+        table.add_row(*("" if row[key] is None else str(row[key]) for _, key in COLUMNS))
+    Console(width=220).print(table)
+
+
+def _progress(item) -> None:
+    if isinstance(item, str):
+        print(item, flush=True)
+    else:
+        print(f"  {item['database']} x{item['workers']} c={item['concurrency']:<3} {item['scenario']:<45} "
+              f"{item['requests_per_s']:>8} req/s  p50 {item['p50_ms']} ms  CPU {item['server_cpu_ms_per_request']} ms/req",
+              flush=True)
 
 
 def main() -> None:
     """Parse arguments, run, report."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--in-process", action="store_true", help="the app over ASGI in this process (older bench)")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("-n", type=int, default=200, help="requests per scenario")
+    parser.add_argument("-n", type=int, default=None,
+                        help="requests per cheap scenario at concurrency 1 (HTTP: 50; in-process: 200)")
+    parser.add_argument("--workers", default="1,2", help="API process counts to run on PostgreSQL (HTTP mode)")
     parser.add_argument("--postgres-url", default=os.environ.get("ONECREW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
-    parser.add_argument("--out", type=Path, default=RESULTS / "bench.json")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    configure_logging("console", "error")  # the table is the output; warnings of deferred work would drown it
+    if args.in_process:
+        from bench import inprocess
 
-    emulator, server = start_emulator()
-    results: list[dict] = []
-    try:
-        kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-        for kind in kinds:
-            try:
-                url, drop = prepare_database(kind, args.postgres_url)
-            except Exception as exc:  # PostgreSQL may be absent on a laptop: say so and go on
-                print(f"skipping {kind}: {exc}")
-                continue
-            try:
-                results += asyncio.run(run_database(kind, url, emulator, server.base_url, args.n))
-            finally:
-                drop()
-    finally:
-        server.stop()
-    print_table(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "generated_at": datetime.now(UTC).isoformat(), "python": platform.python_version(),
-        "machine": f"{platform.machine()} x{os.cpu_count()}", "requests_per_scenario": args.n, "results": results,
-    }, indent=2))
-    print(f"written {args.out}")
+        args.n = args.n or 200
+        inprocess.main(args)
+        return
+
+    from bench.http_run import run_database
+
+    base = args.n or 50
+    started = time.monotonic()
+    rows: list[dict] = []
+    for kind in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
+        workers = [int(w) for w in args.workers.split(",")] if kind == "postgres" else [1]
+        try:
+            rows += run_database(kind, args.postgres_url, base, workers, _progress)
+        except OSError as exc:  # PostgreSQL may be absent on a laptop: say so and go on
+            print(f"skipping {kind}: {exc}")
+    where = machine()
+    print_table(rows, f"onecrew-chat over HTTP on {where} (latency measured by the client)")
+    out = args.out or RESULTS / "http.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "generated_at": datetime.now(UTC).isoformat(), "python": platform.python_version(), "machine": where,
+        "seconds": round(time.monotonic() - started), "mode": "http", "results": rows,
+    }, indent=2) + "\n")
+    print(f"written {out} in {time.monotonic() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -82,13 +82,16 @@ def serve(
         int | None,
         typer.Option(min=0, max=65535, help="Port to listen on (default: PORT, else 8000; 0 picks a free one)."),
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="API processes sharing the port (default ONECREW_WEB_WORKERS, 1).")
+    ] = None,
 ) -> None:
     """Serve the API; with no STREAM_API_KEY / DATABASE_URL it embeds the emulator and a SQLite file."""
     from onecrew_chat.server import StartupRefused
     from onecrew_chat.server import serve as run_server
 
     try:
-        run_server(load_settings(), host, port)
+        run_server(load_settings(), host, port, workers)
     except StartupRefused as exc:
         fail(f"refusing to start: {exc}")
 

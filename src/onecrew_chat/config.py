@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     unread_cache_ttl_s: float = Field(default=10.0, ge=0, validation_alias=_env("ONECREW_UNREAD_CACHE_TTL_S"))
     idempotency_ttl_s: int = Field(default=24 * 3600, gt=0, validation_alias=_env("ONECREW_IDEMPOTENCY_TTL_S"))
 
+    # API processes `serve` runs on one port (`serve --workers N` overrides); the outbox worker runs in the first.
+    web_workers: int = Field(default=1, ge=1, le=64, validation_alias=_env("ONECREW_WEB_WORKERS"))
+    # Serves GET /_debug/process (pid, SQL statement and transaction counters) for `make bench`; never in production.
+    debug_endpoints: bool = Field(default=False, validation_alias=_env("ONECREW_DEBUG_ENDPOINTS"))
     run_worker: bool = Field(default=True, validation_alias=_env("ONECREW_RUN_WORKER"))
     worker_poll_s: float = Field(default=1.0, gt=0, validation_alias=_env("ONECREW_WORKER_POLL_S"))
     reconcile_interval_s: float = Field(default=3600.0, ge=0, validation_alias=_env("ONECREW_RECONCILE_INTERVAL_S"))

@@ -18,6 +18,8 @@ import socket
 import sys
 from pathlib import Path
 
+from onecrew_chat.listening import bind_listening_socket
+
 LOCK_FILE = "serve.lock"
 
 
@@ -68,13 +70,9 @@ class DataDirLock:
 
 def listen_socket(host: str, port: int) -> socket.socket:
     """A bound TCP socket for uvicorn (as uvicorn binds it); InstanceRefused with the way out on a clash."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        sock = bind_listening_socket(host, port)  # IPPROTO_TCP and TCP_NODELAY (see onecrew_chat.listening)
     except OSError as exc:
-        sock.close()
         other = port + 1 if 0 < port < 65535 else 8001
         if exc.errno == errno.EADDRINUSE:
             why = "the port is in use (another onecrew-chat, or another program)"
@@ -86,7 +84,6 @@ def listen_socket(host: str, port: int) -> socket.socket:
             f"cannot listen on {host}:{port}: {why}; pick another port with `make run PORT={other}`, "
             f"`onecrew-chat serve --port {other}` or PORT={other} (0 picks a free one)"
         ) from None
-    sock.set_inheritable(True)
     return sock
 
 

@@ -111,7 +111,15 @@ class Conversation(Timestamped, Base):
         back_populates="conversation", cascade="all, delete-orphan", order_by="ConversationParticipant.joined_at"
     )
 
-    __table_args__ = (Index("ix_conversation_last_message_at", "last_message_at"),)
+    __table_args__ = (
+        Index("ix_conversation_last_message_at", "last_message_at"),
+        Index(
+            "ix_conversation_deleted",
+            "id",
+            sqlite_where=text("deleted_at IS NOT NULL"),
+            postgresql_where=text("deleted_at IS NOT NULL"),
+        ),
+    )
 
 
 # A participant row is unread when its conversation has a message after the participant's read marker.
@@ -133,12 +141,16 @@ class ConversationParticipant(Base):
     # A copy of conversation.last_message_at, kept equal by database triggers (migration 0003) so that the
     # unread count is one index scan on this table; never written by the application.
     last_message_at: Mapped[datetime | None] = mapped_column(server_default=FetchedValue())
+    # COALESCE(conversation.last_message_at, conversation.created_at), kept by the same triggers (migration
+    # 0012): the list's order, served per profile by ix_conversation_participant_activity; never written here.
+    activity_at: Mapped[datetime | None] = mapped_column(server_default=FetchedValue())
 
     conversation: Mapped[Conversation] = relationship(back_populates="participants")
 
     __table_args__ = (
         UniqueConstraint("conversation_id", "participant_type", "participant_id"),
         Index("ix_conversation_participant_profile", "participant_type", "participant_id"),
+        Index("ix_conversation_participant_activity", "participant_type", "participant_id", "activity_at", "conversation_id"),
         Index(
             "ix_conversation_participant_unread",
             "participant_type",
@@ -147,6 +159,18 @@ class ConversationParticipant(Base):
             postgresql_where=text(UNREAD_PREDICATE),
         ),
     )
+
+
+class ProfileConversationCount(Base):
+    """How many conversation_participant rows a profile has, kept by database triggers (migration 0012) on
+    every insert and delete of a participant row; the list's `total` without counting the rows. Never written
+    by the application."""
+
+    __tablename__ = "profile_conversation_count"
+
+    participant_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    participant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    conversations: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 # --- the Stream mirror ------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shlex
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -100,11 +101,9 @@ def say(line: str = "") -> None:
     typer.echo(line)
 
 
-async def _ready(
-    settings: Settings, base_url: str, *, stream: embedded.EmbeddedStream | None, dev_secret: bool
-) -> None:
+async def ready_hook(settings: Settings, base_url: str, *, embedded_stream: bool, dev_secret: bool) -> None:
     """Register the webhook with the emulator and print where everything is."""
-    if stream is not None:
+    if embedded_stream:
         # The emulator lives in this process, so it reaches us over loopback whatever the public URL is.
         webhook_url = base_url + embedded.WEBHOOK_PATH
         try:
@@ -157,22 +156,55 @@ async def _print_example(settings: Settings, base_url: str, *, dev_secret: bool)
     say(f"Demo users are listed in docs/operations.md; the app's other calls in docs/app-endpoints.md and {base_url}/docs.")
 
 
-async def _serve(
-    settings: Settings, sock: socket.socket, stream: embedded.EmbeddedStream | None, *, dev_secret: bool
-) -> None:
+def uvicorn_config(settings: Settings) -> uvicorn.Config:
+    """uvicorn's settings for one API process serving the app built from `settings`."""
     from onecrew_chat.api.app import create_app
 
-    if settings.embedded_database and await embedded.seed_demo_data(settings):
-        say("Demo data: the empty database was filled with demo users and the companies Sat Education and Lolo Academy")
-    host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None, access_log=False, lifespan="on")
-    base_url = f"http://{display_host(host)}:{port}"
-    server = _Server(config, lambda: _ready(settings, base_url, stream=stream, dev_secret=dev_secret))
+    return uvicorn.Config(create_app(settings), log_config=None, access_log=False, lifespan="on")
+
+
+async def serve_socket(settings: Settings, sock: socket.socket, on_ready: Callable[[], Awaitable[None]]) -> None:
+    """Serve the API on an already bound socket until SIGINT/SIGTERM (one process)."""
+    server = _Server(uvicorn_config(settings), on_ready)
     await server.serve(sockets=[sock])
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    """Run the API (and, in embedded mode, the emulator and the demo data) until SIGINT/SIGTERM.
+async def _seed(settings: Settings) -> None:
+    if settings.embedded_database and await embedded.seed_demo_data(settings):
+        say("Demo data: the empty database was filled with demo users and the companies Sat Education and Lolo Academy")
+
+
+async def _serve(
+    settings: Settings, sock: socket.socket, base_url: str, stream: embedded.EmbeddedStream | None, *, dev_secret: bool
+) -> None:
+    await _seed(settings)
+    await serve_socket(
+        settings, sock, lambda: ready_hook(settings, base_url, embedded_stream=stream is not None, dev_secret=dev_secret)
+    )
+
+
+def serve_child(
+    sock: socket.socket, index: int, settings: Settings, base_url: str, embedded_stream: bool, dev_secret: bool
+) -> None:
+    """One API process of `serve --workers N` (a spawned child): the outbox worker and the start-up lines in
+    child 0 only."""
+    from onecrew_chat.logging import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    if index > 0:
+        settings = settings.model_copy(update={"run_worker": False})
+
+    async def on_ready() -> None:
+        log.info("serve.process_ready", index=index, pid=os.getpid())
+        if index == 0:
+            await ready_hook(settings, base_url, embedded_stream=embedded_stream, dev_secret=dev_secret)
+
+    asyncio.run(serve_socket(settings, sock, on_ready))
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None, workers: int | None = None) -> None:
+    """Run the API in `workers` processes (default ONECREW_WEB_WORKERS), and in embedded mode the emulator and the
+    demo data, until SIGINT/SIGTERM.
 
     `host`/`port` default to the HOST/PORT settings. The port is bound first, so a clash is refused before anything
     starts. An instance that keeps files in ONECREW_DATA_DIR (the SQLite database, the emulator's state, the dev
@@ -186,7 +218,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
         raise StartupRefused(str(exc)) from None
     lock = DataDirLock(settings.data_dir)
     try:
-        _serve_on(settings, sock, lock)
+        _serve_on(settings, sock, lock, workers or settings.web_workers)
     except InstanceRefused as exc:
         raise StartupRefused(str(exc)) from None
     finally:
@@ -211,7 +243,7 @@ def _refuse_newer_schema(settings: Settings) -> None:
         raise StartupRefused(f"{settings.sqlite_path}: {status.problem()}")
 
 
-def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock) -> None:
+def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock, workers: int) -> None:
     dev_secret = settings.embedded_database and not (settings.jwt_secret or settings.jwt_public_key)
     if not settings.embedded_database:
         check_settings(settings)
@@ -238,8 +270,20 @@ def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock) -> Non
             f"Stream: no STREAM_API_KEY set, so the Stream emulator runs in-process at {stream.base_url} "
             f"(state in {stream.state_file})"
         )
+    base_url = f"http://{display_host(sock.getsockname()[0])}:{sock.getsockname()[1]}"
     try:
-        asyncio.run(_serve(settings, sock, stream, dev_secret=dev_secret))
+        if workers <= 1:
+            asyncio.run(_serve(settings, sock, base_url, stream, dev_secret=dev_secret))
+        else:
+            from onecrew_chat.serve_processes import run_processes
+
+            asyncio.run(_seed(settings))
+            say(
+                f"Processes: {workers} API processes share the port; the outbox worker runs in the first only"
+                if settings.run_worker
+                else f"Processes: {workers} API processes share the port"
+            )
+            run_processes(serve_child, sock, workers, (settings, base_url, stream is not None, dev_secret))
     finally:
         if stream is not None:
             stream.stop()

@@ -3,7 +3,6 @@ another CLI can mount it (`app.command("stream-emulator")(stream_emulator.cli.ru
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,6 +11,7 @@ import uvicorn
 
 from .admin import apply_faults
 from .emulator import Emulator
+from .server import listening_socket
 
 
 def _pairs(values: list[str], flag: str) -> list[tuple[str, list[str]]]:
@@ -76,9 +76,7 @@ def run(
                                              rate_limit or [], timeout_after_write or [],
                                              visibility_delay_ms))
     emulator.load()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = listening_socket(host, port)
     bound_port = sock.getsockname()[1]
     typer.echo(f"stream emulator listening on http://{host}:{bound_port}")
     typer.echo(f"api key: {api_key}")
@@ -90,9 +88,13 @@ def run(
         typer.echo(f"admin: http://{host}:{bound_port}/_emulator/state")
     for line in emulator.faults.describe():
         typer.echo(f"fault: {line}")
-    config = uvicorn.Config(emulator.asgi_app(enable_admin=enable_admin), log_level="warning",
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=1)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(uvicorn_config(emulator, enable_admin)).run(sockets=[sock])
+
+
+def uvicorn_config(emulator: Emulator, enable_admin: bool) -> uvicorn.Config:
+    """uvicorn's settings for the stand-alone emulator."""
+    return uvicorn.Config(emulator.asgi_app(enable_admin=enable_admin), log_level="warning",
+                          access_log=False, lifespan="on", timeout_graceful_shutdown=1)
 
 
 def main() -> None:

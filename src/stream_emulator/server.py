@@ -13,6 +13,25 @@ from .emulator import Emulator
 START_TIMEOUT_S = 10.0
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (0 = a free port) whose accepted connections get TCP_NODELAY.
+
+    IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on connections accepted by a socket whose proto says
+    TCP; with proto 0 Nagle holds each response body back for the client's delayed ACK (~40 ms per call on a
+    keep-alive connection). The option is set on the listening socket too (Linux copies it to accepted ones).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class _Server(uvicorn.Server):
     """uvicorn.Server that says when it is listening."""
 
@@ -52,11 +71,7 @@ class EmulatorServer:
         if self._thread is not None:
             return self.base_url
         self.emulator.load()
-        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP; with
-        # proto 0 Nagle holds each response body back for the client's delayed ACK (~40 ms per call).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        sock = listening_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         self._socket = sock
         config = uvicorn.Config(self.emulator.asgi_app(enable_admin=self.enable_admin),

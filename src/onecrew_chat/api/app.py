@@ -19,6 +19,7 @@ from onecrew_chat.api.request_guard import RequestGuard
 from onecrew_chat.api.routes import (
     conversations,
     conversations_create,
+    debug,
     health,
     heartbeat,
     internal,
@@ -28,9 +29,11 @@ from onecrew_chat.api.routes import (
 )
 from onecrew_chat.composition import run_worker
 from onecrew_chat.config import Settings
+from onecrew_chat.db_counters import attach_counters
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import HTTP_REQUEST_SECONDS
 from onecrew_chat.observability.heartbeat import run_heartbeat
+from onecrew_chat.reads.unread_broadcast import start_unread_listener
 from onecrew_chat.runtime import Runtime, build_runtime
 
 log = get_logger(__name__)
@@ -47,9 +50,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         if settings.run_worker:
             task = asyncio.create_task(run_worker(runtime, stop), name="outbox-worker")
             heartbeat = asyncio.create_task(run_heartbeat(runtime, stop), name="worker-heartbeat")
+        listener = await start_unread_listener(runtime)
         try:
             yield
         finally:
+            if listener is not None:
+                await listener.stop()
             stop.set()
             for running in (task, heartbeat):
                 if running is not None:
@@ -103,6 +109,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         )
         return response
 
+    if settings.debug_endpoints:
+        runtime.extras[debug.RUNTIME_KEY] = attach_counters(runtime.engine)
+        app.include_router(debug.router)
     for module in (health, token, heartbeat, webhooks, conversations, conversations_create):
         app.include_router(module.router)
     # The internal routes declare only their bodies; their error answers are documented here.

@@ -43,8 +43,8 @@ class UnreadCount:
 class UnreadCache:
     """Per-profile counts kept for `ttl_s`, dropped as soon as a webhook changes that profile's state.
 
-    The cache is in process memory: another API process may serve a count up to `ttl_s` old, which is the
-    documented price of answering the app's polling without touching the database.
+    The cache is in process memory. On PostgreSQL every API process drops the profiles a webhook changed as
+    soon as it commits (reads/unread_broadcast.py, LISTEN/NOTIFY); whatever happens, no entry outlives `ttl_s`.
     """
 
     def __init__(self, ttl_s: float, *, clock: Callable[[], float] = time.monotonic, max_entries: int = MAX_ENTRIES):
@@ -53,6 +53,7 @@ class UnreadCache:
         self._max_entries = max_entries
         self._entries: dict[str, tuple[int, float]] = {}
         self._invalidated: dict[str, float] = {}
+        self._all_invalidated_at = float("-inf")
 
     def get(self, key: str) -> int | None:
         """The cached count, or None when absent or expired."""
@@ -71,7 +72,7 @@ class UnreadCache:
 
     def put(self, key: str, count: int, ticket: float) -> None:
         """Remember a count read after `ticket`, unless the profile was invalidated since."""
-        if self.ttl_s <= 0 or self._invalidated.get(key, float("-inf")) >= ticket:
+        if self.ttl_s <= 0 or max(self._invalidated.get(key, float("-inf")), self._all_invalidated_at) >= ticket:
             return
         if len(self._entries) >= self._max_entries:
             self._prune()
@@ -86,6 +87,11 @@ class UnreadCache:
         if len(self._invalidated) >= self._max_entries:
             horizon = now - max(INVALIDATION_MEMORY_S, self.ttl_s)
             self._invalidated = {k: at for k, at in self._invalidated.items() if at >= horizon}
+
+    def invalidate_all(self) -> None:
+        """Forget every count (invalidations may have been missed), including counts being read right now."""
+        self._all_invalidated_at = self._clock()
+        self._entries.clear()
 
     def _prune(self) -> None:
         now = self._clock()

@@ -12,6 +12,7 @@ from onecrew_chat.api.openapi import error_responses, json_body
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import WEBHOOK_EVENTS
 from onecrew_chat.reads.unread import unread_cache
+from onecrew_chat.reads.unread_broadcast import announce_unread_change
 from onecrew_chat.schemas import StreamWebhookEvent, WebhookEnvelope
 from onecrew_chat.webhooks.apply import HANDLED, apply_event
 from onecrew_chat.webhooks.body import signed_body
@@ -51,9 +52,12 @@ async def stream_webhook(
     verify_signature(body, x_signature, secret.get_secret_value() if secret else None)
     event = parse_event(body)
     event_id = webhook_id(x_webhook_id, body)
-    # The unit of work is committed before the cache is invalidated, so no stale count can be cached after it.
+    # The unit of work is committed before the cache is invalidated, so no stale count can be cached after it;
+    # other processes hear of it on the same commit (PostgreSQL NOTIFY, sent inside the transaction).
     async with runtime.sessionmaker.begin() as session:
         outcome = await apply_event(session, event, event_id)
+        if outcome.affected:
+            await announce_unread_change(session, outcome.affected)
     unread_cache(runtime).invalidate(outcome.affected)
     WEBHOOK_EVENTS.labels(type=event.type if event.type in HANDLED else "other", outcome=outcome.status).inc()
     log.info(

@@ -4,14 +4,14 @@
 (onecrew_reconcile_last_run_timestamp_seconds, drift by kind) and the workers seen recently.
 
 Revision ID: 0015
-Revises: 0006
+Revises: 0012
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0006"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

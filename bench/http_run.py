@@ -1,0 +1,93 @@
+"""`make bench` over real HTTP: the API and the emulator as their own processes, the database as its own server.
+
+Per database: seed, start `onecrew-chat stream-emulator` and `onecrew-chat serve`, run every scenario at
+concurrency 1, 16 and 64, then (PostgreSQL) the cheap scenarios again with `serve --workers 2`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from bench import http_scenarios as s
+from bench.harness import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET, prepare_database
+from bench.load import Target
+from bench.processes import start_api, start_emulator
+
+
+def _api_env(database_url: str, emulator_url: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url, "STREAM_API_KEY": STREAM_KEY, "STREAM_API_SECRET": STREAM_SECRET,
+        "STREAM_BASE_URL": emulator_url, "ONECREW_JWT_SECRET": JWT_SECRET, "ONECREW_SERVICE_TOKEN": SERVICE_TOKEN,
+        # The outbox worker off: each request's Stream calls and SQL are its own (provisioning is inline).
+        "ONECREW_RUN_WORKER": "false", "ONECREW_DEBUG_ENDPOINTS": "true", "ONECREW_LOG_LEVEL": "error",
+    }
+
+
+async def _all_scenarios(target: Target, kind: str, data: s.Data, base: int, say) -> list[dict]:
+    rows: list[dict] = []
+
+    async def measure(name: str, calls_for) -> None:
+        for concurrency in s.CONCURRENCY:
+            run = await target.run(name, kind, concurrency, calls_for(concurrency))
+            rows.append(run.summary())
+            say(rows[-1])
+
+    pairs = s.slices(data.pair_users, base)
+    await measure("token: new identity (one upsert)", lambda c: s.token(pairs[c]))
+    await measure("token: identity fresh in mirror", lambda c: s.token(pairs[c]))
+    await measure("create: new pair (identities mirrored)", lambda c: s.create_pair(data, pairs[c]))
+    await measure("create: existing pair (other direction)", lambda c: s.existing_pair(data, pairs[c]))
+    for size in (100, 1000):  # a warm-up group mirrors the members once; then every group is new
+        await target.run("warm-up", kind, 1, s.group(data, size, 1))
+        await measure(f"create: group of {size:,}", lambda c, size=size: s.group(data, size, s.group_requests(c, size)))
+    for size in (s.LIST_SMALL, s.LIST_LARGE):
+        await measure(f"list: page 1 of {size:,}", lambda c, size=size: s.listing(data.listers[size], s.requests_for(c, base)))
+    await measure(f"unread-count: {s.UNREAD_SIZE:,} conversations (cached)",
+                  lambda c: s.unread(data, s.requests_for(c, base)))
+    senders = s.slices(data.reader_peers, base)
+    await measure("webhook: message.new", lambda c: s.webhooks(data, senders[c]))
+    return rows
+
+
+async def _workers_comparison(target: Target, kind: str, data: s.Data, base: int, say) -> list[dict]:
+    rows = []
+    pairs = s.slices(data.pair_users, base)
+    for name, calls_for in (
+        ("token: identity fresh in mirror", lambda c: s.token(pairs[c])),
+        ("create: existing pair (other direction)", lambda c: s.existing_pair(data, pairs[c])),
+        (f"list: page 1 of {s.LIST_SMALL:,}", lambda c: s.listing(data.listers[s.LIST_SMALL], s.requests_for(c, base))),
+        (f"unread-count: {s.UNREAD_SIZE:,} conversations (cached)", lambda c: s.unread(data, s.requests_for(c, base))),
+    ):
+        for concurrency in (16, 64):
+            rows.append((await target.run(name, kind, concurrency, calls_for(concurrency))).summary())
+            say(rows[-1])
+    return rows
+
+
+def run_database(kind: str, postgres_admin_url: str, base: int, workers: list[int], say) -> list[dict]:
+    """Every scenario on one database (dropped afterwards)."""
+    url, drop = prepare_database(kind, postgres_admin_url)
+    rows: list[dict] = []
+    try:
+        say(f"{kind}: seeding ({s.LIST_LARGE:,} + {s.UNREAD_SIZE:,} conversations)")
+        data = asyncio.run(s.seed(url, base))
+        with tempfile.TemporaryDirectory(prefix="onecrew-bench-") as tmp:
+            emulator, emulator_url = start_emulator(Path(tmp), STREAM_KEY, STREAM_SECRET)
+            try:
+                for count in workers:
+                    api, api_url = start_api(Path(tmp), count, **_api_env(url, emulator_url))
+                    target = Target(api, api_url, emulator, emulator_url, count)
+                    try:
+                        scenarios = _all_scenarios if count == 1 else _workers_comparison
+                        rows += asyncio.run(scenarios(target, kind, data, base, say))
+                    finally:
+                        target.close()
+                        api.stop()
+            finally:
+                emulator.stop()
+    finally:
+        drop()
+    return rows
+

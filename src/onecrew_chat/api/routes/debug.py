@@ -1,0 +1,23 @@
+"""GET /_debug/process: this process's id and database counters; served only with ONECREW_DEBUG_ENDPOINTS=true.
+
+`make bench` reads it before and after each scenario (SQL statements and round trips per request), and the
+`serve --workers` test tells the processes apart by their pid. Not in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from onecrew_chat.api.deps import RuntimeDep
+from onecrew_chat.db_counters import DatabaseCounters
+
+router = APIRouter(include_in_schema=False)
+
+RUNTIME_KEY = "db_counters"
+
+
+@router.get("/_debug/process")
+async def process_counters(runtime: RuntimeDep) -> dict:
+    """`{pid, statements, transactions, commits, rollbacks, pool_checkouts, round_trips}`."""
+    counters: DatabaseCounters = runtime.extras[RUNTIME_KEY]
+    return {"success": True, "data": counters.snapshot()}

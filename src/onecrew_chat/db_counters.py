@@ -1,0 +1,69 @@
+"""Counters of the database work a process does (statements, transactions, pool checkouts), for `make bench`.
+
+Attached only when ONECREW_DEBUG_ENDPOINTS is on and read over GET /_debug/process. The counters are
+process-wide (not per request): the bench reads them before and after a scenario and divides by its requests.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+@dataclass
+class DatabaseCounters:
+    """What the process asked of its database since it started."""
+
+    statements: int = 0
+    transactions: int = 0
+    commits: int = 0
+    rollbacks: int = 0
+    pool_checkouts: int = 0
+    remote: bool = True
+
+    @property
+    def round_trips(self) -> int:
+        """Network round trips to a database server: statements, BEGIN, COMMIT/ROLLBACK and the pool's pre-ping.
+
+        An estimate from the client side (asyncpg may add one to prepare a statement it has not cached); 0 for
+        SQLite, which runs inside the process.
+        """
+        if not self.remote:
+            return 0
+        return self.statements + self.transactions + self.commits + self.rollbacks + self.pool_checkouts
+
+    def snapshot(self) -> dict[str, int]:
+        """The counters as JSON, with the process id and the round-trip estimate."""
+        values = {k: v for k, v in asdict(self).items() if k != "remote"}
+        return {"pid": os.getpid(), **values, "round_trips": self.round_trips}
+
+
+def attach_counters(engine: AsyncEngine) -> DatabaseCounters:
+    """Count the engine's statements, transactions and checkouts from now on."""
+    counters = DatabaseCounters(remote=engine.dialect.name != "sqlite")
+    sync_engine = engine.sync_engine
+
+    def _statement(*_args: object, **_kwargs: object) -> None:
+        counters.statements += 1
+
+    def _begin(*_args: object) -> None:
+        counters.transactions += 1
+
+    def _commit(*_args: object) -> None:
+        counters.commits += 1
+
+    def _rollback(*_args: object) -> None:
+        counters.rollbacks += 1
+
+    def _checkout(*_args: object) -> None:
+        counters.pool_checkouts += 1
+
+    event.listen(sync_engine, "before_cursor_execute", _statement)
+    event.listen(sync_engine, "begin", _begin)
+    event.listen(sync_engine, "commit", _commit)
+    event.listen(sync_engine, "rollback", _rollback)
+    event.listen(sync_engine.pool, "checkout", _checkout)
+    return counters
