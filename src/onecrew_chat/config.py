@@ -58,6 +58,19 @@ class Settings(BaseSettings):
     reconcile_deadline_s: float = Field(default=120.0, gt=0, validation_alias=_env("ONECREW_RECONCILE_DEADLINE_S"))
     reconcile_max_calls: int = Field(default=1000, gt=0, validation_alias=_env("ONECREW_RECONCILE_MAX_CALLS"))
     public_base_url: str | None = Field(default=None, validation_alias=_env("ONECREW_PUBLIC_BASE_URL"))
+    # `onecrew-chat import users|companies|members --from-sql URL`: one SELECT per kind on OneCrew's database.
+    import_users_sql: str = Field(
+        default="SELECT id, name, image_url, category FROM users",
+        min_length=1, validation_alias=_env("ONECREW_IMPORT_USERS_SQL"),
+    )
+    import_companies_sql: str = Field(
+        default="SELECT id, name, logo_url, subcategory FROM companies",
+        min_length=1, validation_alias=_env("ONECREW_IMPORT_COMPANIES_SQL"),
+    )
+    import_members_sql: str = Field(
+        default="SELECT company_id, user_id, role, invitation_status FROM company_members",
+        min_length=1, validation_alias=_env("ONECREW_IMPORT_MEMBERS_SQL"),
+    )
     log_format: str = Field(default="console", validation_alias=_env("ONECREW_LOG_FORMAT"))
     log_level: str = Field(default="info", validation_alias=_env("ONECREW_LOG_LEVEL"))
 
