@@ -83,10 +83,11 @@ def print_summary(summary, out: Callable[[str], None] = typer.echo) -> None:
     """The closing summary: counts, queued Stream syncs, and every rejected row with its reason."""
     c = summary.counts
     rate = f", {summary.read / summary.seconds:,.0f} rows/s" if summary.seconds > 0 and summary.read else ""
-    out(f"Imported {summary.kind} from {summary.source}: {c['created']} created, {c['updated']} updated, "
-        f"{c['unchanged']} unchanged, {c['rejected']} rejected ({summary.read} rows in {summary.seconds:.1f} s{rate}).")
+    out(f"Imported {summary.kind} from {summary.source}: {c['created']:,} created, {c['updated']:,} updated, "
+        f"{c['unchanged']:,} unchanged, {c['rejected']:,} rejected "
+        f"({summary.read:,} rows in {summary.seconds:.1f} s{rate}).")
     if summary.sync_queued:
-        out(f"Queued {summary.sync_queued} Stream profile updates (identity.sync) for identities Stream already has.")
+        out(f"Queued {summary.sync_queued:,} Stream profile updates (identity.sync) for identities Stream already has.")
     if not summary.changed and summary.read > c["rejected"]:
         out("Nothing changed: every valid row was already in the directory as given.")
     if summary.rejections:

@@ -37,6 +37,8 @@ class FirstOfEachKey:
 
 async def write_records(session: AsyncSession, kind: DirectoryKind, records: Sequence[DirectoryBody]) -> list[Outcome]:
     """Upsert valid records with distinct keys in a few bulk statements; one outcome per record, in order."""
+    if not records:
+        return []
     if kind.party is None:
         return await upsert_members(session, cast(Sequence[MemberRecord], records))
     return await upsert_parties(session, kind.party, records)

@@ -45,7 +45,9 @@ class SqlSource:
         """`SELECT count(*)` over the same SELECT, for the progress bar."""
         try:
             async with self.engine.connect() as conn:
-                return (await conn.execute(text(f"SELECT count(*) FROM ({self.query}) AS import_rows"))).scalar_one()  # noqa: S608 (the operator's own query)
+                # The operator's own query (a setting), wrapped to count its rows.
+                counted = text(f"SELECT count(*) FROM ({self.query}) AS import_rows")  # noqa: S608
+                return (await conn.execute(counted)).scalar_one()
         except (SQLAlchemyError, OSError) as exc:
             raise SourceRefused(f"cannot run the SELECT on {self.name}: {_words(exc)}") from None
 
