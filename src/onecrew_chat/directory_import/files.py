@@ -66,7 +66,7 @@ def _jsonl_rows(lines: Iterator[Line]) -> Iterator[SourceRow]:
             yield SourceRow(number, error="is not valid UTF-8")
             continue
         try:
-            yield SourceRow(number, json.loads(text))
+            yield SourceRow(number, json.loads(text.rstrip("\r\n")))
         except json.JSONDecodeError as exc:
             yield SourceRow(number, error=f"is not valid JSON ({exc.msg} at column {exc.colno})")
         except (ValueError, RecursionError):
