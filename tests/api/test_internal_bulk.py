@@ -126,3 +126,21 @@ async def test_a_full_batch_of_1000_users_is_one_request(client, session):
     assert answer.status_code == 200, answer.text[:300]
     assert answer.json()["data"]["created"] == 1000
     assert len((await session.scalars(select(User.id))).all()) == 1000
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"name": "x" * 256}, "name"),
+    ({"name": "Amr", "image_url": "h" * 2049}, "image_url"),
+    ({"name": "Amr", "category": "c" * 33}, "category"),
+    ({"name": None}, "name"),
+    ({"image_url": "https://img.example/a.png"}, "name"),
+])
+async def test_the_bulk_put_refuses_exactly_what_the_single_put_refuses(client, body, field):
+    user_id = new_id()
+    single = await put(client, f"/users/{user_id}", body)
+    assert single.status_code == 422 and single.json()["error"].startswith(field), single.text
+    bulk = await put(client, "/users", [{"id": user_id, **body}])
+    (result,) = bulk.json()["data"]["results"]
+    assert result["outcome"] == "rejected" and result["error"].startswith(f"{field}: "), result
+    fine = {"id": user_id, "name": "Amr", "image_url": "h" * 2048, "category": "c" * 32}
+    assert (await put(client, "/users", [fine])).json()["data"]["created"] == 1
