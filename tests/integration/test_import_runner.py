@@ -101,6 +101,8 @@ async def test_a_crash_after_some_batches_keeps_them_and_a_rerun_completes(sessi
 MAIN_BACKEND_SCHEMA = [
     "CREATE TABLE profiles (id uuid PRIMARY KEY, full_name text, avatar text, category text, deleted_at timestamptz)",
     "CREATE TABLE companies (id uuid PRIMARY KEY, name text NOT NULL, logo_url text, subcategory text)",
+    "CREATE TABLE company_members (company_id uuid, user_id uuid, role text, invitation_status text,"
+    " PRIMARY KEY (company_id, user_id))",
 ]
 
 
@@ -121,6 +123,8 @@ def test_from_sql_reads_onecrew_database_with_the_default_or_a_custom_select(tmp
         f"INSERT INTO profiles VALUES ('{live}', 'Amr', 'https://img.example/a.png', 'talent', NULL),"
         f" ('{deleted}', 'Gone', NULL, 'crew', now()), ('{new_id()}', '', NULL, 'crew', NULL)",
         f"INSERT INTO companies VALUES ('{company}', 'Sat Education', NULL, 'academy')",
+        f"INSERT INTO company_members VALUES ('{company}', '{live}', 'owner', 'accepted'),"
+        f" ('{company}', '{deleted}', 'admin', 'accepted')",
     ):
         asyncio.run(dbadmin.admin_execute(main_backend_url, statement))
 
@@ -139,6 +143,11 @@ def test_from_sql_reads_onecrew_database_with_the_default_or_a_custom_select(tmp
     default = run_cli(tmp_path, database_url, "users", "--from-sql", main_backend_url)
     assert default.returncode == 2
     assert 'relation "users" does not exist' in default.stderr
+
+    members = run_cli(tmp_path, database_url, "members", "--from-sql", main_backend_url, "--json")
+    assert members.returncode == 1
+    assert summary(members)["created"] == 1
+    assert summary(members)["rejections"] == [{"row": 2, "error": f"User not found: {deleted}"}]
 
 
 async def test_sql_source_streams_in_chunks(main_backend_url):
