@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from rich.progress import (
 from rich.text import Text
 
 from onecrew_chat.config import Settings
+
+if TYPE_CHECKING:
+    from onecrew_chat.directory_import.runner import Summary
 
 FileArg = Annotated[
     str | None, typer.Argument(help="A .jsonl or .csv file (.gz read transparently); `-` reads standard input.")
@@ -52,7 +55,7 @@ def _sql_for(settings: Settings, kind: str) -> str:
 
 
 async def _run(settings: Settings, kind_name: str, file: str | None, from_sql: str | None, fmt: str | None,
-               batch: int, show_progress: bool):
+               batch: int, show_progress: bool) -> Summary:
     from onecrew_chat.db import make_engine, make_sessionmaker
     from onecrew_chat.directory_import.files import FileSource
     from onecrew_chat.directory_import.kinds import KINDS
@@ -61,7 +64,11 @@ async def _run(settings: Settings, kind_name: str, file: str | None, from_sql: s
 
     kind = KINDS[kind_name]
     source = SqlSource(from_sql, _sql_for(settings, kind_name)) if from_sql else FileSource(file or "-", kind, fmt)
-    total = await source.total() if show_progress else None
+    try:
+        total = await source.total() if show_progress else None
+    except BaseException:
+        await source.close()
+        raise
     engine = make_engine(settings)
     columns = (TextColumn(f"importing {kind_name}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
                TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn())
@@ -79,7 +86,7 @@ async def _run(settings: Settings, kind_name: str, file: str | None, from_sql: s
         await engine.dispose()
 
 
-def print_summary(summary, out: Callable[[str], None] = typer.echo) -> None:
+def print_summary(summary: Summary, out: Callable[[str], None] = typer.echo) -> None:
     """The closing summary: counts, queued Stream syncs, and every rejected row with its reason."""
     c = summary.counts
     rate = f", {summary.read / summary.seconds:,.0f} rows/s" if summary.seconds > 0 and summary.read else ""
