@@ -31,6 +31,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 	$(BIN)/python bench/emulator_cpu.py
+	$(BIN)/python -m bench.import_directory $(IMPORT_BENCH_ARGS)
 
 emulator: $(STAMP)
 	$(BIN)/onecrew-chat stream-emulator

@@ -24,6 +24,8 @@ sync_app = typer.Typer(help="Bring Stream up to date with the directory.", no_ar
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(sync_app, name="sync")
+import_app = typer.Typer(help="Fill the directory from files or OneCrew's own database.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -421,6 +423,16 @@ def _mount_stream_emulator() -> None:
 
 
 _mount_stream_emulator()
+
+
+def _mount_directory_import() -> None:
+    """`onecrew-chat import users|companies|members` (src/onecrew_chat/import_admin.py)."""
+    from onecrew_chat import import_admin
+
+    import_admin.register(import_app, load_settings=load_settings, fail=fail, require_migrated=_require_migrated)
+
+
+_mount_directory_import()
 
 
 def main() -> None:

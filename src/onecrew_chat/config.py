@@ -126,6 +126,20 @@ class Settings(BaseSettings):
     def _lowercase(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
+    # `onecrew-chat import users|companies|members --from-sql URL`: one SELECT per kind on OneCrew's database.
+    import_users_sql: str = Field(
+        default="SELECT id, name, image_url, category FROM users",
+        min_length=1, validation_alias=_env("ONECREW_IMPORT_USERS_SQL"),
+    )
+    import_companies_sql: str = Field(
+        default="SELECT id, name, logo_url, subcategory FROM companies",
+        min_length=1, validation_alias=_env("ONECREW_IMPORT_COMPANIES_SQL"),
+    )
+    import_members_sql: str = Field(
+        default="SELECT company_id, user_id, role, invitation_status FROM company_members",
+        min_length=1, validation_alias=_env("ONECREW_IMPORT_MEMBERS_SQL"),
+    )
+
     @field_validator("jwt_algorithms", mode="before")
     @classmethod
     def _split_algorithms(cls, value: object) -> object:

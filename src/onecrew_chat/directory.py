@@ -82,10 +82,16 @@ _UPSERTED = {Kind.USER: "directory.user_upserted", Kind.COMPANY: "directory.comp
 _DELETED = {Kind.USER: "directory.user_deleted", Kind.COMPANY: "directory.company_deleted"}
 
 
+def identity_sync_needed(placeholder: bool | None, *, changed: bool) -> bool:
+    """Whether an upsert must queue `identity.sync`: Stream knows the identity (`placeholder` is its mirror row's
+    flag, None without a mirror row) and the name or image changed, or Stream only holds a placeholder."""
+    return placeholder is not None and (changed or placeholder)
+
+
 async def _enqueue_identity_sync(session: AsyncSession, identity: Identity, *, changed: bool) -> bool:
     """Queue a Stream profile update when Stream already knows this identity and its profile changed."""
     mirror = await session.get(StreamIdentity, identity.stream_id)
-    if mirror is None or not (changed or mirror.placeholder):
+    if mirror is None or not identity_sync_needed(mirror.placeholder, changed=changed):
         return False
     await enqueue_identity_sync(session, identity.stream_id)
     log.info("directory.identity_sync_enqueued", stream_id=identity.stream_id, placeholder=mirror.placeholder)

@@ -24,6 +24,7 @@ from onecrew_chat.api.routes import (
     heartbeat,
     internal,
     status,
+    internal_bulk,
     token,
     webhooks,
 )
@@ -117,4 +118,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     # The internal routes declare only their bodies; their error answers are documented here.
     app.include_router(internal.router, responses=error_responses(400, 401, 404, 413, 422))
     app.include_router(status.router, responses=error_responses(401))
+    app.include_router(internal_bulk.router)
     return app

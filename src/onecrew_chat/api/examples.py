@@ -59,6 +59,13 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "body": {"role": "owner", "invitation_status": "accepted"},
     },
     "delete_member": {"parameters": {"user_id": EXAMPLE_CALLER_ID}},
+    "put_users": {"body": [{"id": AMR_ID, "name": "Amr", "image_url": None, "category": "talent"}]},
+    "put_companies": {"body": [{"id": SAT_EDUCATION_ID, "name": "Sat Education", "logo_url": None, "subcategory": "academy"}]},
+    "put_members": {
+        "body": [
+            {"company_id": SAT_EDUCATION_ID, "user_id": EXAMPLE_CALLER_ID, "role": "owner", "invitation_status": "accepted"}
+        ]
+    },
 }
 
 
@@ -128,6 +135,25 @@ ANSWERS: dict[str, Any] = {
                    "invitation_status": "accepted", **_STAMPS, "created": False},
     "delete_member": {"company_id": SAT_EDUCATION_ID, "user_id": EXAMPLE_CALLER_ID, "deleted": True},
     "healthz": {"status": "ok"},
+    "put_users": {
+        "created": 0, "updated": 0, "unchanged": 1, "rejected": 0,
+        "results": [{"index": 0, "outcome": "unchanged", "error": None, "id": AMR_ID, "identity_sync_queued": False}],
+    },
+    "put_companies": {
+        "created": 0, "updated": 0, "unchanged": 1, "rejected": 0,
+        "results": [
+            {"index": 0, "outcome": "unchanged", "error": None, "id": SAT_EDUCATION_ID, "identity_sync_queued": False}
+        ],
+    },
+    "put_members": {
+        "created": 0, "updated": 0, "unchanged": 1, "rejected": 0,
+        "results": [
+            {
+                "index": 0, "outcome": "unchanged", "error": None, "company_id": SAT_EDUCATION_ID,
+                "user_id": EXAMPLE_CALLER_ID,
+            }
+        ],
+    },
     "service_status": {
         "ok": True,
         "problems": [],

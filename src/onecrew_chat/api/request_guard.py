@@ -23,6 +23,8 @@ WEBHOOK_PATH = "/api/chat/webhooks/stream"
 # Stream's webhook deliveries embed channel and member objects, so they get more room (and the same limit holds
 # for a gzip delivery once decompressed: webhooks/body.py).
 BODY_LIMITS = {WEBHOOK_PATH: MAX_WEBHOOK_BODY_BYTES}
+# The bulk directory PUTs take 1,000 rows, each up to ~2.4 KB (a 2,048-character URL and a 255-character name).
+BODY_LIMITS.update(dict.fromkeys(("/api/internal/users", "/api/internal/companies", "/api/internal/members"), 4 << 20))
 # What Stream delivers is Stream's data, not a client's mistake: refusing it would lose the event, so the
 # webhook code repairs the text it stores (webhooks/text.py) instead of being screened here.
 UNSCREENED = frozenset({WEBHOOK_PATH})

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 from fastapi import APIRouter
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat import directory
@@ -17,56 +14,11 @@ from onecrew_chat.api.internal_schemas import (
     MemberRecordEnvelope,
     UserRecordEnvelope,
 )
+from onecrew_chat.directory_schemas import CompanyIn, DirectoryBody, MemberIn, UserIn
 from onecrew_chat.errors import Unprocessable
 from onecrew_chat.identity import normalize_uuid
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
-
-
-def _no_nul(value: str) -> str:
-    # PostgreSQL cannot store the NUL character in text; without this it would be a 500 there (and kept on SQLite).
-    if "\x00" in value:
-        raise ValueError("must not contain the NUL character (\\u0000)")
-    return value
-
-
-def _text(max_length: int, *, min_length: int = 0):
-    """A stripped string of at most `max_length` characters that every database can store."""
-    return Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length), AfterValidator(_no_nul)
-    ]
-
-
-Name = _text(255, min_length=1)
-Url = _text(2048)
-
-
-class _Body(BaseModel):
-    # The main backend may send more fields than we keep; they are ignored rather than refused.
-    model_config = ConfigDict(extra="ignore")
-
-
-class UserIn(_Body):
-    """PUT /api/internal/users/{id}."""
-
-    name: Name
-    image_url: Url | None = None
-    category: _text(32) | None = None
-
-
-class CompanyIn(_Body):
-    """PUT /api/internal/companies/{id}."""
-
-    name: Name
-    logo_url: Url | None = None
-    subcategory: _text(64) | None = None
-
-
-class MemberIn(_Body):
-    """PUT /api/internal/companies/{id}/members/{user_id}."""
-
-    role: Literal["owner", "admin", "manager", "member"]
-    invitation_status: Literal["pending", "accepted", "rejected"]
 
 
 def _uuid(value: str, what: str) -> str:
@@ -80,11 +32,10 @@ def _ok(data: dict) -> dict:
     return {"success": True, "data": data}
 
 
-async def _put(session: AsyncSession, party: directory.Party, entity_id: str, body: _Body) -> dict:
+async def _put(session: AsyncSession, party: directory.Party, entity_id: str, body: DirectoryBody) -> dict:
     """Upsert a user or company; empty optional fields are stored as absent."""
     entity_id = _uuid(entity_id, f"{party.kind.value} id")
-    values = {field: value or None for field, value in body.model_dump().items()}
-    result = await directory.upsert_party(session, party, entity_id, values)
+    result = await directory.upsert_party(session, party, entity_id, body.values())
     return _ok(directory.party_out(party, result.row) | {"created": result.created})
 
 

@@ -1,0 +1,43 @@
+"""What every row source yields, and the error that stops a source before its end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """One row read from a source: where it was (line or row number) and its fields, or why it is unreadable."""
+
+    position: int
+    data: Any = None
+    error: str | None = None
+
+
+class SourceError(Exception):
+    """The source cannot be read any further (a truncated archive, a lost connection): the import stops there."""
+
+
+class SourceRefused(SourceError):
+    """The source cannot be read at all (missing file, unknown format, a CSV header without a needed column)."""
+
+
+class RowSource(Protocol):
+    """A file, standard input or a SELECT, read in chunks."""
+
+    name: str
+    position_word: str  # "line" for files, "row" for SELECT results
+
+    async def total(self) -> int | None:
+        """How many rows to expect (for the progress bar), None when unknown."""
+        ...
+
+    def chunks(self, size: int) -> AsyncIterator[list[SourceRow]]:
+        """Rows in chunks of at most `size`; rows read before a SourceError come first, then the error."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the source holds (a database engine)."""
+        ...

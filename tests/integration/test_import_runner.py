@@ -1,0 +1,163 @@
+"""The import below the command line: Stream syncs it queues, a crash mid-run, and `--from-sql` on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+
+from onecrew_chat import dbadmin
+from onecrew_chat.db import make_engine, make_sessionmaker
+from onecrew_chat.directory_import.kinds import COMPANIES, USERS
+from onecrew_chat.directory_import.rows import SourceRow
+from onecrew_chat.directory_import.runner import run_import
+from onecrew_chat.directory_import.sql_source import SqlSource
+from onecrew_chat.identity import Identity
+from onecrew_chat.models import OutboxMessage, StreamIdentity, User
+from tests.conftest import PG_ADMIN_URL
+from tests.factories import add_company, add_users
+from tests.integration.directory_files import count, run_import as run_cli, summary, users
+from tests.support import new_id
+
+
+class ListSource:
+    """Rows from memory, `size` at a time; with `crash_after`, the process "dies" after that many chunks."""
+
+    name, position_word = "memory", "line"
+
+    def __init__(self, rows: list, crash_after: int | None = None):
+        self.rows, self.crash_after = rows, crash_after
+
+    async def total(self) -> int:
+        return len(self.rows)
+
+    async def chunks(self, size: int) -> AsyncIterator[list[SourceRow]]:
+        for n, start in enumerate(range(0, len(self.rows), size)):
+            if n == self.crash_after:
+                raise RuntimeError("killed")
+            yield [SourceRow(start + i + 1, row) for i, row in enumerate(self.rows[start : start + size])]
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+async def sessionmaker(database_url):
+    engine = make_engine(url=database_url)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+async def test_profile_changes_of_identities_stream_knows_queue_their_identity_sync(sessionmaker):
+    async with sessionmaker() as session:
+        renamed, recategorised, unknown_to_stream, placeholder = await add_users(session, 4, "Old")
+        company = await add_company(session, "Old Co")
+        for kind, entity, flag in (("user", renamed, False), ("user", recategorised, False),
+                                   ("user", placeholder, True), ("company", company, False)):
+            stream_id = Identity(kind, entity).stream_id
+            session.add(StreamIdentity(stream_id=stream_id, kind=kind, entity_id=entity, profile_hash="h", placeholder=flag))
+        await session.commit()
+        stored = {u.id: u for u in (await session.scalars(select(User))).all()}
+
+    def same(user_id: str, **change) -> dict:
+        user = stored[user_id]
+        return {"id": user.id, "name": user.name, "image_url": user.image_url, "category": user.category, **change}
+
+    rows = [same(renamed, name="New Name"), same(recategorised, category="talent"),
+            same(unknown_to_stream, name="Also New"), same(placeholder), {"id": new_id(), "name": "Brand New"}]
+    result = await run_import(sessionmaker, USERS, ListSource(rows), batch_size=2)
+    assert result.counts == {"created": 1, "updated": 3, "unchanged": 1, "rejected": 0}
+    assert result.sync_queued == 2 and result.batches == 3
+    companies = await run_import(sessionmaker, COMPANIES, ListSource([{"id": company, "name": "New Co"}]))
+    assert companies.sync_queued == 1
+
+    async with sessionmaker() as session:
+        queued = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+    assert [(m.kind, m.payload) for m in queued] == [
+        ("identity.sync", {"stream_id": Identity("user", renamed).stream_id}),
+        ("identity.sync", {"stream_id": Identity("user", placeholder).stream_id}),
+        ("identity.sync", {"stream_id": Identity("company", company).stream_id}),
+    ]
+    again = await run_import(sessionmaker, USERS, ListSource(rows), batch_size=2)
+    assert again.counts["unchanged"] == 5 and again.sync_queued == 1  # the placeholder's pending sync, reused
+    async with sessionmaker() as session:
+        assert len((await session.scalars(select(OutboxMessage))).all()) == 3
+
+
+async def test_a_crash_after_some_batches_keeps_them_and_a_rerun_completes(sessionmaker, database_url):
+    rows = users(250)
+    with pytest.raises(RuntimeError, match="killed"):
+        await run_import(sessionmaker, USERS, ListSource(rows, crash_after=2), batch_size=100)
+    assert await count(database_url, User) == 200
+
+    resumed = await run_import(sessionmaker, USERS, ListSource(rows), batch_size=100)
+    assert resumed.counts == {"created": 50, "updated": 0, "unchanged": 200, "rejected": 0}
+    assert await count(database_url, User) == 250
+
+
+MAIN_BACKEND_SCHEMA = [
+    "CREATE TABLE profiles (id uuid PRIMARY KEY, full_name text, avatar text, category text, deleted_at timestamptz)",
+    "CREATE TABLE companies (id uuid PRIMARY KEY, name text NOT NULL, logo_url text, subcategory text)",
+    "CREATE TABLE company_members (company_id uuid, user_id uuid, role text, invitation_status text,"
+    " PRIMARY KEY (company_id, user_id))",
+]
+
+
+@pytest.fixture
+def main_backend_url(postgres_url):
+    """A PostgreSQL database shaped like OneCrew's main backend (its own tables, not ours)."""
+    name = f"onecrew_main_{uuid.uuid4().hex[:8]}"
+    url = asyncio.run(dbadmin.create_database(PG_ADMIN_URL, name))
+    for statement in MAIN_BACKEND_SCHEMA:
+        asyncio.run(dbadmin.admin_execute(url, statement))
+    yield url
+    asyncio.run(dbadmin.drop_database(PG_ADMIN_URL, name))
+
+
+def test_from_sql_reads_onecrew_database_with_the_default_or_a_custom_select(tmp_path, database_url, main_backend_url):
+    live, deleted, company = new_id(), new_id(), new_id()
+    for statement in (
+        f"INSERT INTO profiles VALUES ('{live}', 'Amr', 'https://img.example/a.png', 'talent', NULL),"
+        f" ('{deleted}', 'Gone', NULL, 'crew', now()), ('{new_id()}', '', NULL, 'crew', NULL)",
+        f"INSERT INTO companies VALUES ('{company}', 'Sat Education', NULL, 'academy')",
+        f"INSERT INTO company_members VALUES ('{company}', '{live}', 'owner', 'accepted'),"
+        f" ('{company}', '{deleted}', 'admin', 'accepted')",
+    ):
+        asyncio.run(dbadmin.admin_execute(main_backend_url, statement))
+
+    companies = run_cli(tmp_path, database_url, "companies", "--from-sql", main_backend_url, "--json")
+    assert companies.returncode == 0, companies.stdout + companies.stderr
+    assert summary(companies)["created"] == 1
+
+    custom = ("SELECT id, full_name AS name, avatar AS image_url, category FROM profiles "
+              "WHERE deleted_at IS NULL ORDER BY full_name DESC")
+    people = run_cli(tmp_path, database_url, "users", "--from-sql", main_backend_url, ONECREW_IMPORT_USERS_SQL=custom)
+    assert people.returncode == 1, people.stdout + people.stderr
+    assert "1 created, 0 updated, 0 unchanged, 1 rejected" in people.stdout
+    assert "  row 2: name: String should have at least 1 character" in people.stdout
+    assert asyncio.run(count(database_url, User)) == 1
+
+    default = run_cli(tmp_path, database_url, "users", "--from-sql", main_backend_url)
+    assert default.returncode == 2
+    assert 'relation "users" does not exist' in default.stderr
+
+    members = run_cli(tmp_path, database_url, "members", "--from-sql", main_backend_url, "--json")
+    assert members.returncode == 1
+    assert summary(members)["created"] == 1
+    assert summary(members)["rejections"] == [{"row": 2, "error": f"User not found: {deleted}"}]
+
+
+async def test_sql_source_streams_in_chunks(main_backend_url):
+    ids = sorted(new_id() for _ in range(25))
+    values = ", ".join(f"('{i}', 'Co {n}', NULL, NULL)" for n, i in enumerate(ids))
+    await dbadmin.admin_execute(main_backend_url, f"INSERT INTO companies VALUES {values}")
+    source = SqlSource(main_backend_url, "SELECT id, name, logo_url, subcategory FROM companies ORDER BY id;")
+    assert await source.total() == 25
+    chunks = [chunk async for chunk in source.chunks(10)]
+    await source.close()
+    assert [len(chunk) for chunk in chunks] == [10, 10, 5]
+    assert [row.data["id"] for chunk in chunks for row in chunk] == ids
+    assert chunks[2][0].position == 21
