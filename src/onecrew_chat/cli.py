@@ -24,6 +24,10 @@ sync_app = typer.Typer(help="Bring Stream up to date with the directory.", no_ar
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(sync_app, name="sync")
+import_app = typer.Typer(help="Take over what the old backend left: its Stream channels (and the directory).", no_args_is_help=True)
+stream_app = typer.Typer(help="The Stream app's settings this service needs.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+app.add_typer(stream_app, name="stream")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -236,6 +240,25 @@ def sync_identities(
     except StreamError as exc:
         fail(f"stopped: {exc}. What was sent is recorded; run the command again to continue.")
     sync_admin.print_backfill(report)
+
+
+@import_app.command("channels")
+def import_channels(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read Stream and report; write nothing, send nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = False,
+) -> None:
+    """Adopt every messaging channel in Stream: pairs keep their channel id, groups their name; resumable."""
+    from onecrew_chat import adoption_admin
+    from onecrew_chat.stream.errors import StreamError
+
+    settings = load_settings()
+    _require_stream(settings)
+    _require_migrated(settings)
+    try:
+        report = asyncio.run(adoption_admin.run_import_channels(settings, dry_run=dry_run))
+    except StreamError as exc:
+        fail(f"stopped: {exc}. What was read and adopted is recorded; run the command again to continue.")
+    adoption_admin.print_report(report, as_json=as_json)
 
 
 def _mount_stream_emulator() -> None:
