@@ -123,6 +123,7 @@ def worker() -> None:
     from onecrew_chat.logging import get_logger
     from onecrew_chat.outbox.worker import run_forever
     from onecrew_chat.runtime import build_runtime
+    from onecrew_chat.sync import server_messages  # noqa: F401  (registers the message.send outbox handler)
 
     settings = load_settings()
     _require_stream(settings)

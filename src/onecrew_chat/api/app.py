@@ -21,6 +21,7 @@ from onecrew_chat.api.routes import (
     health,
     heartbeat,
     internal,
+    internal_conversations,
     token,
     webhooks,
 )
@@ -96,4 +97,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         app.include_router(module.router)
     # The internal routes declare only their bodies; their error answers are documented here.
     app.include_router(internal.router, responses=error_responses(400, 401, 404, 413, 422))
+    app.include_router(internal_conversations.router, responses=error_responses(400, 401, 403, 404, 409, 413, 422, 502))
     return app
