@@ -262,6 +262,36 @@ def import_channels(
     adoption_admin.print_report(report, as_json=as_json)
 
 
+@stream_app.command("configure")
+def stream_configure(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the difference; change nothing.")] = False,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="Default: ONECREW_PUBLIC_BASE_URL + /api/chat/webhooks/stream.")
+    ] = None,
+    push_provider: Annotated[
+        list[str] | None,
+        typer.Option(help="TYPE or TYPE:NAME for reaction push (repeatable); default: every provider the app enables."),
+    ] = None,
+) -> None:
+    """Apply the Stream app settings this service needs (webhook URL and events, reaction push); shows the difference first."""
+    from onecrew_chat import stream_settings
+    from onecrew_chat.stream.errors import StreamError
+
+    settings = load_settings()
+    try:
+        url = stream_settings.webhook_url_from(settings, webhook_url)
+        providers = stream_settings.parse_providers(push_provider) if push_provider else None
+    except ValueError as exc:
+        fail(str(exc), code=2)
+    _require_stream(settings)
+    try:
+        plan = asyncio.run(stream_settings.configure(settings, webhook_url=url, providers=providers, dry_run=dry_run))
+    except StreamError as exc:
+        fail(f"Stream refused: {exc}")
+    for line in stream_settings.lines(plan, dry_run=dry_run):
+        typer.echo(line)
+
+
 def _mount_stream_emulator() -> None:
     """`onecrew-chat stream-emulator` is the emulator's own command, when its package provides one."""
     try:
