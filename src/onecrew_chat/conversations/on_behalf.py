@@ -16,13 +16,12 @@ from sqlalchemy.orm import selectinload
 from onecrew_chat.access import ACCEPTED, ACTING_ROLES
 from onecrew_chat.conversations.service import StreamFailed, create_conversation
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.errors import Conflict, NotFound, Unprocessable
-from onecrew_chat.identity import Identity, Kind
+from onecrew_chat.errors import BadRequest, Conflict, NotFound, Unprocessable
+from onecrew_chat.identity import STREAM_PREFIX, Identity, Kind, is_valid_channel_id, normalize_uuid
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Company, CompanyMember, Conversation
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
-from onecrew_chat.reads.lookup import candidate_channel_ids, check_conversation_id
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.errors import StreamError, StreamTransientError
@@ -66,8 +65,20 @@ async def ensure_conversation(runtime: Runtime, acting: Identity, request: Creat
     return await create_conversation(runtime, agent, request.model_copy(update={"company_id": acting.entity_id}))
 
 
+def candidate_channel_ids(conversation_id: str) -> list[str]:
+    """The channel id, and `onecrew_<uuid>` for an era-1 id the app stripped (as the app's read paths accept)."""
+    if not is_valid_channel_id(conversation_id):
+        raise BadRequest(
+            "Invalid conversation id: use the channel id, 1 to 128 letters, digits, '_' or '-'",
+            code="invalid_conversation_id",
+        )
+    try:
+        return [conversation_id, STREAM_PREFIX + normalize_uuid(conversation_id)]
+    except ValueError:
+        return [conversation_id]
+
+
 async def _conversation(session, conversation_id: str) -> Conversation:
-    check_conversation_id(conversation_id)
     candidates = candidate_channel_ids(conversation_id)
     rows = await session.scalars(
         select(Conversation)
