@@ -28,7 +28,9 @@ def progress_bar(console: Console) -> Progress:
     )
 
 
-async def run_import_channels(settings: Settings, *, dry_run: bool, show_progress: bool = True) -> AdoptionReport:
+async def run_import_channels(
+    settings: Settings, *, dry_run: bool, retry_skipped: bool = False, show_progress: bool = True
+) -> AdoptionReport:
     """One run with a runtime of its own; progress goes to stderr so that --json output stays clean."""
     runtime = build_runtime(settings)
     console = Console(stderr=True)
@@ -47,8 +49,12 @@ async def run_import_channels(settings: Settings, *, dry_run: bool, show_progres
     try:
         if show_progress and console.is_terminal:
             with bar:
-                return await import_channels(runtime, dry_run=dry_run, callbacks=Callbacks(on_page, on_written))
-        return await import_channels(runtime, dry_run=dry_run, callbacks=Callbacks(_log_page(console), None))
+                return await import_channels(
+                    runtime, dry_run=dry_run, retry_skipped=retry_skipped, callbacks=Callbacks(on_page, on_written)
+                )
+        return await import_channels(
+            runtime, dry_run=dry_run, retry_skipped=retry_skipped, callbacks=Callbacks(_log_page(console), None)
+        )
     finally:
         await runtime.close()
 

@@ -247,6 +247,9 @@ def sync_identities(
 def import_channels(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Read Stream and report; write nothing, send nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = False,
+    retry_skipped: Annotated[
+        bool, typer.Option("--retry-skipped", help="Decide again the channels earlier runs skipped (e.g. unknown members).")
+    ] = False,
 ) -> None:
     """Adopt every messaging channel in Stream: pairs keep their channel id, groups their name; resumable."""
     from onecrew_chat import adoption_admin
@@ -256,7 +259,7 @@ def import_channels(
     _require_stream(settings)
     _require_migrated(settings)
     try:
-        report = asyncio.run(adoption_admin.run_import_channels(settings, dry_run=dry_run))
+        report = asyncio.run(adoption_admin.run_import_channels(settings, dry_run=dry_run, retry_skipped=retry_skipped))
     except StreamError as exc:
         fail(f"stopped: {exc}. What was read and adopted is recorded; run the command again to continue.")
     adoption_admin.print_report(report, as_json=as_json)

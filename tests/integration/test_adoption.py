@@ -10,6 +10,7 @@ from onecrew_chat.identity import Identity, pair_key
 from onecrew_chat.models import AdoptionChannel, Conversation
 from onecrew_chat.sync.adoption import scan
 from onecrew_chat.sync.adoption.run import Callbacks, import_channels
+from tests.factories import add_user
 from tests.old_backend import World, build_world, stream_unread_channels
 
 
@@ -122,3 +123,15 @@ async def test_an_interrupted_run_resumes_where_it_stopped(runtime, emulator, mo
     assert report.channels_read == 3 and emulator.count("QueryChannels") == 2, "the first two pages are not read again"
     assert len(await conversations(runtime)) == 5
     assert {p["channel_id"] for p in report.pairs} == {w.era1, w.era3, w.company_pair}
+
+
+async def test_retry_skipped_adopts_a_channel_once_the_directory_knows_its_members(runtime, emulator):
+    w = await world_in(runtime, emulator)
+    await import_channels(runtime)
+    async with runtime.sessionmaker() as session:
+        await add_user(session, "Late", user_id="00000000-0000-4000-8000-000000000001")
+    plain = await import_channels(runtime)
+    assert plain.pairs == [], "skipped channels stay skipped without --retry-skipped"
+    again = await import_channels(runtime, retry_skipped=True)
+    assert [p["channel_id"] for p in again.pairs] == [w.stranger]
+    assert [s["channel_id"] for s in again.skipped] == [w.broken] and again.reopened == 2

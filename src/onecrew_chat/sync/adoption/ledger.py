@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,7 +15,7 @@ from onecrew_chat.sync.adoption.plan import Known, member_uuids
 from onecrew_chat.sync.adoption.records import ChannelRecord
 from onecrew_chat.sync.adoption.scan import Position
 
-PENDING = "pending"
+PENDING, SKIPPED = "pending", "skipped"
 IN_CHUNK = 500  # ids per IN (...) list
 
 
@@ -68,15 +68,27 @@ class DbLedger:
                 )
             )
 
-    async def pending(self) -> list[ChannelRecord]:
-        """Channels read but not decided yet, oldest first."""
+    async def pending(self, *, with_skipped: bool = False) -> list[ChannelRecord]:
+        """Channels read but not decided yet (and skipped ones, when asked), oldest first."""
+        outcomes = [PENDING, SKIPPED] if with_skipped else [PENDING]
         async with self.sessionmaker() as session:
             rows = await session.scalars(
                 select(AdoptionChannel)
-                .where(AdoptionChannel.outcome == PENDING, AdoptionChannel.channel_type == self.channel_type)
+                .where(AdoptionChannel.outcome.in_(outcomes), AdoptionChannel.channel_type == self.channel_type)
                 .order_by(AdoptionChannel.created_at, AdoptionChannel.cid)
             )
             return [ChannelRecord.from_row(row) for row in rows]
+
+    async def reopen_skipped(self) -> int:
+        """Skipped channels become pending again (after the directory learned their members); returns how many."""
+        async with unit_of_work(self.sessionmaker) as session:
+            result = await session.execute(
+                update(AdoptionChannel)
+                .where(AdoptionChannel.outcome == SKIPPED, AdoptionChannel.channel_type == self.channel_type)
+                .values(outcome=PENDING, reason=None, decided_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount or 0)
 
     async def decided(self) -> dict[str, int]:
         """Channels decided by earlier runs, per outcome."""
@@ -120,8 +132,9 @@ class DbLedger:
 class MemoryLedger:
     """A dry run's ledger: reads what the database holds, keeps what it would write in memory."""
 
-    def __init__(self, db: DbLedger):
+    def __init__(self, db: DbLedger, *, with_skipped: bool = False):
         self.db = db
+        self.with_skipped = with_skipped
         self.records: dict[str, ChannelRecord] = {}
 
     async def new_of(self, records: list[ChannelRecord]) -> list[ChannelRecord]:
@@ -134,4 +147,4 @@ class MemoryLedger:
 
     async def pending(self) -> list[ChannelRecord]:
         """The database's pending channels and this run's."""
-        return [*await self.db.pending(), *self.records.values()]
+        return [*await self.db.pending(with_skipped=self.with_skipped), *self.records.values()]

@@ -15,6 +15,7 @@ class AdoptionReport:
     pages: int = 0
     channels_read: int = 0  # new to the ledger in this run
     decided_before: dict[str, int] = field(default_factory=dict)  # earlier runs' outcomes: already known, skipped now
+    reopened: int = 0  # skipped channels decided again (--retry-skipped)
     pairs: list[dict] = field(default_factory=list)
     groups: list[dict] = field(default_factory=list)
     duplicates: dict[str, dict] = field(default_factory=dict)  # pair_key -> {adopted, others: [...]}
@@ -55,6 +56,7 @@ class AdoptionReport:
             "pages": self.pages,
             "channels_read": self.channels_read,
             "already_decided": self.decided_before,
+            "reopened": self.reopened,
             "adopted_pairs": self.pairs,
             "groups": self.groups,
             "duplicates": self.duplicate_pairs(),
@@ -85,6 +87,8 @@ class AdoptionReport:
         for repaired in self.repaired:
             action = "would repair" if self.dry_run else "repaired"
             lines.append(f"  {action} {repaired['stream_id']}: {repaired['problem']}")
+        if self.reopened:
+            lines.append(f"Decided again: {self.reopened} channels skipped by earlier runs (--retry-skipped).")
         if self.decided_before:
             shown = ", ".join(f"{count} {outcome}" for outcome, count in sorted(self.decided_before.items()))
             lines.append(f"Already decided by earlier runs (left as they are): {shown}.")

@@ -27,14 +27,24 @@ class Callbacks:
 
 
 async def import_channels(
-    runtime: Runtime, *, dry_run: bool = False, callbacks: Callbacks | None = None, channel_type: str = CHANNEL_TYPE
+    runtime: Runtime,
+    *,
+    dry_run: bool = False,
+    retry_skipped: bool = False,
+    callbacks: Callbacks | None = None,
+    channel_type: str = CHANNEL_TYPE,
 ) -> AdoptionReport:
-    """One run. Interrupted, it resumes at the next page (scan) or the next undecided channel (apply)."""
+    """One run. Interrupted, it resumes at the next page (scan) or the next undecided channel (apply).
+
+    `retry_skipped` decides the channels skipped by earlier runs again (after the directory learned their members).
+    """
     started, calls = time.perf_counter(), runtime.stream.calls
     callbacks = callbacks or Callbacks()
     report = AdoptionReport(dry_run=dry_run)
     db = DbLedger(runtime.sessionmaker, channel_type)
-    ledger = MemoryLedger(db) if dry_run else db
+    ledger = MemoryLedger(db, with_skipped=retry_skipped) if dry_run else db
+    if retry_skipped and not dry_run:
+        report.reopened = await db.reopen_skipped()
     position = await db.load_position()
     pages_before = position.pages
     try:
