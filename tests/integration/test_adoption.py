@@ -135,3 +135,11 @@ async def test_retry_skipped_adopts_a_channel_once_the_directory_knows_its_membe
     again = await import_channels(runtime, retry_skipped=True)
     assert [p["channel_id"] for p in again.pairs] == [w.stranger]
     assert [s["channel_id"] for s in again.skipped] == [w.broken] and again.reopened == 2
+
+
+async def test_a_429_waits_for_streams_reset_and_the_run_completes(runtime, emulator):
+    w = await world_in(runtime, emulator)
+    emulator.faults.rate_limit_burst("QueryChannels", count=2, reset_in_s=1.0)
+    report = await import_channels(runtime)
+    assert {p["channel_id"] for p in report.pairs} == {w.era1, w.era3, w.company_pair}
+    assert emulator.count("QueryChannels") == 3, "two refused with 429, then the page after the reset"
