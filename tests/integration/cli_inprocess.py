@@ -6,7 +6,10 @@ Much faster than a subprocess per command; tests/integration/test_cli.py covers 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+
+import structlog
 
 from typer.testing import CliRunner, Result
 
@@ -33,10 +36,22 @@ def cli_env(database_url: str | None, emulator_server, **extra: str) -> dict[str
 
 
 async def invoke(env: dict[str, str | None], *args: str) -> Result:
-    """Run `onecrew-chat ARGS` to completion."""
+    """Run `onecrew-chat ARGS` to completion, then put logging back as it was.
+
+    The command configures structlog and the root logger with the runner's stderr, which is closed once the
+    command returns: later tests in this process would log into a closed file.
+    """
     from onecrew_chat.cli import app
 
-    return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env, catch_exceptions=False)
+    saved_structlog = structlog.get_config()
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    try:
+        return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env, catch_exceptions=False)
+    finally:
+        structlog.configure(**saved_structlog)
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
 
 
 async def cli_ok(env: dict[str, str | None], *args: str) -> str:

@@ -74,6 +74,11 @@ async def test_the_runbook_adopts_every_old_channel(database_url, emulator_serve
         headers=service_auth(),
     )
     assert ensured.json()["data"]["id"] == w.era3
+    # GET and prepare treat adopted channels like any other: the era-1 id as the app strips it, prepare ready at once.
+    stripped = w.era1.removeprefix("onecrew_")
+    assert (await client.get(f"/api/chat/conversations/{stripped}", headers=auth(w.mona))).json()["data"]["id"] == w.era1
+    prepared = await client.post(f"/api/chat/conversations/{w.era3}/prepare", headers=auth(w.amr))
+    assert prepared.json()["data"]["chat_status"] == "ready"
     # The duplicate stays readable by id; the group is there with its name.
     assert (await client.get(f"/api/chat/conversations/{w.era2}", headers=auth(w.amr))).status_code == 200
     group = (await client.get(f"/api/chat/conversations/{w.group}", headers=auth(w.nour))).json()["data"]
