@@ -24,8 +24,13 @@ sync_app = typer.Typer(help="Bring Stream up to date with the directory.", no_ar
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(sync_app, name="sync")
-import_app = typer.Typer(help="Fill the directory from files or OneCrew's own database.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Take over from the old backend: the directory (files or OneCrew's own database) and its Stream channels.",
+    no_args_is_help=True,
+)
+stream_app = typer.Typer(help="The Stream app's settings this service needs.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+app.add_typer(stream_app, name="stream")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -405,6 +410,58 @@ def sync_identities(
         typer.echo(sync_admin.to_json(report))
     else:
         sync_admin.print_backfill(report)
+
+
+@import_app.command("channels")
+def import_channels(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read Stream and report; write nothing, send nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = False,
+    retry_skipped: Annotated[
+        bool, typer.Option("--retry-skipped", help="Decide again the channels earlier runs skipped (e.g. unknown members).")
+    ] = False,
+) -> None:
+    """Adopt every messaging channel in Stream: pairs keep their channel id, groups their name; resumable."""
+    from onecrew_chat import adoption_admin
+    from onecrew_chat.stream.errors import StreamError
+
+    settings = load_settings()
+    _require_stream(settings)
+    _require_migrated(settings)
+    try:
+        report = asyncio.run(adoption_admin.run_import_channels(settings, dry_run=dry_run, retry_skipped=retry_skipped))
+    except StreamError as exc:
+        fail(f"stopped: {exc}. What was read and adopted is recorded; run the command again to continue.")
+    adoption_admin.print_report(report, as_json=as_json)
+
+
+@stream_app.command("configure")
+def stream_configure(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the difference; change nothing.")] = False,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="Default: ONECREW_PUBLIC_BASE_URL + /api/chat/webhooks/stream.")
+    ] = None,
+    push_provider: Annotated[
+        list[str] | None,
+        typer.Option(help="TYPE or TYPE:NAME for reaction push (repeatable); default: every provider the app enables."),
+    ] = None,
+) -> None:
+    """Apply the Stream app settings this service needs (webhook URL and events, reaction push); shows the difference first."""
+    from onecrew_chat import stream_settings
+    from onecrew_chat.stream.errors import StreamError
+
+    settings = load_settings()
+    try:
+        url = stream_settings.webhook_url_from(settings, webhook_url)
+        providers = stream_settings.parse_providers(push_provider) if push_provider else None
+    except ValueError as exc:
+        fail(str(exc), code=2)
+    _require_stream(settings)
+    try:
+        plan = asyncio.run(stream_settings.configure(settings, webhook_url=url, providers=providers, dry_run=dry_run))
+    except StreamError as exc:
+        fail(f"Stream refused: {exc}")
+    for line in stream_settings.lines(plan, dry_run=dry_run):
+        typer.echo(line)
 
 
 def _mount_stream_emulator() -> None:

@@ -17,7 +17,7 @@ from onecrew_chat.logging import get_logger
 from onecrew_chat.outbox import worker
 from onecrew_chat.outbox.jobs import Failure, Jobs, PeriodicJob, Verdict
 from onecrew_chat.stream.errors import StreamRequestError, StreamUsersMissing
-from onecrew_chat.sync import handlers
+from onecrew_chat.sync import handlers, server_messages
 from onecrew_chat.sync.reconcile import reconcile
 
 log = get_logger(__name__)
@@ -75,7 +75,11 @@ def build_jobs(settings: Any) -> Jobs:
     """Handlers, dead-letter handlers, periodic jobs and the classifier for this deployment's settings."""
     reconcile_s = float(settings.reconcile_interval_s)
     return Jobs(
-        handlers={handlers.PROVISION: handlers.provision, handlers.IDENTITY_SYNC: handlers.sync_identity},
+        handlers={
+            handlers.PROVISION: handlers.provision,
+            handlers.IDENTITY_SYNC: handlers.sync_identity,
+            server_messages.SEND_MESSAGE: server_messages.deliver,
+        },
         dead_letter={handlers.PROVISION: handlers.provisioning_failed},
         periodic=[
             PeriodicJob("idempotency.purge", IDEMPOTENCY_PURGE_EVERY_S, purge_idempotency_keys),

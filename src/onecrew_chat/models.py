@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, FetchedValue, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Boolean, FetchedValue, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from onecrew_chat.db import UTCDateTime, utcnow
@@ -319,3 +319,43 @@ class WorkerHeartbeat(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+# --- cut-over: adopting the old backend's Stream channels (sync/adoption) -------------------------
+
+
+class AdoptionChannel(Base):
+    """A Stream channel seen by `import channels`: what Stream showed, and what became of it (the run's ledger)."""
+
+    __tablename__ = "adoption_channel"
+
+    cid: Mapped[str] = mapped_column(String(200), primary_key=True)
+    channel_type: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(String(255))
+    member_ids: Mapped[list[str]] = mapped_column(JSON)  # Stream user ids, as Stream listed them
+    member_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime | None]  # the channel's, in Stream
+    last_message_at: Mapped[datetime | None]
+    preview: Mapped[str | None] = mapped_column(String(255))
+    reads: Mapped[dict[str, Any]] = mapped_column(JSON)  # Stream user id -> ISO time of its last read
+    damaged: Mapped[dict[str, Any]] = mapped_column(JSON)  # Stream user id -> what the old backend left wrong
+    # pending | pair | group | duplicate | skipped
+    outcome: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str | None] = mapped_column(Text)
+    pair_key: Mapped[str | None] = mapped_column(String(255))
+    conversation_id: Mapped[str | None] = mapped_column(String(36))
+    staged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_adoption_channel_outcome", "outcome"), Index("ix_adoption_channel_pair_key", "pair_key"))
+
+
+class AdoptionPosition(Base):
+    """Where `import channels` is in Stream's channel list (created_at cursor), so an interrupted run resumes."""
+
+    __tablename__ = "adoption_position"
+
+    channel_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor_us: Mapped[int] = mapped_column(BigInteger, default=0)  # microseconds since the epoch
+    seen_at_cursor: Mapped[int] = mapped_column(Integer, default=0)  # channels already read at exactly cursor_us
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -24,6 +24,8 @@ ROUTES: list[tuple[str, str, str, Handler]] = [
     ("GET", "tasks/{}", op.GET_TASK, tasks.get_task),
     ("GET", "app", op.GET_APP, app_settings.get_app),
     ("PATCH", "app", op.UPDATE_APP, app_settings.update_app),
+    ("GET", "push_templates", op.GET_PUSH_TEMPLATES, app_settings.get_push_templates),
+    ("POST", "push_templates", op.UPSERT_PUSH_TEMPLATE, app_settings.upsert_push_template),
     ("POST", "channels", op.QUERY_CHANNELS, channels.query),
     ("POST", "channels/delete", op.DELETE_CHANNELS, channels.delete_many),
     ("POST", "channels/{}/query", op.GET_OR_CREATE_CHANNEL, channels.get_or_create_distinct),

@@ -50,6 +50,12 @@ HAPPY: dict[tuple[str, str], dict] = {
     ("PUT", "/api/internal/companies/{company_id}/members/{user_id}"): {
         "body": {"role": "admin", "invitation_status": "accepted"}
     },
+    ("POST", "/api/internal/conversations"): {
+        "body": {"conversation_type": "user_company", "participant_ids": ["?"], "acting": {"type": "user", "id": "?"}}
+    },
+    ("POST", "/api/internal/conversations/{conversation_id}/messages"): {
+        "body": {"id": "fuzz-message-1", "sender": {"type": "user", "id": "?"}, "text": "hi"}
+    },
 }
 # Who a "known" create names, per conversation type (company_company writes as `company`).
 PARTIES = {"user_company": ("company",), "company_company": ("company2",), "group": ("other", "company")}
@@ -118,6 +124,9 @@ def _use_known_ids(case, known: dict) -> None:
                 body["company_id"] = known["company"]
         elif "company_id" in body:
             body["company_id"] = known["company"]
+        for field in ("acting", "sender"):  # internal calls on behalf of (or as) the caller
+            if isinstance(body.get(field), dict):
+                body[field] = {"type": "user", "id": known["me"]}
         if "type" in body:  # a webhook event: about the known conversation, from the caller
             body = {k: v for k, v in body.items() if k not in ("channel_id", "channel_type")}
             body["cid"] = f"messaging:{known['conversation']}"

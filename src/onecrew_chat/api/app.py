@@ -25,6 +25,7 @@ from onecrew_chat.api.routes import (
     internal,
     status,
     internal_bulk,
+    internal_conversations,
     token,
     webhooks,
 )
@@ -119,4 +120,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(internal.router, responses=error_responses(400, 401, 404, 413, 422))
     app.include_router(status.router, responses=error_responses(401))
     app.include_router(internal_bulk.router)
+    app.include_router(internal_conversations.router, responses=error_responses(400, 401, 403, 404, 409, 413, 422, 502))
     return app

@@ -242,6 +242,20 @@ async def mark_done(session: AsyncSession, message: OutboxMessage) -> bool:
     return done
 
 
+async def give_up(session: AsyncSession, message: OutboxMessage, error: str) -> bool:
+    """Dead-letter a pending, unleased row whose writer met an error no retry can fix (e.g. Stream refused it)."""
+    now = utcnow()
+    dead = await _guarded(
+        session,
+        and_(OutboxMessage.id == message.id, OutboxMessage.status == PENDING, _unleased(now)),
+        status=DEAD, attempts=OutboxMessage.attempts + 1, last_error=error[:_ERROR_LIMIT], **_UNLEASE,
+    )
+    if dead:
+        OUTBOX_DEAD.labels(message.kind).inc()
+        log.error("outbox.dead", id=message.id, kind=message.kind, error=error[:500])
+    return dead
+
+
 async def make_due(session: AsyncSession, message_id: int) -> None:
     """Make a pending row due now (its writer gave up trying inline: the worker takes over)."""
     await session.execute(

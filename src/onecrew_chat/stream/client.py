@@ -51,6 +51,9 @@ _CHANNELS_PATH = "/api/v2/chat/channels"
 _CHANNEL_PATH = "/api/v2/chat/channels/{type}/{id}"
 _CHANNEL_QUERY_PATH = "/api/v2/chat/channels/{type}/{id}/query"
 _MEMBERS_PATH = "/api/v2/chat/members"
+_MESSAGE_PATH = "/api/v2/chat/channels/{type}/{id}/message"
+_APP_PATH = "/api/v2/app"
+_PUSH_TEMPLATES_PATH = "/api/v2/chat/push_templates"
 
 
 @dataclass(frozen=True)
@@ -255,8 +258,67 @@ class StreamGateway:
                 if user_id:
                     found.add(user_id)
         return found
+    async def query_channels_page(
+        self, filter_conditions: dict, *, sort: list[dict], limit: int, offset: int = 0, member_limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """One page (at most 30) of channel states as plain JSON: channel, members, the last message and read state."""
+        if not 1 <= limit <= MAX_CHANNELS_PER_QUERY:
+            raise ValueError(f"limit must be between 1 and {MAX_CHANNELS_PER_QUERY}, got {limit}")
+        body = {
+            "filter_conditions": filter_conditions,
+            "sort": sort,
+            "limit": limit,
+            "offset": offset,
+            "member_limit": member_limit,
+            "message_limit": 1,
+            "state": True,
+        }
+        response = await self._call("QueryChannels", lambda sdk: sdk.chat.post(_CHANNELS_PATH, _JSON, json=body))
+        return list(response.data.get("channels") or [])
+
+    # --- messages ------------------------------------------------------------------------------------
+
+    async def send_message(
+        self, channel_type: str, channel_id: str, *, message_id: str, user_id: str, text: str, custom: dict | None = None
+    ) -> dict[str, Any]:
+        """Send a message with a caller-chosen id as `user_id` (server side); Stream refuses an id it already has."""
+        if not message_id or not user_id:
+            raise ValueError("message_id and user_id are required")
+        message: dict[str, Any] = {"id": message_id, "text": text, "user_id": user_id}
+        if custom:
+            message["custom"] = dict(custom)
+        where = {"type": channel_type, "id": channel_id}
+        body = {"message": message}
+        response = await self._call(
+            "SendMessage", lambda sdk: sdk.chat.post(_MESSAGE_PATH, _JSON, path_params=where, json=body)
+        )
+        return dict(response.data.get("message") or {})
 
     # --- app ---------------------------------------------------------------------------------------
+
+    async def get_app_settings(self) -> dict[str, Any]:
+        """The app's settings as plain JSON (GetApp)."""
+        response = await self._call("GetApp", lambda sdk: sdk.get(_APP_PATH, _JSON))
+        return dict(response.data.get("app") or {})
+
+    async def patch_app_settings(self, fields: dict[str, Any]) -> None:
+        """Change these app settings (UpdateApp); fields not named stay as they are."""
+        await self._call("UpdateApp", lambda sdk: sdk.patch(_APP_PATH, _JSON, json=dict(fields)))
+
+    async def get_push_templates(self, provider_type: str, provider_name: str | None = None) -> list[dict[str, Any]]:
+        """The chat push templates of one push provider (GetPushTemplates)."""
+        query = {"push_provider_type": provider_type}
+        if provider_name:
+            query["push_provider_name"] = provider_name
+        response = await self._call(
+            "GetPushTemplates", lambda sdk: sdk.get(_PUSH_TEMPLATES_PATH, _JSON, query_params=query)
+        )
+        return list(response.data.get("templates") or [])
+
+    async def upsert_push_template(self, template: dict[str, Any]) -> None:
+        """Enable (and optionally template) push for one event type and provider (UpsertPushTemplate)."""
+        await self._call("UpsertPushTemplate", lambda sdk: sdk.post(_PUSH_TEMPLATES_PATH, _JSON, json=dict(template)))
+
 
     async def update_app_settings(self, *, webhook_url: str | None) -> None:
         """Point Stream's webhooks at `webhook_url` (None switches them off)."""

@@ -54,3 +54,37 @@ def update_app(call: Call) -> dict:
         raise input_error("webhook_events must be a list", webhook_events="invalid")
     call.state.app.update(settings)
     return {}
+
+
+PUSH_PROVIDER_TYPES = ("apn", "firebase", "huawei", "xiaomi")
+
+
+def get_push_templates(call: Call) -> dict:
+    """GET /chat/push_templates?push_provider_type=&push_provider_name=: the stored templates of that provider."""
+    provider_type = call.query.get("push_provider_type")
+    if provider_type not in PUSH_PROVIDER_TYPES:
+        raise input_error("push_provider_type is a required field", push_provider_type="required")
+    name = call.query.get("push_provider_name") or ""
+    stored = call.state.app.get("push_templates") or []
+    return {"templates": [t for t in stored if t["push_provider_type"] == provider_type
+                          and (not name or t.get("push_provider_name", "") == name)]}
+
+
+def upsert_push_template(call: Call) -> dict:
+    """POST /chat/push_templates: enable (and template) push for one event type and provider (push v3)."""
+    body = drop_nulls(call.body)
+    event_type, provider_type = body.get("event_type"), body.get("push_provider_type")
+    if event_type not in ("message.new", "message.updated", "reaction.new", "notification.reminder_due"):
+        raise input_error("event_type must be one of message.new, message.updated, reaction.new, "
+                          "notification.reminder_due", event_type="invalid")
+    if provider_type not in PUSH_PROVIDER_TYPES:
+        raise input_error("push_provider_type is a required field", push_provider_type="required")
+    template = {"event_type": event_type, "push_provider_type": provider_type,
+                "push_provider_name": body.get("push_provider_name", ""),
+                "enable_push": bool(body.get("enable_push", False)),
+                "template": body.get("template", "")}
+    key = (event_type, provider_type, template["push_provider_name"])
+    stored = [t for t in call.state.app.get("push_templates") or []
+              if (t["event_type"], t["push_provider_type"], t["push_provider_name"]) != key]
+    call.state.app["push_templates"] = [*stored, template]
+    return {"template": template}

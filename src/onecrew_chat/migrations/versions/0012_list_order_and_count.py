@@ -14,14 +14,14 @@ order, so two transactions adding the same members never deadlock on them; a cre
 create of the same profile to commit.
 
 Revision ID: 0012
-Revises: 0006
+Revises: 0011
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0006"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

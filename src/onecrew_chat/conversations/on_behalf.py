@@ -1,0 +1,157 @@
+"""The main backend's two server-side duties: ensure a conversation for an identity, send a message as a participant.
+
+`ensure_conversation` calls the app's create (`service.create_conversation`) unchanged, so it has every guarantee
+of it: a pair's one conversation (its adopted old channel included) whatever the direction, every member in the
+channel when it answers, `provisioning` finished by the worker when Stream is slow. Acting as a company goes
+through one of its accepted owners or admins, as the app's own create does.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from onecrew_chat.access import ACCEPTED, ACTING_ROLES
+from onecrew_chat.conversations.service import StreamFailed, create_conversation
+from onecrew_chat.db import unit_of_work, utcnow
+from onecrew_chat.errors import BadRequest, Conflict, NotFound, Unprocessable
+from onecrew_chat.identity import STREAM_PREFIX, Identity, Kind, is_valid_channel_id, normalize_uuid
+from onecrew_chat.logging import get_logger
+from onecrew_chat.models import Company, CompanyMember, Conversation
+from onecrew_chat.outbox import repository as outbox
+from onecrew_chat.outbox import worker
+from onecrew_chat.runtime import Runtime
+from onecrew_chat.schemas import CreateConversationRequest
+from onecrew_chat.stream.errors import StreamError, StreamTransientError
+from onecrew_chat.sync.channels import is_provisioned
+from onecrew_chat.sync.deadline import Deadline
+from onecrew_chat.sync.queue import enqueue_provision
+from onecrew_chat.sync.server_messages import SEND_MESSAGE, dedupe_key, find_sent, send_to_stream
+
+log = get_logger(__name__)
+
+SENT, QUEUED = "sent", "queued"
+INLINE_GRACE_S = 2.0  # the worker leaves a fresh row alone this long past the inline attempt's deadline
+
+
+async def company_agent(runtime: Runtime, company_id: str) -> str:
+    """An accepted owner (else admin) of the company, in whose name the app's create acts as the company."""
+    async with runtime.sessionmaker() as session:
+        if await session.get(Company, company_id) is None:
+            raise NotFound(f"Company not found: {company_id}", code="company_not_found")
+        rows = await session.execute(
+            select(CompanyMember.user_id, CompanyMember.role).where(
+                CompanyMember.company_id == company_id,
+                CompanyMember.role.in_(ACTING_ROLES),
+                CompanyMember.invitation_status == ACCEPTED,
+            )
+        )
+        managers = sorted(rows, key=lambda row: (ACTING_ROLES.index(row.role), row.user_id))
+    if not managers:
+        raise Unprocessable(
+            f"Company {company_id} has no accepted owner or admin in the directory, so nobody can act as it",
+            code="company_without_manager",
+        )
+    return managers[0].user_id
+
+
+async def ensure_conversation(runtime: Runtime, acting: Identity, request: CreateConversationRequest) -> dict:
+    """The app's create as `acting` (its `company_id` is the acting company, or none for a user)."""
+    if acting.kind is Kind.USER:
+        return await create_conversation(runtime, acting.entity_id, request.model_copy(update={"company_id": None}))
+    agent = await company_agent(runtime, acting.entity_id)
+    return await create_conversation(runtime, agent, request.model_copy(update={"company_id": acting.entity_id}))
+
+
+def candidate_channel_ids(conversation_id: str) -> list[str]:
+    """The channel id, and `onecrew_<uuid>` for an era-1 id the app stripped (as the app's read paths accept)."""
+    if not is_valid_channel_id(conversation_id):
+        raise BadRequest(
+            "Invalid conversation id: use the channel id, 1 to 128 letters, digits, '_' or '-'",
+            code="invalid_conversation_id",
+        )
+    try:
+        return [conversation_id, STREAM_PREFIX + normalize_uuid(conversation_id)]
+    except ValueError:
+        return [conversation_id]
+
+
+async def _conversation(session, conversation_id: str) -> Conversation:
+    candidates = candidate_channel_ids(conversation_id)
+    rows = await session.scalars(
+        select(Conversation)
+        .where(Conversation.channel_id.in_(candidates), Conversation.deleted_at.is_(None))
+        .options(selectinload(Conversation.participants))
+    )
+    by_channel = {c.channel_id: c for c in rows}
+    found = next((by_channel[c] for c in candidates if c in by_channel), None)
+    if found is None:
+        raise NotFound("Conversation not found", code="conversation_not_found")
+    return found
+
+
+def _answer(payload: dict, status: str) -> dict:
+    return {"id": payload["message_id"], "conversation_id": payload["channel_id"], "sender": payload["sender"], "status": status}
+
+
+async def record_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict):
+    """First unit of work: check, then find the earlier send of this id or queue a new one; (payload, row, answer)."""
+    async with unit_of_work(runtime.sessionmaker) as session:
+        conversation = await _conversation(session, conversation_id)
+        if (sender.kind.value, sender.entity_id) not in {(p.participant_type, p.participant_id) for p in conversation.participants}:
+            raise Unprocessable(
+                f"The sender {sender.kind.value} {sender.entity_id} does not take part in conversation {conversation.channel_id}",
+                code="sender_not_participant",
+            )
+        payload = {
+            "channel_type": conversation.channel_type,
+            "channel_id": conversation.channel_id,
+            "message_id": message_id,
+            "sender": sender.stream_id,
+            "text": text,
+            "custom": custom,
+        }
+        earlier = await find_sent(session, message_id)
+        if earlier is not None:
+            if dict(earlier.payload) != payload:
+                raise Conflict(
+                    f"Message id {message_id} was already used for another message; choose a new id", code="message_id_reused"
+                )
+            if earlier.status == outbox.DEAD:
+                await outbox.requeue(session, [earlier.id])
+            return payload, None, _answer(payload, SENT if earlier.status == outbox.DONE else QUEUED)
+        ready = is_provisioned(conversation)
+        if not ready:
+            await enqueue_provision(session, conversation)
+        delay = runtime.settings.provision_deadline_s + INLINE_GRACE_S if ready else 0.0
+        row = await outbox.add(session, SEND_MESSAGE, payload, dedupe_key=dedupe_key(message_id), delay_s=delay)
+        return payload, (row if ready else None), None
+
+
+async def send_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict) -> dict:
+    """POST /api/internal/conversations/{id}/messages: `sent` when Stream has it, `queued` when the worker will send it."""
+    started = time.perf_counter()
+    payload, row, answer = await record_message(runtime, conversation_id, sender, message_id, text, custom)
+    if answer is not None:
+        return answer
+    if row is None:  # the channel is still being provisioned: the worker sends after it
+        worker.kick(runtime)
+        return _answer(payload, QUEUED)
+    try:
+        await send_to_stream(runtime.stream, payload, Deadline(runtime.settings.provision_deadline_s))
+    except StreamTransientError as exc:
+        log.warning("message.send_deferred", message_id=message_id, error=str(exc)[:300])
+        async with unit_of_work(runtime.sessionmaker) as session:
+            await outbox.make_due(session, row.id)
+        worker.kick(runtime)
+        return _answer(payload, QUEUED)
+    except StreamError as exc:  # Stream refuses this message: no retry will change that
+        async with unit_of_work(runtime.sessionmaker) as session:
+            await outbox.give_up(session, row, f"{type(exc).__name__}: {exc}")
+        raise StreamFailed(f"Stream refused the message: {exc}") from exc
+    async with unit_of_work(runtime.sessionmaker) as session:
+        await outbox.mark_done(session, row)
+    log.info("message.server_sent", message_id=message_id, channel_id=payload["channel_id"], ms=round((time.perf_counter() - started) * 1000, 2))
+    return _answer(payload, SENT)

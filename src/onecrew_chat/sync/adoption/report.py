@@ -1,0 +1,99 @@
+"""The report of one `import channels` run: adopted pairs, groups, duplicates per pair, skipped channels, repairs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from onecrew_chat.sync.adoption.plan import DUPLICATE, GROUP, PAIR, SKIPPED, Decision
+
+
+@dataclass
+class AdoptionReport:
+    """What a run read, decided and (unless a dry run) wrote."""
+
+    dry_run: bool
+    pages: int = 0
+    channels_read: int = 0  # new to the ledger in this run
+    decided_before: dict[str, int] = field(default_factory=dict)  # earlier runs' outcomes: already known, skipped now
+    reopened: int = 0  # skipped channels decided again (--retry-skipped)
+    pairs: list[dict] = field(default_factory=list)
+    groups: list[dict] = field(default_factory=list)
+    duplicates: dict[str, dict] = field(default_factory=dict)  # pair_key -> {adopted, others: [...]}
+    skipped: list[dict] = field(default_factory=list)
+    repaired: list[dict] = field(default_factory=list)  # identities the old backend damaged, sent again
+    stream_calls: int = 0
+    ms: float = 0.0
+
+    def add(self, decision: Decision) -> None:
+        """Count one decision."""
+        record = decision.record
+        if decision.outcome == PAIR:
+            self.pairs.append(
+                {
+                    "channel_id": record.channel_id,
+                    "conversation_type": decision.conversation_type,
+                    "members": [i.stream_id for i in decision.identities],
+                    "last_message_at": record.last_message_at.isoformat() if record.last_message_at else None,
+                }
+            )
+            self.duplicates.setdefault(decision.pair_key or "", {"adopted": record.channel_id, "others": []})
+        elif decision.outcome == GROUP:
+            self.groups.append({"channel_id": record.channel_id, "name": record.name, "members": len(decision.identities)})
+        elif decision.outcome == DUPLICATE:
+            entry = self.duplicates.setdefault(decision.pair_key or "", {"adopted": decision.winner, "others": []})
+            entry["others"].append(record.channel_id)
+        elif decision.outcome == SKIPPED:
+            self.skipped.append({"channel_id": record.channel_id, "reason": decision.reason})
+
+    def duplicate_pairs(self) -> dict[str, dict]:
+        """Only the pairs that had more than one channel."""
+        return {key: value for key, value in self.duplicates.items() if value["others"]}
+
+    def as_json(self) -> dict:
+        """The --json output."""
+        return {
+            "dry_run": self.dry_run,
+            "pages": self.pages,
+            "channels_read": self.channels_read,
+            "already_decided": self.decided_before,
+            "reopened": self.reopened,
+            "adopted_pairs": self.pairs,
+            "groups": self.groups,
+            "duplicates": self.duplicate_pairs(),
+            "skipped": self.skipped,
+            "repaired_identities": self.repaired,
+            "stream_calls": self.stream_calls,
+            "ms": self.ms,
+        }
+
+    def lines(self) -> list[str]:
+        """The text output, one line each."""
+        verb = "would adopt" if self.dry_run else "adopted"
+        lines = [
+            f"Read {self.channels_read} new channels in {self.pages} pages ({self.stream_calls} Stream calls, "
+            f"{self.ms / 1000:.1f} s).",
+            f"Pairs {verb}: {len(self.pairs)}; groups {verb}: {len(self.groups)}; "
+            f"duplicates left untouched: {sum(len(v['others']) for v in self.duplicate_pairs().values())}; "
+            f"skipped: {len(self.skipped)}.",
+        ]
+        for pair in self.pairs:
+            lines.append(f"  pair  {pair['channel_id']}  {pair['conversation_type']}  {' + '.join(pair['members'])}")
+        for group in self.groups:
+            lines.append(f"  group {group['channel_id']}  {group['name'] or '(no name)'}  {group['members']} members")
+        for key, entry in self.duplicate_pairs().items():
+            lines.append(f"  duplicates of {key}: kept {entry['adopted']}; left as they are: {', '.join(entry['others'])}")
+        for skipped in self.skipped:
+            lines.append(f"  skipped {skipped['channel_id']}: {skipped['reason']}")
+        for repaired in self.repaired:
+            action = "would repair" if self.dry_run else "repaired"
+            lines.append(f"  {action} {repaired['stream_id']}: {repaired['problem']}")
+        if self.reopened:
+            lines.append(f"Decided again: {self.reopened} channels skipped by earlier runs (--retry-skipped).")
+        if self.decided_before:
+            shown = ", ".join(f"{count} {outcome}" for outcome, count in sorted(self.decided_before.items()))
+            lines.append(f"Already decided by earlier runs (left as they are): {shown}.")
+        if self.dry_run:
+            lines.append("Dry run: nothing was written to the database or sent to Stream.")
+        elif not (self.pairs or self.groups or self.duplicates or self.skipped):
+            lines.append("Nothing new: every channel in Stream is already known.")
+        return lines
