@@ -141,14 +141,20 @@ async def claim_one(session: AsyncSession, *, lease_s: float) -> Claim | None:
             .where(OutboxMessage.id == pick.scalar_subquery(), OutboxMessage.status == PENDING, _unleased(now))
             .values(lease_token=token, locked_until=now + timedelta(seconds=lease_s))
             .returning(
-                OutboxMessage.id, OutboxMessage.kind, OutboxMessage.payload, OutboxMessage.attempts, OutboxMessage.version
+                OutboxMessage.id,
+                OutboxMessage.kind,
+                OutboxMessage.payload,
+                OutboxMessage.attempts,
+                OutboxMessage.version,
             )
             .execution_options(synchronize_session=False)
         )
     ).first()
     if row is None:
         return None
-    return Claim(id=row.id, kind=row.kind, payload=dict(row.payload), attempts=row.attempts, version=row.version, token=token)
+    return Claim(
+        id=row.id, kind=row.kind, payload=dict(row.payload), attempts=row.attempts, version=row.version, token=token
+    )
 
 
 def _held(claim: Claim) -> Any:

@@ -92,7 +92,9 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
             await conn.execute(text("SELECT 1"))
         current = await current_revision(runtime.engine)
         if current != _head():
-            raise _NotReady(f"database schema at migration {current} but this code needs {_head()}; run `onecrew-chat db upgrade`")
+            raise _NotReady(
+                f"database schema at migration {current} but this code needs {_head()}; run `onecrew-chat db upgrade`"
+            )
 
     (name, ms, reason), stream = await asyncio.gather(_probe("database", database), stream_health(runtime))
     reasons = [reason] if reason else []
