@@ -33,7 +33,7 @@ async def purge_webhook_events(session: AsyncSession, older_than: datetime, batc
     """Delete up to `batch` webhook events received before `older_than`."""
     doomed = select(WebhookEvent.id).where(WebhookEvent.received_at < older_than).limit(batch)
     result = await session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(doomed)))
-    return int(result.rowcount or 0)
+    return outbox.rowcount(result)
 
 
 async def purge_resolved_drift(session: AsyncSession, older_than: datetime, batch: int) -> int:
@@ -44,7 +44,7 @@ async def purge_resolved_drift(session: AsyncSession, older_than: datetime, batc
         .limit(batch)
     )
     result = await session.execute(delete(ChannelDrift).where(ChannelDrift.id.in_(doomed)))
-    return int(result.rowcount or 0)
+    return outbox.rowcount(result)
 
 
 async def purge_done_outbox(session: AsyncSession, older_than: datetime, batch: int) -> int:

@@ -387,3 +387,17 @@ async def test_a_worker_stopped_mid_run_gives_the_row_back_at_once(runtime):
     row = await _row(runtime, message.id)
     assert (row.status, row.attempts, row.lease_token, row.locked_until) == ("pending", 0, None, None)
     assert (await _claim(runtime)).id == message.id  # another worker can take it now, not after the lease
+
+
+async def test_a_handler_past_its_share_of_the_lease_is_cut_off_and_retried(runtime):
+    message = await _add(runtime)
+    never = asyncio.Event()
+
+    async def hangs(rt, payload):
+        await never.wait()
+
+    config = worker.WorkerConfig(lease_s=0.2)
+    assert await worker.run_once(runtime, Jobs(handlers={KIND: hangs}), config=config) == 1
+    row = await _row(runtime, message.id)
+    assert (row.status, row.attempts, row.lease_token) == ("pending", 1, None)
+    assert row.last_error.startswith("HandlerTimeout: the handler ran longer than 0.16 s")

@@ -78,5 +78,5 @@ async def _check(ping: Any) -> StreamHealth:
 
 async def stream_health(runtime: Any) -> StreamHealth:
     """This process's cached Stream health (a ping when the cache is older than a minute)."""
-    cache = runtime.extras.setdefault(CACHE_KEY, StreamHealthCache())
+    cache: StreamHealthCache = runtime.extras.setdefault(CACHE_KEY, StreamHealthCache())
     return await cache.get(runtime.stream.ping)

@@ -54,8 +54,13 @@ class Claim:
 
 def retry_delay(attempts: int, *, rng: Callable[[], float] = random.random) -> float:
     """Seconds before the next try after `attempts` failed ones: exponential, capped at 5 min, with equal jitter."""
-    ceiling = min(RETRY_CAP_S, RETRY_BASE_S * (2 ** max(0, attempts - 1)))
+    ceiling = min(RETRY_CAP_S, RETRY_BASE_S * float(2 ** max(0, attempts - 1)))
     return ceiling / 2 + rng() * ceiling / 2
+
+
+def rowcount(result: Any) -> int:
+    """How many rows an UPDATE or DELETE touched."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _unleased(now: datetime) -> Any:
@@ -141,14 +146,20 @@ async def claim_one(session: AsyncSession, *, lease_s: float) -> Claim | None:
             .where(OutboxMessage.id == pick.scalar_subquery(), OutboxMessage.status == PENDING, _unleased(now))
             .values(lease_token=token, locked_until=now + timedelta(seconds=lease_s))
             .returning(
-                OutboxMessage.id, OutboxMessage.kind, OutboxMessage.payload, OutboxMessage.attempts, OutboxMessage.version
+                OutboxMessage.id,
+                OutboxMessage.kind,
+                OutboxMessage.payload,
+                OutboxMessage.attempts,
+                OutboxMessage.version,
             )
             .execution_options(synchronize_session=False)
         )
     ).first()
     if row is None:
         return None
-    return Claim(id=row.id, kind=row.kind, payload=dict(row.payload), attempts=row.attempts, version=row.version, token=token)
+    return Claim(
+        id=row.id, kind=row.kind, payload=dict(row.payload), attempts=row.attempts, version=row.version, token=token
+    )
 
 
 def _held(claim: Claim) -> Any:
@@ -162,7 +173,7 @@ async def _guarded(session: AsyncSession, condition: Any, **values: Any) -> bool
     result = await session.execute(
         update(OutboxMessage).where(condition).values(**values).execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)
+    return bool(rowcount(result))
 
 
 _UNLEASE = {"lease_token": None, "locked_until": None}
@@ -322,7 +333,7 @@ async def requeue(session: AsyncSession, ids: Sequence[int] | None = None) -> in
             synchronize_session=False
         )
     )
-    return int(result.rowcount or 0)
+    return rowcount(result)
 
 
 async def purge_done(session: AsyncSession, *, older_than: datetime, batch: int) -> int:
@@ -337,4 +348,4 @@ async def purge_done(session: AsyncSession, *, older_than: datetime, batch: int)
         .where(OutboxMessage.id.in_(doomed))
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)
+    return rowcount(result)

@@ -129,7 +129,8 @@ async def _run_handler(handler: Any, runtime: Any, claim: repository.Claim, budg
             await handler(runtime, dict(claim.payload))
     except TimeoutError:
         if budget.expired():
-            raise HandlerTimeout(f"the handler ran longer than {budget_s:g} s, {HANDLER_SHARE_OF_LEASE:.0%} of its lease") from None
+            share = f"{HANDLER_SHARE_OF_LEASE:.0%}"
+            raise HandlerTimeout(f"the handler ran longer than {budget_s:g} s, {share} of its lease") from None
         raise
 
 
@@ -220,7 +221,9 @@ async def run_forever(runtime: Any, stop: asyncio.Event, jobs: Jobs, *, config: 
         log.info("outbox.worker_stopped")
 
 
-async def _run_rounds(runtime: Any, stop: asyncio.Event, jobs: Jobs, config: WorkerConfig, status: WorkerStatus) -> None:
+async def _run_rounds(
+    runtime: Any, stop: asyncio.Event, jobs: Jobs, config: WorkerConfig, status: WorkerStatus
+) -> None:
     wakeup = wakeup_event(runtime)
     failures = 0
     while not stop.is_set():

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -42,7 +43,7 @@ def _head() -> str:
 
 
 @router.get("/healthz", summary="Liveness", response_model=None, responses={200: {"model": HealthEnvelope}})
-async def healthz() -> dict:
+async def healthz() -> dict[str, object]:
     """200 as soon as the process serves HTTP; touches neither the database nor Stream."""
     return {"success": True, "data": {"status": "ok"}}
 
@@ -67,7 +68,7 @@ class _NotReady(Exception):
     """A check answered, and the answer is "not ready" (the message says why)."""
 
 
-def _worker_reason(runtime) -> str | None:
+def _worker_reason(runtime: Any) -> str | None:
     """Why this process's worker makes it not ready, or None (also when the process runs no worker)."""
     status = worker_status(runtime)
     if status is None:
@@ -83,7 +84,7 @@ def _worker_reason(runtime) -> str | None:
     "/readyz",
     summary="Readiness of this instance: database, migrations, worker; Stream's health as a separate field",
     response_model=None,
-    responses={200: {"model": ReadyEnvelope}} | error_responses(503),
+    responses={200: {"model": ReadyEnvelope}, **error_responses(503)},
 )
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     """200 when the database answers at the migration head and this process's worker (if any) is alive and not
@@ -94,7 +95,9 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
             await conn.execute(text("SELECT 1"))
         current = await current_revision(runtime.engine)
         if current != _head():
-            raise _NotReady(f"database schema at migration {current} but this code needs {_head()}; run `onecrew-chat db upgrade`")
+            raise _NotReady(
+                f"database schema at migration {current} but this code needs {_head()}; run `onecrew-chat db upgrade`"
+            )
 
     (name, ms, reason), stream = await asyncio.gather(_probe("database", database), stream_health(runtime))
     reasons = [reason] if reason else []
@@ -107,7 +110,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     if reasons:
         log.warning("health.not_ready", reasons=reasons, stream=stream.as_json()["status"])
         return JSONResponse(error_body("; ".join(reasons), "not_ready"), status_code=503)
-    checks: dict[str, dict] = {name: {"status": "ok", "ms": ms}}
+    checks: dict[str, dict[str, object]] = {name: {"status": "ok", "ms": ms}}
     if worker_status(runtime) is not None:
         checks["worker"] = {"status": "ok"}
     return JSONResponse({"success": True, "data": {"status": "ready", "checks": checks, "stream": stream.as_json()}})
