@@ -8,13 +8,13 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from onecrew_chat.config import to_async_url
+from onecrew_chat.database_url import driver_target
 from onecrew_chat.models import Base
 
 
 async def can_connect(url: str) -> bool:
     """True when the database at `url` answers `SELECT 1`."""
-    engine = create_async_engine(to_async_url(url))
+    engine = _engine(url)
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -27,12 +27,18 @@ async def can_connect(url: str) -> bool:
 
 async def admin_execute(admin_url: str, sql: str) -> None:
     """Run one statement outside a transaction (CREATE/DROP DATABASE cannot run inside one)."""
-    engine = create_async_engine(to_async_url(admin_url), isolation_level="AUTOCOMMIT")
+    engine = _engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:
             await conn.execute(text(sql))
     finally:
         await engine.dispose()
+
+
+def _engine(url: str, **options):
+    """An engine for `url` with its libpq parameters (sslmode, ...) passed to the driver."""
+    target = driver_target(url)
+    return create_async_engine(target.url, connect_args=target.connect_args, **options)
 
 
 def sibling_database_url(admin_url: str, name: str) -> str:
@@ -53,7 +59,7 @@ async def drop_database(admin_url: str, name: str) -> None:
 
 async def empty_all_tables(url: str) -> None:
     """Delete every row of every table the models declare (the schema and alembic_version stay)."""
-    engine = create_async_engine(to_async_url(url))
+    engine = _engine(url)
     try:
         async with engine.begin() as conn:
             preparer = conn.dialect.identifier_preparer
