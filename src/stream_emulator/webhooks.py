@@ -143,11 +143,20 @@ class Webhooks:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             # Not inside the server (a direct call from a script): deliver on a thread of its own.
-            threading.Thread(target=asyncio.run, args=(job,), daemon=True).start()
+            threading.Thread(target=asyncio.run, args=(self._own_loop(job),), daemon=True).start()
             return
         task = loop.create_task(job)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _own_loop(self, job: Any) -> None:
+        """Run one delivery on a loop of its own, then close that loop's HTTP client."""
+        try:
+            await job
+        finally:
+            client = self._clients.pop(asyncio.get_running_loop(), None)
+            if client is not None:
+                await client.aclose()
 
     async def _deliver(self, event: dict, url: str, compress: bool) -> None:
         try:
