@@ -88,7 +88,7 @@ def suite_python(venv: Path, source: Path) -> Path:
     return python
 
 
-def run(source: Path, extra: list[str], rate_limits: bool, venv: Path) -> int:
+def run(source: Path, expression: str | None, rate_limits: bool, venv: Path) -> int:
     tests = source / "stream_chat" / "tests"
     if not tests.is_dir():
         sys.exit(f"{tests} does not exist: give the path of a stream-chat-python checkout")
@@ -111,8 +111,8 @@ def run(source: Path, extra: list[str], rate_limits: bool, venv: Path) -> int:
                # aiohttp's C parser renames x-ratelimit-* headers, so StreamChatAsync's
                # rate_limit() would be None whatever the server sends (reference §5).
                "AIOHTTP_NO_EXTENSIONS": "1"}
-        extra = [*extra, "-k", " and ".join(f"not {name}" for name in OFFLINE_ONLY_SKIPS)
-                 ] if not any(a == "-k" for a in extra) else extra
+        offline = " and ".join(f"not {name}" for name in OFFLINE_ONLY_SKIPS)
+        extra = ["-k", f"({expression}) and {offline}" if expression else offline]
         command = [str(python), "-m", "pytest", "stream_chat/tests", "-p", "sdk_suite_probe",
                    "-p", "no:cacheprovider", "-q", f"--junitxml={junit}", *extra]
         print(f"emulator at {server.base_url}; running {' '.join(command[2:])} in {source}",
@@ -219,8 +219,7 @@ def main() -> None:
                         default=Path(__file__).resolve().parent.parent / "var" / "sdk-suite-venv",
                         help="the suite's own virtualenv (made on first use)")
     args = parser.parse_args()
-    extra = ["-k", args.expression] if args.expression else []
-    sys.exit(run(args.source.resolve(), extra, args.rate_limits, args.venv.resolve()))
+    sys.exit(run(args.source.resolve(), args.expression, args.rate_limits, args.venv.resolve()))
 
 
 if __name__ == "__main__":

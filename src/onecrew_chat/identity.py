@@ -16,7 +16,8 @@ PAIR_HASH_HEX = 32
 # through. The anchors stay for the OpenAPI document, which quotes the pattern.
 CHANNEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 # Stream user ids are a-z, 0-9, @ _ - (Stream's docs); ours are `onecrew_<kind>_<lowercase uuid>`.
-_STREAM_ID_PATTERN = re.compile(r"^onecrew_(user|company)_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_STREAM_ID_PATTERN = re.compile(rf"^onecrew_(user|company)_({_UUID})$")
 
 
 class Kind(StrEnum):

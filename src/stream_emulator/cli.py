@@ -27,11 +27,14 @@ def _pairs(values: list[str], flag: str) -> list[tuple[str, list[str]]]:
 
 def fault_spec(latency_ms: float, jitter_ms: float, error_rate: list[str],
                rate_limit: list[str], timeout_after_write: list[str],
-               visibility_delay_ms: float) -> dict:
+               visibility_delay_ms: float, webhook_failures: str | None = None) -> dict:
     """The admin-path fault JSON for the command-line flags."""
     spec: dict = {"latency_ms": latency_ms, "jitter_ms": jitter_ms,
                   "visibility_delay_ms": visibility_delay_ms}
     try:
+        if webhook_failures:
+            count, _, status = webhook_failures.partition(":")
+            spec["webhook_failures"] = {"count": int(count), "status": int(status or 503)}
         spec["error_rates"] = {
             op: {"rate": float(v[0]), "status": int(v[1]) if len(v) > 1 else 500}
             for op, v in _pairs(error_rate, "--error-rate")}
@@ -65,6 +68,9 @@ def run(
         help="Operation=COUNT[:HOLD_S]: apply the write, never answer.")] = None,
     visibility_delay_ms: Annotated[float, typer.Option(
         help="New users become usable as members only after N ms.")] = 0.0,
+    webhook_failures: Annotated[Optional[str], typer.Option(
+        help="COUNT[:STATUS]: the next COUNT webhook tries reach the receiver but count as STATUS "
+             "(default 503; 0 = timed out), so Stream's retry follows.")] = None,
     rate_limits: Annotated[bool, typer.Option(
         "--rate-limits/--no-rate-limits",
         help="Refuse calls over Stream's per-minute and per-second limits with 429.")] = True,
@@ -74,7 +80,7 @@ def run(
                         rate_limits=rate_limits)
     apply_faults(emulator.faults, fault_spec(latency_ms, jitter_ms, error_rate or [],
                                              rate_limit or [], timeout_after_write or [],
-                                             visibility_delay_ms))
+                                             visibility_delay_ms, webhook_failures))
     emulator.load()
     sock = listening_socket(host, port)
     bound_port = sock.getsockname()[1]

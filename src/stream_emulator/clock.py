@@ -38,5 +38,6 @@ def parse_time(value: object) -> int | None:
             parsed = parsed.replace(tzinfo=timezone.utc)
         return int(parsed.timestamp() * 1_000_000) * 1000
     return None
-# Wall-clock seconds of the rate limiter's windows; tests may replace it (stream_emulator.clock.wall).
+# Wall-clock seconds of the rate limiter's windows; tests may replace it
+# (stream_emulator.clock.wall).
 wall = time.time

@@ -1,8 +1,8 @@
 """Webhook delivery as Stream does it: signed, optionally gzipped, retried, off the request path.
 
 Each event is POSTed to the app's webhook_url with `X-Signature` (hex HMAC-SHA256 of the JSON body
-with the API secret), `X-Webhook-Id` (one UUID per event, the same on every try), `X-Webhook-Attempt`
-(1, 2, 3) and `X-Api-Key`. Stream's docs (Webhooks, "Performance and Error Handling"): a try that
+with the API secret), `X-Webhook-Id` (one UUID per event, the same on every try),
+`X-Webhook-Attempt` (1, 2, 3) and `X-Api-Key`. Stream's docs (Webhooks, "Performance and Error Handling"): a try that
 answers 408, 429 or 5xx, or times out, is tried up to 3 times in all; a network error up to 2 times;
 each try may take 6 s and all tries together at most 15 s; any other answer ends the delivery.
 With the app setting `enable_hook_payload_compression` the body is gzipped and sent with
@@ -143,11 +143,20 @@ class Webhooks:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             # Not inside the server (a direct call from a script): deliver on a thread of its own.
-            threading.Thread(target=asyncio.run, args=(job,), daemon=True).start()
+            threading.Thread(target=asyncio.run, args=(self._own_loop(job),), daemon=True).start()
             return
         task = loop.create_task(job)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _own_loop(self, job: Any) -> None:
+        """Run one delivery on a loop of its own, then close that loop's HTTP client."""
+        try:
+            await job
+        finally:
+            client = self._clients.pop(asyncio.get_running_loop(), None)
+            if client is not None:
+                await client.aclose()
 
     async def _deliver(self, event: dict, url: str, compress: bool) -> None:
         try:

@@ -134,7 +134,9 @@ async def test_with_stream_down_the_answer_is_a_timeout_the_app_retries_and_the_
 
 
 @pytest.mark.parametrize("deadline", [2.0])
-async def test_the_apps_retry_finishes_the_channel_itself_once_stream_is_back(client, session, emulator, pair, deadline):
+async def test_the_apps_retry_finishes_the_channel_itself_once_stream_is_back(
+    client, session, emulator, pair, deadline
+):
     user, company = pair
     emulator.faults.set_error_rate("*", 1.0, status=503)
     first = await create(client, user, company)

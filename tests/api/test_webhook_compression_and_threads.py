@@ -37,7 +37,8 @@ class TestCompressed:
 
     async def test_gzip_is_recognised_without_the_header(self, client, session):
         a, b, conversation = await pair(session)
-        response = await deliver_gzip(client, message_new(conversation.channel_id, f"onecrew_user_{a}", "x", T0), header=None)
+        payload = message_new(conversation.channel_id, f"onecrew_user_{a}", "x", T0)
+        response = await deliver_gzip(client, payload, header=None)
         assert response.status_code == 200 and response.json()["data"]["status"] == "applied"
 
     async def test_a_signature_over_the_compressed_bytes_is_refused(self, client, session):

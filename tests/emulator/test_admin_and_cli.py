@@ -68,6 +68,10 @@ def test_fault_flags_parse_into_the_admin_spec():
     assert spec["visibility_delay_ms"] == 400 and spec["latency_ms"] == 10
     with pytest.raises(typer.BadParameter):
         fault_spec(0, 0, ["no-equals-sign"], [], [], 0)
+    assert fault_spec(0, 0, [], [], [], 0, "2:500")["webhook_failures"] == {"count": 2, "status": 500}
+    assert fault_spec(0, 0, [], [], [], 0, "1")["webhook_failures"] == {"count": 1, "status": 503}
+    with pytest.raises(typer.BadParameter):
+        fault_spec(0, 0, [], [], [], 0, "many")
 
 
 def test_python_dash_m_serves_and_prints_its_faults(tmp_path):

@@ -13,6 +13,7 @@ from stream_emulator.operations import RATE_LIMITS, UPDATE_APP
 from .conftest import KEY, SECRET
 
 NOON = 1_800_000_000 // 60 * 60   # a minute boundary
+_HTTP: httpx.Client
 
 
 class Wall:
@@ -37,7 +38,11 @@ def limited(emu):
     emu.rate_limiter.enabled = False
 
 
-_HTTP = httpx.Client()
+@pytest.fixture(scope="module", autouse=True)
+def _http():
+    global _HTTP
+    with httpx.Client() as _HTTP:
+        yield
 
 
 def _update_app(base_url: str) -> httpx.Response:

@@ -173,3 +173,12 @@ def test_the_record_of_tries_is_a_ring_buffer(receiver):
     hooks.wait_idle()
     assert hooks.total == 3
     assert len(hooks.deliveries) == 2
+
+
+def test_reset_restores_the_policy_and_forgets_the_tries(sc, fast, receiver):
+    fast.webhooks.policy.try_timeout_s = 0.1
+    _user_update(sc, receiver.url)
+    fast.webhooks.wait_idle()
+    fast.reset()
+    assert fast.webhooks.policy == fast.webhooks.default_policy
+    assert fast.webhook_deliveries == [] and fast.webhooks.total == 0

@@ -28,7 +28,9 @@ def served(database_url, emulator, emulator_server):
 class Loop:
     """Two users with a ready conversation, our webhook registered with Stream, and Stream's own client."""
 
-    def __init__(self, http: httpx.AsyncClient, chat: StreamChatAsync, emulator, channel_id: str, sender: str, reader: str):
+    def __init__(
+        self, http: httpx.AsyncClient, chat: StreamChatAsync, emulator, channel_id: str, sender: str, reader: str
+    ):
         self.http, self.chat, self.emulator = http, chat, emulator
         self.channel = chat.channel("messaging", channel_id)
         self.channel_id, self.sender, self.reader = channel_id, sender, reader

@@ -42,5 +42,7 @@ def deferred_answer(data: dict) -> JSONResponse:
     """The 408 the app retries, naming the conversation's channel id (it is the same on every retry)."""
     error = ProvisioningTimeout(str(data.get("id")))
     return JSONResponse(
-        {"success": False, "error": error.message, "code": error.code}, status_code=error.status_code, headers=error.headers
+        {"success": False, "error": error.message, "code": error.code},
+        status_code=error.status_code,
+        headers=error.headers,
     )
