@@ -9,12 +9,13 @@ through one of its accepted owners or admins, as the app's own create does.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from onecrew_chat.access import ACCEPTED, ACTING_ROLES
-from onecrew_chat.conversations.service import StreamFailed, create_conversation
+from onecrew_chat.conversations.service import Binder, StreamFailed, create_conversation
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import BadRequest, Conflict, NotFound, Unprocessable
 from onecrew_chat.identity import STREAM_PREFIX, Identity, Kind, is_valid_channel_id, normalize_uuid
@@ -57,12 +58,22 @@ async def company_agent(runtime: Runtime, company_id: str) -> str:
     return managers[0].user_id
 
 
-async def ensure_conversation(runtime: Runtime, acting: Identity, request: CreateConversationRequest) -> dict:
-    """The app's create as `acting` (its `company_id` is the acting company, or none for a user)."""
+async def ensure_conversation(
+    runtime: Runtime,
+    acting: Identity,
+    request: CreateConversationRequest,
+    *,
+    bind: Binder | None = None,
+    resume_id: str | None = None,
+) -> dict[str, Any]:
+    """The app's create as `acting` (its `company_id` is the acting company, or none for a user); `bind` and
+    `resume_id` as for the app's keyed create."""
     if acting.kind is Kind.USER:
-        return await create_conversation(runtime, acting.entity_id, request.model_copy(update={"company_id": None}))
-    agent = await company_agent(runtime, acting.entity_id)
-    return await create_conversation(runtime, agent, request.model_copy(update={"company_id": acting.entity_id}))
+        user_id, company_id = acting.entity_id, None
+    else:
+        user_id, company_id = await company_agent(runtime, acting.entity_id), acting.entity_id
+    keyed = request.model_copy(update={"company_id": company_id})
+    return await create_conversation(runtime, user_id, keyed, bind=bind, resume_id=resume_id)
 
 
 def candidate_channel_ids(conversation_id: str) -> list[str]:

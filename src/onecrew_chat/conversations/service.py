@@ -25,6 +25,7 @@ from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import CreateConversationRequest
+from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import (
     CLAIM_WAIT,
@@ -210,12 +211,13 @@ async def create_conversation(
     `bind` ties a new conversation to the request's Idempotency-Key in the commit that records it; `resume_id`
     is the conversation an earlier run of that key made (a retry after a crash finishes and answers it).
     """
-    started, calls_before = time.perf_counter(), runtime.stream.calls
+    started = time.perf_counter()
     deadline = provision_deadline(runtime.settings.provision_deadline_s)  # every Stream call and wait of the request
-    recorded = await record_conversation(runtime, user_id, request, bind=bind, resume_id=resume_id)
+    with counting_calls() as stream_calls:
+        recorded = await record_conversation(runtime, user_id, request, bind=bind, resume_id=resume_id)
+        failure = None if recorded.settled else await provision_inline(runtime, recorded, deadline)
     conversation = recorded.conversation
-    if not recorded.settled:
-        failure = await provision_inline(runtime, recorded, deadline)
+    if failure is not None:
         # Users Stream still calls missing after repairs are eventual consistency: the worker finishes the job.
         if isinstance(failure, (StreamTransientError, StreamUsersMissing)):
             PROVISIONING_DEFERRED.inc()
@@ -226,7 +228,7 @@ async def create_conversation(
                 operation=failure.operation,
                 error=str(failure),
             )
-        elif failure is not None:
+        else:
             log.error("conversation.stream_refused", channel_id=conversation.channel_id, error=str(failure))
             raise StreamFailed(f"Stream refused the request: {failure}")
     if not recorded.existing:
@@ -239,7 +241,7 @@ async def create_conversation(
         existing=recorded.existing,
         participants=len(conversation.participants),
         status=conversation.chat_status,
-        stream_calls=runtime.stream.calls - calls_before,
+        stream_calls=stream_calls.calls,
         ms=round((time.perf_counter() - started) * 1000, 2),
     )
     return serialize_conversation(conversation, recorded.plan.directory)
