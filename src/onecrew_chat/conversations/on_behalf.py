@@ -1,6 +1,6 @@
 """The main backend's two server-side duties: ensure a conversation for an identity, send a message as a participant.
 
-`ensure_conversation` calls the app's create (`service.create_conversation`) unchanged, so it has every guarantee
+`ensure_conversation` calls the app's create (`create.create_conversation`) unchanged, so it has every guarantee
 of it: a pair's one conversation (its adopted old channel included) whatever the direction, every member in the
 channel when it answers, `provisioning` finished by the worker when Stream is slow. Acting as a company goes
 through one of its accepted owners or admins, as the app's own create does.
