@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select, update
 from structlog.testing import capture_logs
 
-from onecrew_chat.conversations.service import create_conversation, record_conversation
+from onecrew_chat.conversations.create import create_conversation, record_conversation
 from onecrew_chat.db import utcnow
 from onecrew_chat.identity import Identity, pair_channel_id
 from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity, User

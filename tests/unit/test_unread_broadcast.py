@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from onecrew_chat.reads.unread import UnreadCache
-from onecrew_chat.reads.unread_broadcast import MAX_PAYLOAD, UnreadListener, _payloads
+from onecrew_chat.conversations.unread import UnreadCache
+from onecrew_chat.conversations.unread_broadcast import MAX_PAYLOAD, UnreadListener, _payloads
 
 
 def test_payloads_stay_under_postgresqls_limit_and_carry_every_key():

@@ -1,6 +1,6 @@
 """The main backend's two server-side duties: ensure a conversation for an identity, send a message as a participant.
 
-`ensure_conversation` calls the app's create (`service.create_conversation`) unchanged, so it has every guarantee
+`ensure_conversation` calls the app's create (`create.create_conversation`) unchanged, so it has every guarantee
 of it: a pair's one conversation (its adopted old channel included) whatever the direction, every member in the
 channel when it answers, `provisioning` finished by the worker when Stream is slow. Acting as a company goes
 through one of its accepted owners or admins, as the app's own create does.
@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from onecrew_chat.access import ACCEPTED, ACTING_ROLES
-from onecrew_chat.conversations.service import Binder, StreamFailed, create_conversation
+from onecrew_chat.conversations.create import Binder, StreamFailed, create_conversation
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import BadRequest, Conflict, NotFound, Unprocessable
 from onecrew_chat.identity import STREAM_PREFIX, Identity, Kind, is_valid_channel_id, normalize_uuid

@@ -44,7 +44,7 @@ class UnreadCache:
     """Per-profile counts kept for `ttl_s`, dropped as soon as a webhook changes that profile's state.
 
     The cache is in process memory. On PostgreSQL every API process drops the profiles a webhook changed as
-    soon as it commits (reads/unread_broadcast.py, LISTEN/NOTIFY); whatever happens, no entry outlives `ttl_s`.
+    soon as it commits (conversations/unread_broadcast.py, LISTEN/NOTIFY); whatever happens, no entry outlives `ttl_s`.
     """
 
     def __init__(self, ttl_s: float, *, clock: Callable[[], float] = time.monotonic, max_entries: int = MAX_ENTRIES):

@@ -13,7 +13,7 @@ from onecrew_chat.identity import Identity
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation
 from onecrew_chat.outbox import worker
-from onecrew_chat.reads.lookup import find_visible_conversation
+from onecrew_chat.conversations.lookup import find_visible_conversation
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import CLAIM_WAIT, finish, is_provisioned, provision_deadline

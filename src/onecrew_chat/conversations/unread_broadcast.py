@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.logging import get_logger
-from onecrew_chat.reads.unread import UnreadCache, unread_cache
+from onecrew_chat.conversations.unread import UnreadCache, unread_cache
 
 log = get_logger(__name__)
 

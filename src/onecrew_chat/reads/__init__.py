@@ -1,1 +1,0 @@
-"""Read paths of the app's API: conversation list, unread counts, lookup by channel id, and prepare."""
