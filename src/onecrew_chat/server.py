@@ -14,8 +14,8 @@ import uvicorn
 
 from onecrew_chat import embedded
 from onecrew_chat.config import Settings
-from onecrew_chat.listening import bind_listening_socket
 from onecrew_chat.db import current_revision, head_revision, make_engine, upgrade_database
+from onecrew_chat.listening import bind_listening_socket
 from onecrew_chat.logging import get_logger
 
 log = get_logger(__name__)
@@ -169,7 +169,11 @@ async def _serve(
     settings: Settings, sock: socket.socket, base_url: str, stream: embedded.EmbeddedStream | None, *, dev_secret: bool
 ) -> None:
     await _seed(settings)
-    await serve_socket(settings, sock, lambda: ready_hook(settings, base_url, embedded_stream=stream is not None, dev_secret=dev_secret))
+
+    async def on_ready() -> None:
+        await ready_hook(settings, base_url, embedded_stream=stream is not None, dev_secret=dev_secret)
+
+    await serve_socket(settings, sock, on_ready)
 
 
 def serve_child(
