@@ -178,9 +178,11 @@ async def _serve(
     settings: Settings, sock: socket.socket, base_url: str, stream: embedded.EmbeddedStream | None, *, dev_secret: bool
 ) -> None:
     await _seed(settings)
-    await serve_socket(
-        settings, sock, lambda: ready_hook(settings, base_url, embedded_stream=stream is not None, dev_secret=dev_secret)
-    )
+
+    async def on_ready() -> None:
+        await ready_hook(settings, base_url, embedded_stream=stream is not None, dev_secret=dev_secret)
+
+    await serve_socket(settings, sock, on_ready)
 
 
 def serve_child(
