@@ -17,7 +17,7 @@ from onecrew_chat.config import UnknownParticipants
 from onecrew_chat.conversations.resolve import Plan, plan_conversation
 from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.errors import AppError
+from onecrew_chat.errors import StreamFailed
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import CONVERSATIONS_CREATED, PROVISIONING_DEFERRED
 from onecrew_chat.models import Conversation, ConversationParticipant, OutboxMessage, new_uuid
@@ -46,13 +46,6 @@ log = get_logger(__name__)
 INLINE_GRACE_S = 2.0
 # Called in the transaction that records a new conversation (an Idempotency-Key is bound to it there).
 Binder = Callable[[AsyncSession, str], Awaitable[None]]
-
-
-class StreamFailed(AppError):
-    """Stream refused a request we made (a 4xx that retrying cannot fix): our fault or Stream's, never the client's."""
-
-    status_code = 502
-    code = "stream_error"
 
 
 @dataclass
