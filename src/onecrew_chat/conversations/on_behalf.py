@@ -12,15 +12,15 @@ import time
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from onecrew_chat.access import ACCEPTED, ACTING_ROLES
 from onecrew_chat.conversations.create import Binder, create_conversation
-from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.errors import BadRequest, Conflict, NotFound, StreamFailed, Unprocessable
-from onecrew_chat.identity import STREAM_PREFIX, Identity, Kind, is_valid_channel_id, normalize_uuid
+from onecrew_chat.conversations.lookup import find_conversation
+from onecrew_chat.db import unit_of_work
+from onecrew_chat.errors import Conflict, NotFound, StreamFailed, Unprocessable
+from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
-from onecrew_chat.models import Company, CompanyMember, Conversation
+from onecrew_chat.models import Company, CompanyMember
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
@@ -76,33 +76,6 @@ async def ensure_conversation(
     return await create_conversation(runtime, user_id, keyed, bind=bind, resume_id=resume_id)
 
 
-def candidate_channel_ids(conversation_id: str) -> list[str]:
-    """The channel id, and `onecrew_<uuid>` for an era-1 id the app stripped (as the app's read paths accept)."""
-    if not is_valid_channel_id(conversation_id):
-        raise BadRequest(
-            "Invalid conversation id: use the channel id, 1 to 128 letters, digits, '_' or '-'",
-            code="invalid_conversation_id",
-        )
-    try:
-        return [conversation_id, STREAM_PREFIX + normalize_uuid(conversation_id)]
-    except ValueError:
-        return [conversation_id]
-
-
-async def _conversation(session, conversation_id: str) -> Conversation:
-    candidates = candidate_channel_ids(conversation_id)
-    rows = await session.scalars(
-        select(Conversation)
-        .where(Conversation.channel_id.in_(candidates), Conversation.deleted_at.is_(None))
-        .options(selectinload(Conversation.participants))
-    )
-    by_channel = {c.channel_id: c for c in rows}
-    found = next((by_channel[c] for c in candidates if c in by_channel), None)
-    if found is None:
-        raise NotFound("Conversation not found", code="conversation_not_found")
-    return found
-
-
 def _answer(payload: dict, status: str) -> dict:
     return {"id": payload["message_id"], "conversation_id": payload["channel_id"], "sender": payload["sender"], "status": status}
 
@@ -110,7 +83,7 @@ def _answer(payload: dict, status: str) -> dict:
 async def record_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict):
     """First unit of work: check, then find the earlier send of this id or queue a new one; (payload, row, answer)."""
     async with unit_of_work(runtime.sessionmaker) as session:
-        conversation = await _conversation(session, conversation_id)
+        conversation = await find_conversation(session, conversation_id)
         if (sender.kind.value, sender.entity_id) not in {(p.participant_type, p.participant_id) for p in conversation.participants}:
             raise Unprocessable(
                 f"The sender {sender.kind.value} {sender.entity_id} does not take part in conversation {conversation.channel_id}",
