@@ -46,6 +46,7 @@ class Tally:
     latencies: dict[str, list[float]] = field(default_factory=dict)
     unanswered: list[str] = field(default_factory=list)
     outlasted: Counter[str] = field(default_factory=Counter)  # retried past the app's 3 retries (kill window)
+    keyed_waits: list[tuple[float, list[str]]] = field(default_factory=list)  # keyed creates that needed retries
 
     def server_errors(self) -> list[Seen]:
         return [s for s in self.attempts if s.status >= 500]
@@ -109,6 +110,8 @@ class AppClient:
                 self.tally.final[(kind, seen.status)] += 1
                 if attempt > 1:
                     self.tally.retried[kind] += 1
+                    if keyed:
+                        self.tally.keyed_waits.append((time.monotonic() - started, history))
                 body = response.json() if response.content else {}
                 return Answer(response.status_code, body, response.headers, attempt)
             if attempt > len(APP_BACKOFF_S):

@@ -51,6 +51,12 @@ def client_side(report: Report, tally: Tally, n_requests: int) -> None:
     report.info("final answers by status", dict(sorted(Counter(s for _k, s in tally.final.elements()).items())))
     report.info("requests that needed a retry", dict(sorted(tally.retried.items())))
     report.info("unkeyed requests retried past the app's 3 (API restarting)", dict(sorted(tally.outlasted.items())))
+    waits = sorted(tally.keyed_waits, key=lambda w: w[0])
+    if waits:
+        slowest, history = waits[-1]
+        in_use = sum(h.count("409/idempotency_key_in_use") for _, h in waits)
+        report.info("keyed creates answered after retries: count, slowest (s), 409 in_use seen",
+                    f"{len(waits)}, {slowest:.1f}, {in_use} (slowest: {' '.join(history[:4])}...)")
     all_ms = [x * 1000 for values in tally.latencies.values() for x in values]
     report.info("latency of answered attempts p50 / p95 / max (ms)",
                 f"{statistics.median(all_ms):.0f} / {_pct(all_ms, 0.95):.0f} / {max(all_ms):.0f}" if all_ms else "-")
