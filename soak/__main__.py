@@ -120,6 +120,8 @@ class Soak:
         out.check("kill -9 of the API / of a worker", f"{self.api.kills} / {sum(w.kills for w in self.workers)}",
                   self.api.kills == 2 and sum(w.kills for w in self.workers) == 2)
         out.info("emulator calls (request log kept)", f"{total_calls} ({len(records)})")
+        crashed = [m.name for m in self.all if not m.alive()]
+        out.check("processes that died on their own", crashed or 0, not crashed)
         report.client_side(out, tally, n)
         report.convergence(out, snap, stream, checks.drift(snap, stream), load.ack, converge_s)
         (self.dir / "emulator-requests.json").write_text(json.dumps(records), encoding="utf-8")

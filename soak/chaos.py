@@ -92,6 +92,7 @@ async def drive_faults(emulator: Emulator, plan: FaultPlan, stop: asyncio.Event)
     armed = {"timeouts": 0, "bursts": 0}
     last_calls = await emulator.calls()
     last_burst = time.monotonic()
+    credit = 0.0  # timeouts owed (fractions carry over, so 5 % holds at a few calls a second too)
     await emulator.faults(plan.static_spec())
     while not stop.is_set():
         try:
@@ -103,7 +104,9 @@ async def drive_faults(emulator: Emulator, plan: FaultPlan, stop: asyncio.Event)
         state = await emulator.state()
         calls = int(state["requests"])
         pending = state["faults"]["timeout_after_write"].get("*", {}).get("remaining", 0)
-        holds = round((calls - last_calls) * plan.timeout_share)
+        credit += (calls - last_calls) * plan.timeout_share
+        holds = int(credit)
+        credit -= holds
         last_calls = calls
         spec: dict[str, Any] = {}
         if holds:

@@ -17,7 +17,7 @@ from onecrew_chat.webhooks.signature import sign
 # kind -> share of the requests
 MIX = {
     "token": 0.10, "create_pair": 0.28, "create_group": 0.10, "repeat_group": 0.04, "get": 0.10, "prepare": 0.08,
-    "profile_put": 0.10, "list": 0.07, "unread": 0.06, "webhook": 0.07,
+    "profile_put": 0.10, "listing": 0.07, "unread": 0.06, "webhook": 0.07,
 }
 
 
@@ -170,10 +170,10 @@ class Load:
         headers = {"Authorization": f"Bearer {self.secrets.service}"}
         await self.client.request("profile_put", "PUT", path, json=body, headers=headers)
 
-    async def list(self) -> None:
+    async def listing(self) -> None:
         actor = self._any_actor()
         params = self._profile(actor) | {"page": "1", "limit": "50"}
-        await self.client.request("list", "GET", "/api/chat/conversations", params=params, headers=self._auth(actor))
+        await self.client.request("listing", "GET", "/api/chat/conversations", params=params, headers=self._auth(actor))
 
     async def unread(self) -> None:
         actor = self._any_actor()
