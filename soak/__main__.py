@@ -101,6 +101,8 @@ class Soak:
         armed = await faults_task
         load_s = time.monotonic() - started
         await emulator.faults({"reset": True})
+        at_stop = await database.snapshot(self.db)
+        drift_at_stop = checks.drift(at_stop, checks.StreamState.read(self.state_file))
         self.say(f"load done in {load_s:.1f} s; faults off; waiting for convergence (at most {args.converge_timeout:g} s)")
         converge_s, snap, stream = await self.converge(args.converge_timeout)
         self.say("converged" if converge_s is not None else "did not converge")
@@ -114,6 +116,10 @@ class Soak:
 
         out = report.Report()
         out.info("load duration", f"{load_s:.1f} s")
+        out.info("left when the faults stopped: outbox rows, not ready, drift",
+                 f"{len(at_stop.outbox_unfinished)}, {at_stop.not_ready}, "
+                 f"{len(drift_at_stop.missing_channels)} channels / {drift_at_stop.missing_members} members / "
+                 f"{len(drift_at_stop.stale_profiles)} profiles")
         out.info("faults armed: timeouts after write / 429 bursts", f"{armed['timeouts']} / {armed['bursts']}")
         out.info("kills (process, seconds until serving again)",
                  [f"{k.name} {(k.back_at or k.at) - k.at:.1f}s" for k in kills.kills])
