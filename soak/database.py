@@ -47,7 +47,6 @@ class Snapshot:
     outbox_attempts: dict[str, int] = field(default_factory=dict)  # kind -> total attempts of done rows
     profiles: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # stream id -> (name, image)
     mirrored: set[str] = field(default_factory=set)
-    keys: dict[str, str | None] = field(default_factory=dict)  # idempotency key -> conversation id
     not_ready: int = 0
 
     @property
@@ -91,8 +90,6 @@ async def snapshot(name: str) -> Snapshot:
         for row in await conn.fetch("SELECT id, name, logo_url FROM company"):
             snap.profiles[f"onecrew_company_{row['id']}"] = (row["name"], row["logo_url"])
         snap.mirrored = {r["stream_id"] for r in await conn.fetch("SELECT stream_id FROM stream_identity")}
-        for row in await conn.fetch("SELECT key, conversation_id FROM idempotency_key"):
-            snap.keys[row["key"]] = row["conversation_id"]
         return snap
     finally:
         await conn.close()
