@@ -16,9 +16,11 @@ from onecrew_chat.webhooks.signature import sign
 
 # kind -> share of the requests
 MIX = {
-    "token": 0.10, "create_pair": 0.28, "create_group": 0.10, "repeat_group": 0.04, "get": 0.10, "prepare": 0.08,
-    "profile_put": 0.10, "listing": 0.07, "unread": 0.06, "webhook": 0.07,
+    "token": 0.09, "create_pair": 0.27, "create_group": 0.10, "repeat_group": 0.04, "get": 0.10, "prepare": 0.08,
+    "profile_put": 0.08, "newcomer": 0.04, "listing": 0.07, "unread": 0.06, "webhook": 0.07,
 }
+# Requests each kind sends (a newcomer is a PUT, then a create and a second PUT at the same time).
+COST = {"newcomer": 3}
 
 
 @dataclass
@@ -64,8 +66,14 @@ class Load:
         return [("|".join(sorted(x.stream_id for x in actors)), actor, body, actors) for actor, body, actors in pool]
 
     def plan(self, n: int) -> list[str]:
-        kinds = list(MIX)
-        return self.rng.choices(kinds, weights=[MIX[k] for k in kinds], k=n)
+        """Kinds whose requests add up to exactly `n`."""
+        kinds, planned, total = list(MIX), [], 0
+        while total < n:
+            kind = self.rng.choices(kinds, weights=[MIX[k] for k in kinds])[0]
+            if total + COST.get(kind, 1) <= n:
+                planned.append(kind)
+                total += COST.get(kind, 1)
+        return planned
 
     async def run(self, n: int, concurrency: int) -> None:
         queue: asyncio.Queue[str] = asyncio.Queue()
@@ -79,7 +87,7 @@ class Load:
                 except asyncio.QueueEmpty:
                     return
                 await getattr(self, kind)()
-                self.done[0] += 1
+                self.done[0] += COST.get(kind, 1)
 
         await asyncio.gather(*(one_task() for _ in range(concurrency)))
 
@@ -109,6 +117,37 @@ class Load:
                                            headers=self._auth(actor))
         if answer is not None and answer.status == 200:
             self.ack.record(answer.body["data"]["id"], actors, pair=pair)
+
+    async def newcomer(self) -> None:
+        """A user new to the directory, then at once a first create with them and a change of their profile: the
+        PUT lands while their first upsert to Stream is in flight (issue 7, item 2)."""
+        d = self.directory
+        user = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        service = {"Authorization": f"Bearer {self.secrets.service}"}
+        answer = await self.client.request("newcomer_put", "PUT", f"/api/internal/users/{user}",
+                                           json=d.user_profile(user), headers=service)
+        if answer is None or answer.status != 200:
+            return
+        starter = Actor(self.rng.choice(d.users))
+        d.revisions[user] += 1
+        body = {"conversation_type": "user_user", "participant_ids": [user]}
+        lag_s = self.rng.uniform(0.02, 0.15)
+
+        async def put_during_create() -> None:
+            # The load makes the race on purpose: the create has read the profile and its upsert (50-300 ms of
+            # emulator latency) is in flight when the new profile lands.
+            await asyncio.sleep(lag_s)
+            await self.client.request("newcomer_put", "PUT", f"/api/internal/users/{user}", json=d.user_profile(user),
+                                      headers=service)
+
+        created, _ = await asyncio.gather(
+            self.client.request("newcomer_create", "POST", "/api/chat/conversations", json=body,
+                                headers=self._auth(starter)),
+            put_during_create(),
+        )
+        if created is not None and created.status == 200:
+            actors = [starter, Actor(user)]
+            self.ack.record(created.body["data"]["id"], actors, pair="|".join(sorted(a.stream_id for a in actors)))
 
     async def create_group(self) -> None:
         creator = Actor(self.rng.choice(self.directory.users))
