@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run dev-token test test-fast bench emulator clean
+.PHONY: install run dev-token test test-fast bench soak emulator clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 	$(BIN)/python bench/emulator_cpu.py
 	$(BIN)/python -m bench.import_directory $(IMPORT_BENCH_ARGS)
+
+# Minutes, not part of `make test`: emulator, API and two workers as processes, faults and kill -9 (README, "Soak").
+soak: $(STAMP)
+	$(BIN)/python -m soak $(SOAK_ARGS)
 
 emulator: $(STAMP)
 	$(BIN)/onecrew-chat stream-emulator

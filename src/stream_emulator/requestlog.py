@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_SIZE = 10_000
 
@@ -13,7 +14,8 @@ DEFAULT_SIZE = 10_000
 class RequestRecord:
     """One API call: Stream's operation name, the dialect, and what the caller got.
 
-    `status` is 0 for a call whose response was withheld (the timeout-after-write fault).
+    `status` is 0 for a call whose response was withheld (the timeout-after-write fault). `at` is when the
+    record was made (Unix seconds, at the answer), so `at - duration_ms / 1000` is when the call arrived.
     """
 
     operation: str
@@ -22,6 +24,7 @@ class RequestRecord:
     path: str
     status: int
     duration_ms: float
+    at: float = field(default_factory=time.time, compare=False)
 
 
 class RequestLog:

@@ -35,6 +35,7 @@ def test_admin_path_sets_faults_reads_state_and_resets(base_url, sc, emu):
     assert state["users"] == 1 and state["faults"]["visibility_delay_ms"] == 250
     log = httpx.get(f"{base_url}/_emulator/requests").json()["requests"]
     assert [r["status"] for r in log] == [201, 502, 429]
+    assert all(0 < r["at"] - r["duration_ms"] / 1000 <= r["at"] <= time.time() for r in log)  # when each came, answered
     assert httpx.post(f"{base_url}/_emulator/faults", json={"reset": True}).status_code == 200
     assert emu.faults.describe() == []
     assert httpx.post(f"{base_url}/_emulator/reset").json() == {"reset": True}
