@@ -161,3 +161,35 @@ async def test_each_answer_says_how_many_stream_calls_its_request_made(client, s
     # Counted by the gateway for this request alone (two upserts in one call, then the channel), not a process total.
     assert new_pair.headers["X-Stream-Calls"] == "2"
     assert again.headers["X-Stream-Calls"] == "0"
+
+
+async def test_a_keyed_create_that_died_before_recording_is_taken_over_within_seconds(client, session, app, emulator):
+    from onecrew_chat.conversations import idempotency
+    from onecrew_chat.conversations.create import create_conversation
+    from onecrew_chat.errors import Conflict
+    from onecrew_chat.identity import Identity
+    from onecrew_chat.schemas import CreateConversationRequest
+
+    me = await add_user(session, "Amr")
+    others = await add_users(session, 2)
+    key = new_id()
+    body = {"conversation_type": "group", "participant_ids": others, "name": "Crew"}
+    request = CreateConversationRequest.model_validate(body)
+    runtime = app.state.runtime
+    # The first run took the key and then stalled before recording its conversation (or its server died there).
+    slow = await idempotency.claim(
+        runtime, Identity.user(me).stream_id, key, idempotency.fingerprint(request.fingerprint_source())
+    )
+    # Twelve seconds pass: past the deadline twice plus 5 s, far sooner than the minute a retry used to wait.
+    await session.execute(update(IdempotencyKey).values(created_at=utcnow() - timedelta(seconds=12)))
+    await session.commit()
+
+    retried = await client.post(URL, json=body, headers={**auth(me), "Idempotency-Key": key})
+    assert retried.status_code == 200, retried.text
+
+    # The stalled run wakes up and tries to record its group: the key is no longer its own, so nothing is made.
+    stale = idempotency.Claim(slow.caller, slow.key, slow.claimed_at - timedelta(seconds=12))
+    with pytest.raises(Conflict):
+        await create_conversation(runtime, me, request, bind=stale.bind)
+    assert await session.scalar(select(func.count()).select_from(Conversation)) == 1, "one group, not two"
+    assert emulator.channel_count() == 1

@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -25,20 +25,47 @@ log = get_logger(__name__)
 
 REPLAY_HEADER = "Idempotent-Replayed"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, at most 255 characters (as Stripe allows)
-# A "running" key older than this belongs to a request that died; a retry may take it over.
-ABANDONED_AFTER_S = 60.0
-# A "running" key bound to a conversation this long past the request's deadline belongs to a request that died
-# after recording it: a retry resumes that conversation (never makes another).
+# A "running" key this long past the request's deadline belongs to a request that died: a retry resumes the
+# conversation it recorded, or takes the key over when it recorded none. Every write of a run (binding its
+# conversation, storing or releasing its answer) is guarded by its claim, so a run that was only slow, not dead,
+# can never record a second conversation under a key taken over meanwhile: its recording is rolled back.
 STALLED_AFTER_S = 5.0
 # running | interrupted (bound to a conversation, its request failed after recording it) | done
 INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
-class Resume:
-    """An earlier run of this key recorded a conversation and did not answer (it died): finish and answer that one."""
+class Claim:
+    """This run holds the key: it was (re)written `running` at `claimed_at`; `resume_id` is an earlier run's
+    conversation to finish and answer (None: make it)."""
 
-    conversation_id: str
+    caller: str
+    key: str
+    claimed_at: datetime
+    resume_id: str | None = None
+
+    def mine(self) -> tuple[Any, ...]:
+        """The WHERE clause of a write that may only touch the key while this run holds it."""
+        return (
+            IdempotencyKey.caller == self.caller,
+            IdempotencyKey.key == self.key,
+            IdempotencyKey.created_at == self.claimed_at,
+        )
+
+    async def bind(self, session: AsyncSession, conversation_id: str) -> None:
+        """Bind the key to the conversation a create records, in that same transaction (so a crash cannot split
+        them); a key taken over meanwhile makes the recording roll back (409) instead of making a second one."""
+        result = await session.execute(
+            update(IdempotencyKey)
+            .where(*self.mine(), IdempotencyKey.conversation_id.is_(None))
+            .values(conversation_id=conversation_id)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            raise Conflict(
+                "A retry with this Idempotency-Key took over while this request was still running; retry shortly",
+                code="idempotency_key_in_use",
+            )
 
 
 @dataclass(frozen=True)
@@ -67,14 +94,13 @@ def fingerprint(source: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def claim(runtime: Runtime, caller: str, key: str, print_: str) -> Answer | Resume | None:
-    """Take the key for this request (None) or return the stored answer; 422 for another body, 409 while running.
+async def claim(runtime: Runtime, caller: str, key: str, print_: str) -> Answer | Claim:
+    """Take the key for this request (a Claim) or return the stored answer; 422 for another body, 409 while running.
 
-    A running key already bound to a conversation, older than a live request can be, is resumed (Resume): the
-    conversation exists, so the retry must answer it rather than make another.
+    A running key older than a live request can be, or interrupted, is taken over: resumed when it is bound to a
+    conversation (the conversation exists, so the retry must answer it rather than make another).
     """
     ttl = timedelta(seconds=runtime.settings.idempotency_ttl_s)
-    abandoned = timedelta(seconds=ABANDONED_AFTER_S + runtime.settings.provision_deadline_s)
     stalled_after = timedelta(seconds=STALLED_AFTER_S + 2 * runtime.settings.provision_deadline_s)
     for _attempt in range(3):
         now = utcnow()
@@ -87,23 +113,22 @@ async def claim(runtime: Runtime, caller: str, key: str, print_: str) -> Answer 
                 )
                 if row is None:
                     session.add(IdempotencyKey(caller=caller, key=key, fingerprint=print_, created_at=now, expires_at=now + ttl))
-                    return None
+                    return Claim(caller, key, now)
                 expired = row.expires_at <= now
-                dead = row.status == "running" and row.created_at <= now - abandoned
-                # A live request answers within its deadline; past that (with slack) its conversation is resumed.
-                stalled = row.created_at <= now - stalled_after
-                resumable = row.status == INTERRUPTED or (row.status == "running" and stalled)
-                if row.conversation_id is not None and resumable and not expired:
-                    if row.fingerprint != print_:
-                        raise _reused()
-                    log.info("idempotency.resumed", caller=caller, conversation_id=row.conversation_id)
-                    return Resume(row.conversation_id)
-                if expired or dead:
+                # A live request answers within its deadline; past that (with slack) it is taken over.
+                stalled = row.status == INTERRUPTED or (row.status == "running" and row.created_at <= now - stalled_after)
+                if stalled and not expired and row.fingerprint != print_:
+                    raise _reused()
+                if expired or stalled:
+                    resume_id = None if expired else row.conversation_id
                     row.fingerprint, row.status, row.created_at, row.expires_at = print_, "running", now, now + ttl
                     row.response_status = row.response_body = None
-                    row.conversation_id = None
-                    log.info("idempotency.taken_over", caller=caller, expired=expired)
-                    return None
+                    row.conversation_id = resume_id
+                    if resume_id is not None:
+                        log.info("idempotency.resumed", caller=caller, conversation_id=resume_id)
+                    else:
+                        log.info("idempotency.taken_over", caller=caller, expired=expired)
+                    return Claim(caller, key, now, resume_id)
                 if row.fingerprint != print_:
                     raise _reused()
                 if row.status == "running":
@@ -125,36 +150,25 @@ def _reused() -> Unprocessable:
     )
 
 
-def binder(caller: str, key: str) -> Callable[[AsyncSession, str], Awaitable[None]]:
-    """Binds the key to the conversation a create records, in that same transaction (so a crash cannot split them)."""
-
-    async def bind(session: AsyncSession, conversation_id: str) -> None:
+async def store(runtime: Runtime, claim: Claim, answer: Answer) -> None:
+    """Keep the final answer for replays (unless a retry took the key over meanwhile)."""
+    async with unit_of_work(runtime.sessionmaker) as session:
         await session.execute(
             update(IdempotencyKey)
-            .where(IdempotencyKey.caller == caller, IdempotencyKey.key == key)
-            .values(conversation_id=conversation_id)
+            .where(*claim.mine())
+            .values(status="done", response_status=answer.status, response_body=answer.body)
             .execution_options(synchronize_session=False)
         )
 
-    return bind
 
-
-async def store(runtime: Runtime, caller: str, key: str, answer: Answer) -> None:
-    """Keep the final answer for replays."""
-    async with unit_of_work(runtime.sessionmaker) as session:
-        row = await session.scalar(select(IdempotencyKey).where(IdempotencyKey.caller == caller, IdempotencyKey.key == key))
-        if row is not None:
-            row.status, row.response_status, row.response_body = "done", answer.status, answer.body
-
-
-async def release(runtime: Runtime, caller: str, key: str) -> None:
+async def release(runtime: Runtime, claim: Claim) -> None:
     """Forget the key after a server-side failure, so that a retry runs the request again.
 
     A key already bound to a conversation stays, marked interrupted: its retry resumes that conversation at once
-    instead of making another.
+    instead of making another. A key a retry took over meanwhile is left to it.
     """
     async with unit_of_work(runtime.sessionmaker) as session:
-        mine = (IdempotencyKey.caller == caller, IdempotencyKey.key == key)
+        mine = claim.mine()
         await session.execute(delete(IdempotencyKey).where(*mine, IdempotencyKey.conversation_id.is_(None)))
         await session.execute(
             update(IdempotencyKey)
@@ -177,28 +191,29 @@ async def run_once(
     caller: str,
     key: str,
     print_: str,
-    work: Callable[[str | None], Awaitable[dict[str, Any]]],
-) -> Answer:
+    work: Callable[[Claim], Awaitable[dict[str, Any]]],
+) -> tuple[Answer, Claim | None]:
     """Run `work` once per (caller, key); client errors (4xx) are stored and replayed, server errors are not.
 
-    `work` gets the conversation an earlier, interrupted run of the key recorded (None the first time).
+    `work` gets this run's Claim: `claim.bind` ties the conversation it records to the key, `claim.resume_id` is
+    the conversation an earlier, interrupted run recorded (None the first time). Returns the answer and the claim
+    (None for a replay).
     """
-    stored = await claim(runtime, caller, key, print_)
-    if isinstance(stored, Answer):
-        log.info("idempotency.replayed", caller=caller, status=stored.status)
-        return stored
-    resume_id = stored.conversation_id if isinstance(stored, Resume) else None
+    claimed = await claim(runtime, caller, key, print_)
+    if isinstance(claimed, Answer):
+        log.info("idempotency.replayed", caller=caller, status=claimed.status)
+        return claimed, None
     try:
-        data = await work(resume_id)
+        data = await work(claimed)
     except AppError as exc:
         if exc.status_code < 500:
-            await store(runtime, caller, key, Answer(exc.status_code, {"success": False, "error": exc.message, "code": exc.code}))
+            await store(runtime, claimed, Answer(exc.status_code, {"success": False, "error": exc.message, "code": exc.code}))
         else:
-            await release(runtime, caller, key)
+            await release(runtime, claimed)
         raise
     except Exception:
-        await release(runtime, caller, key)
+        await release(runtime, claimed)
         raise
     answer = Answer(200, {"success": True, "data": data})
-    await store(runtime, caller, key, answer)
-    return answer
+    await store(runtime, claimed, answer)
+    return answer, claimed

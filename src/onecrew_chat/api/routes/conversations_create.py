@@ -71,20 +71,19 @@ async def post_conversation(
     if idempotency_key is None:
         data = await create_conversation(runtime, user_id, body)
         return deferred_answer(data) if is_deferred(data) else JSONResponse({"success": True, "data": data})
-    caller, key = Identity.user(user_id).stream_id, idempotency.parse_key(idempotency_key)
-    bind = idempotency.binder(caller, key)
-    answer = await idempotency.run_once(
+    answer, claim = await idempotency.run_once(
         runtime,
-        caller=caller,
-        key=key,
+        caller=Identity.user(user_id).stream_id,
+        key=idempotency.parse_key(idempotency_key),
         print_=idempotency.fingerprint(body.fingerprint_source()),
-        work=lambda resume_id: create_conversation(runtime, user_id, body, bind=bind, resume_id=resume_id),
+        work=lambda claim: create_conversation(runtime, user_id, body, bind=claim.bind, resume_id=claim.resume_id),
     )
     data = answer.body.get("data") if answer.status == 200 else None
     if isinstance(data, dict) and is_deferred(data):
         # Not an answer to keep: the retry with the same key must run again and find the conversation ready (a key
         # bound to the conversation it made resumes that conversation).
-        await idempotency.release(runtime, caller, key)
+        if claim is not None:
+            await idempotency.release(runtime, claim)
         return deferred_answer(data)
     headers = {idempotency.REPLAY_HEADER: "true"} if answer.replayed else {}
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)

@@ -95,14 +95,15 @@ async def ensure_conversation(
 
     if idempotency_key is None:
         return JSONResponse({"success": True, "data": await on_behalf.ensure_conversation(runtime, acting, request)})
-    caller, key = f"service:{acting.stream_id}", idempotency.parse_key(idempotency_key)
-    bind = idempotency.binder(caller, key)
+    async def work(claim: idempotency.Claim) -> dict[str, Any]:
+        return await on_behalf.ensure_conversation(runtime, acting, request, bind=claim.bind, resume_id=claim.resume_id)
 
-    async def work(resume_id: str | None) -> dict[str, Any]:
-        return await on_behalf.ensure_conversation(runtime, acting, request, bind=bind, resume_id=resume_id)
-
-    answer = await idempotency.run_once(
-        runtime, caller=caller, key=key, print_=idempotency.fingerprint(request.fingerprint_source()), work=work
+    answer, _claim = await idempotency.run_once(
+        runtime,
+        caller=f"service:{acting.stream_id}",
+        key=idempotency.parse_key(idempotency_key),
+        print_=idempotency.fingerprint(request.fingerprint_source()),
+        work=work,
     )
     headers = {idempotency.REPLAY_HEADER: "true"} if answer.replayed else {}
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
