@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import scenarios
-from onecrew_chat.logging import configure_logging
 from bench.harness import Bench, prepare_database, reset_database, running, start_emulator
+from onecrew_chat.logging import configure_logging
 
 RESULTS = Path(__file__).parent / "results"
 # Measured on the old backend (onecrew-app-contract.md §6): sleeps, sequential look-ups and re-upserts.

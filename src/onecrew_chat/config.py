@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -13,7 +12,6 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from onecrew_chat.database_url import check_database_url, to_async_url
-
 
 
 class UnknownParticipants(StrEnum):

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .faults import Faults
 
 
-def apply_faults(faults: "Faults", spec: dict[str, Any]) -> None:
+def apply_faults(faults: Faults, spec: dict[str, Any]) -> None:
     """Set faults from the JSON knobs the admin path and the CLI share."""
     if spec.get("reset"):
         faults.reset()
@@ -47,7 +47,7 @@ def apply_faults(faults: "Faults", spec: dict[str, Any]) -> None:
         faults.fail_webhooks(rule["count"], rule.get("status", 503))
 
 
-async def handle(emulator: "Emulator", method: str, path: str, body: bytes) -> tuple[int, dict]:
+async def handle(emulator: Emulator, method: str, path: str, body: bytes) -> tuple[int, dict]:
     """(status, JSON body) for one admin request."""
     route = path.rstrip("/")[len("/_emulator"):]
     if method == "GET" and route == "/state":

@@ -31,7 +31,7 @@ _RATE_LIMIT_MESSAGE = "Too many requests, check response headers for more inform
 class EmulatorApp:
     """An ASGI callable serving one Emulator; `state.emulator` is that Emulator."""
 
-    def __init__(self, emulator: "Emulator", enable_admin: bool = False) -> None:
+    def __init__(self, emulator: Emulator, enable_admin: bool = False) -> None:
         self.emulator = emulator
         self.enable_admin = enable_admin
         self.state = _AppState(emulator)
@@ -153,7 +153,7 @@ class EmulatorApp:
 class _AppState:
     """What Starlette-style code expects at `app.state`."""
 
-    def __init__(self, emulator: "Emulator") -> None:
+    def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
 
 
@@ -199,7 +199,7 @@ async def _hold(receive: Any, seconds: float) -> None:
 
     try:
         await asyncio.wait_for(hung_up(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 
@@ -209,8 +209,8 @@ def rate_headers_for(operation: str, remaining: int, reset: int) -> list[tuple[b
                               reset)
 
 
-def create_app(api_key: str = "key", api_secret: str = "secret", faults: "Faults | None" = None,
-               state_file: "Path | str | None" = None, enable_admin: bool = False,
+def create_app(api_key: str = "key", api_secret: str = "secret", faults: Faults | None = None,
+               state_file: Path | str | None = None, enable_admin: bool = False,
                rate_limits: bool = False) -> EmulatorApp:
     """An ASGI app over a new Emulator (reachable as `app.state.emulator`)."""
     from .emulator import Emulator

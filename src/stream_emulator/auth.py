@@ -7,8 +7,7 @@ import warnings
 
 import jwt
 
-from .errors import (ACCESS_KEY, AUTHENTICATION, TOKEN_EXPIRED, TOKEN_NOT_VALID_YET,
-                     TOKEN_SIGNATURE, StreamError)
+from .errors import ACCESS_KEY, AUTHENTICATION, TOKEN_EXPIRED, TOKEN_NOT_VALID_YET, TOKEN_SIGNATURE, StreamError
 
 _CACHE_LIMIT = 1024
 

@@ -27,7 +27,7 @@ class Call:
     __slots__ = ("emulator", "state", "dialect", "method", "params", "query", "body", "caller",
                  "operation")
 
-    def __init__(self, emulator: "Emulator", dialect: Dialect, method: str,
+    def __init__(self, emulator: Emulator, dialect: Dialect, method: str,
                  params: tuple[str, ...], query: dict[str, str], body: Any, caller: Caller,
                  operation: str) -> None:
         self.emulator = emulator
@@ -73,14 +73,14 @@ class Call:
                               "using server side auth.")
         return user_id
 
-    def require_user(self, user_id: str, deleted_ok: bool = False) -> "User":
+    def require_user(self, user_id: str, deleted_ok: bool = False) -> User:
         """The stored (by default not soft-deleted) user, or code 16."""
         user = self.state.users.get(user_id)
         if user is None or (user.deleted_at is not None and not deleted_ok):
             raise not_found(f"user {user_id} does not exist")
         return user
 
-    def channel(self) -> "Channel":
+    def channel(self) -> Channel:
         """The channel named by the path, or Stream's "Can't find channel" error."""
         cid = f"{self.params[0]}:{self.params[1]}"
         channel = self.state.channels.get(cid)

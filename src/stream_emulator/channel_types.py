@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 # creating_channels.md and channel_types.md between them (reference §6).
 BUILT_IN = frozenset({"messaging", "livestream", "team", "gaming", "commerce", "ai"})
@@ -11,7 +11,7 @@ BUILT_IN = frozenset({"messaging", "livestream", "team", "gaming", "commerce", "
 _CONFIG_TIME = 1_700_000_000_000_000_000
 
 
-@lru_cache(maxsize=None)
+@cache
 def config_for(channel_type: str) -> dict:
     """The config of a built-in type, modelled on a real `messaging` config (reference §6)."""
     return {

@@ -4,7 +4,7 @@ another CLI can mount it (`app.command("stream-emulator")(stream_emulator.cli.ru
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 import uvicorn
@@ -54,21 +54,21 @@ def run(
     port: Annotated[int, typer.Option(help="Port to listen on (0 = any free port).")] = 8900,
     api_key: Annotated[str, typer.Option(help="The API key clients must send.")] = "key",
     api_secret: Annotated[str, typer.Option(help="The secret tokens are signed with.")] = "secret",
-    state_file: Annotated[Optional[Path], typer.Option(
+    state_file: Annotated[Path | None, typer.Option(
         help="Keep the state in this JSON file across restarts.")] = None,
     enable_admin: Annotated[bool, typer.Option(
         help="Serve the admin path under /_emulator/.")] = False,
     latency_ms: Annotated[float, typer.Option(help="Added latency per response.")] = 0.0,
     jitter_ms: Annotated[float, typer.Option(help="Random extra latency, 0..N ms.")] = 0.0,
-    error_rate: Annotated[Optional[list[str]], typer.Option(
+    error_rate: Annotated[list[str] | None, typer.Option(
         help="Operation=RATE[:STATUS], e.g. UpdateUsers=0.2:503; '*' = all operations.")] = None,
-    rate_limit: Annotated[Optional[list[str]], typer.Option(
+    rate_limit: Annotated[list[str] | None, typer.Option(
         help="Operation=COUNT[:RESET_S]: the next COUNT calls get 429.")] = None,
-    timeout_after_write: Annotated[Optional[list[str]], typer.Option(
+    timeout_after_write: Annotated[list[str] | None, typer.Option(
         help="Operation=COUNT[:HOLD_S]: apply the write, never answer.")] = None,
     visibility_delay_ms: Annotated[float, typer.Option(
         help="New users become usable as members only after N ms.")] = 0.0,
-    webhook_failures: Annotated[Optional[str], typer.Option(
+    webhook_failures: Annotated[str | None, typer.Option(
         help="COUNT[:STATUS]: the next COUNT webhook tries reach the receiver but count as STATUS "
              "(default 503; 0 = timed out), so Stream's retry follows.")] = None,
     rate_limits: Annotated[bool, typer.Option(

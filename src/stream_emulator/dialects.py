@@ -7,7 +7,8 @@ writes times as integer Unix nanoseconds (reference §1).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .channel_types import config_for
 from .clock import rfc3339

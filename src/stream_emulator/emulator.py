@@ -11,9 +11,9 @@ from . import persistence
 from .auth import Authenticator
 from .dialects import make_v1, make_v2
 from .faults import Faults
+from .ratelimit import RateLimiter
 from .requestlog import RequestLog, RequestRecord
 from .state import State
-from .ratelimit import RateLimiter
 from .webhooks import DEFAULT_LOG_SIZE, RetryPolicy, WebhookDelivery, Webhooks
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class Emulator:
 
     # --- the ASGI app ----------------------------------------------------------------------
 
-    def asgi_app(self, enable_admin: bool = False) -> "EmulatorApp":
+    def asgi_app(self, enable_admin: bool = False) -> EmulatorApp:
         """An ASGI app serving this emulator (admin paths under /_emulator/ only if enabled)."""
         from .app import EmulatorApp
         return EmulatorApp(self, enable_admin=enable_admin)

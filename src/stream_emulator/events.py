@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from .state import Channel, Member, Message, User
 
 
-def channel_event(call: "Call", event_type: str, channel: "Channel", *,
+def channel_event(call: Call, event_type: str, channel: Channel, *,
                   user_id: str | None = None, **extra: object) -> None:
     """An event about one channel (channel.*, member.*, message.*, notification.mark_read)."""
     if not call.webhooks_on:
@@ -32,7 +32,7 @@ def channel_event(call: "Call", event_type: str, channel: "Channel", *,
     call.emit(event)
 
 
-def member_event(call: "Call", event_type: str, channel: "Channel", member: "Member") -> None:
+def member_event(call: Call, event_type: str, channel: Channel, member: Member) -> None:
     """member.added / member.removed."""
     if call.webhooks_on:
         channel_event(call, event_type, channel, user_id=member.user_id,
@@ -43,7 +43,7 @@ def member_event(call: "Call", event_type: str, channel: "Channel", member: "Mem
 EVENT_MEMBER_CAP = 50
 
 
-def message_new(call: "Call", channel: "Channel", message: "Message") -> None:
+def message_new(call: Call, channel: Channel, message: Message) -> None:
     """message.new as Stream's docs show it: the message, the sender, up to 50 members with their
     read state, the counts; no `channel` object, so no custom channel data."""
     if not call.webhooks_on:
@@ -74,7 +74,7 @@ def message_new(call: "Call", channel: "Channel", message: "Message") -> None:
     call.emit(event)
 
 
-def user_updated(call: "Call", user: "User") -> None:
+def user_updated(call: Call, user: User) -> None:
     """user.updated."""
     if call.webhooks_on:
         call.emit({"type": "user.updated", "user": call.emulator.v1.user(user),

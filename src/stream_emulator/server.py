@@ -103,7 +103,7 @@ class EmulatorServer:
         self._server = self._thread = self._socket = None
         self.emulator.flush()
 
-    def __enter__(self) -> "EmulatorServer":
+    def __enter__(self) -> EmulatorServer:
         self.start()
         return self
 

@@ -58,7 +58,7 @@ class User:
         return {k: getattr(self, k) for k in self.__slots__}
 
     @classmethod
-    def from_json(cls, raw: dict) -> "User":
+    def from_json(cls, raw: dict) -> User:
         """The inverse of to_json."""
         user = cls(raw["id"], raw["created_at"])
         for key in cls.__slots__:
@@ -90,7 +90,7 @@ class Member:
         return {k: getattr(self, k) for k in self.__slots__}
 
     @classmethod
-    def from_json(cls, raw: dict) -> "Member":
+    def from_json(cls, raw: dict) -> Member:
         """The inverse of to_json."""
         member = cls(raw["user_id"], raw["created_at"])
         for key in cls.__slots__:
@@ -144,7 +144,7 @@ class Message:
         return {k: getattr(self, k) for k in self.__slots__}
 
     @classmethod
-    def from_json(cls, raw: dict) -> "Message":
+    def from_json(cls, raw: dict) -> Message:
         """The inverse of to_json."""
         message = cls(raw["id"], raw["text"], raw["user_id"], raw["created_at"], raw["custom"],
                       raw["type"])
@@ -202,7 +202,7 @@ class Channel:
         return raw
 
     @classmethod
-    def from_json(cls, raw: dict) -> "Channel":
+    def from_json(cls, raw: dict) -> Channel:
         """The inverse of to_json."""
         channel = cls(raw["type"], raw["id"], raw["created_by_id"], raw["created_at"])
         for key in ("custom", "updated_at", "frozen", "disabled", "team", "last_message_at",
@@ -244,7 +244,7 @@ class State:
         }
 
     @classmethod
-    def from_json(cls, raw: dict) -> "State":
+    def from_json(cls, raw: dict) -> State:
         """The inverse of to_json."""
         state = cls()
         state.users = {u["id"]: User.from_json(u) for u in raw.get("users", [])}

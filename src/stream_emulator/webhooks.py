@@ -23,8 +23,9 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -92,7 +93,7 @@ class Webhooks:
     """Sends events to the configured URL, retrying like Stream, and keeps the record of tries."""
 
     def __init__(self, api_key: str, api_secret: str, settings: Callable[[], dict],
-                 faults: "Faults | None" = None, policy: RetryPolicy | None = None,
+                 faults: Faults | None = None, policy: RetryPolicy | None = None,
                  log_size: int = DEFAULT_LOG_SIZE) -> None:
         self._api_key = api_key
         self._api_secret = api_secret

@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select, update
 
+from onecrew_chat.conversations.listing import PageRequest
 from onecrew_chat.db import utcnow
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Base, Conversation, OutboxMessage
-from onecrew_chat.conversations.listing import PageRequest
 from onecrew_chat.outbox import worker
 from onecrew_chat.sync.queue import provision_dedupe_key
 from tests.api.conversation_rows import (  # noqa: F401 (private_emulator_server is a fixture)

@@ -7,9 +7,9 @@ import time
 import pytest
 from sqlalchemy import func, select
 
+from onecrew_chat.composition import build_jobs
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, OutboxMessage
-from onecrew_chat.composition import build_jobs
 from onecrew_chat.outbox import worker
 from onecrew_chat.sync.mirror import sync_identities
 from tests.conftest import make_settings

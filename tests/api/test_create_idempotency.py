@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from onecrew_chat.composition import run_worker
 from onecrew_chat.db import utcnow
 from onecrew_chat.models import Conversation, IdempotencyKey
-from onecrew_chat.composition import run_worker
 from tests.factories import add_company, add_user
 from tests.support import auth, new_id, wait_until
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, select, text, update
 
+from onecrew_chat.conversations.unread import UnreadCache, count_unread
 from onecrew_chat.db import make_engine, make_sessionmaker, utcnow
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, ConversationParticipant
-from onecrew_chat.conversations.unread import UnreadCache, count_unread
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user, add_users

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event, func, select
 
+from onecrew_chat.conversations.unread import unread_cache
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
 from onecrew_chat.metrics import DRIFT_DETECTED
 from onecrew_chat.models import ChannelDrift, Conversation, ConversationParticipant, WebhookEvent
-from onecrew_chat.conversations.unread import unread_cache
 from onecrew_chat.webhooks.events import parse_event, parse_time
 from onecrew_chat.webhooks.signature import sign
 from onecrew_chat.webhooks.text import cut_preview

@@ -13,8 +13,8 @@ import typer
 from stream_chat.base.exceptions import StreamAPIException
 
 from stream_emulator import create_app
-from stream_emulator.cli import fault_spec
 from stream_emulator import operations as op
+from stream_emulator.cli import fault_spec
 
 
 def test_admin_path_sets_faults_reads_state_and_resets(base_url, sc, emu):

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 from getstream.base import StreamApiException
-from getstream.models import (ChannelInput, ChannelMemberRequest, MessageRequest,
-                              QueryMembersPayload, QueryUsersPayload, UpdateUserPartialRequest,
-                              UserRequest)
+from getstream.models import (
+    ChannelInput,
+    ChannelMemberRequest,
+    MessageRequest,
+    QueryMembersPayload,
+    QueryUsersPayload,
+    UpdateUserPartialRequest,
+    UserRequest,
+)
 from stream_chat.base.exceptions import StreamAPIException
 
 from stream_emulator import operations as op

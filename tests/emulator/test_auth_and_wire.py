@@ -39,7 +39,7 @@ def test_missing_api_key_is_code_2(base_url):
     response = raw(base_url, "POST", "/users", key=None, body={"users": {}})
     assert response.status_code == 401
     body = response.json()
-    assert ENVELOPE_KEYS <= set(body) and body["code"] == 2 and body["StatusCode"] == 401
+    assert set(body) >= ENVELOPE_KEYS and body["code"] == 2 and body["StatusCode"] == 401
     assert body["message"] == 'UpdateUsers failed with error: "api_key not provided"'
     assert body["more_info"] == "https://getstream.io/chat/docs/api_errors_response"
 

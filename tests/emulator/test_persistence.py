@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from stream_emulator import Emulator, EmulatorServer
 from stream_chat import StreamChat
+
+from stream_emulator import Emulator, EmulatorServer
 
 from .conftest import KEY, SECRET
 

@@ -8,7 +8,7 @@ import pytest
 from stream_chat.base.exceptions import StreamAPIException
 
 from stream_emulator import clock
-from stream_emulator.operations import RATE_LIMITS, UPDATE_APP
+from stream_emulator.operations import RATE_LIMITS
 
 from .conftest import KEY, SECRET
 

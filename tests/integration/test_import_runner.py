@@ -19,7 +19,8 @@ from onecrew_chat.identity import Identity
 from onecrew_chat.models import OutboxMessage, StreamIdentity, User
 from tests.conftest import PG_ADMIN_URL
 from tests.factories import add_company, add_users
-from tests.integration.directory_files import count, run_import as run_cli, summary, users
+from tests.integration.directory_files import count, summary, users
+from tests.integration.directory_files import run_import as run_cli
 from tests.support import new_id
 
 

@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import func, select, update
 from structlog.testing import capture_logs
 
+from onecrew_chat.db import unit_of_work
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Company, StreamIdentity, User
 from onecrew_chat.stream.client import StreamUser
 from onecrew_chat.stream.errors import StreamBatchError
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.db import unit_of_work
 from onecrew_chat.sync.mirror import IdentityBatch, IdentityNotFound, read_identities, record, sync_identities
 from onecrew_chat.sync.participants import Profile
 from tests.factories import add_company, add_user, add_users

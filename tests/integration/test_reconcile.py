@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 from stream_chat import StreamChat
 
+from onecrew_chat.composition import build_jobs, run_worker
 from onecrew_chat.config import to_async_url
 from onecrew_chat.db import unit_of_work, upgrade_database, utcnow
 from onecrew_chat.identity import Identity
-from onecrew_chat.composition import build_jobs, run_worker
 from onecrew_chat.models import ChannelDrift, Conversation, JobLease, OutboxMessage, StreamIdentity
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import build_runtime

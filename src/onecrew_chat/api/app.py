@@ -23,19 +23,19 @@ from onecrew_chat.api.routes import (
     health,
     heartbeat,
     internal,
-    status,
     internal_bulk,
     internal_conversations,
+    status,
     token,
     webhooks,
 )
 from onecrew_chat.composition import run_worker
 from onecrew_chat.config import Settings
+from onecrew_chat.conversations.unread_broadcast import start_unread_listener
 from onecrew_chat.db_counters import attach_counters
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import HTTP_REQUEST_SECONDS
 from onecrew_chat.observability.heartbeat import run_heartbeat
-from onecrew_chat.conversations.unread_broadcast import start_unread_listener
 from onecrew_chat.runtime import Runtime, build_runtime
 
 log = get_logger(__name__)

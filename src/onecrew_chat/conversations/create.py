@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-
-from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError

@@ -12,10 +12,10 @@ from sqlalchemy import Row, and_, exists, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, ProfileConversationCount, User
-from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.sync.participants import Directory
 
 DEFAULT_LIMIT = 20

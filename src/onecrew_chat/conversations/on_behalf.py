@@ -15,7 +15,7 @@ from sqlalchemy.orm import selectinload
 
 from onecrew_chat.access import ACCEPTED, ACTING_ROLES
 from onecrew_chat.conversations.create import StreamFailed, create_conversation
-from onecrew_chat.db import unit_of_work, utcnow
+from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import BadRequest, Conflict, NotFound, Unprocessable
 from onecrew_chat.identity import STREAM_PREFIX, Identity, Kind, is_valid_channel_id, normalize_uuid
 from onecrew_chat.logging import get_logger

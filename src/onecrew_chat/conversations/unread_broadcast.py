@@ -22,8 +22,8 @@ import asyncpg
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onecrew_chat.logging import get_logger
 from onecrew_chat.conversations.unread import UnreadCache, unread_cache
+from onecrew_chat.logging import get_logger
 
 log = get_logger(__name__)
 
@@ -85,7 +85,7 @@ class UnreadListener:
             connection = None
             try:
                 connection = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
-                connection.add_termination_listener(lambda _connection: lost.set())
+                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._on_notify)
                 self._cache.invalidate_all()  # whatever was sent while nobody listened is lost
                 self.listening.set()

@@ -75,7 +75,7 @@ async def upsert_parties(
     table: Table = party.model.__table__  # type: ignore[assignment]
     fields = party.fields
     shown = ("name", party.image_field)
-    ids = [getattr(record, "id") for record in records]
+    ids = [record.id for record in records]
     stored = await stored_rows(session, table, PARTY_KEY, fields, [(entity_id,) for entity_id in ids])
     stream_ids = [Identity(party.kind, entity_id).stream_id for entity_id in ids]
     mirrored = await _mirror_flags(session, stream_ids)

@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any
 
 import httpx
 import structlog
@@ -45,7 +45,7 @@ MAX_CHANNELS_PER_QUERY = 30  # Stream answers at most 30 channels per QueryChann
 # The hot operations go through the SDK's own request method (auth, pool, error mapping, rate-limit info) with
 # the SDK's request models, but read the answer as plain JSON: parsing a ChannelStateResponse into dataclasses
 # costs 4-5 ms a call here, more than the call itself against the local emulator. Paths are the SDK's.
-_JSON = Dict[str, Any]  # typing.Dict on purpose: the SDK returns answers of this type unparsed
+_JSON = dict[str, Any]  # typing.Dict on purpose: the SDK returns answers of this type unparsed
 _USERS_PATH = "/api/v2/users"
 _CHANNELS_PATH = "/api/v2/chat/channels"
 _CHANNEL_PATH = "/api/v2/chat/channels/{type}/{id}"

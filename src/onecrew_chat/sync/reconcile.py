@@ -14,9 +14,9 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from sqlalchemy import delete, or_, select, update
@@ -33,7 +33,6 @@ from onecrew_chat.observability.collector import record_reconcile_run
 from onecrew_chat.outbox.worker import kick
 from onecrew_chat.stream.client import MAX_CHANNELS_PER_QUERY
 from onecrew_chat.stream.errors import DeadlineExceeded
-from onecrew_chat.sync.queue import READY
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.drift import (
     CHANNEL_MISSING,
@@ -46,9 +45,9 @@ from onecrew_chat.sync.drift import (
     compare_channel,
     profile_differs,
 )
-from onecrew_chat.sync.queue import enqueue_identity_sync, enqueue_provision
 from onecrew_chat.sync.mirror import BATCH, EXTERNAL_HASH, chunks
 from onecrew_chat.sync.participants import load_profiles
+from onecrew_chat.sync.queue import READY, enqueue_identity_sync, enqueue_provision
 
 log = get_logger(__name__)
 T = TypeVar("T")

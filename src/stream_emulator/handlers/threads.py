@@ -10,7 +10,8 @@ thread only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..call import Call, drop_nulls
 from ..errors import StreamError, input_error, not_found
@@ -79,7 +80,7 @@ def thread_body(channel: Channel, parent: Message, time: Callable[[int], Any]) -
             "created_at": time(parent.created_at)}
 
 
-def unread_threads(state: "State", user_id: str, time: Callable[[int], Any]) -> list[dict]:
+def unread_threads(state: State, user_id: str, time: Callable[[int], Any]) -> list[dict]:
     """The user's threads with unread replies, as the unread endpoints list them."""
     threads = []
     for channel in state.channels.values():

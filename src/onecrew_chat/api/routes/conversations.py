@@ -11,10 +11,10 @@ from pydantic import WithJsonSchema
 from onecrew_chat.access import acting_identity_for_profile
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
 from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
-from onecrew_chat.identity import CHANNEL_ID_PATTERN
-from onecrew_chat.conversations.listing import MAX_LIMIT, MAX_PAGE, MAX_SEARCH, PageRequest, list_conversations
 from onecrew_chat.conversations.heal import open_conversation, prepare
+from onecrew_chat.conversations.listing import MAX_LIMIT, MAX_PAGE, MAX_SEARCH, PageRequest, list_conversations
 from onecrew_chat.conversations.unread import unread_cache, unread_count
+from onecrew_chat.identity import CHANNEL_ID_PATTERN
 from onecrew_chat.schemas import (
     ConversationEnvelope,
     ConversationPageEnvelope,

@@ -1,14 +1,12 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 22:21:18.162303
 """
 
-from alembic import op
 import sqlalchemy as sa
-
-
+from alembic import op
 
 revision = '0001'
 down_revision = None

@@ -19,10 +19,10 @@ from onecrew_chat.models import AdoptionChannel, Conversation, ConversationParti
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.sync.adoption.plan import PAIR, SKIPPED, Decision
 from onecrew_chat.sync.adoption.report import AdoptionReport
-from onecrew_chat.sync.queue import READY
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import IdentityBatch, is_fresh, load_mirror, record
 from onecrew_chat.sync.participants import load_profiles
+from onecrew_chat.sync.queue import READY
 
 log = get_logger(__name__)
 
