@@ -44,7 +44,7 @@ def _insert(session: AsyncSession, model: type[Base]):
     return sqlite.insert(model)
 
 
-async def _lock_or_insert(session: AsyncSession, model: type[Row], key: dict[str, str], values: dict) -> tuple[Row, bool]:
+async def _lock_or_insert(session: AsyncSession, model: type[Row], key: dict[str, str], values: dict[str, Any]) -> tuple[Row, bool]:
     """The row with this primary key, locked for update, or a new one; safe when two PUTs race to create it."""
     ident = tuple(key.values()) if len(key) > 1 else next(iter(key.values()))
     row = await session.get(model, ident, with_for_update=True)
@@ -156,7 +156,7 @@ async def delete_member(session: AsyncSession, company_id: str, user_id: str) ->
     return deleted
 
 
-def party_out(party: Party, row: Any) -> dict:
+def party_out(party: Party, row: Any) -> dict[str, Any]:
     """A user or company as the internal API answers it."""
     return {
         "id": row.id, **{field: getattr(row, field) for field in party.fields}, "kind": party.kind.value,
@@ -164,7 +164,7 @@ def party_out(party: Party, row: Any) -> dict:
     }
 
 
-def member_out(member: CompanyMember) -> dict:
+def member_out(member: CompanyMember) -> dict[str, Any]:
     """A membership as the internal API answers it."""
     return {
         "company_id": member.company_id, "user_id": member.user_id, "role": member.role,

@@ -10,6 +10,7 @@ Idempotent: a setting already as wanted is not sent again, so a second run chang
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from onecrew_chat.config import Settings
 from onecrew_chat.embedded import WEBHOOK_PATH
@@ -28,7 +29,7 @@ class Change:
     setting: str
     now: str
     wanted: str
-    apply: dict = field(default_factory=dict)  # app fields to PATCH, or a push template to upsert
+    apply: dict[str, Any] = field(default_factory=dict)  # app fields to PATCH, or a push template to upsert
     kind: str = "app"  # app | push_template
 
     @property
@@ -101,7 +102,7 @@ async def plan_configuration(stream: StreamGateway, webhook_url: str, providers:
 
 async def apply_plan(stream: StreamGateway, plan: ConfigurePlan) -> None:
     """Send only what differs: one UpdateApp for the app fields, one UpsertPushTemplate per provider."""
-    app_fields: dict = {}
+    app_fields: dict[str, Any] = {}
     for change in plan.pending:
         if change.kind == "app":
             app_fields.update(change.apply)

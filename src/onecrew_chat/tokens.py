@@ -39,7 +39,7 @@ class TokenRequest:
         return cls(_text(profile_type, "profile_type"), _text(company_id, "company_id"))
 
 
-def _body_fields(body: bytes) -> dict:
+def _body_fields(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,7 +28,7 @@ _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # FastAPI's own words when a JSON body cannot be decoded (e.g. it is not UTF-8).
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
-def error_body(message: str, code: str) -> dict:
+def error_body(message: str, code: str) -> dict[str, Any]:
     """The one error shape the app's API client reads (`error` must be a string)."""
     return {"success": False, "error": message, "code": code}
 
@@ -36,7 +38,7 @@ def _field_path(loc: tuple) -> str:
     return ".".join(parts)
 
 
-def _describe_one(err: dict) -> str:
+def _describe_one(err: dict[str, Any]) -> str:
     loc = tuple(err.get("loc", ()))
     path = _field_path(loc)
     kind = err.get("type")
@@ -56,7 +58,7 @@ def _describe_one(err: dict) -> str:
     return f"{path} {msg}" if path else msg
 
 
-def describe_validation_errors(errors: list[dict]) -> tuple[int, str, str]:
+def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[int, str, str]:
     """Turn pydantic's error list into a status, a code and one readable sentence."""
     if any(err.get("type") == "json_invalid" for err in errors):
         return 400, "invalid_json", "Request body is not valid JSON"

@@ -68,7 +68,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorEnvelope, "description": _STATUS_WORDS[status]} for status in statuses}
 
 
-def inline_definitions(schema: dict) -> dict:
+def inline_definitions(schema: dict[str, Any]) -> dict:
     """A pydantic JSON schema with its `$defs` references inlined (OpenAPI cannot resolve `#/$defs/...`)."""
     definitions = schema.pop("$defs", {})
 

@@ -46,7 +46,7 @@ class Answer:
     """An HTTP answer to send: status, JSON body and whether it is a replay."""
 
     status: int
-    body: dict
+    body: dict[str, Any]
     replayed: bool = False
 
 
@@ -61,7 +61,7 @@ def parse_key(raw: str) -> str:
     return key
 
 
-def fingerprint(source: dict) -> str:
+def fingerprint(source: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of a request body."""
     canonical = json.dumps(source, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, and_, exists, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -178,7 +178,7 @@ async def _directory(session: AsyncSession, conversations: list[ListedConversati
     return directory
 
 
-async def list_conversations(session: AsyncSession, identity: Identity, request: PageRequest) -> dict:
+async def list_conversations(session: AsyncSession, identity: Identity, request: PageRequest) -> dict[str, Any]:
     """`{data: [...], pagination: {page, limit, total, totalPages}}` for the profile (4 queries, 5 past the end).
 
     Without a search a page costs the same at 50,000 conversations as at 50 (an index range scan of `limit`

@@ -9,6 +9,7 @@ through one of its accepted owners or admins, as the app's own create does.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -57,7 +58,7 @@ async def company_agent(runtime: Runtime, company_id: str) -> str:
     return managers[0].user_id
 
 
-async def ensure_conversation(runtime: Runtime, acting: Identity, request: CreateConversationRequest) -> dict:
+async def ensure_conversation(runtime: Runtime, acting: Identity, request: CreateConversationRequest) -> dict[str, Any]:
     """The app's create as `acting` (its `company_id` is the acting company, or none for a user)."""
     if acting.kind is Kind.USER:
         return await create_conversation(runtime, acting.entity_id, request.model_copy(update={"company_id": None}))
@@ -92,11 +93,11 @@ async def _conversation(session, conversation_id: str) -> Conversation:
     return found
 
 
-def _answer(payload: dict, status: str) -> dict:
+def _answer(payload: dict[str, Any], status: str) -> dict:
     return {"id": payload["message_id"], "conversation_id": payload["channel_id"], "sender": payload["sender"], "status": status}
 
 
-async def record_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict):
+async def record_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict[str, Any]):
     """First unit of work: check, then find the earlier send of this id or queue a new one; (payload, row, answer)."""
     async with unit_of_work(runtime.sessionmaker) as session:
         conversation = await _conversation(session, conversation_id)
@@ -130,7 +131,7 @@ async def record_message(runtime: Runtime, conversation_id: str, sender: Identit
         return payload, (row if ready else None), None
 
 
-async def send_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict) -> dict:
+async def send_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict[str, Any]) -> dict:
     """POST /api/internal/conversations/{id}/messages: `sent` when Stream has it, `queued` when the worker will send it."""
     started = time.perf_counter()
     payload, row, answer = await record_message(runtime, conversation_id, sender, message_id, text, custom)

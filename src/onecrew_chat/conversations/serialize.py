@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from onecrew_chat.identity import Identity, Kind, cid
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, User
@@ -16,17 +17,17 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def user_json(user: User) -> dict:
+def user_json(user: User) -> dict[str, Any]:
     """A user as the app reads it: id, name, image_url, category."""
     return {"id": user.id, "name": user.name, "image_url": user.image_url, "category": user.category}
 
 
-def company_json(company: Company) -> dict:
+def company_json(company: Company) -> dict[str, Any]:
     """A company as the app reads it: id, name, logo_url, subcategory."""
     return {"id": company.id, "name": company.name, "logo_url": company.logo_url, "subcategory": company.subcategory}
 
 
-def participant_json(participant: ConversationParticipant, channel_id: str, directory: Directory) -> dict:
+def participant_json(participant: ConversationParticipant, channel_id: str, directory: Directory) -> dict[str, Any]:
     """One participant with its user or company (null when the directory does not know it)."""
     body = {
         "id": participant.id,
@@ -54,7 +55,7 @@ def ordered_participants(conversation: Conversation) -> list[ConversationPartici
     )
 
 
-def serialize_conversation(conversation: Conversation, directory: Directory) -> dict:
+def serialize_conversation(conversation: Conversation, directory: Directory) -> dict[str, Any]:
     """The conversation as `data` of the app's answers (participants must be loaded; see load_directory_for)."""
     participants = ordered_participants(conversation)
     channel_id = conversation.channel_id

@@ -80,7 +80,7 @@ async def upsert_parties(
     stream_ids = [Identity(party.kind, entity_id).stream_id for entity_id in ids]
     mirrored = await _mirror_flags(session, stream_ids)
     now = utcnow()
-    writes: list[dict] = []
+    writes: list[dict[str, Any]] = []
     plans: list[tuple[Status, bool]] = []
     for entity_id, record in zip(ids, records, strict=True):
         values = record.values()
@@ -117,7 +117,7 @@ async def upsert_members(session: AsyncSession, records: Sequence[MemberRecord])
     keys = [(record.company_id, record.user_id) for record in records]
     stored = await stored_rows(session, table, MEMBER_KEY, MEMBER_FIELDS, keys)
     now = utcnow()
-    writes: list[dict] = []
+    writes: list[dict[str, Any]] = []
     outcomes: list[Outcome] = []
     for key, record in zip(keys, records, strict=True):
         if record.company_id not in companies:

@@ -133,7 +133,7 @@ class StreamGateway:
             "UpdateUsers", lambda sdk: sdk.post(_USERS_PATH, _JSON, json=body), batch_ids=list(requests)
         )
 
-    async def partial_update_users(self, updates: list[tuple[str, dict, list[str]]]) -> None:
+    async def partial_update_users(self, updates: list[tuple[str, dict[str, Any], list[str]]]) -> None:
         """Apply (id, set, unset) partial updates to up to 100 users; the role can be neither set nor unset."""
         _check_batch("updates", updates)
         if not updates:
@@ -174,7 +174,7 @@ class StreamGateway:
         *,
         created_by_id: str,
         member_ids: list[str],
-        custom: dict | None = None,
+        custom: dict[str, Any] | None = None,
     ) -> ChannelState:
         """Get or create the channel with these (≤100) members, created by `created_by_id`; returns Stream's state."""
         if not created_by_id:
@@ -259,7 +259,7 @@ class StreamGateway:
                     found.add(user_id)
         return found
     async def query_channels_page(
-        self, filter_conditions: dict, *, sort: list[dict], limit: int, offset: int = 0, member_limit: int = 100
+        self, filter_conditions: dict[str, Any], *, sort: list[dict], limit: int, offset: int = 0, member_limit: int = 100
     ) -> list[dict[str, Any]]:
         """One page (at most 30) of channel states as plain JSON: channel, members, the last message and read state."""
         if not 1 <= limit <= MAX_CHANNELS_PER_QUERY:
@@ -279,7 +279,7 @@ class StreamGateway:
     # --- messages ------------------------------------------------------------------------------------
 
     async def send_message(
-        self, channel_type: str, channel_id: str, *, message_id: str, user_id: str, text: str, custom: dict | None = None
+        self, channel_type: str, channel_id: str, *, message_id: str, user_id: str, text: str, custom: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Send a message with a caller-chosen id as `user_id` (server side); Stream refuses an id it already has."""
         if not message_id or not user_id:

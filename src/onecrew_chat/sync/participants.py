@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +37,7 @@ class Profile:
         return self.identity.stream_id
 
     @property
-    def custom(self) -> dict:
+    def custom(self) -> dict[str, Any]:
         """Custom Stream fields (a placeholder says so, so that it can be found and healed)."""
         custom = {"onecrew_kind": self.identity.kind.value}
         if self.placeholder:
@@ -104,7 +105,7 @@ def stream_id_prefix(kind: Kind) -> str:
     return Identity(kind, _NIL).stream_id.removesuffix(_NIL)
 
 
-async def _load(session: AsyncSession, model, kind: Kind, ids: set[str], directory: Directory, with_mirror: bool) -> dict:
+async def _load(session: AsyncSession, model, kind: Kind, ids: set[str], directory: Directory, with_mirror: bool) -> dict[str, Any]:
     """Rows of one directory table by id (one query), with their mirror rows joined on when asked."""
     if not ids:
         return {}

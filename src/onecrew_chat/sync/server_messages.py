@@ -53,7 +53,7 @@ async def find_sent(session: AsyncSession, message_id: str) -> OutboxMessage | N
     )
 
 
-async def send_to_stream(stream: StreamGateway, payload: dict, deadline: Deadline) -> bool:
+async def send_to_stream(stream: StreamGateway, payload: dict[str, Any], deadline: Deadline) -> bool:
     """Send the message (retried by error class within the deadline); True when sent now, False when it was there."""
     try:
         await deadline.run(

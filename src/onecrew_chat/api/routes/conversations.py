@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
@@ -87,7 +87,7 @@ async def get_unread_count(
         Query(description="Whose unread count: the user's or the company `company_id`'s"),
     ] = None,
     company_id: CompanyIdQuery = None,
-) -> dict:
+) -> dict[str, Any]:
     """`{unread_count, profile_type, profile_id, cached}`; 400 for a missing or bad profile_type or company_id."""
     identity = await acting_identity_for_profile(session, user_id, profile_type, company_id, required=True)
     result = await unread_count(session, unread_cache(runtime), identity)
@@ -108,7 +108,7 @@ async def get_unread_count(
     response_model=None,
     responses={200: {"model": ConversationEnvelope}} | error_responses(400, 401, 404),
 )
-async def get_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId) -> dict:
+async def get_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId) -> dict[str, Any]:
     """The conversation when the caller or one of their companies takes part (else 404); finishes provisioning."""
     return {"success": True, "data": await open_conversation(runtime, user_id, conversation_id)}
 
@@ -119,6 +119,6 @@ async def get_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversa
     response_model=None,
     responses={200: {"model": PrepareEnvelope}} | error_responses(400, 401, 404, 503),
 )
-async def prepare_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId) -> dict:
+async def prepare_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId) -> dict[str, Any]:
     """`{id, chat_status, members}`; no Stream call when our records say everything is in place."""
     return {"success": True, "data": await prepare(runtime, user_id, conversation_id)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from sqlalchemy import update
 
@@ -21,7 +23,7 @@ router = APIRouter(tags=["presence"])
     response_model=None,
     responses={200: {"model": HeartbeatEnvelope}} | error_responses(401),
 )
-async def heartbeat(session: SessionDep, user_id: CurrentUserId) -> dict:
+async def heartbeat(session: SessionDep, user_id: CurrentUserId) -> dict[str, Any]:
     """Stores user.last_seen_at (one UPDATE; a user the directory does not know yet is answered all the same)."""
     now = utcnow()
     # updated_at is kept as it is: it tracks directory changes, not presence.

@@ -74,7 +74,7 @@ async def ensure_conversation(
     acting = body.acting.identity("acting")
     request = CreateConversationRequest.model_validate(body.model_dump(exclude={"acting"}))
 
-    async def work() -> dict:
+    async def work() -> dict[str, Any]:
         return await on_behalf.ensure_conversation(runtime, acting, request)
 
     if idempotency_key is None:
@@ -91,7 +91,7 @@ async def ensure_conversation(
 
 
 @router.post("/conversations/{conversation_id}/messages", summary="Send a server-side message as a participant (idempotent by id)")
-async def post_server_message(_caller: ServiceCaller, runtime: RuntimeDep, conversation_id: str, body: ServerMessageIn) -> dict:
+async def post_server_message(_caller: ServiceCaller, runtime: RuntimeDep, conversation_id: str, body: ServerMessageIn) -> dict[str, Any]:
     """`status: sent` when Stream has the message, `queued` when the outbox worker delivers it (Stream down or busy)."""
     if not MESSAGE_ID.match(body.id):
         raise Unprocessable(

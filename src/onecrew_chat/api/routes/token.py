@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from pydantic import WithJsonSchema
@@ -27,7 +27,7 @@ _DOC = {
 }
 
 
-async def _token(request: Request, runtime: Runtime, user_id: str, query: dict, x_company_id) -> dict:
+async def _token(request: Request, runtime: Runtime, user_id: str, query: dict[str, Any], x_company_id) -> dict:
     """The query string first, then a JSON body (which may be empty), then X-Company-Id."""
     query = {name: value for name, value in query.items() if value is not None}
     token_request = TokenRequest.from_parts(query, await request.body(), x_company_id)
@@ -42,7 +42,7 @@ async def post_token(
     profile_type: ProfileTypeQuery = None,
     company_id: CompanyIdQuery = None,
     x_company_id: XCompanyId = None,
-) -> dict:
+) -> dict[str, Any]:
     """profile_type / company_id from the query, a JSON body or X-Company-Id; 400, 401 or 403 otherwise."""
     query = {"profile_type": profile_type, "company_id": company_id}
     return await _token(request, runtime, user_id, query, x_company_id)
@@ -56,7 +56,7 @@ async def get_token(
     profile_type: ProfileTypeQuery = None,
     company_id: CompanyIdQuery = None,
     x_company_id: XCompanyId = None,
-) -> dict:
+) -> dict[str, Any]:
     """The same as POST, for clients that send no body."""
     query = {"profile_type": profile_type, "company_id": company_id}
     return await _token(request, runtime, user_id, query, x_company_id)

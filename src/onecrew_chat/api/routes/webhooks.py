@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 
@@ -37,7 +37,7 @@ async def stream_webhook(
         str | None, Header(description="Hex HMAC-SHA256 of the raw body keyed with STREAM_API_SECRET")
     ] = None,
     x_webhook_id: Annotated[str | None, Header(description="Stream's event id; a repeated id changes nothing")] = None,
-) -> dict:
+) -> dict[str, Any]:
     """401 without a valid signature; a repeated X-Webhook-Id is answered 200 and changes nothing.
 
     With `Content-Encoding: gzip` (the Stream app's enable_hook_payload_compression) the body is decompressed first,

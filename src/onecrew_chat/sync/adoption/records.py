@@ -44,7 +44,7 @@ def preview(text: Any) -> str | None:
     return clean if len(clean) <= PREVIEW_LENGTH else clean[: PREVIEW_LENGTH - 1] + "…"
 
 
-def damage_of(user: dict) -> str | None:
+def damage_of(user: dict[str, Any]) -> str | None:
     """What the old backend left wrong on a Stream user: an app-wide role other than user, or the "User" placeholder."""
     problems = []
     role = user.get("role")
@@ -79,7 +79,7 @@ class ChannelRecord:
         """When this member last read the channel, as Stream says."""
         return stream_time(self.reads.get(stream_id))
 
-    def as_row(self) -> dict:
+    def as_row(self) -> dict[str, Any]:
         """The adoption_channel row (outcome pending)."""
         return {
             "cid": self.cid,
@@ -105,7 +105,7 @@ class ChannelRecord:
         )
 
 
-def _read_marker(read: dict, last_message_at: datetime | None) -> datetime | None:
+def _read_marker(read: dict[str, Any], last_message_at: datetime | None) -> datetime | None:
     """The member's last read, made to agree with Stream's unread count: 0 unread means read up to the last message."""
     at = stream_time(read.get("last_read"))
     unread = int(read.get("unread_messages") or 0)
@@ -118,7 +118,7 @@ def _read_marker(read: dict, last_message_at: datetime | None) -> datetime | Non
     return at
 
 
-def record_from_state(state: dict) -> ChannelRecord:
+def record_from_state(state: dict[str, Any]) -> ChannelRecord:
     """A ChannelRecord from one QueryChannels channel state (either dialect)."""
     channel = state.get("channel") or {}
     custom = channel.get("custom") if isinstance(channel.get("custom"), dict) else channel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from onecrew_chat.sync.adoption.plan import DUPLICATE, GROUP, PAIR, SKIPPED, Decision
 
@@ -16,11 +17,11 @@ class AdoptionReport:
     channels_read: int = 0  # new to the ledger in this run
     decided_before: dict[str, int] = field(default_factory=dict)  # earlier runs' outcomes: already known, skipped now
     reopened: int = 0  # skipped channels decided again (--retry-skipped)
-    pairs: list[dict] = field(default_factory=list)
-    groups: list[dict] = field(default_factory=list)
-    duplicates: dict[str, dict] = field(default_factory=dict)  # pair_key -> {adopted, others: [...]}
-    skipped: list[dict] = field(default_factory=list)
-    repaired: list[dict] = field(default_factory=list)  # identities the old backend damaged, sent again
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: dict[str, dict[str, Any]] = field(default_factory=dict)  # pair_key -> {adopted, others: [...]}
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    repaired: list[dict[str, Any]] = field(default_factory=list)  # identities the old backend damaged, sent again
     stream_calls: int = 0
     ms: float = 0.0
 
@@ -45,11 +46,11 @@ class AdoptionReport:
         elif decision.outcome == SKIPPED:
             self.skipped.append({"channel_id": record.channel_id, "reason": decision.reason})
 
-    def duplicate_pairs(self) -> dict[str, dict]:
+    def duplicate_pairs(self) -> dict[str, dict[str, Any]]:
         """Only the pairs that had more than one channel."""
         return {key: value for key, value in self.duplicates.items() if value["others"]}
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The --json output."""
         return {
             "dry_run": self.dry_run,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from onecrew_chat.logging import get_logger
 from onecrew_chat.stream.client import MAX_CHANNELS_PER_QUERY, StreamGateway
@@ -26,9 +26,9 @@ class Position:
     seen_at_cursor: int = 0
     pages: int = 0
 
-    def query(self, channel_type: str) -> tuple[dict, int]:
+    def query(self, channel_type: str) -> tuple[dict[str, Any], int]:
         """The filter and offset of the next page."""
-        conditions: dict = {"type": channel_type}
+        conditions: dict[str, Any] = {"type": channel_type}
         if self.cursor_us:
             conditions["created_at"] = {"$gte": from_us(self.cursor_us).isoformat()}
         return conditions, self.seen_at_cursor
