@@ -49,6 +49,18 @@ async def test_ensure_as_a_user_or_the_company_is_the_pairs_one_conversation(cli
     assert app_side.json()["data"]["id"] == channel_id
 
 
+async def test_ensure_with_an_idempotency_key_answers_and_replays(client, session, emulator):
+    _owner, academy, student = await academy_and_student(session)
+    body = {"conversation_type": "user_company", "participant_ids": [academy], "acting": {"type": "user", "id": student}}
+    headers = service_auth() | {"Idempotency-Key": "ensure-1"}
+    first = await client.post(ENSURE, json=body, headers=headers)
+    assert first.status_code == 200, first.text
+    again = await client.post(ENSURE, json=body, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+
+
 async def test_ensure_refuses_without_the_service_token_and_a_company_nobody_manages(client, session):
     _owner, academy, student = await academy_and_student(session)
     body = {"conversation_type": "user_company", "participant_ids": [student], "acting": {"type": "company", "id": academy}}

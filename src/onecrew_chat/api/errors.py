@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,12 +35,12 @@ def error_body(message: str, code: str) -> dict[str, Any]:
     return {"success": False, "error": message, "code": code}
 
 
-def _field_path(loc: tuple) -> str:
+def _field_path(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts)
 
 
-def _describe_one(err: dict[str, Any]) -> str:
+def _describe_one(err: Mapping[str, Any]) -> str:
     loc = tuple(err.get("loc", ()))
     path = _field_path(loc)
     kind = err.get("type")
@@ -58,7 +60,7 @@ def _describe_one(err: dict[str, Any]) -> str:
     return f"{path} {msg}" if path else msg
 
 
-def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[int, str, str]:
+def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> tuple[int, str, str]:
     """Turn pydantic's error list into a status, a code and one readable sentence."""
     if any(err.get("type") == "json_invalid" for err in errors):
         return 400, "invalid_json", "Request body is not valid JSON"

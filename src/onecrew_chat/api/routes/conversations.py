@@ -52,7 +52,7 @@ ConversationId = Annotated[
     "",
     summary="List the acting profile's conversations, newest activity first",
     response_model=None,
-    responses={200: {"model": ConversationPageEnvelope}} | error_responses(400, 401, 403),
+    responses={200: {"model": ConversationPageEnvelope}, **error_responses(400, 401, 403)},
 )
 async def get_conversations(
     session: SessionDep,
@@ -75,7 +75,7 @@ async def get_conversations(
     "/unread-count",
     summary="How many conversations have a message the profile has not read",
     response_model=None,
-    responses={200: {"model": UnreadCountEnvelope}} | error_responses(400, 401, 403),
+    responses={200: {"model": UnreadCountEnvelope}, **error_responses(400, 401, 403)},
 )
 async def get_unread_count(
     runtime: RuntimeDep,
@@ -106,7 +106,7 @@ async def get_unread_count(
     "/{conversation_id}",
     summary="One conversation by its channel id (any scheme the app has used)",
     response_model=None,
-    responses={200: {"model": ConversationEnvelope}} | error_responses(400, 401, 404),
+    responses={200: {"model": ConversationEnvelope}, **error_responses(400, 401, 404)},
 )
 async def get_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId) -> dict[str, Any]:
     """The conversation when the caller or one of their companies takes part (else 404); finishes provisioning."""
@@ -117,7 +117,7 @@ async def get_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversa
     "/{conversation_id}/prepare",
     summary="Make sure the channel and every member exist in Stream",
     response_model=None,
-    responses={200: {"model": PrepareEnvelope}} | error_responses(400, 401, 404, 503),
+    responses={200: {"model": PrepareEnvelope}, **error_responses(400, 401, 404, 503)},
 )
 async def prepare_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId) -> dict[str, Any]:
     """`{id, chat_status, members}`; no Stream call when our records say everything is in place."""

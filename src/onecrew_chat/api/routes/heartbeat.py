@@ -21,7 +21,7 @@ router = APIRouter(tags=["presence"])
     "/api/chat/heartbeat",
     summary="Record that the user is online",
     response_model=None,
-    responses={200: {"model": HeartbeatEnvelope}} | error_responses(401),
+    responses={200: {"model": HeartbeatEnvelope}, **error_responses(401)},
 )
 async def heartbeat(session: SessionDep, user_id: CurrentUserId) -> dict[str, Any]:
     """Stores user.last_seen_at (one UPDATE; a user the directory does not know yet is answered all the same)."""

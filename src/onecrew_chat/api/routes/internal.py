@@ -30,7 +30,7 @@ def _uuid(value: str, what: str) -> str:
         raise Unprocessable(f"{what} must be a uuid, got {value[:64]!r}", code="invalid_id") from None
 
 
-def _ok(data: dict[str, Any]) -> dict:
+def _ok(data: dict[str, Any]) -> dict[str, Any]:
     return {"success": True, "data": data}
 
 

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from onecrew_chat.api.deps import RuntimeDep, ServiceCaller
 from onecrew_chat.conversations import idempotency, on_behalf
 from onecrew_chat.errors import Unprocessable
-from onecrew_chat.identity import Identity, normalize_uuid
+from onecrew_chat.identity import Identity, Kind, normalize_uuid
 from onecrew_chat.schemas import CreateConversationRequest
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
@@ -37,7 +37,7 @@ class Acting(BaseModel):
 
     def identity(self, what: str) -> Identity:
         try:
-            return Identity(self.type, normalize_uuid(self.id))
+            return Identity(Kind(self.type), normalize_uuid(self.id))
         except ValueError:
             raise Unprocessable(f"{what}.id must be a uuid, got {self.id[:64]!r}", code="invalid_id") from None
 
@@ -74,7 +74,7 @@ async def ensure_conversation(
     acting = body.acting.identity("acting")
     request = CreateConversationRequest.model_validate(body.model_dump(exclude={"acting"}))
 
-    async def work() -> dict[str, Any]:
+    async def work(_resume_id: str | None = None) -> dict[str, Any]:
         return await on_behalf.ensure_conversation(runtime, acting, request)
 
     if idempotency_key is None:

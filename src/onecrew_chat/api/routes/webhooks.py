@@ -27,7 +27,7 @@ log = get_logger(__name__)
     "/api/chat/webhooks/stream",
     summary="Receive Stream webhook events (X-Signature checked)",
     response_model=None,
-    responses={200: {"model": WebhookEnvelope}} | error_responses(400, 401, 413, 415),
+    responses={200: {"model": WebhookEnvelope}, **error_responses(400, 401, 413, 415)},
     openapi_extra=json_body(StreamWebhookEvent),
 )
 async def stream_webhook(
