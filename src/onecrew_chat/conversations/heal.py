@@ -9,7 +9,7 @@ from onecrew_chat.conversations.lookup import find_visible_conversation
 from onecrew_chat.conversations.serialize import ordered_participants, serialize_conversation
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import ServiceUnavailable
-from onecrew_chat.identity import Identity
+from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation
 from onecrew_chat.outbox import worker
@@ -100,5 +100,5 @@ async def prepare(runtime: Runtime, user_id: str, conversation_id: str) -> dict[
     return {
         "id": conversation.channel_id,
         "chat_status": conversation.chat_status,
-        "members": [Identity(p.participant_type, p.participant_id).stream_id for p in ordered_participants(conversation)],
+        "members": [Identity(Kind(p.participant_type), p.participant_id).stream_id for p in ordered_participants(conversation)],
     }

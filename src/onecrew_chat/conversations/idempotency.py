@@ -8,9 +8,9 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -168,7 +168,7 @@ async def purge_expired(runtime: Runtime) -> int:
     """Delete keys past their expiry; returns how many (for a periodic job)."""
     async with unit_of_work(runtime.sessionmaker) as session:
         result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= utcnow()))
-        return result.rowcount or 0
+        return cast(CursorResult[Any], result).rowcount or 0
 
 
 async def run_once(

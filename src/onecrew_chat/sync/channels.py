@@ -17,14 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import CursorResult, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.identity import ConversationType, Identity
+from onecrew_chat.identity import ConversationType, Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity
 from onecrew_chat.outbox import repository as outbox
@@ -67,8 +68,8 @@ class ProvisionResult:
 
 def participant_identities(conversation: Conversation) -> list[Identity]:
     """The conversation's participants as Stream identities, creator first (participants must be loaded)."""
-    creator = Identity(conversation.created_by_type, conversation.created_by_id)
-    others = sorted({Identity(p.participant_type, p.participant_id) for p in conversation.participants} - {creator})
+    creator = Identity(Kind(conversation.created_by_type), conversation.created_by_id)
+    others = sorted({Identity(Kind(p.participant_type), p.participant_id) for p in conversation.participants} - {creator})
     return [creator, *others]
 
 
@@ -172,7 +173,7 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], conversation_id:
             .values(provision_lease_token=token, provision_lease_until=now + timedelta(seconds=hold_s))
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:
+        if cast(CursorResult[Any], result).rowcount == 1:
             return token
         row = (
             await session.execute(
@@ -256,7 +257,7 @@ async def call_stream(
     to_add, missing = members_to_add(member_ids, state)
     for members in chunks(to_add):
         await deadline.run(
-            lambda members=members: stream.add_members(kind, channel_id, members), repair=repair, name="UpdateChannel"
+            partial(stream.add_members, kind, channel_id, members), repair=repair, name="UpdateChannel"
         )
     if missing:
         log.warning("channel.repaired", channel_id=channel_id, added=missing[:10], count=len(missing))

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -175,7 +176,7 @@ class IdentityBatch:
         for batch in chunks(profiles):
             users = [stream_user(p) for p in batch]
             try:
-                await deadline.run(lambda users=users: stream.upsert_users(users), name="UpdateUsers")
+                await deadline.run(partial(stream.upsert_users, users), name="UpdateUsers")
             except StreamBatchError as exc:
                 log.error("identities.upsert_failed", bad_id=exc.bad_id, batch=len(batch), error=str(exc))
                 raise
@@ -190,7 +191,7 @@ class IdentityBatch:
                 updates = [partial_update(p) for p in batch]
                 try:
                     await deadline.run(
-                        lambda updates=updates: stream.partial_update_users(updates), name="UpdateUsersPartial"
+                        partial(stream.partial_update_users, updates), name="UpdateUsersPartial"
                     )
                 except StreamRequestError as exc:
                     lost = lost_ids(exc, batch)
@@ -210,7 +211,7 @@ class IdentityBatch:
         absent: list[Profile] = []
         for batch in chunks(profiles):
             ids = [p.stream_id for p in batch]
-            existing = await deadline.run(lambda ids=ids: stream.query_user_ids(ids), name="QueryUsers")
+            existing = await deadline.run(partial(stream.query_user_ids, ids), name="QueryUsers")
             self._accept([p for p in batch if p.stream_id in existing], external=True)
             absent += [p for p in batch if p.stream_id not in existing]
         await self.upsert(stream, absent, deadline)
@@ -238,7 +239,7 @@ class IdentityBatch:
             to_send.append(profile)
         for batch in chunks(to_send):
             users = [stream_user(p) for p in batch]
-            await deadline.run(lambda users=users: stream.upsert_users(users), name="UpdateUsers")
+            await deadline.run(partial(stream.upsert_users, users), name="UpdateUsers")
             self._accept(batch)
         log.info("identities.repaired", stream_ids=[p.stream_id for p in to_send][:10], count=len(to_send))
 

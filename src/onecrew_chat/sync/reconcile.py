@@ -17,9 +17,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -95,7 +96,7 @@ async def run_lock(sessionmaker: async_sessionmaker[AsyncSession], hold_s: float
             .values(token=token, until=now + timedelta(seconds=hold_s))
             .execution_options(synchronize_session=False)
         )
-    mine = taken.rowcount == 1
+    mine = cast(CursorResult[Any], taken).rowcount == 1
     try:
         yield mine
     finally:
@@ -217,7 +218,7 @@ class Run:
                 return
             self.position = (IDENTITIES, after)
             asked_at = utcnow()
-            present = await self.call(lambda ids=ids: self.stream.query_users(ids), name="QueryUsers")
+            present = await self.call(partial(self.stream.query_users, ids), name="QueryUsers")
             checked += len(ids)
             self.report.identities_checked += len(ids)
             missing = [i for i in ids if i not in present]

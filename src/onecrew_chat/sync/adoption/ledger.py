@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -88,7 +89,7 @@ class DbLedger:
                 .values(outcome=PENDING, reason=None, decided_at=None)
                 .execution_options(synchronize_session=False)
             )
-            return int(result.rowcount or 0)
+            return int(cast(CursorResult[Any], result).rowcount or 0)
 
     async def decided(self) -> dict[str, int]:
         """Channels decided by earlier runs, per outcome."""

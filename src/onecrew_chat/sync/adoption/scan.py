@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from onecrew_chat.logging import get_logger
@@ -77,7 +78,7 @@ async def scan_channels(
     while True:
         conditions, offset = position.query(channel_type)
         states = await Deadline(PAGE_DEADLINE_S).run(
-            lambda c=conditions, o=offset: stream.query_channels_page(c, sort=SORT, limit=page_size, offset=o),
+            partial(stream.query_channels_page, conditions, sort=SORT, limit=page_size, offset=offset),
             name="QueryChannels",
         )
         records = [record_from_state(state) for state in states]
