@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import jwt
 from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from onecrew_chat.database_url import check_database_url, to_async_url
@@ -200,7 +201,14 @@ class Settings(BaseSettings):
 
 def setting_names() -> dict[str, str]:
     """Every environment variable the service reads, by Settings field name."""
-    return {name: field.validation_alias.choices[0] for name, field in Settings.model_fields.items()}
+    return {name: _env_name(field) for name, field in Settings.model_fields.items()}
+
+
+def _env_name(field: FieldInfo) -> str:
+    """The first of a field's validation aliases: every setting is declared with AliasChoices."""
+    alias = field.validation_alias
+    assert isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str), alias
+    return alias.choices[0]
 
 
 __all__ = ["Settings", "UnknownParticipants", "setting_names", "to_async_url"]

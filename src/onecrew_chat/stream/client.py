@@ -6,7 +6,9 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from operator import methodcaller
+from typing import TYPE_CHECKING, Any, Dict
 
 import httpx
 import structlog
@@ -35,6 +37,9 @@ from onecrew_chat.stream.errors import (
     from_api_exception,
 )
 
+if TYPE_CHECKING:
+    from onecrew_chat.config import Settings
+
 log = structlog.get_logger(__name__)  # structlog directly: this package imports nothing else of ours
 
 MAX_BATCH = 100  # Stream's limit for users per upsert/partial update and members per create/add call
@@ -45,7 +50,7 @@ MAX_CHANNELS_PER_QUERY = 30  # Stream answers at most 30 channels per QueryChann
 # The hot operations go through the SDK's own request method (auth, pool, error mapping, rate-limit info) with
 # the SDK's request models, but read the answer as plain JSON: parsing a ChannelStateResponse into dataclasses
 # costs 4-5 ms a call here, more than the call itself against the local emulator. Paths are the SDK's.
-_JSON = dict[str, Any]  # typing.Dict on purpose: the SDK returns answers of this type unparsed
+_JSON = Dict[str, Any]  # typing.Dict on purpose: the SDK returns answers of this type unparsed
 _USERS_PATH = "/api/v2/users"
 _CHANNELS_PATH = "/api/v2/chat/channels"
 _CHANNEL_PATH = "/api/v2/chat/channels/{type}/{id}"
@@ -104,12 +109,12 @@ class StreamGateway:
         self._sdk: AsyncStream | None = None
 
     @classmethod
-    def from_settings(cls, settings) -> StreamGateway:
+    def from_settings(cls, settings: Settings) -> StreamGateway:
         """Build from Settings (STREAM_API_KEY, STREAM_API_SECRET, STREAM_BASE_URL, ONECREW_STREAM_TIMEOUT_S)."""
         secret = settings.stream_api_secret
         return cls(
             api_key=settings.stream_api_key or "",
-            api_secret=secret.get_secret_value() if hasattr(secret, "get_secret_value") else (secret or ""),
+            api_secret=secret.get_secret_value() if secret is not None else "",
             base_url=settings.stream_base_url,
             timeout_s=settings.stream_timeout_s,
         )
@@ -160,7 +165,7 @@ class StreamGateway:
         for start in range(0, len(wanted), MAX_BATCH):
             chunk = wanted[start : start + MAX_BATCH]
             payload = QueryUsersPayload(filter_conditions={"id": {"$in": chunk}}, limit=len(chunk))
-            response = await self._call("QueryUsers", lambda sdk, p=payload: sdk.query_users(payload=p))
+            response = await self._call("QueryUsers", methodcaller("query_users", payload=payload))
             for user in response.data.users:
                 found[user.id] = StreamUserState(id=user.id, name=user.name, image=user.image, role=user.role)
         return found
@@ -251,7 +256,7 @@ class StreamGateway:
                 {"type": channel_type, "id": channel_id, "filter_conditions": {"id": {"$in": chunk}}, "limit": len(chunk)}
             )
             response = await self._call(
-                "QueryMembers", lambda sdk, p=payload: sdk.chat.get(_MEMBERS_PATH, _JSON, query_params={"payload": p})
+                "QueryMembers", partial(_get_members, payload=payload)
             )
             for member in response.data.get("members") or []:
                 user_id = member.get("user_id") or (member.get("user") or {}).get("id")
@@ -259,7 +264,7 @@ class StreamGateway:
                     found.add(user_id)
         return found
     async def query_channels_page(
-        self, filter_conditions: dict[str, Any], *, sort: list[dict], limit: int, offset: int = 0, member_limit: int = 100
+        self, filter_conditions: dict[str, Any], *, sort: list[dict[str, Any]], limit: int, offset: int = 0, member_limit: int = 100
     ) -> list[dict[str, Any]]:
         """One page (at most 30) of channel states as plain JSON: channel, members, the last message and read state."""
         if not 1 <= limit <= MAX_CHANNELS_PER_QUERY:
@@ -332,7 +337,8 @@ class StreamGateway:
         """A Stream user token (HS256 with user_id, iat and exp), signed locally; no HTTP call."""
         if not user_id:
             raise ValueError("user_id is required")
-        return self._client("CreateToken").create_token(user_id, expiration=int(ttl_s))
+        token: str = self._client("CreateToken").create_token(user_id, expiration=int(ttl_s))
+        return token
 
     async def close(self) -> None:
         """Close the HTTP pool."""
@@ -383,7 +389,13 @@ class StreamGateway:
         return response
 
 
-def _check_batch(what: str, items: Iterable) -> None:
+def _get_members(sdk: AsyncStream, payload: str) -> Awaitable[Any]:
+    """QueryMembers (GET with the JSON payload in the query string)."""
+    answer: Awaitable[Any] = sdk.chat.get(_MEMBERS_PATH, _JSON, query_params={"payload": payload})
+    return answer
+
+
+def _check_batch(what: str, items: Iterable[object]) -> None:
     count = len(list(items))
     if count > MAX_BATCH:
         raise ValueError(f"at most {MAX_BATCH} {what} per Stream call, got {count}")

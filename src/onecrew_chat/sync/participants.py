@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import literal, select
+from sqlalchemy import Select, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.identity import Identity, Kind
@@ -39,7 +39,7 @@ class Profile:
     @property
     def custom(self) -> dict[str, Any]:
         """Custom Stream fields (a placeholder says so, so that it can be found and healed)."""
-        custom = {"onecrew_kind": self.identity.kind.value}
+        custom: dict[str, Any] = {"onecrew_kind": self.identity.kind.value}
         if self.placeholder:
             custom["onecrew_placeholder"] = True
         return custom
@@ -105,17 +105,20 @@ def stream_id_prefix(kind: Kind) -> str:
     return Identity(kind, _NIL).stream_id.removesuffix(_NIL)
 
 
-async def _load(session: AsyncSession, model, kind: Kind, ids: set[str], directory: Directory, with_mirror: bool) -> dict[str, Any]:
+async def _load(
+    session: AsyncSession, model: type[User] | type[Company], kind: Kind, ids: set[str], directory: Directory, with_mirror: bool) -> dict[str, Any]:
     """Rows of one directory table by id (one query), with their mirror rows joined on when asked."""
     if not ids:
         return {}
-    query = select(model).where(model.id.in_(sorted(ids)))
+    query: Select[Any] = select(model).where(model.id.in_(sorted(ids)))
     if not with_mirror:
         return {row.id: row for row in await session.scalars(query)}
     stream_id = literal(stream_id_prefix(kind)) + model.id
-    query = query.add_columns(StreamIdentity).outerjoin(StreamIdentity, StreamIdentity.stream_id == stream_id)
-    rows = {}
-    for row, mirrored in await session.execute(query):
+    joined: Select[Any, StreamIdentity | None] = query.add_columns(StreamIdentity).outerjoin(
+        StreamIdentity, StreamIdentity.stream_id == stream_id
+    )
+    rows: dict[str, Any] = {}
+    for row, mirrored in await session.execute(joined):
         rows[row.id] = row
         directory.mirror[Identity(kind, row.id).stream_id] = mirrored
     return rows

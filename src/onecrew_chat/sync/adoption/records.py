@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from onecrew_chat.models import AdoptionChannel
 
 PREVIEW_LENGTH = 200  # the webhook path's preview length
 PLACEHOLDER_NAME = "User"  # what the old backend named ids it could not resolve
@@ -97,7 +100,7 @@ class ChannelRecord:
         }
 
     @classmethod
-    def from_row(cls, row) -> ChannelRecord:
+    def from_row(cls, row: AdoptionChannel) -> ChannelRecord:
         """Back from an adoption_channel row."""
         return cls(
             row.channel_type, row.channel_id, row.name, list(row.member_ids), row.member_count, row.created_at,
@@ -120,8 +123,8 @@ def _read_marker(read: dict[str, Any], last_message_at: datetime | None) -> date
 
 def record_from_state(state: dict[str, Any]) -> ChannelRecord:
     """A ChannelRecord from one QueryChannels channel state (either dialect)."""
-    channel = state.get("channel") or {}
-    custom = channel.get("custom") if isinstance(channel.get("custom"), dict) else channel
+    channel: dict[str, Any] = state.get("channel") or {}
+    custom: dict[str, Any] = channel["custom"] if isinstance(channel.get("custom"), dict) else channel
     members, damaged = [], {}
     for member in state.get("members") or []:
         user = member.get("user") or {}
