@@ -142,14 +142,14 @@ def _shown_database(settings: Settings) -> tuple[str, str]:
 def db_upgrade() -> None:
     """Apply the migrations to DATABASE_URL (or the embedded SQLite file)."""
     from onecrew_chat.db import current_revision, head_revision, make_engine, upgrade_database
-    from onecrew_chat.schema_status import schema_status
+    from onecrew_chat.schema_status import SchemaStatus, schema_status
 
     settings = load_settings()
     url, shown = _shown_database(settings)
     if settings.embedded_database:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
 
-    async def status():
+    async def status() -> SchemaStatus:
         engine = make_engine(settings)
         try:
             return schema_status(await current_revision(engine))

@@ -70,7 +70,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
 
 
 def _participant(identity: Identity, number: int) -> dict[str, Any]:
-    body = {
+    body: dict[str, Any] = {
         "id": f"7c0e5a1b-3d2f-4e6a-9b8c-0d1e2f3a4b5{number}",
         "conversation_id": PAIR_CHANNEL_ID,
         "participant_type": identity.kind.value,

@@ -68,11 +68,11 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorEnvelope, "description": _STATUS_WORDS[status]} for status in statuses}
 
 
-def inline_definitions(schema: dict[str, Any]) -> dict:
+def inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
     """A pydantic JSON schema with its `$defs` references inlined (OpenAPI cannot resolve `#/$defs/...`)."""
     definitions = schema.pop("$defs", {})
 
-    def walk(node):
+    def walk(node: Any) -> Any:
         if isinstance(node, dict):
             ref = node.get("$ref", "")
             if ref.startswith("#/$defs/"):
@@ -82,7 +82,8 @@ def inline_definitions(schema: dict[str, Any]) -> dict:
             return [walk(value) for value in node]
         return node
 
-    return walk(schema)
+    inlined: dict[str, Any] = walk(schema)
+    return inlined
 
 
 def json_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:

@@ -64,7 +64,7 @@ class Recorded:
     settled: bool
 
 
-async def load_pair(session, key: str) -> Conversation | None:
+async def load_pair(session: AsyncSession, key: str) -> Conversation | None:
     """The conversation of a pair (either direction) with its participants, in one query."""
     result = await session.execute(
         select(Conversation).where(Conversation.pair_key == key).options(joinedload(Conversation.participants))

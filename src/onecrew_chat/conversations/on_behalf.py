@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from onecrew_chat.access import ACCEPTED, ACTING_ROLES
@@ -20,7 +21,7 @@ from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import BadRequest, Conflict, NotFound, Unprocessable
 from onecrew_chat.identity import STREAM_PREFIX, Identity, Kind, is_valid_channel_id, normalize_uuid
 from onecrew_chat.logging import get_logger
-from onecrew_chat.models import Company, CompanyMember, Conversation
+from onecrew_chat.models import Company, CompanyMember, Conversation, OutboxMessage
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
@@ -55,7 +56,8 @@ async def company_agent(runtime: Runtime, company_id: str) -> str:
             f"Company {company_id} has no accepted owner or admin in the directory, so nobody can act as it",
             code="company_without_manager",
         )
-    return managers[0].user_id
+    agent: str = managers[0].user_id
+    return agent
 
 
 async def ensure_conversation(runtime: Runtime, acting: Identity, request: CreateConversationRequest) -> dict[str, Any]:
@@ -79,7 +81,7 @@ def candidate_channel_ids(conversation_id: str) -> list[str]:
         return [conversation_id]
 
 
-async def _conversation(session, conversation_id: str) -> Conversation:
+async def _conversation(session: AsyncSession, conversation_id: str) -> Conversation:
     candidates = candidate_channel_ids(conversation_id)
     rows = await session.scalars(
         select(Conversation)
@@ -93,11 +95,12 @@ async def _conversation(session, conversation_id: str) -> Conversation:
     return found
 
 
-def _answer(payload: dict[str, Any], status: str) -> dict:
+def _answer(payload: dict[str, Any], status: str) -> dict[str, Any]:
     return {"id": payload["message_id"], "conversation_id": payload["channel_id"], "sender": payload["sender"], "status": status}
 
 
-async def record_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict[str, Any]):
+async def record_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict[str, Any]
+) -> tuple[dict[str, Any], OutboxMessage | None, dict[str, Any] | None]:
     """First unit of work: check, then find the earlier send of this id or queue a new one; (payload, row, answer)."""
     async with unit_of_work(runtime.sessionmaker) as session:
         conversation = await _conversation(session, conversation_id)
@@ -131,7 +134,7 @@ async def record_message(runtime: Runtime, conversation_id: str, sender: Identit
         return payload, (row if ready else None), None
 
 
-async def send_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict[str, Any]) -> dict:
+async def send_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict[str, Any]) -> dict[str, Any]:
     """POST /api/internal/conversations/{id}/messages: `sent` when Stream has it, `queued` when the worker will send it."""
     started = time.perf_counter()
     payload, row, answer = await record_message(runtime, conversation_id, sender, message_id, text, custom)

@@ -80,6 +80,7 @@ async def _pair_other(
 ) -> tuple[Identity, bool]:
     """The other party of a pair: found under the kind the type implies, else 422 (another kind), placeholder or 404."""
     expected = expected_other_kind(plan_type, acting)
+    assert expected is not None, "a pair's type names the other participant's kind"
     if other_id in (directory.users if expected is Kind.USER else directory.companies):
         return Identity(expected, other_id), False
     # Not where it should be: look in the other table only now, to tell a wrong kind (422) from an unknown id (404).

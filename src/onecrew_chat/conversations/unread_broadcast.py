@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 
 import asyncpg
 from sqlalchemy import func, select
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.conversations.unread import UnreadCache, unread_cache
 from onecrew_chat.logging import get_logger
+from onecrew_chat.runtime import Runtime
 
 log = get_logger(__name__)
 
@@ -115,7 +116,7 @@ class UnreadListener:
                 await asyncio.wait_for(self._task, timeout=CONNECT_TIMEOUT_S)
 
 
-async def _first(*awaitables) -> None:
+async def _first(*awaitables: Awaitable[object]) -> None:
     tasks = [asyncio.ensure_future(a) for a in awaitables]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -124,7 +125,7 @@ async def _first(*awaitables) -> None:
             task.cancel()
 
 
-async def start_unread_listener(runtime) -> UnreadListener | None:
+async def start_unread_listener(runtime: Runtime) -> UnreadListener | None:
     """The listener for this process on PostgreSQL (None on SQLite, whose single process needs none)."""
     url = runtime.engine.url
     if url.get_backend_name() != "postgresql":

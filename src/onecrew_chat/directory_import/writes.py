@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onecrew_chat import directory
 from onecrew_chat.db import utcnow
 from onecrew_chat.directory_import.kinds import Outcome, Status, rejected
-from onecrew_chat.directory_schemas import DirectoryBody, MemberRecord
+from onecrew_chat.directory_schemas import CompanyRecord, MemberRecord, UserRecord
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Company, CompanyMember, StreamIdentity, User
+from onecrew_chat.sync.queue import enqueue_identity_sync
 
 PARTY_KEY = ("id",)
 MEMBER_KEY = ("company_id", "user_id")
@@ -65,7 +66,7 @@ async def _mirror_flags(session: AsyncSession, stream_ids: Sequence[str]) -> dic
 
 
 async def upsert_parties(
-    session: AsyncSession, party: directory.Party, records: Sequence[DirectoryBody]
+    session: AsyncSession, party: directory.Party, records: Sequence[UserRecord | CompanyRecord]
 ) -> list[Outcome]:
     """Write users or companies with distinct ids; one outcome per record, in order.
 
@@ -100,7 +101,7 @@ async def upsert_parties(
     for stream_id, (status, changed) in zip(stream_ids, plans, strict=True):
         sync = directory.identity_sync_needed(mirrored.get(stream_id), changed=changed)
         if sync:
-            await directory.enqueue_identity_sync(session, stream_id)
+            await enqueue_identity_sync(session, stream_id)
         outcomes.append(Outcome(status, sync_queued=sync))
     return outcomes
 

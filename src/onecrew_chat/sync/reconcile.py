@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import CursorResult, Select, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -32,6 +32,7 @@ from onecrew_chat.metrics import DRIFT_DETECTED
 from onecrew_chat.models import ChannelDrift, Conversation, JobLease, StreamIdentity
 from onecrew_chat.observability.collector import record_reconcile_run
 from onecrew_chat.outbox.worker import kick
+from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.client import MAX_CHANNELS_PER_QUERY
 from onecrew_chat.stream.errors import DeadlineExceeded
 from onecrew_chat.sync.deadline import Deadline
@@ -113,7 +114,7 @@ async def run_lock(sessionmaker: async_sessionmaker[AsyncSession], hold_s: float
 class Run:
     """One reconcile run: its budget, where it is, and what it found."""
 
-    def __init__(self, runtime, report: Report, *, limit: int | None, deadline_s: float, max_calls: int):
+    def __init__(self, runtime: Runtime, report: Report, *, limit: int | None, deadline_s: float, max_calls: int):
         self.runtime = runtime
         self.stream = runtime.stream
         self.report = report
@@ -328,13 +329,13 @@ class Run:
         self.report.provisions_queued += len(conversation_ids)
         kick(self.runtime)
 
-    async def _more(self, query) -> bool:
+    async def _more(self, query: Select[str]) -> bool:
         async with self.runtime.sessionmaker() as session:
             return (await session.scalar(query.limit(1))) is not None
 
 
 async def reconcile(
-    runtime,
+    runtime: Runtime,
     *,
     repair: bool,
     limit: int | None = None,
@@ -391,7 +392,7 @@ async def _stopped_within(stop: asyncio.Event, timeout_s: float) -> bool:
     return True
 
 
-async def run_periodically(runtime, stop: asyncio.Event) -> None:
+async def run_periodically(runtime: Runtime, stop: asyncio.Event) -> None:
     """Reconcile and repair every ONECREW_RECONCILE_INTERVAL_S (first one interval after start) until `stop`.
 
     A run stopped early by its budget is continued by the next one. Workers started together reach their runs

@@ -80,11 +80,11 @@ async def post_conversation(
         print_=idempotency.fingerprint(body.fingerprint_source()),
         work=lambda resume_id: create_conversation(runtime, user_id, body, bind=bind, resume_id=resume_id),
     )
-    data = answer.body.get("data") if answer.status == 200 else None
-    if isinstance(data, dict) and is_deferred(data):
+    created = answer.body.get("data") if answer.status == 200 else None
+    if isinstance(created, dict) and is_deferred(created):
         # Not an answer to keep: the retry with the same key must run again and find the conversation ready (a key
         # bound to the conversation it made resumes that conversation).
         await idempotency.release(runtime, caller, key)
-        return deferred_answer(data)
+        return deferred_answer(created)
     headers = {idempotency.REPLAY_HEADER: "true"} if answer.replayed else {}
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)

@@ -21,7 +21,7 @@ from onecrew_chat.sync.adoption.plan import PAIR, SKIPPED, Decision
 from onecrew_chat.sync.adoption.report import AdoptionReport
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import IdentityBatch, is_fresh, load_mirror, record
-from onecrew_chat.sync.participants import load_profiles
+from onecrew_chat.sync.participants import Profile, load_profiles
 from onecrew_chat.sync.queue import READY
 
 log = get_logger(__name__)
@@ -30,7 +30,7 @@ BATCH = 100  # channels per transaction (and identities per upsert)
 REPAIR_DEADLINE_S = 90.0  # a batch of upserts may wait out a rate-limit window
 
 
-async def identities_to_send(runtime: Runtime, decisions: list[Decision]) -> tuple[list, dict[str, str]]:
+async def identities_to_send(runtime: Runtime, decisions: list[Decision]) -> tuple[list[Profile], dict[str, str]]:
     """Profiles Stream needs again (damaged by the old backend, or missing or stale in the mirror) and the damage seen."""
     damage: dict[str, str] = {}
     wanted: dict[str, Identity] = {}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, cast
+from collections.abc import Iterator
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -11,21 +11,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.identity import Identity, pair_key
-from onecrew_chat.models import AdoptionChannel, AdoptionPosition, Company, Conversation, User
+from onecrew_chat.models import AdoptionChannel, AdoptionPosition, Base, Company, Conversation, User
 from onecrew_chat.sync.adoption.plan import Known, member_uuids
 from onecrew_chat.sync.adoption.records import ChannelRecord
 from onecrew_chat.sync.adoption.scan import Position
 
 PENDING, SKIPPED = "pending", "skipped"
 IN_CHUNK = 500  # ids per IN (...) list
+T = TypeVar("T")
 
 
-def _chunks(items: list, size: int = IN_CHUNK) -> Iterable[list]:
+def _chunks(items: list[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-def _insert(session: AsyncSession, model):
+def _insert(session: AsyncSession, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(model)
 
 
@@ -122,7 +123,7 @@ class DbLedger:
                 rows = await session.execute(
                     select(Conversation.pair_key, Conversation.channel_id).where(Conversation.pair_key.in_(chunk))
                 )
-                known.pairs.update({key: channel_id for key, channel_id in rows})
+                known.pairs.update({key: channel_id for key, channel_id in rows if key is not None})
             for chunk in _chunks(sorted(user_ids)):
                 known.users.update(await session.scalars(select(User.id).where(User.id.in_(chunk))))
             for chunk in _chunks(sorted(company_ids)):
