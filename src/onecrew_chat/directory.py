@@ -44,7 +44,9 @@ def _insert(session: AsyncSession, model: type[Base]) -> postgresql.Insert | sql
     return sqlite.insert(model)
 
 
-async def _lock_or_insert(session: AsyncSession, model: type[Row], key: dict[str, str], values: dict[str, Any]) -> tuple[Row, bool]:
+async def _lock_or_insert(
+    session: AsyncSession, model: type[Row], key: dict[str, str], values: dict[str, Any]
+) -> tuple[Row, bool]:
     """The row with this primary key, locked for update, or a new one; safe when two PUTs race to create it."""
     ident = tuple(key.values()) if len(key) > 1 else next(iter(key.values()))
     row = await session.get(model, ident, with_for_update=True)
@@ -132,8 +134,12 @@ async def upsert_member(
         member.role, member.invitation_status = role, invitation_status
     await session.flush()
     log.info(
-        "directory.member_upserted", company_id=company_id, user_id=user_id, role=role,
-        invitation_status=invitation_status, created=created,
+        "directory.member_upserted",
+        company_id=company_id,
+        user_id=user_id,
+        role=role,
+        invitation_status=invitation_status,
+        created=created,
     )
     return Upserted(member, created)
 
@@ -160,15 +166,21 @@ async def delete_member(session: AsyncSession, company_id: str, user_id: str) ->
 def party_out(party: Party, row: Any) -> dict[str, Any]:
     """A user or company as the internal API answers it."""
     return {
-        "id": row.id, **{field: getattr(row, field) for field in party.fields}, "kind": party.kind.value,
-        "created_at": row.created_at, "updated_at": row.updated_at,
+        "id": row.id,
+        **{field: getattr(row, field) for field in party.fields},
+        "kind": party.kind.value,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
     }
 
 
 def member_out(member: CompanyMember) -> dict[str, Any]:
     """A membership as the internal API answers it."""
     return {
-        "company_id": member.company_id, "user_id": member.user_id, "role": member.role,
-        "invitation_status": member.invitation_status, "created_at": member.created_at,
+        "company_id": member.company_id,
+        "user_id": member.user_id,
+        "role": member.role,
+        "invitation_status": member.invitation_status,
+        "created_at": member.created_at,
         "updated_at": member.updated_at,
     }

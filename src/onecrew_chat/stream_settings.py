@@ -61,7 +61,9 @@ def parse_providers(values: list[str]) -> list[tuple[str, str]]:
     return providers
 
 
-async def plan_configuration(stream: StreamGateway, webhook_url: str, providers: list[tuple[str, str]] | None) -> ConfigurePlan:
+async def plan_configuration(
+    stream: StreamGateway, webhook_url: str, providers: list[tuple[str, str]] | None
+) -> ConfigurePlan:
     """Read the app's settings and compare them with what the service needs."""
     app = await stream.get_app_settings()
     wanted_events = sorted(HANDLED)
@@ -88,7 +90,8 @@ async def plan_configuration(stream: StreamGateway, webhook_url: str, providers:
     else:
         for kind, name in providers:
             current = [
-                t for t in await stream.get_push_templates(kind, name or None)
+                t
+                for t in await stream.get_push_templates(kind, name or None)
                 if t.get("event_type") == REACTION_EVENT and (t.get("push_provider_name") or "") == name
             ]
             enabled = bool(current and current[0].get("enable_push"))
@@ -123,7 +126,9 @@ def webhook_url_from(settings: Settings, given: str | None) -> str:
     return url
 
 
-async def configure(settings: Settings, *, webhook_url: str, providers: list[tuple[str, str]] | None, dry_run: bool) -> ConfigurePlan:
+async def configure(
+    settings: Settings, *, webhook_url: str, providers: list[tuple[str, str]] | None, dry_run: bool
+) -> ConfigurePlan:
     """Compare, and unless a dry run, apply what differs."""
     runtime = build_runtime(settings)
     try:

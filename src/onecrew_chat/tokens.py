@@ -29,9 +29,7 @@ class TokenRequest:
     company_id: str | None = None
 
     @classmethod
-    def from_parts(
-        cls, query: dict[str, str], body: bytes, header_company_id: str | None = None
-    ) -> TokenRequest:
+    def from_parts(cls, query: dict[str, str], body: bytes, header_company_id: str | None = None) -> TokenRequest:
         """Query string first, then a JSON body (which may be empty), then the X-Company-Id header."""
         fields = _body_fields(body)
         profile_type = query.get("profile_type") or fields.get("profile_type")

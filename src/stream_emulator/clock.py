@@ -38,6 +38,8 @@ def parse_time(value: object) -> int | None:
             parsed = parsed.replace(tzinfo=UTC)
         return int(parsed.timestamp() * 1_000_000) * 1000
     return None
+
+
 # Wall-clock seconds of the rate limiter's windows; tests may replace it
 # (stream_emulator.clock.wall).
 wall = time.time

@@ -61,7 +61,6 @@ HAPPY: dict[tuple[str, str], dict] = {
 PARTIES = {"user_company": ("company",), "company_company": ("company2",), "group": ("other", "company")}
 
 
-
 def _operations() -> list[tuple[str, str]]:
     """(method, path) of every operation, read from a document built without any I/O (for parametrize)."""
     from onecrew_chat.api.app import create_app

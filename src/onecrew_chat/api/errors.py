@@ -29,6 +29,7 @@ _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # FastAPI's own words when a JSON body cannot be decoded (e.g. it is not UTF-8).
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
+
 def error_body(message: str, code: str) -> dict[str, Any]:
     """The one error shape the app's API client reads (`error` must be a string)."""
     return {"success": False, "error": message, "code": code}

@@ -100,5 +100,7 @@ async def prepare(runtime: Runtime, user_id: str, conversation_id: str) -> dict[
     return {
         "id": conversation.channel_id,
         "chat_status": conversation.chat_status,
-        "members": [Identity(Kind(p.participant_type), p.participant_id).stream_id for p in ordered_participants(conversation)],
+        "members": [
+            Identity(Kind(p.participant_type), p.participant_id).stream_id for p in ordered_participants(conversation)
+        ],
     }

@@ -86,7 +86,9 @@ async def claim(runtime: Runtime, caller: str, key: str, print_: str) -> Answer 
                     .with_for_update()
                 )
                 if row is None:
-                    session.add(IdempotencyKey(caller=caller, key=key, fingerprint=print_, created_at=now, expires_at=now + ttl))
+                    session.add(
+                        IdempotencyKey(caller=caller, key=key, fingerprint=print_, created_at=now, expires_at=now + ttl)
+                    )
                     return None
                 expired = row.expires_at <= now
                 dead = row.status == "running" and row.created_at <= now - abandoned
@@ -115,7 +117,9 @@ async def claim(runtime: Runtime, caller: str, key: str, print_: str) -> Answer 
                 return Answer(row.response_status or 200, row.response_body or {}, replayed=True)
         except IntegrityError:
             continue  # another request inserted the key first: read what it stored
-    raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly", code="idempotency_key_in_use")
+    raise Conflict(
+        "A request with this Idempotency-Key is still being processed; retry shortly", code="idempotency_key_in_use"
+    )
 
 
 def _reused() -> Unprocessable:
@@ -142,7 +146,9 @@ def binder(caller: str, key: str) -> Callable[[AsyncSession, str], Awaitable[Non
 async def store(runtime: Runtime, caller: str, key: str, answer: Answer) -> None:
     """Keep the final answer for replays."""
     async with unit_of_work(runtime.sessionmaker) as session:
-        row = await session.scalar(select(IdempotencyKey).where(IdempotencyKey.caller == caller, IdempotencyKey.key == key))
+        row = await session.scalar(
+            select(IdempotencyKey).where(IdempotencyKey.caller == caller, IdempotencyKey.key == key)
+        )
         if row is not None:
             row.status, row.response_status, row.response_body = "done", answer.status, answer.body
 
@@ -192,7 +198,12 @@ async def run_once(
         data = await work(resume_id)
     except AppError as exc:
         if exc.status_code < 500:
-            await store(runtime, caller, key, Answer(exc.status_code, {"success": False, "error": exc.message, "code": exc.code}))
+            await store(
+                runtime,
+                caller,
+                key,
+                Answer(exc.status_code, {"success": False, "error": exc.message, "code": exc.code}),
+            )
         else:
             await release(runtime, caller, key)
         raise

@@ -96,15 +96,23 @@ async def _conversation(session: AsyncSession, conversation_id: str) -> Conversa
 
 
 def _answer(payload: dict[str, Any], status: str) -> dict[str, Any]:
-    return {"id": payload["message_id"], "conversation_id": payload["channel_id"], "sender": payload["sender"], "status": status}
+    return {
+        "id": payload["message_id"],
+        "conversation_id": payload["channel_id"],
+        "sender": payload["sender"],
+        "status": status,
+    }
 
 
-async def record_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict[str, Any]
+async def record_message(
+    runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict[str, Any]
 ) -> tuple[dict[str, Any], OutboxMessage | None, dict[str, Any] | None]:
     """First unit of work: check, then find the earlier send of this id or queue a new one; (payload, row, answer)."""
     async with unit_of_work(runtime.sessionmaker) as session:
         conversation = await _conversation(session, conversation_id)
-        if (sender.kind.value, sender.entity_id) not in {(p.participant_type, p.participant_id) for p in conversation.participants}:
+        if (sender.kind.value, sender.entity_id) not in {
+            (p.participant_type, p.participant_id) for p in conversation.participants
+        }:
             raise Unprocessable(
                 f"The sender {sender.kind.value} {sender.entity_id} does not take part in conversation {conversation.channel_id}",
                 code="sender_not_participant",
@@ -121,7 +129,8 @@ async def record_message(runtime: Runtime, conversation_id: str, sender: Identit
         if earlier is not None:
             if dict(earlier.payload) != payload:
                 raise Conflict(
-                    f"Message id {message_id} was already used for another message; choose a new id", code="message_id_reused"
+                    f"Message id {message_id} was already used for another message; choose a new id",
+                    code="message_id_reused",
                 )
             if earlier.status == outbox.DEAD:
                 await outbox.requeue(session, [earlier.id])
@@ -134,7 +143,9 @@ async def record_message(runtime: Runtime, conversation_id: str, sender: Identit
         return payload, (row if ready else None), None
 
 
-async def send_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict[str, Any]) -> dict[str, Any]:
+async def send_message(
+    runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict[str, Any]
+) -> dict[str, Any]:
     """POST /api/internal/conversations/{id}/messages: `sent` when Stream has it, `queued` when the worker will send it."""
     started = time.perf_counter()
     payload, row, answer = await record_message(runtime, conversation_id, sender, message_id, text, custom)
@@ -157,5 +168,10 @@ async def send_message(runtime: Runtime, conversation_id: str, sender: Identity,
         raise StreamFailed(f"Stream refused the message: {exc}") from exc
     async with unit_of_work(runtime.sessionmaker) as session:
         await outbox.mark_done(session, row)
-    log.info("message.server_sent", message_id=message_id, channel_id=payload["channel_id"], ms=round((time.perf_counter() - started) * 1000, 2))
+    log.info(
+        "message.server_sent",
+        message_id=message_id,
+        channel_id=payload["channel_id"],
+        ms=round((time.perf_counter() - started) * 1000, 2),
+    )
     return _answer(payload, SENT)

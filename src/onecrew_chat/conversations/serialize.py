@@ -96,7 +96,12 @@ def ordered_participants(conversation: ConversationFields) -> list[ParticipantFi
     creator = (conversation.created_by_type, conversation.created_by_id)
     return sorted(
         conversation.participants,
-        key=lambda p: ((p.participant_type, p.participant_id) != creator, p.joined_at, p.participant_type, p.participant_id),
+        key=lambda p: (
+            (p.participant_type, p.participant_id) != creator,
+            p.joined_at,
+            p.participant_type,
+            p.participant_id,
+        ),
     )
 
 

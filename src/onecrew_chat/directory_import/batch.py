@@ -58,7 +58,10 @@ async def apply_rows(
     for outcome in outcomes:
         counts[outcome.status] += 1
     log.debug(
-        "directory_import.batch_applied", kind=kind.name, rows=len(rows), **counts,
+        "directory_import.batch_applied",
+        kind=kind.name,
+        rows=len(rows),
+        **counts,
         sync_queued=sum(outcome.sync_queued for outcome in outcomes),
     )
     return outcomes

@@ -134,9 +134,7 @@ class StreamGateway:
             for user in users
         }
         body = UpdateUsersRequest(users=requests).to_dict()
-        await self._call(
-            "UpdateUsers", lambda sdk: sdk.post(_USERS_PATH, _JSON, json=body), batch_ids=list(requests)
-        )
+        await self._call("UpdateUsers", lambda sdk: sdk.post(_USERS_PATH, _JSON, json=body), batch_ids=list(requests))
 
     async def partial_update_users(self, updates: list[tuple[str, dict[str, Any], list[str]]]) -> None:
         """Apply (id, set, unset) partial updates to up to 100 users; the role can be neither set nor unset."""
@@ -207,9 +205,7 @@ class StreamGateway:
             return
         body = UpdateChannelRequest(add_members=[ChannelMemberRequest(user_id=m) for m in members]).to_dict()
         where = {"type": channel_type, "id": channel_id}
-        await self._call(
-            "UpdateChannel", lambda sdk: sdk.chat.post(_CHANNEL_PATH, _JSON, path_params=where, json=body)
-        )
+        await self._call("UpdateChannel", lambda sdk: sdk.chat.post(_CHANNEL_PATH, _JSON, path_params=where, json=body))
 
     async def get_channel(self, channel_type: str, channel_id: str) -> ChannelState | None:
         """The channel's state found by cid through QueryChannels, or None when Stream has no such channel."""
@@ -253,18 +249,28 @@ class StreamGateway:
         for start in range(0, len(wanted), MAX_BATCH):
             chunk = wanted[start : start + MAX_BATCH]
             payload = json.dumps(
-                {"type": channel_type, "id": channel_id, "filter_conditions": {"id": {"$in": chunk}}, "limit": len(chunk)}
+                {
+                    "type": channel_type,
+                    "id": channel_id,
+                    "filter_conditions": {"id": {"$in": chunk}},
+                    "limit": len(chunk),
+                }
             )
-            response = await self._call(
-                "QueryMembers", partial(_get_members, payload=payload)
-            )
+            response = await self._call("QueryMembers", partial(_get_members, payload=payload))
             for member in response.data.get("members") or []:
                 user_id = member.get("user_id") or (member.get("user") or {}).get("id")
                 if user_id:
                     found.add(user_id)
         return found
+
     async def query_channels_page(
-        self, filter_conditions: dict[str, Any], *, sort: list[dict[str, Any]], limit: int, offset: int = 0, member_limit: int = 100
+        self,
+        filter_conditions: dict[str, Any],
+        *,
+        sort: list[dict[str, Any]],
+        limit: int,
+        offset: int = 0,
+        member_limit: int = 100,
     ) -> list[dict[str, Any]]:
         """One page (at most 30) of channel states as plain JSON: channel, members, the last message and read state."""
         if not 1 <= limit <= MAX_CHANNELS_PER_QUERY:
@@ -284,7 +290,14 @@ class StreamGateway:
     # --- messages ------------------------------------------------------------------------------------
 
     async def send_message(
-        self, channel_type: str, channel_id: str, *, message_id: str, user_id: str, text: str, custom: dict[str, Any] | None = None
+        self,
+        channel_type: str,
+        channel_id: str,
+        *,
+        message_id: str,
+        user_id: str,
+        text: str,
+        custom: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Send a message with a caller-chosen id as `user_id` (server side); Stream refuses an id it already has."""
         if not message_id or not user_id:
@@ -323,7 +336,6 @@ class StreamGateway:
     async def upsert_push_template(self, template: dict[str, Any]) -> None:
         """Enable (and optionally template) push for one event type and provider (UpsertPushTemplate)."""
         await self._call("UpsertPushTemplate", lambda sdk: sdk.post(_PUSH_TEMPLATES_PATH, _JSON, json=dict(template)))
-
 
     async def update_app_settings(self, *, webhook_url: str | None) -> None:
         """Point Stream's webhooks at `webhook_url` (None switches them off)."""

@@ -60,7 +60,9 @@ class BackfillReport:
 class Backfill:
     """One run: reads the directory page by page and sends full batches as they fill up."""
 
-    def __init__(self, runtime: Runtime, report: BackfillReport, batch: int, progress: Callable[[BackfillReport], None] | None):
+    def __init__(
+        self, runtime: Runtime, report: BackfillReport, batch: int, progress: Callable[[BackfillReport], None] | None
+    ):
         self.runtime = runtime
         self.report = report
         self.batch = batch
@@ -144,7 +146,11 @@ class Backfill:
 
 
 async def backfill_identities(
-    runtime: Runtime, *, batch: int = BATCH, dry_run: bool = False, progress: Callable[[BackfillReport], None] | None = None
+    runtime: Runtime,
+    *,
+    batch: int = BATCH,
+    dry_run: bool = False,
+    progress: Callable[[BackfillReport], None] | None = None,
 ) -> BackfillReport:
     """Upsert (or update) every directory identity the mirror lacks or holds stale, `batch` (≤100) per call."""
     if not 1 <= batch <= BATCH:

@@ -69,7 +69,9 @@ class ProvisionResult:
 def participant_identities(conversation: Conversation) -> list[Identity]:
     """The conversation's participants as Stream identities, creator first (participants must be loaded)."""
     creator = Identity(Kind(conversation.created_by_type), conversation.created_by_id)
-    others = sorted({Identity(Kind(p.participant_type), p.participant_id) for p in conversation.participants} - {creator})
+    others = sorted(
+        {Identity(Kind(p.participant_type), p.participant_id) for p in conversation.participants} - {creator}
+    )
     return [creator, *others]
 
 
@@ -112,9 +114,7 @@ async def is_settled(
 async def load_conversation(session: AsyncSession, conversation_id: str) -> Conversation | None:
     """A conversation with its participants, by internal id or by channel id (one query)."""
     result: Conversation | None = await session.scalar(
-        select(Conversation)
-        .where(_is(conversation_id))
-        .options(selectinload(Conversation.participants))
+        select(Conversation).where(_is(conversation_id)).options(selectinload(Conversation.participants))
     )
     return result
 
@@ -256,9 +256,7 @@ async def call_stream(
     )
     to_add, missing = members_to_add(member_ids, state)
     for members in chunks(to_add):
-        await deadline.run(
-            partial(stream.add_members, kind, channel_id, members), repair=repair, name="UpdateChannel"
-        )
+        await deadline.run(partial(stream.add_members, kind, channel_id, members), repair=repair, name="UpdateChannel")
     if missing:
         log.warning("channel.repaired", channel_id=channel_id, added=missing[:10], count=len(missing))
     result = ProvisionResult(
@@ -315,7 +313,9 @@ async def finish(
                 conversation = await load_conversation(session, conversation_id)
             if conversation is None:
                 raise LookupError(f"conversation {conversation_id} vanished while claimed")
-            batch = await read_identities(session, participant_identities(conversation), profiles=profiles, mirror=mirror)
+            batch = await read_identities(
+                session, participant_identities(conversation), profiles=profiles, mirror=mirror
+            )
         await call_stream(runtime.stream, conversation, batch, deadline, placeholder_ok=placeholder_ok)
         async with unit_of_work(sessionmaker) as session:
             await record(session, batch)
@@ -331,4 +331,3 @@ async def finish(
         raise
     finally:
         process_waiters.release(conversation_id, event)
-

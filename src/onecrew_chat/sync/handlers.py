@@ -63,7 +63,9 @@ async def sync_identity(runtime: Runtime, payload: dict[str, Any]) -> None:
     stream_id = str(payload["stream_id"])
     deadline = Deadline(runtime.settings.provision_deadline_s)
     try:
-        sent = await sync_identities(runtime.sessionmaker, runtime.stream, [Identity.parse(stream_id)], deadline=deadline)
+        sent = await sync_identities(
+            runtime.sessionmaker, runtime.stream, [Identity.parse(stream_id)], deadline=deadline
+        )
     except IdentityNotFound:
         log.info("identity.sync_skipped", stream_id=stream_id, reason="not in the directory")
         return

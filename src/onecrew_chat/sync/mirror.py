@@ -123,7 +123,9 @@ class IdentityBatch:
         """The directory's profile of an identity this batch read (None: not in the directory)."""
         return self.profiles.get(identity)
 
-    def needs(self, identities: Iterable[Identity], *, placeholder_ok: bool) -> tuple[list[Profile], list[Profile], list[Identity]]:
+    def needs(
+        self, identities: Iterable[Identity], *, placeholder_ok: bool
+    ) -> tuple[list[Profile], list[Profile], list[Identity]]:
         """(missing, stale, unknown): what Stream must be sent; IdentityNotFound for an unknown id without placeholders."""
         missing: list[Profile] = []
         stale: list[Profile] = []
@@ -190,13 +192,16 @@ class IdentityBatch:
             while batch:
                 updates = [partial_update(p) for p in batch]
                 try:
-                    await deadline.run(
-                        partial(stream.partial_update_users, updates), name="UpdateUsersPartial"
-                    )
+                    await deadline.run(partial(stream.partial_update_users, updates), name="UpdateUsersPartial")
                 except StreamRequestError as exc:
                     lost = lost_ids(exc, batch)
                     if lost is None:
-                        log.error("identities.update_failed", bad_id=getattr(exc, "bad_id", None), batch=len(batch), error=str(exc))
+                        log.error(
+                            "identities.update_failed",
+                            bad_id=getattr(exc, "bad_id", None),
+                            batch=len(batch),
+                            error=str(exc),
+                        )
                         raise
                     log.warning("identities.lost_in_stream", stream_ids=sorted(lost)[:10], count=len(lost))
                     await self.upsert(stream, [p for p in batch if p.stream_id in lost], deadline)
@@ -205,7 +210,9 @@ class IdentityBatch:
                 self._accept(batch)
                 break
 
-    async def add_placeholders(self, stream: StreamGateway, identities: list[Identity], deadline: Deadline) -> list[Profile]:
+    async def add_placeholders(
+        self, stream: StreamGateway, identities: list[Identity], deadline: Deadline
+    ) -> list[Profile]:
         """Minimal Stream users for unknown ids, never overwriting a Stream user that already exists."""
         profiles = [Profile.placeholder_for(i) for i in identities]
         absent: list[Profile] = []
@@ -351,7 +358,9 @@ async def sync_identities(
     async with unit_of_work(sessionmaker) as session:
         batch = await read_identities(session, wanted, profiles=profiles)
     try:
-        return await batch.send(stream, wanted, placeholder_ok=placeholder_ok, deadline=deadline or Deadline(DEFAULT_DEADLINE_S))
+        return await batch.send(
+            stream, wanted, placeholder_ok=placeholder_ok, deadline=deadline or Deadline(DEFAULT_DEADLINE_S)
+        )
     finally:
         if batch.accepted:
             async with unit_of_work(sessionmaker) as session:

@@ -92,7 +92,6 @@ class Directory:
         company = self.companies.get(identity.entity_id)
         return company_profile(company) if company else None
 
-
     def update(self, other: Directory) -> None:
         """Add the rows another load found."""
         self.users.update(other.users)
@@ -106,7 +105,13 @@ def stream_id_prefix(kind: Kind) -> str:
 
 
 async def _load(
-    session: AsyncSession, model: type[User] | type[Company], kind: Kind, ids: set[str], directory: Directory, with_mirror: bool) -> dict[str, Any]:
+    session: AsyncSession,
+    model: type[User] | type[Company],
+    kind: Kind,
+    ids: set[str],
+    directory: Directory,
+    with_mirror: bool,
+) -> dict[str, Any]:
     """Rows of one directory table by id (one query), with their mirror rows joined on when asked."""
     if not ids:
         return {}
@@ -140,7 +145,9 @@ async def load_directory_for(session: AsyncSession, conversations: Iterable[Conv
     company_ids: set[str] = set()
     for conversation in conversations:
         for participant in conversation.participants:
-            (user_ids if participant.participant_type == Kind.USER.value else company_ids).add(participant.participant_id)
+            (user_ids if participant.participant_type == Kind.USER.value else company_ids).add(
+                participant.participant_id
+            )
     return await load_directory(session, user_ids, company_ids)
 
 

@@ -148,7 +148,10 @@ class Run:
         async with self.runtime.sessionmaker() as session:
             rows = list(
                 await session.scalars(
-                    select(ChannelDrift).where(ChannelDrift.resolved_at.is_(None)).order_by(ChannelDrift.id).limit(MAX_DRIFT_ROWS)
+                    select(ChannelDrift)
+                    .where(ChannelDrift.resolved_at.is_(None))
+                    .order_by(ChannelDrift.id)
+                    .limit(MAX_DRIFT_ROWS)
                 )
             )
             if not rows:
@@ -177,7 +180,11 @@ class Run:
             for row in rows:
                 conversation = conversations.get((row.channel_type, row.channel_id))
                 finding = findings.get(conversation.id) if conversation is not None else None
-                if finding is not None and not finding.drifted and row.detail.get("stream_id") not in finding.unverified:
+                if (
+                    finding is not None
+                    and not finding.drifted
+                    and row.detail.get("stream_id") not in finding.unverified
+                ):
                     agreeing.append(row.id)
             await self.resolve(agreeing)
 
@@ -225,7 +232,11 @@ class Run:
             missing = [i for i in ids if i not in present]
             if missing:
                 await self.identities_drifted(IDENTITY_MISSING, missing, asked_at)
-            compared = [row for row in rows if row.stream_id in present and not row.placeholder and row.profile_hash != EXTERNAL_HASH]
+            compared = [
+                row
+                for row in rows
+                if row.stream_id in present and not row.placeholder and row.profile_hash != EXTERNAL_HASH
+            ]
             stale = [
                 row.stream_id
                 for row in compared
@@ -323,7 +334,9 @@ class Run:
         if not conversation_ids:
             return
         async with unit_of_work(self.runtime.sessionmaker) as session:
-            for conversation in await session.scalars(select(Conversation).where(Conversation.id.in_(conversation_ids))):
+            for conversation in await session.scalars(
+                select(Conversation).where(Conversation.id.in_(conversation_ids))
+            ):
                 conversation.stream_verified_at = None  # so the provisioning run does not take it as done
                 await enqueue_provision(session, conversation)
         self.report.provisions_queued += len(conversation_ids)

@@ -110,7 +110,10 @@ async def _read(session: AsyncSession, event: StreamEvent, conversation_id: str)
 
 async def _drift(session: AsyncSession, event: StreamEvent, members: list[str], webhook_id: str) -> Outcome:
     kind = DRIFT_EVENTS[event.type]
-    detail: dict[str, Any] = {"webhook_id": webhook_id, "event_created_at": event.created_at.isoformat() if event.created_at else None}
+    detail: dict[str, Any] = {
+        "webhook_id": webhook_id,
+        "event_created_at": event.created_at.isoformat() if event.created_at else None,
+    }
     if event.type == "member.removed":
         removed = event.member_user_id or event.user_id
         if removed not in members:

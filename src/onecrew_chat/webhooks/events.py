@@ -122,8 +122,10 @@ def _thread_id(payload: dict[str, Any]) -> str | None:
     thread = payload.get("thread")
     if thread is not None and not isinstance(thread, dict):
         return "unknown"  # a thread we cannot name is still not the channel
-    return _str(_dict(thread).get("parent_message_id")) or _str(payload.get("thread_id")) or (
-        "unknown" if thread else None
+    return (
+        _str(_dict(thread).get("parent_message_id"))
+        or _str(payload.get("thread_id"))
+        or ("unknown" if thread else None)
     )
 
 

@@ -108,7 +108,9 @@ async def get_unread_count(
     response_model=None,
     responses={200: {"model": ConversationEnvelope}, **error_responses(400, 401, 404)},
 )
-async def get_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId) -> dict[str, Any]:
+async def get_conversation(
+    runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId
+) -> dict[str, Any]:
     """The conversation when the caller or one of their companies takes part (else 404); finishes provisioning."""
     return {"success": True, "data": await open_conversation(runtime, user_id, conversation_id)}
 
@@ -119,6 +121,8 @@ async def get_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversa
     response_model=None,
     responses={200: {"model": PrepareEnvelope}, **error_responses(400, 401, 404, 503)},
 )
-async def prepare_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId) -> dict[str, Any]:
+async def prepare_conversation(
+    runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId
+) -> dict[str, Any]:
     """`{id, chat_status, members}`; no Stream call when our records say everything is in place."""
     return {"success": True, "data": await prepare(runtime, user_id, conversation_id)}

@@ -27,7 +27,5 @@ async def heartbeat(session: SessionDep, user_id: CurrentUserId) -> dict[str, An
     """Stores user.last_seen_at (one UPDATE; a user the directory does not know yet is answered all the same)."""
     now = utcnow()
     # updated_at is kept as it is: it tracks directory changes, not presence.
-    await session.execute(
-        update(User).where(User.id == user_id).values(last_seen_at=now, updated_at=User.updated_at)
-    )
+    await session.execute(update(User).where(User.id == user_id).values(last_seen_at=now, updated_at=User.updated_at))
     return {"success": True, "data": {"last_seen_at": iso(now)}}

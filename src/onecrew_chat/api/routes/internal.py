@@ -79,8 +79,11 @@ async def put_member(
 ) -> dict[str, Any]:
     """Create or update a membership (role, invitation_status); 404 for an unknown company or user."""
     result = await directory.upsert_member(
-        session, _uuid(company_id, "company id"), _uuid(user_id, "user id"),
-        role=body.role, invitation_status=body.invitation_status,
+        session,
+        _uuid(company_id, "company id"),
+        _uuid(user_id, "user id"),
+        role=body.role,
+        invitation_status=body.invitation_status,
     )
     return _ok(directory.member_out(result.row) | {"created": result.created})
 

@@ -53,7 +53,9 @@ class ServerMessageIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(description="The Stream message id, chosen by the caller; sending the same id again changes nothing")
+    id: str = Field(
+        description="The Stream message id, chosen by the caller; sending the same id again changes nothing"
+    )
     sender: Acting = Field(description="The participant the message is sent as: {type: user|company, id: uuid}")
     text: Annotated[str, StringConstraints(max_length=5000), AfterValidator(_no_nul)]
     custom_data: dict[str, Any] = Field(
@@ -90,13 +92,20 @@ async def ensure_conversation(
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
-@router.post("/conversations/{conversation_id}/messages", summary="Send a server-side message as a participant (idempotent by id)")
-async def post_server_message(_caller: ServiceCaller, runtime: RuntimeDep, conversation_id: str, body: ServerMessageIn) -> dict[str, Any]:
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    summary="Send a server-side message as a participant (idempotent by id)",
+)
+async def post_server_message(
+    _caller: ServiceCaller, runtime: RuntimeDep, conversation_id: str, body: ServerMessageIn
+) -> dict[str, Any]:
     """`status: sent` when Stream has the message, `queued` when the outbox worker delivers it (Stream down or busy)."""
     if not MESSAGE_ID.match(body.id):
         raise Unprocessable(
             "id must be 1 to 255 letters, digits or . _ : @ - (a uuid is a good choice)", code="invalid_message_id"
         )
     custom = {"custom_data": body.custom_data} if body.custom_data else {}
-    data = await on_behalf.send_message(runtime, conversation_id, body.sender.identity("sender"), body.id, body.text, custom)
+    data = await on_behalf.send_message(
+        runtime, conversation_id, body.sender.identity("sender"), body.id, body.text, custom
+    )
     return {"success": True, "data": data}

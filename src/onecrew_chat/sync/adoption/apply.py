@@ -63,7 +63,12 @@ async def repair(runtime: Runtime, decisions: list[Decision], report: AdoptionRe
             if batch.accepted:
                 async with unit_of_work(runtime.sessionmaker) as session:
                     await record(session, batch)
-        log.info("adoption.identities_sent", count=len(profiles), repaired=len(damage), stream_calls=runtime.stream.calls - calls)
+        log.info(
+            "adoption.identities_sent",
+            count=len(profiles),
+            repaired=len(damage),
+            stream_calls=runtime.stream.calls - calls,
+        )
     for stream_id, problem in sorted(damage.items()):
         report.repaired.append({"stream_id": stream_id, "problem": problem})
 
@@ -146,7 +151,10 @@ async def write_batch(runtime: Runtime, decisions: list[Decision]) -> list[Decis
 
 
 async def apply_decisions(
-    runtime: Runtime, decisions: list[Decision], report: AdoptionReport, progress: Callable[[int, int], None] | None = None
+    runtime: Runtime,
+    decisions: list[Decision],
+    report: AdoptionReport,
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Repair, then write, BATCH channels at a time (a dry run only reports)."""
     total = len(decisions)

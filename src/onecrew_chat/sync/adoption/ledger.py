@@ -61,9 +61,17 @@ class DbLedger:
         async with unit_of_work(self.sessionmaker) as session:
             if records:
                 rows = [{**r.as_row(), "staged_at": utcnow()} for r in records]
-                await session.execute(_insert(session, AdoptionChannel).values(rows).on_conflict_do_nothing(index_elements=["cid"]))
-            values = {"cursor_us": position.cursor_us, "seen_at_cursor": position.seen_at_cursor, "pages": position.pages}
-            statement = _insert(session, AdoptionPosition).values(channel_type=self.channel_type, updated_at=utcnow(), **values)
+                await session.execute(
+                    _insert(session, AdoptionChannel).values(rows).on_conflict_do_nothing(index_elements=["cid"])
+                )
+            values = {
+                "cursor_us": position.cursor_us,
+                "seen_at_cursor": position.seen_at_cursor,
+                "pages": position.pages,
+            }
+            statement = _insert(session, AdoptionPosition).values(
+                channel_type=self.channel_type, updated_at=utcnow(), **values
+            )
             await session.execute(
                 statement.on_conflict_do_update(
                     index_elements=["channel_type"], set_={**values, "updated_at": statement.excluded.updated_at}

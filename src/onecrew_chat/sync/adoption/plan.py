@@ -87,7 +87,11 @@ def classify(record: ChannelRecord, known: Known) -> Decision:
         first, second = identities
         kinds = cast(tuple[Kind, Kind], tuple(sorted((first.kind, second.kind), key=lambda k: k.value)))
         return Decision(
-            record, PAIR, identities=identities, conversation_type=PAIR_TYPES[kinds].value, pair_key=pair_key(first, second)
+            record,
+            PAIR,
+            identities=identities,
+            conversation_type=PAIR_TYPES[kinds].value,
+            pair_key=pair_key(first, second),
         )
     return Decision(record, GROUP, identities=identities, conversation_type=ConversationType.GROUP.value)
 
@@ -113,7 +117,9 @@ def decide(pending: list[ChannelRecord], known: Known) -> list[Decision]:
                 continue
             decision.outcome, decision.winner = DUPLICATE, winner
             decision.reason = (
-                f"the pair already has conversation {winner}" if holder else f"older than {winner}, the pair's newest channel"
+                f"the pair already has conversation {winner}"
+                if holder
+                else f"older than {winner}, the pair's newest channel"
             )
     return decisions
 

@@ -103,8 +103,16 @@ class ChannelRecord:
     def from_row(cls, row: AdoptionChannel) -> ChannelRecord:
         """Back from an adoption_channel row."""
         return cls(
-            row.channel_type, row.channel_id, row.name, list(row.member_ids), row.member_count, row.created_at,
-            row.last_message_at, row.preview, dict(row.reads or {}), dict(row.damaged or {}),
+            row.channel_type,
+            row.channel_id,
+            row.name,
+            list(row.member_ids),
+            row.member_count,
+            row.created_at,
+            row.last_message_at,
+            row.preview,
+            dict(row.reads or {}),
+            dict(row.damaged or {}),
         )
 
 

@@ -39,7 +39,9 @@ class AdoptionReport:
             )
             self.duplicates.setdefault(decision.pair_key or "", {"adopted": record.channel_id, "others": []})
         elif decision.outcome == GROUP:
-            self.groups.append({"channel_id": record.channel_id, "name": record.name, "members": len(decision.identities)})
+            self.groups.append(
+                {"channel_id": record.channel_id, "name": record.name, "members": len(decision.identities)}
+            )
         elif decision.outcome == DUPLICATE:
             entry = self.duplicates.setdefault(decision.pair_key or "", {"adopted": decision.winner, "others": []})
             entry["others"].append(record.channel_id)
@@ -82,7 +84,9 @@ class AdoptionReport:
         for group in self.groups:
             lines.append(f"  group {group['channel_id']}  {group['name'] or '(no name)'}  {group['members']} members")
         for key, entry in self.duplicate_pairs().items():
-            lines.append(f"  duplicates of {key}: kept {entry['adopted']}; left as they are: {', '.join(entry['others'])}")
+            lines.append(
+                f"  duplicates of {key}: kept {entry['adopted']}; left as they are: {', '.join(entry['others'])}"
+            )
         for skipped in self.skipped:
             lines.append(f"  skipped {skipped['channel_id']}: {skipped['reason']}")
         for repaired in self.repaired:

@@ -86,7 +86,9 @@ async def scan_channels(
         position.advance(fresh)
         await store.save(fresh, position)
         new_total += len(fresh)
-        log.info("adoption.page", page=position.pages, channels=len(records), new=len(fresh), cursor_us=position.cursor_us)
+        log.info(
+            "adoption.page", page=position.pages, channels=len(records), new=len(fresh), cursor_us=position.cursor_us
+        )
         if progress is not None:
             progress(position.pages, new_total)
         if len(states) < page_size:
