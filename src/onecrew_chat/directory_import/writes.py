@@ -73,7 +73,7 @@ async def upsert_parties(
     A record equal to the stored row writes nothing. When the name or image of an identity Stream already
     knows changes (or Stream holds only a placeholder), its `identity.sync` is queued as the PUT queues it.
     """
-    table: Table = party.model.__table__  # type: ignore[assignment]
+    table: Table = party.model.__table__  # type: ignore[assignment]  # typed FromClause; a mapped class has a Table
     fields = party.fields
     shown = ("name", party.image_field)
     ids = [record.id for record in records]
@@ -112,7 +112,7 @@ async def _known(session: AsyncSession, model: type[User] | type[Company], ids: 
 
 async def upsert_members(session: AsyncSession, records: Sequence[MemberRecord]) -> list[Outcome]:
     """Write memberships with distinct (company_id, user_id); one outcome per record, in order."""
-    table: Table = CompanyMember.__table__  # type: ignore[assignment]
+    table: Table = CompanyMember.__table__  # type: ignore[assignment]  # typed FromClause; a mapped class has a Table
     companies = await _known(session, Company, {record.company_id for record in records})
     users = await _known(session, User, {record.user_id for record in records})
     keys = [(record.company_id, record.user_id) for record in records]

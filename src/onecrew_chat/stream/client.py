@@ -111,10 +111,11 @@ class StreamGateway:
     @classmethod
     def from_settings(cls, settings: Settings) -> StreamGateway:
         """Build from Settings (STREAM_API_KEY, STREAM_API_SECRET, STREAM_BASE_URL, ONECREW_STREAM_TIMEOUT_S)."""
-        secret = settings.stream_api_secret
+        # A plain str when the settings were copied with model_copy(update=...), which skips validation.
+        secret: Any = settings.stream_api_secret
         return cls(
             api_key=settings.stream_api_key or "",
-            api_secret=secret.get_secret_value() if secret is not None else "",
+            api_secret=secret.get_secret_value() if hasattr(secret, "get_secret_value") else (secret or ""),
             base_url=settings.stream_base_url,
             timeout_s=settings.stream_timeout_s,
         )
