@@ -6,6 +6,7 @@ Server time from Server-Timing; no sockets between the client and the app. Write
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -27,7 +28,8 @@ OLD_BACKEND_CREATE_MS = 11_500
 async def run_database(kind: str, url: str, emulator, base_url: str, n: int) -> list[dict]:
     """Every scenario on one database."""
     results = []
-    for scenario in (scenarios.create_pairs, scenarios.tokens, scenarios.listing):
+    large_listing = functools.partial(scenarios.listing, conversations=50_000)
+    for scenario in (scenarios.create_pairs, scenarios.tokens, scenarios.listing, large_listing):
         await reset_database(url)
         emulator.reset()
         async with running(Bench(kind, url, emulator, base_url)) as bench:

@@ -143,23 +143,16 @@ def _shown_database(settings: Settings) -> tuple[str, str]:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the migrations to DATABASE_URL (or the embedded SQLite file)."""
-    from onecrew_chat.db import current_revision, head_revision, make_engine, upgrade_database
-    from onecrew_chat.schema_status import SchemaStatus, schema_status
+    from onecrew_chat.db import database_revision, head_revision, upgrade_database
+    from onecrew_chat.schema_status import schema_status
 
     settings = load_settings()
     url, shown = _shown_database(settings)
     if settings.embedded_database:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
 
-    async def status() -> SchemaStatus:
-        engine = make_engine(settings)
-        try:
-            return schema_status(await current_revision(engine))
-        finally:
-            await engine.dispose()
-
     try:
-        before = asyncio.run(status())
+        before = schema_status(asyncio.run(database_revision(settings)))
         if not before.known:
             fail(f"cannot migrate {shown}: {before.problem()}")
         upgrade_database(url)
@@ -173,21 +166,14 @@ def db_upgrade() -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Print the migration the database is at, and what (if anything) is to be done."""
-    from onecrew_chat.db import current_revision, make_engine
+    from onecrew_chat.db import database_revision
     from onecrew_chat.schema_status import schema_status
 
     settings = load_settings()
     _, shown = _shown_database(settings)
 
-    async def read() -> str | None:
-        engine = make_engine(settings)
-        try:
-            return await current_revision(engine)
-        finally:
-            await engine.dispose()
-
     try:
-        status = schema_status(asyncio.run(read()))
+        status = schema_status(asyncio.run(database_revision(settings)))
     except Exception as exc:  # unreachable server, bad credentials: one readable line
         fail(f"cannot read {shown}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
     if status.up_to_date:
@@ -200,20 +186,13 @@ def db_current() -> None:
 @db_app.command("history")
 def db_history() -> None:
     """List the migrations this version ships, oldest first, marking the database's current one."""
-    from onecrew_chat.db import current_revision, make_engine
+    from onecrew_chat.db import database_revision
     from onecrew_chat.schema_status import schema_status, shipped_migrations
 
     settings = load_settings()
 
-    async def read() -> str | None:
-        engine = make_engine(settings)
-        try:
-            return await current_revision(engine)
-        finally:
-            await engine.dispose()
-
     try:
-        status = schema_status(asyncio.run(read()))
+        status = schema_status(asyncio.run(database_revision(settings)))
     except Exception:  # no database to compare with: the list alone is still useful
         status = None
     pending = {m.revision for m in status.pending} if status and status.known else set()

@@ -126,6 +126,15 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return row[0] if row else None
 
 
+async def database_revision(settings: Settings) -> str | None:
+    """The migration the configured database is at, on an engine of its own (for commands and start-up checks)."""
+    engine = make_engine(settings)
+    try:
+        return await current_revision(engine)
+    finally:
+        await engine.dispose()
+
+
 def head_revision() -> str:
     """The newest migration shipped with this code."""
     from alembic.script import ScriptDirectory

@@ -71,6 +71,16 @@ class ServiceUnavailable(AppError):
     code = "service_unavailable"
 
 
+class StreamFailed(AppError):
+    """Stream refused a request we made (a 4xx that retrying cannot fix): our fault or Stream's, never the client's.
+
+    The same answer (502 `stream_error`) wherever it happens: create, prepare, the internal endpoints.
+    """
+
+    status_code = 502
+    code = "stream_error"
+
+
 NOT_A_MEMBER = "User must be a member of this company"
 
 

@@ -14,7 +14,7 @@ import uvicorn
 
 from onecrew_chat import embedded
 from onecrew_chat.config import Settings
-from onecrew_chat.db import current_revision, make_engine, upgrade_database
+from onecrew_chat.db import database_revision, make_engine, upgrade_database
 from onecrew_chat.local_instance import DataDirLock, InstanceRefused, listen_socket, own_command
 from onecrew_chat.logging import get_logger
 from onecrew_chat.schema_status import schema_status
@@ -44,15 +44,10 @@ def check_settings(settings: Settings) -> None:
 
 async def check_database(settings: Settings) -> None:
     """Refuse a database that is unreachable or not at the newest migration."""
-    engine = make_engine(settings)
     try:
-        current = await current_revision(engine)
+        current = await database_revision(settings)
     except Exception as exc:  # any connection failure becomes one readable sentence
-        raise StartupRefused(
-            f"cannot reach the database: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        ) from exc
-    finally:
-        await engine.dispose()
+        raise StartupRefused(f"cannot reach the database: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
     problem = schema_status(current).problem()
     if problem:
         raise StartupRefused(problem)
@@ -184,11 +179,11 @@ async def _serve(
     settings: Settings, sock: socket.socket, base_url: str, stream: embedded.EmbeddedStream | None, *, dev_secret: bool
 ) -> None:
     await _seed(settings)
-    await serve_socket(
-        settings,
-        sock,
-        lambda: ready_hook(settings, base_url, embedded_stream=stream is not None, dev_secret=dev_secret),
-    )
+
+    async def on_ready() -> None:
+        await ready_hook(settings, base_url, embedded_stream=stream is not None, dev_secret=dev_secret)
+
+    await serve_socket(settings, sock, on_ready)
 
 
 def serve_child(
@@ -239,14 +234,7 @@ def _refuse_newer_schema(settings: Settings) -> None:
     if not settings.sqlite_path.exists():
         return
 
-    async def read() -> str | None:
-        engine = make_engine(settings)
-        try:
-            return await current_revision(engine)
-        finally:
-            await engine.dispose()
-
-    status = schema_status(asyncio.run(read()))
+    status = schema_status(asyncio.run(database_revision(settings)))
     if not status.known:
         raise StartupRefused(f"{settings.sqlite_path}: {status.problem()}")
 

@@ -151,3 +151,15 @@ class TestDatabaseTrouble:
         assert response.status_code == 503, response.text
         assert response.headers["Retry-After"] == "1"
         assert response.json()["code"] == "database_unavailable"
+
+
+async def test_each_answer_says_how_many_stream_calls_its_request_made(client, session, emulator):
+    user = await add_user(session, "Amr")
+    company = await add_company(session, "Lolo Academy", owner=await add_user(session, "Owner"))
+    body = {"conversation_type": "user_company", "participant_ids": [company]}
+
+    new_pair, again = [await client.post(URL, json=body, headers=auth(user)) for _ in range(2)]
+
+    # Counted by the gateway for this request alone (two upserts in one call, then the channel), not a process total.
+    assert new_pair.headers["X-Stream-Calls"] == "2"
+    assert again.headers["X-Stream-Calls"] == "0"

@@ -99,7 +99,7 @@ async def test_stream_rate_limit_headroom_per_operation(client, emulator):
     assert (
         value(text, "onecrew_stream_rate_limit_reset_timestamp_seconds", operation="GetApp") > utcnow().timestamp() - 1
     )
-    assert value(text, "onecrew_ready", check="stream") == 1
+    assert value(text, "onecrew_stream_up") == 1  # Stream's health is its own gauge, not a readiness check
     assert value(text, "onecrew_ready", check="database") == 1
 
 
@@ -109,14 +109,17 @@ async def test_stream_auth_failures_are_counted(sqlite_only_url, emulator, emula
     )
     async with client_for(settings) as http:
         before = value((await http.get("/metrics")).text, "onecrew_stream_auth_failures_total", operation="GetApp") or 0
-        assert (await http.get("/readyz")).status_code == 503
+        # A wrong secret does not make this instance unready (it keeps serving); Stream's health says down.
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["data"]["stream"]["status"] == "down"
         text = (await http.get("/metrics")).text
     assert value(text, "onecrew_stream_auth_failures_total", operation="GetApp") == before + 1
-    assert value(text, "onecrew_ready", check="stream") == 0
+    assert value(text, "onecrew_stream_up") == 0
 
 
-async def test_readiness_gauge_follows_an_unreachable_stream(sqlite_only_url):
+async def test_the_stream_gauge_follows_an_unreachable_stream(sqlite_only_url):
     async with client_for(make_settings(sqlite_only_url, closed_port_url())) as http:
-        await http.get("/readyz")
+        assert (await http.get("/readyz")).status_code == 200
         text = (await http.get("/metrics")).text
-    assert value(text, "onecrew_ready", check="stream") == 0
+    assert value(text, "onecrew_stream_up") == 0
+    assert value(text, "onecrew_ready", check="database") == 1

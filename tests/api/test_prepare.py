@@ -99,12 +99,12 @@ async def test_401(client):
     assert response.status_code == 401 and response.json()["error"] == "Invalid or expired token"
 
 
-async def test_stream_refusing_the_channel_is_a_503_with_words(client, session, emulator):
+async def test_stream_refusing_the_channel_is_a_502_with_words_as_on_create(client, session, emulator):
     me, other, conversation = await unprovisioned_pair(session)
     emulator.faults.set_error_rate("GetOrCreateChannel", 1.0, status=400)
     response = await client.post(URL.format(conversation.channel_id), headers=auth(me))
-    assert response.status_code == 503
-    assert response.json()["code"] == "stream_request_failed"
+    assert response.status_code == 502
+    assert response.json()["code"] == "stream_error"
     assert response.json()["error"].startswith("Stream refused to prepare the channel")
 
 

@@ -50,6 +50,7 @@ async def test_a_reconcile_run_records_its_time_and_drift(runtime, emulator):
     assert len(runs) == 1
     assert runs[0].drift == report.drift and set(runs[0].drift) == {
         "identity_missing",
+        "profile_stale",
         "channel_missing",
         "member_missing",
     }

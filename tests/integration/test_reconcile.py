@@ -17,7 +17,7 @@ from onecrew_chat.models import ChannelDrift, Conversation, JobLease, OutboxMess
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import build_runtime
 from onecrew_chat.sync.channels import finish, load_conversation, provision_deadline
-from onecrew_chat.sync.reconcile import LEASE, reconcile, run_lock, run_periodically
+from onecrew_chat.sync.reconcile import LEASE, reconcile, run_lock
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
 from tests.factories import add_company, add_users
@@ -231,10 +231,6 @@ async def test_the_worker_reconciles_and_repairs_on_its_interval(sqlite_only_url
         )
     finally:
         await runtime.close()
-
-    off = build_runtime(make_settings(sqlite_only_url, emulator_server.base_url, reconcile_interval_s=0))
-    await asyncio.wait_for(run_periodically(off, asyncio.Event()), 1)  # returns at once: switched off
-    await off.close()
 
 
 def test_reconcile_command_reports_then_repairs(tmp_path, emulator, emulator_server, sdk):

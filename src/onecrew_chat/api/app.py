@@ -36,6 +36,8 @@ from onecrew_chat.db_counters import attach_counters
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import HTTP_REQUEST_SECONDS
 from onecrew_chat.observability.heartbeat import run_heartbeat
+from onecrew_chat.conversations.unread_broadcast import start_unread_listener
+from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.runtime import Runtime, build_runtime
 
 log = get_logger(__name__)
@@ -94,7 +96,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
-        response = await call_next(request)
+        with counting_calls() as stream_calls:  # the gateway counts this request's Stream calls
+            response = await call_next(request)
         elapsed_ms = (time.perf_counter() - started) * 1000
         route = request.scope.get("route")
         HTTP_REQUEST_SECONDS.labels(
@@ -102,12 +105,14 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         ).observe(elapsed_ms / 1000)
         response.headers["X-Request-ID"] = request_id
         response.headers["Server-Timing"] = f"app;dur={elapsed_ms:.2f}"
+        response.headers["X-Stream-Calls"] = str(stream_calls.calls)
         log.debug(
             "http.request",
             method=request.method,
             path=request.url.path,
             status=response.status_code,
             ms=round(elapsed_ms, 2),
+            stream_calls=stream_calls.calls,
         )
         return response
 

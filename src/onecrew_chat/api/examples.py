@@ -63,6 +63,28 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "body": {"role": "owner", "invitation_status": "accepted"},
     },
     "delete_member": {"parameters": {"user_id": EXAMPLE_CALLER_ID}},
+    "ensure_conversation": {
+        "body": {
+            "conversation_type": "user_company",
+            "participant_ids": [AMR_ID],
+            "acting": {"type": "company", "id": SAT_EDUCATION_ID},
+        },
+    },
+    "post_server_message": {
+        "parameters": {"conversation_id": PAIR_CHANNEL_ID},
+        "body": {
+            "id": "course-registration-demo-1",
+            "sender": {"type": "user", "id": AMR_ID},
+            "text": "Amr registered for Acting for Camera",
+            "custom_data": {
+                "course_id": "c0ffee00-0000-4000-8000-000000000001",
+                "course_title": "Acting for Camera",
+                "user_id": AMR_ID,
+                "user_name": "Amr",
+                "registered_at": "2026-01-05T09:30:00Z",
+            },
+        },
+    },
     "put_users": {"body": [{"id": AMR_ID, "name": "Amr", "image_url": None, "category": "talent"}]},
     "put_companies": {
         "body": [{"id": SAT_EDUCATION_ID, "name": "Sat Education", "logo_url": None, "subcategory": "academy"}]
@@ -169,6 +191,10 @@ ANSWERS: dict[str, Any] = {
     },
     "delete_member": {"company_id": SAT_EDUCATION_ID, "user_id": EXAMPLE_CALLER_ID, "deleted": True},
     "healthz": {"status": "ok"},
+    "ensure_conversation": CONVERSATION,
+    "post_server_message": {
+        "id": "course-registration-demo-1", "conversation_id": PAIR_CHANNEL_ID, "sender": AMR.stream_id, "status": "sent",
+    },
     "put_users": {
         "created": 0,
         "updated": 0,

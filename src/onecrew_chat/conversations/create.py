@@ -16,7 +16,7 @@ from onecrew_chat.config import UnknownParticipants
 from onecrew_chat.conversations.resolve import Plan, plan_conversation
 from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.errors import AppError
+from onecrew_chat.errors import StreamFailed
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import CONVERSATIONS_CREATED, PROVISIONING_DEFERRED
 from onecrew_chat.models import Conversation, ConversationParticipant, OutboxMessage, new_uuid
@@ -24,6 +24,7 @@ from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import CreateConversationRequest
+from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import (
     CLAIM_WAIT,
@@ -44,13 +45,6 @@ log = get_logger(__name__)
 INLINE_GRACE_S = 2.0
 # Called in the transaction that records a new conversation (an Idempotency-Key is bound to it there).
 Binder = Callable[[AsyncSession, str], Awaitable[None]]
-
-
-class StreamFailed(AppError):
-    """Stream refused a request we made (a 4xx that retrying cannot fix): our fault or Stream's, never the client's."""
-
-    status_code = 502
-    code = "stream_error"
 
 
 @dataclass
@@ -209,12 +203,13 @@ async def create_conversation(
     `bind` ties a new conversation to the request's Idempotency-Key in the commit that records it; `resume_id`
     is the conversation an earlier run of that key made (a retry after a crash finishes and answers it).
     """
-    started, calls_before = time.perf_counter(), runtime.stream.calls
+    started = time.perf_counter()
     deadline = provision_deadline(runtime.settings.provision_deadline_s)  # every Stream call and wait of the request
-    recorded = await record_conversation(runtime, user_id, request, bind=bind, resume_id=resume_id)
+    with counting_calls() as stream_calls:
+        recorded = await record_conversation(runtime, user_id, request, bind=bind, resume_id=resume_id)
+        failure = None if recorded.settled else await provision_inline(runtime, recorded, deadline)
     conversation = recorded.conversation
-    if not recorded.settled:
-        failure = await provision_inline(runtime, recorded, deadline)
+    if failure is not None:
         # Users Stream still calls missing after repairs are eventual consistency: the worker finishes the job.
         if isinstance(failure, (StreamTransientError, StreamUsersMissing)):
             PROVISIONING_DEFERRED.inc()
@@ -225,7 +220,7 @@ async def create_conversation(
                 operation=failure.operation,
                 error=str(failure),
             )
-        elif failure is not None:
+        else:
             log.error("conversation.stream_refused", channel_id=conversation.channel_id, error=str(failure))
             raise StreamFailed(f"Stream refused the request: {failure}")
     if not recorded.existing:
@@ -238,7 +233,7 @@ async def create_conversation(
         existing=recorded.existing,
         participants=len(conversation.participants),
         status=conversation.chat_status,
-        stream_calls=runtime.stream.calls - calls_before,
+        stream_calls=stream_calls.calls,
         ms=round((time.perf_counter() - started) * 1000, 2),
     )
     return serialize_conversation(conversation, recorded.plan.directory)

@@ -8,8 +8,8 @@ from typing import Any
 from onecrew_chat.conversations.lookup import find_visible_conversation
 from onecrew_chat.conversations.serialize import ordered_participants, serialize_conversation
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.errors import ServiceUnavailable
-from onecrew_chat.identity import Identity, Kind
+from onecrew_chat.errors import StreamFailed
+from onecrew_chat.identity import Identity
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation
 from onecrew_chat.outbox import worker
@@ -86,7 +86,8 @@ async def open_conversation(runtime: Runtime, user_id: str, conversation_id: str
 
 
 async def prepare(runtime: Runtime, user_id: str, conversation_id: str) -> dict[str, Any]:
-    """`{id, chat_status, members}` after making sure the channel and its members exist (503 if Stream refuses).
+    """`{id, chat_status, members}` after making sure the channel and its members exist (502 if Stream refuses,
+    as create answers the same refusal).
 
     The app's explicit self-heal: a `failed` conversation is tried inline once more before it is queued.
     """
@@ -96,7 +97,7 @@ async def prepare(runtime: Runtime, user_id: str, conversation_id: str) -> dict[
         await heal(runtime, conversation, retry_failed=True)
     except StreamError as exc:
         log.error("conversation.prepare_failed", channel_id=conversation.channel_id, error=str(exc)[:300])
-        raise ServiceUnavailable(f"Stream refused to prepare the channel: {exc}", code="stream_request_failed") from exc
+        raise StreamFailed(f"Stream refused to prepare the channel: {exc}") from exc
     return {
         "id": conversation.channel_id,
         "chat_status": conversation.chat_status,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Row, and_, exists, func, not_, or_, select
+from sqlalchemy import Row, and_, exists, func, literal, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -107,13 +107,18 @@ def _total(identity: Identity) -> ColumnElement[Any]:
         ProfileConversationCount.participant_type == identity.kind.value,
         ProfileConversationCount.participant_id == identity.entity_id,
     )
+    # A scalar subquery with LIMIT (not EXISTS, which a planner may turn into a join driven by the profile's
+    # 50,000 rows when statistics are missing) keeps the deleted conversations the driving side.
+    takes_part = (
+        select(literal(1))
+        .where(ConversationParticipant.conversation_id == Conversation.id, _mine(identity))
+        .limit(1)
+        .scalar_subquery()
+    )
     deleted = (
         select(func.count())
         .select_from(Conversation)
-        .where(
-            Conversation.deleted_at.is_not(None),
-            exists().where(ConversationParticipant.conversation_id == Conversation.id, _mine(identity)),
-        )
+        .where(Conversation.deleted_at.is_not(None), takes_part.is_not(None))
     )
     return func.coalesce(counted.scalar_subquery(), 0) - deleted.scalar_subquery()
 

@@ -54,8 +54,8 @@ def acting_identity_in(conversation: Conversation, user_id: str, company_ids: li
     return None
 
 
-async def find_visible_conversation(session: AsyncSession, user_id: str, conversation_id: str) -> VisibleConversation:
-    """The conversation with this channel id that the caller or one of their companies takes part in; 404 otherwise."""
+async def find_conversation(session: AsyncSession, conversation_id: str) -> Conversation:
+    """The conversation (with its participants) an app id stands for, any scheme; 400 for a malformed id, 404 for none."""
     check_conversation_id(conversation_id)
     candidates = candidate_channel_ids(conversation_id)
     rows = await session.scalars(
@@ -67,6 +67,12 @@ async def find_visible_conversation(session: AsyncSession, user_id: str, convers
     conversation = next((by_channel[c] for c in candidates if c in by_channel), None)
     if conversation is None:
         raise NotFound(NOT_FOUND, code="conversation_not_found")
+    return conversation
+
+
+async def find_visible_conversation(session: AsyncSession, user_id: str, conversation_id: str) -> VisibleConversation:
+    """The conversation with this channel id that the caller or one of their companies takes part in; 404 otherwise."""
+    conversation = await find_conversation(session, conversation_id)
     company_ids: list[str] = []
     if any(p.participant_type == Kind.COMPANY.value for p in conversation.participants):
         company_ids = await managed_company_ids(session, user_id)

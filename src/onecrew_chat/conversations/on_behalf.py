@@ -12,16 +12,15 @@ import time
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from onecrew_chat.access import ACCEPTED, ACTING_ROLES
-from onecrew_chat.conversations.create import StreamFailed, create_conversation
+from onecrew_chat.conversations.create import Binder, create_conversation
+from onecrew_chat.conversations.lookup import find_conversation
 from onecrew_chat.db import unit_of_work
-from onecrew_chat.errors import BadRequest, Conflict, NotFound, Unprocessable
-from onecrew_chat.identity import STREAM_PREFIX, Identity, Kind, is_valid_channel_id, normalize_uuid
+from onecrew_chat.errors import Conflict, NotFound, StreamFailed, Unprocessable
+from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
-from onecrew_chat.models import Company, CompanyMember, Conversation, OutboxMessage
+from onecrew_chat.models import Company, CompanyMember
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
@@ -60,39 +59,22 @@ async def company_agent(runtime: Runtime, company_id: str) -> str:
     return agent
 
 
-async def ensure_conversation(runtime: Runtime, acting: Identity, request: CreateConversationRequest) -> dict[str, Any]:
-    """The app's create as `acting` (its `company_id` is the acting company, or none for a user)."""
+async def ensure_conversation(
+    runtime: Runtime,
+    acting: Identity,
+    request: CreateConversationRequest,
+    *,
+    bind: Binder | None = None,
+    resume_id: str | None = None,
+) -> dict[str, Any]:
+    """The app's create as `acting` (its `company_id` is the acting company, or none for a user); `bind` and
+    `resume_id` as for the app's keyed create."""
     if acting.kind is Kind.USER:
-        return await create_conversation(runtime, acting.entity_id, request.model_copy(update={"company_id": None}))
-    agent = await company_agent(runtime, acting.entity_id)
-    return await create_conversation(runtime, agent, request.model_copy(update={"company_id": acting.entity_id}))
-
-
-def candidate_channel_ids(conversation_id: str) -> list[str]:
-    """The channel id, and `onecrew_<uuid>` for an era-1 id the app stripped (as the app's read paths accept)."""
-    if not is_valid_channel_id(conversation_id):
-        raise BadRequest(
-            "Invalid conversation id: use the channel id, 1 to 128 letters, digits, '_' or '-'",
-            code="invalid_conversation_id",
-        )
-    try:
-        return [conversation_id, STREAM_PREFIX + normalize_uuid(conversation_id)]
-    except ValueError:
-        return [conversation_id]
-
-
-async def _conversation(session: AsyncSession, conversation_id: str) -> Conversation:
-    candidates = candidate_channel_ids(conversation_id)
-    rows = await session.scalars(
-        select(Conversation)
-        .where(Conversation.channel_id.in_(candidates), Conversation.deleted_at.is_(None))
-        .options(selectinload(Conversation.participants))
-    )
-    by_channel = {c.channel_id: c for c in rows}
-    found = next((by_channel[c] for c in candidates if c in by_channel), None)
-    if found is None:
-        raise NotFound("Conversation not found", code="conversation_not_found")
-    return found
+        user_id, company_id = acting.entity_id, None
+    else:
+        user_id, company_id = await company_agent(runtime, acting.entity_id), acting.entity_id
+    keyed = request.model_copy(update={"company_id": company_id})
+    return await create_conversation(runtime, user_id, keyed, bind=bind, resume_id=resume_id)
 
 
 def _answer(payload: dict[str, Any], status: str) -> dict[str, Any]:
@@ -109,10 +91,8 @@ async def record_message(
 ) -> tuple[dict[str, Any], OutboxMessage | None, dict[str, Any] | None]:
     """First unit of work: check, then find the earlier send of this id or queue a new one; (payload, row, answer)."""
     async with unit_of_work(runtime.sessionmaker) as session:
-        conversation = await _conversation(session, conversation_id)
-        if (sender.kind.value, sender.entity_id) not in {
-            (p.participant_type, p.participant_id) for p in conversation.participants
-        }:
+        conversation = await find_conversation(session, conversation_id)
+        if (sender.kind.value, sender.entity_id) not in {(p.participant_type, p.participant_id) for p in conversation.participants}:
             raise Unprocessable(
                 f"The sender {sender.kind.value} {sender.entity_id} does not take part in conversation {conversation.channel_id}",
                 code="sender_not_participant",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from operator import methodcaller
@@ -95,6 +97,28 @@ class ChannelState:
     def cid(self) -> str:
         """Stream's "type:id"."""
         return f"{self.channel_type}:{self.channel_id}"
+
+
+@dataclass
+class CallCount:
+    """Stream calls made within a `counting_calls` block (a request, a run); nested blocks count into their outer ones."""
+
+    calls: int = 0
+    outer: CallCount | None = None
+
+
+_COUNT: ContextVar[CallCount | None] = ContextVar("onecrew_stream_call_count", default=None)
+
+
+@contextlib.contextmanager
+def counting_calls() -> Iterator[CallCount]:
+    """Count the Stream calls this task (and the tasks it starts) makes inside the block."""
+    count = CallCount(outer=_COUNT.get())
+    token = _COUNT.set(count)
+    try:
+        yield count
+    finally:
+        _COUNT.reset(token)
 
 
 class StreamGateway:
@@ -380,6 +404,10 @@ class StreamGateway:
     ) -> Any:
         sdk = self._client(operation)
         self.calls += 1
+        count = _COUNT.get()
+        while count is not None:
+            count.calls += 1
+            count = count.outer
         started = time.perf_counter()
         try:
             response = await send(sdk)

@@ -10,7 +10,6 @@ most a deadline and a number of Stream calls, and say where they stopped; the ne
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import secrets
 import time
@@ -394,34 +393,3 @@ async def reconcile(
         await record_reconcile_run(session, utcnow(), report.drift)
     log.info("reconcile.finished", **report.log_fields())
     return report
-
-
-async def _stopped_within(stop: asyncio.Event, timeout_s: float) -> bool:
-    """Wait up to `timeout_s` for `stop` (a condition wait, not a sleep); True when it was set."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout_s)
-    except TimeoutError:
-        return False
-    return True
-
-
-async def run_periodically(runtime: Runtime, stop: asyncio.Event) -> None:
-    """Reconcile and repair every ONECREW_RECONCILE_INTERVAL_S (first one interval after start) until `stop`.
-
-    A run stopped early by its budget is continued by the next one. Workers started together reach their runs
-    together, so the lease lets one run and the others skip.
-    """
-    interval_s = float(runtime.settings.reconcile_interval_s)
-    if interval_s <= 0:
-        return
-    resume = None
-    while not await _stopped_within(stop, interval_s):
-        try:
-            report = await reconcile(runtime, repair=True, resume=resume)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the next run tries again; the worker keeps going
-            log.exception("reconcile.failed")
-            continue
-        if not report.skipped:
-            resume = report.resume

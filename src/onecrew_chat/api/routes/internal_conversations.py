@@ -12,8 +12,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from onecrew_chat.api.deps import RuntimeDep, ServiceCaller
 from onecrew_chat.conversations import idempotency, on_behalf
 from onecrew_chat.errors import Unprocessable
-from onecrew_chat.identity import Identity, Kind, normalize_uuid
-from onecrew_chat.schemas import CreateConversationRequest
+from onecrew_chat.identity import Identity, normalize_uuid
+from onecrew_chat.schemas import ConversationEnvelope, CreateConversationRequest, Envelope
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
 
@@ -65,7 +65,26 @@ class ServerMessageIn(BaseModel):
     )
 
 
-@router.post("/conversations", summary="Ensure a conversation on behalf of a user or company (idempotent)")
+class ServerMessageOut(BaseModel):
+    """What became of a server-side message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    conversation_id: str
+    sender: str = Field(description="The sender's Stream user id")
+    status: Literal["sent", "queued"]
+
+
+class ServerMessageEnvelope(Envelope[ServerMessageOut]):
+    """`{success: true, data: {id, conversation_id, sender, status}}`."""
+
+
+@router.post(
+    "/conversations",
+    summary="Ensure a conversation on behalf of a user or company (idempotent)",
+    response_model=ConversationEnvelope,
+)
 async def ensure_conversation(
     _caller: ServiceCaller,
     runtime: RuntimeDep,
@@ -76,17 +95,16 @@ async def ensure_conversation(
     acting = body.acting.identity("acting")
     request = CreateConversationRequest.model_validate(body.model_dump(exclude={"acting"}))
 
-    async def work(_resume_id: str | None = None) -> dict[str, Any]:
-        return await on_behalf.ensure_conversation(runtime, acting, request)
-
     if idempotency_key is None:
-        return JSONResponse({"success": True, "data": await work()})
+        return JSONResponse({"success": True, "data": await on_behalf.ensure_conversation(runtime, acting, request)})
+    caller, key = f"service:{acting.stream_id}", idempotency.parse_key(idempotency_key)
+    bind = idempotency.binder(caller, key)
+
+    async def work(resume_id: str | None) -> dict[str, Any]:
+        return await on_behalf.ensure_conversation(runtime, acting, request, bind=bind, resume_id=resume_id)
+
     answer = await idempotency.run_once(
-        runtime,
-        caller=f"service:{acting.stream_id}",
-        key=idempotency.parse_key(idempotency_key),
-        print_=idempotency.fingerprint(request.fingerprint_source()),
-        work=work,
+        runtime, caller=caller, key=key, print_=idempotency.fingerprint(request.fingerprint_source()), work=work
     )
     headers = {idempotency.REPLAY_HEADER: "true"} if answer.replayed else {}
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
@@ -95,10 +113,9 @@ async def ensure_conversation(
 @router.post(
     "/conversations/{conversation_id}/messages",
     summary="Send a server-side message as a participant (idempotent by id)",
+    response_model=ServerMessageEnvelope,
 )
-async def post_server_message(
-    _caller: ServiceCaller, runtime: RuntimeDep, conversation_id: str, body: ServerMessageIn
-) -> dict[str, Any]:
+async def post_server_message(_caller: ServiceCaller, runtime: RuntimeDep, conversation_id: str, body: ServerMessageIn) -> dict:
     """`status: sent` when Stream has the message, `queued` when the outbox worker delivers it (Stream down or busy)."""
     if not MESSAGE_ID.match(body.id):
         raise Unprocessable(

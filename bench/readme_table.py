@@ -1,0 +1,71 @@
+"""Markdown tables for the README from bench/results/http.json: `python -m bench.readme_table [FILE]`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "http.json"
+DATABASES = {"postgres": "PostgreSQL", "sqlite": "SQLite"}
+
+
+def _find(rows: list[dict], scenario: str, database: str, workers: int, concurrency: int) -> dict | None:
+    for row in rows:
+        if (row["scenario"], row["database"], row["workers"], row["concurrency"]) == (scenario, database, workers,
+                                                                                        concurrency):
+            return row
+    return None
+
+
+def tables(report: dict) -> str:
+    """The per-scenario table (one API process) and the 1-against-2-processes table."""
+    rows = report["results"]
+    scenarios = list(dict.fromkeys(row["scenario"] for row in rows))
+    out = [
+        "| Scenario | DB | c=1: req/s, p50 ms | c=16: req/s, p50 / p99 ms | c=64: req/s, p50 / p99 ms "
+        "| API CPU ms/req (c=1 / 16 / 64) | Stream calls/req | SQL/req | DB round trips/req |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for scenario in scenarios:
+        for database, label in DATABASES.items():
+            runs = [_find(rows, scenario, database, 1, c) for c in (1, 16, 64)]
+            if None in runs:
+                continue
+            one, sixteen, many = runs
+            errors = sum(run["errors"] for run in runs)
+            cpu = " / ".join(str(run["server_cpu_ms_per_request"]) for run in runs)
+            trips = one["db_round_trips_per_request"] if database == "postgres" else "in process"
+            out.append(
+                f"| {scenario} | {label} | {one['requests_per_s']}, {one['p50_ms']} "
+                f"| {sixteen['requests_per_s']}, {sixteen['p50_ms']} / {sixteen['p99_ms']} "
+                f"| {many['requests_per_s']}, {many['p50_ms']} / {many['p99_ms']}{f' ({errors} failed)' if errors else ''} "
+                f"| {cpu} | {one['stream_calls_per_request']} | {one['sql_statements_per_request']} | {trips} |"
+            )
+    out += [
+        "",
+        "| PostgreSQL | Concurrency | 1 process: req/s, p50 ms, CPU ms/req | 2 processes: req/s, p50 ms, CPU ms/req |",
+        "| --- | --- | --- | --- |",
+    ]
+    for scenario in scenarios:
+        for concurrency in (16, 64):
+            single, double = (_find(rows, scenario, "postgres", w, concurrency) for w in (1, 2))
+            if single and double:
+                out.append(
+                    f"| {scenario} | {concurrency} "
+                    f"| {single['requests_per_s']}, {single['p50_ms']}, {single['server_cpu_ms_per_request']} "
+                    f"| {double['requests_per_s']}, {double['p50_ms']}, {double['server_cpu_ms_per_request']} |"
+                )
+    return "\n".join(out)
+
+
+def main() -> None:
+    """Print the tables for the given (or the latest) results file."""
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS
+    report = json.loads(path.read_text())
+    print(f"Machine: {report['machine']}; {report['seconds']} s; {report['generated_at']}\n")
+    print(tables(report))
+
+
+if __name__ == "__main__":
+    main()
