@@ -47,7 +47,9 @@ async def check_database(settings: Settings) -> None:
     try:
         current = await database_revision(settings)
     except Exception as exc:  # any connection failure becomes one readable sentence
-        raise StartupRefused(f"cannot reach the database: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+        raise StartupRefused(
+            f"cannot reach the database: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        ) from exc
     problem = schema_status(current).problem()
     if problem:
         raise StartupRefused(problem)

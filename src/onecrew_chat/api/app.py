@@ -36,9 +36,8 @@ from onecrew_chat.db_counters import attach_counters
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import HTTP_REQUEST_SECONDS
 from onecrew_chat.observability.heartbeat import run_heartbeat
-from onecrew_chat.conversations.unread_broadcast import start_unread_listener
-from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.runtime import Runtime, build_runtime
+from onecrew_chat.stream.client import counting_calls
 
 log = get_logger(__name__)
 

@@ -193,7 +193,10 @@ ANSWERS: dict[str, Any] = {
     "healthz": {"status": "ok"},
     "ensure_conversation": CONVERSATION,
     "post_server_message": {
-        "id": "course-registration-demo-1", "conversation_id": PAIR_CHANNEL_ID, "sender": AMR.stream_id, "status": "sent",
+        "id": "course-registration-demo-1",
+        "conversation_id": PAIR_CHANNEL_ID,
+        "sender": AMR.stream_id,
+        "status": "sent",
     },
     "put_users": {
         "created": 0,

@@ -9,7 +9,7 @@ from onecrew_chat.conversations.lookup import find_visible_conversation
 from onecrew_chat.conversations.serialize import ordered_participants, serialize_conversation
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import StreamFailed
-from onecrew_chat.identity import Identity
+from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation
 from onecrew_chat.outbox import worker

@@ -20,7 +20,7 @@ from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import Conflict, NotFound, StreamFailed, Unprocessable
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
-from onecrew_chat.models import Company, CompanyMember
+from onecrew_chat.models import Company, CompanyMember, OutboxMessage
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
@@ -92,7 +92,9 @@ async def record_message(
     """First unit of work: check, then find the earlier send of this id or queue a new one; (payload, row, answer)."""
     async with unit_of_work(runtime.sessionmaker) as session:
         conversation = await find_conversation(session, conversation_id)
-        if (sender.kind.value, sender.entity_id) not in {(p.participant_type, p.participant_id) for p in conversation.participants}:
+        if (sender.kind.value, sender.entity_id) not in {
+            (p.participant_type, p.participant_id) for p in conversation.participants
+        }:
             raise Unprocessable(
                 f"The sender {sender.kind.value} {sender.entity_id} does not take part in conversation {conversation.channel_id}",
                 code="sender_not_participant",

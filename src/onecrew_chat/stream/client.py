@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from contextvars import ContextVar
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 from operator import methodcaller

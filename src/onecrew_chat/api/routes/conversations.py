@@ -119,7 +119,7 @@ async def get_conversation(
     "/{conversation_id}/prepare",
     summary="Make sure the channel and every member exist in Stream",
     response_model=None,
-    responses={200: {"model": PrepareEnvelope}} | error_responses(400, 401, 404, 502, 503),
+    responses={200: {"model": PrepareEnvelope}, **error_responses(400, 401, 404, 502, 503)},
 )
 async def prepare_conversation(
     runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from onecrew_chat.api.deps import RuntimeDep, ServiceCaller
 from onecrew_chat.conversations import idempotency, on_behalf
 from onecrew_chat.errors import Unprocessable
-from onecrew_chat.identity import Identity, normalize_uuid
+from onecrew_chat.identity import Identity, Kind, normalize_uuid
 from onecrew_chat.schemas import ConversationEnvelope, CreateConversationRequest, Envelope
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
@@ -115,7 +115,9 @@ async def ensure_conversation(
     summary="Send a server-side message as a participant (idempotent by id)",
     response_model=ServerMessageEnvelope,
 )
-async def post_server_message(_caller: ServiceCaller, runtime: RuntimeDep, conversation_id: str, body: ServerMessageIn) -> dict:
+async def post_server_message(
+    _caller: ServiceCaller, runtime: RuntimeDep, conversation_id: str, body: ServerMessageIn
+) -> dict[str, Any]:
     """`status: sent` when Stream has the message, `queued` when the outbox worker delivers it (Stream down or busy)."""
     if not MESSAGE_ID.match(body.id):
         raise Unprocessable(
