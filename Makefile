@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run dev-token test test-fast bench soak emulator clean
+.PHONY: install run dev-token lint format test test-fast bench soak emulator clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,21 @@ dev-token: $(STAMP)
 	@test -n "$(TOKEN_USER)" || { echo "usage: make dev-token USER=<user uuid>" >&2; exit 2; }
 	@$(BIN)/onecrew-chat dev-token $(TOKEN_USER)
 
-test: $(STAMP)
+# Lint: ruff (rules and formatting) over the code, mypy --strict over src/onecrew_chat (settings in pyproject.toml).
+LINT_PATHS := $(wildcard src tests bench scripts soak)
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
+
+# Rewrite the code the way `make lint` wants it: ruff's safe fixes, then ruff format.
+format: $(STAMP)
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+	$(BIN)/ruff format $(LINT_PATHS)
+
+# The whole suite, after lint (so CI's `make test` fails on a lint error too).
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -41,4 +55,4 @@ emulator: $(STAMP)
 	$(BIN)/onecrew-chat stream-emulator
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info var
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info var

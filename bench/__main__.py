@@ -19,10 +19,20 @@ from rich.table import Table
 
 RESULTS = Path(__file__).parent / "results"
 COLUMNS = (
-    ("scenario", "scenario"), ("db", "database"), ("proc", "workers"), ("conc", "concurrency"), ("req", "requests"), ("err", "errors"),
-    ("req/s", "requests_per_s"), ("p50 ms", "p50_ms"), ("p95 ms", "p95_ms"), ("p99 ms", "p99_ms"),
-    ("API CPU ms/req", "server_cpu_ms_per_request"), ("emu CPU ms/req", "emulator_cpu_ms_per_request"),
-    ("Stream calls/req", "stream_calls_per_request"), ("SQL/req", "sql_statements_per_request"),
+    ("scenario", "scenario"),
+    ("db", "database"),
+    ("proc", "workers"),
+    ("conc", "concurrency"),
+    ("req", "requests"),
+    ("err", "errors"),
+    ("req/s", "requests_per_s"),
+    ("p50 ms", "p50_ms"),
+    ("p95 ms", "p95_ms"),
+    ("p99 ms", "p99_ms"),
+    ("API CPU ms/req", "server_cpu_ms_per_request"),
+    ("emu CPU ms/req", "emulator_cpu_ms_per_request"),
+    ("Stream calls/req", "stream_calls_per_request"),
+    ("SQL/req", "sql_statements_per_request"),
     ("DB round trips/req", "db_round_trips_per_request"),
 )
 
@@ -54,9 +64,11 @@ def _progress(item) -> None:
     if isinstance(item, str):
         print(item, flush=True)
     else:
-        print(f"  {item['database']} x{item['workers']} c={item['concurrency']:<3} {item['scenario']:<45} "
-              f"{item['requests_per_s']:>8} req/s  p50 {item['p50_ms']} ms  CPU {item['server_cpu_ms_per_request']} ms/req",
-              flush=True)
+        print(
+            f"  {item['database']} x{item['workers']} c={item['concurrency']:<3} {item['scenario']:<45} "
+            f"{item['requests_per_s']:>8} req/s  p50 {item['p50_ms']} ms  CPU {item['server_cpu_ms_per_request']} ms/req",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -64,10 +76,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--in-process", action="store_true", help="the app over ASGI in this process (older bench)")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("-n", type=int, default=None,
-                        help="requests per cheap scenario at concurrency 1 (HTTP: 50; in-process: 200)")
+    parser.add_argument(
+        "-n", type=int, default=None, help="requests per cheap scenario at concurrency 1 (HTTP: 50; in-process: 200)"
+    )
     parser.add_argument("--workers", default="1,2", help="API process counts to run on PostgreSQL (HTTP mode)")
-    parser.add_argument("--postgres-url", default=os.environ.get("ONECREW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("ONECREW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.in_process:
@@ -82,7 +98,7 @@ def main() -> None:
     base = args.n or 50
     started = time.monotonic()
     rows: list[dict] = []
-    for kind in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
+    for kind in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
         workers = [int(w) for w in args.workers.split(",")] if kind == "postgres" else [1]
         try:
             rows += run_database(kind, args.postgres_url, base, workers, _progress)
@@ -92,10 +108,20 @@ def main() -> None:
     print_table(rows, f"onecrew-chat over HTTP on {where} (latency measured by the client)")
     out = args.out or RESULTS / "http.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "generated_at": datetime.now(UTC).isoformat(), "python": platform.python_version(), "machine": where,
-        "seconds": round(time.monotonic() - started), "mode": "http", "results": rows,
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "generated_at": datetime.now(UTC).isoformat(),
+                "python": platform.python_version(),
+                "machine": where,
+                "seconds": round(time.monotonic() - started),
+                "mode": "http",
+                "results": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"written {out} in {time.monotonic() - started:.0f} s")
 
 

@@ -18,10 +18,16 @@ from bench.processes import start_api, start_emulator
 
 def _api_env(database_url: str, emulator_url: str) -> dict[str, str]:
     return {
-        "DATABASE_URL": database_url, "STREAM_API_KEY": STREAM_KEY, "STREAM_API_SECRET": STREAM_SECRET,
-        "STREAM_BASE_URL": emulator_url, "ONECREW_JWT_SECRET": JWT_SECRET, "ONECREW_SERVICE_TOKEN": SERVICE_TOKEN,
+        "DATABASE_URL": database_url,
+        "STREAM_API_KEY": STREAM_KEY,
+        "STREAM_API_SECRET": STREAM_SECRET,
+        "STREAM_BASE_URL": emulator_url,
+        "ONECREW_JWT_SECRET": JWT_SECRET,
+        "ONECREW_SERVICE_TOKEN": SERVICE_TOKEN,
         # The outbox worker off: each request's Stream calls and SQL are its own (provisioning is inline).
-        "ONECREW_RUN_WORKER": "false", "ONECREW_DEBUG_ENDPOINTS": "true", "ONECREW_LOG_LEVEL": "error",
+        "ONECREW_RUN_WORKER": "false",
+        "ONECREW_DEBUG_ENDPOINTS": "true",
+        "ONECREW_LOG_LEVEL": "error",
     }
 
 
@@ -43,9 +49,12 @@ async def _all_scenarios(target: Target, kind: str, data: s.Data, base: int, say
         await target.run("warm-up", kind, 1, s.group(data, size, 1))
         await measure(f"create: group of {size:,}", lambda c, size=size: s.group(data, size, s.group_requests(c, size)))
     for size in (s.LIST_SMALL, s.LIST_LARGE):
-        await measure(f"list: page 1 of {size:,}", lambda c, size=size: s.listing(data.listers[size], s.requests_for(c, base)))
-    await measure(f"unread-count: {s.UNREAD_SIZE:,} conversations (cached)",
-                  lambda c: s.unread(data, s.requests_for(c, base)))
+        await measure(
+            f"list: page 1 of {size:,}", lambda c, size=size: s.listing(data.listers[size], s.requests_for(c, base))
+        )
+    await measure(
+        f"unread-count: {s.UNREAD_SIZE:,} conversations (cached)", lambda c: s.unread(data, s.requests_for(c, base))
+    )
     senders = s.slices(data.reader_peers, base)
     await measure("webhook: message.new", lambda c: s.webhooks(data, senders[c]))
     return rows
@@ -90,4 +99,3 @@ def run_database(kind: str, postgres_admin_url: str, base: int, workers: list[in
     finally:
         drop()
     return rows
-

@@ -98,8 +98,12 @@ def create_pair(data: Data, users: list[str]) -> list[Call]:
 def existing_pair(data: Data, users: list[str]) -> list[Call]:
     """The company (acting through its owner) opens the pairs the users started: the other direction."""
     return [
-        Call("POST", "/api/chat/conversations", bearer(data.owner),
-             json={"conversation_type": "user_company", "participant_ids": [user], "company_id": data.company})
+        Call(
+            "POST",
+            "/api/chat/conversations",
+            bearer(data.owner),
+            json={"conversation_type": "user_company", "participant_ids": [user], "company_id": data.company},
+        )
         for user in users
     ]
 
@@ -129,13 +133,25 @@ def webhooks(data: Data, senders: list[str]) -> list[Call]:
         at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
         sender_id = Identity.user(sender).stream_id
         event = {
-            "type": "message.new", "cid": f"messaging:{channel_id}", "channel_id": channel_id,
-            "channel_type": "messaging", "created_at": at, "user": {"id": sender_id},
-            "message": {"id": str(uuid.uuid4()), "text": "bench", "type": "regular", "created_at": at,
-                        "user": {"id": sender_id}},
+            "type": "message.new",
+            "cid": f"messaging:{channel_id}",
+            "channel_id": channel_id,
+            "channel_type": "messaging",
+            "created_at": at,
+            "user": {"id": sender_id},
+            "message": {
+                "id": str(uuid.uuid4()),
+                "text": "bench",
+                "type": "regular",
+                "created_at": at,
+                "user": {"id": sender_id},
+            },
         }
         body = json.dumps(event).encode()
-        headers = {"X-Signature": sign(body, STREAM_SECRET), "X-Webhook-Id": str(uuid.uuid4()),
-                   "Content-Type": "application/json"}
+        headers = {
+            "X-Signature": sign(body, STREAM_SECRET),
+            "X-Webhook-Id": str(uuid.uuid4()),
+            "Content-Type": "application/json",
+        }
         calls.append(Call("POST", "/api/chat/webhooks/stream", headers, content=body))
     return calls

@@ -33,8 +33,12 @@ def write_users(path: Path, ids: list[str], prefix: str) -> None:
     """One JSON line per user, as the main backend would export them."""
     with path.open("w") as out:
         for n, user_id in enumerate(ids):
-            row = {"id": user_id, "name": f"{prefix} {n}", "image_url": f"https://img.example/{user_id}.png",
-                   "category": "crew" if n % 2 else "talent"}
+            row = {
+                "id": user_id,
+                "name": f"{prefix} {n}",
+                "image_url": f"https://img.example/{user_id}.png",
+                "category": "crew" if n % 2 else "talent",
+            }
             out.write(json.dumps(row) + "\n")
 
 
@@ -55,7 +59,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.import_directory", description=__doc__)
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--postgres-url", default=os.environ.get("ONECREW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("ONECREW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "import.json")
     args = parser.parse_args()
 
@@ -65,20 +72,31 @@ def main() -> None:
     write_users(original, ids, "User")
     write_users(renamed, ids, "Renamed")
     results = []
-    for kind in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
+    for kind in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
         try:
             url, drop = prepare_database(kind, args.postgres_url)
         except Exception as exc:  # PostgreSQL may be absent on a laptop: say so and go on
             print(f"skipping {kind}: {exc}")
             continue
         try:
-            for label, path, expect in (("first import", original, "created"), ("same file again", original, "unchanged"),
-                                        ("every name changed", renamed, "updated")):
+            for label, path, expect in (
+                ("first import", original, "created"),
+                ("same file again", original, "unchanged"),
+                ("every name changed", renamed, "updated"),
+            ):
                 seconds, summary = run(url, path, workdir)
                 if summary[expect] != args.rows:
                     raise RuntimeError(f"{label}: expected {args.rows} {expect}, got {summary}")
-                results.append({"database": kind, "run": label, "rows": args.rows, "seconds": round(seconds, 2),
-                                "rows_per_s": round(args.rows / seconds), "target_s": TARGET_S})
+                results.append(
+                    {
+                        "database": kind,
+                        "run": label,
+                        "rows": args.rows,
+                        "seconds": round(seconds, 2),
+                        "rows_per_s": round(args.rows / seconds),
+                        "target_s": TARGET_S,
+                    }
+                )
         finally:
             drop()
 
@@ -87,14 +105,26 @@ def main() -> None:
         table.add_column(column, justify="left" if column in ("database", "run") else "right")
     for row in results:
         colour = "green" if row["seconds"] < TARGET_S else "red"
-        table.add_row(row["database"], row["run"], f"[{colour}]{row['seconds']}[/]", f"{row['rows_per_s']:,}",
-                      str(row["target_s"]))
+        table.add_row(
+            row["database"],
+            row["run"],
+            f"[{colour}]{row['seconds']}[/]",
+            f"{row['rows_per_s']:,}",
+            str(row["target_s"]),
+        )
     Console(width=120).print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "generated_at": datetime.now(UTC).isoformat(), "python": platform.python_version(),
-        "machine": f"{platform.machine()} x{os.cpu_count()}", "results": results,
-    }, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "generated_at": datetime.now(UTC).isoformat(),
+                "python": platform.python_version(),
+                "machine": f"{platform.machine()} x{os.cpu_count()}",
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     print(f"written {args.out}")
 
 

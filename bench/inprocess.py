@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import scenarios
-from onecrew_chat.logging import configure_logging
 from bench.harness import Bench, prepare_database, reset_database, running, start_emulator
+from onecrew_chat.logging import configure_logging
 
 RESULTS = Path(__file__).parent / "results"
 # Measured on the old backend (onecrew-app-contract.md §6): sleeps, sequential look-ups and re-upserts.
@@ -53,10 +53,14 @@ def print_table(results: list[dict]) -> None:
     for row in results:
         ok = row["target_ms"] is None or (row["median_ms"] is not None and row["median_ms"] <= row["target_ms"])
         table.add_row(
-            row["scenario"], row["database"], str(row["n"]),
-            f"[{'green' if ok else 'red'}]{row['median_ms']}[/]", str(row["p95_ms"]),
+            row["scenario"],
+            row["database"],
+            str(row["n"]),
+            f"[{'green' if ok else 'red'}]{row['median_ms']}[/]",
+            str(row["p95_ms"]),
             "" if row["target_ms"] is None else str(row["target_ms"]),
-            str(row["stream_calls_median"]), str(row["db_statements_median"]),
+            str(row["stream_calls_median"]),
+            str(row["db_statements_median"]),
         )
     console = Console(width=160)
     console.print(table)
@@ -91,8 +95,16 @@ def main(args) -> None:
     print_table(results)
     out = args.out or RESULTS / "bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "generated_at": datetime.now(UTC).isoformat(), "python": platform.python_version(),
-        "machine": f"{platform.machine()} x{os.cpu_count()}", "requests_per_scenario": args.n, "results": results,
-    }, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "generated_at": datetime.now(UTC).isoformat(),
+                "python": platform.python_version(),
+                "machine": f"{platform.machine()} x{os.cpu_count()}",
+                "requests_per_scenario": args.n,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     print(f"written {out}")

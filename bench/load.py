@@ -83,8 +83,14 @@ class Target:
         # With several API processes the request lands on any one of them: SQL counters only with one.
         return database_counters(self.admin, self.api_url) if self.workers == 1 else None
 
-    async def run(self, scenario: str, database: str, concurrency: int, calls: list[Call],
-                  check: Callable[[httpx.Response], None] | None = None) -> Run:
+    async def run(
+        self,
+        scenario: str,
+        database: str,
+        concurrency: int,
+        calls: list[Call],
+        check: Callable[[httpx.Response], None] | None = None,
+    ) -> Run:
         """Send `calls` from `concurrency` keep-alive connections; costs read before and after."""
         run = Run(scenario, database, self.workers, concurrency, requests=len(calls))
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -94,11 +100,21 @@ class Target:
             queue: asyncio.Queue[Call] = asyncio.Queue()
             for call in calls:
                 queue.put_nowait(call)
-            before = (self.api.cpu_s(), self.emulator.cpu_s(), stream_calls(self.admin, self.emulator_url), self.counters())
+            before = (
+                self.api.cpu_s(),
+                self.emulator.cpu_s(),
+                stream_calls(self.admin, self.emulator_url),
+                self.counters(),
+            )
             started = time.perf_counter()
             await asyncio.gather(*(self._client(client, queue, run, check) for _ in range(concurrency)))
             run.seconds = time.perf_counter() - started
-            after = (self.api.cpu_s(), self.emulator.cpu_s(), stream_calls(self.admin, self.emulator_url), self.counters())
+            after = (
+                self.api.cpu_s(),
+                self.emulator.cpu_s(),
+                stream_calls(self.admin, self.emulator_url),
+                self.counters(),
+            )
         run.server_cpu_s = after[0] - before[0]
         run.emulator_cpu_s = after[1] - before[1]
         run.stream_calls = after[2] - before[2]
@@ -106,14 +122,20 @@ class Target:
             run.counters = {k: after[3][k] - before[3][k] for k in ("statements", "round_trips")}
         return run
 
-    async def _client(self, client: httpx.AsyncClient, queue: asyncio.Queue[Call], run: Run,
-                      check: Callable[[httpx.Response], None] | None) -> None:
+    async def _client(
+        self,
+        client: httpx.AsyncClient,
+        queue: asyncio.Queue[Call],
+        run: Run,
+        check: Callable[[httpx.Response], None] | None,
+    ) -> None:
         while not queue.empty():
             call = queue.get_nowait()
             started = time.perf_counter()
             try:
-                response = await client.request(call.method, call.path, headers=call.headers, json=call.json,
-                                                content=call.content)
+                response = await client.request(
+                    call.method, call.path, headers=call.headers, json=call.json, content=call.content
+                )
             except httpx.TransportError as exc:  # counted, not fatal: the table shows what failed under load
                 run.errors += 1
                 run.first_error = run.first_error or f"{type(exc).__name__}: {exc}"[:200]

@@ -109,7 +109,9 @@ def start_emulator(workdir: Path, api_key: str, api_secret: str) -> tuple[Proces
     """`onecrew-chat stream-emulator` with its admin path (for the request count) on a free port."""
     process = Process(
         [COMMAND, "stream-emulator", "--port", "0", "--enable-admin", "--api-key", api_key, "--api-secret", api_secret],
-        _clean_env(), r"listening on (http://\S+)", workdir,
+        _clean_env(),
+        r"listening on (http://\S+)",
+        workdir,
     )
     return process, process.match.group(1)
 
@@ -118,7 +120,9 @@ def start_api(workdir: Path, workers: int, **env: str) -> tuple[Process, str]:
     """`onecrew-chat serve --workers N` on a free port with the given settings."""
     process = Process(
         [COMMAND, "serve", "--port", "0", "--workers", str(workers)],
-        _clean_env(ONECREW_DATA_DIR=str(workdir / "var"), **env), r"serving on (http://\S+)", workdir,
+        _clean_env(ONECREW_DATA_DIR=str(workdir / "var"), **env),
+        r"serving on (http://\S+)",
+        workdir,
     )
     return process, process.match.group(1)
 

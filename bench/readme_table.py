@@ -12,8 +12,12 @@ DATABASES = {"postgres": "PostgreSQL", "sqlite": "SQLite"}
 
 def _find(rows: list[dict], scenario: str, database: str, workers: int, concurrency: int) -> dict | None:
     for row in rows:
-        if (row["scenario"], row["database"], row["workers"], row["concurrency"]) == (scenario, database, workers,
-                                                                                        concurrency):
+        if (row["scenario"], row["database"], row["workers"], row["concurrency"]) == (
+            scenario,
+            database,
+            workers,
+            concurrency,
+        ):
             return row
     return None
 

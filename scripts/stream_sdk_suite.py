@@ -37,7 +37,7 @@ SECRET = "sdk-suite-secret-long-enough-for-hs256-signatures"
 
 # A pytest plugin loaded into the suite's run: after each test it asks the emulator which calls the
 # test made that the emulator does not serve (operation "Unknown"), then clears the log.
-PLUGIN = '''
+PLUGIN = """
 import json, os, urllib.request
 import pytest
 
@@ -66,14 +66,14 @@ def pytest_runtest_teardown(item, nextitem):
                        if r["operation"] == "Unknown"})
     with open(OUT, "a") as out:
         out.write(json.dumps({"test": item.nodeid, "unserved": unserved}) + "\\n")
-'''
+"""
 
 
 TEST_TOOLS = ["pytest==8.1.1", "pytest-asyncio<=0.21.1"]
 # Tests that cannot run offline whatever the server: they are not run, and listed with the reason.
 OFFLINE_ONLY_SKIPS = {
     "test_swap_http_client": "expects a ProxyError from an https proxy in front of Stream's "
-                             "production host; needs the internet",
+    "production host; needs the internet",
 }
 
 
@@ -83,8 +83,7 @@ def suite_python(venv: Path, source: Path) -> Path:
     if not python.exists():
         print(f"making {venv} for the suite (the checkout, {', '.join(TEST_TOOLS)})", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(source), *TEST_TOOLS],
-                       check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(source), *TEST_TOOLS], check=True)
     return python
 
 
@@ -94,29 +93,44 @@ def run(source: Path, expression: str | None, rate_limits: bool, venv: Path) -> 
         sys.exit(f"{tests} does not exist: give the path of a stream-chat-python checkout")
     python = suite_python(venv, source)
     emulator = Emulator(api_key=KEY, api_secret=SECRET, rate_limits=rate_limits)
-    with tempfile.TemporaryDirectory() as scratch, \
-            EmulatorServer(emulator, enable_admin=True) as server:
+    with tempfile.TemporaryDirectory() as scratch, EmulatorServer(emulator, enable_admin=True) as server:
         Path(scratch, "sdk_suite_probe.py").write_text(PLUGIN)
         junit = Path(scratch, "junit.xml")
         unserved_file = Path(scratch, "unserved.jsonl")
         closed = _closed_port()
-        env = {**os.environ, "STREAM_KEY": KEY, "STREAM_SECRET": SECRET,
-               "STREAM_HOST": server.base_url, "SDK_SUITE_UNSERVED": str(unserved_file),
-               "PYTHONPATH": os.pathsep.join([str(source), scratch]),
-               "STREAM_CHAT_TIMEOUT": "10",
-               # Clients the suite builds without base_url go to the emulator too, never out.
-               "STREAM_CHAT_URL": server.base_url,
-               "HTTP_PROXY": f"http://127.0.0.1:{closed}", "HTTPS_PROXY": f"http://127.0.0.1:{closed}",
-               "NO_PROXY": "127.0.0.1,localhost",
-               # aiohttp's C parser renames x-ratelimit-* headers, so StreamChatAsync's
-               # rate_limit() would be None whatever the server sends (reference §5).
-               "AIOHTTP_NO_EXTENSIONS": "1"}
+        env = {
+            **os.environ,
+            "STREAM_KEY": KEY,
+            "STREAM_SECRET": SECRET,
+            "STREAM_HOST": server.base_url,
+            "SDK_SUITE_UNSERVED": str(unserved_file),
+            "PYTHONPATH": os.pathsep.join([str(source), scratch]),
+            "STREAM_CHAT_TIMEOUT": "10",
+            # Clients the suite builds without base_url go to the emulator too, never out.
+            "STREAM_CHAT_URL": server.base_url,
+            "HTTP_PROXY": f"http://127.0.0.1:{closed}",
+            "HTTPS_PROXY": f"http://127.0.0.1:{closed}",
+            "NO_PROXY": "127.0.0.1,localhost",
+            # aiohttp's C parser renames x-ratelimit-* headers, so StreamChatAsync's
+            # rate_limit() would be None whatever the server sends (reference §5).
+            "AIOHTTP_NO_EXTENSIONS": "1",
+        }
         offline = " and ".join(f"not {name}" for name in OFFLINE_ONLY_SKIPS)
         extra = ["-k", f"({expression}) and {offline}" if expression else offline]
-        command = [str(python), "-m", "pytest", "stream_chat/tests", "-p", "sdk_suite_probe",
-                   "-p", "no:cacheprovider", "-q", f"--junitxml={junit}", *extra]
-        print(f"emulator at {server.base_url}; running {' '.join(command[2:])} in {source}",
-              flush=True)
+        command = [
+            str(python),
+            "-m",
+            "pytest",
+            "stream_chat/tests",
+            "-p",
+            "sdk_suite_probe",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            f"--junitxml={junit}",
+            *extra,
+        ]
+        print(f"emulator at {server.base_url}; running {' '.join(command[2:])} in {source}", flush=True)
         subprocess.run(command, cwd=source, env=env, stdout=subprocess.DEVNULL, check=False)
         unserved = {}
         if unserved_file.exists():
@@ -174,10 +188,8 @@ def report(tree: ET.ElementTree, unserved: dict[str, list[str]]) -> int:
         counts = per_file[path]
         for key, value in counts.items():
             totals[key] += value
-        print(f"{path:58} {counts['passed']:7} {counts['failed']:7} {counts['not emulated']:13} "
-              f"{counts['skipped']:8}")
-    print(f"{'total':58} {totals['passed']:7} {totals['failed']:7} {totals['not emulated']:13} "
-          f"{totals['skipped']:8}")
+        print(f"{path:58} {counts['passed']:7} {counts['failed']:7} {counts['not emulated']:13} {counts['skipped']:8}")
+    print(f"{'total':58} {totals['passed']:7} {totals['failed']:7} {totals['not emulated']:13} {totals['skipped']:8}")
     if not_emulated:
         print("\ntests of operations the emulator does not serve (the paths they called):")
         for nodeid, calls in not_emulated:
@@ -196,16 +208,75 @@ def report(tree: ET.ElementTree, unserved: dict[str, list[str]]) -> int:
 
 def _shape(path: str) -> str:
     """A path with its ids replaced by {}, so the list of unserved paths stays short."""
-    known = {"channels", "users", "messages", "members", "app", "api", "v2", "chat", "query",
-             "read", "unread", "replies", "reactions", "tasks", "blocklists", "commands",
-             "channeltypes", "devices", "moderation", "imports", "campaigns", "segments",
-             "drafts", "reminders", "threads", "export_channels", "export", "search", "og",
-             "polls", "uploads", "permissions", "roles", "rate_limits", "check_push",
-             "check_sqs", "check_sns", "stats", "team_usage_stats", "truncate", "hide", "show",
-             "mute", "unmute", "ban", "flag", "unflag", "query_banned_users", "guest",
-             "message", "action", "translate", "undelete", "draft", "live_locations",
-             "push_preferences", "delivered", "channel_batch_updater", "history", "pin",
-             "unpin", "file", "image", "events", "event", "members_batch", "mark_delivered"}
+    known = {
+        "channels",
+        "users",
+        "messages",
+        "members",
+        "app",
+        "api",
+        "v2",
+        "chat",
+        "query",
+        "read",
+        "unread",
+        "replies",
+        "reactions",
+        "tasks",
+        "blocklists",
+        "commands",
+        "channeltypes",
+        "devices",
+        "moderation",
+        "imports",
+        "campaigns",
+        "segments",
+        "drafts",
+        "reminders",
+        "threads",
+        "export_channels",
+        "export",
+        "search",
+        "og",
+        "polls",
+        "uploads",
+        "permissions",
+        "roles",
+        "rate_limits",
+        "check_push",
+        "check_sqs",
+        "check_sns",
+        "stats",
+        "team_usage_stats",
+        "truncate",
+        "hide",
+        "show",
+        "mute",
+        "unmute",
+        "ban",
+        "flag",
+        "unflag",
+        "query_banned_users",
+        "guest",
+        "message",
+        "action",
+        "translate",
+        "undelete",
+        "draft",
+        "live_locations",
+        "push_preferences",
+        "delivered",
+        "channel_batch_updater",
+        "history",
+        "pin",
+        "unpin",
+        "file",
+        "image",
+        "events",
+        "event",
+        "members_batch",
+        "mark_delivered",
+    }
     return "/".join(p if p in known or not p else "{}" for p in path.split("/"))
 
 
@@ -213,11 +284,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="a stream-chat-python checkout")
     parser.add_argument("-k", dest="expression", help="only tests matching this pytest -k")
-    parser.add_argument("--rate-limits", action="store_true",
-                        help="enforce Stream's rate limits (off: the suite makes bursts of calls)")
-    parser.add_argument("--venv", type=Path,
-                        default=Path(__file__).resolve().parent.parent / "var" / "sdk-suite-venv",
-                        help="the suite's own virtualenv (made on first use)")
+    parser.add_argument(
+        "--rate-limits", action="store_true", help="enforce Stream's rate limits (off: the suite makes bursts of calls)"
+    )
+    parser.add_argument(
+        "--venv",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent / "var" / "sdk-suite-venv",
+        help="the suite's own virtualenv (made on first use)",
+    )
     args = parser.parse_args()
     sys.exit(run(args.source.resolve(), args.expression, args.rate_limits, args.venv.resolve()))
 

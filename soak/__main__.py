@@ -55,10 +55,16 @@ class Soak:
         self.emulator_url, self.api_url = f"http://127.0.0.1:{emu_port}", f"http://127.0.0.1:{api_port}"
         self.env = processes.service_env(
             dict(os.environ),
-            DATABASE_URL=database.url_of(self.db), STREAM_API_KEY=self.key, STREAM_API_SECRET=self.stream_secret,
-            STREAM_BASE_URL=self.emulator_url, ONECREW_JWT_SECRET=self.secrets.jwt,
-            ONECREW_SERVICE_TOKEN=self.secrets.service, ONECREW_PROVISION_DEADLINE_S="3",
-            ONECREW_STREAM_TIMEOUT_S="1", ONECREW_WORKER_POLL_S="0.5", ONECREW_LOG_FORMAT="json",
+            DATABASE_URL=database.url_of(self.db),
+            STREAM_API_KEY=self.key,
+            STREAM_API_SECRET=self.stream_secret,
+            STREAM_BASE_URL=self.emulator_url,
+            ONECREW_JWT_SECRET=self.secrets.jwt,
+            ONECREW_SERVICE_TOKEN=self.secrets.service,
+            ONECREW_PROVISION_DEADLINE_S="3",
+            ONECREW_STREAM_TIMEOUT_S="1",
+            ONECREW_WORKER_POLL_S="0.5",
+            ONECREW_LOG_FORMAT="json",
             ONECREW_LOG_LEVEL="info",
         )
         self.emulator_proc = processes.emulator(self.dir, emu_port, self.key, self.stream_secret, self.state_file)
@@ -87,8 +93,12 @@ class Soak:
         client = AppClient(self.api_url, tally, kills, args.concurrency)
         load = Load(client, directory, self.secrets, args.seed)
         n = args.requests
-        schedule = [(int(n * 0.2), self.api), (int(n * 0.35), self.workers[0]), (int(n * 0.5), self.api),
-                    (int(n * 0.65), self.workers[1])]
+        schedule = [
+            (int(n * 0.2), self.api),
+            (int(n * 0.35), self.workers[0]),
+            (int(n * 0.5), self.api),
+            (int(n * 0.65), self.workers[1]),
+        ]
         stop = asyncio.Event()
         plan = FaultPlan(visibility_delay_ms=args.visibility_delay_ms)
         faults_task = asyncio.create_task(drive_faults(emulator, plan, stop))
@@ -103,7 +113,9 @@ class Soak:
         await emulator.faults({"reset": True})
         at_stop = await database.snapshot(self.db)
         drift_at_stop = checks.drift(at_stop, checks.StreamState.read(self.state_file))
-        self.say(f"load done in {load_s:.1f} s; faults off; waiting for convergence (at most {args.converge_timeout:g} s)")
+        self.say(
+            f"load done in {load_s:.1f} s; faults off; waiting for convergence (at most {args.converge_timeout:g} s)"
+        )
         converge_s, snap, stream = await self.converge(args.converge_timeout)
         self.say("converged" if converge_s is not None else "did not converge")
 
@@ -116,15 +128,22 @@ class Soak:
 
         out = report.Report()
         out.info("load duration", f"{load_s:.1f} s")
-        out.info("left when the faults stopped: outbox rows, not ready, drift",
-                 f"{len(at_stop.outbox_unfinished)}, {at_stop.not_ready}, "
-                 f"{len(drift_at_stop.missing_channels)} channels / {drift_at_stop.missing_members} members / "
-                 f"{len(drift_at_stop.stale_profiles)} profiles")
+        out.info(
+            "left when the faults stopped: outbox rows, not ready, drift",
+            f"{len(at_stop.outbox_unfinished)}, {at_stop.not_ready}, "
+            f"{len(drift_at_stop.missing_channels)} channels / {drift_at_stop.missing_members} members / "
+            f"{len(drift_at_stop.stale_profiles)} profiles",
+        )
         out.info("faults armed: timeouts after write / 429 bursts", f"{armed['timeouts']} / {armed['bursts']}")
-        out.info("kills (process, seconds until serving again)",
-                 [f"{k.name} {(k.back_at or k.at) - k.at:.1f}s" for k in kills.kills])
-        out.check("kill -9 of the API / of a worker", f"{self.api.kills} / {sum(w.kills for w in self.workers)}",
-                  self.api.kills == 2 and sum(w.kills for w in self.workers) == 2)
+        out.info(
+            "kills (process, seconds until serving again)",
+            [f"{k.name} {(k.back_at or k.at) - k.at:.1f}s" for k in kills.kills],
+        )
+        out.check(
+            "kill -9 of the API / of a worker",
+            f"{self.api.kills} / {sum(w.kills for w in self.workers)}",
+            self.api.kills == 2 and sum(w.kills for w in self.workers) == 2,
+        )
         out.info("emulator calls (request log kept)", f"{total_calls} ({len(records)})")
         crashed = [m.name for m in self.all if not m.alive()]
         out.check("processes that died on their own", crashed or 0, not crashed)
@@ -133,8 +152,9 @@ class Soak:
         (self.dir / "emulator-requests.json").write_text(json.dumps(records), encoding="utf-8")
         (self.dir / "kills.json").write_text(json.dumps([vars(k) for k in kills.kills]), encoding="utf-8")
         calls = checks.channel_calls(records, snap)
-        report.work_twice(out, checks.runs_twice(events, killed), calls,
-                          checks.operations(records), len(records) == total_calls)
+        report.work_twice(
+            out, checks.runs_twice(events, killed), calls, checks.operations(records), len(records) == total_calls
+        )
         print(out.render(), flush=True)
         (self.dir / "report.txt").write_text(out.render() + "\n", encoding="utf-8")
         return out.passed

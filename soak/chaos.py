@@ -31,8 +31,12 @@ class FaultPlan:
         errors = {"*": {"rate": self.error_rate, "status": 500}}
         for op, status in (("GetOrCreateChannel", 503), ("UpdateUsers", 502), ("UpdateUsersPartial", 504)):
             errors[op] = {"rate": self.error_rate, "status": status}
-        return {"latency_ms": self.latency_ms, "jitter_ms": self.jitter_ms, "error_rates": errors,
-                "visibility_delay_ms": self.visibility_delay_ms}
+        return {
+            "latency_ms": self.latency_ms,
+            "jitter_ms": self.jitter_ms,
+            "error_rates": errors,
+            "visibility_delay_ms": self.visibility_delay_ms,
+        }
 
 
 @dataclass

@@ -51,8 +51,13 @@ class Drift:
 
     @property
     def none(self) -> bool:
-        return not (self.missing_channels or self.extra_channels or self.missing_members or self.extra_members
-                    or self.stale_profiles)
+        return not (
+            self.missing_channels
+            or self.extra_channels
+            or self.missing_members
+            or self.extra_members
+            or self.stale_profiles
+        )
 
 
 def drift(snap: Snapshot, stream: StreamState) -> Drift:
@@ -112,13 +117,14 @@ def runs_twice(events: list[tuple[Path, dict[str, Any]]], killed_logs: set[Path]
     twice, after_kill = [], 0
     for channel_id, runs in created.items():
         runs.sort()
-        for (_first, first_log), _second in zip(runs, runs[1:]):
+        for (_first, first_log), _second in zip(runs, runs[1:], strict=False):
             if first_log in killed_logs:
                 after_kill += 1
             else:
                 twice.append(channel_id)
-    return RunsTwice(sorted(i for i, n in done.items() if n > 1), lease_lost, sorted(set(twice)), after_kill,
-                     sum(done.values()))
+    return RunsTwice(
+        sorted(i for i, n in done.items() if n > 1), lease_lost, sorted(set(twice)), after_kill, sum(done.values())
+    )
 
 
 def channel_calls(records: list[dict[str, Any]], snap: Snapshot) -> dict[str, Any]:
@@ -140,8 +146,11 @@ def channel_calls(records: list[dict[str, Any]], snap: Snapshot) -> dict[str, An
         verified = row["stream_verified_at"] if row else None
         if verified is not None and record["at"] - record["duration_ms"] / 1000 > verified.timestamp():
             after_ready.append(channel_id)
-    return {"by_status": dict(sorted(by_status.items())),
-            "accepted_again": sum(n - 1 for n in accepted.values() if n > 1), "after_ready": after_ready}
+    return {
+        "by_status": dict(sorted(by_status.items())),
+        "accepted_again": sum(n - 1 for n in accepted.values() if n > 1),
+        "after_ready": after_ready,
+    }
 
 
 def operations(records: list[dict[str, Any]]) -> dict[str, Counter[int]]:

@@ -40,13 +40,19 @@ class Directory:
 
     def user_profile(self, user_id: str) -> dict[str, str]:
         rev = self.revisions[user_id]
-        return {"name": f"Soak User {user_id[:8]} r{rev}", "image_url": f"https://img.test/u/{user_id[:8]}/{rev}.png",
-                "category": "crew"}
+        return {
+            "name": f"Soak User {user_id[:8]} r{rev}",
+            "image_url": f"https://img.test/u/{user_id[:8]}/{rev}.png",
+            "category": "crew",
+        }
 
     def company_profile(self, company_id: str) -> dict[str, str]:
         rev = self.revisions[company_id]
-        return {"name": f"Soak Co {company_id[:8]} r{rev}", "logo_url": f"https://img.test/c/{company_id[:8]}/{rev}.png",
-                "subcategory": "studio"}
+        return {
+            "name": f"Soak Co {company_id[:8]} r{rev}",
+            "logo_url": f"https://img.test/c/{company_id[:8]}/{rev}.png",
+            "subcategory": "studio",
+        }
 
 
 def bearer(secret: str, user_id: str) -> dict[str, str]:

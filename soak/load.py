@@ -10,14 +10,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from onecrew_chat.webhooks.signature import sign
 from soak.client import AppClient
 from soak.directory import Acknowledged, Actor, Directory, bearer
-from onecrew_chat.webhooks.signature import sign
 
 # kind -> share of the requests
 MIX = {
-    "token": 0.09, "create_pair": 0.27, "create_group": 0.10, "repeat_group": 0.04, "get": 0.10, "prepare": 0.08,
-    "profile_put": 0.08, "newcomer": 0.04, "listing": 0.07, "unread": 0.06, "webhook": 0.07,
+    "token": 0.09,
+    "create_pair": 0.27,
+    "create_group": 0.10,
+    "repeat_group": 0.04,
+    "get": 0.10,
+    "prepare": 0.08,
+    "profile_put": 0.08,
+    "newcomer": 0.04,
+    "listing": 0.07,
+    "unread": 0.06,
+    "webhook": 0.07,
 }
 # Requests each kind sends (a newcomer is a PUT, then a create and a second PUT at the same time).
 COST = {"newcomer": 3}
@@ -47,22 +56,28 @@ class Load:
         for _ in range(60):
             a, b = rng.sample(d.users, 2)
             ua, ub = Actor(a), Actor(b)
-            pool += [(ua, {"conversation_type": "user_user", "participant_ids": [b]}, [ua, ub]),
-                     (ub, {"conversation_type": "user_user", "participant_ids": [a]}, [ub, ua])]
+            pool += [
+                (ua, {"conversation_type": "user_user", "participant_ids": [b]}, [ua, ub]),
+                (ub, {"conversation_type": "user_user", "participant_ids": [a]}, [ub, ua]),
+            ]
         for _ in range(40):
             user, company = rng.choice(d.users), rng.choice(d.companies)
             if d.owner[company] == user:
                 continue
             u, c = Actor(user), Actor(d.owner[company], company)
-            pool += [(u, {"conversation_type": "user_company", "participant_ids": [company]}, [u, c]),
-                     (c, {"conversation_type": "user_company", "participant_ids": [user], "company_id": company}, [c, u])]
+            pool += [
+                (u, {"conversation_type": "user_company", "participant_ids": [company]}, [u, c]),
+                (c, {"conversation_type": "user_company", "participant_ids": [user], "company_id": company}, [c, u]),
+            ]
         for _ in range(20):
             c1, c2 = rng.sample(d.companies, 2)
             if d.owner[c1] == d.owner[c2]:
                 continue
             a1, a2 = Actor(d.owner[c1], c1), Actor(d.owner[c2], c2)
-            pool += [(a1, {"conversation_type": "company_company", "participant_ids": [c2], "company_id": c1}, [a1, a2]),
-                     (a2, {"conversation_type": "company_company", "participant_ids": [c1], "company_id": c2}, [a2, a1])]
+            pool += [
+                (a1, {"conversation_type": "company_company", "participant_ids": [c2], "company_id": c1}, [a1, a2]),
+                (a2, {"conversation_type": "company_company", "participant_ids": [c1], "company_id": c2}, [a2, a1]),
+            ]
         return [("|".join(sorted(x.stream_id for x in actors)), actor, body, actors) for actor, body, actors in pool]
 
     def plan(self, n: int) -> list[str]:
@@ -109,12 +124,15 @@ class Load:
 
     async def token(self) -> None:
         actor = self._any_actor()
-        await self.client.request("token", "POST", "/api/chat/token", params=self._profile(actor), headers=self._auth(actor))
+        await self.client.request(
+            "token", "POST", "/api/chat/token", params=self._profile(actor), headers=self._auth(actor)
+        )
 
     async def create_pair(self) -> None:
         pair, actor, body, actors = self.rng.choice(self.pairs)
-        answer = await self.client.request("create_pair", "POST", "/api/chat/conversations", json=body,
-                                           headers=self._auth(actor))
+        answer = await self.client.request(
+            "create_pair", "POST", "/api/chat/conversations", json=body, headers=self._auth(actor)
+        )
         if answer is not None and answer.status == 200:
             self.ack.record(answer.body["data"]["id"], actors, pair=pair)
 
@@ -124,8 +142,9 @@ class Load:
         d = self.directory
         user = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         service = {"Authorization": f"Bearer {self.secrets.service}"}
-        answer = await self.client.request("newcomer_put", "PUT", f"/api/internal/users/{user}",
-                                           json=d.user_profile(user), headers=service)
+        answer = await self.client.request(
+            "newcomer_put", "PUT", f"/api/internal/users/{user}", json=d.user_profile(user), headers=service
+        )
         if answer is None or answer.status != 200:
             return
         starter = Actor(self.rng.choice(d.users))
@@ -137,12 +156,14 @@ class Load:
             # The load makes the race on purpose: the create has read the profile and its upsert (50-300 ms of
             # emulator latency) is in flight when the new profile lands.
             await asyncio.sleep(lag_s)
-            await self.client.request("newcomer_put", "PUT", f"/api/internal/users/{user}", json=d.user_profile(user),
-                                      headers=service)
+            await self.client.request(
+                "newcomer_put", "PUT", f"/api/internal/users/{user}", json=d.user_profile(user), headers=service
+            )
 
         created, _ = await asyncio.gather(
-            self.client.request("newcomer_create", "POST", "/api/chat/conversations", json=body,
-                                headers=self._auth(starter)),
+            self.client.request(
+                "newcomer_create", "POST", "/api/chat/conversations", json=body, headers=self._auth(starter)
+            ),
             put_during_create(),
         )
         if created is not None and created.status == 200:
@@ -168,8 +189,9 @@ class Load:
 
     async def _keyed(self, key: str, creator: Actor, body: dict[str, Any], actors: list[Actor]) -> None:
         headers = self._auth(creator) | {"Idempotency-Key": key}
-        answer = await self.client.request("create_group", "POST", "/api/chat/conversations", keyed=True, json=body,
-                                           headers=headers)
+        answer = await self.client.request(
+            "create_group", "POST", "/api/chat/conversations", keyed=True, json=body, headers=headers
+        )
         if answer is not None and answer.status == 200:
             self.ack.record(answer.body["data"]["id"], actors, key=key)
             if answer.headers.get("idempotent-replayed") == "true":
@@ -193,8 +215,9 @@ class Load:
         if found is None:
             return await self.create_pair()
         channel_id, actor = found
-        await self.client.request("prepare", "POST", f"/api/chat/conversations/{channel_id}/prepare",
-                                  headers=self._auth(actor))
+        await self.client.request(
+            "prepare", "POST", f"/api/chat/conversations/{channel_id}/prepare", headers=self._auth(actor)
+        )
 
     async def profile_put(self) -> None:
         d = self.directory
@@ -216,8 +239,13 @@ class Load:
 
     async def unread(self) -> None:
         actor = self._any_actor()
-        await self.client.request("unread", "GET", "/api/chat/conversations/unread-count", params=self._profile(actor),
-                                  headers=self._auth(actor))
+        await self.client.request(
+            "unread",
+            "GET",
+            "/api/chat/conversations/unread-count",
+            params=self._profile(actor),
+            headers=self._auth(actor),
+        )
 
     async def webhook(self) -> None:
         """A signed `message.new` from Stream for a conversation the load made."""
@@ -227,12 +255,24 @@ class Load:
         channel_id, actor = found
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         event = {
-            "type": "message.new", "cid": f"messaging:{channel_id}", "channel_type": "messaging",
-            "channel_id": channel_id, "created_at": now, "user": {"id": actor.stream_id},
-            "message": {"id": str(uuid.uuid4()), "text": "soak message", "type": "regular", "created_at": now,
-                        "user": {"id": actor.stream_id}},
+            "type": "message.new",
+            "cid": f"messaging:{channel_id}",
+            "channel_type": "messaging",
+            "channel_id": channel_id,
+            "created_at": now,
+            "user": {"id": actor.stream_id},
+            "message": {
+                "id": str(uuid.uuid4()),
+                "text": "soak message",
+                "type": "regular",
+                "created_at": now,
+                "user": {"id": actor.stream_id},
+            },
         }
         raw = json.dumps(event).encode()
-        headers = {"X-Signature": sign(raw, self.secrets.stream), "X-Webhook-Id": str(uuid.uuid4()),
-                   "Content-Type": "application/json"}
+        headers = {
+            "X-Signature": sign(raw, self.secrets.stream),
+            "X-Webhook-Id": str(uuid.uuid4()),
+            "Content-Type": "application/json",
+        }
         await self.client.request("webhook", "POST", "/api/chat/webhooks/stream", content=raw, headers=headers)

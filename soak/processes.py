@@ -103,8 +103,20 @@ def service_env(base: dict[str, str], **values: str) -> dict[str, str]:
 def emulator(log_dir: Path, port: int, key: str, secret: str, state_file: Path) -> Managed:
     """The Stream emulator with its admin path (faults are set later through it)."""
     argv = [
-        str(BIN / "python"), "-m", "stream_emulator", "--host", "127.0.0.1", "--port", str(port),
-        "--api-key", key, "--api-secret", secret, "--state-file", str(state_file), "--enable-admin",
+        str(BIN / "python"),
+        "-m",
+        "stream_emulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--api-key",
+        key,
+        "--api-secret",
+        secret,
+        "--state-file",
+        str(state_file),
+        "--enable-admin",
     ]
     url = f"http://127.0.0.1:{port}/_emulator/state"
     return Managed("emulator", argv, service_env(dict(os.environ)), log_dir, health_url=url)
@@ -113,8 +125,9 @@ def emulator(log_dir: Path, port: int, key: str, secret: str, state_file: Path) 
 def api(log_dir: Path, port: int, env: dict[str, str]) -> Managed:
     """`onecrew-chat serve` with its embedded worker off."""
     argv = [str(BIN / "onecrew-chat"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return Managed("api", argv, env | {"ONECREW_RUN_WORKER": "false"}, log_dir,
-                   health_url=f"http://127.0.0.1:{port}/healthz")
+    return Managed(
+        "api", argv, env | {"ONECREW_RUN_WORKER": "false"}, log_dir, health_url=f"http://127.0.0.1:{port}/healthz"
+    )
 
 
 def worker(log_dir: Path, name: str, env: dict[str, str]) -> Managed:

@@ -55,25 +55,38 @@ def client_side(report: Report, tally: Tally, n_requests: int) -> None:
     if waits:
         slowest, history = waits[-1]
         in_use = sum(h.count("409/idempotency_key_in_use") for _, h in waits)
-        report.info("keyed creates answered after retries: count, slowest (s), 409 in_use seen",
-                    f"{len(waits)}, {slowest:.1f}, {in_use} (slowest: {' '.join(history[:4])}...)")
+        report.info(
+            "keyed creates answered after retries: count, slowest (s), 409 in_use seen",
+            f"{len(waits)}, {slowest:.1f}, {in_use} (slowest: {' '.join(history[:4])}...)",
+        )
     all_ms = [x * 1000 for values in tally.latencies.values() for x in values]
-    report.info("latency of answered attempts p50 / p95 / max (ms)",
-                f"{statistics.median(all_ms):.0f} / {_pct(all_ms, 0.95):.0f} / {max(all_ms):.0f}" if all_ms else "-")
+    report.info(
+        "latency of answered attempts p50 / p95 / max (ms)",
+        f"{statistics.median(all_ms):.0f} / {_pct(all_ms, 0.95):.0f} / {max(all_ms):.0f}" if all_ms else "-",
+    )
     errors = tally.server_errors()
     excused = [s for s in errors if s.status == 503 and s.retry_after and s.in_kill_window]
     cut = tally.cut_off()
     cut_in_window = [s for s in cut if s.in_kill_window]
     report.info("attempts cut off (no answer) during a kill window", len(cut_in_window))
     report.info("503 with Retry-After during a kill window (retried)", len(excused))
-    report.check("5xx answers seen by clients (besides those)", _describe(e for e in errors if e not in excused),
-                 len(errors) == len(excused))
-    report.check("attempts cut off outside any kill window", len(cut) - len(cut_in_window),
-                 len(cut) == len(cut_in_window))
-    report.check("requests with no final answer after the app's retries", tally.unanswered[:5] or 0, not tally.unanswered)
+    report.check(
+        "5xx answers seen by clients (besides those)",
+        _describe(e for e in errors if e not in excused),
+        len(errors) == len(excused),
+    )
+    report.check(
+        "attempts cut off outside any kill window", len(cut) - len(cut_in_window), len(cut) == len(cut_in_window)
+    )
+    report.check(
+        "requests with no final answer after the app's retries", tally.unanswered[:5] or 0, not tally.unanswered
+    )
     unexpected = {k: n for k, n in tally.final.items() if k[1] >= 400}
-    report.check("requests answered 4xx (none is expected)", {f"{k} {s}": n for (k, s), n in unexpected.items()} or 0,
-                 not unexpected)
+    report.check(
+        "requests answered 4xx (none is expected)",
+        {f"{k} {s}": n for (k, s), n in unexpected.items()} or 0,
+        not unexpected,
+    )
     report.check("requests issued", f"{sum(kinds.values())} of {n_requests}", sum(kinds.values()) == n_requests)
 
 
@@ -82,26 +95,35 @@ def _describe(seen: Any) -> Any:
     return dict(counted) or 0
 
 
-def convergence(report: Report, snap: Snapshot, stream: StreamState, drift: Drift, ack: Acknowledged,
-                converge_s: float | None) -> None:
+def convergence(
+    report: Report, snap: Snapshot, stream: StreamState, drift: Drift, ack: Acknowledged, converge_s: float | None
+) -> None:
     report.info("conversations (database) / channels (emulator)", f"{len(snap.conversations)} / {len(stream.channels)}")
-    report.check("conversations = channels (missing, extra)",
-                 f"{len(drift.missing_channels)}, {len(drift.extra_channels)}",
-                 not drift.missing_channels and not drift.extra_channels)
-    report.check("missing members / extra members", f"{drift.missing_members} / {drift.extra_members}",
-                 drift.missing_members == 0 and drift.extra_members == 0)
-    report.check("stale profiles (emulator name/image != directory)", drift.stale_profiles[:5] or 0,
-                 not drift.stale_profiles)
+    report.check(
+        "conversations = channels (missing, extra)",
+        f"{len(drift.missing_channels)}, {len(drift.extra_channels)}",
+        not drift.missing_channels and not drift.extra_channels,
+    )
+    report.check(
+        "missing members / extra members",
+        f"{drift.missing_members} / {drift.extra_members}",
+        drift.missing_members == 0 and drift.extra_members == 0,
+    )
+    report.check(
+        "stale profiles (emulator name/image != directory)", drift.stale_profiles[:5] or 0, not drift.stale_profiles
+    )
     lost = sorted(ack.channels() - set(snap.conversations))
     report.check("acknowledged creates missing from the database", lost[:5] or 0, not lost)
     client_dupes = {p: ids for p, ids in ack.by_pair.items() if len(ids) > 1}
     per_pair: Counter[frozenset[str]] = Counter(
-        frozenset(snap.members[c]) for c, row in snap.conversations.items() if row["pair_key"] is not None)
-    report.info("distinct pairs created / pair creates acknowledged",
-                f"{len(ack.by_pair)} / {ack.pair_answers}")
-    report.check("duplicate pairs (answers with 2+ ids, database rows)",
-                 f"{len(client_dupes)}, {sum(n - 1 for n in per_pair.values() if n > 1)}",
-                 not client_dupes and all(n == 1 for n in per_pair.values()))
+        frozenset(snap.members[c]) for c, row in snap.conversations.items() if row["pair_key"] is not None
+    )
+    report.info("distinct pairs created / pair creates acknowledged", f"{len(ack.by_pair)} / {ack.pair_answers}")
+    report.check(
+        "duplicate pairs (answers with 2+ ids, database rows)",
+        f"{len(client_dupes)}, {sum(n - 1 for n in per_pair.values() if n > 1)}",
+        not client_dupes and all(n == 1 for n in per_pair.values()),
+    )
     by_name: dict[str, list[str]] = defaultdict(list)
     for channel_id, row in snap.conversations.items():
         if row["conversation_type"] == "group":
@@ -110,38 +132,53 @@ def convergence(report: Report, snap: Snapshot, stream: StreamState, drift: Drif
     db_dupes = [k for k, name in ack.group_names.items() if len(by_name.get(name, [])) > 1]
     stream_names = Counter(n for n in stream.channel_names.values() if n)
     stream_dupes = [k for k, name in ack.group_names.items() if stream_names[name] > 1]
-    report.info("Idempotency-Keys used / answered / replays served", f"{len(ack.group_names)} / {len(ack.by_key)} / "
-                f"{ack.replayed}")
-    report.check("duplicate keyed groups (answers, database, emulator)",
-                 f"{len(key_dupes)}, {len(db_dupes)}, {len(stream_dupes)}",
-                 not key_dupes and not db_dupes and not stream_dupes)
+    report.info(
+        "Idempotency-Keys used / answered / replays served",
+        f"{len(ack.group_names)} / {len(ack.by_key)} / {ack.replayed}",
+    )
+    report.check(
+        "duplicate keyed groups (answers, database, emulator)",
+        f"{len(key_dupes)}, {len(db_dupes)}, {len(stream_dupes)}",
+        not key_dupes and not db_dupes and not stream_dupes,
+    )
     report.check("outbox rows stuck (pending) or dead", _unfinished(snap), not snap.outbox_unfinished)
     report.check("conversations not ready", snap.not_ready, snap.not_ready == 0)
     report.info("outbox rows by status", snap.outbox)
-    report.check("time to converge after the faults stopped",
-                 f"{converge_s:.1f} s" if converge_s is not None else "did not converge", converge_s is not None)
+    report.check(
+        "time to converge after the faults stopped",
+        f"{converge_s:.1f} s" if converge_s is not None else "did not converge",
+        converge_s is not None,
+    )
 
 
 def _unfinished(snap: Snapshot) -> Any:
     if not snap.outbox_unfinished:
         return 0
-    return [f"{r['id']} {r['kind']} {r['status']} attempts={r['attempts']} {str(r['last_error'])[:80]}"
-            for r in snap.outbox_unfinished[:5]]
+    return [
+        f"{r['id']} {r['kind']} {r['status']} attempts={r['attempts']} {str(r['last_error'])[:80]}"
+        for r in snap.outbox_unfinished[:5]
+    ]
 
 
-def work_twice(report: Report, runs: RunsTwice, calls: dict[str, Any], ops: dict[str, Counter[int]],
-               log_complete: bool) -> None:
+def work_twice(
+    report: Report, runs: RunsTwice, calls: dict[str, Any], ops: dict[str, Counter[int]], log_complete: bool
+) -> None:
     report.info("outbox runs recorded done (worker logs)", runs.outbox_done)
     report.check("outbox rows recorded done by two runs", runs.done_twice[:5] or 0, not runs.done_twice)
     report.check("outbox runs that lost their lease (finished after a takeover)", runs.lease_lost, runs.lease_lost == 0)
-    report.check("channels provisioned twice with no kill in between", runs.provisioned_twice[:5] or 0,
-                 not runs.provisioned_twice)
+    report.check(
+        "channels provisioned twice with no kill in between",
+        runs.provisioned_twice[:5] or 0,
+        not runs.provisioned_twice,
+    )
     report.info("channels provisioned again after their first run was killed", runs.rerun_after_kill)
     report.info("GetOrCreateChannel calls by status (0 = withheld answer)", calls["by_status"])
     report.info("GetOrCreateChannel accepted again (answer unseen: deadline, fault, kill)", calls["accepted_again"])
-    report.check("GetOrCreateChannel arriving after its conversation was ready",
-                 f"{len(calls['after_ready'])} {calls['after_ready'][:3]}".strip()
-                 + ("" if log_complete else " [request log truncated]"),
-                 not calls["after_ready"] and log_complete)
+    report.check(
+        "GetOrCreateChannel arriving after its conversation was ready",
+        f"{len(calls['after_ready'])} {calls['after_ready'][:3]}".strip()
+        + ("" if log_complete else " [request log truncated]"),
+        not calls["after_ready"] and log_complete,
+    )
     for op, statuses in sorted(ops.items()):
         report.info(f"emulator {op}", dict(sorted(statuses.items())))

@@ -45,7 +45,9 @@ async def add_company(
 ) -> str:
     """Insert a company (committed), with `owner` as a member of the given role and status; returns its id."""
     company_id = new_id()
-    session.add(Company(id=company_id, name=name, logo_url=f"https://logo.example/{company_id}.png", subcategory="academy"))
+    session.add(
+        Company(id=company_id, name=name, logo_url=f"https://logo.example/{company_id}.png", subcategory="academy")
+    )
     await session.flush()
     if owner is not None:
         session.add(CompanyMember(company_id=company_id, user_id=owner, role=role, invitation_status=status))

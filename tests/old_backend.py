@@ -44,7 +44,9 @@ def seed_channel(emulator, spec: OldChannel) -> None:
         if spec.name:
             channel.custom["name"] = spec.name
         for member_id in spec.members:
-            channel.members[member_id] = Member(member_id, created, role="owner" if member_id == spec.members[0] else "member")
+            channel.members[member_id] = Member(
+                member_id, created, role="owner" if member_id == spec.members[0] else "member"
+            )
         for index, (sender, text, ago_s) in enumerate(sorted(spec.messages, key=lambda m: -m[2])):
             at = now - ago_s * SECOND_NS
             channel.messages.append(Message(f"{spec.channel_id[:40]}-m{index}", text, sender, at))
@@ -63,7 +65,9 @@ def stream_unread_channels(emulator, stream_id: str) -> int:
         return sum(
             1
             for channel in emulator.state.channels.values()
-            if stream_id in channel.members and (read := channel.reads.get(stream_id)) is not None and read.unread_messages
+            if stream_id in channel.members
+            and (read := channel.reads.get(stream_id)) is not None
+            and read.unread_messages
         )
 
 
@@ -95,11 +99,19 @@ def old_channels(w: World) -> list[OldChannel]:
     sat, lolo = w.stream("company", w.sat), w.stream("company", w.lolo)
     return [
         OldChannel(w.era1, [amr, mona], [(amr, "hi Mona", 900), (mona, "hi Amr", 800)], reads={amr: 850}, age_s=5000),
-        OldChannel(w.era3, [sat, amr], [(sat, "Welcome to the course", 300), (amr, "Thanks!", 200)], reads={sat: 250}, age_s=2000),
+        OldChannel(
+            w.era3,
+            [sat, amr],
+            [(sat, "Welcome to the course", 300), (amr, "Thanks!", 200)],
+            reads={sat: 250},
+            age_s=2000,
+        ),
         OldChannel(w.era2, [amr, sat], [(amr, "hello?", 1500)], reads={sat: 1400}, age_s=4000),
         OldChannel(w.company_pair, [sat, lolo], [(lolo, "Partnership?", 100)], age_s=1000),
         OldChannel(w.group, [amr, mona, nour], [(nour, "Shooting at 9", 50)], reads={amr: 10}, name="Crew", age_s=3000),
-        OldChannel(w.stranger, [amr, w.stream("user", "00000000-0000-4000-8000-000000000001")], [(amr, "?", 60)], age_s=2500),
+        OldChannel(
+            w.stranger, [amr, w.stream("user", "00000000-0000-4000-8000-000000000001")], [(amr, "?", 60)], age_s=2500
+        ),
         OldChannel(w.broken, ["0", "1"], age_s=2400),
     ]
 
@@ -114,7 +126,11 @@ async def build_world(session, emulator) -> World:
     sat = await add_company(session, "Sat Education", owner=amr)
     lolo = await add_company(session, "Lolo Academy", owner=nour)
     world = World(
-        amr, mona, nour, sat, lolo,
+        amr,
+        mona,
+        nour,
+        sat,
+        lolo,
         era1=f"onecrew_{'1' * 8}-2222-4333-8444-{'5' * 12}",
         era3=f"user_company-onecrew_company_{sat}-onecrew_user_{amr}",
         era2=f"user_company-{'3565728146948a62810a0ae483151108'}",

@@ -37,7 +37,9 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool] | bool], *, timeout: float = 10.0, what: str = "condition"):
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool] | bool], *, timeout: float = 10.0, what: str = "condition"
+):
     """Poll `predicate` until it is true or fail after `timeout` seconds (never a blind sleep)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from onecrew_chat.config import Settings
 from onecrew_chat.runtime import build_runtime
@@ -59,7 +68,7 @@ async def run_import_channels(
         await runtime.close()
 
 
-def _log_page(console: Console):
+def _log_page(console: Console) -> Callable[[int, int], None]:
     """Without a terminal: one line per 10 pages instead of a live bar."""
 
     def on_page(pages: int, new: int) -> None:

@@ -78,8 +78,10 @@ def _require_migrated(settings: Settings) -> None:
 
 def _require_stream(settings: Settings) -> None:
     if not settings.stream_api_key or not settings.stream_api_secret:
-        fail("set STREAM_API_KEY and STREAM_API_SECRET (and STREAM_BASE_URL) for this command; "
-             "the embedded emulator only lives inside `onecrew-chat serve`")
+        fail(
+            "set STREAM_API_KEY and STREAM_API_SECRET (and STREAM_BASE_URL) for this command; "
+            "the embedded emulator only lives inside `onecrew-chat serve`"
+        )
 
 
 @app.command()
@@ -237,8 +239,11 @@ def worker() -> None:
                     runtime, settings.worker_metrics_host, settings.worker_metrics_port
                 )
             heartbeat = asyncio.create_task(run_heartbeat(runtime, stop), name="worker-heartbeat")
-            log.info("worker.started", poll_s=settings.worker_poll_s,
-                     metrics_url=metrics_server.url if metrics_server else None)
+            log.info(
+                "worker.started",
+                poll_s=settings.worker_poll_s,
+                metrics_url=metrics_server.url if metrics_server else None,
+            )
             try:
                 await run_worker(runtime, stop)
             finally:
@@ -290,7 +295,9 @@ def status(
 def register_webhook(
     url: Annotated[
         str | None,
-        typer.Argument(help="e.g. https://chat.example.com/api/chat/webhooks/stream; default: from ONECREW_PUBLIC_BASE_URL"),
+        typer.Argument(
+            help="e.g. https://chat.example.com/api/chat/webhooks/stream; default: from ONECREW_PUBLIC_BASE_URL"
+        ),
     ] = None,
 ) -> None:
     """Tell the configured Stream app to deliver webhook events to URL."""
@@ -343,7 +350,9 @@ def outbox_retry(
 
 @app.command()
 def reconcile(
-    repair: Annotated[bool, typer.Option("--repair", help="Queue repairs of the drift found (default: report only).")] = False,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Queue repairs of the drift found (default: report only).")
+    ] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Check at most N identities and N conversations.")] = None,
     deadline: Annotated[
         float | None, typer.Option(min=0.1, help="Seconds the run may take (default ONECREW_RECONCILE_DEADLINE_S).")
@@ -393,10 +402,13 @@ def sync_identities(
 
 @import_app.command("channels")
 def import_channels(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read Stream and report; write nothing, send nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Read Stream and report; write nothing, send nothing.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = False,
     retry_skipped: Annotated[
-        bool, typer.Option("--retry-skipped", help="Decide again the channels earlier runs skipped (e.g. unknown members).")
+        bool,
+        typer.Option("--retry-skipped", help="Decide again the channels earlier runs skipped (e.g. unknown members)."),
     ] = False,
 ) -> None:
     """Adopt every messaging channel in Stream: pairs keep their channel id, groups their name; resumable."""

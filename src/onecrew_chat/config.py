@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
 import jwt
 from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from onecrew_chat.database_url import check_database_url, to_async_url
-
 
 
 class UnknownParticipants(StrEnum):
@@ -41,13 +40,9 @@ class Settings(BaseSettings):
 
     stream_api_key: str | None = Field(default=None, validation_alias=_env("STREAM_API_KEY"))
     stream_api_secret: SecretStr | None = Field(default=None, validation_alias=_env("STREAM_API_SECRET"))
-    stream_base_url: str = Field(
-        default="https://chat.stream-io-api.com", validation_alias=_env("STREAM_BASE_URL")
-    )
+    stream_base_url: str = Field(default="https://chat.stream-io-api.com", validation_alias=_env("STREAM_BASE_URL"))
     stream_timeout_s: float = Field(default=2.0, gt=0, validation_alias=_env("ONECREW_STREAM_TIMEOUT_S"))
-    stream_token_ttl_s: int = Field(
-        default=7 * 24 * 3600, gt=0, validation_alias=_env("ONECREW_STREAM_TOKEN_TTL")
-    )
+    stream_token_ttl_s: int = Field(default=7 * 24 * 3600, gt=0, validation_alias=_env("ONECREW_STREAM_TOKEN_TTL"))
 
     jwt_secret: SecretStr | None = Field(default=None, validation_alias=_env("ONECREW_JWT_SECRET"))
     # NoDecode: read as text and split by _split_algorithms, so `HS256,RS256` works as well as `["HS256"]`.
@@ -57,9 +52,7 @@ class Settings(BaseSettings):
     jwt_public_key: str | None = Field(default=None, validation_alias=_env("ONECREW_JWT_PUBLIC_KEY"))
     service_token: SecretStr | None = Field(default=None, validation_alias=_env("ONECREW_SERVICE_TOKEN"))
 
-    provision_deadline_s: float = Field(
-        default=3.0, gt=0, validation_alias=_env("ONECREW_PROVISION_DEADLINE_S")
-    )
+    provision_deadline_s: float = Field(default=3.0, gt=0, validation_alias=_env("ONECREW_PROVISION_DEADLINE_S"))
     unknown_participants: UnknownParticipants = Field(
         default=UnknownParticipants.REJECT, validation_alias=_env("ONECREW_UNKNOWN_PARTICIPANTS")
     )
@@ -79,7 +72,9 @@ class Settings(BaseSettings):
     worker_pause_probe_s: float = Field(default=30.0, gt=0, validation_alias=_env("ONECREW_WORKER_PAUSE_PROBE_S"))
     retention_interval_s: float = Field(default=3600.0, ge=0, validation_alias=_env("ONECREW_RETENTION_INTERVAL_S"))
     retention_batch: int = Field(default=1000, gt=0, le=100_000, validation_alias=_env("ONECREW_RETENTION_BATCH"))
-    retention_outbox_done_h: float = Field(default=168.0, ge=0, validation_alias=_env("ONECREW_RETENTION_OUTBOX_DONE_H"))
+    retention_outbox_done_h: float = Field(
+        default=168.0, ge=0, validation_alias=_env("ONECREW_RETENTION_OUTBOX_DONE_H")
+    )
     # Stream retries a webhook within minutes; a day is the floor, so a redelivery is always recognised.
     retention_webhook_events_h: float = Field(
         default=168.0, ge=24, validation_alias=_env("ONECREW_RETENTION_WEBHOOK_EVENTS_H")
@@ -89,9 +84,7 @@ class Settings(BaseSettings):
     )
     public_base_url: str | None = Field(default=None, validation_alias=_env("ONECREW_PUBLIC_BASE_URL"))
     # --- observability (onecrew-chat status, worker metrics, start-up checks) ---
-    worker_metrics_port: int = Field(
-        default=9101, ge=0, le=65535, validation_alias=_env("ONECREW_WORKER_METRICS_PORT")
-    )
+    worker_metrics_port: int = Field(default=9101, ge=0, le=65535, validation_alias=_env("ONECREW_WORKER_METRICS_PORT"))
     worker_metrics_host: str = Field(default="127.0.0.1", validation_alias=_env("ONECREW_WORKER_METRICS_HOST"))
     worker_heartbeat_s: float = Field(default=15.0, gt=0, validation_alias=_env("ONECREW_WORKER_HEARTBEAT_S"))
     stream_startup_check: bool = Field(default=True, validation_alias=_env("ONECREW_STREAM_STARTUP_CHECK"))
@@ -129,15 +122,18 @@ class Settings(BaseSettings):
     # `onecrew-chat import users|companies|members --from-sql URL`: one SELECT per kind on OneCrew's database.
     import_users_sql: str = Field(
         default="SELECT id, name, image_url, category FROM users",
-        min_length=1, validation_alias=_env("ONECREW_IMPORT_USERS_SQL"),
+        min_length=1,
+        validation_alias=_env("ONECREW_IMPORT_USERS_SQL"),
     )
     import_companies_sql: str = Field(
         default="SELECT id, name, logo_url, subcategory FROM companies",
-        min_length=1, validation_alias=_env("ONECREW_IMPORT_COMPANIES_SQL"),
+        min_length=1,
+        validation_alias=_env("ONECREW_IMPORT_COMPANIES_SQL"),
     )
     import_members_sql: str = Field(
         default="SELECT company_id, user_id, role, invitation_status FROM company_members",
-        min_length=1, validation_alias=_env("ONECREW_IMPORT_MEMBERS_SQL"),
+        min_length=1,
+        validation_alias=_env("ONECREW_IMPORT_MEMBERS_SQL"),
     )
 
     @field_validator("jwt_algorithms", mode="before")
@@ -202,8 +198,14 @@ class Settings(BaseSettings):
 
 def setting_names() -> dict[str, str]:
     """Every environment variable the service reads, by Settings field name."""
-    return {name: field.validation_alias.choices[0] for name, field in Settings.model_fields.items()}
+    return {name: _env_name(field) for name, field in Settings.model_fields.items()}
+
+
+def _env_name(field: FieldInfo) -> str:
+    """The first of a field's validation aliases: every setting is declared with AliasChoices."""
+    alias = field.validation_alias
+    assert isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str), alias
+    return alias.choices[0]
 
 
 __all__ = ["Settings", "UnknownParticipants", "setting_names", "to_async_url"]
-

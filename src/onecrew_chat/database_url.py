@@ -29,8 +29,19 @@ _SCHEMES = {
     "postgresql+psycopg": "postgresql+asyncpg",
 }
 DSN_PARAMETERS = (
-    "sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword", "ssl_min_protocol_version",
-    "ssl_max_protocol_version", "sslnegotiation", "target_session_attrs", "krbsrvname", "gsslib", "passfile",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslcrl",
+    "sslpassword",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "sslnegotiation",
+    "target_session_attrs",
+    "krbsrvname",
+    "gsslib",
+    "passfile",
 )
 SERVER_PARAMETERS = ("application_name", "options")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")

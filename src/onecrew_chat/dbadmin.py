@@ -5,8 +5,10 @@ The service itself never calls these; they live here so that tests/conftest.py a
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from onecrew_chat.database_url import driver_target
 from onecrew_chat.models import Base
@@ -35,7 +37,7 @@ async def admin_execute(admin_url: str, sql: str) -> None:
         await engine.dispose()
 
 
-def _engine(url: str, **options):
+def _engine(url: str, **options: Any) -> AsyncEngine:
     """An engine for `url` with its libpq parameters (sslmode, ...) passed to the driver."""
     target = driver_target(url)
     return create_async_engine(target.url, connect_args=target.connect_args, **options)

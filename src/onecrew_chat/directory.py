@@ -10,9 +10,9 @@ deleted id can no longer be used to start a new conversation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import delete
+from sqlalchemy import CursorResult, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,14 +37,16 @@ class Upserted:
     sync_enqueued: bool = False
 
 
-def _insert(session: AsyncSession, model: type[Base]):
+def _insert(session: AsyncSession, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
     """INSERT for the session's dialect (both SQLite and PostgreSQL know ON CONFLICT DO NOTHING)."""
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
 
 
-async def _lock_or_insert(session: AsyncSession, model: type[Row], key: dict[str, str], values: dict) -> tuple[Row, bool]:
+async def _lock_or_insert(
+    session: AsyncSession, model: type[Row], key: dict[str, str], values: dict[str, Any]
+) -> tuple[Row, bool]:
     """The row with this primary key, locked for update, or a new one; safe when two PUTs race to create it."""
     ident = tuple(key.values()) if len(key) > 1 else next(iter(key.values()))
     row = await session.get(model, ident, with_for_update=True)
@@ -52,7 +54,7 @@ async def _lock_or_insert(session: AsyncSession, model: type[Row], key: dict[str
         return row, False
     # No savepoint: pysqlite commits the outer transaction when a savepoint that opened it is released.
     statement = _insert(session, model).values(**key, **values).on_conflict_do_nothing(index_elements=list(key))
-    created = (await session.execute(statement)).rowcount == 1
+    created = cast(CursorResult[Any], await session.execute(statement)).rowcount == 1
     row = await session.get(model, ident, with_for_update=True, populate_existing=True)
     if row is None:  # inserted and deleted again by a concurrent request before our read
         raise NotFound(f"{model.__tablename__} was deleted while being updated", code="not_found")
@@ -63,7 +65,7 @@ async def _lock_or_insert(session: AsyncSession, model: type[Row], key: dict[str
 class Party:
     """How a user or a company is kept: its table, its Stream kind, its fields and which of them Stream shows."""
 
-    model: type[Base]
+    model: type[User] | type[Company]
     kind: Kind
     fields: tuple[str, ...]  # name, image, detail: the PUT body, in answer order
     image_field: str
@@ -132,8 +134,12 @@ async def upsert_member(
         member.role, member.invitation_status = role, invitation_status
     await session.flush()
     log.info(
-        "directory.member_upserted", company_id=company_id, user_id=user_id, role=role,
-        invitation_status=invitation_status, created=created,
+        "directory.member_upserted",
+        company_id=company_id,
+        user_id=user_id,
+        role=role,
+        invitation_status=invitation_status,
+        created=created,
     )
     return Upserted(member, created)
 
@@ -141,7 +147,8 @@ async def upsert_member(
 async def delete_party(session: AsyncSession, party: Party, entity_id: str) -> bool:
     """Remove a user or company and its memberships; conversations and the Stream user stay. False if absent."""
     await session.execute(delete(CompanyMember).where(party.member_column == entity_id))
-    deleted = (await session.execute(delete(party.model).where(party.model.id == entity_id))).rowcount > 0
+    removed = await session.execute(delete(party.model).where(party.model.id == entity_id))
+    deleted = cast(CursorResult[Any], removed).rowcount > 0
     log.info(_DELETED[party.kind], **{party.id_field: entity_id}, existed=deleted)
     return deleted
 
@@ -151,23 +158,29 @@ async def delete_member(session: AsyncSession, company_id: str, user_id: str) ->
     result = await session.execute(
         delete(CompanyMember).where(CompanyMember.company_id == company_id, CompanyMember.user_id == user_id)
     )
-    deleted = result.rowcount > 0
+    deleted = cast(CursorResult[Any], result).rowcount > 0
     log.info("directory.member_deleted", company_id=company_id, user_id=user_id, existed=deleted)
     return deleted
 
 
-def party_out(party: Party, row: Any) -> dict:
+def party_out(party: Party, row: Any) -> dict[str, Any]:
     """A user or company as the internal API answers it."""
     return {
-        "id": row.id, **{field: getattr(row, field) for field in party.fields}, "kind": party.kind.value,
-        "created_at": row.created_at, "updated_at": row.updated_at,
+        "id": row.id,
+        **{field: getattr(row, field) for field in party.fields},
+        "kind": party.kind.value,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
     }
 
 
-def member_out(member: CompanyMember) -> dict:
+def member_out(member: CompanyMember) -> dict[str, Any]:
     """A membership as the internal API answers it."""
     return {
-        "company_id": member.company_id, "user_id": member.user_id, "role": member.role,
-        "invitation_status": member.invitation_status, "created_at": member.created_at,
+        "company_id": member.company_id,
+        "user_id": member.user_id,
+        "role": member.role,
+        "invitation_status": member.invitation_status,
+        "created_at": member.created_at,
         "updated_at": member.updated_at,
     }

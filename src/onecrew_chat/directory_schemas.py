@@ -21,11 +21,12 @@ def _no_nul(value: str) -> str:
     return value
 
 
-def _text(max_length: int, *, min_length: int = 0) -> Any:
-    """A stripped string of at most `max_length` characters that every database can store."""
-    return Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length), AfterValidator(_no_nul)
-    ]
+def _limits(max_length: int, *, min_length: int = 0) -> StringConstraints:
+    """Stripped, at most `max_length` characters (with `_NO_NUL`: a string every database can store)."""
+    return StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
+
+
+_NO_NUL = AfterValidator(_no_nul)
 
 
 def _uuid(value: Any) -> str:
@@ -37,8 +38,10 @@ def _uuid(value: Any) -> str:
         raise ValueError(f"must be a uuid, got {str(value)[:64]!r}") from None
 
 
-Name = _text(255, min_length=1)
-Url = _text(2048)
+Name = Annotated[str, _limits(255, min_length=1), _NO_NUL]
+Url = Annotated[str, _limits(2048), _NO_NUL]
+Category = Annotated[str, _limits(32), _NO_NUL]
+Subcategory = Annotated[str, _limits(64), _NO_NUL]
 Uuid = Annotated[str, BeforeValidator(_uuid)]
 
 
@@ -61,7 +64,7 @@ class UserIn(DirectoryBody):
 
     name: Name
     image_url: Url | None = None
-    category: _text(32) | None = None
+    category: Category | None = None
 
 
 class CompanyIn(DirectoryBody):
@@ -69,7 +72,7 @@ class CompanyIn(DirectoryBody):
 
     name: Name
     logo_url: Url | None = None
-    subcategory: _text(64) | None = None
+    subcategory: Subcategory | None = None
 
 
 class MemberIn(DirectoryBody):

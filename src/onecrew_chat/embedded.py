@@ -42,7 +42,9 @@ def _read_secrets(path: Path) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise RuntimeError(f"{path} is unreadable ({type(exc).__name__}); delete it to generate new dev secrets") from exc
+        raise RuntimeError(
+            f"{path} is unreadable ({type(exc).__name__}); delete it to generate new dev secrets"
+        ) from exc
     return data if isinstance(data, dict) else {}
 
 
@@ -88,7 +90,9 @@ def with_dev_jwt_secret(settings: Settings) -> Settings:
 def dev_token(settings: Settings, user_id: str, *, ttl_s: int = 3600) -> str:
     """A JWT for `user_id` like the OneCrew backend issues, signed with the configured (or dev) HMAC secret."""
     if not settings.jwt_secret:
-        raise RuntimeError("no ONECREW_JWT_SECRET to sign with (with only ONECREW_JWT_PUBLIC_KEY, tokens come from the backend)")
+        raise RuntimeError(
+            "no ONECREW_JWT_SECRET to sign with (with only ONECREW_JWT_PUBLIC_KEY, tokens come from the backend)"
+        )
     algorithm = next((alg for alg in settings.jwt_algorithms if alg.upper().startswith("HS")), "HS256")
     now = int(time.time())
     claims = {"sub": normalize_uuid(user_id), "iat": now, "exp": now + ttl_s}
@@ -124,7 +128,11 @@ def start_emulator(settings: Settings, *, host: str = "127.0.0.1") -> EmbeddedSt
     server = EmulatorServer(emulator, host, 0)  # port 0: the OS picks a free one, no race
     server.start()
     updated = settings.model_copy(
-        update={"stream_api_key": api_key, "stream_api_secret": SecretStr(api_secret), "stream_base_url": server.base_url}
+        update={
+            "stream_api_key": api_key,
+            "stream_api_secret": SecretStr(api_secret),
+            "stream_base_url": server.base_url,
+        }
     )
     log.debug("embedded.emulator_started", base_url=server.base_url, state_file=str(state_file))
     return EmbeddedStream(server=server, settings=updated, state_file=state_file)

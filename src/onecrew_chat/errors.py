@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AppError(Exception):
     """Base of every error a client may see; rendered as {success: false, error, code}."""
@@ -30,7 +32,7 @@ class Unauthorized(AppError):
     status_code = 401
     code = "invalid_token"
 
-    def __init__(self, message: str = "Invalid or expired token", **kwargs):
+    def __init__(self, message: str = "Invalid or expired token", **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
 
 

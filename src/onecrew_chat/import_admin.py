@@ -54,8 +54,15 @@ def _sql_for(settings: Settings, kind: str) -> str:
     }[kind]
 
 
-async def _run(settings: Settings, kind_name: str, file: str | None, from_sql: str | None, fmt: str | None,
-               batch: int, show_progress: bool) -> Summary:
+async def _run(
+    settings: Settings,
+    kind_name: str,
+    file: str | None,
+    from_sql: str | None,
+    fmt: str | None,
+    batch: int,
+    show_progress: bool,
+) -> Summary:
     from onecrew_chat.db import make_engine, make_sessionmaker
     from onecrew_chat.directory_import.files import FileSource
     from onecrew_chat.directory_import.kinds import KINDS
@@ -70,13 +77,23 @@ async def _run(settings: Settings, kind_name: str, file: str | None, from_sql: s
         await source.close()
         raise
     engine = make_engine(settings)
-    columns = (TextColumn(f"importing {kind_name}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-               TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn(f"importing {kind_name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TimeElapsedColumn(),
+    )
     try:
         with Progress(*columns, console=Console(stderr=True), disable=not show_progress) as bar:
             task = bar.add_task(kind_name, total=total)
             summary = await run_import(
-                make_sessionmaker(engine), kind, source, batch_size=batch,
+                make_sessionmaker(engine),
+                kind,
+                source,
+                batch_size=batch,
                 progress=lambda done: bar.advance(task, done),
             )
             if summary.stopped is None:  # blank lines counted in the estimate: show the bar full
@@ -90,9 +107,11 @@ def print_summary(summary: Summary, out: Callable[[str], None] = typer.echo) -> 
     """The closing summary: counts, queued Stream syncs, and every rejected row with its reason."""
     c = summary.counts
     rate = f", {summary.read / summary.seconds:,.0f} rows/s" if summary.seconds > 0 and summary.read else ""
-    out(f"Imported {summary.kind} from {summary.source}: {c['created']:,} created, {c['updated']:,} updated, "
+    out(
+        f"Imported {summary.kind} from {summary.source}: {c['created']:,} created, {c['updated']:,} updated, "
         f"{c['unchanged']:,} unchanged, {c['rejected']:,} rejected "
-        f"({summary.read:,} rows in {summary.seconds:.1f} s{rate}).")
+        f"({summary.read:,} rows in {summary.seconds:.1f} s{rate})."
+    )
     if summary.sync_queued:
         out(f"Queued {summary.sync_queued:,} Stream profile updates (identity.sync) for identities Stream already has.")
     if not summary.changed and summary.read > c["rejected"]:
@@ -102,14 +121,21 @@ def print_summary(summary: Summary, out: Callable[[str], None] = typer.echo) -> 
         for position, error in summary.rejections:
             out(f"  {summary.position_word} {position}: {error}")
     if summary.stopped:
-        out(f"Stopped before the end: {summary.stopped}. What was read before is committed; "
-            "run the command again to continue (rows already imported count as unchanged).")
+        out(
+            f"Stopped before the end: {summary.stopped}. What was read before is committed; "
+            "run the command again to continue (rows already imported count as unchanged)."
+        )
 
 
-def _command(kind_name: str, load_settings: Callable[[], Settings], fail: Callable[..., NoReturn],
-             require_migrated: Callable[[Settings], None]) -> Callable[..., None]:
-    def command(file: FileArg = None, from_sql: FromSql = None, fmt: Format = None, batch: Batch = 1000,
-                as_json: AsJson = False) -> None:
+def _command(
+    kind_name: str,
+    load_settings: Callable[[], Settings],
+    fail: Callable[..., NoReturn],
+    require_migrated: Callable[[Settings], None],
+) -> Callable[..., None]:
+    def command(
+        file: FileArg = None, from_sql: FromSql = None, fmt: Format = None, batch: Batch = 1000, as_json: AsJson = False
+    ) -> None:
         from onecrew_chat.directory_import.files import FORMATS
         from onecrew_chat.directory_import.rows import SourceError
 
@@ -146,8 +172,13 @@ _HELP_COLUMNS = {
 }
 
 
-def register(import_app: typer.Typer, *, load_settings: Callable[[], Settings], fail: Callable[..., NoReturn],
-             require_migrated: Callable[[Settings], None]) -> None:
+def register(
+    import_app: typer.Typer,
+    *,
+    load_settings: Callable[[], Settings],
+    fail: Callable[..., NoReturn],
+    require_migrated: Callable[[Settings], None],
+) -> None:
     """Add `users`, `companies` and `members` to the `import` command group."""
     for kind_name in ("users", "companies", "members"):
         import_app.command(kind_name)(_command(kind_name, load_settings, fail, require_migrated))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
+from structlog.typing import FilteringBoundLogger, Processor
 
 _REDACTED_KEYS = frozenset({"token", "secret", "api_secret", "authorization", "password", "service_token"})
 
 
-def _redact(_logger, _name, event_dict):
+def _redact(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event_dict):
         if key.lower() in _REDACTED_KEYS:
             event_dict[key] = "***"
@@ -37,7 +40,7 @@ def configure_logging(log_format: str = "console", level: str = "info") -> None:
             exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
         )
     )
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -68,6 +71,7 @@ def configure_logging(log_format: str = "console", level: str = "info") -> None:
     logging.captureWarnings(True)
 
 
-def get_logger(name: str | None = None):
+def get_logger(name: str | None = None) -> FilteringBoundLogger:
     """A structlog logger; event names are stable dotted strings, details go in fields."""
-    return structlog.get_logger(name)
+    logger: FilteringBoundLogger = structlog.get_logger(name)
+    return logger

@@ -10,7 +10,9 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUEST_SECONDS = Histogram(
-    "onecrew_http_request_seconds", "Server time per request", ["method", "route", "status"],
+    "onecrew_http_request_seconds",
+    "Server time per request",
+    ["method", "route", "status"],
     buckets=(0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 STREAM_CALLS = Counter("onecrew_stream_calls_total", "Calls made to Stream", ["operation", "outcome"])
@@ -63,7 +65,11 @@ DRIFT_DETECTED = Counter("onecrew_drift_detected_total", "Differences between ou
 IDEMPOTENT_REPLAYS = Counter("onecrew_idempotent_replays_total", "Answers replayed for a repeated Idempotency-Key")
 
 # --- outbox worker and readiness (issue 7) ---
-WORKER_PAUSED = Gauge("onecrew_worker_paused", "1 while this process's outbox worker is paused (Stream refuses our credentials)")
-OUTBOX_LEASE_LOST = Counter("onecrew_outbox_lease_lost_total", "Runs whose lease was taken over before their outcome was recorded", ["kind"])
+WORKER_PAUSED = Gauge(
+    "onecrew_worker_paused", "1 while this process's outbox worker is paused (Stream refuses our credentials)"
+)
+OUTBOX_LEASE_LOST = Counter(
+    "onecrew_outbox_lease_lost_total", "Runs whose lease was taken over before their outcome was recorded", ["kind"]
+)
 STREAM_UP = Gauge("onecrew_stream_up", "1 when the last (cached, at most once a minute) Stream health check answered")
 RETENTION_PURGED = Counter("onecrew_retention_purged_total", "Rows deleted by the retention purges", ["table"])

@@ -6,7 +6,20 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, FetchedValue, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    FetchedValue,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from onecrew_chat.db import UTCDateTime, utcnow
@@ -150,7 +163,13 @@ class ConversationParticipant(Base):
     __table_args__ = (
         UniqueConstraint("conversation_id", "participant_type", "participant_id"),
         Index("ix_conversation_participant_profile", "participant_type", "participant_id"),
-        Index("ix_conversation_participant_activity", "participant_type", "participant_id", "activity_at", "conversation_id"),
+        Index(
+            "ix_conversation_participant_activity",
+            "participant_type",
+            "participant_id",
+            "activity_at",
+            "conversation_id",
+        ),
         Index(
             "ix_conversation_participant_unread",
             "participant_type",
@@ -319,6 +338,8 @@ class WorkerHeartbeat(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # --- cut-over: adopting the old backend's Stream channels (sync/adoption) -------------------------
 
 
@@ -346,7 +367,10 @@ class AdoptionChannel(Base):
     staged_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_adoption_channel_outcome", "outcome"), Index("ix_adoption_channel_pair_key", "pair_key"))
+    __table_args__ = (
+        Index("ix_adoption_channel_outcome", "outcome"),
+        Index("ix_adoption_channel_pair_key", "pair_key"),
+    )
 
 
 class AdoptionPosition(Base):

@@ -60,9 +60,16 @@ def print_table(messages: list[OutboxMessage]) -> None:
     for m in messages:
         running = m.status == repository.PENDING and m.locked_until is not None and m.locked_until > now
         table.add_row(
-            str(m.id), m.kind, f"{m.status} (running)" if running else m.status, str(m.attempts), m.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S"),
-            ", ".join(f"{k}={v}" for k, v in sorted(m.payload.items())), (m.last_error or "")[:120],
+            str(m.id),
+            m.kind,
+            f"{m.status} (running)" if running else m.status,
+            str(m.attempts),
+            m.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S"),
+            ", ".join(f"{k}={v}" for k, v in sorted(m.payload.items())),
+            (m.last_error or "")[:120],
         )
     console.print(table)
     dead = sum(1 for m in messages if m.status == "dead")
-    console.print(f"{len(messages) - dead} pending, {dead} dead. Requeue with `onecrew-chat outbox retry ID|--all-dead`.")
+    console.print(
+        f"{len(messages) - dead} pending, {dead} dead. Requeue with `onecrew-chat outbox retry ID|--all-dead`."
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from types import TracebackType
 from typing import Any
 
 from rich.console import Console
@@ -52,9 +53,11 @@ class RunProgress:
             self._task = self._progress.add_task(self._description, total=self._total)
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if self._progress is not None:
-            self._progress.__exit__(*exc_info)  # type: ignore[arg-type]
+            self._progress.__exit__(exc_type, exc, traceback)
             self._progress = None
 
     def update(self, completed: int, *, total: int | None = None, description: str | None = None) -> None:

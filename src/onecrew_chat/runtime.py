@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,7 +22,7 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     stream: StreamGateway
     verifier: TokenVerifier
-    extras: dict = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
 
     async def close(self) -> None:
         """Release the Stream HTTP pool and the database pool."""

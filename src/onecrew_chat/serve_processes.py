@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 from onecrew_chat.logging import get_logger
 
@@ -40,7 +41,7 @@ class Supervisor:
     (spawn pickles it by name) and `args` are picklable.
     """
 
-    def __init__(self, target: Callable[..., None], sock: socket.socket, count: int, args: tuple) -> None:
+    def __init__(self, target: Callable[..., None], sock: socket.socket, count: int, args: tuple[Any, ...]) -> None:
         self._context = multiprocessing.get_context("spawn")
         self._target = target
         self._sock = sock
@@ -106,7 +107,7 @@ class Supervisor:
                 process.join()
 
 
-def run_processes(target: Callable[..., None], sock: socket.socket, count: int, args: tuple) -> None:
+def run_processes(target: Callable[..., None], sock: socket.socket, count: int, args: tuple[Any, ...]) -> None:
     """Serve with `count` processes running `target(sock, index, *args)` until SIGINT/SIGTERM; SystemExit(1)
     after a crash loop."""
     if Supervisor(target, sock, count, args).run() != 0:

@@ -37,7 +37,9 @@ def check_settings(settings: Settings) -> None:
             "set one so that the app's tokens can be verified"
         )
     if settings.stream_api_key and not settings.stream_api_secret:
-        raise StartupRefused("STREAM_API_KEY is set but STREAM_API_SECRET is not; set both (or neither, for the emulator)")
+        raise StartupRefused(
+            "STREAM_API_KEY is set but STREAM_API_SECRET is not; set both (or neither, for the emulator)"
+        )
 
 
 async def check_database(settings: Settings) -> None:
@@ -45,7 +47,9 @@ async def check_database(settings: Settings) -> None:
     try:
         current = await database_revision(settings)
     except Exception as exc:  # any connection failure becomes one readable sentence
-        raise StartupRefused(f"cannot reach the database: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+        raise StartupRefused(
+            f"cannot reach the database: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        ) from exc
     problem = schema_status(current).problem()
     if problem:
         raise StartupRefused(problem)
@@ -79,7 +83,7 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._on_ready = on_ready
 
-    async def startup(self, sockets=None) -> None:
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if not self.should_exit:
             await self._on_ready()
@@ -150,7 +154,9 @@ async def _print_example(settings: Settings, base_url: str, *, dev_secret: bool)
     say()
     say("  " + dev_token_command(settings, demo.COMPANY_OWNER_ID, dev_secret=dev_secret))
     say()
-    say(f"Demo users are listed in docs/operations.md; the app's other calls in docs/app-endpoints.md and {base_url}/docs.")
+    say(
+        f"Demo users are listed in docs/operations.md; the app's other calls in docs/app-endpoints.md and {base_url}/docs."
+    )
 
 
 def uvicorn_config(settings: Settings) -> uvicorn.Config:

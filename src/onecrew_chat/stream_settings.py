@@ -10,6 +10,7 @@ Idempotent: a setting already as wanted is not sent again, so a second run chang
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from onecrew_chat.config import Settings
 from onecrew_chat.embedded import WEBHOOK_PATH
@@ -28,7 +29,7 @@ class Change:
     setting: str
     now: str
     wanted: str
-    apply: dict = field(default_factory=dict)  # app fields to PATCH, or a push template to upsert
+    apply: dict[str, Any] = field(default_factory=dict)  # app fields to PATCH, or a push template to upsert
     kind: str = "app"  # app | push_template
 
     @property
@@ -60,7 +61,9 @@ def parse_providers(values: list[str]) -> list[tuple[str, str]]:
     return providers
 
 
-async def plan_configuration(stream: StreamGateway, webhook_url: str, providers: list[tuple[str, str]] | None) -> ConfigurePlan:
+async def plan_configuration(
+    stream: StreamGateway, webhook_url: str, providers: list[tuple[str, str]] | None
+) -> ConfigurePlan:
     """Read the app's settings and compare them with what the service needs."""
     app = await stream.get_app_settings()
     wanted_events = sorted(HANDLED)
@@ -87,7 +90,8 @@ async def plan_configuration(stream: StreamGateway, webhook_url: str, providers:
     else:
         for kind, name in providers:
             current = [
-                t for t in await stream.get_push_templates(kind, name or None)
+                t
+                for t in await stream.get_push_templates(kind, name or None)
                 if t.get("event_type") == REACTION_EVENT and (t.get("push_provider_name") or "") == name
             ]
             enabled = bool(current and current[0].get("enable_push"))
@@ -101,7 +105,7 @@ async def plan_configuration(stream: StreamGateway, webhook_url: str, providers:
 
 async def apply_plan(stream: StreamGateway, plan: ConfigurePlan) -> None:
     """Send only what differs: one UpdateApp for the app fields, one UpsertPushTemplate per provider."""
-    app_fields: dict = {}
+    app_fields: dict[str, Any] = {}
     for change in plan.pending:
         if change.kind == "app":
             app_fields.update(change.apply)
@@ -122,7 +126,9 @@ def webhook_url_from(settings: Settings, given: str | None) -> str:
     return url
 
 
-async def configure(settings: Settings, *, webhook_url: str, providers: list[tuple[str, str]] | None, dry_run: bool) -> ConfigurePlan:
+async def configure(
+    settings: Settings, *, webhook_url: str, providers: list[tuple[str, str]] | None, dry_run: bool
+) -> ConfigurePlan:
     """Compare, and unless a dry run, apply what differs."""
     runtime = build_runtime(settings)
     try:

@@ -18,8 +18,8 @@ from onecrew_chat.models import Company, Conversation, StreamIdentity, User
 from onecrew_chat.run_progress import RunProgress, watching
 from onecrew_chat.runtime import build_runtime
 from onecrew_chat.sync.backfill import BackfillReport, backfill_identities
-from onecrew_chat.sync.channels import READY
 from onecrew_chat.sync.drift import DRIFT_KINDS, Report
+from onecrew_chat.sync.queue import READY
 from onecrew_chat.sync.reconcile import reconcile
 from onecrew_chat.wording import count
 

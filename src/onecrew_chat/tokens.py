@@ -29,9 +29,7 @@ class TokenRequest:
     company_id: str | None = None
 
     @classmethod
-    def from_parts(
-        cls, query: dict[str, str], body: bytes, header_company_id: str | None = None
-    ) -> TokenRequest:
+    def from_parts(cls, query: dict[str, str], body: bytes, header_company_id: str | None = None) -> TokenRequest:
         """Query string first, then a JSON body (which may be empty), then the X-Company-Id header."""
         fields = _body_fields(body)
         profile_type = query.get("profile_type") or fields.get("profile_type")
@@ -39,7 +37,7 @@ class TokenRequest:
         return cls(_text(profile_type, "profile_type"), _text(company_id, "company_id"))
 
 
-def _body_fields(body: bytes) -> dict:
+def _body_fields(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:

@@ -12,5 +12,14 @@ from .requestlog import RequestRecord
 from .server import EmulatorServer
 from .webhooks import WebhookDelivery, sign
 
-__all__ = ["Emulator", "EmulatorApp", "EmulatorServer", "Faults", "RequestRecord",
-           "WebhookDelivery", "create_app", "operations", "sign"]
+__all__ = [
+    "Emulator",
+    "EmulatorApp",
+    "EmulatorServer",
+    "Faults",
+    "RequestRecord",
+    "WebhookDelivery",
+    "create_app",
+    "operations",
+    "sign",
+]

@@ -24,13 +24,12 @@ if TYPE_CHECKING:
     from .faults import Faults
 
 
-def apply_faults(faults: "Faults", spec: dict[str, Any]) -> None:
+def apply_faults(faults: Faults, spec: dict[str, Any]) -> None:
     """Set faults from the JSON knobs the admin path and the CLI share."""
     if spec.get("reset"):
         faults.reset()
     if "latency_ms" in spec or "jitter_ms" in spec:
-        faults.set_latency(spec.get("latency_ms", faults.latency_ms),
-                           spec.get("jitter_ms", faults.jitter_ms))
+        faults.set_latency(spec.get("latency_ms", faults.latency_ms), spec.get("jitter_ms", faults.jitter_ms))
     for operation, rule in (spec.get("error_rates") or {}).items():
         if isinstance(rule, dict):
             faults.set_error_rate(operation, rule["rate"], rule.get("status", 500))
@@ -47,9 +46,9 @@ def apply_faults(faults: "Faults", spec: dict[str, Any]) -> None:
         faults.fail_webhooks(rule["count"], rule.get("status", 503))
 
 
-async def handle(emulator: "Emulator", method: str, path: str, body: bytes) -> tuple[int, dict]:
+async def handle(emulator: Emulator, method: str, path: str, body: bytes) -> tuple[int, dict]:
     """(status, JSON body) for one admin request."""
-    route = path.rstrip("/")[len("/_emulator"):]
+    route = path.rstrip("/")[len("/_emulator") :]
     if method == "GET" and route == "/state":
         return 200, emulator.summary()
     if method == "GET" and route == "/requests":
@@ -58,11 +57,21 @@ async def handle(emulator: "Emulator", method: str, path: str, body: bytes) -> t
         emulator.clear_requests()
         return 200, {"cleared": True}
     if method == "GET" and route == "/webhooks":
-        return 200, {"deliveries": [
-            {"event_type": d.event_type, "webhook_id": d.webhook_id, "url": d.url,
-             "status": d.status, "error": d.error, "attempt": d.attempt,
-             "faulted": d.faulted, "payload": d.payload}
-            for d in emulator.webhook_deliveries]}
+        return 200, {
+            "deliveries": [
+                {
+                    "event_type": d.event_type,
+                    "webhook_id": d.webhook_id,
+                    "url": d.url,
+                    "status": d.status,
+                    "error": d.error,
+                    "attempt": d.attempt,
+                    "faulted": d.faulted,
+                    "payload": d.payload,
+                }
+                for d in emulator.webhook_deliveries
+            ]
+        }
     if method == "POST" and route == "/faults":
         try:
             spec = json.loads(body or b"{}")
@@ -74,7 +83,7 @@ async def handle(emulator: "Emulator", method: str, path: str, body: bytes) -> t
         try:
             enabled = json.loads(body or b"{}")["enabled"]
         except (ValueError, KeyError, TypeError) as exc:
-            return 400, {"error": f"expected {{\"enabled\": true|false}}: {exc}"}
+            return 400, {"error": f'expected {{"enabled": true|false}}: {exc}'}
         emulator.rate_limiter.enabled = bool(enabled)
         return 200, {"rate_limits": emulator.rate_limiter.enabled}
     if method == "POST" and route == "/reset":

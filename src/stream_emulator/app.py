@@ -31,7 +31,7 @@ _RATE_LIMIT_MESSAGE = "Too many requests, check response headers for more inform
 class EmulatorApp:
     """An ASGI callable serving one Emulator; `state.emulator` is that Emulator."""
 
-    def __init__(self, emulator: "Emulator", enable_admin: bool = False) -> None:
+    def __init__(self, emulator: Emulator, enable_admin: bool = False) -> None:
         self.emulator = emulator
         self.enable_admin = enable_admin
         self.state = _AppState(emulator)
@@ -92,13 +92,10 @@ class EmulatorApp:
                     auth_type = value.decode("latin-1")
             caller = emu.authenticator.authenticate(query.get("api_key"), auth_type, token)
             if route is None:
-                raise StreamError(16, f"{method} {path} is not served by the stream emulator",
-                                  status=404)
+                raise StreamError(16, f"{method} {path} is not served by the stream emulator", status=404)
             if not caller.is_server and operation not in op.CLIENT_ALLOWED:
-                raise StreamError(NOT_ALLOWED, "this operation is only allowed with server side "
-                                  "auth")
-            allowed, rate_headers = emu.rate_limiter.take(
-                operation, "server" if caller.is_server else "client")
+                raise StreamError(NOT_ALLOWED, "this operation is only allowed with server side auth")
+            allowed, rate_headers = emu.rate_limiter.take(operation, "server" if caller.is_server else "client")
             if not allowed:
                 raise StreamError(RATE_LIMIT, _RATE_LIMIT_MESSAGE)
             if faults.active:
@@ -107,8 +104,7 @@ class EmulatorApp:
                     raise StreamError(RATE_LIMIT, _RATE_LIMIT_MESSAGE)
                 failure = faults.draw_error(operation)
                 if failure is not None:
-                    raise StreamError(INTERNAL, "internal server error (injected fault)",
-                                      status=failure)
+                    raise StreamError(INTERNAL, "internal server error (injected fault)", status=failure)
             parsed = _parse_json(body)
             dialect = emu.v2 if dialect_name == "v2" else emu.v1
             call = Call(emu, dialect, method, route[2], query, parsed, caller, operation)
@@ -127,13 +123,13 @@ class EmulatorApp:
         except Exception:  # the SDK must see Stream's 500 envelope, never a bare traceback
             log.exception("stream_emulator.handler_failed", extra={"operation": operation})
             status = 500
-            result = envelope(operation, StreamError(INTERNAL, "internal server error",
-                                                     status=500), "")
+            result = envelope(operation, StreamError(INTERNAL, "internal server error", status=500), "")
         if hold_s is not None:
             await _hold(receive, hold_s)
             if emu.generation == generation:
-                emu.log.add(RequestRecord(operation, dialect_name, method, path, 0,
-                                          (time.perf_counter() - started) * 1000.0))
+                emu.log.add(
+                    RequestRecord(operation, dialect_name, method, path, 0, (time.perf_counter() - started) * 1000.0)
+                )
             return
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         result["duration"] = f"{elapsed_ms:.2f}ms"
@@ -153,7 +149,7 @@ class EmulatorApp:
 class _AppState:
     """What Starlette-style code expects at `app.state`."""
 
-    def __init__(self, emulator: "Emulator") -> None:
+    def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
 
 
@@ -183,37 +179,47 @@ def _parse_json(body: bytes) -> dict:
     return value
 
 
-async def _respond(send: Any, status: int, body: bytes,
-                   headers: list[tuple[bytes, bytes]]) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), *headers]})
+async def _respond(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 async def _hold(receive: Any, seconds: float) -> None:
     """Keep the response back until the client hangs up or `seconds` pass."""
+
     async def hung_up() -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
 
     try:
         await asyncio.wait_for(hung_up(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 
 def rate_headers_for(operation: str, remaining: int, reset: int) -> list[tuple[bytes, bytes]]:
     """The rate-limit headers of a 429 fault burst: nothing remaining until `reset`."""
-    return rate_header_values(op.RATE_LIMITS.get(operation, op.DEFAULT_RATE_LIMIT), remaining,
-                              reset)
+    return rate_header_values(op.RATE_LIMITS.get(operation, op.DEFAULT_RATE_LIMIT), remaining, reset)
 
 
-def create_app(api_key: str = "key", api_secret: str = "secret", faults: "Faults | None" = None,
-               state_file: "Path | str | None" = None, enable_admin: bool = False,
-               rate_limits: bool = False) -> EmulatorApp:
+def create_app(
+    api_key: str = "key",
+    api_secret: str = "secret",
+    faults: Faults | None = None,
+    state_file: Path | str | None = None,
+    enable_admin: bool = False,
+    rate_limits: bool = False,
+) -> EmulatorApp:
     """An ASGI app over a new Emulator (reachable as `app.state.emulator`)."""
     from .emulator import Emulator
-    emulator = Emulator(api_key=api_key, api_secret=api_secret, state_file=state_file,
-                        faults=faults, rate_limits=rate_limits)
+
+    emulator = Emulator(
+        api_key=api_key, api_secret=api_secret, state_file=state_file, faults=faults, rate_limits=rate_limits
+    )
     return emulator.asgi_app(enable_admin=enable_admin)

@@ -7,8 +7,7 @@ import warnings
 
 import jwt
 
-from .errors import (ACCESS_KEY, AUTHENTICATION, TOKEN_EXPIRED, TOKEN_NOT_VALID_YET,
-                     TOKEN_SIGNATURE, StreamError)
+from .errors import ACCESS_KEY, AUTHENTICATION, TOKEN_EXPIRED, TOKEN_NOT_VALID_YET, TOKEN_SIGNATURE, StreamError
 
 _CACHE_LIMIT = 1024
 
@@ -38,8 +37,7 @@ class Authenticator:
         # Verifying a signature costs more than the rest of a request; SDKs reuse one token.
         self._verified: dict[str, Caller] = {}
 
-    def authenticate(self, api_key: str | None, auth_type: str | None,
-                     token: str | None) -> Caller:
+    def authenticate(self, api_key: str | None, auth_type: str | None, token: str | None) -> Caller:
         """The caller, or the StreamError Stream answers with."""
         if not api_key:
             raise StreamError(ACCESS_KEY, "api_key not provided")
@@ -64,20 +62,23 @@ class Authenticator:
 
     def _verify(self, token: str) -> Caller:
         if token.count(".") != 2:
-            raise StreamError(AUTHENTICATION,
-                              "JWTAuth error: token contains an invalid number of segments")
+            raise StreamError(AUTHENTICATION, "JWTAuth error: token contains an invalid number of segments")
         try:
             with warnings.catch_warnings():
                 # Local secrets are short; Stream's own check is the signature, not key length.
                 warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
-                claims = jwt.decode(token, self.api_secret, algorithms=["HS256"],
-                                    options={"verify_exp": False, "verify_nbf": False,
-                                             "verify_iat": False})
+                claims = jwt.decode(
+                    token,
+                    self.api_secret,
+                    algorithms=["HS256"],
+                    options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
+                )
         except jwt.InvalidSignatureError:
             raise StreamError(
                 TOKEN_SIGNATURE,
                 "JWTAuth error: signature is not valid. Make sure the token is created using "
-                f"the secret for API key \"{self.api_key}\"") from None
+                f'the secret for API key "{self.api_key}"',
+            ) from None
         except jwt.InvalidTokenError as exc:
             raise StreamError(AUTHENTICATION, f"JWTAuth error: {exc}") from None
         user_id = claims.get("user_id")
@@ -85,7 +86,8 @@ class Authenticator:
             raise StreamError(
                 AUTHENTICATION,
                 "JWTAuth error: json: cannot unmarshal number into Go struct field "
-                "StreamJWTClaims.user_id of type string")
+                "StreamJWTClaims.user_id of type string",
+            )
         return Caller(user_id, _number(claims.get("exp")), _number(claims.get("nbf")))
 
 

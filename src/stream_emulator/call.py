@@ -24,12 +24,19 @@ MAX_BATCH = 100
 class Call:
     """The parsed request handed to a handler."""
 
-    __slots__ = ("emulator", "state", "dialect", "method", "params", "query", "body", "caller",
-                 "operation")
+    __slots__ = ("emulator", "state", "dialect", "method", "params", "query", "body", "caller", "operation")
 
-    def __init__(self, emulator: "Emulator", dialect: Dialect, method: str,
-                 params: tuple[str, ...], query: dict[str, str], body: Any, caller: Caller,
-                 operation: str) -> None:
+    def __init__(
+        self,
+        emulator: Emulator,
+        dialect: Dialect,
+        method: str,
+        params: tuple[str, ...],
+        query: dict[str, str],
+        body: Any,
+        caller: Caller,
+        operation: str,
+    ) -> None:
         self.emulator = emulator
         self.state = emulator.state
         self.dialect = dialect
@@ -69,18 +76,17 @@ class Call:
         if isinstance(user, dict):
             user_id = user_id or user.get("id")
         if not user_id:
-            raise input_error(f"either {prefix}user or {prefix}user_id must be provided when "
-                              "using server side auth.")
+            raise input_error(f"either {prefix}user or {prefix}user_id must be provided when using server side auth.")
         return user_id
 
-    def require_user(self, user_id: str, deleted_ok: bool = False) -> "User":
+    def require_user(self, user_id: str, deleted_ok: bool = False) -> User:
         """The stored (by default not soft-deleted) user, or code 16."""
         user = self.state.users.get(user_id)
         if user is None or (user.deleted_at is not None and not deleted_ok):
             raise not_found(f"user {user_id} does not exist")
         return user
 
-    def channel(self) -> "Channel":
+    def channel(self) -> Channel:
         """The channel named by the path, or Stream's "Can't find channel" error."""
         cid = f"{self.params[0]}:{self.params[1]}"
         channel = self.state.channels.get(cid)
@@ -105,8 +111,11 @@ def check_batch(name: str, items: Any) -> list:
     if not isinstance(items, list):
         raise input_error(f"{name} must be a list", **{name: "must be a list"})
     if len(items) > MAX_BATCH:
-        raise StreamError(4, f"{name} has {len(items)} items, the maximum is {MAX_BATCH}",
-                          exception_fields={name: f"max {MAX_BATCH} items"})
+        raise StreamError(
+            4,
+            f"{name} has {len(items)} items, the maximum is {MAX_BATCH}",
+            exception_fields={name: f"max {MAX_BATCH} items"},
+        )
     return items
 
 
@@ -116,8 +125,9 @@ def check_user_id(user_id: Any, field: str = "id") -> str:
         raise input_error(f"{field} is a required field", **{field: "required"})
     if len(user_id) > 255 or not USER_ID.fullmatch(user_id):
         raise input_error(
-            f"{field} {user_id} is not a valid user id: only a-z, 0-9 and @ _ - are "
-            "allowed, at most 255 characters", **{field: "invalid user id"})
+            f"{field} {user_id} is not a valid user id: only a-z, 0-9 and @ _ - are allowed, at most 255 characters",
+            **{field: "invalid user id"},
+        )
     return user_id
 
 

@@ -4,7 +4,7 @@ another CLI can mount it (`app.command("stream-emulator")(stream_emulator.cli.ru
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 import uvicorn
@@ -15,7 +15,7 @@ from .server import listening_socket
 
 
 def _pairs(values: list[str], flag: str) -> list[tuple[str, list[str]]]:
-    """"Operation=a[:b]" -> (Operation, [a, b])."""
+    """ "Operation=a[:b]" -> (Operation, [a, b])."""
     pairs = []
     for value in values:
         operation, sep, rest = value.partition("=")
@@ -25,25 +25,33 @@ def _pairs(values: list[str], flag: str) -> list[tuple[str, list[str]]]:
     return pairs
 
 
-def fault_spec(latency_ms: float, jitter_ms: float, error_rate: list[str],
-               rate_limit: list[str], timeout_after_write: list[str],
-               visibility_delay_ms: float, webhook_failures: str | None = None) -> dict:
+def fault_spec(
+    latency_ms: float,
+    jitter_ms: float,
+    error_rate: list[str],
+    rate_limit: list[str],
+    timeout_after_write: list[str],
+    visibility_delay_ms: float,
+    webhook_failures: str | None = None,
+) -> dict:
     """The admin-path fault JSON for the command-line flags."""
-    spec: dict = {"latency_ms": latency_ms, "jitter_ms": jitter_ms,
-                  "visibility_delay_ms": visibility_delay_ms}
+    spec: dict = {"latency_ms": latency_ms, "jitter_ms": jitter_ms, "visibility_delay_ms": visibility_delay_ms}
     try:
         if webhook_failures:
             count, _, status = webhook_failures.partition(":")
             spec["webhook_failures"] = {"count": int(count), "status": int(status or 503)}
         spec["error_rates"] = {
             op: {"rate": float(v[0]), "status": int(v[1]) if len(v) > 1 else 500}
-            for op, v in _pairs(error_rate, "--error-rate")}
+            for op, v in _pairs(error_rate, "--error-rate")
+        }
         spec["rate_limit_bursts"] = {
             op: {"count": int(v[0]), "reset_in_s": float(v[1]) if len(v) > 1 else 60.0}
-            for op, v in _pairs(rate_limit, "--rate-limit")}
+            for op, v in _pairs(rate_limit, "--rate-limit")
+        }
         spec["timeout_after_write"] = {
             op: {"count": int(v[0]), "hold_s": float(v[1]) if len(v) > 1 else 30.0}
-            for op, v in _pairs(timeout_after_write, "--timeout-after-write")}
+            for op, v in _pairs(timeout_after_write, "--timeout-after-write")
+        }
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     return spec
@@ -54,33 +62,51 @@ def run(
     port: Annotated[int, typer.Option(help="Port to listen on (0 = any free port).")] = 8900,
     api_key: Annotated[str, typer.Option(help="The API key clients must send.")] = "key",
     api_secret: Annotated[str, typer.Option(help="The secret tokens are signed with.")] = "secret",
-    state_file: Annotated[Optional[Path], typer.Option(
-        help="Keep the state in this JSON file across restarts.")] = None,
-    enable_admin: Annotated[bool, typer.Option(
-        help="Serve the admin path under /_emulator/.")] = False,
+    state_file: Annotated[Path | None, typer.Option(help="Keep the state in this JSON file across restarts.")] = None,
+    enable_admin: Annotated[bool, typer.Option(help="Serve the admin path under /_emulator/.")] = False,
     latency_ms: Annotated[float, typer.Option(help="Added latency per response.")] = 0.0,
     jitter_ms: Annotated[float, typer.Option(help="Random extra latency, 0..N ms.")] = 0.0,
-    error_rate: Annotated[Optional[list[str]], typer.Option(
-        help="Operation=RATE[:STATUS], e.g. UpdateUsers=0.2:503; '*' = all operations.")] = None,
-    rate_limit: Annotated[Optional[list[str]], typer.Option(
-        help="Operation=COUNT[:RESET_S]: the next COUNT calls get 429.")] = None,
-    timeout_after_write: Annotated[Optional[list[str]], typer.Option(
-        help="Operation=COUNT[:HOLD_S]: apply the write, never answer.")] = None,
-    visibility_delay_ms: Annotated[float, typer.Option(
-        help="New users become usable as members only after N ms.")] = 0.0,
-    webhook_failures: Annotated[Optional[str], typer.Option(
-        help="COUNT[:STATUS]: the next COUNT webhook tries reach the receiver but count as STATUS "
-             "(default 503; 0 = timed out), so Stream's retry follows.")] = None,
-    rate_limits: Annotated[bool, typer.Option(
-        "--rate-limits/--no-rate-limits",
-        help="Refuse calls over Stream's per-minute and per-second limits with 429.")] = True,
+    error_rate: Annotated[
+        list[str] | None, typer.Option(help="Operation=RATE[:STATUS], e.g. UpdateUsers=0.2:503; '*' = all operations.")
+    ] = None,
+    rate_limit: Annotated[
+        list[str] | None, typer.Option(help="Operation=COUNT[:RESET_S]: the next COUNT calls get 429.")
+    ] = None,
+    timeout_after_write: Annotated[
+        list[str] | None, typer.Option(help="Operation=COUNT[:HOLD_S]: apply the write, never answer.")
+    ] = None,
+    visibility_delay_ms: Annotated[
+        float, typer.Option(help="New users become usable as members only after N ms.")
+    ] = 0.0,
+    webhook_failures: Annotated[
+        str | None,
+        typer.Option(
+            help="COUNT[:STATUS]: the next COUNT webhook tries reach the receiver but count as STATUS "
+            "(default 503; 0 = timed out), so Stream's retry follows."
+        ),
+    ] = None,
+    rate_limits: Annotated[
+        bool,
+        typer.Option(
+            "--rate-limits/--no-rate-limits",
+            help="Refuse calls over Stream's per-minute and per-second limits with 429.",
+        ),
+    ] = True,
 ) -> None:
     """Serve a local, wire-compatible Stream Chat (both dialects) until interrupted."""
-    emulator = Emulator(api_key=api_key, api_secret=api_secret, state_file=state_file,
-                        rate_limits=rate_limits)
-    apply_faults(emulator.faults, fault_spec(latency_ms, jitter_ms, error_rate or [],
-                                             rate_limit or [], timeout_after_write or [],
-                                             visibility_delay_ms, webhook_failures))
+    emulator = Emulator(api_key=api_key, api_secret=api_secret, state_file=state_file, rate_limits=rate_limits)
+    apply_faults(
+        emulator.faults,
+        fault_spec(
+            latency_ms,
+            jitter_ms,
+            error_rate or [],
+            rate_limit or [],
+            timeout_after_write or [],
+            visibility_delay_ms,
+            webhook_failures,
+        ),
+    )
     emulator.load()
     sock = listening_socket(host, port)
     bound_port = sock.getsockname()[1]
@@ -88,8 +114,10 @@ def run(
     typer.echo(f"api key: {api_key}")
     if state_file is not None:
         typer.echo(f"state file: {state_file}")
-    typer.echo("rate limits: " + ("enforced (Stream's per-minute and per-second limits)"
-                                  if rate_limits else "headers only (--no-rate-limits)"))
+    typer.echo(
+        "rate limits: "
+        + ("enforced (Stream's per-minute and per-second limits)" if rate_limits else "headers only (--no-rate-limits)")
+    )
     if enable_admin:
         typer.echo(f"admin: http://{host}:{bound_port}/_emulator/state")
     for line in emulator.faults.describe():
@@ -99,8 +127,13 @@ def run(
 
 def uvicorn_config(emulator: Emulator, enable_admin: bool) -> uvicorn.Config:
     """uvicorn's settings for the stand-alone emulator."""
-    return uvicorn.Config(emulator.asgi_app(enable_admin=enable_admin), log_level="warning",
-                          access_log=False, lifespan="on", timeout_graceful_shutdown=1)
+    return uvicorn.Config(
+        emulator.asgi_app(enable_admin=enable_admin),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 now_ns = time.time_ns
@@ -35,9 +35,11 @@ def parse_time(value: object) -> int | None:
         except ValueError:
             return None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         return int(parsed.timestamp() * 1_000_000) * 1000
     return None
+
+
 # Wall-clock seconds of the rate limiter's windows; tests may replace it
 # (stream_emulator.clock.wall).
 wall = time.time

@@ -7,16 +7,25 @@ writes times as integer Unix nanoseconds (reference §1).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .channel_types import config_for
 from .clock import rfc3339
 from .state import Channel, Member, Message, Read, User
 
 OWN_CAPABILITIES = [
-    "ban-channel-members", "connect-events", "delete-any-message", "delete-channel",
-    "read-events", "send-message", "send-reaction", "typing-events", "update-channel",
-    "update-channel-members", "upload-file",
+    "ban-channel-members",
+    "connect-events",
+    "delete-any-message",
+    "delete-channel",
+    "read-events",
+    "send-message",
+    "send-reaction",
+    "typing-events",
+    "update-channel",
+    "update-channel-members",
+    "upload-file",
 ]
 
 
@@ -44,10 +53,17 @@ class Dialect:
         if cached is not None and cached[0] is user and cached[1] == user.version:
             return cached[2]
         body = {
-            "id": user.id, "role": user.role, "created_at": self.time(user.created_at),
-            "updated_at": self.time(user.updated_at), "banned": False, "online": False,
-            "invisible": user.invisible, "shadow_banned": False, "language": user.language,
-            "teams": list(user.teams), "blocked_user_ids": [],
+            "id": user.id,
+            "role": user.role,
+            "created_at": self.time(user.created_at),
+            "updated_at": self.time(user.updated_at),
+            "banned": False,
+            "online": False,
+            "invisible": user.invisible,
+            "shadow_banned": False,
+            "language": user.language,
+            "teams": list(user.teams),
+            "blocked_user_ids": [],
         }
         if user.name is not None:
             body["name"] = user.name
@@ -66,8 +82,15 @@ class Dialect:
     def full_user(self, user: User) -> dict:
         """The user as the users endpoints return it (FullUserResponse)."""
         body = dict(self.user(user))
-        body.update(devices=[], mutes=[], channel_mutes=[], total_unread_count=0,
-                    unread_channels=0, unread_count=0, unread_threads=0)
+        body.update(
+            devices=[],
+            mutes=[],
+            channel_mutes=[],
+            total_unread_count=0,
+            unread_channels=0,
+            unread_count=0,
+            unread_threads=0,
+        )
         return body
 
     def forget_user(self, user_id: str) -> None:
@@ -79,21 +102,26 @@ class Dialect:
         cached = self._configs.get(channel_type)
         if cached is None:
             raw = config_for(channel_type)
-            cached = dict(raw, created_at=self.time(raw["created_at"]),
-                          updated_at=self.time(raw["updated_at"]))
+            cached = dict(raw, created_at=self.time(raw["created_at"]), updated_at=self.time(raw["updated_at"]))
             self._configs[channel_type] = cached
         return cached
 
     def channel(self, channel: Channel, users: dict[str, User]) -> dict:
         """The channel object (ChannelResponse)."""
         body = {
-            "id": channel.id, "type": channel.type, "cid": channel.cid,
+            "id": channel.id,
+            "type": channel.type,
+            "cid": channel.cid,
             "created_at": self.time(channel.created_at),
             "updated_at": self.time(channel.updated_at),
-            "frozen": channel.frozen, "disabled": channel.disabled,
-            "member_count": len(channel.members), "message_count": len(channel.messages),
-            "config": self.config(channel.type), "own_capabilities": OWN_CAPABILITIES,
-            "hidden": False, "blocked": False,
+            "frozen": channel.frozen,
+            "disabled": channel.disabled,
+            "member_count": len(channel.members),
+            "message_count": len(channel.messages),
+            "config": self.config(channel.type),
+            "own_capabilities": OWN_CAPABILITIES,
+            "hidden": False,
+            "blocked": False,
         }
         creator = users.get(channel.created_by_id) if channel.created_by_id else None
         if creator is not None:
@@ -108,10 +136,14 @@ class Dialect:
     def member(self, member: Member, users: dict[str, User]) -> dict:
         """One channel member (ChannelMemberResponse)."""
         body = {
-            "user_id": member.user_id, "status": "member",
+            "user_id": member.user_id,
+            "status": "member",
             "created_at": self.time(member.created_at),
-            "updated_at": self.time(member.updated_at), "banned": False, "shadow_banned": False,
-            "role": member.role, "channel_role": member.channel_role,
+            "updated_at": self.time(member.updated_at),
+            "banned": False,
+            "shadow_banned": False,
+            "role": member.role,
+            "channel_role": member.channel_role,
             "notifications_muted": False,
         }
         user = users.get(member.user_id)
@@ -127,26 +159,37 @@ class Dialect:
             body["invite_rejected_at"] = self.time(member.invite_rejected_at)
         return self._custom(body, member.custom)
 
-    def members(self, channel: Channel, users: dict[str, User], limit: int = 100,
-                offset: int = 0) -> list[dict]:
+    def members(self, channel: Channel, users: dict[str, User], limit: int = 100, offset: int = 0) -> list[dict]:
         """The channel's members in the order they joined."""
-        values = list(channel.members.values())[offset:offset + limit]
+        values = list(channel.members.values())[offset : offset + limit]
         return [self.member(m, users) for m in values]
 
     def message(self, channel: Channel, message: Message, users: dict[str, User]) -> dict:
         """One message (MessageResponse)."""
         user = users.get(message.user_id)
         body = {
-            "id": message.id, "text": message.text, "html": _html(message.text),
-            "type": message.type, "cid": channel.cid,
+            "id": message.id,
+            "text": message.text,
+            "html": _html(message.text),
+            "type": message.type,
+            "cid": channel.cid,
             "user": self.user(user) if user is not None else {"id": message.user_id},
             "created_at": self.time(message.created_at),
             "updated_at": self.time(message.updated_at),
-            "attachments": [], "latest_reactions": [], "own_reactions": [],
-            "mentioned_users": [], "reaction_counts": {}, "reaction_scores": {},
-            "reply_count": message.reply_count, "deleted_reply_count": 0, "silent": False,
-            "pinned": False, "shadowed": False, "mentioned_channel": False,
-            "mentioned_here": False, "restricted_visibility": list(message.restricted_visibility),
+            "attachments": [],
+            "latest_reactions": [],
+            "own_reactions": [],
+            "mentioned_users": [],
+            "reaction_counts": {},
+            "reaction_scores": {},
+            "reply_count": message.reply_count,
+            "deleted_reply_count": 0,
+            "silent": False,
+            "pinned": False,
+            "shadowed": False,
+            "mentioned_channel": False,
+            "mentioned_here": False,
+            "restricted_visibility": list(message.restricted_visibility),
         }
         if message.parent_id is not None:
             body["parent_id"] = message.parent_id
@@ -165,8 +208,9 @@ class Dialect:
             body["last_read_message_id"] = read.last_read_message_id
         return body
 
-    def channel_state(self, channel: Channel, users: dict[str, User], *, messages: int = 25,
-                      member_limit: int = 100) -> dict:
+    def channel_state(
+        self, channel: Channel, users: dict[str, User], *, messages: int = 25, member_limit: int = 100
+    ) -> dict:
         """channel + members + messages + reads, as get-or-create and query channels return."""
         # A thread-only reply lives in its thread: the channel's messages leave it out.
         shown = [m for m in channel.messages if m.in_channel]

@@ -11,9 +11,9 @@ from . import persistence
 from .auth import Authenticator
 from .dialects import make_v1, make_v2
 from .faults import Faults
+from .ratelimit import RateLimiter
 from .requestlog import RequestLog, RequestRecord
 from .state import State
-from .ratelimit import RateLimiter
 from .webhooks import DEFAULT_LOG_SIZE, RetryPolicy, WebhookDelivery, Webhooks
 
 if TYPE_CHECKING:
@@ -27,10 +27,16 @@ PERSIST_DELAY_S = 0.2
 class Emulator:
     """A local Stream Chat app. Constructing one does no I/O; the state file is read on first use."""
 
-    def __init__(self, api_key: str = "key", api_secret: str = "secret",
-                 state_file: Path | str | None = None, faults: Faults | None = None,
-                 rate_limits: bool = False, webhook_policy: RetryPolicy | None = None,
-                 webhook_log_size: int = DEFAULT_LOG_SIZE) -> None:
+    def __init__(
+        self,
+        api_key: str = "key",
+        api_secret: str = "secret",
+        state_file: Path | str | None = None,
+        faults: Faults | None = None,
+        rate_limits: bool = False,
+        webhook_policy: RetryPolicy | None = None,
+        webhook_log_size: int = DEFAULT_LOG_SIZE,
+    ) -> None:
         """`rate_limits`: enforce Stream's per-minute and per-second limits (off here so tests keep
         their headroom; the `stream-emulator` command turns them on). `webhook_policy`: the
         webhook retry policy (Stream's tries and timeouts; the pause between tries is ours)."""
@@ -52,8 +58,9 @@ class Emulator:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_loop: asyncio.AbstractEventLoop | None = None
         self.rate_limiter = RateLimiter(enabled=rate_limits)
-        self.webhooks = Webhooks(api_key, api_secret, lambda: self.state.app, self.faults,
-                                 webhook_policy, webhook_log_size)
+        self.webhooks = Webhooks(
+            api_key, api_secret, lambda: self.state.app, self.faults, webhook_policy, webhook_log_size
+        )
 
     # --- state ---------------------------------------------------------------------------
 
@@ -68,8 +75,7 @@ class Emulator:
         """Read the state file (or start empty) unless the state is already loaded."""
         with self.lock:
             if self._state is None:
-                self._state = (persistence.load(self.state_file) if self.state_file
-                               else State())
+                self._state = persistence.load(self.state_file) if self.state_file else State()
 
     def persist(self) -> None:
         """Write the state file now, if there is one."""
@@ -120,9 +126,10 @@ class Emulator:
 
     # --- the ASGI app ----------------------------------------------------------------------
 
-    def asgi_app(self, enable_admin: bool = False) -> "EmulatorApp":
+    def asgi_app(self, enable_admin: bool = False) -> EmulatorApp:
         """An ASGI app serving this emulator (admin paths under /_emulator/ only if enabled)."""
         from .app import EmulatorApp
+
         return EmulatorApp(self, enable_admin=enable_admin)
 
     # --- what tests read -----------------------------------------------------------------
@@ -160,8 +167,7 @@ class Emulator:
             body = dict(self.v1.channel(channel, self.state.users))
             body["members"] = list(channel.members)
             body["created_by_id"] = channel.created_by_id
-            body["messages"] = [{"id": m.id, "text": m.text, "user_id": m.user_id}
-                                for m in channel.messages]
+            body["messages"] = [{"id": m.id, "text": m.text, "user_id": m.user_id} for m in channel.messages]
             return body
 
     def channel_count(self) -> int:
@@ -176,7 +182,11 @@ class Emulator:
     def summary(self) -> dict:
         """Counts and faults, for the admin path and the CLI."""
         with self.lock:
-            return {"users": len(self.state.users), "channels": len(self.state.channels),
-                    "requests": self.count(), "faults": self.faults.snapshot(),
-                    "webhook_deliveries": self.webhooks.total,
-                    "rate_limits": self.rate_limiter.enabled}
+            return {
+                "users": len(self.state.users),
+                "channels": len(self.state.channels),
+                "requests": self.count(),
+                "faults": self.faults.snapshot(),
+                "webhook_deliveries": self.webhooks.total,
+                "rate_limits": self.rate_limiter.enabled,
+            }

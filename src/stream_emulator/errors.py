@@ -17,8 +17,15 @@ TOKEN_NOT_VALID_YET = 41
 TOKEN_SIGNATURE = 43
 
 STATUS_OF = {
-    INTERNAL: 500, ACCESS_KEY: 401, INPUT: 400, AUTHENTICATION: 401, RATE_LIMIT: 429,
-    DOES_NOT_EXIST: 404, NOT_ALLOWED: 403, TOKEN_EXPIRED: 401, TOKEN_NOT_VALID_YET: 401,
+    INTERNAL: 500,
+    ACCESS_KEY: 401,
+    INPUT: 400,
+    AUTHENTICATION: 401,
+    RATE_LIMIT: 429,
+    DOES_NOT_EXIST: 404,
+    NOT_ALLOWED: 403,
+    TOKEN_EXPIRED: 401,
+    TOKEN_NOT_VALID_YET: 401,
     TOKEN_SIGNATURE: 401,
 }
 
@@ -26,8 +33,9 @@ STATUS_OF = {
 class StreamError(Exception):
     """An error answered with Stream's envelope; `detail` is the text inside the quotes."""
 
-    def __init__(self, code: int, detail: str, *, status: int | None = None,
-                 exception_fields: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, code: int, detail: str, *, status: int | None = None, exception_fields: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail

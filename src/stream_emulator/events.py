@@ -11,16 +11,20 @@ if TYPE_CHECKING:
     from .state import Channel, Member, Message, User
 
 
-def channel_event(call: "Call", event_type: str, channel: "Channel", *,
-                  user_id: str | None = None, **extra: object) -> None:
+def channel_event(
+    call: Call, event_type: str, channel: Channel, *, user_id: str | None = None, **extra: object
+) -> None:
     """An event about one channel (channel.*, member.*, message.*, notification.mark_read)."""
     if not call.webhooks_on:
         return
     v1 = call.emulator.v1
     users = call.state.users
     event = {
-        "type": event_type, "cid": channel.cid, "channel_id": channel.id,
-        "channel_type": channel.type, "channel": v1.channel(channel, users),
+        "type": event_type,
+        "cid": channel.cid,
+        "channel_id": channel.id,
+        "channel_type": channel.type,
+        "channel": v1.channel(channel, users),
         "created_at": rfc3339(now_ns()),
     }
     if user_id is not None:
@@ -32,18 +36,19 @@ def channel_event(call: "Call", event_type: str, channel: "Channel", *,
     call.emit(event)
 
 
-def member_event(call: "Call", event_type: str, channel: "Channel", member: "Member") -> None:
+def member_event(call: Call, event_type: str, channel: Channel, member: Member) -> None:
     """member.added / member.removed."""
     if call.webhooks_on:
-        channel_event(call, event_type, channel, user_id=member.user_id,
-                      member=call.emulator.v1.member(member, call.state.users))
+        channel_event(
+            call, event_type, channel, user_id=member.user_id, member=call.emulator.v1.member(member, call.state.users)
+        )
 
 
 # Stream truncates the members a message or channel event carries to 50 (docs: Webhook Events).
 EVENT_MEMBER_CAP = 50
 
 
-def message_new(call: "Call", channel: "Channel", message: "Message") -> None:
+def message_new(call: Call, channel: Channel, message: Message) -> None:
     """message.new as Stream's docs show it: the message, the sender, up to 50 members with their
     read state, the counts; no `channel` object, so no custom channel data."""
     if not call.webhooks_on:
@@ -60,12 +65,18 @@ def message_new(call: "Call", channel: "Channel", message: "Message") -> None:
         members.append(body)
     sender = users.get(message.user_id)
     event = {
-        "type": "message.new", "cid": channel.cid, "channel_id": channel.id,
-        "channel_type": channel.type, "message_id": message.id,
+        "type": "message.new",
+        "cid": channel.cid,
+        "channel_id": channel.id,
+        "channel_type": channel.type,
+        "message_id": message.id,
         "message": v1.message(channel, message, users),
         "user": v1.user(sender) if sender is not None else {"id": message.user_id},
-        "members": members, "watcher_count": 0, "channel_member_count": len(channel.members),
-        "channel_message_count": len(channel.messages), "created_at": rfc3339(now_ns()),
+        "members": members,
+        "watcher_count": 0,
+        "channel_member_count": len(channel.members),
+        "channel_message_count": len(channel.messages),
+        "created_at": rfc3339(now_ns()),
     }
     if channel.team:
         event["team"] = channel.team
@@ -74,8 +85,7 @@ def message_new(call: "Call", channel: "Channel", message: "Message") -> None:
     call.emit(event)
 
 
-def user_updated(call: "Call", user: "User") -> None:
+def user_updated(call: Call, user: User) -> None:
     """user.updated."""
     if call.webhooks_on:
-        call.emit({"type": "user.updated", "user": call.emulator.v1.user(user),
-                   "created_at": rfc3339(now_ns())})
+        call.emit({"type": "user.updated", "user": call.emulator.v1.user(user), "created_at": rfc3339(now_ns())})

@@ -57,8 +57,7 @@ class Faults:
             self._active = False
 
     def _touch(self) -> None:
-        self._active = bool(self.latency_ms or self.jitter_ms or self.error_rates or self.bursts
-                            or self.holds)
+        self._active = bool(self.latency_ms or self.jitter_ms or self.error_rates or self.bursts or self.holds)
 
     def set_latency(self, ms: float, jitter_ms: float = 0.0) -> None:
         """Delay every response by `ms` plus a uniform random 0..`jitter_ms`."""
@@ -164,22 +163,22 @@ class Faults:
         for op, rule in self.error_rates.items():
             lines.append(f"error rate {op}: {rule.rate:g} answered with HTTP {rule.status}")
         for op, burst in self.bursts.items():
-            lines.append(f"429 burst {op}: next {burst.remaining} calls, reset at "
-                         f"{burst.reset_at:.0f}")
+            lines.append(f"429 burst {op}: next {burst.remaining} calls, reset at {burst.reset_at:.0f}")
         for op, hold in self.holds.items():
-            lines.append(f"timeout after write {op}: next {hold.remaining} calls held "
-                         f"{hold.hold_s:g} s")
+            lines.append(f"timeout after write {op}: next {hold.remaining} calls held {hold.hold_s:g} s")
         if self.visibility_delay_ms:
             lines.append(f"new users usable as members after {self.visibility_delay_ms:g} ms")
         if self.webhook_failures:
-            lines.append(f"next {len(self.webhook_failures)} webhook tries answered "
-                         f"{self.webhook_failures[0] or 'timeout'}")
+            lines.append(
+                f"next {len(self.webhook_failures)} webhook tries answered {self.webhook_failures[0] or 'timeout'}"
+            )
         return lines
 
     def snapshot(self) -> dict:
         """The settings as plain data (admin GET)."""
         return {
-            "latency_ms": self.latency_ms, "jitter_ms": self.jitter_ms,
+            "latency_ms": self.latency_ms,
+            "jitter_ms": self.jitter_ms,
             "visibility_delay_ms": self.visibility_delay_ms,
             "error_rates": {op: vars(r) for op, r in self.error_rates.items()},
             "rate_limit_bursts": {op: vars(b) for op, b in self.bursts.items()},

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from .clock import parse_time
 from .errors import input_error
@@ -10,8 +11,9 @@ from .errors import input_error
 T = TypeVar("T")
 Getter = Callable[[T, str], Any]
 # Fields whose values are kept as nanoseconds while filters name times as strings.
-TIME_FIELDS = frozenset({"created_at", "updated_at", "last_message_at", "last_active",
-                         "deactivated_at", "deleted_at", "last_updated"})
+TIME_FIELDS = frozenset(
+    {"created_at", "updated_at", "last_message_at", "last_active", "deactivated_at", "deleted_at", "last_updated"}
+)
 
 
 def matches(item: T, conditions: dict, get: Getter) -> bool:
@@ -36,8 +38,7 @@ def _field_matches(value: Any, field: str, condition: Any) -> bool:
         condition = {"$eq": condition}
     for operator, operand in condition.items():
         if field in TIME_FIELDS and operator not in ("$exists",):
-            operand = ([parse_time(o) for o in operand] if isinstance(operand, list)
-                       else parse_time(operand))
+            operand = [parse_time(o) for o in operand] if isinstance(operand, list) else parse_time(operand)
         if not _apply(operator, value, operand):
             return False
     return True
@@ -64,8 +65,9 @@ def _apply(operator: str, value: Any, operand: Any) -> bool:
         if value is None or operand is None:
             return False
         try:
-            return {"$gt": value > operand, "$gte": value >= operand,
-                    "$lt": value < operand, "$lte": value <= operand}[operator]
+            return {"$gt": value > operand, "$gte": value >= operand, "$lt": value < operand, "$lte": value <= operand}[
+                operator
+            ]
         except TypeError:
             return False
     if operator == "$autocomplete":

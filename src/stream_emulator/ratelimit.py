@@ -64,6 +64,8 @@ class RateLimiter:
 
 def headers(limit: int, remaining: int, reset: int) -> Headers:
     """The three lowercase rate-limit headers."""
-    return [(b"x-ratelimit-limit", str(limit).encode()),
-            (b"x-ratelimit-remaining", str(remaining).encode()),
-            (b"x-ratelimit-reset", str(reset).encode())]
+    return [
+        (b"x-ratelimit-limit", str(limit).encode()),
+        (b"x-ratelimit-remaining", str(remaining).encode()),
+        (b"x-ratelimit-reset", str(reset).encode()),
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from . import operations as op
 from .handlers import app_settings, channels, members, messages, tasks, threads, users
@@ -58,7 +58,7 @@ class Router:
         """(operation, handler, path params) or None."""
         for parts, operation, handler in self._table.get((method, len(segments)), ()):
             params = []
-            for want, got in zip(parts, segments):
+            for want, got in zip(parts, segments, strict=True):
                 if want is None:
                     params.append(got)
                 elif want != got:

@@ -51,8 +51,7 @@ class _Server(uvicorn.Server):
 class EmulatorServer:
     """Serves an Emulator on host:port (port 0 = a free one) until stopped; a context manager."""
 
-    def __init__(self, emulator: Emulator, host: str = "127.0.0.1", port: int = 0,
-                 enable_admin: bool = False) -> None:
+    def __init__(self, emulator: Emulator, host: str = "127.0.0.1", port: int = 0, enable_admin: bool = False) -> None:
         self.emulator = emulator
         self.host = host
         self.port = port
@@ -74,9 +73,14 @@ class EmulatorServer:
         sock = listening_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         self._socket = sock
-        config = uvicorn.Config(self.emulator.asgi_app(enable_admin=self.enable_admin),
-                                log_level="warning", access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=1, loop="asyncio")
+        config = uvicorn.Config(
+            self.emulator.asgi_app(enable_admin=self.enable_admin),
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+            loop="asyncio",
+        )
         ready = threading.Event()
         self._server = _Server(config, ready)
         self._thread = threading.Thread(target=self._run, name="stream-emulator", daemon=True)
@@ -103,7 +107,7 @@ class EmulatorServer:
         self._server = self._thread = self._socket = None
         self.emulator.flush()
 
-    def __enter__(self) -> "EmulatorServer":
+    def __enter__(self) -> EmulatorServer:
         self.start()
         return self
 

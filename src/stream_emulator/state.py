@@ -7,35 +7,104 @@ from typing import Any
 from . import clock
 
 # User fields Stream keeps as built-ins; anything else a client sends is custom data.
-USER_BUILTINS = frozenset({
-    "id", "role", "name", "image", "language", "teams", "invisible", "teams_role",
-    "privacy_settings", "revoke_tokens_issued_before",
-})
+USER_BUILTINS = frozenset(
+    {
+        "id",
+        "role",
+        "name",
+        "image",
+        "language",
+        "teams",
+        "invisible",
+        "teams_role",
+        "privacy_settings",
+        "revoke_tokens_issued_before",
+    }
+)
 # Read-only user fields a client may echo back; they are ignored on write.
-USER_READ_ONLY = frozenset({
-    "created_at", "updated_at", "last_active", "online", "deactivated_at", "deleted_at", "banned",
-    "shadow_banned", "blocked_user_ids", "devices", "mutes", "channel_mutes", "unread_count",
-    "total_unread_count", "unread_channels", "unread_threads", "custom", "ban_expires",
-    "avg_response_time", "bypass_moderation", "latest_hidden_channels",
-})
+USER_READ_ONLY = frozenset(
+    {
+        "created_at",
+        "updated_at",
+        "last_active",
+        "online",
+        "deactivated_at",
+        "deleted_at",
+        "banned",
+        "shadow_banned",
+        "blocked_user_ids",
+        "devices",
+        "mutes",
+        "channel_mutes",
+        "unread_count",
+        "total_unread_count",
+        "unread_channels",
+        "unread_threads",
+        "custom",
+        "ban_expires",
+        "avg_response_time",
+        "bypass_moderation",
+        "latest_hidden_channels",
+    }
+)
 # Channel data keys that are not custom data (name and image are custom in Stream's model).
-CHANNEL_BUILTINS = frozenset({
-    "members", "created_by", "created_by_id", "frozen", "disabled", "team", "invites",
-    "config_overrides", "auto_translation_enabled", "auto_translation_language", "filter_tags",
-    "truncated_by_id", "custom",
-})
-CHANNEL_READ_ONLY = frozenset({
-    "id", "type", "cid", "created_at", "updated_at", "deleted_at", "last_message_at",
-    "member_count", "message_count", "config", "own_capabilities", "hidden", "blocked",
-    "truncated_at", "cooldown",
-})
+CHANNEL_BUILTINS = frozenset(
+    {
+        "members",
+        "created_by",
+        "created_by_id",
+        "frozen",
+        "disabled",
+        "team",
+        "invites",
+        "config_overrides",
+        "auto_translation_enabled",
+        "auto_translation_language",
+        "filter_tags",
+        "truncated_by_id",
+        "custom",
+    }
+)
+CHANNEL_READ_ONLY = frozenset(
+    {
+        "id",
+        "type",
+        "cid",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+        "last_message_at",
+        "member_count",
+        "message_count",
+        "config",
+        "own_capabilities",
+        "hidden",
+        "blocked",
+        "truncated_at",
+        "cooldown",
+    }
+)
 
 
 class User:
     """A Stream user; `custom` holds every non-built-in field."""
 
-    __slots__ = ("id", "role", "name", "image", "language", "teams", "invisible", "extra",
-                 "custom", "created_at", "updated_at", "deactivated_at", "deleted_at", "version")
+    __slots__ = (
+        "id",
+        "role",
+        "name",
+        "image",
+        "language",
+        "teams",
+        "invisible",
+        "extra",
+        "custom",
+        "created_at",
+        "updated_at",
+        "deactivated_at",
+        "deleted_at",
+        "version",
+    )
 
     def __init__(self, user_id: str, created_at: int) -> None:
         self.id = user_id
@@ -45,7 +114,7 @@ class User:
         self.language = ""
         self.teams: list[str] = []
         self.invisible = False
-        self.extra: dict[str, Any] = {}   # the other built-ins (teams_role, privacy_settings, ...)
+        self.extra: dict[str, Any] = {}  # the other built-ins (teams_role, privacy_settings, ...)
         self.custom: dict[str, Any] = {}
         self.created_at = created_at
         self.updated_at = created_at
@@ -58,7 +127,7 @@ class User:
         return {k: getattr(self, k) for k in self.__slots__}
 
     @classmethod
-    def from_json(cls, raw: dict) -> "User":
+    def from_json(cls, raw: dict) -> User:
         """The inverse of to_json."""
         user = cls(raw["id"], raw["created_at"])
         for key in cls.__slots__:
@@ -70,11 +139,26 @@ class User:
 class Member:
     """A user's membership of one channel."""
 
-    __slots__ = ("user_id", "channel_role", "role", "custom", "created_at", "updated_at",
-                 "invited", "invite_accepted_at", "invite_rejected_at")
+    __slots__ = (
+        "user_id",
+        "channel_role",
+        "role",
+        "custom",
+        "created_at",
+        "updated_at",
+        "invited",
+        "invite_accepted_at",
+        "invite_rejected_at",
+    )
 
-    def __init__(self, user_id: str, created_at: int, channel_role: str = "channel_member",
-                 role: str = "member", custom: dict | None = None) -> None:
+    def __init__(
+        self,
+        user_id: str,
+        created_at: int,
+        channel_role: str = "channel_member",
+        role: str = "member",
+        custom: dict | None = None,
+    ) -> None:
         self.user_id = user_id
         self.channel_role = channel_role
         self.role = role
@@ -90,7 +174,7 @@ class Member:
         return {k: getattr(self, k) for k in self.__slots__}
 
     @classmethod
-    def from_json(cls, raw: dict) -> "Member":
+    def from_json(cls, raw: dict) -> Member:
         """The inverse of to_json."""
         member = cls(raw["user_id"], raw["created_at"])
         for key in cls.__slots__:
@@ -103,8 +187,7 @@ class Read:
 
     __slots__ = ("last_read", "last_read_message_id", "unread_messages")
 
-    def __init__(self, last_read: int, last_read_message_id: str | None = None,
-                 unread_messages: int = 0) -> None:
+    def __init__(self, last_read: int, last_read_message_id: str | None = None, unread_messages: int = 0) -> None:
         self.last_read = last_read
         self.last_read_message_id = last_read_message_id
         self.unread_messages = unread_messages
@@ -117,11 +200,29 @@ class Read:
 class Message:
     """A message in a channel; a thread reply has `parent_id` (and type "reply")."""
 
-    __slots__ = ("id", "text", "type", "user_id", "custom", "created_at", "updated_at",
-                 "parent_id", "show_in_channel", "reply_count", "restricted_visibility")
+    __slots__ = (
+        "id",
+        "text",
+        "type",
+        "user_id",
+        "custom",
+        "created_at",
+        "updated_at",
+        "parent_id",
+        "show_in_channel",
+        "reply_count",
+        "restricted_visibility",
+    )
 
-    def __init__(self, message_id: str, text: str, user_id: str, created_at: int,
-                 custom: dict | None = None, message_type: str = "regular") -> None:
+    def __init__(
+        self,
+        message_id: str,
+        text: str,
+        user_id: str,
+        created_at: int,
+        custom: dict | None = None,
+        message_type: str = "regular",
+    ) -> None:
         self.id = message_id
         self.text = text
         self.type = message_type
@@ -144,12 +245,10 @@ class Message:
         return {k: getattr(self, k) for k in self.__slots__}
 
     @classmethod
-    def from_json(cls, raw: dict) -> "Message":
+    def from_json(cls, raw: dict) -> Message:
         """The inverse of to_json."""
-        message = cls(raw["id"], raw["text"], raw["user_id"], raw["created_at"], raw["custom"],
-                      raw["type"])
-        for key in ("updated_at", "parent_id", "show_in_channel", "reply_count",
-                    "restricted_visibility"):
+        message = cls(raw["id"], raw["text"], raw["user_id"], raw["created_at"], raw["custom"], raw["type"])
+        for key in ("updated_at", "parent_id", "show_in_channel", "reply_count", "restricted_visibility"):
             if key in raw:
                 setattr(message, key, raw[key])
         return message
@@ -158,12 +257,27 @@ class Message:
 class Channel:
     """A channel; members keep their insertion order, as Stream lists them."""
 
-    __slots__ = ("type", "id", "cid", "custom", "created_by_id", "created_at", "updated_at",
-                 "frozen", "disabled", "team", "members", "messages", "reads",
-                 "last_message_at", "distinct", "filter_tags", "thread_reads")
+    __slots__ = (
+        "type",
+        "id",
+        "cid",
+        "custom",
+        "created_by_id",
+        "created_at",
+        "updated_at",
+        "frozen",
+        "disabled",
+        "team",
+        "members",
+        "messages",
+        "reads",
+        "last_message_at",
+        "distinct",
+        "filter_tags",
+        "thread_reads",
+    )
 
-    def __init__(self, channel_type: str, channel_id: str, created_by_id: str | None,
-                 created_at: int) -> None:
+    def __init__(self, channel_type: str, channel_id: str, created_by_id: str | None, created_at: int) -> None:
         self.type = channel_type
         self.id = channel_id
         self.cid = f"{channel_type}:{channel_id}"
@@ -192,24 +306,24 @@ class Channel:
 
     def to_json(self) -> dict:
         """A plain dict for the state file."""
-        raw = {k: getattr(self, k) for k in self.__slots__
-               if k not in ("members", "messages", "reads", "thread_reads")}
+        raw = {k: getattr(self, k) for k in self.__slots__ if k not in ("members", "messages", "reads", "thread_reads")}
         raw["members"] = [m.to_json() for m in self.members.values()]
         raw["messages"] = [m.to_json() for m in self.messages]
         raw["reads"] = {uid: r.to_json() for uid, r in self.reads.items()}
-        raw["thread_reads"] = {uid: {pid: r.to_json() for pid, r in threads.items()}
-                               for uid, threads in self.thread_reads.items()}
+        raw["thread_reads"] = {
+            uid: {pid: r.to_json() for pid, r in threads.items()} for uid, threads in self.thread_reads.items()
+        }
         return raw
 
     @classmethod
-    def from_json(cls, raw: dict) -> "Channel":
+    def from_json(cls, raw: dict) -> Channel:
         """The inverse of to_json."""
         channel = cls(raw["type"], raw["id"], raw["created_by_id"], raw["created_at"])
-        for key in ("custom", "updated_at", "frozen", "disabled", "team", "last_message_at",
-                    "filter_tags"):
+        for key in ("custom", "updated_at", "frozen", "disabled", "team", "last_message_at", "filter_tags"):
             setattr(channel, key, raw.get(key, getattr(channel, key)))
-        channel.thread_reads = {uid: {pid: Read(**r) for pid, r in threads.items()}
-                                for uid, threads in raw.get("thread_reads", {}).items()}
+        channel.thread_reads = {
+            uid: {pid: Read(**r) for pid, r in threads.items()} for uid, threads in raw.get("thread_reads", {}).items()
+        }
         channel.members = {m["user_id"]: Member.from_json(m) for m in raw.get("members", [])}
         channel.messages = [Message.from_json(m) for m in raw.get("messages", [])]
         channel.reads = {uid: Read(**r) for uid, r in raw.get("reads", {}).items()}
@@ -244,12 +358,11 @@ class State:
         }
 
     @classmethod
-    def from_json(cls, raw: dict) -> "State":
+    def from_json(cls, raw: dict) -> State:
         """The inverse of to_json."""
         state = cls()
         state.users = {u["id"]: User.from_json(u) for u in raw.get("users", [])}
-        state.channels = {c["type"] + ":" + c["id"]: Channel.from_json(c)
-                          for c in raw.get("channels", [])}
+        state.channels = {c["type"] + ":" + c["id"]: Channel.from_json(c) for c in raw.get("channels", [])}
         state.tasks = raw.get("tasks", {})
         state.app.update(raw.get("app", {}))
         return state

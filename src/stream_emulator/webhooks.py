@@ -23,8 +23,9 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -84,16 +85,24 @@ def _retryable_status(status: int) -> bool:
 
 def compression_on(settings: dict) -> bool:
     """Whether the app asked for gzipped webhook bodies."""
-    return bool(settings.get("enable_hook_payload_compression")) or \
-        str(settings.get("webhook_compression_algorithm") or "").lower() == "gzip"
+    return (
+        bool(settings.get("enable_hook_payload_compression"))
+        or str(settings.get("webhook_compression_algorithm") or "").lower() == "gzip"
+    )
 
 
 class Webhooks:
     """Sends events to the configured URL, retrying like Stream, and keeps the record of tries."""
 
-    def __init__(self, api_key: str, api_secret: str, settings: Callable[[], dict],
-                 faults: "Faults | None" = None, policy: RetryPolicy | None = None,
-                 log_size: int = DEFAULT_LOG_SIZE) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        api_secret: str,
+        settings: Callable[[], dict],
+        faults: Faults | None = None,
+        policy: RetryPolicy | None = None,
+        log_size: int = DEFAULT_LOG_SIZE,
+    ) -> None:
         self._api_key = api_key
         self._api_secret = api_secret
         self._settings = settings
@@ -104,7 +113,7 @@ class Webhooks:
         self.total = 0
         self._changed = threading.Condition()
         self._tasks: set[asyncio.Task] = set()
-        self._pending = 0   # deliveries not finished (all their tries), guarded by _changed
+        self._pending = 0  # deliveries not finished (all their tries), guarded by _changed
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 
     @property
@@ -170,8 +179,12 @@ class Webhooks:
         policy = self.policy
         data = json.dumps(event, separators=(",", ":")).encode()
         body = gzip.compress(data, mtime=0) if compress else data
-        headers = {"Content-Type": "application/json", "X-Signature": sign(data, self._api_secret),
-                   "X-Webhook-Id": str(uuid.uuid4()), "X-Api-Key": self._api_key}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Signature": sign(data, self._api_secret),
+            "X-Webhook-Id": str(uuid.uuid4()),
+            "X-Api-Key": self._api_key,
+        }
         if compress:
             headers["Content-Encoding"] = "gzip"
         started = time.monotonic()
@@ -179,8 +192,14 @@ class Webhooks:
         while True:
             attempt += 1
             left = policy.total_s - (time.monotonic() - started)
-            tried = await self._try(event, url, body, dict(headers, **{
-                "X-Webhook-Attempt": str(attempt)}), attempt, min(policy.try_timeout_s, left))
+            tried = await self._try(
+                event,
+                url,
+                body,
+                dict(headers, **{"X-Webhook-Attempt": str(attempt)}),
+                attempt,
+                min(policy.try_timeout_s, left),
+            )
             if tried.ok:
                 return
             if tried.status is not None and not _retryable_status(tried.status):
@@ -193,12 +212,12 @@ class Webhooks:
             if pause > 0:
                 await asyncio.sleep(pause)
 
-    async def _try(self, event: dict, url: str, body: bytes, headers: dict[str, str],
-                   attempt: int, timeout: float) -> WebhookDelivery:
+    async def _try(
+        self, event: dict, url: str, body: bytes, headers: dict[str, str], attempt: int, timeout: float
+    ) -> WebhookDelivery:
         status = error = None
         try:
-            response = await self._client().post(url, content=body, headers=headers,
-                                                  timeout=max(timeout, 0.001))
+            response = await self._client().post(url, content=body, headers=headers, timeout=max(timeout, 0.001))
             status = response.status_code
         except httpx.TimeoutException as exc:
             error = f"timeout: {type(exc).__name__}"
@@ -209,10 +228,13 @@ class Webhooks:
             injected = self._faults.take_webhook_failure()
             if injected is not None:
                 faulted = True
-                status, error = (injected or None), (
-                    None if injected else "timeout: injected (the receiver got the request)")
-        record = WebhookDelivery(event["type"], headers["X-Webhook-Id"], url, body, headers,
-                                 status, error, event, attempt, faulted)
+                status, error = (
+                    (injected or None),
+                    (None if injected else "timeout: injected (the receiver got the request)"),
+                )
+        record = WebhookDelivery(
+            event["type"], headers["X-Webhook-Id"], url, body, headers, status, error, event, attempt, faulted
+        )
         with self._changed:
             self._deliveries.append(record)
             self.total += 1
@@ -227,22 +249,31 @@ class Webhooks:
             self._clients[loop] = client
         return client
 
-    def wait_for(self, count: int = 1, event_type: str | None = None, timeout: float = 5.0,
-                 where: Callable[[WebhookDelivery], bool] | None = None) -> list[WebhookDelivery]:
+    def wait_for(
+        self,
+        count: int = 1,
+        event_type: str | None = None,
+        timeout: float = 5.0,
+        where: Callable[[WebhookDelivery], bool] | None = None,
+    ) -> list[WebhookDelivery]:
         """Block until `count` tries (of `event_type`, matching `where`) are recorded; TimeoutError
         if not within `timeout` seconds."""
+
         def matching() -> list[WebhookDelivery]:
-            return [d for d in self._deliveries
-                    if (event_type is None or d.event_type == event_type)
-                    and (where is None or where(d))]
+            return [
+                d
+                for d in self._deliveries
+                if (event_type is None or d.event_type == event_type) and (where is None or where(d))
+            ]
 
         deadline = time.monotonic() + timeout
         with self._changed:
             while len(found := matching()) < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"{len(found)} of {count} {event_type or ''} webhook "
-                                       f"deliveries after {timeout} s")
+                    raise TimeoutError(
+                        f"{len(found)} of {count} {event_type or ''} webhook deliveries after {timeout} s"
+                    )
                 self._changed.wait(left)
             return found
 
@@ -253,18 +284,20 @@ class Webhooks:
             while self._pending:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"{self._pending} webhook deliveries still running after "
-                                       f"{timeout} s")
+                    raise TimeoutError(f"{self._pending} webhook deliveries still running after {timeout} s")
                 self._changed.wait(left)
 
     async def wait_idle_async(self, timeout: float = 5.0) -> None:
         """wait_idle for async code (on a worker thread, so the event loop keeps serving)."""
         await asyncio.to_thread(self.wait_idle, timeout)
 
-    async def wait_for_async(self, count: int = 1, event_type: str | None = None,
-                             timeout: float = 5.0,
-                             where: Callable[[WebhookDelivery], bool] | None = None,
-                             ) -> list[WebhookDelivery]:
+    async def wait_for_async(
+        self,
+        count: int = 1,
+        event_type: str | None = None,
+        timeout: float = 5.0,
+        where: Callable[[WebhookDelivery], bool] | None = None,
+    ) -> list[WebhookDelivery]:
         """wait_for for async code: waits on a worker thread so the event loop keeps serving."""
         return await asyncio.to_thread(self.wait_for, count, event_type, timeout, where)
 

@@ -15,8 +15,8 @@ import pytest
 
 from onecrew_chat.models import Company, Conversation, User
 from onecrew_chat.webhooks.signature import sign
-from tests.conftest import make_settings
 from tests.api.envelope import expect, stored
+from tests.conftest import make_settings
 from tests.support import STREAM_SECRET, auth, new_id, service_auth
 
 CREATE = "/api/chat/conversations"
@@ -153,14 +153,22 @@ async def test_stream_webhooks_may_be_larger_than_app_requests(client):
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ({"conversation_type": "group", "participant_ids": ["{other}"], "name": "a\u0000b"},
-         ["name must not contain the NUL character"]),
-        ({"conversation_type": "user_user", "participant_ids": ["\u0000"]},
-         ["participant_ids[0] must not contain the NUL character"]),
-        ({"conversation_type": "group", "participant_ids": ["{other}"], "name": "\ud800x"},
-         ["name must be valid Unicode text", "unpaired surrogate"]),
-        ({"conversation_type": "group", "participant_ids": ["{other}"], "\u0000": 1},
-         ["must not contain the NUL character"]),
+        (
+            {"conversation_type": "group", "participant_ids": ["{other}"], "name": "a\u0000b"},
+            ["name must not contain the NUL character"],
+        ),
+        (
+            {"conversation_type": "user_user", "participant_ids": ["\u0000"]},
+            ["participant_ids[0] must not contain the NUL character"],
+        ),
+        (
+            {"conversation_type": "group", "participant_ids": ["{other}"], "name": "\ud800x"},
+            ["name must be valid Unicode text", "unpaired surrogate"],
+        ),
+        (
+            {"conversation_type": "group", "participant_ids": ["{other}"], "\u0000": 1},
+            ["must not contain the NUL character"],
+        ),
     ],
 )
 async def test_text_no_database_can_store_is_400_naming_the_field(client, people, session, emulator, body, words):
@@ -225,8 +233,9 @@ async def test_nuls_are_refused_before_postgresql_sees_them(database_url, emulat
         create = {"conversation_type": "group", "participant_ids": [other], "name": "a\u0000"}
         answers = [
             await http.put(f"/api/internal/users/{new_id()}", json={"name": "a\u0000b"}, headers=service_auth()),
-            await http.put(f"/api/internal/companies/{new_id()}", json={"name": "C", "logo_url": "\u0000"},
-                           headers=service_auth()),
+            await http.put(
+                f"/api/internal/companies/{new_id()}", json={"name": "C", "logo_url": "\u0000"}, headers=service_auth()
+            ),
             await http.post(CREATE, json=create, headers=auth(me)),
             await http.get(CREATE, params={"search": "\u0000"}, headers=auth(me)),
         ]

@@ -220,8 +220,11 @@ async def test_an_unknown_path_is_404_json(client, method, url):
 async def test_the_openapi_document_and_docs_are_served(client):
     document = (await client.get("/openapi.json")).json()
     assert document["components"]["securitySchemes"]["OneCrewJWT"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": document["components"][
-            "securitySchemes"]["OneCrewJWT"]["description"]}
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": document["components"]["securitySchemes"]["OneCrewJWT"]["description"],
+    }
     operations = [op for path in document["paths"].values() for op in path.values()]
     assert all(op.get("tags") for op in operations)
     assert "HTTPValidationError" not in json.dumps(document)

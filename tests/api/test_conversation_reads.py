@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select, update
 
+from onecrew_chat.conversations.listing import PageRequest
 from onecrew_chat.db import utcnow
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Base, Conversation, OutboxMessage
-from onecrew_chat.conversations.listing import PageRequest
 from onecrew_chat.outbox import worker
 from onecrew_chat.sync.queue import provision_dedupe_key
 from tests.api.conversation_rows import (  # noqa: F401 (private_emulator_server is a fixture)
@@ -28,8 +28,16 @@ from tests.support import auth, new_id
 
 LIST = "/api/chat/conversations"
 CONVERSATION_KEYS = {
-    "id", "conversation_id", "conversation_type", "name", "created_at", "updated_at",
-    "last_message_at", "last_message_preview", "participants", "chat",
+    "id",
+    "conversation_id",
+    "conversation_type",
+    "name",
+    "created_at",
+    "updated_at",
+    "last_message_at",
+    "last_message_preview",
+    "participants",
+    "chat",
 }
 
 
@@ -67,7 +75,9 @@ class TestList:
             # Odd ones have a message (activity = message time), even ones only their creation time.
             at = base + timedelta(minutes=n)
             conversation = await add_conversation(
-                session, Identity.user(me), Identity.user(other),
+                session,
+                Identity.user(me),
+                Identity.user(other),
                 created_at=base - timedelta(days=1) if n % 2 else at,
                 last_message_at=at if n % 2 else None,
             )
@@ -96,9 +106,9 @@ class TestList:
         the_company_s = await add_conversation(session, Identity.company(company), Identity.user(b))
         await add_conversation(session, Identity.user(a), Identity.user(b))
         as_user = (await client.get(LIST + "?profile_type=user", headers=auth(me))).json()["data"]["data"]
-        as_company = (
-            await client.get(LIST + f"?profile_type=company&company_id={company}", headers=auth(me))
-        ).json()["data"]["data"]
+        as_company = (await client.get(LIST + f"?profile_type=company&company_id={company}", headers=auth(me))).json()[
+            "data"
+        ]["data"]
         assert [c["id"] for c in as_user] == [mine.channel_id]
         assert [c["id"] for c in as_company] == [the_company_s.channel_id]
 
@@ -225,14 +235,22 @@ class TestGetById:
         hidden = await client.get(f"{LIST}/{conversation.channel_id}", headers=auth(me))
         missing = await client.get(f"{LIST}/user_user-{'0' * 32}", headers=auth(me))
         assert hidden.status_code == missing.status_code == 404
-        assert hidden.json() == missing.json() == {
-            "success": False, "error": "Conversation not found", "code": "conversation_not_found",
-        }
+        assert (
+            hidden.json()
+            == missing.json()
+            == {
+                "success": False,
+                "error": "Conversation not found",
+                "code": "conversation_not_found",
+            }
+        )
 
     async def test_deleted_conversations_are_not_found(self, client, session):
         me, other = await add_users(session, 2)
         conversation = await add_conversation(session, Identity.user(me), Identity.user(other))
-        await session.execute(update(Conversation).where(Conversation.id == conversation.id).values(deleted_at=utcnow()))
+        await session.execute(
+            update(Conversation).where(Conversation.id == conversation.id).values(deleted_at=utcnow())
+        )
         await session.commit()
         assert (await client.get(f"{LIST}/{conversation.channel_id}", headers=auth(me))).status_code == 404
 
@@ -249,7 +267,9 @@ class TestGetById:
         era1_uuid = new_id()
         await add_conversation(session, Identity.user(me), Identity.user(other), channel_id=era3)
         third = await add_user(session)
-        era1 = await add_conversation(session, Identity.user(me), Identity.user(third), channel_id=f"onecrew_{era1_uuid}")
+        era1 = await add_conversation(
+            session, Identity.user(me), Identity.user(third), channel_id=f"onecrew_{era1_uuid}"
+        )
         assert (await client.get(f"{LIST}/{era3}", headers=auth(me))).json()["data"]["id"] == era3
         # The app's list strips "onecrew_" before opening a chat, so the bare uuid must find the era-1 channel.
         for asked in (era1_uuid, f"onecrew_{era1_uuid}"):

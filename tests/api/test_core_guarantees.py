@@ -28,7 +28,9 @@ async def drain_outbox(runtime) -> None:
 
     for _ in range(10):
         async with runtime.sessionmaker() as session:
-            await session.execute(update(OutboxMessage).where(OutboxMessage.status == "pending").values(next_attempt_at=utcnow()))
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.status == "pending").values(next_attempt_at=utcnow())
+            )
             await session.commit()
         if await worker.run_once(runtime, build_jobs(runtime.settings)) == 0:
             return

@@ -42,7 +42,9 @@ async def test_fifty_identical_creates_give_one_conversation_and_one_channel(cli
     ]
     responses = await asyncio.gather(*requests)
 
-    assert [r.status_code for r in responses] == [200] * CONCURRENCY, {r.text for r in responses if r.status_code != 200}
+    assert [r.status_code for r in responses] == [200] * CONCURRENCY, {
+        r.text for r in responses if r.status_code != 200
+    }
     ids = {r.json()["data"]["id"] for r in responses}
     assert len(ids) == 1
     assert await session.scalar(select(func.count()).select_from(Conversation)) == 1

@@ -25,7 +25,9 @@ async def test_seed_case_user_absent_from_stream_gets_a_channel_with_a_company_f
     company = await add_company(session, "Lolo Academy", owner=owner)
     assert emulator.get_user(Identity.user(amr).stream_id) is None
 
-    response = await create(client, owner, {"conversation_type": "user_company", "participant_ids": [amr], "company_id": company})
+    response = await create(
+        client, owner, {"conversation_type": "user_company", "participant_ids": [amr], "company_id": company}
+    )
 
     assert response.status_code == 200, response.text
     body = response.json()
@@ -77,20 +79,27 @@ async def test_user_to_company_and_company_to_user_share_one_conversation_and_th
     by_type = {p["participant_type"]: p for p in data["participants"]}
     assert by_type["user"]["participant_id"] == user
     assert by_type["user"]["user"] == {
-        "id": user, "name": "Mona", "image_url": "https://img.example/mona.png", "category": "talent"
+        "id": user,
+        "name": "Mona",
+        "image_url": "https://img.example/mona.png",
+        "category": "talent",
     }
     assert by_type["company"]["company"]["name"] == "Sat Education"
     assert set(by_type["company"]["company"]) == {"id", "name", "logo_url", "subcategory"}
     assert all(p["conversation_id"] == data["id"] for p in data["participants"])
     assert all(p["last_read_at"] is None and p["joined_at"].endswith("Z") for p in data["participants"])
-    assert sorted(data["chat"]["members"]) == sorted([Identity.user(user).stream_id, Identity.company(company).stream_id])
+    assert sorted(data["chat"]["members"]) == sorted(
+        [Identity.user(user).stream_id, Identity.company(company).stream_id]
+    )
     assert data["chat"]["channel_type"] == "messaging"
 
 
 async def test_user_user_is_the_same_channel_in_both_directions(client, session, emulator):
     a, b = await add_user(session, "A"), await add_user(session, "B")
     one = await create(client, a, {"conversation_type": "user_user", "participant_ids": [b]})
-    two = await create(client, b, {"conversation_type": "user_user", "participant_ids": [a, b]})  # listing yourself is harmless
+    two = await create(
+        client, b, {"conversation_type": "user_user", "participant_ids": [a, b]}
+    )  # listing yourself is harmless
     assert one.status_code == two.status_code == 200, (one.text, two.text)
     assert one.json()["data"]["id"] == two.json()["data"]["id"]
     assert emulator.count("GetOrCreateChannel") == 1
@@ -155,7 +164,9 @@ async def test_a_group_of_a_thousand_participants_is_created_in_chunks(client, s
     participant_ids = [*others, company]
     assert len(participant_ids) == 1000
 
-    response = await create(client, me, {"conversation_type": "group", "participant_ids": participant_ids, "name": "Extras"})
+    response = await create(
+        client, me, {"conversation_type": "group", "participant_ids": participant_ids, "name": "Extras"}
+    )
 
     assert response.status_code == 200, response.text[:500]
     data = response.json()["data"]

@@ -7,9 +7,9 @@ import time
 import pytest
 from sqlalchemy import func, select
 
+from onecrew_chat.composition import build_jobs
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, OutboxMessage
-from onecrew_chat.composition import build_jobs
 from onecrew_chat.outbox import worker
 from onecrew_chat.sync.mirror import sync_identities
 from tests.conftest import make_settings
@@ -189,13 +189,17 @@ class TestEveryStreamCallSharesTheDeadline:
 
     async def test_a_repair_upsert_that_hangs_is_cut_off_at_the_deadline(self, client, app, session, emulator):
         a, b = await add_user(session, "A"), await add_user(session, "B")
-        await sync_identities(app.state.runtime.sessionmaker, app.state.runtime.stream, [Identity.user(a), Identity.user(b)])
+        await sync_identities(
+            app.state.runtime.sessionmaker, app.state.runtime.stream, [Identity.user(a), Identity.user(b)]
+        )
         await session.commit()
         with emulator.lock:
             del emulator.state.users[Identity.user(b).stream_id]  # Stream lost it; the mirror still says fresh
         emulator.faults.timeout_after_write("UpdateUsers", count=1, hold_s=10)
         started = time.monotonic()
-        response = await client.post(URL, json={"conversation_type": "user_user", "participant_ids": [b]}, headers=auth(a))
+        response = await client.post(
+            URL, json={"conversation_type": "user_user", "participant_ids": [b]}, headers=auth(a)
+        )
         elapsed = time.monotonic() - started
         assert response.status_code == 408, response.text
         assert response.json()["code"] == "provisioning_timeout"

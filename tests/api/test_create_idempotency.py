@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from onecrew_chat.composition import run_worker
 from onecrew_chat.db import utcnow
 from onecrew_chat.models import Conversation, IdempotencyKey
-from onecrew_chat.composition import run_worker
 from tests.factories import add_company, add_user
 from tests.support import auth, new_id, wait_until
 
@@ -51,7 +51,9 @@ async def test_a_repeated_key_replays_the_stored_answer(client, session, emulato
 async def test_the_same_key_with_another_body_is_422(client, session, people):
     me, other, company = people
     key = new_id()
-    await client.post(URL, json={"conversation_type": "user_user", "participant_ids": [other]}, headers=with_key(me, key))
+    await client.post(
+        URL, json={"conversation_type": "user_user", "participant_ids": [other]}, headers=with_key(me, key)
+    )
     response = await client.post(
         URL, json={"conversation_type": "user_company", "participant_ids": [company]}, headers=with_key(me, key)
     )
@@ -63,8 +65,12 @@ async def test_the_same_key_with_another_body_is_422(client, session, people):
 async def test_keys_are_scoped_per_caller(client, session, people):
     me, other, _company = people
     key = new_id()
-    one = await client.post(URL, json={"conversation_type": "user_user", "participant_ids": [other]}, headers=with_key(me, key))
-    two = await client.post(URL, json={"conversation_type": "user_user", "participant_ids": [me]}, headers=with_key(other, key))
+    one = await client.post(
+        URL, json={"conversation_type": "user_user", "participant_ids": [other]}, headers=with_key(me, key)
+    )
+    two = await client.post(
+        URL, json={"conversation_type": "user_user", "participant_ids": [me]}, headers=with_key(other, key)
+    )
     assert one.status_code == two.status_code == 200
     assert "Idempotent-Replayed" not in two.headers
     assert await session.scalar(select(func.count()).select_from(IdempotencyKey)) == 2
@@ -133,7 +139,9 @@ async def test_the_worker_deletes_keys_past_their_expiry(app, session, people):
     task = asyncio.create_task(run_worker(app.state.runtime, stop))  # its first round does the upkeep
 
     async def only_the_live_key_is_left() -> bool:
-        return list(await session.scalars(select(IdempotencyKey.key).execution_options(populate_existing=True))) == ["live"]
+        return list(await session.scalars(select(IdempotencyKey.key).execution_options(populate_existing=True))) == [
+            "live"
+        ]
 
     try:
         await wait_until(only_the_live_key_is_left, timeout=5, what="the expired key to be purged")

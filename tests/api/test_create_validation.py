@@ -41,21 +41,42 @@ def expect(response, status: int, code: str, *words: str) -> None:
     ("body", "code", "words"),
     [
         ({"participant_ids": ["x"]}, "validation_error", ["conversation_type", "is required"]),
-        ({"conversation_type": "dm", "participant_ids": [new_id()]}, "validation_error",
-         ["conversation_type must be one of user_user, user_company, company_company, group", "'dm'"]),
+        (
+            {"conversation_type": "dm", "participant_ids": [new_id()]},
+            "validation_error",
+            ["conversation_type must be one of user_user, user_company, company_company, group", "'dm'"],
+        ),
         ({"conversation_type": "user_user"}, "validation_error", ["participant_ids", "is required"]),
-        ({"conversation_type": "user_user", "participant_ids": []}, "validation_error",
-         ["participant_ids must name at least one other participant"]),
-        ({"conversation_type": "user_user", "participant_ids": "abc"}, "validation_error",
-         ["participant_ids must be a list"]),
-        ({"conversation_type": "group", "participant_ids": [new_id(), "not-a-uuid", 7]}, "validation_error",
-         ["participant_ids must be UUIDs", "[1] 'not-a-uuid'", "[2] '7'"]),
-        ({"conversation_type": "group", "participant_ids": [new_id() for _ in range(1001)]}, "validation_error",
-         ["1001 entries", "at most 1000"]),
-        ({"conversation_type": "group", "participant_ids": [new_id()], "name": "n" * 256}, "validation_error",
-         ["name is 256 characters long", "at most 255"]),
-        ({"conversation_type": "user_user", "participant_ids": [new_id()], "company_id": "acme"}, "validation_error",
-         ["company_id must be a UUID", "'acme'"]),
+        (
+            {"conversation_type": "user_user", "participant_ids": []},
+            "validation_error",
+            ["participant_ids must name at least one other participant"],
+        ),
+        (
+            {"conversation_type": "user_user", "participant_ids": "abc"},
+            "validation_error",
+            ["participant_ids must be a list"],
+        ),
+        (
+            {"conversation_type": "group", "participant_ids": [new_id(), "not-a-uuid", 7]},
+            "validation_error",
+            ["participant_ids must be UUIDs", "[1] 'not-a-uuid'", "[2] '7'"],
+        ),
+        (
+            {"conversation_type": "group", "participant_ids": [new_id() for _ in range(1001)]},
+            "validation_error",
+            ["1001 entries", "at most 1000"],
+        ),
+        (
+            {"conversation_type": "group", "participant_ids": [new_id()], "name": "n" * 256},
+            "validation_error",
+            ["name is 256 characters long", "at most 255"],
+        ),
+        (
+            {"conversation_type": "user_user", "participant_ids": [new_id()], "company_id": "acme"},
+            "validation_error",
+            ["company_id must be a UUID", "'acme'"],
+        ),
     ],
 )
 async def test_malformed_bodies_are_422_and_say_what_is_wrong(client, people, body, code, words):
@@ -92,7 +113,9 @@ async def test_without_a_valid_token_it_is_401_before_anything_else(client, peop
 
 async def test_unknown_participant_is_404_with_its_id(client, people, emulator):
     ghost = new_id()
-    response = await client.post(URL, json={"conversation_type": "user_user", "participant_ids": [ghost]}, headers=auth(people["me"]))
+    response = await client.post(
+        URL, json={"conversation_type": "user_user", "participant_ids": [ghost]}, headers=auth(people["me"])
+    )
     expect(response, 404, "participant_not_found", f"Other participant not found: {ghost}")
     assert emulator.count() == 0
 
@@ -109,8 +132,12 @@ async def test_unknown_group_members_are_listed(client, people):
 async def test_acting_as_a_company_needs_an_accepted_owner_or_admin_membership(client, session, people, role, status):
     company = await add_company(session, "Strict", owner=people["me"], role=role, status=status)
     body = {"conversation_type": "user_company", "participant_ids": [people["other"]], "company_id": company}
-    expect(await client.post(URL, json=body, headers=auth(people["me"])), 403, "not_company_member",
-           "User must be a member of this company")
+    expect(
+        await client.post(URL, json=body, headers=auth(people["me"])),
+        403,
+        "not_company_member",
+        "User must be a member of this company",
+    )
 
 
 async def test_acting_as_a_company_of_someone_else_is_403(client, people):
@@ -135,18 +162,31 @@ async def test_kinds_that_contradict_the_conversation_type_are_422_naming_the_id
     me, other, mine, theirs = people["me"], people["other"], people["mine"], people["theirs"]
     bodies = {
         "user_company as user with a user": {"conversation_type": "user_company", "participant_ids": [other]},
-        "user_company as company with a company": {"conversation_type": "user_company", "participant_ids": [theirs], "company_id": mine},
+        "user_company as company with a company": {
+            "conversation_type": "user_company",
+            "participant_ids": [theirs],
+            "company_id": mine,
+        },
         "user_user with a company": {"conversation_type": "user_user", "participant_ids": [theirs]},
         "user_user as a company": {"conversation_type": "user_user", "participant_ids": [other], "company_id": mine},
         "company_company as a user": {"conversation_type": "company_company", "participant_ids": [theirs]},
-        "company_company with a user": {"conversation_type": "company_company", "participant_ids": [other], "company_id": mine},
+        "company_company with a user": {
+            "conversation_type": "company_company",
+            "participant_ids": [other],
+            "company_id": mine,
+        },
         "pair with two others": {"conversation_type": "user_user", "participant_ids": [other, new_id()]},
         "only yourself": {"conversation_type": "user_user", "participant_ids": [me]},
     }
     response = await client.post(URL, json=bodies[case], headers=auth(me))
     assert response.status_code == 422, response.text
     body = response.json()
-    assert body["code"] in {"participant_kind_mismatch", "conversation_type_mismatch", "too_many_participants", "no_other_participant"}
+    assert body["code"] in {
+        "participant_kind_mismatch",
+        "conversation_type_mismatch",
+        "too_many_participants",
+        "no_other_participant",
+    }
     for word in words:
         assert word in body["error"], (word, body["error"])
     if body["code"] == "participant_kind_mismatch":

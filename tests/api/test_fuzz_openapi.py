@@ -16,13 +16,13 @@ import schemathesis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
 )
-from schemathesis.python import asgi
 
 from onecrew_chat.webhooks.signature import sign
 from tests.conftest import make_settings
@@ -59,7 +59,6 @@ HAPPY: dict[tuple[str, str], dict] = {
 }
 # Who a "known" create names, per conversation type (company_company writes as `company`).
 PARTIES = {"user_company": ("company",), "company_company": ("company2",), "group": ("other", "company")}
-
 
 
 def _operations() -> list[tuple[str, str]]:

@@ -139,7 +139,9 @@ async def test_readyz_shows_the_worker_of_this_process(sqlite_only_url, emulator
         paused = await http.get("/readyz")
         status.resume()
     assert dead.status_code == 503 and dead.json()["error"].startswith("worker not alive")
-    assert paused.status_code == 503 and paused.json()["error"].startswith("worker paused: Stream refuses our credentials")
+    assert paused.status_code == 503 and paused.json()["error"].startswith(
+        "worker paused: Stream refuses our credentials"
+    )
 
 
 async def test_metrics_are_prometheus_text(client, emulator):

@@ -37,22 +37,41 @@ async def test_users_get_one_outcome_per_row_and_a_repeat_changes_nothing(client
     assert first.status_code == 200, first.text
     data = first.json()["data"]
     assert {k: data[k] for k in ("created", "updated", "unchanged", "rejected")} == {
-        "created": 2, "updated": 0, "unchanged": 0, "rejected": 4,
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 4,
     }
     assert data["results"] == [
         {"index": 0, "outcome": "created", "error": None, "id": ids[0], "identity_sync_queued": False},
         {"index": 1, "outcome": "created", "error": None, "id": ids[1], "identity_sync_queued": False},
-        {"index": 2, "outcome": "rejected", "error": "name: String should have at least 1 character", "id": ids[2],
-         "identity_sync_queued": False},
-        {"index": 3, "outcome": "rejected", "error": "id: must be a uuid, got 'amr'", "id": "amr",
-         "identity_sync_queued": False},
+        {
+            "index": 2,
+            "outcome": "rejected",
+            "error": "name: String should have at least 1 character",
+            "id": ids[2],
+            "identity_sync_queued": False,
+        },
+        {
+            "index": 3,
+            "outcome": "rejected",
+            "error": "id: must be a uuid, got 'amr'",
+            "id": "amr",
+            "identity_sync_queued": False,
+        },
         {"index": 4, "outcome": "rejected", "error": "id: is required", "id": None, "identity_sync_queued": False},
-        {"index": 5, "outcome": "rejected", "error": "repeats the id of row 0; only the first one is imported",
-         "id": ids[0], "identity_sync_queued": False},
+        {
+            "index": 5,
+            "outcome": "rejected",
+            "error": "repeats the id of row 0; only the first one is imported",
+            "id": ids[0],
+            "identity_sync_queued": False,
+        },
     ]
     stored = (await session.scalars(select(User).order_by(User.name))).all()
     assert [(u.id, u.name, u.image_url, u.category) for u in stored] == [
-        (ids[0], "Amr", "https://img.example/a.png", "talent"), (ids[1], "Mona", None, None),
+        (ids[0], "Amr", "https://img.example/a.png", "talent"),
+        (ids[1], "Mona", None, None),
     ]
 
     again = await put(client, "/users", rows[:2])
@@ -68,12 +87,17 @@ async def test_a_name_change_of_an_identity_stream_knows_queues_its_sync(client,
     session.add(StreamIdentity(stream_id=stream_id, kind="company", entity_id=mirrored, profile_hash="h"))
     await session.commit()
 
-    renamed = await put(client, "/companies", [
-        {"id": mirrored, "name": "Sat Education", "logo_url": "https://logo.example/s.png"},
-        {"id": plain, "name": "Plain Renamed"},
-    ])
+    renamed = await put(
+        client,
+        "/companies",
+        [
+            {"id": mirrored, "name": "Sat Education", "logo_url": "https://logo.example/s.png"},
+            {"id": plain, "name": "Plain Renamed"},
+        ],
+    )
     assert [(r["outcome"], r["identity_sync_queued"]) for r in renamed.json()["data"]["results"]] == [
-        ("updated", True), ("updated", False),
+        ("updated", True),
+        ("updated", False),
     ]
     session.expire_all()
     queued = (await session.scalars(select(OutboxMessage))).all()
@@ -85,12 +109,16 @@ async def test_members_name_known_companies_and_users(client, session):
     company, user, stranger = new_id(), new_id(), new_id()
     await put(client, "/companies", [{"id": company, "name": "Sat"}])
     await put(client, "/users", [{"id": user, "name": "Amr"}])
-    answer = await put(client, "/members", [
-        {"company_id": company, "user_id": user, "role": "owner", "invitation_status": "accepted"},
-        {"company_id": company, "user_id": stranger, "role": "admin", "invitation_status": "accepted"},
-        {"company_id": stranger, "user_id": user, "role": "admin", "invitation_status": "accepted"},
-        {"company_id": company, "user_id": user, "role": "boss", "invitation_status": "accepted"},
-    ])
+    answer = await put(
+        client,
+        "/members",
+        [
+            {"company_id": company, "user_id": user, "role": "owner", "invitation_status": "accepted"},
+            {"company_id": company, "user_id": stranger, "role": "admin", "invitation_status": "accepted"},
+            {"company_id": stranger, "user_id": user, "role": "admin", "invitation_status": "accepted"},
+            {"company_id": company, "user_id": user, "role": "boss", "invitation_status": "accepted"},
+        ],
+    )
     assert answer.status_code == 200, answer.text
     assert [(r["outcome"], r["error"], r["company_id"], r["user_id"]) for r in answer.json()["data"]["results"]] == [
         ("created", None, company, user),
@@ -121,20 +149,25 @@ async def test_bodies_that_are_not_a_list_of_at_most_1000_objects_are_refused(cl
 
 
 async def test_a_full_batch_of_1000_users_is_one_request(client, session):
-    rows = [{"id": new_id(), "name": f"User {n}", "image_url": "https://img.example/" + "x" * 2000} for n in range(1000)]
+    rows = [
+        {"id": new_id(), "name": f"User {n}", "image_url": "https://img.example/" + "x" * 2000} for n in range(1000)
+    ]
     answer = await put(client, "/users", rows)
     assert answer.status_code == 200, answer.text[:300]
     assert answer.json()["data"]["created"] == 1000
     assert len((await session.scalars(select(User.id))).all()) == 1000
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"name": "x" * 256}, "name"),
-    ({"name": "Amr", "image_url": "h" * 2049}, "image_url"),
-    ({"name": "Amr", "category": "c" * 33}, "category"),
-    ({"name": None}, "name"),
-    ({"image_url": "https://img.example/a.png"}, "name"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x" * 256}, "name"),
+        ({"name": "Amr", "image_url": "h" * 2049}, "image_url"),
+        ({"name": "Amr", "category": "c" * 33}, "category"),
+        ({"name": None}, "name"),
+        ({"image_url": "https://img.example/a.png"}, "name"),
+    ],
+)
 async def test_the_bulk_put_refuses_exactly_what_the_single_put_refuses(client, body, field):
     user_id = new_id()
     single = await put(client, f"/users/{user_id}", body)

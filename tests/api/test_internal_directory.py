@@ -41,13 +41,21 @@ async def outbox_rows(session) -> list[OutboxMessage]:
 @both_databases
 async def test_put_user_creates_then_updates_the_same_row(client, session, db):
     user_id = new_id()
-    first = await put(client, f"/users/{user_id}", {"name": "Amr", "image_url": "https://x/a.png", "category": "talent"})
+    first = await put(
+        client, f"/users/{user_id}", {"name": "Amr", "image_url": "https://x/a.png", "category": "talent"}
+    )
     assert first.status_code == 200, first.text
     assert first.json()["success"] is True
     data = first.json()["data"]
     assert data | {"created_at": None, "updated_at": None} == {
-        "id": user_id, "name": "Amr", "image_url": "https://x/a.png", "category": "talent", "kind": "user",
-        "created": True, "created_at": None, "updated_at": None,
+        "id": user_id,
+        "name": "Amr",
+        "image_url": "https://x/a.png",
+        "category": "talent",
+        "kind": "user",
+        "created": True,
+        "created_at": None,
+        "updated_at": None,
     }
 
     second = await put(client, f"/users/{user_id.upper()}", {"name": "Amr Hassan", "category": "crew"})
@@ -63,16 +71,27 @@ async def test_put_user_creates_then_updates_the_same_row(client, session, db):
 @both_databases
 async def test_company_and_member_upserts_and_deletes(client, session, db):
     company_id, user_id = new_id(), new_id()
-    assert (await put(client, f"/companies/{company_id}", {"name": "Sat Education", "subcategory": "academy"})).status_code == 200
+    assert (
+        await put(client, f"/companies/{company_id}", {"name": "Sat Education", "subcategory": "academy"})
+    ).status_code == 200
     assert (await put(client, f"/users/{user_id}", {"name": "Mona"})).status_code == 200
 
-    member = await put(client, f"/companies/{company_id}/members/{user_id}", {"role": "admin", "invitation_status": "pending"})
+    member = await put(
+        client, f"/companies/{company_id}/members/{user_id}", {"role": "admin", "invitation_status": "pending"}
+    )
     assert member.status_code == 200, member.text
     assert member.json()["data"]["role"] == "admin" and member.json()["data"]["created"] is True
-    member = await put(client, f"/companies/{company_id}/members/{user_id}", {"role": "owner", "invitation_status": "accepted"})
+    member = await put(
+        client, f"/companies/{company_id}/members/{user_id}", {"role": "owner", "invitation_status": "accepted"}
+    )
     assert member.json()["data"] | {"created_at": None, "updated_at": None} == {
-        "company_id": company_id, "user_id": user_id, "role": "owner", "invitation_status": "accepted",
-        "created": False, "created_at": None, "updated_at": None,
+        "company_id": company_id,
+        "user_id": user_id,
+        "role": "owner",
+        "invitation_status": "accepted",
+        "created": False,
+        "created_at": None,
+        "updated_at": None,
     }
 
     gone = await client.delete(f"/api/internal/companies/{company_id}/members/{user_id}", headers=service_auth())
@@ -110,7 +129,11 @@ async def test_member_of_unknown_company_or_user_is_404(client):
     body = {"role": "owner", "invitation_status": "accepted"}
     no_company = await put(client, f"/companies/{company_id}/members/{user_id}", body)
     assert no_company.status_code == 404
-    assert no_company.json() == {"success": False, "error": f"Company not found: {company_id}", "code": "company_not_found"}
+    assert no_company.json() == {
+        "success": False,
+        "error": f"Company not found: {company_id}",
+        "code": "company_not_found",
+    }
 
     await put(client, f"/companies/{company_id}", {"name": "Sat Education"})
     no_user = await put(client, f"/companies/{company_id}/members/{user_id}", body)
@@ -130,8 +153,16 @@ async def test_member_of_unknown_company_or_user_is_404(client):
         ("/users/{id}", {"name": "Amr", "category": "c" * 33}, "category String should have at most 32"),
         ("/companies/{id}", {"name": 7}, "name Input should be a valid string"),
         ("/companies/{id}", {"name": "Sat", "subcategory": "s" * 65}, "subcategory String should have at most 64"),
-        ("/companies/{id}/members/{id}", {"role": "boss", "invitation_status": "accepted"}, "role Input should be 'owner', 'admin', 'manager' or 'member'"),
-        ("/companies/{id}/members/{id}", {"role": "owner", "invitation_status": "maybe"}, "invitation_status Input should be"),
+        (
+            "/companies/{id}/members/{id}",
+            {"role": "boss", "invitation_status": "accepted"},
+            "role Input should be 'owner', 'admin', 'manager' or 'member'",
+        ),
+        (
+            "/companies/{id}/members/{id}",
+            {"role": "owner", "invitation_status": "maybe"},
+            "invitation_status Input should be",
+        ),
         ("/companies/{id}/members/nope", {"role": "owner", "invitation_status": "accepted"}, "user id must be a uuid"),
     ],
 )
@@ -151,9 +182,12 @@ async def test_bad_input_is_422_with_words(client, path, body, words):
         ("/companies/{id}", b'{"name": "Sat", "logo_url": "https://x/\\u0000.png"}', "logo_url"),
     ],
 )
-async def test_text_postgresql_cannot_store_is_refused_with_words_on_both_databases(client, session, db, path, body, field):
+async def test_text_postgresql_cannot_store_is_refused_with_words_on_both_databases(
+    client, session, db, path, body, field
+):
     response = await client.put(
-        "/api/internal" + path.replace("{id}", new_id()), content=body,
+        "/api/internal" + path.replace("{id}", new_id()),
+        content=body,
         headers={**service_auth(), "Content-Type": "application/json"},
     )
     # 422 from the body model, or 400 when a guard in front of every route refuses the text first.
@@ -165,8 +199,11 @@ async def test_text_postgresql_cannot_store_is_refused_with_words_on_both_databa
 
 @pytest.mark.parametrize(
     ("model", "body", "field"),
-    [(UserIn, {"name": "A\x00b"}, "name"), (UserIn, {"name": "A", "image_url": "\x00"}, "image_url"),
-     (CompanyIn, {"name": "S", "subcategory": "a\x00"}, "subcategory")],
+    [
+        (UserIn, {"name": "A\x00b"}, "name"),
+        (UserIn, {"name": "A", "image_url": "\x00"}, "image_url"),
+        (CompanyIn, {"name": "S", "subcategory": "a\x00"}, "subcategory"),
+    ],
 )
 def test_the_body_models_refuse_nul_themselves(model, body, field):
     with pytest.raises(ValidationError) as refused:
@@ -229,14 +266,21 @@ async def test_profile_change_of_a_mirrored_identity_enqueues_one_deduplicated_s
 async def test_company_logo_change_and_placeholder_heal_enqueue_a_sync(client, session):
     mirrored, placeholder = new_id(), new_id()
     await put(client, f"/companies/{mirrored}", {"name": "Sat Education"})
-    session.add_all([
-        StreamIdentity(stream_id=Identity.company(mirrored).stream_id, kind="company", entity_id=mirrored, profile_hash="h"),
-        # An unknown id that the placeholder policy put into Stream before the backend told us about it.
-        StreamIdentity(
-            stream_id=Identity.user(placeholder).stream_id, kind="user", entity_id=placeholder,
-            profile_hash="p", placeholder=True,
-        ),
-    ])
+    session.add_all(
+        [
+            StreamIdentity(
+                stream_id=Identity.company(mirrored).stream_id, kind="company", entity_id=mirrored, profile_hash="h"
+            ),
+            # An unknown id that the placeholder policy put into Stream before the backend told us about it.
+            StreamIdentity(
+                stream_id=Identity.user(placeholder).stream_id,
+                kind="user",
+                entity_id=placeholder,
+                profile_hash="p",
+                placeholder=True,
+            ),
+        ]
+    )
     await session.commit()
 
     await put(client, f"/companies/{mirrored}", {"name": "Sat Education", "logo_url": "https://x/logo.png"})
@@ -256,7 +300,9 @@ async def test_concurrent_first_puts_of_one_user_store_one_row(client, session, 
     assert (await session.scalar(select(func.count()).select_from(User))) == 1
 
 
-async def test_deleting_a_party_keeps_its_conversation_readable_and_blocks_new_ones(sqlite_only_url, emulator, emulator_server):
+async def test_deleting_a_party_keeps_its_conversation_readable_and_blocks_new_ones(
+    sqlite_only_url, emulator, emulator_server
+):
     from onecrew_chat.api.app import create_app
     from tests.support import auth
 
@@ -271,7 +317,9 @@ async def test_deleting_a_party_keeps_its_conversation_readable_and_blocks_new_o
             created = await http.post("/api/chat/conversations", json=body, headers=auth(user_id))
             assert created.status_code == 200, created.text
 
-            assert (await http.delete(f"/api/internal/companies/{company_id}", headers=service_auth())).status_code == 200
+            assert (
+                await http.delete(f"/api/internal/companies/{company_id}", headers=service_auth())
+            ).status_code == 200
             shown = await http.get(f"/api/chat/conversations/{created.json()['data']['id']}", headers=auth(user_id))
             again = await http.post("/api/chat/conversations", json=body, headers=auth(user_id))
     assert shown.status_code == 200, shown.text

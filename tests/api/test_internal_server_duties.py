@@ -27,7 +27,11 @@ async def academy_and_student(session):
 
 
 async def ensure(client, acting_type, acting_id, other, **extra):
-    body = {"conversation_type": "user_company", "participant_ids": [other], "acting": {"type": acting_type, "id": acting_id}}
+    body = {
+        "conversation_type": "user_company",
+        "participant_ids": [other],
+        "acting": {"type": acting_type, "id": acting_id},
+    }
     return await client.post(ENSURE, json=body | extra, headers=service_auth())
 
 
@@ -37,7 +41,8 @@ async def test_ensure_as_a_user_or_the_company_is_the_pairs_one_conversation(cli
     assert first.status_code == 200, first.text
     channel_id = first.json()["data"]["id"]
     assert set(emulator.get_channel("messaging", channel_id)["members"]) == {
-        f"onecrew_user_{student}", f"onecrew_company_{academy}",
+        f"onecrew_user_{student}",
+        f"onecrew_company_{academy}",
     }
     again = await ensure(client, "company", academy, student)
     assert again.json()["data"]["id"] == channel_id
@@ -49,9 +54,29 @@ async def test_ensure_as_a_user_or_the_company_is_the_pairs_one_conversation(cli
     assert app_side.json()["data"]["id"] == channel_id
 
 
+async def test_ensure_with_an_idempotency_key_answers_and_replays(client, session, emulator):
+    _owner, academy, student = await academy_and_student(session)
+    body = {
+        "conversation_type": "user_company",
+        "participant_ids": [academy],
+        "acting": {"type": "user", "id": student},
+    }
+    headers = service_auth() | {"Idempotency-Key": "ensure-1"}
+    first = await client.post(ENSURE, json=body, headers=headers)
+    assert first.status_code == 200, first.text
+    again = await client.post(ENSURE, json=body, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+
+
 async def test_ensure_refuses_without_the_service_token_and_a_company_nobody_manages(client, session):
     _owner, academy, student = await academy_and_student(session)
-    body = {"conversation_type": "user_company", "participant_ids": [student], "acting": {"type": "company", "id": academy}}
+    body = {
+        "conversation_type": "user_company",
+        "participant_ids": [student],
+        "acting": {"type": "company", "id": academy},
+    }
     assert (await client.post(ENSURE, json=body, headers=auth(student))).status_code == 401
     orphan = await add_company(session, "Nobody's Academy")
     response = await ensure(client, "company", orphan, student)
@@ -63,10 +88,19 @@ async def test_ensure_refuses_without_the_service_token_and_a_company_nobody_man
 async def registered(client, session):
     _owner, academy, student = await academy_and_student(session)
     channel_id = (await ensure(client, "user", student, academy)).json()["data"]["id"]
-    custom = {"course_id": "c-1", "course_title": "Acting 101", "user_id": student, "user_name": "User 0",
-              "registered_at": "2026-11-30T12:00:00Z"}
-    body = {"id": f"course-registration-{student}", "sender": {"type": "company", "id": academy},
-            "text": "Welcome to Acting 101", "custom_data": custom}
+    custom = {
+        "course_id": "c-1",
+        "course_title": "Acting 101",
+        "user_id": student,
+        "user_name": "User 0",
+        "registered_at": "2026-11-30T12:00:00Z",
+    }
+    body = {
+        "id": f"course-registration-{student}",
+        "sender": {"type": "company", "id": academy},
+        "text": "Welcome to Acting 101",
+        "custom_data": custom,
+    }
     return channel_id, body
 
 
@@ -80,7 +114,9 @@ async def test_a_server_message_is_sent_once_whatever_the_retries(client, sessio
     sent = emulator.count("SendMessage")
     again = await client.post(MESSAGES.format(channel_id), json=body, headers=service_auth())
     assert again.json()["data"]["status"] == "sent" and emulator.count("SendMessage") == sent
-    other = await client.post(MESSAGES.format(channel_id), json=body | {"text": "Something else"}, headers=service_auth())
+    other = await client.post(
+        MESSAGES.format(channel_id), json=body | {"text": "Something else"}, headers=service_auth()
+    )
     assert other.status_code == 409 and other.json()["code"] == "message_id_reused"
 
 
@@ -109,9 +145,7 @@ async def test_stream_down_queues_the_message_and_the_worker_delivers_it(client,
     channel_id, body = await registered(client, session)
     student = body["custom_data"]["user_id"]
     # A loaded machine may leave the 0.3 s create "provisioning": prepare (as the app does) until it is ready.
-    await wait_until(
-        lambda: _ready(client, channel_id, student), timeout=30, what="the channel to be provisioned"
-    )
+    await wait_until(lambda: _ready(client, channel_id, student), timeout=30, what="the channel to be provisioned")
     emulator.faults.set_error_rate("SendMessage", 1.0, status=503)
     response = await client.post(MESSAGES.format(channel_id), json=body, headers=service_auth())
     assert response.json()["data"]["status"] == "queued"
@@ -133,7 +167,11 @@ async def test_a_message_stream_already_has_counts_as_sent(client, session, emul
     channel_id, body = await registered(client, session)
     # The write landed but the answer was lost: Stream has the id, our outbox does not know.
     await app.state.runtime.stream.send_message(
-        "messaging", channel_id, message_id=body["id"], user_id=f"onecrew_company_{body['sender']['id']}", text=body["text"]
+        "messaging",
+        channel_id,
+        message_id=body["id"],
+        user_id=f"onecrew_company_{body['sender']['id']}",
+        text=body["text"],
     )
     response = await client.post(MESSAGES.format(channel_id), json=body, headers=service_auth())
     assert response.json()["data"]["status"] == "sent"

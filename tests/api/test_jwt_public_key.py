@@ -37,8 +37,11 @@ async def test_asymmetric_tokens_from_env_settings(monkeypatch, sqlite_only_url,
     from_env = Settings()
     assert from_env.jwt_algorithms == ["HS256", algorithm]
     settings = make_settings(
-        sqlite_only_url, emulator_server.base_url,
-        jwt_secret=None, jwt_algorithms=from_env.jwt_algorithms, jwt_public_key=from_env.jwt_public_key,
+        sqlite_only_url,
+        emulator_server.base_url,
+        jwt_secret=None,
+        jwt_algorithms=from_env.jwt_algorithms,
+        jwt_public_key=from_env.jwt_public_key,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -52,7 +52,9 @@ def _request(method: str, path: str, operation: dict) -> dict:
     for parameter in operation.get("parameters", []):
         example = parameter.get("example")
         if example is None:
-            assert not parameter.get("required"), f"{operation['operationId']}: required {parameter['name']} has no example"
+            assert not parameter.get("required"), (
+                f"{operation['operationId']}: required {parameter['name']} has no example"
+            )
             continue
         if parameter["in"] == "path":
             path = path.replace("{" + parameter["name"] + "}", str(example))

@@ -83,7 +83,12 @@ async def test_acting_company_is_inferred_from_membership(client, session, emula
 async def test_not_found_and_bad_ids(client, session):
     me, a, b = await add_users(session, 3)
     hidden = await add_conversation(session, Identity.user(a), Identity.user(b))
-    for conversation_id, status in ((hidden.channel_id, 404), ("user_user-" + "f" * 32, 404), ("bad.id", 400), ("x" * 200, 400)):
+    for conversation_id, status in (
+        (hidden.channel_id, 404),
+        ("user_user-" + "f" * 32, 404),
+        ("bad.id", 400),
+        ("x" * 200, 400),
+    ):
         response = await client.post(URL.format(conversation_id), headers=auth(me))
         assert response.status_code == status
         assert response.json()["success"] is False and isinstance(response.json()["error"], str)
@@ -110,7 +115,9 @@ class TestAdoptedChannel:
     def settings(self, database_url, private_emulator_server):
         return make_settings(database_url, private_emulator_server.base_url)
 
-    async def test_adopted_channel_is_verified_once_and_missing_members_added(self, client, session, app, private_emulator_server):
+    async def test_adopted_channel_is_verified_once_and_missing_members_added(
+        self, client, session, app, private_emulator_server
+    ):
         emulator = private_emulator_server.emulator
         me, other = await add_users(session, 2)
         owner = await add_user(session, "Owner")
@@ -118,8 +125,12 @@ class TestAdoptedChannel:
         # An older-scheme channel that Stream holds with only one of its two members.
         channel_id = f"user_company-{'ab' * 16}"
         stream = app.state.runtime.stream
-        await stream.upsert_users([StreamUser(id=f"onecrew_user_{me}", name="Amr (set by the old backend)", image=None, custom={})])
-        await stream.get_or_create_channel("messaging", channel_id, created_by_id=f"onecrew_user_{me}", member_ids=[f"onecrew_user_{me}"])
+        await stream.upsert_users(
+            [StreamUser(id=f"onecrew_user_{me}", name="Amr (set by the old backend)", image=None, custom={})]
+        )
+        await stream.get_or_create_channel(
+            "messaging", channel_id, created_by_id=f"onecrew_user_{me}", member_ids=[f"onecrew_user_{me}"]
+        )
         conversation = await add_conversation(
             session, Identity.user(me), Identity.company(company), channel_id=channel_id, verified=False
         )
@@ -129,7 +140,8 @@ class TestAdoptedChannel:
         assert response.status_code == 200
         assert response.json()["data"]["chat_status"] == "ready"
         assert set(emulator.get_channel("messaging", channel_id)["members"]) == {
-            f"onecrew_user_{me}", f"onecrew_company_{company}",
+            f"onecrew_user_{me}",
+            f"onecrew_company_{company}",
         }
         assert (await stored(session, conversation)).stream_verified_at is not None
 
@@ -160,7 +172,8 @@ class TestHealing:
         healed = await client.post(URL.format(conversation.channel_id), headers=auth(me))
         assert healed.json()["data"]["chat_status"] == "ready"
         assert set(emulator.get_channel("messaging", conversation.channel_id)["members"]) == {
-            f"onecrew_user_{me}", f"onecrew_user_{other}",
+            f"onecrew_user_{me}",
+            f"onecrew_user_{other}",
         }
 
     async def test_a_failed_conversation_is_tried_inline_once(self, client, session, emulator):
@@ -169,7 +182,8 @@ class TestHealing:
         assert response.status_code == 200
         assert response.json()["data"]["chat_status"] == "ready"
         assert set(emulator.get_channel("messaging", conversation.channel_id)["members"]) == {
-            f"onecrew_user_{me}", f"onecrew_user_{other}",
+            f"onecrew_user_{me}",
+            f"onecrew_user_{other}",
         }
         assert (await stored(session, conversation)).chat_status == "ready"
 

@@ -28,11 +28,16 @@ async def test_concurrent_creates_each_log_only_their_own_stream_calls(client, s
     emulator.clear_requests()
 
     with capture_logs() as logs:
-        responses = await asyncio.gather(*(
-            client.post(URL, json={"conversation_type": "user_user", "participant_ids": [users[2 * n + 1]]},
-                        headers=auth(users[2 * n]))
-            for n in range(CONCURRENT)
-        ))
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    URL,
+                    json={"conversation_type": "user_user", "participant_ids": [users[2 * n + 1]]},
+                    headers=auth(users[2 * n]),
+                )
+                for n in range(CONCURRENT)
+            )
+        )
 
     assert [r.status_code for r in responses] == [200] * CONCURRENT
     logged = [entry["stream_calls"] for entry in logs if entry["event"] == "conversation.created"]

@@ -92,7 +92,8 @@ async def test_company_token_from_query_body_or_header(client, session, emulator
 
 
 @pytest.mark.parametrize(
-    "body", [b"{not json", b"[1, 2]", b'"company"', b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"],
+    "body",
+    [b"{not json", b"[1, 2]", b'"company"', b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"],
     ids=["broken", "array", "string", "nested-too-deep"],
 )
 async def test_a_body_that_is_not_a_json_object_is_400(client, session, body):
@@ -102,7 +103,9 @@ async def test_a_body_that_is_not_a_json_object_is_400(client, session, body):
     assert response.json()["success"] is False
 
 
-@pytest.mark.parametrize(("role", "status"), [("member", "accepted"), ("manager", "accepted"), ("owner", "pending"), ("admin", "rejected")])
+@pytest.mark.parametrize(
+    ("role", "status"), [("member", "accepted"), ("manager", "accepted"), ("owner", "pending"), ("admin", "rejected")]
+)
 async def test_not_an_accepted_owner_or_admin_is_403(client, session, emulator, role, status):
     me = await add_user(session)
     company = await add_company(session, owner=me, role=role, status=status)
@@ -147,7 +150,9 @@ class TestStreamDown:
 
     @pytest.fixture
     def settings(self, database_url, emulator, emulator_server):
-        return make_settings(database_url, emulator_server.base_url, provision_deadline_s=SHORT_DEADLINE_S)  # Stream down
+        return make_settings(
+            database_url, emulator_server.base_url, provision_deadline_s=SHORT_DEADLINE_S
+        )  # Stream down
 
     async def test_token_is_issued_and_identity_sync_is_queued(self, client, session, emulator):
         me = await add_user(session)

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, select, text, update
 
+from onecrew_chat.conversations.unread import UnreadCache, count_unread
 from onecrew_chat.db import make_engine, make_sessionmaker, utcnow
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, ConversationParticipant
-from onecrew_chat.conversations.unread import UnreadCache, count_unread
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user, add_users
@@ -52,17 +52,24 @@ async def test_counts_conversations_with_a_message_after_last_read_at(client, se
     }
     as_company = await client.get(URL + f"?profile_type=company&company_id={company}", headers=auth(me))
     assert as_company.json()["data"] == {
-        "unread_count": 1, "profile_type": "company", "profile_id": company, "cached": False,
+        "unread_count": 1,
+        "profile_type": "company",
+        "profile_id": company,
+        "cached": False,
     }
 
 
 async def test_a_new_message_written_to_the_conversation_counts_for_every_participant(client, session):
     """The participant copy of last_message_at follows the conversation, whoever writes it (database triggers)."""
     me, other = await add_users(session, 2)
-    conversation = await add_conversation(session, Identity.user(me), Identity.user(other), read_at={Identity.user(me): utcnow()})
+    conversation = await add_conversation(
+        session, Identity.user(me), Identity.user(other), read_at={Identity.user(me): utcnow()}
+    )
     assert await count_unread(session, Identity.user(me)) == 0
     await session.execute(
-        update(Conversation).where(Conversation.id == conversation.id).values(last_message_at=utcnow() + timedelta(seconds=1))
+        update(Conversation)
+        .where(Conversation.id == conversation.id)
+        .values(last_message_at=utcnow() + timedelta(seconds=1))
     )
     await session.commit()
     for user in (me, other):
@@ -210,15 +217,23 @@ class TestParticipantCopyUnderConcurrency:
         async with sessionmaker() as session:
             me, joiner = await add_users(session, 2)
             conversation = await add_conversation(
-                session, Identity.user(me), last_message_at=T0, read_at={Identity.user(me): T0}, conversation_type="group"
+                session,
+                Identity.user(me),
+                last_message_at=T0,
+                read_at={Identity.user(me): T0},
+                conversation_type="group",
             )
         return me, joiner, conversation.id
 
     @staticmethod
     def join(conversation_id: str, user_id: str):
         return insert(ConversationParticipant).values(
-            id=new_id(), conversation_id=conversation_id, participant_type="user", participant_id=user_id,
-            joined_at=T0, created_at=T0,
+            id=new_id(),
+            conversation_id=conversation_id,
+            participant_type="user",
+            participant_id=user_id,
+            joined_at=T0,
+            created_at=T0,
         )
 
     @staticmethod
@@ -234,7 +249,9 @@ class TestParticipantCopyUnderConcurrency:
                 return True
             async with engine.connect() as probe:
                 waiting = await probe.scalar(
-                    text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
                 )
             return waiting > 0
 
@@ -243,7 +260,9 @@ class TestParticipantCopyUnderConcurrency:
     async def copies(self, engine, conversation_id: str) -> set:
         async with engine.connect() as conn:
             rows = await conn.execute(
-                select(ConversationParticipant.last_message_at).where(ConversationParticipant.conversation_id == conversation_id)
+                select(ConversationParticipant.last_message_at).where(
+                    ConversationParticipant.conversation_id == conversation_id
+                )
             )
             return {row[0] for row in rows}
 

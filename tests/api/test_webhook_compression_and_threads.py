@@ -20,8 +20,11 @@ async def deliver_gzip(client, payload: dict, *, header: str | None = "gzip", si
     """POST the event gzipped, signed the way Stream signs it: over the uncompressed JSON."""
     data = json.dumps(payload).encode()
     body = gzip.compress(data)
-    headers = {"X-Signature": sign(data if signed_over == "json" else body, STREAM_SECRET), "X-Webhook-Id": new_id(),
-               "Content-Type": "application/json"}
+    headers = {
+        "X-Signature": sign(data if signed_over == "json" else body, STREAM_SECRET),
+        "X-Webhook-Id": new_id(),
+        "Content-Type": "application/json",
+    }
     if header is not None:
         headers["Content-Encoding"] = header
     return await client.post(URL, content=body, headers=headers)
@@ -52,15 +55,22 @@ class TestCompressed:
         inflated = b"{" + b" " * (MAX_WEBHOOK_BODY_BYTES + 1024 * 1024) + b"}"
         body = gzip.compress(inflated, compresslevel=9)
         assert len(body) < 64 * 1024
-        response = await client.post(URL, content=body, headers={
-            "Content-Encoding": "gzip", "X-Signature": sign(inflated, STREAM_SECRET), "X-Webhook-Id": new_id()})
+        response = await client.post(
+            URL,
+            content=body,
+            headers={
+                "Content-Encoding": "gzip",
+                "X-Signature": sign(inflated, STREAM_SECRET),
+                "X-Webhook-Id": new_id(),
+            },
+        )
         assert response.status_code == 413, response.text
-        assert response.json() == {"success": False, "code": "body_too_large",
-                                   "error": response.json()["error"]}
+        assert response.json() == {"success": False, "code": "body_too_large", "error": response.json()["error"]}
         assert "decompressed" in response.json()["error"]
 
-    @pytest.mark.parametrize("body", [b"\x1f\x8bnot gzip at all", gzip.compress(b"{}")[:-6],
-                                      gzip.compress(b"{}") + b"trailing"])
+    @pytest.mark.parametrize(
+        "body", [b"\x1f\x8bnot gzip at all", gzip.compress(b"{}")[:-6], gzip.compress(b"{}") + b"trailing"]
+    )
     async def test_broken_gzip_is_400(self, client, body):
         response = await client.post(URL, content=body, headers={"Content-Encoding": "gzip", "X-Signature": "00"})
         assert response.status_code == 400 and response.json()["code"] == "invalid_gzip"
@@ -77,9 +87,13 @@ class TestThreadReads:
         parent = message_new(conversation.channel_id, f"onecrew_user_{a}", "question", T0)
         await deliver(client, parent)
         assert (await client.get(UNREAD, headers=auth(b))).json()["data"]["unread_count"] == 1
-        thread_read = channel_event("message.read", conversation.channel_id, f"onecrew_user_{b}",
-                                    T0 + timedelta(seconds=5),
-                                    thread={"parent_message_id": parent["message"]["id"], "reply_count": 1})
+        thread_read = channel_event(
+            "message.read",
+            conversation.channel_id,
+            f"onecrew_user_{b}",
+            T0 + timedelta(seconds=5),
+            thread={"parent_message_id": parent["message"]["id"], "reply_count": 1},
+        )
         answer = await deliver(client, thread_read)
         assert answer.json()["data"] == {**answer.json()["data"], "status": "ignored", "reason": "thread read"}
         assert await read_at(session, conversation, b) is None

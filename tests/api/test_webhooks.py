@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event, func, select
 
+from onecrew_chat.conversations.unread import unread_cache
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
 from onecrew_chat.metrics import DRIFT_DETECTED
 from onecrew_chat.models import ChannelDrift, Conversation, ConversationParticipant, WebhookEvent
-from onecrew_chat.conversations.unread import unread_cache
 from onecrew_chat.webhooks.events import parse_event, parse_time
 from onecrew_chat.webhooks.signature import sign
 from onecrew_chat.webhooks.text import cut_preview
@@ -39,7 +39,14 @@ def message_new(channel_id: str, sender: str, text: str, at: datetime, **message
         "cid": f"messaging:{channel_id}",
         "channel_id": channel_id,
         "channel_type": "messaging",
-        "message": {"id": new_id(), "text": text, "type": "regular", "created_at": rfc3339(at), "user": {"id": sender}, **message_fields},
+        "message": {
+            "id": new_id(),
+            "text": text,
+            "type": "regular",
+            "created_at": rfc3339(at),
+            "user": {"id": sender},
+            **message_fields,
+        },
         "user": {"id": sender},
         "created_at": rfc3339(at + timedelta(milliseconds=3)),
     }
@@ -47,8 +54,14 @@ def message_new(channel_id: str, sender: str, text: str, at: datetime, **message
 
 def channel_event(event_type: str, channel_id: str, user: str | None, at: datetime, **extra) -> dict:
     """message.read, notification.mark_read, channel.deleted, member.removed."""
-    event = {"type": event_type, "cid": f"messaging:{channel_id}", "channel_id": channel_id, "channel_type": "messaging",
-             "created_at": rfc3339(at), **extra}
+    event = {
+        "type": event_type,
+        "cid": f"messaging:{channel_id}",
+        "channel_id": channel_id,
+        "channel_type": "messaging",
+        "created_at": rfc3339(at),
+        **extra,
+    }
     if user:
         event["user"] = {"id": user}
     return event
@@ -57,7 +70,11 @@ def channel_event(event_type: str, channel_id: str, user: str | None, at: dateti
 async def deliver(client, payload: dict, *, webhook_id: str | None = None, secret: str = STREAM_SECRET):
     """POST the event signed like Stream signs it."""
     body = json.dumps(payload).encode()
-    headers = {"X-Signature": sign(body, secret), "X-Webhook-Id": webhook_id or new_id(), "Content-Type": "application/json"}
+    headers = {
+        "X-Signature": sign(body, secret),
+        "X-Webhook-Id": webhook_id or new_id(),
+        "Content-Type": "application/json",
+    }
     return await client.post(URL, content=body, headers=headers)
 
 
@@ -75,8 +92,10 @@ async def fresh(session, model, *where):
 
 async def read_at(session, conversation, user: str) -> datetime | None:
     [participant] = await fresh(
-        session, ConversationParticipant,
-        ConversationParticipant.conversation_id == conversation.id, ConversationParticipant.participant_id == user,
+        session,
+        ConversationParticipant,
+        ConversationParticipant.conversation_id == conversation.id,
+        ConversationParticipant.participant_id == user,
     )
     return participant.last_read_at
 
@@ -125,7 +144,9 @@ class TestSignature:
         response = await client.post(URL, content=body, headers={"X-Signature": sign(body, STREAM_SECRET)})
         assert response.status_code == 400
         assert response.json() == {
-            "success": False, "error": response.json()["error"], "code": response.json()["code"],
+            "success": False,
+            "error": response.json()["error"],
+            "code": response.json()["code"],
         }
         assert response.json()["error"].startswith("Webhook body")
 
@@ -137,11 +158,16 @@ class TestSignature:
             response = await deliver(client, event)
             assert response.status_code == 200, response.text
             assert response.json()["data"] | {"webhook_id": None} == {
-                "webhook_id": None, "type": "message.new", "status": "ignored", "reason": "not channel activity",
+                "webhook_id": None,
+                "type": "message.new",
+                "status": "ignored",
+                "reason": "not channel activity",
             }
 
     async def test_user_updated_is_ignored_politely(self, client, session):
-        response = await deliver(client, {"type": "user.updated", "user": {"id": "onecrew_user_x"}, "created_at": rfc3339(T0)})
+        response = await deliver(
+            client, {"type": "user.updated", "user": {"id": "onecrew_user_x"}, "created_at": rfc3339(T0)}
+        )
         assert response.status_code == 200
         assert response.json()["data"]["status"] == "ignored"
         assert await fresh(session, WebhookEvent) == []
@@ -151,7 +177,9 @@ class TestSignature:
         response = await deliver(client, message_new("user_user-" + "9" * 32, f"onecrew_user_{a}", "hi", T0))
         assert response.status_code == 200
         assert response.json()["data"] == {
-            "webhook_id": response.json()["data"]["webhook_id"], "type": "message.new", "status": "ignored",
+            "webhook_id": response.json()["data"]["webhook_id"],
+            "type": "message.new",
+            "status": "ignored",
             "reason": "unknown channel",
         }
         assert await fresh(session, WebhookEvent) == [] and await fresh(session, ChannelDrift) == []
@@ -216,9 +244,7 @@ class TestApply:
         assert unread_b["unread_count"] == 1 and unread_b["cached"] is False, "the webhook invalidated the cache"
         assert (await client.get(UNREAD, headers=auth(a))).json()["data"]["unread_count"] == 0
 
-    @pytest.mark.parametrize(
-        "channel_id", ["x\\u0000y", "c" * 5000, "has space"], ids=["nul", "long", "space"]
-    )
+    @pytest.mark.parametrize("channel_id", ["x\\u0000y", "c" * 5000, "has space"], ids=["nul", "long", "space"])
     async def test_channel_ids_we_never_make_are_ignored(self, client, session, channel_id):
         """Junk a database would refuse (NUL on PostgreSQL) is not even looked up."""
         body = (
@@ -268,7 +294,9 @@ class TestApply:
         a, b, conversation = await pair(session)
         await deliver(client, message_new(conversation.channel_id, f"onecrew_user_{a}", "hi", T0))
         assert (await client.get(UNREAD, headers=auth(b))).json()["data"]["unread_count"] == 1
-        read = await deliver(client, channel_event(event_type, conversation.channel_id, f"onecrew_user_{b}", T0 + timedelta(seconds=5)))
+        read = await deliver(
+            client, channel_event(event_type, conversation.channel_id, f"onecrew_user_{b}", T0 + timedelta(seconds=5))
+        )
         assert read.json()["data"]["status"] == "applied"
         assert await read_at(session, conversation, b) == T0 + timedelta(seconds=5)
         assert (await client.get(UNREAD, headers=auth(b))).json()["data"]["unread_count"] == 0
@@ -288,9 +316,13 @@ class TestApply:
     async def test_a_repeated_webhook_id_changes_nothing(self, client, session):
         a, b, conversation = await pair(session)
         webhook_id = new_id()
-        first = await deliver(client, message_new(conversation.channel_id, f"onecrew_user_{a}", "one", T0), webhook_id=webhook_id)
+        first = await deliver(
+            client, message_new(conversation.channel_id, f"onecrew_user_{a}", "one", T0), webhook_id=webhook_id
+        )
         again = await deliver(
-            client, message_new(conversation.channel_id, f"onecrew_user_{a}", "two", T0 + timedelta(hours=1)), webhook_id=webhook_id
+            client,
+            message_new(conversation.channel_id, f"onecrew_user_{a}", "two", T0 + timedelta(hours=1)),
+            webhook_id=webhook_id,
         )
         assert first.json()["data"]["status"] == "applied"
         assert again.status_code == 200 and again.json()["data"]["status"] == "duplicate"
@@ -309,7 +341,14 @@ class TestApply:
         a, b, conversation = await pair(session)
         reply = message_new(conversation.channel_id, f"onecrew_user_{a}", "in thread", T0, parent_id=new_id())
         assert (await deliver(client, reply)).json()["data"]["status"] == "ignored"
-        shown = message_new(conversation.channel_id, f"onecrew_user_{a}", "also sent to channel", T0, parent_id=new_id(), show_in_channel=True)
+        shown = message_new(
+            conversation.channel_id,
+            f"onecrew_user_{a}",
+            "also sent to channel",
+            T0,
+            parent_id=new_id(),
+            show_in_channel=True,
+        )
         assert (await deliver(client, shown)).json()["data"]["status"] == "applied"
 
     async def test_channel_deleted_is_recorded_as_drift(self, client, session):
@@ -319,7 +358,10 @@ class TestApply:
         assert response.json()["data"]["status"] == "applied"
         [drift] = await fresh(session, ChannelDrift)
         assert (drift.channel_type, drift.channel_id, drift.kind, drift.resolved_at) == (
-            "messaging", conversation.channel_id, "channel_deleted", None,
+            "messaging",
+            conversation.channel_id,
+            "channel_deleted",
+            None,
         )
         assert DRIFT_DETECTED.labels(kind="channel_deleted")._value.get() == before + 1
 

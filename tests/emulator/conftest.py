@@ -92,8 +92,7 @@ def webhook_url() -> Iterator[str]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """getstream fills a missing required field with None and only warns; here that fails the
     test, so every v2 response is proven to carry every field getstream's models require."""
-    strict = pytest.mark.filterwarnings(
-        "error:Missing value of non-optional type:RuntimeWarning")
+    strict = pytest.mark.filterwarnings("error:Missing value of non-optional type:RuntimeWarning")
     # Some tests sign with short secrets on purpose; PyJWT's advice about that is noise here.
     short_keys = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
     for item in items:

@@ -13,17 +13,23 @@ import typer
 from stream_chat.base.exceptions import StreamAPIException
 
 from stream_emulator import create_app
-from stream_emulator.cli import fault_spec
 from stream_emulator import operations as op
+from stream_emulator.cli import fault_spec
 
 
 def test_admin_path_sets_faults_reads_state_and_resets(base_url, sc, emu):
     sc.upsert_user({"id": "ann"})
-    response = httpx.post(f"{base_url}/_emulator/faults", json={
-        "error_rates": {op.UPDATE_USERS: {"rate": 1.0, "status": 502}},
-        "rate_limit_bursts": {op.GET_APP: {"count": 1, "reset_in_s": 5}},
-        "timeout_after_write": {op.DELETE_CHANNEL: {"count": 2, "hold_s": 3}},
-        "latency_ms": 1, "jitter_ms": 1, "visibility_delay_ms": 250})
+    response = httpx.post(
+        f"{base_url}/_emulator/faults",
+        json={
+            "error_rates": {op.UPDATE_USERS: {"rate": 1.0, "status": 502}},
+            "rate_limit_bursts": {op.GET_APP: {"count": 1, "reset_in_s": 5}},
+            "timeout_after_write": {op.DELETE_CHANNEL: {"count": 2, "hold_s": 3}},
+            "latency_ms": 1,
+            "jitter_ms": 1,
+            "visibility_delay_ms": 250,
+        },
+    )
     assert response.status_code == 200 and len(response.json()["active"]) == 5
     with pytest.raises(StreamAPIException) as failed:
         sc.upsert_user({"id": "bob"})
@@ -43,27 +49,22 @@ def test_admin_path_sets_faults_reads_state_and_resets(base_url, sc, emu):
 
 
 def test_admin_path_switches_rate_limits(base_url, emu):
-    assert httpx.post(f"{base_url}/_emulator/rate_limits", json={"enabled": True}).json() == \
-        {"rate_limits": True}
+    assert httpx.post(f"{base_url}/_emulator/rate_limits", json={"enabled": True}).json() == {"rate_limits": True}
     assert emu.rate_limiter.enabled
-    assert httpx.post(f"{base_url}/_emulator/rate_limits", json={"enabled": False}).json() == \
-        {"rate_limits": False}
+    assert httpx.post(f"{base_url}/_emulator/rate_limits", json={"enabled": False}).json() == {"rate_limits": False}
     assert httpx.post(f"{base_url}/_emulator/rate_limits", json={}).status_code == 400
 
 
 async def test_admin_path_is_off_unless_enabled():
     app = create_app(api_key="k", api_secret="s")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://emulator") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://emulator") as client:
         response = await client.post("/_emulator/reset")
     assert response.status_code == 401 and response.json()["code"] == 2
 
 
 def test_fault_flags_parse_into_the_admin_spec():
-    spec = fault_spec(10, 5, ["UpdateUsers=0.25:503", "*=0.1"], ["GetOrCreateChannel=3:7.5"],
-                      ["UpdateChannel=2"], 400)
-    assert spec["error_rates"] == {"UpdateUsers": {"rate": 0.25, "status": 503},
-                                   "*": {"rate": 0.1, "status": 500}}
+    spec = fault_spec(10, 5, ["UpdateUsers=0.25:503", "*=0.1"], ["GetOrCreateChannel=3:7.5"], ["UpdateChannel=2"], 400)
+    assert spec["error_rates"] == {"UpdateUsers": {"rate": 0.25, "status": 503}, "*": {"rate": 0.1, "status": 500}}
     assert spec["rate_limit_bursts"] == {"GetOrCreateChannel": {"count": 3, "reset_in_s": 7.5}}
     assert spec["timeout_after_write"] == {"UpdateChannel": {"count": 2, "hold_s": 30.0}}
     assert spec["visibility_delay_ms"] == 400 and spec["latency_ms"] == 10
@@ -78,11 +79,29 @@ def test_fault_flags_parse_into_the_admin_spec():
 def test_python_dash_m_serves_and_prints_its_faults(tmp_path):
     state_file = tmp_path / "state.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "stream_emulator", "--port", "0", "--api-key", "cli-key",
-         "--api-secret", "cli-secret", "--error-rate", "QueryUsers=1:503",
-         "--visibility-delay-ms", "5", "--state-file", str(state_file), "--enable-admin"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        [
+            sys.executable,
+            "-m",
+            "stream_emulator",
+            "--port",
+            "0",
+            "--api-key",
+            "cli-key",
+            "--api-secret",
+            "cli-secret",
+            "--error-rate",
+            "QueryUsers=1:503",
+            "--visibility-delay-ms",
+            "5",
+            "--state-file",
+            str(state_file),
+            "--enable-admin",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         lines = []
         deadline = time.monotonic() + 20

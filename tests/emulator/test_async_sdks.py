@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 from getstream.base import StreamApiException
-from getstream.models import (ChannelInput, ChannelMemberRequest, MessageRequest,
-                              QueryMembersPayload, QueryUsersPayload, UpdateUserPartialRequest,
-                              UserRequest)
+from getstream.models import (
+    ChannelInput,
+    ChannelMemberRequest,
+    MessageRequest,
+    QueryMembersPayload,
+    QueryUsersPayload,
+    UpdateUserPartialRequest,
+    UserRequest,
+)
 from stream_chat.base.exceptions import StreamAPIException
 
 from stream_emulator import operations as op
@@ -17,12 +23,10 @@ def members(*ids: str) -> list[ChannelMemberRequest]:
 
 
 async def test_async_getstream_covers_the_hot_path(ags, emu):
-    upserted = await ags.upsert_users(UserRequest(id="ann", custom={"k": "v"}),
-                                      UserRequest(id="bob"))
+    upserted = await ags.upsert_users(UserRequest(id="ann", custom={"k": "v"}), UserRequest(id="bob"))
     assert upserted.data.users["ann"].custom == {"k": "v"}
     channel = ags.chat.channel("messaging", "async-1")
-    state = await channel.get_or_create(data=ChannelInput(created_by_id="ann",
-                                                          members=members("ann", "bob")))
+    state = await channel.get_or_create(data=ChannelInput(created_by_id="ann", members=members("ann", "bob")))
     assert [m.user_id for m in state.data.members] == ["ann", "bob"]
     await ags.upsert_users(UserRequest(id="cat"))
     updated = await channel.update(add_members=members("cat"), remove_members=["bob"])
@@ -32,15 +36,13 @@ async def test_async_getstream_covers_the_hot_path(ags, emu):
     assert (await ags.chat.unread_counts(user_id="cat")).data.total_unread_count == 1
     await channel.mark_read(user_id="cat")
     assert (await ags.chat.unread_counts(user_id="cat")).data.total_unread_count == 0
-    partial = await ags.update_users_partial(
-        users=[UpdateUserPartialRequest(id="ann", set={"name": "Ann"})])
+    partial = await ags.update_users_partial(users=[UpdateUserPartialRequest(id="ann", set={"name": "Ann"})])
     assert partial.data.users["ann"].name == "Ann"
     found = await ags.query_users(QueryUsersPayload(filter_conditions={"id": {"$in": ["ann"]}}))
     assert [u.id for u in found.data.users] == ["ann"]
     queried = await ags.chat.query_channels(filter_conditions={"members": {"$in": ["cat"]}})
     assert [c.channel.id for c in queried.data.channels] == ["async-1"]
-    membership = await ags.chat.query_members(QueryMembersPayload(
-        type="messaging", id="async-1", filter_conditions={}))
+    membership = await ags.chat.query_members(QueryMembersPayload(type="messaging", id="async-1", filter_conditions={}))
     assert [m.user_id for m in membership.data.members] == ["ann", "cat"]
     await channel.update_channel_partial(set={"topic": "t"})
     task = (await ags.deactivate_users(user_ids=["bob"])).data.task_id
@@ -55,7 +57,8 @@ async def test_async_getstream_covers_the_hot_path(ags, emu):
 async def test_async_getstream_errors(ags):
     with pytest.raises(StreamApiException) as caught:
         await ags.chat.channel("messaging", "x").get_or_create(
-            data=ChannelInput(created_by_id="ghost", members=members("ghost", "phantom")))
+            data=ChannelInput(created_by_id="ghost", members=members("ghost", "phantom"))
+        )
     assert caught.value.code == 4 and "[ghost,phantom]" in caught.value.message
 
 
@@ -91,5 +94,4 @@ async def test_async_stream_chat_errors(asc):
     with pytest.raises(StreamAPIException) as caught:
         await channel.add_members(["missing-1", "missing-2"])
     assert caught.value.status_code == 400
-    assert "channel update operation, but don't exist: [missing-1,missing-2]" in \
-        caught.value.error_message
+    assert "channel update operation, but don't exist: [missing-1,missing-2]" in caught.value.error_message

@@ -9,8 +9,10 @@ from stream_chat.base.exceptions import StreamAPIException
 
 from stream_emulator import operations as op
 
-DONT_EXIST = ("The following users are involved in channel {} operation, but don't exist: "
-              "[{}]. Please create the user objects before setting up the channel.")
+DONT_EXIST = (
+    "The following users are involved in channel {} operation, but don't exist: "
+    "[{}]. Please create the user objects before setting up the channel."
+)
 
 
 def members(*ids: str) -> list[ChannelMemberRequest]:
@@ -23,8 +25,9 @@ def people(sc):
 
 
 def test_get_or_create_with_member_objects_v2(gs, emu, people):
-    response = gs.chat.channel("messaging", "pair-1").get_or_create(data=ChannelInput(
-        created_by_id="ann", members=members("ann", "bob"), custom={"name": "Pair"}))
+    response = gs.chat.channel("messaging", "pair-1").get_or_create(
+        data=ChannelInput(created_by_id="ann", members=members("ann", "bob"), custom={"name": "Pair"})
+    )
     assert response.status_code() == 201
     data = response.data
     assert data.channel.cid == "messaging:pair-1" and data.channel.custom == {"name": "Pair"}
@@ -35,8 +38,7 @@ def test_get_or_create_with_member_objects_v2(gs, emu, people):
 
 
 def test_get_or_create_with_member_strings_v1_and_created_by_object(sc, emu, people):
-    state = sc.channel("messaging", "pair-2", {"members": ["ann", "cat"], "topic": "x"}) \
-        .create("ann")
+    state = sc.channel("messaging", "pair-2", {"members": ["ann", "cat"], "topic": "x"}).create("ann")
     assert state["channel"]["topic"] == "x" and len(state["members"]) == 2
     assert state["channel"]["created_at"].endswith("Z")
     assert emu.channel_count() == 1
@@ -59,7 +61,8 @@ def test_server_side_create_needs_exactly_one_creator_field(gs, sc, people):
     assert caught.value.code == 4 and caught.value.status_code == 400
     assert caught.value.message == (
         'GetOrCreateChannel failed with error: "either data.created_by or data.created_by_id '
-        'must be provided when using server side auth."')
+        'must be provided when using server side auth."'
+    )
     with pytest.raises(StreamAPIException) as both:
         sc.channel("messaging", "c", {"created_by_id": "ann"}).create("ann")
     assert "cannot set both data.created_by and data.created_by_id." in both.value.error_message
@@ -67,10 +70,13 @@ def test_server_side_create_needs_exactly_one_creator_field(gs, sc, people):
 
 def test_create_lists_every_missing_member(gs, sc, emu, people):
     with pytest.raises(StreamApiException) as caught:
-        gs.chat.channel("messaging", "m").get_or_create(data=ChannelInput(
-            created_by_id="ann", members=members("ann", "ghost1", "bob", "ghost2")))
-    assert caught.value.message == \
-        f'GetOrCreateChannel failed with error: "{DONT_EXIST.format("create", "ghost1,ghost2")}"'
+        gs.chat.channel("messaging", "m").get_or_create(
+            data=ChannelInput(created_by_id="ann", members=members("ann", "ghost1", "bob", "ghost2"))
+        )
+    assert (
+        caught.value.message
+        == f'GetOrCreateChannel failed with error: "{DONT_EXIST.format("create", "ghost1,ghost2")}"'
+    )
     with pytest.raises(StreamAPIException) as v1:
         sc.channel("messaging", "m", {"members": ["ghost3"]}).create("nobody")
     assert v1.value.error_code == 4 and "[nobody,ghost3]" in v1.value.error_message
@@ -102,13 +108,15 @@ def test_bang_is_reserved_and_unknown_types_do_not_exist(gs, people):
 
 def test_distinct_channel_ids_come_from_the_member_set(gs, sc, people):
     first = gs.chat.get_or_create_distinct_channel(
-        type="messaging", data=ChannelInput(created_by_id="ann", members=members("ann", "bob")))
+        type="messaging", data=ChannelInput(created_by_id="ann", members=members("ann", "bob"))
+    )
     second = sc.channel("messaging", None, {"members": ["bob", "ann"]}).create("bob")
     assert first.data.channel.id.startswith("!members-")
     assert second["channel"]["id"] == first.data.channel.id
     with pytest.raises(StreamApiException) as one:
         gs.chat.get_or_create_distinct_channel(
-            type="messaging", data=ChannelInput(created_by_id="ann", members=members("ann")))
+            type="messaging", data=ChannelInput(created_by_id="ann", members=members("ann"))
+        )
     assert "specify at least 2 members" in one.value.message
     channel = sc.channel("messaging", first.data.channel.id)
     with pytest.raises(StreamAPIException) as add:
@@ -131,11 +139,11 @@ def test_add_members_lists_every_missing_user(gs, sc, people):
     sc.channel("messaging", "adds").create("ann")
     with pytest.raises(StreamAPIException) as caught:
         sc.channel("messaging", "adds").add_members(["bob", "nope1", "nope2"])
-    assert caught.value.error_message == \
-        f'UpdateChannel failed with error: "{DONT_EXIST.format("update", "nope1,nope2")}"'
+    assert (
+        caught.value.error_message == f'UpdateChannel failed with error: "{DONT_EXIST.format("update", "nope1,nope2")}"'
+    )
     with pytest.raises(StreamApiException) as big:
-        gs.chat.channel("messaging", "adds").update(
-            add_members=members(*[f"x{i}" for i in range(101)]))
+        gs.chat.channel("messaging", "adds").update(add_members=members(*[f"x{i}" for i in range(101)]))
     assert big.value.code == 4 and "add_members has 101 items" in big.value.message
 
 
@@ -150,8 +158,7 @@ def test_full_and_partial_update(gs, sc, people):
     channel = sc.channel("messaging", "upd", {"name": "Old", "color": "red"})
     channel.create("ann")
     assert channel.update({"name": "New"})["channel"].get("color") is None
-    response = gs.chat.channel("messaging", "upd").update_channel_partial(
-        set={"motd": "hi"}, unset=["name"])
+    response = gs.chat.channel("messaging", "upd").update_channel_partial(set={"motd": "hi"}, unset=["name"])
     assert response.data.channel.custom == {"motd": "hi"}
     assert channel.update_partial({"frozen": True})["channel"]["frozen"] is True
 
@@ -164,11 +171,9 @@ def test_delete_one_and_many(gs, sc, emu, people):
     with pytest.raises(StreamAPIException) as again:
         sc.channel("messaging", "d1").delete()
     assert again.value.status_code == 404
-    assert "DeleteChannel failed with error: \"Can't find channel with id messaging:d1\"" \
-        in again.value.error_message
+    assert 'DeleteChannel failed with error: "Can\'t find channel with id messaging:d1"' in again.value.error_message
     task_id = gs.chat.delete_channels(cids=["messaging:d2", "messaging:d3"]).data.task_id
-    assert gs.get_task(task_id).data.result == {"messaging:d2": {"status": "ok"},
-                                                "messaging:d3": {"status": "ok"}}
+    assert gs.get_task(task_id).data.result == {"messaging:d2": {"status": "ok"}, "messaging:d3": {"status": "ok"}}
     assert emu.channel_count() == 0
     with pytest.raises(StreamAPIException) as bare:
         sc.delete_channels(["d2"])
@@ -195,14 +200,13 @@ def test_query_channels_by_cid_type_id_and_members(gs, sc, people):
 def test_query_members(gs, sc, people):
     channel = sc.channel("messaging", "qm", {"members": ["ann", "bob", "cat"]})
     channel.create("ann")
-    assert [m["user_id"] for m in channel.query_members({"id": {"$in": ["bob", "cat"]}})] == \
-        ["bob", "cat"]
-    data = gs.chat.query_members(QueryMembersPayload(
-        type="messaging", id="qm", filter_conditions={"name": {"$autocomplete": "an"}})).data
+    assert [m["user_id"] for m in channel.query_members({"id": {"$in": ["bob", "cat"]}})] == ["bob", "cat"]
+    data = gs.chat.query_members(
+        QueryMembersPayload(type="messaging", id="qm", filter_conditions={"name": {"$autocomplete": "an"}})
+    ).data
     assert [m.user_id for m in data.members] == ["ann"]
     with pytest.raises(StreamApiException) as missing:
-        gs.chat.query_members(QueryMembersPayload(type="messaging", id="nope",
-                                                  filter_conditions={}))
+        gs.chat.query_members(QueryMembersPayload(type="messaging", id="nope", filter_conditions={}))
     assert missing.value.code == 16
 
 

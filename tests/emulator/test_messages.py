@@ -27,11 +27,13 @@ def test_send_message_in_both_dialects(gs, room, emu):
     sent = room.send_message({"text": "hello", "mood": "happy"}, "ann")["message"]
     assert sent["text"] == "hello" and sent["mood"] == "happy" and sent["user"]["id"] == "ann"
     assert sent["type"] == "regular" and sent["cid"] == "messaging:room"
-    v2 = gs.chat.channel("messaging", "room").send_message(
-        message=MessageRequest(text="hi", user_id="bob", custom={"mood": "calm"})).data.message
+    v2 = (
+        gs.chat.channel("messaging", "room")
+        .send_message(message=MessageRequest(text="hi", user_id="bob", custom={"mood": "calm"}))
+        .data.message
+    )
     assert v2.custom == {"mood": "calm"} and v2.user.id == "bob" and v2.created_at.year > 2000
-    assert [m["text"] for m in emu.get_channel("messaging", "room")["messages"]] == \
-        ["hello", "hi"]
+    assert [m["text"] for m in emu.get_channel("messaging", "room")["messages"]] == ["hello", "hi"]
 
 
 def test_send_message_needs_exactly_one_sender_server_side(gs, sc, room):
@@ -39,7 +41,8 @@ def test_send_message_needs_exactly_one_sender_server_side(gs, sc, room):
         gs.chat.channel("messaging", "room").send_message(message=MessageRequest(text="x"))
     assert none.value.message == (
         'SendMessage failed with error: "either message.user or message.user_id must be '
-        'provided when using server side auth."')
+        'provided when using server side auth."'
+    )
     with pytest.raises(StreamAPIException) as both:
         room.send_message({"text": "x", "user_id": "ann"}, "ann")
     assert "cannot set both message.user and message.user_id." in both.value.error_message
@@ -61,8 +64,7 @@ def test_unread_counts_follow_messages_and_mark_read(gs, sc, room):
     counts = sc.unread_counts("bob")
     assert counts["total_unread_count"] == 2
     assert counts["channels"][0]["channel_id"] == "messaging:room"
-    assert counts["channel_type"] == [{"channel_type": "messaging", "channel_count": 1,
-                                       "unread_count": 2}]
+    assert counts["channel_type"] == [{"channel_type": "messaging", "channel_count": 1, "unread_count": 2}]
     assert sc.unread_counts("ann")["total_unread_count"] == 0  # senders have read their own
     event = room.mark_read("bob")["event"]
     assert event["type"] == "message.read" and event["user"]["id"] == "bob"
@@ -101,8 +103,16 @@ def test_webhooks_are_signed_and_cover_the_lifecycle(gs, sc, emu, webhook_url):
     channel.mark_read("bob")
     sc.update_user_partial({"id": "bob", "set": {"name": "Bobby"}})
     channel.delete()
-    wanted = ["channel.created", "member.added", "member.removed", "message.new",
-               "message.read", "notification.mark_read", "user.updated", "channel.deleted"]
+    wanted = [
+        "channel.created",
+        "member.added",
+        "member.removed",
+        "message.new",
+        "message.read",
+        "notification.mark_read",
+        "user.updated",
+        "channel.deleted",
+    ]
     emu.webhooks.wait_for(len(wanted))
     deliveries = {d.event_type: d for d in emu.webhook_deliveries}
     assert set(deliveries) == set(wanted)

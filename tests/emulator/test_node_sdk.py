@@ -27,9 +27,14 @@ def node_sdk() -> str:
         pytest.skip("node and npm are needed to drive the npm stream-chat client")
     if not (NODE_DIR / "node_modules" / "stream-chat" / "package.json").exists():
         try:
-            subprocess.run([npm, "install", "--no-package-lock", "--no-audit", "--no-fund",
-                            "--loglevel=error"], cwd=NODE_DIR, check=True, timeout=300,
-                           capture_output=True, text=True)
+            subprocess.run(
+                [npm, "install", "--no-package-lock", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=NODE_DIR,
+                check=True,
+                timeout=300,
+                capture_output=True,
+                text=True,
+            )
         except (subprocess.SubprocessError, OSError) as exc:
             detail = getattr(exc, "stderr", "") or exc
             pytest.skip(f"npm install stream-chat@9 failed: {str(detail)[-500:]}")
@@ -37,8 +42,9 @@ def node_sdk() -> str:
 
 
 def test_npm_stream_chat_server_client(node_sdk, base_url, emu):
-    result = subprocess.run([node_sdk, "server_client.js", base_url, KEY, SECRET], cwd=NODE_DIR,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [node_sdk, "server_client.js", base_url, KEY, SECRET], cwd=NODE_DIR, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["queried"] == ["js-ann", "js-bob"] and seen["kind"] == "user"
@@ -47,7 +53,8 @@ def test_npm_stream_chat_server_client(node_sdk, base_url, emu):
     assert seen["addError"]["message"] == (
         'StreamChat error code 4: UpdateChannel failed with error: "The following users are '
         "involved in channel update operation, but don't exist: [js-ghost-1,js-ghost-2]. Please "
-        'create the user objects before setting up the channel."')
+        'create the user objects before setting up the channel."'
+    )
     assert seen["messageText"] == "from node" and seen["channelName"] == "JS room"
     assert seen["deleted"] is True
     assert {r.dialect for r in emu.requests} == {"v1"}

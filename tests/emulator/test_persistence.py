@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from stream_emulator import Emulator, EmulatorServer
 from stream_chat import StreamChat
+
+from stream_emulator import Emulator, EmulatorServer
 
 from .conftest import KEY, SECRET
 
@@ -54,7 +55,6 @@ def test_writes_reach_the_file_while_serving(tmp_path):
         for i in range(20):  # a burst shares writes
             client.upsert_user({"id": f"burst-{i}"})
         deadline = time.monotonic() + 5
-        while not (state_file.exists()
-                   and len(json.loads(state_file.read_text())["users"]) == 20):
+        while not (state_file.exists() and len(json.loads(state_file.read_text())["users"]) == 20):
             assert time.monotonic() < deadline, "state file not written in time"
             time.sleep(0.01)

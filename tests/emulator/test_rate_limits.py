@@ -8,11 +8,11 @@ import pytest
 from stream_chat.base.exceptions import StreamAPIException
 
 from stream_emulator import clock
-from stream_emulator.operations import RATE_LIMITS, UPDATE_APP
+from stream_emulator.operations import RATE_LIMITS
 
 from .conftest import KEY, SECRET
 
-NOON = 1_800_000_000 // 60 * 60   # a minute boundary
+NOON = 1_800_000_000 // 60 * 60  # a minute boundary
 _HTTP: httpx.Client
 
 
@@ -47,8 +47,12 @@ def _http():
 
 def _update_app(base_url: str) -> httpx.Response:
     token = jwt.encode({"server": True}, SECRET, algorithm="HS256")
-    return _HTTP.patch(f"{base_url}/app", params={"api_key": KEY}, json={"sqs_url": ""},
-                       headers={"Authorization": token, "stream-auth-type": "jwt"})
+    return _HTTP.patch(
+        f"{base_url}/app",
+        params={"api_key": KEY},
+        json={"sqs_url": ""},
+        headers={"Authorization": token, "stream-auth-type": "jwt"},
+    )
 
 
 def test_the_documented_limits_of_the_issue(limited):
@@ -62,8 +66,9 @@ def test_per_second_limit_is_a_thirtieth(limited, base_url, wall):
     assert refused.status_code == 429
     body = refused.json()
     assert body["code"] == 9 and body["StatusCode"] == 429
-    assert body["message"] == ('UpdateApp failed with error: "Too many requests, check response '
-                               'headers for more information."')
+    assert body["message"] == (
+        'UpdateApp failed with error: "Too many requests, check response headers for more information."'
+    )
     assert refused.headers["x-ratelimit-limit"] == "60"
     assert refused.headers["x-ratelimit-remaining"] == "0"
     assert refused.headers["x-ratelimit-reset"] == str(NOON + 1)
@@ -87,7 +92,7 @@ def test_the_sdk_sees_429_and_nothing_changes(limited, sc, wall):
     sc.upsert_users([{"id": f"u{i}"} for i in range(3)])
     for _ in range(9):
         sc.upsert_user({"id": "u0", "name": "x"})
-    with pytest.raises(StreamAPIException) as caught:   # UpdateUsers: 300 / 30 = 10 a second
+    with pytest.raises(StreamAPIException) as caught:  # UpdateUsers: 300 / 30 = 10 a second
         sc.upsert_user({"id": "late"})
     assert caught.value.status_code == 429 and caught.value.error_code == 9
     assert "late" not in limited.user_ids()

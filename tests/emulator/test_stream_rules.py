@@ -63,8 +63,7 @@ def test_filter_tags_are_kept_and_queryable(sc):
     sc.upsert_user({"id": "ann"})
     channel = sc.channel("messaging", "room")
     channel.create("ann")
-    assert set(channel.add_filter_tags(["vip", "premium"])["channel"]["filter_tags"]) == \
-        {"vip", "premium"}
+    assert set(channel.add_filter_tags(["vip", "premium"])["channel"]["filter_tags"]) == {"vip", "premium"}
     assert channel.remove_filter_tags(["premium"])["channel"]["filter_tags"] == ["vip"]
     found = sc.query_channels({"filter_tags": {"$in": ["vip"]}})["channels"]
     assert [c["channel"]["id"] for c in found] == ["room"]
@@ -88,5 +87,5 @@ def test_message_new_has_no_channel_data_and_at_most_50_members(sc, emu, webhook
     payload = json.loads(emu.webhooks.wait_for(1, "message.new")[0].body)
     assert "channel" not in payload and "secret_sauce" not in json.dumps(payload)
     assert len(payload["members"]) == 50 and payload["channel_member_count"] == 60
-    assert payload["members"][1]["channel_unread_count"] == 0      # u1 sent it
+    assert payload["members"][1]["channel_unread_count"] == 0  # u1 sent it
     assert payload["members"][0]["channel_unread_count"] == 1

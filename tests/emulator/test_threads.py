@@ -31,8 +31,11 @@ def test_a_reply_is_typed_counted_on_its_parent_and_left_out_of_the_channel(sc, 
     assert state["messages"][0]["reply_count"] == 1
     replies = room.get_replies(parent["id"])["messages"]
     assert [m["text"] for m in replies] == ["answer"]
-    v2 = gs.chat.channel("messaging", "room").send_message(message=MessageRequest(
-        text="also", user_id="cat", parent_id=parent["id"], show_in_channel=True)).data.message
+    v2 = (
+        gs.chat.channel("messaging", "room")
+        .send_message(message=MessageRequest(text="also", user_id="cat", parent_id=parent["id"], show_in_channel=True))
+        .data.message
+    )
     assert v2.type == "reply" and v2.parent_id == parent["id"] and v2.show_in_channel
 
 
@@ -41,8 +44,7 @@ def test_thread_only_replies_never_raise_channel_unread(sc, room):
     room.mark_read("bob")
     room.send_message({"text": "in thread", "parent_id": parent["id"]}, "cat")
     assert _unread(sc, "bob")["total_unread_count"] == 0
-    room.send_message({"text": "shown", "parent_id": parent["id"], "show_in_channel": True},
-                      "cat")
+    room.send_message({"text": "shown", "parent_id": parent["id"], "show_in_channel": True}, "cat")
     assert _unread(sc, "bob")["total_unread_count"] == 1
 
 
@@ -54,12 +56,12 @@ def test_thread_participants_get_unread_threads_and_a_thread_read_leaves_the_cha
     assert counts["total_unread_threads_count"] == 1
     assert counts["threads"][0]["parent_message_id"] == parent["id"]
     assert counts["threads"][0]["unread_count"] == 1
-    assert counts["total_unread_count"] == 1          # the parent, still unread in the channel
+    assert counts["total_unread_count"] == 1  # the parent, still unread in the channel
     event = room.mark_read("bob", thread_id=parent["id"])["event"]
     assert event["thread"]["parent_message_id"] == parent["id"]
     counts = _unread(sc, "bob")
     assert counts["total_unread_threads_count"] == 0 and counts["threads"] == []
-    assert counts["total_unread_count"] == 1          # the channel is not marked read
+    assert counts["total_unread_count"] == 1  # the channel is not marked read
 
 
 def test_unread_batch_answers_per_user(sc, room):

@@ -11,8 +11,7 @@ from stream_emulator import operations as op
 
 
 def test_upsert_v2_nests_custom_fields_and_v1_flattens_them(gs, sc, emu):
-    response = gs.upsert_users(UserRequest(id="ann", name="Ann", role="user",
-                                           custom={"onecrew_kind": "user"}))
+    response = gs.upsert_users(UserRequest(id="ann", name="Ann", role="user", custom={"onecrew_kind": "user"}))
     assert response.status_code() == 201
     user = response.data.users["ann"]
     assert user.name == "Ann" and user.custom == {"onecrew_kind": "user"}
@@ -57,8 +56,9 @@ def test_user_id_rules_allow_at_sign_and_255_characters(sc, emu):
 
 def test_partial_update_sets_and_unsets(gs, sc, emu):
     sc.upsert_user({"id": "cy", "name": "Cy", "color": "red", "prefs": {"a": 1}})
-    response = gs.update_users_partial(users=[UpdateUserPartialRequest(
-        id="cy", set={"name": "Cyrus", "prefs.b": 2}, unset=["color"])])
+    response = gs.update_users_partial(
+        users=[UpdateUserPartialRequest(id="cy", set={"name": "Cyrus", "prefs.b": 2}, unset=["color"])]
+    )
     user = response.data.users["cy"]
     assert user.name == "Cyrus" and user.custom == {"prefs": {"a": 1, "b": 2}}
     assert emu.count(op.UPDATE_USERS_PARTIAL) == 1
@@ -72,8 +72,7 @@ def test_partial_update_of_an_unknown_user_is_not_found(sc):
 
 def test_query_users_by_eq_and_in_with_sort_and_paging(gs, sc):
     sc.upsert_users([{"id": f"q{i}", "rank": i} for i in range(5)])
-    assert [u["id"] for u in sc.query_users({"id": {"$in": ["q1", "q3", "zz"]}})["users"]] \
-        == ["q1", "q3"]
+    assert [u["id"] for u in sc.query_users({"id": {"$in": ["q1", "q3", "zz"]}})["users"]] == ["q1", "q3"]
     data = gs.query_users(QueryUsersPayload(filter_conditions={"id": {"$eq": "q2"}})).data
     assert [u.id for u in data.users] == ["q2"]
     page = sc.query_users({"rank": {"$gte": 1}}, {"rank": -1}, limit=2, offset=1)["users"]

@@ -86,8 +86,7 @@ def test_a_retryable_answer_is_tried_again_with_the_same_id(sc, fast, receiver, 
     receiver.answer(failure, failure)
     _user_update(sc, receiver.url)
     tries = _tries(fast)
-    assert [(status, attempt) for _, status, attempt in tries] == \
-        [(failure, 1), (failure, 2), (200, 3)]
+    assert [(status, attempt) for _, status, attempt in tries] == [(failure, 1), (failure, 2), (200, 3)]
     assert len({webhook_id for webhook_id, _, _ in tries}) == 1
     headers = [h for h, _ in receiver.received]
     assert [h["X-Webhook-Attempt"] for h in headers] == ["1", "2", "3"]
@@ -128,7 +127,7 @@ def test_a_try_that_times_out_is_tried_three_times(sc, fast, receiver):
 
 def test_no_try_starts_past_the_total_budget(sc, fast, receiver):
     fast.webhooks.policy.total_s = 0.5
-    fast.webhooks.policy.backoff_s = 1.0       # the first pause would pass the total
+    fast.webhooks.policy.backoff_s = 1.0  # the first pause would pass the total
     receiver.answer(503, 503)
     _user_update(sc, receiver.url)
     assert [status for _, status, _ in _tries(fast)] == [503]
@@ -166,8 +165,7 @@ def test_compressed_bodies_are_gzip_signed_over_the_json(sc, fast, receiver):
 
 
 def test_the_record_of_tries_is_a_ring_buffer(receiver):
-    hooks = Webhooks("k", "s", lambda: {"webhook_url": receiver.url}, policy=RetryPolicy(),
-                     log_size=2)
+    hooks = Webhooks("k", "s", lambda: {"webhook_url": receiver.url}, policy=RetryPolicy(), log_size=2)
     for n in range(3):
         hooks.emit({"type": "user.updated", "n": n})
     hooks.wait_idle()

@@ -10,7 +10,6 @@ import logging
 import os
 
 import structlog
-
 from typer.testing import CliRunner, Result
 
 from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET

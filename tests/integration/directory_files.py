@@ -52,8 +52,12 @@ def write(path: Path, data: bytes) -> Path:
 def run_import(tmp_path: Path, database_url: str, *args: str, stdin: bytes | None = None, **env: str):
     """`onecrew-chat import ARGS` against `database_url`; stdout and stderr as text."""
     done = subprocess.run(
-        [COMMAND, "import", *args], cwd=tmp_path, env=clean_env(tmp_path, DATABASE_URL=database_url, **env),
-        input=stdin, capture_output=True, timeout=DEADLINE_S * 2,
+        [COMMAND, "import", *args],
+        cwd=tmp_path,
+        env=clean_env(tmp_path, DATABASE_URL=database_url, **env),
+        input=stdin,
+        capture_output=True,
+        timeout=DEADLINE_S * 2,
     )
     done.stdout, done.stderr = done.stdout.decode(), done.stderr.decode()
     return done

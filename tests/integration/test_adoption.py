@@ -40,8 +40,12 @@ async def test_pairs_groups_duplicates_and_skips(runtime, emulator):
 
     rows = await conversations(runtime)
     assert set(rows) == {w.era1, w.era3, w.era2, w.company_pair, w.group}
-    assert rows[w.era3].pair_key == amr_sat and rows[w.era2].pair_key is None  # the duplicate is readable, not the pair's
-    assert rows[w.era3].conversation_type == "user_company" and rows[w.company_pair].conversation_type == "company_company"
+    assert (
+        rows[w.era3].pair_key == amr_sat and rows[w.era2].pair_key is None
+    )  # the duplicate is readable, not the pair's
+    assert (
+        rows[w.era3].conversation_type == "user_company" and rows[w.company_pair].conversation_type == "company_company"
+    )
     assert rows[w.group].name == "Crew" and len(rows[w.group].participants) == 3
     assert rows[w.era3].last_message_preview == "Thanks!"
     assert all(c.chat_status == "ready" and c.stream_verified_at is not None for c in rows.values())
@@ -51,7 +55,13 @@ async def test_unread_markers_match_stream(runtime, emulator):
     w = await world_in(runtime, emulator)
     await import_channels(runtime)
     rows = await conversations(runtime)
-    for kind, entity_id in (("user", w.amr), ("user", w.mona), ("user", w.nour), ("company", w.sat), ("company", w.lolo)):
+    for kind, entity_id in (
+        ("user", w.amr),
+        ("user", w.mona),
+        ("user", w.nour),
+        ("company", w.sat),
+        ("company", w.lolo),
+    ):
         ours = sum(
             1
             for c in rows.values()
@@ -102,6 +112,7 @@ class Interrupted(Exception):
 
 async def test_an_interrupted_run_resumes_where_it_stopped(runtime, emulator, monkeypatch):
     w = await world_in(runtime, emulator)
+
     def stop_after_two_pages(pages: int, _new: int) -> None:
         if pages == 2:
             raise Interrupted

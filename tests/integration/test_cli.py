@@ -41,7 +41,11 @@ def clean_env(tmp_path: Path, **values: str) -> dict[str, str]:
 def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """Run `onecrew-chat ARGS` to completion in tmp_path."""
     return subprocess.run(
-        [COMMAND, *args], cwd=tmp_path, env=clean_env(tmp_path, **env), capture_output=True, text=True,
+        [COMMAND, *args],
+        cwd=tmp_path,
+        env=clean_env(tmp_path, **env),
+        capture_output=True,
+        text=True,
         timeout=DEADLINE_S,
     )
 
@@ -51,8 +55,13 @@ class Running:
 
     def __init__(self, tmp_path: Path, *args: str, **env: str):
         self.proc = subprocess.Popen(
-            [COMMAND, *args], cwd=tmp_path, env=clean_env(tmp_path, **env),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+            [COMMAND, *args],
+            cwd=tmp_path,
+            env=clean_env(tmp_path, **env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
         )
         self.lines: queue.Queue[tuple[str, str]] = queue.Queue()
         self.seen: list[tuple[str, str]] = []
@@ -98,7 +107,11 @@ class Running:
 
 
 def stream_env(emulator_server) -> dict[str, str]:
-    return {"STREAM_API_KEY": STREAM_KEY, "STREAM_API_SECRET": STREAM_SECRET, "STREAM_BASE_URL": emulator_server.base_url}
+    return {
+        "STREAM_API_KEY": STREAM_KEY,
+        "STREAM_API_SECRET": STREAM_SECRET,
+        "STREAM_BASE_URL": emulator_server.base_url,
+    }
 
 
 def test_dev_token_in_embedded_mode_uses_the_one_secret_serve_keeps_readable_by_the_owner_only(tmp_path):
@@ -138,9 +151,14 @@ def test_serve_refuses_what_cannot_work_outside_embedded_mode(tmp_path):
     url = f"sqlite:///{tmp_path}/prod.sqlite3"
     no_jwt = run(tmp_path, "serve", "--port", "0", DATABASE_URL=url)
     assert no_jwt.returncode == 1
-    assert "refusing to start: DATABASE_URL is set but neither ONECREW_JWT_SECRET nor ONECREW_JWT_PUBLIC_KEY" in no_jwt.stderr
+    assert (
+        "refusing to start: DATABASE_URL is set but neither ONECREW_JWT_SECRET nor ONECREW_JWT_PUBLIC_KEY"
+        in no_jwt.stderr
+    )
 
-    no_secret = run(tmp_path, "serve", "--port", "0", DATABASE_URL=url, ONECREW_JWT_SECRET=JWT_SECRET, STREAM_API_KEY="k")
+    no_secret = run(
+        tmp_path, "serve", "--port", "0", DATABASE_URL=url, ONECREW_JWT_SECRET=JWT_SECRET, STREAM_API_KEY="k"
+    )
     assert no_secret.returncode == 1
     assert "STREAM_API_KEY is set but STREAM_API_SECRET is not" in no_secret.stderr
 
@@ -188,17 +206,50 @@ def test_outbox_list_and_retry(tmp_path):
     url = f"sqlite:///{tmp_path}/prod.sqlite3"
     upgrade_database(url)
     later = utcnow()
-    rows = asyncio.run(_outbox_rows(url, [
-        OutboxMessage(kind="identity.sync", payload={"stream_id": "onecrew_user_x"}, status="dead", attempts=9,
-                      last_error="StreamRequestError: nope", next_attempt_at=later),
-        OutboxMessage(kind="conversation.provision", payload={"conversation_id": "c1"}, status="dead", attempts=9,
-                      next_attempt_at=later),
-        OutboxMessage(kind="conversation.provision", payload={"conversation_id": "c2"}, status="pending", attempts=2,
-                      next_attempt_at=later),
-        OutboxMessage(kind="conversation.provision", payload={"conversation_id": "c3"}, status="done", next_attempt_at=later),
-        OutboxMessage(kind="conversation.provision", payload={"conversation_id": "c4"}, status="pending", attempts=1,
-                      next_attempt_at=later, lease_token="w", locked_until=later + timedelta(hours=1)),
-    ]))
+    rows = asyncio.run(
+        _outbox_rows(
+            url,
+            [
+                OutboxMessage(
+                    kind="identity.sync",
+                    payload={"stream_id": "onecrew_user_x"},
+                    status="dead",
+                    attempts=9,
+                    last_error="StreamRequestError: nope",
+                    next_attempt_at=later,
+                ),
+                OutboxMessage(
+                    kind="conversation.provision",
+                    payload={"conversation_id": "c1"},
+                    status="dead",
+                    attempts=9,
+                    next_attempt_at=later,
+                ),
+                OutboxMessage(
+                    kind="conversation.provision",
+                    payload={"conversation_id": "c2"},
+                    status="pending",
+                    attempts=2,
+                    next_attempt_at=later,
+                ),
+                OutboxMessage(
+                    kind="conversation.provision",
+                    payload={"conversation_id": "c3"},
+                    status="done",
+                    next_attempt_at=later,
+                ),
+                OutboxMessage(
+                    kind="conversation.provision",
+                    payload={"conversation_id": "c4"},
+                    status="pending",
+                    attempts=1,
+                    next_attempt_at=later,
+                    lease_token="w",
+                    locked_until=later + timedelta(hours=1),
+                ),
+            ],
+        )
+    )
     dead_sync, dead_provision, pending, done, running = (r.id for r in rows)
 
     listed = run(tmp_path, "outbox", "list", DATABASE_URL=url)
@@ -219,7 +270,10 @@ def test_outbox_list_and_retry(tmp_path):
     assert "Requeued 1 outbox message." in rest.stdout
     after = {r.id: (r.status, r.attempts) for r in asyncio.run(_outbox_rows(url))}
     assert after == {
-        dead_sync: ("pending", 0), dead_provision: ("pending", 0), pending: ("pending", 2), done: ("done", 0),
+        dead_sync: ("pending", 0),
+        dead_provision: ("pending", 0),
+        pending: ("pending", 2),
+        done: ("done", 0),
         running: ("pending", 1),
     }
 
@@ -231,7 +285,9 @@ def test_register_webhook_sets_the_stream_app_webhook_url(tmp_path, emulator, em
     assert emulator.state.app["webhook_url"] == url
     assert emulator.count("UpdateApp") == 1
 
-    derived = run(tmp_path, "register-webhook", ONECREW_PUBLIC_BASE_URL="https://api.example.org/", **stream_env(emulator_server))
+    derived = run(
+        tmp_path, "register-webhook", ONECREW_PUBLIC_BASE_URL="https://api.example.org/", **stream_env(emulator_server)
+    )
     assert derived.returncode == 0, derived.stderr
     assert emulator.state.app["webhook_url"] == "https://api.example.org/api/chat/webhooks/stream"
 
@@ -245,7 +301,11 @@ def test_worker_runs_the_outbox_until_sigterm(tmp_path, emulator, emulator_serve
     url = f"sqlite:///{tmp_path}/prod.sqlite3"
     upgrade_database(url)
     worker = Running(
-        tmp_path, "worker", DATABASE_URL=url, ONECREW_WORKER_POLL_S="0.05", ONECREW_WORKER_METRICS_PORT="0",
+        tmp_path,
+        "worker",
+        DATABASE_URL=url,
+        ONECREW_WORKER_POLL_S="0.05",
+        ONECREW_WORKER_METRICS_PORT="0",
         **stream_env(emulator_server),
     )
     try:

@@ -58,7 +58,9 @@ async def test_the_runbook_adopts_every_old_channel(database_url, emulator_serve
     assert [g["channel_id"] for g in report["groups"]] == [w.group]
     assert [entry["others"] for entry in report["duplicates"].values()] == [[w.era2]]
     assert {s["channel_id"] for s in report["skipped"]} == {w.stranger, w.broken}
-    assert "Applied 2 change(s)." in await cli("stream", "configure", "--webhook-url", "https://chat.example.com/api/chat/webhooks/stream")
+    assert "Applied 2 change(s)." in await cli(
+        "stream", "configure", "--webhook-url", "https://chat.example.com/api/chat/webhooks/stream"
+    )
     assert "No drift" in await cli("reconcile")
 
     # Every old pair's create answers its old channel, from both sides.
@@ -70,13 +72,19 @@ async def test_the_runbook_adopts_every_old_channel(database_url, emulator_serve
     assert await create(client, w.nour, w.sat, "company_company", company_id=w.lolo) == w.company_pair
     ensured = await client.post(
         "/api/internal/conversations",
-        json={"conversation_type": "user_company", "participant_ids": [w.amr], "acting": {"type": "company", "id": w.sat}},
+        json={
+            "conversation_type": "user_company",
+            "participant_ids": [w.amr],
+            "acting": {"type": "company", "id": w.sat},
+        },
         headers=service_auth(),
     )
     assert ensured.json()["data"]["id"] == w.era3
     # GET and prepare treat adopted channels like any other: the era-1 id as the app strips it, prepare ready at once.
     stripped = w.era1.removeprefix("onecrew_")
-    assert (await client.get(f"/api/chat/conversations/{stripped}", headers=auth(w.mona))).json()["data"]["id"] == w.era1
+    assert (await client.get(f"/api/chat/conversations/{stripped}", headers=auth(w.mona))).json()["data"][
+        "id"
+    ] == w.era1
     prepared = await client.post(f"/api/chat/conversations/{w.era3}/prepare", headers=auth(w.amr))
     assert prepared.json()["data"]["chat_status"] == "ready"
     # The duplicate stays readable by id; the group is there with its name.
@@ -91,8 +99,10 @@ async def test_the_runbook_adopts_every_old_channel(database_url, emulator_serve
 
     # The old backend's damage is gone: roles user, names real.
     for stream_id, name in (
-        (f"onecrew_company_{w.sat}", "Sat Education"), (f"onecrew_company_{w.lolo}", "Lolo Academy"),
-        (f"onecrew_user_{w.mona}", "Mona"), (f"onecrew_user_{w.amr}", "Amr"),
+        (f"onecrew_company_{w.sat}", "Sat Education"),
+        (f"onecrew_company_{w.lolo}", "Lolo Academy"),
+        (f"onecrew_user_{w.mona}", "Mona"),
+        (f"onecrew_user_{w.amr}", "Amr"),
     ):
         user = emulator.get_user(stream_id)
         assert (user["role"], user["name"]) == ("user", name)
@@ -103,5 +113,7 @@ async def test_the_runbook_adopts_every_old_channel(database_url, emulator_serve
     assert (again["adopted_pairs"], again["groups"], again["skipped"]) == ([], [], [])
     assert again["already_decided"] == {"pair": 3, "group": 1, "duplicate": 1, "skipped": 2}
     assert await conversation_count(session) == before
-    assert "No change" in await cli("stream", "configure", "--webhook-url", "https://chat.example.com/api/chat/webhooks/stream")
+    assert "No change" in await cli(
+        "stream", "configure", "--webhook-url", "https://chat.example.com/api/chat/webhooks/stream"
+    )
     assert "No drift" in await cli("reconcile")

@@ -42,7 +42,12 @@ async def test_bad_rows_are_listed_by_line_the_good_ones_imported_and_a_second_r
     assert again.returncode == 1
     result = summary(again)
     assert {k: result[k] for k in ("read", "created", "updated", "unchanged", "rejected", "changed")} == {
-        "read": 8, "created": 0, "updated": 0, "unchanged": 3, "rejected": 5, "changed": False,
+        "read": 8,
+        "created": 0,
+        "updated": 0,
+        "unchanged": 3,
+        "rejected": 5,
+        "changed": False,
     }
     assert [r["line"] for r in result["rejections"]] == [2, 3, 6, 7, 9]
 
@@ -57,12 +62,21 @@ async def test_every_kind_from_csv_jsonl_gzip_and_standard_input(tmp_path, datab
     people = users(2)
     companies = [
         {"id": new_id(), "name": "Sat Education", "logo_url": None, "subcategory": "academy"},
-        {"id": new_id(), "name": "Lolo, \"the\" Academy", "logo_url": "https://logo.example/l.png", "subcategory": ""},
+        {"id": new_id(), "name": 'Lolo, "the" Academy', "logo_url": "https://logo.example/l.png", "subcategory": ""},
     ]
     members = [
-        {"company_id": companies[0]["id"], "user_id": people[0]["id"], "role": "owner", "invitation_status": "accepted"},
-        {"company_id": companies[1]["id"].upper(), "user_id": people[1]["id"], "role": "admin",
-         "invitation_status": "pending"},
+        {
+            "company_id": companies[0]["id"],
+            "user_id": people[0]["id"],
+            "role": "owner",
+            "invitation_status": "accepted",
+        },
+        {
+            "company_id": companies[1]["id"].upper(),
+            "user_id": people[1]["id"],
+            "role": "admin",
+            "invitation_status": "pending",
+        },
     ]
     user_file = write(tmp_path / "users.csv", csv_bytes(people, ["id", "name", "image_url", "category"]))
     company_file = write(tmp_path / "companies.csv.gz", csv_bytes(companies, ["subcategory", "logo_url", "name", "id"]))
@@ -78,18 +92,23 @@ async def test_every_kind_from_csv_jsonl_gzip_and_standard_input(tmp_path, datab
         assert summary(done)["created"] == 2 and summary(done)["rejected"] == 0
 
     assert await table(database_url, Company.id, Company.name, Company.logo_url, Company.subcategory) == sorted(
-        (c["id"], c["name"], c["logo_url"], None) if not c["subcategory"] else
-        (c["id"], c["name"], c["logo_url"], c["subcategory"]) for c in companies
+        (c["id"], c["name"], c["logo_url"], None)
+        if not c["subcategory"]
+        else (c["id"], c["name"], c["logo_url"], c["subcategory"])
+        for c in companies
     )
     assert await table(database_url, CompanyMember.company_id, CompanyMember.user_id, CompanyMember.role) == sorted(
         (m["company_id"].lower(), m["user_id"], m["role"]) for m in members
     )
     # the same memberships as CSV on standard input, one now an owner, one naming a company nobody imported
-    changed = [{**members[1], "company_id": companies[1]["id"], "role": "owner"},
-               {**members[0], "company_id": new_id()}]
+    changed = [
+        {**members[1], "company_id": companies[1]["id"], "role": "owner"},
+        {**members[0], "company_id": new_id()},
+    ]
     columns = ["company_id", "user_id", "role", "invitation_status"]
-    done = run_import(tmp_path, database_url, "members", "-", "--format", "csv", "--json",
-                      stdin=csv_bytes(changed, columns))
+    done = run_import(
+        tmp_path, database_url, "members", "-", "--format", "csv", "--json", stdin=csv_bytes(changed, columns)
+    )
     assert done.returncode == 1
     assert summary(done)["updated"] == 1
     assert summary(done)["rejections"] == [{"line": 3, "error": f"Company not found: {changed[1]['company_id']}"}]
@@ -112,7 +131,11 @@ async def test_an_interrupted_import_keeps_its_batches_and_the_next_run_finishes
     resumed = run_import(tmp_path, database_url, "users", str(full), "--batch", "1000", "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert summary(resumed) | {"seconds": 0} == summary(resumed) | {
-        "created": 2500 - committed, "unchanged": committed, "updated": 0, "rejected": 0, "seconds": 0,
+        "created": 2500 - committed,
+        "unchanged": committed,
+        "updated": 0,
+        "rejected": 0,
+        "seconds": 0,
     }
     assert await count(database_url, User) == 2500
 

@@ -19,7 +19,8 @@ from onecrew_chat.identity import Identity
 from onecrew_chat.models import OutboxMessage, StreamIdentity, User
 from tests.conftest import PG_ADMIN_URL
 from tests.factories import add_company, add_users
-from tests.integration.directory_files import count, run_import as run_cli, summary, users
+from tests.integration.directory_files import count, summary, users
+from tests.integration.directory_files import run_import as run_cli
 from tests.support import new_id
 
 
@@ -55,10 +56,16 @@ async def test_profile_changes_of_identities_stream_knows_queue_their_identity_s
     async with sessionmaker() as session:
         renamed, recategorised, unknown_to_stream, placeholder = await add_users(session, 4, "Old")
         company = await add_company(session, "Old Co")
-        for kind, entity, flag in (("user", renamed, False), ("user", recategorised, False),
-                                   ("user", placeholder, True), ("company", company, False)):
+        for kind, entity, flag in (
+            ("user", renamed, False),
+            ("user", recategorised, False),
+            ("user", placeholder, True),
+            ("company", company, False),
+        ):
             stream_id = Identity(kind, entity).stream_id
-            session.add(StreamIdentity(stream_id=stream_id, kind=kind, entity_id=entity, profile_hash="h", placeholder=flag))
+            session.add(
+                StreamIdentity(stream_id=stream_id, kind=kind, entity_id=entity, profile_hash="h", placeholder=flag)
+            )
         await session.commit()
         stored = {u.id: u for u in (await session.scalars(select(User))).all()}
 
@@ -66,8 +73,13 @@ async def test_profile_changes_of_identities_stream_knows_queue_their_identity_s
         user = stored[user_id]
         return {"id": user.id, "name": user.name, "image_url": user.image_url, "category": user.category, **change}
 
-    rows = [same(renamed, name="New Name"), same(recategorised, category="talent"),
-            same(unknown_to_stream, name="Also New"), same(placeholder), {"id": new_id(), "name": "Brand New"}]
+    rows = [
+        same(renamed, name="New Name"),
+        same(recategorised, category="talent"),
+        same(unknown_to_stream, name="Also New"),
+        same(placeholder),
+        {"id": new_id(), "name": "Brand New"},
+    ]
     result = await run_import(sessionmaker, USERS, ListSource(rows), batch_size=2)
     assert result.counts == {"created": 1, "updated": 3, "unchanged": 1, "rejected": 0}
     assert result.sync_queued == 2 and result.batches == 3
@@ -132,8 +144,10 @@ def test_from_sql_reads_onecrew_database_with_the_default_or_a_custom_select(tmp
     assert companies.returncode == 0, companies.stdout + companies.stderr
     assert summary(companies)["created"] == 1
 
-    custom = ("SELECT id, full_name AS name, avatar AS image_url, category FROM profiles "
-              "WHERE deleted_at IS NULL ORDER BY full_name DESC")
+    custom = (
+        "SELECT id, full_name AS name, avatar AS image_url, category FROM profiles "
+        "WHERE deleted_at IS NULL ORDER BY full_name DESC"
+    )
     people = run_cli(tmp_path, database_url, "users", "--from-sql", main_backend_url, ONECREW_IMPORT_USERS_SQL=custom)
     assert people.returncode == 1, people.stdout + people.stderr
     assert "1 created, 0 updated, 0 unchanged, 1 rejected" in people.stdout

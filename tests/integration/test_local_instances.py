@@ -70,7 +70,9 @@ def test_db_current_history_and_a_database_from_a_newer_version(tmp_path):
     upgrade_database(url, "0001")
     behind = run(tmp_path, "db", "current", DATABASE_URL=url)
     assert behind.returncode == 1
-    assert "at migration 0001 but this version needs" in behind.stdout and "run `onecrew-chat db upgrade`" in behind.stdout
+    assert (
+        "at migration 0001 but this version needs" in behind.stdout and "run `onecrew-chat db upgrade`" in behind.stdout
+    )
     history = run(tmp_path, "db", "history", DATABASE_URL=url)
     assert history.returncode == 0, history.stderr
     lines = history.stdout.strip().splitlines()
@@ -100,7 +102,10 @@ def test_make_run_passes_port_and_host():
     root = Path(__file__).resolve().parents[2]
     dry = subprocess.run(
         ["make", "-n", "-o", ".venv/.installed", "run", "PORT=8080", "HOST=0.0.0.0"],
-        cwd=root, capture_output=True, text=True, timeout=30,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert ".venv/bin/onecrew-chat serve --port 8080 --host 0.0.0.0" in dry.stdout
     usage = subprocess.run(

@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import func, select, update
 from structlog.testing import capture_logs
 
+from onecrew_chat.db import unit_of_work
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Company, StreamIdentity, User
 from onecrew_chat.stream.client import StreamUser
 from onecrew_chat.stream.errors import StreamBatchError
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.db import unit_of_work
 from onecrew_chat.sync.mirror import IdentityBatch, IdentityNotFound, read_identities, record, sync_identities
 from onecrew_chat.sync.participants import Profile
 from tests.factories import add_company, add_user, add_users
@@ -59,7 +59,9 @@ async def test_only_missing_identities_are_upserted_and_then_nothing(session, se
     assert not any(row.placeholder for row in rows.values())
 
 
-async def test_more_than_a_hundred_identities_go_in_batches_of_at_most_a_hundred(session, sessionmaker, stream, emulator):
+async def test_more_than_a_hundred_identities_go_in_batches_of_at_most_a_hundred(
+    session, sessionmaker, stream, emulator
+):
     identities = [Identity.user(i) for i in await add_users(session, 250)]
     assert await sync_identities(sessionmaker, stream, identities) == 250
     assert emulator.count("UpdateUsers") == 3
@@ -67,7 +69,9 @@ async def test_more_than_a_hundred_identities_go_in_batches_of_at_most_a_hundred
     assert await session.scalar(select(func.count()).select_from(StreamIdentity)) == 250
 
 
-async def test_a_changed_profile_is_a_partial_update_that_keeps_other_stream_fields(session, sessionmaker, stream, emulator):
+async def test_a_changed_profile_is_a_partial_update_that_keeps_other_stream_fields(
+    session, sessionmaker, stream, emulator
+):
     user = Identity.user(await add_user(session, "Before", image_url="https://img.example/a.png"))
     await sync_identities(sessionmaker, stream, [user])
     await session.commit()
@@ -105,7 +109,9 @@ async def test_unknown_identities_are_404_unless_placeholders_are_allowed(sessio
     assert emulator.count() == 0
 
 
-async def test_placeholders_never_overwrite_an_existing_stream_user_and_are_healed(session, sessionmaker, stream, emulator):
+async def test_placeholders_never_overwrite_an_existing_stream_user_and_are_healed(
+    session, sessionmaker, stream, emulator
+):
     known_elsewhere, unknown = Identity.user(new_id()), Identity.company(new_id())
     await stream.upsert_users([StreamUser(id=known_elsewhere.stream_id, name="Real Name", image="https://x/y.png")])
 
@@ -146,7 +152,9 @@ async def test_a_refused_batch_names_the_bad_id_in_the_error_and_the_log(session
     assert await session.scalar(select(func.count()).select_from(StreamIdentity)) == 0
 
 
-async def test_a_stale_identity_stream_lost_is_upserted_instead_of_partially_updated(session, sessionmaker, stream, emulator):
+async def test_a_stale_identity_stream_lost_is_upserted_instead_of_partially_updated(
+    session, sessionmaker, stream, emulator
+):
     kept, lost = Identity.user(await add_user(session, "Kept")), Identity.user(await add_user(session, "Lost"))
     await sync_identities(sessionmaker, stream, [kept, lost])
     await session.commit()

@@ -178,7 +178,11 @@ async def test_retry_counts_and_postpones(runtime):
         assert await repository.record_retry(session, claim, "StreamUnavailable: HTTP 503", 120) == "retry"
     row = await _row(runtime, message.id)
     assert (row.status, row.attempts, row.last_error, row.locked_until, row.lease_token) == (
-        "pending", 1, "StreamUnavailable: HTTP 503", None, None
+        "pending",
+        1,
+        "StreamUnavailable: HTTP 503",
+        None,
+        None,
     )
     assert utcnow() + timedelta(seconds=110) < row.next_attempt_at < utcnow() + timedelta(seconds=121)
     assert await _claim(runtime) is None

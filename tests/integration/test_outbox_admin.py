@@ -47,7 +47,10 @@ async def read(settings) -> dict[int, tuple[str, int, bool]]:
 def message(status: str, attempts: int = 3, due_in_s: float = 3600) -> OutboxMessage:
     """A provisioning row of this status, due later."""
     return OutboxMessage(
-        kind="conversation.provision", payload={"conversation_id": "c"}, status=status, attempts=attempts,
+        kind="conversation.provision",
+        payload={"conversation_id": "c"},
+        status=status,
+        attempts=attempts,
         next_attempt_at=utcnow() + timedelta(seconds=due_in_s),
     )
 
@@ -97,7 +100,9 @@ async def test_requeue_never_touches_a_row_a_worker_holds(settings):
     expired = message("pending", attempts=2, due_in_s=-5)
     expired.lease_token, expired.locked_until = "a-dead-worker", utcnow() - timedelta(seconds=1)
     running, stale = await write(settings, leased, expired)
-    with pytest.raises(repository.MessageInProgress, match=f"outbox message {running} is being run by a worker right now"):
+    with pytest.raises(
+        repository.MessageInProgress, match=f"outbox message {running} is being run by a worker right now"
+    ):
         await outbox_admin.requeue(settings, message_id=running)
     assert await outbox_admin.requeue(settings, message_id=stale) == 1  # its lease ran out: nobody holds it
     assert await read(settings) == {running: ("pending", 2, True), stale: ("pending", 0, True)}

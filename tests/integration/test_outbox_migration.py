@@ -66,17 +66,21 @@ def test_0005_collapses_duplicate_pending_rows_then_enforces_one_per_key(old_dat
     is_pg = old_database.startswith("postgres")
     cast = "CAST(:payload AS JSON)" if is_pg else ":payload"
     at = ":at"
-    asyncio.run(_execute(
-        old_database,
-        "INSERT INTO outbox_message (kind, dedupe_key, status, attempts, payload, next_attempt_at, created_at, updated_at) "
-        f"VALUES (:kind, :key, :status, 0, {cast}, {at}, {at}, {at})",
-        [{"kind": k, "key": d, "status": s, "payload": p, "at": _when(a, aware=is_pg)} for k, d, s, p, a in ROWS],
-    ))
+    asyncio.run(
+        _execute(
+            old_database,
+            "INSERT INTO outbox_message (kind, dedupe_key, status, attempts, payload, next_attempt_at, created_at, updated_at) "
+            f"VALUES (:kind, :key, :status, 0, {cast}, {at}, {at}, {at})",
+            [{"kind": k, "key": d, "status": s, "payload": p, "at": _when(a, aware=is_pg)} for k, d, s, p, a in ROWS],
+        )
+    )
     upgrade_database(old_database)
-    rows = asyncio.run(_execute(
-        old_database,
-        "SELECT kind, dedupe_key, status, payload, next_attempt_at, version FROM outbox_message ORDER BY id",
-    ))
+    rows = asyncio.run(
+        _execute(
+            old_database,
+            "SELECT kind, dedupe_key, status, payload, next_attempt_at, version FROM outbox_message ORDER BY id",
+        )
+    )
     seen = [(k, d, s, json.loads(p) if isinstance(p, str) else p, str(n)[:19], v) for k, d, s, p, n, v in rows]
     assert seen == [
         ("identity.sync", "a", "pending", {"v": 3}, "2026-01-01 10:00:00", 0),  # newest payload, earliest due
@@ -87,9 +91,11 @@ def test_0005_collapses_duplicate_pending_rows_then_enforces_one_per_key(old_dat
         ("identity.sync", None, "pending", {"v": 8}, "2026-01-01 10:00:00", 0),
     ]
     with pytest.raises(Exception, match="(?i)unique"):
-        asyncio.run(_execute(
-            old_database,
-            "INSERT INTO outbox_message (kind, dedupe_key, status, attempts, version, payload, next_attempt_at, created_at, updated_at) "
-            f"VALUES ('identity.sync', 'a', 'pending', 0, 0, {cast.replace(':payload', chr(39) + '{}' + chr(39))}, "
-            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
-        ))
+        asyncio.run(
+            _execute(
+                old_database,
+                "INSERT INTO outbox_message (kind, dedupe_key, status, attempts, version, payload, next_attempt_at, created_at, updated_at) "
+                f"VALUES ('identity.sync', 'a', 'pending', 0, 0, {cast.replace(':payload', chr(39) + '{}' + chr(39))}, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            )
+        )

@@ -22,7 +22,9 @@ LATENCY_MS = 60  # each run makes one Stream call this slow: the batch takes ~1.
 LEASE_S = 0.5
 
 
-async def test_two_workers_with_a_lease_shorter_than_the_batch_run_each_row_once(database_url, emulator, emulator_server):
+async def test_two_workers_with_a_lease_shorter_than_the_batch_run_each_row_once(
+    database_url, emulator, emulator_server
+):
     settings = make_settings(database_url, emulator_server.base_url, worker_poll_s=0.05)
     runtimes = [build_runtime(settings), build_runtime(settings)]  # two processes: own engines, own state
     for rt in runtimes:

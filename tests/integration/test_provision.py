@@ -8,17 +8,16 @@ import pytest
 from sqlalchemy import func, select, update
 from structlog.testing import capture_logs
 
+from onecrew_chat.composition import build_jobs
 from onecrew_chat.conversations.create import create_conversation, record_conversation
 from onecrew_chat.db import utcnow
 from onecrew_chat.identity import Identity, pair_channel_id
 from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity, User
 from onecrew_chat.outbox import repository as outbox
-from onecrew_chat.composition import build_jobs
 from onecrew_chat.outbox import worker
 from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.client import StreamUser
-from onecrew_chat.sync.channels import Outcome, finish, participant_identities, provision_deadline
-from onecrew_chat.sync.channels import load_conversation
+from onecrew_chat.sync.channels import Outcome, finish, load_conversation, participant_identities, provision_deadline
 from onecrew_chat.sync.mirror import sync_identities
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
@@ -38,7 +37,9 @@ async def create_pair(client, session) -> tuple[str, str, dict]:
     """A user and a company with a ready conversation; returns (user, company, data)."""
     user = await add_user(session, "Amr")
     company = await add_company(session, "Lolo Academy", owner=await add_user(session, "Owner"))
-    response = await client.post(URL, json={"conversation_type": "user_company", "participant_ids": [company]}, headers=auth(user))
+    response = await client.post(
+        URL, json={"conversation_type": "user_company", "participant_ids": [company]}, headers=auth(user)
+    )
     assert response.status_code == 200, response.text
     return user, company, response.json()["data"]
 
@@ -50,11 +51,15 @@ async def test_an_existing_channel_missing_a_member_gets_it_added(client, sessio
     channel_id = pair_channel_id("user_company", me, them)
     # a channel an older backend made, holding only its creator
     await runtime.stream.upsert_users([StreamUser(id=them.stream_id, name="Sat Education")])
-    await runtime.stream.get_or_create_channel("messaging", channel_id, created_by_id=them.stream_id, member_ids=[them.stream_id])
+    await runtime.stream.get_or_create_channel(
+        "messaging", channel_id, created_by_id=them.stream_id, member_ids=[them.stream_id]
+    )
     emulator.clear_requests()
 
     with capture_logs() as logs:
-        response = await client.post(URL, json={"conversation_type": "user_company", "participant_ids": [company]}, headers=auth(user))
+        response = await client.post(
+            URL, json={"conversation_type": "user_company", "participant_ids": [company]}, headers=auth(user)
+        )
 
     assert response.status_code == 200 and response.json()["data"]["id"] == channel_id
     assert sorted(emulator.get_channel("messaging", channel_id)["members"]) == sorted([me.stream_id, them.stream_id])
@@ -74,7 +79,9 @@ async def test_a_user_stream_lost_is_repaired_by_exactly_its_id(client, session,
     emulator.clear_requests()
 
     with capture_logs() as logs:
-        response = await client.post(URL, json={"conversation_type": "user_user", "participant_ids": [b]}, headers=auth(a))
+        response = await client.post(
+            URL, json={"conversation_type": "user_user", "participant_ids": [b]}, headers=auth(a)
+        )
 
     assert response.status_code == 200, response.text
     assert response.json()["data"]["chat"]["status"] == "ready"
@@ -96,7 +103,10 @@ async def test_the_provision_handler_is_idempotent(client, session, runtime, emu
     assert await worker.run_once(runtime, build_jobs(runtime.settings)) == 2
 
     assert emulator.count("GetOrCreateChannel") == 1, "the second row finds the conversation ready"
-    statuses = {m.status for m in await session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "conversation.provision"))}
+    statuses = {
+        m.status
+        for m in await session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "conversation.provision"))
+    }
     assert statuses == {"done"}
     session.expire_all()
     assert (await session.scalar(select(Conversation))).chat_status == "ready"
@@ -109,7 +119,10 @@ async def test_provision_conversation_marks_ready_and_reports_calls(client, sess
     conversation.chat_status, conversation.stream_verified_at = "provisioning", None
     await session.commit()
     calls = emulator.count()
-    assert await finish(runtime, conversation.id, deadline=provision_deadline(2), placeholder_ok=False) is Outcome.PROVISIONED
+    assert (
+        await finish(runtime, conversation.id, deadline=provision_deadline(2), placeholder_ok=False)
+        is Outcome.PROVISIONED
+    )
     session.expire_all()
     conversation = await load_conversation(session, data["id"])
     assert conversation.chat_status == "ready" and conversation.stream_verified_at is not None
@@ -119,8 +132,11 @@ async def test_provision_conversation_marks_ready_and_reports_calls(client, sess
 
 async def test_a_profile_change_reaches_stream_through_the_identity_sync_handler(client, session, runtime, emulator):
     user, _company, _data = await create_pair(client, session)
-    response = await client.put(f"/api/internal/users/{user}", json={"name": "Amr Hassan", "image_url": None, "category": "talent"},
-                                headers=service_auth())
+    response = await client.put(
+        f"/api/internal/users/{user}",
+        json={"name": "Amr Hassan", "image_url": None, "category": "talent"},
+        headers=service_auth(),
+    )
     assert response.status_code == 200, response.text
     emulator.clear_requests()
 
@@ -149,10 +165,14 @@ class TestPlaceholderPolicy:
     def settings(self, sqlite_only_url, emulator, emulator_server):
         return make_settings(sqlite_only_url, emulator_server.base_url, unknown_participants="placeholder")
 
-    async def test_an_unknown_company_becomes_a_placeholder_then_the_real_profile_heals_it(self, client, session, runtime, emulator):
+    async def test_an_unknown_company_becomes_a_placeholder_then_the_real_profile_heals_it(
+        self, client, session, runtime, emulator
+    ):
         user = await add_user(session, "Amr")
         unknown = new_id()
-        response = await client.post(URL, json={"conversation_type": "user_company", "participant_ids": [unknown]}, headers=auth(user))
+        response = await client.post(
+            URL, json={"conversation_type": "user_company", "participant_ids": [unknown]}, headers=auth(user)
+        )
         assert response.status_code == 200, response.text
         data = response.json()["data"]
         assert data["chat"]["status"] == "ready"
@@ -161,8 +181,11 @@ class TestPlaceholderPolicy:
         stream_id = Identity.company(unknown).stream_id
         assert emulator.get_user(stream_id)["onecrew_placeholder"] is True
 
-        put = await client.put(f"/api/internal/companies/{unknown}", json={"name": "Lolo Academy", "logo_url": None, "subcategory": "academy"},
-                               headers=service_auth())
+        put = await client.put(
+            f"/api/internal/companies/{unknown}",
+            json={"name": "Lolo Academy", "logo_url": None, "subcategory": "academy"},
+            headers=service_auth(),
+        )
         assert put.status_code == 200, put.text
         assert await worker.run_once(runtime, build_jobs(runtime.settings)) == 1
         healed = emulator.get_user(stream_id)
@@ -173,7 +196,9 @@ class TestPlaceholderPolicy:
         user, unknown = await add_user(session, "Amr"), new_id()
         stream_id = Identity.user(unknown).stream_id
         await runtime.stream.upsert_users([StreamUser(id=stream_id, name="Connected From The App")])
-        response = await client.post(URL, json={"conversation_type": "user_user", "participant_ids": [unknown]}, headers=auth(user))
+        response = await client.post(
+            URL, json={"conversation_type": "user_user", "participant_ids": [unknown]}, headers=auth(user)
+        )
         assert response.status_code == 200, response.text
         assert emulator.get_user(stream_id)["name"] == "Connected From The App"
         assert stream_id in emulator.get_channel("messaging", response.json()["data"]["id"])["members"]
@@ -189,7 +214,9 @@ async def test_a_dead_lettered_provisioning_marks_the_conversation_failed_until_
     emulator.faults.set_error_rate("GetOrCreateChannel", 1.0, status=400)  # Stream refuses: no retry can fix it
     assert (await client.post(URL, json=body, headers=auth(user))).status_code == 502
 
-    assert await worker.run_once(runtime, build_jobs(runtime.settings)) == 1  # the inline failure made the row due at once
+    assert (
+        await worker.run_once(runtime, build_jobs(runtime.settings)) == 1
+    )  # the inline failure made the row due at once
     dead = await session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "conversation.provision"))
     assert dead.status == "dead" and "GetOrCreateChannel" in dead.last_error
     conversation = await session.scalar(select(Conversation).execution_options(populate_existing=True))
@@ -199,7 +226,9 @@ async def test_a_dead_lettered_provisioning_marks_the_conversation_failed_until_
     again = await client.post(URL, json=body, headers=auth(user))
     assert again.status_code == 200, again.text
     assert again.json()["data"]["chat"]["status"] == "ready"
-    rows = {m.id: m.status for m in await session.scalars(select(OutboxMessage).execution_options(populate_existing=True))}
+    rows = {
+        m.id: m.status for m in await session.scalars(select(OutboxMessage).execution_options(populate_existing=True))
+    }
     assert rows == {dead.id: "dead", max(rows): "done"}, "a fresh row was queued (and finished) next to the dead one"
     assert sorted(emulator.get_channel("messaging", again.json()["data"]["id"])["members"]) == sorted(
         [Identity.user(user).stream_id, Identity.company(company).stream_id]
@@ -222,7 +251,9 @@ class TestLargeChannels:
         # An older channel whose members joined in another order: Stream's answer shows the first 100 to join.
         await runtime.stream.upsert_users([StreamUser(id=m, name=m) for m in ours[:100]])
         await runtime.stream.upsert_users([StreamUser(id=m, name=m) for m in ours[100:]])
-        await runtime.stream.get_or_create_channel("messaging", conversation.channel_id, created_by_id=ours[0], member_ids=ours[50:])
+        await runtime.stream.get_or_create_channel(
+            "messaging", conversation.channel_id, created_by_id=ours[0], member_ids=ours[50:]
+        )
         await runtime.stream.add_members("messaging", conversation.channel_id, ours[:50])
 
         await session.commit()
@@ -278,7 +309,9 @@ class TestKillPoints:
         with pytest.raises(asyncio.CancelledError):
             await create
         conversation = await session.scalar(select(Conversation))
-        assert conversation.chat_status == "provisioning" and conversation.provision_lease_token is None, "claim given back"
+        assert conversation.chat_status == "provisioning" and conversation.provision_lease_token is None, (
+            "claim given back"
+        )
         # The upsert Stream accepted before the channel call is a fact: the mirror records it.
         assert await session.scalar(select(func.count()).select_from(StreamIdentity)) == 2
         emulator.faults.reset()

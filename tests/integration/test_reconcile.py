@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 from stream_chat import StreamChat
 
+from onecrew_chat.composition import build_jobs, run_worker
 from onecrew_chat.config import to_async_url
 from onecrew_chat.db import unit_of_work, upgrade_database, utcnow
 from onecrew_chat.identity import Identity
-from onecrew_chat.composition import build_jobs, run_worker
 from onecrew_chat.models import ChannelDrift, Conversation, JobLease, OutboxMessage, StreamIdentity
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import build_runtime
@@ -94,7 +94,9 @@ async def test_drift_is_found_repaired_by_the_worker_and_then_gone(runtime, emul
     await drain(runtime)
 
     assert emulator.get_user(mona.stream_id)["name"] == "User 1"
-    assert sorted(emulator.get_channel("messaging", pair.channel_id)["members"]) == sorted([amr.stream_id, mona.stream_id])
+    assert sorted(emulator.get_channel("messaging", pair.channel_id)["members"]) == sorted(
+        [amr.stream_id, mona.stream_id]
+    )
     assert sorted(emulator.get_channel("messaging", group.channel_id)["members"]) == sorted(
         [amr.stream_id, nour.stream_id, academy.stream_id]
     )
@@ -115,11 +117,22 @@ async def test_webhook_drift_rows_are_resolved_once_stream_agrees(sqlite_runtime
     intact = await provisioned(runtime, c, d)
     sdk.channel("messaging", broken.channel_id).remove_members([b.stream_id])
     async with unit_of_work(runtime.sessionmaker) as session:
-        session.add_all([
-            ChannelDrift(channel_type="messaging", channel_id=broken.channel_id, kind="member_removed", detail={"stream_id": b.stream_id}),
-            ChannelDrift(channel_type="messaging", channel_id=intact.channel_id, kind="channel_deleted", detail={}),  # since re-created
-            ChannelDrift(channel_type="messaging", channel_id="gone-0123", kind="channel_deleted", detail={}),  # not ours any more
-        ])
+        session.add_all(
+            [
+                ChannelDrift(
+                    channel_type="messaging",
+                    channel_id=broken.channel_id,
+                    kind="member_removed",
+                    detail={"stream_id": b.stream_id},
+                ),
+                ChannelDrift(
+                    channel_type="messaging", channel_id=intact.channel_id, kind="channel_deleted", detail={}
+                ),  # since re-created
+                ChannelDrift(
+                    channel_type="messaging", channel_id="gone-0123", kind="channel_deleted", detail={}
+                ),  # not ours any more
+            ]
+        )
 
     looked = await reconcile(runtime, repair=False)
     assert (looked.webhook_drift_open, looked.webhook_drift_agreeing, looked.drift["member_missing"]) == (3, 2, 1)
@@ -159,7 +172,9 @@ async def test_a_run_stops_at_its_budget_and_the_next_one_goes_on(sqlite_runtime
     runtime = sqlite_runtime
     async with unit_of_work(runtime.sessionmaker) as session:
         session.add_all(
-            StreamIdentity(stream_id=i.stream_id, kind="user", entity_id=i.entity_id, profile_hash="x", synced_at=utcnow())
+            StreamIdentity(
+                stream_id=i.stream_id, kind="user", entity_id=i.entity_id, profile_hash="x", synced_at=utcnow()
+            )
             for i in [Identity.user(f"00000000-0000-4000-8000-{n:012d}") for n in range(150)]
         )
     first = await reconcile(runtime, repair=False, max_calls=1)
@@ -173,7 +188,9 @@ async def test_a_run_stops_at_its_budget_and_the_next_one_goes_on(sqlite_runtime
     assert (slow.stopped_early, slow.identities_checked, slow.resume) == ("deadline", 0, ("identities", ""))
 
 
-async def test_one_process_reconciles_at_a_time_and_holds_no_lock_while_it_runs(database_url, emulator, emulator_server):
+async def test_one_process_reconciles_at_a_time_and_holds_no_lock_while_it_runs(
+    database_url, emulator, emulator_server
+):
     runtime = build_runtime(make_settings(database_url, emulator_server.base_url))
     try:
         async with run_lock(runtime.sessionmaker, hold_s=60) as mine:  # another process's run, in progress
@@ -185,7 +202,9 @@ async def test_one_process_reconciles_at_a_time_and_holds_no_lock_while_it_runs(
                 assert (await session.get(JobLease, LEASE)).token is not None
         [someone] = await users(runtime, 1)
         async with unit_of_work(runtime.sessionmaker) as session:
-            session.add(StreamIdentity(stream_id=someone.stream_id, kind="user", entity_id=someone.entity_id, profile_hash="x"))
+            session.add(
+                StreamIdentity(stream_id=someone.stream_id, kind="user", entity_id=someone.entity_id, profile_hash="x")
+            )
         free = await reconcile(runtime, repair=False)
         assert not free.skipped and free.identities_checked == 1 and emulator.count("QueryUsers") == 1
     finally:
@@ -193,17 +212,23 @@ async def test_one_process_reconciles_at_a_time_and_holds_no_lock_while_it_runs(
 
 
 async def test_the_worker_reconciles_and_repairs_on_its_interval(sqlite_only_url, emulator, emulator_server, sdk):
-    runtime = build_runtime(make_settings(sqlite_only_url, emulator_server.base_url, reconcile_interval_s=0.05, worker_poll_s=5))
+    runtime = build_runtime(
+        make_settings(sqlite_only_url, emulator_server.base_url, reconcile_interval_s=0.05, worker_poll_s=5)
+    )
     try:
         a, b = await users(runtime, 2)
         conversation = await provisioned(runtime, a, b)
         sdk.channel("messaging", conversation.channel_id).delete()
         stop = asyncio.Event()
         task = asyncio.create_task(run_worker(runtime, stop))
-        await wait_until(lambda: emulator.get_channel("messaging", conversation.channel_id) is not None, what="re-created channel")
+        await wait_until(
+            lambda: emulator.get_channel("messaging", conversation.channel_id) is not None, what="re-created channel"
+        )
         stop.set()
         await asyncio.wait_for(task, 5)
-        assert sorted(emulator.get_channel("messaging", conversation.channel_id)["members"]) == sorted([a.stream_id, b.stream_id])
+        assert sorted(emulator.get_channel("messaging", conversation.channel_id)["members"]) == sorted(
+            [a.stream_id, b.stream_id]
+        )
     finally:
         await runtime.close()
 

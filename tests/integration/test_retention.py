@@ -23,8 +23,9 @@ HOUR = timedelta(hours=1)
 
 @pytest.fixture
 async def runtime(database_url):
-    rt = build_runtime(make_settings(database_url, "http://127.0.0.1:9", retention_batch=2, worker_poll_s=30.0,
-                                     reconcile_interval_s=0))
+    rt = build_runtime(
+        make_settings(database_url, "http://127.0.0.1:9", retention_batch=2, worker_poll_s=30.0, reconcile_interval_s=0)
+    )
     yield rt
     await rt.close()
 
@@ -33,15 +34,29 @@ async def _seed(rt) -> None:
     now = utcnow()
     old_done, new_done = now - 169 * HOUR, now - 167 * HOUR
     outbox = [
-        {"kind": "k", "payload": {}, "status": status, "attempts": 1, "next_attempt_at": at, "created_at": at, "updated_at": at}
+        {
+            "kind": "k",
+            "payload": {},
+            "status": status,
+            "attempts": 1,
+            "next_attempt_at": at,
+            "created_at": at,
+            "updated_at": at,
+        }
         for status, at in [("done", old_done)] * 5 + [("done", new_done), ("pending", old_done), ("dead", old_done)]
     ]
-    webhooks = [
-        {"id": f"old-{n}", "event_type": "message.new", "received_at": now - 169 * HOUR} for n in range(3)
-    ] + [{"id": "recent", "event_type": "message.new", "received_at": now - 2 * HOUR}]
+    webhooks = [{"id": f"old-{n}", "event_type": "message.new", "received_at": now - 169 * HOUR} for n in range(3)] + [
+        {"id": "recent", "event_type": "message.new", "received_at": now - 2 * HOUR}
+    ]
     drift = [
-        {"channel_type": "messaging", "channel_id": f"c{n}", "kind": "member_removed", "detail": {},
-         "detected_at": now - 800 * HOUR, "resolved_at": resolved}
+        {
+            "channel_type": "messaging",
+            "channel_id": f"c{n}",
+            "kind": "member_removed",
+            "detail": {},
+            "detected_at": now - 800 * HOUR,
+            "resolved_at": resolved,
+        }
         for n, resolved in enumerate([now - 721 * HOUR, now - 721 * HOUR, now - 700 * HOUR, None])
     ]
     async with unit_of_work(rt.sessionmaker) as session:
@@ -69,8 +84,9 @@ async def test_old_rows_are_purged_in_batches_and_what_is_still_needed_stays(run
 
 
 async def test_zero_hours_keeps_a_table_for_good(database_url):
-    rt = build_runtime(make_settings(database_url, "http://127.0.0.1:9", retention_outbox_done_h=0,
-                                     retention_drift_resolved_h=0))
+    rt = build_runtime(
+        make_settings(database_url, "http://127.0.0.1:9", retention_outbox_done_h=0, retention_drift_resolved_h=0)
+    )
     try:
         await _seed(rt)
         assert await retention.purge_all(rt) == {"outbox_message": 0, "webhook_event": 3, "channel_drift": 0}

@@ -47,7 +47,9 @@ def printed_dev_token(stdout: list[str], tmp_path) -> str:
     env["PATH"] = os.path.dirname(COMMAND) + os.pathsep + env.get("PATH", "")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(exist_ok=True)
-    done = subprocess.run(command, shell=True, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=DEADLINE_S)
+    done = subprocess.run(
+        command, shell=True, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=DEADLINE_S
+    )
     assert done.returncode == 0, done.stderr
     assert not (elsewhere / "var").exists(), "no second set of dev secrets"
     return done.stdout.strip()

@@ -49,4 +49,3 @@ def test_serve_with_two_workers_answers_from_two_processes_on_one_port(tmp_path)
                 pass
     assert events.count("serve.process_ready") == 2
     assert events.count("outbox.worker_started") == 1, events
-

@@ -20,7 +20,11 @@ async def configure_inprocess(emulator_server, *args) -> str:
 
 
 async def test_dry_run_then_apply_then_no_change(emulator, emulator_server):
-    emulator.state.app["push_notifications"] = {"version": "v3", "firebase": {"enabled": True}, "apn": {"enabled": True}}
+    emulator.state.app["push_notifications"] = {
+        "version": "v3",
+        "firebase": {"enabled": True},
+        "apn": {"enabled": True},
+    }
     dry = await configure_inprocess(emulator_server, "--dry-run")
     assert f"webhook_url (none) -> {URL} [change]" in dry
     assert "push reaction.new (firebase) off -> on [change]" in dry
@@ -31,10 +35,15 @@ async def test_dry_run_then_apply_then_no_change(emulator, emulator_server):
     assert "Applied 4 change(s)." in applied, applied
     assert emulator.state.app["webhook_url"] == URL
     assert set(emulator.state.app["webhook_events"]) == {
-        "message.new", "message.read", "notification.mark_read", "channel.deleted", "member.removed",
+        "message.new",
+        "message.read",
+        "notification.mark_read",
+        "channel.deleted",
+        "member.removed",
     }
     assert {(t["push_provider_type"], t["enable_push"]) for t in emulator.state.app["push_templates"]} == {
-        ("firebase", True), ("apn", True),
+        ("firebase", True),
+        ("apn", True),
     }
 
     emulator.clear_requests()

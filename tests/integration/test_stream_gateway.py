@@ -40,12 +40,17 @@ def user(uid: str, name: str = "Someone", **custom) -> StreamUser:
 
 async def test_upsert_then_query_user_ids(gateway, emulator):
     await gateway.upsert_users(
-        [user("onecrew_user_a", "Amr"), StreamUser("onecrew_company_b", "Sat Education", "https://x/logo.png",
-                                                  {"onecrew_kind": "company"})]
+        [
+            user("onecrew_user_a", "Amr"),
+            StreamUser("onecrew_company_b", "Sat Education", "https://x/logo.png", {"onecrew_kind": "company"}),
+        ]
     )
     stored = emulator.get_user("onecrew_company_b")
     assert (stored["role"], stored["name"], stored["image"], stored["onecrew_kind"]) == (
-        "user", "Sat Education", "https://x/logo.png", "company"
+        "user",
+        "Sat Education",
+        "https://x/logo.png",
+        "company",
     )
     assert emulator.get_user("onecrew_user_a")["role"] == "user"
     found = await gateway.query_user_ids(["onecrew_user_a", "onecrew_company_b", "onecrew_user_ghost"])

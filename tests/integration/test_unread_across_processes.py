@@ -39,7 +39,10 @@ async def test_a_webhook_through_one_instance_invalidates_the_other_instances_ca
             me, other = await add_users(session, 2)
             at = utcnow() - timedelta(minutes=5)
             conversation = await add_conversation(
-                session, Identity.user(me), Identity.user(other), last_message_at=at,
+                session,
+                Identity.user(me),
+                Identity.user(other),
+                last_message_at=at,
                 read_at={Identity.user(me): at, Identity.user(other): at},
             )
 
@@ -52,8 +55,13 @@ async def test_a_webhook_through_one_instance_invalidates_the_other_instances_ca
         event = message_new(conversation.channel_id, Identity.user(other).stream_id, "hi", utcnow())
         body = json.dumps(event).encode()
         delivered = await receiver.post(
-            "/api/chat/webhooks/stream", content=body,
-            headers={"X-Signature": sign(body, STREAM_SECRET), "X-Webhook-Id": new_id(), "Content-Type": "application/json"},
+            "/api/chat/webhooks/stream",
+            content=body,
+            headers={
+                "X-Signature": sign(body, STREAM_SECRET),
+                "X-Webhook-Id": new_id(),
+                "Content-Type": "application/json",
+            },
         )
         assert delivered.json()["data"]["status"] == "applied", delivered.text
 

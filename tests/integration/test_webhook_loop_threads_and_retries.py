@@ -63,7 +63,8 @@ async def loop(served, emulator_server, emulator):
             put = await http.put(f"/api/internal/users/{user_id}", json={"name": name}, headers=service_auth())
             assert put.status_code == 200, put.text
         created = await http.post(
-            "/api/chat/conversations", json={"conversation_type": "user_user", "participant_ids": [reader]},
+            "/api/chat/conversations",
+            json={"conversation_type": "user_user", "participant_ids": [reader]},
             headers=auth(sender),
         )
         assert created.status_code == 200, created.text
@@ -105,7 +106,7 @@ async def test_a_thread_read_does_not_mark_the_channel_read(loop):
 
 
 async def test_stream_retries_with_one_id_and_replays_under_a_new_id_change_nothing(loop, session):
-    loop.emulator.faults.fail_webhooks(1, status=503)   # our answer to the first try is lost: Stream tries again
+    loop.emulator.faults.fail_webhooks(1, status=503)  # our answer to the first try is lost: Stream tries again
     message = await loop.send("Hello")
     tries = await loop.delivered(2, "message.new")
     assert [(d.attempt, d.faulted) for d in tries] == [(1, True), (2, False)]

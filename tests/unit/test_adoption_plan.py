@@ -14,10 +14,19 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 def state_v1(last_read: str, unread: int) -> dict:
     return {
-        "channel": {"id": "user_company-x", "type": "messaging", "created_at": "2026-11-01T00:00:00.000000Z",
-                    "last_message_at": "2026-11-01T00:10:00.000000Z", "member_count": 2, "name": ""},
+        "channel": {
+            "id": "user_company-x",
+            "type": "messaging",
+            "created_at": "2026-11-01T00:00:00.000000Z",
+            "last_message_at": "2026-11-01T00:10:00.000000Z",
+            "member_count": 2,
+            "name": "",
+        },
         "members": [
-            {"user_id": f"onecrew_company_{SAT}", "user": {"id": f"onecrew_company_{SAT}", "role": "admin", "name": "Sat"}},
+            {
+                "user_id": f"onecrew_company_{SAT}",
+                "user": {"id": f"onecrew_company_{SAT}", "role": "admin", "name": "Sat"},
+            },
             {"user_id": f"onecrew_user_{AMR}", "user": {"id": f"onecrew_user_{AMR}", "role": "user", "name": "User"}},
         ],
         "messages": [{"text": "x" * 300, "created_at": "2026-11-01T00:10:00.000000Z"}],
@@ -41,12 +50,16 @@ def test_read_markers_follow_streams_unread_count():
 
 
 def test_v2_times_are_nanoseconds():
-    assert stream_time(1_790_000_000_123_456_789) == datetime.fromtimestamp(1_790_000_000, UTC) + timedelta(microseconds=123456)
+    assert stream_time(1_790_000_000_123_456_789) == datetime.fromtimestamp(1_790_000_000, UTC) + timedelta(
+        microseconds=123456
+    )
 
 
 def pair_record(channel_id: str, last_message_minutes: int | None) -> ChannelRecord:
     at = T0 + timedelta(minutes=last_message_minutes) if last_message_minutes is not None else None
-    return ChannelRecord("messaging", channel_id, None, [f"onecrew_user_{AMR}", f"onecrew_company_{SAT}"], 2, T0, at, None)
+    return ChannelRecord(
+        "messaging", channel_id, None, [f"onecrew_user_{AMR}", f"onecrew_company_{SAT}"], 2, T0, at, None
+    )
 
 
 def known(**pairs: str) -> Known:
@@ -54,7 +67,10 @@ def known(**pairs: str) -> Known:
 
 
 def test_the_newest_message_wins_and_a_channel_without_messages_loses():
-    decisions = {d.record.channel_id: d for d in decide([pair_record("a", 5), pair_record("b", 9), pair_record("c", None)], known())}
+    decisions = {
+        d.record.channel_id: d
+        for d in decide([pair_record("a", 5), pair_record("b", 9), pair_record("c", None)], known())
+    }
     assert decisions["b"].outcome == PAIR and decisions["b"].conversation_type == "user_company"
     assert (decisions["a"].outcome, decisions["a"].winner) == (DUPLICATE, "b")
     assert (decisions["c"].outcome, decisions["c"].winner) == (DUPLICATE, "b")

@@ -26,13 +26,28 @@ class NotFound(AppError):
     ("error", "expected"),
     [
         (StreamRequestError("invalid signature", operation="UpdateUsers", status=401, code=5), Failure(Verdict.PAUSE)),
-        (StreamRequestError("api_key not found", operation="GetOrCreateChannel", status=401, code=2), Failure(Verdict.PAUSE)),
-        (StreamRequestError("app suspended", operation="GetOrCreateChannel", status=403, code=99), Failure(Verdict.PAUSE)),
+        (
+            StreamRequestError("api_key not found", operation="GetOrCreateChannel", status=401, code=2),
+            Failure(Verdict.PAUSE),
+        ),
+        (
+            StreamRequestError("app suspended", operation="GetOrCreateChannel", status=403, code=99),
+            Failure(Verdict.PAUSE),
+        ),
         (StreamRequestError("not allowed", operation="UpdateChannel", status=403, code=17), Failure(Verdict.PERMANENT)),
-        (StreamRequestError("bad input", operation="GetOrCreateChannel", status=400, code=4), Failure(Verdict.PERMANENT)),
-        (StreamUsersMissing("x", operation="GetOrCreateChannel", status=400, missing_ids=["a"]), Failure(Verdict.RETRY)),
+        (
+            StreamRequestError("bad input", operation="GetOrCreateChannel", status=400, code=4),
+            Failure(Verdict.PERMANENT),
+        ),
+        (
+            StreamUsersMissing("x", operation="GetOrCreateChannel", status=400, missing_ids=["a"]),
+            Failure(Verdict.RETRY),
+        ),
         (StreamUnavailable("HTTP 503", operation="GetApp", status=503), Failure(Verdict.RETRY)),
-        (StreamRateLimited("slow down", operation="UpdateUsers", status=429, retry_after_s=42.0), Failure(Verdict.RETRY, 42.0)),
+        (
+            StreamRateLimited("slow down", operation="UpdateUsers", status=429, retry_after_s=42.0),
+            Failure(Verdict.RETRY, 42.0),
+        ),
         (DeadlineExceeded("gave up", operation="UpdateUsers", status=503), Failure(Verdict.RETRY)),
         (NotFound("gone"), Failure(Verdict.PERMANENT)),
         (KeyError("bug"), Failure(Verdict.RETRY)),

@@ -87,5 +87,7 @@ def test_compose_runs_postgres_emulator_migrations_api_and_worker():
     assert services["webhook"]["depends_on"]["api"]["condition"] == "service_healthy"
     assert services["worker"]["healthcheck"] == {"disable": True}
     stream_flags = " ".join(services["stream"]["command"])
-    assert "--host=0.0.0.0" in stream_flags and "--port=8900" in stream_flags and "--state-file=/app/var" in stream_flags
+    assert (
+        "--host=0.0.0.0" in stream_flags and "--port=8900" in stream_flags and "--state-file=/app/var" in stream_flags
+    )
     assert set(compose["volumes"]) == {"pgdata", "emulator"}

@@ -19,14 +19,30 @@ def rows():
     user = User(id=str(uuid.uuid4()), name="Amr", image_url=None, category="talent")
     company = Company(id=str(uuid.uuid4()), name="Lolo", logo_url="https://l/o.png", subcategory="academy")
     conversation = Conversation(
-        id=str(uuid.uuid4()), channel_type="messaging", channel_id="user_company-" + "a" * 32, conversation_type="user_company",
-        name=None, created_by_type="company", created_by_id=company.id, chat_status="ready",
-        created_at=NOW, updated_at=NOW, last_message_at=None, last_message_preview=None,
+        id=str(uuid.uuid4()),
+        channel_type="messaging",
+        channel_id="user_company-" + "a" * 32,
+        conversation_type="user_company",
+        name=None,
+        created_by_type="company",
+        created_by_id=company.id,
+        chat_status="ready",
+        created_at=NOW,
+        updated_at=NOW,
+        last_message_at=None,
+        last_message_preview=None,
     )
     conversation.participants = [
-        ConversationParticipant(id="p1", participant_type="user", participant_id=user.id, joined_at=NOW, last_read_at=None),
-        ConversationParticipant(id="p2", participant_type="company", participant_id=company.id, joined_at=NOW,
-                                last_read_at=NOW + timedelta(seconds=1)),
+        ConversationParticipant(
+            id="p1", participant_type="user", participant_id=user.id, joined_at=NOW, last_read_at=None
+        ),
+        ConversationParticipant(
+            id="p2",
+            participant_type="company",
+            participant_id=company.id,
+            joined_at=NOW,
+            last_read_at=NOW + timedelta(seconds=1),
+        ),
     ]
     return user, company, conversation
 
@@ -44,11 +60,19 @@ def test_the_conversation_json_has_the_apps_shape_with_the_creator_first():
     assert data["id"] == data["conversation_id"] == conversation.channel_id
     first, second = data["participants"]
     assert first["participant_type"] == "company" and first["company"]["logo_url"] == "https://l/o.png"
-    assert "user" not in first and second["user"] == {"id": user.id, "name": "Amr", "image_url": None, "category": "talent"}
+    assert "user" not in first and second["user"] == {
+        "id": user.id,
+        "name": "Amr",
+        "image_url": None,
+        "category": "talent",
+    }
     assert first["last_read_at"] == "2026-01-02T03:04:06.678Z"
     assert data["chat"] == {
-        "channel_type": "messaging", "channel_id": conversation.channel_id, "cid": f"messaging:{conversation.channel_id}",
-        "status": "ready", "members": [Identity.company(company.id).stream_id, Identity.user(user.id).stream_id],
+        "channel_type": "messaging",
+        "channel_id": conversation.channel_id,
+        "cid": f"messaging:{conversation.channel_id}",
+        "status": "ready",
+        "members": [Identity.company(company.id).stream_id, Identity.user(user.id).stream_id],
     }
 
 

@@ -50,7 +50,9 @@ def test_bad_fields_say_what_is_wrong(field, value, words):
 
 def test_many_bad_ids_are_summarised():
     with pytest.raises(ValidationError) as raised:
-        CreateConversationRequest.model_validate({"conversation_type": "group", "participant_ids": [f"x{n}" for n in range(8)]})
+        CreateConversationRequest.model_validate(
+            {"conversation_type": "group", "participant_ids": [f"x{n}" for n in range(8)]}
+        )
     assert "[0] 'x0'" in str(raised.value) and "and 3 more" in str(raised.value)
 
 
@@ -58,7 +60,9 @@ def test_the_fingerprint_ignores_order_case_and_key_order_but_not_content():
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     one = CreateConversationRequest.model_validate({"conversation_type": "group", "participant_ids": [a, b]})
     two = CreateConversationRequest.model_validate({"participant_ids": [b.upper(), a], "conversation_type": "group"})
-    three = CreateConversationRequest.model_validate({"conversation_type": "group", "participant_ids": [a, b], "name": "x"})
+    three = CreateConversationRequest.model_validate(
+        {"conversation_type": "group", "participant_ids": [a, b], "name": "x"}
+    )
     assert fingerprint(one.fingerprint_source()) == fingerprint(two.fingerprint_source())
     assert fingerprint(one.fingerprint_source()) != fingerprint(three.fingerprint_source())
     assert len(fingerprint(one.fingerprint_source())) == 64

@@ -62,10 +62,20 @@ def test_stream_ids_parse_back_and_fit_stream(value):
         assert Identity.parse(identity.stream_id) == identity
 
 
-@pytest.mark.parametrize("bad", ["", "onecrew_user_", "onecrew_admin_" + str(uuid.uuid4()), "user_" + str(uuid.uuid4()),
-                                 "onecrew_user_not-a-uuid", "onecrew_company_" + str(uuid.uuid4()) + "x",
-                                 "onecrew_user_" + str(uuid.uuid4()) + "\n", "onecrew_user_" + "-" * 36,
-                                 "onecrew_user_" + str(uuid.uuid4()).upper()])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "onecrew_user_",
+        "onecrew_admin_" + str(uuid.uuid4()),
+        "user_" + str(uuid.uuid4()),
+        "onecrew_user_not-a-uuid",
+        "onecrew_company_" + str(uuid.uuid4()) + "x",
+        "onecrew_user_" + str(uuid.uuid4()) + "\n",
+        "onecrew_user_" + "-" * 36,
+        "onecrew_user_" + str(uuid.uuid4()).upper(),
+    ],
+)
 def test_other_strings_do_not_parse(bad):
     with pytest.raises(ValueError):
         Identity.parse(bad)

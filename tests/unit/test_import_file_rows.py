@@ -14,8 +14,11 @@ ID = "3f1c2a9e-8d5b-4c7e-9a61-2b0f4e8d7c15"
 
 
 async def read(path, size: int = 1000) -> list:
-    return [(row.position, row.data, row.error) async for chunk in FileSource(str(path), USERS).chunks(size)
-            for row in chunk]
+    return [
+        (row.position, row.data, row.error)
+        async for chunk in FileSource(str(path), USERS).chunks(size)
+        for row in chunk
+    ]
 
 
 async def test_csv_with_bom_crlf_quoted_newlines_and_bad_rows(tmp_path):
@@ -58,9 +61,15 @@ async def test_a_truncated_archive_yields_what_it_read_then_stops(tmp_path):
     assert seen and seen == list(range(1, len(seen) + 1))
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("users.jsonl", "jsonl"), ("USERS.CSV.GZ", "csv"), ("x.json.gz", "jsonl"), ("x.ndjson", "jsonl"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("users.jsonl", "jsonl"),
+        ("USERS.CSV.GZ", "csv"),
+        ("x.json.gz", "jsonl"),
+        ("x.ndjson", "jsonl"),
+    ],
+)
 def test_format_from_suffix(name, expected):
     assert format_of(name, None) == expected
     assert format_of(name, "csv") == "csv"

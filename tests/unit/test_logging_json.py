@@ -53,7 +53,10 @@ def test_log_format_is_case_insensitive_and_a_bad_level_is_refused(tmp_path):
     env = {"ONECREW_LOG_LEVEL": "verbose", "ONECREW_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         [sys.executable, "-c", script, "dev-token", "dda3aaa6-d123-4e57-aeef-f0661ec61352"],
-        env=env, capture_output=True, text=True, timeout=30,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

@@ -123,7 +123,11 @@ def test_libpq_parameters_become_asyncpg_arguments():
         "dsn": "postgresql://?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&sslcert=%2Fetc%2Fc.pem"
         "&sslkey=%2Fetc%2Fk.pem&target_session_attrs=read-write",
         "timeout": 7.0,
-        "server_settings": {"application_name": "chat-api", "options": "-c search_path=chat", "statement_timeout": "5000"},
+        "server_settings": {
+            "application_name": "chat-api",
+            "options": "-c search_path=chat",
+            "statement_timeout": "5000",
+        },
     }
     assert to_async_url("postgres://u@h/db") == "postgresql+asyncpg://u@h/db"
     assert driver_target("postgres://u@h/db?connect_timeout=0").connect_args == {}
@@ -131,8 +135,10 @@ def test_libpq_parameters_become_asyncpg_arguments():
 
 def test_pool_and_timeout_settings(monkeypatch):
     for name, value in {
-        "ONECREW_DB_POOL_SIZE": "4", "ONECREW_DB_MAX_OVERFLOW": "0",
-        "ONECREW_DB_STATEMENT_TIMEOUT_MS": "15000", "ONECREW_DB_LOCK_TIMEOUT_MS": "2000",
+        "ONECREW_DB_POOL_SIZE": "4",
+        "ONECREW_DB_MAX_OVERFLOW": "0",
+        "ONECREW_DB_STATEMENT_TIMEOUT_MS": "15000",
+        "ONECREW_DB_LOCK_TIMEOUT_MS": "2000",
     }.items():
         monkeypatch.setenv(name, value)
     settings = Settings()
@@ -169,7 +175,9 @@ def test_several_bad_settings_give_one_line_each(monkeypatch):
         monkeypatch, ONECREW_JWT_ALGORITHMS="HS256,XX", DATABASE_URL="mysql://h/db", ONECREW_DB_MAX_OVERFLOW="-2"
     )
     assert sorted(line.split(":")[0] for line in lines) == [
-        "DATABASE_URL", "ONECREW_DB_MAX_OVERFLOW", "ONECREW_JWT_ALGORITHMS"
+        "DATABASE_URL",
+        "ONECREW_DB_MAX_OVERFLOW",
+        "ONECREW_JWT_ALGORITHMS",
     ]
 
 

@@ -23,8 +23,11 @@ def snapshot() -> Snapshot:
 
 
 def stream(**changes) -> StreamState:
-    state = StreamState(channels={"ch1": {U1, U2}}, channel_names={"ch1": None},
-                        users={U1: ("Amr", None), U2: ("Lolo", "https://img.test/2.png")})
+    state = StreamState(
+        channels={"ch1": {U1, U2}},
+        channel_names={"ch1": None},
+        users={U1: ("Amr", None), U2: ("Lolo", "https://img.test/2.png")},
+    )
     for key, value in changes.items():
         setattr(state, key, value)
     return state
@@ -35,8 +38,7 @@ def test_drift_is_none_when_stream_matches():
 
 
 def test_drift_counts_channels_members_and_profiles():
-    found = drift(snapshot(), stream(channels={"ch1": {U1, U3}, "ch2": set()},
-                                     users={U1: ("Amr (old)", None)}))
+    found = drift(snapshot(), stream(channels={"ch1": {U1, U3}, "ch2": set()}, users={U1: ("Amr (old)", None)}))
     assert found.extra_channels == ["ch2"] and found.missing_channels == []
     assert (found.missing_members, found.extra_members) == (1, 1)
     assert found.stale_profiles == [U1, U2], "an old name, and a mirrored identity Stream does not have"
@@ -44,11 +46,17 @@ def test_drift_counts_channels_members_and_profiles():
 
 def test_state_file_is_read(tmp_path: Path):
     path = tmp_path / "state.json"
-    path.write_text(json.dumps({
-        "users": [{"id": U1, "name": "Amr", "image": None}, {"id": U2, "name": "X", "deleted_at": 1}],
-        "channels": [{"type": "messaging", "id": "ch1", "custom": {"name": "G"}, "members": [{"user_id": U1}]},
-                     {"type": "livestream", "id": "other", "members": []}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "users": [{"id": U1, "name": "Amr", "image": None}, {"id": U2, "name": "X", "deleted_at": 1}],
+                "channels": [
+                    {"type": "messaging", "id": "ch1", "custom": {"name": "G"}, "members": [{"user_id": U1}]},
+                    {"type": "livestream", "id": "other", "members": []},
+                ],
+            }
+        )
+    )
     state = StreamState.read(path)
     assert state.channels == {"ch1": {U1}} and state.channel_names == {"ch1": "G"}
     assert state.users == {U1: ("Amr", None)}
@@ -84,6 +92,8 @@ def test_channel_calls_flag_a_call_that_arrived_after_ready():
     ]
     calls = channel_calls(records, snapshot())
     assert calls["after_ready"] == [] and calls["by_status"] == {0: 1, 201: 1}, "arrived 0.5 s before ready"
-    records.append({"operation": "GetOrCreateChannel", "path": path, "status": 201, "at": ready + 2, "duration_ms": 100})
+    records.append(
+        {"operation": "GetOrCreateChannel", "path": path, "status": 201, "at": ready + 2, "duration_ms": 100}
+    )
     calls = channel_calls(records, snapshot())
     assert calls["after_ready"] == ["ch1"] and calls["accepted_again"] == 1

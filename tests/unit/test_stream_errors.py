@@ -51,7 +51,7 @@ CREATE_TAIL = ". Please create the user objects before setting up the channel."
         ),
         # one id, as surfaced by the JS SDK
         (
-            "StreamChat error code 4: GetOrCreateChannel failed with error: \"The following users are involved in "
+            'StreamChat error code 4: GetOrCreateChannel failed with error: "The following users are involved in '
             "channel create operation, but don't exist: [undefined]" + CREATE_TAIL + '"',
             ["undefined"],
         ),

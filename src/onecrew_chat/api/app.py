@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -23,21 +23,21 @@ from onecrew_chat.api.routes import (
     health,
     heartbeat,
     internal,
-    status,
     internal_bulk,
     internal_conversations,
+    status,
     token,
     webhooks,
 )
 from onecrew_chat.composition import run_worker
 from onecrew_chat.config import Settings
+from onecrew_chat.conversations.unread_broadcast import start_unread_listener
 from onecrew_chat.db_counters import attach_counters
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import HTTP_REQUEST_SECONDS
 from onecrew_chat.observability.heartbeat import run_heartbeat
-from onecrew_chat.conversations.unread_broadcast import start_unread_listener
-from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.runtime import Runtime, build_runtime
+from onecrew_chat.stream.client import counting_calls
 
 log = get_logger(__name__)
 
@@ -90,7 +90,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_middleware(RequestGuard)
 
     @app.middleware("http")
-    async def request_context(request: Request, call_next) -> Response:
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)

@@ -16,7 +16,8 @@ from onecrew_chat.runtime import Runtime
 
 def get_runtime(request: Request) -> Runtime:
     """The process-wide Runtime built by create_app."""
-    return request.app.state.runtime
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
@@ -26,17 +29,18 @@ _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # FastAPI's own words when a JSON body cannot be decoded (e.g. it is not UTF-8).
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
-def error_body(message: str, code: str) -> dict:
+
+def error_body(message: str, code: str) -> dict[str, Any]:
     """The one error shape the app's API client reads (`error` must be a string)."""
     return {"success": False, "error": message, "code": code}
 
 
-def _field_path(loc: tuple) -> str:
+def _field_path(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts)
 
 
-def _describe_one(err: dict) -> str:
+def _describe_one(err: Mapping[str, Any]) -> str:
     loc = tuple(err.get("loc", ()))
     path = _field_path(loc)
     kind = err.get("type")
@@ -56,7 +60,7 @@ def _describe_one(err: dict) -> str:
     return f"{path} {msg}" if path else msg
 
 
-def describe_validation_errors(errors: list[dict]) -> tuple[int, str, str]:
+def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> tuple[int, str, str]:
     """Turn pydantic's error list into a status, a code and one readable sentence."""
     if any(err.get("type") == "json_invalid" for err in errors):
         return 400, "invalid_json", "Request body is not valid JSON"

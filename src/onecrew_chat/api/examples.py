@@ -39,8 +39,12 @@ _WEBHOOK_EVENT = {
     "channel_type": CHANNEL_TYPE,
     "channel_id": PAIR_CHANNEL_ID,
     "created_at": "2026-01-05T10:00:00.000000Z",
-    "message": {"id": "demo-message-1", "text": "Hello from Amr", "created_at": "2026-01-05T10:00:00.000000Z",
-                "user": {"id": AMR.stream_id}},
+    "message": {
+        "id": "demo-message-1",
+        "text": "Hello from Amr",
+        "created_at": "2026-01-05T10:00:00.000000Z",
+        "user": {"id": AMR.stream_id},
+    },
     "user": {"id": AMR.stream_id},
 }
 
@@ -82,17 +86,24 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         },
     },
     "put_users": {"body": [{"id": AMR_ID, "name": "Amr", "image_url": None, "category": "talent"}]},
-    "put_companies": {"body": [{"id": SAT_EDUCATION_ID, "name": "Sat Education", "logo_url": None, "subcategory": "academy"}]},
+    "put_companies": {
+        "body": [{"id": SAT_EDUCATION_ID, "name": "Sat Education", "logo_url": None, "subcategory": "academy"}]
+    },
     "put_members": {
         "body": [
-            {"company_id": SAT_EDUCATION_ID, "user_id": EXAMPLE_CALLER_ID, "role": "owner", "invitation_status": "accepted"}
+            {
+                "company_id": SAT_EDUCATION_ID,
+                "user_id": EXAMPLE_CALLER_ID,
+                "role": "owner",
+                "invitation_status": "accepted",
+            }
         ]
     },
 }
 
 
 def _participant(identity: Identity, number: int) -> dict[str, Any]:
-    body = {
+    body: dict[str, Any] = {
         "id": f"7c0e5a1b-3d2f-4e6a-9b8c-0d1e2f3a4b5{number}",
         "conversation_id": PAIR_CHANNEL_ID,
         "participant_type": identity.kind.value,
@@ -145,37 +156,75 @@ ANSWERS: dict[str, Any] = {
     "get_token": _TOKEN,
     "heartbeat": {"last_seen_at": WHEN},
     "stream_webhook": {
-        "webhook_id": "0d2c7e4a-demo-message-new", "type": "message.new", "status": "applied", "reason": None,
+        "webhook_id": "0d2c7e4a-demo-message-new",
+        "type": "message.new",
+        "status": "applied",
+        "reason": None,
     },
-    "put_user": {"id": AMR_ID, "name": "Amr", "image_url": None, "category": "talent", "kind": "user", **_STAMPS,
-                 "created": False},
+    "put_user": {
+        "id": AMR_ID,
+        "name": "Amr",
+        "image_url": None,
+        "category": "talent",
+        "kind": "user",
+        **_STAMPS,
+        "created": False,
+    },
     "delete_user": {"id": AMR_ID, "deleted": True},
-    "put_company": {"id": SAT_EDUCATION_ID, "name": "Sat Education", "logo_url": None, "subcategory": "academy",
-                    "kind": "company", **_STAMPS, "created": False},
+    "put_company": {
+        "id": SAT_EDUCATION_ID,
+        "name": "Sat Education",
+        "logo_url": None,
+        "subcategory": "academy",
+        "kind": "company",
+        **_STAMPS,
+        "created": False,
+    },
     "delete_company": {"id": SAT_EDUCATION_ID, "deleted": True},
-    "put_member": {"company_id": SAT_EDUCATION_ID, "user_id": EXAMPLE_CALLER_ID, "role": "owner",
-                   "invitation_status": "accepted", **_STAMPS, "created": False},
+    "put_member": {
+        "company_id": SAT_EDUCATION_ID,
+        "user_id": EXAMPLE_CALLER_ID,
+        "role": "owner",
+        "invitation_status": "accepted",
+        **_STAMPS,
+        "created": False,
+    },
     "delete_member": {"company_id": SAT_EDUCATION_ID, "user_id": EXAMPLE_CALLER_ID, "deleted": True},
     "healthz": {"status": "ok"},
     "ensure_conversation": CONVERSATION,
     "post_server_message": {
-        "id": "course-registration-demo-1", "conversation_id": PAIR_CHANNEL_ID, "sender": AMR.stream_id, "status": "sent",
+        "id": "course-registration-demo-1",
+        "conversation_id": PAIR_CHANNEL_ID,
+        "sender": AMR.stream_id,
+        "status": "sent",
     },
     "put_users": {
-        "created": 0, "updated": 0, "unchanged": 1, "rejected": 0,
+        "created": 0,
+        "updated": 0,
+        "unchanged": 1,
+        "rejected": 0,
         "results": [{"index": 0, "outcome": "unchanged", "error": None, "id": AMR_ID, "identity_sync_queued": False}],
     },
     "put_companies": {
-        "created": 0, "updated": 0, "unchanged": 1, "rejected": 0,
+        "created": 0,
+        "updated": 0,
+        "unchanged": 1,
+        "rejected": 0,
         "results": [
             {"index": 0, "outcome": "unchanged", "error": None, "id": SAT_EDUCATION_ID, "identity_sync_queued": False}
         ],
     },
     "put_members": {
-        "created": 0, "updated": 0, "unchanged": 1, "rejected": 0,
+        "created": 0,
+        "updated": 0,
+        "unchanged": 1,
+        "rejected": 0,
         "results": [
             {
-                "index": 0, "outcome": "unchanged", "error": None, "company_id": SAT_EDUCATION_ID,
+                "index": 0,
+                "outcome": "unchanged",
+                "error": None,
+                "company_id": SAT_EDUCATION_ID,
                 "user_id": EXAMPLE_CALLER_ID,
             }
         ],
@@ -184,23 +233,39 @@ ANSWERS: dict[str, Any] = {
         "ok": True,
         "problems": [],
         "checked_at": "2026-11-30T09:15:00+00:00",
-        "database": {"reachable": True, "migration": "0015", "head": "0015", "migrated": True, "ms": 1.2, "error": None},
+        "database": {
+            "reachable": True,
+            "migration": "0015",
+            "head": "0015",
+            "migrated": True,
+            "ms": 1.2,
+            "error": None,
+        },
         "stream": {
-            "configured": True, "base_url": "https://chat.stream-io-api.com", "reachable": True, "credentials": "ok",
-            "ms": 41.0, "error": None,
+            "configured": True,
+            "base_url": "https://chat.stream-io-api.com",
+            "reachable": True,
+            "credentials": "ok",
+            "ms": 41.0,
+            "error": None,
         },
         "outbox": {"pending": 0, "oldest_pending_age_s": None, "dead": 0},
         "reconcile": {
-            "last_finished_at": "2026-11-30T09:00:00+00:00", "age_s": 900.0,
+            "last_finished_at": "2026-11-30T09:00:00+00:00",
+            "age_s": 900.0,
             "drift": {"identity_missing": 0, "profile_stale": 0, "channel_missing": 0, "member_missing": 0},
             "open_webhook_drift": {},
         },
         "workers_recent": 1,
         "workers": [
             {
-                "worker_id": "worker-1:4242:a1b2c3", "hostname": "worker-1", "pid": 4242,
-                "started_at": "2026-11-30T08:00:00+00:00", "last_seen_at": "2026-11-30T09:14:55+00:00",
-                "age_s": 5.0, "recent": True,
+                "worker_id": "worker-1:4242:a1b2c3",
+                "hostname": "worker-1",
+                "pid": 4242,
+                "started_at": "2026-11-30T08:00:00+00:00",
+                "last_seen_at": "2026-11-30T09:14:55+00:00",
+                "age_s": 5.0,
+                "recent": True,
             }
         ],
     },

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-
-from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -59,7 +58,7 @@ class Recorded:
     settled: bool
 
 
-async def load_pair(session, key: str) -> Conversation | None:
+async def load_pair(session: AsyncSession, key: str) -> Conversation | None:
     """The conversation of a pair (either direction) with its participants, in one query."""
     result = await session.execute(
         select(Conversation).where(Conversation.pair_key == key).options(joinedload(Conversation.participants))

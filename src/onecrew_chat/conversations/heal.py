@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import time
-
 from typing import Any
 
+from onecrew_chat.conversations.lookup import find_visible_conversation
 from onecrew_chat.conversations.serialize import ordered_participants, serialize_conversation
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import StreamFailed
-from onecrew_chat.identity import Identity
+from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation
 from onecrew_chat.outbox import worker
-from onecrew_chat.conversations.lookup import find_visible_conversation
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import CLAIM_WAIT, finish, is_provisioned, provision_deadline
@@ -102,5 +101,7 @@ async def prepare(runtime: Runtime, user_id: str, conversation_id: str) -> dict[
     return {
         "id": conversation.channel_id,
         "chat_status": conversation.chat_status,
-        "members": [Identity(p.participant_type, p.participant_id).stream_id for p in ordered_participants(conversation)],
+        "members": [
+            Identity(Kind(p.participant_type), p.participant_id).stream_id for p in ordered_participants(conversation)
+        ],
     }

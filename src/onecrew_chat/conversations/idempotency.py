@@ -8,9 +8,9 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,7 +61,7 @@ class Claim:
             .values(conversation_id=conversation_id)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:
+        if cast(CursorResult[Any], result).rowcount != 1:
             raise Conflict(
                 "A retry with this Idempotency-Key took over while this request was still running; retry shortly",
                 code="idempotency_key_in_use",
@@ -73,7 +73,7 @@ class Answer:
     """An HTTP answer to send: status, JSON body and whether it is a replay."""
 
     status: int
-    body: dict
+    body: dict[str, Any]
     replayed: bool = False
 
 
@@ -88,7 +88,7 @@ def parse_key(raw: str) -> str:
     return key
 
 
-def fingerprint(source: dict) -> str:
+def fingerprint(source: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of a request body."""
     canonical = json.dumps(source, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -112,11 +112,15 @@ async def claim(runtime: Runtime, caller: str, key: str, print_: str) -> Answer 
                     .with_for_update()
                 )
                 if row is None:
-                    session.add(IdempotencyKey(caller=caller, key=key, fingerprint=print_, created_at=now, expires_at=now + ttl))
+                    session.add(
+                        IdempotencyKey(caller=caller, key=key, fingerprint=print_, created_at=now, expires_at=now + ttl)
+                    )
                     return Claim(caller, key, now)
                 expired = row.expires_at <= now
                 # A live request answers within its deadline; past that (with slack) it is taken over.
-                stalled = row.status == INTERRUPTED or (row.status == "running" and row.created_at <= now - stalled_after)
+                stalled = row.status == INTERRUPTED or (
+                    row.status == "running" and row.created_at <= now - stalled_after
+                )
                 if stalled and not expired and row.fingerprint != print_:
                     raise _reused()
                 if expired or stalled:
@@ -140,7 +144,9 @@ async def claim(runtime: Runtime, caller: str, key: str, print_: str) -> Answer 
                 return Answer(row.response_status or 200, row.response_body or {}, replayed=True)
         except IntegrityError:
             continue  # another request inserted the key first: read what it stored
-    raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly", code="idempotency_key_in_use")
+    raise Conflict(
+        "A request with this Idempotency-Key is still being processed; retry shortly", code="idempotency_key_in_use"
+    )
 
 
 def _reused() -> Unprocessable:
@@ -182,7 +188,7 @@ async def purge_expired(runtime: Runtime) -> int:
     """Delete keys past their expiry; returns how many (for a periodic job)."""
     async with unit_of_work(runtime.sessionmaker) as session:
         result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= utcnow()))
-        return result.rowcount or 0
+        return cast(CursorResult[Any], result).rowcount or 0
 
 
 async def run_once(
@@ -207,7 +213,9 @@ async def run_once(
         data = await work(claimed)
     except AppError as exc:
         if exc.status_code < 500:
-            await store(runtime, claimed, Answer(exc.status_code, {"success": False, "error": exc.message, "code": exc.code}))
+            await store(
+                runtime, claimed, Answer(exc.status_code, {"success": False, "error": exc.message, "code": exc.code})
+            )
         else:
             await release(runtime, claimed)
         raise

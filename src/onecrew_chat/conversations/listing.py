@@ -6,16 +6,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Row, and_, exists, func, literal, not_, or_, select
+from sqlalchemy import ColumnElement, Row, and_, exists, func, literal, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, ProfileConversationCount, User
-from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.sync.participants import Directory
 
 DEFAULT_LIMIT = 20
@@ -67,7 +67,7 @@ def _like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
-def _search_clause(identity: Identity, term: str):
+def _search_clause(identity: Identity, term: str) -> ColumnElement[bool]:
     """The conversation's name, or another participant's user or company name, contains the term."""
     pattern = _like_pattern(term)
     other = aliased(ConversationParticipant)
@@ -87,7 +87,7 @@ def _search_clause(identity: Identity, term: str):
     return or_(func.lower(Conversation.name).like(pattern, escape="\\"), participant_named)
 
 
-def _mine(identity: Identity):
+def _mine(identity: Identity) -> ColumnElement[bool]:
     """The profile's participant rows (a prefix of ix_conversation_participant_activity)."""
     return and_(
         ConversationParticipant.participant_type == identity.kind.value,
@@ -95,7 +95,7 @@ def _mine(identity: Identity):
     )
 
 
-def _total(identity: Identity):
+def _total(identity: Identity) -> ColumnElement[Any]:
     """The profile's conversations, not deleted, without a pass over them.
 
     profile_conversation_count holds the profile's participant rows (triggers add and subtract on every insert
@@ -141,7 +141,7 @@ class ListedConversation(NamedTuple):
     updated_at: datetime
     last_message_at: datetime | None
     last_message_preview: str | None
-    participants: list[Row]
+    participants: list[Row[*tuple[Any, ...]]]
 
 
 _CONVERSATION_COLUMNS = [getattr(Conversation, name) for name in ListedConversation._fields[:-1]]
@@ -157,14 +157,14 @@ _USER_COLUMNS = [User.id, User.name, User.image_url, User.category]
 _COMPANY_COLUMNS = [Company.id, Company.name, Company.logo_url, Company.subcategory]
 
 
-async def _with_participants(session: AsyncSession, rows: Sequence[Row]) -> list[ListedConversation]:
+async def _with_participants(session: AsyncSession, rows: Sequence[Row[*tuple[Any, ...]]]) -> list[ListedConversation]:
     """The page's conversations with their participant rows (one query)."""
-    participants: dict[str, list[Row]] = {row.id: [] for row in rows}
+    participants: dict[str, list[Row[*tuple[Any, ...]]]] = {row.id: [] for row in rows}
     if participants:
         query = select(*_PARTICIPANT_COLUMNS).where(ConversationParticipant.conversation_id.in_(list(participants)))
         for participant in await session.execute(query):
             participants[participant.conversation_id].append(participant)
-    return [ListedConversation(*row[: len(_CONVERSATION_COLUMNS)], participants[row.id]) for row in rows]
+    return [ListedConversation._make((*row[: len(_CONVERSATION_COLUMNS)], participants[row.id])) for row in rows]
 
 
 async def _directory(session: AsyncSession, conversations: list[ListedConversation]) -> Directory:
@@ -176,14 +176,15 @@ async def _directory(session: AsyncSession, conversations: list[ListedConversati
     directory = Directory()
     if ids[Kind.USER.value]:
         query = select(*_USER_COLUMNS).where(User.id.in_(sorted(ids[Kind.USER.value])))
-        directory.users = {row.id: row for row in await session.execute(query)}
+        # Rows with the columns user_json and company_json read stand in for the ORM objects.
+        directory.users = {row.id: cast(User, row) for row in await session.execute(query)}
     if ids[Kind.COMPANY.value]:
         query = select(*_COMPANY_COLUMNS).where(Company.id.in_(sorted(ids[Kind.COMPANY.value])))
-        directory.companies = {row.id: row for row in await session.execute(query)}
+        directory.companies = {row.id: cast(Company, row) for row in await session.execute(query)}
     return directory
 
 
-async def list_conversations(session: AsyncSession, identity: Identity, request: PageRequest) -> dict:
+async def list_conversations(session: AsyncSession, identity: Identity, request: PageRequest) -> dict[str, Any]:
     """`{data: [...], pagination: {page, limit, total, totalPages}}` for the profile (4 queries, 5 past the end).
 
     Without a search a page costs the same at 50,000 conversations as at 50 (an index range scan of `limit`
@@ -200,6 +201,7 @@ async def list_conversations(session: AsyncSession, identity: Identity, request:
         .limit(request.limit)
         .offset((request.page - 1) * request.limit)
     )
+    total_column: ColumnElement[Any]
     if request.search:  # a search reads every conversation of the profile anyway: count what matched
         page = page.where(_search_clause(identity, request.search))
         total_column = func.count().over()

@@ -20,7 +20,7 @@ from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import Conflict, NotFound, StreamFailed, Unprocessable
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
-from onecrew_chat.models import Company, CompanyMember
+from onecrew_chat.models import Company, CompanyMember, OutboxMessage
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
@@ -55,7 +55,8 @@ async def company_agent(runtime: Runtime, company_id: str) -> str:
             f"Company {company_id} has no accepted owner or admin in the directory, so nobody can act as it",
             code="company_without_manager",
         )
-    return managers[0].user_id
+    agent: str = managers[0].user_id
+    return agent
 
 
 async def ensure_conversation(
@@ -76,15 +77,24 @@ async def ensure_conversation(
     return await create_conversation(runtime, user_id, keyed, bind=bind, resume_id=resume_id)
 
 
-def _answer(payload: dict, status: str) -> dict:
-    return {"id": payload["message_id"], "conversation_id": payload["channel_id"], "sender": payload["sender"], "status": status}
+def _answer(payload: dict[str, Any], status: str) -> dict[str, Any]:
+    return {
+        "id": payload["message_id"],
+        "conversation_id": payload["channel_id"],
+        "sender": payload["sender"],
+        "status": status,
+    }
 
 
-async def record_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict):
+async def record_message(
+    runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict[str, Any]
+) -> tuple[dict[str, Any], OutboxMessage | None, dict[str, Any] | None]:
     """First unit of work: check, then find the earlier send of this id or queue a new one; (payload, row, answer)."""
     async with unit_of_work(runtime.sessionmaker) as session:
         conversation = await find_conversation(session, conversation_id)
-        if (sender.kind.value, sender.entity_id) not in {(p.participant_type, p.participant_id) for p in conversation.participants}:
+        if (sender.kind.value, sender.entity_id) not in {
+            (p.participant_type, p.participant_id) for p in conversation.participants
+        }:
             raise Unprocessable(
                 f"The sender {sender.kind.value} {sender.entity_id} does not take part in conversation {conversation.channel_id}",
                 code="sender_not_participant",
@@ -101,7 +111,8 @@ async def record_message(runtime: Runtime, conversation_id: str, sender: Identit
         if earlier is not None:
             if dict(earlier.payload) != payload:
                 raise Conflict(
-                    f"Message id {message_id} was already used for another message; choose a new id", code="message_id_reused"
+                    f"Message id {message_id} was already used for another message; choose a new id",
+                    code="message_id_reused",
                 )
             if earlier.status == outbox.DEAD:
                 await outbox.requeue(session, [earlier.id])
@@ -114,7 +125,9 @@ async def record_message(runtime: Runtime, conversation_id: str, sender: Identit
         return payload, (row if ready else None), None
 
 
-async def send_message(runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict) -> dict:
+async def send_message(
+    runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict[str, Any]
+) -> dict[str, Any]:
     """POST /api/internal/conversations/{id}/messages: `sent` when Stream has it, `queued` when the worker will send it."""
     started = time.perf_counter()
     payload, row, answer = await record_message(runtime, conversation_id, sender, message_id, text, custom)
@@ -137,5 +150,10 @@ async def send_message(runtime: Runtime, conversation_id: str, sender: Identity,
         raise StreamFailed(f"Stream refused the message: {exc}") from exc
     async with unit_of_work(runtime.sessionmaker) as session:
         await outbox.mark_done(session, row)
-    log.info("message.server_sent", message_id=message_id, channel_id=payload["channel_id"], ms=round((time.perf_counter() - started) * 1000, 2))
+    log.info(
+        "message.server_sent",
+        message_id=message_id,
+        channel_id=payload["channel_id"],
+        ms=round((time.perf_counter() - started) * 1000, 2),
+    )
     return _answer(payload, SENT)

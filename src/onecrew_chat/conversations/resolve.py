@@ -76,10 +76,16 @@ def _not_found(ids: list[str]) -> NotFound:
 
 
 async def _pair_other(
-    session: AsyncSession, plan_type: ConversationType, acting: Identity, other_id: str, directory: Directory, placeholder: bool
+    session: AsyncSession,
+    plan_type: ConversationType,
+    acting: Identity,
+    other_id: str,
+    directory: Directory,
+    placeholder: bool,
 ) -> tuple[Identity, bool]:
     """The other party of a pair: found under the kind the type implies, else 422 (another kind), placeholder or 404."""
     expected = expected_other_kind(plan_type, acting)
+    assert expected is not None, "a pair's type names the other participant's kind"
     if other_id in (directory.users if expected is Kind.USER else directory.companies):
         return Identity(expected, other_id), False
     # Not where it should be: look in the other table only now, to tell a wrong kind (422) from an unknown id (404).
@@ -141,8 +147,14 @@ async def plan_conversation(
     # there); a group's under both.
     directory = await load_directory(
         session,
-        [*([acting.entity_id] if acting.kind is Kind.USER else []), *(others_ids if other_kind is not Kind.COMPANY else [])],
-        [*([acting.entity_id] if acting.kind is Kind.COMPANY else []), *(others_ids if other_kind is not Kind.USER else [])],
+        [
+            *([acting.entity_id] if acting.kind is Kind.USER else []),
+            *(others_ids if other_kind is not Kind.COMPANY else []),
+        ],
+        [
+            *([acting.entity_id] if acting.kind is Kind.COMPANY else []),
+            *(others_ids if other_kind is not Kind.USER else []),
+        ],
         with_mirror=True,
     )
     placeholder_ok = settings.unknown_participants is UnknownParticipants.PLACEHOLDER

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import UNREAD_PREDICATE, ConversationParticipant
+from onecrew_chat.runtime import Runtime
 
 RUNTIME_KEY = "unread_cache"
 MAX_ENTRIES = 100_000
@@ -100,9 +101,9 @@ class UnreadCache:
             self._entries.clear()
 
 
-def unread_cache(runtime) -> UnreadCache:
+def unread_cache(runtime: Runtime) -> UnreadCache:
     """The process-wide cache, created on first use and kept in `runtime.extras`."""
-    cache = runtime.extras.get(RUNTIME_KEY)
+    cache: UnreadCache | None = runtime.extras.get(RUNTIME_KEY)
     if cache is None:
         cache = runtime.extras[RUNTIME_KEY] = UnreadCache(runtime.settings.unread_cache_ttl_s)
     return cache

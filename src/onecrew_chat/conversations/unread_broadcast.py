@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 
 import asyncpg
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onecrew_chat.logging import get_logger
 from onecrew_chat.conversations.unread import UnreadCache, unread_cache
+from onecrew_chat.logging import get_logger
+from onecrew_chat.runtime import Runtime
 
 log = get_logger(__name__)
 
@@ -85,7 +86,7 @@ class UnreadListener:
             connection = None
             try:
                 connection = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
-                connection.add_termination_listener(lambda _connection: lost.set())
+                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._on_notify)
                 self._cache.invalidate_all()  # whatever was sent while nobody listened is lost
                 self.listening.set()
@@ -115,7 +116,7 @@ class UnreadListener:
                 await asyncio.wait_for(self._task, timeout=CONNECT_TIMEOUT_S)
 
 
-async def _first(*awaitables) -> None:
+async def _first(*awaitables: Awaitable[object]) -> None:
     tasks = [asyncio.ensure_future(a) for a in awaitables]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -124,7 +125,7 @@ async def _first(*awaitables) -> None:
             task.cancel()
 
 
-async def start_unread_listener(runtime) -> UnreadListener | None:
+async def start_unread_listener(runtime: Runtime) -> UnreadListener | None:
     """The listener for this process on PostgreSQL (None on SQLite, whose single process needs none)."""
     url = runtime.engine.url
     if url.get_backend_name() != "postgresql":

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.directory_import.kinds import STATUSES, DirectoryKind, Outcome, rejected, validate
 from onecrew_chat.directory_import.writes import upsert_members, upsert_parties
-from onecrew_chat.directory_schemas import DirectoryBody, MemberRecord
+from onecrew_chat.directory_schemas import CompanyRecord, DirectoryBody, MemberRecord, UserRecord
 from onecrew_chat.logging import get_logger
 
 log = get_logger(__name__)
@@ -41,7 +41,7 @@ async def write_records(session: AsyncSession, kind: DirectoryKind, records: Seq
         return []
     if kind.party is None:
         return await upsert_members(session, cast(Sequence[MemberRecord], records))
-    return await upsert_parties(session, kind.party, records)
+    return await upsert_parties(session, kind.party, cast(Sequence[UserRecord | CompanyRecord], records))
 
 
 async def apply_rows(
@@ -58,7 +58,10 @@ async def apply_rows(
     for outcome in outcomes:
         counts[outcome.status] += 1
     log.debug(
-        "directory_import.batch_applied", kind=kind.name, rows=len(rows), **counts,
+        "directory_import.batch_applied",
+        kind=kind.name,
+        rows=len(rows),
+        **counts,
         sync_queued=sum(outcome.sync_queued for outcome in outcomes),
     )
     return outcomes

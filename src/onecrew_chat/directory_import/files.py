@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import csv
 import gzip
+import io
 import json
 import sys
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import IO
+from typing import cast
 
 from onecrew_chat.directory_import.kinds import DirectoryKind
 from onecrew_chat.directory_import.rows import SourceError, SourceRefused, SourceRow
@@ -36,10 +37,10 @@ def format_of(path: str, given: str | None) -> str:
     raise SourceRefused(f"cannot tell the format of {path!r} from its suffix: name it .jsonl or .csv (.gz allowed)")
 
 
-def _open(path: str) -> IO[bytes]:
+def _open(path: str) -> io.BufferedIOBase:
     """The file's bytes, decompressed when it is gzipped (by suffix, or by its magic bytes on standard input)."""
     if path == STDIN:
-        raw = sys.stdin.buffer
+        raw = cast(io.BufferedReader, sys.stdin.buffer)  # binary standard input is buffered
         return gzip.GzipFile(fileobj=raw, mode="rb") if raw.peek(2)[:2] == _GZIP_MAGIC else raw
     try:
         return gzip.open(path, "rb") if path.lower().endswith(".gz") else open(path, "rb")  # noqa: SIM115
@@ -47,7 +48,7 @@ def _open(path: str) -> IO[bytes]:
         raise SourceRefused(f"cannot open {path}: {exc.strerror or exc}") from None
 
 
-def _lines(stream: IO[bytes]) -> Iterator[Line]:
+def _lines(stream: io.BufferedIOBase) -> Iterator[Line]:
     try:
         for number, raw in enumerate(stream, start=1):
             try:

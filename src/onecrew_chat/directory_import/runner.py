@@ -64,9 +64,15 @@ class Summary:
     def as_dict(self) -> dict[str, Any]:
         """The summary as `--json` prints it."""
         return {
-            "kind": self.kind, "source": self.source, "read": self.read, **self.counts,
-            "identity_syncs_queued": self.sync_queued, "changed": self.changed, "batches": self.batches,
-            "seconds": round(self.seconds, 3), "stopped": self.stopped,
+            "kind": self.kind,
+            "source": self.source,
+            "read": self.read,
+            **self.counts,
+            "identity_syncs_queued": self.sync_queued,
+            "changed": self.changed,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+            "stopped": self.stopped,
             "rejections": [{self.position_word: position, "error": error} for position, error in self.rejections],
         }
 
@@ -122,8 +128,13 @@ async def run_import(
         await source.close()
     summary.rejections.sort()
     log.info(
-        "directory_import.finished", kind=kind.name, source=source.name, **summary.counts,
-        identity_syncs_queued=summary.sync_queued, batches=summary.batches, seconds=round(summary.seconds, 3),
+        "directory_import.finished",
+        kind=kind.name,
+        source=source.name,
+        **summary.counts,
+        identity_syncs_queued=summary.sync_queued,
+        batches=summary.batches,
+        seconds=round(summary.seconds, 3),
         stopped=summary.stopped,
     )
     return summary

@@ -47,7 +47,8 @@ class SqlSource:
             async with self.engine.connect() as conn:
                 # The operator's own query (a setting), wrapped to count its rows.
                 counted = text(f"SELECT count(*) FROM ({self.query}) AS import_rows")  # noqa: S608
-                return (await conn.execute(counted)).scalar_one()
+                count: int = (await conn.execute(counted)).scalar_one()
+                return count
         except (SQLAlchemyError, OSError) as exc:
             raise SourceRefused(f"cannot run the SELECT on {self.name}: {_words(exc)}") from None
 

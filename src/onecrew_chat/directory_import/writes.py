@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onecrew_chat import directory
 from onecrew_chat.db import utcnow
 from onecrew_chat.directory_import.kinds import Outcome, Status, rejected
-from onecrew_chat.directory_schemas import DirectoryBody, MemberRecord
+from onecrew_chat.directory_schemas import CompanyRecord, MemberRecord, UserRecord
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Company, CompanyMember, StreamIdentity, User
+from onecrew_chat.sync.queue import enqueue_identity_sync
 
 PARTY_KEY = ("id",)
 MEMBER_KEY = ("company_id", "user_id")
@@ -65,22 +66,22 @@ async def _mirror_flags(session: AsyncSession, stream_ids: Sequence[str]) -> dic
 
 
 async def upsert_parties(
-    session: AsyncSession, party: directory.Party, records: Sequence[DirectoryBody]
+    session: AsyncSession, party: directory.Party, records: Sequence[UserRecord | CompanyRecord]
 ) -> list[Outcome]:
     """Write users or companies with distinct ids; one outcome per record, in order.
 
     A record equal to the stored row writes nothing. When the name or image of an identity Stream already
     knows changes (or Stream holds only a placeholder), its `identity.sync` is queued as the PUT queues it.
     """
-    table: Table = party.model.__table__  # type: ignore[assignment]
+    table: Table = party.model.__table__  # type: ignore[assignment]  # typed FromClause; a mapped class has a Table
     fields = party.fields
     shown = ("name", party.image_field)
-    ids = [getattr(record, "id") for record in records]
+    ids = [record.id for record in records]
     stored = await stored_rows(session, table, PARTY_KEY, fields, [(entity_id,) for entity_id in ids])
     stream_ids = [Identity(party.kind, entity_id).stream_id for entity_id in ids]
     mirrored = await _mirror_flags(session, stream_ids)
     now = utcnow()
-    writes: list[dict] = []
+    writes: list[dict[str, Any]] = []
     plans: list[tuple[Status, bool]] = []
     for entity_id, record in zip(ids, records, strict=True):
         values = record.values()
@@ -100,7 +101,7 @@ async def upsert_parties(
     for stream_id, (status, changed) in zip(stream_ids, plans, strict=True):
         sync = directory.identity_sync_needed(mirrored.get(stream_id), changed=changed)
         if sync:
-            await directory.enqueue_identity_sync(session, stream_id)
+            await enqueue_identity_sync(session, stream_id)
         outcomes.append(Outcome(status, sync_queued=sync))
     return outcomes
 
@@ -111,13 +112,13 @@ async def _known(session: AsyncSession, model: type[User] | type[Company], ids: 
 
 async def upsert_members(session: AsyncSession, records: Sequence[MemberRecord]) -> list[Outcome]:
     """Write memberships with distinct (company_id, user_id); one outcome per record, in order."""
-    table: Table = CompanyMember.__table__  # type: ignore[assignment]
+    table: Table = CompanyMember.__table__  # type: ignore[assignment]  # typed FromClause; a mapped class has a Table
     companies = await _known(session, Company, {record.company_id for record in records})
     users = await _known(session, User, {record.user_id for record in records})
     keys = [(record.company_id, record.user_id) for record in records]
     stored = await stored_rows(session, table, MEMBER_KEY, MEMBER_FIELDS, keys)
     now = utcnow()
-    writes: list[dict] = []
+    writes: list[dict[str, Any]] = []
     outcomes: list[Outcome] = []
     for key, record in zip(keys, records, strict=True):
         if record.company_id not in companies:

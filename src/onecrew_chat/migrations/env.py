@@ -3,6 +3,7 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from onecrew_chat.database_url import driver_target
@@ -12,7 +13,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -25,7 +26,9 @@ def _run(connection) -> None:
 
 async def _run_async() -> None:
     # DATABASE_URL's libpq parameters (sslmode, ...) become asyncpg's connect arguments here too.
-    target = driver_target(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None, "db.alembic_config sets sqlalchemy.url"
+    target = driver_target(url)
     engine = create_async_engine(target.url, connect_args=target.connect_args)
     try:
         async with engine.connect() as connection:

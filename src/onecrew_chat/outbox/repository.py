@@ -100,8 +100,15 @@ async def add(
     insert = (postgresql.insert if _postgres(session) else sqlite.insert)(OutboxMessage)
     statement = (
         insert.values(
-            kind=kind, payload=dict(payload), dedupe_key=dedupe_key, status=PENDING, attempts=0, version=0,
-            next_attempt_at=due, created_at=now, updated_at=now,
+            kind=kind,
+            payload=dict(payload),
+            dedupe_key=dedupe_key,
+            status=PENDING,
+            attempts=0,
+            version=0,
+            next_attempt_at=due,
+            created_at=now,
+            updated_at=now,
         )
         .on_conflict_do_update(
             index_elements=[OutboxMessage.kind, OutboxMessage.dedupe_key],
@@ -164,9 +171,7 @@ async def claim_one(session: AsyncSession, *, lease_s: float) -> Claim | None:
 
 def _held(claim: Claim) -> Any:
     """Rows still leased to this claim."""
-    return and_(
-        OutboxMessage.id == claim.id, OutboxMessage.lease_token == claim.token, OutboxMessage.status == PENDING
-    )
+    return and_(OutboxMessage.id == claim.id, OutboxMessage.lease_token == claim.token, OutboxMessage.status == PENDING)
 
 
 async def _guarded(session: AsyncSession, condition: Any, **values: Any) -> bool:
@@ -190,8 +195,11 @@ async def _rerun(session: AsyncSession, claim: Claim, **values: Any) -> str:
 async def record_done(session: AsyncSession, claim: Claim) -> str:
     """The run succeeded: DONE, RERUN (work was folded in meanwhile, the row is due again) or LOST."""
     if await _guarded(
-        session, and_(_held(claim), OutboxMessage.version == claim.version),
-        status=DONE, attempts=OutboxMessage.attempts + 1, **_UNLEASE,
+        session,
+        and_(_held(claim), OutboxMessage.version == claim.version),
+        status=DONE,
+        attempts=OutboxMessage.attempts + 1,
+        **_UNLEASE,
     ):
         return DONE
     return await _rerun(session, claim)
@@ -200,9 +208,12 @@ async def record_done(session: AsyncSession, claim: Claim) -> str:
 async def record_retry(session: AsyncSession, claim: Claim, error: str, delay_s: float) -> str:
     """Count a failed try and make the row due `delay_s` from now: "retry", or LOST."""
     done = await _guarded(
-        session, _held(claim),
-        attempts=OutboxMessage.attempts + 1, next_attempt_at=utcnow() + timedelta(seconds=max(0.0, delay_s)),
-        last_error=error[:_ERROR_LIMIT], **_UNLEASE,
+        session,
+        _held(claim),
+        attempts=OutboxMessage.attempts + 1,
+        next_attempt_at=utcnow() + timedelta(seconds=max(0.0, delay_s)),
+        last_error=error[:_ERROR_LIMIT],
+        **_UNLEASE,
     )
     return "retry" if done else LOST
 
@@ -213,8 +224,12 @@ async def record_dead(session: AsyncSession, claim: Claim, error: str) -> str:
     A row that received new work during the failed run is not given up on: the new work gets its own try.
     """
     if await _guarded(
-        session, and_(_held(claim), OutboxMessage.version == claim.version),
-        status=DEAD, attempts=OutboxMessage.attempts + 1, last_error=error[:_ERROR_LIMIT], **_UNLEASE,
+        session,
+        and_(_held(claim), OutboxMessage.version == claim.version),
+        status=DEAD,
+        attempts=OutboxMessage.attempts + 1,
+        last_error=error[:_ERROR_LIMIT],
+        **_UNLEASE,
     ):
         OUTBOX_DEAD.labels(claim.kind).inc()
         log.error("outbox.dead", id=claim.id, kind=claim.kind, attempts=claim.attempts + 1, error=error[:500])
@@ -242,10 +257,14 @@ async def mark_done(session: AsyncSession, message: OutboxMessage) -> bool:
     done = await _guarded(
         session,
         and_(
-            OutboxMessage.id == message.id, OutboxMessage.status == PENDING,
-            OutboxMessage.version == message.version, _unleased(now),
+            OutboxMessage.id == message.id,
+            OutboxMessage.status == PENDING,
+            OutboxMessage.version == message.version,
+            _unleased(now),
         ),
-        status=DONE, attempts=OutboxMessage.attempts + 1, **_UNLEASE,
+        status=DONE,
+        attempts=OutboxMessage.attempts + 1,
+        **_UNLEASE,
     )
     if done:
         for name, value in (("status", DONE), ("attempts", message.attempts + 1), *_UNLEASE.items()):
@@ -259,7 +278,10 @@ async def give_up(session: AsyncSession, message: OutboxMessage, error: str) -> 
     dead = await _guarded(
         session,
         and_(OutboxMessage.id == message.id, OutboxMessage.status == PENDING, _unleased(now)),
-        status=DEAD, attempts=OutboxMessage.attempts + 1, last_error=error[:_ERROR_LIMIT], **_UNLEASE,
+        status=DEAD,
+        attempts=OutboxMessage.attempts + 1,
+        last_error=error[:_ERROR_LIMIT],
+        **_UNLEASE,
     )
     if dead:
         OUTBOX_DEAD.labels(message.kind).inc()
@@ -287,9 +309,7 @@ async def list_messages(
 ) -> list[OutboxMessage]:
     """Rows of one status or several (default: all), dead first, then oldest first (`onecrew-chat outbox list`)."""
     query = (
-        select(OutboxMessage)
-        .order_by(case((OutboxMessage.status == DEAD, 0), else_=1), OutboxMessage.id)
-        .limit(limit)
+        select(OutboxMessage).order_by(case((OutboxMessage.status == DEAD, 0), else_=1), OutboxMessage.id).limit(limit)
     )
     if isinstance(status, str):
         query = query.where(OutboxMessage.status == status)
@@ -339,13 +359,9 @@ async def requeue(session: AsyncSession, ids: Sequence[int] | None = None) -> in
 async def purge_done(session: AsyncSession, *, older_than: datetime, batch: int) -> int:
     """Delete up to `batch` done rows finished before `older_than`; returns how many (the caller commits)."""
     doomed = (
-        select(OutboxMessage.id)
-        .where(OutboxMessage.status == DONE, OutboxMessage.updated_at < older_than)
-        .limit(batch)
+        select(OutboxMessage.id).where(OutboxMessage.status == DONE, OutboxMessage.updated_at < older_than).limit(batch)
     )
     result = await session.execute(
-        delete(OutboxMessage)
-        .where(OutboxMessage.id.in_(doomed))
-        .execution_options(synchronize_session=False)
+        delete(OutboxMessage).where(OutboxMessage.id.in_(doomed)).execution_options(synchronize_session=False)
     )
     return rowcount(result)

@@ -76,8 +76,13 @@ def kick(runtime: Any) -> None:
 
 
 async def run_once(
-    runtime: Any, jobs: Jobs, *, limit: int = DEFAULT_LIMIT, stop: asyncio.Event | None = None,
-    config: WorkerConfig | None = None, status: WorkerStatus | None = None,
+    runtime: Any,
+    jobs: Jobs,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    stop: asyncio.Event | None = None,
+    config: WorkerConfig | None = None,
+    status: WorkerStatus | None = None,
 ) -> int:
     """Run due rows one at a time until none is due, `limit` were claimed, `stop` is set or the worker pauses.
 
@@ -156,7 +161,12 @@ def _finished(claim: repository.Claim, outcome: str, started: float, **fields: A
 
 
 async def _record_failure(
-    runtime: Any, jobs: Jobs, config: WorkerConfig, claim: repository.Claim, exc: Exception, started: float,
+    runtime: Any,
+    jobs: Jobs,
+    config: WorkerConfig,
+    claim: repository.Claim,
+    exc: Exception,
+    started: float,
     status: WorkerStatus | None,
 ) -> str:
     """In a fresh short transaction: put the row back (pause), schedule a retry, or dead-letter it."""
@@ -182,8 +192,12 @@ async def _record_failure(
                 outcome = await repository.record_retry(session, claim, error, delay)
                 if outcome == "retry":
                     log.warning(
-                        "outbox.retry", id=claim.id, kind=claim.kind, attempts=claim.attempts + 1,
-                        delay_s=round(delay, 3), error=error[:500],
+                        "outbox.retry",
+                        id=claim.id,
+                        kind=claim.kind,
+                        attempts=claim.attempts + 1,
+                        delay_s=round(delay, 3),
+                        error=error[:500],
                     )
     except asyncio.CancelledError:
         raise
@@ -207,8 +221,13 @@ async def run_forever(runtime: Any, stop: asyncio.Event, jobs: Jobs, *, config: 
         for job in jobs.periodic
         if job.interval_s > 0
     ]
-    log.info("outbox.worker_started", poll_s=config.poll_s, lease_s=config.lease_s, handlers=sorted(jobs.handlers),
-             periodic=[job.name for job in jobs.periodic if job.interval_s > 0])
+    log.info(
+        "outbox.worker_started",
+        poll_s=config.poll_s,
+        lease_s=config.lease_s,
+        handlers=sorted(jobs.handlers),
+        periodic=[job.name for job in jobs.periodic if job.interval_s > 0],
+    )
     try:
         await _run_rounds(runtime, stop, jobs, config, status)
     finally:

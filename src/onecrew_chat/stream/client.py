@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from contextvars import ContextVar
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from functools import partial
+from operator import methodcaller
+from typing import TYPE_CHECKING, Any, Dict
 
 import httpx
 import structlog
@@ -36,6 +38,9 @@ from onecrew_chat.stream.errors import (
     StreamUsersMissing,
     from_api_exception,
 )
+
+if TYPE_CHECKING:
+    from onecrew_chat.config import Settings
 
 log = structlog.get_logger(__name__)  # structlog directly: this package imports nothing else of ours
 
@@ -128,9 +133,10 @@ class StreamGateway:
         self._sdk: AsyncStream | None = None
 
     @classmethod
-    def from_settings(cls, settings) -> StreamGateway:
+    def from_settings(cls, settings: Settings) -> StreamGateway:
         """Build from Settings (STREAM_API_KEY, STREAM_API_SECRET, STREAM_BASE_URL, ONECREW_STREAM_TIMEOUT_S)."""
-        secret = settings.stream_api_secret
+        # A plain str when the settings were copied with model_copy(update=...), which skips validation.
+        secret: Any = settings.stream_api_secret
         return cls(
             api_key=settings.stream_api_key or "",
             api_secret=secret.get_secret_value() if hasattr(secret, "get_secret_value") else (secret or ""),
@@ -153,11 +159,9 @@ class StreamGateway:
             for user in users
         }
         body = UpdateUsersRequest(users=requests).to_dict()
-        await self._call(
-            "UpdateUsers", lambda sdk: sdk.post(_USERS_PATH, _JSON, json=body), batch_ids=list(requests)
-        )
+        await self._call("UpdateUsers", lambda sdk: sdk.post(_USERS_PATH, _JSON, json=body), batch_ids=list(requests))
 
-    async def partial_update_users(self, updates: list[tuple[str, dict, list[str]]]) -> None:
+    async def partial_update_users(self, updates: list[tuple[str, dict[str, Any], list[str]]]) -> None:
         """Apply (id, set, unset) partial updates to up to 100 users; the role can be neither set nor unset."""
         _check_batch("updates", updates)
         if not updates:
@@ -184,7 +188,7 @@ class StreamGateway:
         for start in range(0, len(wanted), MAX_BATCH):
             chunk = wanted[start : start + MAX_BATCH]
             payload = QueryUsersPayload(filter_conditions={"id": {"$in": chunk}}, limit=len(chunk))
-            response = await self._call("QueryUsers", lambda sdk, p=payload: sdk.query_users(payload=p))
+            response = await self._call("QueryUsers", methodcaller("query_users", payload=payload))
             for user in response.data.users:
                 found[user.id] = StreamUserState(id=user.id, name=user.name, image=user.image, role=user.role)
         return found
@@ -198,7 +202,7 @@ class StreamGateway:
         *,
         created_by_id: str,
         member_ids: list[str],
-        custom: dict | None = None,
+        custom: dict[str, Any] | None = None,
     ) -> ChannelState:
         """Get or create the channel with these (≤100) members, created by `created_by_id`; returns Stream's state."""
         if not created_by_id:
@@ -226,9 +230,7 @@ class StreamGateway:
             return
         body = UpdateChannelRequest(add_members=[ChannelMemberRequest(user_id=m) for m in members]).to_dict()
         where = {"type": channel_type, "id": channel_id}
-        await self._call(
-            "UpdateChannel", lambda sdk: sdk.chat.post(_CHANNEL_PATH, _JSON, path_params=where, json=body)
-        )
+        await self._call("UpdateChannel", lambda sdk: sdk.chat.post(_CHANNEL_PATH, _JSON, path_params=where, json=body))
 
     async def get_channel(self, channel_type: str, channel_id: str) -> ChannelState | None:
         """The channel's state found by cid through QueryChannels, or None when Stream has no such channel."""
@@ -272,18 +274,28 @@ class StreamGateway:
         for start in range(0, len(wanted), MAX_BATCH):
             chunk = wanted[start : start + MAX_BATCH]
             payload = json.dumps(
-                {"type": channel_type, "id": channel_id, "filter_conditions": {"id": {"$in": chunk}}, "limit": len(chunk)}
+                {
+                    "type": channel_type,
+                    "id": channel_id,
+                    "filter_conditions": {"id": {"$in": chunk}},
+                    "limit": len(chunk),
+                }
             )
-            response = await self._call(
-                "QueryMembers", lambda sdk, p=payload: sdk.chat.get(_MEMBERS_PATH, _JSON, query_params={"payload": p})
-            )
+            response = await self._call("QueryMembers", partial(_get_members, payload=payload))
             for member in response.data.get("members") or []:
                 user_id = member.get("user_id") or (member.get("user") or {}).get("id")
                 if user_id:
                     found.add(user_id)
         return found
+
     async def query_channels_page(
-        self, filter_conditions: dict, *, sort: list[dict], limit: int, offset: int = 0, member_limit: int = 100
+        self,
+        filter_conditions: dict[str, Any],
+        *,
+        sort: list[dict[str, Any]],
+        limit: int,
+        offset: int = 0,
+        member_limit: int = 100,
     ) -> list[dict[str, Any]]:
         """One page (at most 30) of channel states as plain JSON: channel, members, the last message and read state."""
         if not 1 <= limit <= MAX_CHANNELS_PER_QUERY:
@@ -303,7 +315,14 @@ class StreamGateway:
     # --- messages ------------------------------------------------------------------------------------
 
     async def send_message(
-        self, channel_type: str, channel_id: str, *, message_id: str, user_id: str, text: str, custom: dict | None = None
+        self,
+        channel_type: str,
+        channel_id: str,
+        *,
+        message_id: str,
+        user_id: str,
+        text: str,
+        custom: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Send a message with a caller-chosen id as `user_id` (server side); Stream refuses an id it already has."""
         if not message_id or not user_id:
@@ -343,7 +362,6 @@ class StreamGateway:
         """Enable (and optionally template) push for one event type and provider (UpsertPushTemplate)."""
         await self._call("UpsertPushTemplate", lambda sdk: sdk.post(_PUSH_TEMPLATES_PATH, _JSON, json=dict(template)))
 
-
     async def update_app_settings(self, *, webhook_url: str | None) -> None:
         """Point Stream's webhooks at `webhook_url` (None switches them off)."""
         await self._call("UpdateApp", lambda sdk: sdk.update_app(webhook_url=webhook_url or ""))
@@ -356,7 +374,8 @@ class StreamGateway:
         """A Stream user token (HS256 with user_id, iat and exp), signed locally; no HTTP call."""
         if not user_id:
             raise ValueError("user_id is required")
-        return self._client("CreateToken").create_token(user_id, expiration=int(ttl_s))
+        token: str = self._client("CreateToken").create_token(user_id, expiration=int(ttl_s))
+        return token
 
     async def close(self) -> None:
         """Close the HTTP pool."""
@@ -411,7 +430,13 @@ class StreamGateway:
         return response
 
 
-def _check_batch(what: str, items: Iterable) -> None:
+def _get_members(sdk: AsyncStream, payload: str) -> Awaitable[Any]:
+    """QueryMembers (GET with the JSON payload in the query string)."""
+    answer: Awaitable[Any] = sdk.chat.get(_MEMBERS_PATH, _JSON, query_params={"payload": payload})
+    return answer
+
+
+def _check_batch(what: str, items: Iterable[object]) -> None:
     count = len(list(items))
     if count > MAX_BATCH:
         raise ValueError(f"at most {MAX_BATCH} {what} per Stream call, got {count}")

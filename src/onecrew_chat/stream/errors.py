@@ -54,7 +54,7 @@ class StreamError(Exception):
 class StreamTransientError(StreamError):
     """Worth retrying later: network failure, timeout, 5xx or 429."""
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs):
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after_s = retry_after_s
 
@@ -66,7 +66,7 @@ class StreamUnavailable(StreamTransientError):
 class StreamRateLimited(StreamTransientError):
     """HTTP 429; `reset_at` is the epoch second from x-ratelimit-reset, `retry_after_s` the wait as of raising."""
 
-    def __init__(self, message: str, *, reset_at: float | None = None, **kwargs):
+    def __init__(self, message: str, *, reset_at: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.reset_at = reset_at
 
@@ -78,7 +78,7 @@ class StreamRequestError(StreamError):
 class StreamUsersMissing(StreamRequestError):
     """Stream's "users ... don't exist" error; `missing_ids` are the ids it named."""
 
-    def __init__(self, message: str, *, missing_ids: list[str], **kwargs):
+    def __init__(self, message: str, *, missing_ids: list[str], **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.missing_ids = list(missing_ids)
 
@@ -86,7 +86,7 @@ class StreamUsersMissing(StreamRequestError):
 class StreamBatchError(StreamRequestError):
     """A user batch (upsert or partial update) was refused as a whole; `bad_id` is the id Stream named, if any."""
 
-    def __init__(self, message: str, *, bad_id: str | None = None, **kwargs):
+    def __init__(self, message: str, *, bad_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.bad_id = bad_id
 
@@ -154,7 +154,8 @@ def _named_id(exc: Any, message: str, batch_ids: list[str]) -> str | None:
 def _reset_at(exc: Any) -> float | None:
     info = exc.rate_limit_info
     if info is not None:
-        return info.reset.timestamp()
+        reset: float = info.reset.timestamp()
+        return reset
     response = exc.http_response
     raw = response.headers.get("x-ratelimit-reset") if response is not None else None
     for part in (raw or "").split(","):

@@ -69,7 +69,7 @@ class RetryPolicy:
 
     def backoff_s(self, attempt: int) -> float:
         """The full-jitter wait before retry number `attempt` (0-based)."""
-        return self.rng() * min(self.cap_s, self.base_s * (2**attempt))
+        return self.rng() * min(self.cap_s, self.base_s * (2.0**attempt))
 
     async def run(
         self,

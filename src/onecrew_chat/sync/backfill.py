@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from sqlalchemy import literal, select
 
@@ -18,6 +19,7 @@ from onecrew_chat.db import unit_of_work
 from onecrew_chat.identity import Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Company, StreamIdentity, User
+from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import StreamBatchError
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import BATCH, IdentityBatch, is_fresh, record
@@ -27,7 +29,11 @@ log = get_logger(__name__)
 
 PAGE = 500  # directory rows read per query
 BATCH_DEADLINE_S = 90.0  # one batch may wait out a whole rate-limit window (Stream's are per minute)
-PARTIES = ((User, Kind.USER, user_profile), (Company, Kind.COMPANY, company_profile))
+# The table, its kind and its profile builder (which takes that table's row).
+PARTIES: tuple[tuple[type[User] | type[Company], Kind, Callable[[Any], Profile]], ...] = (
+    (User, Kind.USER, user_profile),
+    (Company, Kind.COMPANY, company_profile),
+)
 
 
 @dataclass
@@ -54,7 +60,9 @@ class BackfillReport:
 class Backfill:
     """One run: reads the directory page by page and sends full batches as they fill up."""
 
-    def __init__(self, runtime, report: BackfillReport, batch: int, progress: Callable[[BackfillReport], None] | None):
+    def __init__(
+        self, runtime: Runtime, report: BackfillReport, batch: int, progress: Callable[[BackfillReport], None] | None
+    ):
         self.runtime = runtime
         self.report = report
         self.batch = batch
@@ -82,7 +90,7 @@ class Backfill:
                     break
                 for row, mirrored in page:
                     await self.sort(to_profile(row), mirrored)
-                after = page[-1][0].id
+                after = cast(User | Company, page[-1][0]).id
                 if self.progress is not None:
                     self.progress(self.report)
         await self.flush(self.missing, partial=False)
@@ -138,7 +146,11 @@ class Backfill:
 
 
 async def backfill_identities(
-    runtime, *, batch: int = BATCH, dry_run: bool = False, progress: Callable[[BackfillReport], None] | None = None
+    runtime: Runtime,
+    *,
+    batch: int = BATCH,
+    dry_run: bool = False,
+    progress: Callable[[BackfillReport], None] | None = None,
 ) -> BackfillReport:
     """Upsert (or update) every directory identity the mirror lacks or holds stale, `batch` (≤100) per call."""
     if not 1 <= batch <= BATCH:

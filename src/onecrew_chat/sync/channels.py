@@ -17,14 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import CursorResult, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.identity import ConversationType, Identity
+from onecrew_chat.identity import ConversationType, Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity
 from onecrew_chat.outbox import repository as outbox
@@ -67,8 +68,10 @@ class ProvisionResult:
 
 def participant_identities(conversation: Conversation) -> list[Identity]:
     """The conversation's participants as Stream identities, creator first (participants must be loaded)."""
-    creator = Identity(conversation.created_by_type, conversation.created_by_id)
-    others = sorted({Identity(p.participant_type, p.participant_id) for p in conversation.participants} - {creator})
+    creator = Identity(Kind(conversation.created_by_type), conversation.created_by_id)
+    others = sorted(
+        {Identity(Kind(p.participant_type), p.participant_id) for p in conversation.participants} - {creator}
+    )
     return [creator, *others]
 
 
@@ -111,9 +114,7 @@ async def is_settled(
 async def load_conversation(session: AsyncSession, conversation_id: str) -> Conversation | None:
     """A conversation with its participants, by internal id or by channel id (one query)."""
     result: Conversation | None = await session.scalar(
-        select(Conversation)
-        .where(_is(conversation_id))
-        .options(selectinload(Conversation.participants))
+        select(Conversation).where(_is(conversation_id)).options(selectinload(Conversation.participants))
     )
     return result
 
@@ -172,7 +173,7 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], conversation_id:
             .values(provision_lease_token=token, provision_lease_until=now + timedelta(seconds=hold_s))
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:
+        if cast(CursorResult[Any], result).rowcount == 1:
             return token
         row = (
             await session.execute(
@@ -255,9 +256,7 @@ async def call_stream(
     )
     to_add, missing = members_to_add(member_ids, state)
     for members in chunks(to_add):
-        await deadline.run(
-            lambda members=members: stream.add_members(kind, channel_id, members), repair=repair, name="UpdateChannel"
-        )
+        await deadline.run(partial(stream.add_members, kind, channel_id, members), repair=repair, name="UpdateChannel")
     if missing:
         log.warning("channel.repaired", channel_id=channel_id, added=missing[:10], count=len(missing))
     result = ProvisionResult(
@@ -314,7 +313,9 @@ async def finish(
                 conversation = await load_conversation(session, conversation_id)
             if conversation is None:
                 raise LookupError(f"conversation {conversation_id} vanished while claimed")
-            batch = await read_identities(session, participant_identities(conversation), profiles=profiles, mirror=mirror)
+            batch = await read_identities(
+                session, participant_identities(conversation), profiles=profiles, mirror=mirror
+            )
         await call_stream(runtime.stream, conversation, batch, deadline, placeholder_ok=placeholder_ok)
         async with unit_of_work(sessionmaker) as session:
             await record(session, batch)
@@ -330,4 +331,3 @@ async def finish(
         raise
     finally:
         process_waiters.release(conversation_id, event)
-

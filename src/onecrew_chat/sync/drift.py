@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from onecrew_chat.models import Conversation
 from onecrew_chat.stream.client import ChannelState, StreamUserState
@@ -92,7 +93,7 @@ class Report:
         """All drift found, of every kind."""
         return sum(self.drift.values())
 
-    def log_fields(self) -> dict:
+    def log_fields(self) -> dict[str, Any]:
         """The fields of the `reconcile.finished` log line."""
         return {
             "repair": self.repair,

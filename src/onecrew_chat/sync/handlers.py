@@ -6,9 +6,9 @@ connection is held while they wait on Stream. Dead-letter handlers run in the tr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import or_, update
+from sqlalchemy import CursorResult, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.db import utcnow
@@ -54,7 +54,7 @@ async def provisioning_failed(session: AsyncSession, payload: dict[str, Any], er
         .values(chat_status=FAILED, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount:
+    if cast(CursorResult[Any], result).rowcount:
         log.error("conversation.provisioning_failed", conversation_id=conversation_id, error=error[:500])
 
 
@@ -63,7 +63,9 @@ async def sync_identity(runtime: Runtime, payload: dict[str, Any]) -> None:
     stream_id = str(payload["stream_id"])
     deadline = Deadline(runtime.settings.provision_deadline_s)
     try:
-        sent = await sync_identities(runtime.sessionmaker, runtime.stream, [Identity.parse(stream_id)], deadline=deadline)
+        sent = await sync_identities(
+            runtime.sessionmaker, runtime.stream, [Identity.parse(stream_id)], deadline=deadline
+        )
     except IdentityNotFound:
         log.info("identity.sync_skipped", stream_id=stream_id, reason="not in the directory")
         return

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -122,7 +123,9 @@ class IdentityBatch:
         """The directory's profile of an identity this batch read (None: not in the directory)."""
         return self.profiles.get(identity)
 
-    def needs(self, identities: Iterable[Identity], *, placeholder_ok: bool) -> tuple[list[Profile], list[Profile], list[Identity]]:
+    def needs(
+        self, identities: Iterable[Identity], *, placeholder_ok: bool
+    ) -> tuple[list[Profile], list[Profile], list[Identity]]:
         """(missing, stale, unknown): what Stream must be sent; IdentityNotFound for an unknown id without placeholders."""
         missing: list[Profile] = []
         stale: list[Profile] = []
@@ -175,7 +178,7 @@ class IdentityBatch:
         for batch in chunks(profiles):
             users = [stream_user(p) for p in batch]
             try:
-                await deadline.run(lambda users=users: stream.upsert_users(users), name="UpdateUsers")
+                await deadline.run(partial(stream.upsert_users, users), name="UpdateUsers")
             except StreamBatchError as exc:
                 log.error("identities.upsert_failed", bad_id=exc.bad_id, batch=len(batch), error=str(exc))
                 raise
@@ -189,13 +192,16 @@ class IdentityBatch:
             while batch:
                 updates = [partial_update(p) for p in batch]
                 try:
-                    await deadline.run(
-                        lambda updates=updates: stream.partial_update_users(updates), name="UpdateUsersPartial"
-                    )
+                    await deadline.run(partial(stream.partial_update_users, updates), name="UpdateUsersPartial")
                 except StreamRequestError as exc:
                     lost = lost_ids(exc, batch)
                     if lost is None:
-                        log.error("identities.update_failed", bad_id=getattr(exc, "bad_id", None), batch=len(batch), error=str(exc))
+                        log.error(
+                            "identities.update_failed",
+                            bad_id=getattr(exc, "bad_id", None),
+                            batch=len(batch),
+                            error=str(exc),
+                        )
                         raise
                     log.warning("identities.lost_in_stream", stream_ids=sorted(lost)[:10], count=len(lost))
                     await self.upsert(stream, [p for p in batch if p.stream_id in lost], deadline)
@@ -204,13 +210,15 @@ class IdentityBatch:
                 self._accept(batch)
                 break
 
-    async def add_placeholders(self, stream: StreamGateway, identities: list[Identity], deadline: Deadline) -> list[Profile]:
+    async def add_placeholders(
+        self, stream: StreamGateway, identities: list[Identity], deadline: Deadline
+    ) -> list[Profile]:
         """Minimal Stream users for unknown ids, never overwriting a Stream user that already exists."""
         profiles = [Profile.placeholder_for(i) for i in identities]
         absent: list[Profile] = []
         for batch in chunks(profiles):
             ids = [p.stream_id for p in batch]
-            existing = await deadline.run(lambda ids=ids: stream.query_user_ids(ids), name="QueryUsers")
+            existing = await deadline.run(partial(stream.query_user_ids, ids), name="QueryUsers")
             self._accept([p for p in batch if p.stream_id in existing], external=True)
             absent += [p for p in batch if p.stream_id not in existing]
         await self.upsert(stream, absent, deadline)
@@ -238,7 +246,7 @@ class IdentityBatch:
             to_send.append(profile)
         for batch in chunks(to_send):
             users = [stream_user(p) for p in batch]
-            await deadline.run(lambda users=users: stream.upsert_users(users), name="UpdateUsers")
+            await deadline.run(partial(stream.upsert_users, users), name="UpdateUsers")
             self._accept(batch)
         log.info("identities.repaired", stream_ids=[p.stream_id for p in to_send][:10], count=len(to_send))
 
@@ -350,7 +358,9 @@ async def sync_identities(
     async with unit_of_work(sessionmaker) as session:
         batch = await read_identities(session, wanted, profiles=profiles)
     try:
-        return await batch.send(stream, wanted, placeholder_ok=placeholder_ok, deadline=deadline or Deadline(DEFAULT_DEADLINE_S))
+        return await batch.send(
+            stream, wanted, placeholder_ok=placeholder_ok, deadline=deadline or Deadline(DEFAULT_DEADLINE_S)
+        )
     finally:
         if batch.accepted:
             async with unit_of_work(sessionmaker) as session:

@@ -7,8 +7,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import literal, select
+from sqlalchemy import Select, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.identity import Identity, Kind
@@ -36,9 +37,9 @@ class Profile:
         return self.identity.stream_id
 
     @property
-    def custom(self) -> dict:
+    def custom(self) -> dict[str, Any]:
         """Custom Stream fields (a placeholder says so, so that it can be found and healed)."""
-        custom = {"onecrew_kind": self.identity.kind.value}
+        custom: dict[str, Any] = {"onecrew_kind": self.identity.kind.value}
         if self.placeholder:
             custom["onecrew_placeholder"] = True
         return custom
@@ -91,7 +92,6 @@ class Directory:
         company = self.companies.get(identity.entity_id)
         return company_profile(company) if company else None
 
-
     def update(self, other: Directory) -> None:
         """Add the rows another load found."""
         self.users.update(other.users)
@@ -104,17 +104,26 @@ def stream_id_prefix(kind: Kind) -> str:
     return Identity(kind, _NIL).stream_id.removesuffix(_NIL)
 
 
-async def _load(session: AsyncSession, model, kind: Kind, ids: set[str], directory: Directory, with_mirror: bool) -> dict:
+async def _load(
+    session: AsyncSession,
+    model: type[User] | type[Company],
+    kind: Kind,
+    ids: set[str],
+    directory: Directory,
+    with_mirror: bool,
+) -> dict[str, Any]:
     """Rows of one directory table by id (one query), with their mirror rows joined on when asked."""
     if not ids:
         return {}
-    query = select(model).where(model.id.in_(sorted(ids)))
+    query: Select[Any] = select(model).where(model.id.in_(sorted(ids)))
     if not with_mirror:
         return {row.id: row for row in await session.scalars(query)}
     stream_id = literal(stream_id_prefix(kind)) + model.id
-    query = query.add_columns(StreamIdentity).outerjoin(StreamIdentity, StreamIdentity.stream_id == stream_id)
-    rows = {}
-    for row, mirrored in await session.execute(query):
+    joined: Select[Any, StreamIdentity | None] = query.add_columns(StreamIdentity).outerjoin(
+        StreamIdentity, StreamIdentity.stream_id == stream_id
+    )
+    rows: dict[str, Any] = {}
+    for row, mirrored in await session.execute(joined):
         rows[row.id] = row
         directory.mirror[Identity(kind, row.id).stream_id] = mirrored
     return rows
@@ -136,7 +145,9 @@ async def load_directory_for(session: AsyncSession, conversations: Iterable[Conv
     company_ids: set[str] = set()
     for conversation in conversations:
         for participant in conversation.participants:
-            (user_ids if participant.participant_type == Kind.USER.value else company_ids).add(participant.participant_id)
+            (user_ids if participant.participant_type == Kind.USER.value else company_ids).add(
+                participant.participant_id
+            )
     return await load_directory(session, user_ids, company_ids)
 
 

@@ -34,7 +34,9 @@ async def enqueue_provision(
     """
     if conversation.chat_status == FAILED:
         conversation.chat_status = PROVISIONING
-        log.info("conversation.provisioning_requeued", channel_id=conversation.channel_id, conversation_id=conversation.id)
+        log.info(
+            "conversation.provisioning_requeued", channel_id=conversation.channel_id, conversation_id=conversation.id
+        )
     return await outbox.add(
         session,
         PROVISION,

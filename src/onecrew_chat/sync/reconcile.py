@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import CursorResult, Select, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -30,9 +31,9 @@ from onecrew_chat.metrics import DRIFT_DETECTED
 from onecrew_chat.models import ChannelDrift, Conversation, JobLease, StreamIdentity
 from onecrew_chat.observability.collector import record_reconcile_run
 from onecrew_chat.outbox.worker import kick
+from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.client import MAX_CHANNELS_PER_QUERY
 from onecrew_chat.stream.errors import DeadlineExceeded
-from onecrew_chat.sync.queue import READY
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.drift import (
     CHANNEL_MISSING,
@@ -45,9 +46,9 @@ from onecrew_chat.sync.drift import (
     compare_channel,
     profile_differs,
 )
-from onecrew_chat.sync.queue import enqueue_identity_sync, enqueue_provision
 from onecrew_chat.sync.mirror import BATCH, EXTERNAL_HASH, chunks
 from onecrew_chat.sync.participants import load_profiles
+from onecrew_chat.sync.queue import READY, enqueue_identity_sync, enqueue_provision
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -95,7 +96,7 @@ async def run_lock(sessionmaker: async_sessionmaker[AsyncSession], hold_s: float
             .values(token=token, until=now + timedelta(seconds=hold_s))
             .execution_options(synchronize_session=False)
         )
-    mine = taken.rowcount == 1
+    mine = cast(CursorResult[Any], taken).rowcount == 1
     try:
         yield mine
     finally:
@@ -112,7 +113,7 @@ async def run_lock(sessionmaker: async_sessionmaker[AsyncSession], hold_s: float
 class Run:
     """One reconcile run: its budget, where it is, and what it found."""
 
-    def __init__(self, runtime, report: Report, *, limit: int | None, deadline_s: float, max_calls: int):
+    def __init__(self, runtime: Runtime, report: Report, *, limit: int | None, deadline_s: float, max_calls: int):
         self.runtime = runtime
         self.stream = runtime.stream
         self.report = report
@@ -146,7 +147,10 @@ class Run:
         async with self.runtime.sessionmaker() as session:
             rows = list(
                 await session.scalars(
-                    select(ChannelDrift).where(ChannelDrift.resolved_at.is_(None)).order_by(ChannelDrift.id).limit(MAX_DRIFT_ROWS)
+                    select(ChannelDrift)
+                    .where(ChannelDrift.resolved_at.is_(None))
+                    .order_by(ChannelDrift.id)
+                    .limit(MAX_DRIFT_ROWS)
                 )
             )
             if not rows:
@@ -175,7 +179,11 @@ class Run:
             for row in rows:
                 conversation = conversations.get((row.channel_type, row.channel_id))
                 finding = findings.get(conversation.id) if conversation is not None else None
-                if finding is not None and not finding.drifted and row.detail.get("stream_id") not in finding.unverified:
+                if (
+                    finding is not None
+                    and not finding.drifted
+                    and row.detail.get("stream_id") not in finding.unverified
+                ):
                     agreeing.append(row.id)
             await self.resolve(agreeing)
 
@@ -217,13 +225,17 @@ class Run:
                 return
             self.position = (IDENTITIES, after)
             asked_at = utcnow()
-            present = await self.call(lambda ids=ids: self.stream.query_users(ids), name="QueryUsers")
+            present = await self.call(partial(self.stream.query_users, ids), name="QueryUsers")
             checked += len(ids)
             self.report.identities_checked += len(ids)
             missing = [i for i in ids if i not in present]
             if missing:
                 await self.identities_drifted(IDENTITY_MISSING, missing, asked_at)
-            compared = [row for row in rows if row.stream_id in present and not row.placeholder and row.profile_hash != EXTERNAL_HASH]
+            compared = [
+                row
+                for row in rows
+                if row.stream_id in present and not row.placeholder and row.profile_hash != EXTERNAL_HASH
+            ]
             stale = [
                 row.stream_id
                 for row in compared
@@ -321,19 +333,21 @@ class Run:
         if not conversation_ids:
             return
         async with unit_of_work(self.runtime.sessionmaker) as session:
-            for conversation in await session.scalars(select(Conversation).where(Conversation.id.in_(conversation_ids))):
+            for conversation in await session.scalars(
+                select(Conversation).where(Conversation.id.in_(conversation_ids))
+            ):
                 conversation.stream_verified_at = None  # so the provisioning run does not take it as done
                 await enqueue_provision(session, conversation)
         self.report.provisions_queued += len(conversation_ids)
         kick(self.runtime)
 
-    async def _more(self, query) -> bool:
+    async def _more(self, query: Select[str]) -> bool:
         async with self.runtime.sessionmaker() as session:
             return (await session.scalar(query.limit(1))) is not None
 
 
 async def reconcile(
-    runtime,
+    runtime: Runtime,
     *,
     repair: bool,
     limit: int | None = None,

@@ -53,7 +53,7 @@ async def find_sent(session: AsyncSession, message_id: str) -> OutboxMessage | N
     )
 
 
-async def send_to_stream(stream: StreamGateway, payload: dict, deadline: Deadline) -> bool:
+async def send_to_stream(stream: StreamGateway, payload: dict[str, Any], deadline: Deadline) -> bool:
     """Send the message (retried by error class within the deadline); True when sent now, False when it was there."""
     try:
         await deadline.run(
@@ -72,7 +72,9 @@ async def send_to_stream(stream: StreamGateway, payload: dict, deadline: Deadlin
             raise
         log.info("message.already_in_stream", message_id=payload["message_id"], channel_id=payload["channel_id"])
         return False
-    log.info("message.sent", message_id=payload["message_id"], channel_id=payload["channel_id"], sender=payload["sender"])
+    log.info(
+        "message.sent", message_id=payload["message_id"], channel_id=payload["channel_id"], sender=payload["sender"]
+    )
     return True
 
 
@@ -81,11 +83,15 @@ async def deliver(runtime: Any, payload: dict[str, Any]) -> None:
     async with unit_of_work(runtime.sessionmaker) as session:
         conversation = await session.scalar(
             select(Conversation)
-            .where(Conversation.channel_id == payload["channel_id"], Conversation.channel_type == payload["channel_type"])
+            .where(
+                Conversation.channel_id == payload["channel_id"], Conversation.channel_type == payload["channel_type"]
+            )
             .options(selectinload(Conversation.participants))
         )
         if conversation is None:
-            log.warning("message.conversation_missing", channel_id=payload["channel_id"], message_id=payload["message_id"])
+            log.warning(
+                "message.conversation_missing", channel_id=payload["channel_id"], message_id=payload["message_id"]
+            )
             return
         ready = is_provisioned(conversation)
         if not ready:
@@ -93,7 +99,9 @@ async def deliver(runtime: Any, payload: dict[str, Any]) -> None:
     if not ready:
         raise ChannelNotReady(f"channel {conversation.channel_id} is not provisioned yet")
     sender = Identity.parse(payload["sender"])
-    if (sender.kind.value, sender.entity_id) not in {(p.participant_type, p.participant_id) for p in conversation.participants}:
+    if (sender.kind.value, sender.entity_id) not in {
+        (p.participant_type, p.participant_id) for p in conversation.participants
+    }:
         log.error("message.sender_left", channel_id=conversation.channel_id, sender=payload["sender"])
         return
     await send_to_stream(runtime.stream, payload, Deadline(runtime.settings.provision_deadline_s))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.db import utcnow
-from onecrew_chat.identity import Identity
+from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import DRIFT_DETECTED
 from onecrew_chat.models import ChannelDrift, Conversation, ConversationParticipant, WebhookEvent
@@ -41,7 +42,7 @@ async def record_once(session: AsyncSession, webhook_id: str, event_type: str) -
         .values(id=webhook_id, event_type=event_type[:64], received_at=utcnow())
         .on_conflict_do_nothing(index_elements=["id"])
     )
-    return (await session.execute(statement)).rowcount == 1
+    return cast(CursorResult[Any], await session.execute(statement)).rowcount == 1
 
 
 def _identity(stream_id: str | None) -> Identity | None:
@@ -58,7 +59,7 @@ async def _members(session: AsyncSession, conversation_id: str) -> list[str]:
             ConversationParticipant.conversation_id == conversation_id
         )
     )
-    return [Identity(kind, entity_id).stream_id for kind, entity_id in rows]
+    return [Identity(Kind(kind), entity_id).stream_id for kind, entity_id in rows]
 
 
 async def _move_read_marker(session: AsyncSession, conversation_id: str, identity: Identity, at: datetime) -> None:
@@ -109,7 +110,10 @@ async def _read(session: AsyncSession, event: StreamEvent, conversation_id: str)
 
 async def _drift(session: AsyncSession, event: StreamEvent, members: list[str], webhook_id: str) -> Outcome:
     kind = DRIFT_EVENTS[event.type]
-    detail: dict = {"webhook_id": webhook_id, "event_created_at": event.created_at.isoformat() if event.created_at else None}
+    detail: dict[str, Any] = {
+        "webhook_id": webhook_id,
+        "event_created_at": event.created_at.isoformat() if event.created_at else None,
+    }
     if event.type == "member.removed":
         removed = event.member_user_id or event.user_id
         if removed not in members:

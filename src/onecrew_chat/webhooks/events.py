@@ -34,7 +34,7 @@ def parse_time(value: Any) -> datetime | None:
         return None
 
 
-def _dict(value: Any) -> dict:
+def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
@@ -70,7 +70,7 @@ class StreamEvent:
     thread_id: str | None = None
 
 
-def _channel(payload: dict) -> tuple[str | None, str | None]:
+def _channel(payload: dict[str, Any]) -> tuple[str | None, str | None]:
     channel_type, channel_id = _str(payload.get("channel_type")), _str(payload.get("channel_id"))
     if channel_id is None and _str(payload.get("cid")) and ":" in payload["cid"]:
         channel_type, channel_id = payload["cid"].split(":", 1)
@@ -117,13 +117,15 @@ def parse_event(body: bytes) -> StreamEvent:
     )
 
 
-def _thread_id(payload: dict) -> str | None:
+def _thread_id(payload: dict[str, Any]) -> str | None:
     """The parent message id of a thread read: `thread.parent_message_id` (or a bare `thread_id`)."""
     thread = payload.get("thread")
     if thread is not None and not isinstance(thread, dict):
         return "unknown"  # a thread we cannot name is still not the channel
-    return _str(_dict(thread).get("parent_message_id")) or _str(payload.get("thread_id")) or (
-        "unknown" if thread else None
+    return (
+        _str(_dict(thread).get("parent_message_id"))
+        or _str(payload.get("thread_id"))
+        or ("unknown" if thread else None)
     )
 
 

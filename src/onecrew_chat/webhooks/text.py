@@ -38,9 +38,7 @@ def _continues_previous(char: str) -> bool:
     """True for a code point that is drawn as part of the character before it."""
     point = ord(char)
     return (
-        char == ZWJ
-        or unicodedata.category(char) in ("Mn", "Me", "Mc")
-        or any(point in block for block in _EXTENDERS)
+        char == ZWJ or unicodedata.category(char) in ("Mn", "Me", "Mc") or any(point in block for block in _EXTENDERS)
     )
 
 

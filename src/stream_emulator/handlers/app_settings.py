@@ -8,30 +8,63 @@ from ..errors import input_error
 
 # Every field getstream's AppResponseFields requires, with the values of a fresh app.
 _DEFAULTS = {
-    "id": 1, "name": "stream-emulator", "organization": "stream-emulator", "placement": "",
-    "allow_multi_user_devices": True, "async_url_enrich_enabled": False,
-    "auto_translation_enabled": False, "campaign_enabled": False, "cdn_expiration_seconds": 0,
-    "custom_action_handler_url": "", "disable_auth_checks": False,
-    "disable_permissions_checks": False, "enforce_unique_usernames": "no",
-    "feed_audit_logs_enabled": False, "guest_user_creation_disabled": False,
-    "image_moderation_enabled": False, "max_aggregated_activities_length": 0,
+    "id": 1,
+    "name": "stream-emulator",
+    "organization": "stream-emulator",
+    "placement": "",
+    "allow_multi_user_devices": True,
+    "async_url_enrich_enabled": False,
+    "auto_translation_enabled": False,
+    "campaign_enabled": False,
+    "cdn_expiration_seconds": 0,
+    "custom_action_handler_url": "",
+    "disable_auth_checks": False,
+    "disable_permissions_checks": False,
+    "enforce_unique_usernames": "no",
+    "feed_audit_logs_enabled": False,
+    "guest_user_creation_disabled": False,
+    "image_moderation_enabled": False,
+    "max_aggregated_activities_length": 0,
     "member_custom_on_mentioned_users_enabled": False,
-    "member_custom_on_messages_enabled": False, "member_custom_on_typing_events_enabled": False,
-    "moderation_audio_call_moderation_enabled": False, "moderation_enabled": False,
-    "moderation_keyframe_video_enabled": False, "moderation_llm_configurability_enabled": False,
+    "member_custom_on_messages_enabled": False,
+    "member_custom_on_typing_events_enabled": False,
+    "moderation_audio_call_moderation_enabled": False,
+    "moderation_enabled": False,
+    "moderation_keyframe_video_enabled": False,
+    "moderation_llm_configurability_enabled": False,
     "moderation_multitenant_blocklist_enabled": False,
-    "moderation_video_call_moderation_enabled": False, "moderation_webhook_url": "",
-    "multi_tenant_enabled": False, "permission_version": "v2", "reminders_interval": 0,
-    "sns_key": "", "sns_secret": "", "sns_topic_arn": "", "sqs_key": "", "sqs_secret": "",
-    "sqs_url": "", "suspended": False, "suspended_explanation": "", "use_hook_v2": False,
-    "user_response_time_enabled": False, "webhook_url": "", "event_hooks": [],
-    "user_search_disallowed_roles": [], "webhook_events": [], "call_types": {},
-    "grants": {}, "policies": {},
-    "file_upload_config": {"size_limit": 0}, "image_upload_config": {"size_limit": 0},
-    "push_notifications": {"offline_only": False, "version": "v2",
-                           "apn": {"development": False, "enabled": False},
-                           "firebase": {"enabled": False}, "huawei": {"enabled": False},
-                           "xiaomi": {"enabled": False}},
+    "moderation_video_call_moderation_enabled": False,
+    "moderation_webhook_url": "",
+    "multi_tenant_enabled": False,
+    "permission_version": "v2",
+    "reminders_interval": 0,
+    "sns_key": "",
+    "sns_secret": "",
+    "sns_topic_arn": "",
+    "sqs_key": "",
+    "sqs_secret": "",
+    "sqs_url": "",
+    "suspended": False,
+    "suspended_explanation": "",
+    "use_hook_v2": False,
+    "user_response_time_enabled": False,
+    "webhook_url": "",
+    "event_hooks": [],
+    "user_search_disallowed_roles": [],
+    "webhook_events": [],
+    "call_types": {},
+    "grants": {},
+    "policies": {},
+    "file_upload_config": {"size_limit": 0},
+    "image_upload_config": {"size_limit": 0},
+    "push_notifications": {
+        "offline_only": False,
+        "version": "v2",
+        "apn": {"development": False, "enabled": False},
+        "firebase": {"enabled": False},
+        "huawei": {"enabled": False},
+        "xiaomi": {"enabled": False},
+    },
 }
 
 
@@ -66,8 +99,13 @@ def get_push_templates(call: Call) -> dict:
         raise input_error("push_provider_type is a required field", push_provider_type="required")
     name = call.query.get("push_provider_name") or ""
     stored = call.state.app.get("push_templates") or []
-    return {"templates": [t for t in stored if t["push_provider_type"] == provider_type
-                          and (not name or t.get("push_provider_name", "") == name)]}
+    return {
+        "templates": [
+            t
+            for t in stored
+            if t["push_provider_type"] == provider_type and (not name or t.get("push_provider_name", "") == name)
+        ]
+    }
 
 
 def upsert_push_template(call: Call) -> dict:
@@ -75,16 +113,24 @@ def upsert_push_template(call: Call) -> dict:
     body = drop_nulls(call.body)
     event_type, provider_type = body.get("event_type"), body.get("push_provider_type")
     if event_type not in ("message.new", "message.updated", "reaction.new", "notification.reminder_due"):
-        raise input_error("event_type must be one of message.new, message.updated, reaction.new, "
-                          "notification.reminder_due", event_type="invalid")
+        raise input_error(
+            "event_type must be one of message.new, message.updated, reaction.new, notification.reminder_due",
+            event_type="invalid",
+        )
     if provider_type not in PUSH_PROVIDER_TYPES:
         raise input_error("push_provider_type is a required field", push_provider_type="required")
-    template = {"event_type": event_type, "push_provider_type": provider_type,
-                "push_provider_name": body.get("push_provider_name", ""),
-                "enable_push": bool(body.get("enable_push", False)),
-                "template": body.get("template", "")}
+    template = {
+        "event_type": event_type,
+        "push_provider_type": provider_type,
+        "push_provider_name": body.get("push_provider_name", ""),
+        "enable_push": bool(body.get("enable_push", False)),
+        "template": body.get("template", ""),
+    }
     key = (event_type, provider_type, template["push_provider_name"])
-    stored = [t for t in call.state.app.get("push_templates") or []
-              if (t["event_type"], t["push_provider_type"], t["push_provider_name"]) != key]
+    stored = [
+        t
+        for t in call.state.app.get("push_templates") or []
+        if (t["event_type"], t["push_provider_type"], t["push_provider_name"]) != key
+    ]
     call.state.app["push_templates"] = [*stored, template]
     return {"template": template}

@@ -18,8 +18,10 @@ from .messages import create_message
 from .tasks import new_task
 
 MAX_OFFSET = 1000
-DISTINCT_ERROR = ("cannot add members to the distinct channel they don't belong to, please "
-                  "create a new distinct channel with the desired members")
+DISTINCT_ERROR = (
+    "cannot add members to the distinct channel they don't belong to, please "
+    "create a new distinct channel with the desired members"
+)
 
 
 def _check_type(channel_type: str) -> None:
@@ -29,11 +31,12 @@ def _check_type(channel_type: str) -> None:
 
 def _check_id(channel_id: str) -> None:
     if "!" in channel_id:
-        raise input_error("Cannot create a channel with a '!' in the ID, this is a reserved "
-                          "character.")
+        raise input_error("Cannot create a channel with a '!' in the ID, this is a reserved character.")
     if len(channel_id) > 64 or not CHANNEL_ID.fullmatch(channel_id):
-        raise input_error(f"channel id {channel_id} is not valid: only letters, numbers, _ and "
-                          "- are allowed, at most 64 characters", id="invalid channel id")
+        raise input_error(
+            f"channel id {channel_id} is not valid: only letters, numbers, _ and - are allowed, at most 64 characters",
+            id="invalid channel id",
+        )
 
 
 def _tags(name: str, value: Any) -> list[str]:
@@ -54,8 +57,7 @@ def _invite_answer(call: Call, channel: Channel, body: dict) -> tuple[Member, bo
     user_id = call.acting_user_id(body)
     member = channel.members.get(user_id)
     if member is None or not member.invited:
-        raise input_error(f"user {user_id} has no pending invite to channel {channel.cid}",
-                          user_id="not invited")
+        raise input_error(f"user {user_id} has no pending invite to channel {channel.cid}", user_id="not invited")
     return member, accept
 
 
@@ -85,13 +87,14 @@ def _state(call: Call, channel: Channel, body: dict) -> dict:
     if body.get("state") is False:
         limit = 0
     members = (body.get("members") or {}).get("limit") or 100
-    return call.dialect.channel_state(channel, call.state.users,
-                                      messages=25 if limit is None else int(limit),
-                                      member_limit=int(members))
+    return call.dialect.channel_state(
+        channel, call.state.users, messages=25 if limit is None else int(limit), member_limit=int(members)
+    )
 
 
-def _create(call: Call, channel_type: str, channel_id: str, data: dict,
-            members: list[tuple[str, str | None, dict]]) -> dict:
+def _create(
+    call: Call, channel_type: str, channel_id: str, data: dict, members: list[tuple[str, str | None, dict]]
+) -> dict:
     body = call.body
     creator = creator_id(call, data)
     cid = f"{channel_type}:{channel_id}"
@@ -111,8 +114,7 @@ def _create(call: Call, channel_type: str, channel_id: str, data: dict,
     channel = Channel(channel_type, channel_id, creator, now)
     _write_data(channel, data, replace=False)
     for user_id, role, custom in members + [i for i in invites if i[0] not in member_ids]:
-        member = Member(user_id, now, role or "channel_member",
-                        "owner" if user_id == creator else "member", custom)
+        member = Member(user_id, now, role or "channel_member", "owner" if user_id == creator else "member", custom)
         member.invited = user_id in invited_ids
         channel.members[user_id] = member
         channel.reads[user_id] = Read(now)
@@ -128,8 +130,7 @@ def get_or_create(call: Call) -> dict:
     _check_type(channel_type)
     _check_id(channel_id)
     data = drop_nulls(call.body.get("data"))
-    return _create(call, channel_type, channel_id, data,
-                   parse_members("data.members", data.get("members")))
+    return _create(call, channel_type, channel_id, data, parse_members("data.members", data.get("members")))
 
 
 def get_or_create_distinct(call: Call) -> dict:
@@ -156,8 +157,11 @@ def update(call: Call) -> dict:
     add_tags = _tags("add_filter_tags", body.get("add_filter_tags"))
     remove_tags = _tags("remove_filter_tags", body.get("remove_filter_tags"))
     # add_moderators makes each user a member (if not one yet) with the moderator role.
-    adds = adds + [(uid, "channel_moderator", {}) for uid in promote
-                   if uid not in channel.members and uid not in {a[0] for a in adds}]
+    adds = adds + [
+        (uid, "channel_moderator", {})
+        for uid in promote
+        if uid not in channel.members and uid not in {a[0] for a in adds}
+    ]
     if channel.distinct and any(m[0] not in channel.members for m in adds + invites):
         raise StreamError(NOT_ALLOWED, DISTINCT_ERROR)
     invite_answer = _invite_answer(call, channel, body)
@@ -203,8 +207,7 @@ def update(call: Call) -> dict:
         channel.updated_at = now
     response: dict[str, Any] = {}
     message = body.get("message")
-    if isinstance(message, dict) and (message.get("text") or message.get("user_id")
-                                       or message.get("user")):
+    if isinstance(message, dict) and (message.get("text") or message.get("user_id") or message.get("user")):
         created = create_message(call, channel, message)
         response["message"] = call.dialect.message(channel, created, call.state.users)
     for member in added:
@@ -230,8 +233,7 @@ def update_partial(call: Call) -> dict:
             channel.custom.pop(key, None)
     channel.updated_at = now_ns()
     users = call.state.users
-    return {"channel": call.dialect.channel(channel, users),
-            "members": call.dialect.members(channel, users)}
+    return {"channel": call.dialect.channel(channel, users), "members": call.dialect.members(channel, users)}
 
 
 def _drop(call: Call, channel: Channel) -> dict:
@@ -265,8 +267,18 @@ def delete_many(call: Call) -> dict:
 def _channel_field(channel: Channel, field: str) -> Any:
     if field == "members":
         return list(channel.members)
-    if field in ("cid", "type", "id", "created_by_id", "created_at", "updated_at", "frozen",
-                 "disabled", "team", "last_message_at"):
+    if field in (
+        "cid",
+        "type",
+        "id",
+        "created_by_id",
+        "created_at",
+        "updated_at",
+        "frozen",
+        "disabled",
+        "team",
+        "last_message_at",
+    ):
         return getattr(channel, field)
     if field == "filter_tags":
         return list(channel.filter_tags)
@@ -285,9 +297,8 @@ def query(call: Call) -> dict:
     offset = check_offset(body, MAX_OFFSET)
     found = [c for c in call.state.channels.values() if matches(c, conditions, _channel_field)]
     sort = normalize_sort(body.get("sort")) or [("last_updated", -1)]
-    found = sort_items(found, sort, _channel_field)[offset:offset + limit]
+    found = sort_items(found, sort, _channel_field)[offset : offset + limit]
     messages = int(body.get("message_limit") if body.get("message_limit") is not None else 25)
     members = int(body.get("member_limit") or 100)
     users = call.state.users
-    return {"channels": [call.dialect.channel_state(c, users, messages=messages,
-                                                    member_limit=members) for c in found]}
+    return {"channels": [call.dialect.channel_state(c, users, messages=messages, member_limit=members) for c in found]}

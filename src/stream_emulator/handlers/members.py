@@ -44,9 +44,8 @@ def query(call: Call) -> dict:
             return member.custom[name]
         return user.custom.get(name) if user is not None else None
 
-    found = [m for m in channel.members.values()
-             if matches(m, payload.get("filter_conditions") or {}, field)]
+    found = [m for m in channel.members.values() if matches(m, payload.get("filter_conditions") or {}, field)]
     found = sort_items(found, normalize_sort(payload.get("sort")), field)
     limit = min(int(payload.get("limit") or 100), 300)
     offset = int(payload.get("offset") or 0)
-    return {"members": [call.dialect.member(m, users) for m in found[offset:offset + limit]]}
+    return {"members": [call.dialect.member(m, users) for m in found[offset : offset + limit]]}

@@ -8,9 +8,23 @@ from .. import clock
 from ..call import Call, check_batch, check_user_id
 from ..errors import input_error
 
-MEMBER_BUILTINS = frozenset({"user_id", "user", "channel_role", "role", "invited",
-                             "is_moderator", "custom", "status", "created_at", "updated_at",
-                             "banned", "shadow_banned", "notifications_muted"})
+MEMBER_BUILTINS = frozenset(
+    {
+        "user_id",
+        "user",
+        "channel_role",
+        "role",
+        "invited",
+        "is_moderator",
+        "custom",
+        "status",
+        "created_at",
+        "updated_at",
+        "banned",
+        "shadow_banned",
+        "notifications_muted",
+    }
+)
 
 
 def parse_members(name: str, items: Any) -> list[tuple[str, str | None, dict]]:
@@ -22,11 +36,9 @@ def parse_members(name: str, items: Any) -> list[tuple[str, str | None, dict]]:
         elif isinstance(item, dict):
             user_id = item.get("user_id") or (item.get("user") or {}).get("id")
             if not user_id:
-                raise input_error(f"{name}[].user_id is a required field",
-                                  **{name: "user_id required"})
+                raise input_error(f"{name}[].user_id is a required field", **{name: "user_id required"})
             custom = dict(item.get("custom") or {})
-            custom.update((k, v) for k, v in item.items()
-                          if k not in MEMBER_BUILTINS and v is not None)
+            custom.update((k, v) for k, v in item.items() if k not in MEMBER_BUILTINS and v is not None)
             parsed.append((user_id, item.get("channel_role"), custom))
         else:
             raise input_error(f"{name} must hold user ids or member objects")
@@ -42,8 +54,9 @@ def missing_ids(call: Call, user_ids: list[str]) -> list[str]:
     missing: list[str] = []
     for user_id in user_ids:
         user = users.get(user_id)
-        usable = user is not None and user.deleted_at is None and (
-            not delay_s or now - born.get(user_id, 0.0) >= delay_s)
+        usable = (
+            user is not None and user.deleted_at is None and (not delay_s or now - born.get(user_id, 0.0) >= delay_s)
+        )
         if not usable and user_id not in missing:
             missing.append(user_id)
     return missing
@@ -61,7 +74,8 @@ def creator_id(call: Call, data: dict) -> str | None:
         created_by_id = created_by
     if created_by_id is None:
         if call.caller.is_server:
-            raise input_error("either data.created_by or data.created_by_id must be provided "
-                              "when using server side auth.")
+            raise input_error(
+                "either data.created_by or data.created_by_id must be provided when using server side auth."
+            )
         return call.caller.user_id
     return check_user_id(created_by_id, "data.created_by_id")

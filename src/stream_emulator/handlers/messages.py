@@ -11,11 +11,30 @@ from ..errors import input_error, not_found
 from ..state import Channel, Message, Read
 from . import threads
 
-MESSAGE_BUILTINS = frozenset({
-    "id", "text", "type", "user", "user_id", "attachments", "mentioned_users", "parent_id",
-    "show_in_channel", "silent", "pinned", "pin_expires", "pinned_at", "quoted_message_id",
-    "html", "mml", "poll_id", "restricted_visibility", "custom", "cid",
-})
+MESSAGE_BUILTINS = frozenset(
+    {
+        "id",
+        "text",
+        "type",
+        "user",
+        "user_id",
+        "attachments",
+        "mentioned_users",
+        "parent_id",
+        "show_in_channel",
+        "silent",
+        "pinned",
+        "pin_expires",
+        "pinned_at",
+        "quoted_message_id",
+        "html",
+        "mml",
+        "poll_id",
+        "restricted_visibility",
+        "custom",
+        "cid",
+    }
+)
 
 
 def create_message(call: Call, channel: Channel, raw: dict) -> Message:
@@ -33,14 +52,16 @@ def create_message(call: Call, channel: Channel, raw: dict) -> Message:
     if channel.message(message_id) is not None:
         raise input_error(f"message with id {message_id} already exists")
     parent = threads.parent_of(channel, raw["parent_id"]) if "parent_id" in raw else None
-    visible_to = [check_user_id(uid, "message.restricted_visibility")
-                  for uid in check_batch("restricted_visibility",
-                                         raw.get("restricted_visibility"))]
+    visible_to = [
+        check_user_id(uid, "message.restricted_visibility")
+        for uid in check_batch("restricted_visibility", raw.get("restricted_visibility"))
+    ]
     custom = dict(raw.get("custom") or {})
     custom.update((k, v) for k, v in raw.items() if k not in MESSAGE_BUILTINS)
     now = now_ns()
-    message = Message(message_id, str(raw.get("text") or ""), sender, now, custom,
-                      "regular" if parent is None else "reply")
+    message = Message(
+        message_id, str(raw.get("text") or ""), sender, now, custom, "regular" if parent is None else "reply"
+    )
     message.restricted_visibility = visible_to
     channel.messages.append(message)
     if parent is not None:
@@ -92,15 +113,21 @@ def mark_read(call: Call) -> dict:
     message_id = body.get("message_id")
     now = now_ns()
     time = call.dialect.time
-    event = {"type": "message.read", "cid": channel.cid, "channel_id": channel.id,
-             "channel_type": channel.type, "created_at": time(now),
-             "user": call.dialect.user(user)}
+    event = {
+        "type": "message.read",
+        "cid": channel.cid,
+        "channel_id": channel.id,
+        "channel_type": channel.type,
+        "created_at": time(now),
+        "user": call.dialect.user(user),
+    }
     if body.get("thread_id"):
         parent = threads.mark_thread_read(channel, user.id, str(body["thread_id"]), now)
         event["thread"] = threads.thread_body(channel, parent, time)
         if call.webhooks_on:
-            events.channel_event(call, "message.read", channel, user_id=user.id,
-                                 thread=threads.thread_body(channel, parent, rfc3339))
+            events.channel_event(
+                call, "message.read", channel, user_id=user.id, thread=threads.thread_body(channel, parent, rfc3339)
+            )
         return {"event": event}
     if message_id and channel.message(message_id) is None:
         raise not_found(f"message {message_id} does not exist")
@@ -113,9 +140,16 @@ def mark_read(call: Call) -> dict:
         extra = {"last_read_message_id": message_id} if message_id else {}
         events.channel_event(call, "message.read", channel, user_id=user.id, **extra)
         total, unread_channels = _unread_totals(call, user.id)
-        events.channel_event(call, "notification.mark_read", channel, user_id=user.id,
-                             total_unread_count=total, unread_channels=unread_channels,
-                             unread_count=total, **extra)
+        events.channel_event(
+            call,
+            "notification.mark_read",
+            channel,
+            user_id=user.id,
+            total_unread_count=total,
+            unread_channels=unread_channels,
+            unread_count=total,
+            **extra,
+        )
     return {"event": event}
 
 
@@ -150,13 +184,20 @@ def counts_for(call: Call, user_id: str) -> dict:
         if user_id not in channel.members or read is None or not read.unread_messages:
             continue
         total += read.unread_messages
-        per_channel.append({"channel_id": channel.cid, "unread_count": read.unread_messages,
-                            "last_read": time(read.last_read)})
-        bucket = per_type.setdefault(channel.type, {"channel_type": channel.type,
-                                                    "channel_count": 0, "unread_count": 0})
+        per_channel.append(
+            {"channel_id": channel.cid, "unread_count": read.unread_messages, "last_read": time(read.last_read)}
+        )
+        bucket = per_type.setdefault(
+            channel.type, {"channel_type": channel.type, "channel_count": 0, "unread_count": 0}
+        )
         bucket["channel_count"] += 1
         bucket["unread_count"] += read.unread_messages
     unread_threads = threads.unread_threads(call.state, user_id, time)
-    return {"total_unread_count": total, "total_unread_threads_count": len(unread_threads),
-            "total_unread_count_by_team": {}, "channels": per_channel,
-            "channel_type": list(per_type.values()), "threads": unread_threads}
+    return {
+        "total_unread_count": total,
+        "total_unread_threads_count": len(unread_threads),
+        "total_unread_count_by_team": {},
+        "channels": per_channel,
+        "channel_type": list(per_type.values()),
+        "threads": unread_threads,
+    }

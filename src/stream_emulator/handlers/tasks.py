@@ -13,8 +13,13 @@ def new_task(call: Call, result: dict) -> str:
     """Store a completed task with its result; returns its id."""
     task_id = str(uuid.uuid4())
     now = now_ns()
-    call.state.tasks[task_id] = {"task_id": task_id, "status": "completed", "created_at": now,
-                                 "updated_at": now, "result": result}
+    call.state.tasks[task_id] = {
+        "task_id": task_id,
+        "status": "completed",
+        "created_at": now,
+        "updated_at": now,
+        "result": result,
+    }
     return task_id
 
 

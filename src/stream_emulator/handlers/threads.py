@@ -10,7 +10,8 @@ thread only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..call import Call, drop_nulls
 from ..errors import StreamError, input_error, not_found
@@ -32,8 +33,7 @@ def parent_of(channel: Channel, parent_id: object) -> Message:
     if parent is None:
         raise input_error(f"parent message {parent_id} does not exist", parent_id="not found")
     if parent.parent_id is not None:
-        raise StreamError(MULTIPLE_NESTING, "a reply cannot be the parent of another reply: "
-                          "threads are one level deep")
+        raise StreamError(MULTIPLE_NESTING, "a reply cannot be the parent of another reply: threads are one level deep")
     return parent
 
 
@@ -55,8 +55,7 @@ def add_reply(channel: Channel, parent: Message, reply: Message) -> None:
         if read is None:
             read = reads[parent.id] = Read(parent.created_at)
         if user_id == reply.user_id:
-            read.last_read, read.last_read_message_id, read.unread_messages = (
-                reply.created_at, reply.id, 0)
+            read.last_read, read.last_read_message_id, read.unread_messages = (reply.created_at, reply.id, 0)
         else:
             read.unread_messages += 1
 
@@ -73,22 +72,29 @@ def mark_thread_read(channel: Channel, user_id: str, thread_id: str, now: int) -
 
 def thread_body(channel: Channel, parent: Message, time: Callable[[int], Any]) -> dict:
     """The `thread` of a thread's message.read event (`time` writes the dialect's times)."""
-    return {"parent_message_id": parent.id, "channel_cid": channel.cid,
-            "reply_count": parent.reply_count,
-            "participant_count": len(participants(channel, parent)),
-            "created_at": time(parent.created_at)}
+    return {
+        "parent_message_id": parent.id,
+        "channel_cid": channel.cid,
+        "reply_count": parent.reply_count,
+        "participant_count": len(participants(channel, parent)),
+        "created_at": time(parent.created_at),
+    }
 
 
-def unread_threads(state: "State", user_id: str, time: Callable[[int], Any]) -> list[dict]:
+def unread_threads(state: State, user_id: str, time: Callable[[int], Any]) -> list[dict]:
     """The user's threads with unread replies, as the unread endpoints list them."""
     threads = []
     for channel in state.channels.values():
         for parent_id, read in channel.thread_reads.get(user_id, {}).items():
             if read.unread_messages:
-                threads.append({"parent_message_id": parent_id,
-                                "unread_count": read.unread_messages,
-                                "last_read": time(read.last_read),
-                                "last_read_message_id": read.last_read_message_id or ""})
+                threads.append(
+                    {
+                        "parent_message_id": parent_id,
+                        "unread_count": read.unread_messages,
+                        "last_read": time(read.last_read),
+                        "last_read_message_id": read.last_read_message_id or "",
+                    }
+                )
     return threads
 
 
@@ -114,8 +120,12 @@ def get_replies(call: Call) -> dict:
         raise input_error(f"limit must be between 1 and {MAX_REPLIES}", limit="invalid")
     replies = [m for m in channel.messages if m.parent_id == parent_id]
     ids = [m.id for m in replies]
-    for key, keep in (("id_lt", lambda i, at: i < at), ("id_lte", lambda i, at: i <= at),
-                      ("id_gt", lambda i, at: i > at), ("id_gte", lambda i, at: i >= at)):
+    for key, keep in (
+        ("id_lt", lambda i, at: i < at),
+        ("id_lte", lambda i, at: i <= at),
+        ("id_gt", lambda i, at: i > at),
+        ("id_gte", lambda i, at: i >= at),
+    ):
         if query.get(key) in ids:
             at = ids.index(query[key])
             replies = [m for i, m in enumerate(replies) if keep(ids.index(m.id), at)]

@@ -42,8 +42,7 @@ def upsert(call: Call) -> dict:
     if not isinstance(users, dict) or not users:
         raise input_error("users is a required field", users="required")
     if len(users) > 100:
-        raise input_error(f"users has {len(users)} items, the maximum is 100",
-                          users="max 100 items")
+        raise input_error(f"users has {len(users)} items, the maximum is 100", users="max 100 items")
     checked = []
     for key, raw in users.items():
         raw = drop_nulls(raw)
@@ -97,8 +96,7 @@ def update_partial(call: Call) -> dict:
     for update in updates:
         update = drop_nulls(update)
         user_id = check_user_id(update.get("id"), "users.id")
-        targets.append((call.require_user(user_id), update.get("set") or {},
-                        update.get("unset") or []))
+        targets.append((call.require_user(user_id), update.get("set") or {}, update.get("unset") or []))
     if not call.caller.is_server:
         for user, _, _ in targets:
             if user.id != call.caller.user_id:
@@ -129,8 +127,19 @@ def update_partial(call: Call) -> dict:
 
 
 def _user_field(user: User, field: str) -> Any:
-    if field in ("id", "role", "name", "image", "language", "teams", "created_at",
-                 "updated_at", "deactivated_at", "deleted_at", "invisible"):
+    if field in (
+        "id",
+        "role",
+        "name",
+        "image",
+        "language",
+        "teams",
+        "created_at",
+        "updated_at",
+        "deactivated_at",
+        "deleted_at",
+        "invisible",
+    ):
         return getattr(user, field)
     if field in ("banned", "online", "shadow_banned"):
         return False
@@ -146,11 +155,15 @@ def query(call: Call) -> dict:
     limit = min(int(payload.get("limit") or 30), 100)
     offset = check_offset(payload, MAX_OFFSET)
     include_deactivated = bool(payload.get("include_deactivated_users"))
-    found = [u for u in call.state.users.values()
-             if u.deleted_at is None and (include_deactivated or u.deactivated_at is None)
-             and matches(u, conditions, _user_field)]
+    found = [
+        u
+        for u in call.state.users.values()
+        if u.deleted_at is None
+        and (include_deactivated or u.deactivated_at is None)
+        and matches(u, conditions, _user_field)
+    ]
     found = sort_items(found, normalize_sort(payload.get("sort")), _user_field)
-    return {"users": [call.dialect.full_user(u) for u in found[offset:offset + limit]]}
+    return {"users": [call.dialect.full_user(u) for u in found[offset : offset + limit]]}
 
 
 def _set_deactivated(user: User, when: int | None) -> None:
@@ -231,8 +244,7 @@ def delete_many(call: Call) -> dict:
     for option in ("user", "messages"):
         mode = call.body.get(option)
         if mode is not None and mode not in DELETE_MODES:
-            raise input_error(f"{option} must be one of soft, pruning, hard",
-                              **{option: "invalid"})
+            raise input_error(f"{option} must be one of soft, pruning, hard", **{option: "invalid"})
     users = _many(call, deleted_ok=True)
     hard = call.body.get("user") == "hard"
     for user in users:

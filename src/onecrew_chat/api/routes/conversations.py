@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
@@ -11,10 +11,10 @@ from pydantic import WithJsonSchema
 from onecrew_chat.access import acting_identity_for_profile
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
 from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
-from onecrew_chat.identity import CHANNEL_ID_PATTERN
-from onecrew_chat.conversations.listing import MAX_LIMIT, MAX_PAGE, MAX_SEARCH, PageRequest, list_conversations
 from onecrew_chat.conversations.heal import open_conversation, prepare
+from onecrew_chat.conversations.listing import MAX_LIMIT, MAX_PAGE, MAX_SEARCH, PageRequest, list_conversations
 from onecrew_chat.conversations.unread import unread_cache, unread_count
+from onecrew_chat.identity import CHANNEL_ID_PATTERN
 from onecrew_chat.schemas import (
     ConversationEnvelope,
     ConversationPageEnvelope,
@@ -52,7 +52,7 @@ ConversationId = Annotated[
     "",
     summary="List the acting profile's conversations, newest activity first",
     response_model=None,
-    responses={200: {"model": ConversationPageEnvelope}} | error_responses(400, 401, 403),
+    responses={200: {"model": ConversationPageEnvelope}, **error_responses(400, 401, 403)},
 )
 async def get_conversations(
     session: SessionDep,
@@ -75,7 +75,7 @@ async def get_conversations(
     "/unread-count",
     summary="How many conversations have a message the profile has not read",
     response_model=None,
-    responses={200: {"model": UnreadCountEnvelope}} | error_responses(400, 401, 403),
+    responses={200: {"model": UnreadCountEnvelope}, **error_responses(400, 401, 403)},
 )
 async def get_unread_count(
     runtime: RuntimeDep,
@@ -87,7 +87,7 @@ async def get_unread_count(
         Query(description="Whose unread count: the user's or the company `company_id`'s"),
     ] = None,
     company_id: CompanyIdQuery = None,
-) -> dict:
+) -> dict[str, Any]:
     """`{unread_count, profile_type, profile_id, cached}`; 400 for a missing or bad profile_type or company_id."""
     identity = await acting_identity_for_profile(session, user_id, profile_type, company_id, required=True)
     result = await unread_count(session, unread_cache(runtime), identity)
@@ -106,9 +106,11 @@ async def get_unread_count(
     "/{conversation_id}",
     summary="One conversation by its channel id (any scheme the app has used)",
     response_model=None,
-    responses={200: {"model": ConversationEnvelope}} | error_responses(400, 401, 404),
+    responses={200: {"model": ConversationEnvelope}, **error_responses(400, 401, 404)},
 )
-async def get_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId) -> dict:
+async def get_conversation(
+    runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId
+) -> dict[str, Any]:
     """The conversation when the caller or one of their companies takes part (else 404); finishes provisioning."""
     return {"success": True, "data": await open_conversation(runtime, user_id, conversation_id)}
 
@@ -117,8 +119,10 @@ async def get_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversa
     "/{conversation_id}/prepare",
     summary="Make sure the channel and every member exist in Stream",
     response_model=None,
-    responses={200: {"model": PrepareEnvelope}} | error_responses(400, 401, 404, 502, 503),
+    responses={200: {"model": PrepareEnvelope}, **error_responses(400, 401, 404, 502, 503)},
 )
-async def prepare_conversation(runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId) -> dict:
+async def prepare_conversation(
+    runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId
+) -> dict[str, Any]:
     """`{id, chat_status, members}`; no Stream call when our records say everything is in place."""
     return {"success": True, "data": await prepare(runtime, user_id, conversation_id)}

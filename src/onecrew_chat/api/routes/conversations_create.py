@@ -78,12 +78,12 @@ async def post_conversation(
         print_=idempotency.fingerprint(body.fingerprint_source()),
         work=lambda claim: create_conversation(runtime, user_id, body, bind=claim.bind, resume_id=claim.resume_id),
     )
-    data = answer.body.get("data") if answer.status == 200 else None
-    if isinstance(data, dict) and is_deferred(data):
+    created = answer.body.get("data") if answer.status == 200 else None
+    if isinstance(created, dict) and is_deferred(created):
         # Not an answer to keep: the retry with the same key must run again and find the conversation ready (a key
         # bound to the conversation it made resumes that conversation).
         if claim is not None:
             await idempotency.release(runtime, claim)
-        return deferred_answer(data)
+        return deferred_answer(created)
     headers = {idempotency.REPLAY_HEADER: "true"} if answer.replayed else {}
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)

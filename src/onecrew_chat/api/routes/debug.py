@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from onecrew_chat.api.deps import RuntimeDep
@@ -17,7 +19,7 @@ RUNTIME_KEY = "db_counters"
 
 
 @router.get("/_debug/process")
-async def process_counters(runtime: RuntimeDep) -> dict:
+async def process_counters(runtime: RuntimeDep) -> dict[str, Any]:
     """`{pid, statements, transactions, commits, rollbacks, pool_checkouts, round_trips}`."""
     counters: DatabaseCounters = runtime.extras[RUNTIME_KEY]
     return {"success": True, "data": counters.snapshot()}

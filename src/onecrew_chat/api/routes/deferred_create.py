@@ -11,6 +11,8 @@ finds the same conversation and finishes provisioning within its own deadline), 
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.responses import JSONResponse
 
 from onecrew_chat.errors import AppError
@@ -33,12 +35,12 @@ class ProvisioningTimeout(AppError):
         )
 
 
-def is_deferred(data: dict) -> bool:
+def is_deferred(data: dict[str, Any]) -> bool:
     """True when a create's conversation is still provisioning in Stream."""
     return (data.get("chat") or {}).get("status") == PROVISIONING
 
 
-def deferred_answer(data: dict) -> JSONResponse:
+def deferred_answer(data: dict[str, Any]) -> JSONResponse:
     """The 408 the app retries, naming the conversation's channel id (it is the same on every retry)."""
     error = ProvisioningTimeout(str(data.get("id")))
     return JSONResponse(

@@ -76,7 +76,7 @@ def _worker_reason(runtime: Any) -> str | None:
     if status.paused:
         return f"worker paused: Stream refuses our credentials ({status.pause_reason}); fix STREAM_API_KEY/SECRET"
     if not status.alive():
-        return "worker not alive: its loop has stopped or made no progress for " f"{status.stale_after_s:g} s"
+        return f"worker not alive: its loop has stopped or made no progress for {status.stale_after_s:g} s"
     return None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from sqlalchemy import update
 
@@ -19,13 +21,11 @@ router = APIRouter(tags=["presence"])
     "/api/chat/heartbeat",
     summary="Record that the user is online",
     response_model=None,
-    responses={200: {"model": HeartbeatEnvelope}} | error_responses(401),
+    responses={200: {"model": HeartbeatEnvelope}, **error_responses(401)},
 )
-async def heartbeat(session: SessionDep, user_id: CurrentUserId) -> dict:
+async def heartbeat(session: SessionDep, user_id: CurrentUserId) -> dict[str, Any]:
     """Stores user.last_seen_at (one UPDATE; a user the directory does not know yet is answered all the same)."""
     now = utcnow()
     # updated_at is kept as it is: it tracks directory changes, not presence.
-    await session.execute(
-        update(User).where(User.id == user_id).values(last_seen_at=now, updated_at=User.updated_at)
-    )
+    await session.execute(update(User).where(User.id == user_id).values(last_seen_at=now, updated_at=User.updated_at))
     return {"success": True, "data": {"last_seen_at": iso(now)}}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,43 +30,43 @@ def _uuid(value: str, what: str) -> str:
         raise Unprocessable(f"{what} must be a uuid, got {value[:64]!r}", code="invalid_id") from None
 
 
-def _ok(data: dict) -> dict:
+def _ok(data: dict[str, Any]) -> dict[str, Any]:
     return {"success": True, "data": data}
 
 
-async def _put(session: AsyncSession, party: directory.Party, entity_id: str, body: DirectoryBody) -> dict:
+async def _put(session: AsyncSession, party: directory.Party, entity_id: str, body: DirectoryBody) -> dict[str, Any]:
     """Upsert a user or company; empty optional fields are stored as absent."""
     entity_id = _uuid(entity_id, f"{party.kind.value} id")
     result = await directory.upsert_party(session, party, entity_id, body.values())
     return _ok(directory.party_out(party, result.row) | {"created": result.created})
 
 
-async def _delete(session: AsyncSession, party: directory.Party, entity_id: str) -> dict:
+async def _delete(session: AsyncSession, party: directory.Party, entity_id: str) -> dict[str, Any]:
     """Remove a user or company (and its memberships); `deleted` says whether it was there."""
     entity_id = _uuid(entity_id, f"{party.kind.value} id")
     return _ok({"id": entity_id, "deleted": await directory.delete_party(session, party, entity_id)})
 
 
 @router.put("/users/{user_id}", response_model=None, responses={200: {"model": UserRecordEnvelope}})
-async def put_user(_caller: ServiceCaller, user_id: str, body: UserIn, session: SessionDep) -> dict:
+async def put_user(_caller: ServiceCaller, user_id: str, body: UserIn, session: SessionDep) -> dict[str, Any]:
     """Create or update a user (name, image_url, category)."""
     return await _put(session, directory.USER, user_id, body)
 
 
 @router.delete("/users/{user_id}", response_model=None, responses={200: {"model": DeletedEnvelope}})
-async def delete_user(_caller: ServiceCaller, user_id: str, session: SessionDep) -> dict:
+async def delete_user(_caller: ServiceCaller, user_id: str, session: SessionDep) -> dict[str, Any]:
     """Remove a user and their memberships from the directory; their conversations stay."""
     return await _delete(session, directory.USER, user_id)
 
 
 @router.put("/companies/{company_id}", response_model=None, responses={200: {"model": CompanyRecordEnvelope}})
-async def put_company(_caller: ServiceCaller, company_id: str, body: CompanyIn, session: SessionDep) -> dict:
+async def put_company(_caller: ServiceCaller, company_id: str, body: CompanyIn, session: SessionDep) -> dict[str, Any]:
     """Create or update a company (name, logo_url, subcategory)."""
     return await _put(session, directory.COMPANY, company_id, body)
 
 
 @router.delete("/companies/{company_id}", response_model=None, responses={200: {"model": DeletedEnvelope}})
-async def delete_company(_caller: ServiceCaller, company_id: str, session: SessionDep) -> dict:
+async def delete_company(_caller: ServiceCaller, company_id: str, session: SessionDep) -> dict[str, Any]:
     """Remove a company and its memberships from the directory; its conversations stay."""
     return await _delete(session, directory.COMPANY, company_id)
 
@@ -74,11 +76,14 @@ async def delete_company(_caller: ServiceCaller, company_id: str, session: Sessi
 )
 async def put_member(
     _caller: ServiceCaller, company_id: str, user_id: str, body: MemberIn, session: SessionDep
-) -> dict:
+) -> dict[str, Any]:
     """Create or update a membership (role, invitation_status); 404 for an unknown company or user."""
     result = await directory.upsert_member(
-        session, _uuid(company_id, "company id"), _uuid(user_id, "user id"),
-        role=body.role, invitation_status=body.invitation_status,
+        session,
+        _uuid(company_id, "company id"),
+        _uuid(user_id, "user id"),
+        role=body.role,
+        invitation_status=body.invitation_status,
     )
     return _ok(directory.member_out(result.row) | {"created": result.created})
 
@@ -86,7 +91,7 @@ async def put_member(
 @router.delete(
     "/companies/{company_id}/members/{user_id}", response_model=None, responses={200: {"model": MemberDeletedEnvelope}}
 )
-async def delete_member(_caller: ServiceCaller, company_id: str, user_id: str, session: SessionDep) -> dict:
+async def delete_member(_caller: ServiceCaller, company_id: str, user_id: str, session: SessionDep) -> dict[str, Any]:
     """Remove a membership."""
     company_id, user_id = _uuid(company_id, "company id"), _uuid(user_id, "user id")
     deleted = await directory.delete_member(session, company_id, user_id)

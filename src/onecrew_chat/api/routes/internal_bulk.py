@@ -148,7 +148,9 @@ async def _put_many(request: Request, session: SessionDep, kind: DirectoryKind) 
     counts = dict.fromkeys(("created", "updated", "unchanged", "rejected"), 0)
     for outcome in outcomes:
         counts[outcome.status] += 1
-    results = [_result(kind, index, row, outcome) for index, (row, outcome) in enumerate(zip(rows, outcomes, strict=True))]
+    results = [
+        _result(kind, index, row, outcome) for index, (row, outcome) in enumerate(zip(rows, outcomes, strict=True))
+    ]
     return {"success": True, "data": {**counts, "results": results}}
 
 
@@ -164,13 +166,17 @@ async def put_users(_caller: ServiceCaller, request: Request, session: SessionDe
     return await _put_many(request, session, USERS)
 
 
-@router.put("/companies", openapi_extra=_body_doc(COMPANIES), summary="Create or update up to 1,000 companies", **_PARTIES)
+@router.put(
+    "/companies", openapi_extra=_body_doc(COMPANIES), summary="Create or update up to 1,000 companies", **_PARTIES
+)
 async def put_companies(_caller: ServiceCaller, request: Request, session: SessionDep) -> dict[str, Any]:
     """Companies `{id, name, logo_url?, subcategory?}`; one outcome per row, all in one transaction."""
     return await _put_many(request, session, COMPANIES)
 
 
-@router.put("/members", openapi_extra=_body_doc(MEMBERS), summary="Create or update up to 1,000 memberships", **_MEMBERS)
+@router.put(
+    "/members", openapi_extra=_body_doc(MEMBERS), summary="Create or update up to 1,000 memberships", **_MEMBERS
+)
 async def put_members(_caller: ServiceCaller, request: Request, session: SessionDep) -> dict[str, Any]:
     """Memberships `{company_id, user_id, role, invitation_status}`; unknown company or user: that row is rejected."""
     return await _put_many(request, session, MEMBERS)

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from onecrew_chat.api.deps import RuntimeDep, ServiceCaller
 from onecrew_chat.conversations import idempotency, on_behalf
 from onecrew_chat.errors import Unprocessable
-from onecrew_chat.identity import Identity, normalize_uuid
+from onecrew_chat.identity import Identity, Kind, normalize_uuid
 from onecrew_chat.schemas import ConversationEnvelope, CreateConversationRequest, Envelope
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
@@ -37,7 +37,7 @@ class Acting(BaseModel):
 
     def identity(self, what: str) -> Identity:
         try:
-            return Identity(self.type, normalize_uuid(self.id))
+            return Identity(Kind(self.type), normalize_uuid(self.id))
         except ValueError:
             raise Unprocessable(f"{what}.id must be a uuid, got {self.id[:64]!r}", code="invalid_id") from None
 
@@ -53,7 +53,9 @@ class ServerMessageIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(description="The Stream message id, chosen by the caller; sending the same id again changes nothing")
+    id: str = Field(
+        description="The Stream message id, chosen by the caller; sending the same id again changes nothing"
+    )
     sender: Acting = Field(description="The participant the message is sent as: {type: user|company, id: uuid}")
     text: Annotated[str, StringConstraints(max_length=5000), AfterValidator(_no_nul)]
     custom_data: dict[str, Any] = Field(
@@ -95,6 +97,7 @@ async def ensure_conversation(
 
     if idempotency_key is None:
         return JSONResponse({"success": True, "data": await on_behalf.ensure_conversation(runtime, acting, request)})
+
     async def work(claim: idempotency.Claim) -> dict[str, Any]:
         return await on_behalf.ensure_conversation(runtime, acting, request, bind=claim.bind, resume_id=claim.resume_id)
 
@@ -114,12 +117,16 @@ async def ensure_conversation(
     summary="Send a server-side message as a participant (idempotent by id)",
     response_model=ServerMessageEnvelope,
 )
-async def post_server_message(_caller: ServiceCaller, runtime: RuntimeDep, conversation_id: str, body: ServerMessageIn) -> dict:
+async def post_server_message(
+    _caller: ServiceCaller, runtime: RuntimeDep, conversation_id: str, body: ServerMessageIn
+) -> dict[str, Any]:
     """`status: sent` when Stream has the message, `queued` when the outbox worker delivers it (Stream down or busy)."""
     if not MESSAGE_ID.match(body.id):
         raise Unprocessable(
             "id must be 1 to 255 letters, digits or . _ : @ - (a uuid is a good choice)", code="invalid_message_id"
         )
     custom = {"custom_data": body.custom_data} if body.custom_data else {}
-    data = await on_behalf.send_message(runtime, conversation_id, body.sender.identity("sender"), body.id, body.text, custom)
+    data = await on_behalf.send_message(
+        runtime, conversation_id, body.sender.identity("sender"), body.id, body.text, custom
+    )
     return {"success": True, "data": data}

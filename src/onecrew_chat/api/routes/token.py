@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from pydantic import WithJsonSchema
@@ -20,17 +20,19 @@ XCompanyId = Annotated[
     WithJsonSchema(COMPANY_ID_SCHEMA),
     Header(description="The same as company_id (which wins), for older clients"),
 ]
-_DOC = {
+_DOC: dict[str, Any] = {
     "summary": "Stream token for the user or one of their companies",
     "response_model": None,
-    "responses": {200: {"model": TokenEnvelope}} | error_responses(400, 401, 403, 413),
+    "responses": {200: {"model": TokenEnvelope}, **error_responses(400, 401, 403, 413)},
 }
 
 
-async def _token(request: Request, runtime: Runtime, user_id: str, query: dict, x_company_id) -> dict:
+async def _token(
+    request: Request, runtime: Runtime, user_id: str, query: dict[str, str | None], x_company_id: str | None
+) -> dict[str, Any]:
     """The query string first, then a JSON body (which may be empty), then X-Company-Id."""
-    query = {name: value for name, value in query.items() if value is not None}
-    token_request = TokenRequest.from_parts(query, await request.body(), x_company_id)
+    given = {name: value for name, value in query.items() if value is not None}
+    token_request = TokenRequest.from_parts(given, await request.body(), x_company_id)
     return {"success": True, "data": await issue_token(runtime, user_id, token_request)}
 
 
@@ -42,7 +44,7 @@ async def post_token(
     profile_type: ProfileTypeQuery = None,
     company_id: CompanyIdQuery = None,
     x_company_id: XCompanyId = None,
-) -> dict:
+) -> dict[str, Any]:
     """profile_type / company_id from the query, a JSON body or X-Company-Id; 400, 401 or 403 otherwise."""
     query = {"profile_type": profile_type, "company_id": company_id}
     return await _token(request, runtime, user_id, query, x_company_id)
@@ -56,7 +58,7 @@ async def get_token(
     profile_type: ProfileTypeQuery = None,
     company_id: CompanyIdQuery = None,
     x_company_id: XCompanyId = None,
-) -> dict:
+) -> dict[str, Any]:
     """The same as POST, for clients that send no body."""
     query = {"profile_type": profile_type, "company_id": company_id}
     return await _token(request, runtime, user_id, query, x_company_id)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 
 from onecrew_chat.api.deps import RuntimeDep
 from onecrew_chat.api.openapi import error_responses, json_body
-from onecrew_chat.logging import get_logger
-from onecrew_chat.metrics import WEBHOOK_EVENTS
 from onecrew_chat.conversations.unread import unread_cache
 from onecrew_chat.conversations.unread_broadcast import announce_unread_change
+from onecrew_chat.logging import get_logger
+from onecrew_chat.metrics import WEBHOOK_EVENTS
 from onecrew_chat.schemas import StreamWebhookEvent, WebhookEnvelope
 from onecrew_chat.webhooks.apply import HANDLED, apply_event
 from onecrew_chat.webhooks.body import signed_body
@@ -27,7 +27,7 @@ log = get_logger(__name__)
     "/api/chat/webhooks/stream",
     summary="Receive Stream webhook events (X-Signature checked)",
     response_model=None,
-    responses={200: {"model": WebhookEnvelope}} | error_responses(400, 401, 413, 415),
+    responses={200: {"model": WebhookEnvelope}, **error_responses(400, 401, 413, 415)},
     openapi_extra=json_body(StreamWebhookEvent),
 )
 async def stream_webhook(
@@ -37,7 +37,7 @@ async def stream_webhook(
         str | None, Header(description="Hex HMAC-SHA256 of the raw body keyed with STREAM_API_SECRET")
     ] = None,
     x_webhook_id: Annotated[str | None, Header(description="Stream's event id; a repeated id changes nothing")] = None,
-) -> dict:
+) -> dict[str, Any]:
     """401 without a valid signature; a repeated X-Webhook-Id is answered 200 and changes nothing.
 
     With `Content-Encoding: gzip` (the Stream app's enable_hook_payload_compression) the body is decompressed first,

@@ -7,7 +7,6 @@ Revises: 0006
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0011"
 down_revision = "0006"
 branch_labels = None

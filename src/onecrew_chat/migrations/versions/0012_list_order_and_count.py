@@ -193,8 +193,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        for table, trigger in (("conversation_participant", "trg_profile_conversation_count_added"),
-                               ("conversation_participant", "trg_profile_conversation_count_removed")):
+        for table, trigger in (
+            ("conversation_participant", "trg_profile_conversation_count_added"),
+            ("conversation_participant", "trg_profile_conversation_count_removed"),
+        ):
             op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
         op.execute("DROP FUNCTION IF EXISTS profile_conversation_count_added()")
         op.execute("DROP FUNCTION IF EXISTS profile_conversation_count_removed()")

@@ -19,10 +19,10 @@ from onecrew_chat.models import AdoptionChannel, Conversation, ConversationParti
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.sync.adoption.plan import PAIR, SKIPPED, Decision
 from onecrew_chat.sync.adoption.report import AdoptionReport
-from onecrew_chat.sync.queue import READY
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import IdentityBatch, is_fresh, load_mirror, record
-from onecrew_chat.sync.participants import load_profiles
+from onecrew_chat.sync.participants import Profile, load_profiles
+from onecrew_chat.sync.queue import READY
 
 log = get_logger(__name__)
 
@@ -30,7 +30,7 @@ BATCH = 100  # channels per transaction (and identities per upsert)
 REPAIR_DEADLINE_S = 90.0  # a batch of upserts may wait out a rate-limit window
 
 
-async def identities_to_send(runtime: Runtime, decisions: list[Decision]) -> tuple[list, dict[str, str]]:
+async def identities_to_send(runtime: Runtime, decisions: list[Decision]) -> tuple[list[Profile], dict[str, str]]:
     """Profiles Stream needs again (damaged by the old backend, or missing or stale in the mirror) and the damage seen."""
     damage: dict[str, str] = {}
     wanted: dict[str, Identity] = {}
@@ -63,7 +63,12 @@ async def repair(runtime: Runtime, decisions: list[Decision], report: AdoptionRe
             if batch.accepted:
                 async with unit_of_work(runtime.sessionmaker) as session:
                     await record(session, batch)
-        log.info("adoption.identities_sent", count=len(profiles), repaired=len(damage), stream_calls=runtime.stream.calls - calls)
+        log.info(
+            "adoption.identities_sent",
+            count=len(profiles),
+            repaired=len(damage),
+            stream_calls=runtime.stream.calls - calls,
+        )
     for stream_id, problem in sorted(damage.items()):
         report.repaired.append({"stream_id": stream_id, "problem": problem})
 
@@ -146,7 +151,10 @@ async def write_batch(runtime: Runtime, decisions: list[Decision]) -> list[Decis
 
 
 async def apply_decisions(
-    runtime: Runtime, decisions: list[Decision], report: AdoptionReport, progress: Callable[[int, int], None] | None = None
+    runtime: Runtime,
+    decisions: list[Decision],
+    report: AdoptionReport,
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Repair, then write, BATCH channels at a time (a dry run only reports)."""
     total = len(decisions)

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.identity import Identity, pair_key
-from onecrew_chat.models import AdoptionChannel, AdoptionPosition, Company, Conversation, User
+from onecrew_chat.models import AdoptionChannel, AdoptionPosition, Base, Company, Conversation, User
 from onecrew_chat.sync.adoption.plan import Known, member_uuids
 from onecrew_chat.sync.adoption.records import ChannelRecord
 from onecrew_chat.sync.adoption.scan import Position
 
 PENDING, SKIPPED = "pending", "skipped"
 IN_CHUNK = 500  # ids per IN (...) list
+T = TypeVar("T")
 
 
-def _chunks(items: list, size: int = IN_CHUNK) -> Iterable[list]:
+def _chunks(items: list[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-def _insert(session: AsyncSession, model):
+def _insert(session: AsyncSession, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(model)
 
 
@@ -59,9 +61,17 @@ class DbLedger:
         async with unit_of_work(self.sessionmaker) as session:
             if records:
                 rows = [{**r.as_row(), "staged_at": utcnow()} for r in records]
-                await session.execute(_insert(session, AdoptionChannel).values(rows).on_conflict_do_nothing(index_elements=["cid"]))
-            values = {"cursor_us": position.cursor_us, "seen_at_cursor": position.seen_at_cursor, "pages": position.pages}
-            statement = _insert(session, AdoptionPosition).values(channel_type=self.channel_type, updated_at=utcnow(), **values)
+                await session.execute(
+                    _insert(session, AdoptionChannel).values(rows).on_conflict_do_nothing(index_elements=["cid"])
+                )
+            values = {
+                "cursor_us": position.cursor_us,
+                "seen_at_cursor": position.seen_at_cursor,
+                "pages": position.pages,
+            }
+            statement = _insert(session, AdoptionPosition).values(
+                channel_type=self.channel_type, updated_at=utcnow(), **values
+            )
             await session.execute(
                 statement.on_conflict_do_update(
                     index_elements=["channel_type"], set_={**values, "updated_at": statement.excluded.updated_at}
@@ -88,7 +98,7 @@ class DbLedger:
                 .values(outcome=PENDING, reason=None, decided_at=None)
                 .execution_options(synchronize_session=False)
             )
-            return int(result.rowcount or 0)
+            return int(cast(CursorResult[Any], result).rowcount or 0)
 
     async def decided(self) -> dict[str, int]:
         """Channels decided by earlier runs, per outcome."""
@@ -121,7 +131,7 @@ class DbLedger:
                 rows = await session.execute(
                     select(Conversation.pair_key, Conversation.channel_id).where(Conversation.pair_key.in_(chunk))
                 )
-                known.pairs.update({key: channel_id for key, channel_id in rows})
+                known.pairs.update({key: channel_id for key, channel_id in rows if key is not None})
             for chunk in _chunks(sorted(user_ids)):
                 known.users.update(await session.scalars(select(User.id).where(User.id.in_(chunk))))
             for chunk in _chunks(sorted(company_ids)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 from onecrew_chat.identity import ConversationType, Identity, Kind, pair_key
 from onecrew_chat.sync.adoption.records import ChannelRecord
@@ -49,7 +50,8 @@ def _shown(ids: list[str]) -> str:
 
 def member_uuids(records: Iterable[ChannelRecord]) -> tuple[set[str], set[str]]:
     """The user and company uuids named by the records' OneCrew member ids (for one directory query per table)."""
-    users, companies = set(), set()
+    users: set[str] = set()
+    companies: set[str] = set()
     for record in records:
         for stream_id in record.member_ids:
             try:
@@ -83,14 +85,18 @@ def classify(record: ChannelRecord, known: Known) -> Decision:
         return Decision(record, SKIPPED, f"{len(identities)} member(s): not a conversation")
     if len(identities) == 2:
         first, second = identities
-        kinds = tuple(sorted((first.kind, second.kind), key=lambda k: k.value))
+        kinds = cast(tuple[Kind, Kind], tuple(sorted((first.kind, second.kind), key=lambda k: k.value)))
         return Decision(
-            record, PAIR, identities=identities, conversation_type=PAIR_TYPES[kinds].value, pair_key=pair_key(first, second)
+            record,
+            PAIR,
+            identities=identities,
+            conversation_type=PAIR_TYPES[kinds].value,
+            pair_key=pair_key(first, second),
         )
     return Decision(record, GROUP, identities=identities, conversation_type=ConversationType.GROUP.value)
 
 
-def newest_first(record: ChannelRecord) -> tuple:
+def newest_first(record: ChannelRecord) -> tuple[datetime, datetime, str]:
     """Sort key: the newest message first, then the newest channel, then the channel id (stable)."""
     return (record.last_message_at or _NEVER, record.created_at or _NEVER, record.channel_id)
 
@@ -111,7 +117,9 @@ def decide(pending: list[ChannelRecord], known: Known) -> list[Decision]:
                 continue
             decision.outcome, decision.winner = DUPLICATE, winner
             decision.reason = (
-                f"the pair already has conversation {winner}" if holder else f"older than {winner}, the pair's newest channel"
+                f"the pair already has conversation {winner}"
+                if holder
+                else f"older than {winner}, the pair's newest channel"
             )
     return decisions
 

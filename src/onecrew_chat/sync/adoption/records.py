@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from onecrew_chat.models import AdoptionChannel
 
 PREVIEW_LENGTH = 200  # the webhook path's preview length
 PLACEHOLDER_NAME = "User"  # what the old backend named ids it could not resolve
@@ -44,7 +47,7 @@ def preview(text: Any) -> str | None:
     return clean if len(clean) <= PREVIEW_LENGTH else clean[: PREVIEW_LENGTH - 1] + "…"
 
 
-def damage_of(user: dict) -> str | None:
+def damage_of(user: dict[str, Any]) -> str | None:
     """What the old backend left wrong on a Stream user: an app-wide role other than user, or the "User" placeholder."""
     problems = []
     role = user.get("role")
@@ -79,7 +82,7 @@ class ChannelRecord:
         """When this member last read the channel, as Stream says."""
         return stream_time(self.reads.get(stream_id))
 
-    def as_row(self) -> dict:
+    def as_row(self) -> dict[str, Any]:
         """The adoption_channel row (outcome pending)."""
         return {
             "cid": self.cid,
@@ -97,15 +100,23 @@ class ChannelRecord:
         }
 
     @classmethod
-    def from_row(cls, row) -> ChannelRecord:
+    def from_row(cls, row: AdoptionChannel) -> ChannelRecord:
         """Back from an adoption_channel row."""
         return cls(
-            row.channel_type, row.channel_id, row.name, list(row.member_ids), row.member_count, row.created_at,
-            row.last_message_at, row.preview, dict(row.reads or {}), dict(row.damaged or {}),
+            row.channel_type,
+            row.channel_id,
+            row.name,
+            list(row.member_ids),
+            row.member_count,
+            row.created_at,
+            row.last_message_at,
+            row.preview,
+            dict(row.reads or {}),
+            dict(row.damaged or {}),
         )
 
 
-def _read_marker(read: dict, last_message_at: datetime | None) -> datetime | None:
+def _read_marker(read: dict[str, Any], last_message_at: datetime | None) -> datetime | None:
     """The member's last read, made to agree with Stream's unread count: 0 unread means read up to the last message."""
     at = stream_time(read.get("last_read"))
     unread = int(read.get("unread_messages") or 0)
@@ -118,10 +129,10 @@ def _read_marker(read: dict, last_message_at: datetime | None) -> datetime | Non
     return at
 
 
-def record_from_state(state: dict) -> ChannelRecord:
+def record_from_state(state: dict[str, Any]) -> ChannelRecord:
     """A ChannelRecord from one QueryChannels channel state (either dialect)."""
-    channel = state.get("channel") or {}
-    custom = channel.get("custom") if isinstance(channel.get("custom"), dict) else channel
+    channel: dict[str, Any] = state.get("channel") or {}
+    custom: dict[str, Any] = channel["custom"] if isinstance(channel.get("custom"), dict) else channel
     members, damaged = [], {}
     for member in state.get("members") or []:
         user = member.get("user") or {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from onecrew_chat.sync.adoption.plan import DUPLICATE, GROUP, PAIR, SKIPPED, Decision
 
@@ -16,11 +17,11 @@ class AdoptionReport:
     channels_read: int = 0  # new to the ledger in this run
     decided_before: dict[str, int] = field(default_factory=dict)  # earlier runs' outcomes: already known, skipped now
     reopened: int = 0  # skipped channels decided again (--retry-skipped)
-    pairs: list[dict] = field(default_factory=list)
-    groups: list[dict] = field(default_factory=list)
-    duplicates: dict[str, dict] = field(default_factory=dict)  # pair_key -> {adopted, others: [...]}
-    skipped: list[dict] = field(default_factory=list)
-    repaired: list[dict] = field(default_factory=list)  # identities the old backend damaged, sent again
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: dict[str, dict[str, Any]] = field(default_factory=dict)  # pair_key -> {adopted, others: [...]}
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    repaired: list[dict[str, Any]] = field(default_factory=list)  # identities the old backend damaged, sent again
     stream_calls: int = 0
     ms: float = 0.0
 
@@ -38,18 +39,20 @@ class AdoptionReport:
             )
             self.duplicates.setdefault(decision.pair_key or "", {"adopted": record.channel_id, "others": []})
         elif decision.outcome == GROUP:
-            self.groups.append({"channel_id": record.channel_id, "name": record.name, "members": len(decision.identities)})
+            self.groups.append(
+                {"channel_id": record.channel_id, "name": record.name, "members": len(decision.identities)}
+            )
         elif decision.outcome == DUPLICATE:
             entry = self.duplicates.setdefault(decision.pair_key or "", {"adopted": decision.winner, "others": []})
             entry["others"].append(record.channel_id)
         elif decision.outcome == SKIPPED:
             self.skipped.append({"channel_id": record.channel_id, "reason": decision.reason})
 
-    def duplicate_pairs(self) -> dict[str, dict]:
+    def duplicate_pairs(self) -> dict[str, dict[str, Any]]:
         """Only the pairs that had more than one channel."""
         return {key: value for key, value in self.duplicates.items() if value["others"]}
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The --json output."""
         return {
             "dry_run": self.dry_run,
@@ -81,7 +84,9 @@ class AdoptionReport:
         for group in self.groups:
             lines.append(f"  group {group['channel_id']}  {group['name'] or '(no name)'}  {group['members']} members")
         for key, entry in self.duplicate_pairs().items():
-            lines.append(f"  duplicates of {key}: kept {entry['adopted']}; left as they are: {', '.join(entry['others'])}")
+            lines.append(
+                f"  duplicates of {key}: kept {entry['adopted']}; left as they are: {', '.join(entry['others'])}"
+            )
         for skipped in self.skipped:
             lines.append(f"  skipped {skipped['channel_id']}: {skipped['reason']}")
         for repaired in self.repaired:

@@ -48,7 +48,9 @@ async def import_channels(
     position = await db.load_position()
     pages_before = position.pages
     try:
-        report.channels_read = await scan_channels(runtime.stream, channel_type, position, ledger, progress=callbacks.on_page)
+        report.channels_read = await scan_channels(
+            runtime.stream, channel_type, position, ledger, progress=callbacks.on_page
+        )
         report.pages = position.pages - pages_before
         report.decided_before = await db.decided()
         pending = await ledger.pending()

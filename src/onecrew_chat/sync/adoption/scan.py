@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from functools import partial
+from typing import Any, Protocol
 
 from onecrew_chat.logging import get_logger
 from onecrew_chat.stream.client import MAX_CHANNELS_PER_QUERY, StreamGateway
@@ -26,9 +27,9 @@ class Position:
     seen_at_cursor: int = 0
     pages: int = 0
 
-    def query(self, channel_type: str) -> tuple[dict, int]:
+    def query(self, channel_type: str) -> tuple[dict[str, Any], int]:
         """The filter and offset of the next page."""
-        conditions: dict = {"type": channel_type}
+        conditions: dict[str, Any] = {"type": channel_type}
         if self.cursor_us:
             conditions["created_at"] = {"$gte": from_us(self.cursor_us).isoformat()}
         return conditions, self.seen_at_cursor
@@ -77,7 +78,7 @@ async def scan_channels(
     while True:
         conditions, offset = position.query(channel_type)
         states = await Deadline(PAGE_DEADLINE_S).run(
-            lambda c=conditions, o=offset: stream.query_channels_page(c, sort=SORT, limit=page_size, offset=o),
+            partial(stream.query_channels_page, conditions, sort=SORT, limit=page_size, offset=offset),
             name="QueryChannels",
         )
         records = [record_from_state(state) for state in states]
@@ -85,7 +86,9 @@ async def scan_channels(
         position.advance(fresh)
         await store.save(fresh, position)
         new_total += len(fresh)
-        log.info("adoption.page", page=position.pages, channels=len(records), new=len(fresh), cursor_us=position.cursor_us)
+        log.info(
+            "adoption.page", page=position.pages, channels=len(records), new=len(fresh), cursor_us=position.cursor_us
+        )
         if progress is not None:
             progress(position.pages, new_total)
         if len(states) < page_size:
