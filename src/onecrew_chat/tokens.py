@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -13,9 +14,10 @@ from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.runtime import Runtime
-from onecrew_chat.stream.errors import StreamError
+from onecrew_chat.stream.errors import DeadlineExceeded, StreamError
+from onecrew_chat.sync.coalescer import coalescer
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import sync_identities
+from onecrew_chat.sync.mirror import read_identities
 from onecrew_chat.sync.queue import enqueue_identity_sync
 
 log = get_logger(__name__)
@@ -60,18 +62,20 @@ def _text(value: object, name: str) -> str | None:
 async def mirror_or_queue(runtime: Runtime, identity: Identity) -> bool:
     """Make sure Stream holds the identity (no call when the mirror is fresh); queue it when Stream fails.
 
-    The token is signed locally, so the app can log in even while Stream is unreachable; the outbox
-    worker then upserts the identity. Returns True when Stream is known to hold it now.
+    A new or changed identity joins the process's open batch (sync.coalescer): the identities of concurrent
+    requests reach Stream in one call. The token is signed locally, so the app can log in even while Stream is
+    unreachable; the outbox worker then upserts the identity. Returns True when Stream is known to hold it now.
     """
+    deadline = Deadline(runtime.settings.provision_deadline_s)
+    async with unit_of_work(runtime.sessionmaker) as session:
+        read = await read_identities(session, [identity])
+    if read.settled([identity]):
+        return True
     try:
-        # The caller's own user may not have reached our directory yet: a valid JWT proves it exists.
-        await sync_identities(
-            runtime.sessionmaker,
-            runtime.stream,
-            [identity],
-            placeholder_ok=identity.kind is Kind.USER,
-            deadline=Deadline(runtime.settings.provision_deadline_s),
-        )
+        try:
+            await asyncio.wait_for(coalescer(runtime).ensure(identity, read), timeout=deadline.remaining_s())
+        except TimeoutError:
+            raise DeadlineExceeded.after("UpdateUsers", None, runtime.settings.provision_deadline_s) from None
         return True
     except StreamError as exc:
         stream_id = identity.stream_id
