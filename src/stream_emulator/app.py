@@ -58,6 +58,7 @@ class EmulatorApp:
     async def _http(self, scope: dict, receive: Any, send: Any) -> None:
         emu = self.emulator
         emu.in_flight += 1
+        emu.max_in_flight = max(emu.max_in_flight, emu.in_flight)
         try:
             await self._serve(scope, receive, send)
         finally:

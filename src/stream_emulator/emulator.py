@@ -51,6 +51,8 @@ class Emulator:
         self.generation = 0
         # Calls being served right now (tests wait for 0 before they reset between cases).
         self.in_flight = 0
+        # The most calls served at once since the last reset (shows whether a client overlaps its calls).
+        self.max_in_flight = 0
         self.v1 = make_v1()
         self.v2 = make_v2()
         self._state: State | None = None
@@ -123,6 +125,7 @@ class Emulator:
         self.log.clear()
         self.webhooks.clear()
         self.rate_limiter.reset()
+        self.max_in_flight = 0
 
     # --- the ASGI app ----------------------------------------------------------------------
 

@@ -195,3 +195,24 @@ async def test_a_keyed_create_that_died_before_recording_is_taken_over_within_se
         await create_conversation(runtime, me, request, bind=stale.bind)
     assert await session.scalar(select(func.count()).select_from(Conversation)) == 1, "one group, not two"
     assert emulator.channel_count() == 1
+
+
+class TestLargeGroups:
+    """A large group's upserts and member batches go to Stream several at a time, not one after another."""
+
+    @pytest.fixture
+    def settings(self, sqlite_only_url, emulator, emulator_server):
+        return make_settings(sqlite_only_url, emulator_server.base_url, provision_deadline_s=10.0)
+
+    async def test_a_group_of_450_sends_its_batches_concurrently(self, client, session, emulator):
+        me = await add_user(session, "Amr")
+        others = await add_users(session, 449)
+        emulator.faults.set_latency(100)  # each call takes a while: sequential calls never overlap
+        body = {"conversation_type": "group", "participant_ids": others, "name": "Whole crew"}
+
+        response = await client.post(URL, json=body, headers=auth(me))
+
+        assert response.status_code == 200, response.text
+        assert len(emulator.get_channel("messaging", response.json()["data"]["id"])["members"]) == 450
+        assert emulator.count("UpdateUsers") == 5 and emulator.count("UpdateChannel") == 4
+        assert emulator.max_in_flight >= 2, "the batches overlapped"

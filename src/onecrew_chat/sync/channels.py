@@ -255,8 +255,17 @@ async def call_stream(
         name="GetOrCreateChannel",
     )
     to_add, missing = members_to_add(member_ids, state)
-    for members in chunks(to_add):
-        await deadline.run(partial(stream.add_members, kind, channel_id, members), repair=repair, name="UpdateChannel")
+    await deadline.each(  # a large group's member batches, several at once
+        [
+            partial(
+                deadline.run,
+                partial(stream.add_members, kind, channel_id, members),
+                repair=repair,
+                name="UpdateChannel",
+            )
+            for members in chunks(to_add)
+        ]
+    )
     if missing:
         log.warning("channel.repaired", channel_id=channel_id, added=missing[:10], count=len(missing))
     result = ProvisionResult(

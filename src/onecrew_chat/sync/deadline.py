@@ -14,6 +14,9 @@ T = TypeVar("T")
 
 # A claim is held for one run's Stream calls (tens of milliseconds): look again soon, not after seconds.
 POLL_CAP_S = 0.1
+# Calls of one run in flight at once (a large group's upserts and member batches): well within Stream's
+# per-second limits (UpdateUsers and UpdateChannel allow about 10 a second).
+CONCURRENT_CALLS = 4
 
 
 class Deadline(RetryPolicy):
@@ -50,3 +53,19 @@ class Deadline(RetryPolicy):
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), wait)
+
+    async def each(self, calls: list[Callable[[], Awaitable[None]]], *, limit: int = CONCURRENT_CALLS) -> None:
+        """Run independent calls of this run at most `limit` at a time; raise the first failure once all ended.
+
+        Every call still ends (none is cancelled midway), so what Stream accepted is known to the caller.
+        """
+        gate = asyncio.Semaphore(limit)
+
+        async def gated(call: Callable[[], Awaitable[None]]) -> None:
+            async with gate:
+                await call()
+
+        results = await asyncio.gather(*(gated(call) for call in calls), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result

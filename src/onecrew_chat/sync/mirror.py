@@ -174,8 +174,9 @@ class IdentityBatch:
         return len(missing) + len(stale) + len(created)
 
     async def upsert(self, stream: StreamGateway, profiles: list[Profile], deadline: Deadline) -> None:
-        """Full upserts, 100 per call, each batch accepted once Stream took it."""
-        for batch in chunks(profiles):
+        """Full upserts, 100 per call (several calls at once), each batch accepted once Stream took it."""
+
+        async def one(batch: list[Profile]) -> None:
             users = [stream_user(p) for p in batch]
             try:
                 await deadline.run(partial(stream.upsert_users, users), name="UpdateUsers")
@@ -185,6 +186,8 @@ class IdentityBatch:
             self._accept(batch)
             for profile in batch:
                 IDENTITIES_UPSERTED.labels(kind=profile.identity.kind.value).inc()
+
+        await deadline.each([partial(one, batch) for batch in chunks(profiles)])
 
     async def update(self, stream: StreamGateway, profiles: list[Profile], deadline: Deadline) -> None:
         """Partial updates for identities Stream already has; ones Stream lost are upserted instead."""
