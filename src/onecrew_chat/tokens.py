@@ -67,13 +67,15 @@ async def mirror_or_queue(runtime: Runtime, identity: Identity) -> bool:
     unreachable; the outbox worker then upserts the identity. Returns True when Stream is known to hold it now.
     """
     deadline = Deadline(runtime.settings.provision_deadline_s)
-    async with unit_of_work(runtime.sessionmaker) as session:
-        read = await read_identities(session, [identity])
+    batches = coalescer(runtime)
+    with batches.arrival():
+        async with unit_of_work(runtime.sessionmaker) as session:
+            read = await read_identities(session, [identity])
     if read.settled([identity]):
         return True
     try:
         try:
-            await asyncio.wait_for(coalescer(runtime).ensure(identity, read), timeout=deadline.remaining_s())
+            await asyncio.wait_for(batches.ensure(identity, read), timeout=deadline.remaining_s())
         except TimeoutError:
             raise DeadlineExceeded.after("UpdateUsers", None, runtime.settings.provision_deadline_s) from None
         return True

@@ -2,11 +2,11 @@
 
 A login wave makes many first-time token requests at once, each needing its identity in Stream. A request whose
 mirror row is fresh never comes here (no call, no wait). The others join the open batch with the profile and mirror
-row they already read; the batch is sent when it holds 100 identities, when no identity joined it for `quiet_s`
-(50 ms) and no earlier batch is still on its way to Stream, or `max_wait_s` (1 s) after it opened, whichever
-comes first (group commit: while Stream answers one batch, the next one fills). A lone first token thus waits
-50 ms more than it would alone; a wave of 1,000 first logins costs 10 calls instead of 1,000 (Stream allows 300
-upserts a minute). One batch costs one `UpdateUsers` call
+row they already read. The batch is sent when it holds 100 identities; or when no identity joined it for
+`quiet_s` (5 ms), no other request is still reading its mirror row on its way here (`arriving`), and no earlier
+batch is still on its way to Stream (group commit: while Stream answers one batch, the next one fills); or
+`max_wait_s` (1 s) after it opened, whichever comes first. A lone first token waits 5 ms more than it would
+alone; a wave of 1,000 first logins costs 10 calls instead of 1,000 (Stream allows 300 upserts a minute). One batch costs one `UpdateUsers` call
 (plus one `QueryUsers` for users the directory does not know yet, which become placeholders) and one short
 transaction that records the mirror rows; then every request of the batch goes on. Stream is called with no
 transaction open, as everywhere else.
@@ -15,6 +15,8 @@ transaction open, as everywhere else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-QUIET_S = 0.05
+QUIET_S = 0.005
 MAX_WAIT_S = 1.0
 _KEY = "identity_coalescer"
 
@@ -72,6 +74,17 @@ class IdentityCoalescer:
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self.batches_sent = 0
+        # Requests between their start and joining (or not needing) a batch: more identities are on their way.
+        self.arriving = 0
+
+    @contextlib.contextmanager
+    def arrival(self) -> Iterator[None]:
+        """Wrap a request's read of its mirror row: while any is reading, a quiet batch waits for it."""
+        self.arriving += 1
+        try:
+            yield
+        finally:
+            self.arriving -= 1
 
     async def ensure(self, identity: Identity, read: IdentityBatch) -> None:
         """Return once Stream holds `identity` (with the profile in `read`); raises what its batch met."""
@@ -97,9 +110,10 @@ class IdentityCoalescer:
         self._timer = loop.call_later(max(0.0, min(self.quiet_s, left)), self._quiet)
 
     def _quiet(self) -> None:
-        """No newcomer for `quiet_s`: send, unless an earlier batch is still on its way and there is time to fill."""
+        """No newcomer for `quiet_s`: send, unless more are arriving or an earlier batch is still on its way to Stream
+        and there is time left to fill this one."""
         loop = asyncio.get_running_loop()
-        if self._sending and loop.time() < self._opened_at + self.max_wait_s:
+        if (self._sending or self.arriving) and loop.time() < self._opened_at + self.max_wait_s:
             self._arm(loop)
             return
         self._send_open()
