@@ -102,7 +102,8 @@ class AppClient:
             self.tally.attempts.append(seen)
             history.append(f"{seen.status}{'/' + seen.code if seen.code else ''}")
             attempt += 1
-            retryable = seen.status == 0 or seen.status >= 500
+            # The app retries a create whose error says "timeout": the 408 `provisioning_timeout` of a deferred one.
+            retryable = seen.status == 0 or seen.status >= 500 or seen.status == 408
             if keyed and seen.status == 409 and seen.code == "idempotency_key_in_use":
                 retryable = True
             if not retryable:

@@ -131,8 +131,8 @@ def api(log_dir: Path, port: int, env: dict[str, str]) -> Managed:
 
 
 def worker(log_dir: Path, name: str, env: dict[str, str]) -> Managed:
-    """`onecrew-chat worker`."""
-    return Managed(name, [str(BIN / "onecrew-chat"), "worker"], env, log_dir)
+    """`onecrew-chat worker` (no metrics port: two workers on one machine would clash on the default one)."""
+    return Managed(name, [str(BIN / "onecrew-chat"), "worker"], env | {"ONECREW_WORKER_METRICS_PORT": "0"}, log_dir)
 
 
 def migrate(env: dict[str, str]) -> None:

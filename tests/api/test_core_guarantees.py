@@ -216,3 +216,37 @@ class TestLargeGroups:
         assert len(emulator.get_channel("messaging", response.json()["data"]["id"])["members"]) == 450
         assert emulator.count("UpdateUsers") == 5 and emulator.count("UpdateChannel") == 4
         assert emulator.max_in_flight >= 2, "the batches overlapped"
+
+
+async def test_a_profile_sent_in_a_call_with_no_answer_is_sent_again_by_the_worker(client, session, app, emulator):
+    from onecrew_chat.db import unit_of_work
+    from onecrew_chat.models import OutboxMessage, StreamIdentity, User
+    from onecrew_chat.stream.errors import StreamError
+    from onecrew_chat.sync.deadline import Deadline
+    from onecrew_chat.sync.mirror import read_identities, record
+
+    runtime = app.state.runtime
+    user = await add_user(session, "Old Name")
+    identity = Identity.user(user)
+    assert (await client.post("/api/chat/token", headers=auth(user))).status_code == 200
+    await session.execute(update(User).where(User.id == user).values(name="New Name", updated_at=utcnow()))
+    await session.commit()
+    async with unit_of_work(runtime.sessionmaker) as db:
+        batch = await read_identities(db, [identity])
+    # Stream applies the partial update, but its answer never comes: what Stream holds is unknown to us.
+    emulator.faults.timeout_after_write("UpdateUsersPartial", count=5, hold_s=30)
+    with pytest.raises(StreamError):
+        await batch.update(runtime.stream, [batch.profile(identity)], Deadline(1.5))
+    async with unit_of_work(runtime.sessionmaker) as db:
+        await record(db, batch)
+
+    session.expire_all()
+    row = await session.get(StreamIdentity, identity.stream_id)
+    assert row.profile_hash == "stale", "the mirror no longer claims to know what Stream holds"
+    queued = await session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "identity.sync")
+    )
+    assert queued == 1, "the worker sends the newest profile again"
+    emulator.faults.reset()
+    await drain_outbox(runtime)
+    assert emulator.get_user(identity.stream_id)["name"] == "New Name"

@@ -131,7 +131,7 @@ class Backfill:
                 profiles = [p for p in profiles if p.stream_id != exc.bad_id]
                 continue
             finally:
-                if batch.accepted:
+                if batch.to_record:
                     async with unit_of_work(self.runtime.sessionmaker) as session:
                         await record(session, batch)
             self.report.stream_calls += self.runtime.stream.calls - calls

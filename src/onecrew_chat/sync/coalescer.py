@@ -147,7 +147,7 @@ class IdentityCoalescer:
         except Exception as exc:  # handed to every request of the batch, which decides what to do with it
             failure = exc
         try:
-            if read.accepted:  # what Stream accepted is recorded whatever failed after it
+            if read.to_record:  # what Stream accepted (or may hold) is recorded whatever failed after it
                 async with unit_of_work(self.sessionmaker) as session:
                     await record(session, read)
         except Exception as exc:

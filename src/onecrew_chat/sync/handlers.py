@@ -59,12 +59,17 @@ async def provisioning_failed(session: AsyncSession, payload: dict[str, Any], er
 
 
 async def sync_identity(runtime: Runtime, payload: dict[str, Any]) -> None:
-    """Send a changed profile to Stream: a partial update when the mirror says Stream has the user, else an upsert."""
+    """Send the directory's current profile to Stream: a partial update when the mirror has a row, else an upsert.
+
+    Sent even when the mirror says Stream holds it: a row is queued because Stream may not (a PUT, a profile sent
+    in a call with no answer), and a run that died mid-call may have written an older profile after the mirror
+    recorded a newer one. One call per row; a profile Stream already holds is simply written again.
+    """
     stream_id = str(payload["stream_id"])
     deadline = Deadline(runtime.settings.provision_deadline_s)
     try:
         sent = await sync_identities(
-            runtime.sessionmaker, runtime.stream, [Identity.parse(stream_id)], deadline=deadline
+            runtime.sessionmaker, runtime.stream, [Identity.parse(stream_id)], deadline=deadline, force=True
         )
     except IdentityNotFound:
         log.info("identity.sync_skipped", stream_id=stream_id, reason="not in the directory")

@@ -10,7 +10,7 @@ the row stale and queues an `identity.sync`, because Stream may have kept the ol
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -27,7 +27,7 @@ from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import IDENTITIES_UPSERTED
 from onecrew_chat.models import Company, StreamIdentity, User
 from onecrew_chat.stream.client import StreamGateway, StreamUser
-from onecrew_chat.stream.errors import StreamBatchError, StreamRequestError, StreamUsersMissing
+from onecrew_chat.stream.errors import StreamBatchError, StreamRequestError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.participants import Profile, load_profiles
 from onecrew_chat.sync.queue import enqueue_identity_sync
@@ -118,21 +118,37 @@ class IdentityBatch:
     profiles: dict[Identity, Profile]
     mirror: dict[str, StreamIdentity | None]
     accepted: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Ids sent in calls that failed without an answer we can trust (a timeout, a 5xx, the deadline): Stream may have
+    # applied them anyway, so what it holds is unknown. `record` marks them stale and queues their sync.
+    attempted: set[str] = field(default_factory=set)
+
+    @property
+    def uncertain(self) -> set[str]:
+        """Ids sent in a call whose outcome is unknown (attempted, never accepted)."""
+        return self.attempted - set(self.accepted)
+
+    @property
+    def to_record(self) -> bool:
+        """Anything for `record` to write."""
+        return bool(self.accepted) or bool(self.uncertain)
 
     def profile(self, identity: Identity) -> Profile | None:
         """The directory's profile of an identity this batch read (None: not in the directory)."""
         return self.profiles.get(identity)
 
     def needs(
-        self, identities: Iterable[Identity], *, placeholder_ok: bool
+        self, identities: Iterable[Identity], *, placeholder_ok: bool, force: bool = False
     ) -> tuple[list[Profile], list[Profile], list[Identity]]:
-        """(missing, stale, unknown): what Stream must be sent; IdentityNotFound for an unknown id without placeholders."""
+        """(missing, stale, unknown): what Stream must be sent; IdentityNotFound for an unknown id without placeholders.
+
+        `force` sends a directory profile even when the mirror says Stream holds it (the mirror may be wrong after a
+        process died mid-call: its write can land after a newer one was recorded)."""
         missing: list[Profile] = []
         stale: list[Profile] = []
         unknown: list[Identity] = []
         for identity in sorted(set(identities)):
             profile, row = self.profiles.get(identity), self.mirror.get(identity.stream_id)
-            if identity.stream_id in self.accepted or is_fresh(profile, row):
+            if identity.stream_id in self.accepted or (is_fresh(profile, row) and not (force and profile)):
                 continue
             if profile is None:
                 if not placeholder_ok:
@@ -148,16 +164,33 @@ class IdentityBatch:
         """Every identity's mirror row is fresh: nothing to send."""
         return all(is_fresh(self.profiles.get(i), self.mirror.get(i.stream_id)) for i in identities)
 
+    async def _call(
+        self, deadline: Deadline, call: Callable[[], Awaitable[None]], batch: list[Profile], *, name: str
+    ) -> None:
+        """One call sending these profiles; when it fails without a trustworthy answer (timeout, 5xx, deadline),
+        Stream may have applied it anyway, so its ids become uncertain (see `record`). A refusal applied nothing."""
+        try:
+            await deadline.run(call, name=name)
+        except StreamTransientError:
+            self.attempted.update(p.stream_id for p in batch)
+            raise
+
     def _accept(self, profiles: Iterable[Profile], *, external: bool = False) -> None:
         for profile in profiles:
             self.accepted[profile.stream_id] = _row(profile, external=external)
 
     async def send(
-        self, stream: StreamGateway, identities: Iterable[Identity], *, placeholder_ok: bool, deadline: Deadline
+        self,
+        stream: StreamGateway,
+        identities: Iterable[Identity],
+        *,
+        placeholder_ok: bool,
+        deadline: Deadline,
+        force: bool = False,
     ) -> int:
         """Make Stream hold every identity's current profile; returns how many were sent (0 when the mirror is fresh)."""
         started = time.perf_counter()
-        missing, stale, unknown = self.needs(identities, placeholder_ok=placeholder_ok)
+        missing, stale, unknown = self.needs(identities, placeholder_ok=placeholder_ok, force=force)
         if not (missing or stale or unknown):
             return 0
         await self.upsert(stream, missing, deadline)
@@ -179,7 +212,7 @@ class IdentityBatch:
         async def one(batch: list[Profile]) -> None:
             users = [stream_user(p) for p in batch]
             try:
-                await deadline.run(partial(stream.upsert_users, users), name="UpdateUsers")
+                await self._call(deadline, partial(stream.upsert_users, users), batch, name="UpdateUsers")
             except StreamBatchError as exc:
                 log.error("identities.upsert_failed", bad_id=exc.bad_id, batch=len(batch), error=str(exc))
                 raise
@@ -195,7 +228,9 @@ class IdentityBatch:
             while batch:
                 updates = [partial_update(p) for p in batch]
                 try:
-                    await deadline.run(partial(stream.partial_update_users, updates), name="UpdateUsersPartial")
+                    await self._call(
+                        deadline, partial(stream.partial_update_users, updates), batch, name="UpdateUsersPartial"
+                    )
                 except StreamRequestError as exc:
                     lost = lost_ids(exc, batch)
                     if lost is None:
@@ -249,7 +284,7 @@ class IdentityBatch:
             to_send.append(profile)
         for batch in chunks(to_send):
             users = [stream_user(p) for p in batch]
-            await deadline.run(partial(stream.upsert_users, users), name="UpdateUsers")
+            await self._call(deadline, partial(stream.upsert_users, users), batch, name="UpdateUsers")
             self._accept(batch)
         log.info("identities.repaired", stream_ids=[p.stream_id for p in to_send][:10], count=len(to_send))
 
@@ -306,42 +341,52 @@ async def record(session: AsyncSession, batch: IdentityBatch) -> None:
 
     A row whose version is older than the one recorded loses. Stream may have applied our older profile after the
     newer one, and the directory may have changed while we called Stream: either way the row is marked stale and
-    an `identity.sync` queued, which sends the newest profile again.
+    an `identity.sync` queued, which sends the newest profile again. The same holds for ids sent in a call whose
+    outcome is unknown (it timed out, or its answer was lost): Stream may hold what it sent, so they are resent.
     """
     rows = sorted(batch.accepted.values(), key=lambda row: row["stream_id"])  # key order: writers never deadlock
-    if not rows:
-        return
+    outdated: set[str] = set()
     versioned = {row["stream_id"]: row["profile_version"] for row in rows if row["profile_version"] is not None}
-    current = await _directory_versions(session, versioned) if versioned else {}
-    table = StreamIdentity.__table__
-    statement = _insert(session)(StreamIdentity).values(rows)
-    excluded = statement.excluded
-    newer_or_equal = or_(
-        table.c.profile_version.is_(None),
-        (excluded.profile_version.is_not(None)) & (table.c.profile_version <= excluded.profile_version),
-    )
-    columns = [name for name in rows[0] if name != "stream_id"]
-    written = await session.scalars(
-        statement.on_conflict_do_update(
-            index_elements=["stream_id"], set_={name: excluded[name] for name in columns}, where=newer_or_equal
-        ).returning(table.c.stream_id)
-    )
-    if not versioned:
-        return
-    # Not written: the mirror records a newer profile than the one we sent.
-    outdated = set(versioned) - set(written)
-    outdated |= {stream_id for stream_id, version in current.items() if version > versioned[stream_id]}
-    if outdated:
-        stale = sorted(outdated)
-        await session.execute(
-            update(StreamIdentity)
-            .where(StreamIdentity.stream_id.in_(stale))
-            .values(profile_hash=STALE_HASH)
-            .execution_options(synchronize_session=False)
+    if rows:
+        current = await _directory_versions(session, versioned) if versioned else {}
+        table = StreamIdentity.__table__
+        statement = _insert(session)(StreamIdentity).values(rows)
+        excluded = statement.excluded
+        newer_or_equal = or_(
+            table.c.profile_version.is_(None),
+            (excluded.profile_version.is_not(None)) & (table.c.profile_version <= excluded.profile_version),
         )
-        for stream_id in stale:
-            await enqueue_identity_sync(session, stream_id)
-        log.info("identities.outdated_profile_sent", stream_ids=stale[:10], count=len(stale))
+        columns = [name for name in rows[0] if name != "stream_id"]
+        written = await session.scalars(
+            statement.on_conflict_do_update(
+                index_elements=["stream_id"], set_={name: excluded[name] for name in columns}, where=newer_or_equal
+            ).returning(table.c.stream_id)
+        )
+        # Not written: the mirror records a newer profile than the one we sent.
+        outdated = set(versioned) - set(written)
+        outdated |= {stream_id for stream_id, version in current.items() if version > versioned[stream_id]}
+    uncertain: set[str] = set()
+    if batch.uncertain:  # only rows that claim to know what Stream holds; without one, the next use sends anyway
+        uncertain = set(
+            await session.scalars(
+                select(StreamIdentity.stream_id).where(StreamIdentity.stream_id.in_(sorted(batch.uncertain)))
+            )
+        )
+    stale = sorted(outdated | uncertain)
+    if not stale:
+        return
+    await session.execute(
+        update(StreamIdentity)
+        .where(StreamIdentity.stream_id.in_(stale))
+        .values(profile_hash=STALE_HASH)
+        .execution_options(synchronize_session=False)
+    )
+    for stream_id in stale:
+        await enqueue_identity_sync(session, stream_id)
+    if outdated:
+        log.info("identities.outdated_profile_sent", stream_ids=sorted(outdated)[:10], count=len(outdated))
+    if uncertain:
+        log.info("identities.outcome_unknown", stream_ids=sorted(uncertain)[:10], count=len(uncertain))
 
 
 async def sync_identities(
@@ -352,19 +397,25 @@ async def sync_identities(
     placeholder_ok: bool = False,
     deadline: Deadline | None = None,
     profiles: Mapping[Identity, Profile] | None = None,
+    force: bool = False,
 ) -> int:
     """Read, send and record in three steps (no transaction open while Stream is called); returns how many were sent.
 
-    Rows of batches Stream accepted are recorded even when a later call fails. `profiles` saves the query.
+    Rows of batches Stream accepted are recorded even when a later call fails. `profiles` saves the query; `force`
+    sends the directory's profile even when the mirror says Stream holds it.
     """
     wanted = list(identities)
     async with unit_of_work(sessionmaker) as session:
         batch = await read_identities(session, wanted, profiles=profiles)
     try:
         return await batch.send(
-            stream, wanted, placeholder_ok=placeholder_ok, deadline=deadline or Deadline(DEFAULT_DEADLINE_S)
+            stream,
+            wanted,
+            placeholder_ok=placeholder_ok,
+            deadline=deadline or Deadline(DEFAULT_DEADLINE_S),
+            force=force,
         )
     finally:
-        if batch.accepted:
+        if batch.to_record:
             async with unit_of_work(sessionmaker) as session:
                 await record(session, batch)

@@ -60,7 +60,7 @@ async def repair(runtime: Runtime, decisions: list[Decision], report: AdoptionRe
         try:
             await batch.upsert(runtime.stream, profiles, Deadline(REPAIR_DEADLINE_S))  # no transaction open
         finally:
-            if batch.accepted:
+            if batch.to_record:
                 async with unit_of_work(runtime.sessionmaker) as session:
                     await record(session, batch)
         log.info(
