@@ -78,9 +78,15 @@ def client_side(report: Report, tally: Tally, n_requests: int) -> None:
     report.check(
         "attempts cut off outside any kill window", len(cut) - len(cut_in_window), len(cut) == len(cut_in_window)
     )
-    report.check(
-        "requests with no final answer after the app's retries", tally.unanswered[:5] or 0, not tally.unanswered
+    # A create whose every try outlasted the deadline (faults, kills, the visibility delay) ends on the 408 the app
+    # shows as a timeout; its conversation is recorded and the worker finishes it (checked below by convergence).
+    still_provisioning = [u for u in tally.unanswered if u.endswith("'408/provisioning_timeout']")]
+    report.info(
+        "creates still provisioning after the app's retries (408; the next tap opens it)",
+        len(still_provisioning),
     )
+    lost = [u for u in tally.unanswered if u not in still_provisioning]
+    report.check("requests with no final answer after the app's retries", lost[:5] or 0, not lost)
     unexpected = {k: n for k, n in tally.final.items() if k[1] >= 400}
     report.check(
         "requests answered 4xx (none is expected)",
