@@ -15,14 +15,13 @@ from typing import Any, cast
 
 from sqlalchemy import literal, select
 
-from onecrew_chat.db import unit_of_work
 from onecrew_chat.identity import Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Company, StreamIdentity, User
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import StreamBatchError
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import BATCH, IdentityBatch, is_fresh, record
+from onecrew_chat.sync.mirror import BATCH, IdentityBatch, is_fresh, save
 from onecrew_chat.sync.participants import Profile, company_profile, stream_id_prefix, user_profile
 
 log = get_logger(__name__)
@@ -131,9 +130,7 @@ class Backfill:
                 profiles = [p for p in profiles if p.stream_id != exc.bad_id]
                 continue
             finally:
-                if batch.to_record:
-                    async with unit_of_work(self.runtime.sessionmaker) as session:
-                        await record(session, batch)
+                await save(self.runtime.sessionmaker, batch)
             self.report.stream_calls += self.runtime.stream.calls - calls
             if partial:
                 self.report.updated += len(profiles)

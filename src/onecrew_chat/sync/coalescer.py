@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from onecrew_chat.db import unit_of_work
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import StreamIdentity
 from onecrew_chat.stream.client import StreamGateway
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import BATCH, IdentityBatch, record
+from onecrew_chat.sync.mirror import BATCH, IdentityBatch, save
 from onecrew_chat.sync.participants import Profile
 
 if TYPE_CHECKING:
@@ -147,9 +146,7 @@ class IdentityCoalescer:
         except Exception as exc:  # handed to every request of the batch, which decides what to do with it
             failure = exc
         try:
-            if read.to_record:  # what Stream accepted (or may hold) is recorded whatever failed after it
-                async with unit_of_work(self.sessionmaker) as session:
-                    await record(session, read)
+            await save(self.sessionmaker, read)  # what Stream accepted (or may hold), whatever failed after it
         except Exception as exc:
             failure = failure or exc
         log.info("identities.batch_sent", identities=len(batch), failed=failure is not None)

@@ -127,11 +127,6 @@ class IdentityBatch:
         """Ids sent in a call whose outcome is unknown (attempted, never accepted)."""
         return self.attempted - set(self.accepted)
 
-    @property
-    def to_record(self) -> bool:
-        """Anything for `record` to write."""
-        return bool(self.accepted) or bool(self.uncertain)
-
     def profile(self, identity: Identity) -> Profile | None:
         """The directory's profile of an identity this batch read (None: not in the directory)."""
         return self.profiles.get(identity)
@@ -389,6 +384,13 @@ async def record(session: AsyncSession, batch: IdentityBatch) -> None:
         log.info("identities.outcome_unknown", stream_ids=sorted(uncertain)[:10], count=len(uncertain))
 
 
+async def save(sessionmaker: async_sessionmaker[AsyncSession], batch: IdentityBatch) -> None:
+    """`record` in a short transaction of its own, when the batch has anything to write (after its Stream calls)."""
+    if batch.accepted or batch.uncertain:
+        async with unit_of_work(sessionmaker) as session:
+            await record(session, batch)
+
+
 async def sync_identities(
     sessionmaker: async_sessionmaker[AsyncSession],
     stream: StreamGateway,
@@ -416,6 +418,4 @@ async def sync_identities(
             force=force,
         )
     finally:
-        if batch.to_record:
-            async with unit_of_work(sessionmaker) as session:
-                await record(session, batch)
+        await save(sessionmaker, batch)

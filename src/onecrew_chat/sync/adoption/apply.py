@@ -20,7 +20,7 @@ from onecrew_chat.runtime import Runtime
 from onecrew_chat.sync.adoption.plan import PAIR, SKIPPED, Decision
 from onecrew_chat.sync.adoption.report import AdoptionReport
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import IdentityBatch, is_fresh, load_mirror, record
+from onecrew_chat.sync.mirror import IdentityBatch, is_fresh, load_mirror, save
 from onecrew_chat.sync.participants import Profile, load_profiles
 from onecrew_chat.sync.queue import READY
 
@@ -60,9 +60,7 @@ async def repair(runtime: Runtime, decisions: list[Decision], report: AdoptionRe
         try:
             await batch.upsert(runtime.stream, profiles, Deadline(REPAIR_DEADLINE_S))  # no transaction open
         finally:
-            if batch.to_record:
-                async with unit_of_work(runtime.sessionmaker) as session:
-                    await record(session, batch)
+            await save(runtime.sessionmaker, batch)
         log.info(
             "adoption.identities_sent",
             count=len(profiles),
