@@ -241,13 +241,15 @@ async def claim_more(
     )
     if exclude:
         pick = pick.where(OutboxMessage.id.not_in(list(exclude)))
+    picked = pick.cte("picked")
     if _postgres(session):
-        pick = pick.with_for_update(skip_locked=True)
+        # Materialized, so the LIMIT holds: a subquery under IN may be rescanned and pick more rows.
+        picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
     prefix = uuid.uuid4().hex[:20] + "-"
     rows = (
         await session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(pick.scalar_subquery()), OutboxMessage.status == PENDING, _unleased(now))
+            .where(OutboxMessage.id.in_(select(picked.c.id)), OutboxMessage.status == PENDING, _unleased(now))
             .values(
                 lease_token=literal(prefix, String) + cast(OutboxMessage.id, String),
                 locked_until=now + timedelta(seconds=lease_s),
