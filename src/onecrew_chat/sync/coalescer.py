@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -61,6 +62,22 @@ class _Joined:
     waiting: list[asyncio.Future[None]] = field(default_factory=list)
 
 
+class _Arrival:
+    """One request counted in `arriving`, until it departs (joins a batch) or ends."""
+
+    def __init__(self, coalescer: IdentityCoalescer) -> None:
+        self.coalescer = coalescer
+        self.counted = True
+
+    def depart(self) -> None:
+        if self.counted:
+            self.counted = False
+            self.coalescer.arriving -= 1
+
+
+_ARRIVAL: contextvars.ContextVar[_Arrival | None] = contextvars.ContextVar("identity_arrival", default=None)
+
+
 class IdentityCoalescer:
     """Batches the identity upserts of concurrent requests (one per process, see `coalescer`)."""
 
@@ -92,15 +109,33 @@ class IdentityCoalescer:
 
     @contextlib.contextmanager
     def arrival(self) -> Iterator[None]:
-        """Wrap a request's read of its mirror row: while any is reading, a quiet batch waits for it."""
+        """Wrap a token request until it joins a batch: while any is on its way, a quiet batch waits for it.
+
+        The token route wraps the whole request (its directory and mirror reads included); `mirror_or_queue` wraps
+        its mirror read, a no-op inside the route's. Joining a batch (`ensure`) ends the request's arrival.
+        """
+        outer = _ARRIVAL.get()
+        if outer is not None and outer.coalescer is self:
+            yield  # counted already by an arrival around this one (until it joins a batch)
+            return
+        mark = _Arrival(self)
         self.arriving += 1
+        token = _ARRIVAL.set(mark)
         try:
             yield
         finally:
-            self.arriving -= 1
+            _ARRIVAL.reset(token)
+            mark.depart()
+
+    def _depart(self) -> None:
+        """The current request joins a batch now: it no longer counts as arriving."""
+        mark = _ARRIVAL.get()
+        if mark is not None and mark.coalescer is self:
+            mark.depart()
 
     async def ensure(self, identity: Identity, read: IdentityBatch) -> None:
         """Return once Stream holds `identity` (with the profile in `read`); raises what its batch met."""
+        self._depart()
         loop = asyncio.get_running_loop()
         if loop.time() < self.limited_until:
             raise self._still_limited(loop)
