@@ -59,7 +59,10 @@ async def test_a_login_wave_of_new_users_all_get_tokens_and_reach_stream_in_batc
     emulator.faults.rate_limit_burst("UpdateUsers", REFUSED_FIRST, reset_in_s=1.0)
     inspect = build_runtime(settings)
 
-    with AppServer(settings) as server:
+    app_server = AppServer(settings)
+    # A client coroutine starved for a few seconds on a loaded machine must not find its connection closed.
+    app_server.server.config.timeout_keep_alive = 120
+    with app_server as server:
         limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
         answers: dict[str, httpx.Response] = {}
         waiting = list(reversed(users))
