@@ -16,8 +16,10 @@ from prometheus_client import REGISTRY
 from starlette.responses import JSONResponse
 
 from onecrew_chat.api.request_context import RequestContext
+from onecrew_chat.db_counters import attach_counters
 from onecrew_chat.logging import configure_logging
 from tests.conftest import make_settings
+from tests.factories import add_user
 from tests.support import auth, new_id
 
 UNREAD = "/api/chat/conversations/unread-count"
@@ -167,3 +169,22 @@ async def test_a_request_id_header_of_the_app_is_replaced_not_doubled():
         response = await client.get("/", headers={"X-Request-ID": "mine"})
     assert response.headers.get_list("x-request-id") == ["mine"]
     assert response.json() == {"ok": True}
+
+
+# --- the cheap paths stay cheap ----------------------------------------------------------------------------------
+
+
+async def test_a_fresh_token_is_one_statement_and_a_cached_unread_count_touches_no_connection(client, app, session):
+    me = await add_user(session, "Amr")
+    headers = auth(me)
+    assert (await client.post("/api/chat/token", headers=headers)).status_code == 200  # mirrors Amr
+    assert (await client.get(UNREAD + "?profile_type=user", headers=headers)).json()["data"]["cached"] is False
+    counters = attach_counters(app.state.runtime.engine)
+
+    fresh = await client.post("/api/chat/token", headers=headers)
+    assert fresh.status_code == 200 and fresh.headers["x-stream-calls"] == "0"
+    assert (counters.statements, counters.pool_checkouts) == (1, 1)  # the profile with its mirror row joined on
+
+    cached = await client.get(UNREAD + "?profile_type=user", headers=headers)
+    assert cached.json()["data"]["cached"] is True
+    assert (counters.statements, counters.pool_checkouts) == (1, 1)  # nothing more

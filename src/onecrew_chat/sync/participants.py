@@ -119,8 +119,11 @@ async def _load(
     if not with_mirror:
         return {row.id: row for row in await session.scalars(query)}
     stream_id = literal(stream_id_prefix(kind)) + model.id
-    joined: Select[Any, StreamIdentity | None] = query.add_columns(StreamIdentity).outerjoin(
-        StreamIdentity, StreamIdentity.stream_id == stream_id
+    # populate_existing: a mirror row this session loaded earlier is read again, as load_mirror does.
+    joined: Select[Any, StreamIdentity | None] = (
+        query.add_columns(StreamIdentity)
+        .outerjoin(StreamIdentity, StreamIdentity.stream_id == stream_id)
+        .execution_options(populate_existing=True)
     )
     rows: dict[str, Any] = {}
     for row, mirrored in await session.execute(joined):

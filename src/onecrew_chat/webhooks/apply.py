@@ -52,14 +52,29 @@ def _identity(stream_id: str | None) -> Identity | None:
         return None
 
 
-async def _members(session: AsyncSession, conversation_id: str) -> list[str]:
-    """Stream ids of the conversation's participants (one query)."""
-    rows = await session.execute(
-        select(ConversationParticipant.participant_type, ConversationParticipant.participant_id).where(
-            ConversationParticipant.conversation_id == conversation_id
+async def _conversation(session: AsyncSession, event: StreamEvent) -> str | None:
+    """The id of the event channel's conversation, None when it is not ours."""
+    conversation_id: str | None = await session.scalar(
+        select(Conversation.id).where(
+            Conversation.channel_id == event.channel_id, Conversation.channel_type == event.channel_type
         )
     )
-    return [Identity(Kind(kind), entity_id).stream_id for kind, entity_id in rows]
+    return conversation_id
+
+
+async def _conversation_and_members(session: AsyncSession, event: StreamEvent) -> tuple[str | None, list[str]]:
+    """The conversation's id and its participants' Stream ids, in one query (None and [] when it is not ours)."""
+    rows = (
+        await session.execute(
+            select(Conversation.id, ConversationParticipant.participant_type, ConversationParticipant.participant_id)
+            .outerjoin(ConversationParticipant, ConversationParticipant.conversation_id == Conversation.id)
+            .where(Conversation.channel_id == event.channel_id, Conversation.channel_type == event.channel_type)
+        )
+    ).all()
+    if not rows:
+        return None, []
+    members = [Identity(Kind(kind), entity_id).stream_id for _, kind, entity_id in rows if kind is not None]
+    return rows[0][0], members
 
 
 async def _move_read_marker(session: AsyncSession, conversation_id: str, identity: Identity, at: datetime) -> None:
@@ -131,18 +146,19 @@ async def apply_event(session: AsyncSession, event: StreamEvent, webhook_id: str
         return Outcome("ignored", "event type not used")
     if event.channel_id is None:
         return Outcome("ignored", "no channel")
-    conversation_id = await session.scalar(
-        select(Conversation.id).where(
-            Conversation.channel_id == event.channel_id, Conversation.channel_type == event.channel_type
-        )
-    )
+    # A read needs no member list; the others get it with the conversation (a message.new is five statements:
+    # this one, the webhook id, the activity, the sender's read marker and the NOTIFY of the route).
+    members: list[str] = []
+    if event.type in READ_EVENTS:
+        conversation_id = await _conversation(session, event)
+    else:
+        conversation_id, members = await _conversation_and_members(session, event)
     if conversation_id is None:
         return Outcome("ignored", "unknown channel")
     if not await record_once(session, webhook_id, event.type):
         return Outcome("duplicate")
     if event.type in READ_EVENTS:
         return await _read(session, event, conversation_id)
-    members = await _members(session, conversation_id)
     if event.type == "message.new":
         return await _message_new(session, event, conversation_id, members)
     return await _drift(session, event, members, webhook_id)
