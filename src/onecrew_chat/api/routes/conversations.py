@@ -87,7 +87,7 @@ async def get_unread_count(
         Query(description="Whose unread count: the user's or the company `company_id`'s"),
     ] = None,
     company_id: CompanyIdQuery = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """`{unread_count, profile_type, profile_id, cached}`; 400 for a missing or bad profile_type or company_id."""
     identity = requested_identity(user_id, profile_type, company_id, required=True)
     cache = unread_cache(runtime)
@@ -98,15 +98,14 @@ async def get_unread_count(
         async with unit_of_work(runtime.sessionmaker) as session:
             await may_act_as(session, user_id, identity)
             result = await unread_count(session, cache, identity)
-    return {
-        "success": True,
-        "data": {
-            "unread_count": result.count,
-            "profile_type": identity.kind.value,
-            "profile_id": identity.entity_id,
-            "cached": result.cached,
-        },
+    data = {
+        "unread_count": result.count,
+        "profile_type": identity.kind.value,
+        "profile_id": identity.entity_id,
+        "cached": result.cached,
     }
+    # JSON types already: answered as is, without FastAPI's jsonable_encoder walk (the app polls this).
+    return JSONResponse({"success": True, "data": data})
 
 
 @router.get(
