@@ -56,7 +56,7 @@ class TokenVerifier:
             if expires_at is None or self._clock() < expires_at:  # PyJWT's rule: expired once now >= exp
                 self._verified.move_to_end(token)
                 return sub
-            del self._verified[token]
+            self._verified.pop(token, None)
             raise Unauthorized()
         try:
             header = jwt.get_unverified_header(token)
