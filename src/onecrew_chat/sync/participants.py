@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, literal, select
+from sqlalchemy import Select, bindparam, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.identity import Identity, Kind
@@ -104,6 +104,25 @@ def stream_id_prefix(kind: Kind) -> str:
     return Identity(kind, _NIL).stream_id.removesuffix(_NIL)
 
 
+def _statements(model: type[User] | type[Company], kind: Kind) -> tuple[Select[Any], Select[Any]]:
+    """Rows of one table by id (an expanding `ids` parameter): alone, and with their mirror rows joined on.
+
+    Built once per table: a load only binds its ids. The mirror rows are read with populate_existing, so a row
+    this session loaded before is read again (as load_mirror does).
+    """
+    alone: Select[Any] = select(model).where(model.id.in_(bindparam("ids", expanding=True)))
+    stream_id = literal(stream_id_prefix(kind)) + model.id
+    joined: Select[Any] = (
+        alone.add_columns(StreamIdentity)
+        .outerjoin(StreamIdentity, StreamIdentity.stream_id == stream_id)
+        .execution_options(populate_existing=True)
+    )
+    return alone, joined
+
+
+_STATEMENTS = {User: _statements(User, Kind.USER), Company: _statements(Company, Kind.COMPANY)}
+
+
 async def _load(
     session: AsyncSession,
     model: type[User] | type[Company],
@@ -115,15 +134,12 @@ async def _load(
     """Rows of one directory table by id (one query), with their mirror rows joined on when asked."""
     if not ids:
         return {}
-    query: Select[Any] = select(model).where(model.id.in_(sorted(ids)))
+    alone, joined = _STATEMENTS[model]
+    wanted = {"ids": sorted(ids)}
     if not with_mirror:
-        return {row.id: row for row in await session.scalars(query)}
-    stream_id = literal(stream_id_prefix(kind)) + model.id
-    joined: Select[Any, StreamIdentity | None] = query.add_columns(StreamIdentity).outerjoin(
-        StreamIdentity, StreamIdentity.stream_id == stream_id
-    )
+        return {row.id: row for row in await session.scalars(alone, wanted)}
     rows: dict[str, Any] = {}
-    for row, mirrored in await session.execute(joined):
+    for row, mirrored in await session.execute(joined, wanted):
         rows[row.id] = row
         directory.mirror[Identity(kind, row.id).stream_id] = mirrored
     return rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep
@@ -30,7 +31,7 @@ _DOC: dict[str, Any] = {
 
 async def _token(
     request: Request, runtime: Runtime, user_id: str, query: dict[str, str | None], x_company_id: str | None
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The query string first, then a JSON body (which may be empty), then X-Company-Id."""
     given = {name: value for name, value in query.items() if value is not None}
     token_request = TokenRequest.from_parts(given, await request.body(), x_company_id)
@@ -38,7 +39,8 @@ async def _token(
     # wave's batches fill up instead of leaving at each 5 ms pause between arrivals (sync/coalescer.py).
     with coalescer(runtime).arrival():
         data = await issue_token(runtime, user_id, token_request)
-    return {"success": True, "data": data}
+    # JSON types already (strings and None): answered as is, without FastAPI's jsonable_encoder walk.
+    return JSONResponse({"success": True, "data": data})
 
 
 @router.post("", openapi_extra=json_body(TokenBody, required=False), **_DOC)
@@ -49,7 +51,7 @@ async def post_token(
     profile_type: ProfileTypeQuery = None,
     company_id: CompanyIdQuery = None,
     x_company_id: XCompanyId = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """profile_type / company_id from the query, a JSON body or X-Company-Id; 400, 401 or 403 otherwise."""
     query = {"profile_type": profile_type, "company_id": company_id}
     return await _token(request, runtime, user_id, query, x_company_id)
@@ -63,7 +65,7 @@ async def get_token(
     profile_type: ProfileTypeQuery = None,
     company_id: CompanyIdQuery = None,
     x_company_id: XCompanyId = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The same as POST, for clients that send no body."""
     query = {"profile_type": profile_type, "company_id": company_id}
     return await _token(request, runtime, user_id, query, x_company_id)
