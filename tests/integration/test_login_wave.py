@@ -12,7 +12,9 @@ once the reset has passed. The rest is coalesced in-process, up to 100 per call.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import time
 
 import httpx
 import jwt
@@ -59,6 +61,7 @@ async def test_a_login_wave_of_new_users_all_get_tokens_and_reach_stream_in_batc
     emulator.faults.rate_limit_burst("UpdateUsers", REFUSED_FIRST, reset_in_s=1.0)
     inspect = build_runtime(settings)
 
+    started = time.monotonic()
     app_server = AppServer(settings)
     # A client coroutine starved for a few seconds on a loaded machine must not find its connection closed.
     app_server.server.config.timeout_keep_alive = 120
@@ -100,6 +103,7 @@ async def test_a_login_wave_of_new_users_all_get_tokens_and_reach_stream_in_batc
 
         await wait_until(drained, timeout=60, what="every identity.sync row recorded")
         rows = await syncs()
+        elapsed_s = time.monotonic() - started
     await inspect.close()
 
     calls = [r for r in emulator.requests if r.operation == "UpdateUsers"]
@@ -110,8 +114,10 @@ async def test_a_login_wave_of_new_users_all_get_tokens_and_reach_stream_in_batc
     # a call for 1,500 users); the worker's batches are up to 100. The bound: at least 5 identities per call.
     bound = WAVE // 5
     assert len(accepted) <= bound, f"{len(accepted)} UpdateUsers calls for {WAVE:,} users (bound {bound})"
-    # Refused: the burst, then only as many as Stream's per-second limit refuses (the coalescer sends nothing until
-    # a 429's reset, and the worker waits for it).
-    assert REFUSED_FIRST <= len(refused) <= REFUSED_FIRST + WAVE // 100, f"{len(refused)} refused UpdateUsers calls"
+    # Refused: the burst, then at most one call per sender (the coalescer, the worker) in each second of Stream's
+    # per-second window: after a 429 neither sends again before its reset. A sender that retried or kept sending
+    # would be refused tens of times a second. (How many seconds a wave takes depends on the machine's load.)
+    most = REFUSED_FIRST + 2 * math.ceil(elapsed_s)
+    assert REFUSED_FIRST <= len(refused) <= most, f"{len(refused)} refused UpdateUsers calls in {elapsed_s:.1f} s"
     # Some identities went through the outbox (refused at first), and the worker finished every row.
     assert rows.get("dead", 0) == 0 and rows.get("done", 0) >= BATCH, rows
