@@ -28,10 +28,12 @@ from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import (
     CLAIM_WAIT,
+    NewClaim,
     finish,
     is_provisioned,
     is_settled,
     load_conversation,
+    new_claim,
     participant_identities,
     provision_deadline,
 )
@@ -56,6 +58,7 @@ class Recorded:
     message: OutboxMessage | None
     existing: bool
     settled: bool
+    claimed: str | None = None  # the claim token a new conversation was inserted with
 
 
 async def load_pair(session: AsyncSession, key: str) -> Conversation | None:
@@ -66,8 +69,8 @@ async def load_pair(session: AsyncSession, key: str) -> Conversation | None:
     return result.unique().scalar_one_or_none()
 
 
-def new_conversation(plan: Plan) -> Conversation:
-    """The conversation row and its participant rows for a plan (acting identity first)."""
+def new_conversation(plan: Plan, claim: NewClaim | None = None) -> Conversation:
+    """The conversation row and its participant rows for a plan (acting identity first), claimed if `claim`."""
     now = utcnow()
     conversation = Conversation(
         id=new_uuid(),
@@ -79,6 +82,8 @@ def new_conversation(plan: Plan) -> Conversation:
         created_by_type=plan.acting.kind.value,
         created_by_id=plan.acting.entity_id,
         chat_status="provisioning",
+        provision_lease_token=claim.token if claim else None,
+        provision_lease_until=claim.until if claim else None,
         created_at=now,
         updated_at=now,
     )
@@ -117,13 +122,15 @@ async def record_conversation(
                     needs_channel = not is_provisioned(conversation)
                     message = await enqueue_provision(session, conversation, delay_s=delay_s) if needs_channel else None
                     return Recorded(plan, conversation, message, existing=True, settled=settled)
-                conversation = new_conversation(plan)
+                # Inserted claimed by this request, which provisions it next: no claim transaction of its own.
+                claim = new_claim(runtime.settings.provision_deadline_s)
+                conversation = new_conversation(plan, claim)
                 session.add(conversation)
                 await session.flush()  # a racing create of the same pair fails here, on the unique pair_key
                 message = await enqueue_provision(session, conversation, delay_s=delay_s, known_new=True)
                 if bind is not None:
                     await bind(session, conversation.id)
-                return Recorded(plan, conversation, message, existing=False, settled=False)
+                return Recorded(plan, conversation, message, existing=False, settled=False, claimed=claim.token)
         except IntegrityError:
             if attempt == 2 or plan is None or plan.pair_key is None:
                 raise
@@ -169,6 +176,7 @@ async def provision_inline(runtime: Runtime, recorded: Recorded, deadline: Deadl
             mirror=None if recorded.existing else recorded.plan.directory.mirror,
             outbox_message=message,
             conversation=conversation,
+            claimed=recorded.claimed,
         )
     except DeadlineExceeded as exc:
         if exc.operation != CLAIM_WAIT:

@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
@@ -158,6 +158,19 @@ def _is(conversation_id: str) -> Any:
     return or_(Conversation.id == conversation_id, Conversation.channel_id == conversation_id)
 
 
+@dataclass(frozen=True)
+class NewClaim:
+    """A claim taken on a conversation as it is inserted: its token and lease expiry (the row's columns)."""
+
+    token: str
+    until: datetime
+
+
+def new_claim(deadline_s: float) -> NewClaim:
+    """The claim a create writes into the conversation row it inserts (no other run can have one on a new row)."""
+    return NewClaim(secrets.token_hex(16), utcnow() + timedelta(seconds=lease_s(deadline_s)))
+
+
 async def claim(sessionmaker: async_sessionmaker[AsyncSession], conversation_id: str, hold_s: float) -> str | None:
     """A short transaction: a claim token, `_DONE` when the conversation is provisioned, None while another run holds it."""
     token = secrets.token_hex(16)
@@ -296,13 +309,15 @@ async def finish(
     mirror: Mapping[str, StreamIdentity | None] | None = None,
     outbox_message: OutboxMessage | None = None,
     conversation: Conversation | None = None,
+    claimed: str | None = None,
 ) -> Outcome:
     """Provision unless done: claim, read, call Stream, record; the one provisioning path of every caller.
 
     Raises DeadlineExceeded (operation CLAIM_WAIT) when another run holds the claim past the deadline, and
     StreamError when Stream fails (the claim is given back, and what Stream accepted is recorded). `profiles`,
     `mirror` and `conversation` (with its participants) save queries; `outbox_message` is the caller's own row,
-    marked done with the result.
+    marked done with the result. `claimed` is the token of a claim the caller already holds: a create inserts
+    its new conversation claimed (`new_claim`), in the transaction that records it, instead of claiming it next.
     """
     sessionmaker = runtime.sessionmaker
     process_waiters = waiters(runtime)
@@ -311,9 +326,12 @@ async def finish(
     async def try_claim() -> str | None:
         return await claim(sessionmaker, conversation_id, hold_s)
 
-    token = await deadline.poll(try_claim, name=CLAIM_WAIT, wake=lambda: process_waiters.get(conversation_id))
-    if token == _DONE:
-        return Outcome.ALREADY
+    if claimed is not None:
+        token = claimed
+    else:
+        token = await deadline.poll(try_claim, name=CLAIM_WAIT, wake=lambda: process_waiters.get(conversation_id))
+        if token == _DONE:
+            return Outcome.ALREADY
     event = process_waiters.hold(conversation_id)
     batch: IdentityBatch | None = None
     try:
