@@ -244,11 +244,11 @@ async def test_sql_statements_per_request_stay_few(client, app, session, emulato
         counted, statements[:] = len(statements), []
         return counted
 
-    # New pair: users, companies (mirror rows joined on), pair lookup; insert conversation, participants, outbox
-    # row (one commit); claim (one statement); the directory versions of the user and the company (FOR SHARE), the
+    # New pair: users and companies (one query, mirror rows joined on), pair lookup; insert conversation (claimed),
+    # participants, outbox row (one commit); the directory versions of the user and the company (FOR SHARE), the
     # mirror upsert, mark ready, outbox row done (one commit).
-    assert await count(await create(client, user, body)) <= 12
-    # Existing, settled pair: users, companies, the conversation with its participants; no Stream call.
+    assert await count(await create(client, user, body)) <= 10
+    # Existing, settled pair: users and companies (one query), the conversation with its participants; no Stream call.
     calls = emulator.count()
-    assert await count(await create(client, user, body)) == 3
+    assert await count(await create(client, user, body)) == 2
     assert emulator.count() == calls

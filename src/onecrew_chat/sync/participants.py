@@ -7,9 +7,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, literal, select
+from sqlalchemy import bindparam, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.identity import Identity, Kind
@@ -70,9 +70,11 @@ def company_profile(company: Company) -> Profile:
 class Directory:
     """Directory rows loaded for a request, keyed by uuid."""
 
+    # Rows with the columns profiles and the app's JSON read (DirectoryUser, DirectoryCompany, or listing's rows).
     users: dict[str, User] = field(default_factory=dict)
     companies: dict[str, Company] = field(default_factory=dict)
-    # With load_directory(with_mirror=True): the mirror row (None: no row) of every user and company loaded.
+    # With load_directory(with_mirror=True): the mirror row (None: no row) of every user and company loaded (a
+    # MirrorRow, or a StreamIdentity read by the mirror).
     mirror: dict[str, StreamIdentity | None] = field(default_factory=dict)
 
     def kinds_of(self, entity_id: str) -> set[Kind]:
@@ -104,38 +106,88 @@ def stream_id_prefix(kind: Kind) -> str:
     return Identity(kind, _NIL).stream_id.removesuffix(_NIL)
 
 
-async def _load(
-    session: AsyncSession,
-    model: type[User] | type[Company],
-    kind: Kind,
-    ids: set[str],
-    directory: Directory,
-    with_mirror: bool,
-) -> dict[str, Any]:
-    """Rows of one directory table by id (one query), with their mirror rows joined on when asked."""
-    if not ids:
-        return {}
-    query: Select[Any] = select(model).where(model.id.in_(sorted(ids)))
-    if not with_mirror:
-        return {row.id: row for row in await session.scalars(query)}
+@dataclass(frozen=True)
+class DirectoryUser:
+    """The columns of a user row that profiles and the app's JSON read (stands in for a User)."""
+
+    id: str
+    name: str
+    image_url: str | None
+    category: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class DirectoryCompany:
+    """The columns of a company row that profiles and the app's JSON read (stands in for a Company)."""
+
+    id: str
+    name: str
+    logo_url: str | None
+    subcategory: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class MirrorRow:
+    """The columns of a mirror row that freshness checks and repairs read (stands in for a StreamIdentity)."""
+
+    stream_id: str
+    profile_hash: str
+    placeholder: bool
+
+
+def _rows_of(model: type[User] | type[Company], kind: Kind, ids: str) -> Any:
+    """One table's rows by id (an expanding parameter) in the union's columns, its mirror row joined on."""
+    image, extra = (User.image_url, User.category) if model is User else (Company.logo_url, Company.subcategory)
     stream_id = literal(stream_id_prefix(kind)) + model.id
-    joined: Select[Any, StreamIdentity | None] = query.add_columns(StreamIdentity).outerjoin(
-        StreamIdentity, StreamIdentity.stream_id == stream_id
+    return (
+        select(
+            literal(kind.value).label("kind"),
+            model.id,
+            model.name,
+            image.label("image"),
+            extra.label("extra"),
+            model.updated_at,
+            StreamIdentity.stream_id.label("mirror_id"),
+            StreamIdentity.profile_hash,
+            StreamIdentity.placeholder,
+        )
+        .outerjoin(StreamIdentity, StreamIdentity.stream_id == stream_id)
+        .where(model.id.in_(bindparam(ids, expanding=True)))
     )
-    rows: dict[str, Any] = {}
-    for row, mirrored in await session.execute(joined):
-        rows[row.id] = row
-        directory.mirror[Identity(kind, row.id).stream_id] = mirrored
-    return rows
+
+
+# Built once (the statements' compiled forms are cached): users, companies, or both in one UNION ALL.
+_USERS = _rows_of(User, Kind.USER, "user_ids")
+_COMPANIES = _rows_of(Company, Kind.COMPANY, "company_ids")
+_BOTH = union_all(_USERS, _COMPANIES)
 
 
 async def load_directory(
     session: AsyncSession, user_ids: Iterable[str] = (), company_ids: Iterable[str] = (), *, with_mirror: bool = False
 ) -> Directory:
-    """Users and companies by id: at most one query per table, whatever the count (mirror rows joined on if asked)."""
+    """Users and companies by id in one query, whatever the count (their mirror rows too, kept when asked)."""
     directory = Directory()
-    directory.users = await _load(session, User, Kind.USER, set(user_ids), directory, with_mirror)
-    directory.companies = await _load(session, Company, Kind.COMPANY, set(company_ids), directory, with_mirror)
+    users, companies = sorted(set(user_ids)), sorted(set(company_ids))
+    if users and companies:
+        statement: Any = _BOTH
+    elif users or companies:
+        statement = _USERS if users else _COMPANIES
+    else:
+        return directory
+    rows = await session.execute(statement, {"user_ids": users, "company_ids": companies})
+    user_kind = Kind.USER.value
+    for kind, entity_id, name, image, extra, updated_at, mirror_id, profile_hash, placeholder in rows:
+        if kind == user_kind:
+            directory.users[entity_id] = cast(User, DirectoryUser(entity_id, name, image, extra, updated_at))
+            identity = Identity(Kind.USER, entity_id)
+        else:
+            directory.companies[entity_id] = cast(Company, DirectoryCompany(entity_id, name, image, extra, updated_at))
+            identity = Identity(Kind.COMPANY, entity_id)
+        if with_mirror:
+            mirrored = MirrorRow(mirror_id, profile_hash, placeholder) if mirror_id is not None else None
+            directory.mirror[identity.stream_id] = cast(StreamIdentity | None, mirrored)
     return directory
 
 
