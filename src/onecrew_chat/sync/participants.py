@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import bindparam, literal, select, union_all
+from sqlalchemy import bindparam, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onecrew_chat.access import ACCEPTED, ACTING_ROLES
 from onecrew_chat.identity import Identity, Kind
-from onecrew_chat.models import Company, Conversation, StreamIdentity, User
+from onecrew_chat.models import Company, CompanyMember, Conversation, StreamIdentity, User
 
 PLACEHOLDER_NAMES = {Kind.USER: "OneCrew user", Kind.COMPANY: "OneCrew company"}
 _NIL = "00000000-0000-0000-0000-000000000000"
@@ -76,6 +78,9 @@ class Directory:
     # With load_directory(with_mirror=True): the mirror row (None: no row) of every user and company loaded (a
     # MirrorRow, or a StreamIdentity read by the mirror).
     mirror: dict[str, StreamIdentity | None] = field(default_factory=dict)
+
+    # With load_directory(member=...): the user may act as the company (an accepted owner or admin).
+    acting_member: bool = False
 
     def kinds_of(self, entity_id: str) -> set[Kind]:
         """The kinds under which this uuid exists (empty when unknown, two when ambiguous)."""
@@ -158,27 +163,59 @@ def _rows_of(model: type[User] | type[Company], kind: Kind, ids: str) -> Any:
     )
 
 
-# Built once (the statements' compiled forms are cached): users, companies, or both in one UNION ALL.
-_USERS = _rows_of(User, Kind.USER, "user_ids")
-_COMPANIES = _rows_of(Company, Kind.COMPANY, "company_ids")
-_BOTH = union_all(_USERS, _COMPANIES)
+_MEMBER = "member"
+
+
+def _membership() -> Any:
+    """The acting membership (accepted owner or admin of the company) as a row of the union: kind "member"."""
+    return select(
+        literal(_MEMBER).label("kind"),
+        CompanyMember.company_id,
+        *(null() for _ in range(7)),
+    ).where(
+        CompanyMember.user_id == bindparam("member_user_id"),
+        CompanyMember.company_id == bindparam("member_company_id"),
+        CompanyMember.role.in_(ACTING_ROLES),
+        CompanyMember.invitation_status == ACCEPTED,
+    )
+
+
+# Built once (compiled forms are cached), by (users?, companies?, membership?): one UNION ALL of the parts asked.
+_PARTS = (_rows_of(User, Kind.USER, "user_ids"), _rows_of(Company, Kind.COMPANY, "company_ids"), _membership())
+_STATEMENTS: dict[tuple[bool, ...], Any] = {}
+for _wanted in itertools.product((False, True), repeat=3):
+    _chosen = [part for part, wanted in zip(_PARTS, _wanted, strict=True) if wanted]
+    if _chosen:
+        _STATEMENTS[_wanted] = _chosen[0] if len(_chosen) == 1 else union_all(*_chosen)
 
 
 async def load_directory(
-    session: AsyncSession, user_ids: Iterable[str] = (), company_ids: Iterable[str] = (), *, with_mirror: bool = False
+    session: AsyncSession,
+    user_ids: Iterable[str] = (),
+    company_ids: Iterable[str] = (),
+    *,
+    with_mirror: bool = False,
+    member: tuple[str, str] | None = None,
 ) -> Directory:
-    """Users and companies by id in one query, whatever the count (their mirror rows too, kept when asked)."""
+    """Users and companies by id in one query, whatever the count (their mirror rows too, kept when asked).
+
+    `member` = (user id, company id) also asks, in the same query, whether the user may act as the company
+    (`Directory.acting_member`; access.can_act_as_company is the same check on its own).
+    """
     directory = Directory()
     users, companies = sorted(set(user_ids)), sorted(set(company_ids))
-    if users and companies:
-        statement: Any = _BOTH
-    elif users or companies:
-        statement = _USERS if users else _COMPANIES
-    else:
+    statement = _STATEMENTS.get((bool(users), bool(companies), member is not None))
+    if statement is None:
         return directory
-    rows = await session.execute(statement, {"user_ids": users, "company_ids": companies})
+    parameters: dict[str, Any] = {"user_ids": users, "company_ids": companies}
+    if member is not None:
+        parameters["member_user_id"], parameters["member_company_id"] = member
+    rows = await session.execute(statement, parameters)
     user_kind = Kind.USER.value
     for kind, entity_id, name, image, extra, updated_at, mirror_id, profile_hash, placeholder in rows:
+        if kind == _MEMBER:
+            directory.acting_member = True
+            continue
         if kind == user_kind:
             directory.users[entity_id] = cast(User, DirectoryUser(entity_id, name, image, extra, updated_at))
             identity = Identity(Kind.USER, entity_id)
