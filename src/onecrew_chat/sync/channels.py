@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import CursorResult, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -66,7 +66,41 @@ class ProvisionResult:
     ms: float
 
 
-def participant_identities(conversation: Conversation) -> list[Identity]:
+class ParticipantRef(Protocol):
+    """Who a participant is: a ConversationParticipant, or a create's new participant."""
+
+    @property
+    def participant_type(self) -> str: ...
+    @property
+    def participant_id(self) -> str: ...
+
+
+class ChannelRecord(Protocol):
+    """What provisioning reads of a conversation: a Conversation (participants loaded), or a create's new one."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def channel_type(self) -> str: ...
+    @property
+    def channel_id(self) -> str: ...
+    @property
+    def conversation_type(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def created_by_type(self) -> str: ...
+    @property
+    def created_by_id(self) -> str: ...
+    @property
+    def chat_status(self) -> str: ...
+    @property
+    def stream_verified_at(self) -> datetime | None: ...
+    @property
+    def participants(self) -> Sequence[ParticipantRef]: ...
+
+
+def participant_identities(conversation: ChannelRecord) -> list[Identity]:
     """The conversation's participants as Stream identities, creator first (participants must be loaded)."""
     creator = Identity(Kind(conversation.created_by_type), conversation.created_by_id)
     others = sorted(
@@ -75,14 +109,14 @@ def participant_identities(conversation: Conversation) -> list[Identity]:
     return [creator, *others]
 
 
-def channel_custom(conversation: Conversation) -> dict[str, Any] | None:
+def channel_custom(conversation: ChannelRecord) -> dict[str, Any] | None:
     """Channel data: groups carry their name; pairs carry none, so the app shows the other party's name."""
     if conversation.conversation_type == ConversationType.GROUP.value and conversation.name:
         return {"name": conversation.name}
     return None
 
 
-def is_provisioned(conversation: Conversation) -> bool:
+def is_provisioned(conversation: ChannelRecord) -> bool:
     """True when Stream was seen to hold the channel with every participant."""
     return conversation.chat_status == READY and conversation.stream_verified_at is not None
 
@@ -244,7 +278,12 @@ def members_to_add(member_ids: list[str], state: ChannelState) -> tuple[list[str
 
 
 async def call_stream(
-    stream: StreamGateway, conversation: Conversation, batch: IdentityBatch, deadline: Deadline, *, placeholder_ok: bool
+    stream: StreamGateway,
+    conversation: ChannelRecord,
+    batch: IdentityBatch,
+    deadline: Deadline,
+    *,
+    placeholder_ok: bool,
 ) -> ProvisionResult:
     """Mirror the participants, get-or-create the channel and add missing members (no transaction is open here)."""
     started = time.perf_counter()
@@ -308,7 +347,7 @@ async def finish(
     profiles: Mapping[Identity, Profile] | None = None,
     mirror: Mapping[str, StreamIdentity | None] | None = None,
     outbox_message: OutboxMessage | None = None,
-    conversation: Conversation | None = None,
+    conversation: ChannelRecord | None = None,
     claimed: str | None = None,
 ) -> Outcome:
     """Provision unless done: claim, read, call Stream, record; the one provisioning path of every caller.
