@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
@@ -62,11 +62,16 @@ class Recorded:
     claimed: str | None = None  # the claim token a new conversation was inserted with
 
 
+_PAIR = (
+    select(Conversation)
+    .where(Conversation.pair_key == bindparam("pair_key"))
+    .options(joinedload(Conversation.participants))
+)
+
+
 async def load_pair(session: AsyncSession, key: str) -> Conversation | None:
     """The conversation of a pair (either direction) with its participants, in one query."""
-    result = await session.execute(
-        select(Conversation).where(Conversation.pair_key == key).options(joinedload(Conversation.participants))
-    )
+    result = await session.execute(_PAIR, {"pair_key": key})
     return result.unique().scalar_one_or_none()
 
 

@@ -20,7 +20,7 @@ from enum import Enum
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import CursorResult, case, or_, select, update
+from sqlalchemy import CursorResult, Table, bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -232,25 +232,33 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], conversation_id:
     return None
 
 
-async def _record_ready(session: AsyncSession, conversation_id: str, token: str) -> None:
-    """The channel holds every participant: say so, and give back the claim if it is still ours."""
-    now = utcnow()
-    await session.execute(
-        update(Conversation)
-        .where(_is(conversation_id))
+def _ready_statement() -> Any:
+    """UPDATE conversation: ready and verified now, the claim given back if it is still ours (built once)."""
+    conversation = cast(Table, Conversation.__table__).c
+    mine = conversation.provision_lease_token == bindparam("token")
+    return (
+        update(cast(Table, Conversation.__table__))
+        .where(
+            or_(
+                conversation.id == bindparam("conversation_id"), conversation.channel_id == bindparam("conversation_id")
+            )
+        )
         .values(
             chat_status=READY,
-            stream_verified_at=now,
-            updated_at=now,
-            provision_lease_token=case(
-                (Conversation.provision_lease_token == token, None), else_=Conversation.provision_lease_token
-            ),
-            provision_lease_until=case(
-                (Conversation.provision_lease_token == token, None), else_=Conversation.provision_lease_until
-            ),
+            stream_verified_at=bindparam("now"),
+            updated_at=bindparam("now"),
+            provision_lease_token=case((mine, None), else_=conversation.provision_lease_token),
+            provision_lease_until=case((mine, None), else_=conversation.provision_lease_until),
         )
-        .execution_options(synchronize_session=False)
     )
+
+
+_READY = _ready_statement()
+
+
+async def _record_ready(session: AsyncSession, conversation_id: str, token: str) -> None:
+    """The channel holds every participant: say so, and give back the claim if it is still ours."""
+    await session.execute(_READY, {"conversation_id": conversation_id, "token": token, "now": utcnow()})
 
 
 async def _release(session: AsyncSession, conversation_id: str, token: str) -> None:
