@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from pathlib import Path
+
+from sqlalchemy import text
 
 from bench import http_scenarios as s
 from bench.harness import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET, prepare_database
 from bench.load import Target
 from bench.processes import start_api, start_emulator
+from onecrew_chat.db import make_engine
 
 
 def _api_env(database_url: str, emulator_url: str) -> dict[str, str]:
@@ -24,24 +28,52 @@ def _api_env(database_url: str, emulator_url: str) -> dict[str, str]:
         "STREAM_BASE_URL": emulator_url,
         "ONECREW_JWT_SECRET": JWT_SECRET,
         "ONECREW_SERVICE_TOKEN": SERVICE_TOKEN,
-        # The outbox worker off: each request's Stream calls and SQL are its own (provisioning is inline).
-        "ONECREW_RUN_WORKER": "false",
+        # The outbox worker on, as in production: a first token that Stream rate-limits (10 UpdateUsers a second)
+        # is answered at once and its identity queued; the worker sends those 100 per call. Provisioning is inline,
+        # so the other scenarios leave it nothing to do; the bench waits for it to drain after the token scenario.
+        "ONECREW_RUN_WORKER": "true",
+        "ONECREW_RECONCILE_INTERVAL_S": "0",
         "ONECREW_DEBUG_ENDPOINTS": "true",
         "ONECREW_LOG_LEVEL": "error",
     }
 
 
-async def _all_scenarios(target: Target, kind: str, data: s.Data, base: int, say) -> list[dict]:
+async def _outbox_drained(database_url: str, timeout_s: float = 120.0) -> None:
+    """Wait (polling, bounded) until the worker has sent every queued identity, so the next scenario finds the
+    identities mirrored and the worker idle."""
+    engine = make_engine(url=database_url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            async with engine.connect() as conn:
+                pending = await conn.scalar(
+                    text("SELECT count(*) FROM outbox_message WHERE status = 'pending' AND kind = 'identity.sync'")
+                )
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{pending} identity.sync rows still pending after {timeout_s:g} s")
+            await asyncio.sleep(0.2)  # polling interval of a bounded wait
+    finally:
+        await engine.dispose()
+
+
+async def _all_scenarios(target: Target, kind: str, data: s.Data, base: int, say, database_url: str) -> list[dict]:
     rows: list[dict] = []
 
-    async def measure(name: str, calls_for) -> None:
+    async def measure(name: str, calls_for, after=None) -> None:
         for concurrency in s.CONCURRENCY:
             run = await target.run(name, kind, concurrency, calls_for(concurrency))
             rows.append(run.summary())
             say(rows[-1])
+            if after is not None:
+                await after()
 
     pairs = s.slices(data.pair_users, base)
-    await measure("token: new identity (one upsert)", lambda c: s.token(pairs[c]))
+    # Identities Stream rate-limited were queued: the worker sends them before the next measurement starts.
+    await measure(
+        "token: new identity (one upsert)", lambda c: s.token(pairs[c]), after=lambda: _outbox_drained(database_url)
+    )
     await measure("token: identity fresh in mirror", lambda c: s.token(pairs[c]))
     await measure("create: new pair (identities mirrored)", lambda c: s.create_pair(data, pairs[c]))
     await measure("create: existing pair (other direction)", lambda c: s.existing_pair(data, pairs[c]))
@@ -89,8 +121,10 @@ def run_database(kind: str, postgres_admin_url: str, base: int, workers: list[in
                     api, api_url = start_api(Path(tmp), count, **_api_env(url, emulator_url))
                     target = Target(api, api_url, emulator, emulator_url, count)
                     try:
-                        scenarios = _all_scenarios if count == 1 else _workers_comparison
-                        rows += asyncio.run(scenarios(target, kind, data, base, say))
+                        if count == 1:
+                            rows += asyncio.run(_all_scenarios(target, kind, data, base, say, url))
+                        else:
+                            rows += asyncio.run(_workers_comparison(target, kind, data, base, say))
                     finally:
                         target.close()
                         api.stop()

@@ -94,15 +94,19 @@ def emulator(emulator_server):
 
 
 SHORT_DEADLINE_S = 0.3
+LONG_DEADLINE_S = 15.0
 
 
 def deadline_for(request) -> float:
-    """0.3 s for tests marked short_deadline (Stream down or held: they expect "provisioning" quickly), else 3 s.
+    """0.3 s for tests marked short_deadline (Stream down or held: they expect "provisioning" quickly), 15 s for
+    tests marked long_deadline (much Stream work that must finish inline even on a loaded machine), else 3 s.
 
     A test that expects Stream to finish must keep the full deadline: a loaded CI machine can take longer than
     0.3 s for a healthy call.
     """
-    return SHORT_DEADLINE_S if request.node.get_closest_marker("short_deadline") else 3.0
+    if request.node.get_closest_marker("short_deadline"):
+        return SHORT_DEADLINE_S
+    return LONG_DEADLINE_S if request.node.get_closest_marker("long_deadline") else 3.0
 
 
 def make_settings(database_url: str, stream_base_url: str, **overrides) -> Settings:
@@ -125,9 +129,9 @@ def make_settings(database_url: str, stream_base_url: str, **overrides) -> Setti
 
 
 @pytest.fixture
-def settings(database_url, emulator, emulator_server) -> Settings:
-    """Settings over both databases and the emulator."""
-    return make_settings(database_url, emulator_server.base_url)
+def settings(request, database_url, emulator, emulator_server) -> Settings:
+    """Settings over both databases and the emulator (the deadline as `deadline_for` says)."""
+    return make_settings(database_url, emulator_server.base_url, provision_deadline_s=deadline_for(request))
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.errors import BadRequest, not_a_member
-from onecrew_chat.identity import Identity, normalize_uuid
+from onecrew_chat.identity import Identity, Kind, normalize_uuid
 from onecrew_chat.models import CompanyMember
 
 ACTING_ROLES = ("owner", "admin")
@@ -58,10 +58,11 @@ async def acting_identity(session: AsyncSession, user_id: str, company_id: str |
     return Identity.company(company)
 
 
-async def acting_identity_for_profile(
-    session: AsyncSession, user_id: str, profile_type: str | None, company_id: str | None, *, required: bool
-) -> Identity:
-    """Resolve `profile_type` + `company_id` query parameters (token, list, unread-count) with 400s for bad ones."""
+def requested_identity(user_id: str, profile_type: str | None, company_id: str | None, *, required: bool) -> Identity:
+    """Who `profile_type` + `company_id` (token, list, unread-count) name, with 400s for bad ones; no membership check.
+
+    The caller itself needs no database; a company must still pass `may_act_as` (acting_identity_for_profile does both).
+    """
     if profile_type is None or profile_type == "":
         if required:
             raise BadRequest("profile_type is required and must be 'user' or 'company'", code="invalid_profile_type")
@@ -72,6 +73,22 @@ async def acting_identity_for_profile(
         )
     if profile_type == "user":
         return Identity.user(user_id)
-    if parse_company_id(company_id) is None:
+    company = parse_company_id(company_id)
+    if company is None:
         raise BadRequest("company_id is required when profile_type is 'company'", code="missing_company_id")
-    return await acting_identity(session, user_id, company_id)
+    return Identity.company(company)
+
+
+async def may_act_as(session: AsyncSession, user_id: str, identity: Identity) -> None:
+    """403 unless the user is `identity` or an accepted owner or admin of it (no query for the user themselves)."""
+    if identity.kind is Kind.COMPANY and not await can_act_as_company(session, user_id, identity.entity_id):
+        raise not_a_member()
+
+
+async def acting_identity_for_profile(
+    session: AsyncSession, user_id: str, profile_type: str | None, company_id: str | None, *, required: bool
+) -> Identity:
+    """Resolve `profile_type` + `company_id` query parameters (token, list, unread-count) with 400s for bad ones."""
+    identity = requested_identity(user_id, profile_type, company_id, required=required)
+    await may_act_as(session, user_id, identity)
+    return identity

@@ -15,7 +15,7 @@ from onecrew_chat.conversations import idempotency
 from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
 from onecrew_chat.outbox import worker
-from onecrew_chat.outbox.jobs import Failure, Jobs, PeriodicJob, Verdict
+from onecrew_chat.outbox.jobs import Batch, Failure, Jobs, PeriodicJob, Verdict
 from onecrew_chat.stream.errors import StreamRequestError, StreamUsersMissing
 from onecrew_chat.sync import handlers, server_messages
 from onecrew_chat.sync.reconcile import reconcile
@@ -80,6 +80,8 @@ def build_jobs(settings: Any) -> Jobs:
             handlers.IDENTITY_SYNC: handlers.sync_identity,
             server_messages.SEND_MESSAGE: server_messages.deliver,
         },
+        # Deferred identities (a login wave Stream rate-limited, a directory batch) reach Stream 100 per call.
+        batches={handlers.IDENTITY_SYNC: Batch(handlers.sync_identity_batch, handlers.IDENTITY_SYNC_BATCH)},
         dead_letter={handlers.PROVISION: handlers.provisioning_failed},
         periodic=[
             PeriodicJob("idempotency.purge", IDEMPOTENCY_PURGE_EVERY_S, purge_idempotency_keys),

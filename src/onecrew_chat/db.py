@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import time
+import weakref
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, event, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import Pool
 from sqlalchemy.types import TypeDecorator
 
 from onecrew_chat.config import Settings
@@ -75,9 +79,64 @@ def make_engine(settings: Settings | None = None, *, url: str | None = None) -> 
         return engine
     pool_size = settings.db_pool_size if settings else 10
     max_overflow = settings.db_max_overflow if settings else 20
-    return create_async_engine(
-        target.url, connect_args=target.connect_args, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+    engine = create_async_engine(
+        target.url, connect_args=target.connect_args, pool_size=pool_size, max_overflow=max_overflow
     )
+    ping_idle_connections(engine)
+    return engine
+
+
+# A pooled connection used less than this long ago is handed out as it is; one idle longer is pinged first.
+PING_AFTER_IDLE_S = 5.0
+_IDLE_SINCE = "onecrew_idle_since"
+
+
+@dataclass
+class IdlePings:
+    """How many checkouts of an engine's pool pinged their connection (db_counters reports it)."""
+
+    idle_s: float
+    count: int = 0
+
+
+_PINGS: weakref.WeakKeyDictionary[Pool, IdlePings] = weakref.WeakKeyDictionary()
+
+
+def idle_pings(engine: AsyncEngine) -> IdlePings | None:
+    """The ping count of an engine made by make_engine for PostgreSQL (None for SQLite)."""
+    return _PINGS.get(engine.sync_engine.pool)
+
+
+def ping_idle_connections(engine: AsyncEngine, idle_s: float = PING_AFTER_IDLE_S) -> IdlePings:
+    """Ping a pooled connection before handing it out only when it sat unused for `idle_s` or more.
+
+    SQLAlchemy's pool_pre_ping pings on every checkout, which on asyncpg is three round trips (BEGIN, an empty
+    statement, ROLLBACK): more than a cached read's own work. A connection in steady use proved itself
+    moments ago; one that sat idle is the one a database restart or a proxy's idle timeout may have cut. A ping
+    that fails invalidates the pool (every connection older than now is replaced) and the checkout gets a new
+    connection. A connection cut while in steady use fails its statement instead: SQLAlchemy invalidates the pool
+    on that disconnect, and the request answers 503 `database_unavailable` (retrying is safe).
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+    pings = _PINGS[pool] = IdlePings(idle_s)
+
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)  # None: a new connection (the info goes with the connection)
+        if idle_since is None or time.monotonic() - idle_since < idle_s:
+            return
+        pings.count += 1
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise exc.InvalidatePoolError(f"the ping of a connection idle for {idle_s:g} s failed") from error
+
+    event.listen(pool, "checkin", _checked_in)
+    event.listen(pool, "checkout", _checked_out)
+    return pings
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -7,10 +7,15 @@ process-wide (not per request): the bench reads them before and after a scenario
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from onecrew_chat.db import IdlePings, idle_pings
+
+# asyncpg's ping: BEGIN, an empty statement, ROLLBACK.
+PING_ROUND_TRIPS = 3
 
 
 @dataclass
@@ -23,27 +28,38 @@ class DatabaseCounters:
     rollbacks: int = 0
     pool_checkouts: int = 0
     remote: bool = True
+    # The pool's pings of connections that sat idle (db.ping_idle_connections), read from the engine's count.
+    _pings: IdlePings | None = field(default=None, repr=False)
+    _pings_at_start: int = field(default=0, repr=False)
+
+    @property
+    def pings(self) -> int:
+        """Checkouts that pinged their connection first (it had been idle; three round trips on asyncpg)."""
+        return self._pings.count - self._pings_at_start if self._pings else 0
 
     @property
     def round_trips(self) -> int:
-        """Network round trips to a database server: statements, BEGIN, COMMIT/ROLLBACK and the pool's pre-ping.
+        """Network round trips to a database server: statements, BEGIN, COMMIT/ROLLBACK and the pool's pings.
 
         An estimate from the client side (asyncpg may add one to prepare a statement it has not cached); 0 for
         SQLite, which runs inside the process.
         """
         if not self.remote:
             return 0
-        return self.statements + self.transactions + self.commits + self.rollbacks + self.pool_checkouts
+        return self.statements + self.transactions + self.commits + self.rollbacks + PING_ROUND_TRIPS * self.pings
 
     def snapshot(self) -> dict[str, int]:
         """The counters as JSON, with the process id and the round-trip estimate."""
-        values = {k: v for k, v in asdict(self).items() if k != "remote"}
-        return {"pid": os.getpid(), **values, "round_trips": self.round_trips}
+        values = {k: v for k, v in asdict(self).items() if k != "remote" and not k.startswith("_")}
+        return {"pid": os.getpid(), **values, "pings": self.pings, "round_trips": self.round_trips}
 
 
 def attach_counters(engine: AsyncEngine) -> DatabaseCounters:
     """Count the engine's statements, transactions and checkouts from now on."""
-    counters = DatabaseCounters(remote=engine.dialect.name != "sqlite")
+    pings = idle_pings(engine)
+    counters = DatabaseCounters(
+        remote=engine.dialect.name != "sqlite", _pings=pings, _pings_at_start=pings.count if pings else 0
+    )
     sync_engine = engine.sync_engine
 
     def _statement(*_args: object, **_kwargs: object) -> None:

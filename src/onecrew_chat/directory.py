@@ -1,8 +1,9 @@
 """The directory kept current by the main OneCrew backend: upserts and deletes of users, companies, members.
 
-A PUT that changes the name or image of a user or company already mirrored into Stream (or mirrored as a
-placeholder) enqueues an `identity.sync` outbox row in the same transaction, so the change reaches Stream
-even if Stream is down right now. A DELETE removes the row from the directory only: conversations and
+A PUT that creates a user or company, or changes its name or image, enqueues an `identity.sync` outbox row in
+the same transaction (one pending row per identity; so does an unchanged one Stream holds only as a placeholder):
+the worker mirrors it into Stream, 100 identities per call, before a conversation or token needs it, so a new pair
+is usually one Stream call. The change reaches Stream even if Stream is down right now. A DELETE removes the row from the directory only: conversations and
 their participant rows stay (old chats remain readable), the Stream user is left as it is, and the
 deleted id can no longer be used to start a new conversation.
 """
@@ -84,24 +85,33 @@ _UPSERTED = {Kind.USER: "directory.user_upserted", Kind.COMPANY: "directory.comp
 _DELETED = {Kind.USER: "directory.user_deleted", Kind.COMPANY: "directory.company_deleted"}
 
 
-def identity_sync_needed(placeholder: bool | None, *, changed: bool) -> bool:
-    """Whether an upsert must queue `identity.sync`: Stream knows the identity (`placeholder` is its mirror row's
-    flag, None without a mirror row) and the name or image changed, or Stream only holds a placeholder."""
-    return placeholder is not None and (changed or placeholder)
+def identity_sync_needed(placeholder: bool | None, *, changed: bool, mirror_new: bool = True) -> bool:
+    """Whether an upsert must queue `identity.sync`. `placeholder` is the mirror row's flag (None: no mirror row);
+    `changed`: the directory row is new or its name or image changed.
+
+    Stream holds the identity: when the profile changed, or Stream holds only a placeholder. Stream does not hold
+    it yet: when it changed (a new row, or a profile never sent), unless `mirror_new` is off (the bulk import
+    command leaves those to `onecrew-chat sync identities`).
+    """
+    if placeholder is None:
+        return mirror_new and changed
+    return changed or placeholder
 
 
 async def _enqueue_identity_sync(session: AsyncSession, identity: Identity, *, changed: bool) -> bool:
-    """Queue a Stream profile update when Stream already knows this identity and its profile changed."""
+    """Queue the identity's mirror into Stream when the directory row is new, its profile changed, or Stream holds
+    only a placeholder."""
     mirror = await session.get(StreamIdentity, identity.stream_id)
-    if mirror is None or not identity_sync_needed(mirror.placeholder, changed=changed):
+    placeholder = None if mirror is None else mirror.placeholder
+    if not identity_sync_needed(placeholder, changed=changed):
         return False
     await enqueue_identity_sync(session, identity.stream_id)
-    log.info("directory.identity_sync_enqueued", stream_id=identity.stream_id, placeholder=mirror.placeholder)
+    log.info("directory.identity_sync_enqueued", stream_id=identity.stream_id, placeholder=placeholder)
     return True
 
 
 async def upsert_party(session: AsyncSession, party: Party, entity_id: str, values: dict[str, str | None]) -> Upserted:
-    """Create or update a user or company; enqueue a Stream sync when the mirrored name or image changed."""
+    """Create or update a user or company; enqueue its Stream mirror when it is new or its name or image changed."""
     row, created = await _lock_or_insert(session, party.model, {"id": entity_id}, values)
     shown = ("name", party.image_field)
     changed = created or any(getattr(row, field) != values[field] for field in shown)

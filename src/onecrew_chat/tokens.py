@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from onecrew_chat.access import acting_identity_for_profile
+from onecrew_chat.access import may_act_as, requested_identity
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity, Kind
@@ -90,10 +90,10 @@ async def mirror_or_queue(runtime: Runtime, identity: Identity) -> bool:
 async def issue_token(runtime: Runtime, user_id: str, request: TokenRequest) -> dict[str, Any]:
     """`{token, user_id, api_key, profile_type, company_id}` for the caller or a company they own or administer."""
     started = time.perf_counter()
-    async with unit_of_work(runtime.sessionmaker) as session:
-        identity = await acting_identity_for_profile(
-            session, user_id, request.profile_type, request.company_id, required=False
-        )
+    identity = requested_identity(user_id, request.profile_type, request.company_id, required=False)
+    if identity.kind is Kind.COMPANY:  # the caller's own token needs no membership check (and no transaction)
+        async with unit_of_work(runtime.sessionmaker) as session:
+            await may_act_as(session, user_id, identity)
     in_stream = await mirror_or_queue(runtime, identity)
     token = runtime.stream.create_user_token(identity.stream_id, runtime.settings.stream_token_ttl_s)
     log.info(

@@ -19,8 +19,9 @@ CONCURRENCY = 50
 
 @pytest.fixture
 def settings(postgres_only_url, emulator, emulator_server):
-    """Real row locking and unique-index waits: PostgreSQL only."""
-    return make_settings(postgres_only_url, emulator_server.base_url)
+    """Real row locking and unique-index waits: PostgreSQL only. A deadline far above what 50 creates need on a
+    loaded 2-core machine: these tests are about who waits for whom, not about the deadline."""
+    return make_settings(postgres_only_url, emulator_server.base_url, provision_deadline_s=15.0)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import event, func, select
 
 from onecrew_chat.identity import Identity, pair_channel_id
@@ -156,6 +157,7 @@ async def test_a_group_gets_its_name_and_every_member(client, session, emulator)
     assert rows == 5 + 4
 
 
+@pytest.mark.long_deadline
 async def test_a_group_of_a_thousand_participants_is_created_in_chunks(client, session, emulator):
     me = await add_user(session, "Organiser")
     others = await add_users(session, 999, "Extra")

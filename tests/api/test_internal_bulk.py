@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Company, CompanyMember, OutboxMessage, StreamIdentity, User
@@ -43,8 +43,9 @@ async def test_users_get_one_outcome_per_row_and_a_repeat_changes_nothing(client
         "rejected": 4,
     }
     assert data["results"] == [
-        {"index": 0, "outcome": "created", "error": None, "id": ids[0], "identity_sync_queued": False},
-        {"index": 1, "outcome": "created", "error": None, "id": ids[1], "identity_sync_queued": False},
+        # New identities: the worker mirrors them into Stream before a token or conversation needs them.
+        {"index": 0, "outcome": "created", "error": None, "id": ids[0], "identity_sync_queued": True},
+        {"index": 1, "outcome": "created", "error": None, "id": ids[1], "identity_sync_queued": True},
         {
             "index": 2,
             "outcome": "rejected",
@@ -74,15 +75,23 @@ async def test_users_get_one_outcome_per_row_and_a_repeat_changes_nothing(client
         (ids[1], "Mona", None, None),
     ]
 
+    queued = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.dedupe_key))).all()
+    assert sorted(m.payload["stream_id"] for m in queued) == sorted(Identity.user(i).stream_id for i in ids[:2])
     again = await put(client, "/users", rows[:2])
-    assert [r["outcome"] for r in again.json()["data"]["results"]] == ["unchanged", "unchanged"]
+    assert [(r["outcome"], r["identity_sync_queued"]) for r in again.json()["data"]["results"]] == [
+        ("unchanged", False),
+        ("unchanged", False),
+    ]
     changed = await put(client, "/users", [{**rows[0], "category": "crew"}])
     assert changed.json()["data"]["updated"] == 1
 
 
-async def test_a_name_change_of_an_identity_stream_knows_queues_its_sync(client, session):
-    mirrored, plain = new_id(), new_id()
-    await put(client, "/companies", [{"id": mirrored, "name": "Sat"}, {"id": plain, "name": "Plain"}])
+async def test_a_name_change_queues_the_sync_whether_or_not_stream_holds_the_identity(client, session):
+    mirrored, plain, same = new_id(), new_id(), new_id()
+    rows = [{"id": mirrored, "name": "Sat"}, {"id": plain, "name": "Plain"}, {"id": same, "name": "Same"}]
+    await put(client, "/companies", rows)
+    # The worker mirrored `mirrored`; the others' syncs are done too (Stream lost them, say).
+    await session.execute(update(OutboxMessage).values(status="done"))
     stream_id = Identity.company(mirrored).stream_id
     session.add(StreamIdentity(stream_id=stream_id, kind="company", entity_id=mirrored, profile_hash="h"))
     await session.commit()
@@ -93,15 +102,19 @@ async def test_a_name_change_of_an_identity_stream_knows_queues_its_sync(client,
         [
             {"id": mirrored, "name": "Sat Education", "logo_url": "https://logo.example/s.png"},
             {"id": plain, "name": "Plain Renamed"},
+            {"id": same, "name": "Same"},
         ],
     )
     assert [(r["outcome"], r["identity_sync_queued"]) for r in renamed.json()["data"]["results"]] == [
         ("updated", True),
-        ("updated", False),
+        ("updated", True),
+        ("unchanged", False),
     ]
     session.expire_all()
-    queued = (await session.scalars(select(OutboxMessage))).all()
-    assert [(m.kind, m.payload, m.status) for m in queued] == [("identity.sync", {"stream_id": stream_id}, "pending")]
+    queued = (await session.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending"))).all()
+    assert sorted((m.kind, m.payload["stream_id"]) for m in queued) == sorted(
+        [("identity.sync", stream_id), ("identity.sync", Identity.company(plain).stream_id)]
+    )
     assert (await session.get(Company, mirrored)).name == "Sat Education"
 
 

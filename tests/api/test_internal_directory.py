@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from onecrew_chat.api.routes.internal import CompanyIn, UserIn
 from onecrew_chat.identity import Identity
@@ -242,25 +242,33 @@ async def test_without_a_configured_service_token_every_call_is_401(sqlite_only_
     assert response.json()["error"] == "Invalid service token"
 
 
+async def pending_syncs(session) -> list[tuple]:
+    rows = await outbox_rows(session)
+    return [(r.kind, r.payload, r.dedupe_key) for r in rows if r.status == "pending"]
+
+
 @both_databases
-async def test_profile_change_of_a_mirrored_identity_enqueues_one_deduplicated_sync(client, session, db):
+async def test_a_new_identity_and_each_profile_change_enqueue_one_deduplicated_sync(client, session, db):
     user_id = new_id()
     stream_id = Identity.user(user_id).stream_id
+    sync = ("identity.sync", {"stream_id": stream_id}, f"identity.sync:{stream_id}")
+    # New to the directory: mirrored into Stream by the worker, before a token or conversation needs it.
     await put(client, f"/users/{user_id}", {"name": "Amr", "image_url": "https://x/1.png"})
-    assert await outbox_rows(session) == []  # not in Stream yet: the mirror upserts it when first needed
+    assert await pending_syncs(session) == [sync]
+    await put(client, f"/users/{user_id}", {"name": "Amr", "image_url": "https://x/1.png"})
+    assert await pending_syncs(session) == [sync]  # unchanged: nothing more
 
+    # The worker ran it: Stream holds the profile.
+    await session.execute(update(OutboxMessage).values(status="done"))
     session.add(StreamIdentity(stream_id=stream_id, kind="user", entity_id=user_id, profile_hash="h"))
     await session.commit()
 
     await put(client, f"/users/{user_id}", {"name": "Amr", "image_url": "https://x/1.png", "category": "crew"})
-    assert await outbox_rows(session) == []  # category is not part of the Stream profile
+    assert await pending_syncs(session) == []  # category is not part of the Stream profile
 
     await put(client, f"/users/{user_id}", {"name": "Amr Hassan", "image_url": "https://x/1.png"})
     await put(client, f"/users/{user_id}", {"name": "Amr Hassan", "image_url": "https://x/2.png"})
-    rows = await outbox_rows(session)
-    assert [(r.kind, r.payload, r.dedupe_key, r.status) for r in rows] == [
-        ("identity.sync", {"stream_id": stream_id}, f"identity.sync:{stream_id}", "pending")
-    ]
+    assert await pending_syncs(session) == [sync]
 
 
 async def test_company_logo_change_and_placeholder_heal_enqueue_a_sync(client, session):

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from onecrew_chat.conversations.unread import unread_cache
+from onecrew_chat.db_counters import attach_counters
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
 from onecrew_chat.metrics import DRIFT_DETECTED
@@ -379,3 +380,13 @@ class TestApply:
         assert applied.json()["data"]["status"] == "applied"
         [drift] = await fresh(session, ChannelDrift)
         assert drift.kind == "member_removed" and drift.detail["stream_id"] == removed
+
+
+async def test_a_message_new_is_five_statements_on_postgresql_and_four_on_sqlite(client, app, session, database_url):
+    """The conversation with its members, the webhook id, the activity, the sender's read marker; NOTIFY on PostgreSQL."""
+    a, b, conversation = await pair(session)
+    counters = attach_counters(app.state.runtime.engine)
+    response = await deliver(client, message_new(conversation.channel_id, f"onecrew_user_{a}", "hi", T0))
+    assert response.json()["data"]["status"] == "applied"
+    assert counters.statements == (5 if database_url.startswith("postgresql") else 4)
+    assert await read_at(session, conversation, a) == T0 and await read_at(session, conversation, b) is None

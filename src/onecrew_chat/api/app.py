@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
-import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from onecrew_chat import __version__
 from onecrew_chat.api.docs_pages import install_docs
 from onecrew_chat.api.errors import install_error_handlers
 from onecrew_chat.api.openapi import TAGS, error_responses, install_openapi, operation_id
+from onecrew_chat.api.request_context import RequestContext
 from onecrew_chat.api.request_guard import RequestGuard
 from onecrew_chat.api.routes import (
     conversations,
@@ -33,13 +31,8 @@ from onecrew_chat.composition import run_worker
 from onecrew_chat.config import Settings
 from onecrew_chat.conversations.unread_broadcast import start_unread_listener
 from onecrew_chat.db_counters import attach_counters
-from onecrew_chat.logging import get_logger
-from onecrew_chat.metrics import HTTP_REQUEST_SECONDS
 from onecrew_chat.observability.heartbeat import run_heartbeat
 from onecrew_chat.runtime import Runtime, build_runtime
-from onecrew_chat.stream.client import counting_calls
-
-log = get_logger(__name__)
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
@@ -86,34 +79,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     install_error_handlers(app)
     install_openapi(app)
     install_docs(app)
-    # Added before request_context, so it runs inside it: refusals get a request id and a metric too.
+    # RequestGuard is added first, so it runs inside RequestContext: refusals get a request id and a metric too.
     app.add_middleware(RequestGuard)
-
-    @app.middleware("http")
-    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        started = time.perf_counter()
-        with counting_calls() as stream_calls:  # the gateway counts this request's Stream calls
-            response = await call_next(request)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        route = request.scope.get("route")
-        HTTP_REQUEST_SECONDS.labels(
-            request.method, getattr(route, "path", "unmatched"), str(response.status_code)
-        ).observe(elapsed_ms / 1000)
-        response.headers["X-Request-ID"] = request_id
-        response.headers["Server-Timing"] = f"app;dur={elapsed_ms:.2f}"
-        response.headers["X-Stream-Calls"] = str(stream_calls.calls)
-        log.debug(
-            "http.request",
-            method=request.method,
-            path=request.url.path,
-            status=response.status_code,
-            ms=round(elapsed_ms, 2),
-            stream_calls=stream_calls.calls,
-        )
-        return response
+    app.add_middleware(RequestContext)
 
     if settings.debug_endpoints:
         runtime.extras[debug.RUNTIME_KEY] = attach_counters(runtime.engine)

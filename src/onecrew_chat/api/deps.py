@@ -13,8 +13,11 @@ from onecrew_chat.auth import check_service_token
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.runtime import Runtime
 
+# Every dependency here is `async def`: FastAPI runs a plain `def` dependency in the thread pool, a hop that costs
+# more than the work (reading app.state, verifying a JWT). tests/api/test_request_edge.py checks none is sync.
 
-def get_runtime(request: Request) -> Runtime:
+
+async def get_runtime(request: Request) -> Runtime:
     """The process-wide Runtime built by create_app."""
     runtime: Runtime = request.app.state.runtime
     return runtime
@@ -49,7 +52,7 @@ _SERVICE_TOKEN = HTTPBearer(
 RawAuthorization = Annotated[str | None, Header(alias="authorization", include_in_schema=False)]
 
 
-def current_user_id(
+async def current_user_id(
     runtime: RuntimeDep,
     _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(_USER_JWT)],
     authorization: RawAuthorization = None,
@@ -61,7 +64,7 @@ def current_user_id(
 CurrentUserId = Annotated[str, Depends(current_user_id)]
 
 
-def require_service(
+async def require_service(
     runtime: RuntimeDep,
     _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(_SERVICE_TOKEN)],
     authorization: RawAuthorization = None,

@@ -19,7 +19,7 @@ import contextlib
 from collections.abc import Awaitable, Iterable, Iterator
 
 import asyncpg
-from sqlalchemy import func, select
+from sqlalchemy import String, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.conversations.unread import UnreadCache, unread_cache
@@ -33,6 +33,8 @@ CHANNEL = "onecrew_unread"
 MAX_PAYLOAD = 7_000
 CONNECT_TIMEOUT_S = 5.0
 RECONNECT_MAX_S = 30.0
+# Built once: a webhook only binds the payload.
+NOTIFY = select(func.pg_notify(CHANNEL, bindparam("payload", type_=String())))
 
 
 def _payloads(keys: Iterable[str]) -> Iterator[str]:
@@ -54,7 +56,7 @@ async def announce_unread_change(session: AsyncSession, keys: Iterable[str]) -> 
     if session.get_bind().dialect.name != "postgresql":
         return
     for payload in _payloads(keys):
-        await session.execute(select(func.pg_notify(CHANNEL, payload)))
+        await session.execute(NOTIFY, {"payload": payload})
 
 
 class UnreadListener:

@@ -35,24 +35,36 @@ class FirstOfEachKey:
         return rejected(f"repeats the {key} of {self.position_word} {first}; only the first one is imported")
 
 
-async def write_records(session: AsyncSession, kind: DirectoryKind, records: Sequence[DirectoryBody]) -> list[Outcome]:
+async def write_records(
+    session: AsyncSession, kind: DirectoryKind, records: Sequence[DirectoryBody], *, mirror_new: bool = True
+) -> list[Outcome]:
     """Upsert valid records with distinct keys in a few bulk statements; one outcome per record, in order."""
     if not records:
         return []
     if kind.party is None:
         return await upsert_members(session, cast(Sequence[MemberRecord], records))
-    return await upsert_parties(session, kind.party, cast(Sequence[UserRecord | CompanyRecord], records))
+    parties = cast(Sequence[UserRecord | CompanyRecord], records)
+    return await upsert_parties(session, kind.party, parties, mirror_new=mirror_new)
 
 
 async def apply_rows(
-    session: AsyncSession, kind: DirectoryKind, rows: Sequence[Any], positions: Sequence[int], keys: FirstOfEachKey
+    session: AsyncSession,
+    kind: DirectoryKind,
+    rows: Sequence[Any],
+    positions: Sequence[int],
+    keys: FirstOfEachKey,
+    *,
+    mirror_new: bool = True,
 ) -> list[Outcome]:
-    """Validate each row as the PUT API does and write the valid, first-of-their-key ones; outcomes in row order."""
+    """Validate each row as the PUT API does and write the valid, first-of-their-key ones; outcomes in row order.
+
+    `mirror_new=False` (the import command) queues `identity.sync` only for identities Stream already holds."""
     checked: list[DirectoryBody | Outcome] = []
     for row, position in zip(rows, positions, strict=True):
         item = validate(kind, row)
         checked.append(item if isinstance(item, Outcome) else keys.claim(item, position) or item)
-    written = iter(await write_records(session, kind, [item for item in checked if not isinstance(item, Outcome)]))
+    valid = [item for item in checked if not isinstance(item, Outcome)]
+    written = iter(await write_records(session, kind, valid, mirror_new=mirror_new))
     outcomes = [item if isinstance(item, Outcome) else next(written) for item in checked]
     counts = dict.fromkeys(STATUSES, 0)
     for outcome in outcomes:

@@ -86,8 +86,10 @@ async def _apply(
 ) -> None:
     readable = [row for row in chunk if row.error is None]
     async with unit_of_work(sessionmaker) as session:
+        # New identities are left to `sync identities` (the cut-over's next step): queueing 100,000 of them here
+        # would slow the import and spend Stream's budget one worker batch at a time during the cut-over.
         outcomes = await apply_rows(
-            session, kind, [row.data for row in readable], [row.position for row in readable], keys
+            session, kind, [row.data for row in readable], [row.position for row in readable], keys, mirror_new=False
         )
     by_position = {row.position: outcome for row, outcome in zip(readable, outcomes, strict=True)}
     for row in chunk:

@@ -1,7 +1,8 @@
 """Bulk writes of a batch: read the stored rows it touches (locked), decide each row's outcome, upsert in one go.
 
-Users and companies follow the PUT's Stream rule (a changed name or image of an identity Stream knows queues
-its `identity.sync`); memberships naming an unknown company or user are rejected with the PUT's words.
+Users and companies follow the PUT's Stream rule (a new row, or a changed name or image, queues the identity's
+`identity.sync`; the import command passes `mirror_new=False` and queues only identities Stream already holds);
+memberships naming an unknown company or user are rejected with the PUT's words.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from onecrew_chat.directory_import.kinds import Outcome, Status, rejected
 from onecrew_chat.directory_schemas import CompanyRecord, MemberRecord, UserRecord
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Company, CompanyMember, StreamIdentity, User
-from onecrew_chat.sync.queue import enqueue_identity_sync
+from onecrew_chat.sync.queue import enqueue_identity_syncs
 
 PARTY_KEY = ("id",)
 MEMBER_KEY = ("company_id", "user_id")
@@ -66,12 +67,18 @@ async def _mirror_flags(session: AsyncSession, stream_ids: Sequence[str]) -> dic
 
 
 async def upsert_parties(
-    session: AsyncSession, party: directory.Party, records: Sequence[UserRecord | CompanyRecord]
+    session: AsyncSession,
+    party: directory.Party,
+    records: Sequence[UserRecord | CompanyRecord],
+    *,
+    mirror_new: bool = True,
 ) -> list[Outcome]:
     """Write users or companies with distinct ids; one outcome per record, in order.
 
-    A record equal to the stored row writes nothing. When the name or image of an identity Stream already
-    knows changes (or Stream holds only a placeholder), its `identity.sync` is queued as the PUT queues it.
+    A record equal to the stored row writes nothing. A new row, or a changed name or image, queues the identity's
+    `identity.sync` as the PUT queues it (one statement for the batch); so does Stream holding only a placeholder.
+    `mirror_new=False` queues only identities Stream already holds (the import command: `sync identities` mirrors
+    the rest in bulk).
     """
     table: Table = party.model.__table__  # type: ignore[assignment]  # typed FromClause; a mapped class has a Table
     fields = party.fields
@@ -98,11 +105,13 @@ async def upsert_parties(
         plans.append((status, changed))
     await upsert_rows(session, table, PARTY_KEY, fields, writes)
     outcomes = []
+    queued: list[str] = []
     for stream_id, (status, changed) in zip(stream_ids, plans, strict=True):
-        sync = directory.identity_sync_needed(mirrored.get(stream_id), changed=changed)
+        sync = directory.identity_sync_needed(mirrored.get(stream_id), changed=changed, mirror_new=mirror_new)
         if sync:
-            await enqueue_identity_sync(session, stream_id)
+            queued.append(stream_id)
         outcomes.append(Outcome(status, sync_queued=sync))
+    await enqueue_identity_syncs(session, queued)
     return outcomes
 
 

@@ -3,6 +3,11 @@ periodic jobs and the classification of failures. The outbox itself knows no han
 
 - `Handler`: `async def handler(runtime, payload) -> None`. It opens its own short transactions; the worker
   holds no transaction or connection while it runs. It must be safe to run twice.
+- `BatchHandler`: `async def handler(runtime, payloads) -> outcomes`, for a kind whose rows are cheaper together
+  (e.g. one Stream call for 100 identities). It gets the payloads of up to `Batch.size` due rows of its kind and
+  returns one entry per payload, in order: None (that row is done) or the exception that row failed with. Rows
+  failing with the same exception object are classified once and recorded together (e.g. a 429's reset for the
+  whole batch). Raising fails every row with that exception. Same rules as `Handler` otherwise.
 - `DeadLetterHandler`: `async def on_dead(session, payload, error) -> None`, run inside the short
   transaction that marks the row dead.
 - `Classifier`: maps an exception to a `Failure` (retry, permanent, or pause the worker).
@@ -18,6 +23,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 Handler = Callable[[Any, dict[str, Any]], Awaitable[None]]
+BatchHandler = Callable[[Any, list[dict[str, Any]]], Awaitable[Sequence[BaseException | None]]]
 DeadLetterHandler = Callable[[AsyncSession, dict[str, Any], str], Awaitable[None]]
 PeriodicRun = Callable[[Any], Awaitable[object]]
 Probe = Callable[[Any], Awaitable[object]]
@@ -59,11 +65,21 @@ class PeriodicJob:
 
 
 @dataclass(frozen=True)
+class Batch:
+    """How rows of one kind run together: `run(runtime, payloads)` on up to `size` rows claimed at once."""
+
+    run: BatchHandler
+    size: int = 100
+
+
+@dataclass(frozen=True)
 class Jobs:
     """Everything the worker runs. `probe(runtime)` is a cheap call that tells a paused worker whether the
     credentials work again when no row is due to try; without it, a paused worker waits for a row."""
 
     handlers: Mapping[str, Handler]
+    # Kinds whose due rows are claimed and run together; a kind listed here needs no entry in `handlers`.
+    batches: Mapping[str, Batch] = field(default_factory=dict)
     dead_letter: Mapping[str, DeadLetterHandler] = field(default_factory=dict)
     periodic: Sequence[PeriodicJob] = ()
     classify: Callable[[BaseException], Failure] = retry_everything

@@ -1,4 +1,7 @@
-"""Outbox rows: add (one pending row per dedupe key), claim one row under a lease token, record its outcome.
+"""Outbox rows: add (one pending row per dedupe key), claim rows under lease tokens, record their outcomes.
+
+A row is claimed alone (`claim_one`), or with more due rows of its kind (`claim_more`) for a kind whose handler
+takes a batch; every row of a batch still has a lease token of its own, and its outcome is recorded under it.
 
 Every outcome is recorded by a statement guarded by `id`, `lease_token` and `status = 'pending'`: a worker
 whose lease ran out (and whose row another worker took) changes nothing. `version` is bumped when `add`
@@ -12,9 +15,24 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, delete, func, or_, select, text, update
+from sqlalchemy import (
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -144,6 +162,50 @@ async def add(
     return added
 
 
+async def add_many(session: AsyncSession, kind: str, items: Sequence[tuple[dict[str, Any], str]]) -> int:
+    """Queue many `(payload, dedupe_key)` of one kind in the caller's transaction, as `add` does each (one statement).
+
+    A key given twice keeps its last payload; a pending row of the same kind and key is folded into (new payload,
+    `version` bumped, due now). Returns how many keys were queued.
+    """
+    unique = {key: payload for payload, key in items}
+    if not unique:
+        return 0
+    now = utcnow()
+    rows = [
+        {
+            "kind": kind,
+            "payload": dict(payload),
+            "dedupe_key": key,
+            "status": PENDING,
+            "attempts": 0,
+            "version": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for key, payload in sorted(unique.items())  # key order: concurrent writers never deadlock
+    ]
+    insert = (postgresql.insert if _postgres(session) else sqlite.insert)(OutboxMessage)
+    await session.execute(
+        insert.values(rows).on_conflict_do_update(
+            index_elements=[OutboxMessage.kind, OutboxMessage.dedupe_key],
+            index_where=text(PENDING_DEDUPE),
+            set_={
+                "payload": insert.excluded.payload,
+                "version": OutboxMessage.version + 1,
+                "next_attempt_at": case(
+                    (OutboxMessage.next_attempt_at > insert.excluded.next_attempt_at, insert.excluded.next_attempt_at),
+                    else_=OutboxMessage.next_attempt_at,
+                ),
+                "updated_at": now,
+            },
+        )
+    )
+    log.debug("outbox.added_many", kind=kind, count=len(rows))
+    return len(rows)
+
+
 async def claim_one(session: AsyncSession, *, lease_s: float) -> Claim | None:
     """Lease the next due row to a fresh token for `lease_s` seconds, or None; the caller commits at once.
 
@@ -182,6 +244,69 @@ async def claim_one(session: AsyncSession, *, lease_s: float) -> Claim | None:
     )
 
 
+async def claim_more(
+    session: AsyncSession, kind: str, *, limit: int, lease_s: float, exclude: Collection[int] = ()
+) -> list[Claim]:
+    """Lease up to `limit` more due rows of `kind` (not those in `exclude`), oldest due first; the caller commits.
+
+    One statement, picked like `claim_one` (`FOR UPDATE SKIP LOCKED` on PostgreSQL, a compare-and-set on SQLite).
+    Each row gets a lease token of its own (one random prefix per call, then the row's id), so every outcome is
+    recorded under its row's own token, exactly as for a row claimed alone.
+    """
+    if limit <= 0:
+        return []
+    now = utcnow()
+    pick = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.status == PENDING,
+            OutboxMessage.kind == kind,
+            OutboxMessage.next_attempt_at <= now,
+            _unleased(now),
+        )
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+    )
+    if exclude:
+        pick = pick.where(OutboxMessage.id.not_in(list(exclude)))
+    picked = pick.cte("picked")
+    if _postgres(session):
+        # Materialized, so the LIMIT holds: a subquery under IN may be rescanned and pick more rows.
+        picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+    prefix = uuid.uuid4().hex[:20] + "-"
+    rows = (
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(select(picked.c.id)), OutboxMessage.status == PENDING, _unleased(now))
+            .values(
+                lease_token=literal(prefix, String) + cast(OutboxMessage.id, String),
+                locked_until=now + timedelta(seconds=lease_s),
+            )
+            .returning(
+                OutboxMessage.id,
+                OutboxMessage.kind,
+                OutboxMessage.payload,
+                OutboxMessage.attempts,
+                OutboxMessage.version,
+                OutboxMessage.lease_token,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    claims = [
+        Claim(
+            id=row.id,
+            kind=row.kind,
+            payload=dict(row.payload),
+            attempts=row.attempts,
+            version=row.version,
+            token=row.lease_token,
+        )
+        for row in rows
+    ]
+    return sorted(claims, key=lambda claim: claim.id)
+
+
 def _held(claim: Claim) -> Any:
     """Rows still leased to this claim."""
     return and_(OutboxMessage.id == claim.id, OutboxMessage.lease_token == claim.token, OutboxMessage.status == PENDING)
@@ -216,6 +341,58 @@ async def record_done(session: AsyncSession, claim: Claim) -> str:
     ):
         return DONE
     return await _rerun(session, claim)
+
+
+def _held_all(claims: Sequence[Claim], *, same_version: bool) -> Any:
+    """Rows still leased to these claims (and, with `same_version`, with no work folded in since they were claimed)."""
+    if same_version:
+        keys = tuple_(OutboxMessage.id, OutboxMessage.lease_token, OutboxMessage.version)
+        held = keys.in_([(claim.id, claim.token, claim.version) for claim in claims])
+    else:
+        held = tuple_(OutboxMessage.id, OutboxMessage.lease_token).in_([(claim.id, claim.token) for claim in claims])
+    return and_(OutboxMessage.status == PENDING, held)
+
+
+async def _guarded_many(session: AsyncSession, condition: Any, **values: Any) -> set[int]:
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(condition)
+        .values(**values)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(result.scalars())
+
+
+async def record_done_many(session: AsyncSession, claims: Sequence[Claim]) -> dict[int, str]:
+    """`record_done` for several claims in one statement (plus one per row that must rerun): outcome by row id."""
+    if not claims:
+        return {}
+    done = await _guarded_many(
+        session, _held_all(claims, same_version=True), status=DONE, attempts=OutboxMessage.attempts + 1, **_UNLEASE
+    )
+    outcomes = {claim.id: DONE for claim in claims if claim.id in done}
+    for claim in claims:
+        if claim.id not in done:
+            outcomes[claim.id] = await _rerun(session, claim)
+    return outcomes
+
+
+async def record_retry_many(
+    session: AsyncSession, claims: Sequence[Claim], error: str, delay_s: float
+) -> dict[int, str]:
+    """`record_retry` for several claims in one statement, all due `delay_s` from now: "retry" or LOST by row id."""
+    if not claims:
+        return {}
+    retried = await _guarded_many(
+        session,
+        _held_all(claims, same_version=False),
+        attempts=OutboxMessage.attempts + 1,
+        next_attempt_at=utcnow() + timedelta(seconds=max(0.0, delay_s)),
+        last_error=error[:_ERROR_LIMIT],
+        **_UNLEASE,
+    )
+    return {claim.id: "retry" if claim.id in retried else LOST for claim in claims}
 
 
 async def record_retry(session: AsyncSession, claim: Claim, error: str, delay_s: float) -> str:
@@ -261,11 +438,14 @@ async def release(session: AsyncSession, claim: Claim) -> bool:
     return await _guarded(session, _held(claim), **_UNLEASE)
 
 
+_TABLE: Table = OutboxMessage.__table__  # type: ignore[assignment]  # a Table (typed FromClause)
+
+
 def _mark_done_statement() -> Any:
     """mark_done's guarded UPDATE (built once): the pending, unleased row of this id and version becomes done."""
-    table = cast(Table, OutboxMessage.__table__).c
+    table = _TABLE.c
     return (
-        update(cast(Table, OutboxMessage.__table__))
+        update(_TABLE)
         .where(
             table.id == bindparam("message_id"),
             table.status == PENDING,

@@ -1,5 +1,9 @@
 """The outbox worker: claim one row, run its handler with no transaction open, record the outcome under the lease.
 
+A kind with a batch handler (`Jobs.batches`) is claimed with up to `Batch.size - 1` more due rows of its kind in
+the same short transaction, each under its own lease token; the batch runs in one handler call and every row's
+outcome is recorded under its own token (successes in one statement, rows sharing a failure in one statement).
+
 A round claims rows one at a time (a short transaction sets a lease token and expiry), commits, calls the
 handler (which opens its own short transactions), then records done / retry / dead in a second short
 transaction guarded by the token; when the guard matches nothing the row was taken over (`outbox.lease_lost`)
@@ -22,7 +26,7 @@ from onecrew_chat.db import unit_of_work
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import OUTBOX_LEASE_LOST, OUTBOX_PROCESSED
 from onecrew_chat.outbox import repository
-from onecrew_chat.outbox.jobs import Failure, Jobs, PeriodicJob, Verdict
+from onecrew_chat.outbox.jobs import Batch, Failure, Jobs, PeriodicJob, Verdict
 from onecrew_chat.outbox.status import STATUS_KEY, WorkerStatus
 
 log = get_logger(__name__)
@@ -91,23 +95,50 @@ async def run_once(
     config = config or WorkerConfig.from_settings(runtime.settings)
     claimed = 0
     while claimed < limit and not (stop is not None and stop.is_set()):
-        outcome = await run_one(runtime, jobs, config=config, status=status)
+        outcome, count = await _run_next(runtime, jobs, config=config, status=status)
         if status is not None:
             status.beat()
         if outcome == NOTHING_DUE:
             break
-        claimed += 1
+        claimed += count
         if outcome == "paused":
             break
     return claimed
 
 
 async def run_one(runtime: Any, jobs: Jobs, *, config: WorkerConfig, status: WorkerStatus | None = None) -> str:
-    """Claim the next due row and run it: its outcome (done, rerun, retry, dead, paused, lost), or NOTHING_DUE."""
+    """Claim the next due row (with more of its kind when it has a batch handler) and run it: its outcome (done,
+    rerun, retry, dead, paused, lost; a batch's: paused if any row paused, else done if all were, else the first
+    other), or NOTHING_DUE."""
+    outcome, _ = await _run_next(runtime, jobs, config=config, status=status)
+    return outcome
+
+
+async def _run_next(
+    runtime: Any, jobs: Jobs, *, config: WorkerConfig, status: WorkerStatus | None = None
+) -> tuple[str, int]:
+    """`run_one`, and how many rows it claimed."""
+    batch: Batch | None = None
+    more: list[repository.Claim] = []
     async with unit_of_work(runtime.sessionmaker) as session:
         claim = await repository.claim_one(session, lease_s=config.lease_s)
+        if claim is not None:
+            batch = jobs.batches.get(claim.kind)
+            if batch is not None:
+                more = await repository.claim_more(
+                    session, claim.kind, limit=batch.size - 1, lease_s=config.lease_s, exclude=[claim.id]
+                )
     if claim is None:
-        return NOTHING_DUE
+        return NOTHING_DUE, 0
+    if batch is not None:
+        claims = [claim, *more]
+        return await _run_batch(runtime, jobs, config, batch, claims, status), len(claims)
+    return await _run_single(runtime, jobs, config, claim, status), 1
+
+
+async def _run_single(
+    runtime: Any, jobs: Jobs, config: WorkerConfig, claim: repository.Claim, status: WorkerStatus | None
+) -> str:
     started = time.perf_counter()
     try:
         handler = jobs.handlers.get(claim.kind)
@@ -128,15 +159,130 @@ async def run_one(runtime: Any, jobs: Jobs, *, config: WorkerConfig, status: Wor
 
 async def _run_handler(handler: Any, runtime: Any, claim: repository.Claim, budget_s: float) -> None:
     """The handler within `budget_s`; past it, cancelled and reported as HandlerTimeout."""
+    await _within(budget_s, handler(runtime, dict(claim.payload)))
+
+
+async def _within(budget_s: float, work: Any) -> Any:
+    """`await work` within `budget_s`; past it, cancelled and reported as HandlerTimeout."""
     budget = asyncio.timeout(budget_s)
     try:
         async with budget:
-            await handler(runtime, dict(claim.payload))
+            return await work
     except TimeoutError:
         if budget.expired():
             share = f"{HANDLER_SHARE_OF_LEASE:.0%}"
             raise HandlerTimeout(f"the handler ran longer than {budget_s:g} s, {share} of its lease") from None
         raise
+
+
+async def _run_batch(
+    runtime: Any,
+    jobs: Jobs,
+    config: WorkerConfig,
+    batch: Batch,
+    claims: list[repository.Claim],
+    status: WorkerStatus | None,
+) -> str:
+    """Run claimed rows of one kind in one handler call; record each row's outcome under its own lease token."""
+    started = time.perf_counter()
+    kind = claims[0].kind
+    results: list[BaseException | None]
+    try:
+        answered = await _within(
+            config.lease_s * HANDLER_SHARE_OF_LEASE, batch.run(runtime, [dict(c.payload) for c in claims])
+        )
+        results = list(answered)
+        if len(results) != len(claims):
+            raise RuntimeError(f"the batch handler of {kind!r} answered {len(results)} outcomes for {len(claims)} rows")
+    except asyncio.CancelledError:
+        await asyncio.shield(_release_all(runtime, claims))
+        raise
+    except Exception as exc:  # every row failed with it; recorded below like any failure
+        results = [exc] * len(claims)
+    outcomes: dict[int, str] = {}
+    succeeded = [claim for claim, result in zip(claims, results, strict=True) if result is None]
+    if succeeded:
+        async with unit_of_work(runtime.sessionmaker) as session:
+            outcomes.update(await repository.record_done_many(session, succeeded))
+        if status is not None:
+            status.resume()
+    failures: dict[int, tuple[Exception, list[repository.Claim]]] = {}
+    for claim, result in zip(claims, results, strict=True):
+        if result is not None:
+            error = result if isinstance(result, Exception) else RuntimeError(repr(result))
+            failures.setdefault(id(result), (error, []))[1].append(claim)
+    for error, group in failures.values():
+        outcomes.update(await _record_failures(runtime, jobs, config, group, error, status))
+    counts: dict[str, int] = {}
+    for claim in claims:
+        outcome = outcomes.get(claim.id, "unrecorded")
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if outcome == repository.LOST:
+            OUTBOX_LEASE_LOST.labels(kind).inc()
+            log.warning("outbox.lease_lost", id=claim.id, kind=kind)
+        elif outcome != "unrecorded":
+            OUTBOX_PROCESSED.labels(kind, outcome).inc()
+    log.info("outbox.batch", kind=kind, rows=len(claims), ms=round((time.perf_counter() - started) * 1000, 2), **counts)
+    if "paused" in counts:
+        return "paused"
+    if counts.get(repository.DONE) == len(claims):
+        return repository.DONE
+    return next(outcomes.get(claim.id, "unrecorded") for claim in claims if outcomes.get(claim.id) != repository.DONE)
+
+
+async def _release_all(runtime: Any, claims: list[repository.Claim]) -> None:
+    for claim in claims:
+        await _release(runtime, claim)
+
+
+async def _record_failures(
+    runtime: Any,
+    jobs: Jobs,
+    config: WorkerConfig,
+    claims: list[repository.Claim],
+    exc: Exception,
+    status: WorkerStatus | None,
+) -> dict[int, str]:
+    """Rows of a batch that failed with the same exception, classified once and recorded in one transaction: put
+    back (pause), retried together (one delay, at least a 429's reset) or dead-lettered. Outcome by row id."""
+    error = f"{type(exc).__name__}: {exc}"
+    kind = claims[0].kind
+    try:
+        failure = jobs.classify(exc)
+    except Exception:  # a broken classifier must not lose the rows
+        log.exception("outbox.classify_failed", kind=kind, rows=len(claims))
+        failure = Failure(Verdict.RETRY)
+    outcomes: dict[int, str] = {}
+    try:
+        async with unit_of_work(runtime.sessionmaker) as session:
+            if failure.verdict == Verdict.PAUSE:
+                for claim in claims:
+                    outcomes[claim.id] = await repository.put_back(session, claim, error)
+            else:
+                give_up = [
+                    c for c in claims if failure.verdict == Verdict.PERMANENT or c.attempts + 1 >= config.max_attempts
+                ]
+                on_dead = jobs.dead_letter.get(kind)
+                for claim in give_up:
+                    outcomes[claim.id] = await repository.record_dead(session, claim, error)
+                    if outcomes[claim.id] == repository.DEAD and on_dead is not None:
+                        await on_dead(session, dict(claim.payload), error)
+                retry = [c for c in claims if c.id not in outcomes]
+                if retry:
+                    delay = repository.retry_delay(max(c.attempts for c in retry) + 1)
+                    if failure.retry_after_s:
+                        delay = max(delay, failure.retry_after_s)
+                    outcomes.update(await repository.record_retry_many(session, retry, error, delay))
+                    log.warning("outbox.retry", kind=kind, rows=len(retry), delay_s=round(delay, 3), error=error[:500])
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        # The leases run out and the rows are tried again; nothing is lost.
+        log.exception("outbox.record_failure_failed", kind=kind, rows=len(claims), error=error[:500])
+        return {}
+    if failure.verdict == Verdict.PAUSE and status is not None:
+        status.pause(error, kind=kind, message_id=claims[0].id)
+    return outcomes
 
 
 async def _release(runtime: Any, claim: repository.Claim) -> None:
@@ -226,6 +372,7 @@ async def run_forever(runtime: Any, stop: asyncio.Event, jobs: Jobs, *, config: 
         poll_s=config.poll_s,
         lease_s=config.lease_s,
         handlers=sorted(jobs.handlers),
+        batches={kind: batch.size for kind, batch in sorted(jobs.batches.items())},
         periodic=[job.name for job in jobs.periodic if job.interval_s > 0],
     )
     try:

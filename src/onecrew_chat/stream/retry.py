@@ -33,7 +33,8 @@ class RetryPolicy:
 
     - StreamUnavailable (network, timeout, 5xx): full-jitter exponential backoff, rand(0, min(cap, base * 2**n)).
     - StreamRateLimited (429): wait until Stream's reset (plus up to `base_s` of jitter) if that fits the deadline,
-      else DeadlineExceeded at once; without a reset time it backs off like StreamUnavailable.
+      else DeadlineExceeded at once; without a reset time it backs off like StreamUnavailable. With
+      `wait_rate_limits=False` it is raised at once (a caller with a better use for the wait, e.g. a token).
     - StreamUsersMissing: `await repair(missing_ids)`, then retry (at most `max_repairs` times); the first retry
       after a repair is immediate, later ones back off.
     - Any other StreamRequestError: raised at once.
@@ -51,6 +52,7 @@ class RetryPolicy:
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        wait_rate_limits: bool = True,
     ):
         if deadline_s <= 0:
             raise ValueError("deadline_s must be positive")
@@ -61,6 +63,7 @@ class RetryPolicy:
         self.clock = clock
         self.rng = rng
         self.sleep = sleep
+        self.wait_rate_limits = wait_rate_limits
         self.expires_at = clock() + deadline_s
 
     def remaining_s(self) -> float:
@@ -105,6 +108,8 @@ class RetryPolicy:
                 except (StreamUnavailable, StreamRateLimited) as failed:
                     last = failed  # the repair itself hit a transient error: wait as for that error
             except (StreamUnavailable, StreamRateLimited) as error:
+                if isinstance(error, StreamRateLimited) and not self.wait_rate_limits:
+                    raise
                 last = error
             if immediate:
                 wait = 0.0

@@ -1,4 +1,4 @@
-"""Outbox work of the sync layer: finish a conversation's provisioning, push a changed profile to Stream.
+"""Outbox work of the sync layer: finish a conversation's provisioning, push identities' profiles to Stream.
 
 Handlers take `(runtime, payload)` and open their own short transactions, so that no transaction or pooled
 connection is held while they wait on Stream. Dead-letter handlers run in the transaction that gives up on a row.
@@ -6,18 +6,20 @@ connection is held while they wait on Stream. Dead-letter handlers run in the tr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onecrew_chat.db import utcnow
+from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.identity import Identity
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation
+from onecrew_chat.stream.errors import StreamBatchError
 from onecrew_chat.sync.channels import Outcome, finish, provision_deadline
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import IdentityNotFound, sync_identities
+from onecrew_chat.sync.mirror import BATCH, IdentityNotFound, read_identities, save, sync_identities
 from onecrew_chat.sync.queue import FAILED, IDENTITY_SYNC, PROVISION, READY
 
 if TYPE_CHECKING:
@@ -25,7 +27,22 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-__all__ = ["IDENTITY_SYNC", "PROVISION", "provision", "provisioning_failed", "sync_identity"]
+__all__ = [
+    "IDENTITY_SYNC",
+    "IDENTITY_SYNC_BATCH",
+    "PROVISION",
+    "provision",
+    "provisioning_failed",
+    "sync_identity",
+    "sync_identity_batch",
+]
+
+# identity.sync rows the worker runs together: Stream's limit per UpdateUsers call.
+IDENTITY_SYNC_BATCH = BATCH
+
+
+class SentWithoutRefusedId(Exception):
+    """A batch Stream refused because of another identity: this one is tried again (without the refused one)."""
 
 
 async def provision(runtime: Runtime, payload: dict[str, Any]) -> None:
@@ -76,3 +93,53 @@ async def sync_identity(runtime: Runtime, payload: dict[str, Any]) -> None:
         return
     if sent:
         log.info("identity.synced", stream_id=stream_id)
+
+
+async def sync_identity_batch(runtime: Runtime, payloads: list[dict[str, Any]]) -> Sequence[BaseException | None]:
+    """`sync_identity` for up to 100 `identity.sync` rows at once: one read, one `UpdateUsers` call for identities
+    Stream does not have, one `UpdateUsersPartial` for those it has, one write of the mirror rows.
+
+    A login wave whose identities were deferred (Stream rate-limited or down when they asked for a token) is
+    drained 100 per call instead of one call per identity. An identity the directory does not know is skipped
+    (done), as `sync_identity` skips it. Rows whose identity Stream accepted are done whatever failed after it; the
+    others fail with the error (one error object for all of them, so a 429's reset holds for the whole batch).
+    When Stream refuses the whole call naming one identity, that row fails with the refusal (no retry fixes it)
+    and the others are retried without it.
+    """
+    parsed: list[Identity | BaseException] = []
+    for payload in payloads:
+        try:
+            parsed.append(Identity.parse(str(payload["stream_id"])))
+        except (KeyError, ValueError) as exc:
+            parsed.append(exc)
+    wanted = sorted({identity for identity in parsed if isinstance(identity, Identity)})
+    async with unit_of_work(runtime.sessionmaker) as session:
+        batch = await read_identities(session, wanted)
+    known = [identity for identity in wanted if batch.profile(identity) is not None]
+    skipped = [identity.stream_id for identity in wanted if batch.profile(identity) is None]
+    if skipped:
+        log.info("identity.sync_skipped", stream_ids=skipped[:10], count=len(skipped), reason="not in the directory")
+    failure: Exception | None = None
+    try:
+        if known:
+            deadline = Deadline(runtime.settings.provision_deadline_s)
+            await batch.send(runtime.stream, known, placeholder_ok=False, deadline=deadline, force=True)
+    except Exception as exc:  # recorded per row below; what Stream accepted before it is saved all the same
+        failure = exc
+    finally:
+        await save(runtime.sessionmaker, batch)
+    refused_id = failure.bad_id if isinstance(failure, StreamBatchError) else None
+    others = SentWithoutRefusedId(f"sent again without {refused_id}, which Stream refused") if refused_id else None
+    outcomes: list[BaseException | None] = []
+    for identity in parsed:
+        if not isinstance(identity, Identity):
+            outcomes.append(identity)
+        elif failure is None or identity.stream_id in batch.accepted or identity.stream_id in skipped:
+            outcomes.append(None)
+        elif others is not None and identity.stream_id != refused_id:
+            outcomes.append(others)
+        else:
+            outcomes.append(failure)
+    sent = sum(1 for identity in known if identity.stream_id in batch.accepted)
+    log.info("identity.synced_batch", rows=len(payloads), sent=sent, skipped=len(skipped), failed=failure is not None)
+    return outcomes

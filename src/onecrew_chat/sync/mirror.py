@@ -29,7 +29,7 @@ from onecrew_chat.models import Company, StreamIdentity, User
 from onecrew_chat.stream.client import StreamGateway, StreamUser
 from onecrew_chat.stream.errors import StreamBatchError, StreamRequestError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.participants import Profile, load_profiles
+from onecrew_chat.sync.participants import Profile, load_directory
 from onecrew_chat.sync.queue import enqueue_identity_sync
 
 log = get_logger(__name__)
@@ -301,12 +301,28 @@ async def read_identities(
     profiles: Mapping[Identity, Profile] | None = None,
     mirror: Mapping[str, StreamIdentity | None] | None = None,
 ) -> IdentityBatch:
-    """The profiles and mirror rows of these identities (what the caller passes saves the queries)."""
+    """The profiles and mirror rows of these identities (what the caller passes saves the queries).
+
+    The profiles it reads come with their mirror rows joined on (one query per table); a separate query reads only
+    the rows of identities whose profile was passed in or that the directory does not have.
+    """
     wanted = sorted(set(identities))
     known = dict(profiles or {})
-    if any(identity not in known for identity in wanted):
-        known = {**await load_profiles(session, [i for i in wanted if i not in known]), **known}
-    return IdentityBatch(known, await complete_mirror(session, wanted, mirror))
+    rows: dict[str, StreamIdentity | None] = {}
+    unread = [identity for identity in wanted if identity not in known]
+    if unread:
+        directory = await load_directory(
+            session,
+            (i.entity_id for i in unread if i.kind is Kind.USER),
+            (i.entity_id for i in unread if i.kind is Kind.COMPANY),
+            with_mirror=True,
+        )
+        for identity in unread:
+            profile = directory.profile(identity)
+            if profile is not None:
+                known[identity] = profile
+        rows = directory.mirror
+    return IdentityBatch(known, await complete_mirror(session, wanted, {**rows, **(mirror or {})}))
 
 
 def _insert(session: AsyncSession) -> Any:

@@ -5,6 +5,7 @@ Both are written in the caller's transaction, so the work is stored with the cha
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,6 +58,21 @@ async def enqueue_provision(
     )
 
 
+def identity_sync_dedupe_key(stream_id: str) -> str:
+    """The outbox dedupe key of an identity's `identity.sync` row."""
+    return f"{IDENTITY_SYNC}:{stream_id}"
+
+
 async def enqueue_identity_sync(session: AsyncSession, stream_id: str) -> None:
-    """One pending `identity.sync` outbox message per identity: the worker sends its current profile to Stream."""
-    await outbox.add(session, IDENTITY_SYNC, {"stream_id": stream_id}, dedupe_key=f"{IDENTITY_SYNC}:{stream_id}")
+    """One pending `identity.sync` outbox message per identity: the worker sends its current profile to Stream.
+
+    The worker runs up to 100 due `identity.sync` rows together (`sync.handlers.sync_identity_batch`): one
+    `UpdateUsers` call for the identities Stream does not have, one `UpdateUsersPartial` for those it has.
+    """
+    await outbox.add(session, IDENTITY_SYNC, {"stream_id": stream_id}, dedupe_key=identity_sync_dedupe_key(stream_id))
+
+
+async def enqueue_identity_syncs(session: AsyncSession, stream_ids: Iterable[str]) -> int:
+    """`enqueue_identity_sync` for many identities in one statement (a directory batch); returns how many."""
+    items = [({"stream_id": stream_id}, identity_sync_dedupe_key(stream_id)) for stream_id in stream_ids]
+    return await outbox.add_many(session, IDENTITY_SYNC, items)

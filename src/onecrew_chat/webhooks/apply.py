@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, Table, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onecrew_chat.db import utcnow
+from onecrew_chat.db import UTCDateTime, utcnow
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import DRIFT_DETECTED
@@ -25,6 +25,47 @@ DRIFT_EVENTS = {"channel.deleted": "channel_deleted", "member.removed": "member_
 HANDLED = frozenset({"message.new", *READ_EVENTS, *DRIFT_EVENTS})
 
 
+# The statements of the hot path, built once on the tables (Core): a webhook only binds its values (bind names
+# differ from column names, which an UPDATE keeps for its SET clause).
+_CONVERSATION = cast(Table, Conversation.__table__)
+_PARTICIPANT = cast(Table, ConversationParticipant.__table__)
+_WEBHOOK_EVENT = cast(Table, WebhookEvent.__table__)
+_AT = bindparam("at", type_=UTCDateTime())
+_OF_CHANNEL = (
+    _CONVERSATION.c.channel_id == bindparam("channel_id"),
+    _CONVERSATION.c.channel_type == bindparam("channel_type"),
+)
+FIND_CONVERSATION = select(_CONVERSATION.c.id).where(*_OF_CHANNEL)
+FIND_CONVERSATION_AND_MEMBERS = (
+    select(_CONVERSATION.c.id, _PARTICIPANT.c.participant_type, _PARTICIPANT.c.participant_id)
+    .select_from(_CONVERSATION.outerjoin(_PARTICIPANT, _PARTICIPANT.c.conversation_id == _CONVERSATION.c.id))
+    .where(*_OF_CHANNEL)
+)
+# Activity and read markers never move backwards: the row changes only when `at` is later than what it holds.
+MOVE_ACTIVITY = (
+    update(_CONVERSATION)
+    .where(
+        _CONVERSATION.c.id == bindparam("conversation"),
+        or_(_CONVERSATION.c.last_message_at.is_(None), _CONVERSATION.c.last_message_at < _AT),
+    )
+    .values(last_message_at=_AT, last_message_preview=bindparam("preview"))
+)
+MOVE_READ_MARKER = (
+    update(_PARTICIPANT)
+    .where(
+        _PARTICIPANT.c.conversation_id == bindparam("conversation"),
+        _PARTICIPANT.c.participant_type == bindparam("kind"),
+        _PARTICIPANT.c.participant_id == bindparam("entity_id"),
+        or_(_PARTICIPANT.c.last_read_at.is_(None), _PARTICIPANT.c.last_read_at < _AT),
+    )
+    .values(last_read_at=_AT)
+)
+RECORD_ONCE = {
+    "postgresql": postgresql.insert(_WEBHOOK_EVENT).on_conflict_do_nothing(index_elements=["id"]),
+    "sqlite": sqlite.insert(_WEBHOOK_EVENT).on_conflict_do_nothing(index_elements=["id"]),
+}
+
+
 @dataclass
 class Outcome:
     """What one event did: applied, duplicate or ignored; and whose unread count may have changed."""
@@ -36,13 +77,9 @@ class Outcome:
 
 async def record_once(session: AsyncSession, webhook_id: str, event_type: str) -> bool:
     """Store the webhook id; False when it was stored before (a redelivery), also under concurrency."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        insert(WebhookEvent)
-        .values(id=webhook_id, event_type=event_type[:64], received_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["id"])
-    )
-    return cast(CursorResult[Any], await session.execute(statement)).rowcount == 1
+    statement = RECORD_ONCE[session.get_bind().dialect.name]
+    values = {"id": webhook_id, "event_type": event_type[:64], "received_at": utcnow()}
+    return cast(CursorResult[Any], await session.execute(statement, values)).rowcount == 1
 
 
 def _identity(stream_id: str | None) -> Identity | None:
@@ -52,28 +89,35 @@ def _identity(stream_id: str | None) -> Identity | None:
         return None
 
 
-async def _members(session: AsyncSession, conversation_id: str) -> list[str]:
-    """Stream ids of the conversation's participants (one query)."""
-    rows = await session.execute(
-        select(ConversationParticipant.participant_type, ConversationParticipant.participant_id).where(
-            ConversationParticipant.conversation_id == conversation_id
-        )
-    )
-    return [Identity(Kind(kind), entity_id).stream_id for kind, entity_id in rows]
+def _channel(event: StreamEvent) -> dict[str, Any]:
+    return {"channel_id": event.channel_id, "channel_type": event.channel_type}
+
+
+async def _conversation(session: AsyncSession, event: StreamEvent) -> str | None:
+    """The id of the event channel's conversation, None when it is not ours."""
+    conversation_id: str | None = await session.scalar(FIND_CONVERSATION, _channel(event))
+    return conversation_id
+
+
+async def _conversation_and_members(session: AsyncSession, event: StreamEvent) -> tuple[str | None, list[str]]:
+    """The conversation's id and its participants' Stream ids, in one query (None and [] when it is not ours)."""
+    rows = (await session.execute(FIND_CONVERSATION_AND_MEMBERS, _channel(event))).all()
+    if not rows:
+        return None, []
+    members = [Identity(Kind(kind), entity_id).stream_id for _, kind, entity_id in rows if kind is not None]
+    return rows[0][0], members
 
 
 async def _move_read_marker(session: AsyncSession, conversation_id: str, identity: Identity, at: datetime) -> None:
     """last_read_at = at for this participant, unless it is already at or after `at`."""
     await session.execute(
-        update(ConversationParticipant)
-        .where(
-            ConversationParticipant.conversation_id == conversation_id,
-            ConversationParticipant.participant_type == identity.kind.value,
-            ConversationParticipant.participant_id == identity.entity_id,
-            or_(ConversationParticipant.last_read_at.is_(None), ConversationParticipant.last_read_at < at),
-        )
-        .values(last_read_at=at)
-        .execution_options(synchronize_session=False)
+        MOVE_READ_MARKER,
+        {
+            "conversation": conversation_id,
+            "kind": identity.kind.value,
+            "entity_id": identity.entity_id,
+            "at": at,
+        },
     )
 
 
@@ -83,13 +127,7 @@ async def _message_new(session: AsyncSession, event: StreamEvent, conversation_i
     if message is None or at is None or not message.is_activity:
         return Outcome("ignored", "not channel activity")
     await session.execute(
-        update(Conversation)
-        .where(
-            Conversation.id == conversation_id,
-            or_(Conversation.last_message_at.is_(None), Conversation.last_message_at < at),
-        )
-        .values(last_message_at=at, last_message_preview=cut_preview(message.text))
-        .execution_options(synchronize_session=False)
+        MOVE_ACTIVITY, {"conversation": conversation_id, "at": at, "preview": cut_preview(message.text)}
     )
     sender = _identity(message.user_id or event.user_id)
     if sender is not None:  # a sender has read their own message
@@ -131,18 +169,19 @@ async def apply_event(session: AsyncSession, event: StreamEvent, webhook_id: str
         return Outcome("ignored", "event type not used")
     if event.channel_id is None:
         return Outcome("ignored", "no channel")
-    conversation_id = await session.scalar(
-        select(Conversation.id).where(
-            Conversation.channel_id == event.channel_id, Conversation.channel_type == event.channel_type
-        )
-    )
+    # A read needs no member list; the others get it with the conversation (a message.new is five statements:
+    # this one, the webhook id, the activity, the sender's read marker and the NOTIFY of the route).
+    members: list[str] = []
+    if event.type in READ_EVENTS:
+        conversation_id = await _conversation(session, event)
+    else:
+        conversation_id, members = await _conversation_and_members(session, event)
     if conversation_id is None:
         return Outcome("ignored", "unknown channel")
     if not await record_once(session, webhook_id, event.type):
         return Outcome("duplicate")
     if event.type in READ_EVENTS:
         return await _read(session, event, conversation_id)
-    members = await _members(session, conversation_id)
     if event.type == "message.new":
         return await _message_new(session, event, conversation_id, members)
     return await _drift(session, event, members, webhook_id)

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
-from onecrew_chat.access import acting_identity_for_profile
+from onecrew_chat.access import acting_identity_for_profile, may_act_as, requested_identity
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
 from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
 from onecrew_chat.conversations.heal import open_conversation, prepare
 from onecrew_chat.conversations.listing import MAX_LIMIT, MAX_PAGE, MAX_SEARCH, PageRequest, list_conversations
-from onecrew_chat.conversations.unread import unread_cache, unread_count
-from onecrew_chat.identity import CHANNEL_ID_PATTERN
+from onecrew_chat.conversations.unread import UnreadCount, unread_cache, unread_count
+from onecrew_chat.db import unit_of_work
+from onecrew_chat.identity import CHANNEL_ID_PATTERN, Kind
 from onecrew_chat.schemas import (
     ConversationEnvelope,
     ConversationPageEnvelope,
@@ -79,7 +80,6 @@ async def get_conversations(
 )
 async def get_unread_count(
     runtime: RuntimeDep,
-    session: SessionDep,
     user_id: CurrentUserId,
     profile_type: Annotated[
         str | None,
@@ -87,19 +87,25 @@ async def get_unread_count(
         Query(description="Whose unread count: the user's or the company `company_id`'s"),
     ] = None,
     company_id: CompanyIdQuery = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """`{unread_count, profile_type, profile_id, cached}`; 400 for a missing or bad profile_type or company_id."""
-    identity = await acting_identity_for_profile(session, user_id, profile_type, company_id, required=True)
-    result = await unread_count(session, unread_cache(runtime), identity)
-    return {
-        "success": True,
-        "data": {
-            "unread_count": result.count,
-            "profile_type": identity.kind.value,
-            "profile_id": identity.entity_id,
-            "cached": result.cached,
-        },
+    identity = requested_identity(user_id, profile_type, company_id, required=True)
+    cache = unread_cache(runtime)
+    cached = cache.get(identity.stream_id) if identity.kind is Kind.USER else None
+    if cached is not None:  # the caller's own cached count: no transaction at all
+        result = UnreadCount(cached, cached=True)
+    else:
+        async with unit_of_work(runtime.sessionmaker) as session:
+            await may_act_as(session, user_id, identity)
+            result = await unread_count(session, cache, identity)
+    data = {
+        "unread_count": result.count,
+        "profile_type": identity.kind.value,
+        "profile_id": identity.entity_id,
+        "cached": result.cached,
     }
+    # JSON types already: answered as is, without FastAPI's jsonable_encoder walk (the app polls this).
+    return JSONResponse({"success": True, "data": data})
 
 
 @router.get(
