@@ -43,8 +43,13 @@ PAIR_KINDS: dict[ConversationType, frozenset[Kind] | tuple[Kind, Kind]] = {
 }
 
 
+_CANONICAL_UUID = re.compile(_UUID)
+
+
 def normalize_uuid(value: str) -> str:
     """The canonical lowercase, hyphenated form of a uuid; ValueError if it is not one."""
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+        return value  # already canonical (ids read back from the database): what uuid.UUID would print
     return str(uuid.UUID(str(value).strip()))
 
 

@@ -13,6 +13,7 @@ from tests.factories import add_company, add_users
 from tests.support import auth
 
 NOT_A_MEMBER = "User must be a member of this company"
+UNKNOWN = "7d1e4c2a-9b3f-4e8d-a6c5-0f2b1d3e5a79"  # in no table
 # (role, invitation_status) of the caller in the company; None = no membership at all.
 MEMBERSHIPS = [None, ("member", "accepted"), ("manager", "accepted"), ("owner", "pending"), ("admin", "rejected")]
 
@@ -54,9 +55,42 @@ def explicit_requests(company: str, other: str) -> list[tuple[str, str, dict]]:
     ]
 
 
+def invalid_creates(company: str, other: str) -> list[tuple[str, str, dict]]:
+    """Creates acting as the company that are wrong in other ways too (422s, 404s without the 403)."""
+    return [
+        # The membership is checked in the directory's query; its 403 still comes before the request's 422s
+        # (no other participant, a type the company cannot start, two others in a pair) and 404s.
+        (
+            "POST",
+            "/api/chat/conversations",
+            {"json": {"conversation_type": "user_company", "participant_ids": [company], "company_id": company}},
+        ),
+        (
+            "POST",
+            "/api/chat/conversations",
+            {"json": {"conversation_type": "user_user", "participant_ids": [other], "company_id": company}},
+        ),
+        (
+            "POST",
+            "/api/chat/conversations",
+            {"json": {"conversation_type": "user_company", "participant_ids": [other, company], "company_id": company}},
+        ),
+        (
+            "POST",
+            "/api/chat/conversations",
+            {"json": {"conversation_type": "user_company", "participant_ids": [UNKNOWN], "company_id": company}},
+        ),
+        (
+            "POST",
+            "/api/chat/conversations",
+            {"json": {"conversation_type": "group", "participant_ids": [other, UNKNOWN], "company_id": company}},
+        ),
+    ]
+
+
 async def test_explicit_company_id_is_refused_everywhere(client, emulator, outsider):
     caller, company, other = outsider
-    for method, url, extra in explicit_requests(company, other):
+    for method, url, extra in explicit_requests(company, other) + invalid_creates(company, other):
         headers = {**auth(caller), **extra.pop("headers", {})}
         response = await client.request(method, url, headers=headers, **extra)
         assert response.status_code == 403, (method, url, response.text)

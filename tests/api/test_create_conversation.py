@@ -236,7 +236,8 @@ async def test_an_existing_pair_with_a_changed_profile_sends_only_the_profile(cl
 
 async def test_sql_statements_per_request_stay_few(client, app, session, emulator):
     user = await add_user(session, "Amr")
-    company = await add_company(session, "Lolo Academy", owner=await add_user(session, "Owner"))
+    owner = await add_user(session, "Owner")
+    company = await add_company(session, "Lolo Academy", owner=owner)
     statements: list[str] = []
     event.listen(app.state.runtime.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     body = {"conversation_type": "user_company", "participant_ids": [company]}
@@ -246,11 +247,20 @@ async def test_sql_statements_per_request_stay_few(client, app, session, emulato
         counted, statements[:] = len(statements), []
         return counted
 
-    # New pair: users, companies (mirror rows joined on), pair lookup; insert conversation, participants, outbox
-    # row (one commit); claim (one statement); the directory versions of the user and the company (FOR SHARE), the
+    # New pair: users and companies (one query, mirror rows joined on), pair lookup; insert conversation (claimed),
+    # participants, outbox row (one commit); the directory versions of the user and the company (FOR SHARE), the
     # mirror upsert, mark ready, outbox row done (one commit).
-    assert await count(await create(client, user, body)) <= 12
-    # Existing, settled pair: users, companies, the conversation with its participants; no Stream call.
+    assert await count(await create(client, user, body)) == 10
+    # Existing, settled pair: users and companies (one query), the conversation with its participants; no Stream call.
     calls = emulator.count()
-    assert await count(await create(client, user, body)) == 3
+    assert await count(await create(client, user, body)) == 2
     assert emulator.count() == calls
+    # New pair whose identities are mirrored (the company above, the user by their token): users and companies,
+    # pair lookup, the three inserts (one commit); mark ready, outbox row done (one commit). One Stream call.
+    other = await add_user(session, "Mona")
+    assert (await client.post("/api/chat/token?profile_type=user", headers=auth(other))).status_code == 200
+    statements[:] = []
+    assert await count(await create(client, other, body)) == 7
+    # The company opens it from the other direction: its owner's membership is checked in the directory's query.
+    from_company = {"conversation_type": "user_company", "participant_ids": [other], "company_id": company}
+    assert await count(await create(client, owner, from_company)) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
@@ -293,6 +294,12 @@ class TestKillPoints:
         assert recorded.conversation.chat_status == "provisioning" and emulator.count() == 0
         message = await session.scalar(select(OutboxMessage))
         assert message.status == "pending" and message.next_attempt_at > utcnow(), "left to the inline run first"
+        # The conversation was inserted claimed by the request that died: its lease runs out (as a claim of a
+        # request dying mid-provisioning does), then the worker finishes it.
+        conversation = await session.scalar(select(Conversation))
+        assert conversation.provision_lease_token == recorded.claimed and recorded.claimed is not None
+        assert conversation.provision_lease_until > utcnow() + timedelta(seconds=runtime.settings.provision_deadline_s)
+        await session.execute(update(Conversation).values(provision_lease_until=utcnow()))
         await self.due_now_and_run_the_worker(session, runtime)
         await self.assert_finished(session, emulator, user, company)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
@@ -28,10 +29,12 @@ from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import (
     CLAIM_WAIT,
+    NewClaim,
     finish,
     is_provisioned,
     is_settled,
     load_conversation,
+    new_claim,
     participant_identities,
     provision_deadline,
 )
@@ -52,24 +55,100 @@ class Recorded:
     """The outcome of the first unit of work."""
 
     plan: Plan
-    conversation: Conversation
+    conversation: Conversation | NewConversation
     message: OutboxMessage | None
     existing: bool
     settled: bool
+    claimed: str | None = None  # the claim token a new conversation was inserted with
+
+
+_PAIR = (
+    select(Conversation)
+    .where(Conversation.pair_key == bindparam("pair_key"))
+    .options(joinedload(Conversation.participants))
+)
 
 
 async def load_pair(session: AsyncSession, key: str) -> Conversation | None:
     """The conversation of a pair (either direction) with its participants, in one query."""
-    result = await session.execute(
-        select(Conversation).where(Conversation.pair_key == key).options(joinedload(Conversation.participants))
-    )
+    result = await session.execute(_PAIR, {"pair_key": key})
     return result.unique().scalar_one_or_none()
 
 
-def new_conversation(plan: Plan) -> Conversation:
-    """The conversation row and its participant rows for a plan (acting identity first)."""
+@dataclass
+class NewParticipant:
+    """A participant row a create inserts (what provisioning and the app's JSON read of it)."""
+
+    id: str
+    participant_type: str
+    participant_id: str
+    joined_at: datetime
+    created_at: datetime
+    last_read_at: datetime | None = None
+
+    def row(self, conversation_id: str) -> dict[str, Any]:
+        """The row's columns for the INSERT."""
+        return {
+            "id": self.id,
+            "conversation_id": conversation_id,
+            "participant_type": self.participant_type,
+            "participant_id": self.participant_id,
+            "joined_at": self.joined_at,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass
+class NewConversation:
+    """A conversation a create inserts, with its participants: plain objects written with two Core INSERTs (an ORM
+    flush of a 1,000-member group's rows costs more than everything else the create does)."""
+
+    id: str
+    channel_type: str
+    channel_id: str
+    conversation_type: str
+    name: str | None
+    pair_key: str | None
+    created_by_type: str
+    created_by_id: str
+    chat_status: str
+    provision_lease_token: str | None
+    provision_lease_until: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    participants: list[NewParticipant] = field(default_factory=list)
+    stream_verified_at: datetime | None = None
+    last_message_at: datetime | None = None
+    last_message_preview: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The conversation's columns for the INSERT."""
+        return {
+            "id": self.id,
+            "channel_type": self.channel_type,
+            "channel_id": self.channel_id,
+            "conversation_type": self.conversation_type,
+            "name": self.name,
+            "pair_key": self.pair_key,
+            "created_by_type": self.created_by_type,
+            "created_by_id": self.created_by_id,
+            "chat_status": self.chat_status,
+            "provision_lease_token": self.provision_lease_token,
+            "provision_lease_until": self.provision_lease_until,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+# Core INSERTs of the tables (built once), not ORM-enabled ones: no unit of work, no objects to track.
+_INSERT_CONVERSATION = insert(cast(Table, Conversation.__table__))
+_INSERT_PARTICIPANTS = insert(cast(Table, ConversationParticipant.__table__))
+
+
+def new_conversation(plan: Plan, claim: NewClaim | None = None) -> NewConversation:
+    """The conversation and its participants for a plan (acting identity first), claimed if `claim`."""
     now = utcnow()
-    conversation = Conversation(
+    return NewConversation(
         id=new_uuid(),
         channel_type="messaging",
         channel_id=plan.channel_id,
@@ -79,16 +158,18 @@ def new_conversation(plan: Plan) -> Conversation:
         created_by_type=plan.acting.kind.value,
         created_by_id=plan.acting.entity_id,
         chat_status="provisioning",
+        provision_lease_token=claim.token if claim else None,
+        provision_lease_until=claim.until if claim else None,
         created_at=now,
         updated_at=now,
+        participants=[NewParticipant(new_uuid(), i.kind.value, i.entity_id, now, now) for i in plan.identities],
     )
-    conversation.participants = [
-        ConversationParticipant(
-            id=new_uuid(), participant_type=i.kind.value, participant_id=i.entity_id, joined_at=now, created_at=now
-        )
-        for i in plan.identities
-    ]
-    return conversation
+
+
+async def insert_conversation(session: AsyncSession, conversation: NewConversation) -> None:
+    """INSERT the conversation, then its participants (one statement for all of them)."""
+    await session.execute(_INSERT_CONVERSATION, conversation.row())
+    await session.execute(_INSERT_PARTICIPANTS, [p.row(conversation.id) for p in conversation.participants])
 
 
 async def record_conversation(
@@ -117,13 +198,15 @@ async def record_conversation(
                     needs_channel = not is_provisioned(conversation)
                     message = await enqueue_provision(session, conversation, delay_s=delay_s) if needs_channel else None
                     return Recorded(plan, conversation, message, existing=True, settled=settled)
-                conversation = new_conversation(plan)
-                session.add(conversation)
-                await session.flush()  # a racing create of the same pair fails here, on the unique pair_key
-                message = await enqueue_provision(session, conversation, delay_s=delay_s, known_new=True)
+                # Inserted claimed by this request, which provisions it next: no claim transaction of its own.
+                claim = new_claim(runtime.settings.provision_deadline_s)
+                created = new_conversation(plan, claim)
+                # A racing create of the same pair fails here, on the unique pair_key.
+                await insert_conversation(session, created)
+                message = await enqueue_provision(session, created, delay_s=delay_s, known_new=True)
                 if bind is not None:
-                    await bind(session, conversation.id)
-                return Recorded(plan, conversation, message, existing=False, settled=False)
+                    await bind(session, created.id)
+                return Recorded(plan, created, message, existing=False, settled=False, claimed=claim.token)
         except IntegrityError:
             if attempt == 2 or plan is None or plan.pair_key is None:
                 raise
@@ -169,6 +252,7 @@ async def provision_inline(runtime: Runtime, recorded: Recorded, deadline: Deadl
             mirror=None if recorded.existing else recorded.plan.directory.mirror,
             outbox_message=message,
             conversation=conversation,
+            claimed=recorded.claimed,
         )
     except DeadlineExceeded as exc:
         if exc.operation != CLAIM_WAIT:

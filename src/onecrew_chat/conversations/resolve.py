@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onecrew_chat.access import acting_identity
+from onecrew_chat.access import acting_identity, parse_company_id
 from onecrew_chat.config import Settings, UnknownParticipants
-from onecrew_chat.errors import NotFound, Unprocessable
+from onecrew_chat.errors import NotFound, Unprocessable, not_a_member
 from onecrew_chat.identity import ConversationType, Identity, Kind, group_channel_id, pair_channel_id, pair_key
 from onecrew_chat.logging import get_logger
 from onecrew_chat.schemas import CreateConversationRequest
@@ -124,14 +124,9 @@ def _group_members(ids: list[str], directory: Directory) -> list[Identity]:
     return members
 
 
-async def plan_conversation(
-    session: AsyncSession, settings: Settings, user_id: str, request: CreateConversationRequest
-) -> Plan:
-    """Check who acts (403), who takes part (404/422) and derive the channel id: one query per table."""
-    started = time.perf_counter()
-    acting = await acting_identity(session, user_id, request.company_id)
-    ctype = request.conversation_type
-    others_ids = [i for i in request.participant_ids if i != acting.entity_id]
+def _others(ctype: ConversationType, acting: Identity, participant_ids: list[str]) -> tuple[list[str], Kind | None]:
+    """The other participants' ids and, for a pair, the kind the other must have; 422 when the request cannot be."""
+    others_ids = [i for i in participant_ids if i != acting.entity_id]
     if not others_ids:
         raise Unprocessable(
             "participant_ids must name at least one participant other than yourself", code="no_other_participant"
@@ -143,6 +138,25 @@ async def plan_conversation(
             f"{ctype.value} conversations have exactly one other participant; got {len(others_ids)}",
             code="too_many_participants",
         )
+    return others_ids, other_kind
+
+
+async def plan_conversation(
+    session: AsyncSession, settings: Settings, user_id: str, request: CreateConversationRequest
+) -> Plan:
+    """Check who acts (403), who takes part (404/422) and derive the channel id: one query per table."""
+    started = time.perf_counter()
+    # Acting as a company is checked in the directory's query (403 before anything else is said, as on its own).
+    company_id = parse_company_id(request.company_id)
+    acting = Identity.company(company_id) if company_id else Identity.user(user_id)
+    ctype = request.conversation_type
+    try:
+        others_ids, other_kind = _others(ctype, acting, request.participant_ids)
+    except Unprocessable:
+        if company_id is not None:
+            await acting_identity(session, user_id, company_id)  # a 403 comes first
+        raise
+    is_pair = ctype is not ConversationType.GROUP
     # A pair's other party is looked up under the kind its type implies (the other table only if it is not
     # there); a group's under both.
     directory = await load_directory(
@@ -156,7 +170,10 @@ async def plan_conversation(
             *(others_ids if other_kind is not Kind.USER else []),
         ],
         with_mirror=True,
+        member=(user_id, company_id) if company_id else None,
     )
+    if company_id is not None and not directory.acting_member:
+        raise not_a_member()
     placeholder_ok = settings.unknown_participants is UnknownParticipants.PLACEHOLDER
     placeholders: set[Identity] = set()
     if directory.profile(acting) is None:

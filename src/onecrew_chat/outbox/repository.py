@@ -17,7 +17,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, delete, func, literal, or_, select, text, tuple_, update
+from sqlalchemy import (
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -74,6 +89,42 @@ def _postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def _add_statement(insert_of: Any) -> Any:
+    """INSERT a pending row, or fold into the pending row of its kind and dedupe key (built once per dialect)."""
+    insert = insert_of(OutboxMessage)
+    return (
+        insert.values(
+            kind=bindparam("new_kind"),
+            payload=bindparam("new_payload"),
+            dedupe_key=bindparam("new_dedupe_key"),
+            status=PENDING,
+            attempts=0,
+            version=0,
+            next_attempt_at=bindparam("due"),
+            created_at=bindparam("now"),
+            updated_at=bindparam("now"),
+        )
+        .on_conflict_do_update(
+            index_elements=[OutboxMessage.kind, OutboxMessage.dedupe_key],
+            index_where=text(PENDING_DEDUPE),
+            set_={
+                "payload": insert.excluded.payload,
+                "version": OutboxMessage.version + 1,
+                "next_attempt_at": case(
+                    (OutboxMessage.next_attempt_at > insert.excluded.next_attempt_at, insert.excluded.next_attempt_at),
+                    else_=OutboxMessage.next_attempt_at,
+                ),
+                "updated_at": insert.excluded.updated_at,
+            },
+        )
+        .returning(OutboxMessage)
+    )
+
+
+_ADD_POSTGRES = _add_statement(postgresql.insert)
+_ADD_SQLITE = _add_statement(sqlite.insert)
+
+
 async def add(
     session: AsyncSession,
     kind: str,
@@ -100,38 +151,15 @@ async def add(
         await session.flush()
         log.debug("outbox.added", id=message.id, kind=kind, delay_s=delay_s)
         return message
-    insert = (postgresql.insert if _postgres(session) else sqlite.insert)(OutboxMessage)
-    statement = (
-        insert.values(
-            kind=kind,
-            payload=dict(payload),
-            dedupe_key=dedupe_key,
-            status=PENDING,
-            attempts=0,
-            version=0,
-            next_attempt_at=due,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_update(
-            index_elements=[OutboxMessage.kind, OutboxMessage.dedupe_key],
-            index_where=text(PENDING_DEDUPE),
-            set_={
-                "payload": insert.excluded.payload,
-                "version": OutboxMessage.version + 1,
-                "next_attempt_at": case(
-                    (OutboxMessage.next_attempt_at > insert.excluded.next_attempt_at, insert.excluded.next_attempt_at),
-                    else_=OutboxMessage.next_attempt_at,
-                ),
-                "updated_at": now,
-            },
-        )
-        .returning(OutboxMessage)
+    statement = _ADD_POSTGRES if _postgres(session) else _ADD_SQLITE
+    result = await session.execute(
+        statement,
+        {"new_kind": kind, "new_payload": dict(payload), "new_dedupe_key": dedupe_key, "due": due, "now": now},
+        execution_options={"populate_existing": True},
     )
-    result = await session.execute(statement, execution_options={"populate_existing": True})
-    message = result.scalar_one()
-    log.debug("outbox.added", id=message.id, kind=kind, dedupe_key=dedupe_key, version=message.version, delay_s=delay_s)
-    return message
+    added: OutboxMessage = result.scalar_one()
+    log.debug("outbox.added", id=added.id, kind=kind, dedupe_key=dedupe_key, version=added.version, delay_s=delay_s)
+    return added
 
 
 async def add_many(session: AsyncSession, kind: str, items: Sequence[tuple[dict[str, Any], str]]) -> int:
@@ -410,24 +438,36 @@ async def release(session: AsyncSession, claim: Claim) -> bool:
     return await _guarded(session, _held(claim), **_UNLEASE)
 
 
+_TABLE: Table = OutboxMessage.__table__  # type: ignore[assignment]  # a Table (typed FromClause)
+
+
+def _mark_done_statement() -> Any:
+    """mark_done's guarded UPDATE (built once): the pending, unleased row of this id and version becomes done."""
+    table = _TABLE.c
+    return (
+        update(_TABLE)
+        .where(
+            table.id == bindparam("message_id"),
+            table.status == PENDING,
+            table.version == bindparam("seen_version"),
+            or_(table.locked_until.is_(None), table.locked_until <= bindparam("now")),
+        )
+        .values(status=DONE, attempts=table.attempts + 1, lease_token=None, locked_until=None)
+    )
+
+
+_MARK_DONE = _mark_done_statement()
+
+
 async def mark_done(session: AsyncSession, message: OutboxMessage) -> bool:
     """A run outside the worker (e.g. inline provisioning) did the work of this pending, unleased row.
 
     Guarded by the version the caller saw: when work was folded in since, the row stays pending. True if done.
     """
-    now = utcnow()
-    done = await _guarded(
-        session,
-        and_(
-            OutboxMessage.id == message.id,
-            OutboxMessage.status == PENDING,
-            OutboxMessage.version == message.version,
-            _unleased(now),
-        ),
-        status=DONE,
-        attempts=OutboxMessage.attempts + 1,
-        **_UNLEASE,
+    result = await session.execute(
+        _MARK_DONE, {"message_id": message.id, "seen_version": message.version, "now": utcnow()}
     )
+    done = bool(rowcount(result))
     if done:
         for name, value in (("status", DONE), ("attempts", message.attempts + 1), *_UNLEASE.items()):
             set_committed_value(message, name, value)

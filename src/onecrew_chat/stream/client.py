@@ -1,32 +1,45 @@
-"""StreamGateway: the only code that calls Stream, over the official getstream SDK, with every failure classified."""
+"""StreamGateway: the only code that calls Stream, with every failure classified.
+
+Every call goes through the getstream SDK's one shared keep-alive HTTP client (its auth, headers, timeouts and
+pool), but is sent and read here: JSON in and out in this thread, no SDK request pipeline (two thread hops a call,
+a telemetry span, the answer parsed twice). Answers and failures become the SDK's own types (StreamApiException
+from its `build_api_exception`, transport errors from its `wrap_transport_error`, rate limits from its
+`extract_rate_limit`), so errors are classified exactly as the SDK would raise them. Bodies are the SDK's wire
+format: built from its request models, or, on the hot calls, as the plain dicts those models serialise to
+(tests/unit/test_stream_wire_format.py proves it).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import partial
-from operator import methodcaller
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 import structlog
 from getstream import AsyncStream
-from getstream.exceptions import StreamApiException, StreamTransportException
+from getstream.exceptions import (
+    StreamApiException,
+    StreamTransportException,
+    build_api_exception,
+    wrap_transport_error,
+)
 from getstream.models import (
-    ChannelGetOrCreateRequest,
-    ChannelInput,
-    ChannelMemberRequest,
+    GetApplicationResponse,
     QueryChannelsRequest,
     QueryUsersPayload,
-    UpdateChannelRequest,
+    UpdateAppRequest,
     UpdateUserPartialRequest,
-    UpdateUsersRequest,
-    UserRequest,
+    UpdateUsersPartialRequest,
 )
+from getstream.rate_limit import RateLimitInfo, extract_rate_limit
+from getstream.utils import build_query_param
 
 from onecrew_chat import metrics
 from onecrew_chat.stream.errors import (
@@ -49,10 +62,7 @@ _ROLE = "user"  # every identity is a plain app-level user; there is deliberatel
 _CHANNEL_STATE_MEMBERS = 100
 MAX_CHANNELS_PER_QUERY = 30  # Stream answers at most 30 channels per QueryChannels call
 
-# The hot operations go through the SDK's own request method (auth, pool, error mapping, rate-limit info) with
-# the SDK's request models, but read the answer as plain JSON: parsing a ChannelStateResponse into dataclasses
-# costs 4-5 ms a call here, more than the call itself against the local emulator. Paths are the SDK's.
-_JSON = Dict[str, Any]  # typing.Dict on purpose: the SDK returns answers of this type unparsed
+# Paths are the SDK's.
 _USERS_PATH = "/api/v2/users"
 _CHANNELS_PATH = "/api/v2/chat/channels"
 _CHANNEL_PATH = "/api/v2/chat/channels/{type}/{id}"
@@ -121,8 +131,23 @@ def counting_calls() -> Iterator[CallCount]:
         _COUNT.reset(token)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A successful answer: its JSON body and the x-ratelimit-* headers (as the SDK's RateLimitInfo)."""
+
+    data: dict[str, Any]
+    limits: RateLimitInfo | None
+
+    def rate_limit(self) -> RateLimitInfo | None:
+        """The rate-limit headers of the answer, if it had them."""
+        return self.limits
+
+
+Send = Callable[[httpx.AsyncClient], Awaitable[Answer]]
+
+
 class StreamGateway:
-    """Thin async adapter over getstream.AsyncStream exposing only the operations the service uses."""
+    """Thin async adapter over Stream's REST API (the SDK's HTTP client) exposing only the operations the service uses."""
 
     def __init__(self, api_key: str, api_secret: str, base_url: str, timeout_s: float = 2.0):
         self.api_key = api_key
@@ -154,12 +179,8 @@ class StreamGateway:
         for user in users:
             if "role" in user.custom:
                 raise ValueError("a custom field named role would shadow Stream's role in the v1 dialect")
-        requests = {
-            user.id: UserRequest(id=user.id, name=user.name, image=user.image, role=_ROLE, custom=dict(user.custom))
-            for user in users
-        }
-        body = UpdateUsersRequest(users=requests).to_dict()
-        await self._call("UpdateUsers", lambda sdk: sdk.post(_USERS_PATH, _JSON, json=body), batch_ids=list(requests))
+        body = upsert_users_body(users)
+        await self._call("UpdateUsers", _send("POST", _USERS_PATH, body=body), batch_ids=list(body["users"]))
 
     async def partial_update_users(self, updates: list[tuple[str, dict[str, Any], list[str]]]) -> None:
         """Apply (id, set, unset) partial updates to up to 100 users; the role can be neither set nor unset."""
@@ -171,10 +192,9 @@ class StreamGateway:
             if "role" in (set_fields or {}) or "role" in (unset_fields or []):
                 raise ValueError("the Stream adapter never changes a user's role")
             requests.append(UpdateUserPartialRequest(id=user_id, set=set_fields or None, unset=unset_fields or None))
+        body = UpdateUsersPartialRequest(users=requests).to_dict()
         await self._call(
-            "UpdateUsersPartial",
-            lambda sdk: sdk.update_users_partial(users=requests),
-            batch_ids=[request.id for request in requests],
+            "UpdateUsersPartial", _send("PATCH", _USERS_PATH, body=body), batch_ids=[request.id for request in requests]
         )
 
     async def query_user_ids(self, ids: list[str]) -> set[str]:
@@ -188,9 +208,12 @@ class StreamGateway:
         for start in range(0, len(wanted), MAX_BATCH):
             chunk = wanted[start : start + MAX_BATCH]
             payload = QueryUsersPayload(filter_conditions={"id": {"$in": chunk}}, limit=len(chunk))
-            response = await self._call("QueryUsers", methodcaller("query_users", payload=payload))
-            for user in response.data.users:
-                found[user.id] = StreamUserState(id=user.id, name=user.name, image=user.image, role=user.role)
+            query = build_query_param(payload=payload)
+            response = await self._call("QueryUsers", _send("GET", _USERS_PATH, query=query))
+            for user in response.data.get("users") or []:
+                found[user["id"]] = StreamUserState(
+                    id=user["id"], name=user.get("name"), image=user.get("image"), role=user.get("role")
+                )
         return found
 
     # --- channels --------------------------------------------------------------------------------
@@ -209,17 +232,9 @@ class StreamGateway:
             raise ValueError("created_by_id is required for server-side channel creation")
         members = list(dict.fromkeys(member_ids))
         _check_batch("members", members)
-        data = ChannelInput(
-            created_by_id=created_by_id,
-            members=[ChannelMemberRequest(user_id=member_id) for member_id in members] or None,
-            custom=dict(custom) if custom else None,
-        )
-        body = ChannelGetOrCreateRequest(data=data).to_dict()
+        body = get_or_create_body(created_by_id, members, custom)
         where = {"type": channel_type, "id": channel_id}
-        response = await self._call(
-            "GetOrCreateChannel",
-            lambda sdk: sdk.chat.post(_CHANNEL_QUERY_PATH, _JSON, path_params=where, json=body),
-        )
+        response = await self._call("GetOrCreateChannel", _send("POST", _CHANNEL_QUERY_PATH, where=where, body=body))
         return _channel_state(channel_type, channel_id, response.data)
 
     async def add_members(self, channel_type: str, channel_id: str, member_ids: list[str]) -> None:
@@ -228,9 +243,9 @@ class StreamGateway:
         _check_batch("members", members)
         if not members:
             return
-        body = UpdateChannelRequest(add_members=[ChannelMemberRequest(user_id=m) for m in members]).to_dict()
+        body = add_members_body(members)
         where = {"type": channel_type, "id": channel_id}
-        await self._call("UpdateChannel", lambda sdk: sdk.chat.post(_CHANNEL_PATH, _JSON, path_params=where, json=body))
+        await self._call("UpdateChannel", _send("POST", _CHANNEL_PATH, where=where, body=body))
 
     async def get_channel(self, channel_type: str, channel_id: str) -> ChannelState | None:
         """The channel's state found by cid through QueryChannels, or None when Stream has no such channel."""
@@ -238,7 +253,7 @@ class StreamGateway:
         body = QueryChannelsRequest(
             filter_conditions={"cid": cid}, limit=1, member_limit=_CHANNEL_STATE_MEMBERS, message_limit=0
         ).to_dict()
-        response = await self._call("QueryChannels", lambda sdk: sdk.chat.post(_CHANNELS_PATH, _JSON, json=body))
+        response = await self._call("QueryChannels", _send("POST", _CHANNELS_PATH, body=body))
         for state in response.data.get("channels") or []:
             channel = state.get("channel") or {}
             if channel.get("cid", cid) == cid:
@@ -258,7 +273,7 @@ class StreamGateway:
             member_limit=_CHANNEL_STATE_MEMBERS,
             message_limit=0,
         ).to_dict()
-        response = await self._call("QueryChannels", lambda sdk: sdk.chat.post(_CHANNELS_PATH, _JSON, json=body))
+        response = await self._call("QueryChannels", _send("POST", _CHANNELS_PATH, body=body))
         found: dict[str, ChannelState] = {}
         for state in response.data.get("channels") or []:
             cid = (state.get("channel") or {}).get("cid") or ""
@@ -281,7 +296,7 @@ class StreamGateway:
                     "limit": len(chunk),
                 }
             )
-            response = await self._call("QueryMembers", partial(_get_members, payload=payload))
+            response = await self._call("QueryMembers", _send("GET", _MEMBERS_PATH, query={"payload": payload}))
             for member in response.data.get("members") or []:
                 user_id = member.get("user_id") or (member.get("user") or {}).get("id")
                 if user_id:
@@ -309,7 +324,7 @@ class StreamGateway:
             "message_limit": 1,
             "state": True,
         }
-        response = await self._call("QueryChannels", lambda sdk: sdk.chat.post(_CHANNELS_PATH, _JSON, json=body))
+        response = await self._call("QueryChannels", _send("POST", _CHANNELS_PATH, body=body))
         return list(response.data.get("channels") or [])
 
     # --- messages ------------------------------------------------------------------------------------
@@ -332,43 +347,40 @@ class StreamGateway:
             message["custom"] = dict(custom)
         where = {"type": channel_type, "id": channel_id}
         body = {"message": message}
-        response = await self._call(
-            "SendMessage", lambda sdk: sdk.chat.post(_MESSAGE_PATH, _JSON, path_params=where, json=body)
-        )
+        response = await self._call("SendMessage", _send("POST", _MESSAGE_PATH, where=where, body=body))
         return dict(response.data.get("message") or {})
 
     # --- app ---------------------------------------------------------------------------------------
 
     async def get_app_settings(self) -> dict[str, Any]:
         """The app's settings as plain JSON (GetApp)."""
-        response = await self._call("GetApp", lambda sdk: sdk.get(_APP_PATH, _JSON))
+        response = await self._call("GetApp", _send("GET", _APP_PATH))
         return dict(response.data.get("app") or {})
 
     async def patch_app_settings(self, fields: dict[str, Any]) -> None:
         """Change these app settings (UpdateApp); fields not named stay as they are."""
-        await self._call("UpdateApp", lambda sdk: sdk.patch(_APP_PATH, _JSON, json=dict(fields)))
+        await self._call("UpdateApp", _send("PATCH", _APP_PATH, body=dict(fields)))
 
     async def get_push_templates(self, provider_type: str, provider_name: str | None = None) -> list[dict[str, Any]]:
         """The chat push templates of one push provider (GetPushTemplates)."""
         query = {"push_provider_type": provider_type}
         if provider_name:
             query["push_provider_name"] = provider_name
-        response = await self._call(
-            "GetPushTemplates", lambda sdk: sdk.get(_PUSH_TEMPLATES_PATH, _JSON, query_params=query)
-        )
+        response = await self._call("GetPushTemplates", _send("GET", _PUSH_TEMPLATES_PATH, query=query))
         return list(response.data.get("templates") or [])
 
     async def upsert_push_template(self, template: dict[str, Any]) -> None:
         """Enable (and optionally template) push for one event type and provider (UpsertPushTemplate)."""
-        await self._call("UpsertPushTemplate", lambda sdk: sdk.post(_PUSH_TEMPLATES_PATH, _JSON, json=dict(template)))
+        await self._call("UpsertPushTemplate", _send("POST", _PUSH_TEMPLATES_PATH, body=dict(template)))
 
     async def update_app_settings(self, *, webhook_url: str | None) -> None:
         """Point Stream's webhooks at `webhook_url` (None switches them off)."""
-        await self._call("UpdateApp", lambda sdk: sdk.update_app(webhook_url=webhook_url or ""))
+        body = UpdateAppRequest(webhook_url=webhook_url or "").to_dict()
+        await self._call("UpdateApp", _send("PATCH", _APP_PATH, body=body))
 
     async def ping(self) -> None:
         """A cheap authenticated call (GetApp), for readiness checks."""
-        await self._call("GetApp", lambda sdk: sdk.get_app())
+        await self._call("GetApp", _send("GET", _APP_PATH, parse=GetApplicationResponse))
 
     def create_user_token(self, user_id: str, ttl_s: int) -> str:
         """A Stream user token (HS256 with user_id, iat and exp), signed locally; no HTTP call."""
@@ -399,10 +411,8 @@ class StreamGateway:
             )
         return self._sdk
 
-    async def _call(
-        self, operation: str, send: Callable[[AsyncStream], Awaitable[Any]], *, batch_ids: list[str] | None = None
-    ) -> Any:
-        sdk = self._client(operation)
+    async def _call(self, operation: str, send: Send, *, batch_ids: list[str] | None = None) -> Answer:
+        http = self._client(operation).client  # the SDK's shared httpx.AsyncClient: auth, headers, timeouts, pool
         self.calls += 1
         count = _COUNT.get()
         while count is not None:
@@ -410,7 +420,7 @@ class StreamGateway:
             count = count.outer
         started = time.perf_counter()
         try:
-            response = await send(sdk)
+            response = await send(http)
         except StreamApiException as exc:
             error = from_api_exception(operation, exc, batch_ids)
             _record(operation, error, exc.rate_limit_info, started)
@@ -421,19 +431,88 @@ class StreamGateway:
             _record(operation, error, None, started)
             raise error from exc
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            # The SDK could not read the answer (it parses strictly); no retry will change that.
+            # The answer could not be read as the SDK's model (it parses strictly); no retry will change that.
             error = StreamRequestError(f"unexpected answer from Stream: {exc!r}", operation=operation)
             _record(operation, error, None, started)
             raise error from exc
-        rate_limit = response.rate_limit() if hasattr(response, "rate_limit") else None
-        _record(operation, None, rate_limit, started)
+        _record(operation, None, response.rate_limit(), started)
         return response
 
 
-def _get_members(sdk: AsyncStream, payload: str) -> Awaitable[Any]:
-    """QueryMembers (GET with the JSON payload in the query string)."""
-    answer: Awaitable[Any] = sdk.chat.get(_MEMBERS_PATH, _JSON, query_params={"payload": payload})
-    return answer
+def _send(
+    method: str,
+    path: str,
+    *,
+    where: dict[str, str] | None = None,
+    body: dict[str, Any] | None = None,
+    query: dict[str, str] | None = None,
+    parse: Any = None,
+) -> Send:
+    """One request as the SDK sends it (path parameters quoted, None dropped from the body, a client request id),
+    its answer read as JSON; a 4xx/5xx becomes the SDK's StreamApiException, a network failure its
+    StreamTransportException. `parse`: an SDK response model the answer must fit (as the SDK's typed calls do)."""
+    url = path.format(**{k: quote(str(v), safe="") for k, v in where.items()}) if where else path
+    headers = {"x-client-request-id": str(uuid.uuid4())}
+    content = None
+    if body is not None:
+        content = json.dumps(strip_none(body))
+        headers["Content-Type"] = "application/json"
+
+    async def send(http: httpx.AsyncClient) -> Answer:
+        try:
+            response = await http.request(method, url, params=query, content=content, headers=headers)
+        except httpx.RequestError as err:
+            raise wrap_transport_error(err) from err
+        if response.status_code >= 399:
+            raise build_api_exception(response)
+        try:  # as the SDK's _parse_response: an answer it cannot read is an API error of the answer's status
+            data = json.loads(response.content) if response.content else {}
+            if parse is not None:
+                parse.from_dict(data, infer_missing=True)
+        except (ValueError, AttributeError) as err:
+            raise StreamApiException(response=response) from err
+        return Answer(data, extract_rate_limit(response))
+
+    return send
+
+
+def strip_none(value: Any) -> Any:
+    """The body without None values, at any depth (the SDK leaves unset optional fields out)."""
+    if isinstance(value, dict):
+        return {k: strip_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [strip_none(item) for item in value]
+    return value
+
+
+# The hot calls' bodies as plain dicts: what the SDK's request models serialise to (without None), built without
+# dataclasses_json (half a millisecond a call); tests/unit/test_stream_wire_format.py compares them with the models.
+
+
+def upsert_users_body(users: list[StreamUser]) -> dict[str, Any]:
+    """UpdateUsersRequest(users={id: UserRequest(id, name, image, role="user", custom)}) as the SDK sends it."""
+    requests: dict[str, Any] = {}
+    for user in users:
+        request: dict[str, Any] = {"id": user.id, "name": user.name, "role": _ROLE, "custom": dict(user.custom)}
+        if user.image is not None:
+            request["image"] = user.image
+        requests[user.id] = request
+    return {"users": requests}
+
+
+def get_or_create_body(created_by_id: str, member_ids: list[str], custom: dict[str, Any] | None) -> dict[str, Any]:
+    """ChannelGetOrCreateRequest(data=ChannelInput(created_by_id, members, custom)) as the SDK sends it."""
+    data: dict[str, Any] = {"created_by_id": created_by_id}
+    if member_ids:
+        data["members"] = [{"user_id": member_id} for member_id in member_ids]
+    if custom:
+        data["custom"] = dict(custom)
+    return {"data": data}
+
+
+def add_members_body(member_ids: list[str]) -> dict[str, Any]:
+    """UpdateChannelRequest(add_members=[ChannelMemberRequest(user_id)]) as the SDK sends it."""
+    return {"add_members": [{"user_id": member_id} for member_id in member_ids]}
 
 
 def _check_batch(what: str, items: Iterable[object]) -> None:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import CursorResult, case, or_, select, update
+from sqlalchemy import CursorResult, Table, bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -66,7 +66,41 @@ class ProvisionResult:
     ms: float
 
 
-def participant_identities(conversation: Conversation) -> list[Identity]:
+class ParticipantRef(Protocol):
+    """Who a participant is: a ConversationParticipant, or a create's new participant."""
+
+    @property
+    def participant_type(self) -> str: ...
+    @property
+    def participant_id(self) -> str: ...
+
+
+class ChannelRecord(Protocol):
+    """What provisioning reads of a conversation: a Conversation (participants loaded), or a create's new one."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def channel_type(self) -> str: ...
+    @property
+    def channel_id(self) -> str: ...
+    @property
+    def conversation_type(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def created_by_type(self) -> str: ...
+    @property
+    def created_by_id(self) -> str: ...
+    @property
+    def chat_status(self) -> str: ...
+    @property
+    def stream_verified_at(self) -> datetime | None: ...
+    @property
+    def participants(self) -> Sequence[ParticipantRef]: ...
+
+
+def participant_identities(conversation: ChannelRecord) -> list[Identity]:
     """The conversation's participants as Stream identities, creator first (participants must be loaded)."""
     creator = Identity(Kind(conversation.created_by_type), conversation.created_by_id)
     others = sorted(
@@ -75,14 +109,14 @@ def participant_identities(conversation: Conversation) -> list[Identity]:
     return [creator, *others]
 
 
-def channel_custom(conversation: Conversation) -> dict[str, Any] | None:
+def channel_custom(conversation: ChannelRecord) -> dict[str, Any] | None:
     """Channel data: groups carry their name; pairs carry none, so the app shows the other party's name."""
     if conversation.conversation_type == ConversationType.GROUP.value and conversation.name:
         return {"name": conversation.name}
     return None
 
 
-def is_provisioned(conversation: Conversation) -> bool:
+def is_provisioned(conversation: ChannelRecord) -> bool:
     """True when Stream was seen to hold the channel with every participant."""
     return conversation.chat_status == READY and conversation.stream_verified_at is not None
 
@@ -158,6 +192,19 @@ def _is(conversation_id: str) -> Any:
     return or_(Conversation.id == conversation_id, Conversation.channel_id == conversation_id)
 
 
+@dataclass(frozen=True)
+class NewClaim:
+    """A claim taken on a conversation as it is inserted: its token and lease expiry (the row's columns)."""
+
+    token: str
+    until: datetime
+
+
+def new_claim(deadline_s: float) -> NewClaim:
+    """The claim a create writes into the conversation row it inserts (no other run can have one on a new row)."""
+    return NewClaim(secrets.token_hex(16), utcnow() + timedelta(seconds=lease_s(deadline_s)))
+
+
 async def claim(sessionmaker: async_sessionmaker[AsyncSession], conversation_id: str, hold_s: float) -> str | None:
     """A short transaction: a claim token, `_DONE` when the conversation is provisioned, None while another run holds it."""
     token = secrets.token_hex(16)
@@ -185,25 +232,33 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], conversation_id:
     return None
 
 
-async def _record_ready(session: AsyncSession, conversation_id: str, token: str) -> None:
-    """The channel holds every participant: say so, and give back the claim if it is still ours."""
-    now = utcnow()
-    await session.execute(
-        update(Conversation)
-        .where(_is(conversation_id))
+def _ready_statement() -> Any:
+    """UPDATE conversation: ready and verified now, the claim given back if it is still ours (built once)."""
+    conversation = cast(Table, Conversation.__table__).c
+    mine = conversation.provision_lease_token == bindparam("token")
+    return (
+        update(cast(Table, Conversation.__table__))
+        .where(
+            or_(
+                conversation.id == bindparam("conversation_id"), conversation.channel_id == bindparam("conversation_id")
+            )
+        )
         .values(
             chat_status=READY,
-            stream_verified_at=now,
-            updated_at=now,
-            provision_lease_token=case(
-                (Conversation.provision_lease_token == token, None), else_=Conversation.provision_lease_token
-            ),
-            provision_lease_until=case(
-                (Conversation.provision_lease_token == token, None), else_=Conversation.provision_lease_until
-            ),
+            stream_verified_at=bindparam("now"),
+            updated_at=bindparam("now"),
+            provision_lease_token=case((mine, None), else_=conversation.provision_lease_token),
+            provision_lease_until=case((mine, None), else_=conversation.provision_lease_until),
         )
-        .execution_options(synchronize_session=False)
     )
+
+
+_READY = _ready_statement()
+
+
+async def _record_ready(session: AsyncSession, conversation_id: str, token: str) -> None:
+    """The channel holds every participant: say so, and give back the claim if it is still ours."""
+    await session.execute(_READY, {"conversation_id": conversation_id, "token": token, "now": utcnow()})
 
 
 async def _release(session: AsyncSession, conversation_id: str, token: str) -> None:
@@ -231,7 +286,12 @@ def members_to_add(member_ids: list[str], state: ChannelState) -> tuple[list[str
 
 
 async def call_stream(
-    stream: StreamGateway, conversation: Conversation, batch: IdentityBatch, deadline: Deadline, *, placeholder_ok: bool
+    stream: StreamGateway,
+    conversation: ChannelRecord,
+    batch: IdentityBatch,
+    deadline: Deadline,
+    *,
+    placeholder_ok: bool,
 ) -> ProvisionResult:
     """Mirror the participants, get-or-create the channel and add missing members (no transaction is open here)."""
     started = time.perf_counter()
@@ -295,14 +355,16 @@ async def finish(
     profiles: Mapping[Identity, Profile] | None = None,
     mirror: Mapping[str, StreamIdentity | None] | None = None,
     outbox_message: OutboxMessage | None = None,
-    conversation: Conversation | None = None,
+    conversation: ChannelRecord | None = None,
+    claimed: str | None = None,
 ) -> Outcome:
     """Provision unless done: claim, read, call Stream, record; the one provisioning path of every caller.
 
     Raises DeadlineExceeded (operation CLAIM_WAIT) when another run holds the claim past the deadline, and
     StreamError when Stream fails (the claim is given back, and what Stream accepted is recorded). `profiles`,
     `mirror` and `conversation` (with its participants) save queries; `outbox_message` is the caller's own row,
-    marked done with the result.
+    marked done with the result. `claimed` is the token of a claim the caller already holds: a create inserts
+    its new conversation claimed (`new_claim`), in the transaction that records it, instead of claiming it next.
     """
     sessionmaker = runtime.sessionmaker
     process_waiters = waiters(runtime)
@@ -311,9 +373,12 @@ async def finish(
     async def try_claim() -> str | None:
         return await claim(sessionmaker, conversation_id, hold_s)
 
-    token = await deadline.poll(try_claim, name=CLAIM_WAIT, wake=lambda: process_waiters.get(conversation_id))
-    if token == _DONE:
-        return Outcome.ALREADY
+    if claimed is not None:
+        token = claimed
+    else:
+        token = await deadline.poll(try_claim, name=CLAIM_WAIT, wake=lambda: process_waiters.get(conversation_id))
+        if token == _DONE:
+            return Outcome.ALREADY
     event = process_waiters.hold(conversation_id)
     batch: IdentityBatch | None = None
     try:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, bindparam, literal, select
+from sqlalchemy import bindparam, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onecrew_chat.access import ACCEPTED, ACTING_ROLES
 from onecrew_chat.identity import Identity, Kind
-from onecrew_chat.models import Company, Conversation, StreamIdentity, User
+from onecrew_chat.models import Company, CompanyMember, Conversation, StreamIdentity, User
 
 PLACEHOLDER_NAMES = {Kind.USER: "OneCrew user", Kind.COMPANY: "OneCrew company"}
 _NIL = "00000000-0000-0000-0000-000000000000"
@@ -70,10 +72,15 @@ def company_profile(company: Company) -> Profile:
 class Directory:
     """Directory rows loaded for a request, keyed by uuid."""
 
+    # Rows with the columns profiles and the app's JSON read (DirectoryUser, DirectoryCompany, or listing's rows).
     users: dict[str, User] = field(default_factory=dict)
     companies: dict[str, Company] = field(default_factory=dict)
-    # With load_directory(with_mirror=True): the mirror row (None: no row) of every user and company loaded.
+    # With load_directory(with_mirror=True): the mirror row (None: no row) of every user and company loaded (a
+    # MirrorRow, or a StreamIdentity read by the mirror).
     mirror: dict[str, StreamIdentity | None] = field(default_factory=dict)
+
+    # With load_directory(member=...): the user may act as the company (an accepted owner or admin).
+    acting_member: bool = False
 
     def kinds_of(self, entity_id: str) -> set[Kind]:
         """The kinds under which this uuid exists (empty when unknown, two when ambiguous)."""
@@ -104,54 +111,120 @@ def stream_id_prefix(kind: Kind) -> str:
     return Identity(kind, _NIL).stream_id.removesuffix(_NIL)
 
 
-def _statements(model: type[User] | type[Company], kind: Kind) -> tuple[Select[Any], Select[Any]]:
-    """Rows of one table by id (an expanding `ids` parameter): alone, and with their mirror rows joined on.
+@dataclass(frozen=True)
+class DirectoryUser:
+    """The columns of a user row that profiles and the app's JSON read (stands in for a User)."""
 
-    Built once per table: a load only binds its ids. The mirror rows are read with populate_existing, so a row
-    this session loaded before is read again (as load_mirror does).
-    """
-    alone: Select[Any] = select(model).where(model.id.in_(bindparam("ids", expanding=True)))
+    id: str
+    name: str
+    image_url: str | None
+    category: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class DirectoryCompany:
+    """The columns of a company row that profiles and the app's JSON read (stands in for a Company)."""
+
+    id: str
+    name: str
+    logo_url: str | None
+    subcategory: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class MirrorRow:
+    """The columns of a mirror row that freshness checks and repairs read (stands in for a StreamIdentity)."""
+
+    stream_id: str
+    profile_hash: str
+    placeholder: bool
+
+
+def _rows_of(model: type[User] | type[Company], kind: Kind, ids: str) -> Any:
+    """One table's rows by id (an expanding parameter) in the union's columns, its mirror row joined on."""
+    image, extra = (User.image_url, User.category) if model is User else (Company.logo_url, Company.subcategory)
     stream_id = literal(stream_id_prefix(kind)) + model.id
-    joined: Select[Any] = (
-        alone.add_columns(StreamIdentity)
+    return (
+        select(
+            literal(kind.value).label("kind"),
+            model.id,
+            model.name,
+            image.label("image"),
+            extra.label("extra"),
+            model.updated_at,
+            StreamIdentity.stream_id.label("mirror_id"),
+            StreamIdentity.profile_hash,
+            StreamIdentity.placeholder,
+        )
         .outerjoin(StreamIdentity, StreamIdentity.stream_id == stream_id)
-        .execution_options(populate_existing=True)
+        .where(model.id.in_(bindparam(ids, expanding=True)))
     )
-    return alone, joined
 
 
-_STATEMENTS = {User: _statements(User, Kind.USER), Company: _statements(Company, Kind.COMPANY)}
+_MEMBER = "member"
 
 
-async def _load(
-    session: AsyncSession,
-    model: type[User] | type[Company],
-    kind: Kind,
-    ids: set[str],
-    directory: Directory,
-    with_mirror: bool,
-) -> dict[str, Any]:
-    """Rows of one directory table by id (one query), with their mirror rows joined on when asked."""
-    if not ids:
-        return {}
-    alone, joined = _STATEMENTS[model]
-    wanted = {"ids": sorted(ids)}
-    if not with_mirror:
-        return {row.id: row for row in await session.scalars(alone, wanted)}
-    rows: dict[str, Any] = {}
-    for row, mirrored in await session.execute(joined, wanted):
-        rows[row.id] = row
-        directory.mirror[Identity(kind, row.id).stream_id] = mirrored
-    return rows
+def _membership() -> Any:
+    """The acting membership (accepted owner or admin of the company) as a row of the union: kind "member"."""
+    return select(
+        literal(_MEMBER).label("kind"),
+        CompanyMember.company_id,
+        *(null() for _ in range(7)),
+    ).where(
+        CompanyMember.user_id == bindparam("member_user_id"),
+        CompanyMember.company_id == bindparam("member_company_id"),
+        CompanyMember.role.in_(ACTING_ROLES),
+        CompanyMember.invitation_status == ACCEPTED,
+    )
+
+
+# Built once (compiled forms are cached), by (users?, companies?, membership?): one UNION ALL of the parts asked.
+_PARTS = (_rows_of(User, Kind.USER, "user_ids"), _rows_of(Company, Kind.COMPANY, "company_ids"), _membership())
+_STATEMENTS: dict[tuple[bool, ...], Any] = {}
+for _wanted in itertools.product((False, True), repeat=3):
+    _chosen = [part for part, wanted in zip(_PARTS, _wanted, strict=True) if wanted]
+    if _chosen:
+        _STATEMENTS[_wanted] = _chosen[0] if len(_chosen) == 1 else union_all(*_chosen)
 
 
 async def load_directory(
-    session: AsyncSession, user_ids: Iterable[str] = (), company_ids: Iterable[str] = (), *, with_mirror: bool = False
+    session: AsyncSession,
+    user_ids: Iterable[str] = (),
+    company_ids: Iterable[str] = (),
+    *,
+    with_mirror: bool = False,
+    member: tuple[str, str] | None = None,
 ) -> Directory:
-    """Users and companies by id: at most one query per table, whatever the count (mirror rows joined on if asked)."""
+    """Users and companies by id in one query, whatever the count (their mirror rows too, kept when asked).
+
+    `member` = (user id, company id) also asks, in the same query, whether the user may act as the company
+    (`Directory.acting_member`; access.can_act_as_company is the same check on its own).
+    """
     directory = Directory()
-    directory.users = await _load(session, User, Kind.USER, set(user_ids), directory, with_mirror)
-    directory.companies = await _load(session, Company, Kind.COMPANY, set(company_ids), directory, with_mirror)
+    users, companies = sorted(set(user_ids)), sorted(set(company_ids))
+    statement = _STATEMENTS.get((bool(users), bool(companies), member is not None))
+    if statement is None:
+        return directory
+    parameters: dict[str, Any] = {"user_ids": users, "company_ids": companies}
+    if member is not None:
+        parameters["member_user_id"], parameters["member_company_id"] = member
+    rows = await session.execute(statement, parameters)
+    user_kind = Kind.USER.value
+    for kind, entity_id, name, image, extra, updated_at, mirror_id, profile_hash, placeholder in rows:
+        if kind == _MEMBER:
+            directory.acting_member = True
+            continue
+        if kind == user_kind:
+            directory.users[entity_id] = cast(User, DirectoryUser(entity_id, name, image, extra, updated_at))
+            identity = Identity(Kind.USER, entity_id)
+        else:
+            directory.companies[entity_id] = cast(Company, DirectoryCompany(entity_id, name, image, extra, updated_at))
+            identity = Identity(Kind.COMPANY, entity_id)
+        if with_mirror:
+            mirrored = MirrorRow(mirror_id, profile_hash, placeholder) if mirror_id is not None else None
+            directory.mirror[identity.stream_id] = cast(StreamIdentity | None, mirrored)
     return directory
 
 
