@@ -133,6 +133,27 @@ async def test_with_stream_down_the_answer_is_a_timeout_the_app_retries_and_the_
     await assert_one_right_channel(session, emulator, conversation.channel_id, user, company)
 
 
+@pytest.mark.parametrize("deadline", [0.4])
+async def test_an_unkeyed_group_past_the_deadline_is_answered_200_provisioning_not_a_408_that_makes_another(
+    client, session, emulator, pair, deadline
+):
+    user, company = pair
+    other = await add_user(session, "Third")
+    emulator.faults.set_error_rate("*", 1.0, status=503)
+    body = {"conversation_type": "group", "participant_ids": [company, other], "name": "Night shoot"}
+
+    unkeyed = await client.post(URL, json=body, headers=auth(user))
+    # Sent again, the same group body makes a second group: a 408 would invite exactly that.
+    assert unkeyed.status_code == 200, unkeyed.text
+    assert unkeyed.json()["data"]["chat"]["status"] == "provisioning"
+    # With a key, the retry finds the same group: the timeout the app retries is safe there.
+    keyed = await client.post(URL, json=body, headers={**auth(user), "Idempotency-Key": "group-night-shoot-1"})
+    assert keyed.status_code == 408 and keyed.json()["code"] == "provisioning_timeout", keyed.text
+    again = await client.post(URL, json=body, headers={**auth(user), "Idempotency-Key": "group-night-shoot-1"})
+    assert again.status_code == 408
+    assert await session.scalar(select(func.count()).select_from(Conversation)) == 2
+
+
 @pytest.mark.parametrize("deadline", [2.0])
 async def test_the_apps_retry_finishes_the_channel_itself_once_stream_is_back(
     client, session, emulator, pair, deadline

@@ -36,7 +36,8 @@ class RetryPolicy:
       else DeadlineExceeded at once; without a reset time it backs off like StreamUnavailable. With
       `wait_rate_limits=False` it is raised at once (a caller with a better use for the wait, e.g. a token).
     - StreamUsersMissing: `await repair(missing_ids)`, then retry (at most `max_repairs` times); the first retry
-      after a repair is immediate, later ones back off.
+      after a repair is immediate, later ones back off with equal jitter (half the exponential step, plus up to
+      the other half), so five rounds span at least 0.375 s whatever the random draws.
     - Any other StreamRequestError: raised at once.
     A transient error raised by `repair` itself is waited out like one raised by the operation.
     Each attempt is also cut off when the deadline passes mid-call.
@@ -115,6 +116,12 @@ class RetryPolicy:
                 wait = 0.0
             elif isinstance(last, StreamRateLimited) and last.retry_after_s is not None:
                 wait = last.retry_after_s + self.rng() * self.base_s
+            elif isinstance(last, StreamUsersMissing):
+                # Users just upserted that Stream does not show yet: equal jitter, so the repair rounds always
+                # span a known time (at least 0.375 s over five) instead of possibly all landing in a few ms.
+                full = min(self.cap_s, self.base_s * (2.0**backoffs))
+                wait = full / 2 + self.rng() * full / 2
+                backoffs += 1
             else:
                 wait = self.backoff_s(backoffs)
                 backoffs += 1

@@ -12,7 +12,7 @@ from pydantic import ValidationError, WithJsonSchema
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep
 from onecrew_chat.api.errors import describe_validation_errors
 from onecrew_chat.api.openapi import error_responses, json_body
-from onecrew_chat.api.routes.deferred_create import deferred_answer, is_deferred
+from onecrew_chat.api.routes.deferred_create import deferred_answer, is_deferred, retry_finds_it
 from onecrew_chat.conversations import idempotency
 from onecrew_chat.conversations.create import create_conversation
 from onecrew_chat.errors import BadRequest, Unprocessable
@@ -65,12 +65,15 @@ async def post_conversation(
 ) -> JSONResponse:
     """Create or find the conversation; its Stream channel holds every participant when this answers 200.
 
-    Past the deadline the answer is 408 `provisioning_timeout` (see deferred_create): the app retries it.
+    Past the deadline the answer is 408 `provisioning_timeout` (see deferred_create): the app retries it. An unkeyed
+    group is the exception (a retry would make another group): 200 with `chat.status: "provisioning"`.
     """
     body = await read_request(request)
     if idempotency_key is None:
         data = await create_conversation(runtime, user_id, body)
-        return deferred_answer(data) if is_deferred(data) else JSONResponse({"success": True, "data": data})
+        if is_deferred(data) and retry_finds_it(data):
+            return deferred_answer(data)
+        return JSONResponse({"success": True, "data": data})
     answer, claim = await idempotency.run_once(
         runtime,
         caller=Identity.user(user_id).stream_id,

@@ -40,6 +40,16 @@ def is_deferred(data: dict[str, Any]) -> bool:
     return (data.get("chat") or {}).get("status") == PROVISIONING
 
 
+def retry_finds_it(data: dict[str, Any]) -> bool:
+    """True when the same create sent again finds this conversation: a pair (one conversation per pair).
+
+    A group sent again without an Idempotency-Key is a new group, so an unkeyed group still provisioning at the
+    deadline is answered 200 with `chat.status: "provisioning"` instead (the worker finishes it; the app itself
+    never creates groups, and a client that does can read the status or GET the id).
+    """
+    return data.get("conversation_type") != "group"
+
+
 def deferred_answer(data: dict[str, Any]) -> JSONResponse:
     """The 408 the app retries, naming the conversation's channel id (it is the same on every retry)."""
     error = ProvisioningTimeout(str(data.get("id")))
