@@ -16,7 +16,7 @@ from sqlalchemy import text
 from bench import http_scenarios as s
 from bench.harness import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET, prepare_database
 from bench.load import Target
-from bench.processes import start_api, start_emulator
+from bench.processes import start_api, start_emulator, stream_calls
 from onecrew_chat.db import make_engine
 
 
@@ -72,7 +72,9 @@ async def _all_scenarios(target: Target, kind: str, data: s.Data, base: int, say
     pairs = s.slices(data.pair_users, base)
     # Identities Stream rate-limited were queued: the worker sends them before the next measurement starts.
     await measure(
-        "token: new identity (one upsert)", lambda c: s.token(pairs[c]), after=lambda: _outbox_drained(database_url)
+        "token: new identity (Stream's limits enforced)",
+        lambda c: s.token(pairs[c]),
+        after=lambda: _outbox_drained(database_url),
     )
     await measure("token: identity fresh in mirror", lambda c: s.token(pairs[c]))
     await measure("create: new pair (identities mirrored)", lambda c: s.create_pair(data, pairs[c]))
@@ -89,7 +91,28 @@ async def _all_scenarios(target: Target, kind: str, data: s.Data, base: int, say
     )
     senders = s.slices(data.reader_peers, base)
     await measure("webhook: message.new", lambda c: s.webhooks(data, senders[c]))
+    if data.wave_users:
+        rows.append(await _login_wave(target, kind, data, database_url, say))
     return rows
+
+
+async def _login_wave(target: Target, kind: str, data: s.Data, database_url: str, say) -> dict:
+    """10,000 new users ask for their first token at once, Stream's limits enforced: every answer, and the Stream
+    calls until the last queued identity is in Stream (the requests' own calls and the worker's batches)."""
+    calls_before = stream_calls(target.admin, target.emulator_url)
+    run = await target.run(
+        f"token: login wave, {s.LOGIN_WAVE:,} new users (calls until all are in Stream)",
+        kind,
+        s.LOGIN_WAVE_CONCURRENCY,
+        s.token(data.wave_users),
+    )
+    started = time.perf_counter()
+    await _outbox_drained(database_url, timeout_s=600.0)
+    run.stream_calls = stream_calls(target.admin, target.emulator_url) - calls_before
+    summary = run.summary()
+    summary["all_in_stream_after_s"] = round(run.seconds + time.perf_counter() - started, 1)
+    say(summary)
+    return summary
 
 
 async def _workers_comparison(target: Target, kind: str, data: s.Data, base: int, say) -> list[dict]:

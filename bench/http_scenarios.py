@@ -18,6 +18,7 @@ from onecrew_chat.webhooks.signature import sign
 
 CONCURRENCY = (1, 16, 64)
 LIST_SMALL, LIST_LARGE, UNREAD_SIZE = 500, 50_000, 10_000
+LOGIN_WAVE, LOGIN_WAVE_CONCURRENCY = 10_000, 64  # new users asking for their first token (PostgreSQL only)
 
 
 def requests_for(concurrency: int, base: int) -> int:
@@ -49,6 +50,7 @@ class Data:
     listers: dict[int, str] = field(default_factory=dict)
     reader: str = ""
     reader_peers: list[str] = field(default_factory=list)
+    wave_users: list[str] = field(default_factory=list)
 
 
 async def seed(database_url: str, base: int) -> Data:
@@ -66,6 +68,8 @@ async def seed(database_url: str, base: int) -> Data:
                 data.listers[size] = (await add_users(session, 1, "Lister"))[0]
                 await add_conversations(session, data.listers[size], await add_users(session, size, "Peer"))
                 await session.commit()
+            if engine.dialect.name == "postgresql":
+                data.wave_users = await add_users(session, LOGIN_WAVE, "Wave")
             data.reader = (await add_users(session, 1, "Reader"))[0]
             data.reader_peers = await add_users(session, UNREAD_SIZE, "Sender")
             await add_conversations(session, data.reader, data.reader_peers)

@@ -60,6 +60,22 @@ def tables(report: dict) -> str:
                     f"| {single['requests_per_s']}, {single['p50_ms']}, {single['server_cpu_ms_per_request']} "
                     f"| {double['requests_per_s']}, {double['p50_ms']}, {double['server_cpu_ms_per_request']} |"
                 )
+    waves = [row for row in rows if "all_in_stream_after_s" in row]
+    if waves:
+        out += [
+            "",
+            "| Login wave | DB | Concurrency | Answered 200 | req/s, p50 / p99 ms | Stream calls in all "
+            "| All in Stream after | API CPU ms/req |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in waves:
+            calls = round(row["stream_calls_per_request"] * row["requests"])
+            out.append(
+                f"| {row['scenario']} | {DATABASES.get(row['database'], row['database'])} | {row['concurrency']} "
+                f"| {row['requests'] - row['errors']:,} of {row['requests']:,} "
+                f"| {row['requests_per_s']}, {row['p50_ms']} / {row['p99_ms']} | {calls} "
+                f"| {row['all_in_stream_after_s']} s | {row['server_cpu_ms_per_request']} |"
+            )
     return "\n".join(out)
 
 
