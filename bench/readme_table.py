@@ -38,12 +38,14 @@ def tables(report: dict) -> str:
                 continue
             one, sixteen, many = runs
             errors = sum(run["errors"] for run in runs)
+            retried = sum(run.get("retried", 0) for run in runs)
             cpu = " / ".join(str(run["server_cpu_ms_per_request"]) for run in runs)
             trips = one["db_round_trips_per_request"] if database == "postgres" else "in process"
             out.append(
                 f"| {scenario} | {label} | {one['requests_per_s']}, {one['p50_ms']} "
                 f"| {sixteen['requests_per_s']}, {sixteen['p50_ms']} / {sixteen['p99_ms']} "
-                f"| {many['requests_per_s']}, {many['p50_ms']} / {many['p99_ms']}{f' ({errors} failed)' if errors else ''} "
+                f"| {many['requests_per_s']}, {many['p50_ms']} / {many['p99_ms']}{f' ({errors} failed)' if errors else ''}"
+                f"{f' ({retried} resent)' if retried else ''} "
                 f"| {cpu} | {one['stream_calls_per_request']} | {one['sql_statements_per_request']} | {trips} |"
             )
     out += [
@@ -70,9 +72,10 @@ def tables(report: dict) -> str:
         ]
         for row in waves:
             calls = round(row["stream_calls_per_request"] * row["requests"])
+            resent = f" ({row['retried']} resent)" if row.get("retried") else ""
             out.append(
                 f"| {row['scenario']} | {DATABASES.get(row['database'], row['database'])} | {row['concurrency']} "
-                f"| {row['requests'] - row['errors']:,} of {row['requests']:,} "
+                f"| {row['requests'] - row['errors']:,} of {row['requests']:,}{resent} "
                 f"| {row['requests_per_s']}, {row['p50_ms']} / {row['p99_ms']} | {calls} "
                 f"| {row['all_in_stream_after_s']} s | {row['server_cpu_ms_per_request']} |"
             )
