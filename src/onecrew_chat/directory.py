@@ -22,7 +22,7 @@ from onecrew_chat.errors import NotFound
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Base, Company, CompanyMember, StreamIdentity, User
-from onecrew_chat.sync.queue import enqueue_identity_sync
+from onecrew_chat.sync.queue import enqueue_identity_sync, settle_profiles
 
 log = get_logger(__name__)
 
@@ -119,7 +119,10 @@ async def upsert_party(session: AsyncSession, party: Party, entity_id: str, valu
         for field, value in values.items():
             setattr(row, field, value)
     await session.flush()
-    enqueued = await _enqueue_identity_sync(session, Identity(party.kind, entity_id), changed=changed)
+    identity = Identity(party.kind, entity_id)
+    enqueued = await _enqueue_identity_sync(session, identity, changed=changed)
+    if changed and not created:  # a sender may be on its way to Stream with the old profile: send it again later
+        await settle_profiles(session, [identity.stream_id])
     log.info(_UPSERTED[party.kind], **{party.id_field: entity_id}, created=created, sync_enqueued=enqueued)
     return Upserted(row, created, enqueued)
 

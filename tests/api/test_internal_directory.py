@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -10,8 +11,10 @@ from pydantic import ValidationError
 from sqlalchemy import func, select, update
 
 from onecrew_chat.api.routes.internal import CompanyIn, UserIn
+from onecrew_chat.db import utcnow
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Company, CompanyMember, OutboxMessage, StreamIdentity, User
+from onecrew_chat.sync.queue import PROFILE_SETTLE_S
 from tests.conftest import make_settings
 from tests.support import new_id, service_auth
 
@@ -243,8 +246,14 @@ async def test_without_a_configured_service_token_every_call_is_401(sqlite_only_
 
 
 async def pending_syncs(session) -> list[tuple]:
+    """The deduplicated `identity.sync` rows (the later resends of a changed profile are `settles`)."""
     rows = await outbox_rows(session)
-    return [(r.kind, r.payload, r.dedupe_key) for r in rows if r.status == "pending"]
+    return [(r.kind, r.payload, r.dedupe_key) for r in rows if r.status == "pending" and r.dedupe_key is not None]
+
+
+async def settles(session) -> list:
+    """The resends of a changed profile queued PROFILE_SETTLE_S after the change (no dedupe key, not due yet)."""
+    return [r for r in await outbox_rows(session) if r.status == "pending" and r.dedupe_key is None]
 
 
 @both_databases
@@ -265,10 +274,15 @@ async def test_a_new_identity_and_each_profile_change_enqueue_one_deduplicated_s
 
     await put(client, f"/users/{user_id}", {"name": "Amr", "image_url": "https://x/1.png", "category": "crew"})
     assert await pending_syncs(session) == []  # category is not part of the Stream profile
+    assert await settles(session) == []
 
     await put(client, f"/users/{user_id}", {"name": "Amr Hassan", "image_url": "https://x/1.png"})
     await put(client, f"/users/{user_id}", {"name": "Amr Hassan", "image_url": "https://x/2.png"})
     assert await pending_syncs(session) == [sync]
+    # And each change is sent once more later, after any sender that read the older profile is done with Stream.
+    later = await settles(session)
+    assert [(r.kind, r.payload) for r in later] == [("identity.sync", {"stream_id": stream_id})] * 2
+    assert all(r.next_attempt_at > utcnow() + timedelta(seconds=PROFILE_SETTLE_S - 5) for r in later)
 
 
 async def test_company_logo_change_and_placeholder_heal_enqueue_a_sync(client, session):
@@ -293,10 +307,12 @@ async def test_company_logo_change_and_placeholder_heal_enqueue_a_sync(client, s
 
     await put(client, f"/companies/{mirrored}", {"name": "Sat Education", "logo_url": "https://x/logo.png"})
     await put(client, f"/users/{placeholder}", {"name": "Real Name"})
-    rows = await outbox_rows(session)
+    rows = [r for r in await outbox_rows(session) if r.dedupe_key is not None]
     assert sorted(r.payload["stream_id"] for r in rows) == sorted(
         [Identity.company(mirrored).stream_id, Identity.user(placeholder).stream_id]
     )
+    # The logo change is also sent once more later (settle); the placeholder's PUT created the directory row.
+    assert [r.payload["stream_id"] for r in await settles(session)] == [Identity.company(mirrored).stream_id]
 
 
 @both_databases

@@ -88,15 +88,20 @@ async def test_profile_changes_of_identities_stream_knows_queue_their_identity_s
 
     async with sessionmaker() as session:
         queued = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
-    assert [(m.kind, m.payload) for m in queued] == [
+    assert [(m.kind, m.payload) for m in queued if m.dedupe_key] == [
         ("identity.sync", {"stream_id": Identity("user", renamed).stream_id}),
         ("identity.sync", {"stream_id": Identity("user", placeholder).stream_id}),
+        ("identity.sync", {"stream_id": Identity("company", company).stream_id}),
+    ]
+    # Renamed identities Stream holds are also sent once more later (settle), as the PUTs do.
+    assert [(m.kind, m.payload) for m in queued if not m.dedupe_key] == [
+        ("identity.sync", {"stream_id": Identity("user", renamed).stream_id}),
         ("identity.sync", {"stream_id": Identity("company", company).stream_id}),
     ]
     again = await run_import(sessionmaker, USERS, ListSource(rows), batch_size=2)
     assert again.counts["unchanged"] == 5 and again.sync_queued == 1  # the placeholder's pending sync, reused
     async with sessionmaker() as session:
-        assert len((await session.scalars(select(OutboxMessage))).all()) == 3
+        assert len((await session.scalars(select(OutboxMessage))).all()) == 3 + 2
 
 
 async def test_a_crash_after_some_batches_keeps_them_and_a_rerun_completes(sessionmaker, database_url):

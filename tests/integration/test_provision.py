@@ -145,8 +145,34 @@ async def test_a_profile_change_reaches_stream_through_the_identity_sync_handler
 
     assert emulator.count("UpdateUsersPartial") == 1 and emulator.count("UpdateUsers") == 0
     assert emulator.get_user(Identity.user(user).stream_id)["name"] == "Amr Hassan"
-    message = await session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "identity.sync"))
-    assert message.status == "done"
+    syncs = (await session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "identity.sync"))).all()
+    assert {(m.dedupe_key is None, m.status) for m in syncs} == {(False, "done"), (True, "pending")}  # + the settle
+
+
+async def test_a_sender_of_the_old_profile_landing_after_the_new_one_is_overwritten_by_the_settle(
+    client, session, runtime, emulator
+):
+    """A request read the old name, then was killed (kill -9) with its call on the wire: Stream applied the old name
+    after the worker had sent the new one, and nothing recorded it. The change's second, later send repairs it."""
+    user, _company, _data = await create_pair(client, session)
+    stream_id = Identity.user(user).stream_id
+    old_name = emulator.get_user(stream_id)["name"]
+    response = await client.put(f"/api/internal/users/{user}", json={"name": "Amr Hassan"}, headers=service_auth())
+    assert response.status_code == 200, response.text
+    jobs = build_jobs(runtime.settings)
+    assert await worker.run_once(runtime, jobs) == 1  # the change itself: Stream holds the new name
+    assert emulator.get_user(stream_id)["name"] == "Amr Hassan"
+
+    await runtime.stream.upsert_users([StreamUser(id=stream_id, name=old_name)])  # the killed request's late call
+    assert await worker.run_once(runtime, jobs) == 0  # nothing due yet: the settle waits out any such sender
+    session.expire_all()
+    await session.execute(
+        update(OutboxMessage).where(OutboxMessage.status == "pending").values(next_attempt_at=utcnow())
+    )  # PROFILE_SETTLE_S later
+    await session.commit()
+    assert await worker.run_once(runtime, jobs) == 1
+
+    assert emulator.get_user(stream_id)["name"] == "Amr Hassan"
 
 
 async def test_identity_sync_upserts_an_unmirrored_identity_and_skips_an_unknown_one(session, runtime, emulator):

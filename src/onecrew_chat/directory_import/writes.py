@@ -20,7 +20,7 @@ from onecrew_chat.directory_import.kinds import Outcome, Status, rejected
 from onecrew_chat.directory_schemas import CompanyRecord, MemberRecord, UserRecord
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Company, CompanyMember, StreamIdentity, User
-from onecrew_chat.sync.queue import enqueue_identity_syncs
+from onecrew_chat.sync.queue import enqueue_identity_syncs, settle_profiles
 
 PARTY_KEY = ("id",)
 MEMBER_KEY = ("company_id", "user_id")
@@ -106,12 +106,16 @@ async def upsert_parties(
     await upsert_rows(session, table, PARTY_KEY, fields, writes)
     outcomes = []
     queued: list[str] = []
+    settle: list[str] = []
     for stream_id, (status, changed) in zip(stream_ids, plans, strict=True):
         sync = directory.identity_sync_needed(mirrored.get(stream_id), changed=changed, mirror_new=mirror_new)
         if sync:
             queued.append(stream_id)
+        if status == "updated" and changed and (mirror_new or stream_id in mirrored):
+            settle.append(stream_id)  # as the PUT does: sent once more after any sender of the old profile is done
         outcomes.append(Outcome(status, sync_queued=sync))
     await enqueue_identity_syncs(session, queued)
+    await settle_profiles(session, settle)
     return outcomes
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     cast,
     delete,
     func,
+    insert,
     literal,
     or_,
     select,
@@ -203,6 +204,34 @@ async def add_many(session: AsyncSession, kind: str, items: Sequence[tuple[dict[
         )
     )
     log.debug("outbox.added_many", kind=kind, count=len(rows))
+    return len(rows)
+
+
+async def add_later(session: AsyncSession, kind: str, payloads: Sequence[dict[str, Any]], *, delay_s: float) -> int:
+    """Queue one row per payload, due `delay_s` from now, with no dedupe key (one INSERT); returns how many.
+
+    For work that must run once more after a while whatever runs meanwhile (a pending row of the same dedupe key
+    would take the earlier due time and defeat the delay).
+    """
+    if not payloads:
+        return 0
+    now = utcnow()
+    due = now + timedelta(seconds=max(0.0, delay_s))
+    rows = [
+        {
+            "kind": kind,
+            "payload": dict(payload),
+            "status": PENDING,
+            "attempts": 0,
+            "version": 0,
+            "next_attempt_at": due,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for payload in payloads
+    ]
+    await session.execute(insert(OutboxMessage), rows)
+    log.debug("outbox.added_later", kind=kind, count=len(rows), delay_s=delay_s)
     return len(rows)
 
 

@@ -72,6 +72,20 @@ async def enqueue_identity_sync(session: AsyncSession, stream_id: str) -> None:
     await outbox.add(session, IDENTITY_SYNC, {"stream_id": stream_id}, dedupe_key=identity_sync_dedupe_key(stream_id))
 
 
+# A changed profile is sent once more this long after the change: longer than any request's or worker run's Stream
+# calls can last (their deadline, 3 s by default, and the 11 s takeover of a stuck run), so a writer that read the
+# older profile before the change and whose call lands after the newer one (or that was killed before it could
+# record what it sent) is overwritten. Without it Stream could keep the older name until `reconcile` (hourly).
+PROFILE_SETTLE_S = 15.0
+
+
+async def settle_profiles(session: AsyncSession, stream_ids: Iterable[str]) -> int:
+    """Queue, for identities whose directory profile just changed, one more `identity.sync` PROFILE_SETTLE_S later
+    (rows of their own, not folded into the pending one); returns how many."""
+    payloads = [{"stream_id": stream_id} for stream_id in sorted(set(stream_ids))]
+    return await outbox.add_later(session, IDENTITY_SYNC, payloads, delay_s=PROFILE_SETTLE_S)
+
+
 async def enqueue_identity_syncs(session: AsyncSession, stream_ids: Iterable[str]) -> int:
     """`enqueue_identity_sync` for many identities in one statement (a directory batch); returns how many."""
     items = [({"stream_id": stream_id}, identity_sync_dedupe_key(stream_id)) for stream_id in stream_ids]
