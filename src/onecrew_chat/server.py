@@ -159,11 +159,19 @@ async def _print_example(settings: Settings, base_url: str, *, dev_secret: bool)
     )
 
 
+# How long an idle keep-alive connection stays open: longer than a load balancer's idle timeout (60 s on the usual
+# ones), so the balancer, not this server, closes idle connections; uvicorn's 5 s default let the server close a
+# connection just as a busy client reused it, and that request got no answer.
+KEEP_ALIVE_S = 75
+
+
 def uvicorn_config(settings: Settings) -> uvicorn.Config:
     """uvicorn's settings for one API process serving the app built from `settings`."""
     from onecrew_chat.api.app import create_app
 
-    return uvicorn.Config(create_app(settings), log_config=None, access_log=False, lifespan="on")
+    return uvicorn.Config(
+        create_app(settings), log_config=None, access_log=False, lifespan="on", timeout_keep_alive=KEEP_ALIVE_S
+    )
 
 
 async def serve_socket(settings: Settings, sock: socket.socket, on_ready: Callable[[], Awaitable[None]]) -> None:

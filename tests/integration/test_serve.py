@@ -133,3 +133,12 @@ def test_serve_embedded_mode_creates_the_printed_conversation_and_keeps_state_ac
     finally:
         code = server.stop(signal.SIGINT)
     assert code == 0, server.seen
+
+
+def test_serve_keeps_idle_keep_alive_connections_longer_than_a_load_balancer(sqlite_only_url, emulator_server):
+    """uvicorn's 5 s default closed a connection just as a busy client (or a balancer) reused it: no answer."""
+    from onecrew_chat.server import uvicorn_config
+    from tests.conftest import make_settings
+
+    config = uvicorn_config(make_settings(sqlite_only_url, emulator_server.base_url))
+    assert config.timeout_keep_alive > 60
