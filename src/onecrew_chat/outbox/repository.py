@@ -90,36 +90,49 @@ def _postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def _pending_row(kind: Any, payload: Any, dedupe_key: Any, due: Any, now: Any) -> dict[str, Any]:
+    """The columns of a new pending row (values, or bind parameters for a statement built once)."""
+    return {
+        "kind": kind,
+        "payload": payload,
+        "dedupe_key": dedupe_key,
+        "status": PENDING,
+        "attempts": 0,
+        "version": 0,
+        "next_attempt_at": due,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _or_fold(insert: Any) -> Any:
+    """`insert` ... ON CONFLICT on the pending rows' (kind, dedupe_key): fold into that row instead (the new
+    payload, the earlier due time, `version` bumped)."""
+    return insert.on_conflict_do_update(
+        index_elements=[OutboxMessage.kind, OutboxMessage.dedupe_key],
+        index_where=text(PENDING_DEDUPE),
+        set_={
+            "payload": insert.excluded.payload,
+            "version": OutboxMessage.version + 1,
+            "next_attempt_at": case(
+                (OutboxMessage.next_attempt_at > insert.excluded.next_attempt_at, insert.excluded.next_attempt_at),
+                else_=OutboxMessage.next_attempt_at,
+            ),
+            "updated_at": insert.excluded.updated_at,
+        },
+    )
+
+
 def _add_statement(insert_of: Any) -> Any:
     """INSERT a pending row, or fold into the pending row of its kind and dedupe key (built once per dialect)."""
-    insert = insert_of(OutboxMessage)
-    return (
-        insert.values(
-            kind=bindparam("new_kind"),
-            payload=bindparam("new_payload"),
-            dedupe_key=bindparam("new_dedupe_key"),
-            status=PENDING,
-            attempts=0,
-            version=0,
-            next_attempt_at=bindparam("due"),
-            created_at=bindparam("now"),
-            updated_at=bindparam("now"),
-        )
-        .on_conflict_do_update(
-            index_elements=[OutboxMessage.kind, OutboxMessage.dedupe_key],
-            index_where=text(PENDING_DEDUPE),
-            set_={
-                "payload": insert.excluded.payload,
-                "version": OutboxMessage.version + 1,
-                "next_attempt_at": case(
-                    (OutboxMessage.next_attempt_at > insert.excluded.next_attempt_at, insert.excluded.next_attempt_at),
-                    else_=OutboxMessage.next_attempt_at,
-                ),
-                "updated_at": insert.excluded.updated_at,
-            },
-        )
-        .returning(OutboxMessage)
+    row = _pending_row(
+        bindparam("new_kind"),
+        bindparam("new_payload"),
+        bindparam("new_dedupe_key"),
+        bindparam("due"),
+        bindparam("now"),
     )
+    return _or_fold(insert_of(OutboxMessage).values(**row)).returning(OutboxMessage)
 
 
 _ADD_POSTGRES = _add_statement(postgresql.insert)
@@ -173,36 +186,11 @@ async def add_many(session: AsyncSession, kind: str, items: Sequence[tuple[dict[
     if not unique:
         return 0
     now = utcnow()
-    rows = [
-        {
-            "kind": kind,
-            "payload": dict(payload),
-            "dedupe_key": key,
-            "status": PENDING,
-            "attempts": 0,
-            "version": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for key, payload in sorted(unique.items())  # key order: concurrent writers never deadlock
+    rows = [  # key order: concurrent writers never deadlock
+        _pending_row(kind, dict(payload), key, now, now) for key, payload in sorted(unique.items())
     ]
     insert = (postgresql.insert if _postgres(session) else sqlite.insert)(OutboxMessage)
-    await session.execute(
-        insert.values(rows).on_conflict_do_update(
-            index_elements=[OutboxMessage.kind, OutboxMessage.dedupe_key],
-            index_where=text(PENDING_DEDUPE),
-            set_={
-                "payload": insert.excluded.payload,
-                "version": OutboxMessage.version + 1,
-                "next_attempt_at": case(
-                    (OutboxMessage.next_attempt_at > insert.excluded.next_attempt_at, insert.excluded.next_attempt_at),
-                    else_=OutboxMessage.next_attempt_at,
-                ),
-                "updated_at": now,
-            },
-        )
-    )
+    await session.execute(_or_fold(insert.values(rows)))
     log.debug("outbox.added_many", kind=kind, count=len(rows))
     return len(rows)
 
@@ -217,19 +205,7 @@ async def add_later(session: AsyncSession, kind: str, payloads: Sequence[dict[st
         return 0
     now = utcnow()
     due = now + timedelta(seconds=max(0.0, delay_s))
-    rows = [
-        {
-            "kind": kind,
-            "payload": dict(payload),
-            "status": PENDING,
-            "attempts": 0,
-            "version": 0,
-            "next_attempt_at": due,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for payload in payloads
-    ]
+    rows = [_pending_row(kind, dict(payload), None, due, now) for payload in payloads]
     await session.execute(insert(OutboxMessage), rows)
     log.debug("outbox.added_later", kind=kind, count=len(rows), delay_s=delay_s)
     return len(rows)
