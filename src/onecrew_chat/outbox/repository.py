@@ -402,15 +402,7 @@ async def record_retry_many(
 
 async def record_retry(session: AsyncSession, claim: Claim, error: str, delay_s: float) -> str:
     """Count a failed try and make the row due `delay_s` from now: "retry", or LOST."""
-    done = await _guarded(
-        session,
-        _held(claim),
-        attempts=OutboxMessage.attempts + 1,
-        next_attempt_at=utcnow() + timedelta(seconds=max(0.0, delay_s)),
-        last_error=error[:_ERROR_LIMIT],
-        **_UNLEASE,
-    )
-    return "retry" if done else LOST
+    return (await record_retry_many(session, [claim], error, delay_s))[claim.id]
 
 
 async def record_dead(session: AsyncSession, claim: Claim, error: str) -> str:

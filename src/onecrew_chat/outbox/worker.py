@@ -243,14 +243,15 @@ async def _record_failures(
     exc: Exception,
     status: WorkerStatus | None,
 ) -> dict[int, str]:
-    """Rows of a batch that failed with the same exception, classified once and recorded in one transaction: put
-    back (pause), retried together (one delay, at least a 429's reset) or dead-lettered. Outcome by row id."""
+    """Rows that failed with the same exception (one row, or rows of a batch), classified once and recorded in one
+    transaction: put back (pause), retried together (one delay, at least a 429's reset) or dead-lettered. Outcome
+    by row id; none when recording failed (the leases run out and the rows are tried again)."""
     error = f"{type(exc).__name__}: {exc}"
     kind = claims[0].kind
     try:
         failure = jobs.classify(exc)
     except Exception:  # a broken classifier must not lose the rows
-        log.exception("outbox.classify_failed", kind=kind, rows=len(claims))
+        log.exception("outbox.classify_failed", ids=[c.id for c in claims][:10], kind=kind, rows=len(claims))
         failure = Failure(Verdict.RETRY)
     outcomes: dict[int, str] = {}
     try:
@@ -269,16 +270,33 @@ async def _record_failures(
                         await on_dead(session, dict(claim.payload), error)
                 retry = [c for c in claims if c.id not in outcomes]
                 if retry:
-                    delay = repository.retry_delay(max(c.attempts for c in retry) + 1)
+                    attempts = max(c.attempts for c in retry) + 1
+                    delay = repository.retry_delay(attempts)
                     if failure.retry_after_s:
                         delay = max(delay, failure.retry_after_s)
                     outcomes.update(await repository.record_retry_many(session, retry, error, delay))
-                    log.warning("outbox.retry", kind=kind, rows=len(retry), delay_s=round(delay, 3), error=error[:500])
+                    retried = [c.id for c in retry if outcomes[c.id] == "retry"]
+                    if retried:
+                        log.warning(
+                            "outbox.retry",
+                            ids=retried[:10],
+                            kind=kind,
+                            rows=len(retried),
+                            attempts=attempts,
+                            delay_s=round(delay, 3),
+                            error=error[:500],
+                        )
     except asyncio.CancelledError:
         raise
     except Exception:
         # The leases run out and the rows are tried again; nothing is lost.
-        log.exception("outbox.record_failure_failed", kind=kind, rows=len(claims), error=error[:500])
+        log.exception(
+            "outbox.record_failure_failed",
+            ids=[c.id for c in claims][:10],
+            kind=kind,
+            rows=len(claims),
+            error=error[:500],
+        )
         return {}
     if failure.verdict == Verdict.PAUSE and status is not None:
         status.pause(error, kind=kind, message_id=claims[0].id)
@@ -316,44 +334,10 @@ async def _record_failure(
     status: WorkerStatus | None,
 ) -> str:
     """In a fresh short transaction: put the row back (pause), schedule a retry, or dead-letter it."""
-    error = f"{type(exc).__name__}: {exc}"
-    try:
-        failure = jobs.classify(exc)
-    except Exception:  # a broken classifier must not lose the row
-        log.exception("outbox.classify_failed", id=claim.id, kind=claim.kind)
-        failure = Failure(Verdict.RETRY)
-    try:
-        async with unit_of_work(runtime.sessionmaker) as session:
-            if failure.verdict == Verdict.PAUSE:
-                outcome = await repository.put_back(session, claim, error)
-            elif failure.verdict == Verdict.PERMANENT or claim.attempts + 1 >= config.max_attempts:
-                outcome = await repository.record_dead(session, claim, error)
-                on_dead = jobs.dead_letter.get(claim.kind)
-                if outcome == repository.DEAD and on_dead is not None:
-                    await on_dead(session, dict(claim.payload), error)
-            else:
-                delay = repository.retry_delay(claim.attempts + 1)
-                if failure.retry_after_s:
-                    delay = max(delay, failure.retry_after_s)
-                outcome = await repository.record_retry(session, claim, error, delay)
-                if outcome == "retry":
-                    log.warning(
-                        "outbox.retry",
-                        id=claim.id,
-                        kind=claim.kind,
-                        attempts=claim.attempts + 1,
-                        delay_s=round(delay, 3),
-                        error=error[:500],
-                    )
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        # The lease runs out and the row is tried again; nothing is lost.
-        log.exception("outbox.record_failure_failed", id=claim.id, kind=claim.kind, error=error[:500])
+    outcome = (await _record_failures(runtime, jobs, config, [claim], exc, status)).get(claim.id)
+    if outcome is None:
         return "unrecorded"
-    if failure.verdict == Verdict.PAUSE and status is not None:
-        status.pause(error, kind=claim.kind, message_id=claim.id)
-    return _finished(claim, outcome, started, error=error[:200])
+    return _finished(claim, outcome, started, error=f"{type(exc).__name__}: {exc}"[:200])
 
 
 async def run_forever(runtime: Any, stop: asyncio.Event, jobs: Jobs, *, config: WorkerConfig | None = None) -> None:
