@@ -138,10 +138,6 @@ class Answer:
     data: dict[str, Any]
     limits: RateLimitInfo | None
 
-    def rate_limit(self) -> RateLimitInfo | None:
-        """The rate-limit headers of the answer, if it had them."""
-        return self.limits
-
 
 Send = Callable[[httpx.AsyncClient], Awaitable[Answer]]
 
@@ -435,7 +431,7 @@ class StreamGateway:
             error = StreamRequestError(f"unexpected answer from Stream: {exc!r}", operation=operation)
             _record(operation, error, None, started)
             raise error from exc
-        _record(operation, None, response.rate_limit(), started)
+        _record(operation, None, response.limits, started)
         return response
 
 
