@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.errors import BadRequest, not_a_member
@@ -13,27 +15,25 @@ ACTING_ROLES = ("owner", "admin")
 ACCEPTED = "accepted"
 
 
+def acting_memberships(user_id: Any) -> ColumnElement[bool]:
+    """The memberships through which `user_id` (a value or a bind parameter) may act as its company: accepted owner
+    or admin."""
+    return and_(
+        CompanyMember.user_id == user_id,
+        CompanyMember.role.in_(ACTING_ROLES),
+        CompanyMember.invitation_status == ACCEPTED,
+    )
+
+
 async def managed_company_ids(session: AsyncSession, user_id: str) -> list[str]:
     """Companies the user may act as (accepted owner or admin membership)."""
-    rows = await session.scalars(
-        select(CompanyMember.company_id).where(
-            CompanyMember.user_id == user_id,
-            CompanyMember.role.in_(ACTING_ROLES),
-            CompanyMember.invitation_status == ACCEPTED,
-        )
-    )
-    return list(rows)
+    return list(await session.scalars(select(CompanyMember.company_id).where(acting_memberships(user_id))))
 
 
 async def can_act_as_company(session: AsyncSession, user_id: str, company_id: str) -> bool:
     """True when the user is an accepted owner or admin of the company."""
     row = await session.scalar(
-        select(CompanyMember.company_id).where(
-            CompanyMember.user_id == user_id,
-            CompanyMember.company_id == company_id,
-            CompanyMember.role.in_(ACTING_ROLES),
-            CompanyMember.invitation_status == ACCEPTED,
-        )
+        select(CompanyMember.company_id).where(acting_memberships(user_id), CompanyMember.company_id == company_id)
     )
     return row is not None
 

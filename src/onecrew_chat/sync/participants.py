@@ -13,7 +13,7 @@ from typing import Any, cast
 from sqlalchemy import bindparam, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onecrew_chat.access import ACCEPTED, ACTING_ROLES
+from onecrew_chat.access import acting_memberships
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.models import Company, CompanyMember, Conversation, StreamIdentity, User
 
@@ -172,12 +172,7 @@ def _membership() -> Any:
         literal(_MEMBER).label("kind"),
         CompanyMember.company_id,
         *(null() for _ in range(7)),
-    ).where(
-        CompanyMember.user_id == bindparam("member_user_id"),
-        CompanyMember.company_id == bindparam("member_company_id"),
-        CompanyMember.role.in_(ACTING_ROLES),
-        CompanyMember.invitation_status == ACCEPTED,
-    )
+    ).where(acting_memberships(bindparam("member_user_id")), CompanyMember.company_id == bindparam("member_company_id"))
 
 
 # Built once (compiled forms are cached), by (users?, companies?, membership?): one UNION ALL of the parts asked.
