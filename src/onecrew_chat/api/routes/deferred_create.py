@@ -16,6 +16,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from onecrew_chat.errors import AppError
+from onecrew_chat.identity import ConversationType
 
 PROVISIONING = "provisioning"
 RETRY_AFTER_S = 1
@@ -47,7 +48,7 @@ def retry_finds_it(data: dict[str, Any]) -> bool:
     deadline is answered 200 with `chat.status: "provisioning"` instead (the worker finishes it; the app itself
     never creates groups, and a client that does can read the status or GET the id).
     """
-    return data.get("conversation_type") != "group"
+    return data.get("conversation_type") != ConversationType.GROUP
 
 
 def deferred_answer(data: dict[str, Any]) -> JSONResponse:
