@@ -19,7 +19,7 @@ from onecrew_chat.models import Conversation
 from onecrew_chat.stream.errors import StreamBatchError
 from onecrew_chat.sync.channels import Outcome, finish, provision_deadline
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import BATCH, IdentityNotFound, read_identities, save, sync_identities
+from onecrew_chat.sync.mirror import BATCH, read_identities, save
 from onecrew_chat.sync.queue import FAILED, IDENTITY_SYNC, PROVISION, READY
 
 if TYPE_CHECKING:
@@ -76,23 +76,10 @@ async def provisioning_failed(session: AsyncSession, payload: dict[str, Any], er
 
 
 async def sync_identity(runtime: Runtime, payload: dict[str, Any]) -> None:
-    """Send the directory's current profile to Stream: a partial update when the mirror has a row, else an upsert.
-
-    Sent even when the mirror says Stream holds it: a row is queued because Stream may not (a PUT, a profile sent
-    in a call with no answer), and a run that died mid-call may have written an older profile after the mirror
-    recorded a newer one. One call per row; a profile Stream already holds is simply written again.
-    """
-    stream_id = str(payload["stream_id"])
-    deadline = Deadline(runtime.settings.provision_deadline_s)
-    try:
-        sent = await sync_identities(
-            runtime.sessionmaker, runtime.stream, [Identity.parse(stream_id)], deadline=deadline, force=True
-        )
-    except IdentityNotFound:
-        log.info("identity.sync_skipped", stream_id=stream_id, reason="not in the directory")
-        return
-    if sent:
-        log.info("identity.synced", stream_id=stream_id)
+    """One `identity.sync` row run alone: `sync_identity_batch` of one (the worker runs the kind in batches)."""
+    (outcome,) = await sync_identity_batch(runtime, [payload])
+    if outcome is not None:
+        raise outcome
 
 
 async def sync_identity_batch(runtime: Runtime, payloads: list[dict[str, Any]]) -> Sequence[BaseException | None]:
