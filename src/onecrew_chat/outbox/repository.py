@@ -211,6 +211,33 @@ async def add_later(session: AsyncSession, kind: str, payloads: Sequence[dict[st
     return len(rows)
 
 
+def _due(now: datetime) -> list[Any]:
+    """Pending rows due by `now` that no lease holds: what a claim may take."""
+    return [OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now, _unleased(now)]
+
+
+# What a claim's UPDATE returns, and the Claim made of it.
+_CLAIMED = (
+    OutboxMessage.id,
+    OutboxMessage.kind,
+    OutboxMessage.payload,
+    OutboxMessage.attempts,
+    OutboxMessage.version,
+    OutboxMessage.lease_token,
+)
+
+
+def _claim_of(row: Any) -> Claim:
+    return Claim(
+        id=row.id,
+        kind=row.kind,
+        payload=dict(row.payload),
+        attempts=row.attempts,
+        version=row.version,
+        token=row.lease_token,
+    )
+
+
 async def claim_one(session: AsyncSession, *, lease_s: float) -> Claim | None:
     """Lease the next due row to a fresh token for `lease_s` seconds, or None; the caller commits at once.
 
@@ -218,12 +245,7 @@ async def claim_one(session: AsyncSession, *, lease_s: float) -> Claim | None:
     SQLite: the UPDATE repeats the conditions (a compare-and-set; SQLite runs one writer at a time).
     """
     now = utcnow()
-    pick = (
-        select(OutboxMessage.id)
-        .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now, _unleased(now))
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-        .limit(1)
-    )
+    pick = select(OutboxMessage.id).where(*_due(now)).order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(1)
     if _postgres(session):
         pick = pick.with_for_update(skip_locked=True)
     token = uuid.uuid4().hex
@@ -232,21 +254,11 @@ async def claim_one(session: AsyncSession, *, lease_s: float) -> Claim | None:
             update(OutboxMessage)
             .where(OutboxMessage.id == pick.scalar_subquery(), OutboxMessage.status == PENDING, _unleased(now))
             .values(lease_token=token, locked_until=now + timedelta(seconds=lease_s))
-            .returning(
-                OutboxMessage.id,
-                OutboxMessage.kind,
-                OutboxMessage.payload,
-                OutboxMessage.attempts,
-                OutboxMessage.version,
-            )
+            .returning(*_CLAIMED)
             .execution_options(synchronize_session=False)
         )
     ).first()
-    if row is None:
-        return None
-    return Claim(
-        id=row.id, kind=row.kind, payload=dict(row.payload), attempts=row.attempts, version=row.version, token=token
-    )
+    return None if row is None else _claim_of(row)
 
 
 async def claim_more(
@@ -263,12 +275,7 @@ async def claim_more(
     now = utcnow()
     pick = (
         select(OutboxMessage.id)
-        .where(
-            OutboxMessage.status == PENDING,
-            OutboxMessage.kind == kind,
-            OutboxMessage.next_attempt_at <= now,
-            _unleased(now),
-        )
+        .where(*_due(now), OutboxMessage.kind == kind)
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
         .limit(limit)
     )
@@ -287,29 +294,11 @@ async def claim_more(
                 lease_token=literal(prefix, String) + cast(OutboxMessage.id, String),
                 locked_until=now + timedelta(seconds=lease_s),
             )
-            .returning(
-                OutboxMessage.id,
-                OutboxMessage.kind,
-                OutboxMessage.payload,
-                OutboxMessage.attempts,
-                OutboxMessage.version,
-                OutboxMessage.lease_token,
-            )
+            .returning(*_CLAIMED)
             .execution_options(synchronize_session=False)
         )
     ).all()
-    claims = [
-        Claim(
-            id=row.id,
-            kind=row.kind,
-            payload=dict(row.payload),
-            attempts=row.attempts,
-            version=row.version,
-            token=row.lease_token,
-        )
-        for row in rows
-    ]
-    return sorted(claims, key=lambda claim: claim.id)
+    return sorted((_claim_of(row) for row in rows), key=lambda claim: claim.id)
 
 
 def _held(claim: Claim) -> Any:
