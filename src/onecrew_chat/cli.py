@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from typing import Annotated, NoReturn
 
@@ -31,6 +32,26 @@ import_app = typer.Typer(
 stream_app = typer.Typer(help="The Stream app's settings this service needs.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(stream_app, name="stream")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from onecrew_chat.version import version
+
+        typer.echo(f"onecrew-chat {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit.", show_default=False
+        ),
+    ] = False,
+) -> None:
+    """OneCrew's chat backend. `serve` with no settings runs everything locally (SQLite, Stream emulator, demo data)."""
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -219,12 +240,14 @@ def worker() -> None:
     from onecrew_chat.observability.heartbeat import run_heartbeat
     from onecrew_chat.observability.worker_http import MetricsPortUnavailable, start_metrics_server
     from onecrew_chat.runtime import build_runtime
+    from onecrew_chat.version import version
 
     settings = load_settings()
     _require_stream(settings)
     _require_migrated(settings)
-    _check_stream_at_startup(settings)
     log = get_logger(__name__)
+    log.info("worker.starting", version=version(), pid=os.getpid())  # the first log line: what runs
+    _check_stream_at_startup(settings)
 
     async def run() -> None:
         stop = asyncio.Event()

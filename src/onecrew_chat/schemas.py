@@ -355,6 +355,7 @@ class HealthOut(BaseModel):
     model_config = _ANSWER
 
     status: Literal["ok"]
+    version: str = Field(description="This process's version (pyproject's `version`), e.g. `0.2.0`.")
 
 
 class CheckOut(BaseModel):

@@ -18,6 +18,7 @@ from onecrew_chat.db import database_revision, make_engine, upgrade_database
 from onecrew_chat.local_instance import DataDirLock, InstanceRefused, listen_socket, own_command
 from onecrew_chat.logging import get_logger
 from onecrew_chat.schema_status import schema_status
+from onecrew_chat.version import version
 
 log = get_logger(__name__)
 
@@ -266,6 +267,8 @@ def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock, worker
         except Exception as exc:  # an unwritable data dir or a corrupt file: say which
             raise StartupRefused(f"cannot prepare the SQLite database {settings.sqlite_path}: {exc}") from exc
         say(f"Database: SQLite file {settings.sqlite_path} (no DATABASE_URL set), migrations applied")
+    # The first log line (refusals above are one line on stderr, with no log before them): what runs.
+    log.info("serve.starting", version=version(), pid=os.getpid())
     if not settings.embedded_stream:
         check_stream(settings)
     stream = None

@@ -45,6 +45,7 @@ def rows(status: Status) -> list[tuple[str, str, str]]:
     """(part, state, detail) for each line of the table."""
     db, stream = status.database, status.stream
     out = [
+        ("version", "-", f"{status.version} (this command)"),
         ("database", "ok" if db.reachable else "DOWN", f"answered in {db.ms:g} ms" if db.reachable else str(db.error)),
         ("migrations", "ok" if db.migrated else "BEHIND", f"at {db.migration or '-'}, head {db.head}"),
     ]

@@ -11,6 +11,7 @@ import pytest
 
 from onecrew_chat.db import upgrade_database
 from onecrew_chat.outbox.status import worker_status
+from onecrew_chat.version import version
 from tests.conftest import make_settings
 from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_SECRET, wait_until
 
@@ -61,7 +62,10 @@ async def test_healthz_answers_while_the_database_is_unreachable(tmp_path, emula
     async with client_for(settings) as http:
         health = await http.get("/healthz")
         ready = await http.get("/readyz")
-    assert (health.status_code, health.json()) == (200, {"success": True, "data": {"status": "ok"}})
+    assert (health.status_code, health.json()) == (
+        200,
+        {"success": True, "data": {"status": "ok", "version": version()}},
+    )
     assert ready.status_code == 503
     body = ready.json()
     assert body["success"] is False and body["code"] == "not_ready"

@@ -15,6 +15,7 @@ from onecrew_chat.observability.heartbeat import run_heartbeat, worker_identity
 from onecrew_chat.observability.startup import StreamCredentialsRejected, check_stream_at_startup
 from onecrew_chat.observability.worker_http import MetricsPortUnavailable, start_metrics_server
 from onecrew_chat.sync.reconcile import reconcile
+from onecrew_chat.version import version
 from tests.api.test_health import closed_port_url
 from tests.conftest import make_settings
 from tests.support import STREAM_SECRET, wait_until
@@ -65,7 +66,8 @@ async def test_the_worker_metrics_server_answers_over_http(runtime, emulator):
     finally:
         await server.stop()
     assert health.status_code == 200
-    assert health.json()["data"] == {"status": "ok", "role": "worker", "worker_id": worker_identity(runtime).worker_id}
+    worker_id = worker_identity(runtime).worker_id
+    assert health.json()["data"] == {"status": "ok", "role": "worker", "worker_id": worker_id, "version": version()}
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
     names = {s.name for f in text_string_to_metric_families(metrics.text) for s in f.samples}
     assert {"onecrew_outbox_pending", "onecrew_outbox_dead_letters", "onecrew_database_metrics_up"} <= names

@@ -10,6 +10,7 @@ import time
 import httpx
 
 from onecrew_chat.db import upgrade_database
+from onecrew_chat.version import version
 from tests.api.test_health import closed_port_url
 from tests.integration.test_cli import Running, run, stream_env
 from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY
@@ -49,6 +50,9 @@ def test_worker_serves_metrics_and_healthz_and_is_seen_by_status(tmp_path, emula
         worker.wait_for("worker.started")
         health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
         assert health.status_code == 200 and health.json()["data"]["role"] == "worker"
+        assert health.json()["data"]["version"] == version()
+        first_log = json.loads(next(line for name, line in worker.seen if name == "stderr"))
+        assert (first_log["event"], first_log["version"]) == ("worker.starting", version())
         # Its own heartbeat, read back from the database (the first beat may land just after "worker.started").
         metrics = scrape_until(f"http://127.0.0.1:{port}/metrics", "onecrew_workers_seen 1.0")
         assert "onecrew_outbox_pending 0.0" in metrics.text
@@ -57,13 +61,14 @@ def test_worker_serves_metrics_and_healthz_and_is_seen_by_status(tmp_path, emula
         report = json.loads(shown.stdout)
         assert report["workers_recent"] == 1 and report["workers"][0]["worker_id"] == health.json()["data"]["worker_id"]
         assert report["stream"]["credentials"] == "ok" and report["database"]["migrated"] is True
+        assert report["version"] == version()
         assert shown.returncode == 0, report["problems"]
 
         table = run(tmp_path, "status", DATABASE_URL=url, **stream_env(emulator_server))
         assert table.returncode == 0, table.stdout + table.stderr
         for part in ("database", "migrations", "stream", "outbox", "dead letters", "last reconcile", "workers"):
             assert part in table.stdout
-        assert "All well" in table.stdout
+        assert "All well" in table.stdout and f"{version()} (this command)" in table.stdout
     finally:
         code = worker.stop(signal.SIGTERM)
     assert code == 0, worker.seen

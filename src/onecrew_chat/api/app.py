@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from onecrew_chat import __version__
 from onecrew_chat.api.docs_pages import install_docs
 from onecrew_chat.api.errors import install_error_handlers
 from onecrew_chat.api.openapi import TAGS, error_responses, install_openapi, operation_id
@@ -33,6 +32,7 @@ from onecrew_chat.conversations.unread_broadcast import start_unread_listener
 from onecrew_chat.db_counters import attach_counters
 from onecrew_chat.observability.heartbeat import run_heartbeat
 from onecrew_chat.runtime import Runtime, build_runtime
+from onecrew_chat.version import version
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
@@ -61,7 +61,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
 
     app = FastAPI(
         title="onecrew-chat",
-        version=__version__,
+        version=version(),
         description="OneCrew's chat backend: Stream tokens, conversations whose channels always hold their members, "
         "unread counts and Stream webhooks. Every answer is JSON (except /metrics): "
         "`{success: true, data}` or `{success: false, error, code}` with words that say what was wrong.\n\n"

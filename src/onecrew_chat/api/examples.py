@@ -190,7 +190,7 @@ ANSWERS: dict[str, Any] = {
         "created": False,
     },
     "delete_member": {"company_id": SAT_EDUCATION_ID, "user_id": EXAMPLE_CALLER_ID, "deleted": True},
-    "healthz": {"status": "ok"},
+    "healthz": {"status": "ok", "version": "0.1.0"},
     "ensure_conversation": CONVERSATION,
     "post_server_message": {
         "id": "course-registration-demo-1",
@@ -232,6 +232,7 @@ ANSWERS: dict[str, Any] = {
     "service_status": {
         "ok": True,
         "problems": [],
+        "version": "0.1.0",
         "checked_at": "2026-11-30T09:15:00+00:00",
         "database": {
             "reachable": True,

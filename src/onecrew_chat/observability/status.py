@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from onecrew_chat.db import current_revision, head_revision, utcnow
 from onecrew_chat.observability.collector import Snapshot, read_snapshot, worker_fresh_s
 from onecrew_chat.observability.stream_probe import probe_stream
+from onecrew_chat.version import version
 
 TIMEOUT_S = 3.0  # each part (database, Stream) answers within this or is reported as not answering
 OUTBOX_AGE_PROBLEM_S = 300.0  # a row waiting longer than this means the worker is not keeping up (or is down)
@@ -78,6 +79,7 @@ class Status(BaseModel):
 
     ok: bool
     problems: list[str]
+    version: str = Field(description="The version of the process that made this report (pyproject's version).")
     checked_at: datetime
     database: DatabaseStatus
     stream: StreamStatus
@@ -117,6 +119,7 @@ async def gather_status(runtime: Any) -> Status:
     return Status(
         ok=not problems,
         problems=problems,
+        version=version(),
         checked_at=snapshot.taken_at if snapshot else utcnow(),
         database=database,
         stream=stream,

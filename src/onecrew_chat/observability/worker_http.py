@@ -21,6 +21,7 @@ from starlette.routing import Route
 from onecrew_chat.logging import get_logger
 from onecrew_chat.observability.collector import refresh_metrics
 from onecrew_chat.observability.heartbeat import worker_identity
+from onecrew_chat.version import version
 
 log = get_logger(__name__)
 
@@ -39,7 +40,10 @@ def metrics_app(runtime: Any) -> Starlette:
     async def healthz(_request: Request) -> JSONResponse:
         worker = worker_identity(runtime)
         return JSONResponse(
-            {"success": True, "data": {"status": "ok", "role": "worker", "worker_id": worker.worker_id}}
+            {
+                "success": True,
+                "data": {"status": "ok", "role": "worker", "worker_id": worker.worker_id, "version": version()},
+            }
         )
 
     return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz)])

@@ -28,6 +28,7 @@ from onecrew_chat.metrics import READY
 from onecrew_chat.observability.collector import refresh_metrics
 from onecrew_chat.outbox.status import worker_status
 from onecrew_chat.schemas import HealthEnvelope, ReadyEnvelope
+from onecrew_chat.version import version
 
 router = APIRouter(tags=["health"])
 log = get_logger(__name__)
@@ -44,8 +45,8 @@ def _head() -> str:
 
 @router.get("/healthz", summary="Liveness", response_model=None, responses={200: {"model": HealthEnvelope}})
 async def healthz() -> dict[str, object]:
-    """200 as soon as the process serves HTTP; touches neither the database nor Stream."""
-    return {"success": True, "data": {"status": "ok"}}
+    """200 as soon as the process serves HTTP, with this process's version; touches neither the database nor Stream."""
+    return {"success": True, "data": {"status": "ok", "version": version()}}
 
 
 async def _probe(name: str, check: Callable[[], Awaitable[object]]) -> tuple[str, float, str | None]:
