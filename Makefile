@@ -2,26 +2,48 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two installs into one virtualenv: `make run` needs only the runtime dependencies (requirements.lock);
+# `make test`, `make lint` and the rest add the dev tools (requirements-dev.lock). Both locks pin every
+# package with its hashes (pip --require-hashes); the project itself is installed on top with --no-deps.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
+STAMP := $(DEV_STAMP)
 
-.PHONY: install run dev-token lint format test test-fast bench soak emulator clean
+.PHONY: install install-runtime lock run dev-token lint format test test-fast bench soak emulator clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-install: $(STAMP)
+$(RUNTIME_STAMP): requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(DEV_STAMP): requirements-dev.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@ $(RUNTIME_STAMP)
+
+install: $(DEV_STAMP)
+
+install-runtime: $(RUNTIME_STAMP)
+
+# Rewrite both locks from pyproject.toml after a dependency changes (pins already in a lock are kept unless
+# pyproject.toml moved them). Universal: one lock for Linux, macOS and Windows, the image included.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal --python-version 3.11 \
+	--custom-compile-command "make lock"
+lock: | $(DEV_STAMP)
+	$(UV_COMPILE) -o requirements.lock
+	$(UV_COMPILE) --extra dev --constraint requirements.lock -o requirements-dev.lock
 
 # `make run PORT=8080 HOST=0.0.0.0`: without them, the PORT/HOST environment variables, else 127.0.0.1:8000.
-run: $(STAMP)
+run: $(RUNTIME_STAMP)
 	$(BIN)/onecrew-chat serve $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
 # `make dev-token USER=<uuid>`: a JWT for that user, signed with the secret `make run` uses (same folder).
 # USER counts only when given on the command line (the shell's $$USER is the login name).
 TOKEN_USER = $(or $(USER_ID),$(if $(filter command line,$(origin USER)),$(USER)))
-dev-token: $(STAMP)
+dev-token: $(RUNTIME_STAMP)
 	@test -n "$(TOKEN_USER)" || { echo "usage: make dev-token USER=<user uuid>" >&2; exit 2; }
 	@$(BIN)/onecrew-chat dev-token $(TOKEN_USER)
 
@@ -51,7 +73,7 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m soak $(SOAK_ARGS)
 
-emulator: $(STAMP)
+emulator: $(RUNTIME_STAMP)
 	$(BIN)/onecrew-chat stream-emulator
 
 clean:

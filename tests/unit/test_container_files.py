@@ -1,4 +1,5 @@
-"""Dockerfile and compose.yaml hold together (no image can be built here, so their structure is checked)."""
+"""Dockerfile and compose.yaml hold together: their structure is checked here, whether or not a builder is at hand
+(tests/integration/test_image.py builds and starts the image where podman is, on request)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("stream", "migrate", "api", "worker", "webhook")
 
 
-def _instructions() -> list[tuple[str, str]]:
-    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+def _instructions(path: Path = ROOT / "Dockerfile") -> list[tuple[str, str]]:
+    text = path.read_text().replace("\\\n", " ")
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
 
@@ -91,3 +92,48 @@ def test_compose_runs_postgres_emulator_migrations_api_and_worker():
         "--host=0.0.0.0" in stream_flags and "--port=8900" in stream_flags and "--state-file=/app/var" in stream_flags
     )
     assert set(compose["volumes"]) == {"pgdata", "emulator"}
+
+
+PINNED_BASE = re.compile(r"^python:3\.11\.\d+-slim-[a-z]+@sha256:[0-9a-f]{64}$")
+
+
+def _stages(steps: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
+    """Stage name -> its instructions (FROM included)."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for name, argument in steps:
+        if name == "FROM":
+            current = stages.setdefault(argument.split()[-1].lower(), [])
+        current.append((name, argument))
+    return stages
+
+
+def test_every_stage_starts_from_one_base_pinned_by_exact_tag_and_digest():
+    steps = _instructions()
+    [base] = [
+        argument.split("=", 1)[1] for name, argument in steps if name == "ARG" and argument.startswith("BASE_IMAGE=")
+    ]
+    assert PINNED_BASE.match(base), base
+    assert [argument.split()[0] for name, argument in steps if name == "FROM"] == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
+
+
+def test_the_locked_dependencies_are_installed_before_the_source_is_copied():
+    build = _stages(_instructions())["build"]
+    runs = [(i, argument) for i, (name, argument) in enumerate(build) if name == "RUN"]
+    copies = {argument.split()[0]: i for i, (name, argument) in enumerate(build) if name == "COPY"}
+    [(locked_at, locked)] = [(i, run) for i, run in runs if "requirements.lock" in run]
+    assert "--require-hashes" in locked and "-r requirements.lock" in locked
+    # The source, and pyproject.toml (a version bump), come after: changing them reuses the dependency layer.
+    assert copies["requirements.lock"] < locked_at < min(copies["src"], copies["pyproject.toml"])
+    [(package_at, package)] = [(i, run) for i, run in runs if "install --no-deps ." in run]
+    assert package_at > copies["src"]
+    assert all("--upgrade" not in run and " -U " not in run for _, run in runs), "pip stays the base image's own"
+    assert "README.md" not in " ".join(argument for name, argument in build if name == "COPY")
+
+
+def test_the_runtime_stage_has_no_installer_and_installs_nothing():
+    runtime = _stages(_instructions())["runtime"]
+    runs = " ".join(argument for name, argument in runtime if name == "RUN")
+    assert "pip uninstall --yes" in runs and all(tool in runs for tool in ("pip", "setuptools", "wheel"))
+    assert " install " not in runs.replace("pip uninstall", "")
+    assert [argument for name, argument in runtime if name == "COPY"] == ["--from=build /opt/venv /opt/venv"]
