@@ -173,6 +173,13 @@ def upgrade_database(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
+def downgrade_database(database_url: str, revision: str) -> None:
+    """Undo migrations down to `revision` (synchronous, like upgrade_database)."""
+    from alembic import command
+
+    command.downgrade(alembic_config(database_url), revision)
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The Alembic revision the database is at, or None when it was never migrated."""
     from sqlalchemy import inspect, text

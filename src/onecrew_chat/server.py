@@ -14,10 +14,10 @@ import uvicorn
 
 from onecrew_chat import embedded
 from onecrew_chat.config import Settings
-from onecrew_chat.db import database_revision, make_engine, upgrade_database
+from onecrew_chat.db import make_engine, upgrade_database
 from onecrew_chat.local_instance import DataDirLock, InstanceRefused, listen_socket, own_command
 from onecrew_chat.logging import get_logger
-from onecrew_chat.schema_status import schema_status
+from onecrew_chat.schema_status import database_position, schema_status
 from onecrew_chat.version import version
 
 log = get_logger(__name__)
@@ -46,12 +46,12 @@ def check_settings(settings: Settings) -> None:
 async def check_database(settings: Settings) -> None:
     """Refuse a database that is unreachable or not at the newest migration."""
     try:
-        current = await database_revision(settings)
+        position = await database_position(settings)
     except Exception as exc:  # any connection failure becomes one readable sentence
         raise StartupRefused(
             f"cannot reach the database: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         ) from exc
-    problem = schema_status(current).problem()
+    problem = schema_status(position).problem()
     if problem:
         raise StartupRefused(problem)
 
@@ -240,14 +240,16 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
         sock.close()
 
 
-def _refuse_newer_schema(settings: Settings) -> None:
-    """The embedded file is migrated on start, unless a newer version migrated it (then say so, not a traceback)."""
+def _embedded_schema_is_newer(settings: Settings) -> bool:
+    """The embedded file is migrated on start, unless a newer version migrated it: True when that version said this
+    one still works on it (then it is left as it is), refused in one line when it did not."""
     if not settings.sqlite_path.exists():
-        return
+        return False
 
-    status = schema_status(asyncio.run(database_revision(settings)))
-    if not status.known:
+    status = schema_status(asyncio.run(database_position(settings)))
+    if not status.known and not status.newer_compatible:
         raise StartupRefused(f"{settings.sqlite_path}: {status.problem()}")
+    return not status.known
 
 
 def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock, workers: int) -> None:
@@ -260,10 +262,11 @@ def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock, worker
     settings = embedded.with_dev_jwt_secret(settings)
     check_settings(settings)
     if settings.embedded_database:
-        _refuse_newer_schema(settings)
+        newer = _embedded_schema_is_newer(settings)
         try:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            upgrade_database(f"sqlite:///{settings.sqlite_path}")
+            if not newer:
+                upgrade_database(f"sqlite:///{settings.sqlite_path}")
         except Exception as exc:  # an unwritable data dir or a corrupt file: say which
             raise StartupRefused(f"cannot prepare the SQLite database {settings.sqlite_path}: {exc}") from exc
         say(f"Database: SQLite file {settings.sqlite_path} (no DATABASE_URL set), migrations applied")

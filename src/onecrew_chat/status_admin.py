@@ -47,7 +47,12 @@ def rows(status: Status) -> list[tuple[str, str, str]]:
     out = [
         ("version", "-", f"{status.version} (this command)"),
         ("database", "ok" if db.reachable else "DOWN", f"answered in {db.ms:g} ms" if db.reachable else str(db.error)),
-        ("migrations", "ok" if db.migrated else "BEHIND", f"at {db.migration or '-'}, head {db.head}"),
+        (
+            "migrations",
+            "ok" if db.migrated else "BEHIND",
+            f"at {db.migration or '-'}, head {db.head}"
+            + (" (newer, and this version still works on it)" if db.newer_compatible else ""),
+        ),
     ]
     if not stream.configured:
         out.append(("stream", "NOT SET", str(stream.error)))

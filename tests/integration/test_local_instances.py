@@ -57,8 +57,10 @@ def test_dev_token_does_not_make_a_secret_nobody_uses(tmp_path):
 
 
 def _stamp(path: Path, revision: str) -> None:
+    """The database as a newer version's contract migration leaves it: only code at `revision` runs on it."""
     with sqlite3.connect(path) as db:
         db.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+        db.execute("UPDATE schema_compatibility SET oldest_code_head = ?", (revision,))
 
 
 def test_db_current_history_and_a_database_from_a_newer_version(tmp_path):
@@ -101,7 +103,7 @@ def test_db_current_history_and_a_database_from_a_newer_version(tmp_path):
 def test_make_run_passes_port_and_host():
     root = Path(__file__).resolve().parents[2]
     dry = subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed", "run", "PORT=8080", "HOST=0.0.0.0"],
+        ["make", "-n", "-o", ".venv/.installed-runtime", "run", "PORT=8080", "HOST=0.0.0.0"],
         cwd=root,
         capture_output=True,
         text=True,
@@ -109,7 +111,11 @@ def test_make_run_passes_port_and_host():
     )
     assert ".venv/bin/onecrew-chat serve --port 8080 --host 0.0.0.0" in dry.stdout
     usage = subprocess.run(
-        ["make", "-s", "-o", ".venv/.installed", "dev-token"], cwd=root, capture_output=True, text=True, timeout=30
+        ["make", "-s", "-o", ".venv/.installed-runtime", "dev-token"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert usage.returncode != 0 and "usage: make dev-token USER=<user uuid>" in usage.stderr
 

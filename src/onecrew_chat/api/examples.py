@@ -236,9 +236,10 @@ ANSWERS: dict[str, Any] = {
         "checked_at": "2026-11-30T09:15:00+00:00",
         "database": {
             "reachable": True,
-            "migration": "0015",
-            "head": "0015",
+            "migration": "0017",
+            "head": "0017",
             "migrated": True,
+            "newer_compatible": False,
             "ms": 1.2,
             "error": None,
         },

@@ -2,6 +2,7 @@
 
 import asyncio
 
+import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -22,6 +23,20 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        _record_compatibility(connection)
+
+
+def _record_compatibility(connection: Connection) -> None:
+    """Write the newest applied migration's `oldest_code_head` (default: itself) into schema_compatibility, in the
+    migrations' own transaction (onecrew_chat.schema_status reads it)."""
+    revision = context.get_context().get_current_revision()
+    if revision is None or not sa.inspect(connection).has_table("schema_compatibility"):
+        return
+    script = context.script.get_revision(revision)
+    oldest = getattr(script.module, "oldest_code_head", revision) if script is not None else revision
+    table = sa.table("schema_compatibility", sa.column("id"), sa.column("oldest_code_head"))
+    if connection.execute(sa.update(table).where(table.c.id == 1).values(oldest_code_head=oldest)).rowcount == 0:
+        connection.execute(sa.insert(table).values(id=1, oldest_code_head=oldest))
 
 
 async def _run_async() -> None:

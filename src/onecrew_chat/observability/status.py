@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from onecrew_chat.db import current_revision, head_revision, utcnow
+from onecrew_chat.db import head_revision, utcnow
 from onecrew_chat.observability.collector import Snapshot, read_snapshot, worker_fresh_s
 from onecrew_chat.observability.stream_probe import probe_stream
+from onecrew_chat.schema_status import SchemaStatus, read_position, schema_status
 from onecrew_chat.version import version
 
 TIMEOUT_S = 3.0  # each part (database, Stream) answers within this or is reported as not answering
@@ -29,7 +30,12 @@ class DatabaseStatus(BaseModel):
     reachable: bool
     migration: str | None = Field(None, description="The migration the database is at (None: no schema yet).")
     head: str = Field(description="The newest migration this version of the code needs.")
-    migrated: bool
+    migrated: bool = Field(description="This version can run on the schema: at its head, or newer and compatible.")
+    newer_compatible: bool = Field(
+        False,
+        description="A newer version migrated the database and recorded that this version still works on it "
+        "(a rolling upgrade or a rollback in progress).",
+    )
     ms: float
     error: str | None = None
 
@@ -138,15 +144,15 @@ async def _database(runtime: Any) -> tuple[DatabaseStatus, Snapshot | None]:
     head = head_revision()
     started = time.perf_counter()
 
-    async def read() -> tuple[str | None, Snapshot | None]:
-        migration = await current_revision(runtime.engine)
-        if migration != head:
-            return migration, None  # the tables read below may not exist yet
+    async def read() -> tuple[SchemaStatus, Snapshot | None]:
+        schema = schema_status(await read_position(runtime.engine))
+        if not schema.usable:
+            return schema, None  # the tables read below may not exist yet
         async with runtime.sessionmaker() as session:
-            return migration, await read_snapshot(session)
+            return schema, await read_snapshot(session)
 
     try:
-        migration, snapshot = await asyncio.wait_for(read(), timeout=TIMEOUT_S)
+        schema, snapshot = await asyncio.wait_for(read(), timeout=TIMEOUT_S)
     except TimeoutError:
         error = f"no answer within {TIMEOUT_S:g} s"
     except Exception as exc:  # the report says why instead of failing
@@ -154,7 +160,13 @@ async def _database(runtime: Any) -> tuple[DatabaseStatus, Snapshot | None]:
     else:
         ms = round((time.perf_counter() - started) * 1000, 1)
         return DatabaseStatus(
-            reachable=True, migration=migration, head=head, migrated=migration == head, ms=ms
+            reachable=True,
+            migration=schema.current,
+            head=head,
+            migrated=schema.usable,
+            newer_compatible=schema.newer_compatible,
+            ms=ms,
+            error=None if schema.known else schema.problem(),
         ), snapshot
     ms = round((time.perf_counter() - started) * 1000, 1)
     return DatabaseStatus(reachable=False, migration=None, head=head, migrated=False, ms=ms, error=error), None
@@ -192,6 +204,8 @@ def _problems(
     problems = []
     if not database.reachable:
         problems.append(f"database not reachable: {database.error}")
+    elif not database.migrated and database.migration is not None and database.error:
+        problems.append(f"database: {database.error}")  # migrated by a newer version past what this one can use
     elif not database.migrated:
         at = database.migration or "no schema"
         problems.append(

@@ -8,7 +8,6 @@ as the separate `stream` field (checked at most once a minute, cached) and never
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,11 +21,11 @@ from onecrew_chat.api.deps import RuntimeDep
 from onecrew_chat.api.errors import error_body
 from onecrew_chat.api.openapi import error_responses
 from onecrew_chat.api.stream_health import stream_health
-from onecrew_chat.db import current_revision, head_revision
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import READY
 from onecrew_chat.observability.collector import refresh_metrics
 from onecrew_chat.outbox.status import worker_status
+from onecrew_chat.schema_status import read_position, schema_status
 from onecrew_chat.schemas import HealthEnvelope, ReadyEnvelope
 from onecrew_chat.version import version
 
@@ -35,12 +34,6 @@ log = get_logger(__name__)
 
 # The database gets this long to answer a readiness probe.
 READY_TIMEOUT_S = 1.0
-
-
-@functools.cache
-def _head() -> str:
-    """The migration head this code needs (read from the packaged scripts once)."""
-    return head_revision()
 
 
 @router.get("/healthz", summary="Liveness", response_model=None, responses={200: {"model": HealthEnvelope}})
@@ -94,11 +87,14 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     async def database() -> None:
         async with runtime.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-        current = await current_revision(runtime.engine)
-        if current != _head():
+        schema = schema_status(await read_position(runtime.engine))
+        if not schema.usable and schema.known:
             raise _NotReady(
-                f"database schema at migration {current} but this code needs {_head()}; run `onecrew-chat db upgrade`"
+                f"database schema at migration {schema.current} but this code needs {schema.head}; "
+                "run `onecrew-chat db upgrade`"
             )
+        if not schema.usable:
+            raise _NotReady(f"database schema: {schema.problem()}")
 
     (name, ms, reason), stream = await asyncio.gather(_probe("database", database), stream_health(runtime))
     reasons = [reason] if reason else []
