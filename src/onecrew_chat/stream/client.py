@@ -299,6 +299,29 @@ class StreamGateway:
                     found.add(user_id)
         return found
 
+    async def query_members_page(
+        self, channel_type: str, channel_id: str, *, after_user_id: str | None = None, limit: int = MAX_BATCH
+    ) -> list[dict[str, Any]]:
+        """One page of a channel's members as plain JSON (with their users), by user id ascending after `after_user_id`.
+
+        Stream documents paging members by user_id as well as by offset; by user id no page is skipped or read twice
+        while members join or leave, and there is no offset ceiling (1000), so a channel of any size can be read.
+        """
+        if not 1 <= limit <= MAX_BATCH:
+            raise ValueError(f"limit must be between 1 and {MAX_BATCH}, got {limit}")
+        payload: dict[str, Any] = {
+            "type": channel_type,
+            "id": channel_id,
+            "filter_conditions": {},
+            "sort": [{"field": "user_id", "direction": 1}],
+            "limit": limit,
+        }
+        if after_user_id is not None:
+            payload["user_id_gt"] = after_user_id
+        query = {"payload": json.dumps(payload)}
+        response = await self._call("QueryMembers", _send("GET", _MEMBERS_PATH, query=query))
+        return list(response.data.get("members") or [])
+
     async def query_channels_page(
         self,
         filter_conditions: dict[str, Any],
