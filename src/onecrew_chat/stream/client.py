@@ -34,6 +34,7 @@ from getstream.models import (
     GetApplicationResponse,
     QueryChannelsRequest,
     QueryUsersPayload,
+    SortParamRequest,
     UpdateAppRequest,
     UpdateUserPartialRequest,
     UpdateUsersPartialRequest,
@@ -59,6 +60,7 @@ log = structlog.get_logger(__name__)  # structlog directly: this package imports
 
 MAX_BATCH = 100  # Stream's limit for users per upsert/partial update and members per create/add call
 _ROLE = "user"  # every identity is a plain app-level user; there is deliberately no parameter for this
+STREAM_ADMIN = "admin"  # Stream's app-wide admin role: only ever searched for, to take it away (demote_to_user)
 _CHANNEL_STATE_MEMBERS = 100
 MAX_CHANNELS_PER_QUERY = 30  # Stream answers at most 30 channels per QueryChannels call
 
@@ -211,6 +213,39 @@ class StreamGateway:
                     id=user["id"], name=user.get("name"), image=user.get("image"), role=user.get("role")
                 )
         return found
+
+    async def query_admins_page(self, *, after_id: str | None = None, limit: int = MAX_BATCH) -> list[StreamUserState]:
+        """One page of the users Stream holds with the app-wide admin role (deactivated ones too), by id after `after_id`.
+
+        Paged by id rather than offset: demoting users while paging moves no one into a page already read, and
+        there is no offset ceiling (1000).
+        """
+        if not 1 <= limit <= MAX_BATCH:
+            raise ValueError(f"limit must be between 1 and {MAX_BATCH}, got {limit}")
+        conditions: dict[str, Any] = {"role": {"$eq": STREAM_ADMIN}}
+        if after_id is not None:
+            conditions["id"] = {"$gt": after_id}
+        payload = QueryUsersPayload(
+            filter_conditions=conditions,
+            sort=[SortParamRequest(field="id", direction=1)],
+            limit=limit,
+            include_deactivated_users=True,
+        )
+        response = await self._call("QueryUsers", _send("GET", _USERS_PATH, query=build_query_param(payload=payload)))
+        return [
+            StreamUserState(id=user["id"], name=user.get("name"), image=user.get("image"), role=user.get("role"))
+            for user in response.data.get("users") or []
+        ]
+
+    async def demote_to_user(self, user_ids: list[str]) -> None:
+        """Set the role of up to 100 users to "user" (one partial update; nothing else of them changes)."""
+        ids = list(dict.fromkeys(user_ids))
+        _check_batch("users", ids)
+        if not ids:
+            return
+        requests = [UpdateUserPartialRequest(id=user_id, set={"role": _ROLE}) for user_id in ids]
+        body = UpdateUsersPartialRequest(users=requests).to_dict()
+        await self._call("UpdateUsersPartial", _send("PATCH", _USERS_PATH, body=body), batch_ids=ids)
 
     # --- channels --------------------------------------------------------------------------------
 
