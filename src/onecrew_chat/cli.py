@@ -437,8 +437,20 @@ def stream_configure(
         list[str] | None,
         typer.Option(help="TYPE or TYPE:NAME for reaction push (repeatable); default: every provider the app enables."),
     ] = None,
+    roll_back: Annotated[
+        bool,
+        typer.Option("--roll-back", help="Remove this service's webhook target (every other target is kept)."),
+    ] = False,
+    take_webhook_url: Annotated[
+        bool,
+        typer.Option(
+            "--take-webhook-url",
+            help="On an app without event hooks, take its single webhook_url even from another target.",
+        ),
+    ] = False,
 ) -> None:
-    """Apply the Stream app settings this service needs (webhook URL and events, reaction push); shows the difference first."""
+    """Apply the Stream app settings this service needs (its webhook target and events, reaction push); shows the
+    difference first. Other webhook targets keep every event they have."""
     from onecrew_chat import stream_settings
     from onecrew_chat.stream.errors import StreamError
 
@@ -450,7 +462,16 @@ def stream_configure(
         fail(str(exc), code=2)
     _require_stream(settings)
     try:
-        plan = asyncio.run(stream_settings.configure(settings, webhook_url=url, providers=providers, dry_run=dry_run))
+        plan = asyncio.run(
+            stream_settings.configure(
+                settings,
+                webhook_url=url,
+                providers=providers,
+                dry_run=dry_run,
+                roll_back=roll_back,
+                take_webhook_url=take_webhook_url,
+            )
+        )
     except StreamError as exc:
         fail(f"Stream refused: {exc}")
     for line in stream_settings.lines(plan, dry_run=dry_run):
