@@ -2,12 +2,15 @@
 
 Each batch is committed before the next is read, so an import that stops (a truncated file, a lost
 connection, Ctrl-C) keeps what it committed; running it again finds those rows unchanged and carries on.
+A dry run reads, validates and applies every batch the same way, then rolls each batch back: the outcomes it
+reports are the ones a real run would have (judged against the directory as it is), and nothing is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +41,7 @@ class Summary:
     batches: int = 0
     seconds: float = 0.0
     stopped: str | None = None
+    dry_run: bool = False
 
     @property
     def read(self) -> int:
@@ -66,6 +70,7 @@ class Summary:
         return {
             "kind": self.kind,
             "source": self.source,
+            "dry_run": self.dry_run,
             "read": self.read,
             **self.counts,
             "identity_syncs_queued": self.sync_queued,
@@ -77,6 +82,20 @@ class Summary:
         }
 
 
+@contextlib.asynccontextmanager
+async def _transaction(sessionmaker: async_sessionmaker[AsyncSession], dry_run: bool) -> AsyncIterator[AsyncSession]:
+    """The batch's transaction: committed, or for a dry run always rolled back."""
+    if not dry_run:
+        async with unit_of_work(sessionmaker) as session:
+            yield session
+        return
+    async with sessionmaker() as session:
+        try:
+            yield session
+        finally:
+            await session.rollback()
+
+
 async def _apply(
     sessionmaker: async_sessionmaker[AsyncSession],
     kind: DirectoryKind,
@@ -85,7 +104,7 @@ async def _apply(
     summary: Summary,
 ) -> None:
     readable = [row for row in chunk if row.error is None]
-    async with unit_of_work(sessionmaker) as session:
+    async with _transaction(sessionmaker, summary.dry_run) as session:
         # New identities are left to `sync identities` (the cut-over's next step): queueing 100,000 of them here
         # would slow the import and spend Stream's budget one worker batch at a time during the cut-over.
         outcomes = await apply_rows(
@@ -104,13 +123,14 @@ async def run_import(
     *,
     batch_size: int = DEFAULT_BATCH,
     progress: Callable[[int], None] | None = None,
+    dry_run: bool = False,
 ) -> Summary:
     """Import every row of `source`, one transaction per `batch_size` rows; never raises for bad rows.
 
     SourceRefused (nothing could be read) is raised; a source or database failure mid-way ends the run with
     `stopped` set, keeping the batches already committed.
     """
-    summary = Summary(kind.name, source.name, source.position_word)
+    summary = Summary(kind.name, source.name, source.position_word, dry_run=dry_run)
     keys = FirstOfEachKey(kind, source.position_word)
     started = time.monotonic()
     log.info("directory_import.started", kind=kind.name, source=source.name, batch_size=batch_size)
