@@ -125,7 +125,7 @@ def print_summary(summary: Summary, out: Callable[[str], None] = typer.echo) -> 
     if summary.rejections:
         out(f"Rejected {summary.position_word}s (fix them and run the command again):")
         for position, error in summary.rejections:
-            out(f"  {summary.position_word} {position}: {error}")
+            out(f"  {summary.where(position)}: {error}")
     if summary.dry_run:
         out("Dry run: nothing was written.")
     if summary.stopped:

@@ -42,6 +42,8 @@ class Summary:
     seconds: float = 0.0
     stopped: str | None = None
     dry_run: bool = False
+    # A SELECT's row number means nothing to whoever fixes the data: its rejected rows are named by their key.
+    rejected_keys: dict[int, dict[str, str]] = field(default_factory=dict)
 
     @property
     def read(self) -> int:
@@ -57,6 +59,13 @@ class Summary:
     def ok(self) -> bool:
         """Every row was imported and the source was read to its end."""
         return not self.counts["rejected"] and self.stopped is None
+
+    def where(self, position: int) -> str:
+        """How the text summary names a rejected row: by its key for a SELECT (with the row number), else its line."""
+        key = self.rejected_keys.get(position)
+        if not key:
+            return f"{self.position_word} {position}"
+        return ", ".join(f"{name} {value}" for name, value in key.items()) + f" ({self.position_word} {position})"
 
     def add(self, position: int, outcome: Outcome) -> None:
         """Count one row's outcome."""
@@ -78,7 +87,10 @@ class Summary:
             "batches": self.batches,
             "seconds": round(self.seconds, 3),
             "stopped": self.stopped,
-            "rejections": [{self.position_word: position, "error": error} for position, error in self.rejections],
+            "rejections": [
+                {self.position_word: position, **self.rejected_keys.get(position, {}), "error": error}
+                for position, error in self.rejections
+            ],
         }
 
 
@@ -112,7 +124,12 @@ async def _apply(
         )
     by_position = {row.position: outcome for row, outcome in zip(readable, outcomes, strict=True)}
     for row in chunk:
-        summary.add(row.position, by_position.get(row.position) or Outcome("rejected", row.error))
+        outcome = by_position.get(row.position) or Outcome("rejected", row.error)
+        summary.add(row.position, outcome)
+        if outcome.status == "rejected" and summary.position_word == "row" and isinstance(row.data, dict):
+            key = {name: str(row.data[name]) for name in kind.key_fields if row.data.get(name) not in (None, "")}
+            if key:
+                summary.rejected_keys[row.position] = key
     summary.batches += 1
 
 
