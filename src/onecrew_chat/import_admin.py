@@ -126,6 +126,12 @@ def print_summary(summary: Summary, out: Callable[[str], None] = typer.echo) -> 
         out(f"Rejected {summary.position_word}s (fix them and run the command again):")
         for position, error in summary.rejections:
             out(f"  {summary.where(position)}: {error}")
+    if summary.renamed:
+        out(
+            f"Imported under a fallback or shortened name ({len(summary.renamed):,}; fix them in OneCrew, then import again):"
+        )
+        for position, note in summary.renamed:
+            out(f"  {summary.position_word} {position}: {note}")
     if summary.dry_run:
         out("Dry run: nothing was written.")
     if summary.stopped:

@@ -9,13 +9,16 @@ from tests.support import new_id
 
 async def test_a_dry_run_reports_what_a_run_would_do_and_writes_nothing(tmp_path, database_url):
     good = users(3)
-    path = write(tmp_path / "users.jsonl", jsonl([good[0], {"id": new_id(), "name": ""}, good[1], good[2]]))
+    path = write(
+        tmp_path / "users.jsonl",
+        jsonl([good[0], {"id": new_id(), "name": "X", "category": "x" * 40}, good[1], good[2]]),
+    )
 
     dry = run_import(tmp_path, database_url, "users", str(path), "--dry-run")
     assert dry.returncode == 1, dry.stderr  # a rejected row fails the check, as it fails the import
     assert "Dry run of the import of users from" in dry.stdout
     assert "3 would be created, 0 would be updated, 0 unchanged, 1 rejected" in dry.stdout
-    assert "line 2: name: String should have at least 1 character" in dry.stdout
+    assert "line 2: category: String should have at most 32 characters" in dry.stdout
     assert "Dry run: nothing was written." in dry.stdout
     assert await table(database_url, User.id) == []
 

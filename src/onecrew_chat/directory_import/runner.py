@@ -26,6 +26,22 @@ from onecrew_chat.logging import get_logger
 log = get_logger(__name__)
 
 DEFAULT_BATCH = 1000
+NAME_LIMIT = 255  # directory_schemas.Name
+FALLBACK_NAMES = {"users": "OneCrew user", "companies": "OneCrew company"}  # never "User": the old placeholder
+
+
+def name_fallback(kind: DirectoryKind, data: Any) -> tuple[Any, str | None]:
+    """The row with a usable name, and what was done to it (None: nothing)."""
+    if kind.party is None or not isinstance(data, dict):
+        return data, None
+    name = data.get("name")
+    if name is None or (isinstance(name, str) and not name.strip()):
+        fallback = FALLBACK_NAMES[kind.name]
+        return {**data, "name": fallback}, f"empty name: imported as {fallback!r}"
+    if isinstance(name, str) and len(name.strip()) > NAME_LIMIT:
+        cut = name.strip()[: NAME_LIMIT - 1] + "…"
+        return {**data, "name": cut}, f"name of {len(name.strip())} characters: cut to {NAME_LIMIT}"
+    return data, None
 
 
 @dataclass
@@ -44,6 +60,7 @@ class Summary:
     dry_run: bool = False
     # A SELECT's row number means nothing to whoever fixes the data: its rejected rows are named by their key.
     rejected_keys: dict[int, dict[str, str]] = field(default_factory=dict)
+    renamed: list[tuple[int, str]] = field(default_factory=list)  # rows imported under a fallback or cut name
 
     @property
     def read(self) -> int:
@@ -91,6 +108,7 @@ class Summary:
                 {self.position_word: position, **self.rejected_keys.get(position, {}), "error": error}
                 for position, error in self.rejections
             ],
+            "renamed": [{self.position_word: position, "note": note} for position, note in self.renamed],
         }
 
 
@@ -115,7 +133,13 @@ async def _apply(
     keys: FirstOfEachKey,
     summary: Summary,
 ) -> None:
-    readable = [row for row in chunk if row.error is None]
+    readable = []
+    for row in chunk:
+        if row.error is None:
+            data, note = name_fallback(kind, row.data)
+            readable.append(SourceRow(row.position, data) if note else row)
+            if note:
+                summary.renamed.append((row.position, note))
     async with _transaction(sessionmaker, summary.dry_run) as session:
         # New identities are left to `sync identities` (the cut-over's next step): queueing 100,000 of them here
         # would slow the import and spend Stream's budget one worker batch at a time during the cut-over.
@@ -166,6 +190,7 @@ async def run_import(
         summary.seconds = time.monotonic() - started
         await source.close()
     summary.rejections.sort()
+    summary.renamed.sort()
     log.info(
         "directory_import.finished",
         kind=kind.name,
