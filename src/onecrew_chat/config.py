@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import jwt
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=20, ge=0, le=1000, validation_alias=_env("ONECREW_DB_MAX_OVERFLOW"))
     db_statement_timeout_ms: int = Field(default=0, ge=0, validation_alias=_env("ONECREW_DB_STATEMENT_TIMEOUT_MS"))
     db_lock_timeout_ms: int = Field(default=0, ge=0, validation_alias=_env("ONECREW_DB_LOCK_TIMEOUT_MS"))
+    # DATABASE_URL points at PgBouncer in transaction mode: no prepared statement outlives its transaction.
+    db_transaction_pooler: bool = Field(default=False, validation_alias=_env("ONECREW_DB_TRANSACTION_POOLER"))
+    # Where the unread-cache LISTEN connects when DATABASE_URL is a transaction pooler (a session needs a session).
+    db_listen_url: str | None = Field(default=None, validation_alias=_env("ONECREW_DB_LISTEN_URL"))
     data_dir: Path = Field(default=Path("var"), validation_alias=_env("ONECREW_DATA_DIR"))
 
     stream_api_key: str | None = Field(default=None, validation_alias=_env("STREAM_API_KEY"))
@@ -102,6 +106,26 @@ class Settings(BaseSettings):
             value = value.strip()
             return check_database_url(value) if value else None
         return value
+
+    @field_validator("db_listen_url", mode="before")
+    @classmethod
+    def _known_listen_url(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            if value and not value.startswith(("postgresql://", "postgres://")):
+                raise ValueError("must be a postgresql:// URL (the database itself, or a session-mode pool)")
+            return check_database_url(value) if value else None
+        return value
+
+    @model_validator(mode="after")
+    def _pooler_takes_no_session_settings(self) -> Settings:
+        if self.db_transaction_pooler and (self.db_statement_timeout_ms or self.db_lock_timeout_ms):
+            raise ValueError(
+                "ONECREW_DB_STATEMENT_TIMEOUT_MS and ONECREW_DB_LOCK_TIMEOUT_MS are sent as start-up parameters, "
+                "which PgBouncer refuses or ignores: with ONECREW_DB_TRANSACTION_POOLER set them on the database "
+                "role instead (ALTER ROLE ... SET statement_timeout)"
+            )
+        return self
 
     @field_validator("jwt_public_key", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import DateTime, event, exc
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import Pool
 from sqlalchemy.types import TypeDecorator
@@ -79,11 +80,27 @@ def make_engine(settings: Settings | None = None, *, url: str | None = None) -> 
         return engine
     pool_size = settings.db_pool_size if settings else 10
     max_overflow = settings.db_max_overflow if settings else 20
-    engine = create_async_engine(
-        target.url, connect_args=target.connect_args, pool_size=pool_size, max_overflow=max_overflow
-    )
+    engine_url, connect_args = target.url, target.connect_args
+    if settings is not None and settings.db_transaction_pooler:
+        engine_url, connect_args = for_transaction_pooler(engine_url, connect_args)
+    engine = create_async_engine(engine_url, connect_args=connect_args, pool_size=pool_size, max_overflow=max_overflow)
     ping_idle_connections(engine)
     return engine
+
+
+def for_transaction_pooler(url: URL, connect_args: dict[str, Any]) -> tuple[URL, dict[str, Any]]:
+    """The engine's URL and asyncpg arguments for PgBouncer in transaction mode (docs/operations.md).
+
+    The next transaction may run on another server connection, so nothing prepared may be reused by name:
+    SQLAlchemy's and asyncpg's statement caches are off, and each statement gets a unique name, so that the
+    names of two clients never meet on one server connection.
+    """
+    args = {
+        **connect_args,
+        "statement_cache_size": 0,
+        "prepared_statement_name_func": lambda: f"__onecrew_{uuid.uuid4().hex}__",
+    }
+    return url.update_query_dict({"prepared_statement_cache_size": "0"}), args
 
 
 # A pooled connection used less than this long ago is handed out as it is; one idle longer is pinged first.

@@ -132,7 +132,17 @@ async def start_unread_listener(runtime: Runtime) -> UnreadListener | None:
     url = runtime.engine.url
     if url.get_backend_name() != "postgresql":
         return None
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    settings = runtime.settings
+    if settings.db_listen_url:
+        dsn = settings.db_listen_url
+    elif settings.db_transaction_pooler:
+        # LISTEN belongs to a session, which a transaction pooler does not keep: cached counts expire instead.
+        log.warning(
+            "unread.listener_off", reason="DATABASE_URL is a transaction pooler and ONECREW_DB_LISTEN_URL is unset"
+        )
+        return None
+    else:
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
     listener = UnreadListener(dsn, unread_cache(runtime))
     await listener.start()
     return listener
