@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onecrew_chat.identity import Identity
+from onecrew_chat.identity import ConversationType, Identity, pair_channel_id
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Company, CompanyMember, StreamIdentity, User
 
@@ -113,3 +114,38 @@ def example_curl(base_url: str, jwt: str) -> str:
             f"-d {shlex.quote(body)}",
         ]
     )
+
+
+def _curl(method: str, url: str, token: str, body: Mapping[str, object] | None = None) -> str:
+    parts = [f"curl -sS{' -X ' + method if method != 'GET' else ''} {shlex.quote(url)}"]
+    parts.append(f"-H {shlex.quote('Authorization: Bearer ' + token)}")
+    if body is not None:
+        parts.append(f"-H {shlex.quote('Content-Type: application/json')}")
+        parts.append(f"-d {shlex.quote(json.dumps(body))}")
+    return " \\\n    ".join(parts)
+
+
+def example_channel_id() -> str:
+    """The channel of the example conversation (Amr with Sat Education)."""
+    return pair_channel_id(ConversationType.USER_COMPANY, Identity.user(AMR_ID), Identity.company(SAT_EDUCATION_ID))
+
+
+def unread_curl(base_url: str, jwt: str) -> str:
+    """Amr's unread conversations count."""
+    return _curl("GET", f"{base_url.rstrip('/')}/api/chat/conversations/unread-count?profile_type=user", jwt)
+
+
+def status_curl(base_url: str, service_token: str) -> str:
+    """The service's status report, with the service token (an internal operation)."""
+    return _curl("GET", f"{base_url.rstrip('/')}/api/internal/status", service_token)
+
+
+def message_curl(base_url: str, service_token: str) -> str:
+    """Sat Education sends Amr a message through the internal API (idempotent by its id: change it to send again)."""
+    url = f"{base_url.rstrip('/')}/api/internal/conversations/{example_channel_id()}/messages"
+    body = {
+        "id": "welcome-1",
+        "sender": {"type": "company", "id": SAT_EDUCATION_ID},
+        "text": "Welcome to Sat Education",
+    }
+    return _curl("POST", url, service_token, body)

@@ -87,6 +87,13 @@ def with_dev_jwt_secret(settings: Settings) -> Settings:
     return settings.model_copy(update={"jwt_secret": SecretStr(dev_secret(settings, "jwt_secret"))})
 
 
+def with_dev_service_token(settings: Settings) -> Settings:
+    """In embedded mode without ONECREW_SERVICE_TOKEN, the settings with a persisted dev one (for /api/internal)."""
+    if not settings.embedded_database or settings.service_token:
+        return settings
+    return settings.model_copy(update={"service_token": SecretStr(dev_secret(settings, "service_token"))})
+
+
 def dev_token(settings: Settings, user_id: str, *, ttl_s: int = 3600) -> str:
     """A JWT for `user_id` like the OneCrew backend issues, signed with the configured (or dev) HMAC secret."""
     if not settings.jwt_secret:

@@ -154,10 +154,31 @@ async def _print_example(settings: Settings, base_url: str, *, dev_secret: bool)
     say(f"More tokens: the dev-token command with a user uuid, e.g. for {owner}, who owns Sat Education:")
     say()
     say("  " + dev_token_command(settings, demo.COMPANY_OWNER_ID, dev_secret=dev_secret))
+    if settings.service_token is not None:
+        _print_unread_steps(base_url, token, settings.service_token.get_secret_value())
     say()
     say(
         f"Demo users are listed in docs/operations.md; the app's other calls in docs/app-endpoints.md and {base_url}/docs."
     )
+
+
+def _print_unread_steps(base_url: str, amr_token: str, service_token: str) -> None:
+    """The internal operations' token, and a message that moves Amr's unread count, in three pasteable steps."""
+    from onecrew_chat import demo
+
+    say()
+    say(f"Internal operations (/api/internal, the OneCrew backend's side; Authorize in {base_url}/docs with it):")
+    say()
+    say(f"  service token: {service_token}")
+    say("  " + demo.status_curl(base_url, service_token))
+    say()
+    say("Send a message, watch the unread count move (after the conversation above exists):")
+    say()
+    say("  1. Amr's unread conversations:")
+    say("  " + demo.unread_curl(base_url, amr_token))
+    say("  2. Sat Education sends Amr a message (Stream then tells this service by webhook):")
+    say("  " + demo.message_curl(base_url, service_token))
+    say("  3. Amr's unread conversations again (one more): the command of step 1.")
 
 
 # How long an idle keep-alive connection stays open: longer than a load balancer's idle timeout (60 s on the usual
@@ -259,7 +280,7 @@ def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock, worker
         asyncio.run(check_database(settings))  # refused before any file is written to the data folder
     if settings.embedded_database or settings.embedded_stream:
         lock.acquire()
-    settings = embedded.with_dev_jwt_secret(settings)
+    settings = embedded.with_dev_service_token(embedded.with_dev_jwt_secret(settings))
     check_settings(settings)
     if settings.embedded_database:
         newer = _embedded_schema_is_newer(settings)
