@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.directory_import.batch import FirstOfEachKey, apply_rows
 from onecrew_chat.directory_import.kinds import STATUSES, DirectoryKind, Outcome
-from onecrew_chat.directory_import.rows import RowSource, SourceError, SourceRefused, SourceRow
+from onecrew_chat.directory_import.rows import DEFAULT_MAX_REJECTIONS, RowSource, SourceError, SourceRefused, SourceRow
 from onecrew_chat.logging import get_logger
 
 log = get_logger(__name__)
@@ -27,7 +27,10 @@ DEFAULT_BATCH = 1000
 
 @dataclass
 class Summary:
-    """What an import did: counts per outcome, each rejected row with its reason, and whether it stopped early."""
+    """What an import did: counts per outcome, the first rejected rows with their reasons, whether it stopped early.
+
+    `rejections` keeps the first `max_rejections` rejected rows; `counts["rejected"]` counts them all.
+    """
 
     kind: str
     source: str
@@ -35,6 +38,7 @@ class Summary:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
     sync_queued: int = 0
     rejections: list[tuple[int, str]] = field(default_factory=list)
+    max_rejections: int = DEFAULT_MAX_REJECTIONS
     batches: int = 0
     seconds: float = 0.0
     stopped: str | None = None
@@ -54,11 +58,21 @@ class Summary:
         """Every row was imported and the source was read to its end."""
         return not self.counts["rejected"] and self.stopped is None
 
+    @property
+    def empty(self) -> bool:
+        """The source was read to its end and had no rows (an empty file, a CSV with only its header)."""
+        return not self.read and self.stopped is None
+
+    @property
+    def rejections_omitted(self) -> int:
+        """Rejected rows counted but not listed (past `max_rejections`)."""
+        return self.counts["rejected"] - len(self.rejections)
+
     def add(self, position: int, outcome: Outcome) -> None:
         """Count one row's outcome."""
         self.counts[outcome.status] += 1
         self.sync_queued += outcome.sync_queued
-        if outcome.error is not None:
+        if outcome.error is not None and len(self.rejections) < self.max_rejections:
             self.rejections.append((position, outcome.error))
 
     def as_dict(self) -> dict[str, Any]:
@@ -74,6 +88,7 @@ class Summary:
             "seconds": round(self.seconds, 3),
             "stopped": self.stopped,
             "rejections": [{self.position_word: position, "error": error} for position, error in self.rejections],
+            "rejections_omitted": self.rejections_omitted,
         }
 
 
@@ -103,14 +118,16 @@ async def run_import(
     source: RowSource,
     *,
     batch_size: int = DEFAULT_BATCH,
+    max_rejections: int = DEFAULT_MAX_REJECTIONS,
     progress: Callable[[int], None] | None = None,
 ) -> Summary:
     """Import every row of `source`, one transaction per `batch_size` rows; never raises for bad rows.
 
-    SourceRefused (nothing could be read) is raised; a source or database failure mid-way ends the run with
-    `stopped` set, keeping the batches already committed.
+    SourceRefused (nothing could be read: also a source that fails before its first row) is raised; a source or
+    database failure mid-way ends the run with `stopped` set, keeping the batches already committed. The summary
+    lists the first `max_rejections` rejected rows and counts them all.
     """
-    summary = Summary(kind.name, source.name, source.position_word)
+    summary = Summary(kind.name, source.name, source.position_word, max_rejections=max_rejections)
     keys = FirstOfEachKey(kind, source.position_word)
     started = time.monotonic()
     log.info("directory_import.started", kind=kind.name, source=source.name, batch_size=batch_size)
@@ -122,6 +139,8 @@ async def run_import(
     except SourceRefused:
         raise
     except SourceError as exc:
+        if not summary.read:  # not one row could be read: the source is unreadable, not stopped part-way
+            raise SourceRefused(str(exc)) from None
         summary.stopped = str(exc)
     except (SQLAlchemyError, OSError) as exc:  # the target database went away mid-run
         summary.stopped = f"the database failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
