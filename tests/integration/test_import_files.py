@@ -202,3 +202,6 @@ async def test_a_long_line_and_many_bad_rows_stay_bounded_and_are_counted(tmp_pa
     ]
     assert "Rejected lines (the first 2 of 1,201; fix them and run the command again):" in text.stdout
     assert await count(sqlite_only_url, User) == 2
+
+    wider = run_import(tmp_path, sqlite_only_url, "users", str(path), "--json", "--max-line-bytes", str(4 << 20))
+    assert summary(wider)["rejections"][0] == {"line": 2, "error": "name: String should have at most 255 characters"}
