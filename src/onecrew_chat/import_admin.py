@@ -47,8 +47,11 @@ MaxLine = Annotated[
 ]
 MaxRejections = Annotated[
     int,
-    typer.Option("--max-rejections", min=0, help="Rejected rows listed in the summary (all are counted)."),
+    typer.Option(
+        "--max-rejections", min=0, help="Rejected (and renamed) rows listed in the summary (all are counted)."
+    ),
 ]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Read and validate every row and report; write nothing.")]
 
 # Exit statuses (docs/operations.md, "Importing the directory"): what a script needs to tell apart.
 EXIT_IMPORTED = 0  # every row imported
@@ -85,6 +88,7 @@ async def _run(
     *,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     max_rejections: int = DEFAULT_MAX_REJECTIONS,
+    dry_run: bool = False,
 ) -> Summary:
     from onecrew_chat.db import make_engine, make_sessionmaker
     from onecrew_chat.directory_import.files import FileSource
@@ -123,6 +127,7 @@ async def _run(
                 batch_size=batch,
                 max_rejections=max_rejections,
                 progress=lambda done: bar.advance(task, done),
+                dry_run=dry_run,
             )
             if summary.stopped is None:  # blank lines counted in the estimate: show the bar full
                 bar.update(task, total=bar.tasks[0].completed)
@@ -141,12 +146,15 @@ def print_summary(summary: Summary, out: Callable[[str], None] = typer.echo) -> 
         )
         return
     rate = f", {summary.read / summary.seconds:,.0f} rows/s" if summary.seconds > 0 and summary.read else ""
+    verb, would = ("Dry run of the import of", "would be ") if summary.dry_run else ("Imported", "")
     out(
-        f"Imported {summary.kind} from {summary.source}: {c['created']:,} created, {c['updated']:,} updated, "
+        f"{verb} {summary.kind} from {summary.source}: {c['created']:,} {would}created, {c['updated']:,} {would}updated, "
         f"{c['unchanged']:,} unchanged, {c['rejected']:,} rejected "
         f"({summary.read:,} rows in {summary.seconds:.1f} s{rate})."
     )
-    if summary.sync_queued:
+    if summary.sync_queued and summary.dry_run:
+        out(f"Would queue {summary.sync_queued:,} Stream profile updates (identity.sync).")
+    elif summary.sync_queued:
         out(f"Queued {summary.sync_queued:,} Stream profile updates (identity.sync) for identities Stream already has.")
     if not summary.changed and summary.read > c["rejected"]:
         out("Nothing changed: every valid row was already in the directory as given.")
@@ -155,11 +163,22 @@ def print_summary(summary: Summary, out: Callable[[str], None] = typer.echo) -> 
         first = f"the first {len(summary.rejections):,} of {c['rejected']:,}; " if summary.rejections_omitted else ""
         out(f"Rejected {word}s ({first}fix them and run the command again):")
         for position, error in summary.rejections:
-            out(f"  {word} {position}: {error}")
+            out(f"  {summary.where(position)}: {error}")
         if summary.rejections_omitted:
             out(f"  ... and {summary.rejections_omitted:,} more rejected {word}s, not listed (--max-rejections).")
     elif c["rejected"]:
         out(f"Rejected {c['rejected']:,} {summary.position_word}s, not listed (--max-rejections 0).")
+    if summary.renamed_count:
+        out(
+            f"Imported under a fallback or shortened name ({summary.renamed_count:,}; "
+            "fix them in OneCrew, then import again):"
+        )
+        for position, note in summary.renamed:
+            out(f"  {summary.position_word} {position}: {note}")
+        if summary.renamed_omitted:
+            out(f"  ... and {summary.renamed_omitted:,} more, not listed (--max-rejections).")
+    if summary.dry_run:
+        out("Dry run: nothing was written.")
     if summary.stopped:
         out(
             f"Stopped before the end: {summary.stopped}. What was read before is committed; "
@@ -188,6 +207,7 @@ def _command(
         as_json: AsJson = False,
         max_line_bytes: MaxLine = DEFAULT_MAX_LINE_BYTES,
         max_rejections: MaxRejections = DEFAULT_MAX_REJECTIONS,
+        dry_run: DryRun = False,
     ) -> None:
         from onecrew_chat.directory_import.files import FORMATS
         from onecrew_chat.directory_import.rows import SourceError
@@ -209,6 +229,7 @@ def _command(
                 show_progress=not as_json,
                 max_line_bytes=max_line_bytes,
                 max_rejections=max_rejections,
+                dry_run=dry_run,
             )
             summary = asyncio.run(run)
         except SourceError as exc:

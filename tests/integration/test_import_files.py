@@ -15,7 +15,7 @@ async def test_bad_rows_are_listed_by_line_the_good_ones_imported_and_a_second_r
     good = users(3)
     rows = [
         good[0],
-        {"id": new_id(), "name": ""},
+        {"id": new_id(), "name": "Bad Category", "category": "x" * 40},
         good[1],
         {"id": "not-a-uuid", "name": "Bad Id"},
         {"id": good[0]["id"], "name": "Repeated"},
@@ -29,7 +29,7 @@ async def test_bad_rows_are_listed_by_line_the_good_ones_imported_and_a_second_r
     assert "Imported users from" in first.stdout and "3 created, 0 updated, 0 unchanged, 5 rejected" in first.stdout
     rejected = [line.strip() for line in first.stdout.splitlines() if line.startswith("  line ")]
     assert rejected == [
-        "line 2: name: String should have at least 1 character",
+        "line 2: category: String should have at most 32 characters",
         "line 3: is not valid JSON (Expecting property name enclosed in double quotes at column 2)",
         "line 6: id: must be a uuid, got 'not-a-uuid'",
         "line 7: repeats the id of line 1; only the first one is imported",
@@ -179,7 +179,7 @@ async def test_a_long_line_and_many_bad_rows_stay_bounded_and_are_counted(tmp_pa
     """A line past 1 MiB is rejected by its number; the summary lists the first 1,000 rejections and counts all."""
     good = users(2)
     long_line = '{"id": "%s", "name": "%s"}' % (new_id(), "x" * (2 << 20))
-    path = write(tmp_path / "users.jsonl.gz", jsonl([good[0], long_line, *["{}"] * 1200, good[1]]))
+    path = write(tmp_path / "users.jsonl.gz", jsonl([good[0], long_line, *['{"name": "No Id"}'] * 1200, good[1]]))
 
     done = run_import(tmp_path, sqlite_only_url, "users", str(path), "--json")
     assert done.returncode == 1, done.stderr
@@ -197,11 +197,12 @@ async def test_a_long_line_and_many_bad_rows_stay_bounded_and_are_counted(tmp_pa
     listed = [line.strip() for line in text.stdout.splitlines() if line.startswith("  ")]
     assert listed == [
         "line 2: is longer than 1 MiB (the --max-line-bytes limit); it was not read",
-        "line 3: name: is required; id: is required",
+        "line 3: id: is required",
         "... and 1,199 more rejected lines, not listed (--max-rejections).",
     ]
     assert "Rejected lines (the first 2 of 1,201; fix them and run the command again):" in text.stdout
     assert await count(sqlite_only_url, User) == 2
 
     wider = run_import(tmp_path, sqlite_only_url, "users", str(path), "--json", "--max-line-bytes", str(4 << 20))
-    assert summary(wider)["rejections"][0] == {"line": 2, "error": "name: String should have at most 255 characters"}
+    assert summary(wider)["renamed"] == [{"line": 2, "note": f"name of {2 << 20} characters: cut to 255"}]
+    assert summary(wider)["rejections"][0] == {"line": 3, "error": "id: is required"}
