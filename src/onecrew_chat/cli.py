@@ -5,12 +5,26 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+import typer.core
 from pydantic import ValidationError
 
 from onecrew_chat.config import Settings
+
+
+def _flags_without_a_type(typer_option: type[typer.core.TyperOption]) -> None:
+    """A flag takes no value, so help shows none: typer 0.29 prints `<bool>` beside every flag (`--help` too)."""
+    shown = typer_option.display_type_rich
+
+    def display_type_rich(self: typer.core.TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    typer_option.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_without_a_type(typer.core.TyperOption)
 
 app = typer.Typer(
     name="onecrew-chat",

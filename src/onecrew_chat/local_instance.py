@@ -73,7 +73,7 @@ def listen_socket(host: str, port: int) -> socket.socket:
     try:
         sock = bind_listening_socket(host, port)  # IPPROTO_TCP and TCP_NODELAY (see onecrew_chat.listening)
     except OSError as exc:
-        other = port + 1 if 0 < port < 65535 else 8001
+        other = free_port_after(host, port)
         if exc.errno == errno.EADDRINUSE:
             why = "the port is in use (another onecrew-chat, or another program)"
         elif exc.errno == errno.EACCES:
@@ -85,6 +85,23 @@ def listen_socket(host: str, port: int) -> socket.socket:
             f"`onecrew-chat serve --port {other}` or PORT={other} (0 picks a free one)"
         ) from None
     return sock
+
+
+# How many ports after a refused one are tried for the hint (beyond them, the hint says 0: any free port).
+FREE_PORT_SEARCH = 20
+
+
+def free_port_after(host: str, port: int) -> int:
+    """The first port after `port` that binds on `host` right now (0 when none of the next few does), for the
+    hint of a refused one: suggesting `port + 1` sent the developer to a port that was just as taken."""
+    start = port + 1 if 1024 <= port < 65535 else 8001
+    for candidate in range(start, min(start + FREE_PORT_SEARCH, 65536)):
+        try:
+            bind_listening_socket(host, candidate).close()
+        except OSError:
+            continue
+        return candidate
+    return 0
 
 
 def own_command() -> str:

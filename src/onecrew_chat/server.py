@@ -103,6 +103,15 @@ def say(line: str = "") -> None:
     typer.echo(line)
 
 
+def tell(settings: Settings, line: str, event: str, **fields: object) -> None:
+    """A line for whoever runs the service: plain on stdout for a developer, or, with ONECREW_LOG_FORMAT=json,
+    a log event like every other line (a JSON log stream gets no plain text in the middle)."""
+    if settings.log_format == "json":
+        log.info(event, message=line, **fields)
+    else:
+        say(line)
+
+
 async def ready_hook(settings: Settings, base_url: str, *, embedded_stream: bool, dev_secret: bool) -> None:
     """Register the webhook with the emulator and print where everything is."""
     if embedded_stream:
@@ -114,7 +123,13 @@ async def ready_hook(settings: Settings, base_url: str, *, embedded_stream: bool
         except Exception as exc:  # serving matters more than unread counts; say how to fix it
             log.error("embedded.webhook_registration_failed", error=str(exc)[:200])
             say(f"Webhooks: NOT registered ({type(exc).__name__}); run `onecrew-chat register-webhook {webhook_url}`")
-    say(f"onecrew-chat is serving on {base_url} (API docs at {base_url}/docs, Ctrl-C to stop)")
+    tell(
+        settings,
+        f"onecrew-chat is serving on {base_url} (API docs at {base_url}/docs, Ctrl-C to stop)",
+        "serve.listening",
+        url=base_url,
+        docs=f"{base_url}/docs",
+    )
     if settings.embedded_database and settings.jwt_secret:
         await _print_example(settings, base_url, dev_secret=dev_secret)
 
@@ -311,10 +326,14 @@ def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock, worker
             from onecrew_chat.serve_processes import run_processes
 
             asyncio.run(_seed(settings))
-            say(
+            tell(
+                settings,
                 f"Processes: {workers} API processes share the port; the outbox worker runs in the first only"
                 if settings.run_worker
-                else f"Processes: {workers} API processes share the port"
+                else f"Processes: {workers} API processes share the port",
+                "serve.processes",
+                processes=workers,
+                worker_in_first=settings.run_worker,
             )
             run_processes(serve_child, sock, workers, (settings, base_url, stream is not None, dev_secret))
     finally:

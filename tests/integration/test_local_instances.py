@@ -21,8 +21,8 @@ from tests.support import JWT_SECRET, new_id
 def test_second_instance_on_the_same_folder_is_refused_and_port_env_is_honoured(tmp_path):
     server = Running(tmp_path, "serve", "--port", "0", ONECREW_LOG_FORMAT="JSON")  # any case means JSON
     try:
-        stdout = server.wait_for(READY_LINE)
-        port = int(base_url(stdout).rsplit(":", 1)[1])
+        server.wait_for(READY_LINE)
+        port = int(base_url(server).rsplit(":", 1)[1])
         same_folder = run(tmp_path, "serve", "--port", "0")
         assert same_folder.returncode == 1
         [line] = same_folder.stderr.strip().splitlines()
@@ -129,3 +129,29 @@ def test_embedded_file_from_a_newer_version_is_refused_in_words(tmp_path):
     assert refused.returncode == 1
     [line] = refused.stderr.strip().splitlines()
     assert "at migration 0099, which this version of onecrew-chat does not know" in line
+
+
+def test_a_port_clash_suggests_a_port_that_is_free():
+    from onecrew_chat.listening import bind_listening_socket
+    from onecrew_chat.local_instance import InstanceRefused, free_port_after, listen_socket
+
+    taken = []
+    try:
+        first = bind_listening_socket("127.0.0.1", 0)
+        taken.append(first)
+        port = first.getsockname()[1]
+        for next_port in (port + 1, port + 2):  # the two ports after it are taken too (when they can be)
+            try:
+                taken.append(bind_listening_socket("127.0.0.1", next_port))
+            except OSError:
+                pass
+        for sock in taken:
+            sock.listen()
+        suggested = free_port_after("127.0.0.1", port)
+        assert suggested not in {s.getsockname()[1] for s in taken}
+        with pytest.raises(InstanceRefused, match=f"make run PORT={suggested}`"):
+            listen_socket("127.0.0.1", port)
+        bind_listening_socket("127.0.0.1", suggested).close()  # it really is free
+    finally:
+        for sock in taken:
+            sock.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -35,8 +34,12 @@ def printed_request(stdout: list[str]) -> tuple[str, dict[str, str], dict]:
     return url, headers, body
 
 
-def base_url(stdout: list[str]) -> str:
-    return re.search(r"serving on (http://\S+)", "\n".join(stdout)).group(1)
+def base_url(server: Running) -> str:
+    """Where serve listens, from its `serve.listening` log line (ONECREW_LOG_FORMAT=json, as these tests run)."""
+    if not any('"serve.listening"' in line for _, line in server.seen):
+        server.wait_for('"serve.listening"')
+    [line] = [line for _, line in server.seen if '"serve.listening"' in line]
+    return json.loads(line)["url"]
 
 
 def printed_dev_token(stdout: list[str], tmp_path) -> str:
@@ -83,7 +86,7 @@ def test_serve_embedded_mode_creates_the_printed_conversation_and_keeps_state_ac
         text = "\n".join(stdout)
         assert "Stream emulator runs in-process at http://127.0.0.1:" in text
         assert "no DATABASE_URL set" in text and "Demo data:" in text
-        url = base_url(stdout)
+        url = base_url(server)
         create_url, headers, body = printed_request(stdout)
         assert create_url == f"{url}/api/chat/conversations"
         assert body == {"conversation_type": "user_company", "participant_ids": [SAT_EDUCATION_ID]}
@@ -120,7 +123,7 @@ def test_serve_embedded_mode_creates_the_printed_conversation_and_keeps_state_ac
         assert "Demo data:" not in "\n".join(stdout)
         # Amr is in Stream since the first run's conversation: the printed line no longer says otherwise.
         assert "not yet in Stream" not in "\n".join(stdout) and "Try it: Amr" in "\n".join(stdout)
-        url = base_url(stdout)
+        url = base_url(server)
         create_url, new_headers, body = printed_request(stdout)
         with httpx.Client(timeout=10) as client:
             wait_healthy(client, url)

@@ -42,7 +42,7 @@ async def test_the_printed_service_token_and_unread_steps_work(tmp_path):
     try:
         text = "\n".join(stdout)
         assert "service token: " in text and "Send a message, watch the unread count move" in text
-        url = base_url(stdout)
+        url = base_url(server)
         create_url, headers, body = printed_request(stdout)
         status, unread, message = _commands(stdout)[1:4]
         with httpx.Client(timeout=10) as client:

@@ -27,7 +27,8 @@ def _drain(server: Running) -> list[tuple[str, str]]:
 def test_serve_with_two_workers_answers_from_two_processes_on_one_port(tmp_path):
     server = Running(tmp_path, "serve", "--port", "0", "--workers", "2", ONECREW_DEBUG_ENDPOINTS="true")
     try:
-        url = base_url(server.wait_for(READY_LINE))
+        server.wait_for(READY_LINE)
+        url = base_url(server)
         pids: set[int] = set()
         deadline = time.monotonic() + DEADLINE_S
         while len(pids) < 2:  # a new connection each time: the kernel gives it to whichever process accepts first

@@ -33,8 +33,8 @@ def test_version_flag_prints_the_version_and_exits_0(tmp_path):
 def test_serve_logs_its_version_first_and_shows_it_in_healthz_and_metrics(tmp_path):
     server = Running(tmp_path, "serve", "--port", "0")
     try:
-        stdout = server.wait_for("serving on")
-        url = base_url(stdout)
+        server.wait_for("serving on")
+        url = base_url(server)
         with httpx.Client(timeout=10) as client:
             health = client.get(f"{url}/healthz").json()
             metrics = client.get(f"{url}/metrics").text
@@ -46,3 +46,33 @@ def test_serve_logs_its_version_first_and_shows_it_in_healthz_and_metrics(tmp_pa
     assert health["data"]["version"] == VERSION
     build = [s for f in text_string_to_metric_families(metrics) for s in f.samples if s.name == "onecrew_build_info"]
     assert [(s.labels, s.value) for s in build] == [({"version": VERSION}, 1.0)]
+
+
+def test_serve_with_json_logs_writes_json_lines_only(tmp_path, emulator_server):
+    from onecrew_chat.db import upgrade_database
+    from tests.integration.test_cli import stream_env
+    from tests.support import JWT_SECRET
+
+    url = f"sqlite:///{tmp_path / 'prod.sqlite3'}"
+    upgrade_database(url)
+    server = Running(
+        tmp_path, "serve", "--port", "0", DATABASE_URL=url, ONECREW_JWT_SECRET=JWT_SECRET, **stream_env(emulator_server)
+    )
+    try:
+        server.wait_for('"serve.listening"')
+    finally:
+        code = server.stop(signal.SIGTERM)
+    assert code == 0, server.seen
+    lines = [line for _, line in server.seen if line.strip()]
+    events = [json.loads(line)["event"] for line in lines]  # fails on the first plain line, stdout or stderr
+    assert events[0] == "serve.starting" and "serve.listening" in events
+    [listening] = [json.loads(line) for line in lines if '"serve.listening"' in line]
+    assert listening["message"].startswith(f"onecrew-chat is serving on {listening['url']}")
+
+
+def test_help_shows_no_type_beside_a_flag(tmp_path):
+    for args in (["--help"], ["db", "downgrade", "--help"], ["status", "--help"], ["serve", "--help"]):
+        shown = run(tmp_path, *args)
+        assert shown.returncode == 0, shown.stderr
+        assert "<bool>" not in shown.stdout, args
+    assert "<str>" in run(tmp_path, "serve", "--help").stdout  # options that take a value still say which
