@@ -137,3 +137,22 @@ def test_the_runtime_stage_has_no_installer_and_installs_nothing():
     assert "pip uninstall --yes" in runs and all(tool in runs for tool in ("pip", "setuptools", "wheel"))
     assert " install " not in runs.replace("pip uninstall", "")
     assert [argument for name, argument in runtime if name == "COPY"] == ["--from=build /opt/venv /opt/venv"]
+
+
+COMPOSE_ONLY = {"POSTGRES_PASSWORD", "API_PORT"}
+
+
+def test_env_example_names_only_settings_the_service_reads_and_stays_out_of_the_image():
+    lines = [line for line in (ROOT / ".env.example").read_text().splitlines() if line and not line.startswith("#")]
+    pairs = dict(line.split("=", 1) for line in lines)
+    assert all(" " not in key and key == key.strip() for key in pairs), "KEY=value, as --env-file reads it"
+    assert set(pairs) - COMPOSE_ONLY <= set(setting_names().values()), set(pairs) - COMPOSE_ONLY
+    assert {
+        "DATABASE_URL",
+        "STREAM_API_KEY",
+        "STREAM_API_SECRET",
+        "ONECREW_JWT_SECRET",
+        "ONECREW_SERVICE_TOKEN",
+    } <= set(pairs)
+    assert ".env" in (ROOT / ".dockerignore").read_text().split()
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
