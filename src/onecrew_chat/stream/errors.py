@@ -194,26 +194,28 @@ def _reset_at(exc: Any) -> float | None:
     return None
 
 
-# How a failure reads once recorded (an outbox row's last_error: "<ErrorType>: <Operation> HTTP <status> ...").
+# How a failure reads once recorded (an outbox row's last_error: "<ErrorType>: <Operation> HTTP <status> code <c>").
 _RECORDED_STATUS = re.compile(r"\bHTTP (\d{3})\b")
+_RECORDED_CODE = re.compile(r"\bHTTP \d{3} code (-?\d+)\b")
 _PASSING_TYPES = ("StreamUnavailable", "StreamRateLimited", "StreamTransientError", "DeadlineExceeded")
 # What an answer in a gateway's words (`{"message": ...}` with a 5xx) was recorded as before it was classified by its
 # status: the SDK could not read it (no `code`) and the failure was taken for Stream's final refusal.
 _UNREADABLE_ERROR_ANSWER = re.compile(r"unexpected answer from Stream: KeyError\(")
 
 
-def recorded_failure_is_passing(recorded: str | None) -> bool:
-    """Whether a recorded failure (`f"{type(exc).__name__}: {exc}"`) is one a later try can get past: a passing
-    error class, a passing HTTP status, or an error answer the SDK could not read. Our credentials refused (401) is
-    not: that pauses the worker instead, and never leaves a dead letter."""
+def recorded_failure_heals(recorded: str | None) -> bool:
+    """Whether a recorded failure (`f"{type(exc).__name__}: {exc}"`) is one that passes by itself: a passing error
+    class or HTTP status (5xx, 408, 429), an error answer the SDK could not read, or our own credentials refused
+    (401 or an auth code: it works again once the secret is fixed). A refusal of the request itself does not."""
     if not recorded:
         return False
     kind = recorded.split(":", 1)[0].strip()
-    if kind in _PASSING_TYPES:
+    if kind in _PASSING_TYPES or kind == StreamAuthRejected.__name__:
         return True
-    if kind == "StreamAuthRejected":
-        return False
     status = _RECORDED_STATUS.search(recorded)
-    if status is not None and is_passing_status(int(status.group(1))):
-        return True
+    if status is not None:
+        number = int(status.group(1))
+        code = _RECORDED_CODE.search(recorded)
+        if is_passing_status(number) or number == 401 or (code is not None and int(code.group(1)) in AUTH_CODES):
+            return True
     return bool(_UNREADABLE_ERROR_ANSWER.search(recorded))

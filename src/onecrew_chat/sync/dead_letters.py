@@ -1,12 +1,12 @@
 """Dead letters that a passing failure left behind heal by themselves once Stream answers again.
 
 A row is dead-lettered when its failure is classed as one no retry can fix, or when it ran out of attempts. When
-that failure was in fact a passing one (Stream, or a gateway or balancer in front of it, down or overloaded: a
-5xx in any words, 408, 429, a timeout; or an error answer recorded before such answers were classified by their
-status), the row is made due again with a fresh attempt count, and a conversation marked `failed` for it is
-`provisioning` again, so the worker finishes it. Rows are revived only while Stream answers a ping: during an
-outage nothing churns. A refusal (a 4xx other than 401/408/429) stays dead for an operator; a 401 never leaves a
-dead letter (the worker pauses instead).
+that failure was in fact one that passes (Stream, or a gateway or balancer in front of it, down or overloaded: a
+5xx in any words, 408, 429, a timeout; an error answer recorded before such answers were classified by their
+status; or our secret refused, which today pauses the worker instead), the row is made due again with a fresh
+attempt count, and a conversation marked `failed` for it is `provisioning` again, so the worker finishes it. Rows
+are revived only while Stream answers an authenticated ping: during an outage (or while the secret is wrong)
+nothing churns. A refusal of the request itself (another 4xx) stays dead for an operator.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from onecrew_chat.db import unit_of_work
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import OUTBOX_REVIVED
 from onecrew_chat.outbox import repository as outbox
-from onecrew_chat.stream.errors import StreamError, recorded_failure_is_passing
+from onecrew_chat.stream.errors import StreamError, recorded_failure_heals
 from onecrew_chat.sync.handlers import provisioning_revived
 from onecrew_chat.sync.queue import PROVISION
 
@@ -40,7 +40,7 @@ async def revive_passing(runtime: Runtime, *, max_rows: int = MAX_ROWS) -> int:
         if not page:
             break
         after = page[-1].id
-        candidates.extend(letter for letter in page if recorded_failure_is_passing(letter.last_error))
+        candidates.extend(letter for letter in page if recorded_failure_heals(letter.last_error))
     candidates = candidates[:max_rows]
     if not candidates:
         return 0
