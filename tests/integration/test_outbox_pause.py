@@ -93,8 +93,14 @@ async def test_a_server_message_sent_while_our_secret_is_refused_waits_and_is_se
         created = await client.post(
             URL, json={"conversation_type": "user_user", "participant_ids": [other]}, headers=auth(sender)
         )
-        assert created.status_code == 200 and created.json()["data"]["chat"]["status"] == "ready", created.text
+        assert created.status_code == 200, created.text
         channel_id = created.json()["data"]["id"]
+
+        async def provisioned() -> bool:  # inline, or by the worker on a machine too loaded for the deadline
+            conversations, _ = await _rows(runtime)
+            return [c.chat_status for c in conversations] == ["ready"]
+
+        await wait_until(provisioned, timeout=20, what="the conversation to be provisioned")
         body = {"id": f"welcome-{other}", "sender": {"type": "user", "id": sender}, "text": "Welcome"}
         emulator.faults.set_error_rate("*", 1.0, status=401)  # the secret was rotated under us
         with capture_logs() as logs:

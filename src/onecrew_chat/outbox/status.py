@@ -39,7 +39,7 @@ class WorkerStatus:
         """A round failed as a whole (it could not claim or record: the database is unreachable, or a bug)."""
         if self.failing_since is None:
             self.failing_since = time.monotonic()
-        self.last_error = error[:300]
+        self.last_error = (error.splitlines() or [""])[0][:300]
 
     def round_succeeded(self) -> None:
         """A round ran to its end."""
