@@ -17,7 +17,6 @@ from onecrew_chat.logging import get_logger
 from onecrew_chat.outbox import worker
 from onecrew_chat.outbox.jobs import Batch, Failure, Jobs, PeriodicJob, Verdict
 from onecrew_chat.stream.errors import (
-    AUTH_CODES,
     StreamError,
     StreamRequestError,
     StreamUsersMissing,
@@ -31,7 +30,6 @@ log = get_logger(__name__)
 
 IDEMPOTENCY_PURGE_EVERY_S = 600.0
 REVIVE_DEAD_LETTERS_EVERY_S = 60.0
-__all__ = ["AUTH_CODES", "build_jobs", "classify", "is_auth_failure", "run_worker"]
 
 
 def classify(error: BaseException) -> Failure:
