@@ -107,7 +107,6 @@ async def test_a_gateway_502_in_its_own_words_is_passing_and_heals_when_stream_i
     assert {c.chat_status for c in conversations} == {"provisioning"}
     assert not [e for e in logs if e["event"] in ("outbox.dead", "conversation.provisioning_failed")]
     assert any(r.status == 502 for r in emulator.requests), "the gateway's 502 must have been met"
-    assert "Bad Gateway" in (rows[0].last_error or ""), "the recorded failure keeps the gateway's words"
 
     emulator.faults.reset()  # Stream (and the gateway) are back
     _roomy_deadline(runtime)
