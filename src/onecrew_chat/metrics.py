@@ -41,6 +41,11 @@ PROVISIONING_DEFERRED = Counter(
 )
 OUTBOX_PROCESSED = Counter("onecrew_outbox_processed_total", "Outbox messages handled", ["kind", "outcome"])
 OUTBOX_DEAD = Counter("onecrew_outbox_dead_total", "Outbox messages given up on (dead letters)", ["kind"])
+OUTBOX_REVIVED = Counter(
+    "onecrew_outbox_revived_total",
+    "Dead letters made due again because their failure was a passing one and Stream answers again",
+    ["kind"],
+)
 OUTBOX_PENDING = Gauge("onecrew_outbox_pending", "Outbox messages waiting (database)")
 OUTBOX_OLDEST_PENDING_AGE = Gauge(
     "onecrew_outbox_oldest_pending_age_seconds", "Age of the oldest waiting outbox message, 0 when none (database)"

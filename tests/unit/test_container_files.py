@@ -85,7 +85,12 @@ def test_compose_runs_postgres_emulator_migrations_api_and_worker():
         assert depends["stream"]["condition"] == "service_healthy"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["webhook"]["depends_on"]["api"]["condition"] == "service_healthy"
-    assert services["worker"]["healthcheck"] == {"disable": True}
+    worker = services["worker"]
+    check = " ".join(worker["healthcheck"]["test"])
+    port = worker["environment"]["ONECREW_WORKER_METRICS_PORT"]
+    assert f"http://127.0.0.1:{port}/readyz" in check, "the worker is health-checked by its own /readyz"
+    assert worker["environment"]["ONECREW_WORKER_METRICS_HOST"] == "0.0.0.0"  # Prometheus scrapes it
+    assert "disable" not in worker["healthcheck"]
     stream_flags = " ".join(services["stream"]["command"])
     assert (
         "--host=0.0.0.0" in stream_flags and "--port=8900" in stream_flags and "--state-file=/app/var" in stream_flags
