@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 from tests.integration.cli_inprocess import cli_env, cli_ok
-from tests.integration.test_cli import run, stream_env
+from tests.integration.test_cli import production_env, run
 
 URL = "https://chat.example.com/api/chat/webhooks/stream"
 
 
 def configure(tmp_path, emulator_server, *args):
-    done = run(tmp_path, "stream", "configure", "--webhook-url", URL, *args, **stream_env(emulator_server))
+    done = run(
+        tmp_path,
+        "stream",
+        "configure",
+        "--webhook-url",
+        URL,
+        *args,
+        **production_env(f"sqlite:///{tmp_path}/unused.sqlite3", emulator_server),
+    )
     done.stdout = "\n".join(" ".join(line.split()) for line in done.stdout.splitlines())  # columns padded to width
     return done
 
 
 async def configure_inprocess(emulator_server, *args) -> str:
-    out = await cli_ok(cli_env(None, emulator_server), "stream", "configure", "--webhook-url", URL, *args)
+    out = await cli_ok(
+        cli_env(None, emulator_server, ONECREW_MODE="development"), "stream", "configure", "--webhook-url", URL, *args
+    )
     return "\n".join(" ".join(line.split()) for line in out.splitlines())
 
 
