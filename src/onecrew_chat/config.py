@@ -297,13 +297,13 @@ class Settings(BaseSettings):
 
     @property
     def embedded_database(self) -> bool:
-        """True when no DATABASE_URL is set and the SQLite file in the data dir is used."""
-        return not self.database_url
+        """True in development when no DATABASE_URL is set: the SQLite file in the data dir is used."""
+        return self.development and not self.database_url
 
     @property
     def embedded_stream(self) -> bool:
-        """True when no STREAM_API_KEY is set and the in-process emulator stands in for Stream."""
-        return not self.stream_api_key
+        """True in development when no STREAM_API_KEY is set: `serve` runs the emulator in-process for Stream."""
+        return self.development and not self.stream_api_key
 
     @property
     def sqlite_path(self) -> Path:
@@ -312,7 +312,9 @@ class Settings(BaseSettings):
 
     @property
     def async_database_url(self) -> str:
-        """DATABASE_URL as an operator writes it, turned into the async driver's URL."""
+        """DATABASE_URL as an operator writes it, turned into the async driver's URL (development: the SQLite file)."""
+        if not self.database_url and not self.development:  # the settings refuse this; never fall back in production
+            raise RuntimeError("no DATABASE_URL in production mode")
         url = self.database_url or f"sqlite:///{self.sqlite_path}"
         return to_async_url(url)
 

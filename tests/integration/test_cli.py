@@ -218,6 +218,21 @@ def test_settings_that_cannot_work_are_one_line_naming_them(tmp_path):
     assert SERVICE_TOKEN not in misspelt.stderr
 
 
+def test_status_says_which_mode_and_which_stream(tmp_path, emulator, emulator_server):
+    url = f"sqlite:///{tmp_path}/prod.sqlite3"
+    upgrade_database(url)
+    production = json.loads(run(tmp_path, "status", "--json", **production_env(url, emulator_server)).stdout)
+    assert production["mode"] == "production"
+    assert production["stream"]["target"] == emulator_server.base_url.rstrip("/")
+    table = run(tmp_path, "status", **production_env(url, emulator_server)).stdout
+    assert "mode" in table and "production" in table
+    # Development: the emulator lives inside `serve`; this process says so rather than "Stream not configured".
+    development = json.loads(run(tmp_path, "status", "--json").stdout)
+    assert development["mode"] == "development"
+    assert development["stream"]["target"].startswith("embedded emulator")
+    assert not [problem for problem in development["problems"] if "Stream" in problem]
+
+
 def test_serve_refuses_a_database_it_cannot_use(tmp_path):
     url = f"sqlite:///{tmp_path}/prod.sqlite3"
     unmigrated = run(tmp_path, "serve", "--port", "0", **production_env(url))
