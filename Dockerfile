@@ -5,6 +5,9 @@
 #
 # The base image is pinned by exact tag and by digest (the multi-platform index of that tag), so a rebuild
 # starts from the same bytes; move both together, on purpose (docs/operations.md, "The image").
+#
+# ONECREW_MODE=production: a container missing a production setting refuses to start in one line naming it,
+# rather than fall back to SQLite or the emulator (`-e ONECREW_MODE=development` for a demo container).
 ARG BASE_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 FROM ${BASE_IMAGE} AS build
@@ -35,6 +38,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     HOST=0.0.0.0 \
     PORT=8000 \
+    ONECREW_MODE=production \
     ONECREW_LOG_FORMAT=json \
     ONECREW_DATA_DIR=/app/var
 WORKDIR /app

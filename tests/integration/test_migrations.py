@@ -20,7 +20,7 @@ from onecrew_chat.schema_status import database_position, schema_status, shipped
 from onecrew_chat.server import StartupRefused, check_database
 from tests.api.test_health import client_for
 from tests.conftest import PG_ADMIN_URL, make_settings
-from tests.integration.test_cli import run
+from tests.integration.test_cli import production_env, run
 
 # The first migration that records `oldest_code_head`; every later one must declare it.
 COMPATIBILITY_FROM = "0017"
@@ -176,10 +176,10 @@ async def test_a_newer_schema_this_version_cannot_use_is_refused_in_words(contra
 def test_db_current_and_upgrade_accept_a_compatible_newer_schema(tmp_path):
     url = f"sqlite:///{tmp_path / 'newer.sqlite3'}"
     _migrated_by_a_newer_version(url, oldest_code_head=head_revision())
-    current = run(tmp_path, "db", "current", DATABASE_URL=url)
+    current = run(tmp_path, "db", "current", **production_env(url))
     assert current.returncode == 0, current.stdout + current.stderr
     assert "still works on it: nothing to do" in current.stdout
-    upgrade = run(tmp_path, "db", "upgrade", DATABASE_URL=url)  # the older release's migrate job, rerun
+    upgrade = run(tmp_path, "db", "upgrade", **production_env(url))  # the older release's migrate job, rerun
     assert upgrade.returncode == 0 and "nothing to do" in upgrade.stdout, upgrade.stdout + upgrade.stderr
 
 
@@ -189,17 +189,17 @@ def test_db_downgrade_shows_its_plan_then_undoes_with_yes(tmp_path):
     ids = [m.revision for m in shipped_migrations()]
     target = ids[-2]
 
-    shown = run(tmp_path, "db", "downgrade", target, DATABASE_URL=url)
+    shown = run(tmp_path, "db", "downgrade", target, **production_env(url))
     assert shown.returncode == 1 and "add --yes" in shown.stderr
     assert f"from migration {ids[-1]} down to {target}" in shown.stdout and ids[-1] in shown.stdout
-    assert run(tmp_path, "db", "current", DATABASE_URL=url).returncode == 0  # nothing changed
+    assert run(tmp_path, "db", "current", **production_env(url)).returncode == 0  # nothing changed
 
-    done = run(tmp_path, "db", "downgrade", target, "--yes", DATABASE_URL=url)
+    done = run(tmp_path, "db", "downgrade", target, "--yes", **production_env(url))
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"is at migration {target}." in done.stdout
     assert (
         f"at migration {target} but this version needs {ids[-1]}"
-        in run(tmp_path, "db", "current", DATABASE_URL=url).stdout
+        in run(tmp_path, "db", "current", **production_env(url)).stdout
     )
 
 
@@ -212,10 +212,10 @@ def test_db_downgrade_refuses_what_it_cannot_do_safely(tmp_path):
         ("nope", "is not a migration this version ships"),
         (head, f"not past {head}: nothing to undo"),
     ):
-        refused = run(tmp_path, "db", "downgrade", target, "--yes", DATABASE_URL=url)
+        refused = run(tmp_path, "db", "downgrade", target, "--yes", **production_env(url))
         assert refused.returncode == 1 and words in refused.stderr, (target, refused.stderr)
 
     newer = f"sqlite:///{tmp_path / 'newer.sqlite3'}"
     _migrated_by_a_newer_version(newer, oldest_code_head=head)
-    refused = run(tmp_path, "db", "downgrade", head, "--yes", DATABASE_URL=newer)
+    refused = run(tmp_path, "db", "downgrade", head, "--yes", **production_env(newer))
     assert refused.returncode == 1 and "with the version that migrated it" in refused.stderr

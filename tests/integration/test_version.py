@@ -51,13 +51,10 @@ def test_serve_logs_its_version_first_and_shows_it_in_healthz_and_metrics(tmp_pa
 def test_serve_with_json_logs_writes_json_lines_only(tmp_path, emulator_server):
     from onecrew_chat.db import upgrade_database
     from tests.integration.test_cli import stream_env
-    from tests.support import JWT_SECRET
 
     url = f"sqlite:///{tmp_path / 'prod.sqlite3'}"
     upgrade_database(url)
-    server = Running(
-        tmp_path, "serve", "--port", "0", DATABASE_URL=url, ONECREW_JWT_SECRET=JWT_SECRET, **stream_env(emulator_server)
-    )
+    server = Running(tmp_path, "serve", "--port", "0", DATABASE_URL=url, **stream_env(emulator_server))
     try:
         server.wait_for('"serve.listening"')
     finally:
