@@ -239,14 +239,18 @@ def _claim_of(row: Any) -> Claim:
     )
 
 
-async def claim_one(session: AsyncSession, *, lease_s: float) -> Claim | None:
+async def claim_one(session: AsyncSession, *, lease_s: float, kinds: Collection[str] | None = None) -> Claim | None:
     """Lease the next due row to a fresh token for `lease_s` seconds, or None; the caller commits at once.
 
+    `kinds`: only rows of these kinds (the ones this worker can run). During a rolling upgrade a row of a kind only
+    the newer version knows waits for a worker of that version, instead of failing in an older one.
     PostgreSQL: the row is picked `FOR UPDATE SKIP LOCKED`, so concurrent claimers never wait for or share one.
     SQLite: the UPDATE repeats the conditions (a compare-and-set; SQLite runs one writer at a time).
     """
     now = utcnow()
     pick = select(OutboxMessage.id).where(*_due(now)).order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(1)
+    if kinds is not None:
+        pick = pick.where(OutboxMessage.kind.in_(sorted(kinds)))
     if _postgres(session):
         pick = pick.with_for_update(skip_locked=True)
     token = uuid.uuid4().hex

@@ -121,7 +121,7 @@ async def _run_next(
     batch: Batch | None = None
     more: list[repository.Claim] = []
     async with unit_of_work(runtime.sessionmaker) as session:
-        claim = await repository.claim_one(session, lease_s=config.lease_s)
+        claim = await repository.claim_one(session, lease_s=config.lease_s, kinds={*jobs.handlers, *jobs.batches})
         if claim is not None:
             batch = jobs.batches.get(claim.kind)
             if batch is not None:
