@@ -12,7 +12,7 @@ from .errors import StreamError, input_error, not_found
 
 if TYPE_CHECKING:
     from .emulator import Emulator
-    from .state import Channel, User
+    from .state import Channel, Message, User
 
 # Stream's documented id rules, matched whole (fullmatch: `$` would let a trailing newline
 # through) and in ASCII only (`\w` would take "café" and "日本"). User ids: a-z, 0-9, @ _ -.
@@ -24,7 +24,19 @@ MAX_BATCH = 100
 class Call:
     """The parsed request handed to a handler."""
 
-    __slots__ = ("emulator", "state", "dialect", "method", "params", "query", "body", "caller", "operation")
+    __slots__ = (
+        "emulator",
+        "state",
+        "dialect",
+        "method",
+        "params",
+        "query",
+        "body",
+        "caller",
+        "operation",
+        "files",
+        "base_url",
+    )
 
     def __init__(
         self,
@@ -36,7 +48,11 @@ class Call:
         body: Any,
         caller: Caller,
         operation: str,
+        files: dict[str, tuple[str, str, bytes]] | None = None,
+        base_url: str = "",
     ) -> None:
+        """`files`: multipart file fields, name -> (file name, content type, bytes); `base_url`:
+        where the caller reached the emulator (for the URLs of uploads)."""
         self.emulator = emulator
         self.state = emulator.state
         self.dialect = dialect
@@ -46,6 +62,8 @@ class Call:
         self.body = body
         self.caller = caller
         self.operation = operation
+        self.files = files or {}
+        self.base_url = base_url
 
     @property
     def v2(self) -> bool:
@@ -93,6 +111,14 @@ class Call:
         if channel is None:
             raise not_found(f"Can't find channel with id {cid}")
         return channel
+
+    def message(self, message_id: str) -> tuple[Channel, Message]:
+        """The message with this id and its channel, or Stream's code 16."""
+        for channel in self.state.channels.values():
+            message = channel.message(message_id)
+            if message is not None:
+                return channel, message
+        raise not_found(f"Message with id {message_id} not found")
 
     def emit(self, event: dict) -> None:
         """Hand an event to webhook delivery (a no-op when no webhook_url is set)."""

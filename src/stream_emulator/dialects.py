@@ -58,7 +58,7 @@ class Dialect:
             "created_at": self.time(user.created_at),
             "updated_at": self.time(user.updated_at),
             "banned": False,
-            "online": False,
+            "online": user.online and not user.invisible,
             "invisible": user.invisible,
             "shadow_banned": False,
             "language": user.language,
@@ -69,6 +69,8 @@ class Dialect:
             body["name"] = user.name
         if user.image is not None:
             body["image"] = user.image
+        if user.last_active is not None:
+            body["last_active"] = self.time(user.last_active)
         if user.deactivated_at is not None:
             body["deactivated_at"] = self.time(user.deactivated_at)
         if user.deleted_at is not None:
@@ -164,9 +166,30 @@ class Dialect:
         values = list(channel.members.values())[offset : offset + limit]
         return [self.member(m, users) for m in values]
 
-    def message(self, channel: Channel, message: Message, users: dict[str, User]) -> dict:
-        """One message (MessageResponse)."""
+    def message(self, channel: Channel, message: Message, users: dict[str, User], viewer: str | None = None) -> dict:
+        """One message (MessageResponse); `own_reactions` are the viewer's."""
         user = users.get(message.user_id)
+        counts: dict[str, int] = {}
+        scores: dict[str, int] = {}
+        groups: dict[str, dict] = {}
+        for reaction in message.reactions:
+            kind = reaction["type"]
+            counts[kind] = counts.get(kind, 0) + 1
+            scores[kind] = scores.get(kind, 0) + reaction["score"]
+            group = groups.setdefault(
+                kind,
+                {
+                    "count": 0,
+                    "sum_scores": 0,
+                    "first_reaction_at": self.time(reaction["created_at"]),
+                    "last_reaction_at": self.time(reaction["created_at"]),
+                },
+            )
+            group["count"] += 1
+            group["sum_scores"] += reaction["score"]
+            group["last_reaction_at"] = self.time(reaction["created_at"])
+        latest = [self.reaction(message, r, users) for r in reversed(message.reactions[-10:])]
+        own = [self.reaction(message, r, users) for r in message.reactions if viewer and r["user_id"] == viewer]
         body = {
             "id": message.id,
             "text": message.text,
@@ -176,12 +199,13 @@ class Dialect:
             "user": self.user(user) if user is not None else {"id": message.user_id},
             "created_at": self.time(message.created_at),
             "updated_at": self.time(message.updated_at),
-            "attachments": [],
-            "latest_reactions": [],
-            "own_reactions": [],
+            "attachments": list(message.attachments),
+            "latest_reactions": latest,
+            "own_reactions": own,
             "mentioned_users": [],
-            "reaction_counts": {},
-            "reaction_scores": {},
+            "reaction_counts": counts,
+            "reaction_scores": scores,
+            "reaction_groups": groups,
             "reply_count": message.reply_count,
             "deleted_reply_count": 0,
             "silent": False,
@@ -194,7 +218,22 @@ class Dialect:
         if message.parent_id is not None:
             body["parent_id"] = message.parent_id
             body["show_in_channel"] = message.show_in_channel
+        if message.deleted_at is not None:
+            body["deleted_at"] = self.time(message.deleted_at)
         return self._custom(body, message.custom)
+
+    def reaction(self, message: Message, reaction: dict, users: dict[str, User]) -> dict:
+        """One reaction (ReactionResponse)."""
+        user = users.get(reaction["user_id"])
+        return {
+            "message_id": message.id,
+            "user_id": reaction["user_id"],
+            "user": self.user(user) if user is not None else {"id": reaction["user_id"]},
+            "type": reaction["type"],
+            "score": reaction["score"],
+            "created_at": self.time(reaction["created_at"]),
+            "updated_at": self.time(reaction["updated_at"]),
+        }
 
     def read(self, user_id: str, read: Read, users: dict[str, User]) -> dict:
         """One member's read state (ReadStateResponse)."""
@@ -209,23 +248,36 @@ class Dialect:
         return body
 
     def channel_state(
-        self, channel: Channel, users: dict[str, User], *, messages: int = 25, member_limit: int = 100
+        self,
+        channel: Channel,
+        users: dict[str, User],
+        *,
+        messages: int | list[Message] = 25,
+        member_limit: int = 100,
+        watchers: list[str] | None = None,
+        viewer: str | None = None,
     ) -> dict:
-        """channel + members + messages + reads, as get-or-create and query channels return."""
-        # A thread-only reply lives in its thread: the channel's messages leave it out.
-        shown = [m for m in channel.messages if m.in_channel]
-        recent = shown[-messages:] if messages > 0 else []
+        """channel + members + messages + reads, as get-or-create and query channels return.
+
+        `messages`: how many of the newest to show, or the page to show; `watchers`: the ids of
+        the users watching; `viewer`: the user asking (their membership is shown)."""
+        if isinstance(messages, int):
+            # A thread-only reply lives in its thread: the channel's messages leave it out.
+            shown = [m for m in channel.messages if m.in_channel]
+            messages = shown[-messages:] if messages > 0 else []
+        watching = watchers or []
+        member = channel.members.get(viewer) if viewer is not None else None
         return {
             "channel": self.channel(channel, users),
             "members": self.members(channel, users, member_limit),
-            "messages": [self.message(channel, m, users) for m in recent],
+            "messages": [self.message(channel, m, users, viewer) for m in messages],
             "pinned_messages": [],
             "read": [self.read(uid, r, users) for uid, r in channel.reads.items()],
-            "watcher_count": 0,
-            "watchers": [],
+            "watcher_count": len(watching),
+            "watchers": [self.user(users[w]) for w in watching if w in users],
             "threads": [],
             "hidden": False,
-            "membership": None,
+            "membership": self.member(member, users) if member is not None else None,
         }
 
 

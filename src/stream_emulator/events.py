@@ -1,46 +1,94 @@
-"""The events the emulator delivers as webhooks, shaped like Stream's (v1 dialect, RFC 3339)."""
+"""The events the emulator sends, shaped like Stream's (v1 dialect, RFC 3339): as webhooks to the
+app's webhook URL, and over the `/connect` WebSocket to the connections that watch the channel or
+whose user the event concerns (realtime.Hub)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .clock import now_ns, rfc3339
 
 if TYPE_CHECKING:
     from .call import Call
+    from .emulator import Emulator
     from .state import Channel, Member, Message, User
 
 
-def channel_event(
-    call: Call, event_type: str, channel: Channel, *, user_id: str | None = None, **extra: object
+def wanted(call: Call, channel: Channel | None = None, users: Iterable[str] = ()) -> bool:
+    """Whether anyone would receive an event: the webhook, a watcher of the channel, or the users."""
+    return call.webhooks_on or call.emulator.hub.listening(channel.cid if channel is not None else None, users)
+
+
+def deliver(
+    emulator: Emulator,
+    event: dict,
+    *,
+    channel: Channel | None = None,
+    users: Iterable[str] = (),
+    webhook: bool = True,
 ) -> None:
-    """An event about one channel (channel.*, member.*, message.*, notification.mark_read)."""
-    if not call.webhooks_on:
-        return
-    v1 = call.emulator.v1
-    users = call.state.users
+    """Send one event: to the webhook (unless `webhook` is false), to the channel's watchers and to
+    every connection of each of `users`."""
+    if webhook and emulator.state.app.get("webhook_url"):
+        emulator.webhooks.emit(event)
+    if channel is not None:
+        emulator.hub.to_watchers(channel.cid, event)
+    for user_id in users:
+        emulator.hub.to_user(user_id, event)
+
+
+def _user(call: Call, user_id: str) -> dict:
+    user = call.state.users.get(user_id)
+    return call.emulator.v1.user(user) if user is not None else {"id": user_id}
+
+
+def channel_body(call: Call, event_type: str, channel: Channel, user_id: str | None = None, **extra: object) -> dict:
+    """The common fields of an event about one channel."""
     event = {
         "type": event_type,
         "cid": channel.cid,
         "channel_id": channel.id,
         "channel_type": channel.type,
-        "channel": v1.channel(channel, users),
+        "channel": call.emulator.v1.channel(channel, call.state.users),
         "created_at": rfc3339(now_ns()),
     }
     if user_id is not None:
-        user = users.get(user_id)
-        event["user"] = v1.user(user) if user is not None else {"id": user_id}
+        event["user"] = _user(call, user_id)
     if channel.team:
         event["team"] = channel.team
     event.update(extra)
-    call.emit(event)
+    return event
+
+
+def channel_event(
+    call: Call, event_type: str, channel: Channel, *, user_id: str | None = None, **extra: object
+) -> None:
+    """An event about one channel (channel.*, message.*, reaction.*), to the webhook and the watchers."""
+    if not wanted(call, channel):
+        return
+    deliver(call.emulator, channel_body(call, event_type, channel, user_id, **extra), channel=channel)
 
 
 def member_event(call: Call, event_type: str, channel: Channel, member: Member) -> None:
-    """member.added / member.removed."""
-    if call.webhooks_on:
-        channel_event(
-            call, event_type, channel, user_id=member.user_id, member=call.emulator.v1.member(member, call.state.users)
+    """member.added / member.removed to the webhook and the watchers; the member themself gets
+    notification.added_to_channel / notification.removed_from_channel."""
+    if not wanted(call, channel, [member.user_id]):
+        return
+    v1 = call.emulator.v1
+    rendered = v1.member(member, call.state.users)
+    deliver(
+        call.emulator,
+        channel_body(call, event_type, channel, member.user_id, member=rendered),
+        channel=channel,
+    )
+    note = "notification.added_to_channel" if event_type == "member.added" else "notification.removed_from_channel"
+    if call.emulator.hub.online(member.user_id):
+        deliver(
+            call.emulator,
+            channel_body(call, note, channel, member.user_id, member=rendered),
+            users=[member.user_id],
+            webhook=False,
         )
 
 
@@ -50,8 +98,10 @@ EVENT_MEMBER_CAP = 50
 
 def message_new(call: Call, channel: Channel, message: Message) -> None:
     """message.new as Stream's docs show it: the message, the sender, up to 50 members with their
-    read state, the counts; no `channel` object, so no custom channel data."""
-    if not call.webhooks_on:
+    read state, the counts; no `channel` object, so no custom channel data. Members who are
+    connected but not watching get notification.message_new (with the channel) instead."""
+    hub = call.emulator.hub
+    if not wanted(call, channel, channel.members):
         return
     v1 = call.emulator.v1
     users = call.state.users
@@ -63,17 +113,18 @@ def message_new(call: Call, channel: Channel, message: Message) -> None:
             body["channel_last_read_at"] = rfc3339(read.last_read)
             body["channel_unread_count"] = read.unread_messages
         members.append(body)
-    sender = users.get(message.user_id)
+    watchers = hub.watcher_ids(channel.cid)
+    rendered = v1.message(channel, message, users)
     event = {
         "type": "message.new",
         "cid": channel.cid,
         "channel_id": channel.id,
         "channel_type": channel.type,
         "message_id": message.id,
-        "message": v1.message(channel, message, users),
-        "user": v1.user(sender) if sender is not None else {"id": message.user_id},
+        "message": rendered,
+        "user": _user(call, message.user_id),
         "members": members,
-        "watcher_count": 0,
+        "watcher_count": len(watchers),
         "channel_member_count": len(channel.members),
         "channel_message_count": len(channel.messages),
         "created_at": rfc3339(now_ns()),
@@ -82,10 +133,23 @@ def message_new(call: Call, channel: Channel, message: Message) -> None:
         event["team"] = channel.team
     if message.parent_id is not None:
         event["parent_id"] = message.parent_id
-    call.emit(event)
+    deliver(call.emulator, event, channel=channel)
+    if message.parent_id is not None and not message.show_in_channel:
+        return
+    for user_id in channel.members:
+        if user_id not in watchers and hub.online(user_id):
+            note = channel_body(call, "notification.message_new", channel, message.user_id, message=rendered)
+            deliver(call.emulator, note, users=[user_id], webhook=False)
 
 
 def user_updated(call: Call, user: User) -> None:
     """user.updated."""
     if call.webhooks_on:
         call.emit({"type": "user.updated", "user": call.emulator.v1.user(user), "created_at": rfc3339(now_ns())})
+
+
+def presence_changed(emulator: Emulator, user: User) -> None:
+    """user.presence.changed, once to each connection watching a channel the user is a member of."""
+    cids = [c.cid for c in emulator.state.channels.values() if user.id in c.members]
+    event = {"type": "user.presence.changed", "user": emulator.v1.user(user), "created_at": rfc3339(now_ns())}
+    emulator.hub.to_watchers_of(cids, event)

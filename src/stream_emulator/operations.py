@@ -27,6 +27,23 @@ GET_APP = "GetApp"
 UPDATE_APP = "UpdateApp"
 GET_PUSH_TEMPLATES = "GetPushTemplates"
 UPSERT_PUSH_TEMPLATE = "UpsertPushTemplate"
+GET_MESSAGE = "GetMessage"
+UPDATE_MESSAGE = "UpdateMessage"
+UPDATE_MESSAGE_PARTIAL = "UpdateMessagePartial"
+DELETE_MESSAGE = "DeleteMessage"
+SEND_REACTION = "SendReaction"
+DELETE_REACTION = "DeleteReaction"
+SEND_EVENT = "SendEvent"
+MARK_UNREAD = "MarkUnread"
+STOP_WATCHING_CHANNEL = "StopWatchingChannel"
+CREATE_DEVICE = "CreateDevice"
+LIST_DEVICES = "ListDevices"
+DELETE_DEVICE = "DeleteDevice"
+UPLOAD_IMAGE = "UploadImage"
+UPLOAD_FILE = "UploadFile"
+DELETE_IMAGE = "DeleteImage"
+DELETE_FILE = "DeleteFile"
+MARK_DELIVERED = "MarkDelivered"
 # Not an operation of Stream's: what the request log calls a path the emulator does not serve.
 UNKNOWN = "Unknown"
 
@@ -58,6 +75,23 @@ ALL = (
     UPDATE_APP,
     GET_PUSH_TEMPLATES,
     UPSERT_PUSH_TEMPLATE,
+    GET_MESSAGE,
+    UPDATE_MESSAGE,
+    UPDATE_MESSAGE_PARTIAL,
+    DELETE_MESSAGE,
+    SEND_REACTION,
+    DELETE_REACTION,
+    SEND_EVENT,
+    MARK_UNREAD,
+    STOP_WATCHING_CHANNEL,
+    CREATE_DEVICE,
+    LIST_DEVICES,
+    DELETE_DEVICE,
+    UPLOAD_IMAGE,
+    UPLOAD_FILE,
+    DELETE_IMAGE,
+    DELETE_FILE,
+    MARK_DELIVERED,
 )
 
 # Operations that change state: the state file is rewritten after each successful one.
@@ -81,6 +115,14 @@ MUTATING = frozenset(
         MARK_READ,
         UPDATE_APP,
         UPSERT_PUSH_TEMPLATE,
+        UPDATE_MESSAGE,
+        UPDATE_MESSAGE_PARTIAL,
+        DELETE_MESSAGE,
+        SEND_REACTION,
+        DELETE_REACTION,
+        MARK_UNREAD,
+        CREATE_DEVICE,
+        DELETE_DEVICE,
     }
 )
 
@@ -99,6 +141,24 @@ CLIENT_ALLOWED = frozenset(
         UNREAD_COUNTS,
         GET_REPLIES,
         GET_APP,
+        DELETE_CHANNEL,
+        GET_MESSAGE,
+        UPDATE_MESSAGE,
+        UPDATE_MESSAGE_PARTIAL,
+        DELETE_MESSAGE,
+        SEND_REACTION,
+        DELETE_REACTION,
+        SEND_EVENT,
+        MARK_UNREAD,
+        STOP_WATCHING_CHANNEL,
+        CREATE_DEVICE,
+        LIST_DEVICES,
+        DELETE_DEVICE,
+        UPLOAD_IMAGE,
+        UPLOAD_FILE,
+        DELETE_IMAGE,
+        DELETE_FILE,
+        MARK_DELIVERED,
     }
 )
 
