@@ -164,7 +164,8 @@ async function main() {
   out.presence = (await annSeesBobLeave).user.online;
 
   await Promise.all([ann.disconnectUser(), eve.disconnectUser()]);
-  process.stdout.write(JSON.stringify(out) + '\n');
+  // The SDK keeps timers (reconnect checks, delivery reports) that would hold Node open for seconds.
+  process.stdout.write(JSON.stringify(out) + '\n', () => process.exit(0));
 }
 
 main().catch((error) => {
