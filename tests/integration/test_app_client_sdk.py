@@ -70,7 +70,7 @@ async def test_the_app_sdk_on_a_conversation_our_service_created(node_sdk, serve
 
         assert await unread(reader) == 0
         config = {"tokens": tokens, "users": users, "channelId": channel_id, "brokenChannelId": "left-out"}
-        seen = run_app(node_sdk, served_emulator_url(emulator_server), {**config, "phase": "send"})
+        seen = run_app(node_sdk, emulator_server.base_url, {**config, "phase": "send"})
         assert seen["received"] == ["one", "two", "three"]
         assert seen["pages"] == [["two", "three"], ["one"]]
         for refusal in (seen["outsider"], seen["missingMember"]):
@@ -78,11 +78,6 @@ async def test_the_app_sdk_on_a_conversation_our_service_created(node_sdk, serve
             assert "is not allowed to perform action ReadChannel in scope 'messaging'" in refusal["message"]
         await wait_until(lambda: unread_is(unread, reader, 1), timeout=10, what="the reader's unread count to rise")
 
-        seen = run_app(node_sdk, served_emulator_url(emulator_server), {**config, "phase": "read"})
+        seen = run_app(node_sdk, emulator_server.base_url, {**config, "phase": "read"})
         assert seen == {"unreadBefore": 3, "unreadAfter": 0}
         await wait_until(lambda: unread_is(unread, reader, 0), timeout=10, what="the reader's unread count to fall")
-
-
-def served_emulator_url(emulator_server) -> str:
-    """Where the app's SDK reaches Stream: the emulator."""
-    return emulator_server.base_url
