@@ -209,7 +209,10 @@ class Dialect:
             "reply_count": message.reply_count,
             "deleted_reply_count": 0,
             "silent": False,
-            "pinned": False,
+            "pinned": message.pinned_at is not None,
+            "pinned_at": self.time(message.pinned_at) if message.pinned_at is not None else None,
+            "pinned_by": self._user_or_id(message.pinned_by, users) if message.pinned_by is not None else None,
+            "pin_expires": self.time(message.pin_expires) if message.pin_expires is not None else None,
             "shadowed": False,
             "mentioned_channel": False,
             "mentioned_here": False,
@@ -221,6 +224,10 @@ class Dialect:
         if message.deleted_at is not None:
             body["deleted_at"] = self.time(message.deleted_at)
         return self._custom(body, message.custom)
+
+    def _user_or_id(self, user_id: str, users: dict[str, User]) -> dict:
+        user = users.get(user_id)
+        return self.user(user) if user is not None else {"id": user_id}
 
     def reaction(self, message: Message, reaction: dict, users: dict[str, User]) -> dict:
         """One reaction (ReactionResponse)."""

@@ -15,6 +15,80 @@ if TYPE_CHECKING:
     from .state import Channel, Member, Message, User
 
 
+# Every event type Stream sends (its webhook events list and the client SDKs' event map): the names an
+# app's `webhook_events` may hold. Anything else is refused, as Stream refuses it.
+EVENT_TYPES = frozenset(
+    {
+        "channel.created",
+        "channel.deleted",
+        "channel.frozen",
+        "channel.hidden",
+        "channel.kicked",
+        "channel.muted",
+        "channel.truncated",
+        "channel.unfrozen",
+        "channel.unmuted",
+        "channel.updated",
+        "channel.visible",
+        "draft.deleted",
+        "draft.updated",
+        "member.added",
+        "member.removed",
+        "member.updated",
+        "message.deleted",
+        "message.delivered",
+        "message.flagged",
+        "message.new",
+        "message.read",
+        "message.unblocked",
+        "message.undeleted",
+        "message.updated",
+        "notification.added_to_channel",
+        "notification.channel_deleted",
+        "notification.channel_mutes_updated",
+        "notification.channel_truncated",
+        "notification.invite_accepted",
+        "notification.invite_rejected",
+        "notification.invited",
+        "notification.mark_read",
+        "notification.mark_unread",
+        "notification.message_new",
+        "notification.mutes_updated",
+        "notification.reminder_due",
+        "notification.removed_from_channel",
+        "notification.thread_message_new",
+        "poll.closed",
+        "poll.updated",
+        "poll.vote_casted",
+        "poll.vote_changed",
+        "poll.vote_removed",
+        "reaction.deleted",
+        "reaction.new",
+        "reaction.updated",
+        "reminder.created",
+        "reminder.deleted",
+        "reminder.updated",
+        "thread.updated",
+        "typing.start",
+        "typing.stop",
+        "user.banned",
+        "user.deactivated",
+        "user.deleted",
+        "user.flagged",
+        "user.messages.deleted",
+        "user.muted",
+        "user.presence.changed",
+        "user.reactivated",
+        "user.unbanned",
+        "user.unmuted",
+        "user.unread_message_reminder",
+        "user.updated",
+        "user.watching.start",
+        "user.watching.stop",
+    }
+)
+
+
 def wanted(call: Call, channel: Channel | None = None, users: Iterable[str] = ()) -> bool:
     """Whether anyone would receive an event: the webhook, a watcher of the channel, or the users."""
     return call.webhooks_on or call.emulator.hub.listening(channel.cid if channel is not None else None, users)
@@ -55,10 +129,52 @@ def channel_body(call: Call, event_type: str, channel: Channel, user_id: str | N
     }
     if user_id is not None:
         event["user"] = _user(call, user_id)
+        if event_type in UNREAD_EVENTS:
+            event["user"] = dict(event["user"], **_unread_fields(call, channel, user_id))
+    if event_type in UNREAD_EVENTS:
+        event["members"] = members_with_reads(call, channel)
     if channel.team:
         event["team"] = channel.team
     event.update(extra)
     return event
+
+
+# Events whose user and members carry their unread state (Stream's docs, Webhook Events: "the
+# following attributes are included to the event user and to the event members").
+UNREAD_EVENTS = frozenset({"message.read", "member.added"})
+# Stream truncates the members a message or channel event carries to 50 (docs: Webhook Events).
+EVENT_MEMBER_CAP = 50
+
+
+def _unread_fields(call: Call, channel: Channel, user_id: str) -> dict:
+    """total_unread_count and unread_channels of the user; the channel's read state if a member."""
+    total = unread_channels = 0
+    for other in call.state.channels.values():
+        read = other.reads.get(user_id)
+        if read is not None and read.unread_messages and user_id in other.members:
+            total += read.unread_messages
+            unread_channels += 1
+    fields: dict[str, object] = {"total_unread_count": total, "unread_channels": unread_channels}
+    read = channel.reads.get(user_id)
+    if read is not None and user_id in channel.members:
+        fields["channel_last_read_at"] = rfc3339(read.last_read)
+        fields["channel_unread_count"] = read.unread_messages
+    return fields
+
+
+def members_with_reads(call: Call, channel: Channel) -> list[dict]:
+    """Up to 50 members, each with channel_last_read_at and channel_unread_count."""
+    v1 = call.emulator.v1
+    users = call.state.users
+    members = []
+    for member in list(channel.members.values())[:EVENT_MEMBER_CAP]:
+        body = dict(v1.member(member, users))
+        read = channel.reads.get(member.user_id)
+        if read is not None:
+            body["channel_last_read_at"] = rfc3339(read.last_read)
+            body["channel_unread_count"] = read.unread_messages
+        members.append(body)
+    return members
 
 
 def channel_event(
@@ -92,10 +208,6 @@ def member_event(call: Call, event_type: str, channel: Channel, member: Member) 
         )
 
 
-# Stream truncates the members a message or channel event carries to 50 (docs: Webhook Events).
-EVENT_MEMBER_CAP = 50
-
-
 def message_new(call: Call, channel: Channel, message: Message) -> None:
     """message.new as Stream's docs show it: the message, the sender, up to 50 members with their
     read state, the counts; no `channel` object, so no custom channel data. Members who are
@@ -105,14 +217,7 @@ def message_new(call: Call, channel: Channel, message: Message) -> None:
         return
     v1 = call.emulator.v1
     users = call.state.users
-    members = []
-    for member in list(channel.members.values())[:EVENT_MEMBER_CAP]:
-        body = dict(v1.member(member, users))
-        read = channel.reads.get(member.user_id)
-        if read is not None:
-            body["channel_last_read_at"] = rfc3339(read.last_read)
-            body["channel_unread_count"] = read.unread_messages
-        members.append(body)
+    members = members_with_reads(call, channel)
     watchers = hub.watcher_ids(channel.cid)
     rendered = v1.message(channel, message, users)
     event = {

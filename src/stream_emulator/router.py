@@ -70,6 +70,15 @@ ROUTES: list[tuple[str, str, str, Handler]] = [
 ]
 
 
+# Literal paths Stream serves that the emulator does not, which a parameter route would otherwise
+# take (POST /messages/history is not UpdateMessage of a message "history"): they answer 404.
+NOT_SERVED: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "messages/history"),
+    }
+)
+
+
 class Router:
     """Finds the route for a path; literal segments win over parameters."""
 
@@ -84,6 +93,8 @@ class Router:
 
     def match(self, method: str, segments: list[str]):
         """(operation, handler, path params) or None."""
+        if (method, "/".join(segments)) in NOT_SERVED:
+            return None
         for parts, operation, handler in self._table.get((method, len(segments)), ()):
             params = []
             for want, got in zip(parts, segments, strict=True):

@@ -221,6 +221,9 @@ class Message:
         "attachments",
         "reactions",
         "deleted_at",
+        "pinned_at",
+        "pinned_by",
+        "pin_expires",
     )
 
     def __init__(
@@ -247,6 +250,9 @@ class Message:
         # One per (user, type): {"type", "user_id", "score", "created_at", "updated_at"}, oldest first.
         self.reactions: list[dict] = []
         self.deleted_at: int | None = None
+        self.pinned_at: int | None = None
+        self.pinned_by: str | None = None
+        self.pin_expires: int | None = None
 
     @property
     def in_channel(self) -> bool:
@@ -270,6 +276,9 @@ class Message:
             "attachments",
             "reactions",
             "deleted_at",
+            "pinned_at",
+            "pinned_by",
+            "pin_expires",
         ):
             if key in raw:
                 setattr(message, key, raw[key])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import events, permissions
 from ..call import Call, drop_nulls
-from ..clock import now_ns
+from ..clock import now_ns, parse_time
 from ..errors import input_error, not_found
 from ..state import Channel, Message
 from .messages import MESSAGE_BUILTINS, _attachments
@@ -22,6 +22,21 @@ _RESERVED_PREFIXES = (
     "connection.",
 )
 MAX_REACTION_TYPE = 30
+
+
+def _pin(call: Call, message: Message, fields: dict, actor: dict) -> None:
+    """`pinned` (true pins now, by the acting user named in `actor`; false unpins) and `pin_expires`."""
+    if "pinned" in fields:
+        if fields["pinned"]:
+            message.pinned_at = message.pinned_at or now_ns()
+            message.pinned_by = call.acting_user_id(actor)
+        else:
+            message.pinned_at = message.pinned_by = message.pin_expires = None
+    if fields.get("pin_expires") is not None:
+        expires = parse_time(fields["pin_expires"])
+        if expires is None:
+            raise input_error("pin_expires must be a time (RFC 3339)", pin_expires="invalid")
+        message.pin_expires = expires
 
 
 def _render(call: Call, channel: Channel, message: Message) -> dict:
@@ -62,6 +77,7 @@ def update_message(call: Call) -> dict:
         raise input_error(f"message {message.id} is deleted and cannot be updated")
     message.text = str(raw.get("text") or "")
     message.attachments = _attachments(raw.get("attachments"))
+    _pin(call, message, raw, raw)
     custom = dict(raw.get("custom") or {})
     custom.update((k, v) for k, v in raw.items() if k not in MESSAGE_BUILTINS)
     message.custom = custom
@@ -78,7 +94,10 @@ def update_message_partial(call: Call) -> dict:
     to_unset = call.body.get("unset") or []
     if message.deleted_at is not None:
         raise input_error(f"message {message.id} is deleted and cannot be updated")
+    _pin(call, message, to_set, call.body)
     for key, value in to_set.items():
+        if key in ("pinned", "pin_expires"):
+            continue
         if key == "text":
             message.text = str(value)
         elif key == "attachments":
