@@ -157,6 +157,21 @@ def check_user_id(user_id: Any, field: str = "id") -> str:
     return user_id
 
 
+def check_count(name: str, value: Any, default: int, maximum: int) -> int:
+    """A whole number 0..maximum (`default` when absent), or code 4 naming the field."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise input_error(f"{name} must be a number", **{name: "invalid"})
+    try:
+        number = int(value)
+    except ValueError:
+        raise input_error(f"{name} must be a number", **{name: "invalid"}) from None
+    if number < 0 or number > maximum:
+        raise input_error(f"{name} must be between 0 and {maximum}", **{name: "invalid"})
+    return number
+
+
 def check_offset(payload: dict, maximum: int) -> int:
     """The query's offset; beyond Stream's maximum it is refused (code 4), never capped, so an
     offset pager cannot loop on the same last page."""

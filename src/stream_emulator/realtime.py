@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from .clock import now_ns, rfc3339
 from .errors import AUTHENTICATION, INPUT, StreamError, envelope
+from .handlers import sessions
 
 if TYPE_CHECKING:
     from .emulator import Emulator
@@ -107,7 +108,7 @@ class Hub:
 
     def drop(self, user_id: str | None = None) -> int:
         """Close every connection (of one user, if given) as a server restart would; how many."""
-        dropped = [c for c in self.connections.values() if user_id is None or c.user_id == user_id]
+        dropped = [c for c in list(self.connections.values()) if user_id is None or c.user_id == user_id]
         for connection in dropped:
             connection.close()
         return len(dropped)
@@ -251,8 +252,6 @@ async def serve(emulator: Emulator, scope: dict, receive: Any, send: Any) -> Non
                 f"the connect payload's user_id {payload.get('user_id')!r} does not match the token's user_id "
                 f"{caller.user_id!r}",
             )
-        from .handlers import sessions
-
         loop = asyncio.get_running_loop()
         with emulator.lock:
             connection, came_online, me = sessions.open_session(

@@ -212,3 +212,29 @@ def test_uploads_are_served_back_and_devices_are_kept(base_url, emu, room):
     assert [d["id"] for d in listed.json()["devices"]] == ["tok-1"]
     bad = as_user(base_url, "ann", "POST", "/devices", json={"id": "tok-2", "push_provider": "pigeon"})
     assert bad.status_code == 400 and "push_provider must be one of" in bad.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"messages": {"limit": "many"}},
+        {"messages": {"limit": 301}},
+        {"messages": {"created_at_before": "yesterday"}},
+        {"members": {"limit": "all"}},
+    ],
+)
+def test_bad_paging_options_are_refused_in_words(base_url, emu, room, body):
+    answer = as_user(base_url, "ann", "POST", "/channels/messaging/room/query", json=body)
+    assert answer.status_code == 400 and answer.json()["code"] == 4
+    assert "must be" in answer.json()["message"]
+
+
+def test_bad_connect_payloads_get_an_error_frame(base_url, emu):
+    query = {"api_key": KEY, "authorization": token("ann"), "stream-auth-type": "jwt", "json": "{not json"}
+    with connect(base_url.replace("http://", "ws://") + "/connect?" + urlencode(query)) as ws:
+        frame = json.loads(ws.recv(timeout=DEADLINE_S))
+    assert frame["error"]["code"] == 4 and "not valid JSON" in frame["error"]["message"]
+    query = {"api_key": "wrong", "authorization": token("ann"), "stream-auth-type": "jwt", "json": "{}"}
+    with connect(base_url.replace("http://", "ws://") + "/connect?" + urlencode(query)) as ws:
+        frame = json.loads(ws.recv(timeout=DEADLINE_S))
+    assert frame["error"]["code"] == 2 and "api_key is invalid" in frame["error"]["message"]

@@ -7,7 +7,7 @@ import hashlib
 from typing import Any
 
 from .. import events, permissions
-from ..call import CHANNEL_ID, Call, check_batch, check_offset, drop_nulls
+from ..call import CHANNEL_ID, Call, check_batch, check_count, check_offset, drop_nulls
 from ..channel_types import BUILT_IN
 from ..clock import now_ns
 from ..errors import NOT_ALLOWED, StreamError, input_error, missing_users, not_found
@@ -88,12 +88,18 @@ def _state(call: Call, channel: Channel, body: dict) -> dict:
     if body.get("watch"):
         watch(call, channel)
     messages = [] if body.get("state") is False else pagination.page(channel, body.get("messages"))
-    members = (body.get("members") or {}).get("limit") or 100
+    member_options = body.get("members")
+    members = check_count(
+        "members.limit",
+        (member_options.get("limit") or None) if isinstance(member_options, dict) else None,
+        100,
+        10_000,
+    )
     return call.dialect.channel_state(
         channel,
         call.state.users,
         messages=messages,
-        member_limit=int(members),
+        member_limit=members,
         watchers=call.emulator.hub.watcher_ids(channel.cid),
         viewer=call.caller.user_id,
     )
@@ -348,7 +354,7 @@ def query(call: Call) -> dict:
     """POST /channels: filter, sort and page channels, each with its state."""
     body = drop_nulls(call.body)
     conditions = body.get("filter_conditions") or {}
-    limit = min(int(body.get("limit") or 10), 30)
+    limit = min(check_count("limit", body.get("limit") or None, 10, 1000), 30)
     offset = check_offset(body, MAX_OFFSET)
     found = [
         c
@@ -357,8 +363,8 @@ def query(call: Call) -> dict:
     ]
     sort = normalize_sort(body.get("sort")) or [("last_updated", -1)]
     found = sort_items(found, sort, _channel_field)[offset : offset + limit]
-    message_limit = int(body.get("message_limit") if body.get("message_limit") is not None else 25)
-    members = int(body.get("member_limit") or 100)
+    message_limit = check_count("message_limit", body.get("message_limit"), 25, 300)
+    members = check_count("member_limit", body.get("member_limit") or None, 100, 10_000)
     users = call.state.users
     hub = call.emulator.hub
     out = []

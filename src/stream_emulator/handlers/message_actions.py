@@ -213,10 +213,10 @@ def send_event(call: Call) -> dict:
         raise input_error(f"event type {kind} is reserved for events Stream sends itself", type="reserved")
     user_id = call.require_user(call.acting_user_id(raw, "event.")).id
     extra = {k: v for k, v in drop_nulls(raw).items() if k not in ("type", "user", "user_id", "cid", "channel")}
+    now = now_ns()
     event = events.channel_body(call, kind, channel, user_id, **extra)
     del event["channel"]
     # Typing events go to the sockets only; Stream does not send them as webhooks.
     events.deliver(call.emulator, event, channel=channel, webhook=not kind.startswith("typing."))
-    rendered = dict(event)
-    rendered["created_at"] = event["created_at"]
-    return {"event": rendered}
+    user = call.state.users[user_id]
+    return {"event": dict(event, user=call.dialect.user(user), created_at=call.dialect.time(now))}

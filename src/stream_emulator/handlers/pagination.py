@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..call import check_count
 from ..clock import parse_time
 from ..errors import input_error
 from ..state import Channel, Message
@@ -23,21 +24,10 @@ _TIME_BEFORE = {"created_at_before": False, "created_at_before_or_equal": True}
 _TIME_AFTER = {"created_at_after": False, "created_at_after_or_equal": True}
 
 
-def _limit(options: dict) -> int:
-    raw = options.get("limit", DEFAULT_LIMIT)
-    try:
-        limit = int(raw if raw is not None else DEFAULT_LIMIT)
-    except (TypeError, ValueError):
-        raise input_error("messages.limit must be a number", limit="invalid") from None
-    if limit < 0 or limit > MAX_LIMIT:
-        raise input_error(f"messages.limit must be between 0 and {MAX_LIMIT}", limit="invalid")
-    return limit
-
-
 def page(channel: Channel, options: Any) -> list[Message]:
     """The page of the channel's messages that the options ask for, oldest first."""
     options = options if isinstance(options, dict) else {}
-    limit = _limit(options)
+    limit = check_count("messages.limit", options.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)
     shown = [m for m in channel.messages if m.in_channel]
     if limit == 0:
         return []
