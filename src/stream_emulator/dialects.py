@@ -12,21 +12,8 @@ from typing import Any
 
 from .channel_types import config_for
 from .clock import rfc3339
+from .permissions import capabilities
 from .state import Channel, Member, Message, Read, User
-
-OWN_CAPABILITIES = [
-    "ban-channel-members",
-    "connect-events",
-    "delete-any-message",
-    "delete-channel",
-    "read-events",
-    "send-message",
-    "send-reaction",
-    "typing-events",
-    "update-channel",
-    "update-channel-members",
-    "upload-file",
-]
 
 
 class Dialect:
@@ -108,8 +95,8 @@ class Dialect:
             self._configs[channel_type] = cached
         return cached
 
-    def channel(self, channel: Channel, users: dict[str, User]) -> dict:
-        """The channel object (ChannelResponse)."""
+    def channel(self, channel: Channel, users: dict[str, User], viewer: str | None = None) -> dict:
+        """The channel object (ChannelResponse); `own_capabilities` are the viewer's (None: the server's)."""
         body = {
             "id": channel.id,
             "type": channel.type,
@@ -121,7 +108,7 @@ class Dialect:
             "member_count": len(channel.members),
             "message_count": len(channel.messages),
             "config": self.config(channel.type),
-            "own_capabilities": OWN_CAPABILITIES,
+            "own_capabilities": capabilities(channel, viewer, users),
             "hidden": False,
             "blocked": False,
         }
@@ -275,7 +262,7 @@ class Dialect:
         watching = watchers or []
         member = channel.members.get(viewer) if viewer is not None else None
         return {
-            "channel": self.channel(channel, users),
+            "channel": self.channel(channel, users, viewer),
             "members": self.members(channel, users, member_limit),
             "messages": [self.message(channel, m, users, viewer) for m in messages],
             "pinned_messages": [],

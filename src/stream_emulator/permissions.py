@@ -14,7 +14,7 @@ from .errors import NOT_ALLOWED, StreamError
 
 if TYPE_CHECKING:
     from .call import Call
-    from .state import Channel, Message
+    from .state import Channel, Message, User
 
 READ_CHANNEL = "ReadChannel"
 CREATE_MESSAGE = "CreateMessage"
@@ -73,3 +73,48 @@ def check_own(call: Call, channel: Channel, message: Message, action: str) -> No
     member = channel.members.get(call.caller.user_id or "")
     if member is None or member.channel_role not in MODERATOR_ROLES:
         raise refused(call, channel, action)
+
+
+# The channel's `own_capabilities` (Stream's names; the client SDKs gate their UI on them): what a
+# member of a built-in type may do here, what a non-member may do on an open type, what moderators
+# and the server may do besides. Capabilities of what the emulator does not serve (flag, mute, ban,
+# search, polls) are left out, so a client offers no action that would fail.
+READER_CAPABILITIES = ("connect-events", "read-events", "typing-events")
+WRITER_CAPABILITIES = (
+    "create-attachment",
+    "delete-own-message",
+    "quote-message",
+    "send-custom-events",
+    "send-links",
+    "send-message",
+    "send-reaction",
+    "send-reply",
+    "send-typing-events",
+    "update-own-message",
+    "upload-file",
+)
+MEMBER_CAPABILITIES = (
+    "delete-channel",
+    "leave-channel",
+    "pin-message",
+    "update-channel",
+    "update-channel-members",
+)
+MODERATOR_CAPABILITIES = ("delete-any-message", "update-any-message")
+
+
+def capabilities(channel: Channel, viewer: str | None, users: dict[str, User]) -> list[str]:
+    """own_capabilities of the channel for the user `viewer` (None: the server, which may do everything)."""
+    granted: set[str] = set()
+    member = channel.members.get(viewer) if viewer is not None else None
+    user = users.get(viewer) if viewer is not None else None
+    everything = viewer is None or (user is not None and user.role == APP_ADMIN_ROLE)
+    if everything or member is not None or channel.type in OPEN_TYPES:
+        granted.update(READER_CAPABILITIES, WRITER_CAPABILITIES)
+    if everything or member is not None:
+        granted.update(MEMBER_CAPABILITIES)
+    if everything or (member is not None and member.channel_role in MODERATOR_ROLES):
+        granted.update(MODERATOR_CAPABILITIES)
+    if viewer is not None and member is None and channel.type in OPEN_TYPES:
+        granted.add("join-channel")
+    return sorted(granted)

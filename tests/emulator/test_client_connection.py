@@ -53,14 +53,21 @@ def next_event(ws: ClientConnection, event_type: str) -> dict:
 
 
 def as_user(
-    base_url: str, user_id: str, method: str, path: str, *, connection_id: str | None = None, **kw
+    base_url: str,
+    user_id: str,
+    method: str,
+    path: str,
+    *,
+    connection_id: str | None = None,
+    params: dict | None = None,
+    **kw,
 ) -> httpx.Response:
     """A REST call as the client SDK sends it: user token, Stream-Auth-Type, api_key and connection_id."""
-    params = {"api_key": KEY}
+    query = {"api_key": KEY, **(params or {})}
     if connection_id:
-        params["connection_id"] = connection_id
+        query["connection_id"] = connection_id
     headers = {"Authorization": token(user_id), "Stream-Auth-Type": "jwt"}
-    return httpx.request(method, base_url + path, params=params, headers=headers, timeout=DEADLINE_S, **kw)
+    return httpx.request(method, base_url + path, params=query, headers=headers, timeout=DEADLINE_S, **kw)
 
 
 @pytest.fixture
@@ -163,6 +170,10 @@ def test_a_user_missing_from_a_messaging_channel_cannot_read_write_or_rename_it(
         assert answer.json()["code"] == 17
         assert f"User 'eve' with role 'user' {expected.format(action)}" in answer.json()["message"]
     assert emu.get_channel("messaging", "room")["messages"] == []
+    members = as_user(
+        base_url, "eve", "GET", "/members", params={"payload": json.dumps({"type": "messaging", "id": "room"})}
+    )
+    assert members.status_code == 403 and "ReadChannel" in members.json()["message"]
     assert as_user(base_url, "eve", "POST", "/channels", json={"filter_conditions": {}}).json()["channels"] == []
     # A member may; livestream channels are open to every user.
     assert as_user(base_url, "bob", "POST", "/channels/messaging/room/query", json={}).status_code == 201
@@ -238,3 +249,14 @@ def test_bad_connect_payloads_get_an_error_frame(base_url, emu):
     with connect(base_url.replace("http://", "ws://") + "/connect?" + urlencode(query)) as ws:
         frame = json.loads(ws.recv(timeout=DEADLINE_S))
     assert frame["error"]["code"] == 2 and "api_key is invalid" in frame["error"]["message"]
+
+
+def test_own_capabilities_follow_membership(base_url, emu, room):
+    bob = as_user(base_url, "bob", "POST", "/channels/messaging/room/query", json={}).json()["channel"]
+    assert {"send-message", "send-reaction", "update-own-message", "delete-own-message", "upload-file"} <= set(
+        bob["own_capabilities"]
+    )
+    assert "delete-any-message" not in bob["own_capabilities"]
+    show = as_user(base_url, "eve", "POST", "/channels/livestream/show/query", json={}).json()["channel"]
+    assert "send-message" in show["own_capabilities"] and "update-channel" not in show["own_capabilities"]
+    assert "join-channel" in show["own_capabilities"]

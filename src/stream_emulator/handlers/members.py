@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import permissions
 from ..call import Call, drop_nulls
 from ..errors import input_error, not_found
 from ..filters import matches, normalize_sort, sort_items
@@ -20,6 +21,7 @@ def query(call: Call) -> dict:
     channel = call.state.channels.get(cid)
     if channel is None:
         raise not_found(f"Can't find channel with id {cid}")
+    permissions.check(call, channel, permissions.READ_CHANNEL)
     users = call.state.users
 
     def field(member: Member, name: str) -> Any:
