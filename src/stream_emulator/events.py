@@ -117,6 +117,14 @@ def _user(call: Call, user_id: str) -> dict:
     return call.emulator.v1.user(user) if user is not None else {"id": user_id}
 
 
+def _channel(call: Call, channel: Channel) -> dict:
+    """The channel as events carry it: without `own_capabilities`, which are the receiver's own
+    (the client SDKs keep the ones their channel query returned when an event has none)."""
+    body = dict(call.emulator.v1.channel(channel, call.state.users))
+    del body["own_capabilities"]
+    return body
+
+
 def channel_body(call: Call, event_type: str, channel: Channel, user_id: str | None = None, **extra: object) -> dict:
     """The common fields of an event about one channel."""
     event = {
@@ -124,7 +132,7 @@ def channel_body(call: Call, event_type: str, channel: Channel, user_id: str | N
         "cid": channel.cid,
         "channel_id": channel.id,
         "channel_type": channel.type,
-        "channel": call.emulator.v1.channel(channel, call.state.users),
+        "channel": _channel(call, channel),
         "created_at": rfc3339(now_ns()),
     }
     if user_id is not None:
@@ -241,10 +249,10 @@ def message_new(call: Call, channel: Channel, message: Message) -> None:
     deliver(call.emulator, event, channel=channel)
     if message.parent_id is not None and not message.show_in_channel:
         return
-    for user_id in channel.members:
-        if user_id not in watchers and hub.online(user_id):
-            note = channel_body(call, "notification.message_new", channel, message.user_id, message=rendered)
-            deliver(call.emulator, note, users=[user_id], webhook=False)
+    unwatched = [u for u in channel.members if u not in watchers and hub.online(u)]
+    if unwatched:
+        note = channel_body(call, "notification.message_new", channel, message.user_id, message=rendered)
+        deliver(call.emulator, note, users=unwatched, webhook=False)
 
 
 def user_updated(call: Call, user: User) -> None:

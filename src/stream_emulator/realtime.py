@@ -259,7 +259,7 @@ async def serve(emulator: Emulator, scope: dict, receive: Any, send: Any) -> Non
             )
     except StreamError as error:
         await send({"type": "websocket.send", "text": json.dumps({"error": envelope(CONNECT, error, "0.00ms")})})
-        await send({"type": "websocket.close", "code": CLOSE_REFUSED, "reason": error.detail})
+        await send({"type": "websocket.close", "code": CLOSE_REFUSED, "reason": _reason(error.detail)})
         return
     try:
         await send({"type": "websocket.send", "text": json.dumps(health_check(connection, me))})
@@ -296,13 +296,16 @@ async def _pump(emulator: Emulator, connection: Connection, receive: Any, send: 
             if frame is _CLOSE:
                 await send({"type": "websocket.close", "code": CLOSE_RESTART, "reason": "the emulator dropped it"})
                 break
-            await send({"type": "websocket.send", "text": frame if frame is not None else _json(connection)})
+            text = frame if frame is not None else json.dumps(health_check(connection))
+            await send({"type": "websocket.send", "text": text})
     finally:
         reader.cancel()
 
 
-def _json(connection: Connection) -> str:
-    return json.dumps(health_check(connection))
+def _reason(detail: str) -> str:
+    """A close reason within the protocol's 123 bytes (the full text is in the error frame)."""
+    encoded = detail.encode("utf-8")
+    return detail if len(encoded) <= 123 else encoded[:120].decode("utf-8", "ignore") + "..."
 
 
 def _is_health_check(text: str) -> bool:

@@ -137,6 +137,11 @@ async function main() {
   const bobGetsRename = next(bob, 'channel.updated');
   await annRoom.updatePartial({ set: { name: 'Renamed' } });
   out.renamed = (await bobGetsRename).channel.name;
+  // The event's channel does not replace bob's own capabilities with anyone else's.
+  out.bobCapabilities = {
+    send: bobRoom.data.own_capabilities.includes('send-message'),
+    deleteAny: bobRoom.data.own_capabilities.includes('delete-any-message'),
+  };
 
   // --- push devices and uploads ------------------------------------------------------------
   await bob.addDevice('bob-phone-token', 'firebase');
