@@ -185,13 +185,22 @@ def members_with_reads(call: Call, channel: Channel) -> list[dict]:
     return members
 
 
+# Channel events Stream sends over the connection only: its webhook events list names none of them.
+SOCKET_ONLY = frozenset(
+    {"typing.start", "typing.stop", "user.watching.start", "user.watching.stop", "message.delivered"}
+)
+
+
 def channel_event(
     call: Call, event_type: str, channel: Channel, *, user_id: str | None = None, **extra: object
 ) -> None:
-    """An event about one channel (channel.*, message.*, reaction.*), to the webhook and the watchers."""
-    if not wanted(call, channel):
+    """An event about one channel (channel.*, message.*, reaction.*), to the webhook (unless
+    SOCKET_ONLY) and the watchers."""
+    webhook = event_type not in SOCKET_ONLY
+    if not (webhook and call.webhooks_on) and not call.emulator.hub.listening(channel.cid):
         return
-    deliver(call.emulator, channel_body(call, event_type, channel, user_id, **extra), channel=channel)
+    event = channel_body(call, event_type, channel, user_id, **extra)
+    deliver(call.emulator, event, channel=channel, webhook=webhook)
 
 
 def member_event(call: Call, event_type: str, channel: Channel, member: Member) -> None:

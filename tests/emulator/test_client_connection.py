@@ -260,3 +260,15 @@ def test_own_capabilities_follow_membership(base_url, emu, room):
     show = as_user(base_url, "eve", "POST", "/channels/livestream/show/query", json={}).json()["channel"]
     assert "send-message" in show["own_capabilities"] and "update-channel" not in show["own_capabilities"]
     assert "join-channel" in show["own_capabilities"]
+
+
+def test_connection_only_events_are_not_webhooks(base_url, emu, sc, room, webhook_url):
+    sc.update_app_settings(webhook_url=webhook_url)
+    with socket(base_url, "ann") as (ann_ws, ann_conn):
+        as_user(base_url, "ann", "POST", "/channels/messaging/room/query", connection_id=ann_conn, json={"watch": True})
+        as_user(base_url, "bob", "POST", "/channels/messaging/room/event", json={"event": {"type": "typing.start"}})
+        as_user(base_url, "bob", "POST", "/channels/messaging/room/message", json={"message": {"text": "hi"}})
+        assert next_event(ann_ws, "message.new")["message"]["text"] == "hi"
+    emu.webhooks.wait_for(1, "message.new")
+    emu.webhooks.wait_idle(DEADLINE_S)
+    assert {d.event_type for d in emu.webhook_deliveries} == {"message.new"}

@@ -216,7 +216,7 @@ def send_event(call: Call) -> dict:
     now = now_ns()
     event = events.channel_body(call, kind, channel, user_id, **extra)
     del event["channel"]
-    # Typing events go to the sockets only; Stream does not send them as webhooks.
-    events.deliver(call.emulator, event, channel=channel, webhook=not kind.startswith("typing."))
+    # Typing and custom events go to the watchers only: Stream's webhook events list names neither.
+    events.deliver(call.emulator, event, channel=channel, webhook=False)
     user = call.state.users[user_id]
     return {"event": dict(event, user=call.dialect.user(user), created_at=call.dialect.time(now))}
