@@ -69,6 +69,7 @@ def test_the_app_chat_flow_through_the_client_sdk(node_sdk, base_url, emu, gs):
     assert seen["eveWatchAfterAdd"] == "eve"
     assert seen["renamed"] == "Renamed"
     assert seen["bobCapabilities"] == {"send": True, "deleteAny": False}
+    assert seen["annDeleteAnyAfterRename"] is False
     assert seen["devices"] == ["bob-phone-token"]
     assert seen["upload"] == {"status": 200, "type": "image/png", "body": "\x89PNG fake image bytes"}
     assert seen["dropped"] == 1 and seen["reconnectedWithNewId"] is True

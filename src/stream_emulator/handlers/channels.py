@@ -271,7 +271,7 @@ def update(call: Call) -> dict:
     for member in removed:
         events.member_event(call, "member.removed", channel, member)
     users = call.state.users
-    response["channel"] = call.dialect.channel(channel, users)
+    response["channel"] = call.dialect.channel(channel, users, call.caller.user_id)
     response["members"] = call.dialect.members(channel, users)
     return response
 
@@ -291,7 +291,10 @@ def update_partial(call: Call) -> dict:
     channel.updated_at = now_ns()
     events.channel_event(call, "channel.updated", channel, user_id=call.caller.user_id or creator_or_none(call.body))
     users = call.state.users
-    return {"channel": call.dialect.channel(channel, users), "members": call.dialect.members(channel, users)}
+    return {
+        "channel": call.dialect.channel(channel, users, call.caller.user_id),
+        "members": call.dialect.members(channel, users),
+    }
 
 
 def _drop(call: Call, channel: Channel) -> dict:

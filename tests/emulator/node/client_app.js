@@ -142,6 +142,8 @@ async function main() {
     send: bobRoom.data.own_capabilities.includes('send-message'),
     deleteAny: bobRoom.data.own_capabilities.includes('delete-any-message'),
   };
+  // Nor does ann's own update answer (the SDK takes the channel it returns).
+  out.annDeleteAnyAfterRename = annRoom.data.own_capabilities.includes('delete-any-message');
 
   // --- push devices and uploads ------------------------------------------------------------
   await bob.addDevice('bob-phone-token', 'firebase');
