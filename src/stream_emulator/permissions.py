@@ -103,18 +103,21 @@ MEMBER_CAPABILITIES = (
 MODERATOR_CAPABILITIES = ("delete-any-message", "update-any-message")
 
 
+_EVERYTHING = tuple(sorted({*READER_CAPABILITIES, *WRITER_CAPABILITIES, *MEMBER_CAPABILITIES, *MODERATOR_CAPABILITIES}))
+_MEMBER = tuple(sorted({*READER_CAPABILITIES, *WRITER_CAPABILITIES, *MEMBER_CAPABILITIES}))
+_OPEN_VISITOR = tuple(sorted({*READER_CAPABILITIES, *WRITER_CAPABILITIES, "join-channel"}))
+
+
 def capabilities(channel: Channel, viewer: str | None, users: dict[str, User]) -> list[str]:
     """own_capabilities of the channel for the user `viewer` (None: the server, which may do everything)."""
-    granted: set[str] = set()
-    member = channel.members.get(viewer) if viewer is not None else None
-    user = users.get(viewer) if viewer is not None else None
-    everything = viewer is None or (user is not None and user.role == APP_ADMIN_ROLE)
-    if everything or member is not None or channel.type in OPEN_TYPES:
-        granted.update(READER_CAPABILITIES, WRITER_CAPABILITIES)
-    if everything or member is not None:
-        granted.update(MEMBER_CAPABILITIES)
-    if everything or (member is not None and member.channel_role in MODERATOR_ROLES):
-        granted.update(MODERATOR_CAPABILITIES)
-    if viewer is not None and member is None and channel.type in OPEN_TYPES:
-        granted.add("join-channel")
-    return sorted(granted)
+    if viewer is None:
+        return list(_EVERYTHING)
+    member = channel.members.get(viewer)
+    user = users.get(viewer)
+    if (user is not None and user.role == APP_ADMIN_ROLE) or (
+        member is not None and member.channel_role in MODERATOR_ROLES
+    ):
+        return list(_EVERYTHING)
+    if member is not None:
+        return list(_MEMBER)
+    return list(_OPEN_VISITOR) if channel.type in OPEN_TYPES else []
