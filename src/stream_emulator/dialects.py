@@ -170,11 +170,21 @@ class Dialect:
                     "sum_scores": 0,
                     "first_reaction_at": self.time(reaction["created_at"]),
                     "last_reaction_at": self.time(reaction["created_at"]),
+                    "latest_reactions_by": [],
                 },
             )
             group["count"] += 1
             group["sum_scores"] += reaction["score"]
             group["last_reaction_at"] = self.time(reaction["created_at"])
+            # The newest reactors of the type first, as Stream lists them.
+            group["latest_reactions_by"].insert(
+                0,
+                {
+                    "user_id": reaction["user_id"],
+                    "created_at": self.time(reaction["created_at"]),
+                    "user": self._user_or_id(reaction["user_id"], users),
+                },
+            )
         latest = [self.reaction(message, r, users) for r in reversed(message.reactions[-10:])]
         own = [self.reaction(message, r, users) for r in message.reactions if viewer and r["user_id"] == viewer]
         body = {
@@ -227,6 +237,7 @@ class Dialect:
             "score": reaction["score"],
             "created_at": self.time(reaction["created_at"]),
             "updated_at": self.time(reaction["updated_at"]),
+            "custom": {},
         }
 
     def read(self, user_id: str, read: Read, users: dict[str, User]) -> dict:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .clock import now_ns, rfc3339
+from .webhooks import delivers_anything
 
 if TYPE_CHECKING:
     from .call import Call
@@ -104,7 +105,7 @@ def deliver(
 ) -> None:
     """Send one event: to the webhook (unless `webhook` is false), to the channel's watchers and to
     every connection of each of `users`."""
-    if webhook and emulator.state.app.get("webhook_url"):
+    if webhook and delivers_anything(emulator.state.app):
         emulator.webhooks.emit(event)
     if channel is not None:
         emulator.hub.to_watchers(channel.cid, event)

@@ -19,6 +19,7 @@ DELETE_CHANNELS = "DeleteChannels"
 QUERY_CHANNELS = "QueryChannels"
 QUERY_MEMBERS = "QueryMembers"
 SEND_MESSAGE = "SendMessage"
+SEND_REACTION = "SendReaction"
 MARK_READ = "MarkRead"
 UNREAD_COUNTS = "UnreadCounts"
 UNREAD_COUNTS_BATCH = "UnreadCountsBatch"
@@ -31,7 +32,6 @@ GET_MESSAGE = "GetMessage"
 UPDATE_MESSAGE = "UpdateMessage"
 UPDATE_MESSAGE_PARTIAL = "UpdateMessagePartial"
 DELETE_MESSAGE = "DeleteMessage"
-SEND_REACTION = "SendReaction"
 DELETE_REACTION = "DeleteReaction"
 SEND_EVENT = "SendEvent"
 MARK_UNREAD = "MarkUnread"
@@ -67,6 +67,7 @@ ALL = (
     QUERY_CHANNELS,
     QUERY_MEMBERS,
     SEND_MESSAGE,
+    SEND_REACTION,
     MARK_READ,
     UNREAD_COUNTS,
     UNREAD_COUNTS_BATCH,
@@ -79,7 +80,6 @@ ALL = (
     UPDATE_MESSAGE,
     UPDATE_MESSAGE_PARTIAL,
     DELETE_MESSAGE,
-    SEND_REACTION,
     DELETE_REACTION,
     SEND_EVENT,
     MARK_UNREAD,
@@ -112,13 +112,13 @@ MUTATING = frozenset(
         DELETE_CHANNEL,
         DELETE_CHANNELS,
         SEND_MESSAGE,
+        SEND_REACTION,
         MARK_READ,
         UPDATE_APP,
         UPSERT_PUSH_TEMPLATE,
         UPDATE_MESSAGE,
         UPDATE_MESSAGE_PARTIAL,
         DELETE_MESSAGE,
-        SEND_REACTION,
         DELETE_REACTION,
         MARK_UNREAD,
         CREATE_DEVICE,
@@ -137,6 +137,7 @@ CLIENT_ALLOWED = frozenset(
         QUERY_CHANNELS,
         QUERY_MEMBERS,
         SEND_MESSAGE,
+        SEND_REACTION,
         MARK_READ,
         UNREAD_COUNTS,
         GET_REPLIES,
@@ -146,7 +147,6 @@ CLIENT_ALLOWED = frozenset(
         UPDATE_MESSAGE,
         UPDATE_MESSAGE_PARTIAL,
         DELETE_MESSAGE,
-        SEND_REACTION,
         DELETE_REACTION,
         SEND_EVENT,
         MARK_UNREAD,

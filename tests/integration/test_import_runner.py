@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 
@@ -115,6 +116,38 @@ async def test_a_crash_after_some_batches_keeps_them_and_a_rerun_completes(sessi
     assert await count(database_url, User) == 250
 
 
+async def test_the_summary_lists_the_first_1000_rejected_and_renamed_rows_and_counts_them_all(sessionmaker):
+    """A million bad rows once held 617 MB of rejections: the summary keeps the first 1,000 of each list."""
+    rows = [{"id": new_id(), "name": ""} for _ in range(1005)] + [{"name": "No Id"}] * 1500
+    summary = await run_import(sessionmaker, USERS, ListSource(rows))
+    assert (summary.counts["created"], summary.counts["rejected"]) == (1005, 1500)
+    assert (len(summary.renamed), summary.renamed_count, summary.renamed_omitted) == (1000, 1005, 5)
+    assert (len(summary.rejections), summary.rejections_omitted) == (1000, 500)
+    assert summary.rejections[0] == (1006, "id: is required") and summary.renamed[-1][0] == 1000
+    quiet = await run_import(sessionmaker, USERS, ListSource(rows), max_rejections=0)
+    assert (quiet.rejections, quiet.renamed, quiet.counts["rejected"]) == ([], [], 1500)
+
+
+async def test_concurrent_imports_of_the_same_rows_in_shuffled_orders_never_deadlock(postgres_only_url):
+    """Six imports of the same users (half of them already stored), each in its own order, at once on PostgreSQL."""
+    engine = make_engine(url=postgres_only_url)
+    sessionmaker = make_sessionmaker(engine)
+    shuffle = random.Random(7)
+    try:
+        stored = users(200)
+        await run_import(sessionmaker, USERS, ListSource(stored))
+        rows = [{**row, "name": f"{row['name']} renamed"} for row in stored] + users(200, "New")
+        runs = [ListSource(shuffle.sample(rows, len(rows))) for _ in range(6)]
+        summaries = await asyncio.gather(*(run_import(sessionmaker, USERS, run, batch_size=50) for run in runs))
+        assert [s.stopped for s in summaries] == [None] * 6, "a batch failed (a deadlock is one)"
+        assert all(s.counts["rejected"] == 0 for s in summaries)
+        async with sessionmaker() as session:
+            names = dict((await session.execute(select(User.id, User.name))).all())
+        assert names == {row["id"]: row["name"] for row in rows}
+    finally:
+        await engine.dispose()
+
+
 MAIN_BACKEND_SCHEMA = [
     "CREATE TABLE profiles (id uuid PRIMARY KEY, full_name text, avatar text, category text, deleted_at timestamptz)",
     "CREATE TABLE companies (id uuid PRIMARY KEY, name text NOT NULL, logo_url text, subcategory text)",
@@ -135,10 +168,10 @@ def main_backend_url(postgres_url):
 
 
 def test_from_sql_reads_onecrew_database_with_the_default_or_a_custom_select(tmp_path, database_url, main_backend_url):
-    live, deleted, company = new_id(), new_id(), new_id()
+    live, deleted, company, miscategorised = new_id(), new_id(), new_id(), new_id()
     for statement in (
         f"INSERT INTO profiles VALUES ('{live}', 'Amr', 'https://img.example/a.png', 'talent', NULL),"
-        f" ('{deleted}', 'Gone', NULL, 'crew', now()), ('{new_id()}', '', NULL, 'crew', NULL)",
+        f" ('{deleted}', 'Gone', NULL, 'crew', now()), ('{miscategorised}', 'Aaron', NULL, '{'x' * 40}', NULL)",
         f"INSERT INTO companies VALUES ('{company}', 'Sat Education', NULL, 'academy')",
         f"INSERT INTO company_members VALUES ('{company}', '{live}', 'owner', 'accepted'),"
         f" ('{company}', '{deleted}', 'admin', 'accepted')",
@@ -156,7 +189,7 @@ def test_from_sql_reads_onecrew_database_with_the_default_or_a_custom_select(tmp
     people = run_cli(tmp_path, database_url, "users", "--from-sql", main_backend_url, ONECREW_IMPORT_USERS_SQL=custom)
     assert people.returncode == 1, people.stdout + people.stderr
     assert "1 created, 0 updated, 0 unchanged, 1 rejected" in people.stdout
-    assert "  row 2: name: String should have at least 1 character" in people.stdout
+    assert f"  id {miscategorised} (row 2): category: String should have at most 32 characters" in people.stdout
     assert asyncio.run(count(database_url, User)) == 1
 
     default = run_cli(tmp_path, database_url, "users", "--from-sql", main_backend_url)
@@ -166,7 +199,9 @@ def test_from_sql_reads_onecrew_database_with_the_default_or_a_custom_select(tmp
     members = run_cli(tmp_path, database_url, "members", "--from-sql", main_backend_url, "--json")
     assert members.returncode == 1
     assert summary(members)["created"] == 1
-    assert summary(members)["rejections"] == [{"row": 2, "error": f"User not found: {deleted}"}]
+    assert summary(members)["rejections"] == [
+        {"row": 2, "company_id": company, "user_id": deleted, "error": f"User not found: {deleted}"}
+    ]
 
 
 async def test_sql_source_streams_in_chunks(main_backend_url):
