@@ -69,7 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/emulator_cpu.py
 	$(BIN)/python -m bench.import_directory $(IMPORT_BENCH_ARGS)
 
-# Minutes, not part of `make test`: emulator, API and two workers as processes, faults and kill -9 (README, "Soak").
+# Minutes, not part of `make test`: emulator, API and two workers as processes, faults and kill -9 (docs/development.md, "Soak").
 soak: $(STAMP)
 	$(BIN)/python -m soak $(SOAK_ARGS)
 

@@ -38,7 +38,7 @@ COLUMNS = (
 
 
 def machine() -> str:
-    """`nproc` and the CPU model, as the README names the machine."""
+    """`nproc` and the CPU model, as docs/benchmarks.md names the machine."""
     model = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -1,4 +1,4 @@
-"""Markdown tables for the README from bench/results/http.json: `python -m bench.readme_table [FILE]`."""
+"""Markdown tables for docs/benchmarks.md from bench/results/http.json: `python -m bench.readme_table [FILE]`."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""`make soak`: the service under Stream faults and kill -9, checked for convergence (see README, "Soak")."""
+"""`make soak`: the service under Stream faults and kill -9, checked for convergence (see docs/development.md, "Soak")."""

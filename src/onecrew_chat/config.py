@@ -29,7 +29,7 @@ def _env(name: str) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    """Every knob of the service; documented one by one in the README."""
+    """Every knob of the service; documented one by one in docs/operations.md and docs/settings.md."""
 
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", validate_by_name=True)
 

@@ -1,4 +1,4 @@
-"""The README's settings table and docs/operations.md list exactly the settings the code reads, and other doc facts."""
+"""docs/settings.md and docs/operations.md list exactly the settings the code reads, and other doc facts."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def _table_variables(section: str) -> set[str]:
     return names
 
 
-def test_readme_settings_table_lists_exactly_the_settings_read():
-    documented = _table_variables(_section(ROOT / "README.md", "Settings"))
+def test_settings_doc_lists_exactly_the_settings_read():
+    documented = _table_variables(_section(ROOT / "docs" / "settings.md", "Settings"))
     assert documented == set(setting_names().values())
 
 
@@ -40,10 +40,10 @@ def test_operations_doc_lists_exactly_the_settings_read():
     assert documented == set(setting_names().values())
 
 
-def test_readme_names_every_shipped_migration():
-    layout = _section(ROOT / "README.md", "Layout")
+def test_architecture_doc_names_every_shipped_migration():
+    layout = _section(ROOT / "docs" / "architecture.md", "Layout")
     for migration in shipped_migrations():
-        assert re.search(rf"\b{migration.revision}\b", layout), f"README's layout omits migration {migration.revision}"
+        assert re.search(rf"\b{migration.revision}\b", layout), f"the layout omits migration {migration.revision}"
 
 
 async def test_stream_token_lifetime_is_ttl_plus_the_sdk_five_seconds():
