@@ -38,8 +38,9 @@ from onecrew_chat.sync.channels import (
     participant_identities,
     provision_deadline,
 )
+from onecrew_chat.sync.coalescer import coalescer
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import sync_identities
+from onecrew_chat.sync.mirror import is_fresh, sync_identities
 from onecrew_chat.sync.queue import READY, enqueue_provision
 
 log = get_logger(__name__)
@@ -214,6 +215,12 @@ async def record_conversation(
     raise AssertionError("unreachable")
 
 
+def mirrored(plan: Plan) -> bool:
+    """Every participant's mirror row, as the plan read it, says Stream holds its profile: no upsert to join."""
+    directory = plan.directory
+    return all(is_fresh(directory.profile(i), directory.mirror.get(i.stream_id)) for i in plan.identities)
+
+
 def placeholders_allowed(runtime: Runtime, recorded: Recorded) -> bool:
     """Whether unknown participants may become placeholders (the policy, or placeholders this plan already has)."""
     return runtime.settings.unknown_participants is UnknownParticipants.PLACEHOLDER or bool(recorded.plan.placeholders)
@@ -289,8 +296,13 @@ async def create_conversation(
     """
     started = time.perf_counter()
     deadline = provision_deadline(runtime.settings.provision_deadline_s)  # every Stream call and wait of the request
-    with counting_calls() as stream_calls:
+    batches = coalescer(runtime)
+    # Counted as on its way to the identity batch until it joins one (or needs none), like a token: a burst of
+    # creates of new pairs fills one batch instead of leaving at each 5 ms pause between them (sync/coalescer.py).
+    with counting_calls() as stream_calls, batches.arrival():
         recorded = await record_conversation(runtime, user_id, request, bind=bind, resume_id=resume_id)
+        if recorded.settled or mirrored(recorded.plan):
+            batches.depart()
         failure = None if recorded.settled else await provision_inline(runtime, recorded, deadline)
     conversation = recorded.conversation
     if failure is not None:

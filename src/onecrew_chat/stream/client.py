@@ -153,6 +153,8 @@ class StreamGateway:
         self.base_url = base_url
         self.timeout_s = timeout_s
         self.calls = 0
+        # The x-ratelimit-* headers of the latest answer per operation (callers pace themselves by them).
+        self.rate_limits: dict[str, RateLimitInfo] = {}
         self._sdk: AsyncStream | None = None
 
     @classmethod
@@ -477,6 +479,8 @@ class StreamGateway:
             response = await send(http)
         except StreamApiException as exc:
             error = from_api_exception(operation, exc, batch_ids)
+            if exc.rate_limit_info is not None:
+                self.rate_limits[operation] = exc.rate_limit_info
             _record(operation, error, exc.rate_limit_info, started)
             raise error from exc
         except (StreamTransportException, httpx.HTTPError) as exc:
@@ -489,6 +493,8 @@ class StreamGateway:
             error = StreamRequestError(f"unexpected answer from Stream: {exc!r}", operation=operation)
             _record(operation, error, None, started)
             raise error from exc
+        if response.limits is not None:
+            self.rate_limits[operation] = response.limits
         _record(operation, None, response.limits, started)
         return response
 
