@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import shlex
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 
 import typer
 import uvicorn
@@ -165,12 +166,43 @@ async def _print_example(settings: Settings, base_url: str, *, dev_secret: bool)
 KEEP_ALIVE_S = 75
 
 
+def http_parser() -> str:
+    """uvicorn's HTTP parser: httptools (C, a runtime dependency) when it can be imported, else h11 (pure Python)."""
+    return "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop (a runtime dependency, except on Windows) when it can be imported, else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run_served(main: Coroutine[object, object, None]) -> None:
+    """Run a serving coroutine to its end on the fastest event loop installed (uvloop, else asyncio's)."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(main)
+
+
+def stack() -> dict[str, str]:
+    """What serves requests in this process (for the start-up log line): the running event loop and the parser."""
+    return {"loop": type(asyncio.get_running_loop()).__module__.split(".")[0], "http": http_parser()}
+
+
 def uvicorn_config(settings: Settings) -> uvicorn.Config:
-    """uvicorn's settings for one API process serving the app built from `settings`."""
+    """uvicorn's settings for one API process serving the app built from `settings` (httptools when installed: about
+    0.1 ms less CPU per request than h11; the loop is chosen by `run_served`)."""
     from onecrew_chat.api.app import create_app
 
     return uvicorn.Config(
-        create_app(settings), log_config=None, access_log=False, lifespan="on", timeout_keep_alive=KEEP_ALIVE_S
+        create_app(settings),
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_S,
+        http=http_parser(),
     )
 
 
@@ -191,6 +223,7 @@ async def _serve(
     await _seed(settings)
 
     async def on_ready() -> None:
+        log.info("serve.process_ready", index=0, pid=os.getpid(), **stack())
         await ready_hook(settings, base_url, embedded_stream=stream is not None, dev_secret=dev_secret)
 
     await serve_socket(settings, sock, on_ready)
@@ -208,11 +241,11 @@ def serve_child(
         settings = settings.model_copy(update={"run_worker": False})
 
     async def on_ready() -> None:
-        log.info("serve.process_ready", index=index, pid=os.getpid())
+        log.info("serve.process_ready", index=index, pid=os.getpid(), **stack())
         if index == 0:
             await ready_hook(settings, base_url, embedded_stream=embedded_stream, dev_secret=dev_secret)
 
-    asyncio.run(serve_socket(settings, sock, on_ready))
+    run_served(serve_socket(settings, sock, on_ready))
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None, workers: int | None = None) -> None:
@@ -279,7 +312,7 @@ def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock, worker
     base_url = f"http://{display_host(sock.getsockname()[0])}:{sock.getsockname()[1]}"
     try:
         if workers <= 1:
-            asyncio.run(_serve(settings, sock, base_url, stream, dev_secret=dev_secret))
+            run_served(_serve(settings, sock, base_url, stream, dev_secret=dev_secret))
         else:
             from onecrew_chat.serve_processes import run_processes
 

@@ -40,12 +40,16 @@ def test_serve_with_two_workers_answers_from_two_processes_on_one_port(tmp_path)
     finally:
         code = server.stop(signal.SIGTERM)
     assert code == 0, server.seen
-    events = []
+    records = []
     for name, line in _drain(server):
         if name == "stderr" and line.startswith("{"):
             try:
-                events.append(json.loads(line).get("event"))
+                records.append(json.loads(line))
             except json.JSONDecodeError:
                 pass
+    events = [record.get("event") for record in records]
     assert events.count("serve.process_ready") == 2
     assert events.count("outbox.worker_started") == 1, events
+    # Every process serves on uvloop with httptools (runtime dependencies), not asyncio's loop and h11.
+    ready = [record for record in records if record.get("event") == "serve.process_ready"]
+    assert {(record.get("loop"), record.get("http")) for record in ready} == {("uvloop", "httptools")}, ready
