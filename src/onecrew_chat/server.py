@@ -9,6 +9,7 @@ import os
 import shlex
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING
 
 import typer
 import uvicorn
@@ -19,6 +20,9 @@ from onecrew_chat.db import database_revision, make_engine, upgrade_database
 from onecrew_chat.local_instance import DataDirLock, InstanceRefused, listen_socket, own_command
 from onecrew_chat.logging import get_logger
 from onecrew_chat.schema_status import schema_status
+
+if TYPE_CHECKING:
+    from onecrew_chat.serve_processes import Listener
 
 log = get_logger(__name__)
 
@@ -230,11 +234,14 @@ async def _serve(
 
 
 def serve_child(
-    sock: socket.socket, index: int, settings: Settings, base_url: str, embedded_stream: bool, dev_secret: bool
+    listener: Listener, index: int, settings: Settings, base_url: str, embedded_stream: bool, dev_secret: bool
 ) -> None:
-    """One API process of `serve --workers N` (a spawned child): the outbox worker and the start-up lines in
-    child 0 only."""
+    """One API process of `serve --workers N` (a spawned child) on its own SO_REUSEPORT socket or the inherited one
+    (`serve_processes.shared_port`): the outbox worker and the start-up lines in child 0 only."""
     from onecrew_chat.logging import configure_logging
+    from onecrew_chat.serve_processes import listening
+
+    sock = listening(listener)
 
     configure_logging(settings.log_format, settings.log_level)
     if index > 0:
@@ -314,7 +321,7 @@ def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock, worker
         if workers <= 1:
             run_served(_serve(settings, sock, base_url, stream, dev_secret=dev_secret))
         else:
-            from onecrew_chat.serve_processes import run_processes
+            from onecrew_chat.serve_processes import run_processes, shared_port
 
             asyncio.run(_seed(settings))
             say(
@@ -322,7 +329,11 @@ def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock, worker
                 if settings.run_worker
                 else f"Processes: {workers} API processes share the port"
             )
-            run_processes(serve_child, sock, workers, (settings, base_url, stream is not None, dev_secret))
+            kept, listener = shared_port(sock)
+            try:
+                run_processes(serve_child, listener, workers, (settings, base_url, stream is not None, dev_secret))
+            finally:
+                kept.close()
     finally:
         if stream is not None:
             stream.stop()
