@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import shlex
 import socket
@@ -159,7 +158,11 @@ KEEP_ALIVE_S = 75
 
 def http_parser() -> str:
     """uvicorn's HTTP parser: httptools (C, a runtime dependency) when it can be imported, else h11 (pure Python)."""
-    return "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
