@@ -20,7 +20,7 @@ from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import StreamFailed
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import CONVERSATIONS_CREATED, PROVISIONING_DEFERRED
-from onecrew_chat.models import Conversation, ConversationParticipant, OutboxMessage, new_uuid
+from onecrew_chat.models import Conversation, OutboxMessage, new_uuid
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
@@ -40,6 +40,7 @@ from onecrew_chat.sync.channels import (
 )
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import sync_identities
+from onecrew_chat.sync.participant_rows import insert_participants
 from onecrew_chat.sync.queue import READY, enqueue_provision
 
 log = get_logger(__name__)
@@ -140,9 +141,8 @@ class NewConversation:
         }
 
 
-# Core INSERTs of the tables (built once), not ORM-enabled ones: no unit of work, no objects to track.
+# A Core INSERT of the conversation (built once), not an ORM-enabled one: no unit of work, no objects to track.
 _INSERT_CONVERSATION = insert(cast(Table, Conversation.__table__))
-_INSERT_PARTICIPANTS = insert(cast(Table, ConversationParticipant.__table__))
 
 
 def new_conversation(plan: Plan, claim: NewClaim | None = None) -> NewConversation:
@@ -167,9 +167,10 @@ def new_conversation(plan: Plan, claim: NewClaim | None = None) -> NewConversati
 
 
 async def insert_conversation(session: AsyncSession, conversation: NewConversation) -> None:
-    """INSERT the conversation, then its participants (one statement for all of them)."""
+    """INSERT the conversation, then its participants: one statement for all of them, in key order (so that
+    concurrent creates sharing members never deadlock on their counters); `participants` keeps the plan's order."""
     await session.execute(_INSERT_CONVERSATION, conversation.row())
-    await session.execute(_INSERT_PARTICIPANTS, [p.row(conversation.id) for p in conversation.participants])
+    await insert_participants(session, [p.row(conversation.id) for p in conversation.participants])
 
 
 async def record_conversation(
