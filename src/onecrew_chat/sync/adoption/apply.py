@@ -8,6 +8,7 @@ transaction. A batch that meets a conversation created meanwhile is written agai
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -15,12 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.identity import Identity
 from onecrew_chat.logging import get_logger
-from onecrew_chat.models import AdoptionChannel, Conversation, ConversationParticipant, new_uuid
+from onecrew_chat.models import AdoptionChannel, Conversation, new_uuid
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.sync.adoption.plan import PAIR, SKIPPED, Decision
 from onecrew_chat.sync.adoption.report import AdoptionReport
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import IdentityBatch, is_fresh, load_mirror, save
+from onecrew_chat.sync.participant_rows import insert_participants
 from onecrew_chat.sync.participants import Profile, load_profiles
 from onecrew_chat.sync.queue import READY
 
@@ -76,8 +78,9 @@ async def repair(runtime: Runtime, decisions: list[Decision], report: AdoptionRe
         report.add_repaired(stream_id, problem)  # once per identity, however many channels and batches show it
 
 
-def conversation_for(decision: Decision) -> Conversation:
-    """The conversation row (ready and verified: Stream was just seen to hold every member) with its participants."""
+def conversation_for(decision: Decision) -> tuple[Conversation, list[dict[str, Any]]]:
+    """The conversation row (ready and verified: Stream was just seen to hold every member) and its participant
+    rows (written by insert_participants, in key order with the rest of the batch's)."""
     record, now = decision.record, utcnow()
     created = record.created_at or now
     creator = decision.identities[0]
@@ -97,28 +100,32 @@ def conversation_for(decision: Decision) -> Conversation:
         created_at=created,
         updated_at=now,
     )
-    conversation.participants = [
-        ConversationParticipant(
-            id=new_uuid(),
-            participant_type=identity.kind.value,
-            participant_id=identity.entity_id,
-            joined_at=created,
-            last_read_at=record.read_at(identity.stream_id),
-            created_at=now,
-        )
+    participants = [
+        {
+            "id": new_uuid(),
+            "conversation_id": conversation.id,
+            "participant_type": identity.kind.value,
+            "participant_id": identity.entity_id,
+            "joined_at": created,
+            "last_read_at": record.read_at(identity.stream_id),
+            "created_at": now,
+        }
         for identity in decision.identities
     ]
-    return conversation
+    return conversation, participants
 
 
 async def write(runtime: Runtime, decisions: list[Decision]) -> None:
-    """Conversations and ledger outcomes of these decisions in one transaction."""
+    """Conversations and ledger outcomes of these decisions in one transaction; the participants of all of them
+    last, in key order, so that the counter locks they take never cross a live create's (sync.participant_rows)."""
+    participants: list[dict[str, Any]] = []
     async with unit_of_work(runtime.sessionmaker) as session:
         for decision in decisions:
             conversation_id = None
             if decision.outcome != SKIPPED:
-                conversation = conversation_for(decision)
+                conversation, rows = conversation_for(decision)
                 session.add(conversation)
+                participants.extend(rows)
                 conversation_id = conversation.id
             await session.flush()
             await session.execute(
@@ -133,6 +140,7 @@ async def write(runtime: Runtime, decisions: list[Decision]) -> None:
                 )
                 .execution_options(synchronize_session=False)
             )
+        await insert_participants(session, participants)
 
 
 async def write_batch(runtime: Runtime, decisions: list[Decision]) -> list[Decision]:
