@@ -76,5 +76,11 @@ WORKER_PAUSED = Gauge(
 OUTBOX_LEASE_LOST = Counter(
     "onecrew_outbox_lease_lost_total", "Runs whose lease was taken over before their outcome was recorded", ["kind"]
 )
+CONFIG_INFO = Gauge(
+    "onecrew_config_info",
+    "Always 1: the mode this process runs in (development, production) and the Stream it talks to (base URL or "
+    "'embedded emulator'; never a secret)",
+    ["mode", "stream"],
+)
 STREAM_UP = Gauge("onecrew_stream_up", "1 when the last (cached, at most once a minute) Stream health check answered")
 RETENTION_PURGED = Counter("onecrew_retention_purged_total", "Rows deleted by the retention purges", ["table"])
