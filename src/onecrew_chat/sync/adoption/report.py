@@ -35,6 +35,7 @@ class AdoptionReport:
                     "conversation_type": decision.conversation_type,
                     "members": [i.stream_id for i in decision.identities],
                     "last_message_at": record.last_message_at.isoformat() if record.last_message_at else None,
+                    "replaces": decision.displaces,  # the empty channel whose conversation gave up the pair
                 }
             )
             self.duplicates.setdefault(decision.pair_key or "", {"adopted": record.channel_id, "others": []})
@@ -81,6 +82,8 @@ class AdoptionReport:
         ]
         for pair in self.pairs:
             lines.append(f"  pair  {pair['channel_id']}  {pair['conversation_type']}  {' + '.join(pair['members'])}")
+            if pair.get("replaces"):
+                lines.append(f"        took the pair over from {pair['replaces']}, which has no message")
         for group in self.groups:
             lines.append(f"  group {group['channel_id']}  {group['name'] or '(no name)'}  {group['members']} members")
         for key, entry in self.duplicate_pairs().items():
