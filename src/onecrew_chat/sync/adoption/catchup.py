@@ -32,6 +32,7 @@ from onecrew_chat.models import Company, Conversation, ConversationParticipant, 
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.client import MAX_CHANNELS_PER_QUERY
 from onecrew_chat.sync.adoption.names import is_generic, queue_unset_names
+from onecrew_chat.sync.adoption.plan import ALREADY_OURS
 from onecrew_chat.sync.adoption.records import ChannelRecord, record_from_state, stream_time
 from onecrew_chat.sync.adoption.report import AdoptionReport
 from onecrew_chat.sync.adoption.run import import_channels
@@ -158,8 +159,12 @@ class CatchUpReport:
                 lines.append(f"        took the pair over from {pair['replaces']}, which has no message")
         for group in a.groups:
             lines.append(f"  group {group['channel_id']}  {group['name'] or '(no name)'}  {group['members']} members")
+        ours = [x for x in a.skipped if x["reason"] == ALREADY_OURS]
         for skipped in a.skipped:
-            lines.append(f"  skipped {skipped['channel_id']}: {skipped['reason']}")
+            if skipped not in ours:
+                lines.append(f"  skipped {skipped['channel_id']}: {skipped['reason']}")
+        if ours:
+            lines.append(f"  ({len(ours)} of the skipped are channels of this service's own conversations)")
         lines.append(
             f"Checked {self.conversations_checked} conversations against Stream: "
             f"{len(self.activity)} last messages, {len(self.reads)} read markers, "
@@ -170,11 +175,14 @@ class CatchUpReport:
             lines.append(f"  activity {item['channel_id']}  {item['last_message_at']}  {item['preview']!r}")
         for item in self.reads[:SHOWN]:
             lines.append(f"  read     {item['channel_id']}  {item['member']}  {item['read_at']}")
-        for item in self.members_added[:SHOWN]:
-            lines.append(f"  member   {item['channel_id']}  +{item['member']}")
+        per_group: dict[str, int] = {}
+        for item in self.members_added:
+            per_group[item["channel_id"]] = per_group.get(item["channel_id"], 0) + 1
+        for channel_id, added in list(per_group.items())[:SHOWN]:
+            lines.append(f"  members  {channel_id}  +{added}")
         for channel_id in self.names_queued[:SHOWN]:
             lines.append(f"  name     {channel_id}  generic name queued for removal in Stream")
-        hidden = sum(max(0, len(x) - SHOWN) for x in (self.activity, self.reads, self.members_added, self.names_queued))
+        hidden = sum(max(0, len(x) - SHOWN) for x in (self.activity, self.reads, per_group, self.names_queued))
         if hidden:
             lines.append(f"  ... and {hidden} more (--json lists every one)")
         if self.missing_in_stream:

@@ -11,6 +11,7 @@ from onecrew_chat.identity import ConversationType, Identity, Kind, pair_key
 from onecrew_chat.sync.adoption.records import ChannelRecord
 
 PAIR, GROUP, DUPLICATE, SKIPPED = "pair", "group", "duplicate", "skipped"
+ALREADY_OURS = "already known: a conversation of this service uses this channel"
 SHOWN = 5
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
@@ -67,7 +68,7 @@ def member_uuids(records: Iterable[ChannelRecord]) -> tuple[set[str], set[str]]:
 def classify(record: ChannelRecord, known: Known) -> Decision:
     """One channel on its own: skipped with the reason, or a pair or group candidate."""
     if record.channel_id in known.channel_ids:
-        return Decision(record, SKIPPED, "already known: a conversation of this service uses this channel")
+        return Decision(record, SKIPPED, ALREADY_OURS)
     if record.member_count > len(record.member_ids):
         return Decision(record, SKIPPED, f"Stream listed {len(record.member_ids)} of its {record.member_count} members")
     identities, foreign = [], []
