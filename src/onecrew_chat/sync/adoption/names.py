@@ -53,8 +53,8 @@ async def queue_unset_names(session: AsyncSession, channels: list[tuple[str, str
         )
     )
     new = {key: value for key, value in keys.items() if key not in pending}
-    for key, (channel_type, channel_id) in sorted(new.items()):
-        await outbox.add(session, UNSET_NAME, {"channel_type": channel_type, "channel_id": channel_id}, dedupe_key=key)
+    items = [({"channel_type": t, "channel_id": i}, key) for key, (t, i) in new.items()]
+    await outbox.add_many(session, UNSET_NAME, items)  # one statement
     return sorted(channel_id for _, channel_id in new.values())
 
 
