@@ -187,12 +187,13 @@ async def live_activity(chat: StreamChatAsync, world: OldWorld, rounds: int) -> 
     for _ in range(rounds):
         channel_id = rng.choice(world.channels)
         channel = chat.channel("messaging", channel_id)
-        members = world.members[channel_id]
+        who = rng.choice(world.members[channel_id])
         if rng.random() < 0.5:
-            await call(lambda: channel.send_message({"text": f"live {done['messages']}"}, rng.choice(members)))
+            text = f"live {done['messages']}"
+            await call(lambda channel=channel, text=text, who=who: channel.send_message({"text": text}, who))
             done["messages"] += 1
         else:
-            await call(lambda: channel.mark_read(rng.choice(members)))
+            await call(lambda channel=channel, who=who: channel.mark_read(who))
             done["reads"] += 1
         if rng.random() < 0.1:
             a, b = sid("user", rng.choice(world.users)), sid("user", rng.choice(world.users))
