@@ -151,7 +151,9 @@ class OldWorld:
                 channel = Channel("messaging", channel_id, members[0], created)
                 channel.custom["name"] = name
                 for member in members:
-                    channel.members[member] = Member(member, created, role="owner" if member == members[0] else "member")
+                    channel.members[member] = Member(
+                        member, created, role="owner" if member == members[0] else "member"
+                    )
                 for k in range(rng.randint(0, 8)):
                     at = created + (k + 1) * rng.randint(1, max(1, age // 10)) * S
                     if at >= now:
@@ -232,7 +234,9 @@ async def compare(runtime, emulator) -> dict[str, int]:
         users = [sid("user", u) for u in await session.scalars(select(User.id))]
         users += [sid("company", c) for c in await session.scalars(select(Company.id))]
     unread_off = sum(1 for u in users if ours.get(u, 0) != stream_unread.get(u, 0))
-    preview_off = sum(1 for c in conversations.values() if c.last_message_preview != preview(last_text.get(c.channel_id)))
+    preview_off = sum(
+        1 for c in conversations.values() if c.last_message_preview != preview(last_text.get(c.channel_id))
+    )
     return {"identities": len(users), "unread_differs": unread_off, "preview_differs": preview_off}
 
 
