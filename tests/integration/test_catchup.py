@@ -172,6 +172,11 @@ async def test_during_a_cutover_a_create_adopts_the_pairs_old_channel(app, clien
     assert fresh.status_code == 200 and emulator.count("QueryChannels") == 0
 
 
+async def test_removing_the_name_of_a_channel_stream_no_longer_has_is_done(runtime, emulator):
+    await names.unset_name(runtime, {"channel_type": "messaging", "channel_id": "user_user-gone"})
+    assert emulator.count("UpdateChannelPartial") == 1
+
+
 def test_generic_names_are_the_old_backends_only():
     assert names.is_generic("Conversation 1f0c8a9e-3b7d-4c55-9e0a-2b1d7e6f4a10")
     assert names.is_generic("Conversation user_company-3565728146948a62810a0ae483151108")

@@ -19,10 +19,12 @@ from onecrew_chat.logging import get_logger
 from onecrew_chat.models import OutboxMessage
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime
+from onecrew_chat.stream.errors import StreamRequestError
 
 log = get_logger(__name__)
 
 UNSET_NAME = "channel.unset_name"
+NOT_FOUND = 404
 # What the old backend named every pair channel: "Conversation " and an id (a uuid, or a channel id).
 GENERIC_NAME = re.compile(r"Conversation [0-9A-Za-z_:-]+")
 
@@ -59,7 +61,14 @@ async def queue_unset_names(session: AsyncSession, channels: list[tuple[str, str
 
 
 async def unset_name(runtime: Runtime, payload: dict[str, Any]) -> None:
-    """Outbox handler: remove the channel's name in Stream (safe to repeat: unsetting an absent field is a no-op)."""
+    """Outbox handler: remove the channel's name in Stream (safe to repeat: unsetting an absent field is a no-op);
+    a channel deleted from Stream meanwhile has no name left to remove (done, not a dead letter)."""
     channel_type, channel_id = str(payload["channel_type"]), str(payload["channel_id"])
-    await runtime.stream.unset_channel_fields(channel_type, channel_id, ["name"])
+    try:
+        await runtime.stream.unset_channel_fields(channel_type, channel_id, ["name"])
+    except StreamRequestError as exc:
+        if exc.status != NOT_FOUND:
+            raise
+        log.info("adoption.generic_name_gone", channel_id=channel_id, reason="the channel is not in Stream")
+        return
     log.info("adoption.generic_name_removed", channel_id=channel_id)
