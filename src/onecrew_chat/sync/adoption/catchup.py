@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, and_, bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.db import UTCDateTime, unit_of_work, utcnow
@@ -330,20 +331,25 @@ class CatchUp:
             return
         async with unit_of_work(self.runtime.sessionmaker) as session:
             now = utcnow()
+            insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
             for ours, identity, read_at in changes.members:
-                session.add(
-                    ConversationParticipant(
-                        id=new_uuid(),
-                        conversation_id=ours.id,
-                        participant_type=identity.kind.value,
-                        participant_id=identity.entity_id,
-                        joined_at=now,
-                        last_read_at=read_at,
-                        created_at=now,
-                    )
+                row = {
+                    "id": new_uuid(),
+                    "conversation_id": ours.id,
+                    "participant_type": identity.kind.value,
+                    "participant_id": identity.entity_id,
+                    "joined_at": now,
+                    "last_read_at": read_at,
+                    "created_at": now,
+                }
+                # Another run may have added the member meanwhile: then it is there already.
+                added = await session.execute(
+                    insert(_PARTICIPANT)
+                    .values(row)
+                    .on_conflict_do_nothing(index_elements=["conversation_id", "participant_type", "participant_id"])
                 )
-                report.members_added.append({"channel_id": ours.channel_id, "member": identity.stream_id})
-            await session.flush()
+                if cast(CursorResult[Any], added).rowcount:
+                    report.members_added.append({"channel_id": ours.channel_id, "member": identity.stream_id})
             for ours, at, preview in changes.activity:
                 result = await session.execute(MOVE_ACTIVITY, {"conversation": ours.id, "at": at, "preview": preview})
                 if cast(CursorResult[Any], result).rowcount:
