@@ -30,10 +30,13 @@ from stream_chat import StreamChatAsync
 
 from bench.harness import SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET, prepare_database, start_emulator
 from onecrew_chat.config import Settings
+from onecrew_chat.conversations.create import create_conversation
 from onecrew_chat.logging import configure_logging
 from onecrew_chat.models import Company, CompanyMember, Conversation, ConversationParticipant, User
 from onecrew_chat.runtime import build_runtime
+from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.sync.adoption.catchup import catch_up
+from onecrew_chat.sync.adoption.cutover import set_switch
 from onecrew_chat.sync.adoption.records import preview
 from onecrew_chat.sync.adoption.run import import_channels
 from onecrew_chat.sync.backfill import backfill_identities
@@ -172,19 +175,24 @@ class OldWorld:
         return {"channels": made, "messages": messages}
 
 
+async def retried(make, counts: dict[str, int]):
+    """An SDK call; a 429 waits for the rate-limit window to pass (the next second) and tries again."""
+    while True:
+        try:
+            return await make()
+        except Exception as exc:
+            if getattr(exc, "status_code", None) != 429:
+                raise
+            counts["waits"] = counts.get("waits", 0) + 1
+            await asyncio.sleep(1.0 - time.time() % 1.0 + 0.01)
+
+
 async def live_activity(chat: StreamChatAsync, world: OldWorld, rounds: int) -> dict[str, int]:
     """The old backend between steps: messages, reads and new pairs (generic names) through the SDK."""
     rng, done = world.rng, {"messages": 0, "reads": 0, "pairs": 0, "waits": 0}
 
     async def call(make):
-        while True:
-            try:
-                return await make()
-            except Exception as exc:  # a 429: the window passes at the next second
-                if getattr(exc, "status_code", None) != 429:
-                    raise
-                done["waits"] += 1
-                await asyncio.sleep(1.0 - time.time() % 1.0 + 0.01)
+        return await retried(make, done)
 
     for _ in range(rounds):
         channel_id = rng.choice(world.channels)
@@ -238,6 +246,42 @@ async def compare(runtime, emulator) -> dict[str, int]:
         1 for c in conversations.values() if c.last_message_preview != preview(last_text.get(c.channel_id))
     )
     return {"identities": len(users), "unread_differs": unread_off, "preview_differs": preview_off}
+
+
+async def creates_during_cutover(runtime, base_url: str, world: OldWorld, pairs: int = 50) -> dict[str, Any]:
+    """The old backend starts pairs no catch-up has seen; the app's creates for them, with the cut-over on, answer
+    the old channels: each create's time (one QueryChannels lookup, the adoption, the answer)."""
+    rng, counts = world.rng, {"waits": 0}
+    started: list[tuple[str, str, str]] = []
+    async with StreamChatAsync(STREAM_KEY, STREAM_SECRET, base_url=base_url, timeout=10.0) as chat:
+        while len(started) < pairs:
+            a, b = rng.sample(world.users, 2)
+            channel_id = f"user_user-{hashlib.md5(f'late{a}{b}'.encode()).hexdigest()}"
+            data = {"members": [sid("user", a), sid("user", b)], "name": f"Conversation {uuid.uuid4()}"}
+            channel = chat.channel("messaging", channel_id, data)
+            sender = sid("user", a)
+            await retried(lambda channel=channel, sender=sender: channel.create(sender), counts)
+            await retried(
+                lambda channel=channel, sender=sender: channel.send_message({"text": "from the old backend"}, sender),
+                counts,
+            )
+            started.append((a, b, channel_id))
+    await set_switch(runtime.sessionmaker, on=True)
+    times, answered_old = [], 0
+    for a, b, channel_id in started:
+        request = CreateConversationRequest(conversation_type="user_user", participant_ids=[a])
+        begun = time.perf_counter()
+        answer = await create_conversation(runtime, b, request)
+        times.append((time.perf_counter() - begun) * 1000)
+        answered_old += answer["id"] == channel_id
+    await set_switch(runtime.sessionmaker, on=False)
+    times.sort()
+    return {
+        "creates": len(times),
+        "answered_the_old_channel": answered_old,
+        "p50_ms": round(times[len(times) // 2], 1),
+        "p95_ms": round(times[int(len(times) * 0.95) - 1], 1),
+    }
 
 
 async def run(kind: str, url: str, users: int, companies: int, channels: int, rounds: int) -> dict[str, Any]:
@@ -295,6 +339,9 @@ async def run(kind: str, url: str, users: int, companies: int, channels: int, ro
         out["after_catch_up"] = await compare(runtime, emulator)
         again = await timed("cutover catch-up (second run)", catch_up(runtime))
         out["second_run"] = {"changed": again.changed, "stream_calls": again.stream_calls}
+        out["creates_during_cutover"] = await timed(
+            "50 creates during the cut-over", creates_during_cutover(runtime, server.base_url, world)
+        )
         out["timings_s"] = timings
     finally:
         await runtime.close()
