@@ -196,11 +196,6 @@ async def test_the_old_webhook_keeps_reaction_new(runtime, emulator, emulator_se
         env = cli_env(runtime.settings.database_url, emulator_server)
         await cli_ok(env, "stream", "configure", "--webhook-url", "http://127.0.0.1:9/api/chat/webhooks/stream")
         message = await old.post(w.era3, w.stream("company", w.sat), "Welcome")
-        try:
-            await old.react(w.era3, message, w.stream("user", w.amr))
-        except Exception as exc:  # the emulator's reactions and event_hooks come with issue 15 point 5
-            pytest.skip(f"needs issue 15 point 5 (event_hooks, reactions in the emulator; branch cutover-parts): {exc}")
+        await old.react(w.era3, message, w.stream("user", w.amr))
         await emulator.webhooks.wait_idle_async(timeout=10)
-        if old_webhook.received("reaction.new") == 0:
-            pytest.skip("needs issue 15 point 5 (stream configure through event_hooks; branch cutover-parts)")
         assert old_webhook.received("reaction.new") == 1

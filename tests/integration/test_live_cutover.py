@@ -4,7 +4,8 @@ The old backend (the official SDK against the emulator, Stream's rate limits enf
 under its own ids with generic names, re-upserts companies as `admin` and grows a group to 150 members between the
 runbook's steps (deterministically: its actions run between the steps, nothing races on timing). Afterwards every
 person's unread count and every conversation's preview equal Stream's, no pair is split, no OneCrew identity is
-admin, no pair keeps a generic name, and a second run changes nothing. `-s` prints each step's time (docs/cutover.md).
+admin (a ghost the directory does not hold included), no pair keeps a generic name, the old backend's webhook still
+gets `reaction.new`, and a second run changes nothing. `-s` prints each step's time (docs/cutover.md).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tests.support import STREAM_KEY, STREAM_SECRET, auth, wait_until
 pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning")]
 
 GROUP_ID = "group-old-big"
-FIRST_MEMBERS, GROWTH = 79, 35  # the group: 80 members at `import channels`, 150 before the switch
+FIRST_MEMBERS, GROWTH = 109, 20  # the group: 110 members at `import channels`, 150 before the switch
 
 
 class Steps:
@@ -111,11 +112,15 @@ async def live_switch(database_url, emulator_server, emulator, runtime) -> None:
         async with StreamChatAsync(STREAM_KEY, STREAM_SECRET, base_url=emulator_server.base_url, timeout=10.0) as chat:
             old = OldBackend(chat)
             await old.upsert([{"id": c, "name": f"Crew {i}", "role": "user"} for i, c in enumerate(crew_ids)])
+            # The old backend's guess: Amr's uuid as a company, an app-wide admin the directory does not hold.
+            ghost = w.stream("company", w.amr)
+            await old.upsert([{"id": ghost, "name": "Amr", "role": "admin"}])
             await old.start_group(GROUP_ID, "Big crew", [amr, *crew_ids[:FIRST_MEMBERS]])
             await old.post(GROUP_ID, crew_ids[0], "Welcome, crew")
 
             # Steps 1-3 (the directory is in place): mirror identities, adopt channels.
             await steps.run("sync identities", lambda: cli("sync", "identities"))
+            await steps.run("stream demote-admins", lambda: cli("stream", "demote-admins"))
             await steps.run("import channels", lambda: cli("import", "channels"))
 
             # The old backend goes on: a message, a read, a new pair (generic name), the group grows.
@@ -150,7 +155,7 @@ async def live_switch(database_url, emulator_server, emulator, runtime) -> None:
 
                     # The old backend starts a pair no catch-up has seen; then the app switches (step 8).
                     p2 = await old.start_pair(old_pair_id("user_company", lolo, amr), lolo, amr)
-                    await old.post(p2, lolo, "Welcome to Lolo Academy")
+                    welcome = await old.post(p2, lolo, "Welcome to Lolo Academy")
                     await old.post(w.group, nour, "Shooting moved to 10")
 
                     async def create(user, other, conversation_type, company_id=None) -> str:
@@ -173,7 +178,10 @@ async def live_switch(database_url, emulator_server, emulator, runtime) -> None:
                     # Old clients still on the old backend after the switch: a pair, messages, reads, an admin upsert.
                     p3 = await old.start_pair(old_pair_id("user_company", sat, nour), sat, nour)
                     await old.post(p3, sat, "Your certificate is ready")
-                    await old.upsert([{"id": lolo, "name": "Lolo Academy", "role": "admin"}])
+                    await old.upsert(
+                        [{"id": lolo, "name": "Lolo Academy", "role": "admin"}, {"id": ghost, "role": "admin"}]
+                    )
+                    await old.react(p2, welcome, amr)  # the old backend's webhook still gets reaction.new
                     await old.post(GROUP_ID, crew_ids[5], "wrap at 6")
                     for reader in crew_ids[10:30]:
                         await old.read(GROUP_ID, reader)
@@ -182,11 +190,13 @@ async def live_switch(database_url, emulator_server, emulator, runtime) -> None:
                     # Step 9: the catch-up after the switch, the admin repair, then the switch off.
                     after = await steps.run("cutover catch-up (after the switch)", lambda: cli("cutover", "catch-up"))
                     assert p3 in after
+                    await steps.run("stream demote-admins (last)", lambda: cli("stream", "demote-admins"))
                     await steps.run("reconcile --repair", lambda: cli("reconcile", "--repair"))
                     await wait_until(lambda: outbox_drained(runtime), timeout=60, what="the outbox worker")
                     await steps.run("cutover end", lambda: cli("cutover", "end"))
 
                     await check_everything(http, runtime, emulator, w, crew, [p1, p2, p3], fresh)
+                    assert old_webhook.received("reaction.new") == 1, "the old backend keeps its events"
 
                     # A second run changes nothing.
                     again = json.loads(await cli("cutover", "catch-up", "--json"))
