@@ -10,6 +10,8 @@ POST /_emulator/faults     {"latency_ms", "jitter_ms", "error_rates": {op: rate 
                             "visibility_delay_ms", "webhook_failures": {count, status},
                             "reset": bool}
 POST /_emulator/reset      wipe state, faults, log and deliveries
+POST /_emulator/connections/drop {"user_id"?}: close the /connect WebSockets (of one user, or all)
+                            as a server restart would, so clients reconnect
 POST /_emulator/rate_limits {"enabled": bool}: enforce Stream's rate limits or only announce them
 """
 
@@ -86,6 +88,13 @@ async def handle(emulator: Emulator, method: str, path: str, body: bytes) -> tup
             return 400, {"error": f'expected {{"enabled": true|false}}: {exc}'}
         emulator.rate_limiter.enabled = bool(enabled)
         return 200, {"rate_limits": emulator.rate_limiter.enabled}
+    if method == "POST" and route == "/connections/drop":
+        try:
+            user_id = json.loads(body or b"{}").get("user_id")
+        except (ValueError, AttributeError) as exc:
+            return 400, {"error": f'expected {{"user_id": "..."}} or {{}}: {exc}'}
+        with emulator.lock:
+            return 200, {"dropped": emulator.hub.drop(user_id)}
     if method == "POST" and route == "/reset":
         emulator.reset()
         return 200, {"reset": True}

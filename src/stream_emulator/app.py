@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import email.parser
+import email.policy
 import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from . import admin
+from . import admin, realtime
 from . import operations as op
 from .call import Call
 from .errors import INTERNAL, NOT_ALLOWED, RATE_LIMIT, StreamError, envelope, input_error
+from .handlers import uploads
 from .ratelimit import headers as rate_header_values
 from .requestlog import RequestRecord
 from .router import Router, split_path
@@ -40,6 +43,8 @@ class EmulatorApp:
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await realtime.serve(self.emulator, scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -50,6 +55,7 @@ class EmulatorApp:
                 self.emulator.load()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.emulator.hub.drop()
                 self.emulator.flush()
                 await self.emulator.webhooks.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -74,6 +80,13 @@ class EmulatorApp:
             status, result = await admin.handle(emu, method, path, body)
             await _respond(send, status, json.dumps(result).encode(), [])
             return
+        if method == "GET" and path.startswith(uploads.UPLOADS_PATH):
+            found = uploads.served(emu.state.uploads, path)
+            if found is None:
+                await _respond(send, 404, b'{"error": "no such upload"}', [])
+            else:
+                await _respond(send, 200, found[1], [], content_type=found[0].encode("latin-1"))
+            return
         dialect_name, segments = split_path(path)
         query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
         route = _ROUTER.match(method, segments)
@@ -86,11 +99,16 @@ class EmulatorApp:
             if faults.active and (delay := faults.delay_s()):
                 await asyncio.sleep(delay)
             auth_type = token = None
+            content_type = host = ""
             for name, value in scope["headers"]:
                 if name == b"authorization":
                     token = value.decode("latin-1")
                 elif name == b"stream-auth-type":
                     auth_type = value.decode("latin-1")
+                elif name == b"content-type":
+                    content_type = value.decode("latin-1")
+                elif name == b"host":
+                    host = value.decode("latin-1")
             caller = emu.authenticator.authenticate(query.get("api_key"), auth_type, token)
             if route is None:
                 raise StreamError(16, f"{method} {path} is not served by the stream emulator", status=404)
@@ -112,9 +130,14 @@ class EmulatorApp:
                     return
                 if failure is not None:
                     raise StreamError(INTERNAL, "internal server error (injected fault)", status=failure.status)
-            parsed = _parse_json(body)
+            files = None
+            if content_type.startswith("multipart/form-data"):
+                parsed, files = _parse_multipart(content_type, body)
+            else:
+                parsed = _parse_json(body)
             dialect = emu.v2 if dialect_name == "v2" else emu.v1
-            call = Call(emu, dialect, method, route[2], query, parsed, caller, operation)
+            base_url = f"{scope.get('scheme', 'http')}://{host or '127.0.0.1'}"
+            call = Call(emu, dialect, method, route[2], query, parsed, caller, operation, files, base_url)
             with emu.lock:
                 if emu.generation != generation:
                     raise StreamError(INTERNAL, "the emulator was reset while this call was in flight", status=503)
@@ -186,12 +209,41 @@ def _parse_json(body: bytes) -> dict:
     return value
 
 
-async def _respond(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+def _parse_multipart(content_type: str, body: bytes) -> tuple[dict, dict[str, tuple[str, str, bytes]]]:
+    """The text fields (as a JSON-like dict) and the file fields of a multipart/form-data body."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    if not message.is_multipart():
+        raise input_error("request body is not valid multipart/form-data")
+    fields: dict[str, Any] = {}
+    files: dict[str, tuple[str, str, bytes]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None:
+            files[name] = (filename, part.get_content_type(), data)
+        else:
+            fields[name] = data.decode("utf-8", "replace")
+    return fields, files
+
+
+async def _respond(
+    send: Any,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]],
+    content_type: bytes = b"application/json",
+) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+            "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *headers],
         }
     )
     await send({"type": "http.response.body", "body": body})

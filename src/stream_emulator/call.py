@@ -13,7 +13,7 @@ from .webhooks import delivers_anything
 
 if TYPE_CHECKING:
     from .emulator import Emulator
-    from .state import Channel, User
+    from .state import Channel, Message, User
 
 # Stream's documented id rules, matched whole (fullmatch: `$` would let a trailing newline
 # through) and in ASCII only (`\w` would take "café" and "日本"). User ids: a-z, 0-9, @ _ -.
@@ -25,7 +25,19 @@ MAX_BATCH = 100
 class Call:
     """The parsed request handed to a handler."""
 
-    __slots__ = ("emulator", "state", "dialect", "method", "params", "query", "body", "caller", "operation")
+    __slots__ = (
+        "emulator",
+        "state",
+        "dialect",
+        "method",
+        "params",
+        "query",
+        "body",
+        "caller",
+        "operation",
+        "files",
+        "base_url",
+    )
 
     def __init__(
         self,
@@ -37,7 +49,11 @@ class Call:
         body: Any,
         caller: Caller,
         operation: str,
+        files: dict[str, tuple[str, str, bytes]] | None = None,
+        base_url: str = "",
     ) -> None:
+        """`files`: multipart file fields, name -> (file name, content type, bytes); `base_url`:
+        where the caller reached the emulator (for the URLs of uploads)."""
         self.emulator = emulator
         self.state = emulator.state
         self.dialect = dialect
@@ -47,6 +63,8 @@ class Call:
         self.body = body
         self.caller = caller
         self.operation = operation
+        self.files = files or {}
+        self.base_url = base_url
 
     @property
     def v2(self) -> bool:
@@ -95,6 +113,14 @@ class Call:
             raise not_found(f"Can't find channel with id {cid}")
         return channel
 
+    def message(self, message_id: str) -> tuple[Channel, Message]:
+        """The message with this id and its channel, or Stream's code 16."""
+        for channel in self.state.channels.values():
+            message = channel.message(message_id)
+            if message is not None:
+                return channel, message
+        raise not_found(f"Message with id {message_id} not found")
+
     def emit(self, event: dict) -> None:
         """Hand an event to webhook delivery (a no-op when no webhook_url is set)."""
         self.emulator.webhooks.emit(event)
@@ -130,6 +156,21 @@ def check_user_id(user_id: Any, field: str = "id") -> str:
             **{field: "invalid user id"},
         )
     return user_id
+
+
+def check_count(name: str, value: Any, default: int, maximum: int) -> int:
+    """A whole number 0..maximum (`default` when absent), or code 4 naming the field."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise input_error(f"{name} must be a number", **{name: "invalid"})
+    try:
+        number = int(value)
+    except ValueError:
+        raise input_error(f"{name} must be a number", **{name: "invalid"}) from None
+    if number < 0 or number > maximum:
+        raise input_error(f"{name} must be between 0 and {maximum}", **{name: "invalid"})
+    return number
 
 
 def check_offset(payload: dict, maximum: int) -> int:

@@ -145,6 +145,7 @@ def uvicorn_config(emulator: Emulator, enable_admin: bool) -> uvicorn.Config:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=1,
+        ws="websockets-sansio",
     )
 
 

@@ -12,21 +12,8 @@ from typing import Any
 
 from .channel_types import config_for
 from .clock import rfc3339
+from .permissions import capabilities
 from .state import Channel, Member, Message, Read, User
-
-OWN_CAPABILITIES = [
-    "ban-channel-members",
-    "connect-events",
-    "delete-any-message",
-    "delete-channel",
-    "read-events",
-    "send-message",
-    "send-reaction",
-    "typing-events",
-    "update-channel",
-    "update-channel-members",
-    "upload-file",
-]
 
 
 class Dialect:
@@ -58,7 +45,7 @@ class Dialect:
             "created_at": self.time(user.created_at),
             "updated_at": self.time(user.updated_at),
             "banned": False,
-            "online": False,
+            "online": user.online and not user.invisible,
             "invisible": user.invisible,
             "shadow_banned": False,
             "language": user.language,
@@ -69,6 +56,8 @@ class Dialect:
             body["name"] = user.name
         if user.image is not None:
             body["image"] = user.image
+        if user.last_active is not None:
+            body["last_active"] = self.time(user.last_active)
         if user.deactivated_at is not None:
             body["deactivated_at"] = self.time(user.deactivated_at)
         if user.deleted_at is not None:
@@ -106,8 +95,8 @@ class Dialect:
             self._configs[channel_type] = cached
         return cached
 
-    def channel(self, channel: Channel, users: dict[str, User]) -> dict:
-        """The channel object (ChannelResponse)."""
+    def channel(self, channel: Channel, users: dict[str, User], viewer: str | None = None) -> dict:
+        """The channel object (ChannelResponse); `own_capabilities` are the viewer's (None: the server's)."""
         body = {
             "id": channel.id,
             "type": channel.type,
@@ -119,7 +108,7 @@ class Dialect:
             "member_count": len(channel.members),
             "message_count": len(channel.messages),
             "config": self.config(channel.type),
-            "own_capabilities": OWN_CAPABILITIES,
+            "own_capabilities": capabilities(channel, viewer, users),
             "hidden": False,
             "blocked": False,
         }
@@ -164,9 +153,40 @@ class Dialect:
         values = list(channel.members.values())[offset : offset + limit]
         return [self.member(m, users) for m in values]
 
-    def message(self, channel: Channel, message: Message, users: dict[str, User]) -> dict:
-        """One message (MessageResponse)."""
+    def message(self, channel: Channel, message: Message, users: dict[str, User], viewer: str | None = None) -> dict:
+        """One message (MessageResponse); `own_reactions` are the viewer's."""
         user = users.get(message.user_id)
+        counts: dict[str, int] = {}
+        scores: dict[str, int] = {}
+        groups: dict[str, dict] = {}
+        for reaction in message.reactions:
+            kind = reaction["type"]
+            counts[kind] = counts.get(kind, 0) + 1
+            scores[kind] = scores.get(kind, 0) + reaction["score"]
+            group = groups.setdefault(
+                kind,
+                {
+                    "count": 0,
+                    "sum_scores": 0,
+                    "first_reaction_at": self.time(reaction["created_at"]),
+                    "last_reaction_at": self.time(reaction["created_at"]),
+                    "latest_reactions_by": [],
+                },
+            )
+            group["count"] += 1
+            group["sum_scores"] += reaction["score"]
+            group["last_reaction_at"] = self.time(reaction["created_at"])
+            # The newest reactors of the type first, as Stream lists them.
+            group["latest_reactions_by"].insert(
+                0,
+                {
+                    "user_id": reaction["user_id"],
+                    "created_at": self.time(reaction["created_at"]),
+                    "user": self._user_or_id(reaction["user_id"], users),
+                },
+            )
+        latest = [self.reaction(message, r, users) for r in reversed(message.reactions[-10:])]
+        own = [self.reaction(message, r, users) for r in message.reactions if viewer and r["user_id"] == viewer]
         body = {
             "id": message.id,
             "text": message.text,
@@ -176,16 +196,20 @@ class Dialect:
             "user": self.user(user) if user is not None else {"id": message.user_id},
             "created_at": self.time(message.created_at),
             "updated_at": self.time(message.updated_at),
-            "attachments": [],
-            "latest_reactions": [],
-            "own_reactions": [],
+            "attachments": list(message.attachments),
+            "latest_reactions": latest,
+            "own_reactions": own,
             "mentioned_users": [],
-            "reaction_counts": {},
-            "reaction_scores": {},
+            "reaction_counts": counts,
+            "reaction_scores": scores,
+            "reaction_groups": groups,
             "reply_count": message.reply_count,
             "deleted_reply_count": 0,
             "silent": False,
-            "pinned": False,
+            "pinned": message.pinned_at is not None,
+            "pinned_at": self.time(message.pinned_at) if message.pinned_at is not None else None,
+            "pinned_by": self._user_or_id(message.pinned_by, users) if message.pinned_by is not None else None,
+            "pin_expires": self.time(message.pin_expires) if message.pin_expires is not None else None,
             "shadowed": False,
             "mentioned_channel": False,
             "mentioned_here": False,
@@ -194,7 +218,27 @@ class Dialect:
         if message.parent_id is not None:
             body["parent_id"] = message.parent_id
             body["show_in_channel"] = message.show_in_channel
+        if message.deleted_at is not None:
+            body["deleted_at"] = self.time(message.deleted_at)
         return self._custom(body, message.custom)
+
+    def _user_or_id(self, user_id: str, users: dict[str, User]) -> dict:
+        user = users.get(user_id)
+        return self.user(user) if user is not None else {"id": user_id}
+
+    def reaction(self, message: Message, reaction: dict, users: dict[str, User]) -> dict:
+        """One reaction (ReactionResponse)."""
+        user = users.get(reaction["user_id"])
+        return {
+            "message_id": message.id,
+            "user_id": reaction["user_id"],
+            "user": self.user(user) if user is not None else {"id": reaction["user_id"]},
+            "type": reaction["type"],
+            "score": reaction["score"],
+            "created_at": self.time(reaction["created_at"]),
+            "updated_at": self.time(reaction["updated_at"]),
+            "custom": {},
+        }
 
     def read(self, user_id: str, read: Read, users: dict[str, User]) -> dict:
         """One member's read state (ReadStateResponse)."""
@@ -209,23 +253,36 @@ class Dialect:
         return body
 
     def channel_state(
-        self, channel: Channel, users: dict[str, User], *, messages: int = 25, member_limit: int = 100
+        self,
+        channel: Channel,
+        users: dict[str, User],
+        *,
+        messages: int | list[Message] = 25,
+        member_limit: int = 100,
+        watchers: list[str] | None = None,
+        viewer: str | None = None,
     ) -> dict:
-        """channel + members + messages + reads, as get-or-create and query channels return."""
-        # A thread-only reply lives in its thread: the channel's messages leave it out.
-        shown = [m for m in channel.messages if m.in_channel]
-        recent = shown[-messages:] if messages > 0 else []
+        """channel + members + messages + reads, as get-or-create and query channels return.
+
+        `messages`: how many of the newest to show, or the page to show; `watchers`: the ids of
+        the users watching; `viewer`: the user asking (their membership is shown)."""
+        if isinstance(messages, int):
+            # A thread-only reply lives in its thread: the channel's messages leave it out.
+            shown = [m for m in channel.messages if m.in_channel]
+            messages = shown[-messages:] if messages > 0 else []
+        watching = watchers or []
+        member = channel.members.get(viewer) if viewer is not None else None
         return {
-            "channel": self.channel(channel, users),
+            "channel": self.channel(channel, users, viewer),
             "members": self.members(channel, users, member_limit),
-            "messages": [self.message(channel, m, users) for m in recent],
+            "messages": [self.message(channel, m, users, viewer) for m in messages],
             "pinned_messages": [],
             "read": [self.read(uid, r, users) for uid, r in channel.reads.items()],
-            "watcher_count": 0,
-            "watchers": [],
+            "watcher_count": len(watching),
+            "watchers": [self.user(users[w]) for w in watching if w in users],
             "threads": [],
             "hidden": False,
-            "membership": None,
+            "membership": self.member(member, users) if member is not None else None,
         }
 
 

@@ -12,6 +12,7 @@ from .auth import Authenticator
 from .dialects import make_v1, make_v2
 from .faults import Faults
 from .ratelimit import RateLimiter
+from .realtime import HEALTH_CHECK_INTERVAL_S, Hub
 from .requestlog import RequestLog, RequestRecord
 from .state import State
 from .webhooks import DEFAULT_LOG_SIZE, RetryPolicy, WebhookDelivery, Webhooks
@@ -60,6 +61,9 @@ class Emulator:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_loop: asyncio.AbstractEventLoop | None = None
         self.rate_limiter = RateLimiter(enabled=rate_limits)
+        # The open /connect WebSockets and what they watch; the server's health.check period on them.
+        self.hub = Hub()
+        self.health_check_interval_s = HEALTH_CHECK_INTERVAL_S
         self.webhooks = Webhooks(
             api_key, api_secret, lambda: self.state.app, self.faults, webhook_policy, webhook_log_size
         )
@@ -119,6 +123,7 @@ class Emulator:
             # touch the new state nor show up in the new request log.
             self.generation += 1
             self._state = State()
+            self.hub.clear()
             self.v1, self.v2 = make_v1(), make_v2()
             self.persist()
         self.faults.reset()

@@ -28,6 +28,22 @@ GET_APP = "GetApp"
 UPDATE_APP = "UpdateApp"
 GET_PUSH_TEMPLATES = "GetPushTemplates"
 UPSERT_PUSH_TEMPLATE = "UpsertPushTemplate"
+GET_MESSAGE = "GetMessage"
+UPDATE_MESSAGE = "UpdateMessage"
+UPDATE_MESSAGE_PARTIAL = "UpdateMessagePartial"
+DELETE_MESSAGE = "DeleteMessage"
+DELETE_REACTION = "DeleteReaction"
+SEND_EVENT = "SendEvent"
+MARK_UNREAD = "MarkUnread"
+STOP_WATCHING_CHANNEL = "StopWatchingChannel"
+CREATE_DEVICE = "CreateDevice"
+LIST_DEVICES = "ListDevices"
+DELETE_DEVICE = "DeleteDevice"
+UPLOAD_IMAGE = "UploadImage"
+UPLOAD_FILE = "UploadFile"
+DELETE_IMAGE = "DeleteImage"
+DELETE_FILE = "DeleteFile"
+MARK_DELIVERED = "MarkDelivered"
 # Not an operation of Stream's: what the request log calls a path the emulator does not serve.
 UNKNOWN = "Unknown"
 
@@ -60,6 +76,22 @@ ALL = (
     UPDATE_APP,
     GET_PUSH_TEMPLATES,
     UPSERT_PUSH_TEMPLATE,
+    GET_MESSAGE,
+    UPDATE_MESSAGE,
+    UPDATE_MESSAGE_PARTIAL,
+    DELETE_MESSAGE,
+    DELETE_REACTION,
+    SEND_EVENT,
+    MARK_UNREAD,
+    STOP_WATCHING_CHANNEL,
+    CREATE_DEVICE,
+    LIST_DEVICES,
+    DELETE_DEVICE,
+    UPLOAD_IMAGE,
+    UPLOAD_FILE,
+    DELETE_IMAGE,
+    DELETE_FILE,
+    MARK_DELIVERED,
 )
 
 # Operations that change state: the state file is rewritten after each successful one.
@@ -84,6 +116,13 @@ MUTATING = frozenset(
         MARK_READ,
         UPDATE_APP,
         UPSERT_PUSH_TEMPLATE,
+        UPDATE_MESSAGE,
+        UPDATE_MESSAGE_PARTIAL,
+        DELETE_MESSAGE,
+        DELETE_REACTION,
+        MARK_UNREAD,
+        CREATE_DEVICE,
+        DELETE_DEVICE,
     }
 )
 
@@ -103,6 +142,23 @@ CLIENT_ALLOWED = frozenset(
         UNREAD_COUNTS,
         GET_REPLIES,
         GET_APP,
+        DELETE_CHANNEL,
+        GET_MESSAGE,
+        UPDATE_MESSAGE,
+        UPDATE_MESSAGE_PARTIAL,
+        DELETE_MESSAGE,
+        DELETE_REACTION,
+        SEND_EVENT,
+        MARK_UNREAD,
+        STOP_WATCHING_CHANNEL,
+        CREATE_DEVICE,
+        LIST_DEVICES,
+        DELETE_DEVICE,
+        UPLOAD_IMAGE,
+        UPLOAD_FILE,
+        DELETE_IMAGE,
+        DELETE_FILE,
+        MARK_DELIVERED,
     }
 )
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import operations as op
-from .handlers import app_settings, channels, members, messages, reactions, tasks, threads, users
+from .handlers import (
+    app_settings,
+    channels,
+    devices,
+    members,
+    message_actions,
+    messages,
+    tasks,
+    threads,
+    uploads,
+    users,
+)
 
 Handler = Callable[..., dict]
 
@@ -28,6 +39,7 @@ ROUTES: list[tuple[str, str, str, Handler]] = [
     ("POST", "push_templates", op.UPSERT_PUSH_TEMPLATE, app_settings.upsert_push_template),
     ("POST", "channels", op.QUERY_CHANNELS, channels.query),
     ("POST", "channels/delete", op.DELETE_CHANNELS, channels.delete_many),
+    ("POST", "channels/delivered", op.MARK_DELIVERED, messages.mark_delivered),
     ("POST", "channels/{}/query", op.GET_OR_CREATE_CHANNEL, channels.get_or_create_distinct),
     ("POST", "channels/{}/{}/query", op.GET_OR_CREATE_CHANNEL, channels.get_or_create),
     ("POST", "channels/{}/{}", op.UPDATE_CHANNEL, channels.update),
@@ -39,8 +51,32 @@ ROUTES: list[tuple[str, str, str, Handler]] = [
     ("GET", "unread", op.UNREAD_COUNTS, messages.unread_counts),
     ("POST", "unread_batch", op.UNREAD_COUNTS_BATCH, messages.unread_batch),
     ("GET", "messages/{}/replies", op.GET_REPLIES, threads.get_replies),
-    ("POST", "messages/{}/reaction", op.SEND_REACTION, reactions.send),
+    ("POST", "channels/{}/{}/unread", op.MARK_UNREAD, messages.mark_unread),
+    ("POST", "channels/{}/{}/stop-watching", op.STOP_WATCHING_CHANNEL, channels.stop_watching),
+    ("POST", "channels/{}/{}/event", op.SEND_EVENT, message_actions.send_event),
+    ("POST", "channels/{}/{}/image", op.UPLOAD_IMAGE, uploads.send_image),
+    ("POST", "channels/{}/{}/file", op.UPLOAD_FILE, uploads.send_file),
+    ("DELETE", "channels/{}/{}/image", op.DELETE_IMAGE, uploads.delete_upload),
+    ("DELETE", "channels/{}/{}/file", op.DELETE_FILE, uploads.delete_upload),
+    ("GET", "messages/{}", op.GET_MESSAGE, message_actions.get_message),
+    ("POST", "messages/{}", op.UPDATE_MESSAGE, message_actions.update_message),
+    ("PUT", "messages/{}", op.UPDATE_MESSAGE_PARTIAL, message_actions.update_message_partial),
+    ("DELETE", "messages/{}", op.DELETE_MESSAGE, message_actions.delete_message),
+    ("POST", "messages/{}/reaction", op.SEND_REACTION, message_actions.send_reaction),
+    ("DELETE", "messages/{}/reaction/{}", op.DELETE_REACTION, message_actions.delete_reaction),
+    ("POST", "devices", op.CREATE_DEVICE, devices.add),
+    ("GET", "devices", op.LIST_DEVICES, devices.list_devices),
+    ("DELETE", "devices", op.DELETE_DEVICE, devices.remove),
 ]
+
+
+# Literal paths Stream serves that the emulator does not, which a parameter route would otherwise
+# take (POST /messages/history is not UpdateMessage of a message "history"): they answer 404.
+NOT_SERVED: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "messages/history"),
+    }
+)
 
 
 class Router:
@@ -57,6 +93,8 @@ class Router:
 
     def match(self, method: str, segments: list[str]):
         """(operation, handler, path params) or None."""
+        if (method, "/".join(segments)) in NOT_SERVED:
+            return None
         for parts, operation, handler in self._table.get((method, len(segments)), ()):
             params = []
             for want, got in zip(parts, segments, strict=True):

@@ -80,6 +80,8 @@ class EmulatorServer:
             lifespan="on",
             timeout_graceful_shutdown=1,
             loop="asyncio",
+            # The client SDKs' /connect WebSocket (the websockets package is a runtime dependency).
+            ws="websockets-sansio",
         )
         ready = threading.Event()
         self._server = _Server(config, ready)

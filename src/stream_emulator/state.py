@@ -103,8 +103,12 @@ class User:
         "updated_at",
         "deactivated_at",
         "deleted_at",
+        "last_active",
         "version",
+        "online",
     )
+    # Not kept in the state file: a user is online only while a connection of theirs is open.
+    _TRANSIENT = frozenset({"online"})
 
     def __init__(self, user_id: str, created_at: int) -> None:
         self.id = user_id
@@ -120,18 +124,20 @@ class User:
         self.updated_at = created_at
         self.deactivated_at: int | None = None
         self.deleted_at: int | None = None
+        self.last_active: int | None = None
         self.version = 0  # bumped on every change, so rendered copies can be cached
+        self.online = False
 
     def to_json(self) -> dict:
         """A plain dict for the state file."""
-        return {k: getattr(self, k) for k in self.__slots__}
+        return {k: getattr(self, k) for k in self.__slots__ if k not in self._TRANSIENT}
 
     @classmethod
     def from_json(cls, raw: dict) -> User:
         """The inverse of to_json."""
         user = cls(raw["id"], raw["created_at"])
         for key in cls.__slots__:
-            if key in raw:
+            if key in raw and key not in cls._TRANSIENT:
                 setattr(user, key, raw[key])
         return user
 
@@ -212,6 +218,12 @@ class Message:
         "show_in_channel",
         "reply_count",
         "restricted_visibility",
+        "attachments",
+        "reactions",
+        "deleted_at",
+        "pinned_at",
+        "pinned_by",
+        "pin_expires",
     )
 
     def __init__(
@@ -234,6 +246,13 @@ class Message:
         self.show_in_channel = False
         self.reply_count = 0
         self.restricted_visibility: list[str] = []
+        self.attachments: list[dict] = []
+        # One per (user, type): {"type", "user_id", "score", "created_at", "updated_at"}, oldest first.
+        self.reactions: list[dict] = []
+        self.deleted_at: int | None = None
+        self.pinned_at: int | None = None
+        self.pinned_by: str | None = None
+        self.pin_expires: int | None = None
 
     @property
     def in_channel(self) -> bool:
@@ -248,7 +267,19 @@ class Message:
     def from_json(cls, raw: dict) -> Message:
         """The inverse of to_json."""
         message = cls(raw["id"], raw["text"], raw["user_id"], raw["created_at"], raw["custom"], raw["type"])
-        for key in ("updated_at", "parent_id", "show_in_channel", "reply_count", "restricted_visibility"):
+        for key in (
+            "updated_at",
+            "parent_id",
+            "show_in_channel",
+            "reply_count",
+            "restricted_visibility",
+            "attachments",
+            "reactions",
+            "deleted_at",
+            "pinned_at",
+            "pinned_by",
+            "pin_expires",
+        ):
             if key in raw:
                 setattr(message, key, raw[key])
         return message
@@ -338,7 +369,10 @@ class State:
         self.channels: dict[str, Channel] = {}
         self.tasks: dict[str, dict] = {}
         self.app: dict[str, Any] = {"webhook_url": "", "webhook_events": []}
-        self.reactions: dict[str, list[dict]] = {}  # message id -> its reactions (type, user_id, score, times)
+        # Push devices per user id: {"id", "push_provider", "push_provider_name"?, "created_at"}.
+        self.devices: dict[str, list[dict]] = {}
+        # Uploaded files by id: (content type, file name, bytes). Kept in memory only.
+        self.uploads: dict[str, tuple[str, str, bytes]] = {}
         # clock.monotonic() of each user's first creation, for the visibility-delay fault.
         # Not persisted: after a restart every stored user counts as long visible.
         self.user_born: dict[str, float] = {}
@@ -356,7 +390,7 @@ class State:
             "channels": [c.to_json() for c in self.channels.values()],
             "tasks": self.tasks,
             "app": self.app,
-            "reactions": self.reactions,
+            "devices": self.devices,
         }
 
     @classmethod
@@ -367,5 +401,12 @@ class State:
         state.channels = {c["type"] + ":" + c["id"]: Channel.from_json(c) for c in raw.get("channels", [])}
         state.tasks = raw.get("tasks", {})
         state.app.update(raw.get("app", {}))
-        state.reactions = raw.get("reactions", {})
+        state.devices = raw.get("devices", {})
+        # Earlier versions kept reactions beside the channels, by message id.
+        for message_id, reactions in (raw.get("reactions") or {}).items():
+            for channel in state.channels.values():
+                message = channel.message(message_id)
+                if message is not None:
+                    message.reactions = message.reactions or list(reactions)
+                    break
         return state

@@ -80,6 +80,20 @@ def sign(body: bytes, secret: str) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def next_pause(policy: RetryPolicy, attempt: int, elapsed_s: float, *, network: bool) -> float | None:
+    """The pause before the next try after `attempt` failed tries taking `elapsed_s` in all, or None to stop.
+
+    Stream's docs: 3 attempts for a 408/429/5xx answer or a timed-out try, 2 for a network error, and all tries
+    within 15 s. A receiver slower than the 6 s try timeout still gets its 3rd try: the backoff shrinks to leave
+    the last try time of its own (at most half of what is left), and that try is cut to what remains.
+    """
+    most = policy.network_attempts if network else policy.status_attempts
+    left = policy.total_s - elapsed_s
+    if attempt >= most or left <= 0:
+        return None
+    return min(policy.backoff_s * (2 ** (attempt - 1)), left / 2)
+
+
 def _retryable_status(status: int) -> bool:
     return status in (408, 429) or status >= 500
 
@@ -230,9 +244,8 @@ class Webhooks:
             if tried.status is not None and not _retryable_status(tried.status):
                 return
             network = tried.status is None and not (tried.error or "").startswith("timeout")
-            most = policy.network_attempts if network else policy.status_attempts
-            pause = policy.backoff_s * (2 ** (attempt - 1))
-            if attempt >= most or time.monotonic() - started + pause >= policy.total_s:
+            pause = next_pause(policy, attempt, time.monotonic() - started, network=network)
+            if pause is None:
                 return
             if pause > 0:
                 await asyncio.sleep(pause)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import http.server
+import json
+import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from getstream import AsyncStream, Stream
@@ -14,6 +18,33 @@ from stream_emulator import Emulator, EmulatorServer
 
 KEY = "emulator-key"
 SECRET = "emulator-secret-that-is-long-enough-for-hs256"
+NODE_DIR = Path(__file__).parent / "node"
+
+
+@pytest.fixture(scope="session")
+def node_sdk() -> str:
+    """The node binary, with the npm stream-chat version package.json pins installed into
+    tests/emulator/node/node_modules (ignored by git); skips, saying why, without node or npm or
+    when the install fails."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.skip("node and npm are needed to drive the npm stream-chat SDK")
+    wanted = json.loads((NODE_DIR / "package.json").read_text())["dependencies"]["stream-chat"]
+    installed = NODE_DIR / "node_modules" / "stream-chat" / "package.json"
+    if not installed.exists() or json.loads(installed.read_text())["version"] != wanted:
+        try:
+            subprocess.run(
+                [npm, "install", "--no-package-lock", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=NODE_DIR,
+                check=True,
+                timeout=300,
+                capture_output=True,
+                text=True,
+            )
+        except (subprocess.SubprocessError, OSError) as exc:
+            detail = getattr(exc, "stderr", "") or exc
+            pytest.skip(f"npm install stream-chat@{wanted} failed: {str(detail)[-500:]}")
+    return node
 
 
 @pytest.fixture(scope="session")

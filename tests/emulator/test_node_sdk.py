@@ -1,44 +1,16 @@
-"""The npm stream-chat server client against the emulator, driven from Node.
-
-Installs stream-chat@9 into tests/emulator/node/node_modules on first use (the folder is ignored
-by git) and skips, saying why, when node or npm is missing or the install fails.
-"""
+"""The npm stream-chat server client against the emulator, driven from Node (the `node_sdk`
+fixture of conftest.py installs it, or skips saying why)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from .conftest import KEY, SECRET
-
-NODE_DIR = Path(__file__).parent / "node"
+from .conftest import KEY, NODE_DIR, SECRET
 
 pytestmark = pytest.mark.node
-
-
-@pytest.fixture(scope="module")
-def node_sdk() -> str:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("node and npm are needed to drive the npm stream-chat client")
-    if not (NODE_DIR / "node_modules" / "stream-chat" / "package.json").exists():
-        try:
-            subprocess.run(
-                [npm, "install", "--no-package-lock", "--no-audit", "--no-fund", "--loglevel=error"],
-                cwd=NODE_DIR,
-                check=True,
-                timeout=300,
-                capture_output=True,
-                text=True,
-            )
-        except (subprocess.SubprocessError, OSError) as exc:
-            detail = getattr(exc, "stderr", "") or exc
-            pytest.skip(f"npm install stream-chat@9 failed: {str(detail)[-500:]}")
-    return node
 
 
 def test_npm_stream_chat_server_client(node_sdk, base_url, emu):

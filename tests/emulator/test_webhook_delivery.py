@@ -127,12 +127,15 @@ def test_a_try_that_times_out_is_tried_three_times(sc, fast, receiver):
     assert all(d.error and d.error.startswith("timeout") for d in tries)
 
 
-def test_no_try_starts_past_the_total_budget(sc, fast, receiver):
+def test_a_backoff_longer_than_the_total_budget_shrinks_to_fit(sc, fast, receiver):
     fast.webhooks.policy.total_s = 0.5
-    fast.webhooks.policy.backoff_s = 1.0  # the first pause would pass the total
-    receiver.answer(503, 503)
+    fast.webhooks.policy.backoff_s = 1.0  # a full pause would pass the total: it shrinks instead of ending early
+    receiver.answer(503, 503, 503)
     _user_update(sc, receiver.url)
-    assert [status for _, status, _ in _tries(fast)] == [503]
+    statuses = [status for _, status, _ in _tries(fast)]
+    assert (
+        set(statuses) == {503} and len(statuses) <= 3
+    )  # the schedule itself: tests/unit/test_webhook_retry_schedule.py
 
 
 def test_an_injected_failure_reaches_the_receiver_and_is_retried(sc, fast, receiver):

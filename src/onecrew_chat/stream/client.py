@@ -282,6 +282,11 @@ class StreamGateway:
         where = {"type": channel_type, "id": channel_id}
         await self._call("UpdateChannel", _send("POST", _CHANNEL_PATH, where=where, body=body))
 
+    async def unset_channel_fields(self, channel_type: str, channel_id: str, fields: list[str]) -> None:
+        """UpdateChannelPartial with `unset`: the fields disappear from the channel's data (e.g. an old generic name)."""
+        where = {"type": channel_type, "id": channel_id}
+        await self._call("UpdateChannelPartial", _send("PATCH", _CHANNEL_PATH, where=where, body={"unset": fields}))
+
     async def get_channel(self, channel_type: str, channel_id: str) -> ChannelState | None:
         """The channel's state found by cid through QueryChannels, or None when Stream has no such channel."""
         cid = f"{channel_type}:{channel_id}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 
+from .. import events
 from ..call import Call, drop_nulls
 from ..channel_types import BUILT_IN
 from ..clock import now_ns
@@ -111,9 +112,16 @@ def update_app(call: Call) -> dict:
     url = settings.get("webhook_url")
     if url is not None and url != "" and not str(url).startswith(("http://", "https://")):
         raise input_error("webhook_url must be a valid http or https URL", webhook_url="invalid")
-    events = settings.get("webhook_events")
-    if events is not None and not isinstance(events, list):
+    wanted = settings.get("webhook_events")
+    if wanted is not None and not isinstance(wanted, list):
         raise input_error("webhook_events must be a list", webhook_events="invalid")
+    unknown = [e for e in wanted or [] if e not in events.EVENT_TYPES]
+    if unknown:
+        raise input_error(
+            f"webhook_events has unknown event types: {', '.join(map(str, unknown))}; "
+            "use the event types Stream sends (message.new, message.read, ...)",
+            webhook_events="unknown event type",
+        )
     if "event_hooks" in settings:
         settings["event_hooks"] = _event_hooks(call, settings["event_hooks"])
     call.state.app.update({k: v for k, v in settings.items() if not k.startswith("_")})

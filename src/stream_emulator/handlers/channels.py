@@ -6,13 +6,14 @@ import base64
 import hashlib
 from typing import Any
 
-from .. import events
-from ..call import CHANNEL_ID, Call, check_batch, check_offset, drop_nulls
+from .. import events, permissions
+from ..call import CHANNEL_ID, Call, check_batch, check_count, check_offset, drop_nulls
 from ..channel_types import BUILT_IN
 from ..clock import now_ns
 from ..errors import NOT_ALLOWED, StreamError, input_error, missing_users, not_found
 from ..filters import matches, normalize_sort, sort_items
 from ..state import CHANNEL_BUILTINS, CHANNEL_READ_ONLY, Channel, Member, Read
+from . import pagination
 from .membership import creator_id, missing_ids, parse_members
 from .messages import create_message
 from .tasks import new_task
@@ -83,13 +84,61 @@ def _write_data(channel: Channel, data: dict, replace: bool) -> None:
 
 
 def _state(call: Call, channel: Channel, body: dict) -> dict:
-    limit = (body.get("messages") or {}).get("limit")
-    if body.get("state") is False:
-        limit = 0
-    members = (body.get("members") or {}).get("limit") or 100
-    return call.dialect.channel_state(
-        channel, call.state.users, messages=25 if limit is None else int(limit), member_limit=int(members)
+    """The channel's state as the query asked for it; `watch` makes the calling connection a watcher."""
+    if body.get("watch"):
+        watch(call, channel)
+    messages = [] if body.get("state") is False else pagination.page(channel, body.get("messages"))
+    member_options = body.get("members")
+    members = check_count(
+        "members.limit",
+        (member_options.get("limit") or None) if isinstance(member_options, dict) else None,
+        100,
+        10_000,
     )
+    return call.dialect.channel_state(
+        channel,
+        call.state.users,
+        messages=messages,
+        member_limit=members,
+        watchers=call.emulator.hub.watcher_ids(channel.cid),
+        viewer=call.caller.user_id,
+    )
+
+
+def watch(call: Call, channel: Channel) -> None:
+    """Make the connection named by `?connection_id=` (the caller's own) a watcher of the channel."""
+    connection_id = call.query.get("connection_id")
+    if not connection_id or call.caller.user_id is None:
+        return
+    hub = call.emulator.hub
+    connection = hub.connection_of(connection_id, call.caller.user_id)
+    if connection is not None and hub.watch(connection, channel.cid):
+        events.channel_event(
+            call,
+            "user.watching.start",
+            channel,
+            user_id=call.caller.user_id,
+            watcher_count=len(hub.watcher_ids(channel.cid)),
+        )
+
+
+def stop_watching(call: Call) -> dict:
+    """POST /channels/{type}/{id}/stop-watching: the calling connection stops watching."""
+    channel = call.channel()
+    connection_id = call.query.get("connection_id")
+    if not connection_id or call.caller.user_id is None:
+        raise input_error("connection_id is required to stop watching a channel", connection_id="required")
+    hub = call.emulator.hub
+    connection = hub.connection_of(connection_id, call.caller.user_id)
+    if connection is not None and hub.unwatch(connection, channel.cid):
+        events.channel_event(
+            call,
+            "user.watching.stop",
+            channel,
+            user_id=call.caller.user_id,
+            watcher_count=len(hub.watcher_ids(channel.cid)),
+        )
+    return {}
 
 
 def _create(
@@ -101,6 +150,7 @@ def _create(
     existing = call.state.channels.get(cid)
     if existing is not None:
         # Stream ignores the data of a get-or-create on a channel that exists.
+        permissions.check(call, existing, permissions.READ_CHANNEL)
         return _state(call, existing, body)
     invites = parse_members("data.invites", data.get("invites"))
     member_ids = {m[0] for m in members}
@@ -162,6 +212,10 @@ def update(call: Call) -> dict:
         for uid in promote
         if uid not in channel.members and uid not in {a[0] for a in adds}
     ]
+    member_change = bool(adds or invites or removes or promote or demote or roles)
+    permissions.check(
+        call, channel, permissions.UPDATE_CHANNEL_MEMBERS if member_change else permissions.UPDATE_CHANNEL
+    )
     if channel.distinct and any(m[0] not in channel.members for m in adds + invites):
         raise StreamError(NOT_ALLOWED, DISTINCT_ERROR)
     invite_answer = _invite_answer(call, channel, body)
@@ -206,6 +260,8 @@ def update(call: Call) -> dict:
             channel.filter_tags = _tags("data.filter_tags", body["data"]["filter_tags"])
         channel.updated_at = now
     response: dict[str, Any] = {}
+    if "data" in body:
+        events.channel_event(call, "channel.updated", channel, user_id=call.caller.user_id or creator_or_none(body))
     message = body.get("message")
     if isinstance(message, dict) and (message.get("text") or message.get("user_id") or message.get("user")):
         created = create_message(call, channel, message)
@@ -215,7 +271,7 @@ def update(call: Call) -> dict:
     for member in removed:
         events.member_event(call, "member.removed", channel, member)
     users = call.state.users
-    response["channel"] = call.dialect.channel(channel, users)
+    response["channel"] = call.dialect.channel(channel, users, call.caller.user_id)
     response["members"] = call.dialect.members(channel, users)
     return response
 
@@ -223,6 +279,7 @@ def update(call: Call) -> dict:
 def update_partial(call: Call) -> dict:
     """PATCH /channels/{type}/{id}: set and unset channel fields."""
     channel = call.channel()
+    permissions.check(call, channel, permissions.UPDATE_CHANNEL)
     to_set = drop_nulls(call.body.get("set"))
     to_unset = call.body.get("unset") or []
     _write_data(channel, to_set, replace=False)
@@ -232,8 +289,12 @@ def update_partial(call: Call) -> dict:
         else:
             channel.custom.pop(key, None)
     channel.updated_at = now_ns()
+    events.channel_event(call, "channel.updated", channel, user_id=call.caller.user_id or creator_or_none(call.body))
     users = call.state.users
-    return {"channel": call.dialect.channel(channel, users), "members": call.dialect.members(channel, users)}
+    return {
+        "channel": call.dialect.channel(channel, users, call.caller.user_id),
+        "members": call.dialect.members(channel, users),
+    }
 
 
 def _drop(call: Call, channel: Channel) -> dict:
@@ -241,12 +302,15 @@ def _drop(call: Call, channel: Channel) -> dict:
     rendered["deleted_at"] = call.dialect.time(now_ns())
     del call.state.channels[channel.cid]
     events.channel_event(call, "channel.deleted", channel)
+    call.emulator.hub.forget_channel(channel.cid)
     return rendered
 
 
 def delete(call: Call) -> dict:
     """DELETE /channels/{type}/{id}: the emulator forgets soft- and hard-deleted channels alike."""
-    return {"channel": _drop(call, call.channel())}
+    channel = call.channel()
+    permissions.check(call, channel, permissions.DELETE_CHANNEL)
+    return {"channel": _drop(call, channel)}
 
 
 def delete_many(call: Call) -> dict:
@@ -293,12 +357,37 @@ def query(call: Call) -> dict:
     """POST /channels: filter, sort and page channels, each with its state."""
     body = drop_nulls(call.body)
     conditions = body.get("filter_conditions") or {}
-    limit = min(int(body.get("limit") or 10), 30)
+    limit = min(check_count("limit", body.get("limit") or None, 10, 1000), 30)
     offset = check_offset(body, MAX_OFFSET)
-    found = [c for c in call.state.channels.values() if matches(c, conditions, _channel_field)]
+    found = [
+        c
+        for c in call.state.channels.values()
+        if matches(c, conditions, _channel_field) and permissions.can(call, c, permissions.READ_CHANNEL)
+    ]
     sort = normalize_sort(body.get("sort")) or [("last_updated", -1)]
     found = sort_items(found, sort, _channel_field)[offset : offset + limit]
-    messages = int(body.get("message_limit") if body.get("message_limit") is not None else 25)
-    members = int(body.get("member_limit") or 100)
+    message_limit = check_count("message_limit", body.get("message_limit"), 25, 300)
+    members = check_count("member_limit", body.get("member_limit") or None, 100, 10_000)
     users = call.state.users
-    return {"channels": [call.dialect.channel_state(c, users, messages=messages, member_limit=members) for c in found]}
+    hub = call.emulator.hub
+    out = []
+    for channel in found:
+        if body.get("watch"):
+            watch(call, channel)
+        out.append(
+            call.dialect.channel_state(
+                channel,
+                users,
+                messages=message_limit,
+                member_limit=members,
+                watchers=hub.watcher_ids(channel.cid),
+                viewer=call.caller.user_id,
+            )
+        )
+    return {"channels": out}
+
+
+def creator_or_none(body: dict) -> str | None:
+    """The acting user a server-side call names (`user_id` or `user.id`), if any."""
+    user = body.get("user")
+    return body.get("user_id") or (user.get("id") if isinstance(user, dict) else None)

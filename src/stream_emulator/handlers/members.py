@@ -11,6 +11,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from .. import permissions
 from ..call import Call, check_offset, drop_nulls
 from ..clock import parse_time
 from ..errors import input_error, not_found
@@ -51,6 +52,7 @@ def query(call: Call) -> dict:
     channel = call.state.channels.get(cid)
     if channel is None:
         raise not_found(f"Can't find channel with id {cid}")
+    permissions.check(call, channel, permissions.READ_CHANNEL)
     users = call.state.users
 
     def field(member: Member, name: str) -> Any:

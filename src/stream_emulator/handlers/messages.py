@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from .. import events
+from .. import events, permissions
 from ..call import Call, check_batch, check_user_id, drop_nulls
 from ..clock import now_ns, rfc3339
 from ..errors import input_error, not_found
@@ -63,6 +63,7 @@ def create_message(call: Call, channel: Channel, raw: dict) -> Message:
         message_id, str(raw.get("text") or ""), sender, now, custom, "regular" if parent is None else "reply"
     )
     message.restricted_visibility = visible_to
+    message.attachments = _attachments(raw.get("attachments"))
     channel.messages.append(message)
     if parent is not None:
         message.parent_id = parent.id
@@ -84,9 +85,19 @@ def create_message(call: Call, channel: Channel, raw: dict) -> Message:
     return message
 
 
+def _attachments(value: object) -> list[dict]:
+    """The message's attachments: a list of objects (kept as sent)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(a, dict) for a in value):
+        raise input_error("message.attachments must be a list of objects", attachments="invalid")
+    return [dict(a) for a in value]
+
+
 def send(call: Call) -> dict:
     """POST /channels/{type}/{id}/message."""
     channel = call.channel()
+    permissions.check(call, channel, permissions.CREATE_MESSAGE)
     raw = call.body.get("message")
     if not isinstance(raw, dict):
         raise input_error("message is a required field", message="required")
@@ -108,6 +119,7 @@ def _unread_totals(call: Call, user_id: str) -> tuple[int, int]:
 def mark_read(call: Call) -> dict:
     """POST /channels/{type}/{id}/read: the user has read everything (up to message_id)."""
     channel = call.channel()
+    permissions.check(call, channel, permissions.READ_CHANNEL)
     body = drop_nulls(call.body)
     user = call.require_user(call.acting_user_id(body))
     message_id = body.get("message_id")
@@ -124,10 +136,9 @@ def mark_read(call: Call) -> dict:
     if body.get("thread_id"):
         parent = threads.mark_thread_read(channel, user.id, str(body["thread_id"]), now)
         event["thread"] = threads.thread_body(channel, parent, time)
-        if call.webhooks_on:
-            events.channel_event(
-                call, "message.read", channel, user_id=user.id, thread=threads.thread_body(channel, parent, rfc3339)
-            )
+        events.channel_event(
+            call, "message.read", channel, user_id=user.id, thread=threads.thread_body(channel, parent, rfc3339)
+        )
         return {"event": event}
     if message_id and channel.message(message_id) is None:
         raise not_found(f"message {message_id} does not exist")
@@ -136,21 +147,91 @@ def mark_read(call: Call) -> dict:
     channel.reads[user.id] = Read(now, message_id, 0)
     if message_id:
         event["last_read_message_id"] = message_id
-    if call.webhooks_on:
+    if events.wanted(call, channel, [user.id]):
         extra = {"last_read_message_id": message_id} if message_id else {}
         events.channel_event(call, "message.read", channel, user_id=user.id, **extra)
-        total, unread_channels = _unread_totals(call, user.id)
-        events.channel_event(
-            call,
-            "notification.mark_read",
-            channel,
-            user_id=user.id,
-            total_unread_count=total,
-            unread_channels=unread_channels,
-            unread_count=total,
-            **extra,
-        )
+        _notify_unread(call, "notification.mark_read", channel, user.id, **extra)
     return {"event": event}
+
+
+def _notify_unread(call: Call, event_type: str, channel: Channel, user_id: str, **extra: object) -> None:
+    """notification.mark_read / mark_unread with the user's totals, to the webhook and the user."""
+    total, unread_channels = _unread_totals(call, user_id)
+    read = channel.reads.get(user_id)
+    note = events.channel_body(
+        call,
+        event_type,
+        channel,
+        user_id,
+        total_unread_count=total,
+        unread_channels=unread_channels,
+        unread_messages=read.unread_messages if read is not None else 0,
+        **extra,
+    )
+    if event_type == "notification.mark_read":
+        note["unread_count"] = total
+    events.deliver(call.emulator, note, users=[user_id])
+
+
+def mark_delivered(call: Call) -> dict:
+    """POST /channels/delivered {latest_delivered_messages: [{cid, id}]}: the client got these
+    messages; message.delivered goes to each channel's watchers (read states are not changed)."""
+    body = drop_nulls(call.body)
+    items = check_batch("latest_delivered_messages", body.get("latest_delivered_messages"))
+    user = call.require_user(call.acting_user_id(body))
+    targets = []
+    for item in items:
+        if not isinstance(item, dict) or not item.get("cid") or not item.get("id"):
+            raise input_error("latest_delivered_messages[] needs cid and id", latest_delivered_messages="invalid")
+        channel = call.state.channels.get(str(item["cid"]))
+        if channel is None:
+            raise not_found(f"Can't find channel with id {item['cid']}")
+        permissions.check(call, channel, permissions.READ_CHANNEL)
+        # Stream takes the ids as the client reports them (its own SDK test reports made-up ones).
+        targets.append((channel, str(item["id"])))
+    now = rfc3339(now_ns())
+    for channel, message_id in targets:
+        if events.wanted(call, channel):
+            events.channel_event(
+                call,
+                "message.delivered",
+                channel,
+                user_id=user.id,
+                last_delivered_message_id=message_id,
+                last_delivered_at=now,
+            )
+    return {}
+
+
+def mark_unread(call: Call) -> dict:
+    """POST /channels/{type}/{id}/unread {message_id}: unread from that message on."""
+    channel = call.channel()
+    permissions.check(call, channel, permissions.READ_CHANNEL)
+    body = drop_nulls(call.body)
+    user = call.require_user(call.acting_user_id(body))
+    message_id = body.get("message_id")
+    if not message_id:
+        raise input_error("message_id is a required field", message_id="required")
+    shown = [m for m in channel.messages if m.in_channel]
+    at = next((i for i, m in enumerate(shown) if m.id == message_id), None)
+    if at is None:
+        raise not_found(f"message {message_id} does not exist")
+    before = shown[at - 1] if at > 0 else None
+    unread = len(shown) - at
+    last_read = before.created_at if before is not None else channel.created_at
+    channel.reads[user.id] = Read(last_read, before.id if before is not None else None, unread)
+    if events.wanted(call, channel, [user.id]):
+        _notify_unread(
+            call,
+            "notification.mark_unread",
+            channel,
+            user.id,
+            first_unread_message_id=message_id,
+            last_read_at=rfc3339(last_read),
+            unread_count=unread,
+            **({"last_read_message_id": before.id} if before is not None else {}),
+        )
+    return {}
 
 
 def unread_counts(call: Call) -> dict:

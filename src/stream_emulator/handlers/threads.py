@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .. import permissions
 from ..call import Call, drop_nulls
 from ..errors import StreamError, input_error, not_found
 from ..state import Channel, Message, Read
@@ -111,6 +112,7 @@ def get_replies(call: Call) -> dict:
             break
     else:
         raise not_found(f"message {parent_id} does not exist")
+    permissions.check(call, channel, permissions.READ_CHANNEL)
     query = drop_nulls(dict(call.query))
     try:
         limit = int(query.get("limit") or DEFAULT_REPLIES)

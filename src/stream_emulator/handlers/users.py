@@ -16,7 +16,7 @@ DELETE_MODES = ("soft", "pruning", "hard")
 MAX_OFFSET = 1000
 
 
-def _apply_fields(user: User, fields: dict[str, Any]) -> None:
+def apply_fields(user: User, fields: dict[str, Any]) -> None:
     """Write built-in and custom fields from a flattened (or `custom`-carrying) object."""
     for key, value in fields.items():
         if key == "custom" and isinstance(value, dict):
@@ -59,8 +59,9 @@ def upsert(call: Call) -> dict:
         user.updated_at = now
         if old is not None:
             user.deactivated_at, user.deleted_at = old.deactivated_at, old.deleted_at
+            user.online, user.last_active = old.online, old.last_active
             user.version = old.version + 1
-        _apply_fields(user, raw)
+        apply_fields(user, raw)
         state.add_user(user)
         out[user_id] = call.dialect.full_user(user)
         if old is not None:
@@ -111,7 +112,7 @@ def update_partial(call: Call) -> dict:
             if "." in key and key.split(".", 1)[0] not in USER_BUILTINS:
                 _set_path(user.custom, key, value)
             else:
-                _apply_fields(user, {key: value})
+                apply_fields(user, {key: value})
         for key in to_unset:
             if key in ("name", "image"):
                 setattr(user, key, None)
