@@ -93,6 +93,23 @@ def emulator(emulator_server):
     emu.faults.reset()
 
 
+# /readyz gives the database and Stream's ping 1 s each (routes/health.py, stream_health.py): a loaded test
+# machine can take longer for a healthy answer. Tests get 30 s, except those marked real_probe_budgets.
+TEST_PROBE_BUDGET_S = 30.0
+
+
+@pytest.fixture(autouse=True)
+def generous_probe_budgets(request, monkeypatch):
+    """The readiness probes' budgets are not what most tests are about: 30 s, unless marked real_probe_budgets."""
+    if request.node.get_closest_marker("real_probe_budgets"):
+        return
+    from onecrew_chat.api import stream_health
+    from onecrew_chat.api.routes import health
+
+    monkeypatch.setattr(health, "READY_TIMEOUT_S", TEST_PROBE_BUDGET_S)
+    monkeypatch.setattr(stream_health, "PING_TIMEOUT_S", TEST_PROBE_BUDGET_S)
+
+
 SHORT_DEADLINE_S = 0.3
 LONG_DEADLINE_S = 15.0
 
@@ -128,10 +145,21 @@ def make_settings(database_url: str, stream_base_url: str, **overrides) -> Setti
     return Settings(**values)
 
 
+def marked_overrides(request) -> dict:
+    """The settings a test names with `@pytest.mark.app_settings(name=value, ...)`."""
+    marker = request.node.get_closest_marker("app_settings")
+    return dict(marker.kwargs) if marker else {}
+
+
 @pytest.fixture
 def settings(request, database_url, emulator, emulator_server) -> Settings:
-    """Settings over both databases and the emulator (the deadline as `deadline_for` says)."""
-    return make_settings(database_url, emulator_server.base_url, provision_deadline_s=deadline_for(request))
+    """Settings over both databases and the emulator (the deadline as `deadline_for` says, then the test's
+    `app_settings` marker)."""
+    return make_settings(
+        database_url,
+        emulator_server.base_url,
+        **{"provision_deadline_s": deadline_for(request), **marked_overrides(request)},
+    )
 
 
 @pytest.fixture
