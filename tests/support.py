@@ -48,7 +48,7 @@ def new_id() -> str:
 
 
 async def wait_until(
-    predicate: Callable[[], Awaitable[bool] | bool], *, timeout: float = 10.0, what: str = "condition"
+    predicate: Callable[[], Awaitable[bool] | bool], *, timeout: float = 30.0, what: str = "condition"
 ):
     """Poll `predicate` until it is true or fail after `timeout` seconds (never a blind sleep)."""
     deadline = time.monotonic() + timeout

@@ -37,6 +37,21 @@ async def admin_execute(admin_url: str, sql: str) -> None:
         await engine.dispose()
 
 
+async def other_connections(url: str) -> int:
+    """How many clients are connected to `url`'s PostgreSQL database besides the one asking (the test suite's
+    check that earlier tests closed theirs)."""
+    engine = _engine(url)
+    try:
+        async with engine.connect() as conn:
+            query = (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            )
+            return int((await conn.execute(text(query))).scalar_one())
+    finally:
+        await engine.dispose()
+
+
 def _engine(url: str, **options: Any) -> AsyncEngine:
     """An engine for `url` with its libpq parameters (sslmode, ...) passed to the driver."""
     target = driver_target(url)

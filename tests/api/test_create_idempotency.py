@@ -86,7 +86,7 @@ async def test_a_key_still_running_is_409(client, session, emulator, people):
     async def running() -> bool:
         return await session.scalar(select(func.count()).select_from(IdempotencyKey)) == 1
 
-    await wait_until(running, timeout=5, what="the first request to claim the key")
+    await wait_until(running, timeout=30, what="the first request to claim the key")
     second = await client.post(URL, json=body, headers=with_key(me, key))
     assert second.status_code == 409
     assert second.json()["code"] == "idempotency_key_in_use"
@@ -144,7 +144,7 @@ async def test_the_worker_deletes_keys_past_their_expiry(app, session, people):
         ]
 
     try:
-        await wait_until(only_the_live_key_is_left, timeout=5, what="the expired key to be purged")
+        await wait_until(only_the_live_key_is_left, timeout=30, what="the expired key to be purged")
     finally:
         stop.set()
-        await asyncio.wait_for(task, timeout=5)
+        await asyncio.wait_for(task, timeout=30)

@@ -135,7 +135,7 @@ async def test_readyz_shows_the_worker_of_this_process(sqlite_only_url, emulator
             response = await http.get("/readyz")
             return response.status_code == 200 and "worker" in response.json()["data"]["checks"]
 
-        await wait_until(worker_reported, timeout=10, what="/readyz to report the running worker")
+        await wait_until(worker_reported, timeout=30, what="/readyz to report the running worker")
         status = worker_status(runtime)
         status.running = False  # the worker's loop died
         dead = await http.get("/readyz")

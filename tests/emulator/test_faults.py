@@ -21,7 +21,7 @@ from stream_emulator import operations as op
 from .conftest import KEY, SECRET
 
 
-def wait_until(predicate, timeout: float = 5.0) -> None:
+def wait_until(predicate, timeout: float = 30.0) -> None:
     """Wait for a condition another thread makes true, failing after `timeout`."""
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -37,7 +37,7 @@ def test_latency_delays_every_response(sc, emu):
     assert emu.requests[-1].duration_ms >= 120
     emu.faults.set_latency(0, jitter_ms=40)
     sc.upsert_user({"id": "jittery"})
-    assert 0 <= emu.requests[-1].duration_ms < 1000
+    assert 0 <= emu.requests[-1].duration_ms < 30_000  # jitter adds up to 40 ms (and a loaded machine more)
 
 
 def test_error_rate_one_fails_every_call_of_that_operation_only(gs, sc, emu):
@@ -157,7 +157,7 @@ def test_a_call_in_flight_during_a_reset_is_neither_applied_nor_logged(emu, sc):
     outcome: list[object] = []
     thread = threading.Thread(target=lambda: outcome.append(_attempt(lambda: sc.upsert_user({"id": "late"}))))
     thread.start()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while emu.in_flight == 0:  # the upsert is now sleeping in its injected latency
         assert time.monotonic() < deadline, "the call never reached the emulator"
     emu.reset()
@@ -165,7 +165,7 @@ def test_a_call_in_flight_during_a_reset_is_neither_applied_nor_logged(emu, sc):
     assert emu.get_user("late") is None
     assert emu.count() == 0
     assert isinstance(outcome[0], StreamAPIException) and outcome[0].status_code == 503
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while emu.in_flight:  # the server leaves the call just after the client has its answer
         assert time.monotonic() < deadline, "the call never left the emulator"
 

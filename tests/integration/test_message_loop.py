@@ -98,7 +98,7 @@ async def test_message_raises_unread_and_mark_read_lowers_it(served, emulator_se
         async with StreamChatAsync(STREAM_KEY, STREAM_SECRET, base_url=emulator_server.base_url, timeout=5.0) as chat:
             channel = chat.channel("messaging", channel_id)
             await channel.send_message({"text": "Hello from the loop"}, f"onecrew_user_{sender}")
-            await wait_until(lambda: unread_is(unread, reader, 1), timeout=10, what="the reader's unread count to rise")
+            await wait_until(lambda: unread_is(unread, reader, 1), timeout=30, what="the reader's unread count to rise")
             assert await unread(sender) == 0, "the sender has read their own message"
 
             listed = await http.get("/api/chat/conversations?profile_type=user", headers=auth(reader))
@@ -107,10 +107,10 @@ async def test_message_raises_unread_and_mark_read_lowers_it(served, emulator_se
             assert conversation["last_message_at"] is not None
 
             await channel.mark_read(f"onecrew_user_{reader}")
-            await wait_until(lambda: unread_is(unread, reader, 0), timeout=10, what="the reader's unread count to fall")
+            await wait_until(lambda: unread_is(unread, reader, 0), timeout=30, what="the reader's unread count to fall")
 
     # message.read and notification.mark_read are delivered concurrently: the count may fall on either one.
-    await emulator.webhooks.wait_for_async(1, "message.read", timeout=10)
+    await emulator.webhooks.wait_for_async(1, "message.read", timeout=30)
     statuses = {(d.event_type, d.status) for d in emulator.webhook_deliveries}
     assert ("message.new", 200) in statuses and ("message.read", 200) in statuses
 

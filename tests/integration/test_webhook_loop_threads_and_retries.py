@@ -51,7 +51,7 @@ class Loop:
     async def delivered(self, count: int, event_type: str, where=None) -> list:
         """Wait until Stream has finished every try of `count` such events (what our service answered is known)."""
         found = await self.emulator.webhooks.wait_for_async(count, event_type, timeout=10, where=where)
-        await self.emulator.webhooks.wait_idle_async(timeout=10)
+        await self.emulator.webhooks.wait_idle_async(timeout=30)
         return found
 
 
@@ -79,9 +79,9 @@ async def loop(served, emulator_server, emulator):
 
 async def test_thread_replies_never_raise_unread_nor_change_the_preview(loop):
     parent = await loop.send("Are you free tomorrow?")
-    await wait_until(lambda: _is(loop.unread(loop.reader), 1), timeout=10, what="the reader's unread count to rise")
+    await wait_until(lambda: _is(loop.unread(loop.reader), 1), timeout=30, what="the reader's unread count to rise")
     await loop.channel.mark_read(f"onecrew_user_{loop.reader}")
-    await wait_until(lambda: _is(loop.unread(loop.reader), 0), timeout=10, what="the reader's unread count to fall")
+    await wait_until(lambda: _is(loop.unread(loop.reader), 0), timeout=30, what="the reader's unread count to fall")
 
     reply = await loop.send("(only in the thread)", parent_id=parent["id"])
     [delivery] = await loop.delivered(1, "message.new", where=lambda d: d.payload["message"]["id"] == reply["id"])
@@ -97,7 +97,7 @@ async def test_thread_replies_never_raise_unread_nor_change_the_preview(loop):
 async def test_a_thread_read_does_not_mark_the_channel_read(loop):
     parent = await loop.send("Question")
     await loop.channel.send_message({"text": "me too", "parent_id": parent["id"]}, f"onecrew_user_{loop.reader}")
-    await wait_until(lambda: _is(loop.unread(loop.reader), 1), timeout=10, what="the reader's unread count to rise")
+    await wait_until(lambda: _is(loop.unread(loop.reader), 1), timeout=30, what="the reader's unread count to rise")
     await loop.send("Answer in the thread", parent_id=parent["id"])
     await loop.channel.mark_read(f"onecrew_user_{loop.reader}", thread_id=parent["id"])
     [read] = await loop.delivered(1, "message.read")
@@ -115,7 +115,7 @@ async def test_stream_retries_with_one_id_and_replays_under_a_new_id_change_noth
     assert await session.scalar(select(func.count()).select_from(WebhookEvent)) == 1, "the retry was applied twice"
 
     await loop.channel.mark_read(f"onecrew_user_{loop.reader}")
-    await wait_until(lambda: _is(loop.unread(loop.reader), 0), timeout=10, what="the reader's unread count to fall")
+    await wait_until(lambda: _is(loop.unread(loop.reader), 0), timeout=30, what="the reader's unread count to fall")
     [before] = (await session.scalars(select(Conversation).execution_options(populate_existing=True))).all()
     snapshot = (before.last_message_at, before.last_message_preview)
 
