@@ -83,49 +83,53 @@ def sqlite_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request) -> str:
+def database_url(request):
     """Each database test runs on SQLite and on PostgreSQL; tables are emptied before each test."""
     url = request.getfixturevalue(f"{request.param}_url")
-    _truncate(url, request)
-    return url
+    _truncate(url)
+    yield url
+    _check_closed(url)
 
 
 @pytest.fixture
-def sqlite_only_url(request, sqlite_url) -> str:
+def sqlite_only_url(sqlite_url) -> str:
     """SQLite alone, for tests whose subject does not depend on the database."""
-    _truncate(sqlite_url, request)
+    _truncate(sqlite_url)
     return sqlite_url
 
 
 @pytest.fixture
-def postgres_only_url(request, postgres_url) -> str:
+def postgres_only_url(postgres_url):
     """PostgreSQL alone, for concurrency tests that need real row locking."""
-    _truncate(postgres_url, request)
-    return postgres_url
+    _truncate(postgres_url)
+    yield postgres_url
+    _check_closed(postgres_url)
+
+
+def _truncate(url: str) -> None:
+    asyncio.run(dbadmin.empty_all_tables(url))
 
 
 # PostgreSQL here and in CI is a stock server (max_connections 100) that other work on the machine shares. The suite
 # bounds its own use: an engine built from make_settings has at most TEST_POOL_SIZE + TEST_MAX_OVERFLOW connections,
-# and a PostgreSQL test starts only once every connection the earlier ones opened to the session's database is
-# closed. A test that leaves an engine, a runtime or a server process open fails the next one, which names it.
+# and a PostgreSQL test must close every connection it opened to the session's database by its end (within
+# LEFTOVER_WAIT_S, for processes still exiting). One that does not fails with an error in its teardown, and its
+# connections are ended so that the tests after it start clean.
 TEST_POOL_SIZE = 5
 TEST_MAX_OVERFLOW = 10
 LEFTOVER_WAIT_S = 30.0
-_last_postgres_test: list[str] = []
 
 
-def _truncate(url: str, request) -> None:
-    """Empty every table; on PostgreSQL first wait until the earlier tests' connections are gone."""
-    if url.startswith("postgresql"):
-        left = asyncio.run(_wait_for_closed_connections(url))
-        if left:
-            culprit = _last_postgres_test[-1] if _last_postgres_test else "the session's setup"
-            pytest.fail(
-                f"{left} connection(s) to the test database were still open {LEFTOVER_WAIT_S:g} s after {culprit} "
-                "ended: a test must dispose the engines, close the runtimes and stop the servers it starts"
-            )
-        _last_postgres_test[:] = [request.node.nodeid]
-    asyncio.run(dbadmin.empty_all_tables(url))
+def _check_closed(url: str) -> None:
+    if not url.startswith("postgresql"):
+        return
+    left = asyncio.run(_wait_for_closed_connections(url))
+    if left:
+        asyncio.run(dbadmin.end_other_connections(url))
+        pytest.fail(
+            f"{left} connection(s) to the test database were still open {LEFTOVER_WAIT_S:g} s after the test: "
+            "a test must dispose the engines, close the runtimes and stop the servers it starts"
+        )
 
 
 async def _wait_for_closed_connections(url: str) -> int:
@@ -205,7 +209,9 @@ def make_settings(database_url: str, stream_base_url: str, **overrides) -> Setti
         db_pool_size=TEST_POOL_SIZE,
         db_max_overflow=TEST_MAX_OVERFLOW,
         provision_deadline_s=3.0,
-        stream_timeout_s=1.0,
+        # Far from any healthy call on a loaded machine (a timeout there is a retry, and one call more); tests about
+        # a timeout set their own.
+        stream_timeout_s=5.0,
         log_format="console",
         log_level="warning",
     )

@@ -76,11 +76,14 @@ async def test_keys_are_scoped_per_caller(client, session, people):
     assert await session.scalar(select(func.count()).select_from(IdempotencyKey)) == 2
 
 
+# Stream is slow (2 s a call) so that the first request is still running when the second comes, however loaded the
+# machine; the deadline leaves it room to finish.
+@pytest.mark.app_settings(provision_deadline_s=30.0)
 async def test_a_key_still_running_is_409(client, session, emulator, people):
     me, other, _company = people
     key = new_id()
     body = {"conversation_type": "user_user", "participant_ids": [other]}
-    emulator.faults.set_latency(400)
+    emulator.faults.set_latency(2000)
     first = asyncio.create_task(client.post(URL, json=body, headers=with_key(me, key)))
 
     async def running() -> bool:
