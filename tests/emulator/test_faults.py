@@ -87,7 +87,7 @@ def test_rate_limit_burst_then_recovery(gs, sc, emu):
     assert [r.status for r in emu.requests if r.operation == op.GET_OR_CREATE_CHANNEL] == [429, 429, 201]
 
 
-def test_timeout_after_write_applies_the_write_and_never_answers(base_url, emu):
+def test_timeout_after_write_applies_the_write_and_never_answers(base_url, emu, sc):
     emu.faults.timeout_after_write(op.UPDATE_USERS, count=1, hold_s=10)
     impatient = StreamChat(KEY, SECRET, base_url=base_url, timeout=0.3)
     with pytest.raises(requests.exceptions.RequestException):
@@ -96,7 +96,7 @@ def test_timeout_after_write_applies_the_write_and_never_answers(base_url, emu):
     # The client hung up, so the held call ends and is logged without a status.
     wait_until(lambda: emu.count(op.UPDATE_USERS) == 1)
     assert emu.requests[-1].status == 0
-    assert impatient.upsert_user({"id": "second"})["users"]["second"]  # count=1 was used up
+    assert sc.upsert_user({"id": "second"})["users"]["second"]  # count=1 was used up
 
 
 def test_timeout_after_write_with_getstream(base_url, emu):

@@ -50,7 +50,7 @@ class Loop:
 
     async def delivered(self, count: int, event_type: str, where=None) -> list:
         """Wait until Stream has finished every try of `count` such events (what our service answered is known)."""
-        found = await self.emulator.webhooks.wait_for_async(count, event_type, timeout=10, where=where)
+        found = await self.emulator.webhooks.wait_for_async(count, event_type, timeout=30, where=where)
         await self.emulator.webhooks.wait_idle_async(timeout=30)
         return found
 
@@ -58,7 +58,7 @@ class Loop:
 @pytest.fixture
 async def loop(served, emulator_server, emulator):
     sender, reader = new_id(), new_id()
-    async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=60) as http:
         for user_id, name in ((sender, "Amr"), (reader, "Nour")):
             put = await http.put(f"/api/internal/users/{user_id}", json={"name": name}, headers=service_auth())
             assert put.status_code == 200, put.text
@@ -73,7 +73,7 @@ async def loop(served, emulator_server, emulator):
             await gateway.update_app_settings(webhook_url=f"{served.base_url}/api/chat/webhooks/stream")
         finally:
             await gateway.close()
-        async with StreamChatAsync(STREAM_KEY, STREAM_SECRET, base_url=emulator_server.base_url, timeout=5.0) as chat:
+        async with StreamChatAsync(STREAM_KEY, STREAM_SECRET, base_url=emulator_server.base_url, timeout=30.0) as chat:
             yield Loop(http, chat, emulator, created.json()["data"]["id"], sender, reader)
 
 
