@@ -28,7 +28,9 @@ import_app = typer.Typer(
     help="Take over from the old backend: the directory (files or OneCrew's own database) and its Stream channels.",
     no_args_is_help=True,
 )
-stream_app = typer.Typer(help="The Stream app's settings this service needs.", no_args_is_help=True)
+stream_app = typer.Typer(
+    help="The Stream app's settings this service needs, and its admin roles.", no_args_is_help=True
+)
 app.add_typer(import_app, name="import")
 app.add_typer(stream_app, name="stream")
 
@@ -435,8 +437,20 @@ def stream_configure(
         list[str] | None,
         typer.Option(help="TYPE or TYPE:NAME for reaction push (repeatable); default: every provider the app enables."),
     ] = None,
+    roll_back: Annotated[
+        bool,
+        typer.Option("--roll-back", help="Remove this service's webhook target (every other target is kept)."),
+    ] = False,
+    take_webhook_url: Annotated[
+        bool,
+        typer.Option(
+            "--take-webhook-url",
+            help="On an app without event hooks, take its single webhook_url even from another target.",
+        ),
+    ] = False,
 ) -> None:
-    """Apply the Stream app settings this service needs (webhook URL and events, reaction push); shows the difference first."""
+    """Apply the Stream app settings this service needs (its webhook target and events, reaction push); shows the
+    difference first. Other webhook targets keep every event they have."""
     from onecrew_chat import stream_settings
     from onecrew_chat.stream.errors import StreamError
 
@@ -448,11 +462,47 @@ def stream_configure(
         fail(str(exc), code=2)
     _require_stream(settings)
     try:
-        plan = asyncio.run(stream_settings.configure(settings, webhook_url=url, providers=providers, dry_run=dry_run))
+        plan = asyncio.run(
+            stream_settings.configure(
+                settings,
+                webhook_url=url,
+                providers=providers,
+                dry_run=dry_run,
+                roll_back=roll_back,
+                take_webhook_url=take_webhook_url,
+            )
+        )
     except StreamError as exc:
         fail(f"Stream refused: {exc}")
     for line in stream_settings.lines(plan, dry_run=dry_run):
         typer.echo(line)
+
+
+@stream_app.command("demote-admins")
+def stream_demote_admins(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would change; send nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = False,
+) -> None:
+    """Give role user to every Stream admin in OneCrew's id space (onecrew_user_*, onecrew_company_*), known or not."""
+    from onecrew_chat.stream.client import StreamGateway
+    from onecrew_chat.stream.errors import StreamError
+    from onecrew_chat.sync.adoption import admin_roles
+
+    settings = load_settings()
+    _require_stream(settings)
+
+    async def run() -> admin_roles.DemotionReport:
+        stream = StreamGateway.from_settings(settings)
+        try:
+            return await admin_roles.demote_admins(stream, dry_run=dry_run)
+        finally:
+            await stream.close()
+
+    try:
+        report = asyncio.run(run())
+    except StreamError as exc:
+        fail(f"stopped: {exc}. Users demoted so far keep role user; run the command again to continue.")
+    typer.echo(admin_roles.to_json(report) if as_json else report.as_text())
 
 
 def _mount_stream_emulator() -> None:

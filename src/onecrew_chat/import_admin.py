@@ -36,6 +36,7 @@ FromSql = Annotated[
 Format = Annotated[str | None, typer.Option("--format", help="jsonl or csv (default: from the suffix).")]
 Batch = Annotated[int, typer.Option("--batch", min=1, max=10_000, help="Rows per transaction.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON (no progress bar).")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Read and validate every row and report; write nothing.")]
 
 
 class RateColumn(ProgressColumn):
@@ -62,6 +63,7 @@ async def _run(
     fmt: str | None,
     batch: int,
     show_progress: bool,
+    dry_run: bool = False,
 ) -> Summary:
     from onecrew_chat.db import make_engine, make_sessionmaker
     from onecrew_chat.directory_import.files import FileSource
@@ -95,6 +97,7 @@ async def _run(
                 source,
                 batch_size=batch,
                 progress=lambda done: bar.advance(task, done),
+                dry_run=dry_run,
             )
             if summary.stopped is None:  # blank lines counted in the estimate: show the bar full
                 bar.update(task, total=bar.tasks[0].completed)
@@ -107,19 +110,30 @@ def print_summary(summary: Summary, out: Callable[[str], None] = typer.echo) -> 
     """The closing summary: counts, queued Stream syncs, and every rejected row with its reason."""
     c = summary.counts
     rate = f", {summary.read / summary.seconds:,.0f} rows/s" if summary.seconds > 0 and summary.read else ""
+    verb, would = ("Dry run of the import of", "would be ") if summary.dry_run else ("Imported", "")
     out(
-        f"Imported {summary.kind} from {summary.source}: {c['created']:,} created, {c['updated']:,} updated, "
+        f"{verb} {summary.kind} from {summary.source}: {c['created']:,} {would}created, {c['updated']:,} {would}updated, "
         f"{c['unchanged']:,} unchanged, {c['rejected']:,} rejected "
         f"({summary.read:,} rows in {summary.seconds:.1f} s{rate})."
     )
-    if summary.sync_queued:
+    if summary.sync_queued and summary.dry_run:
+        out(f"Would queue {summary.sync_queued:,} Stream profile updates (identity.sync).")
+    elif summary.sync_queued:
         out(f"Queued {summary.sync_queued:,} Stream profile updates (identity.sync) for identities Stream already has.")
     if not summary.changed and summary.read > c["rejected"]:
         out("Nothing changed: every valid row was already in the directory as given.")
     if summary.rejections:
         out(f"Rejected {summary.position_word}s (fix them and run the command again):")
         for position, error in summary.rejections:
-            out(f"  {summary.position_word} {position}: {error}")
+            out(f"  {summary.where(position)}: {error}")
+    if summary.renamed:
+        out(
+            f"Imported under a fallback or shortened name ({len(summary.renamed):,}; fix them in OneCrew, then import again):"
+        )
+        for position, note in summary.renamed:
+            out(f"  {summary.position_word} {position}: {note}")
+    if summary.dry_run:
+        out("Dry run: nothing was written.")
     if summary.stopped:
         out(
             f"Stopped before the end: {summary.stopped}. What was read before is committed; "
@@ -134,7 +148,12 @@ def _command(
     require_migrated: Callable[[Settings], None],
 ) -> Callable[..., None]:
     def command(
-        file: FileArg = None, from_sql: FromSql = None, fmt: Format = None, batch: Batch = 1000, as_json: AsJson = False
+        file: FileArg = None,
+        from_sql: FromSql = None,
+        fmt: Format = None,
+        batch: Batch = 1000,
+        as_json: AsJson = False,
+        dry_run: DryRun = False,
     ) -> None:
         from onecrew_chat.directory_import.files import FORMATS
         from onecrew_chat.directory_import.rows import SourceError
@@ -146,7 +165,9 @@ def _command(
         settings = load_settings()
         require_migrated(settings)
         try:
-            summary = asyncio.run(_run(settings, kind_name, file, from_sql, fmt, batch, show_progress=not as_json))
+            summary = asyncio.run(
+                _run(settings, kind_name, file, from_sql, fmt, batch, show_progress=not as_json, dry_run=dry_run)
+            )
         except SourceError as exc:
             fail(str(exc), code=2)
         except KeyboardInterrupt:

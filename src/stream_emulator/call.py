@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .auth import Caller
 from .dialects import Dialect
 from .errors import StreamError, input_error, not_found
+from .webhooks import delivers_anything
 
 if TYPE_CHECKING:
     from .emulator import Emulator
@@ -101,7 +102,7 @@ class Call:
     @property
     def webhooks_on(self) -> bool:
         """Whether events are delivered at all, so handlers skip building them when not."""
-        return bool(self.state.app.get("webhook_url"))
+        return delivers_anything(self.state.app)
 
 
 def check_batch(name: str, items: Any) -> list:

@@ -11,6 +11,7 @@ import uvicorn
 
 from .admin import apply_faults
 from .emulator import Emulator
+from .handlers.app_settings import MULTI_EVENT_HOOKS
 from .server import listening_socket
 
 
@@ -92,6 +93,13 @@ def run(
             help="Refuse calls over Stream's per-minute and per-second limits with 429.",
         ),
     ] = True,
+    event_hooks: Annotated[
+        bool,
+        typer.Option(
+            "--event-hooks/--no-event-hooks",
+            help="Play an app with Stream's multi-event hooks (the default) or one not migrated yet (one webhook_url).",
+        ),
+    ] = True,
 ) -> None:
     """Serve a local, wire-compatible Stream Chat (both dialects) until interrupted."""
     emulator = Emulator(api_key=api_key, api_secret=api_secret, state_file=state_file, rate_limits=rate_limits)
@@ -108,6 +116,8 @@ def run(
         ),
     )
     emulator.load()
+    if not event_hooks:
+        emulator.state.app[MULTI_EVENT_HOOKS] = False
     sock = listening_socket(host, port)
     bound_port = sock.getsockname()[1]
     typer.echo(f"stream emulator listening on http://{host}:{bound_port}")
@@ -118,6 +128,8 @@ def run(
         "rate limits: "
         + ("enforced (Stream's per-minute and per-second limits)" if rate_limits else "headers only (--no-rate-limits)")
     )
+    if not event_hooks:
+        typer.echo("event hooks: not available (an app with a single webhook_url)")
     if enable_admin:
         typer.echo(f"admin: http://{host}:{bound_port}/_emulator/state")
     for line in emulator.faults.describe():

@@ -19,6 +19,7 @@ DELETE_CHANNELS = "DeleteChannels"
 QUERY_CHANNELS = "QueryChannels"
 QUERY_MEMBERS = "QueryMembers"
 SEND_MESSAGE = "SendMessage"
+SEND_REACTION = "SendReaction"
 MARK_READ = "MarkRead"
 UNREAD_COUNTS = "UnreadCounts"
 UNREAD_COUNTS_BATCH = "UnreadCountsBatch"
@@ -50,6 +51,7 @@ ALL = (
     QUERY_CHANNELS,
     QUERY_MEMBERS,
     SEND_MESSAGE,
+    SEND_REACTION,
     MARK_READ,
     UNREAD_COUNTS,
     UNREAD_COUNTS_BATCH,
@@ -78,6 +80,7 @@ MUTATING = frozenset(
         DELETE_CHANNEL,
         DELETE_CHANNELS,
         SEND_MESSAGE,
+        SEND_REACTION,
         MARK_READ,
         UPDATE_APP,
         UPSERT_PUSH_TEMPLATE,
@@ -95,6 +98,7 @@ CLIENT_ALLOWED = frozenset(
         QUERY_CHANNELS,
         QUERY_MEMBERS,
         SEND_MESSAGE,
+        SEND_REACTION,
         MARK_READ,
         UNREAD_COUNTS,
         GET_REPLIES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import operations as op
-from .handlers import app_settings, channels, members, messages, tasks, threads, users
+from .handlers import app_settings, channels, members, messages, reactions, tasks, threads, users
 
 Handler = Callable[..., dict]
 
@@ -39,6 +39,7 @@ ROUTES: list[tuple[str, str, str, Handler]] = [
     ("GET", "unread", op.UNREAD_COUNTS, messages.unread_counts),
     ("POST", "unread_batch", op.UNREAD_COUNTS_BATCH, messages.unread_batch),
     ("GET", "messages/{}/replies", op.GET_REPLIES, threads.get_replies),
+    ("POST", "messages/{}/reaction", op.SEND_REACTION, reactions.send),
 ]
 
 

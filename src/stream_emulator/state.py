@@ -338,6 +338,7 @@ class State:
         self.channels: dict[str, Channel] = {}
         self.tasks: dict[str, dict] = {}
         self.app: dict[str, Any] = {"webhook_url": "", "webhook_events": []}
+        self.reactions: dict[str, list[dict]] = {}  # message id -> its reactions (type, user_id, score, times)
         # clock.monotonic() of each user's first creation, for the visibility-delay fault.
         # Not persisted: after a restart every stored user counts as long visible.
         self.user_born: dict[str, float] = {}
@@ -355,6 +356,7 @@ class State:
             "channels": [c.to_json() for c in self.channels.values()],
             "tasks": self.tasks,
             "app": self.app,
+            "reactions": self.reactions,
         }
 
     @classmethod
@@ -365,4 +367,5 @@ class State:
         state.channels = {c["type"] + ":" + c["id"]: Channel.from_json(c) for c in raw.get("channels", [])}
         state.tasks = raw.get("tasks", {})
         state.app.update(raw.get("app", {}))
+        state.reactions = raw.get("reactions", {})
         return state

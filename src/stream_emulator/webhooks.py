@@ -1,6 +1,7 @@
 """Webhook delivery as Stream does it: signed, optionally gzipped, retried, off the request path.
 
-Each event is POSTed to the app's webhook_url with `X-Signature` (hex HMAC-SHA256 of the JSON body
+Each event goes to every target that wants it (`targets`: the app's webhook_url, and each enabled webhook of
+`event_hooks` with its own event types), each target a delivery of its own. Each delivery is POSTed with `X-Signature` (hex HMAC-SHA256 of the JSON body
 with the API secret), `X-Webhook-Id` (one UUID per event, the same on every try),
 `X-Webhook-Attempt` (1, 2, 3) and `X-Api-Key`. Stream's docs (Webhooks, "Performance and Error Handling"): a try that
 answers 408, 429 or 5xx, or times out, is tried up to 3 times in all; a network error up to 2 times;
@@ -91,6 +92,35 @@ def compression_on(settings: dict) -> bool:
     )
 
 
+def targets(settings: dict, event_type: str) -> list[str]:
+    """The URLs an event of this type goes to, each delivered on its own (own X-Webhook-Id, own tries):
+
+    - the app's single `webhook_url`, when set, if `webhook_events` is empty or names the type;
+    - every enabled `event_hooks` entry of hook_type `webhook` whose `event_types` is empty (every event) or names
+      the type. SQS, SNS and pending-message hooks are kept in the settings but not delivered here.
+    """
+    urls = []
+    url = settings.get("webhook_url")
+    wanted = settings.get("webhook_events") or ()
+    if url and (not wanted or event_type in wanted):
+        urls.append(url)
+    for hook in settings.get("event_hooks") or ():
+        if hook.get("hook_type") != "webhook" or not hook.get("enabled", True) or not hook.get("webhook_url"):
+            continue
+        types = hook.get("event_types") or ()
+        if not types or event_type in types:
+            urls.append(hook["webhook_url"])
+    return urls
+
+
+def delivers_anything(settings: dict) -> bool:
+    """Whether any target is configured at all (handlers skip building events when not)."""
+    return bool(settings.get("webhook_url")) or any(
+        hook.get("hook_type") == "webhook" and hook.get("enabled", True) and hook.get("webhook_url")
+        for hook in settings.get("event_hooks") or ()
+    )
+
+
 class Webhooks:
     """Sends events to the configured URL, retrying like Stream, and keeps the record of tries."""
 
@@ -130,15 +160,10 @@ class Webhooks:
             self.policy = RetryPolicy(**vars(self.default_policy))
 
     def emit(self, event: dict[str, Any]) -> None:
-        """Queue one event for delivery if a webhook URL is set and the type is wanted."""
+        """Queue one delivery of the event to every target that wants its type (see `targets`)."""
         settings = self._settings()
-        url = settings.get("webhook_url")
-        if not url:
-            return
-        wanted = settings.get("webhook_events") or ()
-        if wanted and event["type"] not in wanted:
-            return
-        self._start(self._deliver(event, url, compression_on(settings)))
+        for url in targets(settings, event["type"]):
+            self._start(self._deliver(event, url, compression_on(settings)))
 
     def redeliver(self, delivery: WebhookDelivery) -> None:
         """Send a recorded event again under a new X-Webhook-Id, as an at-least-once sender may."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from getstream.base import StreamApiException
-from getstream.models import ChannelInput, ChannelMemberRequest, QueryMembersPayload
+from getstream.models import ChannelInput, ChannelMemberRequest, QueryMembersPayload, SortParamRequest
 from stream_chat.base.exceptions import StreamAPIException
 
 from stream_emulator import operations as op
@@ -208,6 +208,47 @@ def test_query_members(gs, sc, people):
     with pytest.raises(StreamApiException) as missing:
         gs.chat.query_members(QueryMembersPayload(type="messaging", id="nope", filter_conditions={}))
     assert missing.value.code == 16
+
+
+def test_query_members_pages_a_large_channel_by_offset_and_by_user_id(gs, sc):
+    """Oldest first by default; limit/offset with the documented offset ceiling (refused, never capped); paging by
+    user_id_gt with a user_id sort reads every member of a channel of any size exactly once."""
+    ids = [f"m{n:04d}" for n in range(250)]
+    for start in range(0, len(ids), 100):
+        sc.upsert_users([{"id": i} for i in ids[start : start + 100]])
+    channel = sc.channel("messaging", "big", {"members": ids[:100]})
+    channel.create(ids[0])
+    channel.add_members(ids[100:200])
+    channel.add_members(ids[200:][::-1])  # joined last, in descending id order
+
+    first = gs.chat.query_members(QueryMembersPayload(type="messaging", id="big", filter_conditions={}, limit=100))
+    assert [m.user_id for m in first.data.members] == ids[:100], "oldest members first"
+    last = gs.chat.query_members(
+        QueryMembersPayload(type="messaging", id="big", filter_conditions={}, limit=100, offset=200)
+    )
+    assert [m.user_id for m in last.data.members] == ids[200:][::-1]
+    with pytest.raises(StreamApiException) as too_far:
+        gs.chat.query_members(QueryMembersPayload(type="messaging", id="big", filter_conditions={}, offset=1001))
+    assert too_far.value.code == 4
+
+    seen: list[str] = []
+    after = None
+    while True:
+        page = gs.chat.query_members(
+            QueryMembersPayload(
+                type="messaging",
+                id="big",
+                filter_conditions={},
+                sort=[SortParamRequest(field="user_id", direction=1)],
+                limit=100,
+                user_id_gt=after,
+            )
+        ).data.members
+        seen.extend(m.user_id for m in page)
+        if len(page) < 100:
+            break
+        after = page[-1].user_id
+    assert seen == ids
 
 
 def test_moderators_roles_invites_and_a_system_message(sc, people):

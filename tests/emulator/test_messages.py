@@ -144,3 +144,26 @@ def test_a_dead_receiver_is_recorded_not_raised(sc, emu):
     sc.update_user_partial({"id": "ann", "set": {"name": "A"}})
     (delivery,) = emu.webhooks.wait_for(1, "user.updated")
     assert delivery.status is None and delivery.error
+
+
+def test_a_reaction_reaches_the_webhooks_that_want_reaction_new(gs, sc, emu, webhook_url):
+    """SendReaction in both dialects: the reaction comes back, and reaction.new goes to the webhook."""
+    from getstream.models import ReactionRequest
+
+    sc.upsert_users([{"id": "ann"}, {"id": "bob"}])
+    sc.update_app_settings(webhook_url=webhook_url, webhook_events=["reaction.new"])
+    channel = sc.channel("messaging", "reacts", {"members": ["ann", "bob"]})
+    channel.create("ann")
+    message = channel.send_message({"text": "hi"}, "ann")["message"]
+    v1 = channel.send_reaction(message["id"], {"type": "love"}, "bob")
+    assert v1["reaction"]["type"] == "love" and v1["reaction"]["user_id"] == "bob"
+    v2 = gs.chat.send_reaction(message["id"], reaction=ReactionRequest(type="like", user_id="ann")).data
+    assert (v2.reaction.type, v2.reaction.user_id, v2.message.id) == ("like", "ann", message["id"])
+    delivered = emu.webhooks.wait_for(2, "reaction.new")
+    assert [(d.payload["reaction"]["type"], d.payload["user"]["id"]) for d in delivered] == [
+        ("love", "bob"),
+        ("like", "ann"),
+    ]
+    assert all(
+        d.payload["message"]["id"] == message["id"] and d.payload["cid"] == "messaging:reacts" for d in delivered
+    )

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from getstream.base import StreamApiException
+from getstream.models import EventHook
 
 from stream_emulator import Emulator
 from stream_emulator.webhooks import RetryPolicy, Webhooks
@@ -180,3 +182,69 @@ def test_reset_restores_the_policy_and_forgets_the_tries(sc, fast, receiver):
     fast.reset()
     assert fast.webhooks.policy == fast.webhooks.default_policy
     assert fast.webhook_deliveries == [] and fast.webhooks.total == 0
+
+
+@pytest.fixture
+def second_receiver() -> Iterator[Receiver]:
+    made = Receiver()
+    thread = threading.Thread(target=made.server.serve_forever, daemon=True)
+    thread.start()
+    yield made
+    made.server.release.set()  # type: ignore[attr-defined]
+    made.server.shutdown()
+    made.server.server_close()
+
+
+def test_event_hooks_each_get_their_own_event_types_signed_and_retried_on_their_own(
+    gs, sc, fast, receiver, second_receiver
+):
+    """Stream's multi-event hooks: every enabled webhook hook is a target of its own (its URL, its event types,
+    empty = all), each delivery signed and retried by Stream's policy under its own X-Webhook-Id."""
+
+    gs.update_app(
+        event_hooks=[
+            EventHook(hook_type="webhook", enabled=True, webhook_url=receiver.url, event_types=["user.updated"]),
+            EventHook(hook_type="webhook", enabled=True, webhook_url=second_receiver.url, event_types=[]),
+            EventHook(hook_type="webhook", enabled=False, webhook_url=second_receiver.url, event_types=[]),
+        ]
+    )
+    hooks = gs.get_app().data.app.event_hooks
+    assert [(h.webhook_url, h.event_types, h.enabled) for h in hooks] == [
+        (receiver.url, ["user.updated"], True),
+        (second_receiver.url, [], True),
+        (second_receiver.url, [], False),
+    ]
+    assert all(h.id for h in hooks) and len({h.id for h in hooks}) == 3
+
+    receiver.answer(503)  # the first hook's first try fails: only that hook is tried again
+    sc.upsert_user({"id": "ann"})
+    sc.upsert_user({"id": "ann", "name": "Ann"})  # user.updated
+    channel = sc.channel("messaging", "hooks", {"members": ["ann"]})
+    channel.create("ann")
+    channel.send_message({"text": "hi"}, "ann")  # message.new: only the all-events hook wants it
+    fast.webhooks.wait_idle()
+
+    first = [(h["X-Webhook-Attempt"], json.loads(body)["type"]) for h, body in receiver.received]
+    assert first == [("1", "user.updated"), ("2", "user.updated")]
+    second = {json.loads(body)["type"] for _, body in second_receiver.received}
+    assert {"user.updated", "message.new"} <= second
+    assert len(second_receiver.received) == len({h["X-Webhook-Id"] for h, _ in second_receiver.received})
+    for headers, body in [*receiver.received, *second_receiver.received]:
+        assert headers["X-Signature"] == hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    first_ids = {h["X-Webhook-Id"] for h, _ in receiver.received}
+    assert len(first_ids) == 1 and first_ids.isdisjoint({h["X-Webhook-Id"] for h, _ in second_receiver.received})
+
+    # The list is replaced as a whole: a hook left out is deleted, a known id is updated in place.
+    kept = hooks[1]
+    gs.update_app(event_hooks=[EventHook(id=kept.id, hook_type="webhook", enabled=True, webhook_url=receiver.url)])
+    assert [(h.id, h.webhook_url) for h in gs.get_app().data.app.event_hooks] == [(kept.id, receiver.url)]
+
+
+def test_an_app_without_event_hooks_has_one_webhook_url(gs, emu, receiver):
+    """An app Stream has not migrated to multi-event hooks: GET /app shows none, and setting them is refused."""
+
+    emu.state.app["_multi_event_hooks"] = False
+    assert gs.get_app().data.app.event_hooks == []
+    with pytest.raises(StreamApiException) as refused:
+        gs.update_app(event_hooks=[EventHook(hook_type="webhook", enabled=True, webhook_url=receiver.url)])
+    assert refused.value.code == 4 and "event_hooks are not enabled for this app" in str(refused.value)

@@ -58,7 +58,7 @@ async def test_the_runbook_adopts_every_old_channel(database_url, emulator_serve
     assert [g["channel_id"] for g in report["groups"]] == [w.group]
     assert [entry["others"] for entry in report["duplicates"].values()] == [[w.era2]]
     assert {s["channel_id"] for s in report["skipped"]} == {w.stranger, w.broken}
-    assert "Applied 2 change(s)." in await cli(
+    assert "Applied 1 change(s)." in await cli(
         "stream", "configure", "--webhook-url", "https://chat.example.com/api/chat/webhooks/stream"
     )
     assert "No drift" in await cli("reconcile")

@@ -15,7 +15,7 @@ async def test_bad_rows_are_listed_by_line_the_good_ones_imported_and_a_second_r
     good = users(3)
     rows = [
         good[0],
-        {"id": new_id(), "name": ""},
+        {"id": new_id(), "name": "Bad Category", "category": "x" * 40},
         good[1],
         {"id": "not-a-uuid", "name": "Bad Id"},
         {"id": good[0]["id"], "name": "Repeated"},
@@ -29,7 +29,7 @@ async def test_bad_rows_are_listed_by_line_the_good_ones_imported_and_a_second_r
     assert "Imported users from" in first.stdout and "3 created, 0 updated, 0 unchanged, 5 rejected" in first.stdout
     rejected = [line.strip() for line in first.stdout.splitlines() if line.startswith("  line ")]
     assert rejected == [
-        "line 2: name: String should have at least 1 character",
+        "line 2: category: String should have at most 32 characters",
         "line 3: is not valid JSON (Expecting property name enclosed in double quotes at column 2)",
         "line 6: id: must be a uuid, got 'not-a-uuid'",
         "line 7: repeats the id of line 1; only the first one is imported",

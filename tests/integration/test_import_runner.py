@@ -135,10 +135,10 @@ def main_backend_url(postgres_url):
 
 
 def test_from_sql_reads_onecrew_database_with_the_default_or_a_custom_select(tmp_path, database_url, main_backend_url):
-    live, deleted, company = new_id(), new_id(), new_id()
+    live, deleted, company, miscategorised = new_id(), new_id(), new_id(), new_id()
     for statement in (
         f"INSERT INTO profiles VALUES ('{live}', 'Amr', 'https://img.example/a.png', 'talent', NULL),"
-        f" ('{deleted}', 'Gone', NULL, 'crew', now()), ('{new_id()}', '', NULL, 'crew', NULL)",
+        f" ('{deleted}', 'Gone', NULL, 'crew', now()), ('{miscategorised}', 'Aaron', NULL, '{'x' * 40}', NULL)",
         f"INSERT INTO companies VALUES ('{company}', 'Sat Education', NULL, 'academy')",
         f"INSERT INTO company_members VALUES ('{company}', '{live}', 'owner', 'accepted'),"
         f" ('{company}', '{deleted}', 'admin', 'accepted')",
@@ -156,7 +156,7 @@ def test_from_sql_reads_onecrew_database_with_the_default_or_a_custom_select(tmp
     people = run_cli(tmp_path, database_url, "users", "--from-sql", main_backend_url, ONECREW_IMPORT_USERS_SQL=custom)
     assert people.returncode == 1, people.stdout + people.stderr
     assert "1 created, 0 updated, 0 unchanged, 1 rejected" in people.stdout
-    assert "  row 2: name: String should have at least 1 character" in people.stdout
+    assert f"  id {miscategorised} (row 2): category: String should have at most 32 characters" in people.stdout
     assert asyncio.run(count(database_url, User)) == 1
 
     default = run_cli(tmp_path, database_url, "users", "--from-sql", main_backend_url)
@@ -166,7 +166,9 @@ def test_from_sql_reads_onecrew_database_with_the_default_or_a_custom_select(tmp
     members = run_cli(tmp_path, database_url, "members", "--from-sql", main_backend_url, "--json")
     assert members.returncode == 1
     assert summary(members)["created"] == 1
-    assert summary(members)["rejections"] == [{"row": 2, "error": f"User not found: {deleted}"}]
+    assert summary(members)["rejections"] == [
+        {"row": 2, "company_id": company, "user_id": deleted, "error": f"User not found: {deleted}"}
+    ]
 
 
 async def test_sql_source_streams_in_chunks(main_backend_url):

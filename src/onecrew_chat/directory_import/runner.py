@@ -2,12 +2,15 @@
 
 Each batch is committed before the next is read, so an import that stops (a truncated file, a lost
 connection, Ctrl-C) keeps what it committed; running it again finds those rows unchanged and carries on.
+A dry run reads, validates and applies every batch the same way, then rolls each batch back: the outcomes it
+reports are the ones a real run would have (judged against the directory as it is), and nothing is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +26,22 @@ from onecrew_chat.logging import get_logger
 log = get_logger(__name__)
 
 DEFAULT_BATCH = 1000
+NAME_LIMIT = 255  # directory_schemas.Name
+FALLBACK_NAMES = {"users": "OneCrew user", "companies": "OneCrew company"}  # never "User": the old placeholder
+
+
+def name_fallback(kind: DirectoryKind, data: Any) -> tuple[Any, str | None]:
+    """The row with a usable name, and what was done to it (None: nothing)."""
+    if kind.party is None or not isinstance(data, dict):
+        return data, None
+    name = data.get("name")
+    if name is None or (isinstance(name, str) and not name.strip()):
+        fallback = FALLBACK_NAMES[kind.name]
+        return {**data, "name": fallback}, f"empty name: imported as {fallback!r}"
+    if isinstance(name, str) and len(name.strip()) > NAME_LIMIT:
+        cut = name.strip()[: NAME_LIMIT - 1] + "…"
+        return {**data, "name": cut}, f"name of {len(name.strip())} characters: cut to {NAME_LIMIT}"
+    return data, None
 
 
 @dataclass
@@ -38,6 +57,10 @@ class Summary:
     batches: int = 0
     seconds: float = 0.0
     stopped: str | None = None
+    dry_run: bool = False
+    # A SELECT's row number means nothing to whoever fixes the data: its rejected rows are named by their key.
+    rejected_keys: dict[int, dict[str, str]] = field(default_factory=dict)
+    renamed: list[tuple[int, str]] = field(default_factory=list)  # rows imported under a fallback or cut name
 
     @property
     def read(self) -> int:
@@ -54,6 +77,13 @@ class Summary:
         """Every row was imported and the source was read to its end."""
         return not self.counts["rejected"] and self.stopped is None
 
+    def where(self, position: int) -> str:
+        """How the text summary names a rejected row: by its key for a SELECT (with the row number), else its line."""
+        key = self.rejected_keys.get(position)
+        if not key:
+            return f"{self.position_word} {position}"
+        return ", ".join(f"{name} {value}" for name, value in key.items()) + f" ({self.position_word} {position})"
+
     def add(self, position: int, outcome: Outcome) -> None:
         """Count one row's outcome."""
         self.counts[outcome.status] += 1
@@ -66,6 +96,7 @@ class Summary:
         return {
             "kind": self.kind,
             "source": self.source,
+            "dry_run": self.dry_run,
             "read": self.read,
             **self.counts,
             "identity_syncs_queued": self.sync_queued,
@@ -73,8 +104,26 @@ class Summary:
             "batches": self.batches,
             "seconds": round(self.seconds, 3),
             "stopped": self.stopped,
-            "rejections": [{self.position_word: position, "error": error} for position, error in self.rejections],
+            "rejections": [
+                {self.position_word: position, **self.rejected_keys.get(position, {}), "error": error}
+                for position, error in self.rejections
+            ],
+            "renamed": [{self.position_word: position, "note": note} for position, note in self.renamed],
         }
+
+
+@contextlib.asynccontextmanager
+async def _transaction(sessionmaker: async_sessionmaker[AsyncSession], dry_run: bool) -> AsyncIterator[AsyncSession]:
+    """The batch's transaction: committed, or for a dry run always rolled back."""
+    if not dry_run:
+        async with unit_of_work(sessionmaker) as session:
+            yield session
+        return
+    async with sessionmaker() as session:
+        try:
+            yield session
+        finally:
+            await session.rollback()
 
 
 async def _apply(
@@ -84,8 +133,14 @@ async def _apply(
     keys: FirstOfEachKey,
     summary: Summary,
 ) -> None:
-    readable = [row for row in chunk if row.error is None]
-    async with unit_of_work(sessionmaker) as session:
+    readable = []
+    for row in chunk:
+        if row.error is None:
+            data, note = name_fallback(kind, row.data)
+            readable.append(SourceRow(row.position, data) if note else row)
+            if note:
+                summary.renamed.append((row.position, note))
+    async with _transaction(sessionmaker, summary.dry_run) as session:
         # New identities are left to `sync identities` (the cut-over's next step): queueing 100,000 of them here
         # would slow the import and spend Stream's budget one worker batch at a time during the cut-over.
         outcomes = await apply_rows(
@@ -93,7 +148,12 @@ async def _apply(
         )
     by_position = {row.position: outcome for row, outcome in zip(readable, outcomes, strict=True)}
     for row in chunk:
-        summary.add(row.position, by_position.get(row.position) or Outcome("rejected", row.error))
+        outcome = by_position.get(row.position) or Outcome("rejected", row.error)
+        summary.add(row.position, outcome)
+        if outcome.status == "rejected" and summary.position_word == "row" and isinstance(row.data, dict):
+            key = {name: str(row.data[name]) for name in kind.key_fields if row.data.get(name) not in (None, "")}
+            if key:
+                summary.rejected_keys[row.position] = key
     summary.batches += 1
 
 
@@ -104,13 +164,14 @@ async def run_import(
     *,
     batch_size: int = DEFAULT_BATCH,
     progress: Callable[[int], None] | None = None,
+    dry_run: bool = False,
 ) -> Summary:
     """Import every row of `source`, one transaction per `batch_size` rows; never raises for bad rows.
 
     SourceRefused (nothing could be read) is raised; a source or database failure mid-way ends the run with
     `stopped` set, keeping the batches already committed.
     """
-    summary = Summary(kind.name, source.name, source.position_word)
+    summary = Summary(kind.name, source.name, source.position_word, dry_run=dry_run)
     keys = FirstOfEachKey(kind, source.position_word)
     started = time.monotonic()
     log.info("directory_import.started", kind=kind.name, source=source.name, batch_size=batch_size)
@@ -129,6 +190,7 @@ async def run_import(
         summary.seconds = time.monotonic() - started
         await source.close()
     summary.rejections.sort()
+    summary.renamed.sort()
     log.info(
         "directory_import.finished",
         kind=kind.name,

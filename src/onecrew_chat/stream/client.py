@@ -34,6 +34,7 @@ from getstream.models import (
     GetApplicationResponse,
     QueryChannelsRequest,
     QueryUsersPayload,
+    SortParamRequest,
     UpdateAppRequest,
     UpdateUserPartialRequest,
     UpdateUsersPartialRequest,
@@ -59,6 +60,7 @@ log = structlog.get_logger(__name__)  # structlog directly: this package imports
 
 MAX_BATCH = 100  # Stream's limit for users per upsert/partial update and members per create/add call
 _ROLE = "user"  # every identity is a plain app-level user; there is deliberately no parameter for this
+STREAM_ADMIN = "admin"  # Stream's app-wide admin role: only ever searched for, to take it away (demote_to_user)
 _CHANNEL_STATE_MEMBERS = 100
 MAX_CHANNELS_PER_QUERY = 30  # Stream answers at most 30 channels per QueryChannels call
 
@@ -212,6 +214,39 @@ class StreamGateway:
                 )
         return found
 
+    async def query_admins_page(self, *, after_id: str | None = None, limit: int = MAX_BATCH) -> list[StreamUserState]:
+        """One page of the users Stream holds with the app-wide admin role (deactivated ones too), by id after `after_id`.
+
+        Paged by id rather than offset: demoting users while paging moves no one into a page already read, and
+        there is no offset ceiling (1000).
+        """
+        if not 1 <= limit <= MAX_BATCH:
+            raise ValueError(f"limit must be between 1 and {MAX_BATCH}, got {limit}")
+        conditions: dict[str, Any] = {"role": {"$eq": STREAM_ADMIN}}
+        if after_id is not None:
+            conditions["id"] = {"$gt": after_id}
+        payload = QueryUsersPayload(
+            filter_conditions=conditions,
+            sort=[SortParamRequest(field="id", direction=1)],
+            limit=limit,
+            include_deactivated_users=True,
+        )
+        response = await self._call("QueryUsers", _send("GET", _USERS_PATH, query=build_query_param(payload=payload)))
+        return [
+            StreamUserState(id=user["id"], name=user.get("name"), image=user.get("image"), role=user.get("role"))
+            for user in response.data.get("users") or []
+        ]
+
+    async def demote_to_user(self, user_ids: list[str]) -> None:
+        """Set the role of up to 100 users to "user" (one partial update; nothing else of them changes)."""
+        ids = list(dict.fromkeys(user_ids))
+        _check_batch("users", ids)
+        if not ids:
+            return
+        requests = [UpdateUserPartialRequest(id=user_id, set={"role": _ROLE}) for user_id in ids]
+        body = UpdateUsersPartialRequest(users=requests).to_dict()
+        await self._call("UpdateUsersPartial", _send("PATCH", _USERS_PATH, body=body), batch_ids=ids)
+
     # --- channels --------------------------------------------------------------------------------
 
     async def get_or_create_channel(
@@ -298,6 +333,29 @@ class StreamGateway:
                 if user_id:
                     found.add(user_id)
         return found
+
+    async def query_members_page(
+        self, channel_type: str, channel_id: str, *, after_user_id: str | None = None, limit: int = MAX_BATCH
+    ) -> list[dict[str, Any]]:
+        """One page of a channel's members as plain JSON (with their users), by user id ascending after `after_user_id`.
+
+        Stream documents paging members by user_id as well as by offset; by user id no page is skipped or read twice
+        while members join or leave, and there is no offset ceiling (1000), so a channel of any size can be read.
+        """
+        if not 1 <= limit <= MAX_BATCH:
+            raise ValueError(f"limit must be between 1 and {MAX_BATCH}, got {limit}")
+        payload: dict[str, Any] = {
+            "type": channel_type,
+            "id": channel_id,
+            "filter_conditions": {},
+            "sort": [{"field": "user_id", "direction": 1}],
+            "limit": limit,
+        }
+        if after_user_id is not None:
+            payload["user_id_gt"] = after_user_id
+        query = {"payload": json.dumps(payload)}
+        response = await self._call("QueryMembers", _send("GET", _MEMBERS_PATH, query=query))
+        return list(response.data.get("members") or [])
 
     async def query_channels_page(
         self,

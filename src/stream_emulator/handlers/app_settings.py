@@ -1,9 +1,22 @@
-"""App settings: get and update, including the webhook URL (§3.13)."""
+"""App settings: get and update, including the webhook URL and the event hooks (§3.13).
+
+`event_hooks` (Stream's multi-event hooks): several targets, each with its own `event_types` (empty: every event).
+An UpdateApp that names `event_hooks` replaces the whole list as Stream documents it: a hook whose id is known is
+updated, one without an id (or with a new one) is created under that id or a new uuid, and a hook left out is
+deleted. Stream rolls multi-event hooks out app by app; an app not migrated yet has only the single `webhook_url`.
+The emulator plays such an app when its app settings hold `MULTI_EVENT_HOOKS: False` (set from Python, or with
+`stream-emulator --no-event-hooks`): GET /app then shows an empty `event_hooks` (getstream's AppResponseFields
+requires the field) and an UpdateApp naming them is refused (code 4; the wording is the emulator's: what Stream
+answers there is not documented, so clients should read the settings back rather than rely on an error).
+"""
 
 from __future__ import annotations
 
+import uuid
+
 from ..call import Call, drop_nulls
 from ..channel_types import BUILT_IN
+from ..clock import now_ns
 from ..errors import input_error
 
 # Every field getstream's AppResponseFields requires, with the values of a fresh app.
@@ -68,10 +81,26 @@ _DEFAULTS = {
 }
 
 
+MULTI_EVENT_HOOKS = "_multi_event_hooks"  # an emulator switch kept with the app settings, never shown
+HOOK_TYPES = ("webhook", "sqs", "sns", "pending_message")
+
+
+def event_hooks_available(app: dict) -> bool:
+    """Whether the app has Stream's multi-event hooks (the default here)."""
+    return app.get(MULTI_EVENT_HOOKS, True) is not False
+
+
 def get_app(call: Call) -> dict:
     """GET /app."""
     app = dict(_DEFAULTS)
-    app.update(call.state.app)
+    app.update({k: v for k, v in call.state.app.items() if not k.startswith("_")})
+    if not event_hooks_available(call.state.app):
+        app["event_hooks"] = []  # getstream's AppResponseFields requires the field
+    else:
+        app["event_hooks"] = [
+            dict(h, created_at=call.dialect.time(h["created_at"]), updated_at=call.dialect.time(h["updated_at"]))
+            for h in app.get("event_hooks") or []
+        ]
     app["channel_configs"] = {t: call.dialect.config(t) for t in sorted(BUILT_IN)}
     return {"app": app}
 
@@ -85,8 +114,51 @@ def update_app(call: Call) -> dict:
     events = settings.get("webhook_events")
     if events is not None and not isinstance(events, list):
         raise input_error("webhook_events must be a list", webhook_events="invalid")
-    call.state.app.update(settings)
+    if "event_hooks" in settings:
+        settings["event_hooks"] = _event_hooks(call, settings["event_hooks"])
+    call.state.app.update({k: v for k, v in settings.items() if not k.startswith("_")})
     return {}
+
+
+def _event_hooks(call: Call, hooks: object) -> list[dict]:
+    """The new list of hooks: validated, known ids updated (created_at kept), new ones created."""
+    if not event_hooks_available(call.state.app):
+        raise input_error(
+            "event_hooks are not enabled for this app: it still has a single webhook_url", event_hooks="unavailable"
+        )
+    if not isinstance(hooks, list):
+        raise input_error("event_hooks must be a list", event_hooks="invalid")
+    known = {h["id"]: h for h in call.state.app.get("event_hooks") or []}
+    now, result = now_ns(), []
+    for index, raw in enumerate(hooks):
+        hook = drop_nulls(raw) if isinstance(raw, dict) else None
+        if hook is None:
+            raise input_error(f"event_hooks[{index}] must be an object", event_hooks="invalid")
+        if hook.get("hook_type") not in HOOK_TYPES:
+            raise input_error(
+                f"event_hooks[{index}].hook_type must be one of {', '.join(HOOK_TYPES)}", event_hooks="invalid"
+            )
+        url = hook.get("webhook_url")
+        if hook["hook_type"] in ("webhook", "pending_message") and not str(url or "").startswith(
+            ("http://", "https://")
+        ):
+            raise input_error(
+                f"event_hooks[{index}].webhook_url must be a valid http or https URL", event_hooks="invalid"
+            )
+        types = hook.get("event_types", [])
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            raise input_error(f"event_hooks[{index}].event_types must be a list of strings", event_hooks="invalid")
+        hook_id = str(hook.get("id") or uuid.uuid4())
+        old = known.get(hook_id)
+        hook.update(
+            id=hook_id,
+            enabled=bool(hook.get("enabled", True)),
+            event_types=list(types),
+            created_at=old["created_at"] if old else now,  # nanoseconds; GET /app writes them in its dialect
+            updated_at=now,
+        )
+        result.append(hook)
+    return result
 
 
 PUSH_PROVIDER_TYPES = ("apn", "firebase", "huawei", "xiaomi")

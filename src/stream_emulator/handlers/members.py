@@ -1,13 +1,44 @@
-"""Query members of one channel (§3.11)."""
+"""Query members of one channel (§3.11).
+
+Paged as Stream documents it: oldest member first by default, `limit` and `offset` (offset at most 1000, refused
+beyond, never capped), or by `user_id` / `created_at` with the `user_id_gt|gte|lt|lte` and
+`created_at_after|after_or_equal|before|before_or_equal` bounds (getstream's QueryMembersPayload), which page a
+channel of any size.
+"""
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
-from ..call import Call, drop_nulls
+from ..call import Call, check_offset, drop_nulls
+from ..clock import parse_time
 from ..errors import input_error, not_found
 from ..filters import matches, normalize_sort, sort_items
 from ..state import Member
+
+MAX_OFFSET = 1000
+MAX_LIMIT = 300
+_COMPARE = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
+_USER_ID_BOUNDS = {"user_id_gt": "$gt", "user_id_gte": "$gte", "user_id_lt": "$lt", "user_id_lte": "$lte"}
+_CREATED_BOUNDS = {
+    "created_at_after": "$gt",
+    "created_at_after_or_equal": "$gte",
+    "created_at_before": "$lt",
+    "created_at_before_or_equal": "$lte",
+}
+
+
+def _bounds(payload: dict) -> dict:
+    """The keyset bounds of the payload as one more filter."""
+    conditions: dict[str, dict[str, object]] = {}
+    for key, op in _USER_ID_BOUNDS.items():
+        if payload.get(key) is not None:
+            conditions.setdefault("user_id", {})[op] = str(payload[key])
+    for key, op in _CREATED_BOUNDS.items():
+        if payload.get(key) is not None:
+            conditions.setdefault("created_at", {})[op] = parse_time(payload[key])
+    return conditions
 
 
 def query(call: Call) -> dict:
@@ -44,8 +75,23 @@ def query(call: Call) -> dict:
             return member.custom[name]
         return user.custom.get(name) if user is not None else None
 
-    found = [m for m in channel.members.values() if matches(m, payload.get("filter_conditions") or {}, field)]
-    found = sort_items(found, normalize_sort(payload.get("sort")), field)
-    limit = min(int(payload.get("limit") or 100), 300)
-    offset = int(payload.get("offset") or 0)
+    bounds = _bounds(payload)
+    found = [
+        m
+        for m in channel.members.values()
+        if matches(m, payload.get("filter_conditions") or {}, field) and _within(m, bounds)
+    ]
+    found = sort_items(found, normalize_sort(payload.get("sort")) or [("created_at", 1)], field)
+    limit = min(int(payload.get("limit") or 100), MAX_LIMIT)
+    offset = check_offset(payload, MAX_OFFSET)
     return {"members": [call.dialect.member(m, users) for m in found[offset : offset + limit]]}
+
+
+def _within(member: Member, bounds: dict) -> bool:
+    """Whether the member lies inside the keyset bounds (user id as a string, created_at in nanoseconds)."""
+    for name, condition in bounds.items():
+        value = member.user_id if name == "user_id" else member.created_at
+        for op, operand in condition.items():
+            if operand is None or not _COMPARE[op](value, operand):
+                return False
+    return True

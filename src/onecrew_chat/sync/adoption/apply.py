@@ -30,8 +30,13 @@ BATCH = 100  # channels per transaction (and identities per upsert)
 REPAIR_DEADLINE_S = 90.0  # a batch of upserts may wait out a rate-limit window
 
 
-async def identities_to_send(runtime: Runtime, decisions: list[Decision]) -> tuple[list[Profile], dict[str, str]]:
-    """Profiles Stream needs again (damaged by the old backend, or missing or stale in the mirror) and the damage seen."""
+async def identities_to_send(
+    runtime: Runtime, decisions: list[Decision], done: set[str] | frozenset[str] = frozenset()
+) -> tuple[list[Profile], dict[str, str]]:
+    """Profiles Stream needs again (damaged by the old backend, or missing or stale in the mirror) and the damage seen.
+
+    `done`: identities this run already repaired (the damage a channel recorded when it was read is old news then).
+    """
     damage: dict[str, str] = {}
     wanted: dict[str, Identity] = {}
     for decision in decisions:
@@ -40,7 +45,7 @@ async def identities_to_send(runtime: Runtime, decisions: list[Decision]) -> tup
         for identity in decision.identities:
             wanted[identity.stream_id] = identity
             problem = decision.record.damaged.get(identity.stream_id)
-            if problem:
+            if problem and identity.stream_id not in done:
                 damage[identity.stream_id] = problem
     if not wanted:
         return [], damage
@@ -53,7 +58,7 @@ async def identities_to_send(runtime: Runtime, decisions: list[Decision]) -> tup
 
 async def repair(runtime: Runtime, decisions: list[Decision], report: AdoptionReport) -> None:
     """Full upserts (role user, the directory's name and image) of the batch's identities Stream needs again."""
-    profiles, damage = await identities_to_send(runtime, decisions)
+    profiles, damage = await identities_to_send(runtime, decisions, report.repaired_ids)
     if profiles and not report.dry_run:
         calls = runtime.stream.calls
         batch = IdentityBatch({p.identity: p for p in profiles}, {})
@@ -68,7 +73,7 @@ async def repair(runtime: Runtime, decisions: list[Decision], report: AdoptionRe
             stream_calls=runtime.stream.calls - calls,
         )
     for stream_id, problem in sorted(damage.items()):
-        report.repaired.append({"stream_id": stream_id, "problem": problem})
+        report.add_repaired(stream_id, problem)  # once per identity, however many channels and batches show it
 
 
 def conversation_for(decision: Decision) -> Conversation:

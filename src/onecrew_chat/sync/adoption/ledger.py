@@ -89,6 +89,17 @@ class DbLedger:
             )
             return [ChannelRecord.from_row(row) for row in rows]
 
+    async def save_members(self, records: list[ChannelRecord]) -> None:
+        """The complete member lists (and damage) of channels Stream listed only in part, in one transaction."""
+        async with unit_of_work(self.sessionmaker) as session:
+            for record in records:
+                await session.execute(
+                    update(AdoptionChannel)
+                    .where(AdoptionChannel.cid == record.cid)
+                    .values(member_ids=record.member_ids, member_count=record.member_count, damaged=record.damaged)
+                    .execution_options(synchronize_session=False)
+                )
+
     async def reopen_skipped(self) -> int:
         """Skipped channels become pending again (after the directory learned their members); returns how many."""
         async with unit_of_work(self.sessionmaker) as session:

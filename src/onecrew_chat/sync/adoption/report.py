@@ -7,6 +7,8 @@ from typing import Any
 
 from onecrew_chat.sync.adoption.plan import DUPLICATE, GROUP, PAIR, SKIPPED, Decision
 
+SHOWN_PER_SECTION = 25  # lines per kind in the text form (a real cut-over adopts thousands); --json has them all
+
 
 @dataclass
 class AdoptionReport:
@@ -22,8 +24,15 @@ class AdoptionReport:
     duplicates: dict[str, dict[str, Any]] = field(default_factory=dict)  # pair_key -> {adopted, others: [...]}
     skipped: list[dict[str, Any]] = field(default_factory=list)
     repaired: list[dict[str, Any]] = field(default_factory=list)  # identities the old backend damaged, sent again
+    repaired_ids: set[str] = field(default_factory=set)
     stream_calls: int = 0
     ms: float = 0.0
+
+    def add_repaired(self, stream_id: str, problem: str) -> None:
+        """One damaged identity, reported once per run."""
+        if stream_id not in self.repaired_ids:
+            self.repaired_ids.add(stream_id)
+            self.repaired.append({"stream_id": stream_id, "problem": problem})
 
     def add(self, decision: Decision) -> None:
         """Count one decision."""
@@ -79,19 +88,33 @@ class AdoptionReport:
             f"duplicates left untouched: {sum(len(v['others']) for v in self.duplicate_pairs().values())}; "
             f"skipped: {len(self.skipped)}.",
         ]
-        for pair in self.pairs:
-            lines.append(f"  pair  {pair['channel_id']}  {pair['conversation_type']}  {' + '.join(pair['members'])}")
-        for group in self.groups:
-            lines.append(f"  group {group['channel_id']}  {group['name'] or '(no name)'}  {group['members']} members")
-        for key, entry in self.duplicate_pairs().items():
-            lines.append(
-                f"  duplicates of {key}: kept {entry['adopted']}; left as they are: {', '.join(entry['others'])}"
-            )
-        for skipped in self.skipped:
-            lines.append(f"  skipped {skipped['channel_id']}: {skipped['reason']}")
-        for repaired in self.repaired:
-            action = "would repair" if self.dry_run else "repaired"
-            lines.append(f"  {action} {repaired['stream_id']}: {repaired['problem']}")
+        action = "would repair" if self.dry_run else "repaired"
+        sections = [
+            (
+                "pairs",
+                [
+                    f"  pair  {p['channel_id']}  {p['conversation_type']}  {' + '.join(p['members'])}"
+                    for p in self.pairs
+                ],
+            ),
+            (
+                "groups",
+                [f"  group {g['channel_id']}  {g['name'] or '(no name)'}  {g['members']} members" for g in self.groups],
+            ),
+            (
+                "duplicates",
+                [
+                    f"  duplicates of {key}: kept {entry['adopted']}; left as they are: {', '.join(entry['others'])}"
+                    for key, entry in self.duplicate_pairs().items()
+                ],
+            ),
+            ("skipped", [f"  skipped {s['channel_id']}: {s['reason']}" for s in self.skipped]),
+            ("repaired", [f"  {action} {r['stream_id']}: {r['problem']}" for r in self.repaired]),
+        ]
+        for name, entries in sections:
+            lines.extend(entries[:SHOWN_PER_SECTION])
+            if len(entries) > SHOWN_PER_SECTION:
+                lines.append(f"  ... and {len(entries) - SHOWN_PER_SECTION} more {name} (--json lists every one)")
         if self.reopened:
             lines.append(f"Decided again: {self.reopened} channels skipped by earlier runs (--retry-skipped).")
         if self.decided_before:

@@ -11,6 +11,7 @@ from onecrew_chat.logging import get_logger
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.sync.adoption.apply import apply_decisions
 from onecrew_chat.sync.adoption.ledger import DbLedger, MemoryLedger
+from onecrew_chat.sync.adoption.members import complete_members
 from onecrew_chat.sync.adoption.plan import decide
 from onecrew_chat.sync.adoption.report import AdoptionReport
 from onecrew_chat.sync.adoption.scan import scan_channels
@@ -54,6 +55,7 @@ async def import_channels(
         report.pages = position.pages - pages_before
         report.decided_before = await db.decided()
         pending = await ledger.pending()
+        await complete_members(runtime.stream, pending, None if dry_run else db)  # groups of more than 100
         decisions = decide(pending, await db.known(pending))
         await apply_decisions(runtime, decisions, report, progress=callbacks.on_written)
     finally:
