@@ -1,6 +1,8 @@
 # onecrew-chat: `docker build -t onecrew-chat .`, then `docker run onecrew-chat` (serve) or `... onecrew-chat worker`.
 # Two stages: the build stage installs the package into a virtualenv; the runtime stage copies only that virtualenv
 # and runs as an unprivileged user. PORT and HOST are the service's own settings (serve reads them).
+# ONECREW_MODE=production: a container missing a production setting refuses to start in one line naming it,
+# rather than fall back to SQLite or the emulator (`-e ONECREW_MODE=development` for a demo container).
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -22,6 +24,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     HOST=0.0.0.0 \
     PORT=8000 \
+    ONECREW_MODE=production \
     ONECREW_LOG_FORMAT=json \
     ONECREW_DATA_DIR=/app/var
 WORKDIR /app

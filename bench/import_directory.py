@@ -45,7 +45,8 @@ def write_users(path: Path, ids: list[str], prefix: str) -> None:
 def run(url: str, path: Path, workdir: Path) -> tuple[float, dict]:
     """Wall time of one `onecrew-chat import users PATH --json`, and its summary."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ONECREW_", "STREAM_", "DATABASE_URL"))}
-    env.update(DATABASE_URL=url, ONECREW_LOG_LEVEL="warning", ONECREW_DATA_DIR=str(workdir))
+    # The database alone (import never calls Stream): development mode says so; production would need every setting.
+    env.update(DATABASE_URL=url, ONECREW_MODE="development", ONECREW_LOG_LEVEL="warning", ONECREW_DATA_DIR=str(workdir))
     started = time.perf_counter()
     done = subprocess.run([COMMAND, "import", "users", str(path), "--json"], env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started

@@ -27,10 +27,13 @@ class FaultPlan:
     hold_s: float = 5.0
 
     def static_spec(self) -> dict[str, Any]:
-        """Latency, 5xx (a different status per operation family) and the visibility delay."""
-        errors = {"*": {"rate": self.error_rate, "status": 500}}
+        """Latency, 5xx (a different status per operation family; QueryChannels' and UpdateUsers' 502 in a gateway's
+        own words, not Stream's error envelope) and the visibility delay."""
+        errors: dict[str, dict[str, Any]] = {"*": {"rate": self.error_rate, "status": 500}}
         for op, status in (("GetOrCreateChannel", 503), ("UpdateUsers", 502), ("UpdateUsersPartial", 504)):
             errors[op] = {"rate": self.error_rate, "status": status}
+        for op in ("UpdateUsers", "QueryChannels"):
+            errors[op] = {"rate": self.error_rate, "status": 502, "body": {"message": "Bad Gateway"}}
         return {
             "latency_ms": self.latency_ms,
             "jitter_ms": self.jitter_ms,

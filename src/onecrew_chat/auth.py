@@ -6,10 +6,12 @@ import hmac
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import jwt
 
 from onecrew_chat.config import Settings
+from onecrew_chat.config_checks import prepared_key
 from onecrew_chat.errors import Unauthorized
 from onecrew_chat.identity import normalize_uuid
 
@@ -25,22 +27,27 @@ class TokenVerifier:
     stops working the second its `exp` passes. A token that failed is never remembered.
     """
 
-    def __init__(
-        self, settings: Settings, *, jwt_secret: str | None = None, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         self._algorithms = [alg for alg in settings.jwt_algorithms if alg.lower() != "none"]
-        secret = jwt_secret or (settings.jwt_secret.get_secret_value() if settings.jwt_secret else None)
-        self._hmac_key = secret
-        self._public_key = settings.jwt_public_key
+        # Each algorithm's keys, current first: the previous secret or public key is accepted too during a rotation.
+        self._keys: dict[str, list[Any]] = {}
+        for algorithm in self._algorithms:
+            candidates = settings.jwt_hmac_secrets if algorithm.startswith("HS") else settings.jwt_public_keys
+            self._keys[algorithm] = [prepared for key in candidates if (prepared := prepared_key(algorithm, key))]
         self._clock = clock
         self._verified: OrderedDict[str, tuple[str, float | None]] = OrderedDict()
 
-    def _key_for(self, algorithm: str) -> str:
-        if algorithm.startswith("HS") and self._hmac_key:
-            return self._hmac_key
-        if (algorithm.startswith("RS") or algorithm.startswith("ES")) and self._public_key:
-            return self._public_key
-        raise Unauthorized()
+    def _decode(self, token: str, algorithm: str) -> dict[str, Any]:
+        """The claims, verified with the first of the algorithm's keys whose signature matches."""
+        keys = self._keys.get(algorithm) or []
+        for key in keys[:-1]:
+            try:
+                return _decode(token, key, algorithm)
+            except jwt.InvalidSignatureError:
+                continue  # signed with another of the accepted keys (a rotation), or forged: try the next
+        if not keys:
+            raise Unauthorized()
+        return _decode(token, keys[-1], algorithm)
 
     def user_id(self, authorization: str | None) -> str:
         """The `sub` of a valid token; 401 `Invalid or expired token` for anything else."""
@@ -63,12 +70,7 @@ class TokenVerifier:
             algorithm = header.get("alg", "")
             if algorithm not in self._algorithms:
                 raise Unauthorized()
-            claims = jwt.decode(
-                token,
-                self._key_for(algorithm),
-                algorithms=[algorithm],
-                options={"require": ["sub"], "verify_aud": False},
-            )
+            claims = self._decode(token, algorithm)
             sub = normalize_uuid(claims["sub"])
             expires_at = float(claims["exp"]) if claims.get("exp") is not None else None
         except Unauthorized:
@@ -81,9 +83,28 @@ class TokenVerifier:
         return sub
 
 
-def check_service_token(settings: Settings, authorization: str | None, *, service_token: str | None = None) -> None:
-    """Allow the main OneCrew backend's internal calls; 401 for a missing or wrong service token."""
-    expected = service_token or (settings.service_token.get_secret_value() if settings.service_token else None)
+def _suits(algorithm: str, key: str) -> bool:
+    """True when `key` can verify `algorithm` (the settings refused a key that suits no listed algorithm)."""
+    try:
+        jwt.get_algorithm_by_name(algorithm).prepare_key(key)
+    except (jwt.InvalidKeyError, ValueError, TypeError, NotImplementedError):
+        return False
+    return True
+
+
+def _decode(token: str, key: Any, algorithm: str) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(
+        token, key, algorithms=[algorithm], options={"require": ["sub"], "verify_aud": False}
+    )
+    return claims
+
+
+def check_service_token(settings: Settings, authorization: str | None) -> None:
+    """Allow the main OneCrew backend's internal calls (the current token or, during a rotation, the previous one);
+    401 for a missing or wrong service token."""
     scheme, _, presented = (authorization or "").strip().partition(" ")
-    if not expected or scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip(), expected):
+    presented_bytes = presented.strip().encode()
+    # Compare with every accepted token (no early exit), so the time taken says nothing about which one matched.
+    matches = [hmac.compare_digest(presented_bytes, token.encode()) for token in settings.service_tokens]
+    if scheme.lower() != "bearer" or not any(matches):
         raise Unauthorized("Invalid service token", code="invalid_service_token")

@@ -46,19 +46,31 @@ def settings_problems(exc: Exception) -> list[str]:
     if isinstance(exc, ValidationError):
         problems = []
         for error in exc.errors():
-            name = ".".join(map(str, error["loc"][:1])).upper() or "SETTINGS"
             message = error["msg"].removeprefix("Value error, ")
+            if not error["loc"]:  # the settings as a whole (onecrew_chat.config_checks): one problem per line
+                problems.extend(message.splitlines())
+                continue
+            name = str(error["loc"][0]).upper()
             problems.append(f"{name}: {message}")
         return problems
     return [str(exc).splitlines()[0][:300]]
 
 
 def load_settings() -> Settings:
-    """Settings from the environment, with logging configured; exit 2 with one line per invalid setting."""
+    """Settings from the environment, with logging configured; exit 2 with one line per invalid setting.
+
+    Every ONECREW_* variable that is not a setting is warned about first (one line each, with the closest
+    known name): a misspelt one is the likeliest reason a setting seems missing.
+    """
+    import os
+
     from pydantic_settings.exceptions import SettingsError
 
+    from onecrew_chat.config import unknown_setting_warnings
     from onecrew_chat.logging import configure_logging
 
+    for warning in unknown_setting_warnings(dict(os.environ)):
+        typer.echo(f"onecrew-chat: warning: {warning}", err=True)
     try:
         settings = Settings()
     except (ValidationError, SettingsError) as exc:
@@ -121,7 +133,7 @@ def dev_token(
     except ValueError:
         fail(f"USER_ID must be a uuid, got {user_id!r}", code=2)
     settings = load_settings()
-    if settings.embedded_database and not (settings.jwt_secret or settings.jwt_public_key):
+    if embedded.needs_dev_jwt_secret(settings):
         if not embedded.has_dev_jwt_secret(settings):
             # Making a new secret here would sign tokens no running server accepts: say where to look instead.
             fail(
@@ -130,7 +142,7 @@ def dev_token(
             )
         settings = embedded.with_dev_jwt_secret(settings)
     if not settings.jwt_secret:
-        fail("no ONECREW_JWT_SECRET is set (and DATABASE_URL is, so no dev secret is used)")
+        fail("no ONECREW_JWT_SECRET to sign with: only ONECREW_JWT_PUBLIC_KEY is set (tokens come from the backend)")
     typer.echo(embedded.dev_token(settings, user_id, ttl_s=ttl))
 
 

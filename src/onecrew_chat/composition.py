@@ -16,28 +16,31 @@ from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
 from onecrew_chat.outbox import worker
 from onecrew_chat.outbox.jobs import Batch, Failure, Jobs, PeriodicJob, Verdict
-from onecrew_chat.stream.errors import StreamRequestError, StreamUsersMissing
-from onecrew_chat.sync import handlers, server_messages
+from onecrew_chat.stream.errors import (
+    StreamError,
+    StreamRequestError,
+    StreamUsersMissing,
+    is_auth_failure,
+    is_passing_status,
+)
+from onecrew_chat.sync import dead_letters, handlers, server_messages
 from onecrew_chat.sync.reconcile import reconcile
 
 log = get_logger(__name__)
 
 IDEMPOTENCY_PURGE_EVERY_S = 600.0
-# Stream's codes that mean "your key, secret or app is refused" (stream-api.md, error codes), whatever the status.
-AUTH_CODES = frozenset({2, 5, 40, 41, 42, 43, 99})
-
-
-def is_auth_failure(error: BaseException) -> bool:
-    """Stream refused our own credentials (HTTP 401, or an auth code such as 403 App Suspended)."""
-    if not isinstance(error, StreamRequestError):
-        return False
-    return error.status == 401 or (error.code is not None and error.code in AUTH_CODES)
+REVIVE_DEAD_LETTERS_EVERY_S = 60.0
 
 
 def classify(error: BaseException) -> Failure:
-    """Pause on refused credentials; dead-letter what no retry can fix; retry the rest (respecting a 429's reset)."""
+    """Pause on refused credentials; retry a passing failure (any 5xx, 408, 429, transport errors and timeouts,
+    whoever answered) respecting a 429's reset; dead-letter what no retry can fix; retry anything else."""
     if is_auth_failure(error):
         return Failure(Verdict.PAUSE)
+    status = getattr(error, "status", None)
+    if isinstance(error, StreamError) and status is not None and is_passing_status(status):
+        retry_after = getattr(error, "retry_after_s", None)
+        return Failure(Verdict.RETRY, float(retry_after) if retry_after else None)
     if isinstance(error, StreamRequestError) and not isinstance(error, StreamUsersMissing):
         return Failure(Verdict.PERMANENT)
     if isinstance(error, AppError) and 400 <= error.status_code < 500:
@@ -66,6 +69,14 @@ async def purge_idempotency_keys(runtime: Any) -> int:
     return purged
 
 
+async def revive_dead_letters(runtime: Any) -> int:
+    """Dead letters of a passing failure made due again once Stream answers; the worker is woken for them."""
+    revived = await dead_letters.revive_passing(runtime)
+    if revived:
+        worker.kick(runtime)
+    return revived
+
+
 async def ping_stream(runtime: Any) -> None:
     """The paused worker's probe when no row is due: one authenticated call."""
     await runtime.stream.ping()
@@ -85,6 +96,7 @@ def build_jobs(settings: Any) -> Jobs:
         dead_letter={handlers.PROVISION: handlers.provisioning_failed},
         periodic=[
             PeriodicJob("idempotency.purge", IDEMPOTENCY_PURGE_EVERY_S, purge_idempotency_keys),
+            PeriodicJob("outbox.revive", REVIVE_DEAD_LETTERS_EVERY_S, revive_dead_letters),
             PeriodicJob("retention.purge", float(settings.retention_interval_s), retention.purge_all),
             PeriodicJob("reconcile", reconcile_s, PeriodicReconcile(), first_after_s=reconcile_s),
         ],

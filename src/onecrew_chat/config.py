@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import jwt
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from onecrew_chat import config_checks
+from onecrew_chat.config_checks import JwtKeys, Mode
 from onecrew_chat.database_url import check_database_url, to_async_url
 
 
@@ -31,6 +33,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", validate_by_name=True)
 
+    # Unset: development when no production setting is given, else production (config_checks says which).
+    mode: Mode | None = Field(default=None, validation_alias=_env("ONECREW_MODE"))
     database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL"))
     db_pool_size: int = Field(default=10, ge=1, le=1000, validation_alias=_env("ONECREW_DB_POOL_SIZE"))
     db_max_overflow: int = Field(default=20, ge=0, le=1000, validation_alias=_env("ONECREW_DB_MAX_OVERFLOW"))
@@ -45,12 +49,18 @@ class Settings(BaseSettings):
     stream_token_ttl_s: int = Field(default=7 * 24 * 3600, gt=0, validation_alias=_env("ONECREW_STREAM_TOKEN_TTL"))
 
     jwt_secret: SecretStr | None = Field(default=None, validation_alias=_env("ONECREW_JWT_SECRET"))
+    # Rotation: the value being replaced, accepted beside the current one until every holder has the new one.
+    jwt_secret_previous: SecretStr | None = Field(default=None, validation_alias=_env("ONECREW_JWT_SECRET_PREVIOUS"))
     # NoDecode: read as text and split by _split_algorithms, so `HS256,RS256` works as well as `["HS256"]`.
     jwt_algorithms: Annotated[list[str], NoDecode] = Field(
         default=["HS256"], validation_alias=_env("ONECREW_JWT_ALGORITHMS")
     )
     jwt_public_key: str | None = Field(default=None, validation_alias=_env("ONECREW_JWT_PUBLIC_KEY"))
+    jwt_public_key_previous: str | None = Field(default=None, validation_alias=_env("ONECREW_JWT_PUBLIC_KEY_PREVIOUS"))
     service_token: SecretStr | None = Field(default=None, validation_alias=_env("ONECREW_SERVICE_TOKEN"))
+    service_token_previous: SecretStr | None = Field(
+        default=None, validation_alias=_env("ONECREW_SERVICE_TOKEN_PREVIOUS")
+    )
 
     provision_deadline_s: float = Field(default=3.0, gt=0, validation_alias=_env("ONECREW_PROVISION_DEADLINE_S"))
     unknown_participants: UnknownParticipants = Field(
@@ -103,7 +113,44 @@ class Settings(BaseSettings):
             return check_database_url(value) if value else None
         return value
 
-    @field_validator("jwt_public_key", mode="before")
+    # The in-process emulator `serve` started in development (set by with_embedded_stream, never from the environment).
+    _stream_is_emulator: bool = PrivateAttr(default=False)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_any_case(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
+    @field_validator(
+        "stream_api_secret",
+        "jwt_secret",
+        "jwt_secret_previous",
+        "service_token",
+        "service_token_previous",
+        mode="before",
+    )
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("stream_api_key", mode="before")
+    @classmethod
+    def _empty_key_is_unset(cls, value: object) -> object:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @field_validator("stream_base_url", "public_base_url", mode="before")
+    @classmethod
+    def _http_url(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            problem = config_checks.http_url_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("jwt_public_key", "jwt_public_key_previous", mode="before")
     @classmethod
     def _pem(cls, value: object) -> object:
         if not isinstance(value, str) or not value.strip():
@@ -164,15 +211,99 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown algorithm {shown} (known: {names})")
         return list(dict.fromkeys(known_upper[alg.upper()] for alg in value))
 
+    @model_validator(mode="after")
+    def _can_work(self) -> Settings:
+        """Decide the mode, then refuse what cannot work: one line per problem (see onecrew_chat.config_checks)."""
+        given = self._production_settings_given()
+        requested, self.mode = self.mode, config_checks.resolve_mode(self.mode, given)
+        problems: list[str | None] = []
+        if self.mode is Mode.PRODUCTION:
+            problems.append(config_checks.missing_in_production(requested, given))
+        elif bool(self.stream_api_key) != bool(self.stream_api_secret):  # production: missing_in_production says it
+            present, absent = ("STREAM_API_KEY", "STREAM_API_SECRET")[:: 1 if self.stream_api_key else -1]
+            problems.append(f"{absent}: is not set but {present} is; set both (or, in development, neither)")
+        problems += config_checks.rotation_problems(
+            {
+                "ONECREW_JWT_SECRET": (bool(self.jwt_secret), bool(self.jwt_secret_previous)),
+                "ONECREW_JWT_PUBLIC_KEY": (bool(self.jwt_public_key), bool(self.jwt_public_key_previous)),
+                "ONECREW_SERVICE_TOKEN": (bool(self.service_token), bool(self.service_token_previous)),
+            }
+        )
+        problems += config_checks.jwt_problems(self._jwt_keys())
+        lines = [line for line in problems if line]
+        if lines:
+            # One line per problem (the command line prints each as its own `error:` line).
+            raise ValueError("\n".join(lines))
+        return self
+
+    def _production_settings_given(self) -> list[str]:
+        names = setting_names()
+        given = [names[name] for name in self.model_fields_set if getattr(self, name) not in (None, "")]
+        return [name for name in given if name in config_checks.PRODUCTION_SETTINGS]
+
+    def _jwt_keys(self) -> JwtKeys:
+        secrets = {"ONECREW_JWT_SECRET": self.jwt_secret, "ONECREW_JWT_SECRET_PREVIOUS": self.jwt_secret_previous}
+        keys = {
+            "ONECREW_JWT_PUBLIC_KEY": self.jwt_public_key,
+            "ONECREW_JWT_PUBLIC_KEY_PREVIOUS": self.jwt_public_key_previous,
+        }
+        return JwtKeys(
+            algorithms=self.jwt_algorithms,
+            secrets={name: value.get_secret_value() for name, value in secrets.items() if value},
+            public_keys={name: value for name, value in keys.items() if value},
+            secret_may_be_generated=self.mode is Mode.DEVELOPMENT,
+            absence_reported=self.mode is Mode.PRODUCTION and not (self.jwt_secret or self.jwt_public_key),
+        )
+
+    @property
+    def mode_name(self) -> str:
+        """`development` or `production` (decided when the settings were read)."""
+        return (self.mode or Mode.PRODUCTION).value
+
+    @property
+    def development(self) -> bool:
+        """True in development mode, the only one in which the embedded fallbacks may stand in for a setting."""
+        return self.mode is Mode.DEVELOPMENT
+
+    @property
+    def jwt_hmac_secrets(self) -> list[str]:
+        """The HMAC secrets a JWT may be signed with: the current one, then the previous one (rotation)."""
+        return [s.get_secret_value() for s in (self.jwt_secret, self.jwt_secret_previous) if s is not None]
+
+    @property
+    def jwt_public_keys(self) -> list[str]:
+        """The PEM public keys a JWT may verify with: the current one, then the previous one (rotation)."""
+        return [key for key in (self.jwt_public_key, self.jwt_public_key_previous) if key]
+
+    @property
+    def service_tokens(self) -> list[str]:
+        """The service tokens accepted: the current one, then the previous one (rotation)."""
+        return [t.get_secret_value() for t in (self.service_token, self.service_token_previous) if t is not None]
+
+    @property
+    def stream_target(self) -> str:
+        """Which Stream this process talks to, safe to show: "embedded emulator" or the base URL without secrets."""
+        return "embedded emulator" if self._stream_is_emulator else config_checks.shown_url(self.stream_base_url)
+
+    def with_embedded_stream(self, api_key: str, api_secret: str, base_url: str) -> Settings:
+        """These settings pointing at the in-process emulator `serve` started (development only)."""
+        if not self.development:
+            raise RuntimeError("the embedded Stream emulator runs only in development mode")
+        updated = self.model_copy(
+            update={"stream_api_key": api_key, "stream_api_secret": SecretStr(api_secret), "stream_base_url": base_url}
+        )
+        updated._stream_is_emulator = True
+        return updated
+
     @property
     def embedded_database(self) -> bool:
-        """True when no DATABASE_URL is set and the SQLite file in the data dir is used."""
-        return not self.database_url
+        """True in development when no DATABASE_URL is set: the SQLite file in the data dir is used."""
+        return self.development and not self.database_url
 
     @property
     def embedded_stream(self) -> bool:
-        """True when no STREAM_API_KEY is set and the in-process emulator stands in for Stream."""
-        return not self.stream_api_key
+        """True in development when no STREAM_API_KEY is set: `serve` runs the emulator in-process for Stream."""
+        return self.development and not self.stream_api_key
 
     @property
     def sqlite_path(self) -> Path:
@@ -181,7 +312,9 @@ class Settings(BaseSettings):
 
     @property
     def async_database_url(self) -> str:
-        """DATABASE_URL as an operator writes it, turned into the async driver's URL."""
+        """DATABASE_URL as an operator writes it, turned into the async driver's URL (development: the SQLite file)."""
+        if not self.database_url and not self.development:  # the settings refuse this; never fall back in production
+            raise RuntimeError("no DATABASE_URL in production mode")
         url = self.database_url or f"sqlite:///{self.sqlite_path}"
         return to_async_url(url)
 
@@ -208,4 +341,9 @@ def _env_name(field: FieldInfo) -> str:
     return alias.choices[0]
 
 
-__all__ = ["Settings", "UnknownParticipants", "setting_names", "to_async_url"]
+def unknown_setting_warnings(environ: dict[str, str]) -> list[str]:
+    """One line per ONECREW_* variable in `environ` that is not a setting (with the closest known name)."""
+    return config_checks.unknown_setting_warnings(environ, setting_names().values())
+
+
+__all__ = ["Mode", "Settings", "UnknownParticipants", "setting_names", "to_async_url", "unknown_setting_warnings"]

@@ -83,7 +83,23 @@ def make_engine(settings: Settings | None = None, *, url: str | None = None) -> 
         target.url, connect_args=target.connect_args, pool_size=pool_size, max_overflow=max_overflow
     )
     ping_idle_connections(engine)
+    mark_connect_failures(engine)
     return engine
+
+
+def mark_connect_failures(engine: AsyncEngine) -> None:
+    """A connection the database will not give (it refuses connections, the database or role is gone, it is
+    starting or shutting down, too many clients) is raised as a lost connection (`connection_invalidated`), as
+    a connection cut mid-statement is: the database is unusable right now, and the request answers 503
+    `database_unavailable` with Retry-After, whatever SQLSTATE the refusal had (e.g. 55000 for ALLOW_CONNECTIONS
+    false, 3D000 for a dropped database)."""
+
+    def _connect_failed(context: Any) -> None:
+        # No Connection yet: the error came from opening one (a statement's own errors always have one).
+        if context.connection is None and context.sqlalchemy_exception is not None:
+            context.is_disconnect = True
+
+    event.listen(engine.sync_engine, "handle_error", _connect_failed)
 
 
 # A pooled connection used less than this long ago is handed out as it is; one idle longer is pinged first.

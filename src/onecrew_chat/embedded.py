@@ -1,4 +1,7 @@
-"""Embedded mode: what `serve` provides itself when DATABASE_URL or STREAM_API_KEY is not set.
+"""Embedded mode: what `serve` provides itself in development mode when DATABASE_URL or STREAM_API_KEY is not set.
+
+Development mode (onecrew_chat.config_checks) is the only one with these fallbacks: no production setting given
+at all, or ONECREW_MODE=development. In production a missing setting is refused at start instead.
 
 - Development secrets (the JWT secret, the emulator's API key and secret) are generated once and kept in
   ONECREW_DATA_DIR/dev-secrets.json (mode 0600), so `dev-token` and `serve` agree across restarts.
@@ -80,9 +83,15 @@ def has_dev_jwt_secret(settings: Settings) -> bool:
     return bool(_read_secrets(dev_secrets_path(settings)).get("jwt_secret"))
 
 
+def needs_dev_jwt_secret(settings: Settings) -> bool:
+    """True in development mode when an HMAC algorithm is accepted and ONECREW_JWT_SECRET is not set."""
+    hmac = any(alg.startswith("HS") for alg in settings.jwt_algorithms)
+    return settings.development and hmac and not settings.jwt_secret
+
+
 def with_dev_jwt_secret(settings: Settings) -> Settings:
-    """In embedded mode without ONECREW_JWT_SECRET / _PUBLIC_KEY, the settings with the persisted dev secret."""
-    if not settings.embedded_database or settings.jwt_secret or settings.jwt_public_key:
+    """In development without ONECREW_JWT_SECRET, the settings with the persisted dev secret (else unchanged)."""
+    if not needs_dev_jwt_secret(settings):
         return settings
     return settings.model_copy(update={"jwt_secret": SecretStr(dev_secret(settings, "jwt_secret"))})
 
@@ -127,13 +136,7 @@ def start_emulator(settings: Settings, *, host: str = "127.0.0.1") -> EmbeddedSt
     emulator = Emulator(api_key, api_secret, state_file=state_file)
     server = EmulatorServer(emulator, host, 0)  # port 0: the OS picks a free one, no race
     server.start()
-    updated = settings.model_copy(
-        update={
-            "stream_api_key": api_key,
-            "stream_api_secret": SecretStr(api_secret),
-            "stream_base_url": server.base_url,
-        }
-    )
+    updated = settings.with_embedded_stream(api_key, api_secret, server.base_url)
     log.debug("embedded.emulator_started", base_url=server.base_url, state_file=str(state_file))
     return EmbeddedStream(server=server, settings=updated, state_file=state_file)
 

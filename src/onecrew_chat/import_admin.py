@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.text import Text
 
 from onecrew_chat.config import Settings
+from onecrew_chat.directory_import.rows import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_REJECTIONS
 
 if TYPE_CHECKING:
     from onecrew_chat.directory_import.runner import Summary
@@ -36,7 +37,28 @@ FromSql = Annotated[
 Format = Annotated[str | None, typer.Option("--format", help="jsonl or csv (default: from the suffix).")]
 Batch = Annotated[int, typer.Option("--batch", min=1, max=10_000, help="Rows per transaction.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON (no progress bar).")]
+MaxLine = Annotated[
+    int,
+    typer.Option(
+        "--max-line-bytes",
+        min=1024,
+        help="A longer line (or CSV record) is rejected with its line number, never held in memory (1 MiB).",
+    ),
+]
+MaxRejections = Annotated[
+    int,
+    typer.Option(
+        "--max-rejections", min=0, help="Rejected (and renamed) rows listed in the summary (all are counted)."
+    ),
+]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Read and validate every row and report; write nothing.")]
+
+# Exit statuses (docs/operations.md, "Importing the directory"): what a script needs to tell apart.
+EXIT_IMPORTED = 0  # every row imported
+EXIT_REJECTED = 1  # some rows rejected, or the source stopped part-way (what was read is committed)
+EXIT_UNREADABLE = 2  # nothing could be read: missing file, not gzip, not UTF-8, no such column, bad arguments
+EXIT_NOTHING_TO_IMPORT = 3  # read to its end, no rows: an empty file, a CSV with only its header, no SELECT rows
+EXIT_INTERRUPTED = 130
 
 
 class RateColumn(ProgressColumn):
@@ -63,6 +85,9 @@ async def _run(
     fmt: str | None,
     batch: int,
     show_progress: bool,
+    *,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    max_rejections: int = DEFAULT_MAX_REJECTIONS,
     dry_run: bool = False,
 ) -> Summary:
     from onecrew_chat.db import make_engine, make_sessionmaker
@@ -72,7 +97,11 @@ async def _run(
     from onecrew_chat.directory_import.sql_source import SqlSource
 
     kind = KINDS[kind_name]
-    source = SqlSource(from_sql, _sql_for(settings, kind_name)) if from_sql else FileSource(file or "-", kind, fmt)
+    source = (
+        SqlSource(from_sql, _sql_for(settings, kind_name))
+        if from_sql
+        else FileSource(file or "-", kind, fmt, max_line_bytes=max_line_bytes)
+    )
     try:
         total = await source.total() if show_progress else None
     except BaseException:
@@ -96,6 +125,7 @@ async def _run(
                 kind,
                 source,
                 batch_size=batch,
+                max_rejections=max_rejections,
                 progress=lambda done: bar.advance(task, done),
                 dry_run=dry_run,
             )
@@ -107,8 +137,14 @@ async def _run(
 
 
 def print_summary(summary: Summary, out: Callable[[str], None] = typer.echo) -> None:
-    """The closing summary: counts, queued Stream syncs, and every rejected row with its reason."""
+    """The closing summary: counts, queued Stream syncs, and the first rejected rows with their reasons."""
     c = summary.counts
+    if summary.empty:
+        out(
+            f"Nothing to import: {summary.source} has no {summary.kind} "
+            "(an empty file, a CSV with only its header, or a SELECT without rows)."
+        )
+        return
     rate = f", {summary.read / summary.seconds:,.0f} rows/s" if summary.seconds > 0 and summary.read else ""
     verb, would = ("Dry run of the import of", "would be ") if summary.dry_run else ("Imported", "")
     out(
@@ -123,15 +159,24 @@ def print_summary(summary: Summary, out: Callable[[str], None] = typer.echo) -> 
     if not summary.changed and summary.read > c["rejected"]:
         out("Nothing changed: every valid row was already in the directory as given.")
     if summary.rejections:
-        out(f"Rejected {summary.position_word}s (fix them and run the command again):")
+        word = summary.position_word
+        first = f"the first {len(summary.rejections):,} of {c['rejected']:,}; " if summary.rejections_omitted else ""
+        out(f"Rejected {word}s ({first}fix them and run the command again):")
         for position, error in summary.rejections:
             out(f"  {summary.where(position)}: {error}")
-    if summary.renamed:
+        if summary.rejections_omitted:
+            out(f"  ... and {summary.rejections_omitted:,} more rejected {word}s, not listed (--max-rejections).")
+    elif c["rejected"]:
+        out(f"Rejected {c['rejected']:,} {summary.position_word}s, not listed (--max-rejections 0).")
+    if summary.renamed_count:
         out(
-            f"Imported under a fallback or shortened name ({len(summary.renamed):,}; fix them in OneCrew, then import again):"
+            f"Imported under a fallback or shortened name ({summary.renamed_count:,}; "
+            "fix them in OneCrew, then import again):"
         )
         for position, note in summary.renamed:
             out(f"  {summary.position_word} {position}: {note}")
+        if summary.renamed_omitted:
+            out(f"  ... and {summary.renamed_omitted:,} more, not listed (--max-rejections).")
     if summary.dry_run:
         out("Dry run: nothing was written.")
     if summary.stopped:
@@ -139,6 +184,13 @@ def print_summary(summary: Summary, out: Callable[[str], None] = typer.echo) -> 
             f"Stopped before the end: {summary.stopped}. What was read before is committed; "
             "run the command again to continue (rows already imported count as unchanged)."
         )
+
+
+def exit_status(summary: Summary) -> int:
+    """0 imported, 1 rows rejected or stopped part-way, 3 nothing to import (2 and 130 never reach a summary)."""
+    if summary.empty:
+        return EXIT_NOTHING_TO_IMPORT
+    return EXIT_IMPORTED if summary.ok else EXIT_REJECTED
 
 
 def _command(
@@ -153,30 +205,45 @@ def _command(
         fmt: Format = None,
         batch: Batch = 1000,
         as_json: AsJson = False,
+        max_line_bytes: MaxLine = DEFAULT_MAX_LINE_BYTES,
+        max_rejections: MaxRejections = DEFAULT_MAX_REJECTIONS,
         dry_run: DryRun = False,
     ) -> None:
         from onecrew_chat.directory_import.files import FORMATS
         from onecrew_chat.directory_import.rows import SourceError
 
         if (file is None) == (from_sql is None):
-            fail("give either a FILE (or - for standard input) or --from-sql URL", code=2)
+            fail("give either a FILE (or - for standard input) or --from-sql URL", code=EXIT_UNREADABLE)
         if fmt is not None and fmt not in FORMATS:
-            fail(f"--format must be jsonl or csv, got {fmt!r}", code=2)
+            fail(f"--format must be jsonl or csv, got {fmt!r}", code=EXIT_UNREADABLE)
         settings = load_settings()
         require_migrated(settings)
         try:
-            summary = asyncio.run(
-                _run(settings, kind_name, file, from_sql, fmt, batch, show_progress=not as_json, dry_run=dry_run)
+            run = _run(
+                settings,
+                kind_name,
+                file,
+                from_sql,
+                fmt,
+                batch,
+                show_progress=not as_json,
+                max_line_bytes=max_line_bytes,
+                max_rejections=max_rejections,
+                dry_run=dry_run,
             )
+            summary = asyncio.run(run)
         except SourceError as exc:
-            fail(str(exc), code=2)
+            fail(str(exc), code=EXIT_UNREADABLE)
         except KeyboardInterrupt:
-            fail("interrupted; the batches already committed stay. Run the same command again to continue.", code=130)
+            fail(
+                "interrupted; the batches already committed stay. Run the same command again to continue.",
+                code=EXIT_INTERRUPTED,
+            )
         if as_json:
             typer.echo(json.dumps(summary.as_dict()))
         else:
             print_summary(summary)
-        raise typer.Exit(0 if summary.ok else 1)
+        raise typer.Exit(exit_status(summary))
 
     command.__doc__ = (
         f"Import {kind_name} ({_HELP_COLUMNS[kind_name]}) from a JSONL/CSV file or OneCrew's database; "

@@ -41,6 +41,11 @@ PROVISIONING_DEFERRED = Counter(
 )
 OUTBOX_PROCESSED = Counter("onecrew_outbox_processed_total", "Outbox messages handled", ["kind", "outcome"])
 OUTBOX_DEAD = Counter("onecrew_outbox_dead_total", "Outbox messages given up on (dead letters)", ["kind"])
+OUTBOX_REVIVED = Counter(
+    "onecrew_outbox_revived_total",
+    "Dead letters made due again because their failure was a passing one and Stream answers again",
+    ["kind"],
+)
 OUTBOX_PENDING = Gauge("onecrew_outbox_pending", "Outbox messages waiting (database)")
 OUTBOX_OLDEST_PENDING_AGE = Gauge(
     "onecrew_outbox_oldest_pending_age_seconds", "Age of the oldest waiting outbox message, 0 when none (database)"
@@ -70,6 +75,12 @@ WORKER_PAUSED = Gauge(
 )
 OUTBOX_LEASE_LOST = Counter(
     "onecrew_outbox_lease_lost_total", "Runs whose lease was taken over before their outcome was recorded", ["kind"]
+)
+CONFIG_INFO = Gauge(
+    "onecrew_config_info",
+    "Always 1: the mode this process runs in (development, production) and the Stream it talks to (base URL or "
+    "'embedded emulator'; never a secret)",
+    ["mode", "stream"],
 )
 STREAM_UP = Gauge("onecrew_stream_up", "1 when the last (cached, at most once a minute) Stream health check answered")
 RETENTION_PURGED = Counter("onecrew_retention_purged_total", "Rows deleted by the retention purges", ["table"])

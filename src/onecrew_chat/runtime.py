@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from onecrew_chat.auth import TokenVerifier
 from onecrew_chat.config import Settings
 from onecrew_chat.db import make_engine, make_sessionmaker
+from onecrew_chat.metrics import CONFIG_INFO
 from onecrew_chat.stream.client import StreamGateway
 
 
@@ -33,6 +34,8 @@ class Runtime:
 def build_runtime(settings: Settings, *, stream: StreamGateway | None = None) -> Runtime:
     """Create (without connecting) the engine, the Stream gateway and the JWT verifier."""
     engine = make_engine(settings)
+    CONFIG_INFO.clear()  # one process, one configuration: the latest runtime's
+    CONFIG_INFO.labels(settings.mode_name, settings.stream_target).set(1)
     return Runtime(
         settings=settings,
         engine=engine,

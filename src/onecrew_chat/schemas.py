@@ -373,6 +373,10 @@ class StreamHealthOut(BaseModel):
     checked_at: str
     ms: float
     error: str | None = None
+    target: str = Field(
+        description='Which Stream: its base URL (no credentials) or "embedded emulator" (development)',
+        examples=["https://chat.stream-io-api.com", "embedded emulator"],
+    )
 
 
 class ReadyOut(BaseModel):
@@ -381,6 +385,9 @@ class ReadyOut(BaseModel):
     model_config = _ANSWER
 
     status: Literal["ready"]
+    mode: Literal["development", "production"] = Field(
+        description="production, or development: the embedded fallbacks stand in for settings not given"
+    )
     checks: dict[str, CheckOut]
     stream: StreamHealthOut
 
@@ -390,7 +397,7 @@ class HealthEnvelope(Envelope[HealthOut]):
 
 
 class ReadyEnvelope(Envelope[ReadyOut]):
-    """`{success: true, data: {status: "ready", checks, stream}}`."""
+    """`{success: true, data: {status: "ready", mode, checks, stream}}`."""
 
 
 class ErrorEnvelope(BaseModel):

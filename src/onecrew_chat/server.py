@@ -29,19 +29,6 @@ class StartupRefused(Exception):
     """The configuration or the database is not fit to serve; the message says what to do."""
 
 
-def check_settings(settings: Settings) -> None:
-    """Refuse settings that cannot work: no way to verify JWTs, or a Stream key without its secret."""
-    if not settings.embedded_database and not (settings.jwt_secret or settings.jwt_public_key):
-        raise StartupRefused(
-            "DATABASE_URL is set but neither ONECREW_JWT_SECRET nor ONECREW_JWT_PUBLIC_KEY is; "
-            "set one so that the app's tokens can be verified"
-        )
-    if settings.stream_api_key and not settings.stream_api_secret:
-        raise StartupRefused(
-            "STREAM_API_KEY is set but STREAM_API_SECRET is not; set both (or neither, for the emulator)"
-        )
-
-
 async def check_database(settings: Settings) -> None:
     """Refuse a database that is unreachable or not at the newest migration."""
     try:
@@ -249,15 +236,25 @@ def _refuse_newer_schema(settings: Settings) -> None:
         raise StartupRefused(f"{settings.sqlite_path}: {status.problem()}")
 
 
+def mode_line(settings: Settings) -> str:
+    """What `serve` says about its mode and its Stream (never a secret)."""
+    if settings.development:
+        return (
+            f"Mode: development (Stream: {settings.stream_target}); the development fallbacks stand in for settings "
+            "not given. Production refuses to start without every production setting."
+        )
+    return f"Mode: production (Stream: {settings.stream_target}); no development fallback."
+
+
 def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock, workers: int) -> None:
-    dev_secret = settings.embedded_database and not (settings.jwt_secret or settings.jwt_public_key)
+    # The settings were checked as a whole when read (onecrew_chat.config_checks): in production every one is
+    # given, so none of the development fallbacks below can stand in for a missing one.
+    dev_secret = embedded.needs_dev_jwt_secret(settings)
     if not settings.embedded_database:
-        check_settings(settings)
         asyncio.run(check_database(settings))  # refused before any file is written to the data folder
-    if settings.embedded_database or settings.embedded_stream:
+    if settings.embedded_database or settings.embedded_stream or dev_secret:
         lock.acquire()
     settings = embedded.with_dev_jwt_secret(settings)
-    check_settings(settings)
     if settings.embedded_database:
         _refuse_newer_schema(settings)
         try:
@@ -276,6 +273,7 @@ def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock, worker
             f"Stream: no STREAM_API_KEY set, so the Stream emulator runs in-process at {stream.base_url} "
             f"(state in {stream.state_file})"
         )
+    say(mode_line(settings))
     base_url = f"http://{display_host(sock.getsockname()[0])}:{sock.getsockname()[1]}"
     try:
         if workers <= 1:

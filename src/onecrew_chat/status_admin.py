@@ -45,14 +45,20 @@ def rows(status: Status) -> list[tuple[str, str, str]]:
     """(part, state, detail) for each line of the table."""
     db, stream = status.database, status.stream
     out = [
+        (
+            "mode",
+            status.mode,
+            "development fallbacks in use" if status.mode == "development" else "every setting given",
+        ),
         ("database", "ok" if db.reachable else "DOWN", f"answered in {db.ms:g} ms" if db.reachable else str(db.error)),
         ("migrations", "ok" if db.migrated else "BEHIND", f"at {db.migration or '-'}, head {db.head}"),
     ]
     if not stream.configured:
-        out.append(("stream", "NOT SET", str(stream.error)))
+        embedded = status.mode == "development"
+        out.append(("stream", "embedded" if embedded else "NOT SET", stream.target if embedded else str(stream.error)))
     else:
         state = {"ok": "ok", "rejected": "REJECTED"}.get(stream.credentials, "ok" if stream.reachable else "DOWN")
-        detail = f"{stream.base_url}: " + (
+        detail = f"{stream.target}: " + (
             f"GetApp in {stream.ms:g} ms" if stream.credentials == "ok" else str(stream.error)
         )
         out.append(("stream", state, detail))

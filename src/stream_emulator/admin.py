@@ -4,7 +4,7 @@ GET  /_emulator/state      counts and active faults
 GET  /_emulator/requests   the request log
 DELETE /_emulator/requests forget the request log (state untouched)
 GET  /_emulator/webhooks   recorded webhook deliveries
-POST /_emulator/faults     {"latency_ms", "jitter_ms", "error_rates": {op: rate | {rate, status}},
+POST /_emulator/faults     {"latency_ms", "jitter_ms", "error_rates": {op: rate | {rate, status, body?}},
                             "rate_limit_bursts": {op: {count, reset_in_s}},
                             "timeout_after_write": {op: {count, hold_s}},
                             "visibility_delay_ms", "webhook_failures": {count, status},
@@ -32,7 +32,7 @@ def apply_faults(faults: Faults, spec: dict[str, Any]) -> None:
         faults.set_latency(spec.get("latency_ms", faults.latency_ms), spec.get("jitter_ms", faults.jitter_ms))
     for operation, rule in (spec.get("error_rates") or {}).items():
         if isinstance(rule, dict):
-            faults.set_error_rate(operation, rule["rate"], rule.get("status", 500))
+            faults.set_error_rate(operation, rule["rate"], rule.get("status", 500), rule.get("body"))
         else:
             faults.set_error_rate(operation, rule)
     for operation, rule in (spec.get("rate_limit_bursts") or {}).items():

@@ -104,8 +104,14 @@ class EmulatorApp:
                 if reset_at is not None:
                     raise StreamError(RATE_LIMIT, _RATE_LIMIT_MESSAGE)
                 failure = faults.draw_error(operation)
+                if failure is not None and failure.body is not None:  # a gateway's own words, not Stream's
+                    if emu.generation == generation:
+                        elapsed_ms = (time.perf_counter() - started) * 1000.0
+                        emu.log.add(RequestRecord(operation, dialect_name, method, path, failure.status, elapsed_ms))
+                    await _respond(send, failure.status, json.dumps(failure.body).encode(), [])
+                    return
                 if failure is not None:
-                    raise StreamError(INTERNAL, "internal server error (injected fault)", status=failure)
+                    raise StreamError(INTERNAL, "internal server error (injected fault)", status=failure.status)
             parsed = _parse_json(body)
             dialect = emu.v2 if dialect_name == "v2" else emu.v1
             call = Call(emu, dialect, method, route[2], query, parsed, caller, operation)

@@ -13,10 +13,12 @@ ANY = "*"
 
 @dataclass
 class ErrorRate:
-    """A share of calls answered with a 5xx."""
+    """A share of calls answered with a 5xx; with `body`, answered in that JSON instead of Stream's error envelope
+    (a gateway or balancer in front of Stream answering in its own words, e.g. `{"message": "Bad Gateway"}`)."""
 
     rate: float
     status: int
+    body: dict | None = None
 
 
 @dataclass
@@ -66,13 +68,16 @@ class Faults:
             self.jitter_ms = max(0.0, float(jitter_ms))
             self._touch()
 
-    def set_error_rate(self, operation: str, rate: float, status: int = 500) -> None:
-        """Answer a share `rate` (0..1) of `operation`'s calls ("*" = all) with `status`."""
+    def set_error_rate(self, operation: str, rate: float, status: int = 500, body: dict | None = None) -> None:
+        """Answer a share `rate` (0..1) of `operation`'s calls ("*" = all) with `status`: in Stream's error envelope,
+        or with `body` as the whole JSON answer (what a gateway in front of Stream says, not Stream)."""
         with self._lock:
             if rate <= 0:
                 self.error_rates.pop(operation, None)
             else:
-                self.error_rates[operation] = ErrorRate(min(1.0, float(rate)), int(status))
+                self.error_rates[operation] = ErrorRate(
+                    min(1.0, float(rate)), int(status), dict(body) if body is not None else None
+                )
             self._touch()
 
     def rate_limit_burst(self, operation: str, count: int, reset_in_s: float) -> None:
@@ -132,13 +137,13 @@ class Faults:
                     return burst.reset_at
         return None
 
-    def draw_error(self, operation: str) -> int | None:
-        """The 5xx status if this call is drawn to fail, else None."""
+    def draw_error(self, operation: str) -> ErrorRate | None:
+        """The rule (status, and a gateway's body if any) if this call is drawn to fail, else None."""
         rule = self.error_rates.get(operation) or self.error_rates.get(ANY)
         if rule is None:
             return None
         if rule.rate >= 1.0 or self._random.random() < rule.rate:
-            return rule.status
+            return rule
         return None
 
     def take_hold(self, operation: str) -> float | None:
@@ -161,7 +166,8 @@ class Faults:
         if self.latency_ms or self.jitter_ms:
             lines.append(f"latency {self.latency_ms:g} ms + jitter up to {self.jitter_ms:g} ms")
         for op, rule in self.error_rates.items():
-            lines.append(f"error rate {op}: {rule.rate:g} answered with HTTP {rule.status}")
+            said = f" {rule.body}" if rule.body is not None else ""
+            lines.append(f"error rate {op}: {rule.rate:g} answered with HTTP {rule.status}{said}")
         for op, burst in self.bursts.items():
             lines.append(f"429 burst {op}: next {burst.remaining} calls, reset at {burst.reset_at:.0f}")
         for op, hold in self.holds.items():

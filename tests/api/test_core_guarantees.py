@@ -139,8 +139,8 @@ class TestDatabaseTrouble:
 
     @pytest.mark.parametrize(
         "sqlstate",
-        ["40P01", "40001", "55P03", "57014", "53300"],
-        ids=["deadlock", "serialization", "lock_timeout", "statement_timeout", "too_many_connections"],
+        ["40P01", "40001", "55P03", "57014", "53300", "25006"],
+        ids=["deadlock", "serialization", "lock_timeout", "statement_timeout", "too_many_connections", "read_only"],
     )
     async def test_a_retryable_database_error_is_503(self, app, client, sqlstate):
         async def fails(session: SessionDep) -> dict:  # a real PostgreSQL error of that class, raised by the server

@@ -237,7 +237,7 @@ async def test_calls_without_the_service_token_are_401(client, session, headers)
 async def test_without_a_configured_service_token_every_call_is_401(sqlite_only_url):
     from onecrew_chat.api.app import create_app
 
-    application = create_app(make_settings(sqlite_only_url, NO_STREAM, service_token=None))
+    application = create_app(make_settings(sqlite_only_url, NO_STREAM, service_token=None, mode="development"))
     transport = httpx.ASGITransport(app=application)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         response = await http.put(f"/api/internal/users/{new_id()}", json={"name": "A"}, headers=service_auth())

@@ -32,6 +32,7 @@ async def test_asymmetric_tokens_from_env_settings(monkeypatch, sqlite_only_url,
 
     private, public_pem = _keypair(algorithm)
     other_private, _ = _keypair(algorithm)
+    monkeypatch.setenv("ONECREW_MODE", "development")  # the two JWT settings alone (production needs every one)
     monkeypatch.setenv("ONECREW_JWT_ALGORITHMS", f"HS256,{algorithm}")  # the documented comma form
     monkeypatch.setenv("ONECREW_JWT_PUBLIC_KEY", public_pem.replace("\n", "\\n"))  # a one-line env file
     from_env = Settings()
@@ -39,7 +40,6 @@ async def test_asymmetric_tokens_from_env_settings(monkeypatch, sqlite_only_url,
     settings = make_settings(
         sqlite_only_url,
         emulator_server.base_url,
-        jwt_secret=None,
         jwt_algorithms=from_env.jwt_algorithms,
         jwt_public_key=from_env.jwt_public_key,
     )

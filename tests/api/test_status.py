@@ -18,7 +18,7 @@ async def test_needs_the_service_token(client):
     assert response.json()["success"] is False
 
 
-async def test_all_well_when_a_worker_beats_and_nothing_waits(client, session, emulator):
+async def test_all_well_when_a_worker_beats_and_nothing_waits(client, session, emulator, emulator_server):
     now = utcnow()
     session.add(WorkerHeartbeat(worker_id="w1", hostname="h", pid=7, started_at=now, last_seen_at=now))
     session.add(ReconcileRun(finished_at=now - timedelta(minutes=5), drift={"channel_missing": 1}))
@@ -28,11 +28,13 @@ async def test_all_well_when_a_worker_beats_and_nothing_waits(client, session, e
     assert response.status_code == 200, response.text
     data = response.json()["data"]
     assert data["problems"] == [] and data["ok"] is True
+    assert data["mode"] == "production"
     assert data["database"]["reachable"] and data["database"]["migrated"]
     assert data["database"]["migration"] == data["database"]["head"]
     assert data["stream"] | {"ms": None} == {
         "configured": True,
-        "base_url": data["stream"]["base_url"],
+        "target": emulator_server.base_url.rstrip("/"),
+        "base_url": emulator_server.base_url.rstrip("/"),
         "reachable": True,
         "credentials": "ok",
         "ms": None,

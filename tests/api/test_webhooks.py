@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from onecrew_chat.conversations.unread import unread_cache
 from onecrew_chat.db_counters import attach_counters
@@ -313,6 +313,57 @@ class TestApply:
         await deliver(client, channel_event("message.read", conversation.channel_id, f"onecrew_user_{b}", late))
         await deliver(client, channel_event("message.read", conversation.channel_id, f"onecrew_user_{b}", early))
         assert await read_at(session, conversation, b) == late
+
+    async def test_an_event_dated_far_ahead_counts_as_received_so_later_events_still_move_activity_and_reads(
+        self, client, session
+    ):
+        """Signed events dated 9999-12-31 would pin the activity, preview and read markers for good."""
+        a, b, conversation = await pair(session)
+        sender, reader = f"onecrew_user_{a}", f"onecrew_user_{b}"
+        doomsday = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+        before = datetime.now(UTC)
+        future = await deliver(client, message_new(conversation.channel_id, sender, "from the future", doomsday))
+        future_read = await deliver(client, channel_event("message.read", conversation.channel_id, reader, doomsday))
+        after = datetime.now(UTC)
+        assert [r.json()["data"]["status"] for r in (future, future_read)] == ["applied", "applied"]
+        [stored] = await fresh(session, Conversation, Conversation.id == conversation.id)
+        assert before <= stored.last_message_at <= after, "taken as the time it was received"
+        assert before <= await read_at(session, conversation, b) <= after
+
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        await deliver(client, message_new(conversation.channel_id, sender, "hello", later))
+        [stored] = await fresh(session, Conversation, Conversation.id == conversation.id)
+        assert (stored.last_message_at, stored.last_message_preview) == (later, "hello")
+        assert await read_at(session, conversation, a) == later
+        assert (await client.get(UNREAD, headers=auth(b))).json()["data"]["unread_count"] == 1
+        await deliver(client, channel_event("message.read", conversation.channel_id, reader, later))
+        assert await read_at(session, conversation, b) == later
+        assert (await client.get(UNREAD, headers=auth(b))).json()["data"]["unread_count"] == 0
+
+    async def test_markers_pinned_far_ahead_before_the_bound_heal_with_the_next_event(self, client, session):
+        a, b, conversation = await pair(session)
+        doomsday = datetime(9999, 12, 31, tzinfo=UTC)
+        await session.execute(
+            update(Conversation).where(Conversation.id == conversation.id).values(last_message_at=doomsday)
+        )
+        await session.execute(
+            update(ConversationParticipant)
+            .where(ConversationParticipant.conversation_id == conversation.id)
+            .values(last_read_at=doomsday)
+        )
+        await session.commit()
+        await deliver(client, message_new(conversation.channel_id, f"onecrew_user_{a}", "healed", T0))
+        await deliver(client, channel_event("message.read", conversation.channel_id, f"onecrew_user_{b}", T0))
+        [stored] = await fresh(session, Conversation, Conversation.id == conversation.id)
+        assert (stored.last_message_at, stored.last_message_preview) == (T0, "healed")
+        assert await read_at(session, conversation, a) == T0 and await read_at(session, conversation, b) == T0
+
+    async def test_a_few_minutes_of_clock_skew_keeps_streams_time(self, client, session):
+        a, b, conversation = await pair(session)
+        ahead = datetime.now(UTC) + timedelta(minutes=2)
+        await deliver(client, message_new(conversation.channel_id, f"onecrew_user_{a}", "skewed", ahead))
+        [stored] = await fresh(session, Conversation, Conversation.id == conversation.id)
+        assert stored.last_message_at == ahead
 
     async def test_a_repeated_webhook_id_changes_nothing(self, client, session):
         a, b, conversation = await pair(session)

@@ -22,6 +22,7 @@ pytestmark = [
 @pytest.fixture
 async def gateway():
     settings = Settings(
+        mode="development",  # Stream alone (production would need every setting)
         stream_api_key=KEY,
         stream_api_secret=SECRET,
         stream_base_url=os.environ.get("STREAM_CONTRACT_BASE_URL", "https://chat.stream-io-api.com"),

@@ -18,7 +18,10 @@ _PREFIXES = ("ONECREW_", "STREAM_", "DATABASE_URL")
 
 
 def cli_env(database_url: str | None, emulator_server, **extra: str) -> dict[str, str | None]:
-    """The command's settings: the test database, the emulator as Stream; every other onecrew setting unset."""
+    """The command's settings: the test database, the emulator as Stream; every other onecrew setting unset.
+
+    Without a database (commands that talk to Stream alone) the mode is development: production needs every setting.
+    """
     env: dict[str, str | None] = {key: None for key in os.environ if key.startswith(_PREFIXES)}
     env.update(
         STREAM_API_KEY=STREAM_KEY,
@@ -31,6 +34,8 @@ def cli_env(database_url: str | None, emulator_server, **extra: str) -> dict[str
     )
     if database_url:
         env["DATABASE_URL"] = database_url
+    elif env.get("ONECREW_MODE") is None:
+        env["ONECREW_MODE"] = "development"
     return env
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from onecrew_chat.config import to_async_url
 from onecrew_chat.db import make_sessionmaker
-from tests.integration.test_cli import COMMAND, DEADLINE_S, clean_env
+from tests.integration.test_cli import COMMAND, DEADLINE_S, clean_env, production_env
 from tests.support import new_id
 
 
@@ -54,7 +54,7 @@ def run_import(tmp_path: Path, database_url: str, *args: str, stdin: bytes | Non
     done = subprocess.run(
         [COMMAND, "import", *args],
         cwd=tmp_path,
-        env=clean_env(tmp_path, DATABASE_URL=database_url, **env),
+        env=clean_env(tmp_path, **{**production_env(database_url), **env}),
         input=stdin,
         capture_output=True,
         timeout=DEADLINE_S * 2,

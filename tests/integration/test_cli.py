@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from onecrew_chat.config import to_async_url
 from onecrew_chat.db import make_sessionmaker, upgrade_database, utcnow
 from onecrew_chat.models import OutboxMessage
-from tests.support import JWT_SECRET, STREAM_KEY, STREAM_SECRET, new_id
+from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET, new_id
 
 COMMAND = str(Path(sys.executable).with_name("onecrew-chat"))
 DEADLINE_S = 60  # a failure bound only: a loaded machine starts a process in seconds
@@ -106,12 +106,24 @@ class Running:
             raise
 
 
-def stream_env(emulator_server) -> dict[str, str]:
+# Stream for commands that never call it: a closed loopback port.
+NO_STREAM_URL = "http://127.0.0.1:9"
+
+
+def stream_env(emulator_server=None) -> dict[str, str]:
+    """Every production setting but DATABASE_URL (production needs them all): the emulator as Stream, test secrets."""
     return {
         "STREAM_API_KEY": STREAM_KEY,
         "STREAM_API_SECRET": STREAM_SECRET,
-        "STREAM_BASE_URL": emulator_server.base_url,
+        "STREAM_BASE_URL": emulator_server.base_url if emulator_server else NO_STREAM_URL,
+        "ONECREW_JWT_SECRET": JWT_SECRET,
+        "ONECREW_SERVICE_TOKEN": SERVICE_TOKEN,
     }
+
+
+def production_env(database_url: str, emulator_server=None) -> dict[str, str]:
+    """Every production setting, with this database."""
+    return {"DATABASE_URL": database_url, **stream_env(emulator_server)}
 
 
 def test_dev_token_in_embedded_mode_uses_the_one_secret_serve_keeps_readable_by_the_owner_only(tmp_path):
@@ -135,7 +147,7 @@ def test_dev_token_in_embedded_mode_uses_the_one_secret_serve_keeps_readable_by_
 
 def test_dev_token_uses_the_configured_secret_and_rejects_bad_ids(tmp_path):
     user_id = new_id()
-    done = run(tmp_path, "dev-token", user_id, ONECREW_JWT_SECRET=JWT_SECRET)
+    done = run(tmp_path, "dev-token", user_id, ONECREW_JWT_SECRET=JWT_SECRET, ONECREW_MODE="development")
     assert jwt.decode(done.stdout.strip(), JWT_SECRET, algorithms=["HS256"])["sub"] == user_id
     assert not (tmp_path / "var" / "dev-secrets.json").exists()
 
@@ -143,32 +155,93 @@ def test_dev_token_uses_the_configured_secret_and_rejects_bad_ids(tmp_path):
     assert bad.returncode == 2
     assert "USER_ID must be a uuid, got 'amr'" in bad.stderr
 
-    no_secret = run(tmp_path, "dev-token", user_id, DATABASE_URL=f"sqlite:///{tmp_path}/x.sqlite3")
-    assert no_secret.returncode == 1 and "no ONECREW_JWT_SECRET is set" in no_secret.stderr
-
-
-def test_serve_refuses_what_cannot_work_outside_embedded_mode(tmp_path):
-    url = f"sqlite:///{tmp_path}/prod.sqlite3"
-    no_jwt = run(tmp_path, "serve", "--port", "0", DATABASE_URL=url)
-    assert no_jwt.returncode == 1
-    assert (
-        "refusing to start: DATABASE_URL is set but neither ONECREW_JWT_SECRET nor ONECREW_JWT_PUBLIC_KEY"
-        in no_jwt.stderr
-    )
-
+    # Production with only a public key: nothing to sign with (the OneCrew backend issues the tokens).
+    public_key = "-----BEGIN PUBLIC KEY-----\\nMCowBQYDK2VwAyEAs7r16Bk9VolwDJkZoNnIg9ydGj3qRHDJ7c4QsehMae8=\\n-----END PUBLIC KEY-----"
+    env = production_env(f"sqlite:///{tmp_path}/x.sqlite3") | {"ONECREW_JWT_SECRET": ""}
     no_secret = run(
-        tmp_path, "serve", "--port", "0", DATABASE_URL=url, ONECREW_JWT_SECRET=JWT_SECRET, STREAM_API_KEY="k"
+        tmp_path, "dev-token", user_id, **env, ONECREW_JWT_PUBLIC_KEY=public_key, ONECREW_JWT_ALGORITHMS="EdDSA"
     )
-    assert no_secret.returncode == 1
-    assert "STREAM_API_KEY is set but STREAM_API_SECRET is not" in no_secret.stderr
+    assert no_secret.returncode == 1 and "no ONECREW_JWT_SECRET to sign with" in no_secret.stderr
 
-    unmigrated = run(tmp_path, "serve", "--port", "0", DATABASE_URL=url, ONECREW_JWT_SECRET=JWT_SECRET)
+
+def only_line(done: subprocess.CompletedProcess) -> str:
+    """The one line a refused command printed on stderr (and nothing on stdout, no traceback)."""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and not done.stdout and "Traceback" not in done.stderr, done.stderr + done.stdout
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["worker"], ["status"], ["outbox", "list"]])
+def test_a_production_setting_without_its_partners_refuses_to_start_in_one_line(tmp_path, command):
+    url = f"sqlite:///{tmp_path}/prod.sqlite3"
+    # The issue's case: the production database and no Stream key, where the emulator used to stand in.
+    database_only = run(tmp_path, *command, DATABASE_URL=url)
+    assert database_only.returncode == 2
+    assert only_line(database_only) == (
+        "error: production settings are incomplete: missing STREAM_API_KEY, STREAM_API_SECRET, ONECREW_JWT_SECRET "
+        "(or ONECREW_JWT_PUBLIC_KEY), ONECREW_SERVICE_TOKEN (given: DATABASE_URL); set them, or set "
+        "ONECREW_MODE=development to run with the development fallbacks (SQLite file, Stream emulator, demo data)"
+    )
+    # The reverse: every Stream and JWT setting, DATABASE_URL empty, where SQLite and demo users used to stand in.
+    no_database = run(tmp_path, *command, **production_env(""))
+    assert no_database.returncode == 2
+    assert only_line(no_database).startswith("error: production settings are incomplete: missing DATABASE_URL (")
+    no_secret = run(tmp_path, *command, **production_env(url) | {"STREAM_API_SECRET": ""})
+    assert "missing STREAM_API_SECRET (" in only_line(no_secret)
+    assert not (tmp_path / "var").exists()  # refused before a file, an emulator or a dev secret was made
+
+
+def test_settings_that_cannot_work_are_one_line_naming_them(tmp_path):
+    url = f"sqlite:///{tmp_path}/prod.sqlite3"
+    for env, line in [
+        (
+            {"STREAM_BASE_URL": "not a url"},
+            "error: STREAM_BASE_URL: must be an http:// or https:// URL, got 'not a url'",
+        ),
+        (
+            {"ONECREW_JWT_ALGORITHMS": "HS256,RS256"},
+            "error: ONECREW_JWT_ALGORITHMS: names RS256 but ONECREW_JWT_PUBLIC_KEY",
+        ),
+        ({"ONECREW_JWT_SECRET": "s"}, "error: ONECREW_JWT_SECRET: is 1 bytes; HS256 needs at least 32"),
+    ]:
+        done = run(tmp_path, "serve", "--port", "0", **production_env(url) | env)
+        assert done.returncode == 2 and only_line(done).startswith(line), done.stderr
+    # A misspelt name is warned about (not refused); here it is also why a setting is missing.
+    env = production_env(url) | {"ONECREW_SERVICE_TOKEN": "", "ONECREW_SERVICE_TOKN": SERVICE_TOKEN}
+    misspelt = run(tmp_path, "serve", "--port", "0", **env)
+    assert misspelt.stderr.splitlines() == [
+        "onecrew-chat: warning: ONECREW_SERVICE_TOKN is not a onecrew-chat setting and is ignored; "
+        "did you mean ONECREW_SERVICE_TOKEN?",
+        misspelt.stderr.splitlines()[1],
+    ]
+    assert "missing ONECREW_SERVICE_TOKEN (" in misspelt.stderr.splitlines()[1]
+    assert SERVICE_TOKEN not in misspelt.stderr
+
+
+def test_status_says_which_mode_and_which_stream(tmp_path, emulator, emulator_server):
+    url = f"sqlite:///{tmp_path}/prod.sqlite3"
+    upgrade_database(url)
+    production = json.loads(run(tmp_path, "status", "--json", **production_env(url, emulator_server)).stdout)
+    assert production["mode"] == "production"
+    assert production["stream"]["target"] == emulator_server.base_url.rstrip("/")
+    table = run(tmp_path, "status", **production_env(url, emulator_server)).stdout
+    assert "mode" in table and "production" in table
+    # Development: the emulator lives inside `serve`; this process says so rather than "Stream not configured".
+    development = json.loads(run(tmp_path, "status", "--json").stdout)
+    assert development["mode"] == "development"
+    assert development["stream"]["target"].startswith("embedded emulator")
+    assert not [problem for problem in development["problems"] if "Stream" in problem]
+
+
+def test_serve_refuses_a_database_it_cannot_use(tmp_path):
+    url = f"sqlite:///{tmp_path}/prod.sqlite3"
+    unmigrated = run(tmp_path, "serve", "--port", "0", **production_env(url))
     assert unmigrated.returncode == 1
     assert "the database has no schema yet" in unmigrated.stderr
     assert "run `onecrew-chat db upgrade` first" in unmigrated.stderr
 
     upgrade_database(url, "0001")
-    outdated = run(tmp_path, "serve", "--port", "0", DATABASE_URL=url, ONECREW_JWT_SECRET=JWT_SECRET)
+    outdated = run(tmp_path, "serve", "--port", "0", **production_env(url))
     assert outdated.returncode == 1
     assert "the database is at migration 0001 but this version needs" in outdated.stderr
     assert "onecrew-chat db upgrade" in outdated.stderr
@@ -177,7 +250,7 @@ def test_serve_refuses_what_cannot_work_outside_embedded_mode(tmp_path):
 
 def test_db_upgrade_migrates_database_url_and_the_embedded_file(tmp_path):
     url = f"sqlite:///{tmp_path}/prod.sqlite3"
-    upgraded = run(tmp_path, "db", "upgrade", DATABASE_URL=url)
+    upgraded = run(tmp_path, "db", "upgrade", **production_env(url))
     assert upgraded.returncode == 0, upgraded.stderr
     assert "(head)" in upgraded.stdout
 
@@ -185,7 +258,7 @@ def test_db_upgrade_migrates_database_url_and_the_embedded_file(tmp_path):
     assert embedded.returncode == 0, embedded.stderr
     assert (tmp_path / "var" / "onecrew-chat.sqlite3").exists()
 
-    bad = run(tmp_path, "db", "upgrade", DATABASE_URL="postgresql://nobody:hunter2@127.0.0.1:1/none")
+    bad = run(tmp_path, "db", "upgrade", **production_env("postgresql://nobody:hunter2@127.0.0.1:1/none"))
     assert bad.returncode == 1
     assert "cannot migrate postgresql://nobody:***@127.0.0.1:1/none" in bad.stderr
     assert "hunter2" not in bad.stderr + bad.stdout
@@ -252,21 +325,21 @@ def test_outbox_list_and_retry(tmp_path):
     )
     dead_sync, dead_provision, pending, done, running = (r.id for r in rows)
 
-    listed = run(tmp_path, "outbox", "list", DATABASE_URL=url)
+    listed = run(tmp_path, "outbox", "list", **production_env(url))
     assert listed.returncode == 0, listed.stderr
     assert "2 pending, 2 dead" in listed.stdout and "pending (running)" in listed.stdout
     assert "StreamRequestError: nope" in listed.stdout and "c3" not in listed.stdout
 
-    one = run(tmp_path, "outbox", "retry", str(dead_sync), DATABASE_URL=url)
+    one = run(tmp_path, "outbox", "retry", str(dead_sync), **production_env(url))
     assert one.returncode == 0 and "Requeued 1 outbox message." in one.stdout
-    assert run(tmp_path, "outbox", "retry", str(done), DATABASE_URL=url).returncode == 1
-    missing = run(tmp_path, "outbox", "retry", "999999", DATABASE_URL=url)
+    assert run(tmp_path, "outbox", "retry", str(done), **production_env(url)).returncode == 1
+    missing = run(tmp_path, "outbox", "retry", "999999", **production_env(url))
     assert missing.returncode == 1 and "no outbox message with id 999999" in missing.stderr
-    assert run(tmp_path, "outbox", "retry", DATABASE_URL=url).returncode == 2
-    busy = run(tmp_path, "outbox", "retry", str(running), DATABASE_URL=url)
+    assert run(tmp_path, "outbox", "retry", **production_env(url)).returncode == 2
+    busy = run(tmp_path, "outbox", "retry", str(running), **production_env(url))
     assert busy.returncode == 1 and f"outbox message {running} is being run by a worker right now" in busy.stderr
 
-    rest = run(tmp_path, "outbox", "retry", "--all-dead", DATABASE_URL=url)
+    rest = run(tmp_path, "outbox", "retry", "--all-dead", **production_env(url))
     assert "Requeued 1 outbox message." in rest.stdout
     after = {r.id: (r.status, r.attempts) for r in asyncio.run(_outbox_rows(url))}
     assert after == {
@@ -279,20 +352,24 @@ def test_outbox_list_and_retry(tmp_path):
 
 
 def test_register_webhook_sets_the_stream_app_webhook_url(tmp_path, emulator, emulator_server):
+    some_db = f"sqlite:///{tmp_path}/unused.sqlite3"  # production needs it; this command does not open it
     url = "https://chat.example.com/api/chat/webhooks/stream"
-    done = run(tmp_path, "register-webhook", url, **stream_env(emulator_server))
+    done = run(tmp_path, "register-webhook", url, **production_env(some_db, emulator_server))
     assert done.returncode == 0, done.stderr
     assert emulator.state.app["webhook_url"] == url
     assert emulator.count("UpdateApp") == 1
 
     derived = run(
-        tmp_path, "register-webhook", ONECREW_PUBLIC_BASE_URL="https://api.example.org/", **stream_env(emulator_server)
+        tmp_path,
+        "register-webhook",
+        ONECREW_PUBLIC_BASE_URL="https://api.example.org/",
+        **production_env(some_db, emulator_server),
     )
     assert derived.returncode == 0, derived.stderr
     assert emulator.state.app["webhook_url"] == "https://api.example.org/api/chat/webhooks/stream"
 
-    assert run(tmp_path, "register-webhook", "ftp://x", **stream_env(emulator_server)).returncode == 2
-    assert run(tmp_path, "register-webhook", **stream_env(emulator_server)).returncode == 2
+    assert run(tmp_path, "register-webhook", "ftp://x", **production_env(some_db, emulator_server)).returncode == 2
+    assert run(tmp_path, "register-webhook", **production_env(some_db, emulator_server)).returncode == 2
     unconfigured = run(tmp_path, "register-webhook", url)
     assert unconfigured.returncode == 1 and "set STREAM_API_KEY and STREAM_API_SECRET" in unconfigured.stderr
 
@@ -316,7 +393,7 @@ def test_worker_runs_the_outbox_until_sigterm(tmp_path, emulator, emulator_serve
     worker.wait_for("worker.stopped")
 
     refused = run(tmp_path, "worker", DATABASE_URL=url)
-    assert refused.returncode == 1 and "STREAM_API_KEY" in refused.stderr
+    assert refused.returncode == 2 and "STREAM_API_KEY" in refused.stderr
 
 
 def test_stream_emulator_command_is_mounted(tmp_path):

@@ -24,7 +24,9 @@ async def test_libpq_parameters_and_timeouts_are_applied(postgres_url):
     options = quote("-c search_path=onecrew_probe,public")
     url = f"{postgres_url}?sslmode=disable&connect_timeout=5&application_name=onecrew-chat-test&options={options}"
     url = url.replace("postgresql://", "postgres://", 1)
-    settings = Settings(database_url=url, db_statement_timeout_ms=1500, db_lock_timeout_ms=250, db_pool_size=2)
+    settings = Settings(
+        mode="development", database_url=url, db_statement_timeout_ms=1500, db_lock_timeout_ms=250, db_pool_size=2
+    )
     shown = await _show(settings, "application_name", "search_path", "statement_timeout", "lock_timeout")
     assert shown == ["onecrew-chat-test", "onecrew_probe,public", "1500ms", "250ms"]
     engine = make_engine(settings)
@@ -37,10 +39,10 @@ async def test_libpq_parameters_and_timeouts_are_applied(postgres_url):
 
 async def test_sslmode_reaches_the_driver(postgres_url):
     # The test server speaks no TLS: `require` must be refused by it, which proves the parameter was applied.
-    settings = Settings(database_url=f"{postgres_url}?sslmode=require")
+    settings = Settings(mode="development", database_url=f"{postgres_url}?sslmode=require")
     with pytest.raises(Exception, match="SSL"):
         await _show(settings, "application_name")
-    assert await _show(Settings(database_url=f"{postgres_url}?sslmode=prefer"), "server_version")
+    assert await _show(Settings(mode="development", database_url=f"{postgres_url}?sslmode=prefer"), "server_version")
 
 
 def test_migrations_accept_libpq_parameters(postgres_url):

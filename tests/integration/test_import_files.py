@@ -143,8 +143,14 @@ async def test_an_interrupted_import_keeps_its_batches_and_the_next_run_finishes
 def test_refused_inputs_exit_2_with_one_line(tmp_path, sqlite_only_url):
     write(tmp_path / "members.csv", b"company_id,user\nx,y\n")
     write(tmp_path / "users.txt", b"{}\n")
+    (tmp_path / "plain.jsonl.gz").write_bytes(b'{"id": 1}\n')
+    (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(b'{"id": 1}\n' * 1000)[:30])
+    write(tmp_path / "utf16.csv", "id,name\nx,Amr\n".encode("utf-16"))
     cases = {
         ("members", "members.csv"): "the CSV header has no column user_id, role, invitation_status",
+        ("users", "plain.jsonl.gz"): "plain.jsonl.gz is named .gz but is not gzip-compressed",
+        ("users", "cut.jsonl.gz"): "the file could not be read to its end",
+        ("users", "utf16.csv"): "utf16.csv is not UTF-8 text (line 1 is not UTF-8",
         ("users", "users.txt"): "cannot tell the format of 'users.txt' from its suffix",
         ("users", "missing.jsonl"): "cannot open missing.jsonl: No such file or directory",
         ("users", "-"): "standard input has no suffix: say --format jsonl or --format csv",
@@ -154,3 +160,49 @@ def test_refused_inputs_exit_2_with_one_line(tmp_path, sqlite_only_url):
         done = run_import(tmp_path, sqlite_only_url, *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert words in done.stderr, (args, done.stderr)
+
+
+def test_a_source_without_rows_exits_3_nothing_to_import(tmp_path, sqlite_only_url):
+    """Not 0 (a script would take an empty export for a successful import), not 1 or 2 (nothing is wrong with it)."""
+    write(tmp_path / "empty.jsonl", b"")
+    write(tmp_path / "header.csv.gz", b"id,name,image_url,category\n\n")
+    write(tmp_path / "blank.jsonl", b"\n  \n")
+    for name in ("empty.jsonl", "header.csv.gz", "blank.jsonl"):
+        done = run_import(tmp_path, sqlite_only_url, "users", name)
+        assert done.returncode == 3, (name, done.stdout, done.stderr)
+        assert f"Nothing to import: {name} has no users" in done.stdout
+    done = run_import(tmp_path, sqlite_only_url, "users", "empty.jsonl", "--json")
+    assert done.returncode == 3 and summary(done)["read"] == 0
+
+
+async def test_a_long_line_and_many_bad_rows_stay_bounded_and_are_counted(tmp_path, sqlite_only_url):
+    """A line past 1 MiB is rejected by its number; the summary lists the first 1,000 rejections and counts all."""
+    good = users(2)
+    long_line = '{"id": "%s", "name": "%s"}' % (new_id(), "x" * (2 << 20))
+    path = write(tmp_path / "users.jsonl.gz", jsonl([good[0], long_line, *['{"name": "No Id"}'] * 1200, good[1]]))
+
+    done = run_import(tmp_path, sqlite_only_url, "users", str(path), "--json")
+    assert done.returncode == 1, done.stderr
+    result = summary(done)
+    assert (result["created"], result["rejected"], result["rejections_omitted"]) == (2, 1201, 201)
+    assert len(result["rejections"]) == 1000
+    assert result["rejections"][0] == {
+        "line": 2,
+        "error": "is longer than 1 MiB (the --max-line-bytes limit); it was not read",
+    }
+    assert result["rejections"][-1]["line"] == 1001
+
+    text = run_import(tmp_path, sqlite_only_url, "users", str(path), "--max-rejections", "2")
+    assert text.returncode == 1
+    listed = [line.strip() for line in text.stdout.splitlines() if line.startswith("  ")]
+    assert listed == [
+        "line 2: is longer than 1 MiB (the --max-line-bytes limit); it was not read",
+        "line 3: id: is required",
+        "... and 1,199 more rejected lines, not listed (--max-rejections).",
+    ]
+    assert "Rejected lines (the first 2 of 1,201; fix them and run the command again):" in text.stdout
+    assert await count(sqlite_only_url, User) == 2
+
+    wider = run_import(tmp_path, sqlite_only_url, "users", str(path), "--json", "--max-line-bytes", str(4 << 20))
+    assert summary(wider)["renamed"] == [{"line": 2, "note": f"name of {2 << 20} characters: cut to 255"}]
+    assert summary(wider)["rejections"][0] == {"line": 3, "error": "id: is required"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 
@@ -113,6 +114,38 @@ async def test_a_crash_after_some_batches_keeps_them_and_a_rerun_completes(sessi
     resumed = await run_import(sessionmaker, USERS, ListSource(rows), batch_size=100)
     assert resumed.counts == {"created": 50, "updated": 0, "unchanged": 200, "rejected": 0}
     assert await count(database_url, User) == 250
+
+
+async def test_the_summary_lists_the_first_1000_rejected_and_renamed_rows_and_counts_them_all(sessionmaker):
+    """A million bad rows once held 617 MB of rejections: the summary keeps the first 1,000 of each list."""
+    rows = [{"id": new_id(), "name": ""} for _ in range(1005)] + [{"name": "No Id"}] * 1500
+    summary = await run_import(sessionmaker, USERS, ListSource(rows))
+    assert (summary.counts["created"], summary.counts["rejected"]) == (1005, 1500)
+    assert (len(summary.renamed), summary.renamed_count, summary.renamed_omitted) == (1000, 1005, 5)
+    assert (len(summary.rejections), summary.rejections_omitted) == (1000, 500)
+    assert summary.rejections[0] == (1006, "id: is required") and summary.renamed[-1][0] == 1000
+    quiet = await run_import(sessionmaker, USERS, ListSource(rows), max_rejections=0)
+    assert (quiet.rejections, quiet.renamed, quiet.counts["rejected"]) == ([], [], 1500)
+
+
+async def test_concurrent_imports_of_the_same_rows_in_shuffled_orders_never_deadlock(postgres_only_url):
+    """Six imports of the same users (half of them already stored), each in its own order, at once on PostgreSQL."""
+    engine = make_engine(url=postgres_only_url)
+    sessionmaker = make_sessionmaker(engine)
+    shuffle = random.Random(7)
+    try:
+        stored = users(200)
+        await run_import(sessionmaker, USERS, ListSource(stored))
+        rows = [{**row, "name": f"{row['name']} renamed"} for row in stored] + users(200, "New")
+        runs = [ListSource(shuffle.sample(rows, len(rows))) for _ in range(6)]
+        summaries = await asyncio.gather(*(run_import(sessionmaker, USERS, run, batch_size=50) for run in runs))
+        assert [s.stopped for s in summaries] == [None] * 6, "a batch failed (a deadlock is one)"
+        assert all(s.counts["rejected"] == 0 for s in summaries)
+        async with sessionmaker() as session:
+            names = dict((await session.execute(select(User.id, User.name))).all())
+        assert names == {row["id"]: row["name"] for row in rows}
+    finally:
+        await engine.dispose()
 
 
 MAIN_BACKEND_SCHEMA = [

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from onecrew_chat.db import upgrade_database
-from tests.integration.test_cli import Running, run
+from tests.integration.test_cli import Running, production_env, run
 from tests.integration.test_serve import READY_LINE, base_url
-from tests.support import JWT_SECRET, new_id
+from tests.support import new_id
 
 
 def test_second_instance_on_the_same_folder_is_refused_and_port_env_is_honoured(tmp_path):
@@ -64,16 +64,16 @@ def _stamp(path: Path, revision: str) -> None:
 def test_db_current_history_and_a_database_from_a_newer_version(tmp_path):
     path = tmp_path / "prod.sqlite3"
     url = f"sqlite:///{path}"
-    empty = run(tmp_path, "db", "current", DATABASE_URL=url)
+    empty = run(tmp_path, "db", "current", **production_env(url))
     assert empty.returncode == 1 and "has no schema yet" in empty.stdout
 
     upgrade_database(url, "0001")
-    behind = run(tmp_path, "db", "current", DATABASE_URL=url)
+    behind = run(tmp_path, "db", "current", **production_env(url))
     assert behind.returncode == 1
     assert (
         "at migration 0001 but this version needs" in behind.stdout and "run `onecrew-chat db upgrade`" in behind.stdout
     )
-    history = run(tmp_path, "db", "history", DATABASE_URL=url)
+    history = run(tmp_path, "db", "history", **production_env(url))
     assert history.returncode == 0, history.stderr
     lines = history.stdout.strip().splitlines()
     assert re.match(r"0001  initial schema  <- current$", lines[0])
@@ -81,19 +81,19 @@ def test_db_current_history_and_a_database_from_a_newer_version(tmp_path):
     assert any(line.startswith("0004  ") for line in lines), "every shipped migration is listed"
 
     upgrade_database(url)
-    head = run(tmp_path, "db", "current", DATABASE_URL=url)
+    head = run(tmp_path, "db", "current", **production_env(url))
     assert head.returncode == 0 and "(head): nothing to do" in head.stdout
-    assert run(tmp_path, "db", "history", DATABASE_URL=url).stdout.strip().endswith("<- current (head)")
+    assert run(tmp_path, "db", "history", **production_env(url)).stdout.strip().endswith("<- current (head)")
 
     _stamp(path, "0099")
-    newer = run(tmp_path, "db", "current", DATABASE_URL=url)
+    newer = run(tmp_path, "db", "current", **production_env(url))
     assert newer.returncode == 1
     assert "at migration 0099, which this version of onecrew-chat does not know" in newer.stdout
     assert "run `onecrew-chat db upgrade`" not in newer.stdout
-    upgrade = run(tmp_path, "db", "upgrade", DATABASE_URL=url)
+    upgrade = run(tmp_path, "db", "upgrade", **production_env(url))
     assert upgrade.returncode == 1 and "a newer version migrated it" in upgrade.stderr
     assert len(upgrade.stderr.strip().splitlines()) == 1
-    serve = run(tmp_path, "serve", "--port", "0", DATABASE_URL=url, ONECREW_JWT_SECRET=JWT_SECRET)
+    serve = run(tmp_path, "serve", "--port", "0", **production_env(url))
     assert serve.returncode == 1 and "does not know" in serve.stderr and "db upgrade` first" not in serve.stderr
 
 

@@ -10,10 +10,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
+from onecrew_chat.composition import run_worker
 from onecrew_chat.models import ReconcileRun, WorkerHeartbeat
 from onecrew_chat.observability.heartbeat import run_heartbeat, worker_identity
 from onecrew_chat.observability.startup import StreamCredentialsRejected, check_stream_at_startup
 from onecrew_chat.observability.worker_http import MetricsPortUnavailable, start_metrics_server
+from onecrew_chat.outbox.status import worker_status
 from onecrew_chat.sync.reconcile import reconcile
 from tests.api.test_health import closed_port_url
 from tests.conftest import make_settings
@@ -58,11 +60,16 @@ async def test_a_reconcile_run_records_its_time_and_drift(runtime, emulator):
 
 async def test_the_worker_metrics_server_answers_over_http(runtime, emulator):
     server = await start_metrics_server(runtime, "127.0.0.1", 0)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(run_worker(runtime, stop))
     try:
+        await wait_until(lambda: worker_status(runtime) is not None, what="the worker's loop to start")
         async with httpx.AsyncClient(base_url=server.url) as http:
             health = await http.get("/healthz")
             metrics = await http.get("/metrics")
     finally:
+        stop.set()
+        await asyncio.wait_for(loop, timeout=10)
         await server.stop()
     assert health.status_code == 200
     assert health.json()["data"] == {"status": "ok", "role": "worker", "worker_id": worker_identity(runtime).worker_id}

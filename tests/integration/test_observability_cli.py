@@ -11,8 +11,8 @@ import httpx
 
 from onecrew_chat.db import upgrade_database
 from tests.api.test_health import closed_port_url
-from tests.integration.test_cli import Running, run, stream_env
-from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY
+from tests.integration.test_cli import Running, production_env, run, stream_env
+from tests.support import STREAM_KEY
 
 
 def free_port() -> int:
@@ -83,10 +83,12 @@ def test_status_exits_1_and_says_what_to_do(tmp_path, emulator_server):
         tmp_path,
         "status",
         "--json",
-        DATABASE_URL=url,
-        STREAM_API_KEY=STREAM_KEY,
-        STREAM_API_SECRET="y" * 40,
-        STREAM_BASE_URL=closed_port_url(),
+        **{
+            **production_env(url),
+            "STREAM_API_KEY": STREAM_KEY,
+            "STREAM_API_SECRET": "y" * 40,
+            "STREAM_BASE_URL": closed_port_url(),
+        },
     )
     report = json.loads(down.stdout)
     assert down.returncode == 1 and report["ok"] is False and report["stream"]["reachable"] is False
@@ -97,7 +99,7 @@ def test_serve_and_worker_refuse_a_secret_stream_rejects(tmp_path, emulator, emu
     url = migrated(tmp_path)
     wrong = {**stream_env(emulator_server), "STREAM_API_SECRET": "z" * 40}
     for args in (["serve", "--port", "0"], ["worker"]):
-        refused = run(tmp_path, *args, DATABASE_URL=url, ONECREW_JWT_SECRET=JWT_SECRET, **wrong)
+        refused = run(tmp_path, *args, DATABASE_URL=url, **wrong)
         assert refused.returncode == 1, refused.stderr
         lines = [line for line in refused.stderr.splitlines() if line.startswith("onecrew-chat:")]
         assert len(lines) == 1  # one line, no traceback
@@ -112,11 +114,13 @@ def test_an_unreachable_stream_warns_and_starts(tmp_path):
     worker = Running(
         tmp_path,
         "worker",
-        DATABASE_URL=url,
-        ONECREW_WORKER_METRICS_PORT="0",
-        STREAM_API_KEY=STREAM_KEY,
-        STREAM_API_SECRET=SERVICE_TOKEN,
-        STREAM_BASE_URL=closed_port_url(),
+        **{
+            **production_env(url),
+            "ONECREW_WORKER_METRICS_PORT": "0",
+            "STREAM_API_KEY": STREAM_KEY,
+            "STREAM_API_SECRET": "y" * 40,
+            "STREAM_BASE_URL": closed_port_url(),
+        },
     )
     try:
         worker.wait_for("is not reachable")

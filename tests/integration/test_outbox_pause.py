@@ -9,12 +9,13 @@ from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from onecrew_chat.api.app import create_app
+from onecrew_chat.composition import revive_dead_letters
 from onecrew_chat.models import Conversation, OutboxMessage
 from onecrew_chat.outbox import worker
 from onecrew_chat.outbox.status import worker_status
 from tests.conftest import make_settings
 from tests.factories import add_users
-from tests.support import auth, wait_until
+from tests.support import auth, service_auth, wait_until
 
 URL = "/api/chat/conversations"
 
@@ -80,3 +81,65 @@ async def test_a_refused_secret_pauses_the_queue_and_a_fixed_one_resumes_it(app_
     conversations, _ = await _rows(runtime)
     for conversation in conversations:
         assert len(emulator.get_channel("messaging", conversation.channel_id)["members"]) == 2
+
+
+async def test_a_server_message_sent_while_our_secret_is_refused_waits_and_is_sent_once_it_is_fixed(
+    app_with_worker, emulator
+):
+    runtime = app_with_worker.state.runtime
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app_with_worker), base_url="http://t") as client:
+        async with runtime.sessionmaker() as session:
+            sender, other = await add_users(session, 2)
+        created = await client.post(
+            URL, json={"conversation_type": "user_user", "participant_ids": [other]}, headers=auth(sender)
+        )
+        assert created.status_code == 200, created.text
+        channel_id = created.json()["data"]["id"]
+
+        async def provisioned() -> bool:  # inline, or by the worker on a machine too loaded for the deadline
+            conversations, _ = await _rows(runtime)
+            return [c.chat_status for c in conversations] == ["ready"]
+
+        await wait_until(provisioned, timeout=20, what="the conversation to be provisioned")
+        body = {"id": f"welcome-{other}", "sender": {"type": "user", "id": sender}, "text": "Welcome"}
+        emulator.faults.set_error_rate("*", 1.0, status=401)  # the secret was rotated under us
+        with capture_logs() as logs:
+            response = await client.post(
+                f"/api/internal/conversations/{channel_id}/messages", json=body, headers=service_auth()
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["data"]["status"] == "queued"
+            await wait_until(lambda: worker_status(runtime).paused, timeout=10, what="the worker to pause")
+            _, rows = await _rows(runtime)
+        message_rows = [r for r in rows if r.kind == "message.send"]
+        assert [(r.status, r.attempts) for r in message_rows] == [("pending", 0)], "kept, no attempt counted"
+        assert not [e for e in logs if e["event"] == "outbox.dead"]
+        assert emulator.get_channel("messaging", channel_id)["messages"] == []
+
+        # What the inline send left before a 401 kept the row: a dead letter (it heals too once the secret works).
+        earlier = dict(message_rows[0].payload) | {"message_id": f"earlier-{other}", "text": "Earlier"}
+        async with runtime.sessionmaker() as session, session.begin():
+            session.add(
+                OutboxMessage(
+                    kind="message.send",
+                    payload=earlier,
+                    dedupe_key=f"message.send:earlier-{other}",
+                    status="dead",
+                    attempts=1,
+                    last_error="StreamRequestError: SendMessage HTTP 401 code 43: JWTAuth error: signature is not valid",
+                )
+            )
+        assert await revive_dead_letters(runtime) == 0, "nothing revived while the secret is still refused"
+
+        emulator.faults.reset()  # the secret is fixed
+        assert await revive_dead_letters(runtime) == 1
+
+        async def sent() -> bool:
+            _, rows = await _rows(runtime)
+            return [r.status for r in rows if r.kind == "message.send"] == ["done", "done"]
+
+        await wait_until(sent, timeout=20, what="the resumed worker to send both messages")
+        messages = emulator.get_channel("messaging", channel_id)["messages"]
+        assert sorted((m["id"], m["text"]) for m in messages) == sorted(
+            [(body["id"], "Welcome"), (earlier["message_id"], "Earlier")]
+        )

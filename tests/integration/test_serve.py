@@ -83,6 +83,7 @@ def test_serve_embedded_mode_creates_the_printed_conversation_and_keeps_state_ac
         text = "\n".join(stdout)
         assert "Stream emulator runs in-process at http://127.0.0.1:" in text
         assert "no DATABASE_URL set" in text and "Demo data:" in text
+        assert "Mode: development (Stream: embedded emulator)" in text
         url = base_url(stdout)
         create_url, headers, body = printed_request(stdout)
         assert create_url == f"{url}/api/chat/conversations"
@@ -90,7 +91,12 @@ def test_serve_embedded_mode_creates_the_printed_conversation_and_keeps_state_ac
 
         with httpx.Client(timeout=60) as client:
             wait_healthy(client, url)
-            assert client.get(f"{url}/readyz").status_code == 200
+            ready = client.get(f"{url}/readyz")
+            assert ready.status_code == 200
+            assert (ready.json()["data"]["mode"], ready.json()["data"]["stream"]["target"]) == (
+                "development",
+                "embedded emulator",
+            )
             created = client.post(create_url, headers=headers, json=body)
         assert created.status_code == 200, created.text
         data = created.json()["data"]

@@ -16,7 +16,7 @@ from stream_chat import StreamChat
 
 from onecrew_chat.stream_settings import OUR_HOOK_ID
 from tests.integration.cli_inprocess import cli_env, cli_ok
-from tests.integration.test_cli import run, stream_env
+from tests.integration.test_cli import production_env, run
 from tests.support import STREAM_KEY, STREAM_SECRET
 
 URL = "https://chat.example.com/api/chat/webhooks/stream"
@@ -46,7 +46,15 @@ def receivers() -> Iterator[tuple[str, str]]:
 
 
 def configure(tmp_path, emulator_server, *args):
-    done = run(tmp_path, "stream", "configure", "--webhook-url", URL, *args, **stream_env(emulator_server))
+    done = run(
+        tmp_path,
+        "stream",
+        "configure",
+        "--webhook-url",
+        URL,
+        *args,
+        **production_env(f"sqlite:///{tmp_path}/unused.sqlite3", emulator_server),
+    )
     done.stdout = "\n".join(" ".join(line.split()) for line in done.stdout.splitlines())  # columns padded to width
     return done
 

@@ -14,6 +14,7 @@ from onecrew_chat import metrics
 from onecrew_chat.stream.client import StreamGateway, StreamUser
 from onecrew_chat.stream.errors import (
     DeadlineExceeded,
+    StreamAuthRejected,
     StreamBatchError,
     StreamRateLimited,
     StreamRequestError,
@@ -192,6 +193,23 @@ async def test_server_errors_are_unavailable_and_retried_until_the_deadline(gate
     assert emulator.get_channel("messaging", "c1") is None
 
 
+@pytest.mark.parametrize("status", [502, 503, 504])
+async def test_a_gateways_5xx_in_its_own_words_is_unavailable_and_retried(gateway, emulator, status):
+    await gateway.upsert_users([user("a")])
+    emulator.faults.set_error_rate("GetOrCreateChannel", 1.0, status=status, body={"message": "Bad Gateway"})
+    with pytest.raises(StreamUnavailable) as caught:
+        await gateway.get_or_create_channel("messaging", "c1", created_by_id="a", member_ids=["a"])
+    assert caught.value.status == status and "Bad Gateway" in str(caught.value)
+    emulator.faults._random.seed(5)  # deterministic draws: some calls fail, the policy retries until one passes
+    emulator.faults.set_error_rate("GetOrCreateChannel", 0.5, status=status, body={"message": "Bad Gateway"})
+    state = await RetryPolicy(10.0).run(
+        lambda: gateway.get_or_create_channel("messaging", "c1", created_by_id="a", member_ids=["a"]),
+        name="GetOrCreateChannel",
+    )
+    assert state.member_ids == ["a"]
+    assert any(r.operation == "GetOrCreateChannel" and r.status == status for r in emulator.requests)
+
+
 async def test_a_429_burst_carries_the_reset_and_the_policy_waits_for_it(gateway, emulator):
     await gateway.upsert_users([user("a")])
     emulator.faults.rate_limit_burst("GetOrCreateChannel", count=1, reset_in_s=0.2)
@@ -253,6 +271,7 @@ async def test_a_wrong_secret_fails_fast_with_streams_code(emulator, emulator_se
             await gw.ping()
         assert (caught.value.status, caught.value.code) == (401, 43)
         assert "signature is not valid" in caught.value.message
+        assert isinstance(caught.value, StreamAuthRejected)
         with pytest.raises(StreamRequestError):
             await RetryPolicy(3.0).run(gw.ping, name="GetApp")
         assert emulator.count("GetApp") == 2  # one call each: no retries on a 401

@@ -50,6 +50,9 @@ class NotFound(AppError):
         ),
         (DeadlineExceeded("gave up", operation="UpdateUsers", status=503), Failure(Verdict.RETRY)),
         (NotFound("gone"), Failure(Verdict.PERMANENT)),
+        # A 5xx is passing whatever class the answer was read into (a gateway's words, not Stream's).
+        (StreamRequestError("bad gateway", operation="GetOrCreateChannel", status=502), Failure(Verdict.RETRY)),
+        (StreamRequestError("timeout", operation="QueryChannels", status=408), Failure(Verdict.RETRY)),
         (KeyError("bug"), Failure(Verdict.RETRY)),
     ],
 )
@@ -62,5 +65,10 @@ def test_the_jobs_cover_both_kinds_and_the_periodic_work():
     assert set(jobs.handlers) == {"conversation.provision", "identity.sync", "message.send"}
     assert set(jobs.dead_letter) == {"conversation.provision"}
     intervals = {job.name: job.interval_s for job in jobs.periodic}
-    assert intervals == {"idempotency.purge": 600.0, "retention.purge": 60.0, "reconcile": 0.0}  # 0: off
+    assert intervals == {
+        "idempotency.purge": 600.0,
+        "outbox.revive": 60.0,
+        "retention.purge": 60.0,
+        "reconcile": 0.0,  # 0: off
+    }
     assert jobs.probe is not None and jobs.classify is classify

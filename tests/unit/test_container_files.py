@@ -85,9 +85,35 @@ def test_compose_runs_postgres_emulator_migrations_api_and_worker():
         assert depends["stream"]["condition"] == "service_healthy"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["webhook"]["depends_on"]["api"]["condition"] == "service_healthy"
-    assert services["worker"]["healthcheck"] == {"disable": True}
+    worker = services["worker"]
+    check = " ".join(worker["healthcheck"]["test"])
+    port = worker["environment"]["ONECREW_WORKER_METRICS_PORT"]
+    assert f"http://127.0.0.1:{port}/readyz" in check, "the worker is health-checked by its own /readyz"
+    assert worker["environment"]["ONECREW_WORKER_METRICS_HOST"] == "0.0.0.0"  # Prometheus scrapes it
+    assert "disable" not in worker["healthcheck"]
     stream_flags = " ".join(services["stream"]["command"])
     assert (
         "--host=0.0.0.0" in stream_flags and "--port=8900" in stream_flags and "--state-file=/app/var" in stream_flags
     )
     assert set(compose["volumes"]) == {"pgdata", "emulator"}
+
+
+def test_the_image_runs_in_production_mode_and_compose_settings_can_work(monkeypatch):
+    """The image never falls back to development; compose's local defaults pass every start-up rule (issue 14)."""
+    import os
+
+    from onecrew_chat.config import Mode, Settings
+
+    env = {}
+    for name, argument in _instructions():
+        if name == "ENV":
+            env.update(_env_pairs(argument))
+    assert env["ONECREW_MODE"] == "production"
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    for name in ("migrate", "api", "worker", "webhook"):
+        for variable in list(os.environ):
+            if variable.startswith(("ONECREW_", "STREAM_", "DATABASE_URL")):
+                monkeypatch.delenv(variable)
+        for variable, value in {**services[name]["environment"], "ONECREW_MODE": env["ONECREW_MODE"]}.items():
+            monkeypatch.setenv(variable, re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value)))
+        assert Settings().mode is Mode.PRODUCTION, name

@@ -48,7 +48,7 @@ def test_readme_names_every_shipped_migration():
 
 async def test_stream_token_lifetime_is_ttl_plus_the_sdk_five_seconds():
     # docs/app-endpoints.md: iat = now - 5 s, exp = now + TTL, so exp - iat = TTL + 5.
-    gateway = StreamGateway.from_settings(Settings(stream_api_key="k", stream_api_secret="s" * 32))
+    gateway = StreamGateway.from_settings(Settings(mode="development", stream_api_key="k", stream_api_secret="s" * 32))
     try:
         token = gateway.create_user_token("onecrew_user_x", 3600)
     finally:

@@ -20,6 +20,15 @@ def clean_environment(monkeypatch):
             monkeypatch.delenv(name)
 
 
+def _public_pem(algorithm: str) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    private = rsa.generate_private_key(65537, 2048) if algorithm == "RS256" else ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key()
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
 def problems(monkeypatch, **env: str) -> list[str]:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -40,6 +49,9 @@ def problems(monkeypatch, **env: str) -> list[str]:
 )
 def test_jwt_algorithms_comma_list_or_json_list(monkeypatch, written, parsed):
     monkeypatch.setenv("ONECREW_JWT_ALGORITHMS", written)
+    if parsed != ["HS256"]:  # an algorithm needs a key to verify with (tests/unit/test_settings_mode.py)
+        monkeypatch.setenv("ONECREW_MODE", "development")
+        monkeypatch.setenv("ONECREW_JWT_PUBLIC_KEY", _public_pem(parsed[1]))
     assert Settings().jwt_algorithms == parsed
 
 
@@ -87,6 +99,7 @@ def test_log_level_any_case_and_unknown_refused(monkeypatch):
     ],
 )
 def test_database_url_forms(monkeypatch, url):
+    monkeypatch.setenv("ONECREW_MODE", "development")  # the database alone (production needs every setting)
     monkeypatch.setenv("DATABASE_URL", url)
     settings = Settings()
     assert settings.database_url == url
@@ -163,7 +176,9 @@ def test_port_and_host(monkeypatch):
 
 
 def test_public_key_pem_with_escaped_newlines(monkeypatch):
-    pem = "-----BEGIN PUBLIC KEY-----\\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\\n-----END PUBLIC KEY-----"
+    pem = _public_pem("ES256").strip().replace("\n", "\\n")
+    monkeypatch.setenv("ONECREW_MODE", "development")
+    monkeypatch.setenv("ONECREW_JWT_ALGORITHMS", "ES256")
     monkeypatch.setenv("ONECREW_JWT_PUBLIC_KEY", pem)
     assert Settings().jwt_public_key.splitlines()[0] == "-----BEGIN PUBLIC KEY-----"
     [line] = problems(monkeypatch, ONECREW_JWT_PUBLIC_KEY="not a key")

@@ -32,7 +32,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def verifier(clock) -> TokenVerifier:
-    return TokenVerifier(Settings(jwt_secret=JWT_SECRET), clock=clock)
+    return TokenVerifier(Settings(mode="development", jwt_secret=JWT_SECRET), clock=clock)
 
 
 def test_a_remembered_token_stops_working_when_its_exp_passes(verifier, clock):

@@ -101,9 +101,11 @@ def _http_error_message(request: Request, exc: StarletteHTTPException) -> tuple[
 
 
 # SQLSTATE classes and codes a retry can fix: connection exceptions, insufficient resources, operator intervention
-# (query canceled by statement_timeout, admin shutdown), serialization failure, deadlock, lock not available.
+# (query canceled by statement_timeout, admin shutdown), serialization failure, deadlock, lock not available, a
+# read-only transaction (connected to a standby during a failover). A connection the database refuses to open,
+# whatever its SQLSTATE, arrives marked `connection_invalidated` (db.mark_connect_failures).
 _RETRYABLE_CLASSES = ("08", "53", "57")
-_RETRYABLE_CODES = ("40001", "40P01", "55P03")
+_RETRYABLE_CODES = ("40001", "40P01", "55P03", "25006")
 
 
 def is_retryable(exc: DBAPIError) -> bool:

@@ -233,6 +233,7 @@ ANSWERS: dict[str, Any] = {
         "ok": True,
         "problems": [],
         "checked_at": "2026-11-30T09:15:00+00:00",
+        "mode": "production",
         "database": {
             "reachable": True,
             "migration": "0015",
@@ -243,6 +244,7 @@ ANSWERS: dict[str, Any] = {
         },
         "stream": {
             "configured": True,
+            "target": "https://chat.stream-io-api.com",
             "base_url": "https://chat.stream-io-api.com",
             "reachable": True,
             "credentials": "ok",
@@ -271,8 +273,14 @@ ANSWERS: dict[str, Any] = {
     },
     "readyz": {
         "status": "ready",
+        "mode": "production",
         "checks": {"database": {"status": "ok", "ms": 0.8}, "worker": {"status": "ok"}},
-        "stream": {"status": "up", "checked_at": "2026-11-30T09:15:00+00:00", "ms": 3.1},
+        "stream": {
+            "status": "up",
+            "checked_at": "2026-11-30T09:15:00+00:00",
+            "ms": 3.1,
+            "target": "https://chat.stream-io-api.com",
+        },
     },
 }
 

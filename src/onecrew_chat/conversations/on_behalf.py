@@ -25,7 +25,7 @@ from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import CreateConversationRequest
-from onecrew_chat.stream.errors import StreamError, StreamTransientError
+from onecrew_chat.stream.errors import StreamError, StreamTransientError, is_auth_failure
 from onecrew_chat.sync.channels import is_provisioned
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.queue import enqueue_provision
@@ -138,16 +138,17 @@ async def send_message(
         return _answer(payload, QUEUED)
     try:
         await send_to_stream(runtime.stream, payload, Deadline(runtime.settings.provision_deadline_s))
-    except StreamTransientError as exc:
+    except StreamError as exc:
+        if not (isinstance(exc, StreamTransientError) or is_auth_failure(exc)):  # Stream refuses this message
+            async with unit_of_work(runtime.sessionmaker) as session:
+                await outbox.give_up(session, row, f"{type(exc).__name__}: {exc}")
+            raise StreamFailed(f"Stream refused the message: {exc}") from exc
+        # Stream down or busy, or refusing our secret (the worker pauses and sends it once the secret is fixed).
         log.warning("message.send_deferred", message_id=message_id, error=str(exc)[:300])
         async with unit_of_work(runtime.sessionmaker) as session:
             await outbox.make_due(session, row.id)
         worker.kick(runtime)
         return _answer(payload, QUEUED)
-    except StreamError as exc:  # Stream refuses this message: no retry will change that
-        async with unit_of_work(runtime.sessionmaker) as session:
-            await outbox.give_up(session, row, f"{type(exc).__name__}: {exc}")
-        raise StreamFailed(f"Stream refused the message: {exc}") from exc
     async with unit_of_work(runtime.sessionmaker) as session:
         await outbox.mark_done(session, row)
     log.info(

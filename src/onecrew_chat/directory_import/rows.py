@@ -6,6 +6,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+# Bounds on what an import holds in memory (the command's --max-line-bytes and --max-rejections).
+DEFAULT_MAX_LINE_BYTES = 1 << 20  # 1 MiB: a directory row is a few hundred bytes
+DEFAULT_MAX_REJECTIONS = 1000  # rejected rows listed in the summary; all of them are counted
+
 
 @dataclass(frozen=True)
 class SourceRow:

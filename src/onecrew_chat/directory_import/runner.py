@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.directory_import.batch import FirstOfEachKey, apply_rows
 from onecrew_chat.directory_import.kinds import STATUSES, DirectoryKind, Outcome
-from onecrew_chat.directory_import.rows import RowSource, SourceError, SourceRefused, SourceRow
+from onecrew_chat.directory_import.rows import DEFAULT_MAX_REJECTIONS, RowSource, SourceError, SourceRefused, SourceRow
 from onecrew_chat.logging import get_logger
 
 log = get_logger(__name__)
@@ -46,7 +46,10 @@ def name_fallback(kind: DirectoryKind, data: Any) -> tuple[Any, str | None]:
 
 @dataclass
 class Summary:
-    """What an import did: counts per outcome, each rejected row with its reason, and whether it stopped early."""
+    """What an import did: counts per outcome, the first rejected rows with their reasons, whether it stopped early.
+
+    `rejections` keeps the first `max_rejections` rejected rows; `counts["rejected"]` counts them all.
+    """
 
     kind: str
     source: str
@@ -54,6 +57,7 @@ class Summary:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
     sync_queued: int = 0
     rejections: list[tuple[int, str]] = field(default_factory=list)
+    max_rejections: int = DEFAULT_MAX_REJECTIONS
     batches: int = 0
     seconds: float = 0.0
     stopped: str | None = None
@@ -61,6 +65,7 @@ class Summary:
     # A SELECT's row number means nothing to whoever fixes the data: its rejected rows are named by their key.
     rejected_keys: dict[int, dict[str, str]] = field(default_factory=dict)
     renamed: list[tuple[int, str]] = field(default_factory=list)  # rows imported under a fallback or cut name
+    renamed_count: int = 0  # all of them (`renamed` lists the first `max_rejections`)
 
     @property
     def read(self) -> int:
@@ -77,6 +82,21 @@ class Summary:
         """Every row was imported and the source was read to its end."""
         return not self.counts["rejected"] and self.stopped is None
 
+    @property
+    def empty(self) -> bool:
+        """The source was read to its end and had no rows (an empty file, a CSV with only its header)."""
+        return not self.read and self.stopped is None
+
+    @property
+    def rejections_omitted(self) -> int:
+        """Rejected rows counted but not listed (past `max_rejections`)."""
+        return self.counts["rejected"] - len(self.rejections)
+
+    @property
+    def renamed_omitted(self) -> int:
+        """Renamed rows counted but not listed (past `max_rejections`)."""
+        return self.renamed_count - len(self.renamed)
+
     def where(self, position: int) -> str:
         """How the text summary names a rejected row: by its key for a SELECT (with the row number), else its line."""
         key = self.rejected_keys.get(position)
@@ -84,12 +104,20 @@ class Summary:
             return f"{self.position_word} {position}"
         return ", ".join(f"{name} {value}" for name, value in key.items()) + f" ({self.position_word} {position})"
 
-    def add(self, position: int, outcome: Outcome) -> None:
-        """Count one row's outcome."""
+    def note_renamed(self, position: int, note: str) -> None:
+        """Count a row imported under a fallback or cut name; the first `max_rejections` are listed."""
+        self.renamed_count += 1
+        if len(self.renamed) < self.max_rejections:
+            self.renamed.append((position, note))
+
+    def add(self, position: int, outcome: Outcome) -> bool:
+        """Count one row's outcome; True when it is a rejection the summary lists (the first `max_rejections`)."""
         self.counts[outcome.status] += 1
         self.sync_queued += outcome.sync_queued
-        if outcome.error is not None:
-            self.rejections.append((position, outcome.error))
+        if outcome.error is None or len(self.rejections) >= self.max_rejections:
+            return False
+        self.rejections.append((position, outcome.error))
+        return True
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as `--json` prints it."""
@@ -108,7 +136,9 @@ class Summary:
                 {self.position_word: position, **self.rejected_keys.get(position, {}), "error": error}
                 for position, error in self.rejections
             ],
+            "rejections_omitted": self.rejections_omitted,
             "renamed": [{self.position_word: position, "note": note} for position, note in self.renamed],
+            "renamed_omitted": self.renamed_omitted,
         }
 
 
@@ -139,7 +169,7 @@ async def _apply(
             data, note = name_fallback(kind, row.data)
             readable.append(SourceRow(row.position, data) if note else row)
             if note:
-                summary.renamed.append((row.position, note))
+                summary.note_renamed(row.position, note)
     async with _transaction(sessionmaker, summary.dry_run) as session:
         # New identities are left to `sync identities` (the cut-over's next step): queueing 100,000 of them here
         # would slow the import and spend Stream's budget one worker batch at a time during the cut-over.
@@ -149,8 +179,8 @@ async def _apply(
     by_position = {row.position: outcome for row, outcome in zip(readable, outcomes, strict=True)}
     for row in chunk:
         outcome = by_position.get(row.position) or Outcome("rejected", row.error)
-        summary.add(row.position, outcome)
-        if outcome.status == "rejected" and summary.position_word == "row" and isinstance(row.data, dict):
+        listed = summary.add(row.position, outcome)
+        if listed and summary.position_word == "row" and isinstance(row.data, dict):
             key = {name: str(row.data[name]) for name in kind.key_fields if row.data.get(name) not in (None, "")}
             if key:
                 summary.rejected_keys[row.position] = key
@@ -163,15 +193,17 @@ async def run_import(
     source: RowSource,
     *,
     batch_size: int = DEFAULT_BATCH,
+    max_rejections: int = DEFAULT_MAX_REJECTIONS,
     progress: Callable[[int], None] | None = None,
     dry_run: bool = False,
 ) -> Summary:
     """Import every row of `source`, one transaction per `batch_size` rows; never raises for bad rows.
 
-    SourceRefused (nothing could be read) is raised; a source or database failure mid-way ends the run with
-    `stopped` set, keeping the batches already committed.
+    SourceRefused (nothing could be read: also a source that fails before its first row) is raised; a source or
+    database failure mid-way ends the run with `stopped` set, keeping the batches already committed. The summary
+    lists the first `max_rejections` rejected rows and counts them all.
     """
-    summary = Summary(kind.name, source.name, source.position_word, dry_run=dry_run)
+    summary = Summary(kind.name, source.name, source.position_word, max_rejections=max_rejections, dry_run=dry_run)
     keys = FirstOfEachKey(kind, source.position_word)
     started = time.monotonic()
     log.info("directory_import.started", kind=kind.name, source=source.name, batch_size=batch_size)
@@ -183,6 +215,8 @@ async def run_import(
     except SourceRefused:
         raise
     except SourceError as exc:
+        if not summary.read:  # not one row could be read: the source is unreadable, not stopped part-way
+            raise SourceRefused(str(exc)) from None
         summary.stopped = str(exc)
     except (SQLAlchemyError, OSError) as exc:  # the target database went away mid-run
         summary.stopped = f"the database failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"

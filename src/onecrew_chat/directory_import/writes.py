@@ -7,10 +7,11 @@ memberships naming an unknown company or user are rejected with the PUT's words.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, select, tuple_
+from sqlalchemy import Table, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,12 +28,25 @@ MEMBER_KEY = ("company_id", "user_id")
 MEMBER_FIELDS = ("role", "invitation_status")
 
 
+def _writers_lock(table: Table) -> int:
+    """The advisory lock id bulk writers of `table` take turns on (stable across processes and versions)."""
+    return zlib.crc32(f"onecrew_chat.directory_bulk.{table.name}".encode())
+
+
 async def stored_rows(
     session: AsyncSession, table: Table, key: Sequence[str], fields: Sequence[str], keys: Sequence[tuple[str, ...]]
 ) -> dict[tuple[str, ...], dict[str, Any]]:
-    """The stored `fields` of the rows with these keys, locked for update in key order (PostgreSQL), by key."""
+    """The stored `fields` of the rows with these keys, locked for update in key order (PostgreSQL), by key.
+
+    On PostgreSQL, bulk writers of one table first take turns (a transaction-scoped advisory lock): the rows a batch
+    locks here are the ones it writes, in key order, then its new rows in key order. Without turns, a batch whose
+    read came before another batch committed new rows would lock those rows last while the other locked them in
+    key order with the rest: each would hold a row the other waits for (a deadlock, one of them failed).
+    """
     if not keys:
         return {}
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(_writers_lock(table))))
     key_columns = [table.c[name] for name in key]
     if len(key_columns) == 1:
         where = key_columns[0].in_([k[0] for k in keys])
@@ -51,13 +65,16 @@ async def upsert_rows(
     """INSERT ... ON CONFLICT (key) DO UPDATE the given rows in one executemany (SQLite and PostgreSQL alike).
 
     Each row has the key, the fields, `created_at` and `updated_at`; an existing row keeps its `created_at`.
+    Rows are written in key order: two batches naming the same new rows in different orders would otherwise each
+    insert a row the other then waits for (a deadlock, which PostgreSQL ends by failing one of them).
     """
     if not rows:
         return
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table)
     updated = {name: statement.excluded[name] for name in (*fields, "updated_at")}
-    await session.execute(statement.on_conflict_do_update(index_elements=list(key), set_=updated), rows)
+    in_key_order = sorted(rows, key=lambda row: tuple(row[name] for name in key))
+    await session.execute(statement.on_conflict_do_update(index_elements=list(key), set_=updated), in_key_order)
 
 
 async def _mirror_flags(session: AsyncSession, stream_ids: Sequence[str]) -> dict[str, bool]:

@@ -14,11 +14,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from onecrew_chat.config_checks import shown_url
 from onecrew_chat.db import current_revision, head_revision, utcnow
 from onecrew_chat.observability.collector import Snapshot, read_snapshot, worker_fresh_s
 from onecrew_chat.observability.stream_probe import probe_stream
 
 TIMEOUT_S = 3.0  # each part (database, Stream) answers within this or is reported as not answering
+EMBEDDED_ELSEWHERE = "embedded emulator (inside `onecrew-chat serve`; not checked from this process)"
 OUTBOX_AGE_PROBLEM_S = 300.0  # a row waiting longer than this means the worker is not keeping up (or is down)
 
 
@@ -37,6 +39,7 @@ class StreamStatus(BaseModel):
     """One GetApp call: did Stream answer, and did it accept STREAM_API_KEY/STREAM_API_SECRET."""
 
     configured: bool
+    target: str = Field(description='The base URL (no credentials) or "embedded emulator" (development mode).')
     base_url: str
     reachable: bool
     credentials: Literal["ok", "rejected", "unknown"]
@@ -79,6 +82,7 @@ class Status(BaseModel):
     ok: bool
     problems: list[str]
     checked_at: datetime
+    mode: Literal["development", "production"]
     database: DatabaseStatus
     stream: StreamStatus
     outbox: OutboxStatus | None
@@ -118,6 +122,7 @@ async def gather_status(runtime: Any) -> Status:
         ok=not problems,
         problems=problems,
         checked_at=snapshot.taken_at if snapshot else utcnow(),
+        mode=settings.mode_name,
         database=database,
         stream=stream,
         outbox=outbox,
@@ -160,9 +165,11 @@ async def _database(runtime: Any) -> tuple[DatabaseStatus, Snapshot | None]:
 async def _stream(runtime: Any) -> StreamStatus:
     settings = runtime.settings
     if not settings.stream_api_key:
+        # Development (production refuses to start without it): the emulator lives inside `serve`, not here.
         return StreamStatus(
             configured=False,
-            base_url=settings.stream_base_url,
+            target=EMBEDDED_ELSEWHERE,
+            base_url=shown_url(settings.stream_base_url),
             reachable=False,
             credentials="unknown",
             error="STREAM_API_KEY is not set",
@@ -171,7 +178,8 @@ async def _stream(runtime: Any) -> StreamStatus:
     error = f"{probe.status} {probe.error}" if probe.status and probe.error else probe.error
     return StreamStatus(
         configured=True,
-        base_url=settings.stream_base_url,
+        target=settings.stream_target,
+        base_url=shown_url(settings.stream_base_url),
         reachable=probe.reachable,
         credentials=probe.credentials,
         ms=probe.ms,
@@ -195,7 +203,8 @@ def _problems(
             f"database at migration {at}, this version needs {database.head}: run `onecrew-chat db upgrade`"
         )
     if not stream.configured:
-        problems.append("Stream not configured: set STREAM_API_KEY, STREAM_API_SECRET and STREAM_BASE_URL")
+        if not settings.development:  # production refuses to start without it; kept for a report's sake
+            problems.append("Stream not configured: set STREAM_API_KEY, STREAM_API_SECRET and STREAM_BASE_URL")
     elif stream.credentials == "rejected":
         problems.append(f"Stream rejected STREAM_API_KEY/STREAM_API_SECRET ({stream.error})")
     elif not stream.reachable:

@@ -1,7 +1,14 @@
-"""`onecrew-chat worker`'s own small HTTP server: /metrics and /healthz on ONECREW_WORKER_METRICS_PORT.
+"""`onecrew-chat worker`'s own small HTTP server: /metrics, /healthz and /readyz on ONECREW_WORKER_METRICS_PORT.
 
 It runs in the worker's event loop (uvicorn's server, without its signal handling, which stays the worker's),
 so nothing blocks and nothing runs in a thread. /metrics shows the same database gauges as the API's.
+
+- /healthz (liveness: a restart may help): 200 while the outbox loop runs and makes progress; 503 with why when it
+  has not started, has stopped (crashed), has made no progress for longer than its bound (stuck), or has failed
+  every round for longer than that bound.
+- /readyz (does it do its work now): 200 when alive, not paused (Stream refusing our secret), its last round did
+  not fail, and the database answers within 1 s; 503 with every reason otherwise. It also sets
+  `onecrew_ready{check="worker"|"database"}`, as each /metrics scrape does, for the alert rules.
 """
 
 from __future__ import annotations
@@ -13,36 +20,105 @@ from typing import Any
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from onecrew_chat.logging import get_logger
+from onecrew_chat.metrics import READY
 from onecrew_chat.observability.collector import refresh_metrics
 from onecrew_chat.observability.heartbeat import worker_identity
+from onecrew_chat.outbox.status import worker_status
 
 log = get_logger(__name__)
+
+# The database gets this long to answer a readiness probe (as the API's /readyz).
+READY_TIMEOUT_S = 1.0
+NOT_STARTED = "the worker's loop has not started"
 
 
 class MetricsPortUnavailable(Exception):
     """The metrics port cannot be bound; the message says how to choose another."""
 
 
+def liveness_problem(runtime: Any) -> str | None:
+    """Why this worker's loop is not alive, or None."""
+    status = worker_status(runtime)
+    return NOT_STARTED if status is None else status.liveness_problem()
+
+
+async def database_problem(runtime: Any) -> str | None:
+    """Why the database cannot be used right now, or None (`SELECT 1` within READY_TIMEOUT_S)."""
+
+    async def select_one() -> None:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    # Not asyncio.wait_for: it waits for the cancelled check to finish, and a connection the server cut can take
+    # its driver's close timeout (10 s) to give up. The probe answers at its bound; the check ends on its own.
+    check = asyncio.ensure_future(select_one())
+    done, _ = await asyncio.wait({check}, timeout=READY_TIMEOUT_S)
+    if not done:
+        check.cancel()
+        check.add_done_callback(_consume)
+        return f"database not reachable: no answer within {READY_TIMEOUT_S:g} s"
+    exc = check.exception()
+    if exc is None:
+        return None
+    detail = str(exc).splitlines()[0][:200] if str(exc) else ""  # any failure means "not ready", never a 500
+    return f"database not reachable: {type(exc).__name__}" + (f": {detail}" if detail else "")
+
+
+def _consume(task: asyncio.Future[None]) -> None:
+    """Retrieve a detached check's outcome, so that asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def readiness(runtime: Any) -> list[str]:
+    """Every reason this worker does not do its work now (none: ready); sets onecrew_ready for worker/database."""
+    status = worker_status(runtime)
+    worker = NOT_STARTED if status is None else status.readiness_problem()
+    database = await database_problem(runtime)
+    READY.labels("worker").set(0 if worker else 1)
+    READY.labels("database").set(0 if database else 1)
+    return [reason for reason in (worker, database) if reason]
+
+
 def metrics_app(runtime: Any) -> Starlette:
-    """The ASGI app: GET /metrics (Prometheus text) and GET /healthz (200 while the worker's loop serves)."""
+    """The ASGI app: GET /metrics (Prometheus text), GET /healthz (liveness), GET /readyz (readiness)."""
 
     async def metrics(_request: Request) -> Response:
+        await readiness(runtime)
         await refresh_metrics(runtime)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(_request: Request) -> JSONResponse:
         worker = worker_identity(runtime)
+        problem = liveness_problem(runtime)
+        if problem is not None:
+            return JSONResponse(_error(problem, "not_alive"), status_code=503)
         return JSONResponse(
             {"success": True, "data": {"status": "ok", "role": "worker", "worker_id": worker.worker_id}}
         )
 
-    return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz)])
+    async def readyz(_request: Request) -> JSONResponse:
+        reasons = await readiness(runtime)
+        if reasons:
+            log.warning("worker.not_ready", reasons=reasons)
+            return JSONResponse(_error("; ".join(reasons), "not_ready"), status_code=503)
+        worker = worker_identity(runtime)
+        return JSONResponse(
+            {"success": True, "data": {"status": "ready", "role": "worker", "worker_id": worker.worker_id}}
+        )
+
+    return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz), Route("/readyz", readyz)])
+
+
+def _error(message: str, code: str) -> dict[str, Any]:
+    return {"success": False, "error": message, "code": code}
 
 
 class _LoopServer(uvicorn.Server):
@@ -84,7 +160,7 @@ class MetricsServer:
 
 
 async def start_metrics_server(runtime: Any, host: str, port: int) -> MetricsServer:
-    """Bind `host:port` (0: any free port) and serve /metrics and /healthz in this loop until `stop()`."""
+    """Bind `host:port` (0: any free port) and serve /metrics, /healthz and /readyz in this loop until `stop()`."""
     config = uvicorn.Config(
         metrics_app(runtime), host=host, port=port, log_config=None, access_log=False, lifespan="off"
     )

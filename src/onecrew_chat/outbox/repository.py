@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from onecrew_chat.db import utcnow
@@ -542,6 +543,65 @@ async def requeue(session: AsyncSession, ids: Sequence[int] | None = None) -> in
         )
     )
     return rowcount(result)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead row as the revival pass reads it: what it was and why it died."""
+
+    id: int
+    kind: str
+    dedupe_key: str | None
+    last_error: str | None
+
+
+async def dead_letters(session: AsyncSession, *, after_id: int = 0, limit: int = 500) -> list[DeadLetter]:
+    """Up to `limit` dead rows with an id above `after_id`, oldest first (a page of the revival pass)."""
+    rows = await session.execute(
+        select(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.dedupe_key, OutboxMessage.last_error)
+        .where(OutboxMessage.status == DEAD, OutboxMessage.id > after_id)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    return [DeadLetter(row.id, row.kind, row.dedupe_key, row.last_error) for row in rows]
+
+
+async def revive(session: AsyncSession, letters: Sequence[DeadLetter]) -> list[tuple[int, str, dict[str, Any]]]:
+    """Make these dead rows pending and due now with a fresh attempt count (their failure is now known to pass);
+    returns (id, kind, payload) of those revived. A row no longer dead is left alone, and so is one whose kind and
+    dedupe key already have a pending row, or a newer dead row among these (at most one pending row per key: that
+    row does the work, and this one is revived by a later pass if it is still dead then)."""
+    newest: dict[tuple[str, str], int] = {}
+    for letter in letters:
+        if letter.dedupe_key is not None:
+            key = (letter.kind, letter.dedupe_key)
+            newest[key] = max(newest.get(key, letter.id), letter.id)
+    ids = [
+        letter.id
+        for letter in letters
+        if letter.dedupe_key is None or newest[(letter.kind, letter.dedupe_key)] == letter.id
+    ]
+    if not ids:
+        return []
+    pending = aliased(OutboxMessage)
+    busy = (
+        select(pending.id)
+        .where(
+            pending.status == PENDING,
+            pending.kind == OutboxMessage.kind,
+            pending.dedupe_key == OutboxMessage.dedupe_key,
+        )
+        .exists()
+    )
+    wanted = sorted(set(ids))  # id order: concurrent passes never deadlock
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(wanted), OutboxMessage.status == DEAD, ~busy)
+        .values(status=PENDING, attempts=0, next_attempt_at=utcnow(), **_UNLEASE)
+        .returning(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.payload)
+        .execution_options(synchronize_session=False)
+    )
+    return [(row.id, row.kind, dict(row.payload)) for row in result]
 
 
 async def purge_done(session: AsyncSession, *, older_than: datetime, batch: int) -> int:

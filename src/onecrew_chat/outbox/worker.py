@@ -387,11 +387,13 @@ async def _run_rounds(
         try:
             claimed = await run_once(runtime, jobs, stop=stop, config=config, status=status)
             failures = 0
+            status.round_succeeded()
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             failures += 1
             claimed = 0
+            status.round_failed(f"{type(exc).__name__}: {exc}")
             log.exception("outbox.round_failed", failures=failures)
         status.beat()
         if claimed >= DEFAULT_LIMIT or status.paused:

@@ -26,8 +26,10 @@ import structlog
 from getstream import AsyncStream
 from getstream.exceptions import (
     StreamApiException,
+    StreamRateLimitException,
     StreamTransportException,
     build_api_exception,
+    parse_retry_after,
     wrap_transport_error,
 )
 from getstream.models import (
@@ -518,7 +520,7 @@ def _send(
         except httpx.RequestError as err:
             raise wrap_transport_error(err) from err
         if response.status_code >= 399:
-            raise build_api_exception(response)
+            raise api_exception(response)
         try:  # as the SDK's _parse_response: an answer it cannot read is an API error of the answer's status
             data = json.loads(response.content) if response.content else {}
             if parse is not None:
@@ -528,6 +530,43 @@ def _send(
         return Answer(data, extract_rate_limit(response))
 
     return send
+
+
+def api_exception(response: httpx.Response) -> StreamApiException:
+    """The SDK's exception for an error answer, whatever its body: Stream's error envelope, or the words of a
+    gateway or balancer in front of Stream (`{"message": ...}`, HTML, nothing), which the SDK cannot read. Either
+    way the status is kept, so the failure is classified by it (a 502 is passing whoever says it)."""
+    try:
+        return build_api_exception(response)
+    except (KeyError, ValueError, TypeError, AttributeError) as err:  # JSON, but not Stream's envelope
+        said = _gateway_message(response)
+        fields: dict[str, Any] = {
+            "status_code": response.status_code,
+            "message": "an answer in a gateway's words, not Stream's error format" + (f": {said}" if said else ""),
+            "raw_response_body": response.text[:2000],
+            "rate_limit_info": extract_rate_limit(response),
+        }
+        exc: StreamApiException
+        if response.status_code == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            exc = StreamRateLimitException(retry_after=retry_after, **fields)
+        else:
+            exc = StreamApiException(**fields)
+        exc.http_response = response
+        exc.__cause__ = err
+        return exc
+
+
+def _gateway_message(response: httpx.Response) -> str:
+    """What a non-Stream error answer says, in one short line (its JSON `message`/`error`, else nothing)."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        said = body.get("message") or body.get("error") or ""
+        return str(said).splitlines()[0][:200] if said else ""
+    return ""
 
 
 def strip_none(value: Any) -> Any:

@@ -75,6 +75,11 @@ class StreamRequestError(StreamError):
     """Stream refused the request (a 4xx other than 429): repeating it unchanged will not help."""
 
 
+class StreamAuthRejected(StreamRequestError):
+    """Stream refuses our own credentials (HTTP 401, or an auth code such as 403 App Suspended): nothing works until
+    the key or secret is fixed, and then everything does; work waiting on Stream pauses, it is never given up on."""
+
+
 class StreamUsersMissing(StreamRequestError):
     """Stream's "users ... don't exist" error; `missing_ids` are the ids it named."""
 
@@ -113,8 +118,29 @@ class DeadlineExceeded(StreamTransientError):
         )
 
 
+# Stream's codes that mean "your key, secret or app is refused" (stream-api.md §4, error codes), whatever the status.
+AUTH_CODES = frozenset({2, 5, 40, 41, 42, 43, 99})
+# Statuses that say nothing about the request itself (stream-api.md §4): the call may work as it is later.
+PASSING_STATUSES = frozenset({408, 429})
+
+
+def is_passing_status(status: int) -> bool:
+    """Whether an HTTP status is a passing failure: any 5xx, 408 or 429, whoever answered it (Stream, or a gateway
+    or balancer in front of it in its own words)."""
+    return status >= 500 or status in PASSING_STATUSES
+
+
+def is_auth_failure(error: BaseException) -> bool:
+    """Stream refused our own credentials (HTTP 401, or an auth code such as 403 App Suspended)."""
+    if not isinstance(error, StreamRequestError):
+        return False
+    return error.status == 401 or (error.code is not None and error.code in AUTH_CODES)
+
+
 def from_api_exception(operation: str, exc: Any, batch_ids: list[str] | None = None) -> StreamError:
-    """Classify the SDK's StreamApiException (an HTTP answer); `batch_ids` are the user ids of a batch call."""
+    """Classify the SDK's StreamApiException (an HTTP answer) by its status, never by the body's shape: 429 rate
+    limited; other 5xx/408 (and a non-error status) unavailable; 401 or an auth code our credentials refused; other
+    4xx a refusal of this request. `batch_ids` are the user ids of a batch call."""
     status = exc.status_code
     code = exc.code or None
     message = exc.message or f"HTTP {status}"
@@ -130,8 +156,10 @@ def from_api_exception(operation: str, exc: Any, batch_ids: list[str] | None = N
         return StreamRateLimited(
             message, operation=operation, status=status, code=code, reset_at=reset_at, retry_after_s=retry_after_s
         )
-    if status >= 500 or status == 408 or status < 400:
+    if is_passing_status(status) or status < 400:
         return StreamUnavailable(message, operation=operation, status=status, code=code)
+    if status == 401 or (code is not None and code in AUTH_CODES):
+        return StreamAuthRejected(message, operation=operation, status=status, code=code)
     missing = parse_missing_user_ids(message)
     if missing:
         return StreamUsersMissing(message, operation=operation, status=status, code=code, missing_ids=missing)
@@ -164,3 +192,30 @@ def _reset_at(exc: Any) -> float | None:
         except ValueError:
             continue
     return None
+
+
+# How a failure reads once recorded (an outbox row's last_error: "<ErrorType>: <Operation> HTTP <status> code <c>").
+_RECORDED_STATUS = re.compile(r"\bHTTP (\d{3})\b")
+_RECORDED_CODE = re.compile(r"\bHTTP \d{3} code (-?\d+)\b")
+_PASSING_TYPES = ("StreamUnavailable", "StreamRateLimited", "StreamTransientError", "DeadlineExceeded")
+# What an answer in a gateway's words (`{"message": ...}` with a 5xx) was recorded as before it was classified by its
+# status: the SDK could not read it (no `code`) and the failure was taken for Stream's final refusal.
+_UNREADABLE_ERROR_ANSWER = re.compile(r"unexpected answer from Stream: KeyError\(")
+
+
+def recorded_failure_heals(recorded: str | None) -> bool:
+    """Whether a recorded failure (`f"{type(exc).__name__}: {exc}"`) is one that passes by itself: a passing error
+    class or HTTP status (5xx, 408, 429), an error answer the SDK could not read, or our own credentials refused
+    (401 or an auth code: it works again once the secret is fixed). A refusal of the request itself does not."""
+    if not recorded:
+        return False
+    kind = recorded.split(":", 1)[0].strip()
+    if kind in _PASSING_TYPES or kind == StreamAuthRejected.__name__:
+        return True
+    status = _RECORDED_STATUS.search(recorded)
+    if status is not None:
+        number = int(status.group(1))
+        code = _RECORDED_CODE.search(recorded)
+        if is_passing_status(number) or number == 401 or (code is not None and int(code.group(1)) in AUTH_CODES):
+            return True
+    return bool(_UNREADABLE_ERROR_ANSWER.search(recorded))

@@ -31,7 +31,8 @@ class RetryPolicy:
     The deadline starts when the policy is made and is shared by every `run`: one policy per request (or per
     worker attempt) bounds all of its Stream calls together.
 
-    - StreamUnavailable (network, timeout, 5xx): full-jitter exponential backoff, rand(0, min(cap, base * 2**n)).
+    - StreamUnavailable (network, timeout, any 5xx or 408 whatever the body): full-jitter exponential backoff,
+      rand(0, min(cap, base * 2**n)).
     - StreamRateLimited (429): wait until Stream's reset (plus up to `base_s` of jitter) if that fits the deadline,
       else DeadlineExceeded at once; without a reset time it backs off like StreamUnavailable. With
       `wait_rate_limits=False` it is raised at once (a caller with a better use for the wait, e.g. a token).

@@ -20,7 +20,7 @@ from onecrew_chat.stream.errors import StreamBatchError
 from onecrew_chat.sync.channels import Outcome, finish, provision_deadline
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import BATCH, read_identities, save
-from onecrew_chat.sync.queue import FAILED, IDENTITY_SYNC, PROVISION, READY
+from onecrew_chat.sync.queue import FAILED, IDENTITY_SYNC, PROVISION, PROVISIONING, READY
 
 if TYPE_CHECKING:
     from onecrew_chat.runtime import Runtime
@@ -33,6 +33,7 @@ __all__ = [
     "PROVISION",
     "provision",
     "provisioning_failed",
+    "provisioning_revived",
     "sync_identity",
     "sync_identity_batch",
 ]
@@ -73,6 +74,22 @@ async def provisioning_failed(session: AsyncSession, payload: dict[str, Any], er
     )
     if cast(CursorResult[Any], result).rowcount:
         log.error("conversation.provisioning_failed", conversation_id=conversation_id, error=error[:500])
+
+
+async def provisioning_revived(session: AsyncSession, payload: dict[str, Any]) -> None:
+    """Its dead row was made due again (the failure was a passing one): a `failed` conversation is `provisioning`."""
+    conversation_id = str(payload["conversation_id"])
+    result = await session.execute(
+        update(Conversation)
+        .where(
+            or_(Conversation.id == conversation_id, Conversation.channel_id == conversation_id),
+            Conversation.chat_status == FAILED,
+        )
+        .values(chat_status=PROVISIONING, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if cast(CursorResult[Any], result).rowcount:
+        log.info("conversation.provisioning_requeued", conversation_id=conversation_id, reason="passing failure")
 
 
 async def sync_identity(runtime: Runtime, payload: dict[str, Any]) -> None:

@@ -1,9 +1,16 @@
-"""Applying Stream webhook events: activity and read markers (never moved backwards), drift for the reconciler."""
+"""Applying Stream webhook events: activity and read markers (never moved backwards), drift for the reconciler.
+
+An event's time is Stream's, but never trusted past MAX_FUTURE_SKEW ahead of our clock: a (signed) event dated
+9999-12-31 would otherwise hold a conversation's last activity, preview and read markers there for good, since
+they never move backwards. Such a time is taken as the time the event was received (the event is still applied
+and answered 2xx: Stream retries anything else), and a marker already stored that far ahead is overwritten by the
+next event (rows pinned before this rule heal themselves).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, or_, select, update
@@ -23,6 +30,8 @@ log = get_logger(__name__)
 READ_EVENTS = ("message.read", "notification.mark_read")
 DRIFT_EVENTS = {"channel.deleted": "channel_deleted", "member.removed": "member_removed"}
 HANDLED = frozenset({"message.new", *READ_EVENTS, *DRIFT_EVENTS})
+# How far ahead of our clock an event's time may be (clock skew between Stream and us); later is taken as now.
+MAX_FUTURE_SKEW = timedelta(minutes=5)
 
 
 # The statements of the hot path, built once on the tables (Core): a webhook only binds its values (bind names
@@ -31,6 +40,7 @@ _CONVERSATION = cast(Table, Conversation.__table__)
 _PARTICIPANT = cast(Table, ConversationParticipant.__table__)
 _WEBHOOK_EVENT = cast(Table, WebhookEvent.__table__)
 _AT = bindparam("at", type_=UTCDateTime())
+_CEILING = bindparam("ceiling", type_=UTCDateTime())  # now + MAX_FUTURE_SKEW: a stored time past it is not sane
 _OF_CHANNEL = (
     _CONVERSATION.c.channel_id == bindparam("channel_id"),
     _CONVERSATION.c.channel_type == bindparam("channel_type"),
@@ -41,12 +51,17 @@ FIND_CONVERSATION_AND_MEMBERS = (
     .select_from(_CONVERSATION.outerjoin(_PARTICIPANT, _PARTICIPANT.c.conversation_id == _CONVERSATION.c.id))
     .where(*_OF_CHANNEL)
 )
-# Activity and read markers never move backwards: the row changes only when `at` is later than what it holds.
+# Activity and read markers never move backwards: the row changes only when `at` is later than what it holds
+# (or what it holds lies further ahead of our clock than any event may: stored before times were bounded).
 MOVE_ACTIVITY = (
     update(_CONVERSATION)
     .where(
         _CONVERSATION.c.id == bindparam("conversation"),
-        or_(_CONVERSATION.c.last_message_at.is_(None), _CONVERSATION.c.last_message_at < _AT),
+        or_(
+            _CONVERSATION.c.last_message_at.is_(None),
+            _CONVERSATION.c.last_message_at < _AT,
+            _CONVERSATION.c.last_message_at > _CEILING,
+        ),
     )
     .values(last_message_at=_AT, last_message_preview=bindparam("preview"))
 )
@@ -56,7 +71,11 @@ MOVE_READ_MARKER = (
         _PARTICIPANT.c.conversation_id == bindparam("conversation"),
         _PARTICIPANT.c.participant_type == bindparam("kind"),
         _PARTICIPANT.c.participant_id == bindparam("entity_id"),
-        or_(_PARTICIPANT.c.last_read_at.is_(None), _PARTICIPANT.c.last_read_at < _AT),
+        or_(
+            _PARTICIPANT.c.last_read_at.is_(None),
+            _PARTICIPANT.c.last_read_at < _AT,
+            _PARTICIPANT.c.last_read_at > _CEILING,
+        ),
     )
     .values(last_read_at=_AT)
 )
@@ -108,41 +127,69 @@ async def _conversation_and_members(session: AsyncSession, event: StreamEvent) -
     return rows[0][0], members
 
 
-async def _move_read_marker(session: AsyncSession, conversation_id: str, identity: Identity, at: datetime) -> None:
-    """last_read_at = at for this participant, unless it is already at or after `at`."""
+@dataclass(frozen=True)
+class EventTime:
+    """When an event happened, as applied: Stream's time, or the time received when Stream's is too far ahead."""
+
+    at: datetime
+    ceiling: datetime  # received + MAX_FUTURE_SKEW: no sane stored time lies past it
+
+    @classmethod
+    def bounded(cls, sent: datetime, received: datetime, event: StreamEvent) -> EventTime:
+        """`sent`, unless it lies more than MAX_FUTURE_SKEW after `received` (then `received`)."""
+        ceiling = received + MAX_FUTURE_SKEW
+        if sent <= ceiling:
+            return cls(sent, ceiling)
+        log.warning(
+            "webhook.future_time_clamped",
+            type=event.type,
+            channel_id=event.channel_id,
+            sent=sent.isoformat(),
+            applied=received.isoformat(),
+        )
+        return cls(received, ceiling)
+
+
+async def _move_read_marker(session: AsyncSession, conversation_id: str, identity: Identity, time: EventTime) -> None:
+    """last_read_at = time.at for this participant, unless it is already at or after it (and sane)."""
     await session.execute(
         MOVE_READ_MARKER,
         {
             "conversation": conversation_id,
             "kind": identity.kind.value,
             "entity_id": identity.entity_id,
-            "at": at,
+            "at": time.at,
+            "ceiling": time.ceiling,
         },
     )
 
 
-async def _message_new(session: AsyncSession, event: StreamEvent, conversation_id: str, members: list[str]) -> Outcome:
+async def _message_new(
+    session: AsyncSession, event: StreamEvent, conversation_id: str, members: list[str], received: datetime
+) -> Outcome:
     message = event.message
-    at = (message.created_at if message else None) or event.created_at
-    if message is None or at is None or not message.is_activity:
+    sent = (message.created_at if message else None) or event.created_at
+    if message is None or sent is None or not message.is_activity:
         return Outcome("ignored", "not channel activity")
+    time = EventTime.bounded(sent, received, event)
     await session.execute(
-        MOVE_ACTIVITY, {"conversation": conversation_id, "at": at, "preview": cut_preview(message.text)}
+        MOVE_ACTIVITY,
+        {"conversation": conversation_id, "at": time.at, "ceiling": time.ceiling, "preview": cut_preview(message.text)},
     )
     sender = _identity(message.user_id or event.user_id)
     if sender is not None:  # a sender has read their own message
-        await _move_read_marker(session, conversation_id, sender, at)
+        await _move_read_marker(session, conversation_id, sender, time)
     return Outcome("applied", affected=set(members))
 
 
-async def _read(session: AsyncSession, event: StreamEvent, conversation_id: str) -> Outcome:
+async def _read(session: AsyncSession, event: StreamEvent, conversation_id: str, received: datetime) -> Outcome:
     if event.thread_id is not None:
         # Reading a thread reads its replies, not the channel: the channel's unread messages stay unread.
         return Outcome("ignored", "thread read")
     reader = _identity(event.user_id)
     if reader is None or event.created_at is None:
         return Outcome("ignored", "no OneCrew reader or time")
-    await _move_read_marker(session, conversation_id, reader, event.created_at)
+    await _move_read_marker(session, conversation_id, reader, EventTime.bounded(event.created_at, received, event))
     return Outcome("applied", affected={reader.stream_id})
 
 
@@ -163,8 +210,13 @@ async def _drift(session: AsyncSession, event: StreamEvent, members: list[str], 
     return Outcome("applied")
 
 
-async def apply_event(session: AsyncSession, event: StreamEvent, webhook_id: str) -> Outcome:
-    """Apply one event in the caller's transaction; unknown types and channels change nothing."""
+async def apply_event(
+    session: AsyncSession, event: StreamEvent, webhook_id: str, *, received: datetime | None = None
+) -> Outcome:
+    """Apply one event in the caller's transaction; unknown types and channels change nothing.
+
+    `received` (default: now) bounds the event's time: at most MAX_FUTURE_SKEW later is taken as sent."""
+    received = received or utcnow()
     if event.type not in HANDLED:
         return Outcome("ignored", "event type not used")
     if event.channel_id is None:
@@ -181,7 +233,7 @@ async def apply_event(session: AsyncSession, event: StreamEvent, webhook_id: str
     if not await record_once(session, webhook_id, event.type):
         return Outcome("duplicate")
     if event.type in READ_EVENTS:
-        return await _read(session, event, conversation_id)
+        return await _read(session, event, conversation_id, received)
     if event.type == "message.new":
-        return await _message_new(session, event, conversation_id, members)
+        return await _message_new(session, event, conversation_id, members, received)
     return await _drift(session, event, members, webhook_id)

@@ -2,7 +2,8 @@
 
 /readyz is about this instance: the database answers, its schema is at this code's migration head, and, when
 this process runs the outbox worker, the worker's loop is alive and not paused. Stream's health is reported
-as the separate `stream` field (checked at most once a minute, cached) and never fails readiness.
+as the separate `stream` field (checked at most once a minute, cached, with which Stream: its base URL or the
+embedded emulator) and never fails readiness. `mode` says whether the development fallbacks may be in use.
 """
 
 from __future__ import annotations
@@ -113,7 +114,9 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks: dict[str, dict[str, object]] = {name: {"status": "ok", "ms": ms}}
     if worker_status(runtime) is not None:
         checks["worker"] = {"status": "ok"}
-    return JSONResponse({"success": True, "data": {"status": "ready", "checks": checks, "stream": stream.as_json()}})
+    stream_json = {**stream.as_json(), "target": runtime.settings.stream_target}
+    data = {"status": "ready", "mode": runtime.settings.mode_name, "checks": checks, "stream": stream_json}
+    return JSONResponse({"success": True, "data": data})
 
 
 @router.get(
