@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run dev-token lint format test test-fast bench soak emulator clean
+.PHONY: install run dev-token lint format test test-fast test-load bench soak emulator clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,19 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix $(LINT_PATHS)
 	$(BIN)/ruff format $(LINT_PATHS)
 
-# The whole suite, after lint (so CI's `make test` fails on a lint error too).
+# The whole suite, after lint (so CI's `make test` fails on a lint error too), then its 15 slowest tests.
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
+
+# While working: lint, then the suite without the tests marked slow (processes, waits by design; tests/conftest.py).
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# `make test` while busy loops hold the machine's load average at LOAD (README, "Tests on a loaded machine").
+LOAD ?= 10
+TEST_LOAD_CMD ?= $(MAKE) test
+test-load: $(STAMP)
+	$(BIN)/python scripts/under_load.py --load $(LOAD) -- $(TEST_LOAD_CMD)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

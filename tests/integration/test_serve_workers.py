@@ -36,7 +36,7 @@ def test_serve_with_two_workers_answers_from_two_processes_on_one_port(tmp_path)
         deadline = time.monotonic() + DEADLINE_S
         while len(pids) < 2:  # a new connection each time: the kernel gives it to whichever process accepts first
             assert time.monotonic() < deadline, f"only processes {pids} answered within {DEADLINE_S}s"
-            with httpx.Client(timeout=10) as client:
+            with httpx.Client(timeout=60) as client:
                 answer = client.get(f"{url}/_debug/process")
             assert answer.status_code == 200, answer.text
             pids.add(answer.json()["data"]["pid"])
