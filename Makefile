@@ -9,7 +9,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 STAMP := $(DEV_STAMP)
 
-.PHONY: install install-runtime lock run dev-token lint format test test-fast bench soak emulator clean
+.PHONY: install install-runtime lock run dev-token lint format test test-fast test-load bench soak emulator clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,9 +60,19 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix $(LINT_PATHS)
 	$(BIN)/ruff format $(LINT_PATHS)
 
-# The whole suite, after lint (so CI's `make test` fails on a lint error too).
+# The whole suite, after lint (so CI's `make test` fails on a lint error too), then its 15 slowest tests.
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
+
+# While working: lint, then the suite without the tests marked slow (processes, waits by design; tests/conftest.py).
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# `make test` while busy loops hold the machine's load average at LOAD (docs/development.md, "Tests on a loaded machine"; docs/testing.md).
+LOAD ?= 10
+TEST_LOAD_CMD ?= $(MAKE) test
+test-load: $(STAMP)
+	$(BIN)/python scripts/under_load.py --load $(LOAD) -- $(TEST_LOAD_CMD)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -85,6 +85,9 @@ def main() -> None:
         default=os.environ.get("ONECREW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--only", default="", help="comma-separated parts of scenario names: run only the scenarios that contain one"
+    )
     args = parser.parse_args()
     if args.in_process:
         from bench import inprocess
@@ -101,7 +104,9 @@ def main() -> None:
     for kind in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
         workers = [int(w) for w in args.workers.split(",")] if kind == "postgres" else [1]
         try:
-            rows += run_database(kind, args.postgres_url, base, workers, _progress)
+            rows += run_database(
+                kind, args.postgres_url, base, workers, _progress, [o for o in args.only.split(",") if o]
+            )
         except OSError as exc:  # PostgreSQL may be absent on a laptop: say so and go on
             print(f"skipping {kind}: {exc}")
     where = machine()

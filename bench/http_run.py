@@ -58,10 +58,19 @@ async def _outbox_drained(database_url: str, timeout_s: float = 120.0) -> None:
         await engine.dispose()
 
 
-async def _all_scenarios(target: Target, kind: str, data: s.Data, base: int, say, database_url: str) -> list[dict]:
+def chosen(name: str, only: list[str]) -> bool:
+    """Whether `--only` (substrings of scenario names; empty: all) selects this scenario."""
+    return not only or any(part in name for part in only)
+
+
+async def _all_scenarios(
+    target: Target, kind: str, data: s.Data, base: int, say, database_url: str, only: list[str]
+) -> list[dict]:
     rows: list[dict] = []
 
     async def measure(name: str, calls_for, after=None) -> None:
+        if not chosen(name, only):
+            return
         for concurrency in s.CONCURRENCY:
             run = await target.run(name, kind, concurrency, calls_for(concurrency))
             rows.append(run.summary())
@@ -79,7 +88,14 @@ async def _all_scenarios(target: Target, kind: str, data: s.Data, base: int, say
     await measure("token: identity fresh in mirror", lambda c: s.token(pairs[c]))
     await measure("create: new pair (identities mirrored)", lambda c: s.create_pair(data, pairs[c]))
     await measure("create: existing pair (other direction)", lambda c: s.existing_pair(data, pairs[c]))
+    name = f"create: {s.NEW_PEOPLE_PAIRS} pairs of new people (Stream's limits enforced)"
+    if chosen(name, only):
+        run = await target.run(name, kind, s.NEW_PEOPLE_CONCURRENCY, s.new_people_pairs(data))
+        rows.append(run.summary())
+        say(rows[-1])
     for size in (100, 1000):  # a warm-up group mirrors the members once; then every group is new
+        if not chosen(f"create: group of {size:,}", only):
+            continue
         await target.run("warm-up", kind, 1, s.group(data, size, 1))
         await measure(f"create: group of {size:,}", lambda c, size=size: s.group(data, size, s.group_requests(c, size)))
     for size in (s.LIST_SMALL, s.LIST_LARGE):
@@ -91,7 +107,7 @@ async def _all_scenarios(target: Target, kind: str, data: s.Data, base: int, say
     )
     senders = s.slices(data.reader_peers, base)
     await measure("webhook: message.new", lambda c: s.webhooks(data, senders[c]))
-    if data.wave_users:
+    if data.wave_users and chosen("token: login wave", only):
         rows.append(await _login_wave(target, kind, data, database_url, say))
     return rows
 
@@ -115,7 +131,7 @@ async def _login_wave(target: Target, kind: str, data: s.Data, database_url: str
     return summary
 
 
-async def _workers_comparison(target: Target, kind: str, data: s.Data, base: int, say) -> list[dict]:
+async def _workers_comparison(target: Target, kind: str, data: s.Data, base: int, say, only: list[str]) -> list[dict]:
     rows = []
     pairs = s.slices(data.pair_users, base)
     for name, calls_for in (
@@ -124,13 +140,17 @@ async def _workers_comparison(target: Target, kind: str, data: s.Data, base: int
         (f"list: page 1 of {s.LIST_SMALL:,}", lambda c: s.listing(data.listers[s.LIST_SMALL], s.requests_for(c, base))),
         (f"unread-count: {s.UNREAD_SIZE:,} conversations (cached)", lambda c: s.unread(data, s.requests_for(c, base))),
     ):
+        if not chosen(name, only):
+            continue
         for concurrency in (16, 64):
             rows.append((await target.run(name, kind, concurrency, calls_for(concurrency))).summary())
             say(rows[-1])
     return rows
 
 
-def run_database(kind: str, postgres_admin_url: str, base: int, workers: list[int], say) -> list[dict]:
+def run_database(
+    kind: str, postgres_admin_url: str, base: int, workers: list[int], say, only: list[str] | None = None
+) -> list[dict]:
     """Every scenario on one database (dropped afterwards)."""
     url, drop = prepare_database(kind, postgres_admin_url)
     rows: list[dict] = []
@@ -145,9 +165,9 @@ def run_database(kind: str, postgres_admin_url: str, base: int, workers: list[in
                     target = Target(api, api_url, emulator, emulator_url, count)
                     try:
                         if count == 1:
-                            rows += asyncio.run(_all_scenarios(target, kind, data, base, say, url))
+                            rows += asyncio.run(_all_scenarios(target, kind, data, base, say, url, only or []))
                         else:
-                            rows += asyncio.run(_workers_comparison(target, kind, data, base, say))
+                            rows += asyncio.run(_workers_comparison(target, kind, data, base, say, only or []))
                     finally:
                         target.close()
                         api.stop()

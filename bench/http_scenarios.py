@@ -19,6 +19,8 @@ from onecrew_chat.webhooks.signature import sign
 CONCURRENCY = (1, 16, 64)
 LIST_SMALL, LIST_LARGE, UNREAD_SIZE = 500, 50_000, 10_000
 LOGIN_WAVE, LOGIN_WAVE_CONCURRENCY = 10_000, 64  # new users asking for their first token (PostgreSQL only)
+# Creates of pairs of people Stream has never seen (both identities need an upsert), Stream's limits enforced.
+NEW_PEOPLE_PAIRS, NEW_PEOPLE_CONCURRENCY = 160, 16
 
 
 def requests_for(concurrency: int, base: int) -> int:
@@ -51,6 +53,7 @@ class Data:
     reader: str = ""
     reader_peers: list[str] = field(default_factory=list)
     wave_users: list[str] = field(default_factory=list)
+    new_people: list[str] = field(default_factory=list)
 
 
 async def seed(database_url: str, base: int) -> Data:
@@ -64,6 +67,7 @@ async def seed(database_url: str, base: int) -> Data:
             data.company = await add_company(session, data.owner)
             data.pair_users = await add_users(session, pairs_needed, "Pair")
             data.group_users = await add_users(session, 999, "Member")
+            data.new_people = await add_users(session, 2 * NEW_PEOPLE_PAIRS, "Newcomer")
             for size in (LIST_SMALL, LIST_LARGE):
                 data.listers[size] = (await add_users(session, 1, "Lister"))[0]
                 await add_conversations(session, data.listers[size], await add_users(session, size, "Peer"))
@@ -105,6 +109,20 @@ def create_pair(data: Data, users: list[str]) -> list[Call]:
     """A user starts a conversation with the company."""
     body = {"conversation_type": "user_company", "participant_ids": [data.company]}
     return [Call("POST", "/api/chat/conversations", bearer(user), json=body) for user in users]
+
+
+def new_people_pairs(data: Data) -> list[Call]:
+    """Each of two people nobody has mirrored yet starts a conversation with the other."""
+    people = data.new_people
+    return [
+        Call(
+            "POST",
+            "/api/chat/conversations",
+            bearer(a),
+            json={"conversation_type": "user_user", "participant_ids": [b]},
+        )
+        for a, b in zip(people[::2], people[1::2], strict=True)
+    ]
 
 
 def existing_pair(data: Data, users: list[str]) -> list[Call]:

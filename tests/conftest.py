@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +18,41 @@ from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET
 
 PG_ADMIN_URL = os.environ.get("ONECREW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+# Marked slow (left out by `make test-fast`): whole modules, or single tests, that start processes (the CLI, `serve`,
+# workers, Node) or run for many seconds by design. Together about two thirds of the suite's time.
+SLOW = (
+    "tests/api/test_fuzz_openapi.py",
+    "tests/api/test_no_connection_across_stream.py",
+    "tests/emulator/test_node_sdk.py",
+    "tests/integration/test_cli.py",
+    "tests/integration/test_import_files.py",
+    "tests/integration/test_local_instances.py",
+    "tests/integration/test_login_wave.py",
+    "tests/integration/test_observability_cli.py",
+    "tests/integration/test_progress_cli.py",
+    "tests/integration/test_serve.py",
+    "tests/integration/test_serve_workers.py",
+    "tests/integration/test_stream_configure.py",
+    "tests/integration/test_backfill.py::test_sync_identities_command",
+    "tests/integration/test_import_runner.py::test_from_sql_reads_onecrew_database_with_the_default_or_a_custom_select",
+    "tests/integration/test_reconcile.py::test_reconcile_command_reports_then_repairs",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark the tests SLOW names (each entry must still name a file, so that a rename cannot drop one silently)."""
+    root = Path(config.rootpath)
+    missing = [entry for entry in SLOW if not (root / entry.split("::")[0]).is_file()]
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py SLOW names files that do not exist: {', '.join(missing)}")
+    for item in items:
+        if any(
+            item.nodeid == entry or item.nodeid.startswith(f"{entry}::") or item.nodeid.startswith(f"{entry}[")
+            for entry in SLOW
+        ):
+            item.add_marker(pytest.mark.slow)
 
 
 def _postgres_available() -> bool:
@@ -47,11 +83,12 @@ def sqlite_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request) -> str:
+def database_url(request):
     """Each database test runs on SQLite and on PostgreSQL; tables are emptied before each test."""
     url = request.getfixturevalue(f"{request.param}_url")
     _truncate(url)
-    return url
+    yield url
+    _check_closed(url)
 
 
 @pytest.fixture
@@ -62,14 +99,47 @@ def sqlite_only_url(sqlite_url) -> str:
 
 
 @pytest.fixture
-def postgres_only_url(postgres_url) -> str:
+def postgres_only_url(postgres_url):
     """PostgreSQL alone, for concurrency tests that need real row locking."""
     _truncate(postgres_url)
-    return postgres_url
+    yield postgres_url
+    _check_closed(postgres_url)
 
 
 def _truncate(url: str) -> None:
     asyncio.run(dbadmin.empty_all_tables(url))
+
+
+# PostgreSQL here and in CI is a stock server (max_connections 100) that other work on the machine shares. The suite
+# bounds its own use: an engine built from make_settings has at most TEST_POOL_SIZE + TEST_MAX_OVERFLOW connections,
+# and a PostgreSQL test must close every connection it opened to the session's database by its end (within
+# LEFTOVER_WAIT_S, for processes still exiting). One that does not fails with an error in its teardown, and its
+# connections are ended so that the tests after it start clean.
+TEST_POOL_SIZE = 5
+TEST_MAX_OVERFLOW = 10
+LEFTOVER_WAIT_S = 30.0
+
+
+def _check_closed(url: str) -> None:
+    if not url.startswith("postgresql"):
+        return
+    left = asyncio.run(_wait_for_closed_connections(url))
+    if left:
+        asyncio.run(dbadmin.end_other_connections(url))
+        pytest.fail(
+            f"{left} connection(s) to the test database were still open {LEFTOVER_WAIT_S:g} s after the test: "
+            "a test must dispose the engines, close the runtimes and stop the servers it starts"
+        )
+
+
+async def _wait_for_closed_connections(url: str) -> int:
+    """0 once no other connection to `url`'s database is open, else how many still were after LEFTOVER_WAIT_S."""
+    deadline = time.monotonic() + LEFTOVER_WAIT_S
+    while True:
+        left = await dbadmin.other_connections(url)
+        if left == 0 or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(0.05)  # polling interval of a deadline-bounded wait
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +161,23 @@ def emulator(emulator_server):
     emu.reset()
     yield emu
     emu.faults.reset()
+
+
+# /readyz gives the database and Stream's ping 1 s each (routes/health.py, stream_health.py): a loaded test
+# machine can take longer for a healthy answer. Tests get 30 s, except those marked real_probe_budgets.
+TEST_PROBE_BUDGET_S = 30.0
+
+
+@pytest.fixture(autouse=True)
+def generous_probe_budgets(request, monkeypatch):
+    """The readiness probes' budgets are not what most tests are about: 30 s, unless marked real_probe_budgets."""
+    if request.node.get_closest_marker("real_probe_budgets"):
+        return
+    from onecrew_chat.api import stream_health
+    from onecrew_chat.api.routes import health
+
+    monkeypatch.setattr(health, "READY_TIMEOUT_S", TEST_PROBE_BUDGET_S)
+    monkeypatch.setattr(stream_health, "PING_TIMEOUT_S", TEST_PROBE_BUDGET_S)
 
 
 SHORT_DEADLINE_S = 0.3
@@ -119,8 +206,12 @@ def make_settings(database_url: str, stream_base_url: str, **overrides) -> Setti
         jwt_secret=JWT_SECRET,
         service_token=SERVICE_TOKEN,
         run_worker=False,
+        db_pool_size=TEST_POOL_SIZE,
+        db_max_overflow=TEST_MAX_OVERFLOW,
         provision_deadline_s=3.0,
-        stream_timeout_s=1.0,
+        # Far from any healthy call on a loaded machine (a timeout there is a retry, and one call more); tests about
+        # a timeout set their own.
+        stream_timeout_s=5.0,
         log_format="console",
         log_level="warning",
     )
@@ -128,10 +219,21 @@ def make_settings(database_url: str, stream_base_url: str, **overrides) -> Setti
     return Settings(**values)
 
 
+def marked_overrides(request) -> dict:
+    """The settings a test names with `@pytest.mark.app_settings(name=value, ...)`."""
+    marker = request.node.get_closest_marker("app_settings")
+    return dict(marker.kwargs) if marker else {}
+
+
 @pytest.fixture
 def settings(request, database_url, emulator, emulator_server) -> Settings:
-    """Settings over both databases and the emulator (the deadline as `deadline_for` says)."""
-    return make_settings(database_url, emulator_server.base_url, provision_deadline_s=deadline_for(request))
+    """Settings over both databases and the emulator (the deadline as `deadline_for` says, then the test's
+    `app_settings` marker)."""
+    return make_settings(
+        database_url,
+        emulator_server.base_url,
+        **{"provision_deadline_s": deadline_for(request), **marked_overrides(request)},
+    )
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,15 @@ def make_jwt(sub: str, *, secret: str = JWT_SECRET, exp_in: int = 3600, algorith
     return jwt.encode(payload, secret, algorithm=algorithm)
 
 
+def tampered_jwt(token: str) -> str:
+    """`token` with one bit of its signature flipped: the decoded signature always differs (changing a base64url
+    character could touch only the unused bits of the last one, leaving the same bytes and a valid token)."""
+    header_and_payload, signature = token.rsplit(".", 1)
+    raw = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+    raw[0] ^= 0x01
+    return f"{header_and_payload}.{base64.urlsafe_b64encode(bytes(raw)).rstrip(b'=').decode()}"
+
+
 def auth(sub: str, **kwargs) -> dict[str, str]:
     """Headers the app sends: bearer JWT and JSON content type."""
     return {"Authorization": f"Bearer {make_jwt(sub, **kwargs)}", "Content-Type": "application/json"}
@@ -38,7 +48,7 @@ def new_id() -> str:
 
 
 async def wait_until(
-    predicate: Callable[[], Awaitable[bool] | bool], *, timeout: float = 10.0, what: str = "condition"
+    predicate: Callable[[], Awaitable[bool] | bool], *, timeout: float = 30.0, what: str = "condition"
 ):
     """Poll `predicate` until it is true or fail after `timeout` seconds (never a blind sleep)."""
     deadline = time.monotonic() + timeout

@@ -46,8 +46,13 @@ import_app = typer.Typer(
 stream_app = typer.Typer(
     help="The Stream app's settings this service needs, and its admin roles.", no_args_is_help=True
 )
+cutover_app = typer.Typer(
+    help="Switch-over day (docs/cutover.md): the cut-over switch, and the catch-up with what the old backend did.",
+    no_args_is_help=True,
+)
 app.add_typer(import_app, name="import")
 app.add_typer(stream_app, name="stream")
+app.add_typer(cutover_app, name="cutover")
 
 
 def _print_version(value: bool) -> None:
@@ -517,6 +522,61 @@ def import_channels(
     except StreamError as exc:
         fail(f"stopped: {exc}. What was read and adopted is recorded; run the command again to continue.")
     adoption_admin.print_report(report, as_json=as_json)
+
+
+def _cutover_switch(on: bool | None) -> None:
+    from onecrew_chat import cutover_admin
+
+    settings = load_settings()
+    _require_migrated(settings)
+    state, changed = asyncio.run(cutover_admin.switch(settings, on=on))
+    if on is not None and not changed:
+        typer.echo("Unchanged.")
+    typer.echo(cutover_admin.describe(state))
+
+
+@cutover_app.command("begin")
+def cutover_begin() -> None:
+    """Creates for a pair the service does not know adopt the pair's existing Stream channel first (until `end`)."""
+    _cutover_switch(True)
+
+
+@cutover_app.command("end")
+def cutover_end() -> None:
+    """Creates stop looking in Stream for old channels (run the last catch-up first)."""
+    _cutover_switch(False)
+
+
+@cutover_app.command("status")
+def cutover_status() -> None:
+    """Whether a cut-over is in progress."""
+    _cutover_switch(None)
+
+
+@cutover_app.command("catch-up")
+def cutover_catch_up(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Compare with Stream and report; write nothing, send nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = False,
+    retry_skipped: Annotated[
+        bool,
+        typer.Option("--retry-skipped", help="Decide again the channels earlier runs skipped (e.g. unknown members)."),
+    ] = False,
+) -> None:
+    """Adopt channels that appeared since, and bring every conversation's last message, preview and read state up
+    to Stream's; repeatable, safe before and after the switch."""
+    from onecrew_chat import cutover_admin
+    from onecrew_chat.stream.errors import StreamError
+
+    settings = load_settings()
+    _require_stream(settings)
+    _require_migrated(settings)
+    try:
+        report = asyncio.run(cutover_admin.run_catch_up(settings, dry_run=dry_run, retry_skipped=retry_skipped))
+    except StreamError as exc:
+        fail(f"stopped: {exc}. What was caught up is recorded; run the command again to continue.")
+    cutover_admin.print_report(report, as_json=as_json)
 
 
 @stream_app.command("configure")

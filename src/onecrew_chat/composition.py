@@ -24,6 +24,7 @@ from onecrew_chat.stream.errors import (
     is_passing_status,
 )
 from onecrew_chat.sync import dead_letters, handlers, server_messages
+from onecrew_chat.sync.adoption import names
 from onecrew_chat.sync.reconcile import reconcile
 
 log = get_logger(__name__)
@@ -90,6 +91,7 @@ def build_jobs(settings: Any) -> Jobs:
             handlers.PROVISION: handlers.provision,
             handlers.IDENTITY_SYNC: handlers.sync_identity,
             server_messages.SEND_MESSAGE: server_messages.deliver,
+            names.UNSET_NAME: names.unset_name,
         },
         # Deferred identities (a login wave Stream rate-limited, a directory batch) reach Stream 100 per call.
         batches={handlers.IDENTITY_SYNC: Batch(handlers.sync_identity_batch, handlers.IDENTITY_SYNC_BATCH)},

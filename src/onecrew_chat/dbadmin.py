@@ -37,6 +37,33 @@ async def admin_execute(admin_url: str, sql: str) -> None:
         await engine.dispose()
 
 
+_OTHER_CLIENTS = (
+    "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    " AND backend_type = 'client backend'"
+)
+
+
+async def other_connections(url: str) -> int:
+    """How many clients are connected to `url`'s PostgreSQL database besides the one asking (the test suite's
+    check that each test closed its own)."""
+    engine = _engine(url)
+    try:
+        async with engine.connect() as conn:
+            return int((await conn.execute(text(f"SELECT count(*) {_OTHER_CLIENTS}"))).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def end_other_connections(url: str) -> None:
+    """End every other client's connection to `url`'s PostgreSQL database (pg_terminate_backend)."""
+    engine = _engine(url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f"SELECT pg_terminate_backend(pid) {_OTHER_CLIENTS}"))
+    finally:
+        await engine.dispose()
+
+
 def _engine(url: str, **options: Any) -> AsyncEngine:
     """An engine for `url` with its libpq parameters (sslmode, ...) passed to the driver."""
     target = driver_target(url)

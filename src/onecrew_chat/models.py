@@ -383,3 +383,17 @@ class AdoptionPosition(Base):
     seen_at_cursor: Mapped[int] = mapped_column(Integer, default=0)  # channels already read at exactly cursor_us
     pages: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CutoverState(Base):
+    """The cut-over switch the operator sets (`cutover begin`) and clears (`cutover end`): one row per name.
+
+    While it is on, a create for a pair the service does not know looks in Stream for the pair's old channel first.
+    """
+
+    __tablename__ = "cutover_state"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    began_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,10 +1,13 @@
-"""`serve --workers N`: N API processes accepting on one shared socket, supervised by the `serve` process.
+"""`serve --workers N`: N API processes serving one port, supervised by the `serve` process.
 
 The parent (`onecrew_chat.server.serve`) binds the socket (TCP_NODELAY, see onecrew_chat.listening),
 prepares the database and, in embedded mode, keeps the Stream emulator running, and gives the target each
 child runs (`server.serve_child`); each child is a fresh interpreter (multiprocessing "spawn", so no
-event loop or pool is copied by fork) that inherits the socket and serves the app on it. The kernel hands each
-new connection to whichever process accepts first. The outbox worker (and its periodic reconciler) runs in
+event loop or pool is copied by fork) that serves the app on the port. On Linux (`shared_port`) every child binds
+a listening socket of its own with SO_REUSEPORT and the kernel spreads new connections over them; the parent keeps
+the port with a socket that never listens. With one shared accepting socket, whichever process accepted first got
+the connection, and a burst of keep-alive connections could all land in one process. Elsewhere the children
+inherit the parent's socket and accept on it. The outbox worker (and its periodic reconciler) runs in
 child 0 only, so exactly one worker runs, or none when ONECREW_RUN_WORKER=false; child 0 also registers the
 embedded webhook and prints where everything is.
 
@@ -25,9 +28,13 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from onecrew_chat.listening import REUSE_PORT, bind_listening_socket
 from onecrew_chat.logging import get_logger
 
 log = get_logger(__name__)
+
+# What a child serves on: the parent's socket (inherited), or the address to bind a socket of its own (SO_REUSEPORT).
+Listener = socket.socket | tuple[str, int]
 
 STOP_GRACE_S = 15.0
 # A child that ends sooner than this after its start is crashing, not dying of old age: do not restart it.
@@ -41,7 +48,7 @@ class Supervisor:
     (spawn pickles it by name) and `args` are picklable.
     """
 
-    def __init__(self, target: Callable[..., None], sock: socket.socket, count: int, args: tuple[Any, ...]) -> None:
+    def __init__(self, target: Callable[..., None], sock: Listener, count: int, args: tuple[Any, ...]) -> None:
         self._context = multiprocessing.get_context("spawn")
         self._target = target
         self._sock = sock
@@ -107,7 +114,28 @@ class Supervisor:
                 process.join()
 
 
-def run_processes(target: Callable[..., None], sock: socket.socket, count: int, args: tuple[Any, ...]) -> None:
+def shared_port(sock: socket.socket) -> tuple[socket.socket, Listener]:
+    """(the socket the parent keeps, what each child serves on) for a bound, not yet listening socket.
+
+    On Linux the bound socket is swapped for one with SO_REUSEPORT at the same address (it keeps the port for the
+    parent and never listens), and each child is given the address to bind its own; elsewhere, the socket itself.
+    """
+    if not REUSE_PORT:
+        return sock, sock
+    host, port = sock.getsockname()[:2]
+    sock.close()
+    holder = bind_listening_socket(host, port, reuse_port=True)
+    return holder, (host, port)
+
+
+def listening(listener: Listener) -> socket.socket:
+    """The socket a child serves on: the inherited one, or one of its own bound with SO_REUSEPORT."""
+    if isinstance(listener, socket.socket):
+        return listener
+    return bind_listening_socket(*listener, reuse_port=True)
+
+
+def run_processes(target: Callable[..., None], sock: Listener, count: int, args: tuple[Any, ...]) -> None:
     """Serve with `count` processes running `target(sock, index, *args)` until SIGINT/SIGTERM; SystemExit(1)
     after a crash loop."""
     if Supervisor(target, sock, count, args).run() != 0:

@@ -37,6 +37,9 @@ async def drain_outbox(runtime) -> None:
     raise AssertionError("the outbox did not drain in 10 rounds")
 
 
+# The held channel call must still be held when the test cuts the request off: neither the HTTP timeout nor the
+# deadline may end it first, however slow the machine (the emulator logs a held call only once it ends).
+@pytest.mark.app_settings(stream_timeout_s=60.0, provision_deadline_s=60.0)
 async def test_a_keyed_group_create_cut_off_after_its_commit_is_replayed_not_made_twice(client, session, app, emulator):
     me = await add_user(session, "Amr")
     others = await add_users(session, 3)
@@ -44,9 +47,9 @@ async def test_a_keyed_group_create_cut_off_after_its_commit_is_replayed_not_mad
     body = {"conversation_type": "group", "participant_ids": others, "name": "Crew"}
     headers = {**auth(me), "Idempotency-Key": key}
     # The channel call is applied by Stream but its answer never comes: the server dies in the middle.
-    emulator.faults.timeout_after_write("GetOrCreateChannel", count=1, hold_s=30)
+    emulator.faults.timeout_after_write("GetOrCreateChannel", count=1, hold_s=120)
     cut_off = asyncio.create_task(client.post(URL, json=body, headers=headers))
-    await wait_until(lambda: emulator.count("GetOrCreateChannel") >= 1, what="the channel call to be in flight")
+    await wait_until(lambda: emulator.channel_count() == 1, what="Stream to apply the channel call (then hold it)")
     cut_off.cancel()
     with pytest.raises(asyncio.CancelledError):
         await cut_off
@@ -75,7 +78,7 @@ async def test_a_profile_put_racing_the_first_upsert_still_reaches_stream(client
     # The first upsert is applied but its answer is held: the token request is still inside its deadline.
     emulator.faults.timeout_after_write("UpdateUsers", count=1, hold_s=30)
     token = asyncio.create_task(client.post("/api/chat/token", headers=auth(user)))
-    await wait_until(lambda: emulator.count("UpdateUsers") >= 1, what="the first upsert to be in flight")
+    await wait_until(lambda: emulator.get_user(stream_id) is not None, what="Stream to apply the first upsert")
 
     put = await client.put(
         f"/api/internal/users/{user}",

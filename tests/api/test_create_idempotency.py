@@ -76,17 +76,20 @@ async def test_keys_are_scoped_per_caller(client, session, people):
     assert await session.scalar(select(func.count()).select_from(IdempotencyKey)) == 2
 
 
+# Stream is slow (2 s a call) so that the first request is still running when the second comes, however loaded the
+# machine; the deadline leaves it room to finish.
+@pytest.mark.app_settings(provision_deadline_s=30.0)
 async def test_a_key_still_running_is_409(client, session, emulator, people):
     me, other, _company = people
     key = new_id()
     body = {"conversation_type": "user_user", "participant_ids": [other]}
-    emulator.faults.set_latency(400)
+    emulator.faults.set_latency(2000)
     first = asyncio.create_task(client.post(URL, json=body, headers=with_key(me, key)))
 
     async def running() -> bool:
         return await session.scalar(select(func.count()).select_from(IdempotencyKey)) == 1
 
-    await wait_until(running, timeout=5, what="the first request to claim the key")
+    await wait_until(running, timeout=30, what="the first request to claim the key")
     second = await client.post(URL, json=body, headers=with_key(me, key))
     assert second.status_code == 409
     assert second.json()["code"] == "idempotency_key_in_use"
@@ -144,7 +147,7 @@ async def test_the_worker_deletes_keys_past_their_expiry(app, session, people):
         ]
 
     try:
-        await wait_until(only_the_live_key_is_left, timeout=5, what="the expired key to be purged")
+        await wait_until(only_the_live_key_is_left, timeout=30, what="the expired key to be purged")
     finally:
         stop.set()
-        await asyncio.wait_for(task, timeout=5)
+        await asyncio.wait_for(task, timeout=30)

@@ -255,7 +255,7 @@ class TestParticipantCopyUnderConcurrency:
                 )
             return waiting > 0
 
-        await wait_until(waiting_or_done, timeout=10, what="the statement to finish or wait on a lock")
+        await wait_until(waiting_or_done, timeout=30, what="the statement to finish or wait on a lock")
 
     async def copies(self, engine, conversation_id: str) -> set:
         async with engine.connect() as conn:

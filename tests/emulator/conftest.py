@@ -71,7 +71,7 @@ def base_url(_served: tuple[Emulator, EmulatorServer], emu: Emulator) -> str:
 @pytest.fixture
 def gs(base_url: str) -> Iterator[Stream]:
     """getstream's sync client, pointed at the emulator."""
-    client = Stream(api_key=KEY, api_secret=SECRET, base_url=base_url, timeout=5.0)
+    client = Stream(api_key=KEY, api_secret=SECRET, base_url=base_url, timeout=30.0)
     yield client
     client.close()
 
@@ -79,7 +79,7 @@ def gs(base_url: str) -> Iterator[Stream]:
 @pytest.fixture
 async def ags(base_url: str):
     """getstream's async client."""
-    client = AsyncStream(api_key=KEY, api_secret=SECRET, base_url=base_url, timeout=5.0)
+    client = AsyncStream(api_key=KEY, api_secret=SECRET, base_url=base_url, timeout=30.0)
     yield client
     await client.aclose()
 
@@ -87,13 +87,13 @@ async def ags(base_url: str):
 @pytest.fixture
 def sc(base_url: str) -> StreamChat:
     """stream-chat's sync client."""
-    return StreamChat(KEY, SECRET, base_url=base_url, timeout=5.0)
+    return StreamChat(KEY, SECRET, base_url=base_url, timeout=30.0)
 
 
 @pytest.fixture
 async def asc(base_url: str):
     """stream-chat's async client."""
-    async with StreamChatAsync(KEY, SECRET, base_url=base_url, timeout=5.0) as client:
+    async with StreamChatAsync(KEY, SECRET, base_url=base_url, timeout=30.0) as client:
         yield client
 
 

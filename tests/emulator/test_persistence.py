@@ -54,7 +54,7 @@ def test_writes_reach_the_file_while_serving(tmp_path):
         client = StreamChat("key", "secret", base_url=server.base_url)
         for i in range(20):  # a burst shares writes
             client.upsert_user({"id": f"burst-{i}"})
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while not (state_file.exists() and len(json.loads(state_file.read_text())["users"]) == 20):
             assert time.monotonic() < deadline, "state file not written in time"
             time.sleep(0.01)

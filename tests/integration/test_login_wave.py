@@ -119,5 +119,7 @@ async def test_a_login_wave_of_new_users_all_get_tokens_and_reach_stream_in_batc
     # would be refused tens of times a second. (How many seconds a wave takes depends on the machine's load.)
     most = REFUSED_FIRST + 2 * math.ceil(elapsed_s)
     assert REFUSED_FIRST <= len(refused) <= most, f"{len(refused)} refused UpdateUsers calls in {elapsed_s:.1f} s"
-    # Some identities went through the outbox (refused at first), and the worker finished every row.
-    assert rows.get("dead", 0) == 0 and rows.get("done", 0) >= BATCH, rows
+    # Identities of a refused batch waited for the reset (a wave's tokens wait up to 1 s) or went through the outbox,
+    # whose worker finished every row.
+    assert rows.get("dead", 0) == 0, rows
+    print(f"login wave: {len(accepted)} accepted, {len(refused)} refused UpdateUsers calls, outbox rows {rows}")

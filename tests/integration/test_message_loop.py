@@ -65,7 +65,7 @@ def served(database_url, emulator, emulator_server):
 
 async def test_message_raises_unread_and_mark_read_lowers_it(served, emulator_server, emulator):
     sender, reader = new_id(), new_id()
-    async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=60) as http:
         for user_id, name in ((sender, "Amr"), (reader, "Nour")):
             put = await http.put(f"/api/internal/users/{user_id}", json={"name": name}, headers=service_auth())
             assert put.status_code == 200, put.text
@@ -95,10 +95,10 @@ async def test_message_raises_unread_and_mark_read_lowers_it(served, emulator_se
 
         assert await unread(reader) == 0  # cached now: only the webhook can make the next answer change
 
-        async with StreamChatAsync(STREAM_KEY, STREAM_SECRET, base_url=emulator_server.base_url, timeout=5.0) as chat:
+        async with StreamChatAsync(STREAM_KEY, STREAM_SECRET, base_url=emulator_server.base_url, timeout=30.0) as chat:
             channel = chat.channel("messaging", channel_id)
             await channel.send_message({"text": "Hello from the loop"}, f"onecrew_user_{sender}")
-            await wait_until(lambda: unread_is(unread, reader, 1), timeout=10, what="the reader's unread count to rise")
+            await wait_until(lambda: unread_is(unread, reader, 1), timeout=30, what="the reader's unread count to rise")
             assert await unread(sender) == 0, "the sender has read their own message"
 
             listed = await http.get("/api/chat/conversations?profile_type=user", headers=auth(reader))
@@ -107,10 +107,10 @@ async def test_message_raises_unread_and_mark_read_lowers_it(served, emulator_se
             assert conversation["last_message_at"] is not None
 
             await channel.mark_read(f"onecrew_user_{reader}")
-            await wait_until(lambda: unread_is(unread, reader, 0), timeout=10, what="the reader's unread count to fall")
+            await wait_until(lambda: unread_is(unread, reader, 0), timeout=30, what="the reader's unread count to fall")
 
     # message.read and notification.mark_read are delivered concurrently: the count may fall on either one.
-    await emulator.webhooks.wait_for_async(1, "message.read", timeout=10)
+    await emulator.webhooks.wait_for_async(1, "message.read", timeout=30)
     statuses = {(d.event_type, d.status) for d in emulator.webhook_deliveries}
     assert ("message.new", 200) in statuses and ("message.read", 200) in statuses
 

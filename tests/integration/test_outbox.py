@@ -316,10 +316,10 @@ async def test_run_forever_wakes_on_a_kick_and_stops_on_request(runtime, handled
         async def done() -> bool:
             return (await _row(runtime, message.id)).status == "done"
 
-        await wait_until(done, timeout=5, what="the kicked worker to finish the row")
+        await wait_until(done, timeout=30, what="the kicked worker to finish the row")
     finally:
         stop.set()
-    await asyncio.wait_for(task, timeout=5)
+    await asyncio.wait_for(task, timeout=30)
     assert seen and seen[0]["user_id"] == user_id
 
 
@@ -345,7 +345,7 @@ async def test_concurrent_claimers_never_share_a_row(postgres_only_url):
         # Two open transactions at once: without SKIP LOCKED the second would block on the first's row lock.
         async with rt.sessionmaker() as first, rt.sessionmaker() as second:
             a = await repository.claim_one(first, lease_s=30)
-            b = await asyncio.wait_for(repository.claim_one(second, lease_s=30), timeout=5)
+            b = await asyncio.wait_for(repository.claim_one(second, lease_s=30), timeout=30)
             await first.commit()
             await second.commit()
         assert a.id != b.id
@@ -391,7 +391,7 @@ async def test_a_worker_stopped_mid_run_gives_the_row_back_at_once(runtime):
         await never.wait()  # Stream never answers
 
     task = asyncio.create_task(worker.run_once(runtime, Jobs(handlers={KIND: hangs})))
-    await asyncio.wait_for(started.wait(), timeout=5)
+    await asyncio.wait_for(started.wait(), timeout=30)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -191,7 +191,7 @@ async def test_concurrent_batch_claimers_never_share_a_row(postgres_only_url):
         # Two open transactions at once: without SKIP LOCKED the second would wait for the first's row locks.
         async with rt.sessionmaker() as first, rt.sessionmaker() as second:
             a = await repository.claim_more(first, KIND, limit=30, lease_s=30)
-            b = await asyncio.wait_for(repository.claim_more(second, KIND, limit=30, lease_s=30), timeout=5)
+            b = await asyncio.wait_for(repository.claim_more(second, KIND, limit=30, lease_s=30), timeout=30)
             await first.commit()
             await second.commit()
         assert len(a) == len(b) == 30

@@ -49,10 +49,10 @@ async def test_a_refused_secret_pauses_the_queue_and_a_fixed_one_resumes_it(app_
                 )
                 assert response.status_code == 502, response.text  # the request itself says Stream refused us
             worker.kick(runtime)
-            await wait_until(lambda: worker_status(runtime).paused, timeout=10, what="the worker to pause")
+            await wait_until(lambda: worker_status(runtime).paused, timeout=30, what="the worker to pause")
             # While paused it probes (and is refused) several times; nothing is given up on.
             calls = emulator.count()
-            await wait_until(lambda: emulator.count() >= calls + 3, timeout=10, what="the paused worker to probe again")
+            await wait_until(lambda: emulator.count() >= calls + 3, timeout=30, what="the paused worker to probe again")
             conversations, rows = await _rows(runtime)
             ready = await client.get("/readyz")
             metrics_text = (await client.get("/metrics")).text

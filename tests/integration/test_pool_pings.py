@@ -41,7 +41,7 @@ async def _cut(url: str, pid: int) -> None:
                 )
                 return alive == 0
 
-            await wait_until(gone, timeout=10, what=f"backend {pid} to end")
+            await wait_until(gone, timeout=30, what=f"backend {pid} to end")
     finally:
         await admin.dispose()
 

@@ -329,15 +329,18 @@ class TestKillPoints:
         await self.due_now_and_run_the_worker(session, runtime)
         await self.assert_finished(session, emulator, user, company)
 
+    # Neither the HTTP timeout nor the deadline may end the held call before the test kills the request, however
+    # slow the machine (the emulator logs a held call only once it ends, so the test waits for its write).
+    @pytest.mark.app_settings(stream_timeout_s=60.0, provision_deadline_s=60.0)
     async def test_dead_while_provisioning(self, session, runtime, emulator):
         user = await add_user(session, "Amr")
         company = await add_company(session, "Lolo Academy", owner=await add_user(session, "Owner"))
-        # Stream applies the channel create but its answer never comes: the request is still inside its deadline
-        # (retrying) when the process dies, whatever the machine's speed.
-        emulator.faults.timeout_after_write("GetOrCreateChannel", count=1, hold_s=30)
+        # Stream applies the channel create but its answer never comes: the request is still waiting for it when
+        # the process dies.
+        emulator.faults.timeout_after_write("GetOrCreateChannel", count=1, hold_s=120)
         request = CreateConversationRequest(conversation_type="user_company", participant_ids=[company])
         create = asyncio.create_task(create_conversation(runtime, user, request))
-        await wait_until(lambda: emulator.count("GetOrCreateChannel") >= 1, what="the channel call to be in flight")
+        await wait_until(lambda: emulator.channel_count() == 1, what="Stream to apply the channel call (then hold it)")
         create.cancel()  # the process dies mid-provisioning: its transaction never commits
         with pytest.raises(asyncio.CancelledError):
             await create

@@ -225,7 +225,7 @@ async def test_the_worker_reconciles_and_repairs_on_its_interval(sqlite_only_url
             lambda: emulator.get_channel("messaging", conversation.channel_id) is not None, what="re-created channel"
         )
         stop.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 30)
         assert sorted(emulator.get_channel("messaging", conversation.channel_id)["members"]) == sorted(
             [a.stream_id, b.stream_id]
         )

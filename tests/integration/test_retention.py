@@ -108,7 +108,7 @@ async def test_the_worker_runs_the_purges_as_a_periodic_job(runtime):
         async def purged() -> bool:
             return (await _left(runtime))[1] == ["recent"] and len((await _left(runtime))[2]) == 2
 
-        await wait_until(purged, timeout=10, what="the worker's retention job to run")
+        await wait_until(purged, timeout=30, what="the worker's retention job to run")
     finally:
         stop.set()
-        await asyncio.wait_for(task, timeout=5)
+        await asyncio.wait_for(task, timeout=30)

@@ -93,7 +93,7 @@ def test_serve_embedded_mode_creates_the_printed_conversation_and_keeps_state_ac
         assert create_url == f"{url}/api/chat/conversations"
         assert body == {"conversation_type": "user_company", "participant_ids": [SAT_EDUCATION_ID]}
 
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=60) as client:
             wait_healthy(client, url)
             ready = client.get(f"{url}/readyz")
             assert ready.status_code == 200
@@ -110,7 +110,7 @@ def test_serve_embedded_mode_creates_the_printed_conversation_and_keeps_state_ac
         # The printed dev-token command signs with this server's secret, from any directory.
         owner_token = printed_dev_token(stdout, tmp_path)
         assert COMPANY_OWNER_ID in "\n".join(stdout)
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=60) as client:
             as_company = client.post(
                 f"{url}/api/chat/token?profile_type=company&company_id={SAT_EDUCATION_ID}",
                 headers={"Authorization": f"Bearer {owner_token}"},
@@ -132,7 +132,7 @@ def test_serve_embedded_mode_creates_the_printed_conversation_and_keeps_state_ac
         assert "not yet in Stream" not in "\n".join(stdout) and "Try it: Amr" in "\n".join(stdout)
         url = base_url(server)
         create_url, new_headers, body = printed_request(stdout)
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=60) as client:
             wait_healthy(client, url)
             again = client.post(create_url, headers=headers, json=body)
             shown = client.get(f"{url}/api/chat/conversations/{data['id']}", headers=new_headers)

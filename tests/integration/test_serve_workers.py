@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
+import pytest
 
+from onecrew_chat.listening import REUSE_PORT
 from tests.integration.test_cli import DEADLINE_S, Running
 from tests.integration.test_serve import READY_LINE, base_url
 
@@ -33,7 +37,7 @@ def test_serve_with_two_workers_answers_from_two_processes_on_one_port(tmp_path)
         deadline = time.monotonic() + DEADLINE_S
         while len(pids) < 2:  # a new connection each time: the kernel gives it to whichever process accepts first
             assert time.monotonic() < deadline, f"only processes {pids} answered within {DEADLINE_S}s"
-            with httpx.Client(timeout=10) as client:
+            with httpx.Client(timeout=60) as client:
                 answer = client.get(f"{url}/_debug/process")
             assert answer.status_code == 200, answer.text
             pids.add(answer.json()["data"]["pid"])
@@ -41,12 +45,60 @@ def test_serve_with_two_workers_answers_from_two_processes_on_one_port(tmp_path)
     finally:
         code = server.stop(signal.SIGTERM)
     assert code == 0, server.seen
-    events = []
+    records = []
     for name, line in _drain(server):
         if name == "stderr" and line.startswith("{"):
             try:
-                events.append(json.loads(line).get("event"))
+                records.append(json.loads(line))
             except json.JSONDecodeError:
                 pass
+    events = [record.get("event") for record in records]
     assert events.count("serve.process_ready") == 2
     assert events.count("outbox.worker_started") == 1, events
+    # Every process serves on uvloop with httptools (runtime dependencies), not asyncio's loop and h11.
+    ready = [record for record in records if record.get("event") == "serve.process_ready"]
+    assert {(record.get("loop"), record.get("http")) for record in ready} == {("uvloop", "httptools")}, ready
+
+
+def _listening_sockets(port: int) -> int:
+    """Sockets in LISTEN state on this local port (/proc/net/tcp and tcp6)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+@pytest.mark.skipif(not REUSE_PORT, reason="SO_REUSEPORT spreads connections on Linux only")
+def test_serve_with_two_workers_spreads_keep_alive_connections_over_both_processes(tmp_path):
+    server = Running(tmp_path, "serve", "--port", "0", "--workers", "2", ONECREW_DEBUG_ENDPOINTS="true")
+    try:
+        server.wait_for(READY_LINE)
+        url = base_url(server)
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        # Each process listens on a socket of its own (SO_REUSEPORT): the kernel, not whichever process accepts
+        # first, gives each new connection to one of them.
+        assert _listening_sockets(port) == 2
+        # Keep-alive connections opened together, as a client's pool does: each is answered by one process for its
+        # whole life, and both processes get some (32 connections: by the kernel's hash of each connection).
+        clients = [httpx.Client(timeout=10) for _ in range(32)]
+        try:
+            with ThreadPoolExecutor(len(clients)) as pool:
+                answers = list(pool.map(lambda client: client.get(f"{url}/_debug/process"), clients))
+            assert {answer.status_code for answer in answers} == {200}
+            pids = {answer.json()["data"]["pid"] for answer in answers}
+            again = {client.get(f"{url}/_debug/process").json()["data"]["pid"] for client in clients[:4]}
+        finally:
+            for client in clients:
+                client.close()
+        assert len(pids) == 2, f"every connection landed in process {pids}"
+        assert again <= pids
+    finally:
+        code = server.stop(signal.SIGTERM)
+    assert code == 0, server.seen

@@ -68,4 +68,4 @@ async def test_a_webhook_through_one_instance_invalidates_the_other_instances_ca
         async def reader_sees_the_message() -> bool:
             return (await count())["unread_count"] == 1
 
-        await wait_until(reader_sees_the_message, timeout=10, what="the other instance's count to drop its cache")
+        await wait_until(reader_sees_the_message, timeout=30, what="the other instance's count to drop its cache")

@@ -50,15 +50,15 @@ class Loop:
 
     async def delivered(self, count: int, event_type: str, where=None) -> list:
         """Wait until Stream has finished every try of `count` such events (what our service answered is known)."""
-        found = await self.emulator.webhooks.wait_for_async(count, event_type, timeout=10, where=where)
-        await self.emulator.webhooks.wait_idle_async(timeout=10)
+        found = await self.emulator.webhooks.wait_for_async(count, event_type, timeout=30, where=where)
+        await self.emulator.webhooks.wait_idle_async(timeout=30)
         return found
 
 
 @pytest.fixture
 async def loop(served, emulator_server, emulator):
     sender, reader = new_id(), new_id()
-    async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=60) as http:
         for user_id, name in ((sender, "Amr"), (reader, "Nour")):
             put = await http.put(f"/api/internal/users/{user_id}", json={"name": name}, headers=service_auth())
             assert put.status_code == 200, put.text
@@ -73,15 +73,15 @@ async def loop(served, emulator_server, emulator):
             await gateway.update_app_settings(webhook_url=f"{served.base_url}/api/chat/webhooks/stream")
         finally:
             await gateway.close()
-        async with StreamChatAsync(STREAM_KEY, STREAM_SECRET, base_url=emulator_server.base_url, timeout=5.0) as chat:
+        async with StreamChatAsync(STREAM_KEY, STREAM_SECRET, base_url=emulator_server.base_url, timeout=30.0) as chat:
             yield Loop(http, chat, emulator, created.json()["data"]["id"], sender, reader)
 
 
 async def test_thread_replies_never_raise_unread_nor_change_the_preview(loop):
     parent = await loop.send("Are you free tomorrow?")
-    await wait_until(lambda: _is(loop.unread(loop.reader), 1), timeout=10, what="the reader's unread count to rise")
+    await wait_until(lambda: _is(loop.unread(loop.reader), 1), timeout=30, what="the reader's unread count to rise")
     await loop.channel.mark_read(f"onecrew_user_{loop.reader}")
-    await wait_until(lambda: _is(loop.unread(loop.reader), 0), timeout=10, what="the reader's unread count to fall")
+    await wait_until(lambda: _is(loop.unread(loop.reader), 0), timeout=30, what="the reader's unread count to fall")
 
     reply = await loop.send("(only in the thread)", parent_id=parent["id"])
     [delivery] = await loop.delivered(1, "message.new", where=lambda d: d.payload["message"]["id"] == reply["id"])
@@ -97,7 +97,7 @@ async def test_thread_replies_never_raise_unread_nor_change_the_preview(loop):
 async def test_a_thread_read_does_not_mark_the_channel_read(loop):
     parent = await loop.send("Question")
     await loop.channel.send_message({"text": "me too", "parent_id": parent["id"]}, f"onecrew_user_{loop.reader}")
-    await wait_until(lambda: _is(loop.unread(loop.reader), 1), timeout=10, what="the reader's unread count to rise")
+    await wait_until(lambda: _is(loop.unread(loop.reader), 1), timeout=30, what="the reader's unread count to rise")
     await loop.send("Answer in the thread", parent_id=parent["id"])
     await loop.channel.mark_read(f"onecrew_user_{loop.reader}", thread_id=parent["id"])
     [read] = await loop.delivered(1, "message.read")
@@ -115,7 +115,7 @@ async def test_stream_retries_with_one_id_and_replays_under_a_new_id_change_noth
     assert await session.scalar(select(func.count()).select_from(WebhookEvent)) == 1, "the retry was applied twice"
 
     await loop.channel.mark_read(f"onecrew_user_{loop.reader}")
-    await wait_until(lambda: _is(loop.unread(loop.reader), 0), timeout=10, what="the reader's unread count to fall")
+    await wait_until(lambda: _is(loop.unread(loop.reader), 0), timeout=30, what="the reader's unread count to fall")
     [before] = (await session.scalars(select(Conversation).execution_options(populate_existing=True))).all()
     snapshot = (before.last_message_at, before.last_message_preview)
 

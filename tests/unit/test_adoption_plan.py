@@ -86,3 +86,12 @@ def test_a_user_and_company_sharing_a_uuid_is_never_guessed():
     record = ChannelRecord("messaging", "x", None, [f"onecrew_user_{AMR}", f"onecrew_company_{AMR}"], 2, T0, None, None)
     (decision,) = decide([record], Known(channel_ids=set(), pairs={}, users={AMR}, companies=set()))
     assert decision.outcome == SKIPPED and decision.reason == f"members unknown to the directory: onecrew_company_{AMR}"
+
+
+def test_a_channel_with_history_takes_the_pair_over_from_an_empty_conversation():
+    key = pair_key(Identity.user(AMR), Identity.company(SAT))
+    empty = Known(channel_ids=set(), pairs={key: "user_company-new"}, users={AMR}, companies={SAT}, empty_pairs={key})
+    (decision,) = decide([pair_record("a", 5)], empty)
+    assert (decision.outcome, decision.displaces) == (PAIR, "user_company-new")
+    (silent,) = decide([pair_record("b", None)], empty)  # two empty channels: the pair keeps its conversation
+    assert (silent.outcome, silent.winner, silent.displaces) == (DUPLICATE, "user_company-new", None)

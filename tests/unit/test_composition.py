@@ -62,7 +62,7 @@ def test_classify(error, expected):
 
 def test_the_jobs_cover_both_kinds_and_the_periodic_work():
     jobs = build_jobs(make_settings("sqlite://", "http://127.0.0.1:9", reconcile_interval_s=0, retention_interval_s=60))
-    assert set(jobs.handlers) == {"conversation.provision", "identity.sync", "message.send"}
+    assert set(jobs.handlers) == {"conversation.provision", "identity.sync", "message.send", "channel.unset_name"}
     assert set(jobs.dead_letter) == {"conversation.provision"}
     intervals = {job.name: job.interval_s for job in jobs.periodic}
     assert intervals == {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import jwt
@@ -11,7 +12,7 @@ from onecrew_chat import auth as auth_module
 from onecrew_chat.auth import TokenVerifier
 from onecrew_chat.config import Settings
 from onecrew_chat.errors import Unauthorized
-from tests.support import JWT_SECRET, make_jwt, new_id
+from tests.support import JWT_SECRET, make_jwt, new_id, tampered_jwt
 
 
 class Clock:
@@ -50,12 +51,30 @@ def test_refused_tokens_are_refused_every_time_and_never_remembered(verifier):
     user = new_id()
     forged = make_jwt(user, secret="not-the-secret-0123456789abcdef0123")
     expired = make_jwt(user, exp_in=-5)
-    tampered = make_jwt(user)[:-2] + "AA"
+    tampered = tampered_jwt(make_jwt(user))
     for token in (forged, expired, tampered, "not.a.jwt", make_jwt("not-a-uuid")):
         for _ in range(2):
             with pytest.raises(Unauthorized):
                 verifier.user_id(f"Bearer {token}")
     assert verifier.user_id(f"Bearer {make_jwt(user)}") == user
+
+
+def test_a_tampered_token_always_differs_in_its_signature_bytes(verifier):
+    # About 1 token in 1,000 has a signature whose last two base64url characters already decode like "AA" (the
+    # last one carries 2 unused bits): replacing them left a valid token. tampered_jwt flips a decoded bit.
+    user = new_id()
+    token = next(
+        t
+        for t in (make_jwt(user, n=n) for n in range(100_000))
+        if _b64(t.rsplit(".", 1)[1][:-2] + "AA") == _b64(t.rsplit(".", 1)[1])
+    )
+    assert verifier.user_id(f"Bearer {token[:-2]}AA") == user  # the old tamper: still valid
+    with pytest.raises(Unauthorized):
+        verifier.user_id(f"Bearer {tampered_jwt(token)}")
+
+
+def _b64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def test_a_token_signed_with_none_is_refused_even_after_its_twin_verified(verifier):

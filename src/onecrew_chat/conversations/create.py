@@ -20,13 +20,15 @@ from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import StreamFailed
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import CONVERSATIONS_CREATED, PROVISIONING_DEFERRED
-from onecrew_chat.models import Conversation, ConversationParticipant, OutboxMessage, new_uuid
+from onecrew_chat.models import Conversation, OutboxMessage, new_uuid
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
+from onecrew_chat.sync.adoption import cutover
+from onecrew_chat.sync.adoption.existing import adopt_pair_channel
 from onecrew_chat.sync.channels import (
     CLAIM_WAIT,
     NewClaim,
@@ -38,8 +40,10 @@ from onecrew_chat.sync.channels import (
     participant_identities,
     provision_deadline,
 )
+from onecrew_chat.sync.coalescer import coalescer
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import sync_identities
+from onecrew_chat.sync.mirror import is_fresh, sync_identities
+from onecrew_chat.sync.participant_rows import insert_participants
 from onecrew_chat.sync.queue import READY, enqueue_provision
 
 log = get_logger(__name__)
@@ -140,9 +144,8 @@ class NewConversation:
         }
 
 
-# Core INSERTs of the tables (built once), not ORM-enabled ones: no unit of work, no objects to track.
+# A Core INSERT of the conversation (built once), not an ORM-enabled one: no unit of work, no objects to track.
 _INSERT_CONVERSATION = insert(cast(Table, Conversation.__table__))
-_INSERT_PARTICIPANTS = insert(cast(Table, ConversationParticipant.__table__))
 
 
 def new_conversation(plan: Plan, claim: NewClaim | None = None) -> NewConversation:
@@ -167,9 +170,10 @@ def new_conversation(plan: Plan, claim: NewClaim | None = None) -> NewConversati
 
 
 async def insert_conversation(session: AsyncSession, conversation: NewConversation) -> None:
-    """INSERT the conversation, then its participants (one statement for all of them)."""
+    """INSERT the conversation, then its participants: one statement for all of them, in key order (so that
+    concurrent creates sharing members never deadlock on their counters); `participants` keeps the plan's order."""
     await session.execute(_INSERT_CONVERSATION, conversation.row())
-    await session.execute(_INSERT_PARTICIPANTS, [p.row(conversation.id) for p in conversation.participants])
+    await insert_participants(session, [p.row(conversation.id) for p in conversation.participants])
 
 
 async def record_conversation(
@@ -179,11 +183,18 @@ async def record_conversation(
     *,
     bind: Binder | None = None,
     resume_id: str | None = None,
+    deadline: Deadline | None = None,
 ) -> Recorded:
     """First unit of work: resolve, then find the pair (or `resume_id`, a keyed create's earlier conversation) or
-    insert conversation + participants + outbox row, binding it with `bind`; commit."""
+    insert conversation + participants + outbox row, binding it with `bind`; commit.
+
+    During a cut-over a pair the service does not know is first looked for in Stream (no transaction open while
+    Stream answers) and its old channel adopted; the pair is then found like any other.
+    """
     delay_s = runtime.settings.provision_deadline_s + INLINE_GRACE_S
-    for attempt in (1, 2):
+    looked_in_stream = False
+    races = 0
+    while True:
         plan: Plan | None = None
         try:
             async with unit_of_work(runtime.sessionmaker) as session:
@@ -198,6 +209,9 @@ async def record_conversation(
                     needs_channel = not is_provisioned(conversation)
                     message = await enqueue_provision(session, conversation, delay_s=delay_s) if needs_channel else None
                     return Recorded(plan, conversation, message, existing=True, settled=settled)
+                look = resume_id is None and plan.pair_key is not None and not looked_in_stream
+                if look and await cutover.in_progress(session):
+                    raise _LookInStream
                 # Inserted claimed by this request, which provisions it next: no claim transaction of its own.
                 claim = new_claim(runtime.settings.provision_deadline_s)
                 created = new_conversation(plan, claim)
@@ -207,11 +221,34 @@ async def record_conversation(
                 if bind is not None:
                     await bind(session, created.id)
                 return Recorded(plan, created, message, existing=False, settled=False, claimed=claim.token)
+        except _LookInStream:
+            assert plan is not None
+            looked_in_stream = True
+            await adopt_old_channel(runtime, plan, deadline)
         except IntegrityError:
-            if attempt == 2 or plan is None or plan.pair_key is None:
+            races += 1
+            if races == 2 or plan is None or plan.pair_key is None:
                 raise
             log.info("conversation.pair_race", channel_id=plan.channel_id)
-    raise AssertionError("unreachable")
+
+
+class _LookInStream(Exception):
+    """Leave the transaction: the pair is looked for in Stream first (a cut-over is in progress)."""
+
+
+async def adopt_old_channel(runtime: Runtime, plan: Plan, deadline: Deadline | None) -> None:
+    """Adopt the pair's existing Stream channel, if any; when Stream cannot say, the create makes a new channel (the
+    next catch-up adopts an old one with history in its place while the new one is empty)."""
+    try:
+        await adopt_pair_channel(runtime, plan.identities, deadline or Deadline(runtime.settings.provision_deadline_s))
+    except StreamError as exc:
+        log.warning("conversation.old_channel_lookup_failed", channel_id=plan.channel_id, error=str(exc))
+
+
+def mirrored(plan: Plan) -> bool:
+    """Every participant's mirror row, as the plan read it, says Stream holds its profile: no upsert to join."""
+    directory = plan.directory
+    return all(is_fresh(directory.profile(i), directory.mirror.get(i.stream_id)) for i in plan.identities)
 
 
 def placeholders_allowed(runtime: Runtime, recorded: Recorded) -> bool:
@@ -289,8 +326,15 @@ async def create_conversation(
     """
     started = time.perf_counter()
     deadline = provision_deadline(runtime.settings.provision_deadline_s)  # every Stream call and wait of the request
-    with counting_calls() as stream_calls:
-        recorded = await record_conversation(runtime, user_id, request, bind=bind, resume_id=resume_id)
+    batches = coalescer(runtime)
+    # Counted as on its way to the identity batch until it joins one (or needs none), like a token: a burst of
+    # creates of new pairs fills one batch instead of leaving at each 5 ms pause between them (sync/coalescer.py).
+    with counting_calls() as stream_calls, batches.arrival():
+        recorded = await record_conversation(
+            runtime, user_id, request, bind=bind, resume_id=resume_id, deadline=deadline
+        )
+        if recorded.settled or mirrored(recorded.plan):
+            batches.depart()
         failure = None if recorded.settled else await provision_inline(runtime, recorded, deadline)
     conversation = recorded.conversation
     if failure is not None:

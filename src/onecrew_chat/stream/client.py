@@ -155,6 +155,8 @@ class StreamGateway:
         self.base_url = base_url
         self.timeout_s = timeout_s
         self.calls = 0
+        # The x-ratelimit-* headers of the latest answer per operation (callers pace themselves by them).
+        self.rate_limits: dict[str, RateLimitInfo] = {}
         self._sdk: AsyncStream | None = None
 
     @classmethod
@@ -279,6 +281,11 @@ class StreamGateway:
         body = add_members_body(members)
         where = {"type": channel_type, "id": channel_id}
         await self._call("UpdateChannel", _send("POST", _CHANNEL_PATH, where=where, body=body))
+
+    async def unset_channel_fields(self, channel_type: str, channel_id: str, fields: list[str]) -> None:
+        """UpdateChannelPartial with `unset`: the fields disappear from the channel's data (e.g. an old generic name)."""
+        where = {"type": channel_type, "id": channel_id}
+        await self._call("UpdateChannelPartial", _send("PATCH", _CHANNEL_PATH, where=where, body={"unset": fields}))
 
     async def get_channel(self, channel_type: str, channel_id: str) -> ChannelState | None:
         """The channel's state found by cid through QueryChannels, or None when Stream has no such channel."""
@@ -479,6 +486,8 @@ class StreamGateway:
             response = await send(http)
         except StreamApiException as exc:
             error = from_api_exception(operation, exc, batch_ids)
+            if exc.rate_limit_info is not None:
+                self.rate_limits[operation] = exc.rate_limit_info
             _record(operation, error, exc.rate_limit_info, started)
             raise error from exc
         except (StreamTransportException, httpx.HTTPError) as exc:
@@ -491,6 +500,8 @@ class StreamGateway:
             error = StreamRequestError(f"unexpected answer from Stream: {exc!r}", operation=operation)
             _record(operation, error, None, started)
             raise error from exc
+        if response.limits is not None:
+            self.rate_limits[operation] = response.limits
         _record(operation, None, response.limits, started)
         return response
 

@@ -31,6 +31,7 @@ from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.stream.client import MAX_BATCH as MAX_MEMBERS
 from onecrew_chat.stream.client import ChannelState, StreamGateway
+from onecrew_chat.sync.coalescer import IdentityCoalescer, coalescer
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import IdentityBatch, chunks, complete_mirror, is_fresh, read_identities, record
 from onecrew_chat.sync.participants import Profile
@@ -292,8 +293,12 @@ async def call_stream(
     deadline: Deadline,
     *,
     placeholder_ok: bool,
+    upserts: IdentityCoalescer | None = None,
 ) -> ProvisionResult:
-    """Mirror the participants, get-or-create the channel and add missing members (no transaction is open here)."""
+    """Mirror the participants, get-or-create the channel and add missing members (no transaction is open here).
+
+    `upserts`: the process's identity coalescer, whose batches the participants Stream lacks join (shared with
+    every other create, token and run of the process) instead of a call of this run's own."""
     started = time.perf_counter()
     identities = participant_identities(conversation)
     member_ids = [i.stream_id for i in identities]
@@ -302,7 +307,10 @@ async def call_stream(
     async def repair(stream_ids: list[str]) -> None:
         await batch.repair(stream, stream_ids, deadline)
 
-    sent = await batch.send(stream, identities, placeholder_ok=placeholder_ok, deadline=deadline)
+    if upserts is not None:
+        sent = await upserts.send(batch, identities, placeholder_ok=placeholder_ok, deadline=deadline)
+    else:
+        sent = await batch.send(stream, identities, placeholder_ok=placeholder_ok, deadline=deadline)
     state = await deadline.run(
         lambda: stream.get_or_create_channel(
             kind,
@@ -390,7 +398,9 @@ async def finish(
             batch = await read_identities(
                 session, participant_identities(conversation), profiles=profiles, mirror=mirror
             )
-        await call_stream(runtime.stream, conversation, batch, deadline, placeholder_ok=placeholder_ok)
+        await call_stream(
+            runtime.stream, conversation, batch, deadline, placeholder_ok=placeholder_ok, upserts=coalescer(runtime)
+        )
         async with unit_of_work(sessionmaker) as session:
             await record(session, batch)
             await _record_ready(session, conversation_id, token)

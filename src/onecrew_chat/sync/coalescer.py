@@ -1,22 +1,27 @@
-"""Identity upserts of concurrent requests sent to Stream together.
+"""Identity upserts of concurrent requests sent to Stream together, paced by Stream's rate limits.
 
-A login wave makes many first-time token requests at once, each needing its identity in Stream. A request whose
-mirror row is fresh never comes here (no call, no wait). The others join the open batch with the profile and mirror
-row they already read. The batch is sent when it holds 100 identities; or when no identity joined it for
-`quiet_s` (5 ms), no other request is still reading its mirror row on its way here (`arriving`), and no earlier
-batch is still on its way to Stream (group commit: while Stream answers one batch, the next one fills); or
-`max_wait_s` (1 s) after it opened, whichever comes first. A lone first token waits 5 ms more than it would
-alone; a wave of 1,000 first logins costs 10 calls instead of 1,000 (Stream allows 300 upserts a minute). One batch costs one `UpdateUsers` call
-(plus one `QueryUsers` for users the directory does not know yet, which become placeholders) and one short
+Everything that needs identities in Stream joins here: a login wave's first tokens, creates of new pairs, the
+prepare path and the worker's provisioning (`sync.channels.finish`). A request whose mirror rows are fresh never
+comes here (no call, no wait). The others join the open batch with the profiles and mirror rows they already read.
+The batch is sent when Stream's limits allow a call (`sync.pacing`: the per-second limit, the minute's remaining
+calls from the headers, a 429's reset) and it holds 100 identities; or when no identity joined it for `quiet_s`
+(5 ms), no other token request is still reading its mirror row on its way here (`arriving`), and no earlier batch
+is still on its way to Stream (group commit: while Stream answers one batch, the next one fills); or `max_wait_s`
+(1 s) after it opened. While the limits allow no call, the batch keeps filling: a burst of brand-new people costs
+about one `UpdateUsers` call per 100 identities instead of calls Stream refuses. One batch costs one `UpdateUsers`
+call (plus one `QueryUsers` for users the directory does not know yet, which become placeholders) and one short
 transaction that records the mirror rows; then every request of the batch goes on. Stream is called with no
 transaction open, as everywhere else.
 
-Stream's rate limit is not waited out here: a token is signed locally and works before Stream holds the user
-(`connectUser` creates it), so a batch answered 429 fails at once and its requests queue their identities in the
-outbox, whose worker sends them 100 per call once the reset has passed. Until that reset, later batches are not
-sent at all (each would be another refused call) and fail the same way. Without this, a steady stream of lone first
-logins (more than Stream's 10 `UpdateUsers` a second) made every eleventh request of a second wait for the next
-second: the bench's "token: new identity" at concurrency 1 had p50 14 ms but p95 860 ms.
+How long a request may wait for Stream's limits is its own: a create (or a worker run) waits up to its deadline,
+and a batch Stream refuses anyway (429: another process spent the budget) is sent again after the reset for the
+requests whose deadline allows it. A token of a wave (a batch is filling, or more token requests are on their way)
+waits for the limits as long as a batch may fill (1 s); a lone one at most `token_wait_s` (0.1 s): it is signed
+locally and works before Stream holds the user (`connectUser` creates it), so when no call is allowed soon it fails
+at once with StreamRateLimited and its request queues the identity in the outbox, whose worker sends them 100 per
+call. Without this, a steady stream of lone first logins (more than Stream's 10 `UpdateUsers` a second) made every
+eleventh request of a second wait for the next second: the bench's "token: new identity" at concurrency 1 had p50
+14 ms but p95 860 ms.
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import StreamIdentity
 from onecrew_chat.stream.client import StreamGateway
-from onecrew_chat.stream.errors import StreamRateLimited
+from onecrew_chat.stream.errors import DeadlineExceeded, StreamRateLimited
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import BATCH, IdentityBatch, save
+from onecrew_chat.sync.pacing import Pacer
 from onecrew_chat.sync.participants import Profile
 
 if TYPE_CHECKING:
@@ -46,11 +52,18 @@ log = get_logger(__name__)
 
 QUIET_S = 0.005
 MAX_WAIT_S = 1.0
-# A 429 without a reset time: how long batches are not sent (Stream's per-second window).
-RATE_LIMIT_PAUSE_S = 1.0
-# The longest pause a reset time can ask for (Stream's per-minute window).
-MAX_RATE_LIMIT_PAUSE_S = 60.0
+# How long a token may wait for Stream's limits to allow its batch (see the module's docstring).
+TOKEN_WAIT_S = 0.1
+UPDATE_USERS = "UpdateUsers"
 _KEY = "identity_coalescer"
+
+
+@dataclass
+class _Waiter:
+    """One request waiting for an identity: its future, and the loop time it may wait for Stream's limits until."""
+
+    future: asyncio.Future[None]
+    until: float
 
 
 @dataclass
@@ -59,7 +72,7 @@ class _Joined:
 
     profile: Profile | None
     row: StreamIdentity | None
-    waiting: list[asyncio.Future[None]] = field(default_factory=list)
+    waiting: list[_Waiter] = field(default_factory=list)
 
 
 class _Arrival:
@@ -89,6 +102,7 @@ class IdentityCoalescer:
         deadline_s: float,
         quiet_s: float = QUIET_S,
         max_wait_s: float = MAX_WAIT_S,
+        token_wait_s: float = TOKEN_WAIT_S,
         max_batch: int = BATCH,
     ) -> None:
         self.sessionmaker = sessionmaker
@@ -96,14 +110,14 @@ class IdentityCoalescer:
         self.deadline_s = deadline_s
         self.quiet_s = quiet_s
         self.max_wait_s = max_wait_s
+        self.token_wait_s = token_wait_s
         self.max_batch = max_batch
+        self.pacer = Pacer(stream, UPDATE_USERS)
         self._open: dict[Identity, _Joined] = {}
         self._opened_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self.batches_sent = 0
-        # Until this loop time Stream refuses UpdateUsers (a 429's reset): batches fail without a call.
-        self.limited_until = 0.0
         # Requests between their start and joining (or not needing) a batch: more identities are on their way.
         self.arriving = 0
 
@@ -127,56 +141,116 @@ class IdentityCoalescer:
             _ARRIVAL.reset(token)
             mark.depart()
 
-    def _depart(self) -> None:
-        """The current request joins a batch now: it no longer counts as arriving."""
+    def depart(self) -> None:
+        """The current request joins a batch now, or needs none: it no longer counts as arriving."""
         mark = _ARRIVAL.get()
         if mark is not None and mark.coalescer is self:
             mark.depart()
 
-    async def ensure(self, identity: Identity, read: IdentityBatch) -> None:
-        """Return once Stream holds `identity` (with the profile in `read`); raises what its batch met."""
-        self._depart()
+    async def ensure(self, identity: Identity, read: IdentityBatch, *, wait_s: float | None = None) -> None:
+        """Return once Stream holds `identity` (with the profile in `read`); raises what its batch met.
+
+        `wait_s`: how long the caller may wait for Stream's rate limits to allow its batch (a create: what is left
+        of its deadline); None for a token (`token_wait_s`). When the limits allow no call within it, StreamRateLimited
+        is raised at once, without joining.
+        """
+        self.depart()
         loop = asyncio.get_running_loop()
-        if loop.time() < self.limited_until:
-            raise self._still_limited(loop)
+        allowed_in = self.pacer.wait_s()
+        limit = self._token_wait_s() if wait_s is None else wait_s
+        if allowed_in > limit:
+            raise self._limited(allowed_in)
         future: asyncio.Future[None] = loop.create_future()
+        self._join(
+            identity,
+            read.profile(identity),
+            read.mirror.get(identity.stream_id),
+            [_Waiter(future, loop.time() + limit)],
+        )
+        await future
+
+    def _token_wait_s(self) -> float:
+        """How long a token waits for Stream's limits: in a wave (a batch is filling, or more requests are on their
+        way) as long as a batch may fill (`max_wait_s`), since the call it waits for carries many identities; alone,
+        `token_wait_s`, since its own call would carry only its identity and the outbox's worker sends 100 per call."""
+        return self.max_wait_s if self._open or self.arriving else self.token_wait_s
+
+    async def send(
+        self, read: IdentityBatch, identities: list[Identity], *, placeholder_ok: bool, deadline: Deadline
+    ) -> int:
+        """`IdentityBatch.send` for a provisioning run: the identities the directory knows that Stream lacks (or holds
+        outdated) go in shared batches, waiting for Stream's limits within `deadline`; unknown ones (placeholders,
+        rare) are sent by the run itself. Returns how many identities needed sending."""
+        missing, stale, unknown = read.needs(identities, placeholder_ok=placeholder_ok)
+        if unknown:
+            await read.send(self.stream, unknown, placeholder_ok=placeholder_ok, deadline=deadline)
+        shared = [profile.identity for profile in missing + stale]
+        if shared:
+            waits = [self.ensure(identity, read, wait_s=deadline.remaining_s()) for identity in shared]
+            try:
+                results = await asyncio.wait_for(
+                    asyncio.gather(*waits, return_exceptions=True), timeout=deadline.remaining_s()
+                )
+            except TimeoutError:
+                raise DeadlineExceeded.after(UPDATE_USERS, None, deadline.deadline_s) from None
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+        return len(shared) + len(unknown)
+
+    def _join(
+        self, identity: Identity, profile: Profile | None, row: StreamIdentity | None, waiters: list[_Waiter]
+    ) -> None:
+        loop = asyncio.get_running_loop()
         joined = self._open.get(identity)
         if joined is None:
             if not self._open:
                 self._opened_at = loop.time()
-            joined = self._open[identity] = _Joined(read.profile(identity), read.mirror.get(identity.stream_id))
-        joined.waiting.append(future)
-        if len(self._open) >= self.max_batch:
-            self._send_open()
-        else:
-            self._arm(loop)
-        await future
+            joined = self._open[identity] = _Joined(profile, row)
+        joined.waiting.extend(waiters)
+        self._arm(loop)
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
-        """(Re)start the timer: send after `quiet_s` without a newcomer, and no later than `max_wait_s` after opening."""
-        if self._timer is not None:
-            self._timer.cancel()
-        left = self._opened_at + self.max_wait_s - loop.time()
-        self._timer = loop.call_later(max(0.0, min(self.quiet_s, left)), self._quiet)
-
-    def _quiet(self) -> None:
-        """No newcomer for `quiet_s`: send, unless more are arriving or an earlier batch is still on its way to Stream
-        and there is time left to fill this one."""
-        loop = asyncio.get_running_loop()
-        if (self._sending or self.arriving) and loop.time() < self._opened_at + self.max_wait_s:
-            self._arm(loop)
-            return
-        self._send_open()
-
-    def _send_open(self) -> None:
+        """(Re)start the timer: when Stream's limits allow a call, and the batch is full, or `quiet_s` passed without
+        a newcomer, or `max_wait_s` passed since it opened."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._open = self._open, {}
-        if batch:
-            task = asyncio.get_running_loop().create_task(self._send(batch), name="identity-batch")
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        if not self._open:
+            return
+        delay = self.pacer.wait_s()
+        if len(self._open) < self.max_batch:
+            left = self._opened_at + self.max_wait_s - loop.time()
+            delay = max(delay, min(self.quiet_s, left))
+        self._timer = loop.call_later(max(0.0, delay), self._fire)
+
+    def _fire(self) -> None:
+        """Send the next batch, unless Stream's limits allow no call yet, or it is not full and more are arriving or
+        an earlier batch is still on its way to Stream while there is time left to fill it."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        if self.pacer.wait_s() > 0:
+            self._arm(loop)
+            return
+        filling = (self._sending or self.arriving) and loop.time() < self._opened_at + self.max_wait_s
+        if len(self._open) < self.max_batch and filling:
+            self._arm(loop)
+            return
+        self._send_next(loop)
+
+    def _send_next(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Send up to `max_batch` identities of the open batch; the rest stay open for the next call."""
+        if not self._open:
+            return
+        identities = list(self._open)[: self.max_batch]
+        batch = {identity: self._open.pop(identity) for identity in identities}
+        self.pacer.started()
+        task = loop.create_task(self._send(batch), name="identity-batch")
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+        if self._open:
+            self._opened_at = loop.time()
+            self._arm(loop)
 
     async def _send(self, batch: dict[Identity, _Joined]) -> None:
         """One batch: send (no transaction open), record what Stream accepted, then let every request go on."""
@@ -186,25 +260,21 @@ class IdentityCoalescer:
             {i.stream_id: j.row for i, j in batch.items()},
         )
         loop = asyncio.get_running_loop()
-        # A 429 is raised at once (see the module's docstring); other transient errors are retried as usual.
+        # A 429 is raised at once: the batch's requests decide whether to wait for the reset (see `_refused`).
         deadline = Deadline(self.deadline_s, wait_rate_limits=False)
         failure: BaseException | None = None
-        if loop.time() < self.limited_until:
-            failure = self._still_limited(loop)
-            batch_to_send: dict[Identity, _Joined] = {}
-        else:
-            batch_to_send = batch
         try:
             # The caller's own user may not have reached our directory yet (a valid JWT proves it exists); a
             # company always has (acting as it needs an accepted membership), so it never becomes a placeholder.
-            for kind, placeholder_ok in ((Kind.USER, True), (Kind.COMPANY, False)):
-                identities = [i for i in batch_to_send if i.kind is kind]
-                if identities:
-                    await read.send(self.stream, identities, placeholder_ok=placeholder_ok, deadline=deadline)
+            known = [i for i in batch if i.kind is Kind.USER or read.profile(i) is not None]
+            if known:  # one call for users and companies alike
+                await read.send(self.stream, known, placeholder_ok=True, deadline=deadline)
+            unknown = [i for i in batch if i.kind is Kind.COMPANY and read.profile(i) is None]
+            if unknown:  # raises IdentityNotFound
+                await read.send(self.stream, unknown, placeholder_ok=False, deadline=deadline)
         except StreamRateLimited as exc:
             failure = exc
-            pause = exc.retry_after_s if exc.retry_after_s is not None else RATE_LIMIT_PAUSE_S
-            self.limited_until = max(self.limited_until, loop.time() + min(MAX_RATE_LIMIT_PAUSE_S, pause))
+            self.pacer.refused(exc.retry_after_s)
         except Exception as exc:  # handed to every request of the batch, which decides what to do with it
             failure = exc
         try:
@@ -217,22 +287,44 @@ class IdentityCoalescer:
             failed=failure is not None,
             rate_limited=isinstance(failure, StreamRateLimited),
         )
+        if isinstance(failure, StreamRateLimited):
+            self._refused(loop, read, batch, failure)
+            return
         for joined in batch.values():
-            for future in joined.waiting:
-                if future.done():
+            for waiter in joined.waiting:
+                if waiter.future.done():
                     continue
                 if failure is None:
-                    future.set_result(None)
+                    waiter.future.set_result(None)
                 else:
-                    future.set_exception(failure)
+                    waiter.future.set_exception(failure)
 
-    def _still_limited(self, loop: asyncio.AbstractEventLoop) -> StreamRateLimited:
-        left = max(0.0, self.limited_until - loop.time())
+    def _refused(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        read: IdentityBatch,
+        batch: dict[Identity, _Joined],
+        failure: StreamRateLimited,
+    ) -> None:
+        """Stream refused the batch (429): requests that may wait past the reset join the next batch, the rest fail."""
+        allowed_at = loop.time() + self.pacer.wait_s()
+        for identity, joined in batch.items():
+            staying = [w for w in joined.waiting if not w.future.done() and w.until >= allowed_at]
+            for waiter in joined.waiting:
+                if waiter not in staying and not waiter.future.done():
+                    waiter.future.set_exception(failure)
+            if staying and identity.stream_id not in read.accepted:
+                self._join(identity, joined.profile, joined.row, staying)
+            else:
+                for waiter in staying:
+                    waiter.future.set_result(None)
+
+    def _limited(self, wait_s: float) -> StreamRateLimited:
         return StreamRateLimited(
-            f"Stream refused UpdateUsers (429) and resets in {left:.2f} s; not sent",
-            operation="UpdateUsers",
+            f"Stream's UpdateUsers limit allows the next call in {wait_s:.2f} s; not sent",
+            operation=UPDATE_USERS,
             status=429,
-            retry_after_s=left,
+            retry_after_s=wait_s,
         )
 
 

@@ -8,18 +8,18 @@ expand. migrations/env.py writes the value of the newest applied migration into 
 onecrew_chat.schema_status lets code whose head is at or past it start on a newer schema.
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
-# Expand only (a new table no older code reads): the release before it, head 0015, runs on this schema.
+# Expand only (new tables no older code reads, as 0016 before it): release 0.1.0, head 0015, runs on this schema.
 oldest_code_head = "0015"
 
 

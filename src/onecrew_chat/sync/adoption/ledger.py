@@ -78,6 +78,32 @@ class DbLedger:
                 )
             )
 
+    async def stage(self, records: list[ChannelRecord]) -> list[ChannelRecord]:
+        """Channels found outside the scan (a create's lookup): new ones are added, pending or skipped ones take what
+        Stream shows now; returns those left to decide (the ones decided already stay as they are)."""
+        if not records:
+            return []
+        async with unit_of_work(self.sessionmaker) as session:
+            for record in records:
+                row = {**record.as_row(), "staged_at": utcnow()}
+                statement = _insert(session, AdoptionChannel).values(row)
+                refreshed = {k: statement.excluded[k] for k in row if k not in ("cid", "channel_type", "channel_id")}
+                await session.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=["cid"],
+                        set_={**refreshed, "reason": None, "decided_at": None},
+                        where=AdoptionChannel.outcome.in_([PENDING, SKIPPED]),
+                    )
+                )
+            undecided = set(
+                await session.scalars(
+                    select(AdoptionChannel.cid).where(
+                        AdoptionChannel.cid.in_([r.cid for r in records]), AdoptionChannel.outcome == PENDING
+                    )
+                )
+            )
+        return [r for r in records if r.cid in undecided]
+
     async def pending(self, *, with_skipped: bool = False) -> list[ChannelRecord]:
         """Channels read but not decided yet (and skipped ones, when asked), oldest first."""
         outcomes = [PENDING, SKIPPED] if with_skipped else [PENDING]
@@ -140,9 +166,16 @@ class DbLedger:
                 )
             for chunk in _chunks(sorted(keys)):
                 rows = await session.execute(
-                    select(Conversation.pair_key, Conversation.channel_id).where(Conversation.pair_key.in_(chunk))
+                    select(Conversation.pair_key, Conversation.channel_id, Conversation.last_message_at).where(
+                        Conversation.pair_key.in_(chunk)
+                    )
                 )
-                known.pairs.update({key: channel_id for key, channel_id in rows if key is not None})
+                for key, channel_id, last_message_at in rows:
+                    if key is None:
+                        continue
+                    known.pairs[key] = channel_id
+                    if last_message_at is None:
+                        known.empty_pairs.add(key)
             for chunk in _chunks(sorted(user_ids)):
                 known.users.update(await session.scalars(select(User.id).where(User.id.in_(chunk))))
             for chunk in _chunks(sorted(company_ids)):

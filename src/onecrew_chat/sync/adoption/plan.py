@@ -11,6 +11,7 @@ from onecrew_chat.identity import ConversationType, Identity, Kind, pair_key
 from onecrew_chat.sync.adoption.records import ChannelRecord
 
 PAIR, GROUP, DUPLICATE, SKIPPED = "pair", "group", "duplicate", "skipped"
+ALREADY_OURS = "already known: a conversation of this service uses this channel"
 SHOWN = 5
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
@@ -32,6 +33,7 @@ class Decision:
     conversation_type: str | None = None
     pair_key: str | None = None
     winner: str | None = None  # a duplicate's adopted channel id
+    displaces: str | None = None  # a pair's: the empty channel of the pair's conversation it takes over from
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Known:
     pairs: dict[str, str]  # pair_key -> channel id
     users: set[str]
     companies: set[str]
+    empty_pairs: set[str] = field(default_factory=set)  # pair keys whose conversation has no message yet
 
 
 def _shown(ids: list[str]) -> str:
@@ -65,7 +68,7 @@ def member_uuids(records: Iterable[ChannelRecord]) -> tuple[set[str], set[str]]:
 def classify(record: ChannelRecord, known: Known) -> Decision:
     """One channel on its own: skipped with the reason, or a pair or group candidate."""
     if record.channel_id in known.channel_ids:
-        return Decision(record, SKIPPED, "already known: a conversation of this service uses this channel")
+        return Decision(record, SKIPPED, ALREADY_OURS)
     if record.member_count > len(record.member_ids):
         return Decision(record, SKIPPED, f"Stream listed {len(record.member_ids)} of its {record.member_count} members")
     identities, foreign = [], []
@@ -102,7 +105,8 @@ def newest_first(record: ChannelRecord) -> tuple[datetime, datetime, str]:
 
 
 def decide(pending: list[ChannelRecord], known: Known) -> list[Decision]:
-    """Every pending channel decided; per pair the channel with the newest message wins unless the pair has one already."""
+    """Every pending channel decided; per pair the channel with the newest message wins unless the pair has a
+    conversation already, and that one keeps the pair unless it is empty while a candidate has messages."""
     decisions = [classify(record, known) for record in pending]
     by_pair: dict[str, list[Decision]] = {}
     for decision in decisions:
@@ -111,6 +115,9 @@ def decide(pending: list[ChannelRecord], known: Known) -> list[Decision]:
     for key, candidates in by_pair.items():
         holder = known.pairs.get(key)
         ordered = sorted(candidates, key=lambda d: newest_first(d.record), reverse=True)
+        if holder and key in known.empty_pairs and ordered[0].record.last_message_at is not None:
+            # A channel with history is never the duplicate of an empty one: it takes the pair over.
+            ordered[0].displaces, holder = holder, None
         winner = holder or ordered[0].record.channel_id
         for decision in ordered:
             if decision.record.channel_id == winner:

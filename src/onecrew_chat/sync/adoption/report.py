@@ -44,6 +44,7 @@ class AdoptionReport:
                     "conversation_type": decision.conversation_type,
                     "members": [i.stream_id for i in decision.identities],
                     "last_message_at": record.last_message_at.isoformat() if record.last_message_at else None,
+                    "replaces": decision.displaces,  # the empty channel whose conversation gave up the pair
                 }
             )
             self.duplicates.setdefault(decision.pair_key or "", {"adopted": record.channel_id, "others": []})
@@ -94,6 +95,11 @@ class AdoptionReport:
                 "pairs",
                 [
                     f"  pair  {p['channel_id']}  {p['conversation_type']}  {' + '.join(p['members'])}"
+                    + (
+                        f"\n        took the pair over from {p['replaces']}, which has no message"
+                        if p.get("replaces")
+                        else ""
+                    )
                     for p in self.pairs
                 ],
             ),
