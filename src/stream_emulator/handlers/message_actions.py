@@ -160,17 +160,7 @@ def send_reaction(call: Call) -> dict:
         "updated_at": now,
     }
     message.reactions = [*kept, reaction]
-    rendered = call.dialect.reaction(message, reaction, call.state.users)
-    if events.wanted(call, channel):
-        events.channel_event(
-            call,
-            "reaction.new" if old is None else "reaction.updated",
-            channel,
-            user_id=user_id,
-            message=call.emulator.v1.message(channel, message, call.state.users),
-            reaction=call.emulator.v1.reaction(message, reaction, call.state.users),
-        )
-    return {"message": _render(call, channel, message), "reaction": rendered}
+    return _reacted(call, "reaction.new" if old is None else "reaction.updated", channel, message, reaction, user_id)
 
 
 def delete_reaction(call: Call) -> dict:
@@ -185,11 +175,16 @@ def delete_reaction(call: Call) -> dict:
     if reaction is None:
         raise not_found(f"reaction {kind} of user {user_id} on message {message.id} does not exist")
     message.reactions.remove(reaction)
+    return _reacted(call, "reaction.deleted", channel, message, reaction, user_id)
+
+
+def _reacted(call: Call, event_type: str, channel: Channel, message: Message, reaction: dict, user_id: str) -> dict:
+    """A reaction changed: the event to the watchers, and the response."""
     rendered = call.dialect.reaction(message, reaction, call.state.users)
     if events.wanted(call, channel):
         events.channel_event(
             call,
-            "reaction.deleted",
+            event_type,
             channel,
             user_id=user_id,
             message=call.emulator.v1.message(channel, message, call.state.users),
