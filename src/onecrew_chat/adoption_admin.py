@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import (
@@ -78,7 +79,15 @@ def _log_page(console: Console) -> Callable[[int, int], None]:
     return on_page
 
 
-def print_report(report: AdoptionReport, *, as_json: bool) -> None:
+class Report(Protocol):
+    """A run's report as the `import channels` and `cutover catch-up` commands print it."""
+
+    def as_json(self) -> dict[str, Any]: ...
+
+    def lines(self) -> list[str]: ...
+
+
+def print_report(report: Report, *, as_json: bool) -> None:
     """The report as text or JSON on stdout."""
     if as_json:
         print(json.dumps(report.as_json(), indent=2, sort_keys=True))

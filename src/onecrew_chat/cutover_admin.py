@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from rich.console import Console
 
+from onecrew_chat.adoption_admin import print_report as print_report  # the same report printer
 from onecrew_chat.config import Settings
 from onecrew_chat.db import make_engine, make_sessionmaker
 from onecrew_chat.runtime import build_runtime
@@ -50,13 +49,3 @@ async def run_catch_up(settings: Settings, *, dry_run: bool, retry_skipped: bool
         return await catch_up(runtime, dry_run=dry_run, retry_skipped=retry_skipped, on_page=on_page)
     finally:
         await runtime.close()
-
-
-def print_report(report: CatchUpReport, *, as_json: bool) -> None:
-    """The report as text or JSON on stdout."""
-    if as_json:
-        print(json.dumps(report.as_json(), indent=2, sort_keys=True))
-        return
-    out = Console(width=200, soft_wrap=True)
-    for line in report.lines():
-        out.print(line, markup=False, highlight=False)

@@ -158,6 +158,22 @@ def check_user_id(user_id: Any, field: str = "id") -> str:
     return user_id
 
 
+def check_object(body: dict, name: str) -> dict:
+    """body[name] as an object, or code 4: "{name} is a required field"."""
+    value = body.get(name)
+    if not isinstance(value, dict):
+        raise input_error(f"{name} is a required field", **{name: "required"})
+    return value
+
+
+def check_type(raw: dict, name: str) -> str:
+    """The object's non-empty "type", or code 4: "{name}.type is a required field"."""
+    kind = raw.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise input_error(f"{name}.type is a required field", type="required")
+    return kind
+
+
 def check_count(name: str, value: Any, default: int, maximum: int) -> int:
     """A whole number 0..maximum (`default` when absent), or code 4 naming the field."""
     if value is None:

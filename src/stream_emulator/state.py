@@ -225,6 +225,7 @@ class Message:
         "pinned_by",
         "pin_expires",
     )
+    _CONSTRUCTED = ("id", "text", "type", "user_id", "custom", "created_at")  # from_json passes these to __init__
 
     def __init__(
         self,
@@ -267,20 +268,8 @@ class Message:
     def from_json(cls, raw: dict) -> Message:
         """The inverse of to_json."""
         message = cls(raw["id"], raw["text"], raw["user_id"], raw["created_at"], raw["custom"], raw["type"])
-        for key in (
-            "updated_at",
-            "parent_id",
-            "show_in_channel",
-            "reply_count",
-            "restricted_visibility",
-            "attachments",
-            "reactions",
-            "deleted_at",
-            "pinned_at",
-            "pinned_by",
-            "pin_expires",
-        ):
-            if key in raw:
+        for key in cls.__slots__:
+            if key in raw and key not in cls._CONSTRUCTED:
                 setattr(message, key, raw[key])
         return message
 

@@ -54,8 +54,8 @@ class Receiver:
         self.server.script.extend(statuses)  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def _served() -> Iterator[Receiver]:
+    """A receiver on its own thread, until the test ends."""
     made = Receiver()
     thread = threading.Thread(target=made.server.serve_forever, daemon=True)
     thread.start()
@@ -63,6 +63,11 @@ def receiver() -> Iterator[Receiver]:
     made.server.release.set()  # type: ignore[attr-defined]
     made.server.shutdown()
     made.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    yield from _served()
 
 
 @pytest.fixture
@@ -189,13 +194,7 @@ def test_reset_restores_the_policy_and_forgets_the_tries(sc, fast, receiver):
 
 @pytest.fixture
 def second_receiver() -> Iterator[Receiver]:
-    made = Receiver()
-    thread = threading.Thread(target=made.server.serve_forever, daemon=True)
-    thread.start()
-    yield made
-    made.server.release.set()  # type: ignore[attr-defined]
-    made.server.shutdown()
-    made.server.server_close()
+    yield from _served()
 
 
 def test_event_hooks_each_get_their_own_event_types_signed_and_retried_on_their_own(

@@ -49,11 +49,17 @@ async def unread_in_our_records(runtime, stream_id: str) -> int:
         return count
 
 
-async def test_catch_up_brings_what_happened_since_the_import(runtime, emulator, old):
+async def imported_world(runtime, emulator) -> World:
+    """The old backend's world, its channels imported (`import channels` before the cut-over)."""
     async with runtime.sessionmaker() as session:
-        w: World = await build_world(session, emulator)
-    amr, mona, nour = (w.stream("user", u) for u in (w.amr, w.mona, w.nour))
+        w = await build_world(session, emulator)
     await import_channels(runtime)
+    return w
+
+
+async def test_catch_up_brings_what_happened_since_the_import(runtime, emulator, old):
+    w = await imported_world(runtime, emulator)
+    amr, mona, nour = (w.stream("user", u) for u in (w.amr, w.mona, w.nour))
 
     # After the import: a message, a read, a pair the old backend starts.
     await old.post(w.era1, mona, "are you there?")
@@ -83,10 +89,8 @@ async def test_catch_up_brings_what_happened_since_the_import(runtime, emulator,
 
 async def test_a_channel_with_history_takes_the_pair_over_from_an_empty_one(app, client, emulator, old):
     runtime = app.state.runtime
-    async with runtime.sessionmaker() as session:
-        w: World = await build_world(session, emulator)
+    w = await imported_world(runtime, emulator)
     mona, nour = w.stream("user", w.mona), w.stream("user", w.nour)
-    await import_channels(runtime)
     old_channel = await old.start_pair(old_pair_id("user_user", nour, mona), nour, mona)
     await old.post(old_channel, nour, "hey Mona")
 
@@ -114,10 +118,8 @@ async def test_a_channel_with_history_takes_the_pair_over_from_an_empty_one(app,
 
 async def test_a_pair_with_history_keeps_its_conversation(runtime, emulator, old):
     """The winner rule only takes a pair over from an empty conversation: one with messages keeps the pair."""
-    async with runtime.sessionmaker() as session:
-        w: World = await build_world(session, emulator)
+    w = await imported_world(runtime, emulator)
     amr, mona = w.stream("user", w.amr), w.stream("user", w.mona)
-    await import_channels(runtime)
     newer = await old.start_pair(old_pair_id("user_user", mona, amr), mona, amr)
     await old.post(newer, mona, "a newer thread")
     report = await import_channels(runtime)
@@ -129,10 +131,8 @@ async def test_a_pair_with_history_keeps_its_conversation(runtime, emulator, old
 
 async def test_during_a_cutover_a_create_adopts_the_pairs_old_channel(app, client, emulator, old):
     runtime = app.state.runtime
-    async with runtime.sessionmaker() as session:
-        w: World = await build_world(session, emulator)
+    w = await imported_world(runtime, emulator)
     amr, lolo = w.stream("user", w.amr), w.stream("company", w.lolo)
-    await import_channels(runtime)
     assert not (await read_switch(runtime.sessionmaker)).in_progress
     _, changed = await set_switch(runtime.sessionmaker, on=True)
     assert changed and (await set_switch(runtime.sessionmaker, on=True))[1] is False

@@ -70,6 +70,23 @@ def _outbox(pending: float, processed_per_s: float | None, *, processed_since: f
     return series
 
 
+def _rate_limit(*, remaining: float, limit: float) -> list[Series]:
+    labels = {"operation": "QueryChannels", **API}
+    return [
+        gauge("onecrew_stream_rate_limit_remaining", remaining, **labels),
+        gauge("onecrew_stream_rate_limit_limit", limit, **labels),
+    ]
+
+
+def _one_in_twenty_answers(status: str) -> list[Series]:
+    """POST /x at 20 requests a second: 19 answer 200, one answers `status`."""
+    labels = {"method": "POST", "route": "/x", **API}
+    return [
+        counter("onecrew_http_request_seconds_count", 19.0, status="200", **labels),
+        counter("onecrew_http_request_seconds_count", 1.0, status=status, **labels),
+    ]
+
+
 CASES = [
     Case(
         "OnecrewOutboxBacklogOld",
@@ -176,19 +193,13 @@ CASES = [
     Case(
         "OnecrewHttp5xxRate",
         "5% of requests answer 503",
-        lambda: [
-            counter("onecrew_http_request_seconds_count", 19.0, method="POST", route="/x", status="200", **API),
-            counter("onecrew_http_request_seconds_count", 1.0, method="POST", route="/x", status="503", **API),
-        ],
+        lambda: _one_in_twenty_answers("503"),
         True,
     ),
     Case(
         "OnecrewHttp5xxRate",
         "4xx only",
-        lambda: [
-            counter("onecrew_http_request_seconds_count", 19.0, method="POST", route="/x", status="200", **API),
-            counter("onecrew_http_request_seconds_count", 1.0, method="POST", route="/x", status="404", **API),
-        ],
+        lambda: _one_in_twenty_answers("404"),
         False,
     ),
     Case(
@@ -210,19 +221,13 @@ CASES = [
     Case(
         "OnecrewStreamRateLimitLow",
         "5% left",
-        lambda: [
-            gauge("onecrew_stream_rate_limit_remaining", 50, operation="QueryChannels", **API),
-            gauge("onecrew_stream_rate_limit_limit", 1000, operation="QueryChannels", **API),
-        ],
+        lambda: _rate_limit(remaining=50, limit=1000),
         True,
     ),
     Case(
         "OnecrewStreamRateLimitLow",
         "half left",
-        lambda: [
-            gauge("onecrew_stream_rate_limit_remaining", 500, operation="QueryChannels", **API),
-            gauge("onecrew_stream_rate_limit_limit", 1000, operation="QueryChannels", **API),
-        ],
+        lambda: _rate_limit(remaining=500, limit=1000),
         False,
     ),
     Case(

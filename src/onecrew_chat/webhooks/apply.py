@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, or_, select, update
+from sqlalchemy import CursorResult, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +21,8 @@ from onecrew_chat.db import UTCDateTime, utcnow
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import DRIFT_DETECTED
-from onecrew_chat.models import ChannelDrift, Conversation, ConversationParticipant, WebhookEvent
+from onecrew_chat.models import ChannelDrift, WebhookEvent
+from onecrew_chat.sync.markers import CONVERSATION, PARTICIPANT, move_activity, move_read_marker
 from onecrew_chat.webhooks.events import StreamEvent
 from onecrew_chat.webhooks.text import cut_preview
 
@@ -36,49 +37,22 @@ MAX_FUTURE_SKEW = timedelta(minutes=5)
 
 # The statements of the hot path, built once on the tables (Core): a webhook only binds its values (bind names
 # differ from column names, which an UPDATE keeps for its SET clause).
-_CONVERSATION = cast(Table, Conversation.__table__)
-_PARTICIPANT = cast(Table, ConversationParticipant.__table__)
 _WEBHOOK_EVENT = cast(Table, WebhookEvent.__table__)
-_AT = bindparam("at", type_=UTCDateTime())
 _CEILING = bindparam("ceiling", type_=UTCDateTime())  # now + MAX_FUTURE_SKEW: a stored time past it is not sane
 _OF_CHANNEL = (
-    _CONVERSATION.c.channel_id == bindparam("channel_id"),
-    _CONVERSATION.c.channel_type == bindparam("channel_type"),
+    CONVERSATION.c.channel_id == bindparam("channel_id"),
+    CONVERSATION.c.channel_type == bindparam("channel_type"),
 )
-FIND_CONVERSATION = select(_CONVERSATION.c.id).where(*_OF_CHANNEL)
+FIND_CONVERSATION = select(CONVERSATION.c.id).where(*_OF_CHANNEL)
 FIND_CONVERSATION_AND_MEMBERS = (
-    select(_CONVERSATION.c.id, _PARTICIPANT.c.participant_type, _PARTICIPANT.c.participant_id)
-    .select_from(_CONVERSATION.outerjoin(_PARTICIPANT, _PARTICIPANT.c.conversation_id == _CONVERSATION.c.id))
+    select(CONVERSATION.c.id, PARTICIPANT.c.participant_type, PARTICIPANT.c.participant_id)
+    .select_from(CONVERSATION.outerjoin(PARTICIPANT, PARTICIPANT.c.conversation_id == CONVERSATION.c.id))
     .where(*_OF_CHANNEL)
 )
 # Activity and read markers never move backwards: the row changes only when `at` is later than what it holds
 # (or what it holds lies further ahead of our clock than any event may: stored before times were bounded).
-MOVE_ACTIVITY = (
-    update(_CONVERSATION)
-    .where(
-        _CONVERSATION.c.id == bindparam("conversation"),
-        or_(
-            _CONVERSATION.c.last_message_at.is_(None),
-            _CONVERSATION.c.last_message_at < _AT,
-            _CONVERSATION.c.last_message_at > _CEILING,
-        ),
-    )
-    .values(last_message_at=_AT, last_message_preview=bindparam("preview"))
-)
-MOVE_READ_MARKER = (
-    update(_PARTICIPANT)
-    .where(
-        _PARTICIPANT.c.conversation_id == bindparam("conversation"),
-        _PARTICIPANT.c.participant_type == bindparam("kind"),
-        _PARTICIPANT.c.participant_id == bindparam("entity_id"),
-        or_(
-            _PARTICIPANT.c.last_read_at.is_(None),
-            _PARTICIPANT.c.last_read_at < _AT,
-            _PARTICIPANT.c.last_read_at > _CEILING,
-        ),
-    )
-    .values(last_read_at=_AT)
-)
+MOVE_ACTIVITY = move_activity(CONVERSATION.c.last_message_at > _CEILING)
+MOVE_READ_MARKER = move_read_marker(PARTICIPANT.c.last_read_at > _CEILING)
 RECORD_ONCE = {
     "postgresql": postgresql.insert(_WEBHOOK_EVENT).on_conflict_do_nothing(index_elements=["id"]),
     "sqlite": sqlite.insert(_WEBHOOK_EVENT).on_conflict_do_nothing(index_elements=["id"]),

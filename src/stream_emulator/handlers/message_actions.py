@@ -4,7 +4,7 @@ partial), delete, react and unreact, and the typing/custom events of `/channels/
 from __future__ import annotations
 
 from .. import events, permissions
-from ..call import Call, drop_nulls
+from ..call import Call, check_object, check_type, drop_nulls
 from ..clock import now_ns, parse_time
 from ..errors import input_error, not_found
 from ..state import Channel, Message
@@ -67,20 +67,26 @@ def update_message(call: Call) -> dict:
     """POST /messages/{id} {message}: replace the message's text, attachments and custom data."""
     channel, message = call.message(call.params[0])
     permissions.check_own(call, channel, message, permissions.UPDATE_MESSAGE)
-    raw = call.body.get("message")
-    if not isinstance(raw, dict):
-        raise input_error("message is a required field", message="required")
-    raw = drop_nulls(raw)
+    raw = drop_nulls(check_object(call.body, "message"))
     if raw.get("id") not in (None, message.id):
         raise input_error(f"message.id {raw.get('id')} does not match the message {message.id} of the path")
-    if message.deleted_at is not None:
-        raise input_error(f"message {message.id} is deleted and cannot be updated")
+    _check_not_deleted(message)
     message.text = str(raw.get("text") or "")
     message.attachments = _attachments(raw.get("attachments"))
     _pin(call, message, raw, raw)
     custom = dict(raw.get("custom") or {})
     custom.update((k, v) for k, v in raw.items() if k not in MESSAGE_BUILTINS)
     message.custom = custom
+    return _updated(call, channel, message)
+
+
+def _check_not_deleted(message: Message) -> None:
+    if message.deleted_at is not None:
+        raise input_error(f"message {message.id} is deleted and cannot be updated")
+
+
+def _updated(call: Call, channel: Channel, message: Message) -> dict:
+    """The message changed: stamped, message.updated to the watchers, and the response."""
     message.updated_at = now_ns()
     _message_event(call, "message.updated", channel, message)
     return {"message": _render(call, channel, message)}
@@ -92,8 +98,7 @@ def update_message_partial(call: Call) -> dict:
     permissions.check_own(call, channel, message, permissions.UPDATE_MESSAGE)
     to_set = drop_nulls(call.body.get("set"))
     to_unset = call.body.get("unset") or []
-    if message.deleted_at is not None:
-        raise input_error(f"message {message.id} is deleted and cannot be updated")
+    _check_not_deleted(message)
     _pin(call, message, to_set, call.body)
     for key, value in to_set.items():
         if key in ("pinned", "pin_expires"):
@@ -111,9 +116,7 @@ def update_message_partial(call: Call) -> dict:
             message.attachments = []
         else:
             message.custom.pop(key, None)
-    message.updated_at = now_ns()
-    _message_event(call, "message.updated", channel, message)
-    return {"message": _render(call, channel, message)}
+    return _updated(call, channel, message)
 
 
 def delete_message(call: Call) -> dict:
@@ -136,12 +139,8 @@ def send_reaction(call: Call) -> dict:
     """POST /messages/{id}/reaction {reaction: {type, score?}, enforce_unique?}."""
     channel, message = call.message(call.params[0])
     permissions.check(call, channel, permissions.CREATE_REACTION)
-    raw = call.body.get("reaction")
-    if not isinstance(raw, dict):
-        raise input_error("reaction is a required field", reaction="required")
-    kind = raw.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise input_error("reaction.type is a required field", type="required")
+    raw = check_object(call.body, "reaction")
+    kind = check_type(raw, "reaction")
     if len(kind) > MAX_REACTION_TYPE:
         raise input_error(f"reaction.type must be at most {MAX_REACTION_TYPE} characters", type="too long")
     user_id = call.require_user(call.acting_user_id(raw, "reaction.")).id
@@ -161,17 +160,7 @@ def send_reaction(call: Call) -> dict:
         "updated_at": now,
     }
     message.reactions = [*kept, reaction]
-    rendered = call.dialect.reaction(message, reaction, call.state.users)
-    if events.wanted(call, channel):
-        events.channel_event(
-            call,
-            "reaction.new" if old is None else "reaction.updated",
-            channel,
-            user_id=user_id,
-            message=call.emulator.v1.message(channel, message, call.state.users),
-            reaction=call.emulator.v1.reaction(message, reaction, call.state.users),
-        )
-    return {"message": _render(call, channel, message), "reaction": rendered}
+    return _reacted(call, "reaction.new" if old is None else "reaction.updated", channel, message, reaction, user_id)
 
 
 def delete_reaction(call: Call) -> dict:
@@ -186,11 +175,16 @@ def delete_reaction(call: Call) -> dict:
     if reaction is None:
         raise not_found(f"reaction {kind} of user {user_id} on message {message.id} does not exist")
     message.reactions.remove(reaction)
+    return _reacted(call, "reaction.deleted", channel, message, reaction, user_id)
+
+
+def _reacted(call: Call, event_type: str, channel: Channel, message: Message, reaction: dict, user_id: str) -> dict:
+    """A reaction changed: the event to the watchers, and the response."""
     rendered = call.dialect.reaction(message, reaction, call.state.users)
     if events.wanted(call, channel):
         events.channel_event(
             call,
-            "reaction.deleted",
+            event_type,
             channel,
             user_id=user_id,
             message=call.emulator.v1.message(channel, message, call.state.users),
@@ -203,12 +197,8 @@ def send_event(call: Call) -> dict:
     """POST /channels/{type}/{id}/event {event}: typing.start/stop and custom events to the watchers."""
     channel = call.channel()
     permissions.check(call, channel, permissions.SEND_CUSTOM_EVENT)
-    raw = call.body.get("event")
-    if not isinstance(raw, dict):
-        raise input_error("event is a required field", event="required")
-    kind = raw.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise input_error("event.type is a required field", type="required")
+    raw = check_object(call.body, "event")
+    kind = check_type(raw, "event")
     if not kind.startswith("typing.") and kind.startswith(_RESERVED_PREFIXES):
         raise input_error(f"event type {kind} is reserved for events Stream sends itself", type="reserved")
     user_id = call.require_user(call.acting_user_id(raw, "event.")).id

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 
 from .. import events, permissions
-from ..call import Call, check_batch, check_user_id, drop_nulls
+from ..call import Call, check_batch, check_object, check_user_id, drop_nulls
 from ..clock import now_ns, rfc3339
 from ..errors import input_error, not_found
-from ..state import Channel, Message, Read
+from ..state import Channel, Message, Read, User
 from . import threads
 
 MESSAGE_BUILTINS = frozenset(
@@ -98,9 +98,7 @@ def send(call: Call) -> dict:
     """POST /channels/{type}/{id}/message."""
     channel = call.channel()
     permissions.check(call, channel, permissions.CREATE_MESSAGE)
-    raw = call.body.get("message")
-    if not isinstance(raw, dict):
-        raise input_error("message is a required field", message="required")
+    raw = check_object(call.body, "message")
     message = create_message(call, channel, raw)
     events.message_new(call, channel, message)
     return {"message": call.dialect.message(channel, message, call.state.users)}
@@ -116,12 +114,17 @@ def _unread_totals(call: Call, user_id: str) -> tuple[int, int]:
     return total, channels
 
 
-def mark_read(call: Call) -> dict:
-    """POST /channels/{type}/{id}/read: the user has read everything (up to message_id)."""
+def _reading(call: Call) -> tuple[Channel, dict, User]:
+    """Mark read/unread: the channel (read permission checked), the body without nulls, and the user acting."""
     channel = call.channel()
     permissions.check(call, channel, permissions.READ_CHANNEL)
     body = drop_nulls(call.body)
-    user = call.require_user(call.acting_user_id(body))
+    return channel, body, call.require_user(call.acting_user_id(body))
+
+
+def mark_read(call: Call) -> dict:
+    """POST /channels/{type}/{id}/read: the user has read everything (up to message_id)."""
+    channel, body, user = _reading(call)
     message_id = body.get("message_id")
     now = now_ns()
     time = call.dialect.time
@@ -205,10 +208,7 @@ def mark_delivered(call: Call) -> dict:
 
 def mark_unread(call: Call) -> dict:
     """POST /channels/{type}/{id}/unread {message_id}: unread from that message on."""
-    channel = call.channel()
-    permissions.check(call, channel, permissions.READ_CHANNEL)
-    body = drop_nulls(call.body)
-    user = call.require_user(call.acting_user_id(body))
+    channel, body, user = _reading(call)
     message_id = body.get("message_id")
     if not message_id:
         raise input_error("message_id is a required field", message_id="required")

@@ -4,41 +4,7 @@
 //   send: sender and reader connect, the reader watches the conversation, the sender sends three messages,
 //         the reader receives them and pages back; an outsider and the reader on a channel missing them are refused.
 //   read: the reader connects again, watches and marks the conversation read.
-const { StreamChat } = require('stream-chat');
-
-const DEADLINE_MS = 15000;
-
-function client(baseURL, key) {
-  return new StreamChat(key, { baseURL, timeout: 10000, allowServerSideConnect: true });
-}
-
-function collect(chat, type, count, test) {
-  const seen = [];
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      sub.unsubscribe();
-      reject(new Error(`${chat.userID} got ${seen.length} of ${count} ${type} within ${DEADLINE_MS} ms`));
-    }, DEADLINE_MS);
-    const sub = chat.on(type, (event) => {
-      if (!test(event)) return;
-      seen.push(event);
-      if (seen.length === count) {
-        clearTimeout(timer);
-        sub.unsubscribe();
-        resolve(seen);
-      }
-    });
-  });
-}
-
-async function refused(promise) {
-  try {
-    await promise;
-    return null;
-  } catch (error) {
-    return { code: error.code, status: error.status, message: error.message };
-  }
-}
+const { client, collect, refused } = require('./app_sdk');
 
 async function send(baseURL, key, config, out) {
   const { tokens, users, channelId, brokenChannelId } = config;

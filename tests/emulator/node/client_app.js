@@ -3,39 +3,7 @@
 // sends, pages back, reads, reacts, types, edits and deletes, and sees the other user's events.
 // Prints what it saw as one JSON line. Every wait is on an event with a deadline, never a sleep.
 // Usage: node client_app.js BASE_URL API_KEY '{"tokens": {"user id": "token", ...}, "cid": "messaging:id"}'
-const { StreamChat } = require('stream-chat');
-
-const DEADLINE_MS = 15000;
-
-function client(baseURL, key) {
-  // allowServerSideConnect: this is Node, not a phone; the SDK warns about connectUser outside a browser otherwise.
-  return new StreamChat(key, { baseURL, timeout: 10000, allowServerSideConnect: true });
-}
-
-// Resolves with the first event of `type` that satisfies `test`, or rejects after the deadline.
-function next(chat, type, test = () => true) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      sub.unsubscribe();
-      reject(new Error(`${chat.userID} got no ${type} within ${DEADLINE_MS} ms`));
-    }, DEADLINE_MS);
-    const sub = chat.on(type, (event) => {
-      if (!test(event)) return;
-      clearTimeout(timer);
-      sub.unsubscribe();
-      resolve(event);
-    });
-  });
-}
-
-async function refused(promise) {
-  try {
-    await promise;
-    return null;
-  } catch (error) {
-    return { code: error.code, status: error.status, message: error.message };
-  }
-}
+const { client, next, refused } = require('./app_sdk');
 
 async function main() {
   const [baseURL, key, configJSON] = process.argv.slice(2);

@@ -22,11 +22,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, and_, bindparam, or_, select, update
+from sqlalchemy import CursorResult, and_, bindparam, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onecrew_chat.db import UTCDateTime, unit_of_work, utcnow
+from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.identity import Identity, Kind, cid
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, User, new_uuid
@@ -39,6 +39,7 @@ from onecrew_chat.sync.adoption.report import AdoptionReport
 from onecrew_chat.sync.adoption.run import import_channels
 from onecrew_chat.sync.adoption.scan import PAGE_DEADLINE_S, SORT
 from onecrew_chat.sync.deadline import Deadline
+from onecrew_chat.sync.markers import AT, CONVERSATION, PARTICIPANT, move_activity, move_read_marker
 from onecrew_chat.sync.queue import READY
 
 log = get_logger(__name__)
@@ -46,38 +47,17 @@ log = get_logger(__name__)
 GROUP = "group"
 SHOWN = 20  # changes listed by name in the text report
 
-_CONVERSATION = cast(Table, Conversation.__table__)
-_PARTICIPANT = cast(Table, ConversationParticipant.__table__)
-_AT = bindparam("at", type_=UTCDateTime())
 # Forward only, as webhooks move them: a later value than ours, or (activity) the same time with another preview.
-MOVE_ACTIVITY = (
-    update(_CONVERSATION)
-    .where(
-        _CONVERSATION.c.id == bindparam("conversation"),
+MOVE_ACTIVITY = move_activity(
+    and_(
+        CONVERSATION.c.last_message_at == AT,
         or_(
-            _CONVERSATION.c.last_message_at.is_(None),
-            _CONVERSATION.c.last_message_at < _AT,
-            and_(
-                _CONVERSATION.c.last_message_at == _AT,
-                or_(
-                    _CONVERSATION.c.last_message_preview.is_(None),
-                    _CONVERSATION.c.last_message_preview != bindparam("preview"),
-                ),
-            ),
+            CONVERSATION.c.last_message_preview.is_(None),
+            CONVERSATION.c.last_message_preview != bindparam("preview"),
         ),
     )
-    .values(last_message_at=_AT, last_message_preview=bindparam("preview"))
 )
-MOVE_READ = (
-    update(_PARTICIPANT)
-    .where(
-        _PARTICIPANT.c.conversation_id == bindparam("conversation"),
-        _PARTICIPANT.c.participant_type == bindparam("kind"),
-        _PARTICIPANT.c.participant_id == bindparam("entity_id"),
-        or_(_PARTICIPANT.c.last_read_at.is_(None), _PARTICIPANT.c.last_read_at < _AT),
-    )
-    .values(last_read_at=_AT)
-)
+MOVE_READ = move_read_marker()
 
 
 @dataclass
@@ -346,7 +326,7 @@ class CatchUp:
                 }
                 # Another run may have added the member meanwhile: then it is there already.
                 added = await session.execute(
-                    insert(_PARTICIPANT)
+                    insert(PARTICIPANT)
                     .values(row)
                     .on_conflict_do_nothing(index_elements=["conversation_id", "participant_type", "participant_id"])
                 )
