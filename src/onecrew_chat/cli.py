@@ -63,6 +63,14 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+# Options several commands share, written once.
+JsonReport = Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")]
+RetrySkipped = Annotated[
+    bool,
+    typer.Option("--retry-skipped", help="Decide again the channels earlier runs skipped (e.g. unknown members)."),
+]
+
+
 @app.callback()
 def _options(
     _version: Annotated[
@@ -504,11 +512,8 @@ def import_channels(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Read Stream and report; write nothing, send nothing.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = False,
-    retry_skipped: Annotated[
-        bool,
-        typer.Option("--retry-skipped", help="Decide again the channels earlier runs skipped (e.g. unknown members)."),
-    ] = False,
+    as_json: JsonReport = False,
+    retry_skipped: RetrySkipped = False,
 ) -> None:
     """Adopt every messaging channel in Stream: pairs keep their channel id, groups their name; resumable."""
     from onecrew_chat import adoption_admin
@@ -558,11 +563,8 @@ def cutover_catch_up(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Compare with Stream and report; write nothing, send nothing.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = False,
-    retry_skipped: Annotated[
-        bool,
-        typer.Option("--retry-skipped", help="Decide again the channels earlier runs skipped (e.g. unknown members)."),
-    ] = False,
+    as_json: JsonReport = False,
+    retry_skipped: RetrySkipped = False,
 ) -> None:
     """Adopt channels that appeared since, and bring every conversation's last message, preview and read state up
     to Stream's; repeatable, safe before and after the switch."""
@@ -633,7 +635,7 @@ def stream_configure(
 @stream_app.command("demote-admins")
 def stream_demote_admins(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would change; send nothing.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = False,
+    as_json: JsonReport = False,
 ) -> None:
     """Give role user to every Stream admin in OneCrew's id space (onecrew_user_*, onecrew_company_*), known or not."""
     from onecrew_chat.stream.client import StreamGateway
