@@ -163,6 +163,17 @@ def emulator(emulator_server):
     emu.faults.reset()
 
 
+@pytest.fixture
+def limited(emulator):
+    """The emulator with Stream's per-minute and per-second limits enforced (10 UpdateUsers a second), from a fresh
+    window."""
+    emulator.rate_limiter.reset()
+    emulator.rate_limiter.enabled = True
+    yield emulator
+    emulator.rate_limiter.enabled = False
+    emulator.rate_limiter.reset()
+
+
 # /readyz gives the database and Stream's ping 1 s each (routes/health.py, stream_health.py): a loaded test
 # machine can take longer for a healthy answer. Tests get 30 s, except those marked real_probe_budgets.
 TEST_PROBE_BUDGET_S = 30.0

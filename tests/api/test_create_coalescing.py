@@ -15,16 +15,6 @@ URL = "/api/chat/conversations"
 PAIRS = 50
 
 
-@pytest.fixture
-def limited(emulator):
-    """Stream's per-minute and per-second limits enforced (10 UpdateUsers a second), from a fresh window."""
-    emulator.rate_limiter.reset()
-    emulator.rate_limiter.enabled = True
-    yield emulator
-    emulator.rate_limiter.enabled = False
-    emulator.rate_limiter.reset()
-
-
 def upserts(emulator) -> tuple[int, int]:
     """(accepted, refused) UpdateUsers calls."""
     calls = [r for r in emulator.requests if r.operation == "UpdateUsers"]

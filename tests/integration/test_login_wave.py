@@ -18,7 +18,6 @@ import time
 
 import httpx
 import jwt
-import pytest
 from sqlalchemy import func, select
 
 from onecrew_chat.identity import Identity
@@ -33,16 +32,6 @@ WAVE = int(os.environ.get("ONECREW_TEST_LOGIN_WAVE", "1000"))
 CONCURRENCY = 200  # requests in flight at once (the client's connection pool)
 REFUSED_FIRST = 3  # UpdateUsers calls Stream refuses when the wave starts
 BATCH = 100
-
-
-@pytest.fixture
-def limited(emulator):
-    """Stream's per-minute and per-second limits enforced, from a fresh window."""
-    emulator.rate_limiter.reset()
-    emulator.rate_limiter.enabled = True
-    yield emulator
-    emulator.rate_limiter.enabled = False
-    emulator.rate_limiter.reset()
 
 
 async def test_a_login_wave_of_new_users_all_get_tokens_and_reach_stream_in_batches(
