@@ -26,6 +26,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
+        # Listening from here: the address printed next is connectable at once (connections wait in the backlog
+        # until the server accepts them), instead of refused until uvicorn starts serving.
+        sock.listen(2048)
     except BaseException:
         sock.close()
         raise
