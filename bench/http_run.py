@@ -88,6 +88,7 @@ async def _all_scenarios(
     await measure("token: identity fresh in mirror", lambda c: s.token(pairs[c]))
     await measure("create: new pair (identities mirrored)", lambda c: s.create_pair(data, pairs[c]))
     await measure("create: existing pair (other direction)", lambda c: s.existing_pair(data, pairs[c]))
+    rows += await _distant_creates(target, kind, data, base, say, database_url, only)
     name = f"create: {s.NEW_PEOPLE_PAIRS} pairs of new people (Stream's limits enforced)"
     if chosen(name, only):
         run = await target.run(name, kind, s.NEW_PEOPLE_CONCURRENCY, s.new_people_pairs(data))
@@ -109,6 +110,29 @@ async def _all_scenarios(
     await measure("webhook: message.new", lambda c: s.webhooks(data, senders[c]))
     if data.wave_users and chosen("token: login wave", only):
         rows.append(await _login_wave(target, kind, data, database_url, say))
+    return rows
+
+
+async def _distant_creates(
+    target: Target, kind: str, data: s.Data, base: int, say, database_url: str, only: list[str]
+) -> list[dict]:
+    """New pairs (identities mirrored by a warm-up) with every Stream call held 80 ms, at concurrency 16, 64 and
+    256: the API's CPU per create while many Stream calls are in flight (its connection pool to Stream)."""
+    name = f"create: new pair, Stream {s.DISTANT_LATENCY_MS:g} ms away"
+    if not chosen(name, only):
+        return []
+    await target.run("warm-up", kind, 64, s.token(data.distant))
+    await _outbox_drained(database_url)
+    users = s.slices(data.distant, base, s.DISTANT_CONCURRENCY)
+    faults = f"{target.emulator_url}/_emulator/faults"
+    target.admin.post(faults, json={"latency_ms": s.DISTANT_LATENCY_MS}).raise_for_status()
+    rows = []
+    try:
+        for concurrency in s.DISTANT_CONCURRENCY:
+            rows.append((await target.run(name, kind, concurrency, s.create_pair(data, users[concurrency]))).summary())
+            say(rows[-1])
+    finally:
+        target.admin.post(faults, json={"latency_ms": 0}).raise_for_status()
     return rows
 
 

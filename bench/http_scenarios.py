@@ -21,6 +21,9 @@ LIST_SMALL, LIST_LARGE, UNREAD_SIZE = 500, 50_000, 10_000
 LOGIN_WAVE, LOGIN_WAVE_CONCURRENCY = 10_000, 64  # new users asking for their first token (PostgreSQL only)
 # Creates of pairs of people Stream has never seen (both identities need an upsert), Stream's limits enforced.
 NEW_PEOPLE_PAIRS, NEW_PEOPLE_CONCURRENCY = 160, 16
+# Creates with Stream a realistic distance away (each call held 80 ms by the emulator), so that many Stream calls
+# are in flight at once: what the API's connection pool to Stream costs as concurrency grows.
+DISTANT_LATENCY_MS, DISTANT_CONCURRENCY = 80.0, (16, 64, 256)
 
 
 def requests_for(concurrency: int, base: int) -> int:
@@ -54,6 +57,7 @@ class Data:
     reader_peers: list[str] = field(default_factory=list)
     wave_users: list[str] = field(default_factory=list)
     new_people: list[str] = field(default_factory=list)
+    distant: list[str] = field(default_factory=list)
 
 
 async def seed(database_url: str, base: int) -> Data:
@@ -68,6 +72,8 @@ async def seed(database_url: str, base: int) -> Data:
             data.pair_users = await add_users(session, pairs_needed, "Pair")
             data.group_users = await add_users(session, 999, "Member")
             data.new_people = await add_users(session, 2 * NEW_PEOPLE_PAIRS, "Newcomer")
+            distant = sum(requests_for(c, base) for c in DISTANT_CONCURRENCY)
+            data.distant = await add_users(session, distant, "Distant")
             for size in (LIST_SMALL, LIST_LARGE):
                 data.listers[size] = (await add_users(session, 1, "Lister"))[0]
                 await add_conversations(session, data.listers[size], await add_users(session, size, "Peer"))
@@ -90,10 +96,10 @@ async def seed(database_url: str, base: int) -> Data:
     return data
 
 
-def slices(items: list[str], base: int) -> dict[int, list[str]]:
+def slices(items: list[str], base: int, concurrencies: tuple[int, ...] = CONCURRENCY) -> dict[int, list[str]]:
     """Disjoint slices of `items` for each concurrency (a "new" request uses each item once)."""
     out, start = {}, 0
-    for concurrency in CONCURRENCY:
+    for concurrency in concurrencies:
         n = requests_for(concurrency, base)
         out[concurrency] = items[start : start + n]
         start += n
