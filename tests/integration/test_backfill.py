@@ -70,25 +70,81 @@ async def test_a_dry_run_only_counts(sqlite_runtime, emulator):
         assert list(await session.scalars(select(StreamIdentity))) == []
 
 
+class FailingGateway(StreamGateway):
+    """The real gateway, except that Stream refuses any batch holding `failing`, without naming it."""
+
+    failing = ""
+
+    async def upsert_users(self, users):
+        if any(user.id == self.failing for user in users):
+            raise StreamRequestError("Stream is refusing upserts", operation="UpdateUsers", status=400)
+        await super().upsert_users(users)
+
+
+async def test_a_stopped_run_is_finished_by_the_next_and_a_429_is_waited_out(
+    sqlite_only_url, emulator, emulator_server
+):
+    settings = make_settings(sqlite_only_url, emulator_server.base_url, stream_timeout_s=10.0)
+    runtime = build_runtime(settings, stream=FailingGateway.from_settings(settings))
+    try:
+        everyone = await directory(runtime, 120, 0)
+        runtime.stream.failing = everyone[0].stream_id
+        with pytest.raises(StreamRequestError):
+            await backfill_identities(runtime, batch=50)
+        # The batches other than the refused one were accepted and mirrored (50 or 20 ids refused).
+        first = len(emulator.user_ids())
+        assert first in (70, 100)
+
+        runtime.stream.failing = ""
+        emulator.faults.rate_limit_burst("UpdateUsers", count=1, reset_in_s=0.2)
+        emulator.clear_requests()
+        report = await backfill_identities(runtime, batch=50)
+        assert (report.fresh, report.upserted) == (first, 120 - first)
+        # One batch, sent again after the 429's reset (and a budget of one retry for a slow machine).
+        assert emulator.count("UpdateUsers") <= 3, emulator.count("UpdateUsers")
+        assert emulator.user_ids() == {i.stream_id for i in everyone}
+    finally:
+        await runtime.close()
+
+
+class CountingGateway(StreamGateway):
+    """The real gateway, noting the most upserts it had in flight at once."""
+
+    in_flight = 0
+    most_in_flight = 0
+
+    async def upsert_users(self, users):
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await super().upsert_users(users)
+        finally:
+            self.in_flight -= 1
+
+
 @pytest.mark.app_settings(stream_timeout_s=10.0)
-async def test_a_stopped_run_is_finished_by_the_next_and_a_429_is_waited_out(sqlite_runtime, emulator):
-    everyone = await directory(sqlite_runtime, 120, 0)
-
-    def stream_refuses_after_the_first_batch(report) -> None:
-        emulator.faults.set_error_rate("UpdateUsers", 1.0, status=400)
-
-    with pytest.raises(StreamRequestError):
-        await backfill_identities(sqlite_runtime, batch=50, progress=stream_refuses_after_the_first_batch)
-    assert len(emulator.user_ids()) == 50
-
-    emulator.faults.reset()
-    emulator.faults.rate_limit_burst("UpdateUsers", count=1, reset_in_s=0.2)
-    emulator.clear_requests()
-    report = await backfill_identities(sqlite_runtime, batch=50)
-    assert (report.fresh, report.upserted) == (50, 70)
-    # Two batches, one of them sent again after the 429's reset (and a budget of one retry for a slow machine).
-    assert 3 <= emulator.count("UpdateUsers") <= 4, emulator.count("UpdateUsers")
-    assert emulator.user_ids() == {i.stream_id for i in everyone}
+async def test_with_streams_limits_enforced_calls_overlap_and_every_identity_is_sent_once(
+    sqlite_only_url, limited, emulator_server
+):
+    limited.faults.set_latency(100)  # a round trip long enough that one call at a time would waste Stream's limit
+    settings = make_settings(sqlite_only_url, emulator_server.base_url, stream_timeout_s=10.0)
+    runtime = build_runtime(settings, stream=CountingGateway.from_settings(settings))
+    try:
+        everyone = await directory(runtime, 2_400, 0)
+        report = await backfill_identities(runtime)
+        assert (report.upserted, report.refused) == (2_400, [])
+        # 24 calls of 100 against Stream's 10 a second: paced by its headers, so no 429 nor a call sent twice
+        # (a budget of one retry for a loaded machine).
+        assert limited.count("UpdateUsers") <= 25, limited.count("UpdateUsers")
+        assert runtime.stream.most_in_flight > 1
+        assert limited.user_ids() == {i.stream_id for i in everyone}
+        async with runtime.sessionmaker() as session:
+            mirrored = set(await session.scalars(select(StreamIdentity.stream_id)))
+        assert mirrored == {i.stream_id for i in everyone}
+        again = await backfill_identities(runtime)
+        assert (again.fresh, again.sent) == (2_400, 0)
+    finally:
+        await runtime.close()
 
 
 class RefusingGateway(StreamGateway):

@@ -4,10 +4,15 @@ Resumable by construction: each accepted batch writes its mirror rows at once, a
 mirror does not already show as fresh, so a run that stops (Ctrl-C, Stream down) is finished by running it
 again. Missing identities are upserted and stale ones partially updated, at most 100 per call; a 429 waits for
 Stream's reset and 5xx back off, within a deadline per batch (the RetryPolicy).
+
+Stream's limit, not one call's round trip, sets the pace: up to IN_FLIGHT calls are in flight while the directory
+is read, each started when the operation's Pacer (the rate-limit headers of Stream's answers) allows, so a slow
+round trip (a loaded machine, a distant Stream) no longer leaves Stream's allowance unused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,15 +24,19 @@ from onecrew_chat.identity import Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Company, StreamIdentity, User
 from onecrew_chat.runtime import Runtime
+from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.stream.errors import StreamBatchError
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import BATCH, IdentityBatch, is_fresh, save
+from onecrew_chat.sync.pacing import Pacer
 from onecrew_chat.sync.participants import Profile, company_profile, stream_id_prefix, user_profile
 
 log = get_logger(__name__)
 
 PAGE = 500  # directory rows read per query
 BATCH_DEADLINE_S = 90.0  # one batch may wait out a whole rate-limit window (Stream's are per minute)
+# Calls in flight at once: enough to keep Stream's 10 a second going with round trips of most of a second.
+IN_FLIGHT = 8
 # The table, its kind and its profile builder (which takes that table's row).
 PARTIES: tuple[tuple[type[User] | type[Company], Kind, Callable[[Any], Profile]], ...] = (
     (User, Kind.USER, user_profile),
@@ -57,10 +66,15 @@ class BackfillReport:
 
 
 class Backfill:
-    """One run: reads the directory page by page and sends full batches as they fill up."""
+    """One run: reads the directory page by page and sends full batches as they fill up, several in flight."""
 
     def __init__(
-        self, runtime: Runtime, report: BackfillReport, batch: int, progress: Callable[[BackfillReport], None] | None
+        self,
+        runtime: Runtime,
+        report: BackfillReport,
+        batch: int,
+        progress: Callable[[BackfillReport], None] | None,
+        in_flight: int = IN_FLIGHT,
     ):
         self.runtime = runtime
         self.report = report
@@ -68,6 +82,25 @@ class Backfill:
         self.progress = progress
         self.missing: list[Profile] = []
         self.stale: list[Profile] = []
+        self.slots = asyncio.Semaphore(in_flight)
+        self.sending: set[asyncio.Task[None]] = set()
+        self.failure: BaseException | None = None
+        # Upserts and partial updates are limited apart by Stream: one pacer each.
+        self.pacers = {
+            False: Pacer(runtime.stream, "UpdateUsers"),
+            True: Pacer(runtime.stream, "UpdateUsersPartial"),
+        }
+
+    async def run(self) -> None:
+        """Scan and send; every call started is waited for, and the first failure is raised."""
+        try:
+            await self.scan()
+        finally:
+            # Let the calls in flight finish (their accepted rows are saved) whatever stopped the scan.
+            while self.sending:
+                await asyncio.wait(set(self.sending))
+        if self.failure is not None:
+            raise self.failure
 
     async def scan(self) -> None:
         """Every user, then every company, with its mirror row; full batches are sent on the way."""
@@ -111,27 +144,50 @@ class Backfill:
             await self.flush(pending, partial=mirrored is not None)
 
     async def flush(self, pending: list[Profile], *, partial: bool) -> None:
-        """Send the queued profiles (one call), leaving out an id Stream refuses by name; empties `pending`."""
+        """Start sending the queued profiles (one call, once a slot is free); empties `pending`."""
         profiles = list(pending)
         pending.clear()
-        if self.report.dry_run:
+        if self.report.dry_run or not profiles:
             return
+        await self.slots.acquire()
+        if self.failure is not None:  # a batch failed for good: start no more
+            self.slots.release()
+            raise self.failure
+        task = asyncio.create_task(self.send(profiles, partial=partial))
+        self.sending.add(task)
+        task.add_done_callback(self.sent)
+
+    def sent(self, task: asyncio.Task[None]) -> None:
+        self.sending.discard(task)
+        self.slots.release()
+        if not task.cancelled() and task.exception() is not None and self.failure is None:
+            self.failure = task.exception()
+
+    async def paced(self, partial: bool) -> None:
+        """Wait until Stream's limits (as its answers' headers say) allow another call of this kind."""
+        pacer = self.pacers[partial]
+        while (wait := pacer.wait_s()) > 0:
+            await asyncio.sleep(wait)
+        pacer.started()  # no await since the last look: no other batch can take the same turn
+
+    async def send(self, profiles: list[Profile], *, partial: bool) -> None:
+        """One call for these profiles, leaving out an id Stream refuses by name; their mirror rows saved."""
         while profiles:
-            calls = self.runtime.stream.calls
+            await self.paced(partial)
             batch = IdentityBatch({p.identity: p for p in profiles}, {})
             send = batch.update if partial else batch.upsert
-            try:
-                await send(self.runtime.stream, profiles, Deadline(BATCH_DEADLINE_S))  # no transaction open
-            except StreamBatchError as exc:
-                self.report.stream_calls += self.runtime.stream.calls - calls
-                if exc.bad_id not in {p.stream_id for p in profiles}:
-                    raise
-                self.report.refused.append(exc.bad_id)
-                profiles = [p for p in profiles if p.stream_id != exc.bad_id]
-                continue
-            finally:
-                await save(self.runtime.sessionmaker, batch)
-            self.report.stream_calls += self.runtime.stream.calls - calls
+            with counting_calls() as count:
+                try:
+                    await send(self.runtime.stream, profiles, Deadline(BATCH_DEADLINE_S))  # no transaction open
+                except StreamBatchError as exc:
+                    if exc.bad_id not in {p.stream_id for p in profiles}:
+                        raise
+                    self.report.refused.append(exc.bad_id)
+                    profiles = [p for p in profiles if p.stream_id != exc.bad_id]
+                    continue
+                finally:
+                    self.report.stream_calls += count.calls
+                    await save(self.runtime.sessionmaker, batch)
             if partial:
                 self.report.updated += len(profiles)
             else:
@@ -155,7 +211,7 @@ async def backfill_identities(
     started = time.perf_counter()
     report = BackfillReport(dry_run=dry_run)
     try:
-        await Backfill(runtime, report, batch, progress).scan()
+        await Backfill(runtime, report, batch, progress).run()
     finally:
         report.ms = round((time.perf_counter() - started) * 1000, 2)
         log.info(
