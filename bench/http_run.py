@@ -116,20 +116,21 @@ async def _all_scenarios(
 async def _distant_creates(
     target: Target, kind: str, data: s.Data, base: int, say, database_url: str, only: list[str]
 ) -> list[dict]:
-    """New pairs (identities mirrored by a warm-up) with every Stream call held 80 ms, at concurrency 16, 64 and
-    256: the API's CPU per create while many Stream calls are in flight (its connection pool to Stream)."""
+    """New pairs of people (identities mirrored by a warm-up; no two pairs share anyone) with every Stream call
+    held 80 ms, at concurrency 16, 64 and 256: the API's CPU per create while many Stream calls are in flight (its
+    connection pool to Stream)."""
     name = f"create: new pair, Stream {s.DISTANT_LATENCY_MS:g} ms away"
     if not chosen(name, only):
         return []
     await target.run("warm-up", kind, 64, s.token(data.distant))
     await _outbox_drained(database_url)
-    users = s.slices(data.distant, base, s.DISTANT_CONCURRENCY)
+    users = s.slices(data.distant, base, s.DISTANT_CONCURRENCY, per_request=2)
     faults = f"{target.emulator_url}/_emulator/faults"
     target.admin.post(faults, json={"latency_ms": s.DISTANT_LATENCY_MS}).raise_for_status()
     rows = []
     try:
         for concurrency in s.DISTANT_CONCURRENCY:
-            rows.append((await target.run(name, kind, concurrency, s.create_pair(data, users[concurrency]))).summary())
+            rows.append((await target.run(name, kind, concurrency, s.user_pairs(users[concurrency]))).summary())
             say(rows[-1])
     finally:
         target.admin.post(faults, json={"latency_ms": 0}).raise_for_status()

@@ -73,7 +73,7 @@ async def seed(database_url: str, base: int) -> Data:
             data.group_users = await add_users(session, 999, "Member")
             data.new_people = await add_users(session, 2 * NEW_PEOPLE_PAIRS, "Newcomer")
             distant = sum(requests_for(c, base) for c in DISTANT_CONCURRENCY)
-            data.distant = await add_users(session, distant, "Distant")
+            data.distant = await add_users(session, 2 * distant, "Distant")
             for size in (LIST_SMALL, LIST_LARGE):
                 data.listers[size] = (await add_users(session, 1, "Lister"))[0]
                 await add_conversations(session, data.listers[size], await add_users(session, size, "Peer"))
@@ -96,11 +96,13 @@ async def seed(database_url: str, base: int) -> Data:
     return data
 
 
-def slices(items: list[str], base: int, concurrencies: tuple[int, ...] = CONCURRENCY) -> dict[int, list[str]]:
+def slices(
+    items: list[str], base: int, concurrencies: tuple[int, ...] = CONCURRENCY, per_request: int = 1
+) -> dict[int, list[str]]:
     """Disjoint slices of `items` for each concurrency (a "new" request uses each item once)."""
     out, start = {}, 0
     for concurrency in concurrencies:
-        n = requests_for(concurrency, base)
+        n = requests_for(concurrency, base) * per_request
         out[concurrency] = items[start : start + n]
         start += n
     return out
@@ -115,6 +117,19 @@ def create_pair(data: Data, users: list[str]) -> list[Call]:
     """A user starts a conversation with the company."""
     body = {"conversation_type": "user_company", "participant_ids": [data.company]}
     return [Call("POST", "/api/chat/conversations", bearer(user), json=body) for user in users]
+
+
+def user_pairs(users: list[str]) -> list[Call]:
+    """Each of two people starts a conversation with the other (pairs that share no participant)."""
+    return [
+        Call(
+            "POST",
+            "/api/chat/conversations",
+            bearer(a),
+            json={"conversation_type": "user_user", "participant_ids": [b]},
+        )
+        for a, b in zip(users[::2], users[1::2], strict=True)
+    ]
 
 
 def new_people_pairs(data: Data) -> list[Call]:

@@ -1,0 +1,44 @@
+"""Several 1,000-member groups created at once, Stream's limits enforced (10 UpdateChannel a second): each create
+answers 200 (ready, or the documented provisioning state), and the worker finishes the rest, with no dead letter."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from onecrew_chat.models import OutboxMessage
+from tests.api.test_core_guarantees import drain_outbox
+from tests.factories import add_user, add_users
+from tests.support import auth
+
+URL = "/api/chat/conversations"
+GROUPS, SIZE = 10, 1000
+
+
+@pytest.mark.slow
+async def test_five_groups_of_a_thousand_at_once_all_end_in_stream_with_every_member(app, client, session, limited):
+    me = await add_user(session, "Organiser")
+    members = await add_users(session, SIZE - 1, "Crew")
+    bodies = [
+        {"conversation_type": "group", "participant_ids": members, "name": f"Crew {n}"} for n in range(GROUPS)
+    ]
+
+    responses = await asyncio.gather(*(client.post(URL, json=body, headers=auth(me)) for body in bodies))
+
+    # An unkeyed group still provisioning at the deadline answers 200 with chat.status "provisioning"
+    # (api/routes/deferred_create.py): a group sent again would be a new group.
+    assert {r.status_code for r in responses} == {200}, {r.text[:300] for r in responses if r.status_code != 200}
+    assert {r.json()["data"]["chat"]["status"] for r in responses} <= {"ready", "provisioning"}
+    ids = [r.json()["data"]["id"] for r in responses]
+    import collections
+    print("STATUS", collections.Counter(r.json()["data"]["chat"]["status"] for r in responses))
+    print("CALLS", collections.Counter((r.operation, r.status) for r in limited.requests))
+    await drain_outbox(app.state.runtime)
+    for channel_id in ids:
+        channel = limited.get_channel("messaging", channel_id)
+        assert channel is not None and len(set(channel["members"])) == SIZE
+    print("CALLS", collections.Counter((r.operation, r.status) for r in limited.requests))
+    dead = await session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "dead"))
+    assert dead == 0
