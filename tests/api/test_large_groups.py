@@ -14,7 +14,7 @@ from tests.factories import add_user, add_users
 from tests.support import auth
 
 URL = "/api/chat/conversations"
-GROUPS, SIZE = 10, 1000
+GROUPS, SIZE = 5, 1000
 
 
 @pytest.mark.slow
@@ -32,13 +32,14 @@ async def test_five_groups_of_a_thousand_at_once_all_end_in_stream_with_every_me
     assert {r.status_code for r in responses} == {200}, {r.text[:300] for r in responses if r.status_code != 200}
     assert {r.json()["data"]["chat"]["status"] for r in responses} <= {"ready", "provisioning"}
     ids = [r.json()["data"]["id"] for r in responses]
-    import collections
-    print("STATUS", collections.Counter(r.json()["data"]["chat"]["status"] for r in responses))
-    print("CALLS", collections.Counter((r.operation, r.status) for r in limited.requests))
     await drain_outbox(app.state.runtime)
     for channel_id in ids:
         channel = limited.get_channel("messaging", channel_id)
         assert channel is not None and len(set(channel["members"])) == SIZE
-    print("CALLS", collections.Counter((r.operation, r.status) for r in limited.requests))
+    adds = [r for r in limited.requests if r.operation == "UpdateChannel"]
+    # 9 additions of 100 per group (its create holds the first 100), each in its turn: no 429 to wait out, and no
+    # group's members sent twice (a budget of 2 for a call retried on a loaded machine).
+    assert sum(r.status == 429 for r in adds) <= 2, sum(r.status == 429 for r in adds)
+    assert sum(r.status < 400 for r in adds) <= GROUPS * 9 + 2, sum(r.status < 400 for r in adds)
     dead = await session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "dead"))
     assert dead == 0

@@ -10,30 +10,38 @@ on SQLite alike. A run that dies leaves a lease that expires; the outbox row fin
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
-from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import CursorResult, Table, bindparam, case, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from onecrew_chat.db import unit_of_work, utcnow
+from onecrew_chat.db import unit_of_work
 from onecrew_chat.identity import ConversationType, Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.stream.client import MAX_BATCH as MAX_MEMBERS
-from onecrew_chat.stream.client import ChannelState, StreamGateway
+from onecrew_chat.stream.client import StreamGateway
+from onecrew_chat.sync.claims import DONE, by_id, claim, lease_s, record_ready, release, waiters
+from onecrew_chat.sync.claims import NewClaim as NewClaim  # creates take their claim as they insert
+from onecrew_chat.sync.claims import new_claim as new_claim
 from onecrew_chat.sync.coalescer import IdentityCoalescer, coalescer
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import IdentityBatch, chunks, complete_mirror, is_fresh, read_identities, record
+from onecrew_chat.sync.member_adds import (
+    MemberProgress,
+    add_members,
+    member_progress,
+    members_to_add,
+    update_channel_pacer,
+)
+from onecrew_chat.sync.mirror import IdentityBatch, complete_mirror, is_fresh, read_identities, record
+from onecrew_chat.sync.pacing import Pacer
 from onecrew_chat.sync.participants import Profile
 from onecrew_chat.sync.queue import READY
 
@@ -46,7 +54,6 @@ log = get_logger(__name__)
 CHANNEL_MAX_REPAIRS = 5
 # The name of a run's wait for another run's claim (DeadlineExceeded.operation when it outlasts the deadline).
 CLAIM_WAIT = "ProvisioningClaim"
-_WAITERS = "provisioning_waiters"
 
 
 class Outcome(Enum):
@@ -127,11 +134,6 @@ def provision_deadline(deadline_s: float) -> Deadline:
     return Deadline(deadline_s, max_repairs=CHANNEL_MAX_REPAIRS)
 
 
-def lease_s(deadline_s: float) -> float:
-    """How long a claim holds: past the holder's deadline, so that only a dead holder's claim expires."""
-    return 2 * deadline_s + 5.0
-
-
 async def is_settled(
     session: AsyncSession,
     conversation: Conversation,
@@ -149,141 +151,12 @@ async def is_settled(
 async def load_conversation(session: AsyncSession, conversation_id: str) -> Conversation | None:
     """A conversation with its participants, by internal id or by channel id (one query)."""
     result: Conversation | None = await session.scalar(
-        select(Conversation).where(_is(conversation_id)).options(selectinload(Conversation.participants))
+        select(Conversation).where(by_id(conversation_id)).options(selectinload(Conversation.participants))
     )
     return result
 
 
-# --- the claim ----------------------------------------------------------------------------------
-
-
-class Waiters:
-    """In-process wake-ups: the run holding a claim sets its event when done, so waiters here look again at once."""
-
-    def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-
-    def get(self, conversation_id: str) -> asyncio.Event | None:
-        return self._events.get(conversation_id)
-
-    def hold(self, conversation_id: str) -> asyncio.Event:
-        event = self._events[conversation_id] = asyncio.Event()
-        return event
-
-    def release(self, conversation_id: str, event: asyncio.Event) -> None:
-        if self._events.get(conversation_id) is event:
-            del self._events[conversation_id]
-        event.set()
-
-
-def waiters(runtime: Runtime) -> Waiters:
-    """The process's provisioning waiters (one per runtime)."""
-    found = runtime.extras.get(_WAITERS)
-    if found is None:
-        found = runtime.extras[_WAITERS] = Waiters()
-    assert isinstance(found, Waiters)
-    return found
-
-
-_DONE = "done"
-
-
-def _is(conversation_id: str) -> Any:
-    """The conversation by internal id or by channel id (outbox rows and old callers hold either)."""
-    return or_(Conversation.id == conversation_id, Conversation.channel_id == conversation_id)
-
-
-@dataclass(frozen=True)
-class NewClaim:
-    """A claim taken on a conversation as it is inserted: its token and lease expiry (the row's columns)."""
-
-    token: str
-    until: datetime
-
-
-def new_claim(deadline_s: float) -> NewClaim:
-    """The claim a create writes into the conversation row it inserts (no other run can have one on a new row)."""
-    return NewClaim(secrets.token_hex(16), utcnow() + timedelta(seconds=lease_s(deadline_s)))
-
-
-async def claim(sessionmaker: async_sessionmaker[AsyncSession], conversation_id: str, hold_s: float) -> str | None:
-    """A short transaction: a claim token, `_DONE` when the conversation is provisioned, None while another run holds it."""
-    token = secrets.token_hex(16)
-    now = utcnow()
-    async with unit_of_work(sessionmaker) as session:
-        result = await session.execute(
-            update(Conversation)
-            .where(
-                _is(conversation_id),
-                or_(Conversation.chat_status != READY, Conversation.stream_verified_at.is_(None)),
-                or_(Conversation.provision_lease_until.is_(None), Conversation.provision_lease_until <= now),
-            )
-            .values(provision_lease_token=token, provision_lease_until=now + timedelta(seconds=hold_s))
-            .execution_options(synchronize_session=False)
-        )
-        if cast(CursorResult[Any], result).rowcount == 1:
-            return token
-        row = (
-            await session.execute(
-                select(Conversation.chat_status, Conversation.stream_verified_at).where(_is(conversation_id))
-            )
-        ).one_or_none()
-    if row is None or (row.chat_status == READY and row.stream_verified_at is not None):
-        return _DONE
-    return None
-
-
-def _ready_statement() -> Any:
-    """UPDATE conversation: ready and verified now, the claim given back if it is still ours (built once)."""
-    conversation = cast(Table, Conversation.__table__).c
-    mine = conversation.provision_lease_token == bindparam("token")
-    return (
-        update(cast(Table, Conversation.__table__))
-        .where(
-            or_(
-                conversation.id == bindparam("conversation_id"), conversation.channel_id == bindparam("conversation_id")
-            )
-        )
-        .values(
-            chat_status=READY,
-            stream_verified_at=bindparam("now"),
-            updated_at=bindparam("now"),
-            provision_lease_token=case((mine, None), else_=conversation.provision_lease_token),
-            provision_lease_until=case((mine, None), else_=conversation.provision_lease_until),
-        )
-    )
-
-
-_READY = _ready_statement()
-
-
-async def _record_ready(session: AsyncSession, conversation_id: str, token: str) -> None:
-    """The channel holds every participant: say so, and give back the claim if it is still ours."""
-    await session.execute(_READY, {"conversation_id": conversation_id, "token": token, "now": utcnow()})
-
-
-async def _release(session: AsyncSession, conversation_id: str, token: str) -> None:
-    await session.execute(
-        update(Conversation)
-        .where(_is(conversation_id), Conversation.provision_lease_token == token)
-        .values(provision_lease_token=None, provision_lease_until=None)
-        .execution_options(synchronize_session=False)
-    )
-
-
 # --- the Stream calls ---------------------------------------------------------------------------
-
-
-def members_to_add(member_ids: list[str], state: ChannelState) -> tuple[list[str], list[str]]:
-    """(to add, known missing): the members Stream's answer does not show, and those of them surely absent.
-
-    Stream shows at most 100 members; when the channel has more, members not shown may well be there, so they are
-    added again (harmless) without being reported as missing. Only a complete answer proves a member absent.
-    """
-    shown = set(state.member_ids)
-    to_add = [m for m in member_ids if m not in shown]
-    complete = state.member_count is None or state.member_count <= len(state.member_ids)
-    return to_add, [m for m in member_ids[:MAX_MEMBERS] if m not in shown] if complete else []
 
 
 async def call_stream(
@@ -294,11 +167,14 @@ async def call_stream(
     *,
     placeholder_ok: bool,
     upserts: IdentityCoalescer | None = None,
+    pacer: Pacer | None = None,
+    progress: MemberProgress | None = None,
 ) -> ProvisionResult:
     """Mirror the participants, get-or-create the channel and add missing members (no transaction is open here).
 
     `upserts`: the process's identity coalescer, whose batches the participants Stream lacks join (shared with
-    every other create, token and run of the process) instead of a call of this run's own."""
+    every other create, token and run of the process) instead of a call of this run's own. `pacer` and
+    `progress`: the process's UpdateChannel turns and memory of accepted members (sync/member_adds.py)."""
     started = time.perf_counter()
     identities = participant_identities(conversation)
     member_ids = [i.stream_id for i in identities]
@@ -323,31 +199,21 @@ async def call_stream(
         name="GetOrCreateChannel",
     )
     to_add, missing = members_to_add(member_ids, state)
-    await deadline.each(  # a large group's member batches, several at once
-        [
-            partial(
-                deadline.run,
-                partial(stream.add_members, kind, channel_id, members),
-                repair=repair,
-                name="UpdateChannel",
-            )
-            for members in chunks(to_add)
-        ]
-    )
+    added = await add_members(stream, state, to_add, deadline, repair=repair, pacer=pacer, progress=progress)
     if missing:
         log.warning("channel.repaired", channel_id=channel_id, added=missing[:10], count=len(missing))
     result = ProvisionResult(
         channel_id=channel_id,
         member_ids=member_ids,
         identities_sent=sent,
-        members_added=len(to_add),
+        members_added=added,
         ms=round((time.perf_counter() - started) * 1000, 2),
     )
     log.info(
         "channel.created",
         channel_id=channel_id,
         members=len(member_ids),
-        members_added=len(to_add),
+        members_added=added,
         identities_sent=sent,
         ms=result.ms,
     )
@@ -385,7 +251,7 @@ async def finish(
         token = claimed
     else:
         token = await deadline.poll(try_claim, name=CLAIM_WAIT, wake=lambda: process_waiters.get(conversation_id))
-        if token == _DONE:
+        if token == DONE:
             return Outcome.ALREADY
     event = process_waiters.hold(conversation_id)
     batch: IdentityBatch | None = None
@@ -398,12 +264,21 @@ async def finish(
             batch = await read_identities(
                 session, participant_identities(conversation), profiles=profiles, mirror=mirror
             )
+        progress = member_progress(runtime)
         await call_stream(
-            runtime.stream, conversation, batch, deadline, placeholder_ok=placeholder_ok, upserts=coalescer(runtime)
+            runtime.stream,
+            conversation,
+            batch,
+            deadline,
+            placeholder_ok=placeholder_ok,
+            upserts=coalescer(runtime),
+            pacer=update_channel_pacer(runtime),
+            progress=progress,
         )
+        progress.forget(f"{conversation.channel_type}:{conversation.channel_id}")
         async with unit_of_work(sessionmaker) as session:
             await record(session, batch)
-            await _record_ready(session, conversation_id, token)
+            await record_ready(session, conversation_id, token)
             if outbox_message is not None:
                 await outbox.mark_done(session, outbox_message)
         return Outcome.PROVISIONED
@@ -411,7 +286,7 @@ async def finish(
         async with unit_of_work(sessionmaker) as session:
             if batch is not None:
                 await record(session, batch)  # what Stream accepted is true whatever failed after it
-            await _release(session, conversation_id, token)
+            await release(session, conversation_id, token)
         raise
     finally:
         process_waiters.release(conversation_id, event)
