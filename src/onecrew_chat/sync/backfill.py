@@ -204,14 +204,16 @@ async def backfill_identities(
     batch: int = BATCH,
     dry_run: bool = False,
     progress: Callable[[BackfillReport], None] | None = None,
+    in_flight: int = IN_FLIGHT,
 ) -> BackfillReport:
-    """Upsert (or update) every directory identity the mirror lacks or holds stale, `batch` (≤100) per call."""
+    """Upsert (or update) every directory identity the mirror lacks or holds stale, `batch` (≤100) per call and
+    at most `in_flight` calls at once."""
     if not 1 <= batch <= BATCH:
         raise ValueError(f"batch must be between 1 and {BATCH}, got {batch}")
     started = time.perf_counter()
     report = BackfillReport(dry_run=dry_run)
     try:
-        await Backfill(runtime, report, batch, progress).run()
+        await Backfill(runtime, report, batch, progress, in_flight).run()
     finally:
         report.ms = round((time.perf_counter() - started) * 1000, 2)
         log.info(
