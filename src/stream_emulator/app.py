@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 from . import admin, realtime
 from . import operations as op
 from .call import Call
+from .emulator import Emulator
 from .errors import INTERNAL, NOT_ALLOWED, RATE_LIMIT, StreamError, envelope, input_error
 from .handlers import uploads
 from .ratelimit import headers as rate_header_values
@@ -23,7 +24,6 @@ from .router import Router, split_path
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .emulator import Emulator
     from .faults import Faults
 
 log = logging.getLogger("stream_emulator")
@@ -276,9 +276,7 @@ def create_app(
     rate_limits: bool = False,
 ) -> EmulatorApp:
     """An ASGI app over a new Emulator (reachable as `app.state.emulator`)."""
-    from .emulator import Emulator
-
     emulator = Emulator(
         api_key=api_key, api_secret=api_secret, state_file=state_file, faults=faults, rate_limits=rate_limits
     )
-    return emulator.asgi_app(enable_admin=enable_admin)
+    return EmulatorApp(emulator, enable_admin=enable_admin)

@@ -1,6 +1,6 @@
 """The events the emulator sends, shaped like Stream's (v1 dialect, RFC 3339): as webhooks to the
 app's webhook URL, and over the `/connect` WebSocket to the connections that watch the channel or
-whose user the event concerns (realtime.Hub)."""
+whose user the event concerns (hub.Hub)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from .users import apply_fields
 
 if TYPE_CHECKING:
     from ..emulator import Emulator
-    from ..realtime import Connection
+    from ..hub import Connection
 
 # What a user may not set about themself on connect (Stream: role and teams are server-side only).
 _PRIVILEGED = frozenset({"id", "role", "teams", "teams_role", "revoke_tokens_issued_before"})
