@@ -8,7 +8,8 @@ import email.policy
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 from . import admin, realtime
@@ -16,15 +17,11 @@ from . import operations as op
 from .call import Call
 from .emulator import Emulator
 from .errors import INTERNAL, NOT_ALLOWED, RATE_LIMIT, StreamError, envelope, input_error
+from .faults import Faults
 from .handlers import uploads
 from .ratelimit import headers as rate_header_values
 from .requestlog import RequestRecord
 from .router import Router, split_path
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from .faults import Faults
 
 log = logging.getLogger("stream_emulator")
 _ROUTER = Router()

@@ -6,14 +6,10 @@ action names are those of Stream's permissions reference).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from .call import Call
 from .capabilities import APP_ADMIN_ROLE, MODERATOR_ROLES, OPEN_TYPES
 from .errors import NOT_ALLOWED, StreamError
-
-if TYPE_CHECKING:
-    from .call import Call
-    from .state import Channel, Message
+from .state import Channel, Message
 
 READ_CHANNEL = "ReadChannel"
 CREATE_MESSAGE = "CreateMessage"

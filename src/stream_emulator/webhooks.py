@@ -26,12 +26,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-if TYPE_CHECKING:
-    from .faults import Faults
+from .faults import Faults
 
 DELIVERY_TIMEOUT_S = 6.0
 TOTAL_TIMEOUT_S = 15.0

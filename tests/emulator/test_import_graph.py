@@ -35,11 +35,9 @@ def _module_name(path: Path) -> str:
     return ".".join(path.relative_to(ROOT).with_suffix("").parts)
 
 
-def _imported(path: Path) -> Iterator[str]:
-    """Every module this file names in an import, as dotted absolute names."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    package = ".".join((PACKAGE, *path.relative_to(ROOT).parent.parts))
-    for node in ast.walk(tree):
+def _imported(source: str, package: str) -> Iterator[str]:
+    """Every module a file of `package` names in an import, as dotted absolute names."""
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against this file's package
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
@@ -50,6 +48,10 @@ def _imported(path: Path) -> Iterator[str]:
             yield from (f"{module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
+
+
+def _imported_by(path: Path) -> Iterator[str]:
+    return _imported(path.read_text(), ".".join((PACKAGE, *path.relative_to(ROOT).parent.parts)))
 
 
 def _own_module(module: str, known: set[str]) -> str | None:
@@ -69,7 +71,7 @@ def import_graph() -> dict[str, set[str]]:
     known = set(paths)
     edges: dict[str, set[str]] = {name: set() for name in paths}
     for name, path in paths.items():
-        for module in _imported(path):
+        for module in _imported_by(path):
             other = _own_module(module, known)
             if other is not None and other != name and not other.endswith("__init__"):
                 edges[name].add(other)
@@ -121,7 +123,17 @@ def _layer(module: str) -> int:
 def test_the_graph_sees_the_imports_it_should():
     edges = import_graph()
     assert {"emulator", "router", "realtime"} <= edges["app"]
-    assert "call" in edges["handlers.channels"] and "emulator" in edges["call"]  # the second under TYPE_CHECKING
+    assert {"call", "events", "handlers.pagination"} <= edges["handlers.channels"]
+
+
+def test_imports_under_type_checking_and_inside_functions_count():
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from .app import EmulatorApp\n"
+        "def serve():\n    from ..server import EmulatorServer\n"
+    )
+    names = set(_imported(source, f"{PACKAGE}.handlers"))
+    assert {f"{PACKAGE}.handlers.app", f"{PACKAGE}.server.EmulatorServer"} <= names
 
 
 def test_cycles_are_found():
@@ -147,6 +159,6 @@ def test_the_emulator_imports_nothing_from_the_app():
     offenders = sorted(
         _module_name(path)
         for path in ROOT.rglob("*.py")
-        if any(module.split(".")[0] == "onecrew_chat" for module in _imported(path))
+        if any(module.split(".")[0] == "onecrew_chat" for module in _imported_by(path))
     )
     assert offenders == []
