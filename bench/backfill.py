@@ -30,7 +30,7 @@ from bench.seed import add_users
 from onecrew_chat.db import make_engine, make_sessionmaker
 from onecrew_chat.logging import configure_logging
 from onecrew_chat.runtime import build_runtime
-from onecrew_chat.sync.backfill import backfill_identities
+from onecrew_chat.sync.reconcile.backfill import backfill_identities
 
 RESULTS = Path(__file__).parent / "results"
 SEED_CHUNK = 5_000
