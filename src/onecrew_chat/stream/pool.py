@@ -8,9 +8,9 @@ create's CPU. Here idle connections wait on a stack per origin: a call takes the
 that one alone: keep-alive expiry and a server that closed it) or opens a new one, and gives it back when its
 answer is read. Connections that stop being needed sink to the bottom of the stack and are closed once their
 keep-alive expires, so the pool follows the calls in flight. A semaphore caps the calls in flight (and so the
-connections); a call over the cap waits, in order, for at most the pool timeout. HTTP/1.1 only: HTTP/2's
-framing costs more CPU per call in Python than a pooled HTTP/1.1 connection, and one multiplexed connection
-would put every call behind one TCP window.
+connections); a call over the cap waits, in order, for at most the pool timeout. HTTP/1.1 only: the emulator
+serves HTTP/1.1, httpx's HTTP/2 frames every call in pure Python (the h2 package, not installed), and one
+multiplexed connection would put every call behind one TCP window.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class StackPool(httpcore.AsyncConnectionPool):
                 try:
                     response = await connection.handle_async_request(request)
                 except httpcore.ConnectionNotAvailable:
-                    self._checkin(connection)  # it cannot take this request after all: another one
+                    self._busy.pop(connection, None)  # it cannot take this request after all: drop it, take another
                     continue
                 except BaseException:
                     self._checkin(connection)
