@@ -21,9 +21,7 @@ GROUPS, SIZE = 5, 1000
 async def test_five_groups_of_a_thousand_at_once_all_end_in_stream_with_every_member(app, client, session, limited):
     me = await add_user(session, "Organiser")
     members = await add_users(session, SIZE - 1, "Crew")
-    bodies = [
-        {"conversation_type": "group", "participant_ids": members, "name": f"Crew {n}"} for n in range(GROUPS)
-    ]
+    bodies = [{"conversation_type": "group", "participant_ids": members, "name": f"Crew {n}"} for n in range(GROUPS)]
 
     responses = await asyncio.gather(*(client.post(URL, json=body, headers=auth(me)) for body in bodies))
 
