@@ -78,6 +78,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 	$(BIN)/python bench/emulator_cpu.py
 	$(BIN)/python -m bench.import_directory $(IMPORT_BENCH_ARGS)
+	$(BIN)/python -m bench.stream_pool
+	$(BIN)/python -m bench.backfill
 
 # Minutes, not part of `make test`: emulator, API and two workers as processes, faults and kill -9 (docs/development.md, "Soak").
 soak: $(STAMP)
