@@ -22,9 +22,13 @@ from onecrew_chat.webhooks.signature import verify_signature
 router = APIRouter(tags=["webhooks"])
 log = get_logger(__name__)
 
+# Where Stream delivers: this route, its body limit (api/request_guard.py), the URL `stream configure` sets and the
+# one the embedded emulator delivers to.
+WEBHOOK_PATH = "/api/chat/webhooks/stream"
+
 
 @router.post(
-    "/api/chat/webhooks/stream",
+    WEBHOOK_PATH,
     summary="Receive Stream webhook events (X-Signature checked)",
     response_model=None,
     responses={200: {"model": WebhookEnvelope}, **error_responses(400, 401, 413, 415)},
