@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from onecrew_chat import retention
 from onecrew_chat.conversations import idempotency
 from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
@@ -23,7 +22,7 @@ from onecrew_chat.stream.errors import (
     is_auth_failure,
     is_passing_status,
 )
-from onecrew_chat.sync import dead_letters, handlers, server_messages
+from onecrew_chat.sync import dead_letters, handlers, retention, server_messages
 from onecrew_chat.sync.cutover import names
 from onecrew_chat.sync.reconcile.run import reconcile
 

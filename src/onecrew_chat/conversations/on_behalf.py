@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from onecrew_chat.conversations.create import Binder, create_conversation
 from onecrew_chat.conversations.lookup import find_conversation
+from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import Conflict, NotFound, StreamFailed, Unprocessable
 from onecrew_chat.identity import Identity, Kind
@@ -23,7 +24,6 @@ from onecrew_chat.models import ACCEPTED, ACTING_ROLES, Company, CompanyMember, 
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
-from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, is_auth_failure
 from onecrew_chat.sync.channels import is_provisioned
 from onecrew_chat.sync.deadline import Deadline

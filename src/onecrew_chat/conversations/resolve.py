@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.accounts.access import acting_identity, parse_company_id
 from onecrew_chat.config import Settings, UnknownParticipants
+from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.errors import NotFound, UnknownIdentity, Unprocessable, not_a_member
 from onecrew_chat.identity import ConversationType, Identity, Kind, group_channel_id, pair_channel_id, pair_key
 from onecrew_chat.logging import get_logger
-from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.sync.participants import Directory, Profile, load_directory
 
 log = get_logger(__name__)

@@ -11,7 +11,7 @@ from pydantic import WithJsonSchema
 from onecrew_chat.accounts.tokens import TokenRequest, issue_token
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep
 from onecrew_chat.api.openapi import COMPANY_ID_SCHEMA, CompanyIdQuery, ProfileTypeQuery, error_responses, json_body
-from onecrew_chat.schemas import TokenBody, TokenEnvelope
+from onecrew_chat.api.schemas import TokenBody, TokenEnvelope
 from onecrew_chat.sync.coalescer import coalescer
 
 router = APIRouter(prefix="/api/chat/token", tags=["token"])
