@@ -13,7 +13,7 @@ from typing import Any
 from onecrew_chat.conversations import idempotency
 from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
-from onecrew_chat.outbox import worker
+from onecrew_chat.outbox import handoff, worker
 from onecrew_chat.outbox.jobs import Batch, Failure, Jobs, PeriodicJob, Verdict
 from onecrew_chat.stream.errors import (
     StreamError,
@@ -73,7 +73,7 @@ async def revive_dead_letters(runtime: Any) -> int:
     """Dead letters of a passing failure made due again once Stream answers; the worker is woken for them."""
     revived = await dead_letters.revive_passing(runtime)
     if revived:
-        worker.kick(runtime)
+        handoff.kick(runtime)
     return revived
 
 
