@@ -144,18 +144,20 @@ def _existing(module: str) -> str | None:
     return None
 
 
-def upward_imports() -> list[str]:
-    """`importer -> imported` for every import of a module in a higher layer than the importer's."""
-    found = set()
+def module_imports() -> dict[str, set[str]]:
+    """module -> the modules of onecrew_chat it imports (dotted, without the prefix)."""
+    edges: dict[str, set[str]] = {}
     for unit, path in _source_files():
         if unit == "__init__":
             continue
-        importer = module_of(path)
-        for name in _imported(path):
-            imported = _existing(name)
-            if imported is not None and rank(imported) > rank(importer):
-                found.add(f"{importer} -> {imported}")
-    return sorted(found)
+        found = {module for name in _imported(path) if (module := _existing(name)) is not None}
+        edges.setdefault(module_of(path), set()).update(found)
+    return edges
+
+
+def upward(edges: dict[str, set[str]]) -> list[str]:
+    """`importer -> imported` for every import of a module in a higher layer than the importer's."""
+    return sorted(f"{a} -> {b}" for a, targets in edges.items() for b in targets if rank(b) > rank(a))
 
 
 def test_the_graph_sees_the_imports_it_should():
@@ -182,5 +184,11 @@ def test_layers_are_ranked_as_documented():
     assert rank("runtime") == rank("stream") and rank("models") == rank("errors") == KERNEL_RANK
 
 
+def test_an_upward_import_is_found():
+    edges = {"sync.mirror": {"accounts.access", "db"}, "api.app": {"sync.queue"}, "outbox.handoff": {"outbox.worker"}}
+    assert upward(edges) == ["outbox.handoff -> outbox.worker", "sync.mirror -> accounts.access"]
+    assert {"sync.channels", "db"} <= module_imports()["conversations.create"]
+
+
 def test_no_module_imports_a_layer_above_its_own():
-    assert upward_imports() == []
+    assert upward(module_imports()) == []
