@@ -39,4 +39,4 @@ def import_channels(
 
 
 # `onecrew-chat import users|companies|members` (cli/import_directory.py).
-import_directory.register(app, load_settings=load_settings, fail=fail, require_migrated=require_migrated)
+import_directory.register(app)
