@@ -321,7 +321,7 @@ class TestGetFinishesProvisioning:
 
     async def test_a_failed_conversation_is_queued_again_not_retried_inline(self, client, session, app, emulator):
         me, other, conversation = await failed_pair(session)
-        wakeup = worker.wakeup_event(app.state.runtime)
+        wakeup = app.state.runtime.outbox_wakeup
         wakeup.clear()
         response = await client.get(f"{LIST}/{conversation.channel_id}", headers=auth(me))
         assert response.status_code == 200

@@ -21,8 +21,8 @@ from onecrew_chat.errors import Conflict, NotFound, StreamFailed, Unprocessable
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Company, CompanyMember, OutboxMessage
+from onecrew_chat.outbox import maintenance, worker
 from onecrew_chat.outbox import repository as outbox
-from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, is_auth_failure
@@ -115,7 +115,7 @@ async def record_message(
                     code="message_id_reused",
                 )
             if earlier.status == outbox.DEAD:
-                await outbox.requeue(session, [earlier.id])
+                await maintenance.requeue(session, [earlier.id])
             return payload, None, _answer(payload, SENT if earlier.status == outbox.DONE else QUEUED)
         ready = is_provisioned(conversation)
         if not ready:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,6 +29,7 @@ from onecrew_chat.identity import ConversationType, Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity
 from onecrew_chat.outbox import repository as outbox
+from onecrew_chat.runtime import Runtime, Shared
 from onecrew_chat.stream.client import MAX_BATCH as MAX_MEMBERS
 from onecrew_chat.stream.client import ChannelState, StreamGateway
 from onecrew_chat.sync.coalescer import IdentityCoalescer, coalescer
@@ -37,16 +38,12 @@ from onecrew_chat.sync.mirror import IdentityBatch, chunks, complete_mirror, is_
 from onecrew_chat.sync.participants import Profile
 from onecrew_chat.sync.queue import READY
 
-if TYPE_CHECKING:
-    from onecrew_chat.runtime import Runtime
-
 log = get_logger(__name__)
 
 # Channel calls may meet users Stream has accepted but does not show yet: allow more repair rounds than the default.
 CHANNEL_MAX_REPAIRS = 5
 # The name of a run's wait for another run's claim (DeadlineExceeded.operation when it outlasts the deadline).
 CLAIM_WAIT = "ProvisioningClaim"
-_WAITERS = "provisioning_waiters"
 
 
 class Outcome(Enum):
@@ -176,13 +173,12 @@ class Waiters:
         event.set()
 
 
+_WAITERS = Shared("provisioning waiters", lambda _runtime: Waiters())
+
+
 def waiters(runtime: Runtime) -> Waiters:
     """The process's provisioning waiters (one per runtime)."""
-    found = runtime.extras.get(_WAITERS)
-    if found is None:
-        found = runtime.extras[_WAITERS] = Waiters()
-    assert isinstance(found, Waiters)
-    return found
+    return runtime.shared(_WAITERS)
 
 
 _DONE = "done"
