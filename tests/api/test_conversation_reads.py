@@ -12,7 +12,6 @@ from onecrew_chat.db import utcnow
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Base, Conversation, OutboxMessage
-from onecrew_chat.outbox import worker
 from onecrew_chat.sync.queue import provision_dedupe_key
 from tests.api.conversation_rows import (  # noqa: F401 (private_emulator_server is a fixture)
     add_conversation,
