@@ -18,6 +18,7 @@ from onecrew_chat.conversations.resolve import Plan, plan_conversation
 from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import StreamFailed
+from onecrew_chat.identity import ChatStatus
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import CONVERSATIONS_CREATED, PROVISIONING_DEFERRED
 from onecrew_chat.models import Conversation, OutboxMessage, new_uuid
@@ -44,7 +45,7 @@ from onecrew_chat.sync.coalescer import coalescer
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import is_fresh, sync_identities
 from onecrew_chat.sync.participant_rows import insert_participants
-from onecrew_chat.sync.queue import READY, enqueue_provision
+from onecrew_chat.sync.queue import enqueue_provision
 
 log = get_logger(__name__)
 
@@ -115,7 +116,7 @@ class NewConversation:
     pair_key: str | None
     created_by_type: str
     created_by_id: str
-    chat_status: str
+    chat_status: ChatStatus
     provision_lease_token: str | None
     provision_lease_until: datetime | None
     created_at: datetime
@@ -160,7 +161,7 @@ def new_conversation(plan: Plan, claim: NewClaim | None = None) -> NewConversati
         pair_key=plan.pair_key,
         created_by_type=plan.acting.kind.value,
         created_by_id=plan.acting.entity_id,
-        chat_status="provisioning",
+        chat_status=ChatStatus.PROVISIONING,
         provision_lease_token=claim.token if claim else None,
         provision_lease_until=claim.until if claim else None,
         created_at=now,
@@ -298,7 +299,7 @@ async def provision_inline(runtime: Runtime, recorded: Recorded, deadline: Deadl
         return exc
     except StreamError as exc:
         return await _leave_to_worker(runtime, message, exc)
-    conversation.chat_status, conversation.stream_verified_at = READY, utcnow()  # as recorded by finish
+    conversation.chat_status, conversation.stream_verified_at = ChatStatus.READY, utcnow()  # as recorded by finish
     return None
 
 

@@ -9,7 +9,7 @@ from onecrew_chat.conversations.lookup import find_visible_conversation
 from onecrew_chat.conversations.serialize import ordered_participants, serialize_conversation
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import StreamFailed
-from onecrew_chat.identity import Identity, Kind
+from onecrew_chat.identity import ChatStatus, Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation
 from onecrew_chat.outbox import worker
@@ -17,7 +17,7 @@ from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import CLAIM_WAIT, finish, is_provisioned, provision_deadline
 from onecrew_chat.sync.participants import load_directory_for
-from onecrew_chat.sync.queue import FAILED, READY, enqueue_provision
+from onecrew_chat.sync.queue import enqueue_provision
 
 log = get_logger(__name__)
 
@@ -34,12 +34,12 @@ async def heal(runtime: Runtime, conversation: Conversation, *, retry_failed: bo
     """
     if is_provisioned(conversation):
         return
-    if conversation.chat_status == FAILED and not retry_failed:
+    if conversation.chat_status == ChatStatus.FAILED and not retry_failed:
         await leave_to_worker(runtime, conversation)
         return
     deadline = provision_deadline(runtime.settings.provision_deadline_s)
     started = time.perf_counter()
-    adopted = conversation.chat_status == READY
+    adopted = conversation.chat_status == ChatStatus.READY
     try:
         # Participants of adopted channels may predate our directory: Stream users that exist are kept as they are.
         await finish(runtime, conversation.id, deadline=deadline, placeholder_ok=True)
@@ -50,7 +50,7 @@ async def heal(runtime: Runtime, conversation: Conversation, *, retry_failed: bo
         log.warning("conversation.heal_deferred", channel_id=conversation.channel_id, error=str(exc)[:300])
         await leave_to_worker(runtime, conversation)
         return
-    conversation.chat_status, conversation.stream_verified_at = READY, utcnow()  # as finish recorded it
+    conversation.chat_status, conversation.stream_verified_at = ChatStatus.READY, utcnow()  # as finish recorded it
     log.info(
         "conversation.healed",
         channel_id=conversation.channel_id,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 
 from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.errors import BadRequest
-from onecrew_chat.identity import Identity, Kind
+from onecrew_chat.identity import ChatStatus, Identity, Kind
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, ProfileConversationCount, User
 from onecrew_chat.sync.participants import Directory
 
@@ -136,7 +136,7 @@ class ListedConversation(NamedTuple):
     name: str | None
     created_by_type: str
     created_by_id: str
-    chat_status: str
+    chat_status: ChatStatus
     created_at: datetime
     updated_at: datetime
     last_message_at: datetime | None

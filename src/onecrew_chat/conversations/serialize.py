@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from onecrew_chat.identity import Identity, Kind, cid
+from onecrew_chat.identity import ChatStatus, Identity, Kind, cid
 from onecrew_chat.models import Company, User
 from onecrew_chat.sync.participants import Directory
 
@@ -42,7 +42,7 @@ class ConversationFields(Protocol):
     @property
     def created_by_id(self) -> str: ...
     @property
-    def chat_status(self) -> str: ...
+    def chat_status(self) -> ChatStatus: ...
     @property
     def created_at(self) -> datetime: ...
     @property

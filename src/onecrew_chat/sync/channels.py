@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.identity import ConversationType, Identity, Kind
+from onecrew_chat.identity import ChatStatus, ConversationType, Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity
 from onecrew_chat.outbox import repository as outbox
@@ -36,7 +36,6 @@ from onecrew_chat.sync.coalescer import IdentityCoalescer, coalescer
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import IdentityBatch, chunks, complete_mirror, is_fresh, read_identities, record
 from onecrew_chat.sync.participants import Profile
-from onecrew_chat.sync.queue import READY
 
 log = get_logger(__name__)
 
@@ -91,7 +90,7 @@ class ChannelRecord(Protocol):
     @property
     def created_by_id(self) -> str: ...
     @property
-    def chat_status(self) -> str: ...
+    def chat_status(self) -> ChatStatus: ...
     @property
     def stream_verified_at(self) -> datetime | None: ...
     @property
@@ -116,7 +115,7 @@ def channel_custom(conversation: ChannelRecord) -> dict[str, Any] | None:
 
 def is_provisioned(conversation: ChannelRecord) -> bool:
     """True when Stream was seen to hold the channel with every participant."""
-    return conversation.chat_status == READY and conversation.stream_verified_at is not None
+    return conversation.chat_status == ChatStatus.READY and conversation.stream_verified_at is not None
 
 
 def provision_deadline(deadline_s: float) -> Deadline:
@@ -211,7 +210,7 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], conversation_id:
             update(Conversation)
             .where(
                 _is(conversation_id),
-                or_(Conversation.chat_status != READY, Conversation.stream_verified_at.is_(None)),
+                or_(Conversation.chat_status != ChatStatus.READY, Conversation.stream_verified_at.is_(None)),
                 or_(Conversation.provision_lease_until.is_(None), Conversation.provision_lease_until <= now),
             )
             .values(provision_lease_token=token, provision_lease_until=now + timedelta(seconds=hold_s))
@@ -224,7 +223,7 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], conversation_id:
                 select(Conversation.chat_status, Conversation.stream_verified_at).where(_is(conversation_id))
             )
         ).one_or_none()
-    if row is None or (row.chat_status == READY and row.stream_verified_at is not None):
+    if row is None or (row.chat_status == ChatStatus.READY and row.stream_verified_at is not None):
         return _DONE
     return None
 
@@ -241,7 +240,7 @@ def _ready_statement() -> Any:
             )
         )
         .values(
-            chat_status=READY,
+            chat_status=ChatStatus.READY,
             stream_verified_at=bindparam("now"),
             updated_at=bindparam("now"),
             provision_lease_token=case((mine, None), else_=conversation.provision_lease_token),

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onecrew_chat.identity import ChatStatus
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import OutboxMessage
 from onecrew_chat.outbox import repository as outbox
@@ -18,7 +19,6 @@ log = get_logger(__name__)
 
 PROVISION = "conversation.provision"
 IDENTITY_SYNC = "identity.sync"
-PROVISIONING, READY, FAILED = "provisioning", "ready", "failed"
 
 
 def provision_dedupe_key(conversation_id: str) -> str:
@@ -31,7 +31,7 @@ class Queueable(Protocol):
 
     id: str
     channel_id: str
-    chat_status: str
+    chat_status: ChatStatus
 
 
 async def enqueue_provision(
@@ -43,8 +43,8 @@ async def enqueue_provision(
     dead-lettered) goes back to `provisioning` with a fresh row. `known_new`: the conversation was inserted in
     this transaction, so there is no row to reuse.
     """
-    if conversation.chat_status == FAILED:
-        conversation.chat_status = PROVISIONING
+    if conversation.chat_status is ChatStatus.FAILED:
+        conversation.chat_status = ChatStatus.PROVISIONING
         log.info(
             "conversation.provisioning_requeued", channel_id=conversation.channel_id, conversation_id=conversation.id
         )

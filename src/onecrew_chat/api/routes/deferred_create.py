@@ -16,9 +16,8 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from onecrew_chat.errors import AppError
-from onecrew_chat.identity import ConversationType
+from onecrew_chat.identity import ChatStatus, ConversationType
 
-PROVISIONING = "provisioning"
 RETRY_AFTER_S = 1
 
 
@@ -38,7 +37,7 @@ class ProvisioningTimeout(AppError):
 
 def is_deferred(data: dict[str, Any]) -> bool:
     """True when a create's conversation is still provisioning in Stream."""
-    return (data.get("chat") or {}).get("status") == PROVISIONING
+    return (data.get("chat") or {}).get("status") == ChatStatus.PROVISIONING
 
 
 def retry_finds_it(data: dict[str, Any]) -> bool:
