@@ -15,23 +15,21 @@ from sqlalchemy.orm import joinedload
 
 from onecrew_chat.config import UnknownParticipants
 from onecrew_chat.conversations.resolve import Plan, plan_conversation
-from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import StreamFailed
-from onecrew_chat.identity import ChatStatus
+from onecrew_chat.identity import ChatStatus, ConversationType
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import CONVERSATIONS_CREATED, PROVISIONING_DEFERRED
 from onecrew_chat.models import Conversation, OutboxMessage, new_uuid
-from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.client import counting_calls
-from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
+from onecrew_chat.stream.errors import StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.adoption import cutover
 from onecrew_chat.sync.adoption.existing import adopt_pair_channel
 from onecrew_chat.sync.channels import (
-    CLAIM_WAIT,
+    ClaimBusy,
     NewClaim,
     finish,
     is_provisioned,
@@ -45,6 +43,7 @@ from onecrew_chat.sync.coalescer import coalescer
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import is_fresh, sync_identities
 from onecrew_chat.sync.participant_rows import insert_participants
+from onecrew_chat.sync.participants import Directory
 from onecrew_chat.sync.queue import enqueue_provision
 
 log = get_logger(__name__)
@@ -53,6 +52,27 @@ log = get_logger(__name__)
 INLINE_GRACE_S = 2.0
 # Called in the transaction that records a new conversation (an Idempotency-Key is bound to it there).
 Binder = Callable[[AsyncSession, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Created:
+    """What a create answers: the conversation as recorded (ready, or still provisioning when Stream was slow),
+    the directory rows its participants' JSON shows, and whether it existed before this request."""
+
+    conversation: Conversation | NewConversation
+    directory: Directory
+    existing: bool
+
+    @property
+    def still_provisioning(self) -> bool:
+        """Stream did not hold the channel with every member within the deadline: the worker finishes it."""
+        return self.conversation.chat_status is ChatStatus.PROVISIONING
+
+    @property
+    def retry_finds_it(self) -> bool:
+        """Whether the same create sent again finds this conversation: a pair (one conversation per pair). A group
+        sent again without an Idempotency-Key is a new group."""
+        return self.conversation.conversation_type != ConversationType.GROUP
 
 
 @dataclass
@@ -292,24 +312,14 @@ async def provision_inline(runtime: Runtime, recorded: Recorded, deadline: Deadl
             conversation=conversation,
             claimed=recorded.claimed,
         )
-    except DeadlineExceeded as exc:
-        if exc.operation != CLAIM_WAIT:
-            return await _leave_to_worker(runtime, message, exc)
-        log.info("conversation.provisioning_busy", channel_id=conversation.channel_id, error=str(exc))
-        return exc
+    except ClaimBusy as busy:
+        log.info("conversation.provisioning_busy", channel_id=conversation.channel_id, error=str(busy))
+        return busy
     except StreamError as exc:
-        return await _leave_to_worker(runtime, message, exc)
-    conversation.chat_status, conversation.stream_verified_at = ChatStatus.READY, utcnow()  # as recorded by finish
+        if message is not None:
+            await worker.hand_over(runtime, message.id)
+        return exc
     return None
-
-
-async def _leave_to_worker(runtime: Runtime, message: OutboxMessage | None, failure: StreamError) -> StreamError:
-    """The worker takes over now: the create's outbox row becomes due at once."""
-    if message is not None:
-        async with unit_of_work(runtime.sessionmaker) as session:
-            await outbox.make_due(session, message.id)
-        worker.kick(runtime)
-    return failure
 
 
 async def create_conversation(
@@ -319,8 +329,9 @@ async def create_conversation(
     *,
     bind: Binder | None = None,
     resume_id: str | None = None,
-) -> dict[str, Any]:
-    """POST /api/chat/conversations: the conversation as `data`; 502 stream_error when Stream refuses us.
+) -> Created:
+    """POST /api/chat/conversations: the conversation, ready or still provisioning; StreamFailed (502) when Stream
+    refuses us.
 
     `bind` ties a new conversation to the request's Idempotency-Key in the commit that records it; `resume_id`
     is the conversation an earlier run of that key made (a retry after a crash finishes and answers it).
@@ -365,4 +376,4 @@ async def create_conversation(
         stream_calls=stream_calls.calls,
         ms=round((time.perf_counter() - started) * 1000, 2),
     )
-    return serialize_conversation(conversation, recorded.plan.directory)
+    return Created(conversation, recorded.plan.directory, existing=recorded.existing)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from onecrew_chat.access import ACCEPTED, ACTING_ROLES
-from onecrew_chat.conversations.create import Binder, create_conversation
+from onecrew_chat.conversations.create import Binder, Created, create_conversation
 from onecrew_chat.conversations.lookup import find_conversation
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import Conflict, NotFound, StreamFailed, Unprocessable
@@ -66,7 +66,7 @@ async def ensure_conversation(
     *,
     bind: Binder | None = None,
     resume_id: str | None = None,
-) -> dict[str, Any]:
+) -> Created:
     """The app's create as `acting` (its `company_id` is the acting company, or none for a user); `bind` and
     `resume_id` as for the app's keyed create."""
     if acting.kind is Kind.USER:
@@ -145,9 +145,7 @@ async def send_message(
             raise StreamFailed(f"Stream refused the message: {exc}") from exc
         # Stream down or busy, or refusing our secret (the worker pauses and sends it once the secret is fixed).
         log.warning("message.send_deferred", message_id=message_id, error=str(exc)[:300])
-        async with unit_of_work(runtime.sessionmaker) as session:
-            await outbox.make_due(session, row.id)
-        worker.kick(runtime)
+        await worker.hand_over(runtime, row.id)
         return _answer(payload, QUEUED)
     async with unit_of_work(runtime.sessionmaker) as session:
         await outbox.mark_done(session, row)

@@ -32,6 +32,7 @@ from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime, Shared
 from onecrew_chat.stream.client import MAX_BATCH as MAX_MEMBERS
 from onecrew_chat.stream.client import ChannelState, StreamGateway
+from onecrew_chat.stream.errors import DeadlineExceeded
 from onecrew_chat.sync.coalescer import IdentityCoalescer, coalescer
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import IdentityBatch, chunks, complete_mirror, is_fresh, read_identities, record
@@ -41,8 +42,19 @@ log = get_logger(__name__)
 
 # Channel calls may meet users Stream has accepted but does not show yet: allow more repair rounds than the default.
 CHANNEL_MAX_REPAIRS = 5
-# The name of a run's wait for another run's claim (DeadlineExceeded.operation when it outlasts the deadline).
+# The name of a run's wait for another run's claim (ClaimBusy.operation when it outlasts the deadline).
 CLAIM_WAIT = "ProvisioningClaim"
+
+
+class ClaimBusy(DeadlineExceeded):
+    """Another run held the conversation's claim for the whole deadline: not a failure of this run, since that run
+    (or the outbox row, if it dies) finishes the job. A passing failure like any deadline."""
+
+    def as_deadline(self) -> DeadlineExceeded:
+        """The same failure as a plain DeadlineExceeded (how an outbox row that met it records it)."""
+        return DeadlineExceeded(
+            self.message, operation=self.operation, status=self.status, code=self.code, retry_after_s=self.retry_after_s
+        )
 
 
 class Outcome(Enum):
@@ -73,7 +85,8 @@ class ParticipantRef(Protocol):
 
 
 class ChannelRecord(Protocol):
-    """What provisioning reads of a conversation: a Conversation (participants loaded), or a create's new one."""
+    """What provisioning reads of a conversation (a Conversation with its participants loaded, or a create's new
+    one), and the status `finish` records on it once the channel holds every participant."""
 
     @property
     def id(self) -> str: ...
@@ -90,11 +103,10 @@ class ChannelRecord(Protocol):
     @property
     def created_by_id(self) -> str: ...
     @property
-    def chat_status(self) -> ChatStatus: ...
-    @property
-    def stream_verified_at(self) -> datetime | None: ...
-    @property
     def participants(self) -> Sequence[ParticipantRef]: ...
+
+    chat_status: ChatStatus
+    stream_verified_at: datetime | None
 
 
 def participant_identities(conversation: ChannelRecord) -> list[Identity]:
@@ -257,6 +269,12 @@ async def _record_ready(session: AsyncSession, conversation_id: str, token: str)
     await session.execute(_READY, {"conversation_id": conversation_id, "token": token, "now": utcnow()})
 
 
+def _mark_ready(conversation: ChannelRecord | None) -> None:
+    """The caller's copy of the conversation says what the row now says: ready and verified."""
+    if conversation is not None:
+        conversation.chat_status, conversation.stream_verified_at = ChatStatus.READY, utcnow()
+
+
 async def _release(session: AsyncSession, conversation_id: str, token: str) -> None:
     await session.execute(
         update(Conversation)
@@ -360,16 +378,20 @@ async def finish(
     outbox_message: OutboxMessage | None = None,
     conversation: ChannelRecord | None = None,
     claimed: str | None = None,
+    caller_copy: ChannelRecord | None = None,
 ) -> Outcome:
     """Provision unless done: claim, read, call Stream, record; the one provisioning path of every caller.
 
-    Raises DeadlineExceeded (operation CLAIM_WAIT) when another run holds the claim past the deadline, and
-    StreamError when Stream fails (the claim is given back, and what Stream accepted is recorded). `profiles`,
-    `mirror` and `conversation` (with its participants) save queries; `outbox_message` is the caller's own row,
-    marked done with the result. `claimed` is the token of a claim the caller already holds: a create inserts
-    its new conversation claimed (`new_claim`), in the transaction that records it, instead of claiming it next.
+    Raises ClaimBusy when another run holds the claim past the deadline, and StreamError when Stream fails (the
+    claim is given back, and what Stream accepted is recorded). `profiles`, `mirror` and `conversation` (with its
+    participants) save queries. The caller's object (`caller_copy`, else `conversation`) is marked ready, as the
+    row is, when this returns.
+    `outbox_message` is the caller's own row, marked done with the result. `claimed` is the token of a claim the
+    caller already holds: a create inserts its new conversation claimed (`new_claim`), in the transaction that
+    records it, instead of claiming it next.
     """
     sessionmaker = runtime.sessionmaker
+    caller_copy = caller_copy if caller_copy is not None else conversation
     process_waiters = waiters(runtime)
     hold_s = lease_s(runtime.settings.provision_deadline_s)
 
@@ -379,8 +401,14 @@ async def finish(
     if claimed is not None:
         token = claimed
     else:
-        token = await deadline.poll(try_claim, name=CLAIM_WAIT, wake=lambda: process_waiters.get(conversation_id))
+        try:
+            token = await deadline.poll(try_claim, name=CLAIM_WAIT, wake=lambda: process_waiters.get(conversation_id))
+        except DeadlineExceeded as exc:
+            raise ClaimBusy(
+                exc.message, operation=exc.operation, status=exc.status, code=exc.code, retry_after_s=exc.retry_after_s
+            ) from None
         if token == _DONE:
+            _mark_ready(caller_copy)
             return Outcome.ALREADY
     event = process_waiters.hold(conversation_id)
     batch: IdentityBatch | None = None
@@ -401,6 +429,7 @@ async def finish(
             await _record_ready(session, conversation_id, token)
             if outbox_message is not None:
                 await outbox.mark_done(session, outbox_message)
+        _mark_ready(caller_copy)
         return Outcome.PROVISIONED
     except BaseException:
         async with unit_of_work(sessionmaker) as session:

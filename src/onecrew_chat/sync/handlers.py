@@ -17,7 +17,7 @@ from onecrew_chat.identity import ChatStatus, Identity
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation
 from onecrew_chat.stream.errors import StreamBatchError
-from onecrew_chat.sync.channels import Outcome, finish, provision_deadline
+from onecrew_chat.sync.channels import ClaimBusy, Outcome, finish, provision_deadline
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import BATCH, read_identities, save
 from onecrew_chat.sync.queue import IDENTITY_SYNC, PROVISION
@@ -53,6 +53,9 @@ async def provision(runtime: Runtime, payload: dict[str, Any]) -> None:
     try:
         # Participants were accepted when the conversation was created; one the directory lost becomes a placeholder.
         outcome = await finish(runtime, conversation_id, deadline=deadline, placeholder_ok=True)
+    except ClaimBusy as busy:
+        # Another run is provisioning it right now: the row is tried again later, recorded like any deadline.
+        raise busy.as_deadline() from None
     except LookupError:
         log.warning("conversation.provision_missing", conversation_id=conversation_id)
         return
