@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.dialects import postgresql, sqlite
 
 from onecrew_chat.config import Settings
-from onecrew_chat.conversations.create import Created, NewConversation
+from onecrew_chat.conversations.create import Created
 from onecrew_chat.db import EnumString
 from onecrew_chat.identity import ChatStatus
 from onecrew_chat.outbox.repository import MessageStatus, Outcome
@@ -17,6 +17,7 @@ from onecrew_chat.runtime import Runtime, Shared, build_runtime
 from onecrew_chat.stream.errors import DeadlineExceeded, recorded_failure_heals
 from onecrew_chat.sync.channels import CLAIM_WAIT, ClaimBusy
 from onecrew_chat.sync.participants import Directory
+from onecrew_chat.sync.read_model import ConversationRecord
 
 
 def test_the_stored_and_shown_values_are_the_strings_they_always_were():
@@ -70,7 +71,7 @@ def test_a_busy_claim_reads_like_the_deadline_it_is_once_recorded():
 
 def _created(conversation_type: str, status: ChatStatus) -> Created:
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    conversation = NewConversation(
+    conversation = ConversationRecord(
         id="c",
         channel_type="messaging",
         channel_id="ch",

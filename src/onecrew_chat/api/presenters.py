@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from onecrew_chat.conversations.serialize import ConversationFields, ordered_participants, serialize_conversation
+from onecrew_chat.conversations.serialize import ordered_participants, serialize_conversation
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.models import Conversation
 from onecrew_chat.sync.participants import Directory
+from onecrew_chat.sync.read_model import ConversationView
 
 
 def ok(data: Any) -> dict[str, Any]:
@@ -15,7 +16,7 @@ def ok(data: Any) -> dict[str, Any]:
     return {"success": True, "data": data}
 
 
-def conversation_json(conversation: ConversationFields, directory: Directory) -> dict[str, Any]:
+def conversation_json(conversation: ConversationView, directory: Directory) -> dict[str, Any]:
     """A conversation as `data` of the create's and the GET's answers (participants with their directory rows)."""
     return serialize_conversation(conversation, directory)
 

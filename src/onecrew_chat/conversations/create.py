@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -45,6 +44,7 @@ from onecrew_chat.sync.mirror import is_fresh, sync_identities
 from onecrew_chat.sync.participant_rows import insert_participants
 from onecrew_chat.sync.participants import Directory
 from onecrew_chat.sync.queue import enqueue_provision
+from onecrew_chat.sync.read_model import ConversationRecord, ParticipantRecord, Provisionable
 
 log = get_logger(__name__)
 
@@ -59,7 +59,7 @@ class Created:
     """What a create answers: the conversation as recorded (ready, or still provisioning when Stream was slow),
     the directory rows its participants' JSON shows, and whether it existed before this request."""
 
-    conversation: Conversation | NewConversation
+    conversation: Provisionable
     directory: Directory
     existing: bool
 
@@ -80,7 +80,7 @@ class Recorded:
     """The outcome of the first unit of work."""
 
     plan: Plan
-    conversation: Conversation | NewConversation
+    conversation: Provisionable
     message: OutboxMessage | None
     existing: bool
     settled: bool
@@ -100,79 +100,14 @@ async def load_pair(session: AsyncSession, key: str) -> Conversation | None:
     return result.unique().scalar_one_or_none()
 
 
-@dataclass
-class NewParticipant:
-    """A participant row a create inserts (what provisioning and the app's JSON read of it)."""
-
-    id: str
-    participant_type: str
-    participant_id: str
-    joined_at: datetime
-    created_at: datetime
-    last_read_at: datetime | None = None
-
-    def row(self, conversation_id: str) -> dict[str, Any]:
-        """The row's columns for the INSERT."""
-        return {
-            "id": self.id,
-            "conversation_id": conversation_id,
-            "participant_type": self.participant_type,
-            "participant_id": self.participant_id,
-            "joined_at": self.joined_at,
-            "created_at": self.created_at,
-        }
-
-
-@dataclass
-class NewConversation:
-    """A conversation a create inserts, with its participants: plain objects written with two Core INSERTs (an ORM
-    flush of a 1,000-member group's rows costs more than everything else the create does)."""
-
-    id: str
-    channel_type: str
-    channel_id: str
-    conversation_type: str
-    name: str | None
-    pair_key: str | None
-    created_by_type: str
-    created_by_id: str
-    chat_status: ChatStatus
-    provision_lease_token: str | None
-    provision_lease_until: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    participants: list[NewParticipant] = field(default_factory=list)
-    stream_verified_at: datetime | None = None
-    last_message_at: datetime | None = None
-    last_message_preview: str | None = None
-
-    def row(self) -> dict[str, Any]:
-        """The conversation's columns for the INSERT."""
-        return {
-            "id": self.id,
-            "channel_type": self.channel_type,
-            "channel_id": self.channel_id,
-            "conversation_type": self.conversation_type,
-            "name": self.name,
-            "pair_key": self.pair_key,
-            "created_by_type": self.created_by_type,
-            "created_by_id": self.created_by_id,
-            "chat_status": self.chat_status,
-            "provision_lease_token": self.provision_lease_token,
-            "provision_lease_until": self.provision_lease_until,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-
-
 # A Core INSERT of the conversation (built once), not an ORM-enabled one: no unit of work, no objects to track.
 _INSERT_CONVERSATION = insert(cast(Table, Conversation.__table__))
 
 
-def new_conversation(plan: Plan, claim: NewClaim | None = None) -> NewConversation:
+def new_conversation(plan: Plan, claim: NewClaim | None = None) -> ConversationRecord:
     """The conversation and its participants for a plan (acting identity first), claimed if `claim`."""
     now = utcnow()
-    return NewConversation(
+    return ConversationRecord(
         id=new_uuid(),
         channel_type="messaging",
         channel_id=plan.channel_id,
@@ -186,11 +121,11 @@ def new_conversation(plan: Plan, claim: NewClaim | None = None) -> NewConversati
         provision_lease_until=claim.until if claim else None,
         created_at=now,
         updated_at=now,
-        participants=[NewParticipant(new_uuid(), i.kind.value, i.entity_id, now, now) for i in plan.identities],
+        participants=[ParticipantRecord(new_uuid(), i.kind.value, i.entity_id, now, now) for i in plan.identities],
     )
 
 
-async def insert_conversation(session: AsyncSession, conversation: NewConversation) -> None:
+async def insert_conversation(session: AsyncSession, conversation: ConversationRecord) -> None:
     """INSERT the conversation, then its participants: one statement for all of them, in key order (so that
     concurrent creates sharing members never deadlock on their counters); `participants` keeps the plan's order."""
     await session.execute(_INSERT_CONVERSATION, conversation.row())

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from functools import partial
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,6 +37,7 @@ from onecrew_chat.sync.coalescer import IdentityCoalescer, coalescer
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import IdentityBatch, chunks, complete_mirror, is_fresh, read_identities, record
 from onecrew_chat.sync.participants import Profile
+from onecrew_chat.sync.read_model import ConversationView, Provisionable
 
 log = get_logger(__name__)
 
@@ -75,41 +76,7 @@ class ProvisionResult:
     ms: float
 
 
-class ParticipantRef(Protocol):
-    """Who a participant is: a ConversationParticipant, or a create's new participant."""
-
-    @property
-    def participant_type(self) -> str: ...
-    @property
-    def participant_id(self) -> str: ...
-
-
-class ChannelRecord(Protocol):
-    """What provisioning reads of a conversation (a Conversation with its participants loaded, or a create's new
-    one), and the status `finish` records on it once the channel holds every participant."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def channel_type(self) -> str: ...
-    @property
-    def channel_id(self) -> str: ...
-    @property
-    def conversation_type(self) -> str: ...
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def created_by_type(self) -> str: ...
-    @property
-    def created_by_id(self) -> str: ...
-    @property
-    def participants(self) -> Sequence[ParticipantRef]: ...
-
-    chat_status: ChatStatus
-    stream_verified_at: datetime | None
-
-
-def participant_identities(conversation: ChannelRecord) -> list[Identity]:
+def participant_identities(conversation: ConversationView) -> list[Identity]:
     """The conversation's participants as Stream identities, creator first (participants must be loaded)."""
     creator = Identity(Kind(conversation.created_by_type), conversation.created_by_id)
     others = sorted(
@@ -118,14 +85,14 @@ def participant_identities(conversation: ChannelRecord) -> list[Identity]:
     return [creator, *others]
 
 
-def channel_custom(conversation: ChannelRecord) -> dict[str, Any] | None:
+def channel_custom(conversation: ConversationView) -> dict[str, Any] | None:
     """Channel data: groups carry their name; pairs carry none, so the app shows the other party's name."""
     if conversation.conversation_type == ConversationType.GROUP.value and conversation.name:
         return {"name": conversation.name}
     return None
 
 
-def is_provisioned(conversation: ChannelRecord) -> bool:
+def is_provisioned(conversation: Provisionable) -> bool:
     """True when Stream was seen to hold the channel with every participant."""
     return conversation.chat_status == ChatStatus.READY and conversation.stream_verified_at is not None
 
@@ -269,7 +236,7 @@ async def _record_ready(session: AsyncSession, conversation_id: str, token: str)
     await session.execute(_READY, {"conversation_id": conversation_id, "token": token, "now": utcnow()})
 
 
-def _mark_ready(conversation: ChannelRecord | None) -> None:
+def _mark_ready(conversation: Provisionable | None) -> None:
     """The caller's copy of the conversation says what the row now says: ready and verified."""
     if conversation is not None:
         conversation.chat_status, conversation.stream_verified_at = ChatStatus.READY, utcnow()
@@ -301,7 +268,7 @@ def members_to_add(member_ids: list[str], state: ChannelState) -> tuple[list[str
 
 async def call_stream(
     stream: StreamGateway,
-    conversation: ChannelRecord,
+    conversation: ConversationView,
     batch: IdentityBatch,
     deadline: Deadline,
     *,
@@ -376,9 +343,9 @@ async def finish(
     profiles: Mapping[Identity, Profile] | None = None,
     mirror: Mapping[str, StreamIdentity | None] | None = None,
     outbox_message: OutboxMessage | None = None,
-    conversation: ChannelRecord | None = None,
+    conversation: Provisionable | None = None,
     claimed: str | None = None,
-    caller_copy: ChannelRecord | None = None,
+    caller_copy: Provisionable | None = None,
 ) -> Outcome:
     """Provision unless done: claim, read, call Stream, record; the one provisioning path of every caller.
 

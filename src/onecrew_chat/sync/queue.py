@@ -6,7 +6,6 @@ Both are written in the caller's transaction, so the work is stored with the cha
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +13,7 @@ from onecrew_chat.identity import ChatStatus
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import OutboxMessage
 from onecrew_chat.outbox import repository as outbox
+from onecrew_chat.sync.read_model import Provisionable
 
 log = get_logger(__name__)
 
@@ -26,16 +26,8 @@ def provision_dedupe_key(conversation_id: str) -> str:
     return f"{PROVISION}:{conversation_id}"
 
 
-class Queueable(Protocol):
-    """What queueing a provisioning reads (and, for a failed one, changes) of a conversation."""
-
-    id: str
-    channel_id: str
-    chat_status: ChatStatus
-
-
 async def enqueue_provision(
-    session: AsyncSession, conversation: Queueable, *, delay_s: float = 0.0, known_new: bool = False
+    session: AsyncSession, conversation: Provisionable, *, delay_s: float = 0.0, known_new: bool = False
 ) -> OutboxMessage:
     """Queue the row that finishes provisioning (reusing a pending one); a conversation that had failed is retried.
 
