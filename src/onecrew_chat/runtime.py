@@ -57,6 +57,10 @@ class Runtime:
             self._shared[slot] = slot.make(self)
         return cast(T, self._shared[slot])
 
+    def made(self, slot: Shared[T]) -> T | None:
+        """The process's object of `slot` if one was made, else None (what shutting down has to close)."""
+        return cast(T | None, self._shared.get(slot))
+
     async def close(self) -> None:
         """Release the Stream HTTP pool and the database pool."""
         await self.stream.close()

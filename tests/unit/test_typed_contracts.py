@@ -52,9 +52,10 @@ async def test_a_shared_object_is_made_once_per_runtime_and_never_shared_between
 
     slot = Shared("a cache", make)
     first, second = _runtime(), _runtime()
+    assert first.made(slot) is None and made == []
     first.shared(slot).append("kept")
     assert first.shared(slot) == ["kept"] and second.shared(slot) == []
-    assert made == [first, second]
+    assert made == [first, second] and first.made(slot) == ["kept"]
     for runtime in (first, second):
         await runtime.close()
 
