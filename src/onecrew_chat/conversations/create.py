@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from onecrew_chat.config import UnknownParticipants
+from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.conversations.resolve import Plan, plan_conversation
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import StreamFailed
@@ -20,9 +21,8 @@ from onecrew_chat.identity import ChatStatus, ConversationType
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import CONVERSATIONS_CREATED, PROVISIONING_DEFERRED
 from onecrew_chat.models import Conversation, OutboxMessage, new_uuid
-from onecrew_chat.outbox import worker
+from onecrew_chat.outbox import handoff
 from onecrew_chat.runtime import Runtime
-from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import (
@@ -252,7 +252,7 @@ async def provision_inline(runtime: Runtime, recorded: Recorded, deadline: Deadl
         return busy
     except StreamError as exc:
         if message is not None:
-            await worker.hand_over(runtime, message.id)
+            await handoff.hand_over(runtime, message.id)
         return exc
     return None
 

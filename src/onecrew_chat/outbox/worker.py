@@ -13,32 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from onecrew_chat.db import unit_of_work
 from onecrew_chat.logging import get_logger
-from onecrew_chat.outbox import repository
-from onecrew_chat.outbox.jobs import H, Jobs, PeriodicJob, Verdict, WorkerHost
+from onecrew_chat.outbox.jobs import H, Jobs, PeriodicJob, Verdict
 from onecrew_chat.outbox.repository import Outcome
 from onecrew_chat.outbox.rounds import MAX_ATTEMPTS, MAX_IDLE_S, WorkerConfig, run_next
 from onecrew_chat.outbox.status import WorkerStatus
 
 log = get_logger(__name__)
 
-__all__ = ["MAX_ATTEMPTS", "WorkerConfig", "hand_over", "kick", "run_forever", "run_once", "run_one"]
+__all__ = ["MAX_ATTEMPTS", "WorkerConfig", "run_forever", "run_once", "run_one"]
 
 DEFAULT_LIMIT = 50
-
-
-def kick(runtime: WorkerHost) -> None:
-    """Wake the worker now instead of at its next poll (or probe, when paused); call it after committing a row."""
-    runtime.outbox_wakeup.set()
-
-
-async def hand_over(runtime: WorkerHost, message_id: int) -> None:
-    """The writer of a row stops trying its work inline (the service it calls is slow or down): the row is due now,
-    in a short transaction of its own, and the worker is woken for it."""
-    async with unit_of_work(runtime.sessionmaker) as session:
-        await repository.make_due(session, message_id)
-    kick(runtime)
 
 
 async def run_once(

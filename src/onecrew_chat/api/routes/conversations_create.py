@@ -14,12 +14,13 @@ from onecrew_chat.api.errors import describe_validation_errors
 from onecrew_chat.api.idempotent import keep, replay, run_keyed
 from onecrew_chat.api.openapi import error_responses, json_body
 from onecrew_chat.api.presenters import conversation_json, ok
+from onecrew_chat.api.schemas import ConversationEnvelope
 from onecrew_chat.conversations import idempotency
 from onecrew_chat.conversations.create import create_conversation
 from onecrew_chat.conversations.idempotency import Answer
+from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.errors import BadRequest, ProvisioningTimeout, Unprocessable
 from onecrew_chat.identity import ChatStatus, Identity
-from onecrew_chat.schemas import ConversationEnvelope, CreateConversationRequest
 
 router = APIRouter(tags=["conversations"])
 

@@ -12,12 +12,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from onecrew_chat.api.deps import RuntimeDep, ServiceCaller
 from onecrew_chat.api.idempotent import keep, replay, run_keyed
 from onecrew_chat.api.presenters import conversation_json, ok
+from onecrew_chat.api.schemas import ConversationEnvelope, Envelope
 from onecrew_chat.conversations import idempotency, on_behalf
 from onecrew_chat.conversations.create import Created
 from onecrew_chat.conversations.idempotency import Answer
+from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.errors import Unprocessable
 from onecrew_chat.identity import Identity, Kind, normalize_uuid
-from onecrew_chat.schemas import ConversationEnvelope, CreateConversationRequest, Envelope
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
 
