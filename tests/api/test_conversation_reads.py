@@ -1,4 +1,5 @@
-"""GET /api/chat/conversations (the list) and GET /api/chat/conversations/{id} (contract §2, §3, §8)."""
+"""GET /api/chat/conversations (the list) and GET /api/chat/conversations/{id}
+(docs/reference/app-contract.md#list, #get-by-id)."""
 
 from __future__ import annotations
 
