@@ -152,9 +152,9 @@ async def _print_example(settings: Settings, base_url: str, *, dev_secret: bool)
     token = embedded.dev_token(settings, demo.EXAMPLE_CALLER_ID, ttl_s=EXAMPLE_TOKEN_TTL_S)
     say()
     if caller_in_stream:
-        say("Try it: Amr (the seed's user) starts, or finds again, his conversation with Sat Education:")
+        say("Try it: Amr (from the original bug report) starts, or finds again, his conversation with Sat Education:")
     else:
-        say("Try it: Amr (the seed's user, not yet in Stream) starts a conversation with Sat Education:")
+        say("Try it: Amr (from the original bug report, not yet in Stream) starts a conversation with Sat Education:")
     say()
     say("  " + demo.example_curl(base_url, token))
     say()

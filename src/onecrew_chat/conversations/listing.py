@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Row, and_, exists, func, literal, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,9 +14,9 @@ from sqlalchemy.orm import aliased
 
 from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.errors import BadRequest
-from onecrew_chat.identity import Identity, Kind
+from onecrew_chat.identity import ChatStatus, Identity, Kind
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, ProfileConversationCount, User
-from onecrew_chat.sync.participants import Directory
+from onecrew_chat.sync.participants import Directory, DirectoryCompany, DirectoryUser
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -136,7 +136,7 @@ class ListedConversation(NamedTuple):
     name: str | None
     created_by_type: str
     created_by_id: str
-    chat_status: str
+    chat_status: ChatStatus
     created_at: datetime
     updated_at: datetime
     last_message_at: datetime | None
@@ -153,8 +153,8 @@ _PARTICIPANT_COLUMNS = [
     ConversationParticipant.joined_at,
     ConversationParticipant.last_read_at,
 ]
-_USER_COLUMNS = [User.id, User.name, User.image_url, User.category]
-_COMPANY_COLUMNS = [Company.id, Company.name, Company.logo_url, Company.subcategory]
+_USER_COLUMNS = [User.id, User.name, User.image_url, User.category, User.updated_at]
+_COMPANY_COLUMNS = [Company.id, Company.name, Company.logo_url, Company.subcategory, Company.updated_at]
 
 
 async def _with_participants(session: AsyncSession, rows: Sequence[Row[*tuple[Any, ...]]]) -> list[ListedConversation]:
@@ -176,11 +176,16 @@ async def _directory(session: AsyncSession, conversations: list[ListedConversati
     directory = Directory()
     if ids[Kind.USER.value]:
         query = select(*_USER_COLUMNS).where(User.id.in_(sorted(ids[Kind.USER.value])))
-        # Rows with the columns user_json and company_json read stand in for the ORM objects.
-        directory.users = {row.id: cast(User, row) for row in await session.execute(query)}
+        directory.users = {
+            row.id: DirectoryUser(row.id, row.name, row.image_url, row.category, row.updated_at)
+            for row in await session.execute(query)
+        }
     if ids[Kind.COMPANY.value]:
         query = select(*_COMPANY_COLUMNS).where(Company.id.in_(sorted(ids[Kind.COMPANY.value])))
-        directory.companies = {row.id: cast(Company, row) for row in await session.execute(query)}
+        directory.companies = {
+            row.id: DirectoryCompany(row.id, row.name, row.logo_url, row.subcategory, row.updated_at)
+            for row in await session.execute(query)
+        }
     return directory
 
 

@@ -7,19 +7,16 @@ import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from onecrew_chat.db import unit_of_work, utcnow
+from onecrew_chat.identity import ChatStatus
 from onecrew_chat.models import Conversation
-from onecrew_chat.sync.queue import READY
-
-if TYPE_CHECKING:
-    from onecrew_chat.runtime import Runtime
-
-_WAITERS = "provisioning_waiters"
+from onecrew_chat.runtime import Runtime, Shared
+from onecrew_chat.sync.read_model import Provisionable
 
 
 def lease_s(deadline_s: float) -> float:
@@ -46,13 +43,12 @@ class Waiters:
         event.set()
 
 
+_WAITERS = Shared("provisioning waiters", lambda _runtime: Waiters())
+
+
 def waiters(runtime: Runtime) -> Waiters:
     """The process's provisioning waiters (one per runtime)."""
-    found = runtime.extras.get(_WAITERS)
-    if found is None:
-        found = runtime.extras[_WAITERS] = Waiters()
-    assert isinstance(found, Waiters)
-    return found
+    return runtime.shared(_WAITERS)
 
 
 DONE = "done"
@@ -85,7 +81,7 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], conversation_id:
             update(Conversation)
             .where(
                 by_id(conversation_id),
-                or_(Conversation.chat_status != READY, Conversation.stream_verified_at.is_(None)),
+                or_(Conversation.chat_status != ChatStatus.READY, Conversation.stream_verified_at.is_(None)),
                 or_(Conversation.provision_lease_until.is_(None), Conversation.provision_lease_until <= now),
             )
             .values(provision_lease_token=token, provision_lease_until=now + timedelta(seconds=hold_s))
@@ -98,7 +94,7 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], conversation_id:
                 select(Conversation.chat_status, Conversation.stream_verified_at).where(by_id(conversation_id))
             )
         ).one_or_none()
-    if row is None or (row.chat_status == READY and row.stream_verified_at is not None):
+    if row is None or (row.chat_status == ChatStatus.READY and row.stream_verified_at is not None):
         return DONE
     return None
 
@@ -115,7 +111,7 @@ def ready_statement() -> Any:
             )
         )
         .values(
-            chat_status=READY,
+            chat_status=ChatStatus.READY,
             stream_verified_at=bindparam("now"),
             updated_at=bindparam("now"),
             provision_lease_token=case((mine, None), else_=conversation.provision_lease_token),
@@ -130,6 +126,12 @@ READY_STATEMENT = ready_statement()
 async def record_ready(session: AsyncSession, conversation_id: str, token: str) -> None:
     """The channel holds every participant: say so, and give back the claim if it is still ours."""
     await session.execute(READY_STATEMENT, {"conversation_id": conversation_id, "token": token, "now": utcnow()})
+
+
+def mark_ready(conversation: Provisionable | None) -> None:
+    """The caller's copy of the conversation says what the row now says: ready and verified."""
+    if conversation is not None:
+        conversation.chat_status, conversation.stream_verified_at = ChatStatus.READY, utcnow()
 
 
 async def release(session: AsyncSession, conversation_id: str, token: str) -> None:

@@ -31,22 +31,19 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import StreamIdentity
+from onecrew_chat.runtime import Runtime, Shared
 from onecrew_chat.stream.client import StreamGateway
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamRateLimited
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import BATCH, IdentityBatch, save
 from onecrew_chat.sync.pacing import Pacer
 from onecrew_chat.sync.participants import Profile
-
-if TYPE_CHECKING:
-    from onecrew_chat.runtime import Runtime
 
 log = get_logger(__name__)
 
@@ -55,7 +52,6 @@ MAX_WAIT_S = 1.0
 # How long a token may wait for Stream's limits to allow its batch (see the module's docstring).
 TOKEN_WAIT_S = 0.1
 UPDATE_USERS = "UpdateUsers"
-_KEY = "identity_coalescer"
 
 
 @dataclass
@@ -328,12 +324,14 @@ class IdentityCoalescer:
         )
 
 
+_COALESCER = Shared(
+    "identity coalescer",
+    lambda runtime: IdentityCoalescer(
+        runtime.sessionmaker, runtime.stream, deadline_s=runtime.settings.provision_deadline_s
+    ),
+)
+
+
 def coalescer(runtime: Runtime) -> IdentityCoalescer:
     """The process's coalescer (one per runtime, made on first use)."""
-    found = runtime.extras.get(_KEY)
-    if found is None:
-        found = runtime.extras[_KEY] = IdentityCoalescer(
-            runtime.sessionmaker, runtime.stream, deadline_s=runtime.settings.provision_deadline_s
-        )
-    assert isinstance(found, IdentityCoalescer)
-    return found
+    return runtime.shared(_COALESCER)

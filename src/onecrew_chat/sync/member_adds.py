@@ -16,6 +16,7 @@ from collections import OrderedDict
 from functools import partial
 from typing import TYPE_CHECKING
 
+from onecrew_chat.runtime import Runtime, Shared
 from onecrew_chat.stream.client import MAX_BATCH as MAX_MEMBERS
 from onecrew_chat.stream.client import ChannelState, StreamGateway
 from onecrew_chat.stream.errors import DeadlineExceeded
@@ -26,14 +27,10 @@ from onecrew_chat.sync.pacing import Pacer
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from onecrew_chat.runtime import Runtime
-
 UPDATE_CHANNEL = "UpdateChannel"
 # Channels whose accepted members a process remembers (the oldest forgotten first): far more than are ever
 # provisioning at once.
 REMEMBERED_CHANNELS = 1000
-_PACER = "update_channel_pacer"
-_PROGRESS = "member_progress"
 
 
 class MemberProgress:
@@ -59,22 +56,18 @@ class MemberProgress:
         self._added.pop(cid, None)
 
 
+_PACER = Shared("UpdateChannel pacer", lambda runtime: Pacer(runtime.stream, UPDATE_CHANNEL))
+_PROGRESS = Shared("accepted member additions", lambda _runtime: MemberProgress())
+
+
 def update_channel_pacer(runtime: Runtime) -> Pacer:
     """The process's UpdateChannel pacer (one per runtime: every run's additions share Stream's limit)."""
-    found = runtime.extras.get(_PACER)
-    if found is None:
-        found = runtime.extras[_PACER] = Pacer(runtime.stream, UPDATE_CHANNEL)
-    assert isinstance(found, Pacer)
-    return found
+    return runtime.shared(_PACER)
 
 
 def member_progress(runtime: Runtime) -> MemberProgress:
     """The process's memory of accepted member additions (one per runtime)."""
-    found = runtime.extras.get(_PROGRESS)
-    if found is None:
-        found = runtime.extras[_PROGRESS] = MemberProgress()
-    assert isinstance(found, MemberProgress)
-    return found
+    return runtime.shared(_PROGRESS)
 
 
 def members_to_add(member_ids: list[str], state: ChannelState) -> tuple[list[str], list[str]]:
