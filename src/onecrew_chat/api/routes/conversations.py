@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
 from onecrew_chat.access import acting_identity_for_profile, may_act_as, requested_identity
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
+from onecrew_chat.api.lean import LeanRoute, served_by, user_of
 from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
 from onecrew_chat.conversations.heal import open_conversation, prepare
 from onecrew_chat.conversations.listing import MAX_LIMIT, MAX_PAGE, MAX_SEARCH, PageRequest, list_conversations
 from onecrew_chat.conversations.unread import UnreadCount, unread_cache, unread_count
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.identity import CHANNEL_ID_PATTERN, Kind
+from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import (
     ConversationEnvelope,
     ConversationPageEnvelope,
@@ -23,7 +25,7 @@ from onecrew_chat.schemas import (
     UnreadCountEnvelope,
 )
 
-router = APIRouter(prefix="/api/chat/conversations", tags=["conversations"])
+router = APIRouter(prefix="/api/chat/conversations", tags=["conversations"], route_class=LeanRoute)
 
 # Read as text and checked by PageRequest, whose 400s say what is wrong; WithJsonSchema documents what it accepts
 # (an empty value means the default, as if the parameter were absent).
@@ -71,6 +73,13 @@ async def get_conversations(
     return JSONResponse({"success": True, "data": await list_conversations(session, identity, request)})
 
 
+async def _unread_lean(request: Request) -> JSONResponse:
+    """GET /unread-count served by api.lean (the app polls it): the declared endpoint's parameters, read directly."""
+    runtime, user_id = user_of(request)
+    query = request.query_params
+    return await _unread_answer(runtime, user_id, query.get("profile_type"), query.get("company_id"))
+
+
 # Declared before /{conversation_id}, or "unread-count" would be taken for a conversation id.
 @router.get(
     "/unread-count",
@@ -78,6 +87,7 @@ async def get_conversations(
     response_model=None,
     responses={200: {"model": UnreadCountEnvelope}, **error_responses(400, 401, 403)},
 )
+@served_by(_unread_lean)
 async def get_unread_count(
     runtime: RuntimeDep,
     user_id: CurrentUserId,
@@ -89,6 +99,12 @@ async def get_unread_count(
     company_id: CompanyIdQuery = None,
 ) -> JSONResponse:
     """`{unread_count, profile_type, profile_id, cached}`; 400 for a missing or bad profile_type or company_id."""
+    return await _unread_answer(runtime, user_id, profile_type, company_id)
+
+
+async def _unread_answer(
+    runtime: Runtime, user_id: str, profile_type: str | None, company_id: str | None
+) -> JSONResponse:
     identity = requested_identity(user_id, profile_type, company_id, required=True)
     cache = unread_cache(runtime)
     cached = cache.get(identity.stream_id) if identity.kind is Kind.USER else None
