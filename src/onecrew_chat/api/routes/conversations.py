@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onecrew_chat.access import acting_identity_for_profile, may_act_as, requested_identity
+from onecrew_chat.accounts.access import acting_identity_for_profile, may_act_as, requested_identity
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
 from onecrew_chat.api.lean import LeanRoute, served_by, user_of
 from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
