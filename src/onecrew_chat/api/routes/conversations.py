@@ -13,6 +13,7 @@ from onecrew_chat.accounts.access import acting_identity_for_profile, may_act_as
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
 from onecrew_chat.api.lean import LeanRoute, served_by, user_of
 from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
+from onecrew_chat.api.responses import LargeJSONResponse
 from onecrew_chat.conversations.heal import open_conversation, prepare
 from onecrew_chat.conversations.listing import MAX_LIMIT, MAX_PAGE, MAX_SEARCH, PageRequest, list_conversations
 from onecrew_chat.conversations.unread import UnreadCount, unread_cache, unread_count
@@ -96,7 +97,7 @@ async def _list_answer(
     request = PageRequest.parse(*paging)
     identity = await acting_identity_for_profile(session, user_id, profile_type, company_id, required=False)
     # Already JSON types: answered as is, without FastAPI's jsonable_encoder walk (a third of a 100-row page's time).
-    return JSONResponse({"success": True, "data": await list_conversations(session, identity, request)})
+    return LargeJSONResponse({"success": True, "data": await list_conversations(session, identity, request)})
 
 
 async def _unread_lean(request: Request) -> JSONResponse:
