@@ -15,12 +15,12 @@ wait). The others join the open batch with the profiles and mirror rows they alr
 - `queue` (tokens): the request goes on at once. A token is signed locally and the app's `connectUser` creates or
   updates the user in Stream itself, and every create mirrors its members before adding them, so nothing waits
   for this upsert; it brings the full profile and the mirror row. While nobody waits for any of its identities,
-  the batch fills up to 100 for `max_wait_s`: a login wave costs about one `UpdateUsers` call per 100 new people.
+  the batch fills up to 100 while identities keep joining it (sent after `queue_quiet_s` without one, at most
+  `queue_max_s` after it opened): a login wave costs about one `UpdateUsers` call per 100 new people.
   What Stream does not take goes to the outbox, whose worker sends it (after a 429 it stays for the next batch).
 
 One batch costs one `UpdateUsers` call (plus one `QueryUsers` for users the directory does not know yet, which
-become placeholders) and one short transaction that records the mirror rows; then every waiting request goes on.
-Stream is called with no transaction open, as everywhere else.
+become placeholders) and one short transaction that records the mirror rows; Stream is called with no transaction open.
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ log = get_logger(__name__)
 
 QUIET_S = 0.005
 MAX_WAIT_S = 1.0
+# A batch nobody waits for: logins arriving at 30 a second still fill it; a lone login's is sent after 0.5 s.
+QUEUE_QUIET_S = 0.5
+QUEUE_MAX_S = 5.0
 UPDATE_USERS = "UpdateUsers"
 _KEY = "identity_coalescer"
 
@@ -103,6 +106,8 @@ class IdentityCoalescer:
         deadline_s: float,
         quiet_s: float = QUIET_S,
         max_wait_s: float = MAX_WAIT_S,
+        queue_quiet_s: float = QUEUE_QUIET_S,
+        queue_max_s: float = QUEUE_MAX_S,
         max_batch: int = BATCH,
     ) -> None:
         self.sessionmaker = sessionmaker
@@ -110,11 +115,14 @@ class IdentityCoalescer:
         self.deadline_s = deadline_s
         self.quiet_s = quiet_s
         self.max_wait_s = max_wait_s
+        self.queue_quiet_s = queue_quiet_s
+        self.queue_max_s = queue_max_s
         self.max_batch = max_batch
         self.pacer = Pacer(stream, UPDATE_USERS)
         self._open: dict[Identity, _Joined] = {}
         self._urgent = 0  # identities of the open batch that a request is waiting for
         self._opened_at = 0.0
+        self._joined_at = 0.0  # when an identity last joined the open batch
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self.batches_sent = 0
@@ -142,7 +150,7 @@ class IdentityCoalescer:
 
     @property
     def idle(self) -> bool:
-        """No identity waits in an open batch and no batch is on its way to Stream."""
+        """No open batch, and no batch on its way to Stream."""
         return not self._open and not self._sending
 
     def depart(self) -> None:
@@ -173,7 +181,7 @@ class IdentityCoalescer:
 
     def queue(self, identity: Identity, read: IdentityBatch) -> None:
         """Have Stream hold `identity` without waiting for it: it joins the open batch, which, while nobody waits for
-        any of its identities, fills up to 100 for up to `max_wait_s` (a login wave: one call per 100 new people).
+        any of its identities, fills up to 100 while more keep joining (a login wave: one call per 100 new people).
         What Stream does not take (it fails, or the process stops first) goes to the outbox (`_owed`, `close`)."""
         self.depart()
         self._join(identity, read.profile(identity), read.mirror.get(identity.stream_id), [], queued=True)
@@ -216,6 +224,7 @@ class IdentityCoalescer:
             if not self._open:
                 self._opened_at = loop.time()
             joined = self._open[identity] = _Joined(profile, row)
+        self._joined_at = loop.time()
         if waiters and not joined.waiting:
             self._urgent += 1
         joined.waiting.extend(waiters)
@@ -223,8 +232,7 @@ class IdentityCoalescer:
         self._arm(loop)
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
-        """(Re)start the timer: when Stream's limits allow a call, and the batch is full, or `quiet_s` passed without
-        a newcomer, or `max_wait_s` passed since it opened."""
+        """(Re)start the timer: when Stream's limits allow a call, and the batch is full or done filling."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -232,24 +240,32 @@ class IdentityCoalescer:
             return
         delay = self.pacer.wait_s()
         if len(self._open) < self.max_batch:
-            left = self._opened_at + self.max_wait_s - loop.time()
-            delay = max(delay, min(self.quiet_s, left) if self._urgent else left)
+            if self._urgent:
+                delay = max(delay, min(self.quiet_s, self._opened_at + self.max_wait_s - loop.time()))
+            else:
+                delay = max(delay, self._queue_until() - loop.time())
         self._timer = loop.call_later(max(0.0, delay), self._fire)
 
     def _fire(self) -> None:
-        """Send the next batch, unless Stream's limits allow no call yet, or it is not full and more are arriving or
-        an earlier batch is still on its way to Stream while there is time left to fill it."""
+        """Send the next batch, unless Stream's limits allow no call yet, or it is not full and still filling."""
         self._timer = None
         loop = asyncio.get_running_loop()
         if self.pacer.wait_s() > 0:
             self._arm(loop)
             return
-        busy = self._sending or self.arriving or not self._urgent  # nobody waits: fill up for `max_wait_s`
-        filling = busy and loop.time() < self._opened_at + self.max_wait_s
+        if self._urgent:
+            filling = (self._sending or self.arriving) and loop.time() < self._opened_at + self.max_wait_s
+        else:  # nobody waits: fill while identities keep coming
+            filling = loop.time() < self._queue_until()
         if len(self._open) < self.max_batch and filling:
             self._arm(loop)
             return
         self._send_next(loop)
+
+    def _queue_until(self) -> float:
+        """When a batch nobody waits for is sent if not full: `queue_quiet_s` after the last identity joined it, at
+        most `queue_max_s` after it opened."""
+        return min(self._joined_at + self.queue_quiet_s, self._opened_at + self.queue_max_s)
 
     def _send_next(self, loop: asyncio.AbstractEventLoop) -> None:
         """Send up to `max_batch` identities of the open batch; the rest stay open for the next call."""
@@ -351,25 +367,18 @@ class IdentityCoalescer:
         """The process stops: identities queued but not sent go to the outbox; batches on their way finish."""
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         owed = [identity for identity, joined in self._open.items() if joined.queued]
-        for joined in self._open.values():
-            for waiter in joined.waiting:
-                if not waiter.future.done():
-                    waiter.future.set_exception(self._limited(self.max_wait_s))
-        self._open.clear()
-        self._urgent = 0
+        for waiter in (waiter for joined in self._open.values() for waiter in joined.waiting):
+            if not waiter.future.done():
+                waiter.future.set_exception(self._limited(self.max_wait_s))
+        self._open, self._urgent, self._timer = {}, 0, None
         await self._owed(owed)
         if self._sending:
             await asyncio.wait(set(self._sending), timeout=self.deadline_s)
 
     def _limited(self, wait_s: float) -> StreamRateLimited:
-        return StreamRateLimited(
-            f"Stream's UpdateUsers limit allows the next call in {wait_s:.2f} s; not sent",
-            operation=UPDATE_USERS,
-            status=429,
-            retry_after_s=wait_s,
-        )
+        words = f"Stream's UpdateUsers limit allows the next call in {wait_s:.2f} s; not sent"
+        return StreamRateLimited(words, operation=UPDATE_USERS, status=429, retry_after_s=wait_s)
 
 
 async def close_coalescer(runtime: Runtime) -> None:
