@@ -2,7 +2,8 @@
 second): every new user gets a working token at once, and every identity ends up in Stream and in the mirror, in
 far fewer calls than users.
 
-The tokens do not wait for Stream: each identity joins the process's batch, sent when it holds 100 (or after 1 s).
+The tokens do not wait for Stream: each identity joins the process's batch, sent when it holds 100 (or when no
+identity joined it for 0.5 s).
 The wave arrives while Stream refuses the first upserts (a 429 burst, as when another wave spent the minute's
 budget): those batches are sent again after the reset.
 
@@ -108,8 +109,8 @@ async def test_a_login_wave_of_new_users_all_get_tokens_and_reach_stream_in_batc
     accepted = [r for r in calls if r.status < 400]
     refused = [r for r in calls if r.status == 429]
     # Without coalescing or batching this is one call per user; batches are up to 100. Here the app, the emulator and
-    # the client share one Python process, and a batch that has not filled within 1 s leaves (about 20 identities a
-    # second on a machine at load 10): the bound is at least 20 identities per call.
+    # the client share one Python process, which on a loaded machine can pause longer than a batch waits for the next
+    # identity (0.5 s), so some batches leave early: the bound is at least 20 identities per call.
     bound = WAVE // 20
     assert len(accepted) <= bound, f"{len(accepted)} UpdateUsers calls for {WAVE:,} users (bound {bound})"
     # Refused: the burst, then at most one call per sender (the coalescer, the worker) in each second of Stream's
