@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from onecrew_chat.identity import Identity
@@ -67,3 +68,23 @@ async def test_a_create_right_after_a_token_shares_its_queued_upsert(app, client
     assert emulator.count("UpdateUsers") == 1
     channel = emulator.get_channel("messaging", created.json()["data"]["id"])
     assert len(channel["members"]) == 2
+
+
+async def test_identities_still_queued_when_the_process_stops_go_to_the_outbox(settings, session, emulator):
+    from sqlalchemy import select
+
+    from onecrew_chat.api.app import create_app
+    from onecrew_chat.models import OutboxMessage
+
+    [user] = await add_users(session, 1)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        batches = coalescer(app.state.runtime)
+        batches.queue_quiet_s = batches.queue_max_s = 60.0  # the batch is still open when the process stops
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+            assert (await http.post("/api/chat/token", headers=auth(user))).status_code == 200
+        assert not batches.idle
+    # Stopped: nothing was sent, and the identity waits in the outbox for the worker.
+    assert emulator.count("UpdateUsers") == 0
+    rows = (await session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "identity.sync"))).all()
+    assert [row.payload for row in rows] == [{"stream_id": Identity.user(user).stream_id}]
