@@ -86,7 +86,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_middleware(RequestContext)
 
     if settings.debug_endpoints:
-        runtime.extras[debug.RUNTIME_KEY] = attach_counters(runtime.engine)
+        runtime.db_counters = attach_counters(runtime.engine)
         app.include_router(debug.router)
     for module in (health, token, heartbeat, webhooks, conversations, conversations_create):
         app.include_router(module.router)

@@ -4,55 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from onecrew_chat.identity import STREAM_PREFIX, Identity, Kind, cid, normalize_uuid
-from onecrew_chat.models import Company, User
-from onecrew_chat.sync.participants import Directory
-
-
-class ParticipantFields(Protocol):
-    """What the JSON reads of a participant: a ConversationParticipant, or a row of these columns."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def participant_type(self) -> str: ...
-    @property
-    def participant_id(self) -> str: ...
-    @property
-    def joined_at(self) -> datetime: ...
-    @property
-    def last_read_at(self) -> datetime | None: ...
-
-
-class ConversationFields(Protocol):
-    """What the JSON reads of a conversation: a Conversation, or a row of these columns with its participants."""
-
-    @property
-    def channel_type(self) -> str: ...
-    @property
-    def channel_id(self) -> str: ...
-    @property
-    def conversation_type(self) -> str: ...
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def created_by_type(self) -> str: ...
-    @property
-    def created_by_id(self) -> str: ...
-    @property
-    def chat_status(self) -> str: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def updated_at(self) -> datetime: ...
-    @property
-    def last_message_at(self) -> datetime | None: ...
-    @property
-    def last_message_preview(self) -> str | None: ...
-    @property
-    def participants(self) -> Sequence[ParticipantFields]: ...
+from onecrew_chat.sync.participants import Directory, DirectoryCompany, DirectoryUser
+from onecrew_chat.sync.read_model import ConversationView, ParticipantView
 
 
 def iso(value: datetime | None) -> str | None:
@@ -62,17 +18,17 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def user_json(user: User) -> dict[str, Any]:
+def user_json(user: DirectoryUser) -> dict[str, Any]:
     """A user as the app reads it: id, name, image_url, category."""
     return {"id": user.id, "name": user.name, "image_url": user.image_url, "category": user.category}
 
 
-def company_json(company: Company) -> dict[str, Any]:
+def company_json(company: DirectoryCompany) -> dict[str, Any]:
     """A company as the app reads it: id, name, logo_url, subcategory."""
     return {"id": company.id, "name": company.name, "logo_url": company.logo_url, "subcategory": company.subcategory}
 
 
-def participant_json(participant: ParticipantFields, channel_id: str, directory: Directory) -> dict[str, Any]:
+def participant_json(participant: ParticipantView, channel_id: str, directory: Directory) -> dict[str, Any]:
     """One participant with its user or company (null when the directory does not know it)."""
     body: dict[str, Any] = {
         "id": participant.id,
@@ -91,7 +47,7 @@ def participant_json(participant: ParticipantFields, channel_id: str, directory:
     return body
 
 
-def ordered_participants(conversation: ConversationFields) -> list[ParticipantFields]:
+def ordered_participants(conversation: ConversationView) -> list[ParticipantView]:
     """Participants with the creator first, then by join time and id (a stable order for the app)."""
     creator = (conversation.created_by_type, conversation.created_by_id)
     return sorted(
@@ -105,7 +61,7 @@ def ordered_participants(conversation: ConversationFields) -> list[ParticipantFi
     )
 
 
-def serialize_conversation(conversation: ConversationFields, directory: Directory) -> dict[str, Any]:
+def serialize_conversation(conversation: ConversationView, directory: Directory) -> dict[str, Any]:
     """The conversation as `data` of the app's answers (participants must be loaded; see load_directory_for)."""
     participants = ordered_participants(conversation)
     channel_id = conversation.channel_id

@@ -30,7 +30,6 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,6 +37,7 @@ from onecrew_chat.db import unit_of_work
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import StreamIdentity
+from onecrew_chat.runtime import Runtime, Shared
 from onecrew_chat.stream.client import StreamGateway
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamRateLimited
 from onecrew_chat.sync.deadline import Deadline
@@ -45,9 +45,6 @@ from onecrew_chat.sync.mirror import BATCH, IdentityBatch, save
 from onecrew_chat.sync.pacing import Pacer
 from onecrew_chat.sync.participants import Profile
 from onecrew_chat.sync.queue import enqueue_identity_syncs
-
-if TYPE_CHECKING:
-    from onecrew_chat.runtime import Runtime
 
 log = get_logger(__name__)
 
@@ -57,7 +54,6 @@ MAX_WAIT_S = 1.0
 QUEUE_QUIET_S = 0.5
 QUEUE_MAX_S = 5.0
 UPDATE_USERS = "UpdateUsers"
-_KEY = "identity_coalescer"
 
 
 @dataclass
@@ -381,19 +377,21 @@ class IdentityCoalescer:
         return StreamRateLimited(words, operation=UPDATE_USERS, status=429, retry_after_s=wait_s)
 
 
-async def close_coalescer(runtime: Runtime) -> None:
-    """`IdentityCoalescer.close` for the process's coalescer, if it made one."""
-    found = runtime.extras.get(_KEY)
-    if isinstance(found, IdentityCoalescer):
-        await found.close()
+_COALESCER = Shared(
+    "identity coalescer",
+    lambda runtime: IdentityCoalescer(
+        runtime.sessionmaker, runtime.stream, deadline_s=runtime.settings.provision_deadline_s
+    ),
+)
 
 
 def coalescer(runtime: Runtime) -> IdentityCoalescer:
     """The process's coalescer (one per runtime, made on first use)."""
-    found = runtime.extras.get(_KEY)
-    if found is None:
-        found = runtime.extras[_KEY] = IdentityCoalescer(
-            runtime.sessionmaker, runtime.stream, deadline_s=runtime.settings.provision_deadline_s
-        )
-    assert isinstance(found, IdentityCoalescer)
-    return found
+    return runtime.shared(_COALESCER)
+
+
+async def close_coalescer(runtime: Runtime) -> None:
+    """`IdentityCoalescer.close` for the process's coalescer, if it made one."""
+    made = runtime.made(_COALESCER)
+    if made is not None:
+        await made.close()

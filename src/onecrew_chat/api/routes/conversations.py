@@ -13,6 +13,7 @@ from onecrew_chat.accounts.access import acting_identity_for_profile, may_act_as
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
 from onecrew_chat.api.lean import LeanRoute, served_by, user_of
 from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
+from onecrew_chat.api.presenters import conversation_json, ok, prepared_json
 from onecrew_chat.api.responses import LargeJSONResponse
 from onecrew_chat.api.schemas import (
     ConversationEnvelope,
@@ -161,7 +162,8 @@ async def get_conversation(
     runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId
 ) -> dict[str, Any]:
     """The conversation when the caller or one of their companies takes part (else 404); finishes provisioning."""
-    return {"success": True, "data": await open_conversation(runtime, user_id, conversation_id)}
+    opened = await open_conversation(runtime, user_id, conversation_id)
+    return ok(conversation_json(opened.conversation, opened.directory))
 
 
 @router.post(
@@ -174,4 +176,4 @@ async def prepare_conversation(
     runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId
 ) -> dict[str, Any]:
     """`{id, chat_status, members}`; no Stream call when our records say everything is in place."""
-    return {"success": True, "data": await prepare(runtime, user_id, conversation_id)}
+    return ok(prepared_json(await prepare(runtime, user_id, conversation_id)))

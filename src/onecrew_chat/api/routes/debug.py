@@ -15,17 +15,15 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from onecrew_chat.api.deps import RuntimeDep
-from onecrew_chat.db_counters import DatabaseCounters
 
 router = APIRouter(include_in_schema=False)
-
-RUNTIME_KEY = "db_counters"
 
 
 @router.get("/_debug/process")
 async def process_counters(runtime: RuntimeDep) -> dict[str, Any]:
     """`{pid, statements, transactions, commits, rollbacks, pool_checkouts, round_trips}`."""
-    counters: DatabaseCounters = runtime.extras[RUNTIME_KEY]
+    counters = runtime.db_counters
+    assert counters is not None, "the app attaches the counters whenever it serves this route"
     return {"success": True, "data": counters.snapshot()}
 
 
