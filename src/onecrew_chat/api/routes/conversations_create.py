@@ -12,6 +12,7 @@ from pydantic import ValidationError, WithJsonSchema
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep
 from onecrew_chat.api.errors import describe_validation_errors
 from onecrew_chat.api.idempotent import keep, replay, run_keyed
+from onecrew_chat.api.lean import LeanRoute, served_by, user_of
 from onecrew_chat.api.openapi import error_responses, json_body
 from onecrew_chat.api.presenters import conversation_json, ok
 from onecrew_chat.api.schemas import ConversationEnvelope
@@ -21,8 +22,9 @@ from onecrew_chat.conversations.idempotency import Answer
 from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.errors import BadRequest, ProvisioningTimeout, Unprocessable
 from onecrew_chat.identity import ChatStatus, Identity
+from onecrew_chat.runtime import Runtime
 
-router = APIRouter(tags=["conversations"])
+router = APIRouter(tags=["conversations"], route_class=LeanRoute)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -53,6 +55,12 @@ async def read_request(request: Request) -> CreateConversationRequest:
         raise Unprocessable(message, code=code) from None
 
 
+async def _create_lean(request: Request) -> JSONResponse:
+    """The create served by api.lean: the declared endpoint's caller and Idempotency-Key, read directly."""
+    runtime, user_id = user_of(request)
+    return await _create(request, runtime, user_id, request.headers.get("idempotency-key"))
+
+
 @router.post(
     "/api/chat/conversations",
     summary="Create a conversation (idempotent per pair and per Idempotency-Key)",
@@ -60,6 +68,7 @@ async def read_request(request: Request) -> CreateConversationRequest:
     responses=error_responses(400, 401, 403, 404, 408, 409, 413, 422, 502),
     openapi_extra=json_body(CreateConversationRequest),
 )
+@served_by(_create_lean)
 async def post_conversation(
     request: Request,
     runtime: RuntimeDep,
@@ -71,6 +80,10 @@ async def post_conversation(
     Past the deadline the answer is 408 `provisioning_timeout` (see ProvisioningTimeout): the app retries it. An unkeyed
     group is the exception (a retry would make another group): 200 with `chat.status: "provisioning"`.
     """
+    return await _create(request, runtime, user_id, idempotency_key)
+
+
+async def _create(request: Request, runtime: Runtime, user_id: str, idempotency_key: str | None) -> JSONResponse:
     body = await read_request(request)
     if idempotency_key is None:
         created = await create_conversation(runtime, user_id, body)
