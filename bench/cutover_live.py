@@ -35,11 +35,11 @@ from onecrew_chat.logging import configure_logging
 from onecrew_chat.models import Company, CompanyMember, Conversation, ConversationParticipant, User
 from onecrew_chat.runtime import build_runtime
 from onecrew_chat.schemas import CreateConversationRequest
-from onecrew_chat.sync.adoption.catchup import catch_up
-from onecrew_chat.sync.adoption.cutover import set_switch
-from onecrew_chat.sync.adoption.records import preview
-from onecrew_chat.sync.adoption.run import import_channels
-from onecrew_chat.sync.backfill import backfill_identities
+from onecrew_chat.sync.cutover.catchup import catch_up
+from onecrew_chat.sync.cutover.records import preview
+from onecrew_chat.sync.cutover.run import import_channels
+from onecrew_chat.sync.cutover.switch import set_switch
+from onecrew_chat.sync.reconcile.backfill import backfill_identities
 from stream_emulator.state import Channel, Member, Message, Read
 from stream_emulator.state import User as StreamUser
 

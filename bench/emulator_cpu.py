@@ -22,7 +22,7 @@ from pathlib import Path
 
 import jwt
 
-from stream_emulator import Emulator
+from stream_emulator import Emulator, EmulatorApp
 
 RESULTS = Path(__file__).resolve().parent / "results" / "emulator.json"
 
@@ -31,7 +31,7 @@ class Driver:
     """Calls the ASGI app the way a server would, one request at a time."""
 
     def __init__(self, emulator: Emulator) -> None:
-        self.app = emulator.asgi_app()
+        self.app = EmulatorApp(emulator)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
             token = jwt.encode({"server": True}, emulator.api_secret, algorithm="HS256")

@@ -112,7 +112,7 @@ def run(source: Path, expression: str | None, rate_limits: bool, venv: Path) -> 
             "HTTPS_PROXY": f"http://127.0.0.1:{closed}",
             "NO_PROXY": "127.0.0.1,localhost",
             # aiohttp's C parser renames x-ratelimit-* headers, so StreamChatAsync's
-            # rate_limit() would be None whatever the server sends (reference §5).
+            # rate_limit() would be None whatever the server sends (docs/reference/stream-api.md#rate-limits).
             "AIOHTTP_NO_EXTENSIONS": "1",
         }
         offline = " and ".join(f"not {name}" for name in OFFLINE_ONLY_SKIPS)

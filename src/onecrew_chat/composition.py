@@ -24,8 +24,8 @@ from onecrew_chat.stream.errors import (
     is_passing_status,
 )
 from onecrew_chat.sync import dead_letters, handlers, server_messages
-from onecrew_chat.sync.adoption import names
-from onecrew_chat.sync.reconcile import reconcile
+from onecrew_chat.sync.cutover import names
+from onecrew_chat.sync.reconcile.run import reconcile
 
 log = get_logger(__name__)
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    ColumnElement,
     FetchedValue,
     ForeignKey,
     Index,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -89,6 +91,20 @@ class CompanyMember(Timestamped, Base):
     invitation_status: Mapped[str] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_company_member_user_id", "user_id"),)
+
+
+ACTING_ROLES = ("owner", "admin")
+ACCEPTED = "accepted"
+
+
+def acting_memberships(user_id: Any) -> ColumnElement[bool]:
+    """The memberships through which `user_id` (a value or a bind parameter) may act as its company: accepted owner
+    or admin. The sync layer (a company's channel members) and the accounts layer (acting as a company) share it."""
+    return and_(
+        CompanyMember.user_id == user_id,
+        CompanyMember.role.in_(ACTING_ROLES),
+        CompanyMember.invitation_status == ACCEPTED,
+    )
 
 
 # --- conversations ----------------------------------------------------------------------------
@@ -340,7 +356,7 @@ class WorkerHeartbeat(Base):
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# --- cut-over: adopting the old backend's Stream channels (sync/adoption) -------------------------
+# --- cut-over: adopting the old backend's Stream channels (sync/cutover) --------------------------
 
 
 class AdoptionChannel(Base):

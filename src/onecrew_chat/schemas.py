@@ -29,7 +29,7 @@ class CreateConversationRequest(BaseModel):
         extra="ignore",
         json_schema_extra={
             "examples": [
-                # The demo data's Sat Education (acting company, owned by the caller) with Amr (onecrew_chat.demo).
+                # The demo data's Sat Education (acting company, owned by the caller) with Amr (onecrew_chat.accounts.demo).
                 {
                     "conversation_type": "user_company",
                     "participant_ids": ["dda3aaa6-d123-4e57-aeef-f0661ec61352"],

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .emulator import Emulator
-    from .faults import Faults
+from .emulator import Emulator
+from .faults import Faults
 
 
 def apply_faults(faults: Faults, spec: dict[str, Any]) -> None:

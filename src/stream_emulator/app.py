@@ -8,23 +8,20 @@ import email.policy
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 from . import admin, realtime
 from . import operations as op
 from .call import Call
+from .emulator import Emulator
 from .errors import INTERNAL, NOT_ALLOWED, RATE_LIMIT, StreamError, envelope, input_error
+from .faults import Faults
 from .handlers import uploads
 from .ratelimit import headers as rate_header_values
 from .requestlog import RequestRecord
 from .router import Router, split_path
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from .emulator import Emulator
-    from .faults import Faults
 
 log = logging.getLogger("stream_emulator")
 _ROUTER = Router()
@@ -276,9 +273,7 @@ def create_app(
     rate_limits: bool = False,
 ) -> EmulatorApp:
     """An ASGI app over a new Emulator (reachable as `app.state.emulator`)."""
-    from .emulator import Emulator
-
     emulator = Emulator(
         api_key=api_key, api_secret=api_secret, state_file=state_file, faults=faults, rate_limits=rate_limits
     )
-    return emulator.asgi_app(enable_admin=enable_admin)
+    return EmulatorApp(emulator, enable_admin=enable_admin)

@@ -1,4 +1,5 @@
-"""Stream's server-side authentication: api_key, `stream-auth-type: jwt`, an HS256 token (§2)."""
+"""Stream's server-side authentication: api_key, `stream-auth-type: jwt`, an HS256 token
+(docs/reference/stream-api.md#authentication)."""
 
 from __future__ import annotations
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .auth import Caller
 from .dialects import Dialect
+from .emulator import Emulator
 from .errors import StreamError, input_error, not_found
+from .state import Channel, Message, User
 from .webhooks import delivers_anything
-
-if TYPE_CHECKING:
-    from .emulator import Emulator
-    from .state import Channel, Message, User
 
 # Stream's documented id rules, matched whole (fullmatch: `$` would let a trailing newline
 # through) and in ASCII only (`\w` would take "café" and "日本"). User ids: a-z, 0-9, @ _ -.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from functools import cache
 
-# creating_channels.md and channel_types.md between them (reference §6).
+# Stream's Creating Channels and Channel Types pages between them
+# (docs/reference/stream-api.md#channel-types).
 BUILT_IN = frozenset({"messaging", "livestream", "team", "gaming", "commerce", "ai"})
 
 # A fixed instant so the configs render identically in every run.
@@ -13,7 +14,8 @@ _CONFIG_TIME = 1_700_000_000_000_000_000
 
 @cache
 def config_for(channel_type: str) -> dict:
-    """The config of a built-in type, modelled on a real `messaging` config (reference §6)."""
+    """The config of a built-in type, modelled on a real `messaging` config
+    (docs/reference/stream-api.md#channel-types)."""
     return {
         "name": channel_type,
         "created_at": _CONFIG_TIME,

@@ -10,6 +10,7 @@ import typer
 import uvicorn
 
 from .admin import apply_faults
+from .app import EmulatorApp
 from .emulator import Emulator
 from .handlers.app_settings import MULTI_EVENT_HOOKS
 from .server import listening_socket
@@ -140,7 +141,7 @@ def run(
 def uvicorn_config(emulator: Emulator, enable_admin: bool) -> uvicorn.Config:
     """uvicorn's settings for the stand-alone emulator."""
     return uvicorn.Config(
-        emulator.asgi_app(enable_admin=enable_admin),
+        EmulatorApp(emulator, enable_admin=enable_admin),
         log_level="warning",
         access_log=False,
         lifespan="on",

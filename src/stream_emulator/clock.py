@@ -22,8 +22,8 @@ def rfc3339(ns: int) -> str:
 def parse_time(value: object) -> int | None:
     """Nanoseconds from an ISO 8601 string or a number of nanoseconds; None when absent or bad.
 
-    The v2 spec types request times as numbers while getstream sends ISO strings (reference §1),
-    so both are accepted.
+    The v2 spec types request times as numbers while getstream sends ISO strings, so both are accepted
+    (docs/reference/stream-api.md#wire-dialects).
     """
     if value is None or isinstance(value, bool):
         return None

@@ -2,7 +2,7 @@
 
 v1 (root paths: stream-chat for Python and JavaScript) flattens custom fields next to the built-in
 ones and writes times as RFC 3339 strings; v2 (/api/v2: getstream) nests them under "custom" and
-writes times as integer Unix nanoseconds (reference §1).
+writes times as integer Unix nanoseconds (docs/reference/stream-api.md#wire-dialects).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .capabilities import capabilities
 from .channel_types import config_for
 from .clock import rfc3339
-from .permissions import capabilities
 from .state import Channel, Member, Message, Read, User
 
 

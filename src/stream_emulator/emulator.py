@@ -5,20 +5,16 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import persistence
 from .auth import Authenticator
 from .dialects import make_v1, make_v2
 from .faults import Faults
+from .hub import HEALTH_CHECK_INTERVAL_S, Hub
 from .ratelimit import RateLimiter
-from .realtime import HEALTH_CHECK_INTERVAL_S, Hub
 from .requestlog import RequestLog, RequestRecord
 from .state import State
 from .webhooks import DEFAULT_LOG_SIZE, RetryPolicy, WebhookDelivery, Webhooks
-
-if TYPE_CHECKING:
-    from .app import EmulatorApp
 
 # Writes within this window share one state-file write: rewriting a large state after every
 # call would cost more CPU than the calls themselves.
@@ -131,14 +127,6 @@ class Emulator:
         self.webhooks.clear()
         self.rate_limiter.reset()
         self.max_in_flight = 0
-
-    # --- the ASGI app ----------------------------------------------------------------------
-
-    def asgi_app(self, enable_admin: bool = False) -> EmulatorApp:
-        """An ASGI app serving this emulator (admin paths under /_emulator/ only if enabled)."""
-        from .app import EmulatorApp
-
-        return EmulatorApp(self, enable_admin=enable_admin)
 
     # --- what tests read -----------------------------------------------------------------
 

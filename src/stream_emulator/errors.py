@@ -4,7 +4,7 @@ from __future__ import annotations
 
 MORE_INFO = "https://getstream.io/chat/docs/api_errors_response"
 
-# Stream code -> HTTP status (reference §4.2).
+# Stream code -> HTTP status (docs/reference/stream-api.md#error-codes).
 INTERNAL = -1
 ACCESS_KEY = 2
 INPUT = 4
@@ -54,7 +54,7 @@ def not_found(detail: str) -> StreamError:
 
 
 def envelope(operation: str, error: StreamError, duration: str) -> dict:
-    """The JSON body Stream sends for an error (reference §4.1)."""
+    """The JSON body Stream sends for an error (docs/reference/stream-api.md#error-envelope)."""
     body = {
         "code": error.code,
         "message": f'{operation} failed with error: "{error.detail}"',
@@ -71,7 +71,8 @@ def envelope(operation: str, error: StreamError, duration: str) -> dict:
 def missing_users(action: str, ids: list[str]) -> StreamError:
     """The "don't exist" error of create (action "create") and add_members ("update").
 
-    The ids are joined with "," and no space: the reference leaves the separator open (§4.3).
+    The ids are joined with "," and no space: Stream's sources leave the separator open
+    (docs/reference/stream-api.md#members-that-do-not-exist).
     """
     return input_error(
         f"The following users are involved in channel {action} operation, but don't exist: "

@@ -1,20 +1,16 @@
 """The events the emulator sends, shaped like Stream's (v1 dialect, RFC 3339): as webhooks to the
 app's webhook URL, and over the `/connect` WebSocket to the connections that watch the channel or
-whose user the event concerns (realtime.Hub)."""
+whose user the event concerns (hub.Hub)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
+from .call import Call
 from .clock import now_ns, rfc3339
+from .emulator import Emulator
+from .state import Channel, Member, Message, User
 from .webhooks import delivers_anything
-
-if TYPE_CHECKING:
-    from .call import Call
-    from .emulator import Emulator
-    from .state import Channel, Member, Message, User
-
 
 # Every event type Stream sends (its webhook events list and the client SDKs' event map): the names an
 # app's `webhook_events` may hold. Anything else is refused, as Stream refuses it.

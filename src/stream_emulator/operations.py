@@ -126,7 +126,8 @@ MUTATING = frozenset(
     }
 )
 
-# A user token may call these; everything else needs the server token (reference §2).
+# A user token may call these; everything else needs the server token
+# (docs/reference/stream-api.md#authentication).
 CLIENT_ALLOWED = frozenset(
     {
         QUERY_USERS,

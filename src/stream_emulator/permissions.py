@@ -1,20 +1,15 @@
-"""The built-in channel types' permissions for user tokens (server tokens bypass them, as on Stream).
-
-On every built-in type but `livestream`, only members read and write a channel (Stream: "The
-livestream type ... does not require membership to read or write"). A refused action answers
-HTTP 403, code 17: `User '<id>' with role '<role>' is not allowed to perform action <Action> in
-scope '<type>'`, the text Stream sends (the action names are those of Stream's permissions reference).
+"""Refusing a user's call that the channel's rules (capabilities.py) do not allow; server tokens
+bypass them, as on Stream. A refused action answers HTTP 403, code 17, in the text Stream sends:
+`User '<id>' with role '<role>' is not allowed to perform action <Action> in scope '<type>'` (the
+action names are those of Stream's permissions reference).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from .call import Call
+from .capabilities import APP_ADMIN_ROLE, MODERATOR_ROLES, OPEN_TYPES
 from .errors import NOT_ALLOWED, StreamError
-
-if TYPE_CHECKING:
-    from .call import Call
-    from .state import Channel, Message, User
+from .state import Channel, Message
 
 READ_CHANNEL = "ReadChannel"
 CREATE_MESSAGE = "CreateMessage"
@@ -27,13 +22,6 @@ UPDATE_MESSAGE = "UpdateMessage"
 DELETE_MESSAGE = "DeleteMessage"
 SEND_CUSTOM_EVENT = "SendCustomEvent"
 UPLOAD_ATTACHMENT = "UploadAttachment"
-
-# Channel types whose channels anyone may read and write.
-OPEN_TYPES = frozenset({"livestream"})
-# Stream's app-wide admin role may do anything in any channel.
-APP_ADMIN_ROLE = "admin"
-# Moderators may change and delete others' messages.
-MODERATOR_ROLES = frozenset({"channel_moderator"})
 
 
 def refused(call: Call, channel: Channel, action: str) -> StreamError:
@@ -73,51 +61,3 @@ def check_own(call: Call, channel: Channel, message: Message, action: str) -> No
     member = channel.members.get(call.caller.user_id or "")
     if member is None or member.channel_role not in MODERATOR_ROLES:
         raise refused(call, channel, action)
-
-
-# The channel's `own_capabilities` (Stream's names; the client SDKs gate their UI on them): what a
-# member of a built-in type may do here, what a non-member may do on an open type, what moderators
-# and the server may do besides. Capabilities of what the emulator does not serve (flag, mute, ban,
-# search, polls) are left out, so a client offers no action that would fail.
-READER_CAPABILITIES = ("connect-events", "read-events", "typing-events")
-WRITER_CAPABILITIES = (
-    "create-attachment",
-    "delete-own-message",
-    "quote-message",
-    "send-custom-events",
-    "send-links",
-    "send-message",
-    "send-reaction",
-    "send-reply",
-    "send-typing-events",
-    "update-own-message",
-    "upload-file",
-)
-MEMBER_CAPABILITIES = (
-    "delete-channel",
-    "leave-channel",
-    "pin-message",
-    "update-channel",
-    "update-channel-members",
-)
-MODERATOR_CAPABILITIES = ("delete-any-message", "update-any-message")
-
-
-_EVERYTHING = tuple(sorted({*READER_CAPABILITIES, *WRITER_CAPABILITIES, *MEMBER_CAPABILITIES, *MODERATOR_CAPABILITIES}))
-_MEMBER = tuple(sorted({*READER_CAPABILITIES, *WRITER_CAPABILITIES, *MEMBER_CAPABILITIES}))
-_OPEN_VISITOR = tuple(sorted({*READER_CAPABILITIES, *WRITER_CAPABILITIES, "join-channel"}))
-
-
-def capabilities(channel: Channel, viewer: str | None, users: dict[str, User]) -> list[str]:
-    """own_capabilities of the channel for the user `viewer` (None: the server, which may do everything)."""
-    if viewer is None:
-        return list(_EVERYTHING)
-    member = channel.members.get(viewer)
-    user = users.get(viewer)
-    if (user is not None and user.role == APP_ADMIN_ROLE) or (
-        member is not None and member.channel_role in MODERATOR_ROLES
-    ):
-        return list(_EVERYTHING)
-    if member is not None:
-        return list(_MEMBER)
-    return list(_OPEN_VISITOR) if channel.type in OPEN_TYPES else []

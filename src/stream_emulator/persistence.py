@@ -16,7 +16,20 @@ def load(path: Path) -> State:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return State()
-    return State.from_json(raw)
+    state = State.from_json(raw)
+    _place_loose_reactions(state, raw.get("reactions") or {})
+    return state
+
+
+def _place_loose_reactions(state: State, reactions: dict[str, list]) -> None:
+    """Put reactions that a state file keeps beside the channels (by message id) on their messages, so a
+    file in that layout loads without losing them; a message's own reactions win."""
+    for message_id, listed in reactions.items():
+        for channel in state.channels.values():
+            message = channel.message(message_id)
+            if message is not None:
+                message.reactions = message.reactions or list(listed)
+                break
 
 
 def save(state: State, path: Path) -> None:

@@ -4,7 +4,8 @@ Stream's docs ("Rate Limits"): limits apply per API endpoint and per platform (s
 iOS, Android, web each count apart) on a 1-minute window, and also per second at a thirtieth of
 the minute's limit; a call over either gets HTTP 429 with code 9. Every answer carries
 `x-ratelimit-limit`, `x-ratelimit-remaining` and `x-ratelimit-reset` (Unix seconds), lowercase
-(reference §5). The headers are always sent; refusing is switched by `enabled`.
+(docs/reference/stream-api.md#rate-limits).
+The headers are always sent; refusing is switched by `enabled`.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import threading
 
 import uvicorn
 
+from .app import EmulatorApp
 from .emulator import Emulator
 
 START_TIMEOUT_S = 10.0
@@ -77,7 +78,7 @@ class EmulatorServer:
         self.port = sock.getsockname()[1]
         self._socket = sock
         config = uvicorn.Config(
-            self.emulator.asgi_app(enable_admin=self.enable_admin),
+            EmulatorApp(self.emulator, enable_admin=self.enable_admin),
             log_level="warning",
             access_log=False,
             lifespan="on",

@@ -391,11 +391,4 @@ class State:
         state.tasks = raw.get("tasks", {})
         state.app.update(raw.get("app", {}))
         state.devices = raw.get("devices", {})
-        # Earlier versions kept reactions beside the channels, by message id.
-        for message_id, reactions in (raw.get("reactions") or {}).items():
-            for channel in state.channels.values():
-                message = channel.message(message_id)
-                if message is not None:
-                    message.reactions = message.reactions or list(reactions)
-                    break
         return state

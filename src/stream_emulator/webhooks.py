@@ -1,11 +1,12 @@
 """Webhook delivery as Stream does it: signed, optionally gzipped, retried, off the request path.
 
 Each event goes to every target that wants it (`targets`: the app's webhook_url, and each enabled webhook of
-`event_hooks` with its own event types), each target a delivery of its own. Each delivery is POSTed with `X-Signature` (hex HMAC-SHA256 of the JSON body
-with the API secret), `X-Webhook-Id` (one UUID per event, the same on every try),
-`X-Webhook-Attempt` (1, 2, 3) and `X-Api-Key`. Stream's docs (Webhooks, "Performance and Error Handling"): a try that
-answers 408, 429 or 5xx, or times out, is tried up to 3 times in all; a network error up to 2 times;
-each try may take 6 s and all tries together at most 15 s; any other answer ends the delivery.
+`event_hooks` with its own event types), each target a delivery of its own. Each delivery is POSTed with
+`X-Signature` (hex HMAC-SHA256 of the JSON body with the API secret), `X-Webhook-Id` (one UUID per event, the
+same on every try), `X-Webhook-Attempt` (1, 2, 3) and `X-Api-Key`. Stream's docs (Webhooks, "Performance and
+Error Handling"; docs/reference/stream-api.md#webhooks): a try that answers 408, 429 or 5xx, or times out, is
+tried up to 3 times in all; a network error up to 2 times; each try may take 6 s and all tries together at
+most 15 s; any other answer ends the delivery.
 With the app setting `enable_hook_payload_compression` the body is gzipped and sent with
 `Content-Encoding: gzip`, while `X-Signature` stays the HMAC of the uncompressed JSON.
 
@@ -26,12 +27,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-if TYPE_CHECKING:
-    from .faults import Faults
+from .faults import Faults
 
 DELIVERY_TIMEOUT_S = 6.0
 TOTAL_TIMEOUT_S = 15.0

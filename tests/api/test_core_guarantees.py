@@ -94,7 +94,7 @@ async def test_a_profile_put_racing_the_first_upsert_still_reaches_stream(client
 
 async def test_reconcile_finds_and_repairs_a_profile_stream_holds_stale(client, session, app, emulator):
     from onecrew_chat.stream.client import StreamUser
-    from onecrew_chat.sync.reconcile import reconcile
+    from onecrew_chat.sync.reconcile.run import reconcile
 
     user = await add_user(session, "Real Name")
     assert (await client.post("/api/chat/token", headers=auth(user))).status_code == 200

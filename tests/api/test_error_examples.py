@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from onecrew_chat.accounts.demo import AMR_ID, SAT_EDUCATION_ID
 from onecrew_chat.api.examples import PAIR_CHANNEL_ID
-from onecrew_chat.demo import AMR_ID, SAT_EDUCATION_ID
 from tests.factories import add_company, add_user
 from tests.support import auth, new_id, service_auth
 

@@ -13,7 +13,7 @@ import jsonschema_rs
 import pytest
 from sqlalchemy import text
 
-from onecrew_chat import demo
+from onecrew_chat.accounts import demo
 from onecrew_chat.api.examples import EXAMPLE_CALLER_ID
 from onecrew_chat.webhooks.signature import sign
 from tests.conftest import make_settings

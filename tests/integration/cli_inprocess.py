@@ -45,7 +45,7 @@ async def invoke(env: dict[str, str | None], *args: str) -> Result:
     The command configures structlog and the root logger with the runner's stderr, which is closed once the
     command returns: later tests in this process would log into a closed file.
     """
-    from onecrew_chat.cli import app
+    from onecrew_chat.cli.main import app
 
     saved_structlog = structlog.get_config()
     root = logging.getLogger()

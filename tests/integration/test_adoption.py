@@ -8,8 +8,8 @@ from sqlalchemy.orm import selectinload
 
 from onecrew_chat.identity import Identity, pair_key
 from onecrew_chat.models import AdoptionChannel, Conversation
-from onecrew_chat.sync.adoption import scan
-from onecrew_chat.sync.adoption.run import Callbacks, import_channels
+from onecrew_chat.sync.cutover import scan
+from onecrew_chat.sync.cutover.run import Callbacks, import_channels
 from tests.factories import add_user
 from tests.old_backend import World, build_world, stream_unread_channels
 
@@ -123,7 +123,7 @@ async def test_an_interrupted_run_resumes_where_it_stopped(runtime, emulator, mo
     async def small_pages(*args, **kwargs):
         return await original(*args, **{**kwargs, "page_size": 2})
 
-    monkeypatch.setattr("onecrew_chat.sync.adoption.run.scan_channels", small_pages)
+    monkeypatch.setattr("onecrew_chat.sync.cutover.run.scan_channels", small_pages)
     with pytest.raises(Interrupted):
         await import_channels(runtime, callbacks=Callbacks(on_page=stop_after_two_pages))
     async with runtime.sessionmaker() as session:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from onecrew_chat.models import ConversationParticipant, ProfileConversationCount
-from onecrew_chat.sync.adoption.run import import_channels
+from onecrew_chat.sync.cutover.run import import_channels
 from tests.conftest import make_settings
 from tests.factories import add_users
 from tests.old_backend import OldChannel, seed_channel, stream_user

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from onecrew_chat.models import Conversation
-from onecrew_chat.sync.adoption import run as adoption_run
-from onecrew_chat.sync.adoption.run import import_channels
+from onecrew_chat.sync.cutover import run as adoption_run
+from onecrew_chat.sync.cutover.run import import_channels
 from tests.factories import add_users
 from tests.old_backend import OldChannel, seed_channel, stream_unread_channels, stream_user
 from tests.support import auth

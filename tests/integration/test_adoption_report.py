@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from onecrew_chat.sync.adoption.report import SHOWN_PER_SECTION
-from onecrew_chat.sync.adoption.run import import_channels
+from onecrew_chat.sync.cutover.report import SHOWN_PER_SECTION
+from onecrew_chat.sync.cutover.run import import_channels
 from tests.factories import add_company, add_users
 from tests.old_backend import OldChannel, seed_channel, stream_user
 

@@ -13,8 +13,8 @@ from onecrew_chat.models import StreamIdentity, User
 from onecrew_chat.runtime import build_runtime
 from onecrew_chat.stream.client import StreamGateway
 from onecrew_chat.stream.errors import StreamBatchError, StreamRequestError
-from onecrew_chat.sync.backfill import backfill_identities
 from onecrew_chat.sync.mirror import sync_identities
+from onecrew_chat.sync.reconcile.backfill import backfill_identities
 from tests.conftest import make_settings
 from tests.factories import add_company, add_users
 from tests.integration.test_cli import run, stream_env

@@ -11,10 +11,10 @@ from stream_chat import StreamChatAsync
 
 from onecrew_chat.identity import ConversationType, Identity, pair_channel_id
 from onecrew_chat.models import AdoptionChannel, Conversation, OutboxMessage
-from onecrew_chat.sync.adoption import names
-from onecrew_chat.sync.adoption.catchup import catch_up
-from onecrew_chat.sync.adoption.cutover import read_switch, set_switch
-from onecrew_chat.sync.adoption.run import import_channels
+from onecrew_chat.sync.cutover import names
+from onecrew_chat.sync.cutover.catchup import catch_up
+from onecrew_chat.sync.cutover.run import import_channels
+from onecrew_chat.sync.cutover.switch import read_switch, set_switch
 from tests.old_backend import World, build_world, stream_unread_channels
 from tests.old_backend_live import OldBackend, WebhookRecorder, old_pair_id
 from tests.support import STREAM_KEY, STREAM_SECRET, auth

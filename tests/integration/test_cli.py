@@ -127,7 +127,7 @@ def production_env(database_url: str, emulator_server=None) -> dict[str, str]:
 
 
 def test_dev_token_in_embedded_mode_uses_the_one_secret_serve_keeps_readable_by_the_owner_only(tmp_path):
-    from onecrew_chat import embedded
+    from onecrew_chat.cli import embedded
     from onecrew_chat.config import Settings
 
     user_id = new_id()

@@ -13,7 +13,7 @@ from onecrew_chat.config import Settings
 
 
 def test_the_embedded_emulator_accepts_a_client_connection(tmp_path):
-    from onecrew_chat import embedded
+    from onecrew_chat.cli import embedded
 
     stream = embedded.start_emulator(Settings(data_dir=tmp_path / "var", _env_file=None))
     try:

@@ -24,8 +24,8 @@ from stream_chat import StreamChatAsync
 from onecrew_chat.identity import Identity, pair_channel_id, pair_key
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, OutboxMessage, User
 from onecrew_chat.stream.client import StreamGateway
-from onecrew_chat.sync.adoption.plan import PAIR_TYPES
-from onecrew_chat.sync.adoption.records import preview
+from onecrew_chat.sync.cutover.plan import PAIR_TYPES
+from onecrew_chat.sync.cutover.records import preview
 from tests.conftest import make_settings
 from tests.factories import add_users
 from tests.integration.cli_inprocess import cli_env, cli_ok

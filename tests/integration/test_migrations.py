@@ -14,10 +14,10 @@ from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from onecrew_chat import dbadmin
+from onecrew_chat.cli.serve import StartupRefused, check_database
 from onecrew_chat.config import to_async_url
 from onecrew_chat.db import alembic_config, downgrade_database, head_revision, upgrade_database
 from onecrew_chat.schema_status import database_position, schema_status, shipped_migrations
-from onecrew_chat.server import StartupRefused, check_database
 from tests.api.test_health import client_for
 from tests.conftest import PG_ADMIN_URL, make_settings
 from tests.integration.test_cli import production_env, run

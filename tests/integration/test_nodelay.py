@@ -77,8 +77,8 @@ def _keep_alive_requests(base_url: str, path: str, running: _Thread, **kwargs) -
 
 
 def test_serve_sets_tcp_nodelay_on_keep_alive_connections(sqlite_only_url, emulator_server):
-    from onecrew_chat.local_instance import listen_socket
-    from onecrew_chat.server import uvicorn_config
+    from onecrew_chat.cli.local_instance import listen_socket
+    from onecrew_chat.cli.serve import uvicorn_config
 
     settings = make_settings(sqlite_only_url, emulator_server.base_url)
     with serving(uvicorn_config(settings), listen_socket("127.0.0.1", 0)) as (running, base_url):

@@ -16,7 +16,7 @@ from onecrew_chat.observability.heartbeat import run_heartbeat, worker_identity
 from onecrew_chat.observability.startup import StreamCredentialsRejected, check_stream_at_startup
 from onecrew_chat.observability.worker_http import MetricsPortUnavailable, start_metrics_server
 from onecrew_chat.outbox.status import worker_status
-from onecrew_chat.sync.reconcile import reconcile
+from onecrew_chat.sync.reconcile.run import reconcile
 from onecrew_chat.version import version
 from tests.api.test_health import closed_port_url
 from tests.conftest import make_settings

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from onecrew_chat import outbox_admin
+from onecrew_chat.cli import outbox_rows as outbox_admin
 from onecrew_chat.db import make_engine, make_sessionmaker, utcnow
 from onecrew_chat.models import OutboxMessage
 from onecrew_chat.outbox import repository

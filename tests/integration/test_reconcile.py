@@ -17,7 +17,7 @@ from onecrew_chat.models import ChannelDrift, Conversation, JobLease, OutboxMess
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import build_runtime
 from onecrew_chat.sync.channels import finish, load_conversation, provision_deadline
-from onecrew_chat.sync.reconcile import LEASE, reconcile, run_lock
+from onecrew_chat.sync.reconcile.run import LEASE, reconcile, run_lock
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
 from tests.factories import add_company, add_users

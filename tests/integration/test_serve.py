@@ -11,7 +11,7 @@ import time
 
 import httpx
 
-from onecrew_chat.demo import AMR_ID, COMPANY_OWNER_ID, SAT_EDUCATION_ID
+from onecrew_chat.accounts.demo import AMR_ID, COMPANY_OWNER_ID, SAT_EDUCATION_ID
 from tests.integration.test_cli import COMMAND, DEADLINE_S, Running, clean_env
 
 READY_LINE = "Demo users are listed"
@@ -147,7 +147,7 @@ def test_serve_embedded_mode_creates_the_printed_conversation_and_keeps_state_ac
 
 def test_serve_keeps_idle_keep_alive_connections_longer_than_a_load_balancer(sqlite_only_url, emulator_server):
     """uvicorn's 5 s default closed a connection just as a busy client (or a balancer) reused it: no answer."""
-    from onecrew_chat.server import uvicorn_config
+    from onecrew_chat.cli.serve import uvicorn_config
     from tests.conftest import make_settings
 
     config = uvicorn_config(make_settings(sqlite_only_url, emulator_server.base_url))

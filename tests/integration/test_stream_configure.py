@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from stream_chat import StreamChat
 
-from onecrew_chat.stream_settings import OUR_HOOK_ID
+from onecrew_chat.cli.stream_settings import OUR_HOOK_ID
 from tests.integration.cli_inprocess import cli_env, cli_ok
 from tests.integration.test_cli import production_env, run
 from tests.support import STREAM_KEY, STREAM_SECRET

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from onecrew_chat.identity import Identity, pair_key
-from onecrew_chat.sync.adoption.plan import DUPLICATE, PAIR, SKIPPED, Known, decide
-from onecrew_chat.sync.adoption.records import ChannelRecord, record_from_state, stream_time
+from onecrew_chat.sync.cutover.plan import DUPLICATE, PAIR, SKIPPED, Known, decide
+from onecrew_chat.sync.cutover.records import ChannelRecord, record_from_state, stream_time
 
 AMR, SAT = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -49,7 +49,7 @@ def test_log_format_is_case_insensitive_and_a_bad_level_is_refused(tmp_path):
 
     assert Settings(log_format="JSON").log_format == "json"
     assert Settings(log_level="WARNING").log_level == "warning"
-    script = "from onecrew_chat.cli import main; main()"
+    script = "from onecrew_chat.cli.main import main; main()"
     env = {"ONECREW_LOG_LEVEL": "verbose", "ONECREW_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         [sys.executable, "-c", script, "dev-token", "dda3aaa6-d123-4e57-aeef-f0661ec61352"],

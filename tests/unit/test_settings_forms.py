@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from onecrew_chat.cli import settings_problems
+from onecrew_chat.cli.settings import settings_problems
 from onecrew_chat.config import Settings
 from onecrew_chat.database_url import driver_target, to_async_url
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
 from onecrew_chat.auth import TokenVerifier, check_service_token
-from onecrew_chat.cli import settings_problems
+from onecrew_chat.cli.settings import settings_problems
 from onecrew_chat.config import Mode, Settings, unknown_setting_warnings
 from onecrew_chat.errors import Unauthorized
 from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET, new_id

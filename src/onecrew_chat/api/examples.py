@@ -1,4 +1,4 @@
-"""Examples in the OpenAPI document that work against the demo data (onecrew_chat.demo), as served by `make run`.
+"""Examples in the OpenAPI document that work against the demo data (onecrew_chat.accounts.demo), as served by `make run`.
 
 Authorize in /docs with a token for Mona Samir, who owns Sat Education (`make dev-token USER=<her id>`), and the
 service token for /api/internal. Every operation's parameters and body are then filled in with ids that exist:
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from onecrew_chat.demo import AMR_ID, COMPANY_OWNER_ID, SAT_EDUCATION_ID
+from onecrew_chat.accounts.demo import AMR_ID, COMPANY_OWNER_ID, SAT_EDUCATION_ID
 from onecrew_chat.identity import CHANNEL_TYPE, ConversationType, Identity, cid, pair_channel_id
 
 # Who the examples act as: the owner of Sat Education (a user who may also act as the company).

@@ -8,8 +8,8 @@ from fastapi import FastAPI, Query
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, WithJsonSchema
 
+from onecrew_chat.accounts.demo import SAT_EDUCATION_ID
 from onecrew_chat.api.examples import add_examples
-from onecrew_chat.demo import SAT_EDUCATION_ID
 from onecrew_chat.schemas import ErrorEnvelope
 
 # What each error status means in this API.

@@ -27,8 +27,6 @@ from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
-from onecrew_chat.sync.adoption import cutover
-from onecrew_chat.sync.adoption.existing import adopt_pair_channel
 from onecrew_chat.sync.channels import (
     CLAIM_WAIT,
     NewClaim,
@@ -41,6 +39,8 @@ from onecrew_chat.sync.channels import (
     provision_deadline,
 )
 from onecrew_chat.sync.coalescer import coalescer
+from onecrew_chat.sync.cutover import switch as cutover
+from onecrew_chat.sync.cutover.existing import adopt_pair_channel
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import is_fresh, sync_identities
 from onecrew_chat.sync.participant_rows import insert_participants

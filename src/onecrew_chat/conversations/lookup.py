@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from onecrew_chat.access import managed_company_ids
+from onecrew_chat.accounts.access import managed_company_ids
 from onecrew_chat.errors import BadRequest, NotFound
 from onecrew_chat.identity import STREAM_PREFIX, Identity, Kind, is_valid_channel_id, normalize_uuid
 from onecrew_chat.models import Conversation

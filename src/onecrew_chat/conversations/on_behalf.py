@@ -13,14 +13,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from onecrew_chat.access import ACCEPTED, ACTING_ROLES
 from onecrew_chat.conversations.create import Binder, create_conversation
 from onecrew_chat.conversations.lookup import find_conversation
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import Conflict, NotFound, StreamFailed, Unprocessable
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
-from onecrew_chat.models import Company, CompanyMember, OutboxMessage
+from onecrew_chat.models import ACCEPTED, ACTING_ROLES, Company, CompanyMember, OutboxMessage
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime

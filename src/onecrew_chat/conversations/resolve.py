@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onecrew_chat.access import acting_identity, parse_company_id
+from onecrew_chat.accounts.access import acting_identity, parse_company_id
 from onecrew_chat.config import Settings, UnknownParticipants
 from onecrew_chat.errors import NotFound, Unprocessable, not_a_member
 from onecrew_chat.identity import ConversationType, Identity, Kind, group_channel_id, pair_channel_id, pair_key

@@ -6,7 +6,8 @@ import re
 import time
 from typing import Any
 
-# Stream's "members don't exist" messages (stream-api.md §4.3), every variant seen in the wild:
+# Stream's "members don't exist" messages, every variant seen in the wild
+# (docs/reference/stream-api.md#members-that-do-not-exist):
 #   ... involved in channel create operation, but don't exist: [a b]. Please create ...
 #   ... involved in channel update operation, but don't exist: [a, b]. ...
 #   ... specified in channel.members but don't exist:[5027],please create ...
@@ -118,9 +119,11 @@ class DeadlineExceeded(StreamTransientError):
         )
 
 
-# Stream's codes that mean "your key, secret or app is refused" (stream-api.md §4, error codes), whatever the status.
+# Stream's codes that mean "your key, secret or app is refused", whatever the status
+# (docs/reference/stream-api.md#error-codes).
 AUTH_CODES = frozenset({2, 5, 40, 41, 42, 43, 99})
-# Statuses that say nothing about the request itself (stream-api.md §4): the call may work as it is later.
+# Statuses that say nothing about the request itself: the call may work as it is later
+# (docs/reference/stream-api.md#error-codes).
 PASSING_STATUSES = frozenset({408, 429})
 
 

@@ -13,9 +13,8 @@ from typing import Any, cast
 from sqlalchemy import bindparam, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onecrew_chat.access import acting_memberships
 from onecrew_chat.identity import Identity, Kind
-from onecrew_chat.models import Company, CompanyMember, Conversation, StreamIdentity, User
+from onecrew_chat.models import Company, CompanyMember, Conversation, StreamIdentity, User, acting_memberships
 
 PLACEHOLDER_NAMES = {Kind.USER: "OneCrew user", Kind.COMPANY: "OneCrew company"}
 _NIL = "00000000-0000-0000-0000-000000000000"

@@ -1,4 +1,4 @@
-"""App settings: get and update, including the webhook URL and the event hooks (§3.13).
+"""App settings: get and update, including the webhook URL and the event hooks.
 
 `event_hooks` (Stream's multi-event hooks): several targets, each with its own `event_types` (empty: every event).
 An UpdateApp that names `event_hooks` replaces the whole list as Stream documents it: a hook whose id is known is

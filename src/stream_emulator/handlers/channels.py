@@ -1,4 +1,4 @@
-"""Channels: get-or-create (by id and distinct), update, partial update, delete, query (§3.5-3.10)."""
+"""Channels: get-or-create (by id and distinct), update, partial update, delete, query."""
 
 from __future__ import annotations
 

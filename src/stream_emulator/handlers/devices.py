@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..call import Call, check_user_id, drop_nulls
 from ..clock import now_ns
+from ..emulator import Emulator
 from ..errors import input_error, not_found
-
-if TYPE_CHECKING:
-    from ..emulator import Emulator
 
 PUSH_PROVIDERS = ("firebase", "apn", "huawei", "xiaomi")
 

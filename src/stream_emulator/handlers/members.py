@@ -1,4 +1,4 @@
-"""Query members of one channel (§3.11).
+"""Query members of one channel.
 
 Paged as Stream documents it: oldest member first by default, `limit` and `offset` (offset at most 1000, refused
 beyond, never capped), or by `user_id` / `created_at` with the `user_id_gt|gte|lt|lte` and

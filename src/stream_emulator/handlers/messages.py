@@ -1,4 +1,4 @@
-"""Messages and reads: send a message, mark read, unread counts per user (§3.12)."""
+"""Messages and reads: send a message, mark read, unread counts per user."""
 
 from __future__ import annotations
 

@@ -4,19 +4,17 @@ payload, like connectUser on Stream), going online and offline, and watching cha
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import events
 from ..call import check_user_id
 from ..clock import now_ns
+from ..emulator import Emulator
 from ..errors import NOT_ALLOWED, StreamError
+from ..hub import Connection
 from ..state import User
 from . import devices
 from .users import apply_fields
-
-if TYPE_CHECKING:
-    from ..emulator import Emulator
-    from ..realtime import Connection
 
 # What a user may not set about themself on connect (Stream: role and teams are server-side only).
 _PRIVILEGED = frozenset({"id", "role", "teams", "teams_role", "revoke_tokens_issued_before"})

@@ -11,15 +11,12 @@ thread only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import permissions
 from ..call import Call, drop_nulls
 from ..errors import StreamError, input_error, not_found
-from ..state import Channel, Message, Read
-
-if TYPE_CHECKING:
-    from ..state import State
+from ..state import Channel, Message, Read, State
 
 MULTIPLE_NESTING = 21
 DEFAULT_REPLIES = 100

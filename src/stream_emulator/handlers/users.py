@@ -1,4 +1,4 @@
-"""Users: upsert, partial update, query, deactivate, reactivate, delete, restore (§3.1-3.4)."""
+"""Users: upsert, partial update, query, deactivate, reactivate, delete, restore."""
 
 from __future__ import annotations
 

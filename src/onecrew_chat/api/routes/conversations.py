@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
-from onecrew_chat.access import acting_identity_for_profile, may_act_as, requested_identity
+from onecrew_chat.accounts.access import acting_identity_for_profile, may_act_as, requested_identity
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
 from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
 from onecrew_chat.conversations.heal import open_conversation, prepare

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onecrew_chat import directory
+from onecrew_chat.accounts import directory
+from onecrew_chat.accounts.directory_schemas import CompanyIn, DirectoryBody, MemberIn, UserIn
 from onecrew_chat.api.deps import ServiceCaller, SessionDep
 from onecrew_chat.api.internal_schemas import (
     CompanyRecordEnvelope,
@@ -16,7 +17,6 @@ from onecrew_chat.api.internal_schemas import (
     MemberRecordEnvelope,
     UserRecordEnvelope,
 )
-from onecrew_chat.directory_schemas import CompanyIn, DirectoryBody, MemberIn, UserIn
 from onecrew_chat.errors import Unprocessable
 from onecrew_chat.identity import normalize_uuid
 

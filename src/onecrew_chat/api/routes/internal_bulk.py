@@ -14,10 +14,10 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
+from onecrew_chat.accounts.directory_import.batch import FirstOfEachKey, apply_rows
+from onecrew_chat.accounts.directory_import.kinds import COMPANIES, MEMBERS, USERS, DirectoryKind, Outcome
 from onecrew_chat.api.deps import ServiceCaller, SessionDep
 from onecrew_chat.api.openapi import error_responses
-from onecrew_chat.directory_import.batch import FirstOfEachKey, apply_rows
-from onecrew_chat.directory_import.kinds import COMPANIES, MEMBERS, USERS, DirectoryKind, Outcome
 from onecrew_chat.errors import AppError, BadRequest, Conflict
 from onecrew_chat.identity import normalize_uuid
 from onecrew_chat.schemas import ErrorEnvelope

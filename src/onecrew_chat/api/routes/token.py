@@ -8,12 +8,12 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
+from onecrew_chat.accounts.tokens import TokenRequest, issue_token
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep
 from onecrew_chat.api.openapi import COMPANY_ID_SCHEMA, CompanyIdQuery, ProfileTypeQuery, error_responses, json_body
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schemas import TokenBody, TokenEnvelope
 from onecrew_chat.sync.coalescer import coalescer
-from onecrew_chat.tokens import TokenRequest, issue_token
 
 router = APIRouter(prefix="/api/chat/token", tags=["token"])
 

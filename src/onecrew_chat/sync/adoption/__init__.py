@@ -1,1 +1,0 @@
-"""Adopting the old backend's Stream channels: scan Stream into a ledger, decide each channel, write conversations."""
