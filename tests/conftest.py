@@ -16,6 +16,9 @@ from onecrew_chat.db import upgrade_database
 from tests.databases import LEFTOVER_WAIT_S, PostgresDatabase, SqliteTemplate
 from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET
 
+# `pytest --shuffle SEED` (or `--shuffle reverse`) runs the tests in another order (tests/shuffle.py).
+pytest_plugins = ("tests.shuffle",)
+
 PG_ADMIN_URL = os.environ.get("ONECREW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

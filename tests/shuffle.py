@@ -1,4 +1,4 @@
-"""`pytest -p tests.shuffle --shuffle SEED`: run the modules, and the tests within each module, in an order drawn
+"""`pytest --shuffle SEED`: run the modules, and the tests within each module, in an order drawn
 from SEED (`--shuffle reverse`: the collected order reversed), to show that no test depends on one before it.
 
 Tests stay together with their module, so that module fixtures are still set up once. Without `--shuffle` the
