@@ -31,10 +31,10 @@ from stream_chat import StreamChatAsync
 from bench.harness import SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET, prepare_database, start_emulator
 from onecrew_chat.config import Settings
 from onecrew_chat.conversations.create import create_conversation
+from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.logging import configure_logging
 from onecrew_chat.models import Company, CompanyMember, Conversation, ConversationParticipant, User
 from onecrew_chat.runtime import build_runtime
-from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.sync.cutover.catchup import catch_up
 from onecrew_chat.sync.cutover.records import preview
 from onecrew_chat.sync.cutover.run import import_channels

@@ -21,7 +21,7 @@ from bench.harness import Bench, prepare_database, reset_database, running, star
 from onecrew_chat.logging import configure_logging
 
 RESULTS = Path(__file__).parent / "results"
-# Measured on the old backend (onecrew-app-contract.md §6): sleeps, sequential look-ups and re-upserts.
+# Measured on the old backend (docs/reference/origin.md): sleeps, sequential look-ups and re-upserts.
 OLD_BACKEND_CREATE_MS = 11_500
 
 

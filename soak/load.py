@@ -138,7 +138,7 @@ class Load:
 
     async def newcomer(self) -> None:
         """A user new to the directory, then at once a first create with them and a change of their profile: the
-        PUT lands while their first upsert to Stream is in flight (issue 7, item 2)."""
+        PUT lands while their first upsert to Stream is in flight (the mirror must keep the newer profile)."""
         d = self.directory
         user = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         service = {"Authorization": f"Bearer {self.secrets.service}"}

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from onecrew_chat import retention
 from onecrew_chat.conversations import idempotency
 from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
-from onecrew_chat.outbox import worker
+from onecrew_chat.outbox import handoff, worker
 from onecrew_chat.outbox.jobs import Batch, Failure, Jobs, PeriodicJob, Verdict
 from onecrew_chat.stream.errors import (
     StreamError,
@@ -23,7 +22,7 @@ from onecrew_chat.stream.errors import (
     is_auth_failure,
     is_passing_status,
 )
-from onecrew_chat.sync import dead_letters, handlers, server_messages
+from onecrew_chat.sync import dead_letters, handlers, retention, server_messages
 from onecrew_chat.sync.cutover import names
 from onecrew_chat.sync.reconcile.run import reconcile
 
@@ -74,7 +73,7 @@ async def revive_dead_letters(runtime: Any) -> int:
     """Dead letters of a passing failure made due again once Stream answers; the worker is woken for them."""
     revived = await dead_letters.revive_passing(runtime)
     if revived:
-        worker.kick(runtime)
+        handoff.kick(runtime)
     return revived
 
 

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(default=3600.0, ge=0, validation_alias=_env("ONECREW_RECONCILE_INTERVAL_S"))
     reconcile_deadline_s: float = Field(default=120.0, gt=0, validation_alias=_env("ONECREW_RECONCILE_DEADLINE_S"))
     reconcile_max_calls: int = Field(default=1000, gt=0, validation_alias=_env("ONECREW_RECONCILE_MAX_CALLS"))
-    # --- outbox worker pause and retention (issue 7) ---
+    # --- outbox worker pause and retention ---
     worker_pause_probe_s: float = Field(default=30.0, gt=0, validation_alias=_env("ONECREW_WORKER_PAUSE_PROBE_S"))
     retention_interval_s: float = Field(default=3600.0, ge=0, validation_alias=_env("ONECREW_RETENTION_INTERVAL_S"))
     retention_batch: int = Field(default=1000, gt=0, le=100_000, validation_alias=_env("ONECREW_RETENTION_BATCH"))

@@ -50,6 +50,23 @@ class NotFound(AppError):
     code = "not_found"
 
 
+class UnknownIdentity(NotFound):
+    """Ids that neither the directory nor the Stream mirror knows (and no placeholder may stand in for them).
+
+    The sync layer raises it when it would have to send Stream a user or company it cannot describe; a client meets
+    it as the other side of a conversation it asked for."""
+
+    code = "participant_not_found"
+    SHOWN = 10  # ids named in the message; the rest are counted
+
+    def __init__(self, entity_ids: list[str]) -> None:
+        shown = ", ".join(entity_ids[: self.SHOWN])
+        if len(entity_ids) > self.SHOWN:
+            shown += f" and {len(entity_ids) - self.SHOWN} more"
+        super().__init__(f"Other participant not found: {shown}")
+        self.entity_ids = entity_ids
+
+
 class Conflict(AppError):
     """The request clashes with one still running or with stored state (409)."""
 

@@ -75,7 +75,7 @@ WEBHOOK_EVENTS = Counter("onecrew_webhook_events_total", "Stream webhook events"
 DRIFT_DETECTED = Counter("onecrew_drift_detected_total", "Differences between our records and Stream", ["kind"])
 IDEMPOTENT_REPLAYS = Counter("onecrew_idempotent_replays_total", "Answers replayed for a repeated Idempotency-Key")
 
-# --- outbox worker and readiness (issue 7) ---
+# --- outbox worker and readiness ---
 WORKER_PAUSED = Gauge(
     "onecrew_worker_paused", "1 while this process's outbox worker is paused (Stream refuses our credentials)"
 )

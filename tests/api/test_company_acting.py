@@ -1,5 +1,6 @@
 """Acting as a company needs an accepted owner or admin membership: on every endpoint that takes company_id
-and on every endpoint that infers a company identity (GET by id, prepare). Contract §7."""
+and on every endpoint that infers a company identity (GET by id, prepare):
+docs/reference/app-contract.md#acting-as-a-company."""
 
 from __future__ import annotations
 

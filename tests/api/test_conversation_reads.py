@@ -1,4 +1,5 @@
-"""GET /api/chat/conversations (the list) and GET /api/chat/conversations/{id} (contract §2, §3, §8)."""
+"""GET /api/chat/conversations (the list) and GET /api/chat/conversations/{id}
+(docs/reference/app-contract.md#list, #get-by-id)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from onecrew_chat.db import utcnow
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Base, Conversation, OutboxMessage
-from onecrew_chat.outbox import worker
+from onecrew_chat.outbox import handoff
 from onecrew_chat.sync.queue import provision_dedupe_key
 from tests.api.conversation_rows import (  # noqa: F401 (private_emulator_server is a fixture)
     add_conversation,
@@ -321,7 +322,7 @@ class TestGetFinishesProvisioning:
 
     async def test_a_failed_conversation_is_queued_again_not_retried_inline(self, client, session, app, emulator):
         me, other, conversation = await failed_pair(session)
-        wakeup = worker.wakeup_event(app.state.runtime)
+        wakeup = handoff.wakeup_event(app.state.runtime)
         wakeup.clear()
         response = await client.get(f"{LIST}/{conversation.channel_id}", headers=auth(me))
         assert response.status_code == 200

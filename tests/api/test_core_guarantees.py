@@ -171,9 +171,9 @@ async def test_each_answer_says_how_many_stream_calls_its_request_made(client, s
 async def test_a_keyed_create_that_died_before_recording_is_taken_over_within_seconds(client, session, app, emulator):
     from onecrew_chat.conversations import idempotency
     from onecrew_chat.conversations.create import create_conversation
+    from onecrew_chat.conversations.request import CreateConversationRequest
     from onecrew_chat.errors import Conflict
     from onecrew_chat.identity import Identity
-    from onecrew_chat.schemas import CreateConversationRequest
 
     me = await add_user(session, "Amr")
     others = await add_users(session, 2)

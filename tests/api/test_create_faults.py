@@ -32,7 +32,7 @@ def settings(database_url, emulator, emulator_server, request):
 
 @pytest.fixture
 async def pair(session):
-    """A user unknown to Stream and a company with an owner: the seed's situation."""
+    """A user unknown to Stream and a company with an owner: the original bug report's (docs/reference/origin.md)."""
     user = await add_user(session, "Amr")
     owner = await add_user(session, "Owner")
     company = await add_company(session, "Lolo Academy", owner=owner)
@@ -108,7 +108,8 @@ async def test_with_stream_down_the_answer_is_a_timeout_the_app_retries_and_the_
     started = time.monotonic()
     response = await create(client, user, company)
     # The app never reads chat.status: a 200 would send it to a channel that is not there. It retries a create
-    # on "timeout" in the error (contract §5.2), and its ApiClient calls a timed-out call a 408.
+    # on "timeout" in the error (docs/reference/app-contract.md#the-apps-retries-of-a-create), and its ApiClient
+    # calls a timed-out call a 408.
     assert response.status_code == 408, response.text
     # Without a deadline the retries would go on for as long as Stream is down; the bound is loose for a busy CI.
     assert time.monotonic() - started < 30.0

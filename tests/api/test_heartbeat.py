@@ -1,4 +1,5 @@
-"""POST /api/chat/heartbeat: 200 with a JSON body (never 204), last_seen_at stored (contract §2 #15, §8)."""
+"""POST /api/chat/heartbeat: 200 with a JSON body (never 204), last_seen_at stored
+(docs/reference/app-contract.md#heartbeat)."""
 
 from __future__ import annotations
 

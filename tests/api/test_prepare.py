@@ -1,4 +1,5 @@
-"""POST /api/chat/conversations/{id}/prepare: the channel and every member exist in Stream (contract §5.4)."""
+"""POST /api/chat/conversations/{id}/prepare: the channel and every member exist in Stream
+(docs/reference/app-contract.md#prepare)."""
 
 from __future__ import annotations
 

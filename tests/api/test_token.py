@@ -1,4 +1,5 @@
-"""POST/GET /api/chat/token: the Stream token for the user or a company they own or administer (contract §5.1)."""
+"""POST/GET /api/chat/token: the Stream token for the user or a company they own or administer
+(docs/reference/app-contract.md#token)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""GET /api/chat/conversations/unread-count: conversations with a message after the profile's last_read_at (§5.3)."""
+"""GET /api/chat/conversations/unread-count: conversations with a message after the profile's last_read_at
+(docs/reference/app-contract.md#unread-count)."""
 
 from __future__ import annotations
 

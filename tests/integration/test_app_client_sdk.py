@@ -1,8 +1,8 @@
 """The OneCrew app's own Stream SDK (npm stream-chat at the app's version, driven from Node) against our
 service and the emulator over real HTTP: tokens from /api/chat/token, the conversation our create made,
 messages and events over the /connect WebSocket, paging back, and our unread count following through the
-webhook. The seed's failure from the app's side: a channel missing a member cannot be opened by that
-member's client; the one our service made can."""
+webhook. The original bug report's failure (docs/reference/origin.md) from the app's side: a channel missing a
+member cannot be opened by that member's client; the one our service made can."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ async def test_the_app_sdk_on_a_conversation_our_service_created(node_sdk, serve
         assert created.status_code == 200, created.text
         channel_id = created.json()["data"]["id"]
 
-        # The seed's failure: the same pair's channel as a backend that left the reader out made it.
+        # The original bug report's failure: the same pair's channel as a backend that left the reader out made it.
         async with StreamChatAsync(STREAM_KEY, STREAM_SECRET, base_url=emulator_server.base_url, timeout=5.0) as chat:
             broken = chat.channel("messaging", "left-out", {"members": [users["sender"]]})
             await broken.create(users["sender"])

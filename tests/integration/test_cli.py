@@ -351,26 +351,24 @@ def test_outbox_list_and_retry(tmp_path):
     }
 
 
-def test_register_webhook_sets_the_stream_app_webhook_url(tmp_path, emulator, emulator_server):
+def test_stream_configure_derives_the_webhook_url_and_refuses_a_bad_one(tmp_path, emulator, emulator_server):
     some_db = f"sqlite:///{tmp_path}/unused.sqlite3"  # production needs it; this command does not open it
-    url = "https://chat.example.com/api/chat/webhooks/stream"
-    done = run(tmp_path, "register-webhook", url, **production_env(some_db, emulator_server))
-    assert done.returncode == 0, done.stderr
-    assert emulator.state.app["webhook_url"] == url
-    assert emulator.count("UpdateApp") == 1
-
     derived = run(
         tmp_path,
-        "register-webhook",
+        "stream",
+        "configure",
         ONECREW_PUBLIC_BASE_URL="https://api.example.org/",
         **production_env(some_db, emulator_server),
     )
     assert derived.returncode == 0, derived.stderr
-    assert emulator.state.app["webhook_url"] == "https://api.example.org/api/chat/webhooks/stream"
+    with emulator.lock:
+        targets = [hook.get("webhook_url") for hook in emulator.state.app.get("event_hooks") or []]
+    assert "https://api.example.org/api/chat/webhooks/stream" in targets
 
-    assert run(tmp_path, "register-webhook", "ftp://x", **production_env(some_db, emulator_server)).returncode == 2
-    assert run(tmp_path, "register-webhook", **production_env(some_db, emulator_server)).returncode == 2
-    unconfigured = run(tmp_path, "register-webhook", url)
+    bad = run(tmp_path, "stream", "configure", "--webhook-url", "ftp://x", **production_env(some_db, emulator_server))
+    assert bad.returncode == 2 and "must start with http:// or https://" in bad.stderr
+    assert run(tmp_path, "stream", "configure", **production_env(some_db, emulator_server)).returncode == 2
+    unconfigured = run(tmp_path, "stream", "configure", "--webhook-url", "https://chat.example.com/x")
     assert unconfigured.returncode == 1 and "set STREAM_API_KEY and STREAM_API_SECRET" in unconfigured.stderr
 
 
@@ -405,5 +403,5 @@ def test_stream_emulator_command_is_mounted(tmp_path):
 @pytest.mark.parametrize("args", [["--help"], []])
 def test_help_lists_the_commands(tmp_path, args):
     shown = run(tmp_path, *args)
-    for command in ("serve", "dev-token", "db", "worker", "register-webhook", "outbox", "stream-emulator"):
+    for command in ("serve", "dev-token", "db", "worker", "stream", "outbox", "stream-emulator"):
         assert command in shown.stdout + shown.stderr

@@ -70,7 +70,7 @@ async def test_message_raises_unread_and_mark_read_lowers_it(served, emulator_se
             put = await http.put(f"/api/internal/users/{user_id}", json={"name": name}, headers=service_auth())
             assert put.status_code == 200, put.text
 
-        # Register our webhook with Stream, as `onecrew-chat register-webhook URL` does.
+        # Point Stream's webhook at the served app, as `serve` does with its embedded emulator.
         gateway = StreamGateway(STREAM_KEY, STREAM_SECRET, emulator_server.base_url)
         try:
             await gateway.update_app_settings(webhook_url=f"{served.base_url}/api/chat/webhooks/stream")

@@ -9,12 +9,13 @@ from sqlalchemy import func, select, update
 from structlog.testing import capture_logs
 
 from onecrew_chat.db import unit_of_work
+from onecrew_chat.errors import UnknownIdentity
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Company, StreamIdentity, User
 from onecrew_chat.stream.client import StreamUser
 from onecrew_chat.stream.errors import StreamBatchError
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import IdentityBatch, IdentityNotFound, read_identities, record, sync_identities
+from onecrew_chat.sync.mirror import IdentityBatch, read_identities, record, sync_identities
 from onecrew_chat.sync.participants import Profile
 from tests.factories import add_company, add_user, add_users
 from tests.support import new_id
@@ -103,7 +104,7 @@ async def test_an_identity_stream_lost_is_upserted_again_on_repair(session, sess
 
 async def test_unknown_identities_are_404_unless_placeholders_are_allowed(session, sessionmaker, stream, emulator):
     ghost = Identity.company(new_id())
-    with pytest.raises(IdentityNotFound) as raised:
+    with pytest.raises(UnknownIdentity) as raised:
         await sync_identities(sessionmaker, stream, [ghost])
     assert ghost.entity_id in raised.value.message
     assert emulator.count() == 0

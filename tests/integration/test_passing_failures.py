@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from onecrew_chat.api.app import create_app
 from onecrew_chat.composition import build_jobs, revive_dead_letters
 from onecrew_chat.models import Conversation, OutboxMessage
-from onecrew_chat.outbox import worker
+from onecrew_chat.outbox import handoff, worker
 from onecrew_chat.sync.queue import FAILED
 from tests.conftest import make_settings
 from tests.factories import add_users
@@ -110,7 +110,7 @@ async def test_a_gateway_502_in_its_own_words_is_passing_and_heals_when_stream_i
 
     emulator.faults.reset()  # Stream (and the gateway) are back
     _roomy_deadline(runtime)
-    worker.kick(runtime)
+    handoff.kick(runtime)
 
     async def drained() -> bool:
         conversations, rows = await _rows(runtime)

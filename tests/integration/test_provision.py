@@ -11,12 +11,12 @@ from structlog.testing import capture_logs
 
 from onecrew_chat.composition import build_jobs
 from onecrew_chat.conversations.create import create_conversation, record_conversation
+from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.db import utcnow
 from onecrew_chat.identity import Identity, pair_channel_id
 from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity, User
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
-from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.client import StreamUser
 from onecrew_chat.sync.channels import Outcome, finish, load_conversation, participant_identities, provision_deadline
 from onecrew_chat.sync.mirror import sync_identities

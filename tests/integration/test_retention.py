@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, select
 
-from onecrew_chat import retention
 from onecrew_chat.composition import build_jobs
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.models import ChannelDrift, OutboxMessage, WebhookEvent
 from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import build_runtime
+from onecrew_chat.sync import retention
 from tests.conftest import make_settings
 from tests.support import wait_until
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
+from onecrew_chat.api.schemas import ConversationOut
 from onecrew_chat.conversations.serialize import iso, serialize_conversation
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, User
-from onecrew_chat.schemas import ConversationOut
 from onecrew_chat.sync.mirror import partial_update, stream_user
 from onecrew_chat.sync.participants import Directory, Profile, company_profile, user_profile
 

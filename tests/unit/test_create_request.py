@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from onecrew_chat.conversations.idempotency import fingerprint, parse_key
+from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import ConversationType
-from onecrew_chat.schemas import CreateConversationRequest
 
 
 def test_ids_are_normalised_and_deduplicated_in_order():

@@ -1,4 +1,4 @@
-"""Demo directory for embedded mode: the seed's user Amr, a few more users and two companies with owners.
+"""Demo directory for embedded mode: Amr (from the original bug report), a few more users and two companies with owners.
 
 The ids are fixed so that docs, curl examples and tests can name them.
 """
@@ -19,7 +19,7 @@ from onecrew_chat.models import Company, CompanyMember, StreamIdentity, User
 
 log = get_logger(__name__)
 
-# The user from the original bug report (seed/000): present in our database, absent from Stream.
+# The user from the original bug report (docs/reference/origin.md): present in our database, absent from Stream.
 AMR_ID = "dda3aaa6-d123-4e57-aeef-f0661ec61352"
 SAT_EDUCATION_ID = "5a7e0c1d-2b3f-4c8a-9d6e-0f1a2b3c4d5e"
 LOLO_ACADEMY_ID = "10101010-a11c-4e5d-8f00-1010a0ade111"
@@ -61,7 +61,8 @@ COMPANIES = (
 COMPANY_OWNER_ID = COMPANIES[0].owner_id
 COMPANY_OWNER_NAME = next(u.name for u in USERS if u.id == COMPANY_OWNER_ID)
 
-# What the printed example does: Amr starts a chat with Sat Education (the seed's failing case).
+# What the printed example does: Amr, whom Stream has never seen, starts a chat with Sat Education (the original
+# bug report's situation: docs/reference/origin.md).
 EXAMPLE_CALLER_ID = AMR_ID
 EXAMPLE_BODY = {"conversation_type": "user_company", "participant_ids": [SAT_EDUCATION_ID]}
 

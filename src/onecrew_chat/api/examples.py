@@ -2,8 +2,9 @@
 
 Authorize in /docs with a token for Mona Samir, who owns Sat Education (`make dev-token USER=<her id>`), and the
 service token for /api/internal. Every operation's parameters and body are then filled in with ids that exist:
-Sat Education (acting as the company) talks with Amr, the seed's user. tests/api/test_openapi_examples.py runs
-every operation with exactly these values and validates each answer against the documented schema.
+Sat Education (acting as the company) talks with Amr, the user from the original bug report.
+tests/api/test_openapi_examples.py runs every operation with exactly these values and validates each answer against
+the documented schema.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from onecrew_chat.schemas import Envelope
+from onecrew_chat.api.schemas import Envelope
 
 
 class _Out(BaseModel):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, WithJsonSchema
 
 from onecrew_chat.accounts.demo import SAT_EDUCATION_ID
 from onecrew_chat.api.examples import add_examples
-from onecrew_chat.schemas import ErrorEnvelope
+from onecrew_chat.api.schemas import ErrorEnvelope
 
 # What each error status means in this API.
 _STATUS_WORDS = {

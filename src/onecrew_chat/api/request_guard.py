@@ -16,10 +16,10 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onecrew_chat.api.errors import error_body
+from onecrew_chat.api.routes.webhooks import WEBHOOK_PATH
 from onecrew_chat.webhooks.body import MAX_WEBHOOK_BODY_BYTES
 
 MAX_BODY_BYTES = 1024 * 1024
-WEBHOOK_PATH = "/api/chat/webhooks/stream"
 # Stream's webhook deliveries embed channel and member objects, so they get more room (and the same limit holds
 # for a gzip delivery once decompressed: webhooks/body.py).
 BODY_LIMITS = {WEBHOOK_PATH: MAX_WEBHOOK_BODY_BYTES}

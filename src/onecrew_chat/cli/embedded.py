@@ -31,7 +31,6 @@ log = get_logger(__name__)
 
 DEV_SECRETS_FILE = "dev-secrets.json"
 EMULATOR_STATE_FILE = "stream-emulator.json"
-WEBHOOK_PATH = "/api/chat/webhooks/stream"
 
 
 def dev_secrets_path(settings: Settings) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.text import Text
 
 from onecrew_chat.accounts.directory_import.rows import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_REJECTIONS
+from onecrew_chat.cli.settings import fail, load_settings, require_migrated
 from onecrew_chat.config import Settings
 
 if TYPE_CHECKING:
@@ -193,12 +194,7 @@ def exit_status(summary: Summary) -> int:
     return EXIT_IMPORTED if summary.ok else EXIT_REJECTED
 
 
-def _command(
-    kind_name: str,
-    load_settings: Callable[[], Settings],
-    fail: Callable[..., NoReturn],
-    require_migrated: Callable[[Settings], None],
-) -> Callable[..., None]:
+def _command(kind_name: str) -> Callable[..., None]:
     def command(
         file: FileArg = None,
         from_sql: FromSql = None,
@@ -260,13 +256,7 @@ _HELP_COLUMNS = {
 }
 
 
-def register(
-    import_app: typer.Typer,
-    *,
-    load_settings: Callable[[], Settings],
-    fail: Callable[..., NoReturn],
-    require_migrated: Callable[[Settings], None],
-) -> None:
+def register(import_app: typer.Typer) -> None:
     """Add `users`, `companies` and `members` to the `import` command group."""
     for kind_name in ("users", "companies", "members"):
-        import_app.command(kind_name)(_command(kind_name, load_settings, fail, require_migrated))
+        import_app.command(kind_name)(_command(kind_name))

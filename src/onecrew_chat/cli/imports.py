@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from onecrew_chat.cli import import_directory
 from onecrew_chat.cli.settings import JsonReport, RetrySkipped, fail, load_settings, require_migrated, require_stream
 
 app = typer.Typer(
@@ -37,11 +38,5 @@ def import_channels(
     adoption.print_report(report, as_json=as_json)
 
 
-def _mount_directory_import() -> None:
-    """`onecrew-chat import users|companies|members` (src/onecrew_chat/cli/import_directory.py)."""
-    from onecrew_chat.cli import import_directory
-
-    import_directory.register(app, load_settings=load_settings, fail=fail, require_migrated=require_migrated)
-
-
-_mount_directory_import()
+# `onecrew-chat import users|companies|members` (cli/import_directory.py).
+import_directory.register(app)

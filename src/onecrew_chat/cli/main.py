@@ -1,4 +1,4 @@
-"""The `onecrew-chat` command: serve, worker, status, dev-token, register-webhook, stream-emulator, and the command groups
+"""The `onecrew-chat` command: serve, worker, status, dev-token, reconcile, stream-emulator, and the command groups
 (db, outbox, sync and reconcile, import, stream, cutover: one module each)."""
 
 from __future__ import annotations
@@ -193,34 +193,6 @@ def status(
         status_report.print_status(report)
     if not report.ok:
         raise typer.Exit(1)
-
-
-@app.command("register-webhook")
-def register_webhook(
-    url: Annotated[
-        str | None,
-        typer.Argument(
-            help="e.g. https://chat.example.com/api/chat/webhooks/stream; default: from ONECREW_PUBLIC_BASE_URL"
-        ),
-    ] = None,
-) -> None:
-    """Tell the configured Stream app to deliver webhook events to URL."""
-    from onecrew_chat.cli.embedded import WEBHOOK_PATH
-    from onecrew_chat.cli.embedded import register_webhook as register
-
-    settings = load_settings()
-    if url is None:
-        if not settings.public_base_url:
-            fail("give the URL, or set ONECREW_PUBLIC_BASE_URL to derive it", code=2)
-        url = settings.public_base_url.rstrip("/") + WEBHOOK_PATH
-    if not url.startswith(("http://", "https://")):
-        fail(f"URL must start with http:// or https://, got {url!r}", code=2)
-    require_stream(settings)
-    try:
-        asyncio.run(register(settings, url))
-    except Exception as exc:  # Stream refused or is down: say so instead of a traceback
-        fail(f"Stream did not accept the webhook URL: {type(exc).__name__}: {exc}")
-    typer.echo(f"Stream app {settings.stream_api_key} at {settings.stream_base_url} now sends webhook events to {url}")
 
 
 app.command()(sync.reconcile)

@@ -106,14 +106,16 @@ def tell(settings: Settings, line: str, event: str, **fields: object) -> None:
 async def ready_hook(settings: Settings, base_url: str, *, embedded_stream: bool, dev_secret: bool) -> None:
     """Register the webhook with the emulator and print where everything is."""
     if embedded_stream:
+        from onecrew_chat.api.routes.webhooks import WEBHOOK_PATH
+
         # The emulator lives in this process, so it reaches us over loopback whatever the public URL is.
-        webhook_url = base_url + embedded.WEBHOOK_PATH
+        webhook_url = base_url + WEBHOOK_PATH
         try:
             await embedded.register_webhook(settings, webhook_url)
             say(f"Webhooks: the emulator delivers Stream events to {webhook_url}")
         except Exception as exc:  # serving matters more than unread counts; say how to fix it
             log.error("embedded.webhook_registration_failed", error=str(exc)[:200])
-            say(f"Webhooks: NOT registered ({type(exc).__name__}); run `onecrew-chat register-webhook {webhook_url}`")
+            say(f"Webhooks: NOT registered ({type(exc).__name__}); unread counts follow Stream after a restart")
     tell(
         settings,
         f"onecrew-chat is serving on {base_url} (API docs at {base_url}/docs, Ctrl-C to stop)",
@@ -150,9 +152,9 @@ async def _print_example(settings: Settings, base_url: str, *, dev_secret: bool)
     token = embedded.dev_token(settings, demo.EXAMPLE_CALLER_ID, ttl_s=EXAMPLE_TOKEN_TTL_S)
     say()
     if caller_in_stream:
-        say("Try it: Amr (the seed's user) starts, or finds again, his conversation with Sat Education:")
+        say("Try it: Amr (from the original bug report) starts, or finds again, his conversation with Sat Education:")
     else:
-        say("Try it: Amr (the seed's user, not yet in Stream) starts a conversation with Sat Education:")
+        say("Try it: Amr (from the original bug report, not yet in Stream) starts a conversation with Sat Education:")
     say()
     say("  " + demo.example_curl(base_url, token))
     say()

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from onecrew_chat.cli.embedded import WEBHOOK_PATH
+from onecrew_chat.api.routes.webhooks import WEBHOOK_PATH
 from onecrew_chat.config import Settings
 from onecrew_chat.runtime import build_runtime
 from onecrew_chat.stream.client import StreamGateway
@@ -289,8 +289,8 @@ async def _without_event_hooks(stream: StreamGateway, plan: ConfigurePlan, why: 
         plan.notes[:] = [n.split(" Until then")[0] if n.startswith(PUSH_V2_NOTE) else n for n in plan.notes]
         plan.notes.append(
             f"{head}: taken from {legacy} (--take-webhook-url), with the events this service applies. That target "
-            "receives no events any more (no reaction.new: nobody pushes reactions on push v2); to give it back: "
-            "`onecrew-chat register-webhook <its URL>`."
+            "receives no events any more (no reaction.new: nobody pushes reactions on push v2); to give it back, "
+            "set its URL and the events it needs in the Stream dashboard."
         )
     else:
         plan.notes.append(f"{head}: set to this service, with the events it applies.")

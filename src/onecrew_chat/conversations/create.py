@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from onecrew_chat.config import UnknownParticipants
+from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.conversations.resolve import Plan, plan_conversation
 from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.db import unit_of_work, utcnow
@@ -21,10 +22,9 @@ from onecrew_chat.errors import StreamFailed
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import CONVERSATIONS_CREATED, PROVISIONING_DEFERRED
 from onecrew_chat.models import Conversation, OutboxMessage, new_uuid
+from onecrew_chat.outbox import handoff
 from onecrew_chat.outbox import repository as outbox
-from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
-from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import (
@@ -307,7 +307,7 @@ async def _leave_to_worker(runtime: Runtime, message: OutboxMessage | None, fail
     if message is not None:
         async with unit_of_work(runtime.sessionmaker) as session:
             await outbox.make_due(session, message.id)
-        worker.kick(runtime)
+        handoff.kick(runtime)
     return failure
 
 

@@ -12,7 +12,7 @@ from onecrew_chat.errors import StreamFailed
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation
-from onecrew_chat.outbox import worker
+from onecrew_chat.outbox import handoff
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import CLAIM_WAIT, finish, is_provisioned, provision_deadline
@@ -64,7 +64,7 @@ async def leave_to_worker(runtime: Runtime, conversation: Conversation) -> None:
     async with unit_of_work(runtime.sessionmaker) as session:
         session.add(conversation)
         await enqueue_provision(session, conversation)
-    worker.kick(runtime)
+    handoff.kick(runtime)
 
 
 async def open_conversation(runtime: Runtime, user_id: str, conversation_id: str) -> dict[str, Any]:

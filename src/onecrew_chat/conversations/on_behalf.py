@@ -15,15 +15,15 @@ from sqlalchemy import select
 
 from onecrew_chat.conversations.create import Binder, create_conversation
 from onecrew_chat.conversations.lookup import find_conversation
+from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import Conflict, NotFound, StreamFailed, Unprocessable
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import ACCEPTED, ACTING_ROLES, Company, CompanyMember, OutboxMessage
+from onecrew_chat.outbox import handoff
 from onecrew_chat.outbox import repository as outbox
-from onecrew_chat.outbox import worker
 from onecrew_chat.runtime import Runtime
-from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, is_auth_failure
 from onecrew_chat.sync.channels import is_provisioned
 from onecrew_chat.sync.deadline import Deadline
@@ -133,7 +133,7 @@ async def send_message(
     if answer is not None:
         return answer
     if row is None:  # the channel is still being provisioned: the worker sends after it
-        worker.kick(runtime)
+        handoff.kick(runtime)
         return _answer(payload, QUEUED)
     try:
         await send_to_stream(runtime.stream, payload, Deadline(runtime.settings.provision_deadline_s))
@@ -146,7 +146,7 @@ async def send_message(
         log.warning("message.send_deferred", message_id=message_id, error=str(exc)[:300])
         async with unit_of_work(runtime.sessionmaker) as session:
             await outbox.make_due(session, row.id)
-        worker.kick(runtime)
+        handoff.kick(runtime)
         return _answer(payload, QUEUED)
     async with unit_of_work(runtime.sessionmaker) as session:
         await outbox.mark_done(session, row)

@@ -9,15 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.accounts.access import acting_identity, parse_company_id
 from onecrew_chat.config import Settings, UnknownParticipants
-from onecrew_chat.errors import NotFound, Unprocessable, not_a_member
+from onecrew_chat.conversations.request import CreateConversationRequest
+from onecrew_chat.errors import NotFound, UnknownIdentity, Unprocessable, not_a_member
 from onecrew_chat.identity import ConversationType, Identity, Kind, group_channel_id, pair_channel_id, pair_key
 from onecrew_chat.logging import get_logger
-from onecrew_chat.schemas import CreateConversationRequest
 from onecrew_chat.sync.participants import Directory, Profile, load_directory
 
 log = get_logger(__name__)
-
-SHOWN_IDS = 10
 
 
 @dataclass
@@ -70,11 +68,6 @@ def expected_other_kind(conversation_type: ConversationType, acting: Identity) -
     return None
 
 
-def _not_found(ids: list[str]) -> NotFound:
-    shown = ", ".join(ids[:SHOWN_IDS]) + (f" and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else "")
-    return NotFound(f"Other participant not found: {shown}", code="participant_not_found")
-
-
 async def _pair_other(
     session: AsyncSession,
     plan_type: ConversationType,
@@ -101,7 +94,7 @@ async def _pair_other(
         )
     if placeholder:
         return Identity(expected, other_id), True
-    raise _not_found([other_id])
+    raise UnknownIdentity([other_id])
 
 
 def _group_members(ids: list[str], directory: Directory) -> list[Identity]:
@@ -120,7 +113,7 @@ def _group_members(ids: list[str], directory: Directory) -> list[Identity]:
             members.append(Identity(next(iter(kinds)), entity_id))
     if unknown:
         # Groups never get placeholders: nothing says whether an unknown id is a user or a company.
-        raise _not_found(unknown)
+        raise UnknownIdentity(unknown)
     return members
 
 

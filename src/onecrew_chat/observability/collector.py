@@ -1,4 +1,4 @@
-"""What the database says about the service's health, read at scrape time, and the reconcile runs it records.
+"""What the database says about the service's health, read at scrape time.
 
 `read_snapshot` is one short read (no Stream call, no lock): outbox depth and oldest age, dead letters, the last
 reconcile run and its drift, open webhook drift, worker heartbeats. `refresh_metrics` copies it into the
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat import metrics
@@ -26,7 +26,6 @@ log = get_logger(__name__)
 
 CACHE_S = 5.0  # a scrape within this long of the last read reuses it
 TIMEOUT_S = 1.0  # a scrape waits at most this long for the database
-KEEP_RUNS = timedelta(days=30)  # reconcile_run rows older than this are deleted when a run is recorded
 PENDING, DEAD = "pending", "dead"  # outbox_message.status values (the outbox repository's)
 _CACHE_KEY = "observability.scrape_cache"
 
@@ -94,20 +93,6 @@ async def read_snapshot(session: AsyncSession) -> Snapshot:
         WorkerSeen(row.worker_id, row.hostname, row.pid, row.started_at, row.last_seen_at) for row in rows
     ]
     return snapshot
-
-
-async def record_reconcile_run(session: AsyncSession, finished_at: datetime, drift_counts: dict[str, int]) -> None:
-    """Record that a reconcile run finished at `finished_at` having found `drift_counts` (kind -> count).
-
-    Runs in the caller's transaction (the caller commits); rows older than KEEP_RUNS go at the same time.
-    """
-    session.add(ReconcileRun(finished_at=finished_at, drift={str(k): int(v) for k, v in drift_counts.items()}))
-    await session.execute(
-        delete(ReconcileRun)
-        .where(ReconcileRun.finished_at < finished_at - KEEP_RUNS)
-        .execution_options(synchronize_session=False)
-    )
-    metrics.RECONCILE_LAST_RUN.set(finished_at.timestamp())
 
 
 def publish(snapshot: Snapshot, *, worker_fresh_s: float) -> None:

@@ -26,12 +26,12 @@ from onecrew_chat.db import unit_of_work
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import OUTBOX_LEASE_LOST, OUTBOX_PROCESSED
 from onecrew_chat.outbox import repository
+from onecrew_chat.outbox.handoff import wakeup_event
 from onecrew_chat.outbox.jobs import Batch, Failure, Jobs, PeriodicJob, Verdict
 from onecrew_chat.outbox.status import STATUS_KEY, WorkerStatus
 
 log = get_logger(__name__)
 
-WAKEUP_KEY = "outbox_wakeup"
 MAX_ATTEMPTS = 20
 DEFAULT_LIMIT = 50
 PAUSE_PROBE_S = 30.0
@@ -66,17 +66,6 @@ class WorkerConfig:
     def stale_after_s(self) -> float:
         """How long a healthy loop can go between rounds (a handler's run, an idle wait or a probe wait)."""
         return 2 * max(self.lease_s, self.poll_s, self.pause_probe_s, _MAX_IDLE_S)
-
-
-def wakeup_event(runtime: Any) -> asyncio.Event:
-    """The event a running worker also waits on between rounds."""
-    event: asyncio.Event = runtime.extras.setdefault(WAKEUP_KEY, asyncio.Event())
-    return event
-
-
-def kick(runtime: Any) -> None:
-    """Wake the worker now instead of at its next poll (or probe, when paused); call it after committing a row."""
-    wakeup_event(runtime).set()
 
 
 async def run_once(

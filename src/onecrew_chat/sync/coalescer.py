@@ -270,7 +270,7 @@ class IdentityCoalescer:
             if known:  # one call for users and companies alike
                 await read.send(self.stream, known, placeholder_ok=True, deadline=deadline)
             unknown = [i for i in batch if i.kind is Kind.COMPANY and read.profile(i) is None]
-            if unknown:  # raises IdentityNotFound
+            if unknown:  # raises UnknownIdentity
                 await read.send(self.stream, unknown, placeholder_ok=False, deadline=deadline)
         except StreamRateLimited as exc:
             failure = exc

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.errors import NotFound
+from onecrew_chat.errors import UnknownIdentity
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import IDENTITIES_UPSERTED
@@ -38,14 +38,6 @@ BATCH = 100  # Stream's limit for upserts, partial updates and user queries
 DEFAULT_DEADLINE_S = 3.0
 EXTERNAL_HASH = "external"  # the Stream user existed before we knew its profile; never overwritten
 STALE_HASH = "stale"  # Stream may hold an older profile than the directory's: the next sync resends it
-
-
-class IdentityNotFound(NotFound):
-    """An identity that neither the directory nor the mirror knows, with placeholders not allowed."""
-
-    def __init__(self, identity: Identity):
-        super().__init__(f"Other participant not found: {identity.entity_id}", code="participant_not_found")
-        self.identity = identity
 
 
 def stream_user(profile: Profile) -> StreamUser:
@@ -134,7 +126,7 @@ class IdentityBatch:
     def needs(
         self, identities: Iterable[Identity], *, placeholder_ok: bool, force: bool = False
     ) -> tuple[list[Profile], list[Profile], list[Identity]]:
-        """(missing, stale, unknown): what Stream must be sent; IdentityNotFound for an unknown id without placeholders.
+        """(missing, stale, unknown): what Stream must be sent; UnknownIdentity for an unknown id without placeholders.
 
         `force` sends a directory profile even when the mirror says Stream holds it (the mirror may be wrong after a
         process died mid-call: its write can land after a newer one was recorded)."""
@@ -147,7 +139,7 @@ class IdentityBatch:
                 continue
             if profile is None:
                 if not placeholder_ok:
-                    raise IdentityNotFound(identity)
+                    raise UnknownIdentity([identity.entity_id])
                 unknown.append(identity)
             elif row is None:
                 missing.append(profile)
@@ -274,7 +266,7 @@ class IdentityBatch:
             if profile is None:
                 row = self.mirror.get(identity.stream_id)
                 if row is None or not row.placeholder:
-                    raise IdentityNotFound(identity)
+                    raise UnknownIdentity([identity.entity_id])
                 profile = Profile.placeholder_for(identity)  # Stream says it is gone, so nothing is overwritten
             to_send.append(profile)
         for batch in chunks(to_send):

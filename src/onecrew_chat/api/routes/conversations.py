@@ -11,17 +11,17 @@ from pydantic import WithJsonSchema
 from onecrew_chat.accounts.access import acting_identity_for_profile, may_act_as, requested_identity
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
 from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
-from onecrew_chat.conversations.heal import open_conversation, prepare
-from onecrew_chat.conversations.listing import MAX_LIMIT, MAX_PAGE, MAX_SEARCH, PageRequest, list_conversations
-from onecrew_chat.conversations.unread import UnreadCount, unread_cache, unread_count
-from onecrew_chat.db import unit_of_work
-from onecrew_chat.identity import CHANNEL_ID_PATTERN, Kind
-from onecrew_chat.schemas import (
+from onecrew_chat.api.schemas import (
     ConversationEnvelope,
     ConversationPageEnvelope,
     PrepareEnvelope,
     UnreadCountEnvelope,
 )
+from onecrew_chat.conversations.heal import open_conversation, prepare
+from onecrew_chat.conversations.listing import MAX_LIMIT, MAX_PAGE, MAX_SEARCH, PageRequest, list_conversations
+from onecrew_chat.conversations.unread import UnreadCount, unread_cache, unread_count
+from onecrew_chat.db import unit_of_work
+from onecrew_chat.identity import CHANNEL_ID_PATTERN, Kind
 
 router = APIRouter(prefix="/api/chat/conversations", tags=["conversations"])
 

@@ -13,11 +13,12 @@ from onecrew_chat.api.deps import CurrentUserId, RuntimeDep
 from onecrew_chat.api.errors import describe_validation_errors
 from onecrew_chat.api.openapi import error_responses, json_body
 from onecrew_chat.api.routes.deferred_create import deferred_answer, is_deferred, retry_finds_it
+from onecrew_chat.api.schemas import ConversationEnvelope
 from onecrew_chat.conversations import idempotency
 from onecrew_chat.conversations.create import create_conversation
+from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.errors import BadRequest, Unprocessable
 from onecrew_chat.identity import Identity
-from onecrew_chat.schemas import ConversationEnvelope, CreateConversationRequest
 
 router = APIRouter(tags=["conversations"])
 

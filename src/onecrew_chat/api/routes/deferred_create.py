@@ -2,8 +2,9 @@
 
 The app never reads `chat.status`: after a 2xx it watches `data.id` at once, and fails if the channel is not
 there. Its own retry of a create reacts to the error words `timeout`, `Missing:` and `don't exist in StreamChat
-yet` (contract §5.2), and its ApiClient turns a timed-out call into `ApiError("Request timeout", 408)`. So a
-create still provisioning at the deadline is answered like the timeouts the app already retries: HTTP 408, error
+yet` (docs/reference/app-contract.md#the-apps-retries-of-a-create), and its ApiClient turns a timed-out call into
+`ApiError("Request timeout", 408)`. So a create still provisioning at the deadline is answered like the timeouts
+the app already retries: HTTP 408, error
 `Request timeout: ...`, code `provisioning_timeout`, `Retry-After: 1`. The retry is idempotent (the same pair
 finds the same conversation and finishes provisioning within its own deadline), so it answers 200 with the same
 `id`, ready, once Stream has caught up; the outbox worker keeps finishing it in between.

@@ -21,13 +21,13 @@ from sqlalchemy import text
 from onecrew_chat.api.deps import RuntimeDep
 from onecrew_chat.api.errors import error_body
 from onecrew_chat.api.openapi import error_responses
+from onecrew_chat.api.schemas import HealthEnvelope, ReadyEnvelope
 from onecrew_chat.api.stream_health import stream_health
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import READY
 from onecrew_chat.observability.collector import refresh_metrics
 from onecrew_chat.outbox.status import worker_status
 from onecrew_chat.schema_status import read_position, schema_status
-from onecrew_chat.schemas import HealthEnvelope, ReadyEnvelope
 from onecrew_chat.version import version
 
 router = APIRouter(tags=["health"])

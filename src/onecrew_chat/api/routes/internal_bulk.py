@@ -18,9 +18,9 @@ from onecrew_chat.accounts.directory_import.batch import FirstOfEachKey, apply_r
 from onecrew_chat.accounts.directory_import.kinds import COMPANIES, MEMBERS, USERS, DirectoryKind, Outcome
 from onecrew_chat.api.deps import ServiceCaller, SessionDep
 from onecrew_chat.api.openapi import error_responses
+from onecrew_chat.api.schemas import ErrorEnvelope
 from onecrew_chat.errors import AppError, BadRequest, Conflict
 from onecrew_chat.identity import normalize_uuid
-from onecrew_chat.schemas import ErrorEnvelope
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
 

@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from onecrew_chat.api.deps import RuntimeDep, ServiceCaller
+from onecrew_chat.api.schemas import ConversationEnvelope, Envelope
 from onecrew_chat.conversations import idempotency, on_behalf
+from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.errors import Unprocessable
 from onecrew_chat.identity import Identity, Kind, normalize_uuid
-from onecrew_chat.schemas import ConversationEnvelope, CreateConversationRequest, Envelope
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
 

@@ -11,8 +11,7 @@ from pydantic import WithJsonSchema
 from onecrew_chat.accounts.tokens import TokenRequest, issue_token
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep
 from onecrew_chat.api.openapi import COMPANY_ID_SCHEMA, CompanyIdQuery, ProfileTypeQuery, error_responses, json_body
-from onecrew_chat.runtime import Runtime
-from onecrew_chat.schemas import TokenBody, TokenEnvelope
+from onecrew_chat.api.schemas import TokenBody, TokenEnvelope
 from onecrew_chat.sync.coalescer import coalescer
 
 router = APIRouter(prefix="/api/chat/token", tags=["token"])
@@ -29,11 +28,21 @@ _DOC: dict[str, Any] = {
 }
 
 
-async def _token(
-    request: Request, runtime: Runtime, user_id: str, query: dict[str, str | None], x_company_id: str | None
+async def token(
+    request: Request,
+    runtime: RuntimeDep,
+    user_id: CurrentUserId,
+    profile_type: ProfileTypeQuery = None,
+    company_id: CompanyIdQuery = None,
+    x_company_id: XCompanyId = None,
 ) -> JSONResponse:
-    """The query string first, then a JSON body (which may be empty), then X-Company-Id."""
-    given = {name: value for name, value in query.items() if value is not None}
+    """profile_type / company_id from the query, a JSON body or X-Company-Id; 400, 401 or 403 otherwise.
+
+    The query string first, then a JSON body (which may be empty), then X-Company-Id.
+    """
+    given = {
+        name: value for name, value in (("profile_type", profile_type), ("company_id", company_id)) if value is not None
+    }
     token_request = TokenRequest.from_parts(given, await request.body(), x_company_id)
     # Counted as on its way to the identity batch from here until it joins one (or needs none), so that a login
     # wave's batches fill up instead of leaving at each 5 ms pause between arrivals (sync/coalescer.py).
@@ -43,29 +52,10 @@ async def _token(
     return JSONResponse({"success": True, "data": data})
 
 
-@router.post("", openapi_extra=json_body(TokenBody, required=False), **_DOC)
-async def post_token(
-    request: Request,
-    runtime: RuntimeDep,
-    user_id: CurrentUserId,
-    profile_type: ProfileTypeQuery = None,
-    company_id: CompanyIdQuery = None,
-    x_company_id: XCompanyId = None,
-) -> JSONResponse:
-    """profile_type / company_id from the query, a JSON body or X-Company-Id; 400, 401 or 403 otherwise."""
-    query = {"profile_type": profile_type, "company_id": company_id}
-    return await _token(request, runtime, user_id, query, x_company_id)
-
-
-@router.get("", **_DOC)
-async def get_token(
-    request: Request,
-    runtime: RuntimeDep,
-    user_id: CurrentUserId,
-    profile_type: ProfileTypeQuery = None,
-    company_id: CompanyIdQuery = None,
-    x_company_id: XCompanyId = None,
-) -> JSONResponse:
-    """The same as POST, for clients that send no body."""
-    query = {"profile_type": profile_type, "company_id": company_id}
-    return await _token(request, runtime, user_id, query, x_company_id)
+# One handler for both methods: GET is for clients that send no body.
+router.add_api_route(
+    "", token, methods=["POST"], name="post_token", openapi_extra=json_body(TokenBody, required=False), **_DOC
+)
+router.add_api_route(
+    "", token, methods=["GET"], name="get_token", description="The same as POST, for clients that send no body.", **_DOC
+)

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Header, Request
 
 from onecrew_chat.api.deps import RuntimeDep
 from onecrew_chat.api.openapi import error_responses, json_body
+from onecrew_chat.api.schemas import StreamWebhookEvent, WebhookEnvelope
 from onecrew_chat.conversations.unread import unread_cache
 from onecrew_chat.conversations.unread_broadcast import announce_unread_change
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import WEBHOOK_EVENTS
-from onecrew_chat.schemas import StreamWebhookEvent, WebhookEnvelope
 from onecrew_chat.webhooks.apply import HANDLED, apply_event
 from onecrew_chat.webhooks.body import signed_body
 from onecrew_chat.webhooks.events import parse_event, webhook_id
@@ -22,9 +22,13 @@ from onecrew_chat.webhooks.signature import verify_signature
 router = APIRouter(tags=["webhooks"])
 log = get_logger(__name__)
 
+# Where Stream delivers: this route, its body limit (api/request_guard.py), the URL `stream configure` sets and the
+# one the embedded emulator delivers to.
+WEBHOOK_PATH = "/api/chat/webhooks/stream"
+
 
 @router.post(
-    "/api/chat/webhooks/stream",
+    WEBHOOK_PATH,
     summary="Receive Stream webhook events (X-Signature checked)",
     response_model=None,
     responses={200: {"model": WebhookEnvelope}, **error_responses(400, 401, 413, 415)},

@@ -1,11 +1,16 @@
-"""What the reconciler finds: how a channel in Stream differs from its conversation, and the report of one run."""
+"""What the reconciler finds: how a channel in Stream differs from its conversation, one run's report and its record."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from onecrew_chat.models import Conversation
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onecrew_chat import metrics
+from onecrew_chat.models import Conversation, ReconcileRun
 from onecrew_chat.stream.client import ChannelState, StreamUserState
 from onecrew_chat.sync.channels import participant_identities
 from onecrew_chat.sync.participants import Profile
@@ -16,6 +21,7 @@ MEMBER_MISSING = "member_missing"
 PROFILE_STALE = "profile_stale"
 DRIFT_KINDS = (IDENTITY_MISSING, PROFILE_STALE, CHANNEL_MISSING, MEMBER_MISSING)
 EXAMPLES = 5  # ids shown per drift kind in logs and on the command line
+KEEP_RUNS = timedelta(days=30)  # reconcile_run rows older than this are deleted when a run is recorded
 
 
 @dataclass(frozen=True)
@@ -109,3 +115,17 @@ class Report:
             "stopped_early": self.stopped_early,
             "ms": self.ms,
         }
+
+
+async def record_reconcile_run(session: AsyncSession, finished_at: datetime, drift_counts: dict[str, int]) -> None:
+    """Record that a reconcile run finished at `finished_at` having found `drift_counts` (kind -> count).
+
+    Runs in the caller's transaction (the caller commits); rows older than KEEP_RUNS go at the same time.
+    """
+    session.add(ReconcileRun(finished_at=finished_at, drift={str(k): int(v) for k, v in drift_counts.items()}))
+    await session.execute(
+        delete(ReconcileRun)
+        .where(ReconcileRun.finished_at < finished_at - KEEP_RUNS)
+        .execution_options(synchronize_session=False)
+    )
+    metrics.RECONCILE_LAST_RUN.set(finished_at.timestamp())

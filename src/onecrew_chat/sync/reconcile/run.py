@@ -29,8 +29,7 @@ from onecrew_chat.identity import Identity, cid
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import DRIFT_DETECTED
 from onecrew_chat.models import ChannelDrift, Conversation, JobLease, StreamIdentity
-from onecrew_chat.observability.collector import record_reconcile_run
-from onecrew_chat.outbox.worker import kick
+from onecrew_chat.outbox.handoff import kick
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.client import MAX_CHANNELS_PER_QUERY
 from onecrew_chat.stream.errors import DeadlineExceeded
@@ -48,6 +47,7 @@ from onecrew_chat.sync.reconcile.drift import (
     Report,
     compare_channel,
     profile_differs,
+    record_reconcile_run,
 )
 
 log = get_logger(__name__)
