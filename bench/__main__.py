@@ -30,6 +30,8 @@ COLUMNS = (
     ("p95 ms", "p95_ms"),
     ("p99 ms", "p99_ms"),
     ("API CPU ms/req", "server_cpu_ms_per_request"),
+    ("floor CPU ms/req", "floor_cpu_ms_per_request"),
+    ("x floor", "times_floor"),
     ("emu CPU ms/req", "emulator_cpu_ms_per_request"),
     ("Stream calls/req", "stream_calls_per_request"),
     ("SQL/req", "sql_statements_per_request"),
@@ -56,7 +58,7 @@ def print_table(rows: list[dict], title: str) -> None:
     for header, _ in COLUMNS:
         table.add_column(header, justify="left" if header == "scenario" else "right")
     for row in rows:
-        table.add_row(*("" if row[key] is None else str(row[key]) for _, key in COLUMNS))
+        table.add_row(*("" if row.get(key) is None else str(row[key]) for _, key in COLUMNS))
     Console(width=220).print(table)
 
 

@@ -11,13 +11,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from bench import http_scenarios as s
 from bench.harness import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET, prepare_database
 from bench.load import Target
 from bench.processes import start_api, start_emulator, stream_calls
 from onecrew_chat.db import make_engine
+from onecrew_chat.identity import Identity
+from onecrew_chat.models import StreamIdentity
 
 
 def _api_env(database_url: str, emulator_url: str) -> dict[str, str]:
@@ -28,14 +30,36 @@ def _api_env(database_url: str, emulator_url: str) -> dict[str, str]:
         "STREAM_BASE_URL": emulator_url,
         "ONECREW_JWT_SECRET": JWT_SECRET,
         "ONECREW_SERVICE_TOKEN": SERVICE_TOKEN,
-        # The outbox worker on, as in production: a first token that Stream rate-limits (10 UpdateUsers a second)
-        # is answered at once and its identity queued; the worker sends those 100 per call. Provisioning is inline,
-        # so the other scenarios leave it nothing to do; the bench waits for it to drain after the token scenario.
+        # The outbox worker on, as in production: it sends the identities Stream did not take from the tokens'
+        # batches. Provisioning is inline, so the other scenarios leave it nothing to do.
         "ONECREW_RUN_WORKER": "true",
         "ONECREW_RECONCILE_INTERVAL_S": "0",
         "ONECREW_DEBUG_ENDPOINTS": "true",
         "ONECREW_LOG_LEVEL": "error",
     }
+
+
+async def _mirrored(database_url: str, users: list[str], timeout_s: float = 120.0) -> None:
+    """Wait (polling, bounded) until the mirror records every one of these users: Stream took their identities,
+    which their tokens queued without waiting (sync/coalescer.py), and the next scenario finds them fresh."""
+    ids = [Identity.user(user).stream_id for user in users]
+    engine = make_engine(url=database_url)
+    deadline = time.monotonic() + timeout_s
+    query = select(func.count()).select_from(StreamIdentity)
+    try:
+        while True:
+            held = 0
+            async with engine.connect() as conn:
+                for start in range(0, len(ids), 1000):
+                    chunk = ids[start : start + 1000]
+                    held += await conn.scalar(query.where(StreamIdentity.stream_id.in_(chunk))) or 0
+            if held == len(ids):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(ids) - held} of {len(ids)} identities not mirrored after {timeout_s:g} s")
+            await asyncio.sleep(0.2)  # polling interval of a bounded wait
+    finally:
+        await engine.dispose()
 
 
 async def _outbox_drained(database_url: str, timeout_s: float = 120.0) -> None:
@@ -58,6 +82,9 @@ async def _outbox_drained(database_url: str, timeout_s: float = 120.0) -> None:
         await engine.dispose()
 
 
+WARM_UP = 20
+
+
 def chosen(name: str, only: list[str]) -> bool:
     """Whether `--only` (substrings of scenario names; empty: all) selects this scenario."""
     return not only or any(part in name for part in only)
@@ -68,25 +95,33 @@ async def _all_scenarios(
 ) -> list[dict]:
     rows: list[dict] = []
 
-    async def measure(name: str, calls_for, after=None) -> None:
+    async def measure(name: str, calls_for, after=None, warm=None) -> None:
         if not chosen(name, only):
             return
+        # Unmeasured first requests of the same kind (`warm`; default: the first 20 of concurrency 1, for scenarios
+        # that may repeat a request): the statements' first compile and prepare are not a request's cost.
+        warm_up = warm if warm is not None else calls_for(1)[:WARM_UP]
+        if warm_up:
+            await target.run("warm-up", kind, 1, warm_up)
         for concurrency in s.CONCURRENCY:
             run = await target.run(name, kind, concurrency, calls_for(concurrency))
             rows.append(run.summary())
             say(rows[-1])
             if after is not None:
-                await after()
+                await after(concurrency)
 
+    floor = lambda c: s.floor(s.requests_for(c, base) * s.CHEAPEST)  # noqa: E731
+    await measure(s.FLOOR, floor)  # first and last: the floor of the run is the mean of the two
     pairs = s.slices(data.pair_users, base)
-    # Identities Stream rate-limited were queued: the worker sends them before the next measurement starts.
+    # The tokens queued their identities: the next measurement starts once Stream (and the mirror) holds them.
     await measure(
         "token: new identity (Stream's limits enforced)",
         lambda c: s.token(pairs[c]),
-        after=lambda: _outbox_drained(database_url),
+        after=lambda c: _mirrored(database_url, pairs[c]),
+        warm=[],
     )
     await measure("token: identity fresh in mirror", lambda c: s.token(pairs[c]))
-    await measure("create: new pair (identities mirrored)", lambda c: s.create_pair(data, pairs[c]))
+    await measure("create: new pair (identities mirrored)", lambda c: s.create_pair(data, pairs[c]), warm=[])
     await measure("create: existing pair (other direction)", lambda c: s.existing_pair(data, pairs[c]))
     name = f"create: {s.NEW_PEOPLE_PAIRS} pairs of new people (Stream's limits enforced)"
     if chosen(name, only):
@@ -97,24 +132,30 @@ async def _all_scenarios(
         if not chosen(f"create: group of {size:,}", only):
             continue
         await target.run("warm-up", kind, 1, s.group(data, size, 1))
-        await measure(f"create: group of {size:,}", lambda c, size=size: s.group(data, size, s.group_requests(c, size)))
+        await measure(
+            f"create: group of {size:,}", lambda c, size=size: s.group(data, size, s.group_requests(c, size)), warm=[]
+        )
     for size in (s.LIST_SMALL, s.LIST_LARGE):
         await measure(
             f"list: page 1 of {size:,}", lambda c, size=size: s.listing(data.listers[size], s.requests_for(c, base))
         )
     await measure(
-        f"unread-count: {s.UNREAD_SIZE:,} conversations (cached)", lambda c: s.unread(data, s.requests_for(c, base))
+        f"unread-count: {s.UNREAD_SIZE:,} conversations (cached)",
+        lambda c: s.unread(data, s.requests_for(c, base) * s.CHEAPEST),
     )
     senders = s.slices(data.reader_peers, base)
-    await measure("webhook: message.new", lambda c: s.webhooks(data, senders[c]))
+    # Warmed up with senders no measurement uses (a repeated event would be a duplicate, another path).
+    warm_hooks = s.webhooks(data, data.reader_peers[-WARM_UP:])
+    await measure("webhook: message.new", lambda c: s.webhooks(data, senders[c]), warm=warm_hooks)
     if data.wave_users and chosen("token: login wave", only):
         rows.append(await _login_wave(target, kind, data, database_url, say))
+    await measure(s.FLOOR, floor)
     return rows
 
 
 async def _login_wave(target: Target, kind: str, data: s.Data, database_url: str, say) -> dict:
     """10,000 new users ask for their first token at once, Stream's limits enforced: every answer, and the Stream
-    calls until the last queued identity is in Stream (the requests' own calls and the worker's batches)."""
+    calls until the last identity is in Stream and the mirror (the batches the tokens queued, any outbox rows)."""
     calls_before = stream_calls(target.admin, target.emulator_url)
     run = await target.run(
         f"token: login wave, {s.LOGIN_WAVE:,} new users (calls until all are in Stream)",
@@ -123,9 +164,11 @@ async def _login_wave(target: Target, kind: str, data: s.Data, database_url: str
         s.token(data.wave_users),
     )
     started = time.perf_counter()
+    await _mirrored(database_url, data.wave_users, timeout_s=600.0)
     await _outbox_drained(database_url, timeout_s=600.0)
     run.stream_calls = stream_calls(target.admin, target.emulator_url) - calls_before
     summary = run.summary()
+    summary["stream_calls"] = run.stream_calls
     summary["all_in_stream_after_s"] = round(run.seconds + time.perf_counter() - started, 1)
     say(summary)
     return summary
@@ -135,16 +178,37 @@ async def _workers_comparison(target: Target, kind: str, data: s.Data, base: int
     rows = []
     pairs = s.slices(data.pair_users, base)
     for name, calls_for in (
+        (s.FLOOR, lambda c: s.floor(s.requests_for(c, base) * s.CHEAPEST)),
         ("token: identity fresh in mirror", lambda c: s.token(pairs[c])),
         ("create: existing pair (other direction)", lambda c: s.existing_pair(data, pairs[c])),
         (f"list: page 1 of {s.LIST_SMALL:,}", lambda c: s.listing(data.listers[s.LIST_SMALL], s.requests_for(c, base))),
-        (f"unread-count: {s.UNREAD_SIZE:,} conversations (cached)", lambda c: s.unread(data, s.requests_for(c, base))),
+        (
+            f"unread-count: {s.UNREAD_SIZE:,} conversations (cached)",
+            lambda c: s.unread(data, s.requests_for(c, base) * s.CHEAPEST),
+        ),
     ):
         if not chosen(name, only):
             continue
         for concurrency in (16, 64):
             rows.append((await target.run(name, kind, concurrency, calls_for(concurrency))).summary())
             say(rows[-1])
+    return rows
+
+
+def with_floor(rows: list[dict]) -> list[dict]:
+    """Each row with the floor of its run (`floor_cpu_ms_per_request`: the mean CPU per request of the bare route
+    at the same concurrency and process count, measured first and last) and its CPU as a multiple of it."""
+    floors: dict[tuple, list[float]] = {}
+    for row in rows:
+        if row["scenario"] == s.FLOOR and row["server_cpu_ms_per_request"]:
+            key = (row["database"], row["workers"], row["concurrency"])
+            floors.setdefault(key, []).append(row["server_cpu_ms_per_request"])
+    for row in rows:
+        found = floors.get((row["database"], row["workers"], row["concurrency"]))
+        floor = round(sum(found) / len(found), 3) if found else None
+        cpu = row["server_cpu_ms_per_request"]
+        row["floor_cpu_ms_per_request"] = floor
+        row["times_floor"] = round(cpu / floor, 2) if floor and cpu is not None else None
     return rows
 
 
@@ -175,4 +239,4 @@ def run_database(
                 emulator.stop()
     finally:
         drop()
-    return rows
+    return with_floor(rows)

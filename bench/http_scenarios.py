@@ -28,6 +28,11 @@ def requests_for(concurrency: int, base: int) -> int:
     return max(base, concurrency * 4)
 
 
+# The cheapest scenarios (the floor, a cached unread count: well under a millisecond) send this many times more:
+# the kernel counts a process's CPU in 10 ms ticks, so 100 requests could not tell 0.3 ms from 0.4.
+CHEAPEST = 10
+
+
 # Stream allows UpdateChannel (add members, 100 per call) 300 times a minute and 10 times a second, and the emulator
 # enforces it: a 1,000-member group needs 9 of them, so within the 3 s provisioning deadline Stream lets about 3
 # such groups finish, whatever the service does. More at once all answer 408 provisioning_timeout (the worker,
@@ -147,6 +152,14 @@ def group(data: Data, size: int, count: int) -> list[Call]:
 def listing(lister: str, count: int) -> list[Call]:
     """The app's first page (20) of the lister's conversations."""
     return [Call("GET", "/api/chat/conversations?profile_type=user&page=1&limit=20", bearer(lister))] * count
+
+
+FLOOR = "floor: bare route of the same app and server"
+
+
+def floor(count: int) -> list[Call]:
+    """The stack's floor: a route with no authentication and no work (GET /_debug/floor), same app, same server."""
+    return [Call("GET", "/_debug/floor", {"Content-Type": "application/json"})] * count
 
 
 def unread(data: Data, count: int) -> list[Call]:

@@ -8,6 +8,15 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "http.json"
 DATABASES = {"postgres": "PostgreSQL", "sqlite": "SQLite"}
+# The targets: API CPU ms per request over one keep-alive connection (concurrency 1), PostgreSQL.
+TARGETS = {
+    "unread-count: 10,000 conversations (cached)": "≤ 0.3 ms and ≤ 1.5× the floor",
+    "list: page 1 of 500": "≤ 3 ms",
+    "webhook: message.new": "≤ 1.5 ms",
+    "create: existing pair (other direction)": "≤ 1.2 ms",
+    "create: new pair (identities mirrored)": "≤ 4 ms",
+}
+LOGIN_WAVE_TARGET = "≤ 150 Stream calls"
 
 
 def _find(rows: list[dict], scenario: str, database: str, workers: int, concurrency: int) -> dict | None:
@@ -22,14 +31,38 @@ def _find(rows: list[dict], scenario: str, database: str, workers: int, concurre
     return None
 
 
+def targets(report: dict) -> str:
+    """Targets against what this run measured (PostgreSQL, one process, concurrency 1) and the run's floor."""
+    rows = report["results"]
+    out = [
+        "| Scenario (PostgreSQL, c=1) | Target | API CPU ms/req | Floor ms/req | × floor |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for scenario, target in TARGETS.items():
+        row = _find(rows, scenario, "postgres", 1, 1)
+        if row is not None:
+            out.append(
+                f"| {scenario} | {target} | {row['server_cpu_ms_per_request']} "
+                f"| {row.get('floor_cpu_ms_per_request')} | {row.get('times_floor')} |"
+            )
+    for row in rows:
+        if "all_in_stream_after_s" in row:
+            calls = row.get("stream_calls", round(row["stream_calls_per_request"] * row["requests"]))
+            out.append(
+                f"| login wave, {row['requests']:,} new users (c={row['concurrency']}) | {LOGIN_WAVE_TARGET} "
+                f"| {calls} Stream calls | | |"
+            )
+    return "\n".join(out)
+
+
 def tables(report: dict) -> str:
     """The per-scenario table (one API process) and the 1-against-2-processes table."""
     rows = report["results"]
     scenarios = list(dict.fromkeys(row["scenario"] for row in rows))
     out = [
         "| Scenario | DB | c=1: req/s, p50 ms | c=16: req/s, p50 / p99 ms | c=64: req/s, p50 / p99 ms "
-        "| API CPU ms/req (c=1 / 16 / 64) | Stream calls/req | SQL/req | DB round trips/req |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| API CPU ms/req (c=1 / 16 / 64) | × floor (c=1) | Stream calls/req | SQL/req | DB round trips/req |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for scenario in scenarios:
         for database, label in DATABASES.items():
@@ -46,7 +79,8 @@ def tables(report: dict) -> str:
                 f"| {sixteen['requests_per_s']}, {sixteen['p50_ms']} / {sixteen['p99_ms']} "
                 f"| {many['requests_per_s']}, {many['p50_ms']} / {many['p99_ms']}{f' ({errors} failed)' if errors else ''}"
                 f"{f' ({retried} resent)' if retried else ''} "
-                f"| {cpu} | {one['stream_calls_per_request']} | {one['sql_statements_per_request']} | {trips} |"
+                f"| {cpu} | {one.get('times_floor')} | {one['stream_calls_per_request']} "
+                f"| {one['sql_statements_per_request']} | {trips} |"
             )
     out += [
         "",
@@ -71,7 +105,7 @@ def tables(report: dict) -> str:
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in waves:
-            calls = round(row["stream_calls_per_request"] * row["requests"])
+            calls = row.get("stream_calls", round(row["stream_calls_per_request"] * row["requests"]))
             resent = f" ({row['retried']} resent)" if row.get("retried") else ""
             out.append(
                 f"| {row['scenario']} | {DATABASES.get(row['database'], row['database'])} | {row['concurrency']} "
@@ -87,6 +121,7 @@ def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS
     report = json.loads(path.read_text())
     print(f"Machine: {report['machine']}; {report['seconds']} s; {report['generated_at']}\n")
+    print(targets(report) + "\n")
     print(tables(report))
 
 

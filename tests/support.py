@@ -61,3 +61,22 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.01)  # polling interval of a deadline-bounded wait
+
+
+async def in_stream(emulator, stream_id: str, timeout: float = 30.0, **fields) -> dict:
+    """Wait until Stream holds the user (with these fields): a token queues its identity for Stream's next batch
+    instead of waiting for it (sync/coalescer.py), so the user arrives shortly after the answer."""
+
+    def held() -> dict | None:
+        user = emulator.get_user(stream_id)
+        return user if user is not None and all(user.get(k) == v for k, v in fields.items()) else None
+
+    return await wait_until(held, timeout=timeout, what=f"{stream_id} in Stream with {fields}")
+
+
+async def identities_sent(app) -> None:
+    """Wait until the identities tokens queued have reached Stream and the mirror (or the outbox, if Stream failed)."""
+    from onecrew_chat.sync.coalescer import coalescer
+
+    batches = coalescer(app.state.runtime)
+    await wait_until(lambda: batches.idle, what="the queued identities sent to Stream")

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from onecrew_chat.config import Settings
 from onecrew_chat.conversations import idempotency
 from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
 from onecrew_chat.outbox import handoff, worker
 from onecrew_chat.outbox.jobs import Batch, Failure, Jobs, PeriodicJob, Verdict
+from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import (
     StreamError,
     StreamRequestError,
@@ -55,13 +57,13 @@ class PeriodicReconcile:
     def __init__(self) -> None:
         self.resume: Any = None
 
-    async def __call__(self, runtime: Any) -> None:
+    async def __call__(self, runtime: Runtime) -> None:
         report = await reconcile(runtime, repair=True, resume=self.resume)
         if not report.skipped:
             self.resume = report.resume
 
 
-async def purge_idempotency_keys(runtime: Any) -> int:
+async def purge_idempotency_keys(runtime: Runtime) -> int:
     """Delete Idempotency-Keys past their expiry."""
     purged = await idempotency.purge_expired(runtime)
     if purged:
@@ -69,7 +71,7 @@ async def purge_idempotency_keys(runtime: Any) -> int:
     return purged
 
 
-async def revive_dead_letters(runtime: Any) -> int:
+async def revive_dead_letters(runtime: Runtime) -> int:
     """Dead letters of a passing failure made due again once Stream answers; the worker is woken for them."""
     revived = await dead_letters.revive_passing(runtime)
     if revived:
@@ -77,15 +79,15 @@ async def revive_dead_letters(runtime: Any) -> int:
     return revived
 
 
-async def ping_stream(runtime: Any) -> None:
+async def ping_stream(runtime: Runtime) -> None:
     """The paused worker's probe when no row is due: one authenticated call."""
     await runtime.stream.ping()
 
 
-def build_jobs(settings: Any) -> Jobs:
+def build_jobs(settings: Settings) -> Jobs[Runtime]:
     """Handlers, dead-letter handlers, periodic jobs and the classifier for this deployment's settings."""
     reconcile_s = float(settings.reconcile_interval_s)
-    return Jobs(
+    return Jobs[Runtime](
         handlers={
             handlers.PROVISION: handlers.provision,
             handlers.IDENTITY_SYNC: handlers.sync_identity,
@@ -106,6 +108,6 @@ def build_jobs(settings: Any) -> Jobs:
     )
 
 
-async def run_worker(runtime: Any, stop: asyncio.Event) -> None:
+async def run_worker(runtime: Runtime, stop: asyncio.Event) -> None:
     """The outbox worker with this deployment's jobs until `stop` (used by `serve` and by `worker`)."""
     await worker.run_forever(runtime, stop, build_jobs(runtime.settings))

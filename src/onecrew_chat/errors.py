@@ -81,6 +81,29 @@ class Unprocessable(AppError):
     code = "validation_error"
 
 
+class ProvisioningTimeout(AppError):
+    """The conversation exists but its Stream channel is not ready yet (408): send the same request again.
+
+    The app never reads `chat.status`: after a 2xx it watches `data.id` at once, and fails if the channel is not
+    there. Its own retry of a create reacts to the error words `timeout`, `Missing:` and `don't exist in StreamChat
+    yet` (docs/reference/app-contract.md#the-apps-retries-of-a-create), and its ApiClient turns a timed-out call
+    into `ApiError("Request timeout", 408)`. So a create still provisioning at the deadline is answered like the
+    timeouts the app already retries: HTTP 408, error `Request timeout: ...`, `Retry-After: 1`. The retry finds the same conversation and finishes provisioning within its own
+    deadline; the outbox worker keeps finishing it in between.
+    """
+
+    status_code = 408
+    code = "provisioning_timeout"
+    retry_after_s = 1
+
+    def __init__(self, channel_id: str) -> None:
+        super().__init__(
+            f"Request timeout: the chat channel {channel_id} is still being set up; send the same request again "
+            "to open it",
+            headers={"Retry-After": str(self.retry_after_s)},
+        )
+
+
 class ServiceUnavailable(AppError):
     """A dependency (database, Stream) is not answering (503)."""
 

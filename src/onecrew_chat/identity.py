@@ -36,6 +36,14 @@ class ConversationType(StrEnum):
     GROUP = "group"
 
 
+class ChatStatus(StrEnum):
+    """Where a conversation's Stream channel stands (the `chat_status` column and `chat.status` in the JSON)."""
+
+    PROVISIONING = "provisioning"  # recorded; the channel or some member may not be in Stream yet
+    READY = "ready"  # Stream holds the channel (with every member once `stream_verified_at` is set)
+    FAILED = "failed"  # the worker gave up (its reason is on the dead outbox row) until it is queued again
+
+
 PAIR_KINDS: dict[ConversationType, frozenset[Kind] | tuple[Kind, Kind]] = {
     ConversationType.USER_USER: (Kind.USER, Kind.USER),
     ConversationType.USER_COMPANY: (Kind.USER, Kind.COMPANY),

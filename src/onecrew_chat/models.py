@@ -24,7 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from onecrew_chat.db import UTCDateTime, utcnow
+from onecrew_chat.db import EnumString, UTCDateTime, utcnow
+from onecrew_chat.identity import ChatStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -124,8 +125,7 @@ class Conversation(Timestamped, Base):
     pair_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_by_type: Mapped[str] = mapped_column(String(16))
     created_by_id: Mapped[str] = mapped_column(String(36))
-    # provisioning | ready | failed
-    chat_status: Mapped[str] = mapped_column(String(16), default="provisioning")
+    chat_status: Mapped[ChatStatus] = mapped_column(EnumString(ChatStatus, 16), default=ChatStatus.PROVISIONING)
     # Set once Stream was seen to hold every participant; adopted channels start without it.
     stream_verified_at: Mapped[datetime | None]
     last_message_at: Mapped[datetime | None]

@@ -13,7 +13,6 @@ from onecrew_chat.db import utcnow
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Base, Conversation, OutboxMessage
-from onecrew_chat.outbox import handoff
 from onecrew_chat.sync.queue import provision_dedupe_key
 from tests.api.conversation_rows import (  # noqa: F401 (private_emulator_server is a fixture)
     add_conversation,
@@ -187,7 +186,7 @@ class TestList:
                 counts[(who, limit)] = len(statements)
         finally:
             event.remove(engine, "before_cursor_execute", count)
-        assert set(counts.values()) == {4}, counts  # page, participants, users, companies
+        assert set(counts.values()) == {1}, counts  # the page with its participants, users and companies
 
     async def test_the_list_reads_plain_rows_not_orm_objects(self, client, session):
         """A page of 100 is read as rows: building ORM objects cost a quarter of its server time."""
@@ -322,7 +321,7 @@ class TestGetFinishesProvisioning:
 
     async def test_a_failed_conversation_is_queued_again_not_retried_inline(self, client, session, app, emulator):
         me, other, conversation = await failed_pair(session)
-        wakeup = handoff.wakeup_event(app.state.runtime)
+        wakeup = app.state.runtime.outbox_wakeup
         wakeup.clear()
         response = await client.get(f"{LIST}/{conversation.channel_id}", headers=auth(me))
         assert response.status_code == 200

@@ -17,7 +17,7 @@ from onecrew_chat.models import Conversation, IdempotencyKey
 from onecrew_chat.outbox import worker
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user, add_users
-from tests.support import auth, new_id, service_auth, wait_until
+from tests.support import auth, identities_sent, new_id, service_auth, wait_until
 
 URL = "/api/chat/conversations"
 
@@ -98,6 +98,7 @@ async def test_reconcile_finds_and_repairs_a_profile_stream_holds_stale(client, 
 
     user = await add_user(session, "Real Name")
     assert (await client.post("/api/chat/token", headers=auth(user))).status_code == 200
+    await identities_sent(app)
     stream_id = Identity.user(user).stream_id
     # Changed behind our back (the old backend's "User" placeholder overwrote it).
     await app.state.runtime.stream.upsert_users([StreamUser(id=stream_id, name="User")])
@@ -232,6 +233,7 @@ async def test_a_profile_sent_in_a_call_with_no_answer_is_sent_again_by_the_work
     user = await add_user(session, "Old Name")
     identity = Identity.user(user)
     assert (await client.post("/api/chat/token", headers=auth(user))).status_code == 200
+    await identities_sent(app)
     await session.execute(update(User).where(User.id == user).values(name="New Name", updated_at=utcnow()))
     await session.commit()
     async with unit_of_work(runtime.sessionmaker) as db:

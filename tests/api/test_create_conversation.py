@@ -10,7 +10,7 @@ from sqlalchemy import event, func, select
 from onecrew_chat.identity import Identity, pair_channel_id
 from onecrew_chat.models import Conversation, ConversationParticipant, OutboxMessage, StreamIdentity, User
 from tests.factories import add_company, add_user, add_users
-from tests.support import auth
+from tests.support import auth, identities_sent
 
 URL = "/api/chat/conversations"
 
@@ -260,6 +260,7 @@ async def test_sql_statements_per_request_stay_few(client, app, session, emulato
     # One Stream call.
     other = await add_user(session, "Mona")
     assert (await client.post("/api/chat/token?profile_type=user", headers=auth(other))).status_code == 200
+    await identities_sent(app)
     statements[:] = []
     assert await count(await create(client, other, body)) == 8
     # The company opens it from the other direction: its owner's membership is checked in the directory's query.

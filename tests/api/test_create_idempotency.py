@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 import pytest
@@ -151,3 +152,25 @@ async def test_the_worker_deletes_keys_past_their_expiry(app, session, people):
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
+
+
+async def test_an_answer_stored_before_replays_byte_for_byte(client, session, people):
+    """A key's stored row is replayed as it is, whichever version of the service rendered and stored it."""
+    me, other, _company = people
+    key = new_id()
+    request = {"conversation_type": "user_user", "participant_ids": [other]}
+    first = await client.post(URL, json=request, headers=with_key(me, key))
+    assert first.status_code == 200
+    # What the row holds is what is sent: an answer stored with other data (as an older version may have) included.
+    stored = {"success": True, "data": {**first.json()["data"], "name": "stored earlier", "extra": [1, "two", None]}}
+    await session.execute(update(IdempotencyKey).values(response_body=stored))
+    await session.commit()
+    replayed = await client.post(URL, json=request, headers=with_key(me, key))
+    assert replayed.status_code == 200 and replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.content == json.dumps(stored, ensure_ascii=False, separators=(",", ":")).encode()
+    # A stored client error too, with its status.
+    refusal = {"success": False, "error": "Some words stored earlier", "code": "validation_error"}
+    await session.execute(update(IdempotencyKey).values(response_status=422, response_body=refusal))
+    await session.commit()
+    again = await client.post(URL, json=request, headers=with_key(me, key))
+    assert again.status_code == 422 and again.json() == refusal

@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from onecrew_chat.db import upgrade_database
-from onecrew_chat.outbox.status import worker_status
 from onecrew_chat.version import version
 from tests.conftest import make_settings
 from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_SECRET, wait_until
@@ -140,7 +139,7 @@ async def test_readyz_shows_the_worker_of_this_process(sqlite_only_url, emulator
             return response.status_code == 200 and "worker" in response.json()["data"]["checks"]
 
         await wait_until(worker_reported, timeout=30, what="/readyz to report the running worker")
-        status = worker_status(runtime)
+        status = runtime.worker_status
         status.running = False  # the worker's loop died
         dead = await http.get("/readyz")
         status.running = True

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from onecrew_chat.config import Settings
 from tests.conftest import make_settings
 from tests.factories import add_user
+from tests.support import in_stream
 
 
 def _keypair(algorithm: str):
@@ -55,7 +56,7 @@ async def test_asymmetric_tokens_from_env_settings(monkeypatch, sqlite_only_url,
             good = await client.post("/api/chat/token", headers=bearer(_token(private, algorithm, me)))
             assert good.status_code == 200, good.text
             assert good.json()["data"]["user_id"] == f"onecrew_user_{me}"
-            assert emulator.get_user(f"onecrew_user_{me}")["name"] == "Key Holder"
+            await in_stream(emulator, f"onecrew_user_{me}", name="Key Holder")
 
             forged = await client.post("/api/chat/token", headers=bearer(_token(other_private, algorithm, me)))
             assert forged.status_code == 401 and forged.json()["code"] == "invalid_token"

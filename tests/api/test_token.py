@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from onecrew_chat.models import OutboxMessage, StreamIdentity
+from onecrew_chat.sync.coalescer import coalescer
 from tests.conftest import SHORT_DEADLINE_S, make_settings
 from tests.factories import add_company, add_user
-from tests.support import STREAM_KEY, STREAM_SECRET, auth, make_jwt, new_id
+from tests.support import STREAM_KEY, STREAM_SECRET, auth, in_stream, make_jwt, new_id, wait_until
 
 URL = "/api/chat/token"
 
@@ -43,13 +44,21 @@ async def test_user_token_has_the_fields_the_app_reads_and_reaches_stream(client
     token = claims(data["token"])
     assert token["user_id"] == f"onecrew_user_{me}"
     assert token["exp"] - token["iat"] == pytest.approx(3600, abs=10)
-    stream_user = emulator.get_user(f"onecrew_user_{me}")
-    assert stream_user["name"] == "Amr" and stream_user["role"] == "user"
+    # The answer does not wait for Stream (the app's connectUser creates the user): the identity follows in a batch.
+    stream_user = await in_stream(emulator, f"onecrew_user_{me}", name="Amr")
+    assert stream_user["role"] == "user"
 
 
 async def test_fresh_identity_makes_no_stream_call(client, session, emulator):
     me = await add_user(session)
     assert (await client.post(URL, headers=auth(me))).status_code == 200
+    await in_stream(emulator, f"onecrew_user_{me}")
+
+    async def mirrored() -> bool:
+        await session.commit()  # a new snapshot
+        return await session.get(StreamIdentity, f"onecrew_user_{me}") is not None
+
+    await wait_until(mirrored, what="the mirror row")
     calls = emulator.count()
     again = await client.post(URL, headers=auth(me))
     assert again.status_code == 200
@@ -89,7 +98,7 @@ async def test_company_token_from_query_body_or_header(client, session, emulator
     assert data["user_id"] == f"onecrew_company_{company}"
     assert data["profile_type"] == "company" and data["company_id"] == company
     assert claims(data["token"])["user_id"] == f"onecrew_company_{company}"
-    assert emulator.get_user(f"onecrew_company_{company}")["name"] == "Lolo Academy"
+    await in_stream(emulator, f"onecrew_company_{company}", name="Lolo Academy")
 
 
 @pytest.mark.parametrize(
@@ -135,7 +144,7 @@ async def test_a_user_the_directory_does_not_know_yet_still_logs_in(client, emul
     stranger = new_id()
     response = await client.post(URL, headers=auth(stranger))
     assert response.status_code == 200
-    assert emulator.get_user(f"onecrew_user_{stranger}") is not None
+    await in_stream(emulator, f"onecrew_user_{stranger}")
 
 
 async def test_admin_companies_get_tokens_too(client, session):
@@ -155,12 +164,14 @@ class TestStreamDown:
             database_url, emulator_server.base_url, provision_deadline_s=SHORT_DEADLINE_S
         )  # Stream down
 
-    async def test_token_is_issued_and_identity_sync_is_queued(self, client, session, emulator):
+    async def test_token_is_issued_and_identity_sync_is_queued(self, app, client, session, emulator):
         me = await add_user(session)
         emulator.faults.set_error_rate("UpdateUsers", 1.0, status=503)
+        batches = coalescer(app.state.runtime)
         response = await client.post(URL + "?profile_type=user", headers=auth(me))
         assert response.status_code == 200
         assert claims(response.json()["data"]["token"])["user_id"] == f"onecrew_user_{me}"
+        await wait_until(lambda: batches.batches_sent == 1 and batches.idle, what="the batch Stream refuses")
         rows = (await session.scalars(select(OutboxMessage))).all()
         assert [(r.kind, r.payload, r.status) for r in rows] == [
             ("identity.sync", {"stream_id": f"onecrew_user_{me}"}, "pending")
@@ -169,5 +180,6 @@ class TestStreamDown:
 
         again = await client.post(URL + "?profile_type=user", headers=auth(me))
         assert again.status_code == 200
-        session.expire_all()
+        await wait_until(lambda: batches.batches_sent == 2 and batches.idle, what="the second refused batch")
+        await session.commit()
         assert len((await session.scalars(select(OutboxMessage))).all()) == 1, "the pending row is reused"

@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import event, func, select, update
 
@@ -21,7 +22,7 @@ from onecrew_chat.webhooks.text import cut_preview
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
 from tests.factories import add_users
-from tests.support import STREAM_SECRET, auth, new_id
+from tests.support import STREAM_SECRET, auth, new_id, wait_until
 
 URL = "/api/chat/webhooks/stream"
 UNREAD = "/api/chat/conversations/unread-count?profile_type=user"
@@ -433,11 +434,36 @@ class TestApply:
         assert drift.kind == "member_removed" and drift.detail["stream_id"] == removed
 
 
-async def test_a_message_new_is_five_statements_on_postgresql_and_four_on_sqlite(client, app, session, database_url):
-    """The conversation with its members, the webhook id, the activity, the sender's read marker; NOTIFY on PostgreSQL."""
+async def test_a_message_new_is_three_statements_on_postgresql_and_four_on_sqlite(client, app, session, database_url):
+    """The conversation with its members, the webhook id, the activity and the sender's read marker (on PostgreSQL one
+    statement with the NOTIFY)."""
     a, b, conversation = await pair(session)
     counters = attach_counters(app.state.runtime.engine)
     response = await deliver(client, message_new(conversation.channel_id, f"onecrew_user_{a}", "hi", T0))
     assert response.json()["data"]["status"] == "applied"
-    assert counters.statements == (5 if database_url.startswith("postgresql") else 4)
+    assert counters.statements == (3 if database_url.startswith("postgresql") else 4)
     assert await read_at(session, conversation, a) == T0 and await read_at(session, conversation, b) is None
+
+
+async def test_a_message_new_drops_the_cached_counts_of_every_process(client, app, session, settings, database_url):
+    """The NOTIFY the webhook sends in its transaction reaches another API process, whose cached count goes."""
+    from onecrew_chat.api.app import create_app
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one process")
+    a, b, conversation = await pair(session)
+    other = create_app(settings)
+    async with other.router.lifespan_context(other):
+        cache = unread_cache(other.state.runtime)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://other") as elsewhere:
+            url = "/api/chat/conversations/unread-count?profile_type=user"
+            first = await elsewhere.get(url, headers=auth(b))
+            assert first.json()["data"]["unread_count"] == 0
+            assert cache.get(f"onecrew_user_{b}") == 0, "the other process caches b's count"
+
+            response = await deliver(client, message_new(conversation.channel_id, f"onecrew_user_{a}", "hi", T0))
+            assert response.json()["data"]["status"] == "applied"
+
+            await wait_until(lambda: cache.get(f"onecrew_user_{b}") is None, what="the other process to drop b's count")
+            again = await elsewhere.get(url, headers=auth(b))
+            assert again.json()["data"] == {**first.json()["data"], "unread_count": 1, "cached": False}

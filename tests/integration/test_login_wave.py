@@ -1,9 +1,11 @@
 """A login wave over real HTTP against the emulator enforcing Stream's rate limits (300 UpdateUsers a minute, 10 a
-second): every new user gets a working token, every identity ends up in Stream, in far fewer calls than users.
+second): every new user gets a working token at once, and every identity ends up in Stream and in the mirror, in
+far fewer calls than users.
 
+The tokens do not wait for Stream: each identity joins the process's batch, sent when it holds 100 (or when no
+identity joined it for 0.5 s).
 The wave arrives while Stream refuses the first upserts (a 429 burst, as when another wave spent the minute's
-budget): those requests queue their identities instead of waiting, and the outbox worker sends them 100 per call
-once the reset has passed. The rest is coalesced in-process, up to 100 per call.
+budget): those batches are sent again after the reset.
 
 `ONECREW_TEST_LOGIN_WAVE=10000 .venv/bin/python -m pytest tests/integration/test_login_wave.py` runs the issue's
 10,000 users (about a minute on a 2-core machine); the suite runs 1,000 of the same shape.
@@ -21,7 +23,7 @@ import jwt
 from sqlalchemy import func, select
 
 from onecrew_chat.identity import Identity
-from onecrew_chat.models import OutboxMessage
+from onecrew_chat.models import OutboxMessage, StreamIdentity
 from onecrew_chat.runtime import build_runtime
 from tests.conftest import make_settings
 from tests.factories import add_users
@@ -82,6 +84,14 @@ async def test_a_login_wave_of_new_users_all_get_tokens_and_reach_stream_in_batc
 
         await wait_until(lambda: in_stream() == WAVE, timeout=120, what=f"all {WAVE:,} users in Stream")
 
+        async def mirrored() -> bool:
+            ids = [Identity.user(user).stream_id for user in users]
+            async with inspect.sessionmaker() as session:
+                query = select(func.count()).select_from(StreamIdentity).where(StreamIdentity.stream_id.in_(ids))
+                return await session.scalar(query) == WAVE
+
+        await wait_until(mirrored, timeout=60, what=f"all {WAVE:,} identities recorded in the mirror")
+
         async def syncs() -> dict[str, int]:
             async with inspect.sessionmaker() as session:
                 query = select(OutboxMessage.status, func.count()).where(OutboxMessage.kind == "identity.sync")
@@ -98,17 +108,16 @@ async def test_a_login_wave_of_new_users_all_get_tokens_and_reach_stream_in_batc
     calls = [r for r in emulator.requests if r.operation == "UpdateUsers"]
     accepted = [r for r in calls if r.status < 400]
     refused = [r for r in calls if r.status == 429]
-    # Without coalescing or batching this is one call per user. Here the app, the emulator and the client share one
-    # Python process, so requests reach the app a few at a time and inline batches are small (about 7 identities
-    # a call for 1,500 users); the worker's batches are up to 100. The bound: at least 5 identities per call.
-    bound = WAVE // 5
+    # Without coalescing or batching this is one call per user; batches are up to 100. Here the app, the emulator and
+    # the client share one Python process, which on a loaded machine can pause longer than a batch waits for the next
+    # identity (0.5 s), so some batches leave early: the bound is at least 20 identities per call.
+    bound = WAVE // 20
     assert len(accepted) <= bound, f"{len(accepted)} UpdateUsers calls for {WAVE:,} users (bound {bound})"
     # Refused: the burst, then at most one call per sender (the coalescer, the worker) in each second of Stream's
     # per-second window: after a 429 neither sends again before its reset. A sender that retried or kept sending
     # would be refused tens of times a second. (How many seconds a wave takes depends on the machine's load.)
     most = REFUSED_FIRST + 2 * math.ceil(elapsed_s)
     assert REFUSED_FIRST <= len(refused) <= most, f"{len(refused)} refused UpdateUsers calls in {elapsed_s:.1f} s"
-    # Identities of a refused batch waited for the reset (a wave's tokens wait up to 1 s) or went through the outbox,
-    # whose worker finished every row.
+    # Identities of a refused batch were sent again after the reset; any that went through the outbox were finished.
     assert rows.get("dead", 0) == 0, rows
     print(f"login wave: {len(accepted)} accepted, {len(refused)} refused UpdateUsers calls, outbox rows {rows}")

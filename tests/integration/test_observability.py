@@ -15,7 +15,6 @@ from onecrew_chat.models import ReconcileRun, WorkerHeartbeat
 from onecrew_chat.observability.heartbeat import run_heartbeat, worker_identity
 from onecrew_chat.observability.startup import StreamCredentialsRejected, check_stream_at_startup
 from onecrew_chat.observability.worker_http import MetricsPortUnavailable, start_metrics_server
-from onecrew_chat.outbox.status import worker_status
 from onecrew_chat.sync.reconcile.run import reconcile
 from onecrew_chat.version import version
 from tests.api.test_health import closed_port_url
@@ -64,7 +63,7 @@ async def test_the_worker_metrics_server_answers_over_http(runtime, emulator):
     stop = asyncio.Event()
     loop = asyncio.create_task(run_worker(runtime, stop))
     try:
-        await wait_until(lambda: worker_status(runtime) is not None, what="the worker's loop to start")
+        await wait_until(lambda: runtime.worker_status is not None, what="the worker's loop to start")
         # httpx's 5 s default is not what this test is about: a loaded machine can take longer for /metrics.
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
             health = await http.get("/healthz")

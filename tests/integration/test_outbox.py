@@ -13,8 +13,9 @@ from structlog.testing import capture_logs
 from onecrew_chat import metrics
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.models import OutboxMessage, User
-from onecrew_chat.outbox import handoff, repository, worker
+from onecrew_chat.outbox import handoff, lease, maintenance, repository, worker
 from onecrew_chat.outbox.jobs import Failure, Jobs, Verdict
+from onecrew_chat.outbox.repository import Outcome
 from onecrew_chat.runtime import build_runtime
 from tests.conftest import make_settings
 from tests.support import new_id, wait_until
@@ -66,9 +67,9 @@ async def _row(rt, message_id: int) -> OutboxMessage:
         return await session.get(OutboxMessage, message_id)
 
 
-async def _claim(rt, lease_s: float = 30) -> repository.Claim | None:
+async def _claim(rt, lease_s: float = 30) -> lease.Claim | None:
     async with unit_of_work(rt.sessionmaker) as session:
-        return await repository.claim_one(session, lease_s=lease_s)
+        return await lease.claim_one(session, lease_s=lease_s)
 
 
 async def _expire_leases(rt) -> None:
@@ -108,13 +109,13 @@ async def test_work_folded_into_a_running_row_gets_a_run_of_its_own(runtime):
     folded = await _add(runtime, {"v": 2}, dedupe_key="k")  # while the worker runs version 0
     assert folded.id == first.id
     async with unit_of_work(runtime.sessionmaker) as session:
-        assert await repository.record_done(session, claim) == repository.RERUN
+        assert await lease.record_done(session, claim) == Outcome.RERUN
     row = await _row(runtime, first.id)
     assert (row.status, row.lease_token, row.payload) == ("pending", None, {"v": 2})
     again = await _claim(runtime)
     assert again.id == first.id and again.payload == {"v": 2}
     async with unit_of_work(runtime.sessionmaker) as session:
-        assert await repository.record_done(session, again) == repository.DONE
+        assert await lease.record_done(session, again) == Outcome.DONE
     assert (await _row(runtime, first.id)).status == "done"
     assert (await _add(runtime, dedupe_key="k")).id != first.id  # a done row is never reused
 
@@ -178,11 +179,11 @@ async def test_an_outcome_is_recorded_only_under_the_current_lease(runtime):
     current = await _claim(runtime)
     assert current.id == stale.id and current.token != stale.token
     async with unit_of_work(runtime.sessionmaker) as session:
-        assert await repository.record_done(session, current) == repository.DONE
+        assert await lease.record_done(session, current) == Outcome.DONE
     async with unit_of_work(runtime.sessionmaker) as session:
-        assert await repository.record_dead(session, stale, "too late") == repository.LOST
-        assert await repository.record_retry(session, stale, "too late", 1) == repository.LOST
-        assert await repository.record_done(session, stale) == repository.LOST
+        assert await lease.record_dead(session, stale, "too late") == Outcome.LOST
+        assert await lease.record_retry(session, stale, "too late", 1) == Outcome.LOST
+        assert await lease.record_done(session, stale) == Outcome.LOST
     row = await _row(runtime, message.id)
     assert (row.status, row.attempts, row.last_error) == ("done", 1, None)
 
@@ -191,7 +192,7 @@ async def test_retry_counts_and_postpones(runtime):
     message = await _add(runtime)
     claim = await _claim(runtime)
     async with unit_of_work(runtime.sessionmaker) as session:
-        assert await repository.record_retry(session, claim, "StreamUnavailable: HTTP 503", 120) == "retry"
+        assert await lease.record_retry(session, claim, "StreamUnavailable: HTTP 503", 120) == "retry"
     row = await _row(runtime, message.id)
     assert (row.status, row.attempts, row.last_error, row.locked_until, row.lease_token) == (
         "pending",
@@ -205,8 +206,8 @@ async def test_retry_counts_and_postpones(runtime):
 
 
 def test_retry_delay_grows_exponentially_with_jitter_and_caps_at_five_minutes():
-    ceilings = [repository.retry_delay(n, rng=lambda: 1.0) for n in range(1, 12)]
-    floors = [repository.retry_delay(n, rng=lambda: 0.0) for n in range(1, 12)]
+    ceilings = [lease.retry_delay(n, rng=lambda: 1.0) for n in range(1, 12)]
+    floors = [lease.retry_delay(n, rng=lambda: 0.0) for n in range(1, 12)]
     assert ceilings[:6] == [1, 2, 4, 8, 16, 32]
     assert ceilings[-1] == 300 and max(ceilings) == 300
     assert floors == [c / 2 for c in ceilings]
@@ -217,14 +218,14 @@ async def test_dead_letters_are_never_claimed_and_can_be_requeued(runtime):
     before = metrics.OUTBOX_DEAD.labels(KIND)._value.get()
     claim = await _claim(runtime)
     async with unit_of_work(runtime.sessionmaker) as session:
-        assert await repository.record_dead(session, claim, "refused") == repository.DEAD
+        assert await lease.record_dead(session, claim, "refused") == Outcome.DEAD
     assert metrics.OUTBOX_DEAD.labels(KIND)._value.get() - before == 1
     row = await _row(runtime, message.id)
     assert (row.status, row.attempts, row.last_error) == ("dead", 1, "refused")
     assert await _claim(runtime) is None
     async with unit_of_work(runtime.sessionmaker) as session:
-        assert [m.id for m in await repository.list_messages(session, status="dead")] == [message.id]
-        assert await repository.requeue(session) == 1
+        assert [m.id for m in await maintenance.list_messages(session, status="dead")] == [message.id]
+        assert await maintenance.requeue(session) == 1
     assert (await _claim(runtime)).id == message.id
 
 
@@ -344,8 +345,8 @@ async def test_concurrent_claimers_never_share_a_row(postgres_only_url):
                 await repository.add(session, KIND, {"n": n})
         # Two open transactions at once: without SKIP LOCKED the second would block on the first's row lock.
         async with rt.sessionmaker() as first, rt.sessionmaker() as second:
-            a = await repository.claim_one(first, lease_s=30)
-            b = await asyncio.wait_for(repository.claim_one(second, lease_s=30), timeout=30)
+            a = await lease.claim_one(first, lease_s=30)
+            b = await asyncio.wait_for(lease.claim_one(second, lease_s=30), timeout=30)
             await first.commit()
             await second.commit()
         assert a.id != b.id

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from onecrew_chat.cli import outbox_rows as outbox_admin
 from onecrew_chat.db import make_engine, make_sessionmaker, utcnow
 from onecrew_chat.models import OutboxMessage
-from onecrew_chat.outbox import repository
+from onecrew_chat.outbox import maintenance
 from tests.conftest import make_settings
 
 
@@ -101,7 +101,7 @@ async def test_requeue_never_touches_a_row_a_worker_holds(settings):
     expired.lease_token, expired.locked_until = "a-dead-worker", utcnow() - timedelta(seconds=1)
     running, stale = await write(settings, leased, expired)
     with pytest.raises(
-        repository.MessageInProgress, match=f"outbox message {running} is being run by a worker right now"
+        maintenance.MessageInProgress, match=f"outbox message {running} is being run by a worker right now"
     ):
         await outbox_admin.requeue(settings, message_id=running)
     assert await outbox_admin.requeue(settings, message_id=stale) == 1  # its lease ran out: nobody holds it

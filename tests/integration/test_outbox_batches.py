@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.models import OutboxMessage
-from onecrew_chat.outbox import repository, worker
+from onecrew_chat.outbox import lease, repository, worker
 from onecrew_chat.outbox.jobs import Batch, Failure, Jobs, Verdict
 from onecrew_chat.runtime import build_runtime
 from tests.conftest import make_settings
@@ -84,8 +84,8 @@ async def test_each_claimed_row_has_a_lease_token_of_its_own(runtime):
     await _add(runtime, KIND, 5)
     await _add(runtime, OTHER, 2)
     async with unit_of_work(runtime.sessionmaker) as session:
-        first = await repository.claim_one(session, lease_s=30)
-        more = await repository.claim_more(session, KIND, limit=10, lease_s=30, exclude=[first.id])
+        first = await lease.claim_one(session, lease_s=30)
+        more = await lease.claim_more(session, KIND, limit=10, lease_s=30, exclude=[first.id])
     assert first.kind == KIND and len(more) == 4
     assert all(claim.kind == KIND for claim in more)
     assert len({claim.token for claim in [first, *more]}) == 5
@@ -93,7 +93,7 @@ async def test_each_claimed_row_has_a_lease_token_of_its_own(runtime):
     assert all(rows[claim.id].lease_token == claim.token for claim in more)
     # Rows leased now are not claimed again; the other kind's rows were never touched.
     async with unit_of_work(runtime.sessionmaker) as session:
-        assert await repository.claim_more(session, KIND, limit=10, lease_s=30) == []
+        assert await lease.claim_more(session, KIND, limit=10, lease_s=30) == []
     assert {row.lease_token for row in rows.values() if row.kind == OTHER} == {None}
 
 
@@ -190,8 +190,8 @@ async def test_concurrent_batch_claimers_never_share_a_row(postgres_only_url):
         await _add(rt, KIND, 100)
         # Two open transactions at once: without SKIP LOCKED the second would wait for the first's row locks.
         async with rt.sessionmaker() as first, rt.sessionmaker() as second:
-            a = await repository.claim_more(first, KIND, limit=30, lease_s=30)
-            b = await asyncio.wait_for(repository.claim_more(second, KIND, limit=30, lease_s=30), timeout=30)
+            a = await lease.claim_more(first, KIND, limit=30, lease_s=30)
+            b = await asyncio.wait_for(lease.claim_more(second, KIND, limit=30, lease_s=30), timeout=30)
             await first.commit()
             await second.commit()
         assert len(a) == len(b) == 30
@@ -201,7 +201,7 @@ async def test_concurrent_batch_claimers_never_share_a_row(postgres_only_url):
             taken: list[int] = []
             while True:
                 async with unit_of_work(rt.sessionmaker) as session:
-                    claims = await repository.claim_more(session, KIND, limit=7, lease_s=30)
+                    claims = await lease.claim_more(session, KIND, limit=7, lease_s=30)
                 if not claims:
                     return taken
                 taken += [c.id for c in claims]

@@ -12,7 +12,6 @@ from onecrew_chat.api.app import create_app
 from onecrew_chat.composition import revive_dead_letters
 from onecrew_chat.models import Conversation, OutboxMessage
 from onecrew_chat.outbox import handoff
-from onecrew_chat.outbox.status import worker_status
 from tests.conftest import make_settings
 from tests.factories import add_users
 from tests.support import auth, service_auth, wait_until
@@ -49,7 +48,7 @@ async def test_a_refused_secret_pauses_the_queue_and_a_fixed_one_resumes_it(app_
                 )
                 assert response.status_code == 502, response.text  # the request itself says Stream refused us
             handoff.kick(runtime)
-            await wait_until(lambda: worker_status(runtime).paused, timeout=30, what="the worker to pause")
+            await wait_until(lambda: runtime.worker_status.paused, timeout=30, what="the worker to pause")
             # While paused it probes (and is refused) several times; nothing is given up on.
             calls = emulator.count()
             await wait_until(lambda: emulator.count() >= calls + 3, timeout=30, what="the paused worker to probe again")
@@ -74,7 +73,7 @@ async def test_a_refused_secret_pauses_the_queue_and_a_fixed_one_resumes_it(app_
 
             await wait_until(all_ready, timeout=20, what="the resumed queue to provision every conversation")
         assert any(e["event"] == "outbox.resumed" for e in logs)
-        assert not worker_status(runtime).paused
+        assert not runtime.worker_status.paused
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert "onecrew_worker_paused 0.0" in (await client.get("/metrics")).text
@@ -109,7 +108,7 @@ async def test_a_server_message_sent_while_our_secret_is_refused_waits_and_is_se
             )
             assert response.status_code == 200, response.text
             assert response.json()["data"]["status"] == "queued"
-            await wait_until(lambda: worker_status(runtime).paused, timeout=10, what="the worker to pause")
+            await wait_until(lambda: runtime.worker_status.paused, timeout=10, what="the worker to pause")
             _, rows = await _rows(runtime)
         message_rows = [r for r in rows if r.kind == "message.send"]
         assert [(r.status, r.attempts) for r in message_rows] == [("pending", 0)], "kept, no attempt counted"

@@ -11,9 +11,9 @@ from structlog.testing import capture_logs
 
 from onecrew_chat.api.app import create_app
 from onecrew_chat.composition import build_jobs, revive_dead_letters
+from onecrew_chat.identity import ChatStatus
 from onecrew_chat.models import Conversation, OutboxMessage
 from onecrew_chat.outbox import handoff, worker
-from onecrew_chat.sync.queue import FAILED
 from tests.conftest import make_settings
 from tests.factories import add_users
 from tests.support import auth, wait_until
@@ -130,7 +130,7 @@ async def test_dead_letters_of_a_passing_failure_are_revived_once_stream_answers
     # What the worker did before 502s were classified by their status: dead letters, conversations failed.
     async with runtime.sessionmaker() as session, session.begin():
         await session.execute(update(OutboxMessage).values(status="dead", attempts=1, last_error=LEGACY_RECORD))
-        await session.execute(update(Conversation).values(chat_status=FAILED))
+        await session.execute(update(Conversation).values(chat_status=ChatStatus.FAILED))
         # A refusal no retry fixes stays dead for an operator.
         session.add(
             OutboxMessage(

@@ -15,7 +15,6 @@ from onecrew_chat import dbadmin
 from onecrew_chat.composition import run_worker
 from onecrew_chat.db import upgrade_database
 from onecrew_chat.observability.worker_http import start_metrics_server
-from onecrew_chat.outbox.status import worker_status
 from onecrew_chat.runtime import build_runtime
 from tests.conftest import PG_ADMIN_URL, make_settings
 from tests.support import wait_until
@@ -81,7 +80,7 @@ async def test_the_workers_health_and_readiness_follow_its_loop(own_database, em
                 reasons = (await http.get("/readyz")).json()["error"]
                 assert "database not reachable" in reasons, reasons
                 await wait_until(
-                    lambda: worker_status(runtime).failing_since is not None, timeout=15, what="a failed round"
+                    lambda: runtime.worker_status.failing_since is not None, timeout=15, what="a failed round"
                 )
                 assert "last round failed" in (await http.get("/readyz")).json()["error"]
                 assert _ready_gauges((await http.get("/metrics")).text) == {"worker": 0.0, "database": 0.0}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from onecrew_chat.conversations.unread import UnreadCache
-from onecrew_chat.conversations.unread_broadcast import MAX_PAYLOAD, UnreadListener, _payloads
+from onecrew_chat.conversations.unread_broadcast import MAX_PAYLOAD, UnreadListener, unread_payloads
 
 
 def test_payloads_stay_under_postgresqls_limit_and_carry_every_key():
     keys = {f"onecrew_user_{n:036d}" for n in range(1_000)}  # a 1,000-member group
-    payloads = list(_payloads(keys))
+    payloads = list(unread_payloads(keys))
     assert len(payloads) > 1
     assert all(len(p.encode()) < MAX_PAYLOAD for p in payloads)
     assert {k for p in payloads for k in p.split(",")} == keys

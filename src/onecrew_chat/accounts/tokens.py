@@ -1,8 +1,7 @@
-"""Stream user tokens for the acting identity, which is mirrored into Stream first (or queued when Stream is down)."""
+"""Stream user tokens for the acting identity, whose profile is queued for Stream unless the mirror holds it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -14,11 +13,8 @@ from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.runtime import Runtime
-from onecrew_chat.stream.errors import DeadlineExceeded, StreamError
 from onecrew_chat.sync.coalescer import coalescer
-from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import read_identities
-from onecrew_chat.sync.queue import enqueue_identity_sync
 
 log = get_logger(__name__)
 
@@ -60,31 +56,21 @@ def _text(value: object, name: str) -> str | None:
 
 
 async def mirror_or_queue(runtime: Runtime, identity: Identity) -> bool:
-    """Make sure Stream holds the identity (no call when the mirror is fresh); queue it when Stream fails.
+    """Make sure Stream will hold the identity (no call when the mirror is fresh), without waiting for Stream.
 
-    A new or changed identity joins the process's open batch (sync.coalescer): the identities of concurrent
-    requests reach Stream in one call. The token is signed locally, so the app can log in even while Stream is
-    unreachable; the outbox worker then upserts the identity. Returns True when Stream is known to hold it now.
+    A new or changed identity is queued in the process's identity batch (`sync.coalescer.queue`), which sends up
+    to 100 per call and hands what Stream does not take to the outbox. The token does not wait for it: it is signed
+    locally, and the app's `connectUser` creates the user in Stream itself (`{id, name, image}`), so a login works
+    while the batch fills, while Stream is slow and while it is unreachable. Returns True when the mirror says Stream
+    holds the identity's current profile already.
     """
-    deadline = Deadline(runtime.settings.provision_deadline_s)
     batches = coalescer(runtime)
-    with batches.arrival():
-        async with unit_of_work(runtime.sessionmaker) as session:
-            read = await read_identities(session, [identity])
+    async with unit_of_work(runtime.sessionmaker) as session:
+        read = await read_identities(session, [identity])
     if read.settled([identity]):
         return True
-    try:
-        try:
-            await asyncio.wait_for(batches.ensure(identity, read), timeout=deadline.remaining_s())
-        except TimeoutError:
-            raise DeadlineExceeded.after("UpdateUsers", None, runtime.settings.provision_deadline_s) from None
-        return True
-    except StreamError as exc:
-        stream_id = identity.stream_id
-        async with unit_of_work(runtime.sessionmaker) as session:
-            await enqueue_identity_sync(session, stream_id)
-        log.warning("token.identity_sync_deferred", stream_id=stream_id, error=str(exc)[:300])
-        return False
+    batches.queue(identity, read)
+    return False
 
 
 async def issue_token(runtime: Runtime, user_id: str, request: TokenRequest) -> dict[str, Any]:

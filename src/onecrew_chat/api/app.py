@@ -32,6 +32,7 @@ from onecrew_chat.conversations.unread_broadcast import start_unread_listener
 from onecrew_chat.db_counters import attach_counters
 from onecrew_chat.observability.heartbeat import run_heartbeat
 from onecrew_chat.runtime import Runtime, build_runtime
+from onecrew_chat.sync.coalescer import close_coalescer
 from onecrew_chat.version import version
 
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
                 if running is not None:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await asyncio.wait_for(running, timeout=settings.provision_deadline_s + 5)
+            await close_coalescer(runtime)  # identities queued for Stream, not sent yet, go to the outbox
             await runtime.close()
 
     app = FastAPI(
@@ -84,7 +86,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_middleware(RequestContext)
 
     if settings.debug_endpoints:
-        runtime.extras[debug.RUNTIME_KEY] = attach_counters(runtime.engine)
+        runtime.db_counters = attach_counters(runtime.engine)
         app.include_router(debug.router)
     for module in (health, token, heartbeat, webhooks, conversations, conversations_create):
         app.include_router(module.router)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,10 +16,10 @@ from typing import Any
 from onecrew_chat.db import utcnow
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import STREAM_UP
+from onecrew_chat.runtime import Runtime, Shared
 
 log = get_logger(__name__)
 
-CACHE_KEY = "stream_health"
 CHECK_EVERY_S = 60.0
 PING_TIMEOUT_S = 1.0
 
@@ -52,14 +53,14 @@ class StreamHealthCache:
         self.last: StreamHealth | None = None
         self._lock = asyncio.Lock()
 
-    async def get(self, ping: Any) -> StreamHealth:
+    async def get(self, ping: Callable[[], Awaitable[object]]) -> StreamHealth:
         async with self._lock:
             if self.last is None or time.monotonic() - self.last.checked_mono >= self.every_s:
                 self.last = await _check(ping)
             return self.last
 
 
-async def _check(ping: Any) -> StreamHealth:
+async def _check(ping: Callable[[], Awaitable[object]]) -> StreamHealth:
     started = time.perf_counter()
     error = None
     try:
@@ -76,7 +77,9 @@ async def _check(ping: Any) -> StreamHealth:
     return StreamHealth(up=error is None, checked_at=utcnow(), checked_mono=time.monotonic(), ms=ms, error=error)
 
 
-async def stream_health(runtime: Any) -> StreamHealth:
+_CACHE = Shared("Stream health", lambda _runtime: StreamHealthCache())
+
+
+async def stream_health(runtime: Runtime) -> StreamHealth:
     """This process's cached Stream health (a ping when the cache is older than a minute)."""
-    cache: StreamHealthCache = runtime.extras.setdefault(CACHE_KEY, StreamHealthCache())
-    return await cache.get(runtime.stream.ping)
+    return await runtime.shared(_CACHE).get(runtime.stream.ping)

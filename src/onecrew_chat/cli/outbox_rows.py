@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onecrew_chat.config import Settings
 from onecrew_chat.db import make_engine, make_sessionmaker, utcnow
 from onecrew_chat.models import OutboxMessage
-from onecrew_chat.outbox import repository
+from onecrew_chat.outbox import maintenance, repository
 
 UNFINISHED = (repository.PENDING, repository.DEAD)
 
@@ -29,7 +29,7 @@ async def _session(settings: Settings) -> AsyncIterator[AsyncSession]:
 async def unfinished(settings: Settings, *, limit: int = 50) -> list[OutboxMessage]:
     """Pending and dead messages, dead first, oldest first."""
     async with _session(settings) as session:
-        return await repository.list_messages(session, status=UNFINISHED, limit=limit)
+        return await maintenance.list_messages(session, status=UNFINISHED, limit=limit)
 
 
 async def requeue(settings: Settings, *, message_id: int | None) -> int:
@@ -39,7 +39,7 @@ async def requeue(settings: Settings, *, message_id: int | None) -> int:
     when a worker holds it right now: a row in progress is never touched.
     """
     async with _session(settings) as session, session.begin():
-        return await repository.requeue(session, None if message_id is None else [message_id])
+        return await maintenance.requeue(session, None if message_id is None else [message_id])
 
 
 def print_table(messages: list[OutboxMessage]) -> None:

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from onecrew_chat.cli.progress import RunProgress, watching
 from onecrew_chat.cli.wording import count
 from onecrew_chat.config import Settings
+from onecrew_chat.identity import ChatStatus
 from onecrew_chat.models import Company, Conversation, StreamIdentity, User
 from onecrew_chat.runtime import build_runtime
-from onecrew_chat.sync.queue import READY
 from onecrew_chat.sync.reconcile.backfill import BackfillReport, backfill_identities
 from onecrew_chat.sync.reconcile.drift import DRIFT_KINDS, Report
 from onecrew_chat.sync.reconcile.run import reconcile
@@ -38,7 +38,9 @@ async def run_reconcile(settings: Settings, *, repair: bool, limit: int | None, 
             identities = int(await session.scalar(select(func.count()).select_from(StreamIdentity)) or 0)
             conversations = int(
                 await session.scalar(
-                    select(func.count()).where(Conversation.chat_status == READY, Conversation.deleted_at.is_(None))
+                    select(func.count()).where(
+                        Conversation.chat_status == ChatStatus.READY, Conversation.deleted_at.is_(None)
+                    )
                 )
                 or 0
             )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -16,19 +15,18 @@ from sqlalchemy.orm import joinedload
 from onecrew_chat.config import UnknownParticipants
 from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.conversations.resolve import Plan, plan_conversation
-from onecrew_chat.conversations.serialize import serialize_conversation
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.errors import StreamFailed
+from onecrew_chat.identity import ChatStatus, ConversationType
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import CONVERSATIONS_CREATED, PROVISIONING_DEFERRED
 from onecrew_chat.models import Conversation, OutboxMessage, new_uuid
 from onecrew_chat.outbox import handoff
-from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.client import counting_calls
-from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
+from onecrew_chat.stream.errors import StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import (
-    CLAIM_WAIT,
+    ClaimBusy,
     NewClaim,
     finish,
     is_provisioned,
@@ -44,7 +42,9 @@ from onecrew_chat.sync.cutover.existing import adopt_pair_channel
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import is_fresh, sync_identities
 from onecrew_chat.sync.participant_rows import insert_participants
-from onecrew_chat.sync.queue import READY, enqueue_provision
+from onecrew_chat.sync.participants import Directory
+from onecrew_chat.sync.queue import enqueue_provision
+from onecrew_chat.sync.read_model import ConversationRecord, ParticipantRecord, Provisionable
 
 log = get_logger(__name__)
 
@@ -54,12 +54,33 @@ INLINE_GRACE_S = 2.0
 Binder = Callable[[AsyncSession, str], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Created:
+    """What a create answers: the conversation as recorded (ready, or still provisioning when Stream was slow),
+    the directory rows its participants' JSON shows, and whether it existed before this request."""
+
+    conversation: Provisionable
+    directory: Directory
+    existing: bool
+
+    @property
+    def still_provisioning(self) -> bool:
+        """Stream did not hold the channel with every member within the deadline: the worker finishes it."""
+        return self.conversation.chat_status is ChatStatus.PROVISIONING
+
+    @property
+    def retry_finds_it(self) -> bool:
+        """Whether the same create sent again finds this conversation: a pair (one conversation per pair). A group
+        sent again without an Idempotency-Key is a new group."""
+        return self.conversation.conversation_type != ConversationType.GROUP
+
+
 @dataclass
 class Recorded:
     """The outcome of the first unit of work."""
 
     plan: Plan
-    conversation: Conversation | NewConversation
+    conversation: Provisionable
     message: OutboxMessage | None
     existing: bool
     settled: bool
@@ -79,79 +100,14 @@ async def load_pair(session: AsyncSession, key: str) -> Conversation | None:
     return result.unique().scalar_one_or_none()
 
 
-@dataclass
-class NewParticipant:
-    """A participant row a create inserts (what provisioning and the app's JSON read of it)."""
-
-    id: str
-    participant_type: str
-    participant_id: str
-    joined_at: datetime
-    created_at: datetime
-    last_read_at: datetime | None = None
-
-    def row(self, conversation_id: str) -> dict[str, Any]:
-        """The row's columns for the INSERT."""
-        return {
-            "id": self.id,
-            "conversation_id": conversation_id,
-            "participant_type": self.participant_type,
-            "participant_id": self.participant_id,
-            "joined_at": self.joined_at,
-            "created_at": self.created_at,
-        }
-
-
-@dataclass
-class NewConversation:
-    """A conversation a create inserts, with its participants: plain objects written with two Core INSERTs (an ORM
-    flush of a 1,000-member group's rows costs more than everything else the create does)."""
-
-    id: str
-    channel_type: str
-    channel_id: str
-    conversation_type: str
-    name: str | None
-    pair_key: str | None
-    created_by_type: str
-    created_by_id: str
-    chat_status: str
-    provision_lease_token: str | None
-    provision_lease_until: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    participants: list[NewParticipant] = field(default_factory=list)
-    stream_verified_at: datetime | None = None
-    last_message_at: datetime | None = None
-    last_message_preview: str | None = None
-
-    def row(self) -> dict[str, Any]:
-        """The conversation's columns for the INSERT."""
-        return {
-            "id": self.id,
-            "channel_type": self.channel_type,
-            "channel_id": self.channel_id,
-            "conversation_type": self.conversation_type,
-            "name": self.name,
-            "pair_key": self.pair_key,
-            "created_by_type": self.created_by_type,
-            "created_by_id": self.created_by_id,
-            "chat_status": self.chat_status,
-            "provision_lease_token": self.provision_lease_token,
-            "provision_lease_until": self.provision_lease_until,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-
-
 # A Core INSERT of the conversation (built once), not an ORM-enabled one: no unit of work, no objects to track.
 _INSERT_CONVERSATION = insert(cast(Table, Conversation.__table__))
 
 
-def new_conversation(plan: Plan, claim: NewClaim | None = None) -> NewConversation:
+def new_conversation(plan: Plan, claim: NewClaim | None = None) -> ConversationRecord:
     """The conversation and its participants for a plan (acting identity first), claimed if `claim`."""
     now = utcnow()
-    return NewConversation(
+    return ConversationRecord(
         id=new_uuid(),
         channel_type="messaging",
         channel_id=plan.channel_id,
@@ -160,16 +116,16 @@ def new_conversation(plan: Plan, claim: NewClaim | None = None) -> NewConversati
         pair_key=plan.pair_key,
         created_by_type=plan.acting.kind.value,
         created_by_id=plan.acting.entity_id,
-        chat_status="provisioning",
+        chat_status=ChatStatus.PROVISIONING,
         provision_lease_token=claim.token if claim else None,
         provision_lease_until=claim.until if claim else None,
         created_at=now,
         updated_at=now,
-        participants=[NewParticipant(new_uuid(), i.kind.value, i.entity_id, now, now) for i in plan.identities],
+        participants=[ParticipantRecord(new_uuid(), i.kind.value, i.entity_id, now, now) for i in plan.identities],
     )
 
 
-async def insert_conversation(session: AsyncSession, conversation: NewConversation) -> None:
+async def insert_conversation(session: AsyncSession, conversation: ConversationRecord) -> None:
     """INSERT the conversation, then its participants: one statement for all of them, in key order (so that
     concurrent creates sharing members never deadlock on their counters); `participants` keeps the plan's order."""
     await session.execute(_INSERT_CONVERSATION, conversation.row())
@@ -291,24 +247,14 @@ async def provision_inline(runtime: Runtime, recorded: Recorded, deadline: Deadl
             conversation=conversation,
             claimed=recorded.claimed,
         )
-    except DeadlineExceeded as exc:
-        if exc.operation != CLAIM_WAIT:
-            return await _leave_to_worker(runtime, message, exc)
-        log.info("conversation.provisioning_busy", channel_id=conversation.channel_id, error=str(exc))
-        return exc
+    except ClaimBusy as busy:
+        log.info("conversation.provisioning_busy", channel_id=conversation.channel_id, error=str(busy))
+        return busy
     except StreamError as exc:
-        return await _leave_to_worker(runtime, message, exc)
-    conversation.chat_status, conversation.stream_verified_at = READY, utcnow()  # as recorded by finish
+        if message is not None:
+            await handoff.hand_over(runtime, message.id)
+        return exc
     return None
-
-
-async def _leave_to_worker(runtime: Runtime, message: OutboxMessage | None, failure: StreamError) -> StreamError:
-    """The worker takes over now: the create's outbox row becomes due at once."""
-    if message is not None:
-        async with unit_of_work(runtime.sessionmaker) as session:
-            await outbox.make_due(session, message.id)
-        handoff.kick(runtime)
-    return failure
 
 
 async def create_conversation(
@@ -318,8 +264,9 @@ async def create_conversation(
     *,
     bind: Binder | None = None,
     resume_id: str | None = None,
-) -> dict[str, Any]:
-    """POST /api/chat/conversations: the conversation as `data`; 502 stream_error when Stream refuses us.
+) -> Created:
+    """POST /api/chat/conversations: the conversation, ready or still provisioning; StreamFailed (502) when Stream
+    refuses us.
 
     `bind` ties a new conversation to the request's Idempotency-Key in the commit that records it; `resume_id`
     is the conversation an earlier run of that key made (a retry after a crash finishes and answers it).
@@ -364,4 +311,4 @@ async def create_conversation(
         stream_calls=stream_calls.calls,
         ms=round((time.perf_counter() - started) * 1000, 2),
     )
-    return serialize_conversation(conversation, recorded.plan.directory)
+    return Created(conversation, recorded.plan.directory, existing=recorded.existing)

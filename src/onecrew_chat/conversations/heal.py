@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
 
 from onecrew_chat.conversations.lookup import find_visible_conversation
-from onecrew_chat.conversations.serialize import ordered_participants, serialize_conversation
-from onecrew_chat.db import unit_of_work, utcnow
+from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import StreamFailed
-from onecrew_chat.identity import Identity, Kind
+from onecrew_chat.identity import ChatStatus
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation
 from onecrew_chat.outbox import handoff
 from onecrew_chat.runtime import Runtime
-from onecrew_chat.stream.errors import DeadlineExceeded, StreamError, StreamTransientError, StreamUsersMissing
-from onecrew_chat.sync.channels import CLAIM_WAIT, finish, is_provisioned, provision_deadline
-from onecrew_chat.sync.participants import load_directory_for
-from onecrew_chat.sync.queue import FAILED, READY, enqueue_provision
+from onecrew_chat.stream.errors import StreamError, StreamTransientError, StreamUsersMissing
+from onecrew_chat.sync.channels import ClaimBusy, finish, is_provisioned, provision_deadline
+from onecrew_chat.sync.participants import Directory, load_directory_for
+from onecrew_chat.sync.queue import enqueue_provision
 
 log = get_logger(__name__)
 
@@ -34,23 +33,22 @@ async def heal(runtime: Runtime, conversation: Conversation, *, retry_failed: bo
     """
     if is_provisioned(conversation):
         return
-    if conversation.chat_status == FAILED and not retry_failed:
+    if conversation.chat_status == ChatStatus.FAILED and not retry_failed:
         await leave_to_worker(runtime, conversation)
         return
     deadline = provision_deadline(runtime.settings.provision_deadline_s)
     started = time.perf_counter()
-    adopted = conversation.chat_status == READY
+    adopted = conversation.chat_status == ChatStatus.READY
     try:
         # Participants of adopted channels may predate our directory: Stream users that exist are kept as they are.
-        await finish(runtime, conversation.id, deadline=deadline, placeholder_ok=True)
+        await finish(runtime, conversation.id, deadline=deadline, placeholder_ok=True, caller_copy=conversation)
+    except ClaimBusy:
+        log.info("conversation.heal_busy", channel_id=conversation.channel_id, status=conversation.chat_status)
+        return
     except (StreamTransientError, StreamUsersMissing) as exc:
-        if isinstance(exc, DeadlineExceeded) and exc.operation == CLAIM_WAIT:
-            log.info("conversation.heal_busy", channel_id=conversation.channel_id, status=conversation.chat_status)
-            return
         log.warning("conversation.heal_deferred", channel_id=conversation.channel_id, error=str(exc)[:300])
         await leave_to_worker(runtime, conversation)
         return
-    conversation.chat_status, conversation.stream_verified_at = READY, utcnow()  # as finish recorded it
     log.info(
         "conversation.healed",
         channel_id=conversation.channel_id,
@@ -67,7 +65,15 @@ async def leave_to_worker(runtime: Runtime, conversation: Conversation) -> None:
     handoff.kick(runtime)
 
 
-async def open_conversation(runtime: Runtime, user_id: str, conversation_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Opened:
+    """A conversation opened by id, healed on the way, with the directory rows its participants' JSON shows."""
+
+    conversation: Conversation
+    directory: Directory
+
+
+async def open_conversation(runtime: Runtime, user_id: str, conversation_id: str) -> Opened:
     """GET by id: the conversation (404 unless the caller takes part), healed on the way.
 
     Never retries a failed conversation inline, and never fails because Stream did: a refusal is logged and the
@@ -82,11 +88,11 @@ async def open_conversation(runtime: Runtime, user_id: str, conversation_id: str
         await leave_to_worker(runtime, conversation)
     async with unit_of_work(runtime.sessionmaker) as session:
         directory = await load_directory_for(session, [conversation])
-    return serialize_conversation(conversation, directory)
+    return Opened(conversation, directory)
 
 
-async def prepare(runtime: Runtime, user_id: str, conversation_id: str) -> dict[str, Any]:
-    """`{id, chat_status, members}` after making sure the channel and its members exist (502 if Stream refuses,
+async def prepare(runtime: Runtime, user_id: str, conversation_id: str) -> Conversation:
+    """The conversation after making sure the channel and its members exist (StreamFailed, 502, if Stream refuses,
     as create answers the same refusal).
 
     The app's explicit self-heal: a `failed` conversation is tried inline once more before it is queued.
@@ -98,10 +104,4 @@ async def prepare(runtime: Runtime, user_id: str, conversation_id: str) -> dict[
     except StreamError as exc:
         log.error("conversation.prepare_failed", channel_id=conversation.channel_id, error=str(exc)[:300])
         raise StreamFailed(f"Stream refused to prepare the channel: {exc}") from exc
-    return {
-        "id": conversation.channel_id,
-        "chat_status": conversation.chat_status,
-        "members": [
-            Identity(Kind(p.participant_type), p.participant_id).stream_id for p in ordered_participants(conversation)
-        ],
-    }
+    return conversation

@@ -1,11 +1,14 @@
-"""Idempotency-Key: one stored answer per caller and key, replayed for 24 h; 422 on a different body, 409 while running."""
+"""Idempotency-Key: one stored answer per caller and key, replayed for 24 h; 422 on a different body, 409 while running.
+
+The key's life (claim, bind, store, release) is kept here; the answer stored is rendered by the API edge
+(api/idempotent.py), which runs the request once under the key.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -15,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.errors import AppError, BadRequest, Conflict, Unprocessable
+from onecrew_chat.errors import BadRequest, Conflict, Unprocessable
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import IDEMPOTENT_REPLAYS
 from onecrew_chat.models import IdempotencyKey
@@ -70,11 +73,10 @@ class Claim:
 
 @dataclass(frozen=True)
 class Answer:
-    """An HTTP answer to send: status, JSON body and whether it is a replay."""
+    """The answer stored for a key: the HTTP status and JSON body the API edge rendered, replayed as they are."""
 
     status: int
     body: dict[str, Any]
-    replayed: bool = False
 
 
 def parse_key(raw: str) -> str:
@@ -141,7 +143,8 @@ async def claim(runtime: Runtime, caller: str, key: str, print_: str) -> Answer 
                         code="idempotency_key_in_use",
                     )
                 IDEMPOTENT_REPLAYS.inc()
-                return Answer(row.response_status or 200, row.response_body or {}, replayed=True)
+                log.info("idempotency.replayed", caller=caller, status=row.response_status or 200)
+                return Answer(row.response_status or 200, row.response_body or {})
         except IntegrityError:
             continue  # another request inserted the key first: read what it stored
     raise Conflict(
@@ -189,39 +192,3 @@ async def purge_expired(runtime: Runtime) -> int:
     async with unit_of_work(runtime.sessionmaker) as session:
         result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= utcnow()))
         return cast(CursorResult[Any], result).rowcount or 0
-
-
-async def run_once(
-    runtime: Runtime,
-    *,
-    caller: str,
-    key: str,
-    print_: str,
-    work: Callable[[Claim], Awaitable[dict[str, Any]]],
-) -> tuple[Answer, Claim | None]:
-    """Run `work` once per (caller, key); client errors (4xx) are stored and replayed, server errors are not.
-
-    `work` gets this run's Claim: `claim.bind` ties the conversation it records to the key, `claim.resume_id` is
-    the conversation an earlier, interrupted run recorded (None the first time). Returns the answer and the claim
-    (None for a replay).
-    """
-    claimed = await claim(runtime, caller, key, print_)
-    if isinstance(claimed, Answer):
-        log.info("idempotency.replayed", caller=caller, status=claimed.status)
-        return claimed, None
-    try:
-        data = await work(claimed)
-    except AppError as exc:
-        if exc.status_code < 500:
-            await store(
-                runtime, claimed, Answer(exc.status_code, {"success": False, "error": exc.message, "code": exc.code})
-            )
-        else:
-            await release(runtime, claimed)
-        raise
-    except Exception:
-        await release(runtime, claimed)
-        raise
-    answer = Answer(200, {"success": True, "data": data})
-    await store(runtime, claimed, answer)
-    return answer, claimed

@@ -5,18 +5,30 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, NamedTuple, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, exists, func, literal, not_, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    Select,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from onecrew_chat.conversations.serialize import serialize_conversation
+from onecrew_chat.conversations.serialize import TOTAL, flat_conversation
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, ProfileConversationCount, User
-from onecrew_chat.sync.participants import Directory
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -67,15 +79,20 @@ def _like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
-def _search_clause(identity: Identity, term: str) -> ColumnElement[bool]:
+# The profile, the page and the search term are bound per request: each statement is built once, at import.
+_KIND = bindparam("kind", type_=String)
+_ENTITY = bindparam("entity", type_=String)
+_PATTERN = bindparam("pattern", type_=String)
+
+
+def _search_clause() -> ColumnElement[bool]:
     """The conversation's name, or another participant's user or company name, contains the term."""
-    pattern = _like_pattern(term)
     other = aliased(ConversationParticipant)
-    user_named = exists().where(User.id == other.participant_id, func.lower(User.name).like(pattern, escape="\\"))
+    user_named = exists().where(User.id == other.participant_id, func.lower(User.name).like(_PATTERN, escape="\\"))
     company_named = exists().where(
-        Company.id == other.participant_id, func.lower(Company.name).like(pattern, escape="\\")
+        Company.id == other.participant_id, func.lower(Company.name).like(_PATTERN, escape="\\")
     )
-    is_self = and_(other.participant_type == identity.kind.value, other.participant_id == identity.entity_id)
+    is_self = and_(other.participant_type == _KIND, other.participant_id == _ENTITY)
     participant_named = exists().where(
         other.conversation_id == Conversation.id,
         not_(is_self),
@@ -84,18 +101,15 @@ def _search_clause(identity: Identity, term: str) -> ColumnElement[bool]:
             and_(other.participant_type == Kind.COMPANY.value, company_named),
         ),
     )
-    return or_(func.lower(Conversation.name).like(pattern, escape="\\"), participant_named)
+    return or_(func.lower(Conversation.name).like(_PATTERN, escape="\\"), participant_named)
 
 
-def _mine(identity: Identity) -> ColumnElement[bool]:
+def _mine() -> ColumnElement[bool]:
     """The profile's participant rows (a prefix of ix_conversation_participant_activity)."""
-    return and_(
-        ConversationParticipant.participant_type == identity.kind.value,
-        ConversationParticipant.participant_id == identity.entity_id,
-    )
+    return and_(ConversationParticipant.participant_type == _KIND, ConversationParticipant.participant_id == _ENTITY)
 
 
-def _total(identity: Identity) -> ColumnElement[Any]:
+def _total() -> ColumnElement[Any]:
     """The profile's conversations, not deleted, without a pass over them.
 
     profile_conversation_count holds the profile's participant rows (triggers add and subtract on every insert
@@ -104,14 +118,14 @@ def _total(identity: Identity) -> ColumnElement[Any]:
     unique (conversation_id, participant_type, participant_id) index for each.
     """
     counted = select(ProfileConversationCount.conversations).where(
-        ProfileConversationCount.participant_type == identity.kind.value,
-        ProfileConversationCount.participant_id == identity.entity_id,
+        ProfileConversationCount.participant_type == _KIND,
+        ProfileConversationCount.participant_id == _ENTITY,
     )
     # A scalar subquery with LIMIT (not EXISTS, which a planner may turn into a join driven by the profile's
     # 50,000 rows when statistics are missing) keeps the deleted conversations the driving side.
     takes_part = (
         select(literal(1))
-        .where(ConversationParticipant.conversation_id == Conversation.id, _mine(identity))
+        .where(ConversationParticipant.conversation_id == Conversation.id, _mine())
         .limit(1)
         .scalar_subquery()
     )
@@ -123,100 +137,115 @@ def _total(identity: Identity) -> ColumnElement[Any]:
     return func.coalesce(counted.scalar_subquery(), 0) - deleted.scalar_subquery()
 
 
-class ListedConversation(NamedTuple):
-    """The columns of a conversation that its JSON shows, and its participants: what serialize_conversation reads.
-
-    The list reads plain rows (only these columns, no ORM objects): a page of 100 builds no identity map.
-    """
-
-    id: str
-    channel_type: str
-    channel_id: str
-    conversation_type: str
-    name: str | None
-    created_by_type: str
-    created_by_id: str
-    chat_status: str
-    created_at: datetime
-    updated_at: datetime
-    last_message_at: datetime | None
-    last_message_preview: str | None
-    participants: list[Row[*tuple[Any, ...]]]
-
-
-_CONVERSATION_COLUMNS = [getattr(Conversation, name) for name in ListedConversation._fields[:-1]]
-_PARTICIPANT_COLUMNS = [
-    ConversationParticipant.id,
-    ConversationParticipant.conversation_id,
-    ConversationParticipant.participant_type,
-    ConversationParticipant.participant_id,
-    ConversationParticipant.joined_at,
-    ConversationParticipant.last_read_at,
+_CONVERSATION_COLUMNS = [
+    Conversation.id,
+    Conversation.channel_type,
+    Conversation.channel_id,
+    Conversation.conversation_type,
+    Conversation.name,
+    Conversation.created_by_type,
+    Conversation.created_by_id,
+    Conversation.chat_status,
+    Conversation.created_at,
+    Conversation.updated_at,
+    Conversation.last_message_at,
+    Conversation.last_message_preview,
 ]
-_USER_COLUMNS = [User.id, User.name, User.image_url, User.category]
-_COMPANY_COLUMNS = [Company.id, Company.name, Company.logo_url, Company.subcategory]
 
 
-async def _with_participants(session: AsyncSession, rows: Sequence[Row[*tuple[Any, ...]]]) -> list[ListedConversation]:
-    """The page's conversations with their participant rows (one query)."""
-    participants: dict[str, list[Row[*tuple[Any, ...]]]] = {row.id: [] for row in rows}
-    if participants:
-        query = select(*_PARTICIPANT_COLUMNS).where(ConversationParticipant.conversation_id.in_(list(participants)))
-        for participant in await session.execute(query):
-            participants[participant.conversation_id].append(participant)
-    return [ListedConversation._make((*row[: len(_CONVERSATION_COLUMNS)], participants[row.id])) for row in rows]
+def _page_statement(search: bool) -> Select[Any]:
+    """The page's conversations with every participant and its user or company, in one statement.
+
+    The profile's participant rows in ix_conversation_participant_activity order are the page's order
+    (activity_at = COALESCE(last_message_at, created_at), kept by triggers): no sort, no pass over the rest. The
+    page (a CTE with its total: the counter table, or for a search the count of what matched) is joined to its
+    participants and their directory rows; a participant the directory does not know has null directory columns.
+    """
+    page = (
+        select(*_CONVERSATION_COLUMNS, ConversationParticipant.activity_at)
+        .select_from(ConversationParticipant)
+        .join(Conversation, Conversation.id == ConversationParticipant.conversation_id)
+        .where(_mine(), Conversation.deleted_at.is_(None))
+        .order_by(ConversationParticipant.activity_at.desc(), ConversationParticipant.conversation_id.desc())
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
+    if search:  # a search reads every conversation of the profile anyway: count what matched
+        page = page.where(_search_clause()).add_columns(func.count().over().label("total"))
+    else:
+        page = page.add_columns(_total().label("total"))
+    listed = page.cte("page")
+    member = aliased(ConversationParticipant)
+    return (
+        select(
+            *(listed.c[column.key] for column in _CONVERSATION_COLUMNS),
+            listed.c.total,
+            member.id,
+            member.participant_type,
+            member.participant_id,
+            member.joined_at,
+            member.last_read_at,
+            User.id,
+            User.name,
+            User.image_url,
+            User.category,
+            Company.id,
+            Company.name,
+            Company.logo_url,
+            Company.subcategory,
+        )
+        .select_from(listed)
+        .join(member, member.conversation_id == listed.c.id)
+        .outerjoin(User, and_(member.participant_type == Kind.USER.value, User.id == member.participant_id))
+        .outerjoin(Company, and_(member.participant_type == Kind.COMPANY.value, Company.id == member.participant_id))
+        .order_by(listed.c.activity_at.desc(), listed.c.id.desc())
+    )
 
 
-async def _directory(session: AsyncSession, conversations: list[ListedConversation]) -> Directory:
-    """The users and companies taking part, with the columns their JSON shows (one query per table, none if empty)."""
-    ids: dict[str, set[str]] = {Kind.USER.value: set(), Kind.COMPANY.value: set()}
-    for conversation in conversations:
-        for participant in conversation.participants:
-            ids.setdefault(participant.participant_type, set()).add(participant.participant_id)
-    directory = Directory()
-    if ids[Kind.USER.value]:
-        query = select(*_USER_COLUMNS).where(User.id.in_(sorted(ids[Kind.USER.value])))
-        # Rows with the columns user_json and company_json read stand in for the ORM objects.
-        directory.users = {row.id: cast(User, row) for row in await session.execute(query)}
-    if ids[Kind.COMPANY.value]:
-        query = select(*_COMPANY_COLUMNS).where(Company.id.in_(sorted(ids[Kind.COMPANY.value])))
-        directory.companies = {row.id: cast(Company, row) for row in await session.execute(query)}
-    return directory
+_PAGE = _page_statement(search=False)
+_SEARCH_PAGE = _page_statement(search=True)
+_TOTAL = select(_total())
+_SEARCH_TOTAL = (
+    select(func.count())
+    .select_from(ConversationParticipant)
+    .join(Conversation, Conversation.id == ConversationParticipant.conversation_id)
+    .where(_mine(), Conversation.deleted_at.is_(None), _search_clause())
+)
+
+
+def _page_json(rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    """The rows of `_PAGE` (one per participant, a conversation's rows together) as the app's conversations."""
+    listed: dict[str, tuple[Sequence[Any], list[Sequence[Any]]]] = {}
+    for row in rows:
+        found = listed.get(row[0])
+        if found is None:
+            listed[row[0]] = (row, [row])
+        else:
+            found[1].append(row)
+    return [flat_conversation(conversation, members) for conversation, members in listed.values()]
 
 
 async def list_conversations(session: AsyncSession, identity: Identity, request: PageRequest) -> dict[str, Any]:
-    """`{data: [...], pagination: {page, limit, total, totalPages}}` for the profile (4 queries, 5 past the end).
+    """`{data: [...], pagination: {page, limit, total, totalPages}}` for the profile (1 query, 2 past the end).
 
     Without a search a page costs the same at 50,000 conversations as at 50 (an index range scan of `limit`
     rows plus `offset`, and two index-only counts); a search filters every conversation of the profile.
     """
-    # The participant rows of the profile in ix_conversation_participant_activity order are the page's order
-    # (activity_at = COALESCE(last_message_at, created_at), kept by triggers): no sort, no pass over the rest.
-    page = (
-        select(*_CONVERSATION_COLUMNS)
-        .select_from(ConversationParticipant)
-        .join(Conversation, Conversation.id == ConversationParticipant.conversation_id)
-        .where(_mine(identity), Conversation.deleted_at.is_(None))
-        .order_by(ConversationParticipant.activity_at.desc(), ConversationParticipant.conversation_id.desc())
-        .limit(request.limit)
-        .offset((request.page - 1) * request.limit)
-    )
-    total_column: ColumnElement[Any]
-    if request.search:  # a search reads every conversation of the profile anyway: count what matched
-        page = page.where(_search_clause(identity, request.search))
-        total_column = func.count().over()
-    else:
-        total_column = _total(identity)
-    rows = (await session.execute(page.add_columns(total_column.label("total")))).all()
+    params: dict[str, Any] = {
+        "kind": identity.kind.value,
+        "entity": identity.entity_id,
+        "limit": request.limit,
+        "offset": (request.page - 1) * request.limit,
+    }
+    if request.search:
+        params["pattern"] = _like_pattern(request.search)
+    rows = (await session.execute(_SEARCH_PAGE if request.search else _PAGE, params)).all()
     if rows:
-        total = int(rows[0].total)
+        total = int(rows[0][TOTAL])
     else:  # past the end: the count alone
-        counted = select(func.count()).select_from(page.order_by(None).limit(None).offset(None).subquery())
-        total = int(await session.scalar(counted if request.search else select(_total(identity))) or 0)
-    conversations = await _with_participants(session, rows)
-    directory = await _directory(session, conversations)
+        total = int(await session.scalar(_SEARCH_TOTAL if request.search else _TOTAL, params) or 0)
     return {
-        "data": [serialize_conversation(c, directory) for c in conversations],
+        "data": _page_json(rows),
         "pagination": {
             "page": request.page,
             "limit": request.limit,

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from onecrew_chat.conversations.create import Binder, create_conversation
+from onecrew_chat.conversations.create import Binder, Created, create_conversation
 from onecrew_chat.conversations.lookup import find_conversation
 from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.db import unit_of_work
@@ -21,7 +21,7 @@ from onecrew_chat.errors import Conflict, NotFound, StreamFailed, Unprocessable
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import ACCEPTED, ACTING_ROLES, Company, CompanyMember, OutboxMessage
-from onecrew_chat.outbox import handoff
+from onecrew_chat.outbox import handoff, maintenance
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, is_auth_failure
@@ -65,7 +65,7 @@ async def ensure_conversation(
     *,
     bind: Binder | None = None,
     resume_id: str | None = None,
-) -> dict[str, Any]:
+) -> Created:
     """The app's create as `acting` (its `company_id` is the acting company, or none for a user); `bind` and
     `resume_id` as for the app's keyed create."""
     if acting.kind is Kind.USER:
@@ -114,7 +114,7 @@ async def record_message(
                     code="message_id_reused",
                 )
             if earlier.status == outbox.DEAD:
-                await outbox.requeue(session, [earlier.id])
+                await maintenance.requeue(session, [earlier.id])
             return payload, None, _answer(payload, SENT if earlier.status == outbox.DONE else QUEUED)
         ready = is_provisioned(conversation)
         if not ready:
@@ -144,9 +144,7 @@ async def send_message(
             raise StreamFailed(f"Stream refused the message: {exc}") from exc
         # Stream down or busy, or refusing our secret (the worker pauses and sends it once the secret is fixed).
         log.warning("message.send_deferred", message_id=message_id, error=str(exc)[:300])
-        async with unit_of_work(runtime.sessionmaker) as session:
-            await outbox.make_due(session, row.id)
-        handoff.kick(runtime)
+        await handoff.hand_over(runtime, row.id)
         return _answer(payload, QUEUED)
     async with unit_of_work(runtime.sessionmaker) as session:
         await outbox.mark_done(session, row)

@@ -11,9 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import UNREAD_PREDICATE, ConversationParticipant
-from onecrew_chat.runtime import Runtime
+from onecrew_chat.runtime import Runtime, Shared
 
-RUNTIME_KEY = "unread_cache"
 MAX_ENTRIES = 100_000
 # How long an invalidation is remembered, so that a count read before it is not cached after it.
 INVALIDATION_MEMORY_S = 60.0
@@ -101,12 +100,12 @@ class UnreadCache:
             self._entries.clear()
 
 
+_UNREAD_CACHE = Shared("unread counts", lambda runtime: UnreadCache(runtime.settings.unread_cache_ttl_s))
+
+
 def unread_cache(runtime: Runtime) -> UnreadCache:
-    """The process-wide cache, created on first use and kept in `runtime.extras`."""
-    cache: UnreadCache | None = runtime.extras.get(RUNTIME_KEY)
-    if cache is None:
-        cache = runtime.extras[RUNTIME_KEY] = UnreadCache(runtime.settings.unread_cache_ttl_s)
-    return cache
+    """The process-wide cache, created on first use."""
+    return runtime.shared(_UNREAD_CACHE)
 
 
 async def unread_count(session: AsyncSession, cache: UnreadCache, identity: Identity) -> UnreadCount:

@@ -37,7 +37,7 @@ RECONNECT_MAX_S = 30.0
 NOTIFY = select(func.pg_notify(CHANNEL, bindparam("payload", type_=String())))
 
 
-def _payloads(keys: Iterable[str]) -> Iterator[str]:
+def unread_payloads(keys: Iterable[str]) -> Iterator[str]:
     """Comma-joined keys, in as few payloads under MAX_PAYLOAD as it takes."""
     batch: list[str] = []
     size = 0
@@ -55,7 +55,7 @@ async def announce_unread_change(session: AsyncSession, keys: Iterable[str]) -> 
     """Queue the notification in the caller's transaction (PostgreSQL delivers it on commit; SQLite: nothing)."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    for payload in _payloads(keys):
+    for payload in unread_payloads(keys):
         await session.execute(NOTIFY, {"payload": payload})
 
 

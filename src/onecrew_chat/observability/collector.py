@@ -12,22 +12,22 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat import metrics
+from onecrew_chat.config import Settings
 from onecrew_chat.db import utcnow
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import ChannelDrift, OutboxMessage, ReconcileRun, WorkerHeartbeat
+from onecrew_chat.runtime import Runtime, Shared
 
 log = get_logger(__name__)
 
 CACHE_S = 5.0  # a scrape within this long of the last read reuses it
 TIMEOUT_S = 1.0  # a scrape waits at most this long for the database
 PENDING, DEAD = "pending", "dead"  # outbox_message.status values (the outbox repository's)
-_CACHE_KEY = "observability.scrape_cache"
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def publish(snapshot: Snapshot, *, worker_fresh_s: float) -> None:
     metrics.WORKERS_SEEN.set(len(snapshot.recent_workers(worker_fresh_s)))
 
 
-def worker_fresh_s(settings: Any) -> float:
+def worker_fresh_s(settings: Settings) -> float:
     """A worker counts as seen recently when its heartbeat is at most three intervals old."""
     return 3 * float(settings.worker_heartbeat_s)
 
@@ -123,13 +123,16 @@ class _ScrapeCache:
         self.lock = asyncio.Lock()
 
 
-async def refresh_metrics(runtime: Any, *, cache_s: float = CACHE_S, timeout_s: float = TIMEOUT_S) -> None:
+_SCRAPE_CACHE = Shared("metrics scrape cache", lambda _runtime: _ScrapeCache())
+
+
+async def refresh_metrics(runtime: Runtime, *, cache_s: float = CACHE_S, timeout_s: float = TIMEOUT_S) -> None:
     """Bring the database gauges up to date unless they were read less than `cache_s` ago; never raises.
 
     A database that fails or takes longer than `timeout_s` leaves the previous values and sets
     onecrew_database_metrics_up to 0 (and is asked again after `cache_s`).
     """
-    cache = runtime.extras.setdefault(_CACHE_KEY, _ScrapeCache())
+    cache = runtime.shared(_SCRAPE_CACHE)
     if time.monotonic() - cache.read_at < cache_s:
         return
     async with cache.lock:
@@ -148,6 +151,6 @@ async def refresh_metrics(runtime: Any, *, cache_s: float = CACHE_S, timeout_s: 
         cache.read_at = time.monotonic()
 
 
-async def _read(runtime: Any) -> Snapshot:
+async def _read(runtime: Runtime) -> Snapshot:
     async with runtime.sessionmaker() as session:
         return await read_snapshot(session)

@@ -20,11 +20,11 @@ from sqlalchemy import CursorResult, delete, update
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import WorkerHeartbeat
+from onecrew_chat.runtime import Runtime, Shared
 
 log = get_logger(__name__)
 
 FORGET_AFTER = timedelta(days=1)  # rows of workers not seen for this long are deleted by the others
-WORKER_ID_KEY = "observability.worker_id"
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,15 @@ class WorkerIdentity:
         return cls(f"{hostname}:{pid}:{secrets.token_hex(3)}"[:128], hostname, pid)
 
 
-def worker_identity(runtime: Any) -> WorkerIdentity:
+_WORKER_IDENTITY = Shared("worker identity", lambda _runtime: WorkerIdentity.of_this_process())
+
+
+def worker_identity(runtime: Runtime) -> WorkerIdentity:
     """This runtime's worker identity (made on first use, so /healthz and the heartbeat agree)."""
-    return cast(WorkerIdentity, runtime.extras.setdefault(WORKER_ID_KEY, WorkerIdentity.of_this_process()))
+    return runtime.shared(_WORKER_IDENTITY)
 
 
-async def beat(runtime: Any, worker: WorkerIdentity) -> None:
+async def beat(runtime: Runtime, worker: WorkerIdentity) -> None:
     """Write one heartbeat (update, or insert the first time) and forget workers silent for a day."""
     now = utcnow()
     async with unit_of_work(runtime.sessionmaker) as session:
@@ -78,7 +81,7 @@ async def beat(runtime: Any, worker: WorkerIdentity) -> None:
         )
 
 
-async def forget(runtime: Any, worker: WorkerIdentity) -> None:
+async def forget(runtime: Runtime, worker: WorkerIdentity) -> None:
     """Delete this worker's row (a clean stop)."""
     async with unit_of_work(runtime.sessionmaker) as session:
         await session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == worker.worker_id))
@@ -93,7 +96,7 @@ async def _stopped_within(stop: asyncio.Event, timeout_s: float) -> bool:
     return True
 
 
-async def run_heartbeat(runtime: Any, stop: asyncio.Event) -> None:
+async def run_heartbeat(runtime: Runtime, stop: asyncio.Event) -> None:
     """Beat every ONECREW_WORKER_HEARTBEAT_S until `stop` is set (or the task is cancelled), then delete the row.
 
     A failed beat (database down) is logged and tried again at the next interval; it never stops the worker.

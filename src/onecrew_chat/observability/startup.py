@@ -10,8 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from onecrew_chat.config import Settings
 from onecrew_chat.logging import get_logger
 from onecrew_chat.observability.stream_probe import probe_stream
 from onecrew_chat.stream.client import StreamGateway
@@ -25,7 +24,7 @@ class StreamCredentialsRejected(Exception):
     """Stream refused STREAM_API_KEY/STREAM_API_SECRET; the message is the one line to print."""
 
 
-async def check_stream_at_startup(settings: Any) -> str | None:
+async def check_stream_at_startup(settings: Settings) -> str | None:
     """None when Stream accepted the credentials (or the check is off); a warning in words when unreachable.
 
     Raises StreamCredentialsRejected when Stream answered 401/403.

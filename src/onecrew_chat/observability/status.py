@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from onecrew_chat.config import Settings
 from onecrew_chat.config_checks import shown_url
 from onecrew_chat.db import head_revision, utcnow
 from onecrew_chat.observability.collector import Snapshot, read_snapshot, worker_fresh_s
 from onecrew_chat.observability.stream_probe import probe_stream
+from onecrew_chat.runtime import Runtime
 from onecrew_chat.schema_status import SchemaStatus, read_position, schema_status
 from onecrew_chat.version import version
 
@@ -99,7 +101,7 @@ class Status(BaseModel):
     workers: list[WorkerStatus]
 
 
-async def gather_status(runtime: Any) -> Status:
+async def gather_status(runtime: Runtime) -> Status:
     """Ask the database and Stream (concurrently, each within TIMEOUT_S) and say what needs attention."""
     (database, snapshot), stream = await asyncio.gather(_database(runtime), _stream(runtime))
     settings = runtime.settings
@@ -145,7 +147,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-async def _database(runtime: Any) -> tuple[DatabaseStatus, Snapshot | None]:
+async def _database(runtime: Runtime) -> tuple[DatabaseStatus, Snapshot | None]:
     head = head_revision()
     started = time.perf_counter()
 
@@ -177,7 +179,7 @@ async def _database(runtime: Any) -> tuple[DatabaseStatus, Snapshot | None]:
     return DatabaseStatus(reachable=False, migration=None, head=head, migrated=False, ms=ms, error=error), None
 
 
-async def _stream(runtime: Any) -> StreamStatus:
+async def _stream(runtime: Runtime) -> StreamStatus:
     settings = runtime.settings
     if not settings.stream_api_key:
         # Development (production refuses to start without it): the emulator lives inside `serve`, not here.
@@ -203,7 +205,7 @@ async def _stream(runtime: Any) -> StreamStatus:
 
 
 def _problems(
-    settings: Any,
+    settings: Settings,
     database: DatabaseStatus,
     stream: StreamStatus,
     snapshot: Snapshot | None,

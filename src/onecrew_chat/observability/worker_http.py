@@ -30,7 +30,7 @@ from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import READY
 from onecrew_chat.observability.collector import refresh_metrics
 from onecrew_chat.observability.heartbeat import worker_identity
-from onecrew_chat.outbox.status import worker_status
+from onecrew_chat.runtime import Runtime
 from onecrew_chat.version import version
 
 log = get_logger(__name__)
@@ -44,13 +44,13 @@ class MetricsPortUnavailable(Exception):
     """The metrics port cannot be bound; the message says how to choose another."""
 
 
-def liveness_problem(runtime: Any) -> str | None:
+def liveness_problem(runtime: Runtime) -> str | None:
     """Why this worker's loop is not alive, or None."""
-    status = worker_status(runtime)
+    status = runtime.worker_status
     return NOT_STARTED if status is None else status.liveness_problem()
 
 
-async def database_problem(runtime: Any) -> str | None:
+async def database_problem(runtime: Runtime) -> str | None:
     """Why the database cannot be used right now, or None (`SELECT 1` within READY_TIMEOUT_S)."""
 
     async def select_one() -> None:
@@ -78,9 +78,9 @@ def _consume(task: asyncio.Future[None]) -> None:
         task.exception()
 
 
-async def readiness(runtime: Any) -> list[str]:
+async def readiness(runtime: Runtime) -> list[str]:
     """Every reason this worker does not do its work now (none: ready); sets onecrew_ready for worker/database."""
-    status = worker_status(runtime)
+    status = runtime.worker_status
     worker = NOT_STARTED if status is None else status.readiness_problem()
     database = await database_problem(runtime)
     READY.labels("worker").set(0 if worker else 1)
@@ -88,7 +88,7 @@ async def readiness(runtime: Any) -> list[str]:
     return [reason for reason in (worker, database) if reason]
 
 
-def metrics_app(runtime: Any) -> Starlette:
+def metrics_app(runtime: Runtime) -> Starlette:
     """The ASGI app: GET /metrics (Prometheus text), GET /healthz (liveness), GET /readyz (readiness)."""
 
     async def metrics(_request: Request) -> Response:
@@ -163,7 +163,7 @@ class MetricsServer:
             await self._task
 
 
-async def start_metrics_server(runtime: Any, host: str, port: int) -> MetricsServer:
+async def start_metrics_server(runtime: Runtime, host: str, port: int) -> MetricsServer:
     """Bind `host:port` (0: any free port) and serve /metrics, /healthz and /readyz in this loop until `stop()`."""
     config = uvicorn.Config(
         metrics_app(runtime), host=host, port=port, log_config=None, access_log=False, lifespan="off"

@@ -11,22 +11,46 @@ periodic jobs and the classification of failures. The outbox itself knows no han
 - `DeadLetterHandler`: `async def on_dead(session, payload, error) -> None`, run inside the short
   transaction that marks the row dead.
 - `Classifier`: maps an exception to a `Failure` (retry, permanent, or pause the worker).
+
+Handlers get the process's runtime as the composition root passes it: `Jobs` is generic in its type, which only
+has to be a `WorkerHost` (what the worker itself reads of it), so the outbox names no type above the database.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-Handler = Callable[[Any, dict[str, Any]], Awaitable[None]]
-BatchHandler = Callable[[Any, list[dict[str, Any]]], Awaitable[Sequence[BaseException | None]]]
+from onecrew_chat.config import Settings
+from onecrew_chat.outbox.status import WorkerStatus
+
+
+class WorkerHost(Protocol):
+    """What the worker reads of the process's runtime: settings, the database, its wake-up event and its status."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]: ...
+    @property
+    def outbox_wakeup(self) -> asyncio.Event: ...
+
+    # Set by the running worker (None in a process that runs none): /readyz and the metrics read it.
+    worker_status: WorkerStatus | None
+
+
+H = TypeVar("H", bound=WorkerHost)
+
+Handler = Callable[[H, dict[str, Any]], Awaitable[None]]
+BatchHandler = Callable[[H, list[dict[str, Any]]], Awaitable[Sequence[BaseException | None]]]
 DeadLetterHandler = Callable[[AsyncSession, dict[str, Any], str], Awaitable[None]]
-PeriodicRun = Callable[[Any], Awaitable[object]]
-Probe = Callable[[Any], Awaitable[object]]
+PeriodicRun = Callable[[H], Awaitable[object]]
+Probe = Callable[[H], Awaitable[object]]
 
 
 class Verdict(StrEnum):
@@ -52,7 +76,7 @@ def retry_everything(error: BaseException) -> Failure:
 
 
 @dataclass(frozen=True)
-class PeriodicJob:
+class PeriodicJob(Generic[H]):
     """`run(runtime)` every `interval_s` seconds (first after `first_after_s`) while the worker runs.
 
     Failures are logged and the job runs again at its next interval. An interval of 0 or less turns it off.
@@ -60,27 +84,27 @@ class PeriodicJob:
 
     name: str
     interval_s: float
-    run: PeriodicRun
+    run: PeriodicRun[H]
     first_after_s: float = 0.0
 
 
 @dataclass(frozen=True)
-class Batch:
+class Batch(Generic[H]):
     """How rows of one kind run together: `run(runtime, payloads)` on up to `size` rows claimed at once."""
 
-    run: BatchHandler
+    run: BatchHandler[H]
     size: int = 100
 
 
 @dataclass(frozen=True)
-class Jobs:
+class Jobs(Generic[H]):
     """Everything the worker runs. `probe(runtime)` is a cheap call that tells a paused worker whether the
     credentials work again when no row is due to try; without it, a paused worker waits for a row."""
 
-    handlers: Mapping[str, Handler]
+    handlers: Mapping[str, Handler[H]]
     # Kinds whose due rows are claimed and run together; a kind listed here needs no entry in `handlers`.
-    batches: Mapping[str, Batch] = field(default_factory=dict)
+    batches: Mapping[str, Batch[H]] = field(default_factory=dict)
     dead_letter: Mapping[str, DeadLetterHandler] = field(default_factory=dict)
-    periodic: Sequence[PeriodicJob] = ()
+    periodic: Sequence[PeriodicJob[H]] = ()
     classify: Callable[[BaseException], Failure] = retry_everything
-    probe: Probe | None = None
+    probe: Probe[H] | None = None

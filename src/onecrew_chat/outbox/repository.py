@@ -1,42 +1,21 @@
-"""Outbox rows: add (one pending row per dedupe key), claim rows under lease tokens, record their outcomes.
+"""Outbox rows: queue work (one pending row per dedupe key) and record work done outside the worker.
 
-A row is claimed alone (`claim_one`), or with more due rows of its kind (`claim_more`) for a kind whose handler
-takes a batch; every row of a batch still has a lease token of its own, and its outcome is recorded under it.
-
-Every outcome is recorded by a statement guarded by `id`, `lease_token` and `status = 'pending'`: a worker
-whose lease ran out (and whose row another worker took) changes nothing. `version` is bumped when `add`
-folds new work into a pending row; a run of an older version reschedules the row instead of finishing it.
+The worker's side (claiming rows under lease tokens and recording their outcomes) is in `lease.py`; listing,
+re-queueing, reviving and purging rows is in `maintenance.py`. Every write that may race a worker is guarded by
+`status = 'pending'` and the lease, so a row is never finished twice. `version` is bumped when `add` folds new work
+into a pending row; a run of an older version reschedules the row instead of finishing it.
 """
 
 from __future__ import annotations
 
-import random
-import uuid
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import (
-    String,
-    Table,
-    and_,
-    bindparam,
-    case,
-    cast,
-    delete,
-    func,
-    insert,
-    literal,
-    or_,
-    select,
-    text,
-    tuple_,
-    update,
-)
+from sqlalchemy import Table, and_, bindparam, case, insert, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from onecrew_chat.db import utcnow
@@ -46,36 +25,31 @@ from onecrew_chat.models import PENDING_DEDUPE, OutboxMessage
 
 log = get_logger(__name__)
 
-PENDING, DONE, DEAD = "pending", "done", "dead"
-RETRY_BASE_S = 1.0
-RETRY_CAP_S = 300.0
-_ERROR_LIMIT = 4000
-
-# What a guarded record did: the outcome asked for, "rerun" (new work arrived during the run: the row is
-# due again instead), or "lost" (the lease is no longer ours: nothing was recorded).
-RERUN, LOST = "rerun", "lost"
+ERROR_LIMIT = 4000
 
 
-class MessageInProgress(LookupError):
-    """`requeue` was asked for a row a worker holds right now."""
+class MessageStatus(StrEnum):
+    """A row's `status` column."""
+
+    PENDING = "pending"
+    DONE = "done"
+    DEAD = "dead"
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One row leased to one worker: what the handler needs, and the token that guards every record."""
-
-    id: int
-    kind: str
-    payload: dict[str, Any]
-    attempts: int
-    version: int
-    token: str
+PENDING, DONE, DEAD = MessageStatus.PENDING, MessageStatus.DONE, MessageStatus.DEAD
 
 
-def retry_delay(attempts: int, *, rng: Callable[[], float] = random.random) -> float:
-    """Seconds before the next try after `attempts` failed ones: exponential, capped at 5 min, with equal jitter."""
-    ceiling = min(RETRY_CAP_S, RETRY_BASE_S * float(2 ** max(0, attempts - 1)))
-    return ceiling / 2 + rng() * ceiling / 2
+class Outcome(StrEnum):
+    """What one run of a row came to: the worker's logs and the `outcome` label of its metrics."""
+
+    DONE = "done"
+    DEAD = "dead"
+    RETRY = "retry"
+    RERUN = "rerun"  # new work arrived during the run: the row is due again instead
+    PAUSED = "paused"  # put back untouched: the worker pauses (Stream refuses our credentials)
+    LOST = "lost"  # the lease is no longer ours: nothing was recorded
+    UNRECORDED = "unrecorded"  # recording failed: the lease runs out and the row is tried again
+    IDLE = "idle"  # no row was due
 
 
 def rowcount(result: Any) -> int:
@@ -83,11 +57,11 @@ def rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _unleased(now: datetime) -> Any:
+def unleased(now: datetime) -> Any:
     return or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now)
 
 
-def _postgres(session: AsyncSession) -> bool:
+def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
@@ -166,7 +140,7 @@ async def add(
         await session.flush()
         log.debug("outbox.added", id=message.id, kind=kind, delay_s=delay_s)
         return message
-    statement = _ADD_POSTGRES if _postgres(session) else _ADD_SQLITE
+    statement = _ADD_POSTGRES if is_postgres(session) else _ADD_SQLITE
     result = await session.execute(
         statement,
         {"new_kind": kind, "new_payload": dict(payload), "new_dedupe_key": dedupe_key, "due": due, "now": now},
@@ -190,7 +164,7 @@ async def add_many(session: AsyncSession, kind: str, items: Sequence[tuple[dict[
     rows = [  # key order: concurrent writers never deadlock
         _pending_row(kind, dict(payload), key, now, now) for key, payload in sorted(unique.items())
     ]
-    insert = (postgresql.insert if _postgres(session) else sqlite.insert)(OutboxMessage)
+    insert = (postgresql.insert if is_postgres(session) else sqlite.insert)(OutboxMessage)
     await session.execute(_or_fold(insert.values(rows)))
     log.debug("outbox.added_many", kind=kind, count=len(rows))
     return len(rows)
@@ -212,221 +186,14 @@ async def add_later(session: AsyncSession, kind: str, payloads: Sequence[dict[st
     return len(rows)
 
 
-def _due(now: datetime) -> list[Any]:
-    """Pending rows due by `now` that no lease holds: what a claim may take."""
-    return [OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now, _unleased(now)]
-
-
-# What a claim's UPDATE returns, and the Claim made of it.
-_CLAIMED = (
-    OutboxMessage.id,
-    OutboxMessage.kind,
-    OutboxMessage.payload,
-    OutboxMessage.attempts,
-    OutboxMessage.version,
-    OutboxMessage.lease_token,
-)
-
-
-def _claim_of(row: Any) -> Claim:
-    return Claim(
-        id=row.id,
-        kind=row.kind,
-        payload=dict(row.payload),
-        attempts=row.attempts,
-        version=row.version,
-        token=row.lease_token,
-    )
-
-
-async def claim_one(session: AsyncSession, *, lease_s: float, kinds: Collection[str] | None = None) -> Claim | None:
-    """Lease the next due row to a fresh token for `lease_s` seconds, or None; the caller commits at once.
-
-    `kinds`: only rows of these kinds (the ones this worker can run). During a rolling upgrade a row of a kind only
-    the newer version knows waits for a worker of that version, instead of failing in an older one.
-    PostgreSQL: the row is picked `FOR UPDATE SKIP LOCKED`, so concurrent claimers never wait for or share one.
-    SQLite: the UPDATE repeats the conditions (a compare-and-set; SQLite runs one writer at a time).
-    """
-    now = utcnow()
-    pick = select(OutboxMessage.id).where(*_due(now)).order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(1)
-    if kinds is not None:
-        pick = pick.where(OutboxMessage.kind.in_(sorted(kinds)))
-    if _postgres(session):
-        pick = pick.with_for_update(skip_locked=True)
-    token = uuid.uuid4().hex
-    row = (
-        await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == pick.scalar_subquery(), OutboxMessage.status == PENDING, _unleased(now))
-            .values(lease_token=token, locked_until=now + timedelta(seconds=lease_s))
-            .returning(*_CLAIMED)
-            .execution_options(synchronize_session=False)
-        )
-    ).first()
-    return None if row is None else _claim_of(row)
-
-
-async def claim_more(
-    session: AsyncSession, kind: str, *, limit: int, lease_s: float, exclude: Collection[int] = ()
-) -> list[Claim]:
-    """Lease up to `limit` more due rows of `kind` (not those in `exclude`), oldest due first; the caller commits.
-
-    One statement, picked like `claim_one` (`FOR UPDATE SKIP LOCKED` on PostgreSQL, a compare-and-set on SQLite).
-    Each row gets a lease token of its own (one random prefix per call, then the row's id), so every outcome is
-    recorded under its row's own token, exactly as for a row claimed alone.
-    """
-    if limit <= 0:
-        return []
-    now = utcnow()
-    pick = (
-        select(OutboxMessage.id)
-        .where(*_due(now), OutboxMessage.kind == kind)
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-        .limit(limit)
-    )
-    if exclude:
-        pick = pick.where(OutboxMessage.id.not_in(list(exclude)))
-    picked = pick.cte("picked")
-    if _postgres(session):
-        # Materialized, so the LIMIT holds: a subquery under IN may be rescanned and pick more rows.
-        picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
-    prefix = uuid.uuid4().hex[:20] + "-"
-    rows = (
-        await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(select(picked.c.id)), OutboxMessage.status == PENDING, _unleased(now))
-            .values(
-                lease_token=literal(prefix, String) + cast(OutboxMessage.id, String),
-                locked_until=now + timedelta(seconds=lease_s),
-            )
-            .returning(*_CLAIMED)
-            .execution_options(synchronize_session=False)
-        )
-    ).all()
-    return sorted((_claim_of(row) for row in rows), key=lambda claim: claim.id)
-
-
-def _held(claim: Claim) -> Any:
-    """Rows still leased to this claim."""
-    return and_(OutboxMessage.id == claim.id, OutboxMessage.lease_token == claim.token, OutboxMessage.status == PENDING)
-
-
-async def _guarded(session: AsyncSession, condition: Any, **values: Any) -> bool:
+async def guarded_update(session: AsyncSession, condition: Any, **values: Any) -> bool:
     result = await session.execute(
         update(OutboxMessage).where(condition).values(**values).execution_options(synchronize_session=False)
     )
     return bool(rowcount(result))
 
 
-_UNLEASE = {"lease_token": None, "locked_until": None}
-
-
-async def _rerun(session: AsyncSession, claim: Claim, **values: Any) -> str:
-    """New work arrived during the run (the version moved): release the row to run again; RERUN, or LOST."""
-    if await _guarded(session, _held(claim), **_UNLEASE, **values):
-        log.info("outbox.rerun", id=claim.id, kind=claim.kind)
-        return RERUN
-    return LOST
-
-
-async def record_done(session: AsyncSession, claim: Claim) -> str:
-    """The run succeeded: DONE, RERUN (work was folded in meanwhile, the row is due again) or LOST."""
-    if await _guarded(
-        session,
-        and_(_held(claim), OutboxMessage.version == claim.version),
-        status=DONE,
-        attempts=OutboxMessage.attempts + 1,
-        **_UNLEASE,
-    ):
-        return DONE
-    return await _rerun(session, claim)
-
-
-def _held_all(claims: Sequence[Claim], *, same_version: bool) -> Any:
-    """Rows still leased to these claims (and, with `same_version`, with no work folded in since they were claimed)."""
-    if same_version:
-        keys = tuple_(OutboxMessage.id, OutboxMessage.lease_token, OutboxMessage.version)
-        held = keys.in_([(claim.id, claim.token, claim.version) for claim in claims])
-    else:
-        held = tuple_(OutboxMessage.id, OutboxMessage.lease_token).in_([(claim.id, claim.token) for claim in claims])
-    return and_(OutboxMessage.status == PENDING, held)
-
-
-async def _guarded_many(session: AsyncSession, condition: Any, **values: Any) -> set[int]:
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(condition)
-        .values(**values)
-        .returning(OutboxMessage.id)
-        .execution_options(synchronize_session=False)
-    )
-    return set(result.scalars())
-
-
-async def record_done_many(session: AsyncSession, claims: Sequence[Claim]) -> dict[int, str]:
-    """`record_done` for several claims in one statement (plus one per row that must rerun): outcome by row id."""
-    if not claims:
-        return {}
-    done = await _guarded_many(
-        session, _held_all(claims, same_version=True), status=DONE, attempts=OutboxMessage.attempts + 1, **_UNLEASE
-    )
-    outcomes = {claim.id: DONE for claim in claims if claim.id in done}
-    for claim in claims:
-        if claim.id not in done:
-            outcomes[claim.id] = await _rerun(session, claim)
-    return outcomes
-
-
-async def record_retry_many(
-    session: AsyncSession, claims: Sequence[Claim], error: str, delay_s: float
-) -> dict[int, str]:
-    """`record_retry` for several claims in one statement, all due `delay_s` from now: "retry" or LOST by row id."""
-    if not claims:
-        return {}
-    retried = await _guarded_many(
-        session,
-        _held_all(claims, same_version=False),
-        attempts=OutboxMessage.attempts + 1,
-        next_attempt_at=utcnow() + timedelta(seconds=max(0.0, delay_s)),
-        last_error=error[:_ERROR_LIMIT],
-        **_UNLEASE,
-    )
-    return {claim.id: "retry" if claim.id in retried else LOST for claim in claims}
-
-
-async def record_retry(session: AsyncSession, claim: Claim, error: str, delay_s: float) -> str:
-    """Count a failed try and make the row due `delay_s` from now: "retry", or LOST."""
-    return (await record_retry_many(session, [claim], error, delay_s))[claim.id]
-
-
-async def record_dead(session: AsyncSession, claim: Claim, error: str) -> str:
-    """Give up on the row (a dead letter, for `outbox list` / `outbox retry`): DEAD, RERUN or LOST.
-
-    A row that received new work during the failed run is not given up on: the new work gets its own try.
-    """
-    if await _guarded(
-        session,
-        and_(_held(claim), OutboxMessage.version == claim.version),
-        status=DEAD,
-        attempts=OutboxMessage.attempts + 1,
-        last_error=error[:_ERROR_LIMIT],
-        **_UNLEASE,
-    ):
-        OUTBOX_DEAD.labels(claim.kind).inc()
-        log.error("outbox.dead", id=claim.id, kind=claim.kind, attempts=claim.attempts + 1, error=error[:500])
-        return DEAD
-    return await _rerun(session, claim, attempts=OutboxMessage.attempts + 1, last_error=error[:_ERROR_LIMIT])
-
-
-async def put_back(session: AsyncSession, claim: Claim, error: str) -> str:
-    """Return the row untouched (no attempt counted, due now) because the worker pauses: "paused", or LOST."""
-    done = await _guarded(session, _held(claim), next_attempt_at=utcnow(), last_error=error[:_ERROR_LIMIT], **_UNLEASE)
-    return "paused" if done else LOST
-
-
-async def release(session: AsyncSession, claim: Claim) -> bool:
-    """Give the row back untouched (the worker stops mid-run); True if the lease was still ours."""
-    return await _guarded(session, _held(claim), **_UNLEASE)
+UNLEASE = {"lease_token": None, "locked_until": None}
 
 
 _TABLE: Table = OutboxMessage.__table__  # type: ignore[assignment]  # a Table (typed FromClause)
@@ -460,7 +227,7 @@ async def mark_done(session: AsyncSession, message: OutboxMessage) -> bool:
     )
     done = bool(rowcount(result))
     if done:
-        for name, value in (("status", DONE), ("attempts", message.attempts + 1), *_UNLEASE.items()):
+        for name, value in (("status", DONE), ("attempts", message.attempts + 1), *UNLEASE.items()):
             set_committed_value(message, name, value)
     return done
 
@@ -468,13 +235,13 @@ async def mark_done(session: AsyncSession, message: OutboxMessage) -> bool:
 async def give_up(session: AsyncSession, message: OutboxMessage, error: str) -> bool:
     """Dead-letter a pending, unleased row whose writer met an error no retry can fix (e.g. Stream refused it)."""
     now = utcnow()
-    dead = await _guarded(
+    dead = await guarded_update(
         session,
-        and_(OutboxMessage.id == message.id, OutboxMessage.status == PENDING, _unleased(now)),
+        and_(OutboxMessage.id == message.id, OutboxMessage.status == PENDING, unleased(now)),
         status=DEAD,
         attempts=OutboxMessage.attempts + 1,
-        last_error=error[:_ERROR_LIMIT],
-        **_UNLEASE,
+        last_error=error[:ERROR_LIMIT],
+        **UNLEASE,
     )
     if dead:
         OUTBOX_DEAD.labels(message.kind).inc()
@@ -490,130 +257,3 @@ async def make_due(session: AsyncSession, message_id: int) -> None:
         .values(next_attempt_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-
-
-async def pending_count(session: AsyncSession) -> int:
-    """How many rows are waiting (due or not)."""
-    return int((await session.execute(select(func.count()).where(OutboxMessage.status == PENDING))).scalar_one())
-
-
-async def list_messages(
-    session: AsyncSession, *, status: str | Collection[str] | None = None, limit: int = 100
-) -> list[OutboxMessage]:
-    """Rows of one status or several (default: all), dead first, then oldest first (`onecrew-chat outbox list`)."""
-    query = (
-        select(OutboxMessage).order_by(case((OutboxMessage.status == DEAD, 0), else_=1), OutboxMessage.id).limit(limit)
-    )
-    if isinstance(status, str):
-        query = query.where(OutboxMessage.status == status)
-    elif status is not None:
-        query = query.where(OutboxMessage.status.in_(list(status)))
-    return list((await session.execute(query)).scalars())
-
-
-async def requeue(session: AsyncSession, ids: Sequence[int] | None = None) -> int:
-    """Make rows due now with a fresh attempt count: every dead row, or these ids (dead or pending); returns how many.
-
-    A row a worker holds right now (its lease has not run out) is never touched: MessageInProgress names it.
-    An id with no row, or of a row already done, raises LookupError naming it. Nothing changes on any error.
-    """
-    now = utcnow()
-    query = update(OutboxMessage).where(OutboxMessage.status.in_([PENDING, DEAD]), _unleased(now))
-    if ids is None:
-        query = query.where(OutboxMessage.status == DEAD)
-    else:
-        wanted = list(ids)
-        found = await session.execute(
-            select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.locked_until)
-            .where(OutboxMessage.id.in_(wanted))
-            .with_for_update()
-        )
-        rows = {message_id: (status, locked_until) for message_id, status, locked_until in found}
-        for message_id in wanted:
-            if message_id not in rows:
-                raise LookupError(f"no outbox message with id {message_id}")
-            status, locked_until = rows[message_id]
-            if status == DONE:
-                raise LookupError(f"outbox message {message_id} is already done; nothing to retry")
-            if status == PENDING and locked_until is not None and locked_until > now:
-                raise MessageInProgress(
-                    f"outbox message {message_id} is being run by a worker right now (leased until "
-                    f"{locked_until:%Y-%m-%d %H:%M:%S} UTC); it was left alone, try again after that"
-                )
-        query = query.where(OutboxMessage.id.in_(wanted))
-    result = await session.execute(
-        query.values(status=PENDING, attempts=0, next_attempt_at=now, **_UNLEASE).execution_options(
-            synchronize_session=False
-        )
-    )
-    return rowcount(result)
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A dead row as the revival pass reads it: what it was and why it died."""
-
-    id: int
-    kind: str
-    dedupe_key: str | None
-    last_error: str | None
-
-
-async def dead_letters(session: AsyncSession, *, after_id: int = 0, limit: int = 500) -> list[DeadLetter]:
-    """Up to `limit` dead rows with an id above `after_id`, oldest first (a page of the revival pass)."""
-    rows = await session.execute(
-        select(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.dedupe_key, OutboxMessage.last_error)
-        .where(OutboxMessage.status == DEAD, OutboxMessage.id > after_id)
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-    )
-    return [DeadLetter(row.id, row.kind, row.dedupe_key, row.last_error) for row in rows]
-
-
-async def revive(session: AsyncSession, letters: Sequence[DeadLetter]) -> list[tuple[int, str, dict[str, Any]]]:
-    """Make these dead rows pending and due now with a fresh attempt count (their failure is now known to pass);
-    returns (id, kind, payload) of those revived. A row no longer dead is left alone, and so is one whose kind and
-    dedupe key already have a pending row, or a newer dead row among these (at most one pending row per key: that
-    row does the work, and this one is revived by a later pass if it is still dead then)."""
-    newest: dict[tuple[str, str], int] = {}
-    for letter in letters:
-        if letter.dedupe_key is not None:
-            key = (letter.kind, letter.dedupe_key)
-            newest[key] = max(newest.get(key, letter.id), letter.id)
-    ids = [
-        letter.id
-        for letter in letters
-        if letter.dedupe_key is None or newest[(letter.kind, letter.dedupe_key)] == letter.id
-    ]
-    if not ids:
-        return []
-    pending = aliased(OutboxMessage)
-    busy = (
-        select(pending.id)
-        .where(
-            pending.status == PENDING,
-            pending.kind == OutboxMessage.kind,
-            pending.dedupe_key == OutboxMessage.dedupe_key,
-        )
-        .exists()
-    )
-    wanted = sorted(set(ids))  # id order: concurrent passes never deadlock
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(wanted), OutboxMessage.status == DEAD, ~busy)
-        .values(status=PENDING, attempts=0, next_attempt_at=utcnow(), **_UNLEASE)
-        .returning(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.payload)
-        .execution_options(synchronize_session=False)
-    )
-    return [(row.id, row.kind, dict(row.payload)) for row in result]
-
-
-async def purge_done(session: AsyncSession, *, older_than: datetime, batch: int) -> int:
-    """Delete up to `batch` done rows finished before `older_than`; returns how many (the caller commits)."""
-    doomed = (
-        select(OutboxMessage.id).where(OutboxMessage.status == DONE, OutboxMessage.updated_at < older_than).limit(batch)
-    )
-    result = await session.execute(
-        delete(OutboxMessage).where(OutboxMessage.id.in_(doomed)).execution_options(synchronize_session=False)
-    )
-    return rowcount(result)

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import WORKER_PAUSED
 
 log = get_logger(__name__)
-
-STATUS_KEY = "outbox_worker_status"
 
 
 @dataclass
@@ -83,9 +80,3 @@ class WorkerStatus:
             log.warning("outbox.resumed", reason_was=self.pause_reason)
         self.paused, self.pause_reason = False, None
         WORKER_PAUSED.set(0)
-
-
-def worker_status(runtime: Any) -> WorkerStatus | None:
-    """This process's worker state, or None when the process runs no worker."""
-    status = getattr(runtime, "extras", {}).get(STATUS_KEY)
-    return status if isinstance(status, WorkerStatus) else None

@@ -13,40 +13,49 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.identity import ConversationType, Identity, Kind
+from onecrew_chat.identity import ChatStatus, ConversationType, Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity
 from onecrew_chat.outbox import repository as outbox
+from onecrew_chat.runtime import Runtime, Shared
 from onecrew_chat.stream.client import MAX_BATCH as MAX_MEMBERS
 from onecrew_chat.stream.client import ChannelState, StreamGateway
+from onecrew_chat.stream.errors import DeadlineExceeded
 from onecrew_chat.sync.coalescer import IdentityCoalescer, coalescer
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import IdentityBatch, chunks, complete_mirror, is_fresh, read_identities, record
 from onecrew_chat.sync.participants import Profile
-from onecrew_chat.sync.queue import READY
-
-if TYPE_CHECKING:
-    from onecrew_chat.runtime import Runtime
+from onecrew_chat.sync.read_model import ConversationView, Provisionable
 
 log = get_logger(__name__)
 
 # Channel calls may meet users Stream has accepted but does not show yet: allow more repair rounds than the default.
 CHANNEL_MAX_REPAIRS = 5
-# The name of a run's wait for another run's claim (DeadlineExceeded.operation when it outlasts the deadline).
+# The name of a run's wait for another run's claim (ClaimBusy.operation when it outlasts the deadline).
 CLAIM_WAIT = "ProvisioningClaim"
-_WAITERS = "provisioning_waiters"
+
+
+class ClaimBusy(DeadlineExceeded):
+    """Another run held the conversation's claim for the whole deadline: not a failure of this run, since that run
+    (or the outbox row, if it dies) finishes the job. A passing failure like any deadline."""
+
+    def as_deadline(self) -> DeadlineExceeded:
+        """The same failure as a plain DeadlineExceeded (how an outbox row that met it records it)."""
+        return DeadlineExceeded(
+            self.message, operation=self.operation, status=self.status, code=self.code, retry_after_s=self.retry_after_s
+        )
 
 
 class Outcome(Enum):
@@ -67,41 +76,7 @@ class ProvisionResult:
     ms: float
 
 
-class ParticipantRef(Protocol):
-    """Who a participant is: a ConversationParticipant, or a create's new participant."""
-
-    @property
-    def participant_type(self) -> str: ...
-    @property
-    def participant_id(self) -> str: ...
-
-
-class ChannelRecord(Protocol):
-    """What provisioning reads of a conversation: a Conversation (participants loaded), or a create's new one."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def channel_type(self) -> str: ...
-    @property
-    def channel_id(self) -> str: ...
-    @property
-    def conversation_type(self) -> str: ...
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def created_by_type(self) -> str: ...
-    @property
-    def created_by_id(self) -> str: ...
-    @property
-    def chat_status(self) -> str: ...
-    @property
-    def stream_verified_at(self) -> datetime | None: ...
-    @property
-    def participants(self) -> Sequence[ParticipantRef]: ...
-
-
-def participant_identities(conversation: ChannelRecord) -> list[Identity]:
+def participant_identities(conversation: ConversationView) -> list[Identity]:
     """The conversation's participants as Stream identities, creator first (participants must be loaded)."""
     creator = Identity(Kind(conversation.created_by_type), conversation.created_by_id)
     others = sorted(
@@ -110,16 +85,16 @@ def participant_identities(conversation: ChannelRecord) -> list[Identity]:
     return [creator, *others]
 
 
-def channel_custom(conversation: ChannelRecord) -> dict[str, Any] | None:
+def channel_custom(conversation: ConversationView) -> dict[str, Any] | None:
     """Channel data: groups carry their name; pairs carry none, so the app shows the other party's name."""
     if conversation.conversation_type == ConversationType.GROUP.value and conversation.name:
         return {"name": conversation.name}
     return None
 
 
-def is_provisioned(conversation: ChannelRecord) -> bool:
+def is_provisioned(conversation: Provisionable) -> bool:
     """True when Stream was seen to hold the channel with every participant."""
-    return conversation.chat_status == READY and conversation.stream_verified_at is not None
+    return conversation.chat_status == ChatStatus.READY and conversation.stream_verified_at is not None
 
 
 def provision_deadline(deadline_s: float) -> Deadline:
@@ -176,13 +151,12 @@ class Waiters:
         event.set()
 
 
+_WAITERS = Shared("provisioning waiters", lambda _runtime: Waiters())
+
+
 def waiters(runtime: Runtime) -> Waiters:
     """The process's provisioning waiters (one per runtime)."""
-    found = runtime.extras.get(_WAITERS)
-    if found is None:
-        found = runtime.extras[_WAITERS] = Waiters()
-    assert isinstance(found, Waiters)
-    return found
+    return runtime.shared(_WAITERS)
 
 
 _DONE = "done"
@@ -215,7 +189,7 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], conversation_id:
             update(Conversation)
             .where(
                 _is(conversation_id),
-                or_(Conversation.chat_status != READY, Conversation.stream_verified_at.is_(None)),
+                or_(Conversation.chat_status != ChatStatus.READY, Conversation.stream_verified_at.is_(None)),
                 or_(Conversation.provision_lease_until.is_(None), Conversation.provision_lease_until <= now),
             )
             .values(provision_lease_token=token, provision_lease_until=now + timedelta(seconds=hold_s))
@@ -228,7 +202,7 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], conversation_id:
                 select(Conversation.chat_status, Conversation.stream_verified_at).where(_is(conversation_id))
             )
         ).one_or_none()
-    if row is None or (row.chat_status == READY and row.stream_verified_at is not None):
+    if row is None or (row.chat_status == ChatStatus.READY and row.stream_verified_at is not None):
         return _DONE
     return None
 
@@ -245,7 +219,7 @@ def _ready_statement() -> Any:
             )
         )
         .values(
-            chat_status=READY,
+            chat_status=ChatStatus.READY,
             stream_verified_at=bindparam("now"),
             updated_at=bindparam("now"),
             provision_lease_token=case((mine, None), else_=conversation.provision_lease_token),
@@ -260,6 +234,12 @@ _READY = _ready_statement()
 async def _record_ready(session: AsyncSession, conversation_id: str, token: str) -> None:
     """The channel holds every participant: say so, and give back the claim if it is still ours."""
     await session.execute(_READY, {"conversation_id": conversation_id, "token": token, "now": utcnow()})
+
+
+def _mark_ready(conversation: Provisionable | None) -> None:
+    """The caller's copy of the conversation says what the row now says: ready and verified."""
+    if conversation is not None:
+        conversation.chat_status, conversation.stream_verified_at = ChatStatus.READY, utcnow()
 
 
 async def _release(session: AsyncSession, conversation_id: str, token: str) -> None:
@@ -288,7 +268,7 @@ def members_to_add(member_ids: list[str], state: ChannelState) -> tuple[list[str
 
 async def call_stream(
     stream: StreamGateway,
-    conversation: ChannelRecord,
+    conversation: ConversationView,
     batch: IdentityBatch,
     deadline: Deadline,
     *,
@@ -363,18 +343,22 @@ async def finish(
     profiles: Mapping[Identity, Profile] | None = None,
     mirror: Mapping[str, StreamIdentity | None] | None = None,
     outbox_message: OutboxMessage | None = None,
-    conversation: ChannelRecord | None = None,
+    conversation: Provisionable | None = None,
     claimed: str | None = None,
+    caller_copy: Provisionable | None = None,
 ) -> Outcome:
     """Provision unless done: claim, read, call Stream, record; the one provisioning path of every caller.
 
-    Raises DeadlineExceeded (operation CLAIM_WAIT) when another run holds the claim past the deadline, and
-    StreamError when Stream fails (the claim is given back, and what Stream accepted is recorded). `profiles`,
-    `mirror` and `conversation` (with its participants) save queries; `outbox_message` is the caller's own row,
-    marked done with the result. `claimed` is the token of a claim the caller already holds: a create inserts
-    its new conversation claimed (`new_claim`), in the transaction that records it, instead of claiming it next.
+    Raises ClaimBusy when another run holds the claim past the deadline, and StreamError when Stream fails (the
+    claim is given back, and what Stream accepted is recorded). `profiles`, `mirror` and `conversation` (with its
+    participants) save queries. The caller's object (`caller_copy`, else `conversation`) is marked ready, as the
+    row is, when this returns.
+    `outbox_message` is the caller's own row, marked done with the result. `claimed` is the token of a claim the
+    caller already holds: a create inserts its new conversation claimed (`new_claim`), in the transaction that
+    records it, instead of claiming it next.
     """
     sessionmaker = runtime.sessionmaker
+    caller_copy = caller_copy if caller_copy is not None else conversation
     process_waiters = waiters(runtime)
     hold_s = lease_s(runtime.settings.provision_deadline_s)
 
@@ -384,8 +368,14 @@ async def finish(
     if claimed is not None:
         token = claimed
     else:
-        token = await deadline.poll(try_claim, name=CLAIM_WAIT, wake=lambda: process_waiters.get(conversation_id))
+        try:
+            token = await deadline.poll(try_claim, name=CLAIM_WAIT, wake=lambda: process_waiters.get(conversation_id))
+        except DeadlineExceeded as exc:
+            raise ClaimBusy(
+                exc.message, operation=exc.operation, status=exc.status, code=exc.code, retry_after_s=exc.retry_after_s
+            ) from None
         if token == _DONE:
+            _mark_ready(caller_copy)
             return Outcome.ALREADY
     event = process_waiters.hold(conversation_id)
     batch: IdentityBatch | None = None
@@ -406,6 +396,7 @@ async def finish(
             await _record_ready(session, conversation_id, token)
             if outbox_message is not None:
                 await outbox.mark_done(session, outbox_message)
+        _mark_ready(caller_copy)
         return Outcome.PROVISIONED
     except BaseException:
         async with unit_of_work(sessionmaker) as session:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import OUTBOX_REVIVED
-from onecrew_chat.outbox import repository as outbox
+from onecrew_chat.outbox import maintenance
 from onecrew_chat.stream.errors import StreamError, recorded_failure_heals
 from onecrew_chat.sync.handlers import provisioning_revived
 from onecrew_chat.sync.queue import PROVISION
@@ -32,11 +32,11 @@ MAX_ROWS = 5000  # revived per pass; a later pass takes the rest
 
 async def revive_passing(runtime: Runtime, *, max_rows: int = MAX_ROWS) -> int:
     """Make dead rows whose recorded failure is a passing one due again, if Stream answers; returns how many."""
-    candidates: list[outbox.DeadLetter] = []
+    candidates: list[maintenance.DeadLetter] = []
     after = 0
     while len(candidates) < max_rows:
         async with unit_of_work(runtime.sessionmaker) as session:
-            page = await outbox.dead_letters(session, after_id=after, limit=PAGE)
+            page = await maintenance.dead_letters(session, after_id=after, limit=PAGE)
         if not page:
             break
         after = page[-1].id
@@ -50,7 +50,7 @@ async def revive_passing(runtime: Runtime, *, max_rows: int = MAX_ROWS) -> int:
         log.info("outbox.revive_waits", rows=len(candidates), error=str(exc)[:300])
         return 0
     async with unit_of_work(runtime.sessionmaker) as session:
-        revived = await outbox.revive(session, candidates)
+        revived = await maintenance.revive(session, candidates)
         for _, kind, payload in revived:
             if kind == PROVISION:
                 await provisioning_revived(session, payload)

@@ -13,14 +13,14 @@ from sqlalchemy import CursorResult, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.identity import Identity
+from onecrew_chat.identity import ChatStatus, Identity
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation
 from onecrew_chat.stream.errors import StreamBatchError
-from onecrew_chat.sync.channels import Outcome, finish, provision_deadline
+from onecrew_chat.sync.channels import ClaimBusy, Outcome, finish, provision_deadline
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import BATCH, read_identities, save
-from onecrew_chat.sync.queue import FAILED, IDENTITY_SYNC, PROVISION, PROVISIONING, READY
+from onecrew_chat.sync.queue import IDENTITY_SYNC, PROVISION
 
 if TYPE_CHECKING:
     from onecrew_chat.runtime import Runtime
@@ -53,6 +53,9 @@ async def provision(runtime: Runtime, payload: dict[str, Any]) -> None:
     try:
         # Participants were accepted when the conversation was created; one the directory lost becomes a placeholder.
         outcome = await finish(runtime, conversation_id, deadline=deadline, placeholder_ok=True)
+    except ClaimBusy as busy:
+        # Another run is provisioning it right now: the row is tried again later, recorded like any deadline.
+        raise busy.as_deadline() from None
     except LookupError:
         log.warning("conversation.provision_missing", conversation_id=conversation_id)
         return
@@ -67,9 +70,9 @@ async def provisioning_failed(session: AsyncSession, payload: dict[str, Any], er
         update(Conversation)
         .where(
             or_(Conversation.id == conversation_id, Conversation.channel_id == conversation_id),
-            Conversation.chat_status != READY,
+            Conversation.chat_status != ChatStatus.READY,
         )
-        .values(chat_status=FAILED, updated_at=utcnow())
+        .values(chat_status=ChatStatus.FAILED, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     if cast(CursorResult[Any], result).rowcount:
@@ -83,9 +86,9 @@ async def provisioning_revived(session: AsyncSession, payload: dict[str, Any]) -
         update(Conversation)
         .where(
             or_(Conversation.id == conversation_id, Conversation.channel_id == conversation_id),
-            Conversation.chat_status == FAILED,
+            Conversation.chat_status == ChatStatus.FAILED,
         )
-        .values(chat_status=PROVISIONING, updated_at=utcnow())
+        .values(chat_status=ChatStatus.PROVISIONING, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     if cast(CursorResult[Any], result).rowcount:

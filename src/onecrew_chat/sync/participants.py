@@ -57,12 +57,12 @@ class Profile:
         return cls(identity, PLACEHOLDER_NAMES[identity.kind], None, placeholder=True)
 
 
-def user_profile(user: User) -> Profile:
+def user_profile(user: DirectoryUser) -> Profile:
     """The Stream profile of a OneCrew user (image = image_url)."""
     return Profile(Identity.user(user.id), user.name, user.image_url or None, version=user.updated_at)
 
 
-def company_profile(company: Company) -> Profile:
+def company_profile(company: DirectoryCompany) -> Profile:
     """The Stream profile of a OneCrew company (image = logo_url)."""
     return Profile(Identity.company(company.id), company.name, company.logo_url or None, version=company.updated_at)
 
@@ -71,9 +71,8 @@ def company_profile(company: Company) -> Profile:
 class Directory:
     """Directory rows loaded for a request, keyed by uuid."""
 
-    # Rows with the columns profiles and the app's JSON read (DirectoryUser, DirectoryCompany, or listing's rows).
-    users: dict[str, User] = field(default_factory=dict)
-    companies: dict[str, Company] = field(default_factory=dict)
+    users: dict[str, DirectoryUser] = field(default_factory=dict)
+    companies: dict[str, DirectoryCompany] = field(default_factory=dict)
     # With load_directory(with_mirror=True): the mirror row (None: no row) of every user and company loaded (a
     # MirrorRow, or a StreamIdentity read by the mirror).
     mirror: dict[str, StreamIdentity | None] = field(default_factory=dict)
@@ -211,10 +210,10 @@ async def load_directory(
             directory.acting_member = True
             continue
         if kind == user_kind:
-            directory.users[entity_id] = cast(User, DirectoryUser(entity_id, name, image, extra, updated_at))
+            directory.users[entity_id] = DirectoryUser(entity_id, name, image, extra, updated_at)
             identity = Identity(Kind.USER, entity_id)
         else:
-            directory.companies[entity_id] = cast(Company, DirectoryCompany(entity_id, name, image, extra, updated_at))
+            directory.companies[entity_id] = DirectoryCompany(entity_id, name, image, extra, updated_at)
             identity = Identity(Kind.COMPANY, entity_id)
         if with_mirror:
             mirrored = MirrorRow(mirror_id, profile_hash, placeholder) if mirror_id is not None else None

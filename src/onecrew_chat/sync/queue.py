@@ -6,19 +6,19 @@ Both are written in the caller's transaction, so the work is stored with the cha
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onecrew_chat.identity import ChatStatus
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import OutboxMessage
 from onecrew_chat.outbox import repository as outbox
+from onecrew_chat.sync.read_model import Provisionable
 
 log = get_logger(__name__)
 
 PROVISION = "conversation.provision"
 IDENTITY_SYNC = "identity.sync"
-PROVISIONING, READY, FAILED = "provisioning", "ready", "failed"
 
 
 def provision_dedupe_key(conversation_id: str) -> str:
@@ -26,16 +26,8 @@ def provision_dedupe_key(conversation_id: str) -> str:
     return f"{PROVISION}:{conversation_id}"
 
 
-class Queueable(Protocol):
-    """What queueing a provisioning reads (and, for a failed one, changes) of a conversation."""
-
-    id: str
-    channel_id: str
-    chat_status: str
-
-
 async def enqueue_provision(
-    session: AsyncSession, conversation: Queueable, *, delay_s: float = 0.0, known_new: bool = False
+    session: AsyncSession, conversation: Provisionable, *, delay_s: float = 0.0, known_new: bool = False
 ) -> OutboxMessage:
     """Queue the row that finishes provisioning (reusing a pending one); a conversation that had failed is retried.
 
@@ -43,8 +35,8 @@ async def enqueue_provision(
     dead-lettered) goes back to `provisioning` with a fresh row. `known_new`: the conversation was inserted in
     this transaction, so there is no row to reuse.
     """
-    if conversation.chat_status == FAILED:
-        conversation.chat_status = PROVISIONING
+    if conversation.chat_status is ChatStatus.FAILED:
+        conversation.chat_status = ChatStatus.PROVISIONING
         log.info(
             "conversation.provisioning_requeued", channel_id=conversation.channel_id, conversation_id=conversation.id
         )

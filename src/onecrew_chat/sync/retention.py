@@ -10,16 +10,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onecrew_chat.config import Settings
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import RETENTION_PURGED
 from onecrew_chat.models import ChannelDrift, WebhookEvent
-from onecrew_chat.outbox import repository as outbox
+from onecrew_chat.outbox import maintenance
+from onecrew_chat.outbox.repository import rowcount
+from onecrew_chat.runtime import Runtime
 
 log = get_logger(__name__)
 
@@ -33,7 +35,7 @@ async def purge_webhook_events(session: AsyncSession, older_than: datetime, batc
     """Delete up to `batch` webhook events received before `older_than`."""
     doomed = select(WebhookEvent.id).where(WebhookEvent.received_at < older_than).limit(batch)
     result = await session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(doomed)))
-    return outbox.rowcount(result)
+    return rowcount(result)
 
 
 async def purge_resolved_drift(session: AsyncSession, older_than: datetime, batch: int) -> int:
@@ -44,12 +46,12 @@ async def purge_resolved_drift(session: AsyncSession, older_than: datetime, batc
         .limit(batch)
     )
     result = await session.execute(delete(ChannelDrift).where(ChannelDrift.id.in_(doomed)))
-    return outbox.rowcount(result)
+    return rowcount(result)
 
 
 async def purge_done_outbox(session: AsyncSession, older_than: datetime, batch: int) -> int:
     """Delete up to `batch` outbox rows done before `older_than` (pending and dead rows stay)."""
-    return await outbox.purge_done(session, older_than=older_than, batch=batch)
+    return await maintenance.purge_done(session, older_than=older_than, batch=batch)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class Purge:
     batch_delete: PurgeBatch
 
 
-def purges(settings: Any) -> list[Purge]:
+def purges(settings: Settings) -> list[Purge]:
     """The three purges with their settings."""
     return [
         Purge("outbox_message", float(settings.retention_outbox_done_h), purge_done_outbox),
@@ -70,7 +72,7 @@ def purges(settings: Any) -> list[Purge]:
     ]
 
 
-async def run_purge(runtime: Any, purge: Purge, *, now: datetime | None = None) -> int:
+async def run_purge(runtime: Runtime, purge: Purge, *, now: datetime | None = None) -> int:
     """Delete the table's old rows in batches, each in its own short transaction; returns how many went."""
     if purge.keep_h <= 0:
         return 0
@@ -89,6 +91,6 @@ async def run_purge(runtime: Any, purge: Purge, *, now: datetime | None = None) 
     return total
 
 
-async def purge_all(runtime: Any, *, now: datetime | None = None) -> dict[str, int]:
+async def purge_all(runtime: Runtime, *, now: datetime | None = None) -> dict[str, int]:
     """Every purge once: rows deleted per table."""
     return {purge.table: await run_purge(runtime, purge, now=now) for purge in purges(runtime.settings)}

@@ -18,6 +18,7 @@ from onecrew_chat.db import unit_of_work
 from onecrew_chat.identity import Identity
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation, OutboxMessage
+from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.client import StreamGateway
 from onecrew_chat.stream.errors import StreamRequestError
 from onecrew_chat.sync.channels import is_provisioned
@@ -78,7 +79,7 @@ async def send_to_stream(stream: StreamGateway, payload: dict[str, Any], deadlin
     return True
 
 
-async def deliver(runtime: Any, payload: dict[str, Any]) -> None:
+async def deliver(runtime: Runtime, payload: dict[str, Any]) -> None:
     """The worker's attempt: wait for the channel (its provisioning queued), then send with no transaction open."""
     async with unit_of_work(runtime.sessionmaker) as session:
         conversation = await session.scalar(

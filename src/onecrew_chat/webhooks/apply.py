@@ -17,6 +17,7 @@ from sqlalchemy import CursorResult, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onecrew_chat.conversations.unread_broadcast import NOTIFY, unread_payloads
 from onecrew_chat.db import UTCDateTime, utcnow
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
@@ -53,6 +54,12 @@ FIND_CONVERSATION_AND_MEMBERS = (
 # (or what it holds lies further ahead of our clock than any event may: stored before times were bounded).
 MOVE_ACTIVITY = move_activity(CONVERSATION.c.last_message_at > _CEILING)
 MOVE_READ_MARKER = move_read_marker(PARTICIPANT.c.last_read_at > _CEILING)
+# PostgreSQL: a message.new's activity, its sender's read marker and the NOTIFY of its members in one statement (a
+# SELECT of pg_notify with the two UPDATEs as CTEs, which run whether or not it reads them): one round trip, not 3.
+# (An UPDATE inside a CTE gets no onupdate default: updated_at is bound.)
+_MOVE_ACTIVITY_NOW = MOVE_ACTIVITY.values(updated_at=bindparam("now", type_=UTCDateTime()))
+MOVE_AND_ANNOUNCE = NOTIFY.add_cte(_MOVE_ACTIVITY_NOW.returning(CONVERSATION.c.id).cte("activity"))
+MOVE_BOTH_AND_ANNOUNCE = MOVE_AND_ANNOUNCE.add_cte(MOVE_READ_MARKER.returning(PARTICIPANT.c.id).cte("marker"))
 RECORD_ONCE = {
     "postgresql": postgresql.insert(_WEBHOOK_EVENT).on_conflict_do_nothing(index_elements=["id"]),
     "sqlite": sqlite.insert(_WEBHOOK_EVENT).on_conflict_do_nothing(index_elements=["id"]),
@@ -66,6 +73,7 @@ class Outcome:
     status: str
     reason: str | None = None
     affected: set[str] = field(default_factory=set)
+    announced: bool = False  # the change of `affected` was announced to every process already (NOTIFY)
 
 
 async def record_once(session: AsyncSession, webhook_id: str, event_type: str) -> bool:
@@ -146,12 +154,24 @@ async def _message_new(
     if message is None or sent is None or not message.is_activity:
         return Outcome("ignored", "not channel activity")
     time = EventTime.bounded(sent, received, event)
-    await session.execute(
-        MOVE_ACTIVITY,
-        {"conversation": conversation_id, "at": time.at, "ceiling": time.ceiling, "preview": cut_preview(message.text)},
-    )
-    sender = _identity(message.user_id or event.user_id)
-    if sender is not None:  # a sender has read their own message
+    moved = {
+        "conversation": conversation_id,
+        "at": time.at,
+        "ceiling": time.ceiling,
+        "preview": cut_preview(message.text),
+    }
+    sender = _identity(message.user_id or event.user_id)  # a sender has read their own message
+    payloads = list(unread_payloads(members))
+    if len(payloads) == 1 and session.get_bind().dialect.name == "postgresql":
+        moved |= {"payload": payloads[0], "now": utcnow()}
+        if sender is None:
+            await session.execute(MOVE_AND_ANNOUNCE, moved)
+        else:
+            marker = {"kind": sender.kind.value, "entity_id": sender.entity_id}
+            await session.execute(MOVE_BOTH_AND_ANNOUNCE, moved | marker)
+        return Outcome("applied", affected=set(members), announced=True)
+    await session.execute(MOVE_ACTIVITY, moved)
+    if sender is not None:
         await _move_read_marker(session, conversation_id, sender, time)
     return Outcome("applied", affected=set(members))
 
@@ -195,8 +215,8 @@ async def apply_event(
         return Outcome("ignored", "event type not used")
     if event.channel_id is None:
         return Outcome("ignored", "no channel")
-    # A read needs no member list; the others get it with the conversation (a message.new is five statements:
-    # this one, the webhook id, the activity, the sender's read marker and the NOTIFY of the route).
+    # A read needs no member list; the others get it with the conversation (a message.new is three statements on
+    # PostgreSQL: this one, the webhook id, and the activity with the sender's read marker and the NOTIFY).
     members: list[str] = []
     if event.type in READ_EVENTS:
         conversation_id = await _conversation(session, event)

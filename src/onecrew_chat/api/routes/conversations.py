@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.accounts.access import acting_identity_for_profile, may_act_as, requested_identity
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
+from onecrew_chat.api.lean import LeanRoute, served_by, user_of
 from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
+from onecrew_chat.api.presenters import conversation_json, ok, prepared_json
+from onecrew_chat.api.responses import LargeJSONResponse
 from onecrew_chat.api.schemas import (
     ConversationEnvelope,
     ConversationPageEnvelope,
@@ -22,8 +26,9 @@ from onecrew_chat.conversations.listing import MAX_LIMIT, MAX_PAGE, MAX_SEARCH, 
 from onecrew_chat.conversations.unread import UnreadCount, unread_cache, unread_count
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.identity import CHANNEL_ID_PATTERN, Kind
+from onecrew_chat.runtime import Runtime
 
-router = APIRouter(prefix="/api/chat/conversations", tags=["conversations"])
+router = APIRouter(prefix="/api/chat/conversations", tags=["conversations"], route_class=LeanRoute)
 
 # Read as text and checked by PageRequest, whose 400s say what is wrong; WithJsonSchema documents what it accepts
 # (an empty value means the default, as if the parameter were absent).
@@ -49,12 +54,27 @@ ConversationId = Annotated[
 ]
 
 
+async def _list_lean(request: Request) -> JSONResponse:
+    """GET the list served by api.lean: the declared endpoint's parameters, read directly."""
+    runtime, user_id = user_of(request)
+    query = request.query_params
+    async with unit_of_work(runtime.sessionmaker) as session:  # committed before the answer, as SessionDep is
+        return await _list_answer(
+            session,
+            user_id,
+            (query.get("page"), query.get("limit"), query.get("search")),
+            query.get("profile_type"),
+            query.get("company_id"),
+        )
+
+
 @router.get(
     "",
     summary="List the acting profile's conversations, newest activity first",
     response_model=None,
     responses={200: {"model": ConversationPageEnvelope}, **error_responses(400, 401, 403)},
 )
+@served_by(_list_lean)
 async def get_conversations(
     session: SessionDep,
     user_id: CurrentUserId,
@@ -65,10 +85,27 @@ async def get_conversations(
     search: SearchParam = None,
 ) -> JSONResponse:
     """`{success, data: {data: [...], pagination: {page, limit, total, totalPages}}}`; 400 on bad parameters."""
-    request = PageRequest.parse(page, limit, search)
+    return await _list_answer(session, user_id, (page, limit, search), profile_type, company_id)
+
+
+async def _list_answer(
+    session: AsyncSession,
+    user_id: str,
+    paging: tuple[str | None, str | None, str | None],
+    profile_type: str | None,
+    company_id: str | None,
+) -> JSONResponse:
+    request = PageRequest.parse(*paging)
     identity = await acting_identity_for_profile(session, user_id, profile_type, company_id, required=False)
     # Already JSON types: answered as is, without FastAPI's jsonable_encoder walk (a third of a 100-row page's time).
-    return JSONResponse({"success": True, "data": await list_conversations(session, identity, request)})
+    return LargeJSONResponse({"success": True, "data": await list_conversations(session, identity, request)})
+
+
+async def _unread_lean(request: Request) -> JSONResponse:
+    """GET /unread-count served by api.lean (the app polls it): the declared endpoint's parameters, read directly."""
+    runtime, user_id = user_of(request)
+    query = request.query_params
+    return await _unread_answer(runtime, user_id, query.get("profile_type"), query.get("company_id"))
 
 
 # Declared before /{conversation_id}, or "unread-count" would be taken for a conversation id.
@@ -78,6 +115,7 @@ async def get_conversations(
     response_model=None,
     responses={200: {"model": UnreadCountEnvelope}, **error_responses(400, 401, 403)},
 )
+@served_by(_unread_lean)
 async def get_unread_count(
     runtime: RuntimeDep,
     user_id: CurrentUserId,
@@ -89,6 +127,12 @@ async def get_unread_count(
     company_id: CompanyIdQuery = None,
 ) -> JSONResponse:
     """`{unread_count, profile_type, profile_id, cached}`; 400 for a missing or bad profile_type or company_id."""
+    return await _unread_answer(runtime, user_id, profile_type, company_id)
+
+
+async def _unread_answer(
+    runtime: Runtime, user_id: str, profile_type: str | None, company_id: str | None
+) -> JSONResponse:
     identity = requested_identity(user_id, profile_type, company_id, required=True)
     cache = unread_cache(runtime)
     cached = cache.get(identity.stream_id) if identity.kind is Kind.USER else None
@@ -118,7 +162,8 @@ async def get_conversation(
     runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId
 ) -> dict[str, Any]:
     """The conversation when the caller or one of their companies takes part (else 404); finishes provisioning."""
-    return {"success": True, "data": await open_conversation(runtime, user_id, conversation_id)}
+    opened = await open_conversation(runtime, user_id, conversation_id)
+    return ok(conversation_json(opened.conversation, opened.directory))
 
 
 @router.post(
@@ -131,4 +176,4 @@ async def prepare_conversation(
     runtime: RuntimeDep, user_id: CurrentUserId, conversation_id: ConversationId
 ) -> dict[str, Any]:
     """`{id, chat_status, members}`; no Stream call when our records say everything is in place."""
-    return {"success": True, "data": await prepare(runtime, user_id, conversation_id)}
+    return ok(prepared_json(await prepare(runtime, user_id, conversation_id)))

@@ -11,16 +11,20 @@ from pydantic import ValidationError, WithJsonSchema
 
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep
 from onecrew_chat.api.errors import describe_validation_errors
+from onecrew_chat.api.idempotent import keep, replay, run_keyed
+from onecrew_chat.api.lean import LeanRoute, served_by, user_of
 from onecrew_chat.api.openapi import error_responses, json_body
-from onecrew_chat.api.routes.deferred_create import deferred_answer, is_deferred, retry_finds_it
+from onecrew_chat.api.presenters import conversation_json, ok
 from onecrew_chat.api.schemas import ConversationEnvelope
 from onecrew_chat.conversations import idempotency
 from onecrew_chat.conversations.create import create_conversation
+from onecrew_chat.conversations.idempotency import Answer
 from onecrew_chat.conversations.request import CreateConversationRequest
-from onecrew_chat.errors import BadRequest, Unprocessable
-from onecrew_chat.identity import Identity
+from onecrew_chat.errors import BadRequest, ProvisioningTimeout, Unprocessable
+from onecrew_chat.identity import ChatStatus, Identity
+from onecrew_chat.runtime import Runtime
 
-router = APIRouter(tags=["conversations"])
+router = APIRouter(tags=["conversations"], route_class=LeanRoute)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -51,6 +55,12 @@ async def read_request(request: Request) -> CreateConversationRequest:
         raise Unprocessable(message, code=code) from None
 
 
+async def _create_lean(request: Request) -> JSONResponse:
+    """The create served by api.lean: the declared endpoint's caller and Idempotency-Key, read directly."""
+    runtime, user_id = user_of(request)
+    return await _create(request, runtime, user_id, request.headers.get("idempotency-key"))
+
+
 @router.post(
     "/api/chat/conversations",
     summary="Create a conversation (idempotent per pair and per Idempotency-Key)",
@@ -58,6 +68,7 @@ async def read_request(request: Request) -> CreateConversationRequest:
     responses=error_responses(400, 401, 403, 404, 408, 409, 413, 422, 502),
     openapi_extra=json_body(CreateConversationRequest),
 )
+@served_by(_create_lean)
 async def post_conversation(
     request: Request,
     runtime: RuntimeDep,
@@ -66,28 +77,34 @@ async def post_conversation(
 ) -> JSONResponse:
     """Create or find the conversation; its Stream channel holds every participant when this answers 200.
 
-    Past the deadline the answer is 408 `provisioning_timeout` (see deferred_create): the app retries it. An unkeyed
+    Past the deadline the answer is 408 `provisioning_timeout` (see ProvisioningTimeout): the app retries it. An unkeyed
     group is the exception (a retry would make another group): 200 with `chat.status: "provisioning"`.
     """
+    return await _create(request, runtime, user_id, idempotency_key)
+
+
+async def _create(request: Request, runtime: Runtime, user_id: str, idempotency_key: str | None) -> JSONResponse:
     body = await read_request(request)
     if idempotency_key is None:
-        data = await create_conversation(runtime, user_id, body)
-        if is_deferred(data) and retry_finds_it(data):
-            return deferred_answer(data)
-        return JSONResponse({"success": True, "data": data})
-    answer, claim = await idempotency.run_once(
+        created = await create_conversation(runtime, user_id, body)
+        if created.still_provisioning and created.retry_finds_it:
+            raise ProvisioningTimeout(created.conversation.channel_id)
+        return JSONResponse(ok(conversation_json(created.conversation, created.directory)))
+    ran = await run_keyed(
         runtime,
         caller=Identity.user(user_id).stream_id,
         key=idempotency.parse_key(idempotency_key),
         print_=idempotency.fingerprint(body.fingerprint_source()),
         work=lambda claim: create_conversation(runtime, user_id, body, bind=claim.bind, resume_id=claim.resume_id),
     )
-    created = answer.body.get("data") if answer.status == 200 else None
-    if isinstance(created, dict) and is_deferred(created):
+    if isinstance(ran, Answer):
+        stored = ran.body.get("data") if ran.status == 200 else None
+        if isinstance(stored, dict) and (stored.get("chat") or {}).get("status") == ChatStatus.PROVISIONING:
+            raise ProvisioningTimeout(str(stored.get("id")))  # a still-provisioning answer is never replayed
+        return replay(ran)
+    if ran.result.still_provisioning:
         # Not an answer to keep: the retry with the same key must run again and find the conversation ready (a key
         # bound to the conversation it made resumes that conversation).
-        if claim is not None:
-            await idempotency.release(runtime, claim)
-        return deferred_answer(created)
-    headers = {idempotency.REPLAY_HEADER: "true"} if answer.replayed else {}
-    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+        await idempotency.release(runtime, ran.claim)
+        raise ProvisioningTimeout(ran.result.conversation.channel_id)
+    return await keep(runtime, ran.claim, ok(conversation_json(ran.result.conversation, ran.result.directory)))

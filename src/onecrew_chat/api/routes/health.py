@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -26,7 +25,7 @@ from onecrew_chat.api.stream_health import stream_health
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import READY
 from onecrew_chat.observability.collector import refresh_metrics
-from onecrew_chat.outbox.status import worker_status
+from onecrew_chat.runtime import Runtime
 from onecrew_chat.schema_status import read_position, schema_status
 from onecrew_chat.version import version
 
@@ -63,9 +62,9 @@ class _NotReady(Exception):
     """A check answered, and the answer is "not ready" (the message says why)."""
 
 
-def _worker_reason(runtime: Any) -> str | None:
+def _worker_reason(runtime: Runtime) -> str | None:
     """Why this process's worker makes it not ready, or None (also when the process runs no worker)."""
-    status = worker_status(runtime)
+    status = runtime.worker_status
     if status is None:
         return None
     if status.paused:
@@ -101,7 +100,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     reasons = [reason] if reason else []
     READY.labels(name).set(0 if reason else 1)
     worker_reason = _worker_reason(runtime)
-    if worker_status(runtime) is not None:
+    if runtime.worker_status is not None:
         READY.labels("worker").set(0 if worker_reason else 1)
     if worker_reason:
         reasons.append(worker_reason)
@@ -109,7 +108,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         log.warning("health.not_ready", reasons=reasons, stream=stream.as_json()["status"])
         return JSONResponse(error_body("; ".join(reasons), "not_ready"), status_code=503)
     checks: dict[str, dict[str, object]] = {name: {"status": "ok", "ms": ms}}
-    if worker_status(runtime) is not None:
+    if runtime.worker_status is not None:
         checks["worker"] = {"status": "ok"}
     stream_json = {**stream.as_json(), "target": runtime.settings.stream_target}
     data = {"status": "ready", "mode": runtime.settings.mode_name, "checks": checks, "stream": stream_json}

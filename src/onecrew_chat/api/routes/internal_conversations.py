@@ -10,8 +10,12 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from onecrew_chat.api.deps import RuntimeDep, ServiceCaller
+from onecrew_chat.api.idempotent import keep, replay, run_keyed
+from onecrew_chat.api.presenters import conversation_json, ok
 from onecrew_chat.api.schemas import ConversationEnvelope, Envelope
 from onecrew_chat.conversations import idempotency, on_behalf
+from onecrew_chat.conversations.create import Created
+from onecrew_chat.conversations.idempotency import Answer
 from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.errors import Unprocessable
 from onecrew_chat.identity import Identity, Kind, normalize_uuid
@@ -97,20 +101,23 @@ async def ensure_conversation(
     request = CreateConversationRequest.model_validate(body.model_dump(exclude={"acting"}))
 
     if idempotency_key is None:
-        return JSONResponse({"success": True, "data": await on_behalf.ensure_conversation(runtime, acting, request)})
+        created = await on_behalf.ensure_conversation(runtime, acting, request)
+        return JSONResponse(ok(conversation_json(created.conversation, created.directory)))
 
-    async def work(claim: idempotency.Claim) -> dict[str, Any]:
+    async def work(claim: idempotency.Claim) -> Created:
         return await on_behalf.ensure_conversation(runtime, acting, request, bind=claim.bind, resume_id=claim.resume_id)
 
-    answer, _claim = await idempotency.run_once(
+    ran = await run_keyed(
         runtime,
         caller=f"service:{acting.stream_id}",
         key=idempotency.parse_key(idempotency_key),
         print_=idempotency.fingerprint(request.fingerprint_source()),
         work=work,
     )
-    headers = {idempotency.REPLAY_HEADER: "true"} if answer.replayed else {}
-    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+    if isinstance(ran, Answer):
+        return replay(ran)
+    # Kept whatever `chat.status` says: this route answers a conversation still provisioning with 200 too.
+    return await keep(runtime, ran.claim, ok(conversation_json(ran.result.conversation, ran.result.directory)))
 
 
 @router.post(

@@ -12,7 +12,6 @@ from onecrew_chat.accounts.tokens import TokenRequest, issue_token
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep
 from onecrew_chat.api.openapi import COMPANY_ID_SCHEMA, CompanyIdQuery, ProfileTypeQuery, error_responses, json_body
 from onecrew_chat.api.schemas import TokenBody, TokenEnvelope
-from onecrew_chat.sync.coalescer import coalescer
 
 router = APIRouter(prefix="/api/chat/token", tags=["token"])
 
@@ -44,10 +43,7 @@ async def token(
         name: value for name, value in (("profile_type", profile_type), ("company_id", company_id)) if value is not None
     }
     token_request = TokenRequest.from_parts(given, await request.body(), x_company_id)
-    # Counted as on its way to the identity batch from here until it joins one (or needs none), so that a login
-    # wave's batches fill up instead of leaving at each 5 ms pause between arrivals (sync/coalescer.py).
-    with coalescer(runtime).arrival():
-        data = await issue_token(runtime, user_id, token_request)
+    data = await issue_token(runtime, user_id, token_request)
     # JSON types already (strings and None): answered as is, without FastAPI's jsonable_encoder walk.
     return JSONResponse({"success": True, "data": data})
 

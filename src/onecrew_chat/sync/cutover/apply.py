@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.identity import Identity
+from onecrew_chat.identity import ChatStatus, Identity
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import AdoptionChannel, Conversation, new_uuid
 from onecrew_chat.runtime import Runtime
@@ -26,7 +26,6 @@ from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import IdentityBatch, is_fresh, load_mirror, save
 from onecrew_chat.sync.participant_rows import insert_participants
 from onecrew_chat.sync.participants import Profile, load_profiles
-from onecrew_chat.sync.queue import READY
 
 log = get_logger(__name__)
 
@@ -97,7 +96,7 @@ def conversation_for(decision: Decision) -> tuple[Conversation, list[dict[str, A
         pair_key=decision.pair_key if decision.outcome == PAIR else None,
         created_by_type=creator.kind.value,
         created_by_id=creator.entity_id,
-        chat_status=READY,
+        chat_status=ChatStatus.READY,
         stream_verified_at=now,
         last_message_at=record.last_message_at,
         last_message_preview=record.preview,

@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.identity import Identity, Kind, cid
+from onecrew_chat.identity import ChatStatus, Identity, Kind, cid
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, User, new_uuid
 from onecrew_chat.runtime import Runtime
@@ -40,7 +40,6 @@ from onecrew_chat.sync.cutover.run import import_channels
 from onecrew_chat.sync.cutover.scan import PAGE_DEADLINE_S, SORT
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.markers import AT, CONVERSATION, PARTICIPANT, move_activity, move_read_marker
-from onecrew_chat.sync.queue import READY
 
 log = get_logger(__name__)
 
@@ -191,7 +190,9 @@ async def _load_page(session: AsyncSession, after: str) -> list[Ours]:
                 Conversation.last_message_at,
                 Conversation.last_message_preview,
             )
-            .where(Conversation.chat_status == READY, Conversation.deleted_at.is_(None), Conversation.id > after)
+            .where(
+                Conversation.chat_status == ChatStatus.READY, Conversation.deleted_at.is_(None), Conversation.id > after
+            )
             .order_by(Conversation.id)
             .limit(MAX_CHANNELS_PER_QUERY)
         )

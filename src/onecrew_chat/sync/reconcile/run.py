@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from onecrew_chat.db import unit_of_work, utcnow
-from onecrew_chat.identity import Identity, cid
+from onecrew_chat.identity import ChatStatus, Identity, cid
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import DRIFT_DETECTED
 from onecrew_chat.models import ChannelDrift, Conversation, JobLease, StreamIdentity
@@ -36,7 +36,7 @@ from onecrew_chat.stream.errors import DeadlineExceeded
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import BATCH, EXTERNAL_HASH, chunks
 from onecrew_chat.sync.participants import load_profiles
-from onecrew_chat.sync.queue import READY, enqueue_identity_sync, enqueue_provision
+from onecrew_chat.sync.queue import enqueue_identity_sync, enqueue_provision
 from onecrew_chat.sync.reconcile.drift import (
     CHANNEL_MISSING,
     EXAMPLES,
@@ -168,7 +168,7 @@ class Run:
             conversation = conversations.get((row.channel_type, row.channel_id))
             if conversation is None or conversation.deleted_at is not None:
                 agreeing.append(row.id)  # we no longer want this channel
-            elif conversation.chat_status == READY:
+            elif conversation.chat_status == ChatStatus.READY:
                 live[conversation.id] = conversation
         findings: dict[str, ChannelFinding] = {}
         try:
@@ -272,7 +272,7 @@ class Run:
     async def conversations(self, after: str) -> None:
         """Every ready conversation, 30 channels per QueryChannels call, compared with its participants."""
         checked = 0
-        ready = (Conversation.chat_status == READY, Conversation.deleted_at.is_(None))
+        ready = (Conversation.chat_status == ChatStatus.READY, Conversation.deleted_at.is_(None))
         while self.limit is None or checked < self.limit:
             size = MAX_CHANNELS_PER_QUERY if self.limit is None else min(MAX_CHANNELS_PER_QUERY, self.limit - checked)
             async with self.runtime.sessionmaker() as session:
