@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -14,7 +13,11 @@ import pytest
 from onecrew_chat import dbadmin
 from onecrew_chat.config import Settings
 from onecrew_chat.db import upgrade_database
+from tests.databases import LEFTOVER_WAIT_S, PostgresDatabase, SqliteTemplate
 from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET
+
+# `pytest --shuffle SEED` (or `--shuffle reverse`) runs the tests in another order (tests/shuffle.py).
+pytest_plugins = ("tests.shuffle",)
 
 PG_ADMIN_URL = os.environ.get("ONECREW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -60,8 +63,8 @@ def _postgres_available() -> bool:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """A fresh, migrated PostgreSQL database for this test session (required when CI=true)."""
+def postgres_database() -> PostgresDatabase:
+    """A fresh PostgreSQL database for this test session, migrated once (required when CI=true)."""
     if not _postgres_available():
         if IN_CI:
             pytest.fail(f"PostgreSQL is required under CI but {PG_ADMIN_URL} does not answer")
@@ -69,77 +72,66 @@ def postgres_url() -> str:
     name = f"onecrew_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     url = asyncio.run(dbadmin.create_database(PG_ADMIN_URL, name))
     upgrade_database(url)
-    yield url
+    yield PostgresDatabase(url)
     asyncio.run(dbadmin.drop_database(PG_ADMIN_URL, name))
 
 
 @pytest.fixture(scope="session")
-def sqlite_url(tmp_path_factory) -> str:
-    """A migrated SQLite file for this test session."""
-    path = Path(tmp_path_factory.mktemp("sqlite")) / "onecrew-chat.sqlite3"
-    url = f"sqlite:///{path}"
-    upgrade_database(url)
-    return url
+def postgres_url(postgres_database) -> str:
+    """The session's PostgreSQL database as it is (for tests that only need the server; rows may be left by
+    the test before: database_url and postgres_only_url give it empty)."""
+    return postgres_database.url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> SqliteTemplate:
+    """A SQLite file migrated once for this test session; each test gets a copy."""
+    return SqliteTemplate(Path(tmp_path_factory.mktemp("sqlite")))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request):
-    """Each database test runs on SQLite and on PostgreSQL; tables are emptied before each test."""
-    url = request.getfixturevalue(f"{request.param}_url")
-    _truncate(url)
-    yield url
-    _check_closed(url)
+    """Each database test runs on SQLite and on PostgreSQL, each time on an empty database."""
+    yield request.getfixturevalue(f"{request.param}_only_url")
 
 
 @pytest.fixture
-def sqlite_only_url(sqlite_url) -> str:
-    """SQLite alone, for tests whose subject does not depend on the database."""
-    _truncate(sqlite_url)
-    return sqlite_url
+def sqlite_only_url(sqlite_template):
+    """SQLite alone, for tests whose subject does not depend on the database: a migrated file of the test's own."""
+    path = sqlite_template.copy()
+    yield SqliteTemplate.url_of(path)
+    SqliteTemplate.remove(path)
 
 
 @pytest.fixture
-def postgres_only_url(postgres_url):
+def postgres_only_url(postgres_database):
     """PostgreSQL alone, for concurrency tests that need real row locking."""
-    _truncate(postgres_url)
-    yield postgres_url
-    _check_closed(postgres_url)
-
-
-def _truncate(url: str) -> None:
-    asyncio.run(dbadmin.empty_all_tables(url))
-
-
-# PostgreSQL here and in CI is a stock server (max_connections 100) that other work on the machine shares. The suite
-# bounds its own use: an engine built from make_settings has at most TEST_POOL_SIZE + TEST_MAX_OVERFLOW connections,
-# and a PostgreSQL test must close every connection it opened to the session's database by its end (within
-# LEFTOVER_WAIT_S, for processes still exiting). One that does not fails with an error in its teardown, and its
-# connections are ended so that the tests after it start clean.
-TEST_POOL_SIZE = 5
-TEST_MAX_OVERFLOW = 10
-LEFTOVER_WAIT_S = 30.0
-
-
-def _check_closed(url: str) -> None:
-    if not url.startswith("postgresql"):
-        return
-    left = asyncio.run(_wait_for_closed_connections(url))
+    postgres_database.prepare()
+    yield postgres_database.url
+    left = postgres_database.finish()
     if left:
-        asyncio.run(dbadmin.end_other_connections(url))
         pytest.fail(
             f"{left} connection(s) to the test database were still open {LEFTOVER_WAIT_S:g} s after the test: "
             "a test must dispose the engines, close the runtimes and stop the servers it starts"
         )
 
 
-async def _wait_for_closed_connections(url: str) -> int:
-    """0 once no other connection to `url`'s database is open, else how many still were after LEFTOVER_WAIT_S."""
-    deadline = time.monotonic() + LEFTOVER_WAIT_S
-    while True:
-        left = await dbadmin.other_connections(url)
-        if left == 0 or time.monotonic() > deadline:
-            return left
-        await asyncio.sleep(0.05)  # polling interval of a deadline-bounded wait
+@pytest.fixture(autouse=True)
+def _rows_outside_the_fixtures(request):
+    """A test that writes to the session's PostgreSQL database through `postgres_url` leaves it for the next
+    test to empty (postgres_only_url, database_url)."""
+    raw = "postgres_url" in request.fixturenames and "postgres_only_url" not in request.fixturenames
+    database = request.getfixturevalue("postgres_database") if raw else None
+    yield
+    if database is not None:
+        database.known_empty = False
+
+
+# PostgreSQL here and in CI is a stock server (max_connections 100) that other work on the machine shares. The suite
+# bounds its own use: an engine built from make_settings has at most TEST_POOL_SIZE + TEST_MAX_OVERFLOW connections,
+# and a PostgreSQL test must close every connection it opened by its end (tests/databases.py, LEFTOVER_WAIT_S).
+TEST_POOL_SIZE = 5
+TEST_MAX_OVERFLOW = 10
 
 
 @pytest.fixture(scope="session")

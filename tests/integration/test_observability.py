@@ -64,7 +64,8 @@ async def test_the_worker_metrics_server_answers_over_http(runtime, emulator):
     loop = asyncio.create_task(run_worker(runtime, stop))
     try:
         await wait_until(lambda: runtime.worker_status is not None, what="the worker's loop to start")
-        async with httpx.AsyncClient(base_url=server.url) as http:
+        # httpx's 5 s default is not what this test is about: a loaded machine can take longer for /metrics.
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
             health = await http.get("/healthz")
             metrics = await http.get("/metrics")
     finally:

@@ -83,7 +83,12 @@ def test_serve_with_two_workers_spreads_keep_alive_connections_over_both_process
         url = base_url(server)
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         # Each process listens on a socket of its own (SO_REUSEPORT): the kernel, not whichever process accepts
-        # first, gives each new connection to one of them.
+        # first, gives each new connection to one of them. The ready line can come before the second process has
+        # bound its socket on a loaded machine; the connections below must find both listening.
+        deadline = time.monotonic() + DEADLINE_S
+        while _listening_sockets(port) < 2:
+            assert time.monotonic() < deadline, f"only {_listening_sockets(port)} process listens after {DEADLINE_S}s"
+            time.sleep(0.05)  # polling interval of a deadline-bounded wait
         assert _listening_sockets(port) == 2
         # Keep-alive connections opened together, as a client's pool does: each is answered by one process for its
         # whole life, and both processes get some (32 connections: by the kernel's hash of each connection).

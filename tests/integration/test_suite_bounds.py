@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import func, select, text
 
 from onecrew_chat import dbadmin
-from onecrew_chat.db import make_engine
+from onecrew_chat.db import make_engine, make_sessionmaker
+from onecrew_chat.models import Base, OutboxMessage, User
 from tests.conftest import TEST_MAX_OVERFLOW, TEST_POOL_SIZE, make_settings
+from tests.factories import add_user
 from tests.support import wait_until
 
 
@@ -29,5 +32,24 @@ async def test_a_connection_left_open_is_counted_and_can_be_ended(postgres_only_
             return await dbadmin.other_connections(postgres_only_url) == 0
 
         await wait_until(ended, what="the pooled connection to be ended")
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("turn", ["first", "second"])
+async def test_each_test_gets_an_empty_database_with_restarted_ids(database_url, turn):
+    """Whichever of the two runs second finds no row of the other and ids that start again at 1."""
+    engine = make_engine(url=database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        async with sessions() as db:
+            for table in Base.metadata.sorted_tables:
+                assert (await db.execute(select(func.count()).select_from(table))).scalar_one() == 0, table.name
+            user_id = await add_user(db, f"Left by the {turn}")
+            db.add(OutboxMessage(kind="suite.check", payload={"turn": turn}))
+            await db.commit()
+            ids = (await db.execute(select(OutboxMessage.id))).scalars().all()
+            assert ids == [1]
+            assert await db.get(User, user_id) is not None
     finally:
         await engine.dispose()
