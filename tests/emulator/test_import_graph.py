@@ -10,12 +10,12 @@ and the entry points sit on top.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterator
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import stream_emulator
+from tests.imports import imported_names
 
 ROOT = Path(stream_emulator.__file__).parent
 PACKAGE = "stream_emulator"
@@ -36,23 +36,8 @@ def _module_name(path: Path) -> str:
     return ".".join(path.relative_to(ROOT).with_suffix("").parts)
 
 
-def _imported(source: str, package: str) -> Iterator[str]:
-    """Every module a file of `package` names in an import, as dotted absolute names."""
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: resolve against this file's package
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                module = f"{base}.{node.module}" if node.module else base
-            else:
-                module = node.module or ""
-            yield module
-            yield from (f"{module}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-
-
 def _imported_by(path: Path) -> Iterator[str]:
-    return _imported(path.read_text(), ".".join((PACKAGE, *path.relative_to(ROOT).parent.parts)))
+    return imported_names(path.read_text(), ".".join((PACKAGE, *path.relative_to(ROOT).parent.parts)))
 
 
 def _own_module(module: str, known: set[str]) -> str | None:
@@ -107,7 +92,7 @@ def test_imports_under_type_checking_and_inside_functions_count():
         "if TYPE_CHECKING:\n    from .app import EmulatorApp\n"
         "def serve():\n    from ..server import EmulatorServer\n"
     )
-    names = set(_imported(source, f"{PACKAGE}.handlers"))
+    names = set(imported_names(source, f"{PACKAGE}.handlers"))
     assert {f"{PACKAGE}.handlers.app", f"{PACKAGE}.server.EmulatorServer"} <= names
 
 

@@ -8,11 +8,11 @@ outbox, db, ...); the layer check looks at each module.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterator
 from pathlib import Path
 
 import onecrew_chat
+from tests.imports import imported_names
 
 ROOT = Path(onecrew_chat.__file__).parent
 # What the generic outbox may use: the database, the models, logging, metrics, errors and settings.
@@ -46,21 +46,8 @@ def _source_files() -> Iterator[tuple[str, Path]]:
 
 def _imported(path: Path) -> Iterator[str]:
     """Every onecrew_chat module this file names in an import (or as an importlib target string)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
     package = ".".join(("onecrew_chat", *path.relative_to(ROOT).parent.parts))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: resolve against this file's package
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                module = f"{base}.{node.module}" if node.module else base
-            else:
-                module = node.module or ""
-            yield module
-            yield from (f"{module}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("onecrew_chat."):
-            yield node.value
+    return imported_names(path.read_text(), package, importlib_prefix="onecrew_chat.")
 
 
 def _exists(unit: str) -> bool:
