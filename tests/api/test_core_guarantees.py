@@ -227,7 +227,8 @@ async def test_a_profile_sent_in_a_call_with_no_answer_is_sent_again_by_the_work
     from onecrew_chat.models import OutboxMessage, StreamIdentity, User
     from onecrew_chat.stream.errors import StreamError
     from onecrew_chat.sync.deadline import Deadline
-    from onecrew_chat.sync.mirror import read_identities, record
+    from onecrew_chat.sync.mirror import read_identities
+    from onecrew_chat.sync.mirror_record import record
 
     runtime = app.state.runtime
     user = await add_user(session, "Old Name")

@@ -11,7 +11,7 @@ from onecrew_chat.composition import build_jobs
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Conversation, OutboxMessage
 from onecrew_chat.outbox import worker
-from onecrew_chat.sync.mirror import sync_identities
+from onecrew_chat.sync.mirror_record import sync_identities
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user
 from tests.support import auth

@@ -13,7 +13,7 @@ from onecrew_chat.models import StreamIdentity, User
 from onecrew_chat.runtime import build_runtime
 from onecrew_chat.stream.client import StreamGateway
 from onecrew_chat.stream.errors import StreamBatchError, StreamRequestError
-from onecrew_chat.sync.mirror import sync_identities
+from onecrew_chat.sync.mirror_record import sync_identities
 from onecrew_chat.sync.reconcile.backfill import backfill_identities
 from tests.conftest import make_settings
 from tests.factories import add_company, add_users

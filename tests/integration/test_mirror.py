@@ -15,7 +15,8 @@ from onecrew_chat.models import Company, StreamIdentity, User
 from onecrew_chat.stream.client import StreamUser
 from onecrew_chat.stream.errors import StreamBatchError
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import IdentityBatch, read_identities, record, sync_identities
+from onecrew_chat.sync.mirror import IdentityBatch, read_identities
+from onecrew_chat.sync.mirror_record import record, sync_identities
 from onecrew_chat.sync.participants import Profile
 from tests.factories import add_company, add_user, add_users
 from tests.support import new_id

@@ -19,7 +19,7 @@ from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.outbox import worker
 from onecrew_chat.stream.client import StreamUser
 from onecrew_chat.sync.channels import Outcome, finish, load_conversation, participant_identities, provision_deadline
-from onecrew_chat.sync.mirror import sync_identities
+from onecrew_chat.sync.mirror_record import sync_identities
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings
 from tests.factories import add_company, add_user, add_users

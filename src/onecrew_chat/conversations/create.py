@@ -40,7 +40,8 @@ from onecrew_chat.sync.coalescer import coalescer
 from onecrew_chat.sync.cutover import switch as cutover
 from onecrew_chat.sync.cutover.existing import adopt_pair_channel
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import is_fresh, sync_identities
+from onecrew_chat.sync.mirror import is_fresh
+from onecrew_chat.sync.mirror_record import sync_identities
 from onecrew_chat.sync.participant_rows import insert_participants
 from onecrew_chat.sync.participants import Directory
 from onecrew_chat.sync.queue import enqueue_provision

@@ -41,7 +41,8 @@ from onecrew_chat.sync.member_adds import (
     members_to_add,
     update_channel_pacer,
 )
-from onecrew_chat.sync.mirror import IdentityBatch, complete_mirror, is_fresh, read_identities, record
+from onecrew_chat.sync.mirror import IdentityBatch, complete_mirror, is_fresh, read_identities
+from onecrew_chat.sync.mirror_record import record
 from onecrew_chat.sync.pacing import Pacer
 from onecrew_chat.sync.participants import Profile
 from onecrew_chat.sync.read_model import ConversationView, Provisionable

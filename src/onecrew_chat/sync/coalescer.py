@@ -41,7 +41,8 @@ from onecrew_chat.runtime import Runtime, Shared
 from onecrew_chat.stream.client import StreamGateway
 from onecrew_chat.stream.errors import DeadlineExceeded, StreamRateLimited
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import BATCH, IdentityBatch, save
+from onecrew_chat.sync.mirror import BATCH, IdentityBatch
+from onecrew_chat.sync.mirror_record import save
 from onecrew_chat.sync.pacing import Pacer
 from onecrew_chat.sync.participants import Profile
 from onecrew_chat.sync.queue import enqueue_identity_syncs

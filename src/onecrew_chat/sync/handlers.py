@@ -19,7 +19,8 @@ from onecrew_chat.models import Conversation
 from onecrew_chat.stream.errors import StreamBatchError
 from onecrew_chat.sync.channels import ClaimBusy, Outcome, finish, provision_deadline
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import BATCH, read_identities, save
+from onecrew_chat.sync.mirror import BATCH, read_identities
+from onecrew_chat.sync.mirror_record import save
 from onecrew_chat.sync.queue import IDENTITY_SYNC, PROVISION
 
 if TYPE_CHECKING:

@@ -23,7 +23,8 @@ from onecrew_chat.sync.cutover.names import is_generic, queue_unset_names
 from onecrew_chat.sync.cutover.plan import DUPLICATE, PAIR, SKIPPED, Decision
 from onecrew_chat.sync.cutover.report import AdoptionReport
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import IdentityBatch, is_fresh, load_mirror, save
+from onecrew_chat.sync.mirror import IdentityBatch, is_fresh, load_mirror
+from onecrew_chat.sync.mirror_record import save
 from onecrew_chat.sync.participant_rows import insert_participants
 from onecrew_chat.sync.participants import Profile, load_profiles
 

@@ -27,7 +27,8 @@ from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.stream.errors import StreamBatchError
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.mirror import BATCH, IdentityBatch, is_fresh, save
+from onecrew_chat.sync.mirror import BATCH, IdentityBatch, is_fresh
+from onecrew_chat.sync.mirror_record import save
 from onecrew_chat.sync.pacing import Pacer
 from onecrew_chat.sync.participants import Profile, company_profile, stream_id_prefix, user_profile
 
