@@ -10,7 +10,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    ColumnElement,
     FetchedValue,
     ForeignKey,
     Index,
@@ -19,7 +18,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    and_,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -92,20 +90,6 @@ class CompanyMember(Timestamped, Base):
     invitation_status: Mapped[str] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_company_member_user_id", "user_id"),)
-
-
-ACTING_ROLES = ("owner", "admin")
-ACCEPTED = "accepted"
-
-
-def acting_memberships(user_id: Any) -> ColumnElement[bool]:
-    """The memberships through which `user_id` (a value or a bind parameter) may act as its company: accepted owner
-    or admin. The sync layer (a company's channel members) and the accounts layer (acting as a company) share it."""
-    return and_(
-        CompanyMember.user_id == user_id,
-        CompanyMember.role.in_(ACTING_ROLES),
-        CompanyMember.invitation_status == ACCEPTED,
-    )
 
 
 # --- conversations ----------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.errors import BadRequest, not_a_member
 from onecrew_chat.identity import Identity, Kind, normalize_uuid
-from onecrew_chat.models import CompanyMember, acting_memberships
+from onecrew_chat.models import CompanyMember
+from onecrew_chat.sync.participants import acting_memberships
 
 
 async def managed_company_ids(session: AsyncSession, user_id: str) -> list[str]:

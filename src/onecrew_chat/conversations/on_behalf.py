@@ -20,13 +20,14 @@ from onecrew_chat.db import unit_of_work
 from onecrew_chat.errors import Conflict, NotFound, StreamFailed, Unprocessable
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
-from onecrew_chat.models import ACCEPTED, ACTING_ROLES, Company, CompanyMember, OutboxMessage
+from onecrew_chat.models import Company, CompanyMember, OutboxMessage
 from onecrew_chat.outbox import handoff, maintenance
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, is_auth_failure
 from onecrew_chat.sync.channels import is_provisioned
 from onecrew_chat.sync.deadline import Deadline
+from onecrew_chat.sync.participants import ACCEPTED, ACTING_ROLES
 from onecrew_chat.sync.queue import enqueue_provision
 from onecrew_chat.sync.server_messages import SEND_MESSAGE, dedupe_key, find_sent, send_to_stream
 

@@ -10,14 +10,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import bindparam, literal, null, select, union_all
+from sqlalchemy import ColumnElement, and_, bindparam, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onecrew_chat.identity import Identity, Kind
-from onecrew_chat.models import Company, CompanyMember, Conversation, StreamIdentity, User, acting_memberships
+from onecrew_chat.models import Company, CompanyMember, Conversation, StreamIdentity, User
 
 PLACEHOLDER_NAMES = {Kind.USER: "OneCrew user", Kind.COMPANY: "OneCrew company"}
 _NIL = "00000000-0000-0000-0000-000000000000"
+
+
+ACTING_ROLES = ("owner", "admin")
+ACCEPTED = "accepted"
+
+
+def acting_memberships(user_id: Any) -> ColumnElement[bool]:
+    """The memberships through which `user_id` (a value or a bind parameter) may act as its company: accepted owner
+    or admin. A company's channel members and acting as a company (accounts.access) share it."""
+    return and_(
+        CompanyMember.user_id == user_id,
+        CompanyMember.role.in_(ACTING_ROLES),
+        CompanyMember.invitation_status == ACCEPTED,
+    )
 
 
 @dataclass(frozen=True)
