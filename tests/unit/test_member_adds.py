@@ -8,8 +8,8 @@ import pytest
 from onecrew_chat.stream.client import StreamGateway
 from onecrew_chat.stream.errors import DeadlineExceeded
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.member_adds import MemberProgress, take_turn
-from onecrew_chat.sync.pacing import Pacer
+from onecrew_chat.sync.member_adds import MemberProgress
+from onecrew_chat.sync.pacing import Pacer, take_turn
 
 
 class Clock:

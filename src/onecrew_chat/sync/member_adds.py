@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING
 from onecrew_chat.runtime import Runtime, Shared
 from onecrew_chat.stream.client import MAX_BATCH as MAX_MEMBERS
 from onecrew_chat.stream.client import ChannelState, StreamGateway
-from onecrew_chat.stream.errors import DeadlineExceeded
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import chunks
-from onecrew_chat.sync.pacing import Pacer
+from onecrew_chat.sync.pacing import Pacer, take_turn
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -80,16 +79,6 @@ def members_to_add(member_ids: list[str], state: ChannelState) -> tuple[list[str
     to_add = [m for m in member_ids if m not in shown]
     complete = state.member_count is None or state.member_count <= len(state.member_ids)
     return to_add, [m for m in member_ids[:MAX_MEMBERS] if m not in shown] if complete else []
-
-
-async def take_turn(pacer: Pacer, deadline: Deadline) -> None:
-    """Wait for this process's next UpdateChannel turn; DeadlineExceeded at once if it comes after the deadline."""
-    started = deadline.clock()
-    while (wait := pacer.wait_s()) > 0:
-        if deadline.clock() + wait >= deadline.expires_at:
-            raise DeadlineExceeded.after(UPDATE_CHANNEL, None, deadline.clock() - started)
-        await deadline.sleep(wait)  # Stream's limit: the pacer says when the next call fits
-    pacer.started()  # no await since the last look: no other run takes the same turn
 
 
 async def add_members(

@@ -18,6 +18,8 @@ from collections import deque
 from collections.abc import Callable
 
 from onecrew_chat.stream.client import StreamGateway
+from onecrew_chat.stream.errors import DeadlineExceeded
+from onecrew_chat.sync.deadline import Deadline
 
 # Stream's default for UpdateUsers and most write operations: 300 a minute, so 10 a second.
 DEFAULT_PER_MINUTE = 300
@@ -82,3 +84,13 @@ class Pacer:
         """Stream answered 429: no call before its reset (1 s when it named none, at most 60 s)."""
         pause = REFUSED_PAUSE_S if retry_after_s is None else min(MAX_PAUSE_S, retry_after_s)
         self.refused_until = max(self.refused_until, self.clock() + pause)
+
+
+async def take_turn(pacer: Pacer, deadline: Deadline) -> None:
+    """Wait for this process's next turn of the pacer's operation; DeadlineExceeded at once if it comes too late."""
+    started = deadline.clock()
+    while (wait := pacer.wait_s()) > 0:
+        if deadline.clock() + wait >= deadline.expires_at:
+            raise DeadlineExceeded.after(pacer.operation, None, deadline.clock() - started)
+        await deadline.sleep(wait)  # Stream's limit: the pacer says when the next call fits
+    pacer.started()  # no await since the last look: no other caller takes the same turn

@@ -29,7 +29,7 @@ from onecrew_chat.stream.errors import StreamBatchError
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import BATCH, IdentityBatch, is_fresh
 from onecrew_chat.sync.mirror_record import save
-from onecrew_chat.sync.pacing import Pacer
+from onecrew_chat.sync.pacing import Pacer, take_turn
 from onecrew_chat.sync.participants import Profile, company_profile, stream_id_prefix, user_profile
 
 log = get_logger(__name__)
@@ -164,17 +164,11 @@ class Backfill:
         if not task.cancelled() and task.exception() is not None and self.failure is None:
             self.failure = task.exception()
 
-    async def paced(self, partial: bool) -> None:
-        """Wait until Stream's limits (as its answers' headers say) allow another call of this kind."""
-        pacer = self.pacers[partial]
-        while (wait := pacer.wait_s()) > 0:
-            await asyncio.sleep(wait)
-        pacer.started()  # no await since the last look: no other batch can take the same turn
-
     async def send(self, profiles: list[Profile], *, partial: bool) -> None:
         """One call for these profiles, leaving out an id Stream refuses by name; their mirror rows saved."""
         while profiles:
-            await self.paced(partial)
+            # Stream's limits (as its answers' headers say) allow this call; a turn is at most a window away
+            await take_turn(self.pacers[partial], Deadline(BATCH_DEADLINE_S))
             batch = IdentityBatch({p.identity: p for p in profiles}, {})
             send = batch.update if partial else batch.upsert
             with counting_calls() as count:
