@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Select, Table, select
 
 from onecrew_chat.identity import ChatStatus
 from onecrew_chat.models import Conversation, ConversationParticipant
@@ -125,3 +125,30 @@ class ConversationRecord:
 
 
 Provisionable = Conversation | ConversationRecord
+
+_CONVERSATION_FIELDS = [f.name for f in fields(ConversationRecord) if f.name != "participants"]
+_PARTICIPANT_FIELDS = [f.name for f in fields(ParticipantRecord)]
+
+
+def select_records() -> Select[Any]:
+    """SELECT conversations as records (a WHERE is added by the caller): a Core statement, no ORM objects to build,
+    one row per participant (the conversation's columns, then the participant's)."""
+    conversation = cast(Table, Conversation.__table__)
+    participant = cast(Table, ConversationParticipant.__table__)
+    return select(
+        *(conversation.c[name] for name in _CONVERSATION_FIELDS),
+        *(participant.c[name] for name in _PARTICIPANT_FIELDS),
+    ).select_from(conversation.outerjoin(participant, participant.c.conversation_id == conversation.c.id))
+
+
+def records_of(rows: Iterable[Sequence[Any]]) -> list[ConversationRecord]:
+    """The conversations (with their participants) of `select_records` rows, in the order they first appear."""
+    found: dict[str, ConversationRecord] = {}
+    split = len(_CONVERSATION_FIELDS)
+    for row in rows:
+        record = found.get(row[0])
+        if record is None:
+            record = found[row[0]] = ConversationRecord(**dict(zip(_CONVERSATION_FIELDS, row[:split], strict=True)))
+        if row[split] is not None:  # a conversation with no participant row (never made by a create)
+            record.participants.append(ParticipantRecord(*row[split:]))
+    return list(found.values())
