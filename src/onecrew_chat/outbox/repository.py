@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, insert, or_, text, update
+from sqlalchemy import Row, Table, and_, bindparam, case, insert, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from onecrew_chat.db import utcnow
@@ -107,7 +108,9 @@ def _add_statement(insert_of: Any) -> Any:
         bindparam("due"),
         bindparam("now"),
     )
-    return _or_fold(insert_of(OutboxMessage).values(**row)).returning(OutboxMessage)
+    # A Core INSERT returning the row's columns: an ORM-enabled one returning the entity costs several times more.
+    table = cast(Table, OutboxMessage.__table__)
+    return _or_fold(insert_of(table).values(**row)).returning(*table.c)
 
 
 _ADD_POSTGRES = _add_statement(postgresql.insert)
@@ -144,11 +147,17 @@ async def add(
     result = await session.execute(
         statement,
         {"new_kind": kind, "new_payload": dict(payload), "new_dedupe_key": dedupe_key, "due": due, "now": now},
-        execution_options={"populate_existing": True},
     )
-    added: OutboxMessage = result.scalar_one()
+    added = _existing(result.one())
     log.debug("outbox.added", id=added.id, kind=kind, dedupe_key=dedupe_key, version=added.version, delay_s=delay_s)
     return added
+
+
+def _existing(row: Row[Any]) -> OutboxMessage:
+    """The OutboxMessage of a row the database returned, as a loaded one that no session tracks (detached)."""
+    message = OutboxMessage(**row._mapping)
+    make_transient_to_detached(message)
+    return message
 
 
 async def add_many(session: AsyncSession, kind: str, items: Sequence[tuple[dict[str, Any], str]]) -> int:
