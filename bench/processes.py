@@ -105,6 +105,15 @@ def tree_cpu_s(root: int) -> float:
     return total
 
 
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, busy + idle) CPU seconds of every core since boot, from /proc/stat: how busy the whole machine was
+    between two readings, whoever kept it busy."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle and iowait
+    total = sum(values[:8])  # guest time is already counted in user
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+
+
 def start_emulator(workdir: Path, api_key: str, api_secret: str) -> tuple[Process, str]:
     """`onecrew-chat stream-emulator` with its admin path (for the request count) on a free port."""
     process = Process(
