@@ -261,7 +261,7 @@ def run_database(
             try:
                 for count in workers:
                     api, api_url = start_api(Path(tmp), count, **_api_env(url, emulator_url))
-                    target = Target(api, api_url, emulator, emulator_url, count)
+                    target = Target(api, api_url, emulator, emulator_url, count, url if kind == "postgres" else None)
                     try:
                         if count == 1:
                             rows += run_client(_all_scenarios(target, kind, data, base, say, url, only or []))

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bench import wire
-from bench.processes import Process, database_counters, machine_cpu_s, stream_calls
+from bench.processes import Process, database_counters, database_cpu_s, machine_cpu_s, stream_calls
 
 # A request that gets no answer within this long counts as failed.
 REQUEST_TIMEOUT_S = 60.0
@@ -47,6 +47,7 @@ class Run:
     server_cpu_s: float = 0.0
     emulator_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
+    database_cpu_s: float | None = None
     machine_busy: float | None = None
     load_1m: float = 0.0
     stream_calls: int = 0
@@ -79,6 +80,7 @@ class Run:
             "emulator_cpu_ms_per_request": per(self.emulator_cpu_s * 1000),
             # The load generator is on the same cores: what it costs, and how busy every core was meanwhile.
             "client_cpu_ms_per_request": per(self.client_cpu_s * 1000),
+            "database_cpu_ms_per_request": per(self.database_cpu_s * 1000) if self.database_cpu_s is not None else None,
             "machine_busy_percent": round(self.machine_busy * 100) if self.machine_busy is not None else None,
             "load_1m": round(self.load_1m, 2),
             "stream_calls_per_request": per(self.stream_calls),
@@ -90,8 +92,17 @@ class Run:
 class Target:
     """The API and the emulator under test, and a synchronous client for their counters."""
 
-    def __init__(self, api: Process, api_url: str, emulator: Process, emulator_url: str, workers: int) -> None:
+    def __init__(
+        self,
+        api: Process,
+        api_url: str,
+        emulator: Process,
+        emulator_url: str,
+        workers: int,
+        postgres_url: str | None = None,
+    ) -> None:
         self.api, self.api_url = api, api_url
+        self.postgres_url = postgres_url  # PostgreSQL's own CPU is read for this database (None: SQLite, in the API)
         self.emulator, self.emulator_url = emulator, emulator_url
         self.workers = workers
         self.host = urlsplit(api_url).netloc
@@ -109,6 +120,7 @@ class Target:
         try:
             healthz = self._encode(Call("GET", "/healthz", {}))
             await asyncio.gather(*(connection.send(healthz) for connection in connections))
+            database_before = await database_cpu_s(self.postgres_url) if self.postgres_url else None
             queue: asyncio.Queue[tuple[Call, bytes]] = asyncio.Queue()
             encoded: dict[int, bytes] = {}  # a scenario often repeats one Call object
             for call in calls:
@@ -124,6 +136,7 @@ class Target:
             await asyncio.gather(*(self._client(connections, index, queue, run) for index in range(concurrency)))
             run.seconds = time.perf_counter() - started
             machine_after, client_after = machine_cpu_s(), time.process_time()
+            database_after = await database_cpu_s(self.postgres_url) if self.postgres_url else None
             after = (
                 self.api.cpu_s(),
                 self.emulator.cpu_s(),
@@ -133,6 +146,9 @@ class Target:
         finally:
             await asyncio.gather(*(connection.close() for connection in connections))
         run.client_cpu_s = client_after - client_before
+        if database_before is not None and database_after is not None:
+            # A server process started during the run counts whole; one that ended is lost (the pool keeps them).
+            run.database_cpu_s = sum(cpu - database_before.get(pid, 0.0) for pid, cpu in database_after.items())
         busy, total = (after_s - before_s for after_s, before_s in zip(machine_after, machine_before, strict=True))
         run.machine_busy = busy / total if total else None
         run.server_cpu_s = after[0] - before[0]

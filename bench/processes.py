@@ -13,6 +13,9 @@ import threading
 from pathlib import Path
 
 import httpx
+from sqlalchemy import text
+
+from onecrew_chat.db import make_engine
 
 COMMAND = str(Path(sys.executable).with_name("onecrew-chat"))
 START_DEADLINE_S = 60.0
@@ -103,6 +106,24 @@ def tree_cpu_s(root: int) -> float:
             total += stats[pid][1]
         todo += children.get(pid, [])
     return total
+
+
+async def database_cpu_s(database_url: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL server process serving this database (its pid from pg_stat_activity,
+    its time from /proc: the server runs on this machine)."""
+    engine = make_engine(url=database_url)
+    try:
+        async with engine.connect() as conn:
+            pids = (
+                await conn.scalars(
+                    text(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    return {pid: stat[1] for pid in pids if (stat := _stat(pid)) is not None}
 
 
 def machine_cpu_s() -> tuple[float, float]:
