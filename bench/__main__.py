@@ -36,6 +36,7 @@ COLUMNS = (
     ("emu CPU ms/req", "emulator_cpu_ms_per_request"),
     ("client CPU ms/req", "client_cpu_ms_per_request"),
     ("PG CPU ms/req", "database_cpu_ms_per_request"),
+    ("DB conns opened", "database_connections_opened"),
     ("busy %", "machine_busy_percent"),
     ("load", "load_1m"),
     ("Stream calls/req", "stream_calls_per_request"),
@@ -75,7 +76,7 @@ def _progress(item) -> None:
             f"  {item['database']} x{item['workers']} c={item['concurrency']:<3} {item['scenario']:<45} "
             f"{item['requests_per_s']:>8} req/s  p50 {item['p50_ms']} ms  CPU {item['server_cpu_ms_per_request']} ms/req  "
             f"({item['server_cores']} cores)  client {item['client_cpu_ms_per_request']} ms/req  "
-            f"PG {item['database_cpu_ms_per_request']} ms/req  "
+            f"PG {item['database_cpu_ms_per_request']} ms/req  conns {item['database_connections_opened']}  "
             f"busy {item['machine_busy_percent']} %  load {item['load_1m']}",
             flush=True,
         )

@@ -48,6 +48,7 @@ class Run:
     emulator_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
     database_cpu_s: float | None = None
+    database_sessions: int | None = None
     machine_busy: float | None = None
     load_1m: float = 0.0
     stream_calls: int = 0
@@ -81,6 +82,7 @@ class Run:
             # The load generator is on the same cores: what it costs, and how busy every core was meanwhile.
             "client_cpu_ms_per_request": per(self.client_cpu_s * 1000),
             "database_cpu_ms_per_request": per(self.database_cpu_s * 1000) if self.database_cpu_s is not None else None,
+            "database_connections_opened": self.database_sessions,
             "machine_busy_percent": round(self.machine_busy * 100) if self.machine_busy is not None else None,
             "load_1m": round(self.load_1m, 2),
             "stream_calls_per_request": per(self.stream_calls),
@@ -147,8 +149,11 @@ class Target:
             await asyncio.gather(*(connection.close() for connection in connections))
         run.client_cpu_s = client_after - client_before
         if database_before is not None and database_after is not None:
-            # A server process started during the run counts whole; one that ended is lost (the pool keeps them).
-            run.database_cpu_s = sum(cpu - database_before.get(pid, 0.0) for pid, cpu in database_after.items())
+            # A server process started during the run counts whole; one that ended (a connection the pool closed)
+            # is lost: a lower bound when the run opened connections.
+            (cpu_before, sessions_before), (cpu_after, sessions_after) = database_before, database_after
+            run.database_cpu_s = sum(cpu - cpu_before.get(pid, 0.0) for pid, cpu in cpu_after.items())
+            run.database_sessions = sessions_after - sessions_before - 1  # less the reading's own connection
         busy, total = (after_s - before_s for after_s, before_s in zip(machine_after, machine_before, strict=True))
         run.machine_busy = busy / total if total else None
         run.server_cpu_s = after[0] - before[0]

@@ -108,22 +108,20 @@ def tree_cpu_s(root: int) -> float:
     return total
 
 
-async def database_cpu_s(database_url: str) -> dict[int, float]:
+async def database_cpu_s(database_url: str) -> tuple[dict[int, float], int]:
     """CPU seconds so far of each PostgreSQL server process serving this database (its pid from pg_stat_activity,
-    its time from /proc: the server runs on this machine)."""
+    its time from /proc: the server runs on this machine), and the sessions opened on it so far."""
+    others = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     engine = make_engine(url=database_url)
     try:
         async with engine.connect() as conn:
-            pids = (
-                await conn.scalars(
-                    text(
-                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
-                )
-            ).all()
+            pids = (await conn.scalars(text(others))).all()
+            sessions = await conn.scalar(
+                text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            )
     finally:
         await engine.dispose()
-    return {pid: stat[1] for pid in pids if (stat := _stat(pid)) is not None}
+    return {pid: stat[1] for pid in pids if (stat := _stat(pid)) is not None}, int(sessions or 0)
 
 
 def machine_cpu_s() -> tuple[float, float]:
