@@ -121,3 +121,18 @@ def test_serve_with_two_workers_is_ready_only_once_both_processes_accept_keep_al
     finally:
         code = server.stop(signal.SIGTERM)
     assert code == 0, server.seen
+
+
+def _never_accepts(_listener, _index, _ready) -> None:
+    """An API process whose start hangs (a database that never answers): it never says it accepts."""
+    signal.pause()  # until the supervisor stops it
+
+
+def test_serve_with_workers_gives_up_when_a_process_never_accepts(monkeypatch):
+    from onecrew_chat.cli import serve_processes
+
+    monkeypatch.setattr(serve_processes, "READY_DEADLINE_S", 1.0)
+    announced = []
+    supervisor = serve_processes.Supervisor(_never_accepts, ("127.0.0.1", 0), 2, (), lambda: announced.append(1))
+    assert supervisor.run() == 1  # stopped with the failure exit code, not left half up
+    assert announced == []  # and it never said it was serving
