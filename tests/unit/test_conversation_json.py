@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
+from onecrew_chat.api.presenters import conversation_json, iso
 from onecrew_chat.api.schemas import ConversationOut
-from onecrew_chat.conversations.serialize import iso, serialize_conversation
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, User
 from onecrew_chat.sync.mirror import partial_update, stream_user
@@ -55,7 +55,7 @@ def test_iso_is_utc_with_milliseconds_and_z():
 
 def test_the_conversation_json_has_the_apps_shape_with_the_creator_first():
     user, company, conversation = rows()
-    data = serialize_conversation(conversation, Directory({user.id: user}, {company.id: company}))
+    data = conversation_json(conversation, Directory({user.id: user}, {company.id: company}))
     ConversationOut.model_validate(data)  # the documented model accepts it
     assert data["id"] == data["conversation_id"] == conversation.channel_id
     first, second = data["participants"]
@@ -78,7 +78,7 @@ def test_the_conversation_json_has_the_apps_shape_with_the_creator_first():
 
 def test_unknown_participants_serialise_as_null():
     user, company, conversation = rows()
-    data = serialize_conversation(conversation, Directory())
+    data = conversation_json(conversation, Directory())
     assert [p.get("user", p.get("company")) for p in data["participants"]] == [None, None]
 
 
