@@ -2,8 +2,8 @@
 channel id, times are ISO 8601 in UTC with milliseconds.
 
 The services return typed results (a ConversationView and its Directory, a ConversationPage, an IssuedToken, ...)
-and know nothing of these shapes; docs/reference/app-contract.md is the contract they keep and api/schemas.py
-documents them. Large answers are encoded by orjson (`LargeJSONResponse`).
+and know nothing of these shapes; docs/reference/app-contract.md is the contract the app's answers keep, and
+api/schemas.py and api/internal_schemas.py document them. Large answers are encoded by orjson (`LargeJSONResponse`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from starlette.responses import JSONResponse
 
+from onecrew_chat.accounts.directory import Party
+from onecrew_chat.accounts.tokens import IssuedToken
 from onecrew_chat.conversations.listing import (
     C_CHANNEL_ID,
     C_CHANNEL_TYPE,
@@ -40,8 +42,10 @@ from onecrew_chat.conversations.listing import (
     U_NAME,
     ConversationPage,
 )
+from onecrew_chat.conversations.on_behalf import ServerMessage
+from onecrew_chat.conversations.unread import UnreadCount
 from onecrew_chat.identity import STREAM_PREFIX, Identity, Kind, cid, normalize_uuid
-from onecrew_chat.models import Conversation
+from onecrew_chat.models import CompanyMember, Conversation
 from onecrew_chat.sync.participants import Directory, DirectoryCompany, DirectoryUser
 from onecrew_chat.sync.read_model import ConversationView, ParticipantView, ordered_participants
 
@@ -201,3 +205,58 @@ def _listed_participant(row: Sequence[Any], channel_id: str) -> dict[str, Any]:
             else None
         )
     return body
+
+
+def unread_json(count: UnreadCount, identity: Identity) -> dict[str, Any]:
+    """`{unread_count, profile_type, profile_id, cached}` for the profile."""
+    return {
+        "unread_count": count.count,
+        "profile_type": identity.kind.value,
+        "profile_id": identity.entity_id,
+        "cached": count.cached,
+    }
+
+
+def token_json(issued: IssuedToken) -> dict[str, Any]:
+    """`{token, user_id, api_key, profile_type, company_id}`: user_id is the Stream id the app connects as."""
+    identity = issued.identity
+    return {
+        "token": issued.token,
+        "user_id": identity.stream_id,
+        "api_key": issued.api_key,
+        "profile_type": identity.kind.value,
+        "company_id": identity.entity_id if identity.kind is Kind.COMPANY else None,
+    }
+
+
+def server_message_json(message: ServerMessage) -> dict[str, Any]:
+    """`{id, conversation_id, sender, status}` of a server-side message (status `sent` or `queued`)."""
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "sender": message.sender,
+        "status": message.delivery.value,
+    }
+
+
+def party_json(party: Party, row: Any) -> dict[str, Any]:
+    """A user or company as the internal API answers it (its times encoded by FastAPI)."""
+    return {
+        "id": row.id,
+        **{field: getattr(row, field) for field in party.fields},
+        "kind": party.kind.value,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+def member_json(member: CompanyMember) -> dict[str, Any]:
+    """A membership as the internal API answers it (its times encoded by FastAPI)."""
+    return {
+        "company_id": member.company_id,
+        "user_id": member.user_id,
+        "role": member.role,
+        "invitation_status": member.invitation_status,
+        "created_at": member.created_at,
+        "updated_at": member.updated_at,
+    }

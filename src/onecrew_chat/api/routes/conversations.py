@@ -13,7 +13,7 @@ from onecrew_chat.accounts.access import acting_identity_for_profile, may_act_as
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
 from onecrew_chat.api.lean import LeanRoute, served_by, user_of
 from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
-from onecrew_chat.api.presenters import LargeJSONResponse, conversation_json, ok, page_json, prepared_json
+from onecrew_chat.api.presenters import LargeJSONResponse, conversation_json, ok, page_json, prepared_json, unread_json
 from onecrew_chat.api.schemas import (
     ConversationEnvelope,
     ConversationPageEnvelope,
@@ -142,14 +142,8 @@ async def _unread_answer(
         async with unit_of_work(runtime.sessionmaker) as session:
             await may_act_as(session, user_id, identity)
             result = await unread_count(session, cache, identity)
-    data = {
-        "unread_count": result.count,
-        "profile_type": identity.kind.value,
-        "profile_id": identity.entity_id,
-        "cached": result.cached,
-    }
     # JSON types already: answered as is, without FastAPI's jsonable_encoder walk (the app polls this).
-    return JSONResponse({"success": True, "data": data})
+    return JSONResponse(ok(unread_json(result, identity)))
 
 
 @router.get(
