@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from onecrew_chat.models import Conversation, User
-from onecrew_chat.webhooks.signature import sign
+from onecrew_chat.webhooks.body import sign
 from tests.api.envelope import expect, stored
 from tests.conftest import make_settings
 from tests.support import JWT_SECRET, SERVICE_TOKEN, auth, make_jwt, new_id, service_auth

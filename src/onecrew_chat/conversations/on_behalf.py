@@ -23,7 +23,7 @@ from onecrew_chat.errors import Conflict, NotFound, StreamFailed, Unprocessable
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Company, CompanyMember, OutboxMessage
-from onecrew_chat.outbox import handoff, maintenance
+from onecrew_chat.outbox import maintenance
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, is_auth_failure
@@ -149,7 +149,7 @@ async def send_message(
     if earlier is not None:
         return earlier
     if row is None:  # the channel is still being provisioned: the worker sends after it
-        handoff.kick(runtime)
+        outbox.kick(runtime)
         return _outcome(payload, Delivery.QUEUED)
     try:
         await send_to_stream(runtime.stream, payload, Deadline(runtime.settings.provision_deadline_s))
@@ -160,7 +160,7 @@ async def send_message(
             raise StreamFailed(f"Stream refused the message: {exc}") from exc
         # Stream down or busy, or refusing our secret (the worker pauses and sends it once the secret is fixed).
         log.warning("message.send_deferred", message_id=message_id, error=str(exc)[:300])
-        await handoff.hand_over(runtime, row.id)
+        await outbox.hand_over(runtime, row.id)
         return _outcome(payload, Delivery.QUEUED)
     async with unit_of_work(runtime.sessionmaker) as session:
         await outbox.mark_done(session, row)
