@@ -100,3 +100,26 @@ def test_partial_updates_set_the_profile_and_unset_what_is_gone():
     placeholder = Profile.placeholder_for(identity)
     assert placeholder.custom == {"onecrew_kind": "user", "onecrew_placeholder": True}
     assert partial_update(placeholder)[2] == ["image"]
+
+
+def test_the_list_rows_positions_name_the_page_statements_columns():
+    """The presenter reads the list's rows by position: each position holds the column it is named after."""
+    from onecrew_chat.conversations import listing
+
+    expected = {
+        listing.C_ID: "id",
+        listing.C_CHANNEL_ID: "channel_id",
+        listing.C_STATUS: "chat_status",
+        listing.C_PREVIEW: "last_message_preview",
+        listing.TOTAL: "total",
+        listing.P_TYPE: "participant_type",
+        listing.P_READ: "last_read_at",
+        listing.U_IMAGE: "image_url",
+        listing.U_CATEGORY: "category",
+        listing.CO_LOGO: "logo_url",
+        listing.CO_SUBCATEGORY: "subcategory",
+    }
+    for statement in (listing._PAGE, listing._SEARCH_PAGE):
+        keys = [column.key for column in statement.selected_columns]
+        assert len(keys) == listing.CO_SUBCATEGORY + 1
+        assert {position: keys[position] for position in expected} == expected

@@ -225,9 +225,6 @@ _SEARCH_TOTAL = (
 )
 
 
-assert len(_PAGE.selected_columns) == len(_SEARCH_PAGE.selected_columns) == CO_SUBCATEGORY + 1
-
-
 class ListedConversation(NamedTuple):
     """A conversation of the page: its row (the C_* positions) and one row per participant (P_*, U_*, CO_*), the
     creator first, then by join time, kind and id (the order of read_model.ordered_participants)."""
