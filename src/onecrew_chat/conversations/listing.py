@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -225,12 +225,10 @@ _SEARCH_TOTAL = (
 )
 
 
-class ListedConversation(NamedTuple):
-    """A conversation of the page: its row (the C_* positions) and one row per participant (P_*, U_*, CO_*), the
-    creator first, then by join time, kind and id (the order of read_model.ordered_participants)."""
-
-    conversation: Row[Any]
-    participants: list[Row[Any]]
+# A conversation of the page: its row (the C_* positions) and one row per participant (P_*, U_*, CO_*), the creator
+# first, then by join time, kind and id (the order of read_model.ordered_participants). A plain pair rather than a
+# NamedTuple: one is built per conversation on the route the app calls most, and a tuple display costs least.
+ListedConversation = tuple[Row[Any], list[Row[Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,9 +252,9 @@ def _by_conversation(rows: Sequence[Row[Any]]) -> list[ListedConversation]:
     for row in rows:
         found = listed.get(row[C_ID])
         if found is None:
-            listed[row[C_ID]] = ListedConversation(row, [row])
+            listed[row[C_ID]] = (row, [row])
         else:
-            found.participants.append(row)
+            found[1].append(row)
     for conversation, members in listed.values():
         creator = (conversation[C_BY_TYPE], conversation[C_BY_ID])
         members.sort(key=lambda r: ((r[P_TYPE], r[P_ENTITY]) != creator, r[P_JOINED], r[P_TYPE], r[P_ENTITY]))
