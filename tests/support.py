@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import jwt
 
 JWT_SECRET = "test-onecrew-jwt-secret-0123456789abcdef"
-SERVICE_TOKEN = "test-service-token-0123456789"
+SERVICE_TOKEN = "test-service-token-0123456789abcdef"
 STREAM_KEY = "test-key"
 STREAM_SECRET = "test-stream-secret-0123456789abcdef"
 

@@ -20,7 +20,7 @@ from onecrew_chat.identity import ChatStatus, ConversationType
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import CONVERSATIONS_CREATED, PROVISIONING_DEFERRED
 from onecrew_chat.models import Conversation, OutboxMessage, new_uuid
-from onecrew_chat.outbox import handoff
+from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, StreamUsersMissing
@@ -41,7 +41,6 @@ from onecrew_chat.sync.cutover.existing import adopt_pair_channel
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import is_fresh
 from onecrew_chat.sync.mirror_record import sync_identities
-from onecrew_chat.sync.participant_rows import insert_participants
 from onecrew_chat.sync.participants import Directory
 from onecrew_chat.sync.queue import enqueue_provision
 from onecrew_chat.sync.read_model import (
@@ -51,6 +50,7 @@ from onecrew_chat.sync.read_model import (
     records_of,
     select_records,
 )
+from onecrew_chat.sync.writes import insert_participants
 
 log = get_logger(__name__)
 
@@ -262,7 +262,7 @@ async def provision_inline(runtime: Runtime, recorded: Recorded, deadline: Deadl
         return busy
     except StreamError as exc:
         if message is not None:
-            await handoff.hand_over(runtime, message.id)
+            await outbox.hand_over(runtime, message.id)
         return exc
     return None
 

@@ -1,7 +1,7 @@
 """A conversation as the code reads it: one shape whatever it was read from.
 
 - `ConversationView` / `ParticipantView`: what the app's JSON and provisioning read. The ORM row (participants
-  loaded), a `ConversationRecord` and the list's plain rows all have it.
+  loaded) and a `ConversationRecord` have it; `ordered_participants` is the order the app sees them in.
 - `ConversationRecord` / `ParticipantRecord`: a conversation held as plain objects. A create builds one and
   inserts it with two Core INSERTs (an ORM flush of a 1,000-member group's rows costs more than everything else
   the create does); its columns are its fields, so they are not listed a second time for the INSERT.
@@ -65,6 +65,21 @@ class ConversationView(Protocol):
     def last_message_preview(self) -> str | None: ...
     @property
     def participants(self) -> Sequence[ParticipantView]: ...
+
+
+def ordered_participants(conversation: ConversationView) -> list[ParticipantView]:
+    """Participants with the creator first, then by join time, kind and id: the order the app and the channel's
+    member list show them in (a stable order)."""
+    creator = (conversation.created_by_type, conversation.created_by_id)
+    return sorted(
+        conversation.participants,
+        key=lambda p: (
+            (p.participant_type, p.participant_id) != creator,
+            p.joined_at,
+            p.participant_type,
+            p.participant_id,
+        ),
+    )
 
 
 def _columns(model: type[Any]) -> frozenset[str]:
