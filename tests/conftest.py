@@ -14,7 +14,7 @@ from onecrew_chat import dbadmin
 from onecrew_chat.config import Settings
 from onecrew_chat.db import upgrade_database
 from tests.databases import LEFTOVER_WAIT_S, PostgresDatabase, SqliteTemplate
-from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET
+from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET, logging_kept
 
 # `pytest --shuffle SEED` (or `--shuffle reverse`) runs the tests in another order (tests/shuffle.py).
 pytest_plugins = ("tests.shuffle",)
@@ -125,6 +125,13 @@ def _rows_outside_the_fixtures(request):
     yield
     if database is not None:
         database.known_empty = False
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was():
+    """No test leaves logging configured onto its own captured stderr (tests/support.logging_kept)."""
+    with logging_kept():
+        yield
 
 
 # PostgreSQL here and in CI is a stock server (max_connections 100) that other work on the machine shares. The suite
