@@ -9,6 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from starlette.datastructures import State
 
 from onecrew_chat import dbadmin
 from onecrew_chat.config import Settings
@@ -246,14 +248,42 @@ def settings(request, database_url, emulator, emulator_server) -> Settings:
     )
 
 
+# The FastAPI apps the `app` fixture reuses, by what create_app chooses from the settings (the debug routes). FastAPI
+# builds a route's request-handling state the first time a request is matched against it, tens of milliseconds
+# of CPU per app that a new app per test paid again; the routes and middleware hold no state of their own.
+_APPS: dict[bool, FastAPI] = {}
+
+
+def _shape(app: FastAPI) -> tuple[int, ...]:
+    """What a test could add to an app (a route, a middleware, a handler, an override): a changed app is not reused."""
+    return (
+        len(app.router.routes),
+        len(app.user_middleware),
+        len(app.exception_handlers),
+        len(app.dependency_overrides),
+    )
+
+
 @pytest.fixture
 async def app(settings):
-    """The ASGI app with its lifespan running."""
-    from onecrew_chat.api.app import create_app
+    """The ASGI app with its lifespan running, on a runtime of the test's own (engine, Stream gateway, caches).
 
-    application = create_app(settings)
+    The app object is shared between tests with the same debug routes: each test binds a new runtime built from its
+    settings and a new `app.state`, so no pool, cache or row of one test reaches the next."""
+    from onecrew_chat.api.app import bind_runtime, create_app
+    from onecrew_chat.runtime import build_runtime
+
+    application = _APPS.get(settings.debug_endpoints)
+    if application is None:
+        application = _APPS[settings.debug_endpoints] = create_app(settings)
+    else:
+        application.state = State()
+        bind_runtime(application, settings, build_runtime(settings))
+    shape = _shape(application)
     async with application.router.lifespan_context(application):
         yield application
+    if _shape(application) != shape:
+        del _APPS[settings.debug_endpoints]
 
 
 @pytest.fixture
