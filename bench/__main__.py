@@ -30,9 +30,15 @@ COLUMNS = (
     ("p95 ms", "p95_ms"),
     ("p99 ms", "p99_ms"),
     ("API CPU ms/req", "server_cpu_ms_per_request"),
+    ("API cores", "server_cores"),
     ("floor CPU ms/req", "floor_cpu_ms_per_request"),
     ("x floor", "times_floor"),
     ("emu CPU ms/req", "emulator_cpu_ms_per_request"),
+    ("client CPU ms/req", "client_cpu_ms_per_request"),
+    ("PG CPU ms/req", "database_cpu_ms_per_request"),
+    ("DB conns opened", "database_connections_opened"),
+    ("busy %", "machine_busy_percent"),
+    ("load", "load_1m"),
     ("Stream calls/req", "stream_calls_per_request"),
     ("SQL/req", "sql_statements_per_request"),
     ("DB round trips/req", "db_round_trips_per_request"),
@@ -68,7 +74,10 @@ def _progress(item) -> None:
     else:
         print(
             f"  {item['database']} x{item['workers']} c={item['concurrency']:<3} {item['scenario']:<45} "
-            f"{item['requests_per_s']:>8} req/s  p50 {item['p50_ms']} ms  CPU {item['server_cpu_ms_per_request']} ms/req",
+            f"{item['requests_per_s']:>8} req/s  p50 {item['p50_ms']} ms  CPU {item['server_cpu_ms_per_request']} ms/req  "
+            f"({item['server_cores']} cores)  client {item['client_cpu_ms_per_request']} ms/req  "
+            f"PG {item['database_cpu_ms_per_request']} ms/req  conns {item['database_connections_opened']}  "
+            f"busy {item['machine_busy_percent']} %  load {item['load_1m']}",
             flush=True,
         )
 

@@ -13,6 +13,9 @@ import threading
 from pathlib import Path
 
 import httpx
+from sqlalchemy import text
+
+from onecrew_chat.db import make_engine
 
 COMMAND = str(Path(sys.executable).with_name("onecrew-chat"))
 START_DEADLINE_S = 60.0
@@ -103,6 +106,31 @@ def tree_cpu_s(root: int) -> float:
             total += stats[pid][1]
         todo += children.get(pid, [])
     return total
+
+
+async def database_cpu_s(database_url: str) -> tuple[dict[int, float], int]:
+    """CPU seconds so far of each PostgreSQL server process serving this database (its pid from pg_stat_activity,
+    its time from /proc: the server runs on this machine), and the sessions opened on it so far."""
+    others = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    engine = make_engine(url=database_url)
+    try:
+        async with engine.connect() as conn:
+            pids = (await conn.scalars(text(others))).all()
+            sessions = await conn.scalar(
+                text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            )
+    finally:
+        await engine.dispose()
+    return {pid: stat[1] for pid in pids if (stat := _stat(pid)) is not None}, int(sessions or 0)
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, busy + idle) CPU seconds of every core since boot, from /proc/stat: how busy the whole machine was
+    between two readings, whoever kept it busy."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle and iowait
+    total = sum(values[:8])  # guest time is already counted in user
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
 
 
 def start_emulator(workdir: Path, api_key: str, api_secret: str) -> tuple[Process, str]:

@@ -82,20 +82,7 @@ def tables(report: dict) -> str:
                 f"| {cpu} | {one.get('times_floor')} | {one['stream_calls_per_request']} "
                 f"| {one['sql_statements_per_request']} | {trips} |"
             )
-    out += [
-        "",
-        "| PostgreSQL | Concurrency | 1 process: req/s, p50 ms, CPU ms/req | 2 processes: req/s, p50 ms, CPU ms/req |",
-        "| --- | --- | --- | --- |",
-    ]
-    for scenario in scenarios:
-        for concurrency in (16, 64):
-            single, double = (_find(rows, scenario, "postgres", w, concurrency) for w in (1, 2))
-            if single and double:
-                out.append(
-                    f"| {scenario} | {concurrency} "
-                    f"| {single['requests_per_s']}, {single['p50_ms']}, {single['server_cpu_ms_per_request']} "
-                    f"| {double['requests_per_s']}, {double['p50_ms']}, {double['server_cpu_ms_per_request']} |"
-                )
+    out += ["", workers_table(rows, scenarios)]
     waves = [row for row in rows if "all_in_stream_after_s" in row]
     if waves:
         out += [
@@ -113,6 +100,29 @@ def tables(report: dict) -> str:
                 f"| {row['requests_per_s']}, {row['p50_ms']} / {row['p99_ms']} | {calls} "
                 f"| {row['all_in_stream_after_s']} s | {row['server_cpu_ms_per_request']} |"
             )
+    return "\n".join(out)
+
+
+def workers_table(rows: list[dict], scenarios: list[str]) -> str:
+    """1 against 2 API processes (PostgreSQL): throughput, the cores the API kept busy, and what the client cost."""
+
+    def cell(row: dict) -> str:
+        return f"{row['requests_per_s']}, {row.get('server_cores')}, {row['server_cpu_ms_per_request']}"
+
+    out = [
+        "| PostgreSQL | Concurrency | 1 process: req/s, API cores, CPU ms/req | 2 processes: req/s, API cores, CPU ms/req "
+        "| 2 ÷ 1 (req/s) | client CPU ms/req | load (1 / 2) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for scenario in scenarios:
+        for concurrency in (16, 64):
+            single, double = (_find(rows, scenario, "postgres", w, concurrency) for w in (1, 2))
+            if single and double and single["requests_per_s"]:
+                ratio = round(double["requests_per_s"] / single["requests_per_s"], 2)
+                out.append(
+                    f"| {scenario} | {concurrency} | {cell(single)} | {cell(double)} | {ratio} "
+                    f"| {double.get('client_cpu_ms_per_request')} | {single.get('load_1m')} / {double.get('load_1m')} |"
+                )
     return "\n".join(out)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import Pool
 from sqlalchemy.types import TypeDecorator
 
-from onecrew_chat.config import Settings
+from onecrew_chat.config import DB_POOL_SIZE, Settings
 from onecrew_chat.database_url import driver_target, to_async_url
 
 if TYPE_CHECKING:
@@ -100,12 +100,16 @@ def make_engine(settings: Settings | None = None, *, url: str | None = None) -> 
             cursor.close()
 
         return engine
-    pool_size = settings.db_pool_size if settings else 10
-    max_overflow = settings.db_max_overflow if settings else 20
+    pool_size = settings.db_pool_size if settings else DB_POOL_SIZE
+    max_overflow = settings.db_max_overflow if settings else 0
     engine_url, connect_args = target.url, target.connect_args
     if settings is not None and settings.db_transaction_pooler:
         engine_url, connect_args = for_transaction_pooler(engine_url, connect_args)
-    engine = create_async_engine(engine_url, connect_args=connect_args, pool_size=pool_size, max_overflow=max_overflow)
+    # Last in, first out: the connection just returned serves the next request (warm, and not idle long enough to
+    # need a ping), and the ones a burst opened stay idle at the back instead of taking turns.
+    engine = create_async_engine(
+        engine_url, connect_args=connect_args, pool_size=pool_size, max_overflow=max_overflow, pool_use_lifo=True
+    )
     ping_idle_connections(engine)
     mark_connect_failures(engine)
     return engine

@@ -38,7 +38,7 @@ async def repair(sessionmaker, stream, identities: list[Identity]) -> None:
     """Re-upsert these identities as a channel call's repair does: read, call, record."""
     async with unit_of_work(sessionmaker) as session:
         batch = await read_identities(session, identities)
-    await batch.repair(stream, [i.stream_id for i in identities], Deadline(3.0))
+    await batch.repair(stream, [i.stream_id for i in identities], Deadline(15.0))
     async with unit_of_work(sessionmaker) as session:
         await record(session, batch)
 
@@ -145,7 +145,7 @@ async def test_a_refused_batch_names_the_bad_id_in_the_error_and_the_log(session
 
     bad = Malformed(Identity.user(new_id()), "Bad", None)
     with capture_logs() as logs, pytest.raises(StreamBatchError) as raised:
-        await IdentityBatch({}, {}).upsert(stream, [good, bad], Deadline(1.0))
+        await IdentityBatch({}, {}).upsert(stream, [good, bad], Deadline(15.0))
     assert raised.value.bad_id == "bad id!"
     assert "bad id!" in str(raised.value)
     failed = [entry for entry in logs if entry["event"] == "identities.upsert_failed"]

@@ -35,7 +35,7 @@ async def provisioned(runtime, *members: Identity) -> Conversation:
     """A ready conversation whose channel Stream holds with every member (the first member creates it)."""
     async with runtime.sessionmaker() as session:
         conversation = await add_conversation(session, *members, chat_status="provisioning", verified=False)
-    await finish(runtime, conversation.id, deadline=provision_deadline(3.0), placeholder_ok=False)
+    await finish(runtime, conversation.id, deadline=provision_deadline(15.0), placeholder_ok=False)
     async with unit_of_work(runtime.sessionmaker) as session:
         return await load_conversation(session, conversation.id)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -75,20 +76,32 @@ def _listening_sockets(port: int) -> int:
     return count
 
 
+def _started_pid(server: Running, index: int) -> int:
+    """The pid of API process `index`, from the parent's `serve.process_started` log line."""
+    while True:
+        server.wait_for('"serve.process_started"')
+        record = json.loads(server.seen[-1][1])
+        if record.get("index") == index:
+            return int(record["pid"])
+
+
 @pytest.mark.skipif(not REUSE_PORT, reason="SO_REUSEPORT spreads connections on Linux only")
-def test_serve_with_two_workers_spreads_keep_alive_connections_over_both_processes(tmp_path):
+def test_serve_with_two_workers_is_ready_only_once_both_processes_accept_keep_alive_connections(tmp_path):
     server = Running(tmp_path, "serve", "--port", "0", "--workers", "2", ONECREW_DEBUG_ENDPOINTS="true")
     try:
+        # The second process is held until the first one accepts: a slow start, as on a loaded machine. The ready
+        # line must wait for it, not follow the first process.
+        second = _started_pid(server, index=1)
+        os.kill(second, signal.SIGSTOP)
+        try:
+            server.wait_for('"serve.process_ready"')
+        finally:
+            os.kill(second, signal.SIGCONT)
         server.wait_for(READY_LINE)
         url = base_url(server)
         port = int(url.rsplit(":", 1)[1].split("/")[0])
-        # Each process listens on a socket of its own (SO_REUSEPORT): the kernel, not whichever process accepts
-        # first, gives each new connection to one of them. The ready line can come before the second process has
-        # bound its socket on a loaded machine; the connections below must find both listening.
-        deadline = time.monotonic() + DEADLINE_S
-        while _listening_sockets(port) < 2:
-            assert time.monotonic() < deadline, f"only {_listening_sockets(port)} process listens after {DEADLINE_S}s"
-            time.sleep(0.05)  # polling interval of a deadline-bounded wait
+        # Right after the ready line each process listens on a socket of its own (SO_REUSEPORT): the kernel, not
+        # whichever process accepts first, gives each new connection to one of them.
         assert _listening_sockets(port) == 2
         # Keep-alive connections opened together, as a client's pool does: each is answered by one process for its
         # whole life, and both processes get some (32 connections: by the kernel's hash of each connection).
@@ -103,7 +116,23 @@ def test_serve_with_two_workers_spreads_keep_alive_connections_over_both_process
             for client in clients:
                 client.close()
         assert len(pids) == 2, f"every connection landed in process {pids}"
+        assert second in pids
         assert again <= pids
     finally:
         code = server.stop(signal.SIGTERM)
     assert code == 0, server.seen
+
+
+def _never_accepts(_listener, _index, _ready) -> None:
+    """An API process whose start hangs (a database that never answers): it never says it accepts."""
+    signal.pause()  # until the supervisor stops it
+
+
+def test_serve_with_workers_gives_up_when_a_process_never_accepts(monkeypatch):
+    from onecrew_chat.cli import serve_processes
+
+    monkeypatch.setattr(serve_processes, "READY_DEADLINE_S", 1.0)
+    announced = []
+    supervisor = serve_processes.Supervisor(_never_accepts, ("127.0.0.1", 0), 2, (), lambda: announced.append(1))
+    assert supervisor.run() == 1  # stopped with the failure exit code, not left half up
+    assert announced == []  # and it never said it was serving

@@ -22,6 +22,8 @@ from onecrew_chat.schema_status import database_position, schema_status
 from onecrew_chat.version import version
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
     from onecrew_chat.cli.serve_processes import Listener
 
 log = get_logger(__name__)
@@ -262,11 +264,10 @@ async def _serve(
     await serve_socket(settings, sock, on_ready)
 
 
-def serve_child(
-    listener: Listener, index: int, settings: Settings, base_url: str, embedded_stream: bool, dev_secret: bool
-) -> None:
+def serve_child(listener: Listener, index: int, ready: Connection, settings: Settings) -> None:
     """One API process of `serve --workers N` (a spawned child) on its own SO_REUSEPORT socket or the inherited one
-    (`serve_processes.shared_port`): the outbox worker and the start-up lines in child 0 only."""
+    (`serve_processes.shared_port`), telling the parent on `ready` once it accepts connections: the outbox worker in
+    child 0 only."""
     from onecrew_chat.cli.serve_processes import listening
     from onecrew_chat.logging import configure_logging
 
@@ -278,8 +279,7 @@ def serve_child(
 
     async def on_ready() -> None:
         log.info("serve.process_ready", index=index, pid=os.getpid(), **stack())
-        if index == 0:
-            await ready_hook(settings, base_url, embedded_stream=embedded_stream, dev_secret=dev_secret)
+        ready.send(index)
 
     run_served(serve_socket(settings, sock, on_ready))
 
@@ -379,8 +379,13 @@ def _serve_on(settings: Settings, sock: socket.socket, lock: DataDirLock, worker
                 worker_in_first=settings.run_worker,
             )
             kept, listener = shared_port(sock)
+
+            def all_ready() -> None:
+                hook = ready_hook(settings, base_url, embedded_stream=stream is not None, dev_secret=dev_secret)
+                asyncio.run(hook)
+
             try:
-                run_processes(serve_child, listener, workers, (settings, base_url, stream is not None, dev_secret))
+                run_processes(serve_child, listener, workers, (settings,), all_ready)
             finally:
                 kept.close()
     finally:

@@ -8,8 +8,11 @@ a listening socket of its own with SO_REUSEPORT and the kernel spreads new conne
 the port with a socket that never listens. With one shared accepting socket, whichever process accepted first got
 the connection, and a burst of keep-alive connections could all land in one process. Elsewhere the children
 inherit the parent's socket and accept on it. The outbox worker (and its periodic reconciler) runs in
-child 0 only, so exactly one worker runs, or none when ONECREW_RUN_WORKER=false; child 0 also registers the
-embedded webhook and prints where everything is.
+child 0 only, so exactly one worker runs, or none when ONECREW_RUN_WORKER=false.
+
+Each child tells the parent over a pipe once it accepts connections; the parent says it is serving (registers the
+embedded webhook, prints where everything is) only when every child has, so a client that connects on that line
+is answered by any of them, not only by whichever started first.
 
 SIGINT/SIGTERM to the parent stops every child gracefully (SIGTERM, then SIGKILL after a grace period); a
 child that dies on its own is started again, unless it died within its first seconds (a crash loop: then
@@ -39,16 +42,27 @@ Listener = socket.socket | tuple[str, int]
 STOP_GRACE_S = 15.0
 # A child that ends sooner than this after its start is crashing, not dying of old age: do not restart it.
 CRASH_LOOP_S = 5.0
+# Every child accepts connections within this long of the start, or `serve` gives up (exit code 1): a start that
+# hangs (a database that never answers) is refused, not left half up. Generous, for a loaded machine.
+READY_DEADLINE_S = 120.0
 
 
 class Supervisor:
     """Starts the children, restarts one that dies, stops them all on SIGINT/SIGTERM.
 
-    Child `index` runs `target(sock, index, *args)` in a fresh interpreter; `target` is a module-level function
-    (spawn pickles it by name) and `args` are picklable.
+    Child `index` runs `target(sock, index, ready, *args)` in a fresh interpreter and calls `ready.send(index)` once
+    it accepts connections; `target` is a module-level function (spawn pickles it by name) and `args` are picklable.
+    `on_ready` runs in this process once, when every child has said so.
     """
 
-    def __init__(self, target: Callable[..., None], sock: Listener, count: int, args: tuple[Any, ...]) -> None:
+    def __init__(
+        self,
+        target: Callable[..., None],
+        sock: Listener,
+        count: int,
+        args: tuple[Any, ...],
+        on_ready: Callable[[], None],
+    ) -> None:
         self._context = multiprocessing.get_context("spawn")
         self._target = target
         self._sock = sock
@@ -56,12 +70,18 @@ class Supervisor:
         self._children: dict[int, tuple[BaseProcess, float]] = {}
         self._count = count
         self._wake_read, self._wake_write = os.pipe()
+        self._ready_read, self._ready_write = self._context.Pipe(duplex=False)
+        self._ready: set[int] = set()
+        self._on_ready: Callable[[], None] | None = on_ready
         self.stopping = False
         self.failed = False
 
     def _start(self, index: int) -> None:
         process = self._context.Process(
-            target=self._target, args=(self._sock, index, *self._args), name=f"onecrew-chat-api-{index}", daemon=False
+            target=self._target,
+            args=(self._sock, index, self._ready_write, *self._args),
+            name=f"onecrew-chat-api-{index}",
+            daemon=False,
         )
         process.start()
         self._children[index] = (process, time.monotonic())
@@ -77,19 +97,35 @@ class Supervisor:
         try:
             for index in range(self._count):
                 self._start(index)
+            deadline = time.monotonic() + READY_DEADLINE_S
             while not self.stopping:
                 sentinels = {process.sentinel: index for index, (process, _) in self._children.items()}
-                ready = wait([self._wake_read, *sentinels])
+                timeout = None if self._on_ready is None else max(0.0, deadline - time.monotonic())
+                ready = wait([self._wake_read, self._ready_read, *sentinels], timeout)
+                if self._ready_read in ready:
+                    self._ready.add(self._ready_read.recv())
+                    self._announce_once_all_ready()
                 for handle in ready:
                     if handle in sentinels and not self.stopping:
                         self._replace(sentinels[handle])
+                if self._on_ready is not None and not ready:
+                    log.error("serve.start_timeout", waited_s=READY_DEADLINE_S, ready=sorted(self._ready))
+                    self.failed = self.stopping = True
         finally:
             self._stop_all()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             os.close(self._wake_read)
             os.close(self._wake_write)
+            self._ready_read.close()
+            self._ready_write.close()
         return 1 if self.failed else 0
+
+    def _announce_once_all_ready(self) -> None:
+        # A restarted child says it again: only the first time every child is ready counts.
+        if self._on_ready is not None and len(self._ready) == self._count:
+            on_ready, self._on_ready = self._on_ready, None
+            on_ready()
 
     def _replace(self, index: int) -> None:
         process, started = self._children[index]
@@ -135,8 +171,10 @@ def listening(listener: Listener) -> socket.socket:
     return bind_listening_socket(*listener, reuse_port=True)
 
 
-def run_processes(target: Callable[..., None], sock: Listener, count: int, args: tuple[Any, ...]) -> None:
-    """Serve with `count` processes running `target(sock, index, *args)` until SIGINT/SIGTERM; SystemExit(1)
-    after a crash loop."""
-    if Supervisor(target, sock, count, args).run() != 0:
+def run_processes(
+    target: Callable[..., None], sock: Listener, count: int, args: tuple[Any, ...], on_ready: Callable[[], None]
+) -> None:
+    """Serve with `count` processes running `target(sock, index, ready, *args)` until SIGINT/SIGTERM, `on_ready`
+    run once all of them accept connections; SystemExit(1) after a crash loop or a start past READY_DEADLINE_S."""
+    if Supervisor(target, sock, count, args, on_ready).run() != 0:
         raise SystemExit(1)
