@@ -6,6 +6,8 @@ import asyncio
 import base64
 import contextlib
 import logging
+import socketserver
+import threading
 import time
 import uuid
 import warnings
@@ -84,6 +86,18 @@ async def identities_sent(app) -> None:
 
     batches = coalescer(app.state.runtime)
     await wait_until(lambda: batches.idle, what="the queued identities sent to Stream")
+
+
+# socketserver's serve_forever notices shutdown() only between polls, every 0.5 s by default: each test's webhook
+# receiver then took half a second to stop. Polling every 50 ms bounds that wait instead.
+SHUTDOWN_POLL_S = 0.05
+
+
+def serve_in_background(server: socketserver.BaseServer) -> threading.Thread:
+    """Run `server` on a daemon thread until `server.shutdown()`, which then returns within SHUTDOWN_POLL_S."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S}, daemon=True)
+    thread.start()
+    return thread
 
 
 @contextlib.contextmanager
