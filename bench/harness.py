@@ -24,7 +24,7 @@ from stream_emulator import Emulator, EmulatorServer
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123"
 STREAM_KEY = "bench-key"
 STREAM_SECRET = "bench-stream-secret-0123456789abcdef"
-SERVICE_TOKEN = "bench-service-token-0123456789"
+SERVICE_TOKEN = "bench-service-token-0123456789abcdef"
 
 
 def bearer(sub: str) -> dict[str, str]:

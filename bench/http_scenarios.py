@@ -14,7 +14,7 @@ from bench.load import Call
 from bench.seed import add_company, add_conversations, add_users
 from onecrew_chat.db import make_engine, make_sessionmaker
 from onecrew_chat.identity import Identity, pair_channel_id
-from onecrew_chat.webhooks.signature import sign
+from onecrew_chat.webhooks.body import sign
 
 CONCURRENCY = (1, 16, 64)
 LIST_SMALL, LIST_LARGE, UNREAD_SIZE = 500, 50_000, 10_000

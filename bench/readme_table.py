@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "http.json"
@@ -126,14 +128,23 @@ def workers_table(rows: list[dict], scenarios: list[str]) -> str:
     return "\n".join(out)
 
 
-def main() -> None:
-    """Print the tables for the given (or the latest) results file."""
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS
-    report = json.loads(path.read_text())
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the tables for the given (or the latest) results file; 2 with one line when it cannot be read."""
+    parser = argparse.ArgumentParser(prog="python -m bench.readme_table", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "file", nargs="?", type=Path, default=RESULTS, help=f"a results file of `python -m bench` (default: {RESULTS})"
+    )
+    path: Path = parser.parse_args(argv).file
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read {path}: {exc}; run `python -m bench` first, or name a results file", file=sys.stderr)
+        return 2
     print(f"Machine: {report['machine']}; {report['seconds']} s; {report['generated_at']}\n")
     print(targets(report) + "\n")
     print(tables(report))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from onecrew_chat.webhooks.signature import sign
+from onecrew_chat.webhooks.body import sign
 from soak.client import AppClient
 from soak.directory import Acknowledged, Actor, Directory, bearer
 

@@ -17,7 +17,7 @@ import jwt
 import structlog
 
 JWT_SECRET = "test-onecrew-jwt-secret-0123456789abcdef"
-SERVICE_TOKEN = "test-service-token-0123456789"
+SERVICE_TOKEN = "test-service-token-0123456789abcdef"
 STREAM_KEY = "test-key"
 STREAM_SECRET = "test-stream-secret-0123456789abcdef"
 

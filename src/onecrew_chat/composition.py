@@ -14,7 +14,7 @@ from onecrew_chat.config import Settings
 from onecrew_chat.conversations import idempotency
 from onecrew_chat.errors import AppError
 from onecrew_chat.logging import get_logger
-from onecrew_chat.outbox import handoff, worker
+from onecrew_chat.outbox import repository, worker
 from onecrew_chat.outbox.jobs import Batch, Failure, Jobs, PeriodicJob, Verdict
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import (
@@ -75,7 +75,7 @@ async def revive_dead_letters(runtime: Runtime) -> int:
     """Dead letters of a passing failure made due again once Stream answers; the worker is woken for them."""
     revived = await dead_letters.revive_passing(runtime)
     if revived:
-        handoff.kick(runtime)
+        repository.kick(runtime)
     return revived
 
 

@@ -250,6 +250,8 @@ class Settings(BaseSettings):
         problems: list[str | None] = []
         if self.mode is Mode.PRODUCTION:
             problems.append(config_checks.missing_in_production(requested, given))
+            token = self.service_token.get_secret_value() if self.service_token else None
+            problems.append(config_checks.service_token_problem(token))
         elif bool(self.stream_api_key) != bool(self.stream_api_secret):  # production: missing_in_production says it
             present, absent = ("STREAM_API_KEY", "STREAM_API_SECRET")[:: 1 if self.stream_api_key else -1]
             problems.append(f"{absent}: is not set but {present} is; set both (or, in development, neither)")
@@ -373,7 +375,8 @@ def _env_name(field: FieldInfo) -> str:
 
 
 def unknown_setting_warnings(environ: dict[str, str]) -> list[str]:
-    """One line per ONECREW_* variable in `environ` that is not a setting (with the closest known name)."""
+    """One line per ONECREW_* variable in `environ` that is not a setting (with the closest known name), and per
+    STREAM_* variable that looks like a misspelt one of ours (STREAM_API_SECERT)."""
     return config_checks.unknown_setting_warnings(environ, setting_names().values())
 
 

@@ -7,9 +7,14 @@
 - JWT verification: every algorithm listed has a key it can verify with, every key given is used by a listed
   algorithm, and an HMAC secret is at least as long as its hash (RFC 7518 section 3.2: 32 bytes for HS256,
   48 for HS384, 64 for HS512).
+- In production the service token is at least 32 characters: it is the one secret that lets a caller write the
+  directory and act as anyone (/api/internal/*), and it is compared as given, so its length is its strength.
+  Development's persisted generated token and the tests' are not held to it.
 - URLs are http(s) URLs with a host; a `..._PREVIOUS` value (rotation) only beside its current value.
 - ONECREW_* names in the environment that are not settings are reported (a warning: a misspelling is the
-  usual cause), with the closest known name.
+  usual cause), with the closest known name. So are STREAM_* names close to one of ours (STREAM_API_SECERT):
+  that prefix is shared with other tools (Stream's SDKs, the contract tests' STREAM_CONTRACT_*), so a STREAM_*
+  name like none of ours is left alone.
 
 Nothing here imports the settings class (config imports this module): the checks take plain values.
 """
@@ -57,10 +62,13 @@ PRODUCTION_SETTINGS = (
     "ONECREW_SERVICE_TOKEN",
     "ONECREW_SERVICE_TOKEN_PREVIOUS",
 )
-# Names under this prefix belong to the test suite (e.g. ONECREW_TEST_POSTGRES_URL), not to the service.
-TEST_PREFIX = "ONECREW_TEST_"
+# Names under these prefixes belong to the test suite (e.g. ONECREW_TEST_POSTGRES_URL), not to the service.
+TEST_PREFIXES = ("ONECREW_TEST_", "STREAM_CONTRACT_")
+# Our own prefix: every name under it should be a setting. Stream's: only a name close to one of ours is suspect.
+OWN_PREFIX, STREAM_PREFIX = "ONECREW_", "STREAM_"
 # RFC 7518 section 3.2: an HMAC key at least as long as the hash output.
 HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+SERVICE_TOKEN_MIN_CHARS = 32
 
 
 def resolve_mode(requested: Mode | None, given: Iterable[str]) -> Mode:
@@ -216,6 +224,20 @@ def _suits(algorithm: str, pem: str) -> bool:
     return prepared_key(algorithm, pem) is not None
 
 
+def service_token_problem(token: str | None) -> str | None:
+    """Why a production service token is too short to be one (never echoing it), or None.
+
+    Only the current token: the previous one is accepted beside it while the main backend switches over, so
+    refusing a short previous one would block the very rotation that replaces it.
+    """
+    if token is None or len(token) >= SERVICE_TOKEN_MIN_CHARS:
+        return None
+    return (
+        f"ONECREW_SERVICE_TOKEN: is {len(token)} characters; production needs at least {SERVICE_TOKEN_MIN_CHARS} "
+        "(it lets a caller act as anyone through /api/internal), e.g. `openssl rand -base64 48`"
+    )
+
+
 def rotation_problems(pairs: Mapping[str, tuple[bool, bool]]) -> list[str]:
     """`NAME_PREVIOUS` set without NAME: `pairs` maps NAME to (current given, previous given)."""
     return [
@@ -227,14 +249,20 @@ def rotation_problems(pairs: Mapping[str, tuple[bool, bool]]) -> list[str]:
 
 
 def unknown_setting_warnings(environ: Mapping[str, str], known: Iterable[str]) -> list[str]:
-    """One line per ONECREW_* variable that is not a setting, with the closest known name when there is one."""
+    """One line per ONECREW_* variable that is not a setting, with the closest known name when there is one, and
+    per STREAM_* variable that is not a setting but close to one (a likely misspelling, named)."""
     names = sorted(set(known))
     lines = []
     for variable in sorted(environ):
         upper = variable.upper()
-        if not upper.startswith("ONECREW_") or upper.startswith(TEST_PREFIX) or upper in names:
+        if upper in names or upper.startswith(TEST_PREFIXES) or not upper.startswith((OWN_PREFIX, STREAM_PREFIX)):
             continue
         close = difflib.get_close_matches(upper, names, n=1, cutoff=0.75)
-        hint = f"did you mean {close[0]}?" if close else "see docs/operations.md for the settings"
+        if close:
+            hint = f"did you mean {close[0]}?"
+        elif upper.startswith(OWN_PREFIX):
+            hint = "see docs/operations.md for the settings"
+        else:
+            continue
         lines.append(f"{variable} is not a onecrew-chat setting and is ignored; {hint}")
     return lines

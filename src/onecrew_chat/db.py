@@ -203,6 +203,29 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+_READERS: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], async_sessionmaker[AsyncSession]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _reader(sessionmaker: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Sessions like `sessionmaker`'s whose connections run in autocommit (made once per sessionmaker)."""
+    reader = _READERS.get(sessionmaker)
+    if reader is None:
+        engine: AsyncEngine = sessionmaker.kw["bind"]
+        reader = _READERS[sessionmaker] = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    return reader
+
+
+@contextlib.asynccontextmanager
+async def reads_only(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """Reads with no transaction around them: on PostgreSQL no BEGIN and no COMMIT, two of a lookup's four round
+    trips. Each statement sees the data committed when it starts, as it would in a READ COMMITTED transaction, so
+    only reads that need nothing from each other belong here; whatever writes opens a `unit_of_work`."""
+    async with _reader(sessionmaker)() as session:
+        yield session
+
+
 @contextlib.asynccontextmanager
 async def unit_of_work(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One transaction: committed when the block ends, rolled back when it raises (the request's and worker's commit)."""

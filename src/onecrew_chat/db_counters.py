@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from onecrew_chat.db import IdlePings, idle_pings
@@ -54,6 +54,10 @@ class DatabaseCounters:
         return {"pid": os.getpid(), **values, "pings": self.pings, "round_trips": self.round_trips}
 
 
+def _autocommit(conn: Connection) -> bool:
+    return conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
 def attach_counters(engine: AsyncEngine) -> DatabaseCounters:
     """Count the engine's statements, transactions and checkouts from now on."""
     pings = idle_pings(engine)
@@ -65,14 +69,18 @@ def attach_counters(engine: AsyncEngine) -> DatabaseCounters:
     def _statement(*_args: object, **_kwargs: object) -> None:
         counters.statements += 1
 
-    def _begin(*_args: object) -> None:
-        counters.transactions += 1
+    # A connection in autocommit (db.reads_only) sends no BEGIN, COMMIT or ROLLBACK: SQLAlchemy's events still fire.
+    def _begin(conn: Connection) -> None:
+        if not _autocommit(conn):
+            counters.transactions += 1
 
-    def _commit(*_args: object) -> None:
-        counters.commits += 1
+    def _commit(conn: Connection) -> None:
+        if not _autocommit(conn):
+            counters.commits += 1
 
-    def _rollback(*_args: object) -> None:
-        counters.rollbacks += 1
+    def _rollback(conn: Connection) -> None:
+        if not _autocommit(conn):
+            counters.rollbacks += 1
 
     def _checkout(*_args: object) -> None:
         counters.pool_checkouts += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
-from onecrew_chat.version import version
+from onecrew_chat import version
 
 # onecrew_build_info{version="0.2.0"} 1: which version each scraped process runs (during a rolling upgrade, both).
 BUILD_INFO = Info("onecrew_build", "The version this process runs (pyproject's version)")

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from onecrew_chat.models import Company, Conversation, User
-from onecrew_chat.webhooks.signature import sign
+from onecrew_chat.webhooks.body import sign
 from tests.api.envelope import expect, stored
 from tests.conftest import make_settings
 from tests.support import STREAM_SECRET, auth, new_id, service_auth

@@ -11,10 +11,10 @@ import jwt
 import pytest
 
 from onecrew_chat.models import Conversation, User
-from onecrew_chat.webhooks.signature import sign
+from onecrew_chat.webhooks.body import sign
 from tests.api.envelope import expect, stored
 from tests.conftest import make_settings
-from tests.support import JWT_SECRET, auth, make_jwt, new_id, service_auth
+from tests.support import JWT_SECRET, SERVICE_TOKEN, auth, make_jwt, new_id, service_auth
 
 CREATE = "/api/chat/conversations"
 WEBHOOK = "/api/chat/webhooks/stream"
@@ -160,7 +160,7 @@ BAD_AUTHORIZATION = {
     "numeric sub": "Bearer " + _token({"sub": 42, "exp": 4102444800}),
     "object sub": "Bearer " + _token({"sub": {"id": "x"}, "exp": 4102444800}),
     "HS512 (not an accepted algorithm)": "Bearer " + _hs512(SUB),
-    "service token": "Bearer test-service-token-0123456789",
+    "service token": f"Bearer {SERVICE_TOKEN}",
 }
 
 

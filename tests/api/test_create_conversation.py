@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import event, func, select
 
+from onecrew_chat.db_counters import attach_counters
 from onecrew_chat.identity import Identity, pair_channel_id
 from onecrew_chat.models import Conversation, ConversationParticipant, OutboxMessage, StreamIdentity, User
 from tests.factories import add_company, add_user, add_users
@@ -266,3 +267,21 @@ async def test_sql_statements_per_request_stay_few(client, app, session, emulato
     # The company opens it from the other direction: its owner's membership is checked in the directory's query.
     from_company = {"conversation_type": "user_company", "participant_ids": [other], "company_id": company}
     assert await count(await create(client, owner, from_company)) == 2
+
+
+async def test_opening_an_existing_pair_holds_no_transaction(client, app, session, emulator):
+    """The other side opening a ready pair only reads: it holds no transaction (nothing to commit, no lock taken),
+    and it answers the conversation the first create answered."""
+    user = await add_user(session, "Amr")
+    owner = await add_user(session, "Owner")
+    company = await add_company(session, "Lolo Academy", owner=owner)
+    first = await create(client, user, {"conversation_type": "user_company", "participant_ids": [company]})
+    assert first.status_code == 200 and first.json()["data"]["chat"]["status"] == "ready", first.text
+    counters = attach_counters(app.state.runtime.engine)
+    opened = await create(
+        client, owner, {"conversation_type": "user_company", "participant_ids": [user], "company_id": company}
+    )
+    assert opened.status_code == 200, opened.text
+    assert opened.json()["data"]["id"] == first.json()["data"]["id"]
+    assert opened.json()["data"]["participants"] == first.json()["data"]["participants"]
+    assert counters.transactions == 0 and counters.commits == 0

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from onecrew_chat.webhooks.signature import sign
+from onecrew_chat.webhooks.body import sign
 from tests.conftest import make_settings
 from tests.support import SERVICE_TOKEN, STREAM_SECRET, make_jwt, new_id
 

@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
+from onecrew_chat import version
 from onecrew_chat.db import upgrade_database
-from onecrew_chat.version import version
 from tests.conftest import make_settings
 from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_SECRET, wait_until
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from onecrew_chat.accounts import demo
 from onecrew_chat.api.examples import EXAMPLE_CALLER_ID
-from onecrew_chat.webhooks.signature import sign
+from onecrew_chat.webhooks.body import sign
 from tests.conftest import make_settings
 from tests.support import STREAM_SECRET, auth, service_auth
 

@@ -10,8 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from onecrew_chat.webhooks.body import MAX_WEBHOOK_BODY_BYTES
-from onecrew_chat.webhooks.signature import sign
+from onecrew_chat.webhooks.body import MAX_WEBHOOK_BODY_BYTES, sign
 from tests.api.test_webhooks import T0, UNREAD, URL, channel_event, deliver, message_new, pair, read_at
 from tests.support import STREAM_SECRET, auth, new_id
 

@@ -16,8 +16,8 @@ from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity
 from onecrew_chat.metrics import DRIFT_DETECTED
 from onecrew_chat.models import ChannelDrift, Conversation, ConversationParticipant, WebhookEvent
+from onecrew_chat.webhooks.body import sign
 from onecrew_chat.webhooks.events import parse_event, parse_time
-from onecrew_chat.webhooks.signature import sign
 from onecrew_chat.webhooks.text import cut_preview
 from tests.api.conversation_rows import add_conversation
 from tests.conftest import make_settings

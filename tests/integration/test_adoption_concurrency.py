@@ -1,7 +1,7 @@
 """A catch-up adoption while the app creates groups of the same members, on PostgreSQL: nothing deadlocks.
 
 An adoption batch writes up to 100 conversations in one transaction. Their participant rows go in last, all in
-key order (sync.participant_rows), so the counter locks the batch takes follow the same global order as a live
+key order (sync.writes), so the counter locks the batch takes follow the same global order as a live
 create's: neither holds a counter the other needs next (a deadlock would fail the run or answer the app 503).
 """
 

@@ -203,6 +203,10 @@ def test_settings_that_cannot_work_are_one_line_naming_them(tmp_path):
             "error: ONECREW_JWT_ALGORITHMS: names RS256 but ONECREW_JWT_PUBLIC_KEY",
         ),
         ({"ONECREW_JWT_SECRET": "s"}, "error: ONECREW_JWT_SECRET: is 1 bytes; HS256 needs at least 32"),
+        (
+            {"ONECREW_SERVICE_TOKEN": "t" * 31},
+            "error: ONECREW_SERVICE_TOKEN: is 31 characters; production needs at least 32",
+        ),
     ]:
         done = run(tmp_path, "serve", "--port", "0", **production_env(url) | env)
         assert done.returncode == 2 and only_line(done).startswith(line), done.stderr
@@ -216,6 +220,15 @@ def test_settings_that_cannot_work_are_one_line_naming_them(tmp_path):
     ]
     assert "missing ONECREW_SERVICE_TOKEN (" in misspelt.stderr.splitlines()[1]
     assert SERVICE_TOKEN not in misspelt.stderr
+    # So is a STREAM_* name close to one of ours.
+    env = production_env(url) | {"STREAM_API_SECRET": "", "STREAM_API_SECERT": STREAM_SECRET}
+    misspelt = run(tmp_path, "serve", "--port", "0", **env)
+    assert misspelt.stderr.splitlines()[0] == (
+        "onecrew-chat: warning: STREAM_API_SECERT is not a onecrew-chat setting and is ignored; "
+        "did you mean STREAM_API_SECRET?"
+    )
+    assert "missing STREAM_API_SECRET (" in misspelt.stderr.splitlines()[1]
+    assert STREAM_SECRET not in misspelt.stderr
 
 
 def test_status_says_which_mode_and_which_stream(tmp_path, emulator, emulator_server):

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy import select
 
+from onecrew_chat.accounts.directory_import import SourceRow
 from onecrew_chat.accounts.directory_import.kinds import COMPANIES, USERS
-from onecrew_chat.accounts.directory_import.rows import SourceRow
 from onecrew_chat.accounts.directory_import.runner import run_import
-from onecrew_chat.cli.import_directory import print_summary
+from onecrew_chat.cli.imports import print_summary
 from onecrew_chat.models import Company, User
 from onecrew_chat.sync.cutover.run import import_channels
 from tests.old_backend import OldChannel, seed_channel, stream_user

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from onecrew_chat import dbadmin
+from onecrew_chat.accounts.directory_import import SourceRow
 from onecrew_chat.accounts.directory_import.kinds import COMPANIES, USERS
-from onecrew_chat.accounts.directory_import.rows import SourceRow
 from onecrew_chat.accounts.directory_import.runner import run_import
 from onecrew_chat.accounts.directory_import.sql_source import SqlSource
 from onecrew_chat.db import make_engine, make_sessionmaker

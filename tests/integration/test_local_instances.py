@@ -132,8 +132,7 @@ def test_embedded_file_from_a_newer_version_is_refused_in_words(tmp_path):
 
 
 def test_a_port_clash_suggests_a_port_that_is_free():
-    from onecrew_chat.cli.listening import bind_listening_socket
-    from onecrew_chat.cli.local_instance import InstanceRefused, free_port_after, listen_socket
+    from onecrew_chat.cli.local_instance import InstanceRefused, bind_listening_socket, free_port_after, listen_socket
 
     taken = []
     try:

@@ -10,13 +10,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
+from onecrew_chat import version
 from onecrew_chat.composition import run_worker
 from onecrew_chat.models import ReconcileRun, WorkerHeartbeat
 from onecrew_chat.observability.heartbeat import run_heartbeat, worker_identity
 from onecrew_chat.observability.startup import StreamCredentialsRejected, check_stream_at_startup
 from onecrew_chat.observability.worker_http import MetricsPortUnavailable, start_metrics_server
 from onecrew_chat.sync.reconcile.run import reconcile
-from onecrew_chat.version import version
 from tests.api.test_health import closed_port_url
 from tests.conftest import make_settings
 from tests.support import STREAM_SECRET, wait_until

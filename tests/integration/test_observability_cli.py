@@ -9,8 +9,8 @@ import time
 
 import httpx
 
+from onecrew_chat import version
 from onecrew_chat.db import upgrade_database
-from onecrew_chat.version import version
 from tests.api.test_health import closed_port_url
 from tests.integration.test_cli import Running, production_env, run, stream_env
 from tests.support import STREAM_KEY

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from onecrew_chat import metrics
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.models import OutboxMessage, User
-from onecrew_chat.outbox import handoff, lease, maintenance, repository, worker
+from onecrew_chat.outbox import lease, maintenance, repository, worker
 from onecrew_chat.outbox.jobs import Failure, Jobs, Verdict
 from onecrew_chat.outbox.repository import Outcome
 from onecrew_chat.runtime import build_runtime
@@ -312,7 +312,7 @@ async def test_run_forever_wakes_on_a_kick_and_stops_on_request(runtime, handled
     try:
         user_id = new_id()
         message = await _add(runtime, {"user_id": user_id})
-        handoff.kick(runtime)  # the poll interval is 30 s: only the kick can make this quick
+        repository.kick(runtime)  # the poll interval is 30 s: only the kick can make this quick
 
         async def done() -> bool:
             return (await _row(runtime, message.id)).status == "done"

@@ -1,4 +1,4 @@
-"""`onecrew-chat outbox list|retry` through outbox_admin, which uses the repository's list_messages and requeue."""
+"""`onecrew-chat outbox list|retry` (cli/outbox.py): unfinished and requeue over the repository's list_messages and requeue."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from onecrew_chat.cli import outbox_rows as outbox_admin
+from onecrew_chat.cli import outbox as outbox_admin
 from onecrew_chat.db import make_engine, make_sessionmaker, utcnow
 from onecrew_chat.models import OutboxMessage
 from onecrew_chat.outbox import maintenance

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 from onecrew_chat.api.app import create_app
 from onecrew_chat.composition import revive_dead_letters
 from onecrew_chat.models import Conversation, OutboxMessage
-from onecrew_chat.outbox import handoff
+from onecrew_chat.outbox import repository
 from tests.conftest import make_settings
 from tests.factories import add_users
 from tests.support import auth, service_auth, wait_until
@@ -47,7 +47,7 @@ async def test_a_refused_secret_pauses_the_queue_and_a_fixed_one_resumes_it(app_
                     URL, json={"conversation_type": "user_user", "participant_ids": [other]}, headers=auth(caller)
                 )
                 assert response.status_code == 502, response.text  # the request itself says Stream refused us
-            handoff.kick(runtime)
+            repository.kick(runtime)
             await wait_until(lambda: runtime.worker_status.paused, timeout=30, what="the worker to pause")
             # While paused it probes (and is refused) several times; nothing is given up on.
             calls = emulator.count()

@@ -13,7 +13,7 @@ from onecrew_chat.api.app import create_app
 from onecrew_chat.composition import build_jobs, revive_dead_letters
 from onecrew_chat.identity import ChatStatus
 from onecrew_chat.models import Conversation, OutboxMessage
-from onecrew_chat.outbox import handoff, worker
+from onecrew_chat.outbox import repository, worker
 from tests.conftest import make_settings
 from tests.factories import add_users
 from tests.support import auth, wait_until
@@ -110,7 +110,7 @@ async def test_a_gateway_502_in_its_own_words_is_passing_and_heals_when_stream_i
 
     emulator.faults.reset()  # Stream (and the gateway) are back
     _roomy_deadline(runtime)
-    handoff.kick(runtime)
+    repository.kick(runtime)
 
     async def drained() -> bool:
         conversations, rows = await _rows(runtime)

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from onecrew_chat.cli.listening import REUSE_PORT
+from onecrew_chat.cli.local_instance import REUSE_PORT
 from tests.integration.test_cli import DEADLINE_S, Running
 from tests.integration.test_serve import READY_LINE, base_url
 

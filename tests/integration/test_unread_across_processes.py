@@ -11,7 +11,7 @@ import httpx
 from onecrew_chat.api.app import create_app
 from onecrew_chat.db import utcnow
 from onecrew_chat.identity import Identity
-from onecrew_chat.webhooks.signature import sign
+from onecrew_chat.webhooks.body import sign
 from tests.api.conversation_rows import add_conversation
 from tests.api.test_webhooks import message_new
 from tests.conftest import make_settings

@@ -18,8 +18,7 @@ VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["versi
 
 
 def test_the_installed_version_is_pyprojects():
-    from onecrew_chat import __version__
-    from onecrew_chat.version import version
+    from onecrew_chat import __version__, version
 
     assert version() == __version__ == VERSION
 

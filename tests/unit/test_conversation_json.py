@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
+from onecrew_chat.api.presenters import conversation_json, iso
 from onecrew_chat.api.schemas import ConversationOut
-from onecrew_chat.conversations.serialize import iso, serialize_conversation
 from onecrew_chat.identity import Identity
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, User
 from onecrew_chat.sync.mirror import partial_update, stream_user
@@ -55,7 +55,7 @@ def test_iso_is_utc_with_milliseconds_and_z():
 
 def test_the_conversation_json_has_the_apps_shape_with_the_creator_first():
     user, company, conversation = rows()
-    data = serialize_conversation(conversation, Directory({user.id: user}, {company.id: company}))
+    data = conversation_json(conversation, Directory({user.id: user}, {company.id: company}))
     ConversationOut.model_validate(data)  # the documented model accepts it
     assert data["id"] == data["conversation_id"] == conversation.channel_id
     first, second = data["participants"]
@@ -78,7 +78,7 @@ def test_the_conversation_json_has_the_apps_shape_with_the_creator_first():
 
 def test_unknown_participants_serialise_as_null():
     user, company, conversation = rows()
-    data = serialize_conversation(conversation, Directory())
+    data = conversation_json(conversation, Directory())
     assert [p.get("user", p.get("company")) for p in data["participants"]] == [None, None]
 
 
@@ -100,3 +100,26 @@ def test_partial_updates_set_the_profile_and_unset_what_is_gone():
     placeholder = Profile.placeholder_for(identity)
     assert placeholder.custom == {"onecrew_kind": "user", "onecrew_placeholder": True}
     assert partial_update(placeholder)[2] == ["image"]
+
+
+def test_the_list_rows_positions_name_the_page_statements_columns():
+    """The presenter reads the list's rows by position: each position holds the column it is named after."""
+    from onecrew_chat.conversations import listing
+
+    expected = {
+        listing.C_ID: "id",
+        listing.C_CHANNEL_ID: "channel_id",
+        listing.C_STATUS: "chat_status",
+        listing.C_PREVIEW: "last_message_preview",
+        listing.TOTAL: "total",
+        listing.P_TYPE: "participant_type",
+        listing.P_READ: "last_read_at",
+        listing.U_IMAGE: "image_url",
+        listing.U_CATEGORY: "category",
+        listing.CO_LOGO: "logo_url",
+        listing.CO_SUBCATEGORY: "subcategory",
+    }
+    for statement in (listing._PAGE, listing._SEARCH_PAGE):
+        keys = [column.key for column in statement.selected_columns]
+        assert len(keys) == listing.CO_SUBCATEGORY + 1
+        assert {position: keys[position] for position in expected} == expected

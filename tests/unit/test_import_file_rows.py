@@ -8,9 +8,9 @@ import tracemalloc
 
 import pytest
 
+from onecrew_chat.accounts.directory_import import DEFAULT_MAX_LINE_BYTES, SourceError, SourceRefused
 from onecrew_chat.accounts.directory_import.files import CHUNK_BYTES, FileSource, format_of
 from onecrew_chat.accounts.directory_import.kinds import USERS
-from onecrew_chat.accounts.directory_import.rows import DEFAULT_MAX_LINE_BYTES, SourceError, SourceRefused
 
 ID = "3f1c2a9e-8d5b-4c7e-9a61-2b0f4e8d7c15"
 

@@ -172,8 +172,12 @@ def test_layers_are_ranked_as_documented():
 
 
 def test_an_upward_import_is_found():
-    edges = {"sync.mirror": {"accounts.access", "db"}, "api.app": {"sync.queue"}, "outbox.handoff": {"outbox.worker"}}
-    assert upward(edges) == ["outbox.handoff -> outbox.worker", "sync.mirror -> accounts.access"]
+    edges = {
+        "sync.mirror": {"accounts.access", "db"},
+        "api.app": {"sync.queue"},
+        "outbox.repository": {"outbox.worker"},
+    }
+    assert upward(edges) == ["outbox.repository -> outbox.worker", "sync.mirror -> accounts.access"]
     assert {"sync.channels", "db"} <= module_imports()["conversations.create"]
 
 

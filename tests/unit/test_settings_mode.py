@@ -221,6 +221,33 @@ def test_unknown_onecrew_variables_are_warned_with_the_closest_name():
     ]
 
 
+def test_misspelt_stream_variables_are_warned_with_the_name_meant():
+    warnings = unknown_setting_warnings(
+        {
+            "STREAM_API_SECERT": "x",
+            "STREAM_KEY": "x",
+            "STREAM_API_KEY": "x",
+            "STREAM_CONTRACT_SECRET": "x",  # the contract tests' own
+            "STREAM_LOG_LEVEL": "x",  # like none of ours: another tool's, left alone
+        }
+    )
+    assert warnings == [
+        "STREAM_API_SECERT is not a onecrew-chat setting and is ignored; did you mean STREAM_API_SECRET?",
+        "STREAM_KEY is not a onecrew-chat setting and is ignored; did you mean STREAM_API_KEY?",
+    ]
+
+
+def test_a_short_service_token_is_refused_in_production_only(monkeypatch):
+    [line] = refused(monkeypatch, **{**COMPLETE, "ONECREW_SERVICE_TOKEN": "s" * 31})
+    assert line.startswith("ONECREW_SERVICE_TOKEN: is 31 characters; production needs at least 32")
+    assert "s" * 31 not in line
+    assert settings_from(monkeypatch, **{**COMPLETE, "ONECREW_SERVICE_TOKEN": "s" * 32}).service_tokens == ["s" * 32]
+    # Development keeps taking any token, and a short previous one does not block a rotation away from it.
+    assert settings_from(monkeypatch, **DEV, ONECREW_SERVICE_TOKEN="dev").service_tokens == ["dev"]
+    rotating = settings_from(monkeypatch, **COMPLETE, ONECREW_SERVICE_TOKEN_PREVIOUS="old")
+    assert rotating.service_tokens == [SERVICE_TOKEN, "old"]
+
+
 # --- two accepted values for each secret (rotation) ---
 
 

@@ -1,6 +1,6 @@
 """Counts agree with their nouns in what the commands print."""
 
-from onecrew_chat.cli.wording import count
+from onecrew_chat.cli.sync_runs import count
 
 
 def test_singular_and_plural():

@@ -174,26 +174,3 @@ async def delete_member(session: AsyncSession, company_id: str, user_id: str) ->
     deleted = cast(CursorResult[Any], result).rowcount > 0
     log.info("directory.member_deleted", company_id=company_id, user_id=user_id, existed=deleted)
     return deleted
-
-
-def party_out(party: Party, row: Any) -> dict[str, Any]:
-    """A user or company as the internal API answers it."""
-    return {
-        "id": row.id,
-        **{field: getattr(row, field) for field in party.fields},
-        "kind": party.kind.value,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-    }
-
-
-def member_out(member: CompanyMember) -> dict[str, Any]:
-    """A membership as the internal API answers it."""
-    return {
-        "company_id": member.company_id,
-        "user_id": member.user_id,
-        "role": member.role,
-        "invitation_status": member.invitation_status,
-        "created_at": member.created_at,
-        "updated_at": member.updated_at,
-    }

@@ -73,8 +73,17 @@ async def mirror_or_queue(runtime: Runtime, identity: Identity) -> bool:
     return False
 
 
-async def issue_token(runtime: Runtime, user_id: str, request: TokenRequest) -> dict[str, Any]:
-    """`{token, user_id, api_key, profile_type, company_id}` for the caller or a company they own or administer."""
+@dataclass(frozen=True)
+class IssuedToken:
+    """A Stream user token, the identity it is for, and the API key the app connects with."""
+
+    token: str
+    identity: Identity
+    api_key: str
+
+
+async def issue_token(runtime: Runtime, user_id: str, request: TokenRequest) -> IssuedToken:
+    """A token for the caller or a company they own or administer (403 for another company)."""
     started = time.perf_counter()
     identity = requested_identity(user_id, request.profile_type, request.company_id, required=False)
     if identity.kind is Kind.COMPANY:  # the caller's own token needs no membership check (and no transaction)
@@ -88,10 +97,4 @@ async def issue_token(runtime: Runtime, user_id: str, request: TokenRequest) -> 
         in_stream=in_stream,
         ms=round((time.perf_counter() - started) * 1000, 2),
     )
-    return {
-        "token": token,
-        "user_id": identity.stream_id,
-        "api_key": runtime.stream.api_key,
-        "profile_type": identity.kind.value,
-        "company_id": identity.entity_id if identity.kind is Kind.COMPANY else None,
-    }
+    return IssuedToken(token, identity, runtime.stream.api_key)

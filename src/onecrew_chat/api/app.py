@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from onecrew_chat import version
 from onecrew_chat.api.docs_pages import install_docs
 from onecrew_chat.api.errors import install_error_handlers
 from onecrew_chat.api.openapi import TAGS, error_responses, install_openapi, operation_id
@@ -33,7 +34,6 @@ from onecrew_chat.db_counters import attach_counters
 from onecrew_chat.observability.heartbeat import run_heartbeat
 from onecrew_chat.runtime import Runtime, build_runtime
 from onecrew_chat.sync.coalescer import close_coalescer
-from onecrew_chat.version import version
 
 
 @contextlib.asynccontextmanager

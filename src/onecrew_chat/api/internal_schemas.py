@@ -1,4 +1,4 @@
-"""Answers of the internal directory API (`/api/internal/*`), as directory.party_out / member_out build them."""
+"""Answers of the internal directory API (`/api/internal/*`), as api/presenters.py (party_json, member_json) builds them."""
 
 from __future__ import annotations
 

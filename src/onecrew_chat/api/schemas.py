@@ -10,7 +10,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# --- the answer (documented in OpenAPI; serialize.py builds the same shape as plain dicts) -------
+# --- the answer (documented in OpenAPI; api/presenters.py builds the same shape as plain dicts) --
 
 # Answers list exactly their keys (`additionalProperties: false`), so the tests catch a serialiser that drifts.
 _ANSWER = ConfigDict(extra="forbid")

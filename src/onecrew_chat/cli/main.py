@@ -46,7 +46,7 @@ app.add_typer(cutover.app, name="cutover")
 
 def _print_version(value: bool) -> None:
     if value:
-        from onecrew_chat.version import version
+        from onecrew_chat import version
 
         typer.echo(f"onecrew-chat {version()}")
         raise typer.Exit()
@@ -116,12 +116,12 @@ def dev_token(
 def worker() -> None:
     """Run the outbox worker and its periodic jobs (reconcile, purges) until SIGINT/SIGTERM; /metrics and /healthz
     on ONECREW_WORKER_METRICS_PORT (default 9101, 0: none)."""
+    from onecrew_chat import version
     from onecrew_chat.composition import run_worker
     from onecrew_chat.logging import get_logger
     from onecrew_chat.observability.heartbeat import run_heartbeat
     from onecrew_chat.observability.worker_http import MetricsPortUnavailable, start_metrics_server
     from onecrew_chat.runtime import build_runtime
-    from onecrew_chat.version import version
 
     settings = load_settings()
     require_stream(settings)

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 import typer
 import uvicorn
 
+from onecrew_chat import version
 from onecrew_chat.cli import embedded
 from onecrew_chat.cli.local_instance import DataDirLock, InstanceRefused, listen_socket, own_command
 from onecrew_chat.config import Settings
 from onecrew_chat.db import make_engine, upgrade_database
 from onecrew_chat.logging import get_logger
 from onecrew_chat.schema_status import database_position, schema_status
-from onecrew_chat.version import version
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection

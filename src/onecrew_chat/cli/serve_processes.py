@@ -1,6 +1,6 @@
 """`serve --workers N`: N API processes serving one port, supervised by the `serve` process.
 
-The parent (`onecrew_chat.cli.serve.serve`) binds the socket (TCP_NODELAY, see onecrew_chat.cli.listening),
+The parent (`onecrew_chat.cli.serve.serve`) binds the socket (TCP_NODELAY, see onecrew_chat.cli.local_instance),
 prepares the database and, in embedded mode, keeps the Stream emulator running, and gives the target each
 child runs (`server.serve_child`); each child is a fresh interpreter (multiprocessing "spawn", so no
 event loop or pool is copied by fork) that serves the app on the port. On Linux (`shared_port`) every child binds
@@ -31,7 +31,7 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from onecrew_chat.cli.listening import REUSE_PORT, bind_listening_socket
+from onecrew_chat.cli.local_instance import REUSE_PORT, bind_listening_socket
 from onecrew_chat.logging import get_logger
 
 log = get_logger(__name__)

@@ -42,8 +42,9 @@ def settings_problems(exc: Exception) -> list[str]:
 def load_settings() -> Settings:
     """Settings from the environment, with logging configured; exit 2 with one line per invalid setting.
 
-    Every ONECREW_* variable that is not a setting is warned about first (one line each, with the closest
-    known name): a misspelt one is the likeliest reason a setting seems missing.
+    Every ONECREW_* variable that is not a setting, and every STREAM_* one close to a setting's name, is warned
+    about first (one line each, with the closest known name): a misspelt one is the likeliest reason a setting
+    seems missing.
     """
     import os
 

@@ -14,7 +14,6 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from onecrew_chat.cli.progress import RunProgress, watching
-from onecrew_chat.cli.wording import count
 from onecrew_chat.config import Settings
 from onecrew_chat.identity import ChatStatus
 from onecrew_chat.models import Company, Conversation, StreamIdentity, User
@@ -22,6 +21,20 @@ from onecrew_chat.runtime import build_runtime
 from onecrew_chat.sync.reconcile.backfill import BackfillReport, backfill_identities
 from onecrew_chat.sync.reconcile.drift import DRIFT_KINDS, Report
 from onecrew_chat.sync.reconcile.run import reconcile
+
+# Nouns whose plural is not the singular plus "s" (the last word decides).
+_IRREGULAR = {"identity": "identities", "company": "companies", "entry": "entries"}
+
+
+def count(number: int, singular: str, plural: str | None = None) -> str:
+    """`number` and the noun phrase in the form that agrees with it: "1 Stream call", "2 Stream calls"."""
+    if number == 1:
+        return f"{number} {singular}"
+    if plural is None:
+        head, _, last = singular.rpartition(" ")
+        last = _IRREGULAR.get(last, last + ("es" if last.endswith(("s", "x", "ch", "sh")) else "s"))
+        plural = f"{head} {last}" if head else last
+    return f"{number:,} {plural}"
 
 
 def console() -> Console:

@@ -7,21 +7,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, bindparam, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
 
 from onecrew_chat.config import UnknownParticipants
 from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.conversations.resolve import Plan, plan_conversation
-from onecrew_chat.db import unit_of_work, utcnow
+from onecrew_chat.db import reads_only, unit_of_work, utcnow
 from onecrew_chat.errors import StreamFailed
 from onecrew_chat.identity import ChatStatus, ConversationType
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import CONVERSATIONS_CREATED, PROVISIONING_DEFERRED
 from onecrew_chat.models import Conversation, OutboxMessage, new_uuid
-from onecrew_chat.outbox import handoff
+from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, StreamUsersMissing
@@ -42,10 +41,16 @@ from onecrew_chat.sync.cutover.existing import adopt_pair_channel
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import is_fresh
 from onecrew_chat.sync.mirror_record import sync_identities
-from onecrew_chat.sync.participant_rows import insert_participants
 from onecrew_chat.sync.participants import Directory
 from onecrew_chat.sync.queue import enqueue_provision
-from onecrew_chat.sync.read_model import ConversationRecord, ParticipantRecord, Provisionable
+from onecrew_chat.sync.read_model import (
+    ConversationRecord,
+    ParticipantRecord,
+    Provisionable,
+    records_of,
+    select_records,
+)
+from onecrew_chat.sync.writes import insert_participants
 
 log = get_logger(__name__)
 
@@ -88,17 +93,13 @@ class Recorded:
     claimed: str | None = None  # the claim token a new conversation was inserted with
 
 
-_PAIR = (
-    select(Conversation)
-    .where(Conversation.pair_key == bindparam("pair_key"))
-    .options(joinedload(Conversation.participants))
-)
+_PAIR = select_records().where(cast(Table, Conversation.__table__).c.pair_key == bindparam("pair_key"))
 
 
-async def load_pair(session: AsyncSession, key: str) -> Conversation | None:
-    """The conversation of a pair (either direction) with its participants, in one query."""
-    result = await session.execute(_PAIR, {"pair_key": key})
-    return result.unique().scalar_one_or_none()
+async def load_pair(session: AsyncSession, key: str) -> ConversationRecord | None:
+    """The conversation of a pair (either direction) with its participants, in one query (plain rows, no ORM)."""
+    found = records_of(await session.execute(_PAIR, {"pair_key": key}))
+    return found[0] if found else None
 
 
 # A Core INSERT of the conversation (built once), not an ORM-enabled one: no unit of work, no objects to track.
@@ -142,8 +143,9 @@ async def record_conversation(
     resume_id: str | None = None,
     deadline: Deadline | None = None,
 ) -> Recorded:
-    """First unit of work: resolve, then find the pair (or `resume_id`, a keyed create's earlier conversation) or
-    insert conversation + participants + outbox row, binding it with `bind`; commit.
+    """Resolve, then find the pair (or `resume_id`, a keyed create's earlier conversation) with reads only; when there
+    is none, insert conversation + participants + outbox row, binding it with `bind`, in one commit (one found but
+    not provisioned gets its outbox row in a commit of its own).
 
     During a cut-over a pair the service does not know is first looked for in Stream (no transaction open while
     Stream answers) and its old channel adopted; the pair is then found like any other.
@@ -154,18 +156,25 @@ async def record_conversation(
     while True:
         plan: Plan | None = None
         try:
-            async with unit_of_work(runtime.sessionmaker) as session:
+            # The reads need no transaction: opening (or finding ready) a pair that exists writes nothing.
+            async with reads_only(runtime.sessionmaker) as session:
                 plan = await plan_conversation(session, runtime.settings, user_id, request)
+                conversation: Provisionable | None
                 if resume_id is not None:
                     conversation = await load_conversation(session, resume_id)
                 else:
                     conversation = await load_pair(session, plan.pair_key) if plan.pair_key else None
-                if conversation is not None:
+                if conversation is not None and is_provisioned(conversation):
                     settled = await is_settled(session, conversation, plan.profiles(), plan.directory.mirror)
                     # A ready channel with a changed profile needs only the profile (and has its identity.sync row).
-                    needs_channel = not is_provisioned(conversation)
-                    message = await enqueue_provision(session, conversation, delay_s=delay_s) if needs_channel else None
-                    return Recorded(plan, conversation, message, existing=True, settled=settled)
+                    return Recorded(plan, conversation, None, existing=True, settled=settled)
+            async with unit_of_work(runtime.sessionmaker) as session:
+                if conversation is not None:
+                    # Read again as the row this commit writes: a failed conversation goes back to provisioning.
+                    row = await load_conversation(session, conversation.id)
+                    if row is not None:
+                        message = await enqueue_provision(session, row, delay_s=delay_s)
+                        return Recorded(plan, row, message, existing=True, settled=False)
                 look = resume_id is None and plan.pair_key is not None and not looked_in_stream
                 if look and await cutover.in_progress(session):
                     raise _LookInStream
@@ -253,7 +262,7 @@ async def provision_inline(runtime: Runtime, recorded: Recorded, deadline: Deadl
         return busy
     except StreamError as exc:
         if message is not None:
-            await handoff.hand_over(runtime, message.id)
+            await outbox.hand_over(runtime, message.id)
         return exc
     return None
 

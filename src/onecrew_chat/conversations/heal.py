@@ -11,7 +11,7 @@ from onecrew_chat.errors import StreamFailed
 from onecrew_chat.identity import ChatStatus
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation
-from onecrew_chat.outbox import handoff
+from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, StreamUsersMissing
 from onecrew_chat.sync.channels import ClaimBusy, finish, is_provisioned, provision_deadline
@@ -62,7 +62,7 @@ async def leave_to_worker(runtime: Runtime, conversation: Conversation) -> None:
     async with unit_of_work(runtime.sessionmaker) as session:
         session.add(conversation)
         await enqueue_provision(session, conversation)
-    handoff.kick(runtime)
+    outbox.kick(runtime)
 
 
 @dataclass(frozen=True)

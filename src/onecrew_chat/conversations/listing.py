@@ -1,4 +1,10 @@
-"""The conversation list of one profile: newest activity first, searchable, in a constant number of queries."""
+"""The conversation list of one profile: newest activity first, searchable, in a constant number of queries.
+
+`list_conversations` returns a `ConversationPage`: the page's conversations as the statement's flat rows (a
+conversation's columns, then one participant with its directory row; the positions below), grouped per conversation
+with the participants in the app's order. The API renders it (api/presenters.py) without a copy into other objects:
+a page is 20 to 100 conversations with all their participants, and this is the route the app calls most.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +31,6 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from onecrew_chat.conversations.serialize import TOTAL, flat_conversation
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, ProfileConversationCount, User
@@ -137,6 +142,13 @@ def _total() -> ColumnElement[Any]:
     return func.coalesce(counted.scalar_subquery(), 0) - deleted.scalar_subquery()
 
 
+# A row of the page's statement: a conversation's columns in this order, its total, then one participant with its
+# user's and its company's columns (None when the directory does not know it, or for the other kind).
+(C_ID, C_CHANNEL_TYPE, C_CHANNEL_ID, C_TYPE, C_NAME, C_BY_TYPE, C_BY_ID, C_STATUS) = range(8)
+(C_CREATED, C_UPDATED, C_LAST_AT, C_PREVIEW, TOTAL) = range(8, 13)
+(P_ID, P_TYPE, P_ENTITY, P_JOINED, P_READ) = range(13, 18)
+(U_ID, U_NAME, U_IMAGE, U_CATEGORY, CO_ID, CO_NAME, CO_LOGO, CO_SUBCATEGORY) = range(18, 26)
+
 _CONVERSATION_COLUMNS = [
     Conversation.id,
     Conversation.channel_type,
@@ -213,20 +225,44 @@ _SEARCH_TOTAL = (
 )
 
 
-def _page_json(rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
-    """The rows of `_PAGE` (one per participant, a conversation's rows together) as the app's conversations."""
-    listed: dict[str, tuple[Sequence[Any], list[Sequence[Any]]]] = {}
+# A conversation of the page: its row (the C_* positions) and one row per participant (P_*, U_*, CO_*), the creator
+# first, then by join time, kind and id (the order of read_model.ordered_participants). A plain pair rather than a
+# NamedTuple: one is built per conversation on the route the app calls most, and a tuple display costs least.
+ListedConversation = tuple[Row[Any], list[Row[Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    """One page of the profile's conversations, newest activity first, and where it sits in the whole list."""
+
+    conversations: list[ListedConversation]
+    page: int
+    limit: int
+    total: int
+
+    @property
+    def total_pages(self) -> int:
+        """How many pages of `limit` the total makes (0 for none)."""
+        return math.ceil(self.total / self.limit) if self.total else 0
+
+
+def _by_conversation(rows: Sequence[Row[Any]]) -> list[ListedConversation]:
+    """The rows of `_PAGE` (one per participant, a conversation's rows together), one entry per conversation."""
+    listed: dict[str, ListedConversation] = {}
     for row in rows:
-        found = listed.get(row[0])
+        found = listed.get(row[C_ID])
         if found is None:
-            listed[row[0]] = (row, [row])
+            listed[row[C_ID]] = (row, [row])
         else:
             found[1].append(row)
-    return [flat_conversation(conversation, members) for conversation, members in listed.values()]
+    for conversation, members in listed.values():
+        creator = (conversation[C_BY_TYPE], conversation[C_BY_ID])
+        members.sort(key=lambda r: ((r[P_TYPE], r[P_ENTITY]) != creator, r[P_JOINED], r[P_TYPE], r[P_ENTITY]))
+    return list(listed.values())
 
 
-async def list_conversations(session: AsyncSession, identity: Identity, request: PageRequest) -> dict[str, Any]:
-    """`{data: [...], pagination: {page, limit, total, totalPages}}` for the profile (1 query, 2 past the end).
+async def list_conversations(session: AsyncSession, identity: Identity, request: PageRequest) -> ConversationPage:
+    """The profile's page of conversations and their total (1 query, 2 past the end).
 
     Without a search a page costs the same at 50,000 conversations as at 50 (an index range scan of `limit`
     rows plus `offset`, and two index-only counts); a search filters every conversation of the profile.
@@ -244,12 +280,4 @@ async def list_conversations(session: AsyncSession, identity: Identity, request:
         total = int(rows[0][TOTAL])
     else:  # past the end: the count alone
         total = int(await session.scalar(_SEARCH_TOTAL if request.search else _TOTAL, params) or 0)
-    return {
-        "data": _page_json(rows),
-        "pagination": {
-            "page": request.page,
-            "limit": request.limit,
-            "total": total,
-            "totalPages": math.ceil(total / request.limit) if total else 0,
-        },
-    }
+    return ConversationPage(_by_conversation(rows), request.page, request.limit, total)

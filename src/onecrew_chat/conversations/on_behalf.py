@@ -9,6 +9,8 @@ through one of its accepted owners or admins, as the app's own create does.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
@@ -21,7 +23,7 @@ from onecrew_chat.errors import Conflict, NotFound, StreamFailed, Unprocessable
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Company, CompanyMember, OutboxMessage
-from onecrew_chat.outbox import handoff, maintenance
+from onecrew_chat.outbox import maintenance
 from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, is_auth_failure
@@ -33,8 +35,24 @@ from onecrew_chat.sync.server_messages import SEND_MESSAGE, dedupe_key, find_sen
 
 log = get_logger(__name__)
 
-SENT, QUEUED = "sent", "queued"
 INLINE_GRACE_S = 2.0  # the worker leaves a fresh row alone this long past the inline attempt's deadline
+
+
+class Delivery(StrEnum):
+    """Where a server-side message stands when the request ends."""
+
+    SENT = "sent"  # Stream has it
+    QUEUED = "queued"  # the outbox worker delivers it (the channel is being provisioned, or Stream is down or busy)
+
+
+@dataclass(frozen=True)
+class ServerMessage:
+    """What became of a server-side message: its id, the channel id, the sender's Stream id, where it stands."""
+
+    id: str
+    conversation_id: str
+    sender: str
+    delivery: Delivery
 
 
 async def company_agent(runtime: Runtime, company_id: str) -> str:
@@ -77,19 +95,15 @@ async def ensure_conversation(
     return await create_conversation(runtime, user_id, keyed, bind=bind, resume_id=resume_id)
 
 
-def _answer(payload: dict[str, Any], status: str) -> dict[str, Any]:
-    return {
-        "id": payload["message_id"],
-        "conversation_id": payload["channel_id"],
-        "sender": payload["sender"],
-        "status": status,
-    }
+def _outcome(payload: dict[str, Any], delivery: Delivery) -> ServerMessage:
+    return ServerMessage(payload["message_id"], payload["channel_id"], payload["sender"], delivery)
 
 
 async def record_message(
     runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict[str, Any]
-) -> tuple[dict[str, Any], OutboxMessage | None, dict[str, Any] | None]:
-    """First unit of work: check, then find the earlier send of this id or queue a new one; (payload, row, answer)."""
+) -> tuple[dict[str, Any], OutboxMessage | None, ServerMessage | None]:
+    """First unit of work: check, then find the earlier send of this id or queue a new one; (payload, row, outcome
+    of the earlier send)."""
     async with unit_of_work(runtime.sessionmaker) as session:
         conversation = await find_conversation(session, conversation_id)
         if (sender.kind.value, sender.entity_id) not in {
@@ -116,7 +130,7 @@ async def record_message(
                 )
             if earlier.status == outbox.DEAD:
                 await maintenance.requeue(session, [earlier.id])
-            return payload, None, _answer(payload, SENT if earlier.status == outbox.DONE else QUEUED)
+            return payload, None, _outcome(payload, Delivery.SENT if earlier.status == outbox.DONE else Delivery.QUEUED)
         ready = is_provisioned(conversation)
         if not ready:
             await enqueue_provision(session, conversation)
@@ -127,15 +141,16 @@ async def record_message(
 
 async def send_message(
     runtime: Runtime, conversation_id: str, sender: Identity, message_id: str, text: str, custom: dict[str, Any]
-) -> dict[str, Any]:
-    """POST /api/internal/conversations/{id}/messages: `sent` when Stream has it, `queued` when the worker will send it."""
+) -> ServerMessage:
+    """Send a message as `sender`: SENT when Stream has it, QUEUED when the worker will send it; 409 for an id
+    reused for another message, 502 when Stream refuses it."""
     started = time.perf_counter()
-    payload, row, answer = await record_message(runtime, conversation_id, sender, message_id, text, custom)
-    if answer is not None:
-        return answer
+    payload, row, earlier = await record_message(runtime, conversation_id, sender, message_id, text, custom)
+    if earlier is not None:
+        return earlier
     if row is None:  # the channel is still being provisioned: the worker sends after it
-        handoff.kick(runtime)
-        return _answer(payload, QUEUED)
+        outbox.kick(runtime)
+        return _outcome(payload, Delivery.QUEUED)
     try:
         await send_to_stream(runtime.stream, payload, Deadline(runtime.settings.provision_deadline_s))
     except StreamError as exc:
@@ -145,8 +160,8 @@ async def send_message(
             raise StreamFailed(f"Stream refused the message: {exc}") from exc
         # Stream down or busy, or refusing our secret (the worker pauses and sends it once the secret is fixed).
         log.warning("message.send_deferred", message_id=message_id, error=str(exc)[:300])
-        await handoff.hand_over(runtime, row.id)
-        return _answer(payload, QUEUED)
+        await outbox.hand_over(runtime, row.id)
+        return _outcome(payload, Delivery.QUEUED)
     async with unit_of_work(runtime.sessionmaker) as session:
         await outbox.mark_done(session, row)
     log.info(
@@ -155,4 +170,4 @@ async def send_message(
         channel_id=payload["channel_id"],
         ms=round((time.perf_counter() - started) * 1000, 2),
     )
-    return _answer(payload, SENT)
+    return _outcome(payload, Delivery.SENT)

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from onecrew_chat import version
 from onecrew_chat.config import Settings
 from onecrew_chat.config_checks import shown_url
 from onecrew_chat.db import head_revision, utcnow
@@ -21,7 +22,6 @@ from onecrew_chat.observability.collector import Snapshot, read_snapshot, worker
 from onecrew_chat.observability.stream_probe import probe_stream
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schema_status import SchemaStatus, read_position, schema_status
-from onecrew_chat.version import version
 
 TIMEOUT_S = 3.0  # each part (database, Stream) answers within this or is reported as not answering
 EMBEDDED_ELSEWHERE = "embedded emulator (inside `onecrew-chat serve`; not checked from this process)"

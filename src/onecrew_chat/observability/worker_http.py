@@ -26,12 +26,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from onecrew_chat import version
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import READY
 from onecrew_chat.observability.collector import refresh_metrics
 from onecrew_chat.observability.heartbeat import worker_identity
 from onecrew_chat.runtime import Runtime
-from onecrew_chat.version import version
 
 log = get_logger(__name__)
 

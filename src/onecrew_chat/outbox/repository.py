@@ -1,7 +1,10 @@
 """Outbox rows: queue work (one pending row per dedupe key) and record work done outside the worker.
 
 The worker's side (claiming rows under lease tokens and recording their outcomes) is in `lease.py`; listing,
-re-queueing, reviving and purging rows is in `maintenance.py`. Every write that may race a worker is guarded by
+re-queueing, reviving and purging rows is in `maintenance.py`. Writers hand work to the worker here too: `kick`
+after committing a row wakes it now instead of at its next poll, and `hand_over` makes due a row whose work the
+writer stops trying inline (the worker's loop, worker.py, waits on the runtime's `outbox_wakeup`; the services
+call these and never import the loop). Every write that may race a worker is guarded by
 `status = 'pending'` and the lease, so a row is never finished twice. `version` is bumped when `add` folds new work
 into a pending row; a run of an older version reschedules the row instead of finishing it.
 """
@@ -11,17 +14,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, insert, or_, text, update
+from sqlalchemy import Row, Table, and_, bindparam, case, insert, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from onecrew_chat.db import utcnow
+from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import OUTBOX_DEAD
 from onecrew_chat.models import PENDING_DEDUPE, OutboxMessage
+from onecrew_chat.outbox.jobs import WorkerHost
 
 log = get_logger(__name__)
 
@@ -107,7 +112,9 @@ def _add_statement(insert_of: Any) -> Any:
         bindparam("due"),
         bindparam("now"),
     )
-    return _or_fold(insert_of(OutboxMessage).values(**row)).returning(OutboxMessage)
+    # A Core INSERT returning the row's columns: an ORM-enabled one returning the entity costs several times more.
+    table = cast(Table, OutboxMessage.__table__)
+    return _or_fold(insert_of(table).values(**row)).returning(*table.c)
 
 
 _ADD_POSTGRES = _add_statement(postgresql.insert)
@@ -144,11 +151,17 @@ async def add(
     result = await session.execute(
         statement,
         {"new_kind": kind, "new_payload": dict(payload), "new_dedupe_key": dedupe_key, "due": due, "now": now},
-        execution_options={"populate_existing": True},
     )
-    added: OutboxMessage = result.scalar_one()
+    added = _existing(result.one())
     log.debug("outbox.added", id=added.id, kind=kind, dedupe_key=dedupe_key, version=added.version, delay_s=delay_s)
     return added
+
+
+def _existing(row: Row[Any]) -> OutboxMessage:
+    """The OutboxMessage of a row the database returned, as a loaded one that no session tracks (detached)."""
+    message = OutboxMessage(**row._mapping)
+    make_transient_to_detached(message)
+    return message
 
 
 async def add_many(session: AsyncSession, kind: str, items: Sequence[tuple[dict[str, Any], str]]) -> int:
@@ -257,3 +270,16 @@ async def make_due(session: AsyncSession, message_id: int) -> None:
         .values(next_attempt_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+
+
+def kick(runtime: WorkerHost) -> None:
+    """Wake the worker now instead of at its next poll (or probe, when paused); call it after committing a row."""
+    runtime.outbox_wakeup.set()
+
+
+async def hand_over(runtime: WorkerHost, message_id: int) -> None:
+    """The writer of a row stops trying its work inline (the service it calls is slow or down): the row is due now,
+    in a short transaction of its own, and the worker is woken for it."""
+    async with unit_of_work(runtime.sessionmaker) as session:
+        await make_due(session, message_id)
+    kick(runtime)

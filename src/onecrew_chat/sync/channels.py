@@ -112,7 +112,7 @@ def provision_deadline(deadline_s: float) -> Deadline:
 
 async def is_settled(
     session: AsyncSession,
-    conversation: Conversation,
+    conversation: Provisionable,
     profiles: Mapping[Identity, Profile],
     mirror: Mapping[str, StreamIdentity | None] | None = None,
 ) -> bool:

@@ -1,7 +1,7 @@
 """A conversation as the code reads it: one shape whatever it was read from.
 
 - `ConversationView` / `ParticipantView`: what the app's JSON and provisioning read. The ORM row (participants
-  loaded), a `ConversationRecord` and the list's plain rows all have it.
+  loaded) and a `ConversationRecord` have it; `ordered_participants` is the order the app sees them in.
 - `ConversationRecord` / `ParticipantRecord`: a conversation held as plain objects. A create builds one and
   inserts it with two Core INSERTs (an ORM flush of a 1,000-member group's rows costs more than everything else
   the create does); its columns are its fields, so they are not listed a second time for the INSERT.
@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Select, Table, select
 
 from onecrew_chat.identity import ChatStatus
 from onecrew_chat.models import Conversation, ConversationParticipant
@@ -65,6 +65,21 @@ class ConversationView(Protocol):
     def last_message_preview(self) -> str | None: ...
     @property
     def participants(self) -> Sequence[ParticipantView]: ...
+
+
+def ordered_participants(conversation: ConversationView) -> list[ParticipantView]:
+    """Participants with the creator first, then by join time, kind and id: the order the app and the channel's
+    member list show them in (a stable order)."""
+    creator = (conversation.created_by_type, conversation.created_by_id)
+    return sorted(
+        conversation.participants,
+        key=lambda p: (
+            (p.participant_type, p.participant_id) != creator,
+            p.joined_at,
+            p.participant_type,
+            p.participant_id,
+        ),
+    )
 
 
 def _columns(model: type[Any]) -> frozenset[str]:
@@ -125,3 +140,30 @@ class ConversationRecord:
 
 
 Provisionable = Conversation | ConversationRecord
+
+_CONVERSATION_FIELDS = [f.name for f in fields(ConversationRecord) if f.name != "participants"]
+_PARTICIPANT_FIELDS = [f.name for f in fields(ParticipantRecord)]
+
+
+def select_records() -> Select[Any]:
+    """SELECT conversations as records (a WHERE is added by the caller): a Core statement, no ORM objects to build,
+    one row per participant (the conversation's columns, then the participant's)."""
+    conversation = cast(Table, Conversation.__table__)
+    participant = cast(Table, ConversationParticipant.__table__)
+    return select(
+        *(conversation.c[name] for name in _CONVERSATION_FIELDS),
+        *(participant.c[name] for name in _PARTICIPANT_FIELDS),
+    ).select_from(conversation.outerjoin(participant, participant.c.conversation_id == conversation.c.id))
+
+
+def records_of(rows: Iterable[Sequence[Any]]) -> list[ConversationRecord]:
+    """The conversations (with their participants) of `select_records` rows, in the order they first appear."""
+    found: dict[str, ConversationRecord] = {}
+    split = len(_CONVERSATION_FIELDS)
+    for row in rows:
+        record = found.get(row[0])
+        if record is None:
+            record = found[row[0]] = ConversationRecord(**dict(zip(_CONVERSATION_FIELDS, row[:split], strict=True)))
+        if row[split] is not None:  # a conversation with no participant row (never made by a create)
+            record.participants.append(ParticipantRecord(*row[split:]))
+    return list(found.values())

@@ -23,7 +23,7 @@ from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import DRIFT_DETECTED
 from onecrew_chat.models import ChannelDrift, WebhookEvent
-from onecrew_chat.sync.markers import CONVERSATION, PARTICIPANT, move_activity, move_read_marker
+from onecrew_chat.sync.writes import CONVERSATION, PARTICIPANT, move_activity, move_read_marker
 from onecrew_chat.webhooks.events import StreamEvent
 from onecrew_chat.webhooks.text import cut_preview
 

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import cast
 
+from onecrew_chat.accounts.directory_import import DEFAULT_MAX_LINE_BYTES, SourceError, SourceRefused, SourceRow
 from onecrew_chat.accounts.directory_import.kinds import DirectoryKind
-from onecrew_chat.accounts.directory_import.rows import DEFAULT_MAX_LINE_BYTES, SourceError, SourceRefused, SourceRow
 
 STDIN = "-"
 FORMATS = ("jsonl", "csv")

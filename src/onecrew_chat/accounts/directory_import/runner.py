@@ -17,15 +17,15 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from onecrew_chat.accounts.directory_import.batch import FirstOfEachKey, apply_rows
-from onecrew_chat.accounts.directory_import.kinds import STATUSES, DirectoryKind, Outcome
-from onecrew_chat.accounts.directory_import.rows import (
+from onecrew_chat.accounts.directory_import import (
     DEFAULT_MAX_REJECTIONS,
     RowSource,
     SourceError,
     SourceRefused,
     SourceRow,
 )
+from onecrew_chat.accounts.directory_import.batch import FirstOfEachKey, apply_rows
+from onecrew_chat.accounts.directory_import.kinds import STATUSES, DirectoryKind, Outcome
 from onecrew_chat.db import unit_of_work
 from onecrew_chat.logging import get_logger
 

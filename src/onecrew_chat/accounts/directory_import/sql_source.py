@@ -12,7 +12,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from onecrew_chat.accounts.directory_import.rows import SourceError, SourceRefused, SourceRow
+from onecrew_chat.accounts.directory_import import SourceError, SourceRefused, SourceRow
 from onecrew_chat.config import to_async_url
 
 

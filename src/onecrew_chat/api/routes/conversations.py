@@ -13,8 +13,7 @@ from onecrew_chat.accounts.access import acting_identity_for_profile, may_act_as
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep, SessionDep
 from onecrew_chat.api.lean import LeanRoute, served_by, user_of
 from onecrew_chat.api.openapi import REQUIRED, CompanyIdQuery, ProfileTypeQuery, empty_or, error_responses
-from onecrew_chat.api.presenters import conversation_json, ok, prepared_json
-from onecrew_chat.api.responses import LargeJSONResponse
+from onecrew_chat.api.presenters import LargeJSONResponse, conversation_json, ok, page_json, prepared_json, unread_json
 from onecrew_chat.api.schemas import (
     ConversationEnvelope,
     ConversationPageEnvelope,
@@ -97,8 +96,9 @@ async def _list_answer(
 ) -> JSONResponse:
     request = PageRequest.parse(*paging)
     identity = await acting_identity_for_profile(session, user_id, profile_type, company_id, required=False)
+    page = await list_conversations(session, identity, request)
     # Already JSON types: answered as is, without FastAPI's jsonable_encoder walk (a third of a 100-row page's time).
-    return LargeJSONResponse({"success": True, "data": await list_conversations(session, identity, request)})
+    return LargeJSONResponse(ok(page_json(page)))
 
 
 async def _unread_lean(request: Request) -> JSONResponse:
@@ -142,14 +142,8 @@ async def _unread_answer(
         async with unit_of_work(runtime.sessionmaker) as session:
             await may_act_as(session, user_id, identity)
             result = await unread_count(session, cache, identity)
-    data = {
-        "unread_count": result.count,
-        "profile_type": identity.kind.value,
-        "profile_id": identity.entity_id,
-        "cached": result.cached,
-    }
     # JSON types already: answered as is, without FastAPI's jsonable_encoder walk (the app polls this).
-    return JSONResponse({"success": True, "data": data})
+    return JSONResponse(ok(unread_json(result, identity)))
 
 
 @router.get(

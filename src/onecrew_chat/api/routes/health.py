@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from onecrew_chat import version
 from onecrew_chat.api.deps import RuntimeDep
 from onecrew_chat.api.errors import error_body
 from onecrew_chat.api.openapi import error_responses
@@ -27,7 +28,6 @@ from onecrew_chat.metrics import READY
 from onecrew_chat.observability.collector import refresh_metrics
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.schema_status import read_position, schema_status
-from onecrew_chat.version import version
 
 router = APIRouter(tags=["health"])
 log = get_logger(__name__)

@@ -9,8 +9,8 @@ from sqlalchemy import update
 
 from onecrew_chat.api.deps import CurrentUserId, SessionDep
 from onecrew_chat.api.openapi import error_responses
+from onecrew_chat.api.presenters import iso
 from onecrew_chat.api.schemas import HeartbeatEnvelope
-from onecrew_chat.conversations.serialize import iso
 from onecrew_chat.db import utcnow
 from onecrew_chat.models import User
 

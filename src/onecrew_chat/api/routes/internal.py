@@ -17,6 +17,7 @@ from onecrew_chat.api.internal_schemas import (
     MemberRecordEnvelope,
     UserRecordEnvelope,
 )
+from onecrew_chat.api.presenters import member_json, ok, party_json
 from onecrew_chat.errors import Unprocessable
 from onecrew_chat.identity import normalize_uuid
 
@@ -30,21 +31,17 @@ def _uuid(value: str, what: str) -> str:
         raise Unprocessable(f"{what} must be a uuid, got {value[:64]!r}", code="invalid_id") from None
 
 
-def _ok(data: dict[str, Any]) -> dict[str, Any]:
-    return {"success": True, "data": data}
-
-
 async def _put(session: AsyncSession, party: directory.Party, entity_id: str, body: DirectoryBody) -> dict[str, Any]:
     """Upsert a user or company; empty optional fields are stored as absent."""
     entity_id = _uuid(entity_id, f"{party.kind.value} id")
     result = await directory.upsert_party(session, party, entity_id, body.values())
-    return _ok(directory.party_out(party, result.row) | {"created": result.created})
+    return ok(party_json(party, result.row) | {"created": result.created})
 
 
 async def _delete(session: AsyncSession, party: directory.Party, entity_id: str) -> dict[str, Any]:
     """Remove a user or company (and its memberships); `deleted` says whether it was there."""
     entity_id = _uuid(entity_id, f"{party.kind.value} id")
-    return _ok({"id": entity_id, "deleted": await directory.delete_party(session, party, entity_id)})
+    return ok({"id": entity_id, "deleted": await directory.delete_party(session, party, entity_id)})
 
 
 @router.put("/users/{user_id}", response_model=None, responses={200: {"model": UserRecordEnvelope}})
@@ -85,7 +82,7 @@ async def put_member(
         role=body.role,
         invitation_status=body.invitation_status,
     )
-    return _ok(directory.member_out(result.row) | {"created": result.created})
+    return ok(member_json(result.row) | {"created": result.created})
 
 
 @router.delete(
@@ -95,4 +92,4 @@ async def delete_member(_caller: ServiceCaller, company_id: str, user_id: str, s
     """Remove a membership."""
     company_id, user_id = _uuid(company_id, "company id"), _uuid(user_id, "user id")
     deleted = await directory.delete_member(session, company_id, user_id)
-    return _ok({"company_id": company_id, "user_id": user_id, "deleted": deleted})
+    return ok({"company_id": company_id, "user_id": user_id, "deleted": deleted})

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from onecrew_chat.api.deps import RuntimeDep, ServiceCaller
 from onecrew_chat.api.idempotent import keep, replay, run_keyed
-from onecrew_chat.api.presenters import conversation_json, ok
+from onecrew_chat.api.presenters import conversation_json, ok, server_message_json
 from onecrew_chat.api.schemas import ConversationEnvelope, Envelope
 from onecrew_chat.conversations import idempotency, on_behalf
 from onecrew_chat.conversations.create import Created
@@ -134,7 +134,7 @@ async def post_server_message(
             "id must be 1 to 255 letters, digits or . _ : @ - (a uuid is a good choice)", code="invalid_message_id"
         )
     custom = {"custom_data": body.custom_data} if body.custom_data else {}
-    data = await on_behalf.send_message(
+    sent = await on_behalf.send_message(
         runtime, conversation_id, body.sender.identity("sender"), body.id, body.text, custom
     )
-    return {"success": True, "data": data}
+    return ok(server_message_json(sent))

@@ -11,6 +11,7 @@ from pydantic import WithJsonSchema
 from onecrew_chat.accounts.tokens import TokenRequest, issue_token
 from onecrew_chat.api.deps import CurrentUserId, RuntimeDep
 from onecrew_chat.api.openapi import COMPANY_ID_SCHEMA, CompanyIdQuery, ProfileTypeQuery, error_responses, json_body
+from onecrew_chat.api.presenters import ok, token_json
 from onecrew_chat.api.schemas import TokenBody, TokenEnvelope
 
 router = APIRouter(prefix="/api/chat/token", tags=["token"])
@@ -43,9 +44,9 @@ async def token(
         name: value for name, value in (("profile_type", profile_type), ("company_id", company_id)) if value is not None
     }
     token_request = TokenRequest.from_parts(given, await request.body(), x_company_id)
-    data = await issue_token(runtime, user_id, token_request)
+    issued = await issue_token(runtime, user_id, token_request)
     # JSON types already (strings and None): answered as is, without FastAPI's jsonable_encoder walk.
-    return JSONResponse({"success": True, "data": data})
+    return JSONResponse(ok(token_json(issued)))
 
 
 # One handler for both methods: GET is for clients that send no body.

@@ -18,9 +18,8 @@ from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import WEBHOOK_EVENTS
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.webhooks.apply import HANDLED, apply_event
-from onecrew_chat.webhooks.body import signed_body
+from onecrew_chat.webhooks.body import signed_body, verify_signature
 from onecrew_chat.webhooks.events import parse_event, webhook_id
-from onecrew_chat.webhooks.signature import verify_signature
 
 router = APIRouter(tags=["webhooks"], route_class=LeanRoute)
 log = get_logger(__name__)

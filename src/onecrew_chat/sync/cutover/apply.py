@@ -25,8 +25,8 @@ from onecrew_chat.sync.cutover.report import AdoptionReport
 from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import IdentityBatch, is_fresh, load_mirror
 from onecrew_chat.sync.mirror_record import save
-from onecrew_chat.sync.participant_rows import insert_participants
 from onecrew_chat.sync.participants import Profile, load_profiles
+from onecrew_chat.sync.writes import insert_participants
 
 log = get_logger(__name__)
 
@@ -151,7 +151,7 @@ async def take_over(session: AsyncSession, decision: Decision) -> None:
 async def write(runtime: Runtime, decisions: list[Decision]) -> None:
     """Conversations and ledger outcomes of these decisions in one transaction (and the removal of generic pair
     names from Stream, as outbox rows); the participants of all of them last, in key order, so that the counter
-    locks they take never cross a live create's (sync.participant_rows)."""
+    locks they take never cross a live create's (sync.writes)."""
     participants: list[dict[str, Any]] = []
     async with unit_of_work(runtime.sessionmaker) as session:
         renamed = []

@@ -39,7 +39,7 @@ from onecrew_chat.sync.cutover.report import AdoptionReport
 from onecrew_chat.sync.cutover.run import import_channels
 from onecrew_chat.sync.cutover.scan import PAGE_DEADLINE_S, SORT
 from onecrew_chat.sync.deadline import Deadline
-from onecrew_chat.sync.markers import AT, CONVERSATION, PARTICIPANT, move_activity, move_read_marker
+from onecrew_chat.sync.writes import AT, CONVERSATION, PARTICIPANT, move_activity, move_read_marker
 
 log = get_logger(__name__)
 
@@ -313,7 +313,7 @@ class CatchUp:
         async with unit_of_work(self.runtime.sessionmaker) as session:
             now = utcnow()
             insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-            # In the key order of sync.participant_rows: the counter rows each insert bumps are locked in one order.
+            # In the key order of sync.writes: the counter rows each insert bumps are locked in one order.
             members = sorted(changes.members, key=lambda m: (m[1].kind.value, m[1].entity_id, m[0].id))
             for ours, identity, read_at in members:
                 row = {

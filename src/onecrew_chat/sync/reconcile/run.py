@@ -29,7 +29,7 @@ from onecrew_chat.identity import ChatStatus, Identity, cid
 from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import DRIFT_DETECTED
 from onecrew_chat.models import ChannelDrift, Conversation, JobLease, StreamIdentity
-from onecrew_chat.outbox.handoff import kick
+from onecrew_chat.outbox.repository import kick
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.client import MAX_CHANNELS_PER_QUERY
 from onecrew_chat.stream.errors import DeadlineExceeded
