@@ -98,6 +98,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_middleware(RequestGuard)
     app.add_middleware(RequestContext)
 
+    # The only choice made here from the settings: the tests reuse one app per value of it (tests/conftest.py), so
+    # another would have to join that key.
     if settings.debug_endpoints:
         app.include_router(debug.router)
     for module in (health, token, heartbeat, webhooks, conversations, conversations_create):
