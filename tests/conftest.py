@@ -9,12 +9,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from starlette.datastructures import State
 
 from onecrew_chat import dbadmin
 from onecrew_chat.config import Settings
 from onecrew_chat.db import upgrade_database
 from tests.databases import LEFTOVER_WAIT_S, PostgresDatabase, SqliteTemplate
-from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET
+from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET, logging_kept
 
 # `pytest --shuffle SEED` (or `--shuffle reverse`) runs the tests in another order (tests/shuffle.py).
 pytest_plugins = ("tests.shuffle",)
@@ -125,6 +127,13 @@ def _rows_outside_the_fixtures(request):
     yield
     if database is not None:
         database.known_empty = False
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was():
+    """No test leaves logging configured onto its own captured stderr (tests/support.logging_kept)."""
+    with logging_kept():
+        yield
 
 
 # PostgreSQL here and in CI is a stock server (max_connections 100) that other work on the machine shares. The suite
@@ -239,14 +248,42 @@ def settings(request, database_url, emulator, emulator_server) -> Settings:
     )
 
 
+# The FastAPI apps the `app` fixture reuses, by what create_app chooses from the settings (the debug routes). FastAPI
+# builds a route's request-handling state the first time a request is matched against it, tens of milliseconds
+# of CPU per app that a new app per test paid again; the routes and middleware hold no state of their own.
+_APPS: dict[bool, FastAPI] = {}
+
+
+def _shape(app: FastAPI) -> tuple[int, ...]:
+    """What a test could add to an app (a route, a middleware, a handler, an override): a changed app is not reused."""
+    return (
+        len(app.router.routes),
+        len(app.user_middleware),
+        len(app.exception_handlers),
+        len(app.dependency_overrides),
+    )
+
+
 @pytest.fixture
 async def app(settings):
-    """The ASGI app with its lifespan running."""
-    from onecrew_chat.api.app import create_app
+    """The ASGI app with its lifespan running, on a runtime of the test's own (engine, Stream gateway, caches).
 
-    application = create_app(settings)
+    The app object is shared between tests with the same debug routes: each test binds a new runtime built from its
+    settings and a new `app.state`, so no pool, cache or row of one test reaches the next."""
+    from onecrew_chat.api.app import bind_runtime, create_app
+    from onecrew_chat.runtime import build_runtime
+
+    application = _APPS.get(settings.debug_endpoints)
+    if application is None:
+        application = _APPS[settings.debug_endpoints] = create_app(settings)
+    else:
+        application.state = State()
+        bind_runtime(application, settings, build_runtime(settings))
+    shape = _shape(application)
     async with application.router.lifespan_context(application):
         yield application
+    if _shape(application) != shape:
+        del _APPS[settings.debug_endpoints]
 
 
 @pytest.fixture

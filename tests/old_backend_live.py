@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from stream_chat import StreamChatAsync
 from stream_chat.base.exceptions import StreamAPIException
 
+from tests.support import SHUTDOWN_POLL_S
+
 T = TypeVar("T")
 RATE_LIMIT_WAIT_S = 61.0  # the longest a 429 can ask to wait (Stream's windows are a minute)
 
@@ -123,7 +125,7 @@ class WebhookRecorder:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/stream"
-        self.thread = Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = Thread(target=self.server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S}, daemon=True)
 
     def received(self, event_type: str) -> int:
         """How many events of this type arrived."""

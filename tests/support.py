@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import logging
+import socketserver
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+import warnings
+from collections.abc import Awaitable, Callable, Iterator
 
 import jwt
+import structlog
 
 JWT_SECRET = "test-onecrew-jwt-secret-0123456789abcdef"
 SERVICE_TOKEN = "test-service-token-0123456789abcdef"
@@ -80,3 +86,40 @@ async def identities_sent(app) -> None:
 
     batches = coalescer(app.state.runtime)
     await wait_until(lambda: batches.idle, what="the queued identities sent to Stream")
+
+
+# socketserver's serve_forever notices shutdown() only between polls, every 0.5 s by default: each test's webhook
+# receiver then took half a second to stop. Polling every 50 ms bounds that wait instead.
+SHUTDOWN_POLL_S = 0.05
+
+
+def serve_in_background(server: socketserver.BaseServer) -> threading.Thread:
+    """Run `server` on a daemon thread until `server.shutdown()`, which then returns within SHUTDOWN_POLL_S."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S}, daemon=True)
+    thread.start()
+    return thread
+
+
+@contextlib.contextmanager
+def logging_kept() -> Iterator[None]:
+    """Put structlog and the standard library's logging back as they were before the block.
+
+    `configure_logging` (and every command run in-process) writes to the stderr of the moment, which under pytest is
+    a capture that is closed after the test: a later test would log into a closed file."""
+    from onecrew_chat.logging import _ROUTED_LOGGERS
+
+    saved = structlog.get_config()
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in _ROUTED_LOGGERS)]
+    kept = [(logger, list(logger.handlers), logger.level, logger.propagate) for logger in loggers]
+    showwarning = warnings.showwarning
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+        for logger, handlers, level, propagate in kept:
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
+        if warnings.showwarning is not showwarning:
+            logging.captureWarnings(False)
+            warnings.showwarning = showwarning

@@ -6,7 +6,6 @@ import http.server
 import json
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from getstream import AsyncStream, Stream
 from stream_chat import StreamChat, StreamChatAsync
 
 from stream_emulator import Emulator, EmulatorServer
+from tests.support import serve_in_background
 
 KEY = "emulator-key"
 SECRET = "emulator-secret-that-is-long-enough-for-hs256"
@@ -113,8 +113,7 @@ def webhook_url() -> Iterator[str]:
     """A local HTTP receiver for webhook deliveries."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     server.received = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve_in_background(server)
     yield f"http://127.0.0.1:{server.server_address[1]}/hooks"
     server.shutdown()
     server.server_close()

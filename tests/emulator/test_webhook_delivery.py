@@ -18,6 +18,7 @@ from getstream.models import EventHook
 
 from stream_emulator import Emulator
 from stream_emulator.webhooks import RetryPolicy, Webhooks
+from tests.support import serve_in_background
 
 from .conftest import SECRET
 
@@ -57,8 +58,7 @@ class Receiver:
 def _served() -> Iterator[Receiver]:
     """A receiver on its own thread, until the test ends."""
     made = Receiver()
-    thread = threading.Thread(target=made.server.serve_forever, daemon=True)
-    thread.start()
+    serve_in_background(made.server)
     yield made
     made.server.release.set()  # type: ignore[attr-defined]
     made.server.shutdown()

@@ -6,13 +6,11 @@ Much faster than a subprocess per command; tests/integration/test_cli.py covers 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 
-import structlog
 from typer.testing import CliRunner, Result
 
-from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET
+from tests.support import JWT_SECRET, SERVICE_TOKEN, STREAM_KEY, STREAM_SECRET, logging_kept
 
 _PREFIXES = ("ONECREW_", "STREAM_", "DATABASE_URL")
 
@@ -47,15 +45,8 @@ async def invoke(env: dict[str, str | None], *args: str) -> Result:
     """
     from onecrew_chat.cli.main import app
 
-    saved_structlog = structlog.get_config()
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    try:
+    with logging_kept():
         return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env, catch_exceptions=False)
-    finally:
-        structlog.configure(**saved_structlog)
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
 
 
 async def cli_ok(env: dict[str, str | None], *args: str) -> str:

@@ -8,7 +8,6 @@ without event hooks the single webhook_url is taken only when free (or when told
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +16,7 @@ from stream_chat import StreamChat
 from onecrew_chat.cli.stream_settings import OUR_HOOK_ID
 from tests.integration.cli_inprocess import cli_env, cli_ok
 from tests.integration.test_cli import production_env, run
-from tests.support import STREAM_KEY, STREAM_SECRET
+from tests.support import STREAM_KEY, STREAM_SECRET, serve_in_background
 
 URL = "https://chat.example.com/api/chat/webhooks/stream"
 OURS = "channel.deleted, member.removed, message.new, message.read, notification.mark_read"
@@ -38,7 +37,7 @@ def receivers() -> Iterator[tuple[str, str]]:
     """Two loopback webhook receivers: the old backend's and this service's."""
     servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok) for _ in range(2)]
     for server in servers:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        serve_in_background(server)
     yield tuple(f"http://127.0.0.1:{s.server_address[1]}/hooks" for s in servers)  # type: ignore[misc]
     for server in servers:
         server.shutdown()

@@ -53,3 +53,24 @@ async def test_each_test_gets_an_empty_database_with_restarted_ids(database_url,
             assert await db.get(User, user_id) is not None
     finally:
         await engine.dispose()
+
+
+_RUNTIMES_SEEN: list[object] = []
+
+
+@pytest.mark.parametrize("turn", ["first", "second"])
+async def test_tests_sharing_an_app_each_get_a_runtime_and_state_of_their_own(app, client, turn):
+    """The `app` fixture reuses the FastAPI app; whichever test runs second finds nothing the other left on it."""
+    assert not hasattr(app.state, "left_by"), f"app.state still holds what the {app.state.left_by} test set"
+    runtime = app.state.runtime
+    assert all(runtime is not seen for seen in _RUNTIMES_SEEN), "a runtime (engine, caches) of an earlier test"
+    assert (await client.get("/healthz")).status_code == 200
+    app.state.left_by = turn
+    _RUNTIMES_SEEN.append(runtime)
+
+
+@pytest.mark.parametrize("turn", ["first", "second"])
+async def test_a_route_one_test_adds_to_the_app_is_not_there_for_the_next(app, client, turn):
+    assert (await client.get("/test/added")).status_code == 404
+    app.add_api_route("/test/added", lambda: {"added_by": turn}, methods=["GET"])
+    assert (await client.get("/test/added")).json() == {"added_by": turn}

@@ -36,31 +36,45 @@ from onecrew_chat.runtime import Runtime, build_runtime
 from onecrew_chat.sync.coalescer import close_coalescer
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The process's duties while the app serves: the outbox worker (if configured) and the unread listener.
+
+    It reads the runtime from `app.state` when it starts, not from `create_app`'s arguments: the app holds nothing
+    else that lives, so the same app can serve again with another runtime (`bind_runtime`; the tests reuse apps so).
+    """
+    runtime: Runtime = app.state.runtime
+    settings: Settings = app.state.settings
+    stop = asyncio.Event()
+    task = heartbeat = None
+    if settings.run_worker:
+        task = asyncio.create_task(run_worker(runtime, stop), name="outbox-worker")
+        heartbeat = asyncio.create_task(run_heartbeat(runtime, stop), name="worker-heartbeat")
+    listener = await start_unread_listener(runtime)
+    try:
+        yield
+    finally:
+        if listener is not None:
+            await listener.stop()
+        stop.set()
+        for running in (task, heartbeat):
+            if running is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(running, timeout=settings.provision_deadline_s + 5)
+        await close_coalescer(runtime)  # identities queued for Stream, not sent yet, go to the outbox
+        await runtime.close()
+
+
+def bind_runtime(app: FastAPI, settings: Settings, runtime: Runtime) -> None:
+    """What the app's requests and lifespan use: `settings` and `runtime` (whose engine and pools it closes)."""
+    if settings.debug_endpoints:
+        runtime.db_counters = attach_counters(runtime.engine)
+    app.state.runtime = runtime
+    app.state.settings = settings
+
+
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
     """Build the ASGI app; nothing connects until the lifespan starts or the first request arrives."""
-    runtime = runtime or build_runtime(settings)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        task = heartbeat = None
-        if settings.run_worker:
-            task = asyncio.create_task(run_worker(runtime, stop), name="outbox-worker")
-            heartbeat = asyncio.create_task(run_heartbeat(runtime, stop), name="worker-heartbeat")
-        listener = await start_unread_listener(runtime)
-        try:
-            yield
-        finally:
-            if listener is not None:
-                await listener.stop()
-            stop.set()
-            for running in (task, heartbeat):
-                if running is not None:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await asyncio.wait_for(running, timeout=settings.provision_deadline_s + 5)
-            await close_coalescer(runtime)  # identities queued for Stream, not sent yet, go to the outbox
-            await runtime.close()
-
     app = FastAPI(
         title="onecrew-chat",
         version=version(),
@@ -72,12 +86,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         "the service token; start with *Create a conversation*.",
         openapi_tags=TAGS,
         generate_unique_id_function=operation_id,
-        lifespan=lifespan,
+        lifespan=_lifespan,
         docs_url=None,  # install_docs serves /docs and /redoc with packaged assets (no CDN)
         redoc_url=None,
     )
-    app.state.runtime = runtime
-    app.state.settings = settings
+    bind_runtime(app, settings, runtime or build_runtime(settings))
     install_error_handlers(app)
     install_openapi(app)
     install_docs(app)
@@ -85,8 +98,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_middleware(RequestGuard)
     app.add_middleware(RequestContext)
 
+    # The only choice made here from the settings: the tests reuse one app per value of it (tests/conftest.py), so
+    # another would have to join that key.
     if settings.debug_endpoints:
-        runtime.db_counters = attach_counters(runtime.engine)
         app.include_router(debug.router)
     for module in (health, token, heartbeat, webhooks, conversations, conversations_create):
         app.include_router(module.router)
