@@ -22,6 +22,7 @@ from getstream.exceptions import StreamApiException, StreamTransportException
 from getstream.rate_limit import RateLimitInfo
 
 from onecrew_chat import metrics
+from onecrew_chat.stream.endpoint import Endpoint
 from onecrew_chat.stream.errors import (
     StreamBatchError,
     StreamError,
@@ -80,6 +81,7 @@ class StreamCalls:
         # The x-ratelimit-* headers of the latest answer per operation (callers pace themselves by them).
         self.rate_limits: dict[str, RateLimitInfo] = {}
         self._sdk: AsyncStream | None = None
+        self._endpoint: Endpoint | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -103,7 +105,7 @@ class StreamCalls:
     async def close(self) -> None:
         """Close the HTTP pool."""
         if self._sdk is not None:
-            sdk, self._sdk = self._sdk, None
+            sdk, self._sdk, self._endpoint = self._sdk, None, None
             await sdk.aclose()
 
     # --- the one choke point ------------------------------------------------------------------------
@@ -114,18 +116,26 @@ class StreamCalls:
                 raise StreamRequestError("Stream API key and secret are not configured", operation=operation)
             # connect_timeout too: the SDK's default of 10 s would outlive every deadline we have. The transport
             # is ours (stream/pool.py): httpcore's pool costs more per call the more connections it holds.
+            transport = StackTransport(max_connections=MAX_CALLS_IN_FLIGHT, keepalive_expiry=KEEPALIVE_S)
             self._sdk = AsyncStream(
                 api_key=self.api_key,
                 api_secret=self._api_secret,
                 base_url=self.base_url,
                 timeout=self.timeout_s,
                 connect_timeout=self.timeout_s,
-                transport=StackTransport(max_connections=MAX_CALLS_IN_FLIGHT, keepalive_expiry=KEEPALIVE_S),
+                transport=transport,
             )
+            # The SDK client's auth, headers, query and timeouts, taken once: calls go straight to the pool.
+            self._endpoint = Endpoint.of(self._sdk.client, transport.pool)
         return self._sdk
 
+    def _prepared(self, operation: str) -> Endpoint:
+        self._client(operation)
+        assert self._endpoint is not None
+        return self._endpoint
+
     async def _call(self, operation: str, send: Send, *, batch_ids: list[str] | None = None) -> Answer:
-        http = self._client(operation).client  # the SDK's shared httpx.AsyncClient: auth, headers, timeouts, pool
+        http = self._prepared(operation)  # the SDK client's auth, headers and timeouts over our pool
         self.calls += 1
         count = _COUNT.get()
         while count is not None:

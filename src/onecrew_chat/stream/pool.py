@@ -175,4 +175,12 @@ class StackTransport(httpx.AsyncHTTPTransport):
     def __init__(self, *, max_connections: int, keepalive_expiry: float) -> None:
         super().__init__()
         verified = self._pool._ssl_context  # httpx's default context: certifi's roots, SSL_CERT_FILE honoured
-        self._pool = StackPool(max_connections=max_connections, keepalive_expiry=keepalive_expiry, ssl_context=verified)
+        self._stack = StackPool(
+            max_connections=max_connections, keepalive_expiry=keepalive_expiry, ssl_context=verified
+        )
+        self._pool = self._stack
+
+    @property
+    def pool(self) -> StackPool:
+        """The pool the transport sends on (stream/endpoint.py sends on it directly)."""
+        return self._stack

@@ -25,6 +25,7 @@ from getstream.exceptions import (
 )
 from getstream.rate_limit import RateLimitInfo, extract_rate_limit
 
+from onecrew_chat.stream.endpoint import Endpoint
 from onecrew_chat.stream.models import ROLE, StreamUser
 
 # Paths are the SDK's.
@@ -46,7 +47,7 @@ class Answer:
     limits: RateLimitInfo | None
 
 
-Send = Callable[[httpx.AsyncClient], Awaitable[Answer]]
+Send = Callable[[Endpoint], Awaitable[Answer]]
 
 
 def send(
@@ -62,15 +63,15 @@ def send(
     its answer read as JSON; a 4xx/5xx becomes the SDK's StreamApiException, a network failure its
     StreamTransportException. `parse`: an SDK response model the answer must fit (as the SDK's typed calls do)."""
     url = path.format(**{k: quote(str(v), safe="") for k, v in where.items()}) if where else path
-    headers = {"x-client-request-id": str(uuid.uuid4())}
+    headers = [(b"x-client-request-id", str(uuid.uuid4()).encode("ascii"))]
     content = None
     if body is not None:
-        content = json.dumps(strip_none(body))
-        headers["Content-Type"] = "application/json"
+        content = json.dumps(strip_none(body)).encode("utf-8")
+        headers.append((b"Content-Type", b"application/json"))
 
-    async def exchange(http: httpx.AsyncClient) -> Answer:
+    async def exchange(endpoint: Endpoint) -> Answer:
         try:
-            response = await http.request(method, url, params=query, content=content, headers=headers)
+            response = await endpoint.send(method, url, headers=headers, content=content, query=query)
         except httpx.RequestError as err:
             raise wrap_transport_error(err) from err
         if response.status_code >= 399:
