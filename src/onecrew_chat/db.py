@@ -227,6 +227,14 @@ async def reads_only(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIte
 
 
 @contextlib.asynccontextmanager
+async def single_statement(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session in autocommit for one statement that is atomic on its own (e.g. PostgreSQL's writing WITH): each
+    statement commits as it ends, so no BEGIN and no COMMIT, and a block that runs two is two commits."""
+    async with _reader(sessionmaker)() as session:
+        yield session
+
+
+@contextlib.asynccontextmanager
 async def unit_of_work(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One transaction: committed when the block ends, rolled back when it raises (the request's and worker's commit)."""
     async with sessionmaker() as session:

@@ -235,9 +235,22 @@ async def mark_done(session: AsyncSession, message: OutboxMessage) -> bool:
 
     Guarded by the version the caller saw: when work was folded in since, the row stays pending. True if done.
     """
-    result = await session.execute(
-        _MARK_DONE, {"message_id": message.id, "seen_version": message.version, "now": utcnow()}
-    )
+    result = await session.execute(_MARK_DONE, mark_done_params(message, utcnow()))
+    return marked_done(message, result)
+
+
+def mark_done_statement() -> Any:
+    """mark_done's UPDATE (built once), for a caller that runs it with another write in one statement; bound
+    with `mark_done_params`, its result passed to `marked_done`."""
+    return _MARK_DONE
+
+
+def mark_done_params(message: OutboxMessage, now: datetime) -> dict[str, Any]:
+    return {"message_id": message.id, "seen_version": message.version, "now": now}
+
+
+def marked_done(message: OutboxMessage, result: Any) -> bool:
+    """The caller's copy of the row says what the row now says, if mark_done's UPDATE changed it. True if done."""
     done = bool(rowcount(result))
     if done:
         for name, value in (("status", DONE), ("attempts", message.attempts + 1), *UNLEASE.items()):

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from onecrew_chat.db import unit_of_work
+from onecrew_chat.db import single_statement, unit_of_work
 from onecrew_chat.identity import ChatStatus, ConversationType, Identity, Kind
 from onecrew_chat.logging import get_logger
 from onecrew_chat.models import Conversation, OutboxMessage, StreamIdentity
@@ -29,7 +29,18 @@ from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.client import MAX_BATCH as MAX_MEMBERS
 from onecrew_chat.stream.client import StreamGateway
 from onecrew_chat.stream.errors import DeadlineExceeded
-from onecrew_chat.sync.claims import DONE, by_id, claim, lease_s, mark_ready, record_ready, release, waiters
+from onecrew_chat.sync.claims import (
+    DONE,
+    by_id,
+    claim,
+    lease_s,
+    mark_ready,
+    one_statement_ready,
+    record_ready,
+    record_ready_and_done,
+    release,
+    waiters,
+)
 from onecrew_chat.sync.claims import NewClaim as NewClaim  # creates take their claim as they insert
 from onecrew_chat.sync.claims import new_claim as new_claim
 from onecrew_chat.sync.coalescer import IdentityCoalescer, coalescer
@@ -262,11 +273,16 @@ async def finish(
             progress=progress,
         )
         progress.forget(f"{conversation.channel_type}:{conversation.channel_id}")
-        async with unit_of_work(sessionmaker) as session:
-            await record(session, batch)
-            await record_ready(session, conversation_id, token)
-            if outbox_message is not None:
-                await outbox.mark_done(session, outbox_message)
+        if outbox_message is not None and not (batch.accepted or batch.uncertain) and one_statement_ready(sessionmaker):
+            # Nothing for the mirror: ready and done are one statement, atomic without a transaction around it.
+            async with single_statement(sessionmaker) as session:
+                await record_ready_and_done(session, conversation_id, token, outbox_message)
+        else:
+            async with unit_of_work(sessionmaker) as session:
+                await record(session, batch)
+                await record_ready(session, conversation_id, token)
+                if outbox_message is not None:
+                    await outbox.mark_done(session, outbox_message)
         mark_ready(caller_copy)
         return Outcome.PROVISIONED
     except BaseException:

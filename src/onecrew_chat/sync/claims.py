@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from onecrew_chat.db import unit_of_work, utcnow
 from onecrew_chat.identity import ChatStatus
-from onecrew_chat.models import Conversation
+from onecrew_chat.models import Conversation, OutboxMessage
+from onecrew_chat.outbox import repository as outbox
 from onecrew_chat.runtime import Runtime, Shared
 from onecrew_chat.sync.read_model import Provisionable
 
@@ -126,6 +127,30 @@ READY_STATEMENT = ready_statement()
 async def record_ready(session: AsyncSession, conversation_id: str, token: str) -> None:
     """The channel holds every participant: say so, and give back the claim if it is still ours."""
     await session.execute(READY_STATEMENT, {"conversation_id": conversation_id, "token": token, "now": utcnow()})
+
+
+# record_ready and the outbox row's mark_done as one PostgreSQL statement (a data-modifying WITH runs exactly once,
+# whether or not the outer statement reads it): one statement is atomic on its own, so it needs no transaction.
+# The outbox row's updated_at is bound here: SQLAlchemy computes no onupdate default for a statement with a WITH.
+READY_AND_DONE_STATEMENT = (
+    outbox.mark_done_statement()
+    .values(updated_at=bindparam("now"))
+    .add_cte(READY_STATEMENT.returning(cast(Table, Conversation.__table__).c.id).cte("ready"))
+)
+
+
+def one_statement_ready(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+    """Whether the database can record ready and done in one statement (PostgreSQL; SQLite has no writing WITH)."""
+    return bool(sessionmaker.kw["bind"].dialect.name == "postgresql")
+
+
+async def record_ready_and_done(
+    session: AsyncSession, conversation_id: str, token: str, message: OutboxMessage
+) -> bool:
+    """record_ready and outbox.mark_done of `message` in one statement (PostgreSQL only). True if the row is done."""
+    now = utcnow()
+    params = {"conversation_id": conversation_id, "token": token, **outbox.mark_done_params(message, now)}
+    return outbox.marked_done(message, await session.execute(READY_AND_DONE_STATEMENT, params))
 
 
 def mark_ready(conversation: Provisionable | None) -> None:
