@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -102,6 +102,26 @@ async def load_pair(session: AsyncSession, key: str) -> ConversationRecord | Non
     return found[0] if found else None
 
 
+def _pair_and_switch() -> Any:
+    """The cut-over switch, then the pair's rows as `_PAIR` reads them (none: one row of NULLs after the switch)."""
+    switch = select(cutover.in_progress_column()).subquery("switch")
+    records = select_records().subquery("pair")
+    return select(switch.c.cutover_in_progress, *records.c).select_from(
+        switch.outerjoin(records, records.c.pair_key == bindparam("pair_key"))
+    )
+
+
+_PAIR_AND_SWITCH = _pair_and_switch()
+
+
+async def load_pair_and_switch(session: AsyncSession, key: str) -> tuple[ConversationRecord | None, bool]:
+    """`load_pair`, and whether a cut-over is in progress, in one query: a create of a pair it does not find needs
+    the switch next (a plain read either way, in or out of a transaction: nothing holds the switch's row)."""
+    rows = (await session.execute(_PAIR_AND_SWITCH, {"pair_key": key})).all()
+    found = records_of(row[1:] for row in rows if row[1] is not None)
+    return (found[0] if found else None), bool(rows[0][0])
+
+
 # A Core INSERT of the conversation (built once), not an ORM-enabled one: no unit of work, no objects to track.
 _INSERT_CONVERSATION = insert(cast(Table, Conversation.__table__))
 
@@ -160,10 +180,13 @@ async def record_conversation(
             async with reads_only(runtime.sessionmaker) as session:
                 plan = await plan_conversation(session, runtime.settings, user_id, request)
                 conversation: Provisionable | None
+                switch_on = False
                 if resume_id is not None:
                     conversation = await load_conversation(session, resume_id)
+                elif plan.pair_key:
+                    conversation, switch_on = await load_pair_and_switch(session, plan.pair_key)
                 else:
-                    conversation = await load_pair(session, plan.pair_key) if plan.pair_key else None
+                    conversation = None
                 if conversation is not None and is_provisioned(conversation):
                     settled = await is_settled(session, conversation, plan.profiles(), plan.directory.mirror)
                     # A ready channel with a changed profile needs only the profile (and has its identity.sync row).
@@ -175,8 +198,10 @@ async def record_conversation(
                     if row is not None:
                         message = await enqueue_provision(session, row, delay_s=delay_s)
                         return Recorded(plan, row, message, existing=True, settled=False)
+                # The switch as the pair lookup read it, a moment ago: a plain read here would see no more (the
+                # operator's switch takes no lock a create waits for), at one more round trip.
                 look = resume_id is None and plan.pair_key is not None and not looked_in_stream
-                if look and await cutover.in_progress(session):
+                if look and switch_on:
                     raise _LookInStream
                 # Inserted claimed by this request, which provisions it next: no claim transaction of its own.
                 claim = new_claim(runtime.settings.provision_deadline_s)
