@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import CONVERSATIONS_CREATED, PROVISIONING_DEFERRED
 from onecrew_chat.models import Conversation, OutboxMessage, new_uuid
 from onecrew_chat.outbox import repository as outbox
+from onecrew_chat.outbox.repository import is_postgres
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, StreamUsersMissing
@@ -42,7 +44,7 @@ from onecrew_chat.sync.deadline import Deadline
 from onecrew_chat.sync.mirror import is_fresh
 from onecrew_chat.sync.mirror_record import sync_identities
 from onecrew_chat.sync.participants import Directory
-from onecrew_chat.sync.queue import enqueue_provision
+from onecrew_chat.sync.queue import PROVISION, enqueue_provision, provision_dedupe_key
 from onecrew_chat.sync.read_model import (
     ConversationRecord,
     ParticipantRecord,
@@ -50,7 +52,7 @@ from onecrew_chat.sync.read_model import (
     records_of,
     select_records,
 )
-from onecrew_chat.sync.writes import insert_participants
+from onecrew_chat.sync.writes import CHUNK, PARTICIPANT, insert_participants, participants_insert
 
 log = get_logger(__name__)
 
@@ -147,6 +149,41 @@ def new_conversation(plan: Plan, claim: NewClaim | None = None) -> ConversationR
     )
 
 
+@functools.lru_cache(maxsize=16)
+def _record_statement(columns: tuple[str, ...], participant_columns: tuple[str, ...], participants: int) -> Any:
+    """PostgreSQL: the conversation and its participants as WITH queries of the outbox row's INSERT (built once per
+    shape). The participants' foreign key and counter triggers run at the end of the statement, after all three."""
+    table = cast(Table, Conversation.__table__)
+    conversation = (
+        insert(table)
+        .values({name: bindparam(f"conv_{name}", type_=table.c[name].type) for name in columns})
+        .returning(table.c.id)
+        .cte("new_conversation")
+    )
+    people, _ = participants_insert([dict.fromkeys(participant_columns, "")] * participants)
+    return outbox.add_along(conversation, people.returning(PARTICIPANT.c.id).cte("new_participants"))
+
+
+async def record_new(session: AsyncSession, conversation: ConversationRecord, *, delay_s: float) -> OutboxMessage:
+    """`insert_conversation` and `enqueue_provision` of the new conversation: one statement on PostgreSQL (a pair
+    or a group of up to CHUNK people; SQLite has no writing WITH), else one each."""
+    rows = [p.row(conversation.id) for p in conversation.participants]
+    if not (is_postgres(session) and 0 < len(rows) <= CHUNK):
+        await insert_conversation(session, conversation)
+        return await enqueue_provision(session, conversation, delay_s=delay_s, known_new=True)
+    _, people = participants_insert(rows)
+    row = conversation.row()
+    params = {
+        **{f"conv_{name}": value for name, value in row.items()},
+        **people,
+        **outbox.add_params(
+            PROVISION, {"conversation_id": conversation.id}, provision_dedupe_key(conversation.id), delay_s
+        ),
+    }
+    statement = _record_statement(tuple(row), tuple(rows[0]), len(rows))
+    return outbox.added(await session.execute(statement, params), delay_s)
+
+
 async def insert_conversation(session: AsyncSession, conversation: ConversationRecord) -> None:
     """INSERT the conversation, then its participants: one statement for all of them, in key order (so that
     concurrent creates sharing members never deadlock on their counters); `participants` keeps the plan's order."""
@@ -207,8 +244,7 @@ async def record_conversation(
                 claim = new_claim(runtime.settings.provision_deadline_s)
                 created = new_conversation(plan, claim)
                 # A racing create of the same pair fails here, on the unique pair_key.
-                await insert_conversation(session, created)
-                message = await enqueue_provision(session, created, delay_s=delay_s, known_new=True)
+                message = await record_new(session, created, delay_s=delay_s)
                 if bind is not None:
                     await bind(session, created.id)
                 return Recorded(plan, created, message, existing=False, settled=False, claimed=claim.token)

@@ -139,22 +139,43 @@ async def add(
     accepted for callers that know no row can exist yet; the statement is the same.
     """
     del known_new  # the upsert costs one statement either way
-    now = utcnow()
-    due = now + timedelta(seconds=max(0.0, delay_s))
     if dedupe_key is None:
+        due = utcnow() + timedelta(seconds=max(0.0, delay_s))
         message = OutboxMessage(kind=kind, payload=dict(payload), status=PENDING, attempts=0, next_attempt_at=due)
         session.add(message)
         await session.flush()
         log.debug("outbox.added", id=message.id, kind=kind, delay_s=delay_s)
         return message
     statement = _ADD_POSTGRES if is_postgres(session) else _ADD_SQLITE
-    result = await session.execute(
-        statement,
-        {"new_kind": kind, "new_payload": dict(payload), "new_dedupe_key": dedupe_key, "due": due, "now": now},
+    result = await session.execute(statement, add_params(kind, payload, dedupe_key, delay_s))
+    return added(result, delay_s)
+
+
+def add_params(kind: str, payload: dict[str, Any], dedupe_key: str, delay_s: float = 0.0) -> dict[str, Any]:
+    """The parameters of `add`'s statement (a row with a dedupe key)."""
+    now = utcnow()
+    due = now + timedelta(seconds=max(0.0, delay_s))
+    return {"new_kind": kind, "new_payload": dict(payload), "new_dedupe_key": dedupe_key, "due": due, "now": now}
+
+
+def add_along(*writes: Any) -> Any:
+    """`add`'s PostgreSQL statement carrying other writes as WITH queries (build it once): one statement, one
+    round trip. Run with `add_params` and the writes' own parameters; read its result with `added`."""
+    return _ADD_POSTGRES.add_cte(*writes)
+
+
+def added(result: Any, delay_s: float = 0.0) -> OutboxMessage:
+    """The row `add`'s statement returned, as a detached OutboxMessage."""
+    message = _existing(result.one())
+    log.debug(
+        "outbox.added",
+        id=message.id,
+        kind=message.kind,
+        dedupe_key=message.dedupe_key,
+        version=message.version,
+        delay_s=delay_s,
     )
-    added = _existing(result.one())
-    log.debug("outbox.added", id=added.id, kind=kind, dedupe_key=dedupe_key, version=added.version, delay_s=delay_s)
-    return added
+    return message
 
 
 def _existing(row: Row[Any]) -> OutboxMessage:

@@ -51,6 +51,17 @@ def _insert_of(columns: tuple[str, ...], count: int) -> Insert:
     return insert(PARTICIPANT).from_select(list(columns), rows[0] if count == 1 else union_all(*rows))
 
 
+def participants_insert(rows: Iterable[Mapping[str, Any]]) -> tuple[Insert, dict[str, Any]]:
+    """`insert_participants`' statement for at most CHUNK rows (sorted by key) and its parameters, for a caller that
+    runs it with other writes in one statement."""
+    ordered = sorted(rows, key=key_order)
+    if not 0 < len(ordered) <= CHUNK:
+        raise ValueError(f"one statement takes 1 to {CHUNK} participant rows, got {len(ordered)}")
+    columns = tuple(ordered[0])
+    values = {f"{name}_{i}": row[name] for i, row in enumerate(ordered) for name in columns}
+    return _insert_of(columns, len(ordered)), values
+
+
 async def insert_participants(session: AsyncSession, rows: Iterable[Mapping[str, Any]]) -> None:
     """INSERT the rows sorted by key, CHUNK rows per statement (one statement for a pair or a group of up to 500).
     Every row has the same columns."""
