@@ -10,12 +10,12 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from onecrew_chat.config import UnknownParticipants
 from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.conversations.resolve import Plan, plan_conversation
-from onecrew_chat.db import reads_only, unit_of_work, utcnow
+from onecrew_chat.db import reads_only, single_statement, unit_of_work, utcnow
 from onecrew_chat.errors import StreamFailed
 from onecrew_chat.identity import ChatStatus, ConversationType
 from onecrew_chat.logging import get_logger
@@ -164,6 +164,12 @@ def _record_statement(columns: tuple[str, ...], participant_columns: tuple[str, 
     return outbox.add_along(conversation, people.returning(PARTICIPANT.c.id).cte("new_participants"))
 
 
+def one_statement_new(sessionmaker: async_sessionmaker[AsyncSession], conversation: ConversationRecord) -> bool:
+    """Whether `record_new` writes this conversation in one statement: on PostgreSQL (SQLite has no writing WITH),
+    with its participants in one INSERT."""
+    return sessionmaker.kw["bind"].dialect.name == "postgresql" and 0 < len(conversation.participants) <= CHUNK
+
+
 async def record_new(session: AsyncSession, conversation: ConversationRecord, *, delay_s: float) -> OutboxMessage:
     """`insert_conversation` and `enqueue_provision` of the new conversation: one statement on PostgreSQL (a pair
     or a group of up to CHUNK people; SQLite has no writing WITH), else one each."""
@@ -228,26 +234,28 @@ async def record_conversation(
                     settled = await is_settled(session, conversation, plan.profiles(), plan.directory.mirror)
                     # A ready channel with a changed profile needs only the profile (and has its identity.sync row).
                     return Recorded(plan, conversation, None, existing=True, settled=settled)
-            async with unit_of_work(runtime.sessionmaker) as session:
-                if conversation is not None:
+            if conversation is not None:
+                async with unit_of_work(runtime.sessionmaker) as session:
                     # Read again as the row this commit writes: a failed conversation goes back to provisioning.
                     row = await load_conversation(session, conversation.id)
                     if row is not None:
                         message = await enqueue_provision(session, row, delay_s=delay_s)
                         return Recorded(plan, row, message, existing=True, settled=False)
-                # The switch as the pair lookup read it, a moment ago: a plain read here would see no more (the
-                # operator's switch takes no lock a create waits for), at one more round trip.
-                look = resume_id is None and plan.pair_key is not None and not looked_in_stream
-                if look and switch_on:
-                    raise _LookInStream
-                # Inserted claimed by this request, which provisions it next: no claim transaction of its own.
-                claim = new_claim(runtime.settings.provision_deadline_s)
-                created = new_conversation(plan, claim)
+            # The switch as the pair lookup read it, a moment ago: a plain read here would see no more (the
+            # operator's switch takes no lock a create waits for), at one more round trip.
+            if resume_id is None and plan.pair_key is not None and not looked_in_stream and switch_on:
+                raise _LookInStream
+            # Inserted claimed by this request, which provisions it next: no claim transaction of its own.
+            claim = new_claim(runtime.settings.provision_deadline_s)
+            created = new_conversation(plan, claim)
+            # One statement needs no transaction around it; a key to bind, or SQLite's three, need one.
+            alone = bind is None and one_statement_new(runtime.sessionmaker, created)
+            async with (single_statement if alone else unit_of_work)(runtime.sessionmaker) as session:
                 # A racing create of the same pair fails here, on the unique pair_key.
                 message = await record_new(session, created, delay_s=delay_s)
                 if bind is not None:
                     await bind(session, created.id)
-                return Recorded(plan, created, message, existing=False, settled=False, claimed=claim.token)
+            return Recorded(plan, created, message, existing=False, settled=False, claimed=claim.token)
         except _LookInStream:
             assert plan is not None
             looked_in_stream = True
