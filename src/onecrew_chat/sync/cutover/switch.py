@@ -37,13 +37,9 @@ class Switch:
 
 
 def in_progress_column() -> Any:
-    """Whether a cut-over is in progress, as a boolean column for a caller's own query (one read instead of two)."""
+    """Whether a cut-over is in progress (one primary-key lookup), as a boolean column of the caller's own query: a
+    create reads it with its pair lookup."""
     return exists(_IN_PROGRESS).label("cutover_in_progress")
-
-
-async def in_progress(session: AsyncSession) -> bool:
-    """Whether a cut-over is in progress (one primary-key lookup, in the caller's transaction)."""
-    return (await session.scalar(_IN_PROGRESS)) is not None
 
 
 async def read_switch(sessionmaker: async_sessionmaker[AsyncSession]) -> Switch:
