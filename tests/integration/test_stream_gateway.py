@@ -328,9 +328,9 @@ async def test_user_token_has_user_id_iat_exp_and_is_accepted(gateway, emulator,
     assert before + 3600 <= claims["exp"] <= before + 3602
     assert emulator.count() == 2  # minting a token is local
 
-    as_user = AsyncStream(api_key=STREAM_KEY, token=token, base_url=emulator_server.base_url, timeout=2)
+    as_user = AsyncStream(api_key=STREAM_KEY, token=token, base_url=emulator_server.base_url, timeout=10)
     expired = AsyncStream(
-        api_key=STREAM_KEY, token=gateway.create_user_token("a", -60), base_url=emulator_server.base_url, timeout=2
+        api_key=STREAM_KEY, token=gateway.create_user_token("a", -60), base_url=emulator_server.base_url, timeout=10
     )
     try:
         response = await as_user.chat.query_channels(filter_conditions={"members": {"$in": ["a"]}})
