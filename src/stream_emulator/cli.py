@@ -1,19 +1,20 @@
 """`stream-emulator`: serve the emulator on its own. `run` is a plain typer-annotated function so
-another CLI can mount it (`app.command("stream-emulator")(stream_emulator.cli.run)`)."""
+another CLI can mount it (`app.command("stream-emulator")(stream_emulator.cli.run)`).
+
+The emulator, its ASGI app and uvicorn are imported when `run` runs: a CLI that mounts it reads only the signature
+when it starts, and should not pay for a server it may not start."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 
-from .admin import apply_faults
-from .app import EmulatorApp
-from .emulator import Emulator
-from .handlers.app_settings import MULTI_EVENT_HOOKS
-from .server import listening_socket
+if TYPE_CHECKING:
+    import uvicorn
+
+    from .emulator import Emulator
 
 
 def _pairs(values: list[str], flag: str) -> list[tuple[str, list[str]]]:
@@ -103,6 +104,13 @@ def run(
     ] = True,
 ) -> None:
     """Serve a local, wire-compatible Stream Chat (both dialects) until interrupted."""
+    import uvicorn
+
+    from .admin import apply_faults
+    from .emulator import Emulator
+    from .handlers.app_settings import MULTI_EVENT_HOOKS
+    from .server import listening_socket
+
     emulator = Emulator(api_key=api_key, api_secret=api_secret, state_file=state_file, rate_limits=rate_limits)
     apply_faults(
         emulator.faults,
@@ -140,6 +148,10 @@ def run(
 
 def uvicorn_config(emulator: Emulator, enable_admin: bool) -> uvicorn.Config:
     """uvicorn's settings for the stand-alone emulator."""
+    import uvicorn
+
+    from .app import EmulatorApp
+
     return uvicorn.Config(
         EmulatorApp(emulator, enable_admin=enable_admin),
         log_level="warning",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from onecrew_chat.cli.settings import fail, load_settings
-from onecrew_chat.config import Settings
+
+if TYPE_CHECKING:
+    from onecrew_chat.config import Settings
 
 app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 

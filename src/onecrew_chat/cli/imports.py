@@ -1,7 +1,8 @@
 """`onecrew-chat import users|companies|members|channels`: take over the old backend's directory and channels.
 
-The directory commands (a FILE or `--from-sql URL`) with their progress bar and summary are here; `import channels`
-runs cli/import_channels.py. The import's modules are loaded when a command runs, not when the command line starts.
+The directory commands (a FILE or `--from-sql URL`) and their closing summary are here; the run with its progress
+bar is cli/import_runs.py, and `import channels` runs cli/import_channels.py. Both are loaded when a command runs,
+not when the command line starts.
 """
 
 from __future__ import annotations
@@ -12,22 +13,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
 from onecrew_chat.accounts.directory_import import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_REJECTIONS
 from onecrew_chat.cli.settings import JsonReport, RetrySkipped, fail, load_settings, require_migrated, require_stream
-from onecrew_chat.config import Settings
 
 if TYPE_CHECKING:
     from onecrew_chat.accounts.directory_import.runner import Summary
@@ -69,81 +57,6 @@ EXIT_REJECTED = 1  # some rows rejected, or the source stopped part-way (what wa
 EXIT_UNREADABLE = 2  # nothing could be read: missing file, not gzip, not UTF-8, no such column, bad arguments
 EXIT_NOTHING_TO_IMPORT = 3  # read to its end, no rows: an empty file, a CSV with only its header, no SELECT rows
 EXIT_INTERRUPTED = 130
-
-
-class RateColumn(ProgressColumn):
-    """Rows per second."""
-
-    def render(self, task: Task) -> Text:
-        """The task's speed, or nothing until rich has measured one."""
-        return Text(f"{task.speed:,.0f} rows/s" if task.speed else "", style="progress.data.speed")
-
-
-def _sql_for(settings: Settings, kind: str) -> str:
-    return {
-        "users": settings.import_users_sql,
-        "companies": settings.import_companies_sql,
-        "members": settings.import_members_sql,
-    }[kind]
-
-
-async def _run(
-    settings: Settings,
-    kind_name: str,
-    file: str | None,
-    from_sql: str | None,
-    fmt: str | None,
-    batch: int,
-    show_progress: bool,
-    *,
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-    max_rejections: int = DEFAULT_MAX_REJECTIONS,
-    dry_run: bool = False,
-) -> Summary:
-    from onecrew_chat.accounts.directory_import.files import FileSource
-    from onecrew_chat.accounts.directory_import.kinds import KINDS
-    from onecrew_chat.accounts.directory_import.runner import run_import
-    from onecrew_chat.accounts.directory_import.sql_source import SqlSource
-    from onecrew_chat.db import make_engine, make_sessionmaker
-
-    kind = KINDS[kind_name]
-    source = (
-        SqlSource(from_sql, _sql_for(settings, kind_name))
-        if from_sql
-        else FileSource(file or "-", kind, fmt, max_line_bytes=max_line_bytes)
-    )
-    try:
-        total = await source.total() if show_progress else None
-    except BaseException:
-        await source.close()
-        raise
-    engine = make_engine(settings)
-    columns = (
-        TextColumn(f"importing {kind_name}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        RateColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TimeElapsedColumn(),
-    )
-    try:
-        with Progress(*columns, console=Console(stderr=True), disable=not show_progress) as bar:
-            task = bar.add_task(kind_name, total=total)
-            summary = await run_import(
-                make_sessionmaker(engine),
-                kind,
-                source,
-                batch_size=batch,
-                max_rejections=max_rejections,
-                progress=lambda done: bar.advance(task, done),
-                dry_run=dry_run,
-            )
-            if summary.stopped is None:  # blank lines counted in the estimate: show the bar full
-                bar.update(task, total=bar.tasks[0].completed)
-            return summary
-    finally:
-        await engine.dispose()
 
 
 def print_summary(summary: Summary, out: Callable[[str], None] = typer.echo) -> None:
@@ -216,6 +129,7 @@ def _command(kind_name: str) -> Callable[..., None]:
     ) -> None:
         from onecrew_chat.accounts.directory_import import SourceError
         from onecrew_chat.accounts.directory_import.files import FORMATS
+        from onecrew_chat.cli.import_runs import run_directory_import
 
         if (file is None) == (from_sql is None):
             fail("give either a FILE (or - for standard input) or --from-sql URL", code=EXIT_UNREADABLE)
@@ -224,7 +138,7 @@ def _command(kind_name: str) -> Callable[..., None]:
         settings = load_settings()
         require_migrated(settings)
         try:
-            run = _run(
+            run = run_directory_import(
                 settings,
                 kind_name,
                 file,

@@ -1,19 +1,29 @@
 """The `onecrew-chat` command: serve, worker, status, dev-token, reconcile, stream-emulator, and the command groups
-(db, outbox, sync and reconcile, import, stream, cutover: one module each)."""
+(db, outbox, sync and reconcile, import, stream, cutover: one module each).
+
+Every command pays for what the command line imports before it parses its arguments, and so does `--help`, `--version`
+and each process a test starts. So this module and the command-group modules import at their top only typer, the
+standard library and light constants that option defaults need: typer reads each command's signature at startup, and
+nothing else. Everything a command works with (settings, the database and models, the FastAPI app, uvicorn, the
+Stream SDK, the emulator, alembic, rich progress) is imported inside the command function, or in the `*_runs` module
+the command imports when it runs; type hints for those go under TYPE_CHECKING.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import typer.core
 
 from onecrew_chat.cli import cutover, db, imports, outbox, stream, sync
 from onecrew_chat.cli.settings import fail, load_settings, require_migrated, require_stream
-from onecrew_chat.config import Settings
+
+if TYPE_CHECKING:
+    from onecrew_chat.config import Settings
 
 
 def _flags_without_a_type(typer_option: type[typer.core.TyperOption]) -> None:

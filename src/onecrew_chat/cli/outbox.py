@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from onecrew_chat.cli.settings import fail, load_settings, require_migrated
-from onecrew_chat.config import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from onecrew_chat.config import Settings
     from onecrew_chat.models import OutboxMessage
 
 app = typer.Typer(help="Work waiting to reach Stream: inspect and requeue.", no_args_is_help=True)

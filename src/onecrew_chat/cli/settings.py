@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from pydantic import ValidationError
 
-from onecrew_chat.config import Settings
+if TYPE_CHECKING:
+    from onecrew_chat.config import Settings
 
 # Options several commands share, written once.
 JsonReport = Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")]
@@ -26,6 +26,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def settings_problems(exc: Exception) -> list[str]:
     """One `NAME: what is wrong` per invalid setting (never the value: it may be a secret)."""
+    from pydantic import ValidationError
+
     if isinstance(exc, ValidationError):
         problems = []
         for error in exc.errors():
@@ -48,9 +50,10 @@ def load_settings() -> Settings:
     """
     import os
 
+    from pydantic import ValidationError
     from pydantic_settings.exceptions import SettingsError
 
-    from onecrew_chat.config import unknown_setting_warnings
+    from onecrew_chat.config import Settings, unknown_setting_warnings
     from onecrew_chat.logging import configure_logging
 
     for warning in unknown_setting_warnings(dict(os.environ)):
