@@ -41,47 +41,47 @@ def _api_env(database_url: str, emulator_url: str) -> dict[str, str]:
     }
 
 
-async def _mirrored(database_url: str, users: list[str], timeout_s: float = 120.0) -> None:
-    """Wait (polling, bounded) until the mirror records every one of these users: Stream took their identities,
-    which their tokens queued without waiting (sync/coalescer.py), and the next scenario finds them fresh."""
-    ids = [Identity.user(user).stream_id for user in users]
+async def _wait_for(database_url: str, left, what: str, timeout_s: float = 120.0) -> None:
+    """Poll (bounded) until `left(conn)`, what is still missing, is 0; else fail saying how much of `what`."""
     engine = make_engine(url=database_url)
     deadline = time.monotonic() + timeout_s
-    query = select(func.count()).select_from(StreamIdentity)
     try:
         while True:
-            held = 0
             async with engine.connect() as conn:
-                for start in range(0, len(ids), 1000):
-                    chunk = ids[start : start + 1000]
-                    held += await conn.scalar(query.where(StreamIdentity.stream_id.in_(chunk))) or 0
-            if held == len(ids):
+                missing = await left(conn)
+            if not missing:
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(ids) - held} of {len(ids)} identities not mirrored after {timeout_s:g} s")
+                raise RuntimeError(f"{missing} {what} after {timeout_s:g} s")
             await asyncio.sleep(0.2)  # polling interval of a bounded wait
     finally:
         await engine.dispose()
+
+
+async def _mirrored(database_url: str, users: list[str], timeout_s: float = 120.0) -> None:
+    """Wait until the mirror records every one of these users: Stream took their identities, which their tokens
+    queued without waiting (sync/coalescer.py), and the next scenario finds them fresh."""
+    ids = [Identity.user(user).stream_id for user in users]
+    query = select(func.count()).select_from(StreamIdentity)
+
+    async def left(conn) -> int:
+        held = 0
+        for start in range(0, len(ids), 1000):
+            held += await conn.scalar(query.where(StreamIdentity.stream_id.in_(ids[start : start + 1000]))) or 0
+        return len(ids) - held
+
+    await _wait_for(database_url, left, f"of {len(ids)} identities not mirrored", timeout_s)
 
 
 async def _outbox_drained(database_url: str, timeout_s: float = 120.0) -> None:
-    """Wait (polling, bounded) until the worker has sent every queued identity, so the next scenario finds the
-    identities mirrored and the worker idle."""
-    engine = make_engine(url=database_url)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            async with engine.connect() as conn:
-                pending = await conn.scalar(
-                    text("SELECT count(*) FROM outbox_message WHERE status = 'pending' AND kind = 'identity.sync'")
-                )
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{pending} identity.sync rows still pending after {timeout_s:g} s")
-            await asyncio.sleep(0.2)  # polling interval of a bounded wait
-    finally:
-        await engine.dispose()
+    """Wait until the worker has sent every queued identity, so the next scenario finds the identities mirrored
+    and the worker idle."""
+    pending = text("SELECT count(*) FROM outbox_message WHERE status = 'pending' AND kind = 'identity.sync'")
+
+    async def left(conn) -> int:
+        return await conn.scalar(pending) or 0
+
+    await _wait_for(database_url, left, "identity.sync rows still pending", timeout_s)
 
 
 WARM_UP = 20

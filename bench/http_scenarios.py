@@ -139,16 +139,7 @@ def user_pairs(users: list[str]) -> list[Call]:
 
 def new_people_pairs(data: Data) -> list[Call]:
     """Each of two people nobody has mirrored yet starts a conversation with the other."""
-    people = data.new_people
-    return [
-        Call(
-            "POST",
-            "/api/chat/conversations",
-            bearer(a),
-            json={"conversation_type": "user_user", "participant_ids": [b]},
-        )
-        for a, b in zip(people[::2], people[1::2], strict=True)
-    ]
+    return user_pairs(data.new_people)
 
 
 def existing_pair(data: Data, users: list[str]) -> list[Call]:
