@@ -95,17 +95,9 @@ class Recorded:
     claimed: str | None = None  # the claim token a new conversation was inserted with
 
 
-_PAIR = select_records().where(cast(Table, Conversation.__table__).c.pair_key == bindparam("pair_key"))
-
-
-async def load_pair(session: AsyncSession, key: str) -> ConversationRecord | None:
-    """The conversation of a pair (either direction) with its participants, in one query (plain rows, no ORM)."""
-    found = records_of(await session.execute(_PAIR, {"pair_key": key}))
-    return found[0] if found else None
-
-
 def _pair_and_switch() -> Any:
-    """The cut-over switch, then the pair's rows as `_PAIR` reads them (none: one row of NULLs after the switch)."""
+    """The cut-over switch, then the pair's conversation with its participants, as plain rows (no ORM; none: one
+    row of NULLs after the switch)."""
     switch = select(cutover.in_progress_column()).subquery("switch")
     records = select_records().subquery("pair")
     return select(switch.c.cutover_in_progress, *records.c).select_from(
@@ -117,8 +109,9 @@ _PAIR_AND_SWITCH = _pair_and_switch()
 
 
 async def load_pair_and_switch(session: AsyncSession, key: str) -> tuple[ConversationRecord | None, bool]:
-    """`load_pair`, and whether a cut-over is in progress, in one query: a create of a pair it does not find needs
-    the switch next (a plain read either way, in or out of a transaction: nothing holds the switch's row)."""
+    """The conversation of a pair (either direction), and whether a cut-over is in progress, in one query: a create
+    of a pair it does not find needs the switch next (a plain read either way, in or out of a transaction: nothing
+    holds the switch's row)."""
     rows = (await session.execute(_PAIR_AND_SWITCH, {"pair_key": key})).all()
     found = records_of(row[1:] for row in rows if row[1] is not None)
     return (found[0] if found else None), bool(rows[0][0])
