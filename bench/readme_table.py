@@ -33,6 +33,13 @@ def _find(rows: list[dict], scenario: str, database: str, workers: int, concurre
     return None
 
 
+def _cores(report: dict) -> int:
+    """The machine's cores, from the report's "x86_64 x2"."""
+    machine = str(report.get("machine", ""))
+    count = machine.rpartition(" x")[2]
+    return int(count) if count.isdigit() else 2
+
+
 def targets(report: dict) -> str:
     """Targets against what this run measured (PostgreSQL, one process, concurrency 1) and the run's floor."""
     rows = report["results"]
@@ -84,7 +91,7 @@ def tables(report: dict) -> str:
                 f"| {cpu} | {one.get('times_floor')} | {one['stream_calls_per_request']} "
                 f"| {one['sql_statements_per_request']} | {trips} |"
             )
-    out += ["", workers_table(rows, scenarios)]
+    out += ["", workers_table(rows, scenarios, _cores(report))]
     waves = [row for row in rows if "all_in_stream_after_s" in row]
     if waves:
         out += [
@@ -105,25 +112,41 @@ def tables(report: dict) -> str:
     return "\n".join(out)
 
 
-def workers_table(rows: list[dict], scenarios: list[str]) -> str:
-    """1 against 2 API processes (PostgreSQL): throughput, the cores the API kept busy, and what the client cost."""
+def ceiling(row: dict, cores: int) -> float:
+    """The most 2 processes can do over 1 on `cores` cores shared with the client and the database: one process
+    gets a core of its own, two share what the client and PostgreSQL leave (their CPU per request, from the run)."""
+    server = row["server_cpu_ms_per_request"]
+    others = (row.get("client_cpu_ms_per_request") or 0) + (row.get("database_cpu_ms_per_request") or 0)
+    return round(min(2.0, cores * server / (server + others)), 2) if server else 2.0
+
+
+def workers_table(rows: list[dict], scenarios: list[str], cores: int = 2) -> str:
+    """1 against 2 API processes (PostgreSQL): throughput, the cores the API kept busy, and what the client cost.
+
+    Requests a second per API core busy show whether two processes do as much each as one (1.0: they scale with
+    the cores they get); the ceiling is the most 2 ÷ 1 can be on this machine's cores (`ceiling`)."""
 
     def cell(row: dict) -> str:
         return f"{row['requests_per_s']}, {row.get('server_cores')}, {row['server_cpu_ms_per_request']}"
 
+    def per_core(row: dict) -> float:
+        return row["requests_per_s"] / row["server_cores"] if row.get("server_cores") else 0.0
+
     out = [
         "| PostgreSQL | Concurrency | 1 process: req/s, API cores, CPU ms/req | 2 processes: req/s, API cores, CPU ms/req "
-        "| 2 ÷ 1 (req/s) | client CPU ms/req | load (1 / 2) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| 2 ÷ 1 (req/s) | 2 ÷ 1 (req/s per API core) | ceiling on {cores} cores | client CPU ms/req | load (1 / 2) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for scenario in scenarios:
         for concurrency in (16, 64):
             single, double = (_find(rows, scenario, "postgres", w, concurrency) for w in (1, 2))
             if single and double and single["requests_per_s"]:
                 ratio = round(double["requests_per_s"] / single["requests_per_s"], 2)
+                core_ratio = round(per_core(double) / per_core(single), 2) if per_core(single) else ""
                 out.append(
-                    f"| {scenario} | {concurrency} | {cell(single)} | {cell(double)} | {ratio} "
-                    f"| {double.get('client_cpu_ms_per_request')} | {single.get('load_1m')} / {double.get('load_1m')} |"
+                    f"| {scenario} | {concurrency} | {cell(single)} | {cell(double)} | {ratio} | {core_ratio} "
+                    f"| {ceiling(double, cores)} | {double.get('client_cpu_ms_per_request')} "
+                    f"| {single.get('load_1m')} / {double.get('load_1m')} |"
                 )
     return "\n".join(out)
 

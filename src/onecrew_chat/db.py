@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The engine's execution option that lets `driver_reads.DriverRead` send its reads on the driver itself.
+DRIVER_READS = "onecrew_driver_reads"
 
 
 def utcnow() -> datetime:
@@ -103,12 +105,19 @@ def make_engine(settings: Settings | None = None, *, url: str | None = None) -> 
     pool_size = settings.db_pool_size if settings else DB_POOL_SIZE
     max_overflow = settings.db_max_overflow if settings else 0
     engine_url, connect_args = target.url, target.connect_args
-    if settings is not None and settings.db_transaction_pooler:
+    pooler = settings is not None and settings.db_transaction_pooler
+    if pooler:
         engine_url, connect_args = for_transaction_pooler(engine_url, connect_args)
     # Last in, first out: the connection just returned serves the next request (warm, and not idle long enough to
     # need a ping), and the ones a burst opened stay idle at the back instead of taking turns.
     engine = create_async_engine(
-        engine_url, connect_args=connect_args, pool_size=pool_size, max_overflow=max_overflow, pool_use_lifo=True
+        engine_url,
+        connect_args=connect_args,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_use_lifo=True,
+        # Behind a transaction pooler every statement keeps to SQLAlchemy's unique names (driver_reads.py).
+        execution_options={DRIVER_READS: not pooler},
     )
     ping_idle_connections(engine)
     mark_connect_failures(engine)

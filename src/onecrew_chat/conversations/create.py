@@ -16,6 +16,7 @@ from onecrew_chat.config import UnknownParticipants
 from onecrew_chat.conversations.request import CreateConversationRequest
 from onecrew_chat.conversations.resolve import Plan, plan_conversation
 from onecrew_chat.db import reads_only, single_statement, unit_of_work, utcnow
+from onecrew_chat.driver_reads import DriverRead
 from onecrew_chat.errors import StreamFailed
 from onecrew_chat.identity import ChatStatus, ConversationType
 from onecrew_chat.logging import get_logger
@@ -105,14 +106,14 @@ def _pair_and_switch() -> Any:
     )
 
 
-_PAIR_AND_SWITCH = _pair_and_switch()
+_PAIR_AND_SWITCH = DriverRead(_pair_and_switch())
 
 
 async def load_pair_and_switch(session: AsyncSession, key: str) -> tuple[ConversationRecord | None, bool]:
     """The conversation of a pair (either direction), and whether a cut-over is in progress, in one query: a create
     of a pair it does not find needs the switch next (a plain read either way, in or out of a transaction: nothing
     holds the switch's row)."""
-    rows = (await session.execute(_PAIR_AND_SWITCH, {"pair_key": key})).all()
+    rows = await _PAIR_AND_SWITCH.rows(session, {"pair_key": key})
     found = records_of(row[1:] for row in rows if row[1] is not None)
     return (found[0] if found else None), bool(rows[0][0])
 

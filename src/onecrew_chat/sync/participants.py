@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, bindparam, literal, null, select, union_all
+from sqlalchemy import ColumnElement, String, and_, any_, bindparam, literal, null, or_, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onecrew_chat.driver_reads import DriverRead
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.models import Company, CompanyMember, Conversation, StreamIdentity, User
 
@@ -26,10 +28,11 @@ ACCEPTED = "accepted"
 
 def acting_memberships(user_id: Any) -> ColumnElement[bool]:
     """The memberships through which `user_id` (a value or a bind parameter) may act as its company: accepted owner
-    or admin. A company's channel members and acting as a company (accounts.access) share it."""
+    or admin. A company's channel members and acting as a company (accounts.access) share it. The roles are one
+    comparison each, not an expanding IN, so that the statement compiles once in full (driver_reads.py)."""
     return and_(
         CompanyMember.user_id == user_id,
-        CompanyMember.role.in_(ACTING_ROLES),
+        or_(*(CompanyMember.role == role for role in ACTING_ROLES)),
         CompanyMember.invitation_status == ACCEPTED,
     )
 
@@ -154,8 +157,9 @@ class MirrorRow:
     placeholder: bool
 
 
-def _rows_of(model: type[User] | type[Company], kind: Kind, ids: str) -> Any:
-    """One table's rows by id (an expanding parameter) in the union's columns, its mirror row joined on."""
+def _rows_of(model: type[User] | type[Company], kind: Kind, ids: str, *, array: bool) -> Any:
+    """One table's rows by id in the union's columns, its mirror row joined on: ids as one array parameter
+    (`= ANY`, PostgreSQL) or as an expanding `IN` (any database)."""
     image, extra = (User.image_url, User.category) if model is User else (Company.logo_url, Company.subcategory)
     stream_id = literal(stream_id_prefix(kind)) + model.id
     return (
@@ -171,7 +175,11 @@ def _rows_of(model: type[User] | type[Company], kind: Kind, ids: str) -> Any:
             StreamIdentity.placeholder,
         )
         .outerjoin(StreamIdentity, StreamIdentity.stream_id == stream_id)
-        .where(model.id.in_(bindparam(ids, expanding=True)))
+        .where(
+            model.id == any_(bindparam(ids, type_=ARRAY(String)))
+            if array
+            else model.id.in_(bindparam(ids, expanding=True))
+        )
     )
 
 
@@ -187,13 +195,23 @@ def _membership() -> Any:
     ).where(acting_memberships(bindparam("member_user_id")), CompanyMember.company_id == bindparam("member_company_id"))
 
 
-# Built once (compiled forms are cached), by (users?, companies?, membership?): one UNION ALL of the parts asked.
-_PARTS = (_rows_of(User, Kind.USER, "user_ids"), _rows_of(Company, Kind.COMPANY, "company_ids"), _membership())
-_STATEMENTS: dict[tuple[bool, ...], Any] = {}
-for _wanted in itertools.product((False, True), repeat=3):
-    _chosen = [part for part, wanted in zip(_PARTS, _wanted, strict=True) if wanted]
-    if _chosen:
-        _STATEMENTS[_wanted] = _chosen[0] if len(_chosen) == 1 else union_all(*_chosen)
+def _union(wanted: tuple[bool, ...], *, array: bool) -> Any:
+    """One UNION ALL of the parts asked (users?, companies?, membership?)."""
+    parts = (
+        _rows_of(User, Kind.USER, "user_ids", array=array),
+        _rows_of(Company, Kind.COMPANY, "company_ids", array=array),
+        _membership(),
+    )
+    chosen = [part for part, asked in zip(parts, wanted, strict=True) if asked]
+    return chosen[0] if len(chosen) == 1 else union_all(*chosen)
+
+
+# Built once, by (users?, companies?, membership?), as reads sent on the driver where they can be.
+_STATEMENTS = {
+    wanted: DriverRead(_union(wanted, array=True), _union(wanted, array=False))
+    for wanted in itertools.product((False, True), repeat=3)
+    if any(wanted)
+}
 
 
 async def load_directory(
@@ -217,7 +235,7 @@ async def load_directory(
     parameters: dict[str, Any] = {"user_ids": users, "company_ids": companies}
     if member is not None:
         parameters["member_user_id"], parameters["member_company_id"] = member
-    rows = await session.execute(statement, parameters)
+    rows = await statement.rows(session, parameters)
     user_kind = Kind.USER.value
     for kind, entity_id, name, image, extra, updated_at, mirror_id, profile_hash, placeholder in rows:
         if kind == _MEMBER:
