@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from onecrew_chat.api.errors import is_retryable
 from onecrew_chat.conversations.create import load_pair_and_switch
+from onecrew_chat.conversations.listing import PageRequest, list_conversations
 from onecrew_chat.db import make_engine, make_sessionmaker, reads_only, unit_of_work, utcnow
 from onecrew_chat.identity import ChatStatus, Identity, Kind, pair_key
 from onecrew_chat.models import Conversation, ConversationParticipant, StreamIdentity
@@ -133,6 +134,32 @@ async def test_driver_reads_answer_what_sqlalchemy_answers(postgres_only_url):
         found, switch_on = await _pair(sessionmaker, world["pair_key"])
         assert found is not None and found.chat_status is ChatStatus.READY and not switch_on
         assert found.updated_at.tzinfo is not None and len(found.participants) == 2
+    finally:
+        await engine.dispose()
+
+
+async def test_a_list_page_on_the_driver_is_the_page_sqlalchemy_reads(postgres_only_url):
+    engine = make_engine(url=postgres_only_url)
+    sessionmaker = make_sessionmaker(engine)
+    statements = _Statements(engine)
+    try:
+        world = await _directory_world(sessionmaker)
+        plain, company = world["members"][2]
+        statements.take()
+        for identity in (Identity(Kind.USER, plain), Identity(Kind.COMPANY, company)):
+            for request in (PageRequest(), PageRequest(search="LOLO"), PageRequest(search="nobody"), PageRequest(2)):
+                async with reads_only(sessionmaker) as session:
+                    on_driver = await list_conversations(session, identity, request)
+                async with unit_of_work(sessionmaker) as session:
+                    through_sqlalchemy = await list_conversations(session, identity, request)
+                assert on_driver.total == through_sqlalchemy.total
+                # The user's other participant is the company "Lolo Academy"; the company's is a user named "User 1".
+                matches = request.search is None or (request.search == "LOLO" and identity.kind is Kind.USER)
+                assert on_driver.total == (1 if matches else 0)
+                assert [(tuple(c), [tuple(m) for m in ms]) for c, ms in on_driver.conversations] == [
+                    (tuple(c), [tuple(m) for m in ms]) for c, ms in through_sqlalchemy.conversations
+                ]
+        assert False in statements.take()
     finally:
         await engine.dispose()
 

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
-    Row,
     Select,
     String,
     and_,
@@ -31,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from onecrew_chat.driver_reads import DriverRead
 from onecrew_chat.errors import BadRequest
 from onecrew_chat.identity import Identity, Kind
 from onecrew_chat.models import Company, Conversation, ConversationParticipant, ProfileConversationCount, User
@@ -214,8 +214,9 @@ def _page_statement(search: bool) -> Select[Any]:
     )
 
 
-_PAGE = _page_statement(search=False)
-_SEARCH_PAGE = _page_statement(search=True)
+# The page is a driver read (driver_reads.py): outside a transaction on PostgreSQL it skips SQLAlchemy's execute.
+_PAGE = DriverRead(_page_statement(search=False))
+_SEARCH_PAGE = DriverRead(_page_statement(search=True))
 _TOTAL = select(_total())
 _SEARCH_TOTAL = (
     select(func.count())
@@ -228,7 +229,7 @@ _SEARCH_TOTAL = (
 # A conversation of the page: its row (the C_* positions) and one row per participant (P_*, U_*, CO_*), the creator
 # first, then by join time, kind and id (the order of read_model.ordered_participants). A plain pair rather than a
 # NamedTuple: one is built per conversation on the route the app calls most, and a tuple display costs least.
-ListedConversation = tuple[Row[Any], list[Row[Any]]]
+ListedConversation = tuple[Sequence[Any], list[Sequence[Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +247,7 @@ class ConversationPage:
         return math.ceil(self.total / self.limit) if self.total else 0
 
 
-def _by_conversation(rows: Sequence[Row[Any]]) -> list[ListedConversation]:
+def _by_conversation(rows: Sequence[Sequence[Any]]) -> list[ListedConversation]:
     """The rows of `_PAGE` (one per participant, a conversation's rows together), one entry per conversation."""
     listed: dict[str, ListedConversation] = {}
     for row in rows:
@@ -275,7 +276,7 @@ async def list_conversations(session: AsyncSession, identity: Identity, request:
     }
     if request.search:
         params["pattern"] = _like_pattern(request.search)
-    rows = (await session.execute(_SEARCH_PAGE if request.search else _PAGE, params)).all()
+    rows = await (_SEARCH_PAGE if request.search else _PAGE).rows(session, params)
     if rows:
         total = int(rows[0][TOTAL])
     else:  # past the end: the count alone

@@ -23,7 +23,7 @@ from onecrew_chat.api.schemas import (
 from onecrew_chat.conversations.heal import open_conversation, prepare
 from onecrew_chat.conversations.listing import MAX_LIMIT, MAX_PAGE, MAX_SEARCH, PageRequest, list_conversations
 from onecrew_chat.conversations.unread import UnreadCount, unread_cache, unread_count
-from onecrew_chat.db import unit_of_work
+from onecrew_chat.db import reads_only, unit_of_work
 from onecrew_chat.identity import CHANNEL_ID_PATTERN, Kind
 from onecrew_chat.runtime import Runtime
 
@@ -57,7 +57,7 @@ async def _list_lean(request: Request) -> JSONResponse:
     """GET the list served by api.lean: the declared endpoint's parameters, read directly."""
     runtime, user_id = user_of(request)
     query = request.query_params
-    async with unit_of_work(runtime.sessionmaker) as session:  # committed before the answer, as SessionDep is
+    async with reads_only(runtime.sessionmaker) as session:  # reads only: no BEGIN, no COMMIT
         return await _list_answer(
             session,
             user_id,
