@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-# The engine's execution option that lets `driver_reads.DriverRead` send its reads on the driver itself.
-DRIVER_READS = "onecrew_driver_reads"
+# The engine's execution option that says DATABASE_URL is a transaction pooler (ONECREW_DB_TRANSACTION_POOLER).
+TRANSACTION_POOLER = "onecrew_transaction_pooler"
 
 
 def utcnow() -> datetime:
@@ -116,8 +116,7 @@ def make_engine(settings: Settings | None = None, *, url: str | None = None) -> 
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_use_lifo=True,
-        # Behind a transaction pooler every statement keeps to SQLAlchemy's unique names (driver_reads.py).
-        execution_options={DRIVER_READS: not pooler},
+        execution_options={TRANSACTION_POOLER: pooler},
     )
     ping_idle_connections(engine)
     mark_connect_failures(engine)
@@ -218,18 +217,27 @@ _READERS: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], async_sess
 
 
 def _reader(sessionmaker: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
-    """Sessions like `sessionmaker`'s whose connections run in autocommit (made once per sessionmaker)."""
+    """Sessions like `sessionmaker`'s whose connections run in autocommit (made once per sessionmaker).
+
+    Behind a transaction pooler, `sessionmaker` itself: asyncpg prepares a statement in one round trip and runs it
+    in the next, and outside a transaction PgBouncer may send the second to another server connection, which never
+    saw the statement ("prepared statement ... does not exist"); a transaction keeps both on one.
+    """
     reader = _READERS.get(sessionmaker)
     if reader is None:
         engine: AsyncEngine = sessionmaker.kw["bind"]
-        reader = _READERS[sessionmaker] = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        if engine.get_execution_options().get(TRANSACTION_POOLER):
+            reader = sessionmaker
+        else:
+            reader = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        _READERS[sessionmaker] = reader
     return reader
 
 
 @contextlib.asynccontextmanager
 async def reads_only(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """Reads with no transaction around them: on PostgreSQL no BEGIN and no COMMIT, two of a lookup's four round
-    trips. Each statement sees the data committed when it starts, as it would in a READ COMMITTED transaction, so
+    """Reads with no transaction around them (but behind a transaction pooler, see `_reader`): on PostgreSQL no
+    BEGIN and no COMMIT, two of a lookup's four round trips. Each statement sees the data committed when it starts, as it would in a READ COMMITTED transaction, so
     only reads that need nothing from each other belong here; whatever writes opens a `unit_of_work`."""
     async with _reader(sessionmaker)() as session:
         yield session
@@ -238,8 +246,14 @@ async def reads_only(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIte
 @contextlib.asynccontextmanager
 async def single_statement(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A session in autocommit for one statement that is atomic on its own (e.g. PostgreSQL's writing WITH): each
-    statement commits as it ends, so no BEGIN and no COMMIT, and a block that runs two is two commits."""
-    async with _reader(sessionmaker)() as session:
+    statement commits as it ends, so no BEGIN and no COMMIT, and a block that runs two is two commits. Behind a
+    transaction pooler, a `unit_of_work` (see `_reader`)."""
+    reader = _reader(sessionmaker)
+    if reader is sessionmaker:
+        async with unit_of_work(sessionmaker) as session:
+            yield session
+        return
+    async with reader() as session:
         yield session
 
 

@@ -3,11 +3,10 @@
 SQLAlchemy's execute costs more than the query: the session, compiling (a cache lookup and the parameters
 expanded each time), the execution context and the result. A `DriverRead` is compiled once, by SQLAlchemy for
 this dialect, and sent straight to the pooled asyncpg connection with the same parameter and result conversions
-SQLAlchemy would apply (an existing pair's create spends a third less CPU). Anywhere else (SQLite, or a session
-in a transaction, whose BEGIN SQLAlchemy sends lazily, or behind a transaction pooler, where only SQLAlchemy's
-uniquely named statements are safe) the statement runs through SQLAlchemy as usual, and so
-does a read the driver fails: run again through SQLAlchemy, the failure is classified, and a lost connection
-dropped from the pool, exactly as for any other statement.
+SQLAlchemy would apply (an existing pair's create spends a third less CPU). Anywhere else the statement runs
+through SQLAlchemy as usual: on SQLite, and in a transaction, whose BEGIN SQLAlchemy sends lazily (behind a
+transaction pooler every read is in one: db.reads_only). So does a read the driver fails: run again through
+SQLAlchemy, the failure is classified, and a lost connection dropped from the pool, as for any other statement.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
-from onecrew_chat.db import DRIVER_READS
 from onecrew_chat.logging import get_logger
 
 log = get_logger(__name__)
@@ -98,7 +96,7 @@ class DriverRead:
             return await _through_sqlalchemy(session, self.portable, params)
         adapted: Any = (await connection.get_raw_connection()).dbapi_connection
         sync = connection.sync_connection
-        if sync is None or not sync.get_execution_options().get(DRIVER_READS, True) or not adapted.autocommit:
+        if sync is None or not adapted.autocommit:
             return await _through_sqlalchemy(session, self.statement, params)
         compiled = self._compiled
         if compiled is None:
