@@ -220,8 +220,9 @@ async def _workers_comparison(target: Target, kind: str, data: s.Data, base: int
     ):
         if not chosen(name, only):
             continue
-        # Warmed up as with one process, over 16 connections so that every process compiles its statements.
-        await target.run("warm-up", kind, 16, calls_for(1)[:WARM_UP])
+        # Warmed up over 64 connections, so that every process compiles its statements and opens the database
+        # connections the measurement at 64 needs (one process had opened them in the scenarios before).
+        await target.run("warm-up", kind, 64, calls_for(64)[: 2 * 64])
         for concurrency in (16, 64):
             rows.append((await target.run(name, kind, concurrency, calls_for(concurrency))).summary())
             say(rows[-1])

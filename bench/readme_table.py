@@ -19,6 +19,7 @@ TARGETS = {
     "create: new pair (identities mirrored)": "≤ 4 ms",
 }
 LOGIN_WAVE_TARGET = "≤ 150 Stream calls"
+NEW_PEOPLE_TARGET = "all answered 200 (ready), ≥ 40 a second"
 
 
 def _find(rows: list[dict], scenario: str, database: str, workers: int, concurrency: int) -> dict | None:
@@ -53,6 +54,13 @@ def targets(report: dict) -> str:
             out.append(
                 f"| {scenario} | {target} | {row['server_cpu_ms_per_request']} "
                 f"| {row.get('floor_cpu_ms_per_request')} | {row.get('times_floor')} |"
+            )
+    for row in rows:
+        if "pairs of new people" in row["scenario"] and row["database"] == "postgres":
+            out.append(
+                f"| {row['scenario']} (c={row['concurrency']}) | {NEW_PEOPLE_TARGET} "
+                f"| {row['requests'] - row['errors']} of {row['requests']} answered 200, {row['requests_per_s']} a second, "
+                f"{round(row['stream_calls_per_request'] * row['requests'])} Stream calls | | |"
             )
     for row in rows:
         if "all_in_stream_after_s" in row:

@@ -7,6 +7,10 @@ SQLAlchemy would apply (an existing pair's create spends a third less CPU). Anyw
 through SQLAlchemy as usual: on SQLite, and in a transaction, whose BEGIN SQLAlchemy sends lazily (behind a
 transaction pooler every read is in one: db.reads_only). So does a read the driver fails: run again through
 SQLAlchemy, the failure is classified, and a lost connection dropped from the pool, as for any other statement.
+
+The conversions are SQLAlchemy's own compiled processors (`_bind_processors`, `_result_columns`), not public API:
+SQLAlchemy is pinned, and tests/integration/test_driver_reads.py compares every read with SQLAlchemy's answer, so an
+upgrade that changes them fails there first.
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ class DriverRead:
             return await _through_sqlalchemy(session, self.portable, params)
         adapted: Any = (await connection.get_raw_connection()).dbapi_connection
         sync = connection.sync_connection
-        if sync is None or not adapted.autocommit:
+        if sync is None or adapted is None or not adapted.autocommit:
             return await _through_sqlalchemy(session, self.statement, params)
         compiled = self._compiled
         if compiled is None:
