@@ -55,22 +55,17 @@ async def _directory_world(sessionmaker) -> dict:
         company = await add_company(session, "Lolo Academy", owner=owner)
         other_company = await add_company(session, "Sat Education", owner=pending, role="admin", status="pending")
         session.add_all(
-            [
-                StreamIdentity(
-                    stream_id=Identity(Kind.USER, owner).stream_id,
-                    kind="user",
-                    entity_id=owner,
-                    profile_hash="a" * 64,
-                    placeholder=False,
-                ),
-                StreamIdentity(
-                    stream_id=Identity(Kind.COMPANY, company).stream_id,
-                    kind="company",
-                    entity_id=company,
-                    profile_hash="b" * 64,
-                    placeholder=True,
-                ),
-            ]
+            StreamIdentity(
+                stream_id=identity.stream_id,
+                kind=identity.kind.value,
+                entity_id=identity.entity_id,
+                profile_hash=fill * 64,
+                placeholder=placeholder,
+            )
+            for identity, fill, placeholder in (
+                (Identity(Kind.USER, owner), "a", False),
+                (Identity(Kind.COMPANY, company), "b", True),
+            )
         )
         now = utcnow()
         key = pair_key(Identity(Kind.USER, plain), Identity(Kind.COMPANY, company))
@@ -99,69 +94,74 @@ async def _directory_world(sessionmaker) -> dict:
     }
 
 
-async def test_driver_reads_answer_what_sqlalchemy_answers(postgres_only_url):
+@pytest.fixture
+async def seeded(postgres_only_url):
+    """(sessionmaker, statements seen, the world of `_directory_world`) on an engine of the test's own."""
     engine = make_engine(url=postgres_only_url)
     sessionmaker = make_sessionmaker(engine)
     statements = _Statements(engine)
     try:
         world = await _directory_world(sessionmaker)
         statements.take()
-        asks = [
-            dict(user_ids=world["users"]),
-            dict(company_ids=world["companies"]),
-            dict(user_ids=world["users"][:2], company_ids=world["companies"], with_mirror=True),
-            *(dict(user_ids=[user], member=(user, company), with_mirror=True) for user, company in world["members"]),
-            *(dict(company_ids=[company], member=(user, company)) for user, company in world["members"]),
-            dict(user_ids=world["users"], company_ids=world["companies"], member=world["members"][0]),
-        ]
-        for ask in asks:
-            async with reads_only(sessionmaker) as session:
-                on_driver = await load_directory(session, **ask)
-            assert statements.take() == [False], "read outside a transaction: on the driver"
-            async with unit_of_work(sessionmaker) as session:
-                through_sqlalchemy = await load_directory(session, **ask)
-            assert statements.take() == [True], "read in a transaction: through SQLAlchemy"
-            assert dataclasses.asdict(on_driver) == dataclasses.asdict(through_sqlalchemy), ask
-            assert on_driver.users or on_driver.companies
-
-        for key in (world["pair_key"], "no-such-pair"):
-            async with reads_only(sessionmaker) as session:
-                on_driver = await load_pair_and_switch(session, key)
-            async with unit_of_work(sessionmaker) as session:
-                through_sqlalchemy = await load_pair_and_switch(session, key)
-            assert statements.take() == [False, True]
-            assert on_driver == through_sqlalchemy
-        found, switch_on = await _pair(sessionmaker, world["pair_key"])
-        assert found is not None and found.chat_status is ChatStatus.READY and not switch_on
-        assert found.updated_at.tzinfo is not None and len(found.participants) == 2
+        yield sessionmaker, statements, world
     finally:
         await engine.dispose()
 
 
-async def test_a_list_page_on_the_driver_is_the_page_sqlalchemy_reads(postgres_only_url):
-    engine = make_engine(url=postgres_only_url)
-    sessionmaker = make_sessionmaker(engine)
-    statements = _Statements(engine)
-    try:
-        world = await _directory_world(sessionmaker)
-        plain, company = world["members"][2]
-        statements.take()
-        for identity in (Identity(Kind.USER, plain), Identity(Kind.COMPANY, company)):
-            for request in (PageRequest(), PageRequest(search="LOLO"), PageRequest(search="nobody"), PageRequest(2)):
-                async with reads_only(sessionmaker) as session:
-                    on_driver = await list_conversations(session, identity, request)
-                async with unit_of_work(sessionmaker) as session:
-                    through_sqlalchemy = await list_conversations(session, identity, request)
-                assert on_driver.total == through_sqlalchemy.total
-                # The user's other participant is the company "Lolo Academy"; the company's is a user named "User 1".
-                matches = request.search is None or (request.search == "LOLO" and identity.kind is Kind.USER)
-                assert on_driver.total == (1 if matches else 0)
-                assert [(tuple(c), [tuple(m) for m in ms]) for c, ms in on_driver.conversations] == [
-                    (tuple(c), [tuple(m) for m in ms]) for c, ms in through_sqlalchemy.conversations
-                ]
-        assert False in statements.take()
-    finally:
-        await engine.dispose()
+async def _both_ways(sessionmaker, read):
+    """`read(session)` outside a transaction (on the driver), then in one (through SQLAlchemy)."""
+    async with reads_only(sessionmaker) as session:
+        on_driver = await read(session)
+    async with unit_of_work(sessionmaker) as session:
+        return on_driver, await read(session)
+
+
+async def test_driver_reads_answer_what_sqlalchemy_answers(seeded):
+    sessionmaker, statements, world = seeded
+    asks = [
+        dict(user_ids=world["users"]),
+        dict(company_ids=world["companies"]),
+        dict(user_ids=world["users"][:2], company_ids=world["companies"], with_mirror=True),
+        *(dict(user_ids=[user], member=(user, company), with_mirror=True) for user, company in world["members"]),
+        *(dict(company_ids=[company], member=(user, company)) for user, company in world["members"]),
+        dict(user_ids=world["users"], company_ids=world["companies"], member=world["members"][0]),
+    ]
+    for ask in asks:
+        on_driver, through_sqlalchemy = await _both_ways(
+            sessionmaker, lambda session, ask=ask: load_directory(session, **ask)
+        )
+        assert statements.take() == [False, True], "on the driver outside a transaction, through SQLAlchemy in one"
+        assert dataclasses.asdict(on_driver) == dataclasses.asdict(through_sqlalchemy), ask
+        assert on_driver.users or on_driver.companies
+
+    for key in (world["pair_key"], "no-such-pair"):
+        on_driver, through_sqlalchemy = await _both_ways(
+            sessionmaker, lambda session, key=key: load_pair_and_switch(session, key)
+        )
+        assert statements.take() == [False, True]
+        assert on_driver == through_sqlalchemy
+    found, switch_on = await _pair(sessionmaker, world["pair_key"])
+    assert found is not None and found.chat_status is ChatStatus.READY and not switch_on
+    assert found.updated_at.tzinfo is not None and len(found.participants) == 2
+
+
+async def test_a_list_page_on_the_driver_is_the_page_sqlalchemy_reads(seeded):
+    sessionmaker, statements, world = seeded
+    plain, company = world["members"][2]
+    for identity in (Identity(Kind.USER, plain), Identity(Kind.COMPANY, company)):
+        for request in (PageRequest(), PageRequest(search="LOLO"), PageRequest(search="nobody"), PageRequest(2)):
+            on_driver, through_sqlalchemy = await _both_ways(
+                sessionmaker,
+                lambda session, identity=identity, request=request: list_conversations(session, identity, request),
+            )
+            assert on_driver.total == through_sqlalchemy.total
+            # The user's other participant is the company "Lolo Academy"; the company's is a user named "User 1".
+            matches = request.search is None or (request.search == "LOLO" and identity.kind is Kind.USER)
+            assert on_driver.total == (1 if matches else 0)
+            assert [(tuple(c), [tuple(m) for m in ms]) for c, ms in on_driver.conversations] == [
+                (tuple(c), [tuple(m) for m in ms]) for c, ms in through_sqlalchemy.conversations
+            ]
+    assert False in statements.take()
 
 
 async def _pair(sessionmaker, key):
