@@ -243,6 +243,7 @@ async def test_sql_statements_per_request_stay_few(client, app, session, emulato
     event.listen(app.state.runtime.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     body = {"conversation_type": "user_company", "participant_ids": [company]}
 
+    # Budgets, not exact counts: fewer statements is never wrong.
     async def count(response) -> int:
         assert response.status_code == 200 and response.json()["data"]["chat"]["status"] == "ready", response.text
         counted, statements[:] = len(statements), []
@@ -253,10 +254,10 @@ async def test_sql_statements_per_request_stay_few(client, app, session, emulato
     # the company (FOR SHARE), the mirror upsert, mark ready, outbox row done (one commit). On PostgreSQL the three
     # inserts are one statement, and ready and done another: three fewer.
     fewer = 3 if app.state.runtime.engine.dialect.name == "postgresql" else 0
-    assert await count(await create(client, user, body)) == 10 - fewer
+    assert await count(await create(client, user, body)) <= 10 - fewer
     # Existing, settled pair: users and companies (one query), the conversation with its participants; no Stream call.
     calls = emulator.count()
-    assert await count(await create(client, user, body)) == 2
+    assert await count(await create(client, user, body)) <= 2
     assert emulator.count() == calls
     # New pair whose identities are mirrored (the company above, the user by their token): users and companies,
     # pair lookup with the cut-over switch, the three inserts (one commit); mark ready, outbox row done (one commit).
@@ -265,10 +266,10 @@ async def test_sql_statements_per_request_stay_few(client, app, session, emulato
     assert (await client.post("/api/chat/token?profile_type=user", headers=auth(other))).status_code == 200
     await identities_sent(app)
     statements[:] = []
-    assert await count(await create(client, other, body)) == 7 - fewer
+    assert await count(await create(client, other, body)) <= 7 - fewer
     # The company opens it from the other direction: its owner's membership is checked in the directory's query.
     from_company = {"conversation_type": "user_company", "participant_ids": [other], "company_id": company}
-    assert await count(await create(client, owner, from_company)) == 2
+    assert await count(await create(client, owner, from_company)) <= 2
 
 
 async def test_opening_an_existing_pair_holds_no_transaction(client, app, session, emulator):
