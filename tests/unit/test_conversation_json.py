@@ -119,7 +119,7 @@ def test_the_list_rows_positions_name_the_page_statements_columns():
         listing.CO_LOGO: "logo_url",
         listing.CO_SUBCATEGORY: "subcategory",
     }
-    for statement in (listing._PAGE, listing._SEARCH_PAGE):
+    for statement in (listing._PAGE.statement, listing._SEARCH_PAGE.statement):
         keys = [column.key for column in statement.selected_columns]
         assert len(keys) == listing.CO_SUBCATEGORY + 1
         assert {position: keys[position] for position in expected} == expected
