@@ -128,8 +128,14 @@ async def test_the_service_works_through_pgbouncer(pgbouncer, emulator, emulator
     from onecrew_chat.api.app import create_app
 
     through, direct = pgbouncer
+    # Every create must answer ready: a deadline a loaded CI machine cannot miss (the test's own 3 s can be).
     settings = make_settings(
-        through, emulator_server.base_url, db_transaction_pooler=True, db_listen_url=direct, db_pool_size=4
+        through,
+        emulator_server.base_url,
+        db_transaction_pooler=True,
+        db_listen_url=direct,
+        db_pool_size=4,
+        provision_deadline_s=DEADLINE_S,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
