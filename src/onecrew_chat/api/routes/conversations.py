@@ -23,7 +23,7 @@ from onecrew_chat.api.schemas import (
 from onecrew_chat.conversations.heal import open_conversation, prepare
 from onecrew_chat.conversations.listing import MAX_LIMIT, MAX_PAGE, MAX_SEARCH, PageRequest, list_conversations
 from onecrew_chat.conversations.unread import UnreadCount, unread_cache, unread_count
-from onecrew_chat.db import reads_only, unit_of_work
+from onecrew_chat.db import reads_only
 from onecrew_chat.identity import CHANNEL_ID_PATTERN, Kind
 from onecrew_chat.runtime import Runtime
 
@@ -139,7 +139,7 @@ async def _unread_answer(
     if cached is not None:  # the caller's own cached count: no transaction at all
         result = UnreadCount(cached, cached=True)
     else:
-        async with unit_of_work(runtime.sessionmaker) as session:
+        async with reads_only(runtime.sessionmaker) as session:  # two reads: no BEGIN, no COMMIT
             await may_act_as(session, user_id, identity)
             result = await unread_count(session, cache, identity)
     # JSON types already: answered as is, without FastAPI's jsonable_encoder walk (the app polls this).
