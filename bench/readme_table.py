@@ -35,9 +35,9 @@ def _find(rows: list[dict], scenario: str, database: str, workers: int, concurre
 
 
 def _cores(report: dict) -> int:
-    """The machine's cores, from the report's "x86_64 x2"."""
-    machine = str(report.get("machine", ""))
-    count = machine.rpartition(" x")[2]
+    """The machine's cores, from the report's "2 x Intel(R) Xeon(R) Processor (x86_64)" (bench.__main__.machine);
+    2 when the report does not say."""
+    count = str(report.get("machine", "")).partition(" x ")[0]
     return int(count) if count.isdigit() else 2
 
 

@@ -43,3 +43,27 @@ def test_a_results_file_becomes_the_targets_table(tmp_path, capsys):
     assert readme_table.main([str(results)]) == 0
     shown = capsys.readouterr().out
     assert "| list: page 1 of 500 | ≤ 3 ms | 1.8 |" in shown
+
+
+def test_the_workers_table_names_the_cores_of_the_machine_it_ran_on(tmp_path, capsys):
+    """The ceiling of 2 processes over 1 is worked out for the machine's own cores (the report's "N x CPU")."""
+    rows = [
+        {
+            **ROW,
+            "workers": workers,
+            "concurrency": concurrency,
+            "server_cores": 1.0,
+            "client_cpu_ms_per_request": 0.05,
+            "stream_calls_per_request": 0.0,
+            "sql_statements_per_request": 1.0,
+            "db_round_trips_per_request": 1.0,
+        }
+        for workers in (1, 2)
+        for concurrency in (1, 16, 64)
+    ]
+    results = tmp_path / "http.json"
+    report = {"machine": "4 x test cpu (x86_64)", "seconds": 75, "generated_at": "2026-12-05", "results": rows}
+    results.write_text(json.dumps(report))
+    assert readme_table.main([str(results)]) == 0
+    shown = capsys.readouterr().out
+    assert "ceiling on 4 cores" in shown and "ceiling on 2 cores" not in shown
