@@ -36,7 +36,13 @@ def test_second_instance_on_the_same_folder_is_refused_and_port_env_is_honoured(
         assert clash.returncode == 1
         [line] = clash.stderr.strip().splitlines()
         assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in line
-        assert f"make run PORT={port + 1}" in line and f"onecrew-chat serve --port {port + 1}" in line
+        # The advice names a port after the taken one that was free when checked (the next one may be another
+        # program's on a busy machine), the same port in all three ways to give it.
+        suggested = re.search(r"make run PORT=(\d+)", line)
+        assert suggested, line
+        other_port = int(suggested.group(1))
+        assert port < other_port <= port + 20 or other_port == 0, line
+        assert f"onecrew-chat serve --port {other_port}" in line and f"or PORT={other_port} " in line
         assert not (other / "var").exists(), "refused before writing anything"
     finally:
         code = server.stop(signal.SIGTERM)
