@@ -23,7 +23,6 @@ from onecrew_chat.logging import get_logger
 from onecrew_chat.metrics import CONVERSATIONS_CREATED, PROVISIONING_DEFERRED
 from onecrew_chat.models import Conversation, OutboxMessage, new_uuid
 from onecrew_chat.outbox import repository as outbox
-from onecrew_chat.outbox.repository import is_postgres
 from onecrew_chat.runtime import Runtime
 from onecrew_chat.stream.client import counting_calls
 from onecrew_chat.stream.errors import StreamError, StreamTransientError, StreamUsersMissing
@@ -164,13 +163,15 @@ def one_statement_new(sessionmaker: async_sessionmaker[AsyncSession], conversati
     return sessionmaker.kw["bind"].dialect.name == "postgresql" and 0 < len(conversation.participants) <= CHUNK
 
 
-async def record_new(session: AsyncSession, conversation: ConversationRecord, *, delay_s: float) -> OutboxMessage:
-    """`insert_conversation` and `enqueue_provision` of the new conversation: one statement on PostgreSQL (a pair
-    or a group of up to CHUNK people; SQLite has no writing WITH), else one each."""
-    rows = [p.row(conversation.id) for p in conversation.participants]
-    if not (is_postgres(session) and 0 < len(rows) <= CHUNK):
+async def record_new(
+    session: AsyncSession, conversation: ConversationRecord, *, delay_s: float, one_statement: bool
+) -> OutboxMessage:
+    """`insert_conversation` and `enqueue_provision` of the new conversation: one statement when `one_statement`
+    (what `one_statement_new` said of it), else one each."""
+    if not one_statement:
         await insert_conversation(session, conversation)
         return await enqueue_provision(session, conversation, delay_s=delay_s, known_new=True)
+    rows = [p.row(conversation.id) for p in conversation.participants]
     _, people = participants_insert(rows)
     row = conversation.row()
     params = {
@@ -243,10 +244,11 @@ async def record_conversation(
             claim = new_claim(runtime.settings.provision_deadline_s)
             created = new_conversation(plan, claim)
             # One statement needs no transaction around it; a key to bind, or SQLite's three, need one.
-            alone = bind is None and one_statement_new(runtime.sessionmaker, created)
+            one_statement = one_statement_new(runtime.sessionmaker, created)
+            alone = bind is None and one_statement
             async with (single_statement if alone else unit_of_work)(runtime.sessionmaker) as session:
                 # A racing create of the same pair fails here, on the unique pair_key.
-                message = await record_new(session, created, delay_s=delay_s)
+                message = await record_new(session, created, delay_s=delay_s, one_statement=one_statement)
                 if bind is not None:
                     await bind(session, created.id)
             return Recorded(plan, created, message, existing=False, settled=False, claimed=claim.token)

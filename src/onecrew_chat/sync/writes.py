@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Insert, Table, Update, bindparam, insert, or_, select, union_all, update
@@ -57,6 +57,11 @@ def participants_insert(rows: Iterable[Mapping[str, Any]]) -> tuple[Insert, dict
     ordered = sorted(rows, key=key_order)
     if not 0 < len(ordered) <= CHUNK:
         raise ValueError(f"one statement takes 1 to {CHUNK} participant rows, got {len(ordered)}")
+    return _chunk_insert(ordered)
+
+
+def _chunk_insert(ordered: Sequence[Mapping[str, Any]]) -> tuple[Insert, dict[str, Any]]:
+    """The INSERT of these rows (sorted by key, 1 to CHUNK of them, all with the same columns) and its parameters."""
     columns = tuple(ordered[0])
     values = {f"{name}_{i}": row[name] for i, row in enumerate(ordered) for name in columns}
     return _insert_of(columns, len(ordered)), values
@@ -67,10 +72,7 @@ async def insert_participants(session: AsyncSession, rows: Iterable[Mapping[str,
     Every row has the same columns."""
     ordered = sorted(rows, key=key_order)
     for start in range(0, len(ordered), CHUNK):
-        chunk = ordered[start : start + CHUNK]
-        columns = tuple(chunk[0])
-        values = {f"{name}_{i}": row[name] for i, row in enumerate(chunk) for name in columns}
-        await session.execute(_insert_of(columns, len(chunk)), values)
+        await session.execute(*_chunk_insert(ordered[start : start + CHUNK]))
 
 
 def move_activity(*also: ColumnElement[bool]) -> Update:
